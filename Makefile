@@ -1,0 +1,46 @@
+# msgbridge — every target installs what it needs first, so a fresh clone needs only `make run`
+# or `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROTOS := $(wildcard protos/msgbridge/v1/*.proto)
+GEN_STAMP := msgbridge/.generated
+
+.PHONY: install proto lint test run bench clean test-postgres reliability soak
+
+install: $(STAMP) $(GEN_STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+proto: $(STAMP)
+	rm -f $(GEN_STAMP)
+	$(MAKE) $(GEN_STAMP)
+
+# The generated package `msgbridge.v1` is shared by server/ and client/; it is never committed.
+$(GEN_STAMP): $(PROTOS) $(STAMP)
+	rm -rf msgbridge && mkdir -p msgbridge/v1
+	$(BIN)/python -m grpc_tools.protoc -Iprotos \
+		--python_out=. --grpc_python_out=. --mypy_out=. --mypy_grpc_out=. $(PROTOS)
+	touch msgbridge/__init__.py msgbridge/v1/__init__.py msgbridge/py.typed
+	touch $(GEN_STAMP)
+
+lint: install
+	$(BIN)/ruff check server client tests
+	$(BIN)/mypy server client
+
+test: lint
+	$(BIN)/pytest -q
+
+run: install
+	$(BIN)/msgbridge serve --demo
+
+bench: install
+	$(BIN)/python -m tests.bench
+
+clean:
+	rm -rf $(VENV) msgbridge .mypy_cache .pytest_cache .ruff_cache

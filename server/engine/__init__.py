@@ -1,0 +1,67 @@
+"""The integration definition engine: pure code, no I/O, no clock, no randomness.
+
+Load a definition (:func:`load_definition`), render the requests it describes
+(:func:`render_request`), map a provider's answer (:func:`map_response`) and match inbound webhooks
+to events (:func:`match_webhook`). Every error raised is an :class:`EngineError`.
+"""
+
+from ._errors import DefinitionError, EngineError, Problem, RenderError, WebhookParseError
+from ._load import check_definition, load_definition
+from ._match import MatchResult, WebhookRequest, match_webhook
+from ._model import (
+    Auth,
+    BasicAuth,
+    BearerAuth,
+    Definition,
+    EventType,
+    Frozen,
+    HeaderAuth,
+    JwtAuth,
+    NumberFormat,
+    OAuth2Config,
+    Property,
+    RequestTemplate,
+    WebhookAuth,
+    WebhookModel,
+    freeze,
+    thaw,
+)
+from ._placeholders import Placeholder, parse_template
+from ._render import RenderedRequest, Value, render_request
+from ._response import ResponseOutcome, map_response
+
+__all__ = [
+    "Auth",
+    "BasicAuth",
+    "BearerAuth",
+    "Definition",
+    "DefinitionError",
+    "EngineError",
+    "EventType",
+    "Frozen",
+    "HeaderAuth",
+    "JwtAuth",
+    "MatchResult",
+    "NumberFormat",
+    "OAuth2Config",
+    "Placeholder",
+    "Problem",
+    "Property",
+    "RenderError",
+    "RenderedRequest",
+    "RequestTemplate",
+    "ResponseOutcome",
+    "Value",
+    "WebhookAuth",
+    "WebhookModel",
+    "WebhookParseError",
+    "WebhookRequest",
+    "check_definition",
+    "freeze",
+    "load_definition",
+    "map_response",
+    "match_webhook",
+    "parse_template",
+    "render_request",
+    "thaw",
+]

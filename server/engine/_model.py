@@ -1,0 +1,199 @@
+"""The typed, immutable form of a loaded integration definition.
+
+Template and pattern trees (``request_parameters``, ``response_map``, webhook patterns, JWT claims)
+are kept as frozen JSON: objects become read-only mappings, arrays become tuples. Everything here is
+produced by :func:`server.engine.load_definition`; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal, TypeAlias
+
+from ._errors import Problem
+
+__all__ = [
+    "Auth",
+    "BasicAuth",
+    "BearerAuth",
+    "Definition",
+    "EventType",
+    "Frozen",
+    "HeaderAuth",
+    "JwtAuth",
+    "NumberFormat",
+    "OAuth2Config",
+    "Property",
+    "RequestTemplate",
+    "WebhookAuth",
+    "WebhookModel",
+    "freeze",
+    "thaw",
+]
+
+Frozen: TypeAlias = "bool | int | float | str | tuple[Frozen, ...] | Mapping[str, Frozen] | None"
+NumberFormat = Literal["as_given", "e164", "e164_digits", "national"]
+HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+def freeze(value: Any) -> Frozen:
+    """Deep-copy parsed JSON into its frozen form (dict → read-only mapping, list → tuple)."""
+    if isinstance(value, dict):
+        return MappingProxyType({str(k): freeze(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(freeze(v) for v in value)
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def thaw(value: Frozen) -> Any:
+    """The plain JSON (dicts and lists) of a frozen tree."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [thaw(v) for v in value]
+    return value
+
+
+class EventType(enum.Enum):
+    """What a webhook model produces; values are the format's own names (spec §6)."""
+
+    MESSAGE = "message"
+    MMS = "mms"
+    MESSAGE_DELIVERED = "messageDelivered"
+    MESSAGE_FAILED = "messageFailed"
+    MESSAGE_SENT = "messageSent"
+
+    @property
+    def is_delivery(self) -> bool:
+        return self in (
+            EventType.MESSAGE_DELIVERED,
+            EventType.MESSAGE_FAILED,
+            EventType.MESSAGE_SENT,
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Property:
+    """A field the admin fills in. The seed's plain-string form is secret and required."""
+
+    name: str
+    secret: bool = True
+    required: bool = True
+    description: str | None = None
+    default: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BasicAuth:
+    username: str  # template
+    password: str  # template
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BearerAuth:
+    token: str  # template
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HeaderAuth:
+    """(ext) arbitrary auth headers, e.g. ``{"X-API-Key": "$API key$"}``."""
+
+    headers: Mapping[str, str]  # name → template
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class JwtAuth:
+    """(ext) a freshly signed token per request; signing needs a clock, so the caller does it."""
+
+    algorithm: Literal["RS256", "HS256"]
+    key: str  # template
+    claims: Frozen  # template tree
+    ttl_s: int = 900
+
+
+Auth: TypeAlias = BasicAuth | BearerAuth | HeaderAuth | JwtAuth
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OAuth2Config:
+    """The seed's ``OAuth2`` object; flow_type "0": authorization code, "1": client credentials."""
+
+    client_id: str  # template
+    client_secret: str  # template
+    flow_type: Literal["0", "1"]
+    authorization_endpoint: str | None
+    authorization_parameters: str  # a query string appended to the authorization URL
+    token_endpoint: str
+    token_content_type: str  # how the token request body is encoded
+    request_auth: str = "Bearer"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RequestTemplate:
+    """A request the gateway makes: SendMessage, SendFile, Subscribe or Unsubscribe (spec §3)."""
+
+    pointer: str  # where it stands in the file, e.g. "/API/SendMessage" or "/Subscribe/1"
+    method: HttpMethod
+    url: str  # template
+    content_type: str
+    parameters: Frozen  # template tree; None when absent
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    response_map: Frozen = None  # pattern tree; None when absent
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WebhookModel:
+    """One ``Webhook`` entry (spec §6)."""
+
+    pointer: str  # "/Webhook/0"
+    index: int
+    event_key: str
+    event_type: EventType
+    method: HttpMethod
+    parameters: Frozen  # pattern tree, with $event_key$ still in it
+    each: str | None = None  # (ext) JSON Pointer of a list whose elements are payloads
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WebhookAuth:
+    """(ext) how the provider proves a webhook is genuine (spec §7); options keep templates."""
+
+    type: Literal["hmac", "twilio", "ed25519", "jwt", "basic"]
+    options: Mapping[str, Frozen]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Definition:
+    """A loaded integration definition: valid, typed and immutable."""
+
+    id: str
+    name: str
+    logo: str | None
+    class_: str
+    properties: tuple[Property, ...]
+    auth: Auth | None
+    oauth2: OAuth2Config | None
+    send_message: RequestTemplate
+    send_file: RequestTemplate | None
+    webhooks: tuple[WebhookModel, ...]
+    subscribe: tuple[RequestTemplate, ...]
+    unsubscribe: tuple[RequestTemplate, ...]
+    webhook_auth: WebhookAuth | None
+    number_format: NumberFormat
+    warnings: tuple[Problem, ...]
+    source: Frozen  # the whole file as loaded
+
+    def find_property(self, name: str) -> Property | None:
+        for prop in self.properties:
+            if prop.name == name:
+                return prop
+        return None
+
+    @property
+    def secret_properties(self) -> frozenset[str]:
+        return frozenset(p.name for p in self.properties if p.secret)

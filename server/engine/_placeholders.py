@@ -1,0 +1,96 @@
+"""The placeholder grammar (spec §2): ``$name$``, ``$$`` for a literal ``$``, ``$name?$`` optional.
+
+A template string is parsed once into segments: literal text and :class:`Placeholder` objects.
+Values substituted later are never re-scanned, because only the template is ever parsed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+__all__ = [
+    "MAX_NAME",
+    "Placeholder",
+    "Segment",
+    "has_stray_dollar",
+    "parse_template",
+    "placeholders_in",
+    "sole_placeholder",
+]
+
+MAX_NAME = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Placeholder:
+    """``$name$``; ``optional`` for ``$name?$`` (an optional webhook capture, spec §6)."""
+
+    name: str
+    optional: bool = False
+
+
+Segment = str | Placeholder
+
+
+@lru_cache(maxsize=4096)
+def _scan(text: str) -> tuple[tuple[Segment, ...], bool]:
+    segments: list[Segment] = []
+    literal: list[str] = []
+    stray = False
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch != "$":
+            literal.append(ch)
+            i += 1
+            continue
+        if i + 1 < n and text[i + 1] == "$":
+            literal.append("$")
+            i += 2
+            continue
+        end = text.find("$", i + 1)
+        name = text[i + 1 : end] if end != -1 else ""
+        optional = len(name) > 1 and name.endswith("?")
+        if optional:
+            name = name[:-1]
+        if end == -1 or not name or len(name) > MAX_NAME or "\n" in name:
+            stray = True
+            literal.append("$")
+            i += 1
+            continue
+        if literal:
+            segments.append("".join(literal))
+            literal = []
+        segments.append(Placeholder(name, optional))
+        i = end + 1
+    if literal:
+        segments.append("".join(literal))
+    return tuple(segments), stray
+
+
+def parse_template(text: str) -> tuple[Segment, ...]:
+    """Split ``text`` into literal strings and placeholders.
+
+    ``$$`` is a literal ``$``. A ``$`` that does not open a well-formed placeholder (no closing
+    ``$``, an empty name, a name over 64 characters or with a newline) is kept as literal text;
+    the loader reports it (:func:`has_stray_dollar`). Adjacent literals are merged.
+    """
+    return _scan(text)[0]
+
+
+def has_stray_dollar(text: str) -> bool:
+    """True when a ``$`` in ``text`` opens no placeholder and is not written ``$$``."""
+    return _scan(text)[1]
+
+
+def sole_placeholder(text: str) -> Placeholder | None:
+    """The placeholder when ``text`` is exactly one placeholder and nothing else."""
+    segments = parse_template(text)
+    if len(segments) == 1 and isinstance(segments[0], Placeholder):
+        return segments[0]
+    return None
+
+
+def placeholders_in(text: str) -> tuple[Placeholder, ...]:
+    return tuple(s for s in parse_template(text) if isinstance(s, Placeholder))
