@@ -24,7 +24,7 @@ proto: $(STAMP)
 # The generated package `msgbridge.v1` is shared by server/ and client/; it is never committed.
 $(GEN_STAMP): $(PROTOS) $(STAMP)
 	rm -rf msgbridge && mkdir -p msgbridge/v1
-	$(BIN)/python -m grpc_tools.protoc -Iprotos \
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m grpc_tools.protoc -Iprotos \
 		--python_out=. --grpc_python_out=. --mypy_out=. --mypy_grpc_out=. $(PROTOS)
 	touch msgbridge/__init__.py msgbridge/v1/__init__.py msgbridge/py.typed
 	touch $(GEN_STAMP)
