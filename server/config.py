@@ -1,0 +1,236 @@
+"""The service's settings: one frozen object, read in one place.
+
+Every setting is declared once, below, with its help text. It can be given as a command-line flag
+(``--grpc-listen``), an environment variable (``MSGBRIDGE_GRPC_LISTEN``) or a key of the TOML file
+named by ``--config`` (``grpc_listen = "…"``), in that order of precedence, else its default.
+``msgbridge serve --help`` lists them all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "add_settings_arguments", "load_settings"]
+
+ENV_PREFIX = "MSGBRIDGE_"
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names the setting and its source."""
+
+
+def _setting(default: Any, help: str, *, metavar: str | None = None, repeat: bool = False) -> Any:
+    meta = {"help": help, "metavar": metavar, "repeat": repeat}
+    if isinstance(default, tuple | list):
+        return field(default_factory=lambda: tuple(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything the service can be told. Build with :func:`load_settings`."""
+
+    grpc_listen: str = _setting(
+        "127.0.0.1:50051", "address the gRPC API listens on", metavar="HOST:PORT"
+    )
+    http_listen: str = _setting(
+        "127.0.0.1:8080", "address the webhook sidecar listens on", metavar="HOST:PORT"
+    )
+    data_dir: Path = _setting(
+        Path("var"), "directory for the SQLite file and the secret key", metavar="DIR"
+    )
+    database_url: str = _setting(
+        "",
+        "database URL: sqlite:///PATH or postgresql://… (default: a SQLite file in the data dir)",
+        metavar="URL",
+    )
+    public_url: str = _setting(
+        "",
+        "base of the webhook URLs given to providers (default: http:// plus --http-listen)",
+        metavar="URL",
+    )
+    outbound_allow: tuple[str, ...] = _setting(
+        (),
+        "CIDR or host that provider calls may reach besides public addresses (repeatable)",
+        metavar="CIDR|HOST",
+        repeat=True,
+    )
+    outbound_deny: tuple[str, ...] = _setting(
+        (),
+        "CIDR or host that provider calls may never reach (repeatable)",
+        metavar="CIDR|HOST",
+        repeat=True,
+    )
+    provider_timeout_s: float = _setting(15.0, "timeout of one provider HTTP call, seconds")
+    connect_timeout_s: float = _setting(5.0, "timeout to connect to a provider, seconds")
+    send_deadline_s: float = _setting(
+        30.0, "deadline of a send when the caller gives none, seconds (retries included)"
+    )
+    send_max_attempts: int = _setting(
+        3, "provider calls per send at most (retries only where nothing can have been sent)"
+    )
+    outbound_connections: int = _setting(256, "outbound HTTP connections kept open at most")
+    receipt_wait_s: float = _setting(
+        10.0, "how long a receipt that overtook its send's reply waits for it, seconds"
+    )
+    webhook_max_body: int = _setting(1_048_576, "largest webhook body accepted, bytes")
+    webhook_timeout_s: float = _setting(30.0, "time to receive a webhook request, seconds")
+    secret_key_file: Path | None = _setting(
+        None,
+        "file holding the key that encrypts secrets at rest (created 0600 if missing)",
+        metavar="PATH",
+    )
+    sidecar: bool = _setting(True, "run the webhook sidecar in-process (--no-sidecar: gRPC only)")
+    demo: bool = _setting(
+        False, "also start a local fake provider and register a demo integration for it"
+    )
+    insecure: bool = _setting(
+        False, "allow listening on a non-loopback address without TLS or tokens"
+    )
+    log_level: str = _setting("INFO", "DEBUG, INFO, WARNING or ERROR")
+    log_format: str = _setting("json", "json (one object per line) or text")
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'msgbridge.db'}"
+
+    @property
+    def effective_public_url(self) -> str:
+        return (self.public_url or f"http://{self.http_listen}").rstrip("/")
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add a flag for every setting (and ``--config``). Unset flags stay ``None``."""
+    parser.add_argument(
+        "--config", type=Path, metavar="FILE", help="TOML file of settings (env: MSGBRIDGE_CONFIG)"
+    )
+    defaults = Settings()
+    for f in dataclasses.fields(Settings):
+        env = ENV_PREFIX + f.name.upper()
+        default = getattr(defaults, f.name)
+        shown = ", ".join(default) if isinstance(default, tuple) else default
+        text = (
+            f"{f.metadata['help']} (env: {env}; default: {shown if shown not in ('', ()) else '-'})"
+        )
+        if f.type in ("bool", bool):
+            parser.add_argument(
+                _flag(f.name),
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=text,
+            )
+        elif f.metadata["repeat"]:
+            parser.add_argument(
+                _flag(f.name),
+                dest=f.name,
+                action="append",
+                default=None,
+                metavar=f.metadata["metavar"],
+                help=text,
+            )
+        else:
+            parser.add_argument(
+                _flag(f.name), dest=f.name, default=None, metavar=f.metadata["metavar"], help=text
+            )
+
+
+def _convert(name: str, raw: Any, source: str) -> Any:
+    kind = _FIELDS[name].type
+    try:
+        if kind in ("bool", bool):
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if kind in ("int", int):
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            return int(raw)
+        if kind in ("float", float):
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            return float(raw)
+        if kind in ("Path", Path):
+            return Path(raw)
+        if kind == "Path | None":
+            return Path(raw) if raw not in (None, "") else None
+        if kind == "tuple[str, ...]":
+            if isinstance(raw, str):
+                return tuple(part.strip() for part in raw.split(",") if part.strip())
+            return tuple(str(item) for item in raw)
+        if not isinstance(raw, str):
+            raise ValueError(raw)
+        return raw
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name} from {source}: cannot use {raw!r}") from None
+
+
+def load_settings(
+    flags: Mapping[str, Any] | argparse.Namespace | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    """Settings from flags, then environment variables, then the TOML file, then defaults."""
+    given = vars(flags) if isinstance(flags, argparse.Namespace) else dict(flags or {})
+    env = os.environ if environ is None else environ
+    path = config_file or given.get("config") or env.get("MSGBRIDGE_CONFIG") or None
+    from_file: dict[str, Any] = {}
+    if path is not None:
+        try:
+            from_file = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise SettingsError(f"config file {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"config file {path}: {exc}") from None
+        unknown = sorted(set(from_file) - set(_FIELDS))
+        if unknown:
+            raise SettingsError(f"config file {path}: unknown settings {', '.join(unknown)}")
+    values: dict[str, Any] = {}
+    for name in _FIELDS:
+        env_name = ENV_PREFIX + name.upper()
+        if given.get(name) is not None:
+            values[name] = _convert(name, given[name], _flag(name))
+        elif env_name in env:
+            values[name] = _convert(name, env[env_name], env_name)
+        elif name in from_file:
+            values[name] = _convert(name, from_file[name], str(path))
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
+
+
+def _validate(settings: Settings) -> None:
+    for name in ("grpc_listen", "http_listen"):
+        host, sep, port = getattr(settings, name).rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise SettingsError(f"{name}: expected HOST:PORT, got {getattr(settings, name)!r}")
+    url = settings.effective_database_url
+    if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise SettingsError(f"database_url: expected sqlite:///PATH or postgresql://…, got {url!r}")
+    for name in ("provider_timeout_s", "connect_timeout_s", "send_deadline_s", "webhook_timeout_s"):
+        if getattr(settings, name) <= 0:
+            raise SettingsError(f"{name}: must be more than 0")
+    if settings.send_max_attempts < 1:
+        raise SettingsError("send_max_attempts: must be at least 1")
+    if settings.log_format not in ("json", "text"):
+        raise SettingsError("log_format: expected json or text")
