@@ -1,19 +1,24 @@
 """The ``msgbridge`` command line.
 
 Each group of subcommands lives in its own module and registers itself on the parser here:
-``_check_cli`` (the integration author's linter, no server needed) and ``_service_cli`` (the
-service's commands: serve, register, enable, send …). A subcommand's handler returns the exit code.
+``_serve_cli`` (``serve`` and ``sidecar``: running the service), ``_service_cli`` (talking to a
+running service: register, enable, send …) and ``_check_cli`` (the integration author's linter,
+no server needed). A subcommand's handler returns the exit code.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 
 __all__ = ["build_parser", "main"]
 
 Handler = Callable[[argparse.Namespace], int]
+
+# Command groups, in the order `--help` lists them.
+_COMMAND_MODULES = ("._serve_cli", "._service_cli", "._check_cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,15 +27,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Send and receive SMS/MMS through any provider described by a JSON definition.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    from . import _check_cli
-
-    _check_cli.add_parsers(subparsers)
-    try:
-        from . import _service_cli
-    except ImportError:  # pragma: no cover - only while the service commands are being built
-        pass
-    else:
-        _service_cli.add_parsers(subparsers)
+    for module in _COMMAND_MODULES:
+        try:
+            commands = importlib.import_module(module, __package__)
+        except ModuleNotFoundError as exc:  # pragma: no cover - while a command group is built
+            if exc.name != f"{__package__}{module}":
+                raise
+            continue
+        commands.add_parsers(subparsers)
     return parser
 
 
