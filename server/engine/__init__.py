@@ -7,7 +7,14 @@ to events (:func:`match_webhook`). Every error raised is an :class:`EngineError`
 
 from ._errors import DefinitionError, EngineError, Problem, RenderError, WebhookParseError
 from ._load import check_definition, load_definition
-from ._match import MatchResult, WebhookRequest, match_webhook
+from ._match import (
+    InboundEvent,
+    MatchResult,
+    NearMiss,
+    UnmatchedPayload,
+    WebhookRequest,
+    match_webhook,
+)
 from ._model import (
     Auth,
     BasicAuth,
@@ -26,8 +33,9 @@ from ._model import (
     freeze,
     thaw,
 )
+from ._parse import parse_webhook
 from ._placeholders import Placeholder, parse_template
-from ._render import RenderedRequest, Value, render_request
+from ._render import RenderedRequest, Value, render_request, template_variables
 from ._response import ResponseOutcome, map_response
 
 __all__ = [
@@ -40,8 +48,10 @@ __all__ = [
     "EventType",
     "Frozen",
     "HeaderAuth",
+    "InboundEvent",
     "JwtAuth",
     "MatchResult",
+    "NearMiss",
     "NumberFormat",
     "OAuth2Config",
     "Placeholder",
@@ -51,6 +61,7 @@ __all__ = [
     "RenderedRequest",
     "RequestTemplate",
     "ResponseOutcome",
+    "UnmatchedPayload",
     "Value",
     "WebhookAuth",
     "WebhookModel",
@@ -62,6 +73,8 @@ __all__ = [
     "map_response",
     "match_webhook",
     "parse_template",
+    "parse_webhook",
     "render_request",
+    "template_variables",
     "thaw",
 ]

@@ -1,26 +1,334 @@
-"""Parsing and matching webhooks (spec §6). Placeholder module: being written."""
+"""Matching inbound webhooks to events (spec §6).
+
+:func:`match_webhook` parses the request (:func:`parse_webhook`), splits it into payloads — the
+whole body, each element of a top-level JSON array (a batch), and for models with an ``each``
+pointer each element of the list found there — and gives every payload to the most specific
+model that matches it. The result holds the events in order of pointer, then element index, and
+every payload that no model matched, with the models that came closest and why they failed.
+
+Each definition's models are compiled once (:mod:`._patterns`) and ranked by specificity, so
+matching a payload is a walk down that ranking that stops at the first model that matches.
+"""
 
 from __future__ import annotations
 
+import functools
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
 
-from ._model import Definition
+from ._errors import DefinitionError, Problem
+from ._model import Definition, EventType, WebhookModel
+from ._parse import WebhookRequest, parse_webhook
+from ._patterns import Captured, Captures, Pattern, compile_pattern
 
-__all__ = ["MatchResult", "WebhookRequest", "match_webhook"]
+__all__ = [
+    "InboundEvent",
+    "MatchResult",
+    "NearMiss",
+    "UnmatchedPayload",
+    "WebhookRequest",
+    "match_webhook",
+]
+
+_NEAR_MISSES: Final = 3
+_SURROGATES: Final = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class WebhookRequest:
-    method: str
-    content_type: str | None
-    body: bytes
-    query: tuple[tuple[str, str], ...] = ()
+class InboundEvent:
+    """One event from one payload, as the model that matched it describes."""
+
+    type: EventType
+    model: int  # index into definition.webhooks
+    event_key: str
+    payload_pointer: str  # "" the whole body, "/3" a batch element, "/results/2" under `each`
+    from_number: str | None
+    to_number: str | None
+    text: str | None  # the `content` capture, else `text`
+    media_urls: tuple[str, ...]  # the `url` capture(s)
+    provider_message_id: str | None  # `messageid`
+    status: str | None
+    error: str | None
+    captures: Mapping[str, str | tuple[str, ...]]  # every capture that has a value, by name
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NearMiss:
+    """A model that did not match a payload: what failed first, and how much did hold."""
+
+    model: int
+    event_key: str
+    reason: str  # e.g. "/params/url: key missing" or "method GET, model wants POST"
+    matched_constraints: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UnmatchedPayload:
+    """A payload that no model matched; kept so that an operator can see it."""
+
+    payload_pointer: str
+    reason: str  # one plain sentence
+    near_misses: tuple[NearMiss, ...]  # closest first, at most 3
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class MatchResult:
-    pass
+    events: tuple[InboundEvent, ...]
+    unmatched: tuple[UnmatchedPayload, ...]
+
+
+# --- compiling a definition's models, once -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledModel:
+    position: int  # index into definition.webhooks
+    model: WebhookModel
+    pattern: Pattern
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """The models that share one ``each`` pointer (None: the body or its batch elements)."""
+
+    each: str | None
+    ranked: tuple[_CompiledModel, ...]  # most literal constraints, most captures, file order
+    in_file_order: tuple[_CompiledModel, ...]
+
+
+class _ByIdentity:
+    """A cache key that is one particular Definition object.
+
+    Definitions hold read-only mappings, so they are not hashable, and their slots leave no room
+    for a weak reference. This key hashes by identity and holds the definition strongly: while an
+    entry is in the cache its definition stays alive, so its id cannot be reused by another
+    object, and an evicted entry is simply gone.
+    """
+
+    __slots__ = ("definition",)
+
+    def __init__(self, definition: Definition) -> None:
+        self.definition = definition
+
+    def __hash__(self) -> int:
+        return id(self.definition)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _ByIdentity) and other.definition is self.definition
+
+
+@functools.lru_cache(maxsize=256)
+def _compile(key: _ByIdentity) -> tuple[_Group, ...]:
+    compiled: list[_CompiledModel] = []
+    for position, model in enumerate(key.definition.webhooks):
+        try:
+            pattern = compile_pattern(model.parameters, model.event_key)
+        except RecursionError:
+            problem = Problem(
+                pointer=f"{model.pointer}/request_parameters",
+                message="the pattern is nested too deeply",
+            )
+            raise DefinitionError((problem,)) from None
+        compiled.append(_CompiledModel(position=position, model=model, pattern=pattern))
+    pointers = sorted({c.model.each for c in compiled}, key=lambda p: (p is not None, p or ""))
+    groups = []
+    for each in pointers:
+        members = tuple(c for c in compiled if c.model.each == each)
+        ranked = sorted(
+            members,
+            key=lambda c: (-c.pattern.constraints, -c.pattern.captures, c.position),
+        )
+        groups.append(_Group(each=each, ranked=tuple(ranked), in_file_order=members))
+    return tuple(groups)
+
+
+# --- matching -------------------------------------------------------------------------------------
 
 
 def match_webhook(definition: Definition, request: WebhookRequest) -> MatchResult:
-    raise NotImplementedError
+    """The events in ``request``, and the payloads that no model matched.
+
+    Raises WebhookParseError when the body cannot be parsed; never anything but an EngineError.
+    """
+    body = parse_webhook(request)
+    groups = _compile(_ByIdentity(definition))
+    if not groups:
+        nothing = UnmatchedPayload(
+            payload_pointer="",
+            reason="the integration defines no webhook models",
+            near_misses=(),
+        )
+        return MatchResult(events=(), unmatched=(nothing,))
+    method = request.method.upper()
+
+    outcomes: list[tuple[_Group, bool, list[InboundEvent], list[tuple[str, object]]]] = []
+    for group in groups:
+        payloads = _payloads(body, group.each)
+        events: list[InboundEvent] = []
+        misses: list[tuple[str, object]] = []
+        for pointer, payload in payloads or ():
+            event = _match_payload(group, method, pointer, payload)
+            if event is None:
+                misses.append((pointer, payload))
+            else:
+                events.append(event)
+        outcomes.append((group, payloads is not None, events, misses))
+
+    all_events = tuple(event for _, _, events, _ in outcomes for event in events)
+    unmatched: list[UnmatchedPayload] = []
+    for group, found, events, misses in outcomes:
+        # When other parts of the body produced events, a group that produced none is simply
+        # not how this body is shaped (a plain model next to a batch, or the reverse).
+        if events or not all_events:
+            unmatched.extend(_unmatched(group, method, pointer, p) for pointer, p in misses)
+        if not all_events and not found:
+            unmatched.append(_no_batch(group))
+    return MatchResult(events=all_events, unmatched=tuple(unmatched))
+
+
+def _payloads(body: object, each: str | None) -> list[tuple[str, object]] | None:
+    """The payloads a group matches, with their pointers; None when ``each`` names no list."""
+    if each is None:
+        if isinstance(body, list):
+            return [(f"/{i}", element) for i, element in enumerate(body)]
+        return [("", body)]
+    found = _resolve(body, each)
+    if not isinstance(found, list):
+        return None
+    return [(f"{each}/{i}", element) for i, element in enumerate(found)]
+
+
+_MISSING: Final = object()
+
+
+def _resolve(document: object, pointer: str) -> object:
+    """The value at a JSON Pointer (RFC 6901), or ``_MISSING``."""
+    if pointer == "":
+        return document
+    if not pointer.startswith("/"):
+        return _MISSING
+    node = document
+    for step in pointer[1:].split("/"):
+        step = step.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict):
+            if step not in node:
+                return _MISSING
+            node = node[step]
+        elif isinstance(node, list):
+            if not (step.isascii() and step.isdigit()) or len(step) > 9:
+                return _MISSING
+            if (step.startswith("0") and step != "0") or int(step) >= len(node):
+                return _MISSING
+            node = node[int(step)]
+        else:
+            return _MISSING
+    return node
+
+
+def _match_payload(
+    group: _Group, method: str, pointer: str, payload: object
+) -> InboundEvent | None:
+    for candidate in group.ranked:
+        if candidate.model.method != method:
+            continue
+        captures: Captures = {}
+        if candidate.pattern.match(payload, captures):
+            return _event(candidate, pointer, captures)
+    return None
+
+
+def _clean(value: Captured) -> Captured:
+    """Text that encodes as UTF-8: lone surrogates (JSON ``"\\ud800"``) become U+FFFD."""
+    if isinstance(value, tuple):
+        return tuple(_clean_text(v) for v in value)
+    return _clean_text(value)
+
+
+def _clean_text(text: str) -> str:
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATES.sub("\ufffd", text)
+    return text
+
+
+def _first(value: Captured | None) -> str | None:
+    """The scalar value of a capture: a list capture's first element."""
+    if value is None or isinstance(value, str):
+        return value
+    return value[0] if value else None
+
+
+def _event(candidate: _CompiledModel, pointer: str, raw: Captures) -> InboundEvent:
+    captures = {name: _clean(value) for name, value in raw.items()}
+    urls = captures.get("url")
+    text = _first(captures.get("content"))
+    if text is None:
+        text = _first(captures.get("text"))
+    model = candidate.model
+    return InboundEvent(
+        type=model.event_type,
+        model=candidate.position,
+        event_key=model.event_key,
+        payload_pointer=pointer,
+        from_number=_first(captures.get("from")),
+        to_number=_first(captures.get("to")),
+        text=text,
+        media_urls=(urls,) if isinstance(urls, str) else (urls or ()),
+        provider_message_id=_first(captures.get("messageid")),
+        status=_first(captures.get("status")),
+        error=_first(captures.get("error")),
+        captures=MappingProxyType(captures),
+    )
+
+
+# --- explaining what did not match ---------------------------------------------------------------
+
+
+def _near_miss(
+    candidate: _CompiledModel, method: str, payload: object
+) -> tuple[NearMiss, int, str]:
+    model = candidate.model
+    held, failures = candidate.pattern.explain(payload, "")
+    if model.method != method:
+        failures.insert(0, f"method {method}, model wants {model.method}")
+    if not failures:  # cannot happen for a payload that did not match; keep the report sane
+        failures.append("does not match")
+    reason = failures[0]
+    if len(failures) > 1:
+        more = len(failures) - 1
+        reason += f" (and {more} more problem{'s' if more > 1 else ''})"
+    miss = NearMiss(
+        model=candidate.position,
+        event_key=model.event_key,
+        reason=reason,
+        matched_constraints=held,
+    )
+    return miss, len(failures), model.pointer
+
+
+def _unmatched(group: _Group, method: str, pointer: str, payload: object) -> UnmatchedPayload:
+    scored = [_near_miss(c, method, payload) for c in group.in_file_order]
+    scored.sort(key=lambda s: (-s[0].matched_constraints, s[1], s[0].model))
+    scored = scored[:_NEAR_MISSES]
+    closest = tuple(miss for miss, _, _ in scored)
+    summary = "; ".join(f"{m.event_key!r} ({where}) fails: {m.reason}" for m, _, where in scored)
+    return UnmatchedPayload(
+        payload_pointer=pointer,
+        reason=f"no webhook model matches this payload; closest: {summary}",
+        near_misses=closest,
+    )
+
+
+def _no_batch(group: _Group) -> UnmatchedPayload:
+    keys = ", ".join(repr(c.model.event_key) for c in group.in_file_order)
+    return UnmatchedPayload(
+        payload_pointer=group.each or "",
+        reason=f"the body has no list at {group.each}, where the models {keys} find their batch",
+        near_misses=(),
+    )

@@ -1,0 +1,248 @@
+"""parse_webhook: a request body (or query) into its payload, as spec §6 says."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from server.engine import EngineError, WebhookParseError, WebhookRequest, parse_webhook
+
+
+def parse(body: bytes, content_type: str | None = None, method: str = "POST", query=()) -> object:
+    request = WebhookRequest(method=method, content_type=content_type, body=body, query=query)
+    return parse_webhook(request)
+
+
+# --- JSON ----------
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON;charset=UTF-8",
+        "application/vnd.api+json",
+        "application/problem+json; charset=utf-8",
+        "text/json",
+    ],
+)
+def test_json_by_content_type(content_type: str) -> None:
+    assert parse(b'{"a": [1, "x", true, null]}', content_type) == {"a": [1, "x", True, None]}
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/octet-stream"])
+@pytest.mark.parametrize("body", [b'{"a": 1}', b' \r\n\t{"a": 1}', b'\xef\xbb\xbf{"a": 1}'])
+def test_json_sniffed_from_a_body_that_starts_with_a_brace(
+    body: bytes, content_type: str | None
+) -> None:
+    assert parse(body, content_type) == {"a": 1}
+
+
+def test_a_top_level_array_is_returned_as_the_batch_it_is() -> None:
+    assert parse(b'[{"a": 1}, {"a": 2}]') == [{"a": 1}, {"a": 2}]
+
+
+def test_json_content_type_accepts_a_scalar_body() -> None:
+    assert parse(b'"just text"', "application/json") == "just text"
+
+
+def test_json_in_a_declared_charset() -> None:
+    body = '{"text": "café"}'.encode("iso-8859-1")
+    assert parse(body, "application/json; charset=iso-8859-1") == {"text": "café"}
+
+
+def test_json_in_utf16_is_detected_without_a_charset() -> None:
+    assert parse('{"text": "héllo"}'.encode("utf-16"), "application/json") == {"text": "héllo"}
+
+
+def test_json_with_an_unknown_charset_is_read_as_utf8() -> None:
+    body = '{"text": "é"}'.encode()
+    assert parse(body, "application/json; charset=no-such-charset") == {"text": "é"}
+    assert parse(body, "application/json; charset=base64") == {"text": "é"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"a": 1',  # truncated
+        b'{"a": 1} trailing',
+        b"{'a': 1}",
+        b'{"a": NaN}',
+        b'{"a": Infinity}',
+        b'{"text": "\xff\xfe invalid utf-8"}',
+        b'{"n": ' + b"9" * 5000 + b"}",  # an integer too long to convert
+        b"[" * 100_000 + b"]" * 100_000,  # nested beyond any sane depth
+    ],
+)
+def test_a_body_that_is_not_json_is_a_parse_error(body: bytes) -> None:
+    with pytest.raises(WebhookParseError):
+        parse(body, "application/json")
+
+
+def test_a_json_body_that_does_not_decode_in_its_charset_is_a_parse_error() -> None:
+    with pytest.raises(WebhookParseError, match="not valid utf-8"):
+        parse(b'{"a": "\xc3"}', "application/json; charset=utf-8")
+
+
+def test_a_sniffed_body_that_is_not_json_is_a_parse_error() -> None:
+    with pytest.raises(WebhookParseError):
+        parse(b"{not json", None)
+
+
+def test_parse_errors_are_engine_errors() -> None:
+    assert issubclass(WebhookParseError, EngineError)
+
+
+# --- form ----------
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def test_form_keys_are_kept_flat_as_sent() -> None:
+    body = b"price%5Bamount%5D=2.50&price[currency]=EUR&From=%2B15551234567"
+    assert parse(body, FORM) == {
+        "price[amount]": "2.50",
+        "price[currency]": "EUR",
+        "From": "+15551234567",
+    }
+
+
+def test_a_key_repeated_in_a_form_is_a_list_in_order() -> None:
+    body = b"MediaUrl=https%3A%2F%2Fa&To=1&MediaUrl=https%3A%2F%2Fb&MediaUrl=c"
+    assert parse(body, FORM) == {"MediaUrl": ["https://a", "https://b", "c"], "To": "1"}
+
+
+def test_form_values_decode_plus_percent_and_blank() -> None:
+    body = b"Body=Hello+there%21+%F0%9F%98%80&Empty=&Bare"
+    assert parse(body, f"{FORM}; charset=utf-8") == {
+        "Body": "Hello there! 😀",
+        "Empty": "",
+        "Bare": "",
+    }
+
+
+def test_form_in_a_declared_charset() -> None:
+    assert parse(b"Body=caf%E9", f"{FORM}; charset=iso-8859-1") == {"Body": "café"}
+
+
+def test_form_with_invalid_utf8_keeps_the_rest_and_replaces_the_bad_bytes() -> None:
+    result = parse(b"Body=caf%E9&Raw=\xff\xfeok&To=1", FORM)
+    assert result == {"Body": "caf\ufffd", "Raw": "\ufffd\ufffdok", "To": "1"}
+
+
+def test_form_with_an_unknown_charset_is_read_as_utf8() -> None:
+    assert parse(b"Body=%C3%A9", f"{FORM}; charset=klingon") == {"Body": "é"}
+
+
+def test_a_body_without_content_type_that_is_not_json_is_read_as_a_form() -> None:
+    assert parse(b"a=1&b=2", None) == {"a": "1", "b": "2"}
+
+
+def test_json_sent_with_a_form_content_type_is_read_as_json() -> None:
+    assert parse(b'{"a": "1"}', FORM) == {"a": "1"}
+
+
+def test_a_form_that_merely_starts_with_a_bracket_stays_a_form() -> None:
+    assert parse(b"[a]=1&b=2", FORM) == {"[a]": "1", "b": "2"}
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/xml", "image/png"])
+def test_a_body_in_a_type_that_has_no_reading_is_a_parse_error(content_type: str) -> None:
+    with pytest.raises(WebhookParseError, match="cannot read"):
+        parse(b"a=1", content_type)
+
+
+# --- multipart ----------
+
+
+def multipart(*parts: bytes, boundary: str = "XyZzy") -> tuple[bytes, str]:
+    sep = f"--{boundary}".encode()
+    body = b"".join(sep + b"\r\n" + part + b"\r\n" for part in parts) + sep + b"--\r\n"
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def part(name: str, value: bytes, *headers: str) -> bytes:
+    head = f'Content-Disposition: form-data; name="{name}"'
+    lines = [head, *headers]
+    return "\r\n".join(lines).encode() + b"\r\n\r\n" + value
+
+
+def test_multipart_fields() -> None:
+    body, content_type = multipart(
+        part("From", b"+15551234567"),
+        part("Body", "héllo\r\nsecond line ✓".encode()),
+        part("Empty", b""),
+    )
+    assert parse(body, content_type) == {
+        "From": "+15551234567",
+        "Body": "héllo\r\nsecond line ✓",
+        "Empty": "",
+    }
+
+
+def test_multipart_part_charset_transfer_encoding_and_utf8_names() -> None:
+    encoded = base64.b64encode("café".encode("iso-8859-1"))
+    body, content_type = multipart(
+        part(
+            "Body",
+            encoded,
+            "Content-Type: text/plain; charset=iso-8859-1",
+            "Content-Transfer-Encoding: base64",
+        ),
+        part("näme", b"v"),
+    )
+    assert parse(body, content_type) == {"Body": "café", "näme": "v"}
+
+
+def test_multipart_repeated_field_is_a_list_and_a_file_part_gives_its_filename() -> None:
+    file_part = (
+        b'Content-Disposition: form-data; name="file"; filename="photo.jpg"\r\n'
+        b"Content-Type: image/jpeg\r\n\r\n\xff\xd8\xff\x00binary"
+    )
+    body, content_type = multipart(part("MediaUrl", b"a"), part("MediaUrl", b"b"), file_part)
+    assert parse(body, content_type) == {"MediaUrl": ["a", "b"], "file": "photo.jpg"}
+
+
+def test_multipart_invalid_utf8_is_replaced_and_nameless_parts_are_skipped() -> None:
+    nameless = b"Content-Disposition: form-data\r\n\r\nlost"
+    body, content_type = multipart(part("Body", b"ok \xff"), nameless)
+    assert parse(body, content_type) == {"Body": "ok \ufffd"}
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"--XyZzy\r\nno end", "multipart/form-data; boundary=XyZzy"),  # truncated
+        (b"garbage", "multipart/form-data; boundary=XyZzy"),  # no boundary in the body
+        (multipart(part("a", b"1"))[0], "multipart/form-data"),  # no boundary parameter
+        (multipart(part("a", b"1"))[0], "multipart/form-data; boundary=Other"),
+    ],
+)
+def test_broken_multipart_is_a_parse_error(body: bytes, content_type: str) -> None:
+    with pytest.raises(WebhookParseError, match="multipart"):
+        parse(body, content_type)
+
+
+def test_a_content_type_cannot_smuggle_headers_into_the_multipart_parser() -> None:
+    body, _ = multipart(part("a", b"1"))
+    content_type = "multipart/form-data; boundary=XyZzy\r\nContent-Type: text/plain"
+    assert parse(body, content_type) == {"a": "1"}
+
+
+# --- query ----------
+
+
+def test_get_reads_the_query_even_with_a_body() -> None:
+    query = (("From", "+1555"), ("MediaUrl", "a"), ("MediaUrl", "b"))
+    assert parse(b'{"ignored": 1}', "application/json", method="get", query=query) == {
+        "From": "+1555",
+        "MediaUrl": ["a", "b"],
+    }
+
+
+@pytest.mark.parametrize("body", [b"", b"  \r\n"])
+def test_an_empty_body_reads_the_query(body: bytes) -> None:
+    assert parse(body, "application/json", query=(("a", "1"),)) == {"a": "1"}
+    assert parse(body, None) == {}
