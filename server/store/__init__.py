@@ -1,0 +1,49 @@
+"""The store: integrations with versions, installations with their numbers, sent messages.
+
+One interface, :class:`Store` (a ``Protocol`` of coroutines), and its implementations:
+:class:`SqliteStore` (the embedded default: one WAL database file in the data directory, one
+writer thread that commits in batches). Schema migrations are versioned ``.sql`` files applied at
+:meth:`Store.open`; see :mod:`server.store._sqlite` for how to add one.
+
+Every error raised is a :class:`StoreError`: :class:`NumberTaken` when a number is already held
+by an enabled installation of the integration, :class:`NotFound` when a record to update does not
+exist, :class:`Conflict` when an id is already in use, :class:`StoreClosed` when not open.
+"""
+
+from ._base import (
+    UNSET,
+    Conflict,
+    InstallationRecord,
+    IntegrationRecord,
+    MessageKind,
+    MessageRecord,
+    MessageState,
+    NotFound,
+    NumberAssignment,
+    NumberTaken,
+    Store,
+    StoreClosed,
+    StoreError,
+    Unset,
+)
+from ._migrations import MigrationError
+from ._sqlite import SqliteStore
+
+__all__ = [
+    "UNSET",
+    "Conflict",
+    "InstallationRecord",
+    "IntegrationRecord",
+    "MessageKind",
+    "MessageRecord",
+    "MessageState",
+    "MigrationError",
+    "NotFound",
+    "NumberAssignment",
+    "NumberTaken",
+    "SqliteStore",
+    "Store",
+    "StoreClosed",
+    "StoreError",
+    "Unset",
+]

@@ -1,0 +1,827 @@
+"""The SQLite store: one database file in WAL mode, one writer thread, a few reader threads.
+
+Writes. One dedicated thread owns the only write connection. A coroutine hands it a write
+operation — a plain function ``op(conn) -> T`` — through a queue and awaits a future. The thread
+takes everything queued (up to ``max_batch``), runs it in ONE transaction with each operation
+inside its own SAVEPOINT (an operation that raises is rolled back alone; the others' work stays),
+commits once, and only then resolves the futures, one ``call_soon_threadsafe`` per batch. So a
+write that returned is committed, and under load one commit (one fsync at most) serves many
+writes: from the event loop, one commit per row is several times slower.
+
+Reads run on ``readers`` connections in a small thread pool of their own, so the event loop never
+blocks on the database. WAL lets them read while the writer writes; each sees committed data.
+
+Durability. ``synchronous="NORMAL"`` (the default) with WAL never corrupts the database and
+loses nothing when the process crashes: a committed transaction is in the WAL file, in the
+operating system's hands. A power loss or kernel crash can lose the last transactions committed
+before it (not corrupt the file). ``synchronous="FULL"`` syncs the WAL on every commit and loses
+nothing even then, at the price of an fsync per batch.
+
+Adding to the schema (for example the ``events`` and ``webhook_requests`` tables of the inbound
+path): add ``migrations/sqlite/0002_events.sql`` (the next four-digit number, then a name); it is
+applied in its own transaction at the next :meth:`SqliteStore.open` and recorded in
+``schema_migrations``. Never edit an applied migration; add the next one. An append-only table
+gets its cursor from ``INTEGER PRIMARY KEY AUTOINCREMENT`` (never reused, even after deletes).
+Then add the methods to :class:`server.store.Store` and here: a write is
+``await self._write(op)`` with ``op`` a function of the write connection that runs statements and
+returns a value (it may raise a :class:`StoreError` to roll back just its own work); a read is
+``await self._read(fn)``. ``_write`` returns only after the commit, so waking stream subscribers
+right after it never lets them look for a row that is not there yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Generic, Literal, Self, TypeVar
+
+from ._base import (
+    UNSET,
+    Conflict,
+    InstallationRecord,
+    IntegrationRecord,
+    MessageKind,
+    MessageRecord,
+    MessageState,
+    NotFound,
+    NumberTaken,
+    StoreClosed,
+    StoreError,
+    Unset,
+)
+from ._codec import (
+    decode_map,
+    decode_numbers,
+    decode_time,
+    encode_map,
+    encode_numbers,
+    encode_time,
+)
+from ._migrations import Migration, apply_migrations, load_migrations
+
+__all__ = ["SqliteStore"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Row = tuple[Any, ...]
+Synchronous = Literal["NORMAL", "FULL"]
+
+DEFAULT_FILENAME = "msgbridge.sqlite3"
+_BUSY_TIMEOUT_MS = 10_000
+
+
+# ---------------------------------------------------------------------------------------------
+# The writer thread
+
+
+@dataclass(slots=True)
+class _Job(Generic[T]):
+    op: Callable[[sqlite3.Connection], T]
+    future: asyncio.Future[T]
+    loop: asyncio.AbstractEventLoop
+
+
+_Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]
+
+
+def _as_store_error(exc: BaseException) -> BaseException:
+    """The exception a caller sees: ours as is, the driver's wrapped, anything else as is."""
+    if isinstance(exc, StoreError):
+        return exc
+    if isinstance(exc, sqlite3.IntegrityError):
+        error: StoreError = Conflict(str(exc))
+    elif isinstance(exc, sqlite3.Error):
+        error = StoreError(f"{type(exc).__name__}: {exc}")
+    else:
+        return exc
+    error.__cause__ = exc
+    return error
+
+
+def _resolve(outcomes: list[_Outcome]) -> None:
+    """Runs on the event loop: settle the futures of one batch."""
+    for future, value, exc in outcomes:
+        if future.done():  # the caller was cancelled; the write happened anyway
+            continue
+        if exc is None:
+            future.set_result(value)
+        else:
+            future.set_exception(exc)
+
+
+class _Writer:
+    """The thread that owns the write connection and commits queued operations in batches."""
+
+    def __init__(self, conn: sqlite3.Connection, *, max_batch: int) -> None:
+        self._conn = conn
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._thread = threading.Thread(
+            target=self._run, name="msgbridge-store-writer", daemon=True
+        )
+        self._thread.start()
+
+    def submit(self, op: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        with self._lock:
+            if self._stopping:
+                raise StoreClosed("the store is closed")
+            self._queue.put(_Job(op, future, loop))
+        return future
+
+    def stop(self) -> None:
+        """Finish everything queued, then end the thread and close the connection (blocking)."""
+        with self._lock:
+            if not self._stopping:
+                self._stopping = True
+                self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                job = self._queue.get()
+                if job is None:
+                    break
+                batch = [job]
+                stop = False
+                while len(batch) < self._max_batch:
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        stop = True
+                        break
+                    batch.append(more)
+                self._run_batch(batch)
+                if stop:
+                    break
+        finally:
+            self._conn.close()
+
+    def _run_batch(self, batch: Sequence[_Job[Any]]) -> None:
+        conn = self._conn
+        results: list[tuple[Any, BaseException | None]] = []
+        single = len(batch) == 1
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in batch:
+                if not single:
+                    conn.execute("SAVEPOINT op")
+                try:
+                    value = job.op(conn)
+                except Exception as exc:
+                    if not single:
+                        conn.execute("ROLLBACK TO op")
+                        conn.execute("RELEASE op")
+                    results.append((None, _as_store_error(exc)))
+                else:
+                    if not single:
+                        conn.execute("RELEASE op")
+                    results.append((value, None))
+            if single and results[0][1] is not None:
+                conn.execute("ROLLBACK")
+            else:
+                conn.execute("COMMIT")
+        except Exception as exc:  # the transaction itself failed: nothing of it was kept
+            logger.error("store write transaction failed: %s", type(exc).__name__)
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    logger.exception("store rollback failed")
+            error = _as_store_error(exc)
+            results = [(None, error)] * len(batch)
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+        for job, (value, failure) in zip(batch, results, strict=True):
+            by_loop.setdefault(job.loop, []).append((job.future, value, failure))
+        for loop, outcomes in by_loop.items():
+            # RuntimeError: that loop is closed, so nobody is waiting any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_resolve, outcomes)
+
+
+# ---------------------------------------------------------------------------------------------
+# The reader pool
+
+
+class _Readers:
+    def __init__(self, connections: Sequence[sqlite3.Connection]) -> None:
+        self._pool: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._connections = tuple(connections)
+        for conn in connections:
+            self._pool.put(conn)
+        self._executor = ThreadPoolExecutor(
+            max_workers=len(connections), thread_name_prefix="msgbridge-store-reader"
+        )
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._call, fn)
+
+    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._pool.get()
+        try:
+            return fn(conn)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            self._pool.put(conn)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        for conn in self._connections:
+            conn.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Rows
+
+
+def _integration(row: Row) -> IntegrationRecord:
+    return IntegrationRecord(
+        id=row[0],
+        version=row[1],
+        definition_json=row[2],
+        created_at=decode_time(row[3]),
+        deleted=bool(row[4]),
+    )
+
+
+def _installation(row: Row) -> InstallationRecord:
+    return InstallationRecord(
+        id=row[0],
+        org_id=row[1],
+        integration_id=row[2],
+        properties=decode_map(row[3]),
+        numbers=decode_numbers(row[4]),
+        default_region=row[5],
+        enabled=bool(row[6]),
+        webhook_token_hash=row[7],
+        subscription_state=row[8],
+        subscription_error=row[9],
+        created_at=decode_time(row[10]),
+        updated_at=decode_time(row[11]),
+    )
+
+
+def _installation_params(record: InstallationRecord) -> tuple[Any, ...]:
+    return (
+        record.id,
+        record.org_id,
+        record.integration_id,
+        encode_map(record.properties),
+        encode_numbers(record.numbers),
+        record.default_region,
+        int(record.enabled),
+        record.webhook_token_hash,
+        record.subscription_state,
+        record.subscription_error,
+        encode_time(record.created_at),
+        encode_time(record.updated_at),
+    )
+
+
+def _message(row: Row) -> MessageRecord:
+    return MessageRecord(
+        id=row[0],
+        org_id=row[1],
+        installation_id=row[2],
+        integration_id=row[3],
+        kind=MessageKind(row[4]),
+        from_number=row[5],
+        to_number=row[6],
+        text=row[7],
+        media_url=row[8],
+        state=MessageState(row[9]),
+        provider_message_id=row[10],
+        provider_status=row[11],
+        attempts=row[12],
+        error=row[13],
+        metadata=decode_map(row[14]),
+        idempotency_key=row[15],
+        request_fingerprint=row[16],
+        reply_json=row[17],
+        created_at=decode_time(row[18]),
+        updated_at=decode_time(row[19]),
+    )
+
+
+def _message_params(record: MessageRecord) -> tuple[Any, ...]:
+    return (
+        record.id,
+        record.org_id,
+        record.installation_id,
+        record.integration_id,
+        MessageKind(record.kind).value,
+        record.from_number,
+        record.to_number,
+        record.text,
+        record.media_url,
+        MessageState(record.state).value,
+        record.provider_message_id,
+        record.provider_status,
+        record.attempts,
+        record.error,
+        encode_map(record.metadata),
+        record.idempotency_key,
+        record.request_fingerprint,
+        record.reply_json,
+        encode_time(record.created_at),
+        encode_time(record.updated_at),
+    )
+
+
+# Statements are literal text (no SQL is built at run time), so sqlite3 caches each prepared form.
+
+_SELECT_INSTALLATION = """
+SELECT id, org_id, integration_id, properties_json, numbers_json, default_region, enabled,
+       webhook_token_hash, subscription_state, subscription_error, created_at, updated_at
+FROM installations
+"""
+
+_SELECT_INSTALLATION_BY_NUMBER = """
+SELECT i.id, i.org_id, i.integration_id, i.properties_json, i.numbers_json, i.default_region,
+       i.enabled, i.webhook_token_hash, i.subscription_state, i.subscription_error,
+       i.created_at, i.updated_at
+FROM installation_numbers AS n JOIN installations AS i ON i.id = n.installation_id
+"""
+
+_INSERT_INSTALLATION = """
+INSERT INTO installations (
+    id, org_id, integration_id, properties_json, numbers_json, default_region, enabled,
+    webhook_token_hash, subscription_state, subscription_error, created_at, updated_at
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+_UPDATE_INSTALLATION = """
+UPDATE installations SET
+    org_id = ?, integration_id = ?, properties_json = ?, numbers_json = ?, default_region = ?,
+    enabled = ?, webhook_token_hash = ?, subscription_state = ?, subscription_error = ?,
+    updated_at = ?
+WHERE id = ?
+RETURNING created_at
+"""
+
+_SELECT_MESSAGE = """
+SELECT id, org_id, installation_id, integration_id, kind, from_number, to_number, text,
+       media_url, state, provider_message_id, provider_status, attempts, error, metadata_json,
+       idempotency_key, request_fingerprint, reply_json, created_at, updated_at
+FROM messages
+"""
+
+_INSERT_MESSAGE = """
+INSERT INTO messages (
+    id, org_id, installation_id, integration_id, kind, from_number, to_number, text, media_url,
+    state, provider_message_id, provider_status, attempts, error, metadata_json, idempotency_key,
+    request_fingerprint, reply_json, created_at, updated_at
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+_CLAIM_MESSAGE = (
+    _INSERT_MESSAGE
+    + """
+ON CONFLICT (org_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+"""
+)
+
+# Each field comes with a flag: 1 = set it to the value, 0 = keep it.
+_UPDATE_MESSAGE = """
+UPDATE messages SET
+    state = CASE WHEN ? THEN ? ELSE state END,
+    provider_message_id = CASE WHEN ? THEN ? ELSE provider_message_id END,
+    provider_status = CASE WHEN ? THEN ? ELSE provider_status END,
+    attempts = CASE WHEN ? THEN ? ELSE attempts END,
+    error = CASE WHEN ? THEN ? ELSE error END,
+    reply_json = CASE WHEN ? THEN ? ELSE reply_json END,
+    updated_at = ?
+WHERE id = ?
+RETURNING id, org_id, installation_id, integration_id, kind, from_number, to_number, text,
+          media_url, state, provider_message_id, provider_status, attempts, error, metadata_json,
+          idempotency_key, request_fingerprint, reply_json, created_at, updated_at
+"""
+
+
+def _change(value: object) -> tuple[int, object]:
+    return (0, None) if value is UNSET else (1, value)
+
+
+def _insert_numbers(conn: sqlite3.Connection, record: InstallationRecord) -> None:
+    """Record the numbers an enabled installation holds; the primary key decides who wins."""
+    for assignment in record.numbers:
+        try:
+            conn.execute(
+                "INSERT INTO installation_numbers (integration_id, number, installation_id, org_id)"
+                " VALUES (?, ?, ?, ?)",
+                (record.integration_id, assignment.number, record.id, record.org_id),
+            )
+        except sqlite3.IntegrityError as exc:
+            holder = conn.execute(
+                "SELECT installation_id FROM installation_numbers"
+                " WHERE integration_id = ? AND number = ?",
+                (record.integration_id, assignment.number),
+            ).fetchone()
+            if holder is None:  # not the number's key that failed
+                raise
+            raise NumberTaken(assignment.number, holder[0]) from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# The store
+
+
+class SqliteStore:
+    """The :class:`~server.store.Store` on an SQLite database file in a data directory.
+
+    ``path`` is the data directory (created if missing); the database is ``path / filename``.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        filename: str = DEFAULT_FILENAME,
+        synchronous: Synchronous = "NORMAL",
+        readers: int = 2,
+        max_batch: int = 512,
+        migrations: Sequence[Migration] | None = None,
+    ) -> None:
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', not {synchronous!r}")
+        if readers < 1 or max_batch < 1:
+            raise ValueError("readers and max_batch must be at least 1")
+        self._directory = Path(path)
+        self._database = self._directory / filename
+        self._synchronous = synchronous
+        self._reader_count = readers
+        self._max_batch = max_batch
+        self._migrations = migrations
+        self._writer: _Writer | None = None
+        self._readers: _Readers | None = None
+
+    @property
+    def database_path(self) -> Path:
+        return self._database
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._writer is not None:
+            return
+        writer_conn, reader_conns = await asyncio.to_thread(self._connect)
+        self._writer = _Writer(writer_conn, max_batch=self._max_batch)
+        self._readers = _Readers(reader_conns)
+
+    async def close(self) -> None:
+        writer, readers = self._writer, self._readers
+        self._writer = self._readers = None
+        if writer is not None:
+            await asyncio.to_thread(writer.stop)
+        if readers is not None:
+            await asyncio.to_thread(readers.close)
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def _connect(self) -> tuple[sqlite3.Connection, list[sqlite3.Connection]]:
+        """Open the connections and migrate (runs in a worker thread)."""
+        opened: list[sqlite3.Connection] = []
+        try:
+            self._directory.mkdir(parents=True, exist_ok=True)
+            writer = self._connection()
+            opened.append(writer)
+            mode = writer.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"cannot put {self._database} in WAL mode (got {mode!r})")
+            migrations = self._migrations
+            if migrations is None:
+                migrations = load_migrations()
+            apply_migrations(writer, migrations)
+            readers = []
+            for _ in range(self._reader_count):
+                reader = self._connection()
+                opened.append(reader)
+                reader.execute("PRAGMA query_only = ON")
+                readers.append(reader)
+            return writer, readers
+        except BaseException as exc:
+            for conn in opened:
+                conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"cannot open {self._database}: {exc}") from exc
+            if isinstance(exc, OSError):
+                raise StoreError(f"cannot open {self._database}: {exc}") from exc
+            raise
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self._database, isolation_level=None, check_same_thread=False, cached_statements=256
+        )
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS:d}")
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``op`` on the writer thread inside a transaction; return once it is committed."""
+        if self._writer is None:
+            raise StoreClosed("the store is not open")
+        return await self._writer.submit(op)
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on a reader connection in the reader pool."""
+        if self._readers is None:
+            raise StoreClosed("the store is not open")
+        return await self._readers.run(fn)
+
+    # --- integrations -----------------------------------------------------------------------
+
+    async def put_integration(
+        self, integration_id: str, definition_json: str, *, created_at: datetime | None = None
+    ) -> IntegrationRecord:
+        when = created_at if created_at is not None else datetime.now(UTC)
+        stamp = encode_time(when)
+
+        def op(conn: sqlite3.Connection) -> IntegrationRecord:
+            row = conn.execute(
+                "INSERT INTO integrations (id, version, definition_json, created_at, deleted)"
+                " SELECT ?, COALESCE(MAX(version), 0) + 1, ?, ?, 0"
+                " FROM integrations WHERE id = ?"
+                " RETURNING id, version, definition_json, created_at, deleted",
+                (integration_id, definition_json, stamp, integration_id),
+            ).fetchone()
+            return _integration(row)
+
+        return await self._write(op)
+
+    async def get_integration(
+        self, integration_id: str, version: int | None = None
+    ) -> IntegrationRecord | None:
+        def fn(conn: sqlite3.Connection) -> IntegrationRecord | None:
+            if version is None:
+                row = conn.execute(
+                    "SELECT id, version, definition_json, created_at, deleted FROM integrations"
+                    " WHERE id = ? AND deleted = 0 ORDER BY version DESC LIMIT 1",
+                    (integration_id,),
+                ).fetchone()
+            else:
+                row = conn.execute(
+                    "SELECT id, version, definition_json, created_at, deleted FROM integrations"
+                    " WHERE id = ? AND version = ? AND deleted = 0",
+                    (integration_id, version),
+                ).fetchone()
+            return None if row is None else _integration(row)
+
+        return await self._read(fn)
+
+    async def list_integrations(self) -> tuple[IntegrationRecord, ...]:
+        def fn(conn: sqlite3.Connection) -> tuple[IntegrationRecord, ...]:
+            rows = conn.execute(
+                "SELECT id, version, definition_json, created_at, deleted FROM integrations AS i"
+                " WHERE deleted = 0 AND version = ("
+                "   SELECT MAX(version) FROM integrations WHERE id = i.id AND deleted = 0"
+                " ) ORDER BY id"
+            ).fetchall()
+            return tuple(_integration(row) for row in rows)
+
+        return await self._read(fn)
+
+    async def delete_integration(self, integration_id: str) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "UPDATE integrations SET deleted = 1 WHERE id = ? AND deleted = 0",
+                (integration_id,),
+            )
+            return cursor.rowcount > 0
+
+        return await self._write(op)
+
+    # --- installations ----------------------------------------------------------------------
+
+    async def create_installation(self, record: InstallationRecord) -> InstallationRecord:
+        params = _installation_params(record)
+
+        def op(conn: sqlite3.Connection) -> InstallationRecord:
+            try:
+                conn.execute(_INSERT_INSTALLATION, params)
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(
+                    f"installation {record.id!r} or its webhook token is already in use"
+                ) from exc
+            if record.enabled:
+                _insert_numbers(conn, record)
+            return record
+
+        return await self._write(op)
+
+    async def update_installation(self, record: InstallationRecord) -> InstallationRecord:
+        params = _installation_params(record)
+        # (id, …, created_at, updated_at) → the UPDATE's order: fields, updated_at, id
+        update_params = (*params[1:10], params[11], params[0])
+
+        def op(conn: sqlite3.Connection) -> InstallationRecord:
+            try:
+                row = conn.execute(_UPDATE_INSTALLATION, update_params).fetchone()
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(f"the webhook token of {record.id!r} is already in use") from exc
+            if row is None:
+                raise NotFound("installation", record.id)
+            conn.execute("DELETE FROM installation_numbers WHERE installation_id = ?", (record.id,))
+            if record.enabled:
+                _insert_numbers(conn, record)
+            return replace(record, created_at=decode_time(row[0]))
+
+        return await self._write(op)
+
+    async def get_installation(self, installation_id: str) -> InstallationRecord | None:
+        def fn(conn: sqlite3.Connection) -> InstallationRecord | None:
+            row = conn.execute(
+                _SELECT_INSTALLATION + " WHERE id = ?", (installation_id,)
+            ).fetchone()
+            return None if row is None else _installation(row)
+
+        return await self._read(fn)
+
+    async def list_installations(
+        self, *, org_id: str | None = None, integration_id: str | None = None
+    ) -> tuple[InstallationRecord, ...]:
+        def fn(conn: sqlite3.Connection) -> tuple[InstallationRecord, ...]:
+            if org_id is not None and integration_id is not None:
+                cursor = conn.execute(
+                    _SELECT_INSTALLATION + " WHERE org_id = ? AND integration_id = ?"
+                    " ORDER BY created_at, id",
+                    (org_id, integration_id),
+                )
+            elif org_id is not None:
+                cursor = conn.execute(
+                    _SELECT_INSTALLATION + " WHERE org_id = ? ORDER BY created_at, id", (org_id,)
+                )
+            elif integration_id is not None:
+                cursor = conn.execute(
+                    _SELECT_INSTALLATION + " WHERE integration_id = ? ORDER BY created_at, id",
+                    (integration_id,),
+                )
+            else:
+                cursor = conn.execute(_SELECT_INSTALLATION + " ORDER BY created_at, id")
+            return tuple(_installation(row) for row in cursor)
+
+        return await self._read(fn)
+
+    async def find_installation_by_number(
+        self, integration_id: str, number: str
+    ) -> InstallationRecord | None:
+        def fn(conn: sqlite3.Connection) -> InstallationRecord | None:
+            row = conn.execute(
+                _SELECT_INSTALLATION_BY_NUMBER + " WHERE n.integration_id = ? AND n.number = ?",
+                (integration_id, number),
+            ).fetchone()
+            return None if row is None else _installation(row)
+
+        return await self._read(fn)
+
+    async def find_installations_for_number(
+        self, org_id: str, number: str
+    ) -> tuple[InstallationRecord, ...]:
+        def fn(conn: sqlite3.Connection) -> tuple[InstallationRecord, ...]:
+            cursor = conn.execute(
+                _SELECT_INSTALLATION_BY_NUMBER + " WHERE n.org_id = ? AND n.number = ?"
+                " ORDER BY i.created_at, i.id",
+                (org_id, number),
+            )
+            return tuple(_installation(row) for row in cursor)
+
+        return await self._read(fn)
+
+    async def find_installation_by_token_hash(
+        self, integration_id: str, token_hash: str
+    ) -> InstallationRecord | None:
+        def fn(conn: sqlite3.Connection) -> InstallationRecord | None:
+            row = conn.execute(
+                _SELECT_INSTALLATION + " WHERE integration_id = ? AND webhook_token_hash = ?",
+                (integration_id, token_hash),
+            ).fetchone()
+            return None if row is None else _installation(row)
+
+        return await self._read(fn)
+
+    async def count_installations(self, integration_id: str, *, enabled_only: bool = True) -> int:
+        def fn(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM installations"
+                " WHERE integration_id = ? AND (enabled = 1 OR ? = 0)",
+                (integration_id, int(enabled_only)),
+            ).fetchone()
+            return int(row[0])
+
+        return await self._read(fn)
+
+    # --- messages ---------------------------------------------------------------------------
+
+    async def claim_message(self, record: MessageRecord) -> tuple[MessageRecord, bool]:
+        params = _message_params(record)
+        key = record.idempotency_key
+
+        def op(conn: sqlite3.Connection) -> tuple[MessageRecord, bool]:
+            try:
+                if key is None:
+                    conn.execute(_INSERT_MESSAGE, params)
+                    return record, True
+                if conn.execute(_CLAIM_MESSAGE, params).rowcount == 1:
+                    return record, True
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(f"message {record.id!r} already exists") from exc
+            row = conn.execute(
+                _SELECT_MESSAGE + " WHERE org_id = ? AND idempotency_key = ?",
+                (record.org_id, key),
+            ).fetchone()
+            return _message(row), False
+
+        return await self._write(op)
+
+    async def update_message(
+        self,
+        message_id: str,
+        *,
+        state: MessageState | Unset = UNSET,
+        provider_message_id: str | Unset | None = UNSET,
+        provider_status: int | Unset | None = UNSET,
+        attempts: int | Unset = UNSET,
+        error: str | Unset | None = UNSET,
+        reply_json: str | Unset | None = UNSET,
+        updated_at: datetime | None = None,
+    ) -> MessageRecord:
+        when = updated_at if updated_at is not None else datetime.now(UTC)
+        params = (
+            *_change(state if isinstance(state, Unset) else MessageState(state).value),
+            *_change(provider_message_id),
+            *_change(provider_status),
+            *_change(attempts),
+            *_change(error),
+            *_change(reply_json),
+            encode_time(when),
+            message_id,
+        )
+
+        def op(conn: sqlite3.Connection) -> MessageRecord:
+            row = conn.execute(_UPDATE_MESSAGE, params).fetchone()
+            if row is None:
+                raise NotFound("message", message_id)
+            return _message(row)
+
+        return await self._write(op)
+
+    async def get_message(self, message_id: str) -> MessageRecord | None:
+        def fn(conn: sqlite3.Connection) -> MessageRecord | None:
+            row = conn.execute(_SELECT_MESSAGE + " WHERE id = ?", (message_id,)).fetchone()
+            return None if row is None else _message(row)
+
+        return await self._read(fn)
+
+    async def get_message_by_idempotency_key(
+        self, org_id: str, idempotency_key: str
+    ) -> MessageRecord | None:
+        def fn(conn: sqlite3.Connection) -> MessageRecord | None:
+            row = conn.execute(
+                _SELECT_MESSAGE + " WHERE org_id = ? AND idempotency_key = ?",
+                (org_id, idempotency_key),
+            ).fetchone()
+            return None if row is None else _message(row)
+
+        return await self._read(fn)
+
+    async def find_message_by_provider_id(
+        self, integration_id: str, provider_message_id: str
+    ) -> MessageRecord | None:
+        def fn(conn: sqlite3.Connection) -> MessageRecord | None:
+            row = conn.execute(
+                _SELECT_MESSAGE + " WHERE integration_id = ? AND provider_message_id = ?"
+                " ORDER BY created_at DESC, id DESC LIMIT 1",
+                (integration_id, provider_message_id),
+            ).fetchone()
+            return None if row is None else _message(row)
+
+        return await self._read(fn)
