@@ -1,23 +1,278 @@
-"""Rendering requests (spec §2–§4). Placeholder module: being written."""
+"""Rendering a request (SendMessage, SendFile, Subscribe, Unsubscribe) from variables (spec §2–§4).
+
+:func:`render_request` turns a :class:`RequestTemplate` plus the variables of one call (request
+variables and the installation's property values, keyed by name) into the exact HTTP request:
+method, URL (:mod:`._url`), headers and body (:mod:`._body`). Templates are compiled once per
+template object and cached, because rendering is on the send path.
+
+Headers come in this order: ``Content-Type`` (only when there is a body), the auth header (§4),
+then ``request_headers``, which replace an earlier header of the same name (case-insensitively).
+
+With ``masked=True`` the request is rendered for display: every value of a secret property is
+replaced by :data:`MASK` where the template put it (a header, a body field, a URL segment or query
+value, inside the Basic credentials), never by searching the text for it. The real values are
+rendered first, so a masked rendering fails exactly when a real one would.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import base64
+import re
+import threading
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
-from ._model import Definition, RequestTemplate
+from ._body import (
+    BodyKind,
+    body_kind,
+    encode_form,
+    encode_json,
+    encode_multipart,
+    encode_query,
+    form_fields,
+    multipart_content_type,
+)
+from ._errors import RenderError
+from ._model import (
+    Auth,
+    BasicAuth,
+    BearerAuth,
+    Definition,
+    HeaderAuth,
+    JwtAuth,
+    RequestTemplate,
+)
+from ._numbers import NUMBER_VARIABLES, format_number
+from ._template import (
+    MISSING,
+    Lookup,
+    TextRenderer,
+    TreeRenderer,
+    Value,
+    compile_text,
+    compile_tree,
+    text_names,
+    tree_names,
+)
+from ._url import UrlTemplate, compile_url
 
-__all__ = ["RenderedRequest", "Value", "render_request"]
+__all__ = ["MASK", "RenderedRequest", "Value", "render_request", "template_variables"]
 
-Value = str | tuple[str, ...] | None
+#: What a secret value is shown as in a masked rendering.
+MASK = "••••••"
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_QUERY_METHODS = frozenset({"GET", "DELETE"})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RenderedRequest:
+    """The exact HTTP request to make. ``url`` is fully percent-encoded: send it as it is."""
+
     method: str
     url: str
     headers: tuple[tuple[str, str], ...]
     body: bytes | None
+
+
+K = TypeVar("K")
+C = TypeVar("C")
+
+
+class _IdentityCache(Generic[K, C]):
+    """Compiled forms keyed by the identity of the (immutable, often unhashable) source object.
+
+    The source is kept alive with its entry, so an id is never reused while cached.
+    """
+
+    def __init__(self, compile: Callable[[K], C], size: int = 512) -> None:
+        self._compile = compile
+        self._size = size
+        self._entries: dict[int, tuple[K, C]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, source: K) -> C:
+        entry = self._entries.get(id(source))
+        if entry is not None and entry[0] is source:
+            return entry[1]
+        compiled = self._compile(source)
+        with self._lock:
+            while len(self._entries) >= self._size:
+                del self._entries[next(iter(self._entries))]
+            self._entries[id(source)] = (source, compiled)
+        return compiled
+
+
+def _header_name(name: str, where: str) -> str:
+    if _TOKEN.fullmatch(name) is None:
+        raise RenderError(f"{name!r} is not a valid header name", pointer=where)
+    return name
+
+
+def _check_value(value: str, where: str) -> str:
+    if "\r" in value or "\n" in value or "\0" in value:
+        raise RenderError(
+            "a header value cannot contain a line break or NUL character", pointer=where
+        )
+    return value
+
+
+def _escape_pointer(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """A compiled RequestTemplate."""
+
+    pointer: str
+    url: UrlTemplate
+    in_query: bool
+    kind: BodyKind | None
+    content_type: str
+    parameters: TreeRenderer | None
+    headers: tuple[tuple[str, TextRenderer, str], ...]  # name, value, pointer
+
+
+def _compile_request(template: RequestTemplate) -> _Request:
+    pointer = template.pointer
+    in_query = template.method.upper() in _QUERY_METHODS
+    kind = body_kind(template.content_type)
+    if template.parameters is not None and not in_query and kind is None:
+        raise RenderError(
+            f"a request body cannot be written as {template.content_type!r}"
+            " (JSON, form or multipart)",
+            pointer=f"{pointer}/request_content_type",
+        )
+    _check_value(template.content_type, f"{pointer}/request_content_type")
+    headers = []
+    for name, value in template.headers.items():
+        where = f"{pointer}/request_headers/{_escape_pointer(name)}"
+        headers.append((_header_name(name, where), compile_text(value), where))
+    return _Request(
+        pointer=pointer,
+        url=compile_url(template.url, f"{pointer}/request_url"),
+        in_query=in_query,
+        kind=kind,
+        content_type=template.content_type.strip(),
+        parameters=None if template.parameters is None else compile_tree(template.parameters),
+        headers=tuple(headers),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _AuthHeaders:
+    """A compiled ``auth``: header templates, or how to place the caller's bearer token."""
+
+    basic: tuple[TextRenderer, TextRenderer] | None = None
+    basic_names: frozenset[str] = frozenset()
+    templates: tuple[tuple[str, TextRenderer, str], ...] = ()  # name, value, pointer
+    takes_bearer_token: bool = False
+
+
+def _compile_auth(auth: Auth) -> _AuthHeaders:
+    if isinstance(auth, BasicAuth):
+        return _AuthHeaders(
+            basic=(compile_text(auth.username), compile_text(auth.password)),
+            basic_names=text_names(auth.username) | text_names(auth.password),
+        )
+    if isinstance(auth, BearerAuth):
+        token = compile_text(auth.token)
+
+        def bearer(values: Lookup) -> str | None:
+            value = token(values)
+            return None if value is None else f"Bearer {value}"
+
+        return _AuthHeaders(templates=(("Authorization", bearer, "/auth/token"),))
+    if isinstance(auth, HeaderAuth):
+        templates = []
+        for name, value in auth.headers.items():
+            where = f"/auth/headers/{_escape_pointer(name)}"
+            templates.append((_header_name(name, where), compile_text(value), where))
+        return _AuthHeaders(templates=tuple(templates))
+    assert isinstance(auth, JwtAuth)
+    return _AuthHeaders(takes_bearer_token=True)
+
+
+_OAUTH2 = _AuthHeaders(takes_bearer_token=True)
+_requests: _IdentityCache[RequestTemplate, _Request] = _IdentityCache(_compile_request)
+_auths: _IdentityCache[Auth, _AuthHeaders] = _IdentityCache(_compile_auth)
+
+
+def _auth_headers(
+    definition: Definition,
+    values: Lookup,
+    bearer_token: str | None,
+    masked: frozenset[str] | None,
+) -> list[tuple[str, str]]:
+    if definition.auth is not None:
+        auth = _auths.get(definition.auth)
+    elif definition.oauth2 is not None:
+        auth = _OAUTH2
+    else:
+        return []
+    if auth.takes_bearer_token:
+        if bearer_token is None:
+            return []
+        token = MASK if masked is not None else bearer_token
+        return [("Authorization", _check_value(f"Bearer {token}", "/auth"))]
+    if auth.basic is not None:
+        if masked is not None and auth.basic_names & masked:
+            return [("Authorization", f"Basic {MASK}")]
+        username = auth.basic[0](values) or ""
+        password = auth.basic[1](values) or ""
+        try:
+            credentials = base64.b64encode(f"{username}:{password}".encode())
+        except UnicodeError:
+            raise RenderError("the Basic credentials are not valid text", pointer="/auth") from None
+        return [("Authorization", f"Basic {credentials.decode('ascii')}")]
+    headers = []
+    for name, render, where in auth.templates:
+        value = render(values)
+        if value is not None:
+            headers.append((name, _check_value(value, where)))
+    return headers
+
+
+def _prepare(
+    definition: Definition,
+    variables: Mapping[str, Value],
+    default_region: str | None,
+    masked: bool,
+) -> tuple[Lookup, frozenset[str] | None]:
+    """The values to render with (numbers formatted, secrets masked) and the masked names."""
+    values: Mapping[str, Value] = variables
+    number_format = definition.number_format
+    if number_format != "as_given":
+        updates: dict[str, Value] = {}
+        for name in NUMBER_VARIABLES:
+            value = variables.get(name)
+            if isinstance(value, str):
+                updates[name] = format_number(value, number_format, default_region)
+            elif isinstance(value, tuple):
+                updates[name] = tuple(
+                    format_number(v, number_format, default_region) if isinstance(v, str) else v
+                    for v in value
+                )
+        if updates:
+            values = {**variables, **updates}
+    if not masked:
+        return values, None
+    hidden = frozenset(n for n in definition.secret_properties if values.get(n) is not None)
+    return {**values, **dict.fromkeys(hidden, MASK)}, hidden
+
+
+def _override(headers: list[tuple[str, str]], name: str, value: str) -> None:
+    """Set ``name`` to ``value``, in place of any earlier header of that name."""
+    lowered = name.lower()
+    positions = [i for i, (existing, _) in enumerate(headers) if existing.lower() == lowered]
+    if not positions:
+        headers.append((name, value))
+        return
+    headers[positions[0]] = (name, value)
+    for i in reversed(positions[1:]):
+        del headers[i]
 
 
 def render_request(
@@ -28,5 +283,67 @@ def render_request(
     bearer_token: str | None = None,
     boundary: str | None = None,
     masked: bool = False,
+    default_region: str | None = None,
 ) -> RenderedRequest:
-    raise NotImplementedError
+    """The HTTP request ``template`` describes, rendered with ``variables``.
+
+    ``variables`` holds the request variables (``from``, ``to``, ``content`` …) and the
+    installation's property values keyed by property name; absent or ``None`` means no value.
+    ``bearer_token`` is the signed JWT or OAuth2 access token the caller obtained (used when the
+    definition's auth is JWT or OAuth2). ``boundary`` is the multipart boundary (derived from the
+    content when None). ``default_region`` reads national numbers for ``number_format``.
+    ``masked`` renders for display, secrets replaced by :data:`MASK`.
+
+    Raises :class:`RenderError` (with the template's JSON Pointer) when a value would change the
+    URL's structure, a header value would hold a line break, or the body cannot be written.
+    """
+    if masked:
+        # Fail exactly as the real request would; the masked one skips checks on masks.
+        render_request(
+            definition,
+            template,
+            variables,
+            bearer_token=bearer_token,
+            boundary=boundary,
+            default_region=default_region,
+        )
+    compiled = _requests.get(template)
+    values, hidden = _prepare(definition, variables, default_region, masked)
+    pointer = f"{compiled.pointer}/request_parameters"
+    body: bytes | None = None
+    content_type: str | None = None
+    extra_query = ""
+    if compiled.parameters is not None:
+        tree = compiled.parameters(values)
+        if compiled.in_query:
+            extra_query = encode_query(form_fields(tree, pointer), pointer)
+        elif compiled.kind == "json":
+            if tree is not MISSING:
+                body, content_type = encode_json(tree, pointer), compiled.content_type
+        elif compiled.kind == "form":
+            body = encode_form(form_fields(tree, pointer), pointer)
+            content_type = compiled.content_type
+        else:
+            body, used = encode_multipart(form_fields(tree, pointer), boundary, pointer)
+            content_type = multipart_content_type(compiled.content_type, used)
+    verbatim: Collection[str] = hidden or ()
+    url = compiled.url.render(values, verbatim=verbatim, extra_query=extra_query)
+    headers: list[tuple[str, str]] = []
+    if content_type is not None:
+        headers.append(("Content-Type", content_type))
+    headers += _auth_headers(definition, values, bearer_token, hidden)
+    for name, render, where in compiled.headers:
+        value = render(values)
+        if value is not None:
+            _override(headers, name, _check_value(value, where))
+    return RenderedRequest(
+        method=template.method.upper(), url=url, headers=tuple(headers), body=body
+    )
+
+
+def template_variables(template: RequestTemplate) -> frozenset[str]:
+    """Every variable name the request uses: in its URL, parameters and request_headers."""
+    names = text_names(template.url) | tree_names(template.parameters)
+    for value in template.headers.values():
+        names |= text_names(value)
+    return names

@@ -1,0 +1,177 @@
+"""Template trees and strings compiled once into small rendering functions (spec §2, §3).
+
+A template string that is exactly one placeholder takes the variable's value keeping its type (a
+list stays a list); without a value it renders as :data:`MISSING`, and the object key or list item
+that held it is left out. A placeholder inside a longer string is interpolated (a missing value is
+``""``). Numbers, booleans and null pass through. Only the template is ever parsed, so a value is
+substituted once and never re-scanned. Object keys are literal text, not templates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Final, TypeAlias
+
+from ._model import Frozen, thaw
+from ._placeholders import Placeholder, parse_template
+
+__all__ = [
+    "MISSING",
+    "Lookup",
+    "Missing",
+    "Rendered",
+    "TextRenderer",
+    "TreeRenderer",
+    "Value",
+    "compile_text",
+    "compile_tree",
+    "text_names",
+    "tree_names",
+    "value_text",
+]
+
+Value: TypeAlias = str | tuple[str, ...] | None
+Lookup: TypeAlias = Mapping[str, Value]
+
+
+class Missing:
+    """The type of :data:`MISSING`: a sole placeholder whose variable has no value."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Final = Missing()
+
+#: What a rendered tree holds: plain JSON (dicts, lists, scalars) or MISSING at the top.
+Rendered: TypeAlias = object
+TreeRenderer: TypeAlias = Callable[[Lookup], Rendered]
+#: Renders a string template to text, or ``None`` when it is one placeholder without a value.
+TextRenderer: TypeAlias = Callable[[Lookup], str | None]
+
+#: How a list value is written inside a longer string (and in a header or URL).
+LIST_SEPARATOR = ","
+
+
+def value_text(value: object) -> str:
+    """The text of a variable's value inside a longer string; no value is ``""``."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, tuple | list):
+        return LIST_SEPARATOR.join(value_text(v) for v in value)
+    return str(value)
+
+
+def _sole(name: str) -> TreeRenderer:
+    def render(values: Lookup) -> Rendered:
+        value = values.get(name)
+        if value is None:
+            return MISSING
+        if isinstance(value, tuple):
+            return list(value)
+        return value
+
+    return render
+
+
+def _interpolation(parts: tuple[str | Placeholder, ...]) -> TreeRenderer:
+    def render(values: Lookup) -> Rendered:
+        out: list[str] = []
+        for part in parts:
+            if isinstance(part, str):
+                out.append(part)
+            else:
+                out.append(value_text(values.get(part.name)))
+        return "".join(out)
+
+    return render
+
+
+def _constant(value: object) -> TreeRenderer:
+    return lambda values: value
+
+
+def _string(text: str) -> TreeRenderer:
+    segments = parse_template(text)
+    if not any(isinstance(s, Placeholder) for s in segments):
+        return _constant("".join(s for s in segments if isinstance(s, str)))
+    if len(segments) == 1:
+        assert isinstance(segments[0], Placeholder)
+        return _sole(segments[0].name)
+    return _interpolation(segments)
+
+
+def _object(items: tuple[tuple[str, TreeRenderer], ...]) -> TreeRenderer:
+    def render(values: Lookup) -> Rendered:
+        out = {}
+        for key, item in items:
+            value = item(values)
+            if value is not MISSING:
+                out[key] = value
+        return out
+
+    return render
+
+
+def _list(items: tuple[TreeRenderer, ...]) -> TreeRenderer:
+    def render(values: Lookup) -> Rendered:
+        return [v for v in (item(values) for item in items) if v is not MISSING]
+
+    return render
+
+
+def compile_tree(tree: Frozen) -> TreeRenderer:
+    """A function that renders ``tree`` with a mapping of variable values."""
+    if not tree_names(tree):
+        return _constant(thaw(_unescape(tree)))
+    if isinstance(tree, str):
+        return _string(tree)
+    if isinstance(tree, Mapping):
+        return _object(tuple((str(k), compile_tree(v)) for k, v in tree.items()))
+    if isinstance(tree, tuple):
+        return _list(tuple(compile_tree(v) for v in tree))
+    return _constant(tree)
+
+
+def _unescape(tree: Frozen) -> Frozen:
+    """A placeholder-free tree with its strings' ``$$`` written as ``$``."""
+    if isinstance(tree, str):
+        return "".join(s for s in parse_template(tree) if isinstance(s, str))
+    if isinstance(tree, Mapping):
+        return {k: _unescape(v) for k, v in tree.items()}
+    if isinstance(tree, tuple):
+        return tuple(_unescape(v) for v in tree)
+    return tree
+
+
+def compile_text(text: str) -> TextRenderer:
+    """A function that renders one template string to text (a list value joined with ``,``)."""
+    render = _string(text)
+
+    def render_text(values: Lookup) -> str | None:
+        value = render(values)
+        if value is MISSING:
+            return None
+        return value if isinstance(value, str) else value_text(value)
+
+    return render_text
+
+
+def text_names(text: str) -> frozenset[str]:
+    """The variable names a template string uses."""
+    return frozenset(s.name for s in parse_template(text) if isinstance(s, Placeholder))
+
+
+def tree_names(tree: Frozen) -> frozenset[str]:
+    """The variable names used anywhere in a template tree (values, not keys)."""
+    if isinstance(tree, str):
+        return text_names(tree)
+    if isinstance(tree, Mapping):
+        return frozenset().union(*(tree_names(v) for v in tree.values()))
+    if isinstance(tree, tuple):
+        return frozenset().union(*(tree_names(v) for v in tree))
+    return frozenset()
