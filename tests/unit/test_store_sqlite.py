@@ -1,0 +1,325 @@
+"""What only the SQLite store does: its file, pragmas, migrations and batching writer thread.
+
+The behaviour every store shares is tested in tests/store through the ``store`` fixture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from server.store import Conflict, MigrationError, SqliteStore, StoreError
+from server.store._migrations import Migration, _apply_one, apply_migrations, load_migrations
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    store = SqliteStore(tmp_path / "data")
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def tables(path: Path) -> set[str]:
+    with closing(sqlite3.connect(path)) as conn:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return {name for (name,) in rows}
+
+
+def recorded_versions(path: Path) -> list[tuple[int, str, int]]:
+    with closing(sqlite3.connect(path)) as conn:
+        return conn.execute(
+            "SELECT version, name, applied_at FROM schema_migrations ORDER BY version"
+        ).fetchall()
+
+
+# ---------------------------------------------------------------------------------------------
+# File and pragmas
+
+
+async def test_open_creates_the_data_directory_and_a_wal_database(tmp_path: Path) -> None:
+    directory = tmp_path / "deep" / "var"
+    async with SqliteStore(directory) as store:
+        assert store.database_path == directory / "msgbridge.sqlite3"
+        assert store.database_path.is_file()
+        mode = await store._read(lambda c: c.execute("PRAGMA journal_mode").fetchone()[0])
+        assert mode == "wal"
+        assert await store._read(lambda c: c.execute("PRAGMA foreign_keys").fetchone()[0]) == 1
+    assert {"integrations", "installations", "installation_numbers", "messages"} <= tables(
+        directory / "msgbridge.sqlite3"
+    )
+
+
+@pytest.mark.parametrize(("setting", "level"), [("NORMAL", 1), ("FULL", 2)])
+async def test_synchronous_setting_reaches_every_connection(
+    tmp_path: Path, setting: str, level: int
+) -> None:
+    async with SqliteStore(tmp_path, synchronous=setting) as store:
+        read = await store._read(lambda c: c.execute("PRAGMA synchronous").fetchone()[0])
+        written = await store._write(lambda c: c.execute("PRAGMA synchronous").fetchone()[0])
+    assert (read, written) == (level, level)
+
+
+def test_bad_settings_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="synchronous"):
+        SqliteStore(tmp_path, synchronous="OFF")
+    with pytest.raises(ValueError, match="readers"):
+        SqliteStore(tmp_path, readers=0)
+
+
+async def test_reader_connections_cannot_write(sqlite_store: SqliteStore) -> None:
+    with pytest.raises(StoreError):
+        await sqlite_store._read(lambda c: c.execute("DELETE FROM integrations"))
+
+
+async def test_an_unusable_directory_is_a_store_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StoreError, match="cannot open"):
+        await SqliteStore(blocker / "data").open()
+
+
+async def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
+    (tmp_path / "msgbridge.sqlite3").write_bytes(b"garbage " * 512)
+    with pytest.raises(StoreError):
+        await SqliteStore(tmp_path).open()
+
+
+# ---------------------------------------------------------------------------------------------
+# Migrations
+
+
+def test_shipped_migrations_count_from_one() -> None:
+    migrations = load_migrations()
+    assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
+    assert migrations[0].name == "initial"
+
+
+async def test_migrations_are_recorded_once_and_reopening_applies_nothing(tmp_path: Path) -> None:
+    async with SqliteStore(tmp_path) as store:
+        await store.put_integration("acme", "{}")
+    database = tmp_path / "msgbridge.sqlite3"
+    first = recorded_versions(database)
+    assert [(v, n) for v, n, _ in first] == [(m.version, m.name) for m in load_migrations()]
+
+    async with SqliteStore(tmp_path) as store:
+        assert await store.get_integration("acme") is not None
+    assert recorded_versions(database) == first  # same rows, same applied_at
+
+    with closing(sqlite3.connect(database, isolation_level=None)) as conn:
+        assert apply_migrations(conn, load_migrations()) == ()
+
+
+def test_each_migration_is_its_own_transaction(tmp_path: Path) -> None:
+    good = Migration(version=1, name="good", sql="CREATE TABLE t1 (x INTEGER);")
+    bad = Migration(
+        version=2,
+        name="bad",
+        sql="CREATE TABLE t2 (x INTEGER);\nINSERT INTO missing_table VALUES (1);",
+    )
+    database = tmp_path / "db.sqlite3"
+    conn = sqlite3.connect(database, isolation_level=None)
+    try:
+        with pytest.raises(MigrationError, match="0002_bad"):
+            apply_migrations(conn, [good, bad])
+        assert not conn.in_transaction
+    finally:
+        conn.close()
+    assert "t1" in tables(database)
+    assert "t2" not in tables(database)  # the failed migration left nothing behind
+    assert [v for v, _, _ in recorded_versions(database)] == [1]
+
+    fixed = Migration(version=2, name="bad", sql="CREATE TABLE t2 (x INTEGER);")
+    conn = sqlite3.connect(database, isolation_level=None)
+    try:
+        assert apply_migrations(conn, [good, fixed]) == (fixed,)
+    finally:
+        conn.close()
+    assert {"t1", "t2"} <= tables(database)
+
+
+async def test_a_later_migration_is_applied_to_an_existing_database(tmp_path: Path) -> None:
+    async with SqliteStore(tmp_path) as store:
+        await store.put_integration("acme", '{"v": 1}')
+    events = Migration(
+        version=len(load_migrations()) + 1,
+        name="events",
+        sql="""
+        -- an append-only log, as the inbound path will add it
+        CREATE TABLE events (
+            cursor INTEGER PRIMARY KEY AUTOINCREMENT,
+            org_id TEXT NOT NULL
+        );
+        """,
+    )
+    async with SqliteStore(tmp_path, migrations=(*load_migrations(), events)) as store:
+        assert await store.get_integration("acme") is not None
+        cursor = await store._write(
+            lambda c: c.execute(
+                "INSERT INTO events (org_id) VALUES ('o') RETURNING cursor"
+            ).fetchone()[0]
+        )
+        assert cursor == 1
+    assert recorded_versions(tmp_path / "msgbridge.sqlite3")[-1][:2] == (events.version, "events")
+
+
+async def test_a_database_newer_than_the_code_is_refused(tmp_path: Path) -> None:
+    async with SqliteStore(tmp_path):
+        pass
+    with closing(sqlite3.connect(tmp_path / "msgbridge.sqlite3")) as conn:
+        conn.execute("INSERT INTO schema_migrations VALUES (999, 'future', 'x', 0)")
+        conn.commit()
+    with pytest.raises(MigrationError, match="newer"):
+        await SqliteStore(tmp_path).open()
+
+
+async def test_two_stores_opening_one_new_database_at_once_migrate_it_once(
+    tmp_path: Path,
+) -> None:
+    stores = [SqliteStore(tmp_path) for _ in range(4)]
+    await asyncio.gather(*(s.open() for s in stores))
+    try:
+        records = await asyncio.gather(*(s.put_integration("acme", "{}") for s in stores))
+        assert sorted(r.version for r in records) == [1, 2, 3, 4]
+    finally:
+        await asyncio.gather(*(s.close() for s in stores))
+    versions = [v for v, _, _ in recorded_versions(tmp_path / "msgbridge.sqlite3")]
+    assert versions == [m.version for m in load_migrations()]
+
+
+def test_a_migration_applied_meanwhile_by_another_process_is_skipped(tmp_path: Path) -> None:
+    migration = Migration(version=1, name="one", sql="CREATE TABLE t1 (x INTEGER);")
+    first = sqlite3.connect(tmp_path / "db.sqlite3", isolation_level=None)
+    second = sqlite3.connect(tmp_path / "db.sqlite3", isolation_level=None)
+    try:
+        assert apply_migrations(first, [migration]) == (migration,)
+        # `second` read the list of applied versions before `first` applied it: its attempt
+        # fails on the version's primary key before running the migration, and is skipped.
+        assert _apply_one(second, migration) is False
+        assert not second.in_transaction
+    finally:
+        first.close()
+        second.close()
+    assert [v for v, _, _ in recorded_versions(tmp_path / "db.sqlite3")] == [1]
+
+
+def test_load_migrations_refuses_gaps_and_bad_names(tmp_path: Path) -> None:
+    (tmp_path / "0001_first.sql").write_text("SELECT 1;")
+    (tmp_path / "README.md").write_text("not a migration")
+    assert [m.name for m in load_migrations(tmp_path)] == ["first"]
+
+    (tmp_path / "0003_third.sql").write_text("SELECT 1;")
+    with pytest.raises(MigrationError, match="expected 0002"):
+        load_migrations(tmp_path)
+    (tmp_path / "0003_third.sql").unlink()
+
+    (tmp_path / "2_Second.sql").write_text("SELECT 1;")
+    with pytest.raises(MigrationError, match=r"NNNN_name\.sql"):
+        load_migrations(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# The writer thread
+
+
+_INSERT = "INSERT INTO integrations (id, version, definition_json, created_at) VALUES (?, 1, '', 0)"
+
+
+def _insert(value: str) -> Callable[[sqlite3.Connection], str]:
+    def op(conn: sqlite3.Connection) -> str:
+        conn.execute(_INSERT, (value,))
+        return value
+
+    return op
+
+
+def _insert_then_fail(value: str) -> Callable[[sqlite3.Connection], str]:
+    def op(conn: sqlite3.Connection) -> str:
+        conn.execute(_INSERT, (value,))
+        raise StoreError(f"refused {value}")
+
+    return op
+
+
+async def test_one_failing_write_in_a_batch_keeps_the_others(sqlite_store: SqliteStore) -> None:
+    entered, gate = threading.Event(), threading.Event()
+    seen: list[tuple[int, int]] = []
+
+    def hold(conn: sqlite3.Connection) -> None:
+        entered.set()
+        gate.wait(timeout=30)
+
+    def look(conn: sqlite3.Connection) -> int:
+        # What this batch wrote so far, and what another connection sees: nothing yet, because
+        # the batch's writes are one transaction, committed once after the last of them.
+        mine = conn.execute("SELECT COUNT(*) FROM integrations").fetchone()[0]
+        with closing(sqlite3.connect(sqlite_store.database_path)) as other:
+            theirs = other.execute("SELECT COUNT(*) FROM integrations").fetchone()[0]
+        seen.append((mine, theirs))
+        return 0
+
+    held = asyncio.ensure_future(sqlite_store._write(hold))
+    assert await asyncio.to_thread(entered.wait, 30)  # the writer thread is held in `hold`
+    writes = [
+        sqlite_store._write(_insert("a")),
+        sqlite_store._write(_insert_then_fail("b")),
+        sqlite_store._write(_insert("c")),
+        sqlite_store._write(_insert("a")),  # its primary key is taken
+        sqlite_store._write(look),
+    ]
+    tasks = [asyncio.ensure_future(w) for w in writes]
+    await asyncio.sleep(0)  # every task has queued its write
+    gate.set()
+    await held
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+
+    assert results[0] == "a" and results[2] == "c" and results[4] == 0
+    assert isinstance(results[1], StoreError) and str(results[1]) == "refused b"
+    assert isinstance(results[3], Conflict)
+    assert isinstance(results[3].__cause__, sqlite3.IntegrityError)
+    assert seen == [(2, 0)]
+    stored = await sqlite_store._read(
+        lambda c: [r[0] for r in c.execute("SELECT id FROM integrations ORDER BY id")]
+    )
+    assert stored == ["a", "c"]
+
+
+async def test_a_single_failing_write_is_rolled_back(sqlite_store: SqliteStore) -> None:
+    with pytest.raises(StoreError, match="refused x"):
+        await sqlite_store._write(_insert_then_fail("x"))
+    count = await sqlite_store._read(
+        lambda c: c.execute("SELECT COUNT(*) FROM integrations").fetchone()[0]
+    )
+    assert count == 0
+
+
+async def test_close_finishes_queued_writes(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path)
+    await store.open()
+    pending = [asyncio.ensure_future(store.put_integration(f"i{n}", "{}")) for n in range(100)]
+    await asyncio.sleep(0)
+    await store.close()
+    assert all(task.done() for task in pending)
+    assert {(await task).version for task in pending} == {1}
+    async with SqliteStore(tmp_path) as reopened:
+        assert len(await reopened.list_integrations()) == 100
+
+
+async def test_a_cancelled_caller_does_not_stop_the_writer(sqlite_store: SqliteStore) -> None:
+    task = asyncio.ensure_future(sqlite_store.put_integration("acme", "{}"))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    record = await sqlite_store.put_integration("acme", "{}")
+    # The cancelled write may or may not have run before the cancel; it never ran twice.
+    assert record.version in (1, 2)
+    assert (await sqlite_store.get_integration("acme")) == record
