@@ -486,6 +486,28 @@ class SqliteStore:
         self._writer: _Writer | None = None
         self._readers: _Readers | None = None
 
+    @classmethod
+    def from_file(
+        cls,
+        database: Path,
+        *,
+        synchronous: Synchronous = "NORMAL",
+        readers: int = 2,
+        max_batch: int = 512,
+    ) -> SqliteStore:
+        """The store on this database file (its directory is created if missing).
+
+        For a ``sqlite:///PATH`` database URL, which names the file rather than the directory.
+        """
+        database = Path(database)
+        return cls(
+            database.parent,
+            filename=database.name,
+            synchronous=synchronous,
+            readers=readers,
+            max_batch=max_batch,
+        )
+
     @property
     def database_path(self) -> Path:
         return self._database

@@ -58,6 +58,14 @@ async def test_open_creates_the_data_directory_and_a_wal_database(tmp_path: Path
     )
 
 
+async def test_from_file_names_the_database_file(tmp_path: Path) -> None:
+    async with SqliteStore.from_file(tmp_path / "var" / "gateway.db") as store:
+        await store.put_integration("acme", "{}")
+    assert (tmp_path / "var" / "gateway.db").is_file()
+    async with SqliteStore(tmp_path / "var", filename="gateway.db") as store:
+        assert await store.get_integration("acme") is not None
+
+
 @pytest.mark.parametrize(("setting", "level"), [("NORMAL", 1), ("FULL", 2)])
 async def test_synchronous_setting_reaches_every_connection(
     tmp_path: Path, setting: str, level: int
