@@ -54,6 +54,7 @@ def test_numbers_and_booleans_are_captured_as_text(value: Any, text: str | None)
 
 
 def test_a_capture_that_finds_nothing_keeps_the_send_accepted() -> None:
+    body: Any
     for body in ({}, {"data": {}}, {"data": None}, {"data": {"id": None}}, {"data": "x"}, [], 3):
         result = outcome({"data": {"id": "$messageid$"}}, body)
         assert result.accepted, body
