@@ -331,7 +331,8 @@ def render_request(
     headers: list[tuple[str, str]] = []
     if content_type is not None:
         headers.append(("Content-Type", content_type))
-    headers += _auth_headers(definition, values, bearer_token, hidden)
+    for name, value in _auth_headers(definition, values, bearer_token, hidden):
+        _override(headers, name, value)
     for name, render, where in compiled.headers:
         value = render(values)
         if value is not None:

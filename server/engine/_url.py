@@ -212,7 +212,8 @@ class UrlTemplate:
                 else:
                     self._value(segment, values, verbatim, out)
             if extra_query:
-                if "".join(out[start:]).rstrip("&"):
+                own = "".join(out[start:])
+                if own and not own.endswith("&"):
                     out.append("&")
                 out.append(extra_query)
         if self.fragment is not None:

@@ -352,6 +352,13 @@ def test_a_get_without_a_query_in_its_url_gets_one() -> None:
     assert render(template, {"to": "1"}).url == "https://api.example.com/messages?a=1"
 
 
+def test_a_get_whose_url_query_ends_with_a_separator_adds_no_empty_field() -> None:
+    template = request({"a": "$to$"}, method="GET", url="https://api.example.com/m?v=1&")
+    assert render(template, {"to": "1"}).url == "https://api.example.com/m?v=1&a=1"
+    bare = request({"a": "$to$"}, method="GET", url="https://api.example.com/m?")
+    assert render(bare, {"to": "1"}).url == "https://api.example.com/m?a=1"
+
+
 def test_a_get_whose_parameters_are_all_absent_adds_no_query() -> None:
     template = request({"a": "$to$"}, method="GET")
     assert render(template, {}).url == "https://api.example.com/messages"
@@ -393,6 +400,13 @@ def test_header_auth_renders_each_header() -> None:
     defn = definition(auth=auth)
     rendered = render_request(defn, defn.send_message, {"API key": "k"})
     assert rendered.headers[1:] == (("X-API-Key", "k"), ("X-Client", "msgbridge"))
+
+
+def test_an_auth_header_replaces_a_content_type_of_the_same_name() -> None:
+    auth = HeaderAuth(headers=freeze({"content-type": "application/json; v=2"}))  # type: ignore[arg-type]
+    defn = definition(auth=auth)
+    rendered = render_request(defn, defn.send_message, {"to": "1"})
+    assert rendered.headers == (("content-type", "application/json; v=2"),)
 
 
 def test_jwt_auth_sends_the_callers_signed_token() -> None:
