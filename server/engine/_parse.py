@@ -174,6 +174,9 @@ def _parse_multipart(content_type: str, body: bytes) -> FormFields:
     document = b"Content-Type: " + header.encode("utf-8", "replace") + b"\r\n\r\n" + body
     try:
         message = BytesParser(policy=policy.HTTP).parsebytes(document)
+        boundary = message.get_boundary()
+        if boundary and body.strip(_WHITESPACE) == f"--{boundary}--".encode("utf-8", "replace"):
+            return {}  # a form with no fields: only the closing delimiter
         if not message.is_multipart() or _broken(message.defects):
             raise WebhookParseError("the body is not valid multipart/form-data")
         pairs = [field for part in message.iter_parts() if (field := _field(part)) is not None]

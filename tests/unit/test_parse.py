@@ -225,6 +225,10 @@ def test_broken_multipart_is_a_parse_error(body: bytes, content_type: str) -> No
         parse(body, content_type)
 
 
+def test_a_multipart_form_without_fields_is_empty() -> None:
+    assert parse(b"--XyZzy--\r\n", "multipart/form-data; boundary=XyZzy") == {}
+
+
 def test_a_content_type_cannot_smuggle_headers_into_the_multipart_parser() -> None:
     body, _ = multipart(part("a", b"1"))
     content_type = "multipart/form-data; boundary=XyZzy\r\nContent-Type: text/plain"
