@@ -115,11 +115,19 @@ def _reject_constant(name: str) -> object:
 
 
 def _decode(data: bytes, charset: str | None, errors: str) -> str:
-    """``data`` in ``charset`` when that names a text encoding, else UTF-8."""
+    """``data`` in ``charset`` when that names a usable text encoding, else in UTF-8.
+
+    With ``errors="strict"``, bytes that are invalid in a real charset raise UnicodeDecodeError.
+    A charset that is unknown, not a text encoding, or a codec that refuses the error handler
+    (``idna``, ``undefined``, a name with a NUL…) is ignored.
+    """
     if charset:
         try:
             return data.decode(charset, errors)
-        except LookupError:  # an unknown charset, or a codec that is not a text encoding
+        except UnicodeDecodeError:
+            if errors == "strict":
+                raise
+        except (LookupError, ValueError, TypeError):
             pass
     return data.decode("utf-8", errors)
 
@@ -146,13 +154,16 @@ def _parse_json(body: bytes, charset: str | None) -> object:
 
 
 def _parse_form(body: bytes, charset: str | None) -> FormFields:
-    encoding = charset or "utf-8"
-    text = _decode(body, charset, "replace")
-    try:
-        pairs = parse_qsl(text, keep_blank_values=True, encoding=encoding, errors="replace")
-    except LookupError:
-        pairs = parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="replace")
-    return fields(pairs)
+    if charset:
+        try:
+            text = _decode(body, charset, "replace")
+            return fields(
+                parse_qsl(text, keep_blank_values=True, encoding=charset, errors="replace")
+            )
+        except (LookupError, ValueError, TypeError):
+            pass  # percent-escapes that this codec cannot decode leniently: read it as UTF-8
+    text = body.decode("utf-8", "replace")
+    return fields(parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="replace"))
 
 
 # Defects that mean the multipart structure itself is broken (no boundary, or a truncated body).

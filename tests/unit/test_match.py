@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from types import MappingProxyType
 from typing import Any
 
 import pytest
 from _webhook_models import definition, model, post_json
 
 from server.engine import (
+    DefinitionError,
     EventType,
     InboundEvent,
     MatchResult,
@@ -583,6 +586,17 @@ def test_a_body_that_cannot_be_parsed_raises_webhook_parse_error() -> None:
     request = WebhookRequest(method="POST", content_type="application/json", body=b"{nope")
     with pytest.raises(WebhookParseError):
         match_webhook(definition(model("k", {"a": "$a$"})), request)
+
+
+def test_a_pattern_nested_beyond_reason_is_a_definition_error_not_a_crash() -> None:
+    pattern: Any = "$from$"
+    for _ in range(5000):
+        pattern = MappingProxyType({"a": pattern})
+    defn = definition(model("k", {}))
+    deep = dataclasses.replace(defn.webhooks[0], parameters=pattern)
+    with pytest.raises(DefinitionError) as caught:
+        post_json(dataclasses.replace(defn, webhooks=(deep,)), {"a": 1})
+    assert caught.value.problems[0].pointer == "/Webhook/0/request_parameters"
 
 
 def test_each_definition_object_gets_its_own_compiled_models() -> None:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import encodings.aliases
 import json
 import re
 from dataclasses import dataclass
@@ -478,6 +479,20 @@ CONTENT_TYPES = st.one_of(
         ]
     ),
     st.text(max_size=40),
+    st.builds(
+        lambda base, charset: f"{base}; charset={charset}",
+        st.sampled_from(
+            [
+                "application/json",
+                "application/x-www-form-urlencoded",
+                "multipart/form-data; boundary=x",
+                "text/plain",
+            ]
+        ),
+        st.one_of(
+            st.sampled_from(sorted(set(encodings.aliases.aliases.values()))), st.text(max_size=12)
+        ),
+    ),
 )
 
 
@@ -508,6 +523,7 @@ def test_random_json_never_raises_anything_but_engine_error(
 @given(
     body=st.one_of(
         st.binary(max_size=300),
+        st.binary(max_size=200).map(lambda b: b"a=%E9&" + b),
         st.binary(max_size=200).map(lambda b: b"--x\r\nContent-Disposition: form-data; " + b),
         st.binary(max_size=200).map(lambda b: b"{" + b),
     ),

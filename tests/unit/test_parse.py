@@ -136,6 +136,25 @@ def test_form_with_an_unknown_charset_is_read_as_utf8() -> None:
     assert parse(b"Body=%C3%A9", f"{FORM}; charset=klingon") == {"Body": "é"}
 
 
+@pytest.mark.parametrize(
+    "charset", ["\x00", "utf-8\x00x", "undefined", "rot13", "zlib", "hex", "no-such-thing"]
+)
+def test_a_charset_that_is_no_usable_text_encoding_is_ignored(charset: str) -> None:
+    assert parse(b"Body=%C3%A9", f"{FORM}; charset={charset}") == {"Body": "é"}
+    assert parse('{"a": "é"}'.encode(), f"application/json; charset={charset}") == {"a": "é"}
+    body, content_type = multipart(
+        part("Body", "é".encode(), f"Content-Type: text/plain; charset={charset}")
+    )
+    assert parse(body, content_type) == {"Body": "é"}
+
+
+@pytest.mark.parametrize("charset", ["idna", "punycode"])
+def test_odd_but_real_text_codecs_are_honoured_without_crashing(charset: str) -> None:
+    result = parse(b"Body=%C3%A9&\xff", f"{FORM}; charset={charset}")
+    assert isinstance(result, dict)
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in result.items())
+
+
 def test_a_body_without_content_type_that_is_not_json_is_read_as_a_form() -> None:
     assert parse(b"a=1&b=2", None) == {"a": "1", "b": "2"}
 
