@@ -37,7 +37,7 @@ test: lint
 	$(BIN)/pytest -q
 
 run: install
-	$(BIN)/msgbridge serve --demo
+	$(BIN)/msgbridge serve --demo --outbound-allow 127.0.0.1
 
 bench: install
 	$(BIN)/python -m tests.bench

@@ -69,7 +69,6 @@ class Settings:
         repeat=True,
     )
     provider_timeout_s: float = _setting(15.0, "timeout of one provider HTTP call, seconds")
-    connect_timeout_s: float = _setting(5.0, "timeout to connect to a provider, seconds")
     send_deadline_s: float = _setting(
         30.0, "deadline of a send when the caller gives none, seconds (retries included)"
     )
@@ -90,6 +89,9 @@ class Settings:
     sidecar: bool = _setting(True, "run the webhook sidecar in-process (--no-sidecar: gRPC only)")
     demo: bool = _setting(
         False, "also start a local fake provider and register a demo integration for it"
+    )
+    demo_provider_listen: str = _setting(
+        "127.0.0.1:8090", "where --demo starts the fake provider", metavar="HOST:PORT"
     )
     insecure: bool = _setting(
         False, "allow listening on a non-loopback address without TLS or tokens"
@@ -220,14 +222,14 @@ def load_settings(
 
 
 def _validate(settings: Settings) -> None:
-    for name in ("grpc_listen", "http_listen"):
+    for name in ("grpc_listen", "http_listen", "demo_provider_listen"):
         host, sep, port = getattr(settings, name).rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise SettingsError(f"{name}: expected HOST:PORT, got {getattr(settings, name)!r}")
     url = settings.effective_database_url
     if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         raise SettingsError(f"database_url: expected sqlite:///PATH or postgresql://…, got {url!r}")
-    for name in ("provider_timeout_s", "connect_timeout_s", "send_deadline_s", "webhook_timeout_s"):
+    for name in ("provider_timeout_s", "send_deadline_s", "webhook_timeout_s"):
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{name}: must be more than 0")
     if settings.send_max_attempts < 1:

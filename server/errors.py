@@ -10,6 +10,7 @@
      ├── Unauthenticated            UNAUTHENTICATED   401
      ├── DeadlineExceeded           DEADLINE_EXCEEDED 504
      ├── Unavailable                UNAVAILABLE       503
+     ├── Unimplemented              UNIMPLEMENTED     501
      └── ProviderError              a provider refused or failed a call; provider_status set
           ├── ProviderRejected      INVALID_ARGUMENT  400  the provider's 400/422, with its excerpt
           ├── ProviderCredentials   FAILED_PRECONDITION 400 the provider's 401/403
@@ -52,6 +53,7 @@ __all__ = [
     "ProviderUnavailable",
     "Unauthenticated",
     "Unavailable",
+    "Unimplemented",
     "to_rpc_status",
 ]
 
@@ -134,6 +136,12 @@ class Unavailable(GatewayError):
     grpc_code = grpc.StatusCode.UNAVAILABLE
     http_status = 503
     default_reason = "UNAVAILABLE"
+
+
+class Unimplemented(GatewayError):
+    grpc_code = grpc.StatusCode.UNIMPLEMENTED
+    http_status = 501
+    default_reason = "UNIMPLEMENTED"
 
 
 class ProviderError(GatewayError):
@@ -220,5 +228,6 @@ _CODES: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.DEADLINE_EXCEEDED: code_pb2.DEADLINE_EXCEEDED,
     grpc.StatusCode.UNAVAILABLE: code_pb2.UNAVAILABLE,
     grpc.StatusCode.RESOURCE_EXHAUSTED: code_pb2.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.UNIMPLEMENTED: code_pb2.UNIMPLEMENTED,
     grpc.StatusCode.INTERNAL: code_pb2.INTERNAL,
 }

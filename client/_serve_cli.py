@@ -1,0 +1,43 @@
+"""``msgbridge serve``: run the service (gRPC API, and the webhook sidecar in-process)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+__all__ = ["add_parsers"]
+
+
+def add_parsers(subparsers: Any) -> None:
+    from server.config import add_settings_arguments
+
+    serve = subparsers.add_parser(
+        "serve",
+        help="run the service",
+        description="Run msgbridge: the gRPC API and, in-process, the webhook sidecar. Every "
+        "setting can also come from an MSGBRIDGE_* environment variable or the --config file.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_settings_arguments(serve)
+    serve.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from server._logging import configure_logging
+    from server.app import run
+    from server.config import SettingsError, load_settings
+
+    try:
+        settings = load_settings(args)
+    except SettingsError as exc:
+        print(f"msgbridge serve: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        asyncio.run(run(settings))
+    except OSError as exc:
+        print(f"msgbridge serve: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,148 @@
+"""Integrations: registering definitions and keeping the loaded ones at hand.
+
+Loading a definition (schema validation and semantic checks) costs far more than a send, so each
+stored version is loaded once and kept; the send path asks for an integration's latest version.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from .engine import Definition, DefinitionError, EventType, load_definition
+from .engine import Problem as DefinitionProblem
+from .errors import InvalidDefinition, NotFound
+from .store import IntegrationRecord, Store
+
+__all__ = ["Capabilities", "IntegrationCatalog", "LoadedIntegration", "capabilities_of"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Capabilities:
+    send_message: bool
+    send_file: bool
+    inbound_sms: bool
+    inbound_mms: bool
+    delivery_receipts: bool
+    subscribe: bool
+    webhook_auth: bool
+    auth: str
+
+
+def capabilities_of(definition: Definition) -> Capabilities:
+    types = {model.event_type for model in definition.webhooks}
+    if definition.oauth2 is not None:
+        auth = "OAuth2"
+    elif definition.auth is not None:
+        auth = {
+            "BasicAuth": "Basic",
+            "BearerAuth": "Bearer",
+            "HeaderAuth": "Header",
+            "JwtAuth": "JWT",
+        }[type(definition.auth).__name__]
+    else:
+        auth = ""
+    return Capabilities(
+        send_message=True,
+        send_file=definition.send_file is not None,
+        inbound_sms=EventType.MESSAGE in types,
+        inbound_mms=EventType.MMS in types,
+        delivery_receipts=bool(types & {EventType.MESSAGE_DELIVERED, EventType.MESSAGE_FAILED}),
+        subscribe=bool(definition.subscribe),
+        webhook_auth=definition.webhook_auth is not None,
+        auth=auth,
+    )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LoadedIntegration:
+    """A stored integration version with its loaded definition."""
+
+    id: str
+    version: int
+    definition: Definition
+    definition_json: str
+    created_at: datetime
+
+    @property
+    def warnings(self) -> tuple[DefinitionProblem, ...]:
+        return self.definition.warnings
+
+
+class IntegrationCatalog:
+    """Registers definitions in the store and keeps each loaded version in memory."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._loaded: dict[tuple[str, int], LoadedIntegration] = {}
+
+    @staticmethod
+    def validate(definition_json: str) -> Definition:
+        """Load a definition or raise :class:`InvalidDefinition` with every error as a violation."""
+        try:
+            return load_definition(definition_json)
+        except DefinitionError as exc:
+            raise InvalidDefinition(
+                f"the definition has {len(exc.errors)} error(s); the first: {exc.errors[0]}"
+                if exc.errors
+                else "the definition is invalid",
+                violations=[(p.pointer or "/", p.message) for p in exc.errors],
+            ) from None
+
+    async def register(self, definition_json: str) -> LoadedIntegration:
+        definition = self.validate(definition_json)
+        # Stored as sent, so what an operator reads back is exactly what they registered.
+        record = await self._store.put_integration(definition.id, definition_json)
+        logger.info(
+            "integration registered",
+            extra={"integration": record.id, "version": record.version},
+        )
+        return self._remember(record, definition)
+
+    async def get(self, integration_id: str, version: int | None = None) -> LoadedIntegration:
+        """The latest (or a given) version; :class:`NotFound` when unknown or deleted."""
+        record = await self._store.get_integration(integration_id, version)
+        if record is None:
+            what = f"version {version} of " if version else ""
+            raise NotFound(
+                f"no {what}integration {integration_id!r}",
+                reason="INTEGRATION_NOT_FOUND",
+                metadata={"integration": integration_id},
+            )
+        return self.loaded(record)
+
+    def loaded(self, record: IntegrationRecord) -> LoadedIntegration:
+        cached = self._loaded.get((record.id, record.version))
+        if cached is not None:
+            return cached
+        return self._remember(record, load_definition(record.definition_json))
+
+    def _remember(self, record: IntegrationRecord, definition: Definition) -> LoadedIntegration:
+        loaded = LoadedIntegration(
+            id=record.id,
+            version=record.version,
+            definition=definition,
+            definition_json=record.definition_json,
+            created_at=record.created_at,
+        )
+        self._loaded[(record.id, record.version)] = loaded
+        return loaded
+
+    async def list(self) -> list[LoadedIntegration]:
+        return [self.loaded(record) for record in await self._store.list_integrations()]
+
+    async def delete(self, integration_id: str) -> bool:
+        return await self._store.delete_integration(integration_id)
+
+
+def definition_id_of(definition_json: str) -> str:
+    """The ``id`` of a definition text, or "" (for error messages before it is loaded)."""
+    try:
+        data = json.loads(definition_json)
+    except ValueError:
+        return ""
+    return str(data.get("id", "")) if isinstance(data, dict) else ""

@@ -1,0 +1,242 @@
+"""Installations: an integration enabled for one organisation, with its properties and numbers.
+
+Secret property values are sealed with the :class:`SecretBox` before they reach the store and
+are never returned; the webhook token is stored as a hash for lookups and sealed so that the full
+webhook URL can be shown again.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from ._catalog import IntegrationCatalog
+from ._numbers import normalize_number
+from .engine import Definition
+from .errors import AlreadyExists, InvalidRequest, NotFound
+from .secret_box import SecretBox, hash_token, new_token
+from .store import InstallationRecord, NumberAssignment, NumberTaken, Store
+
+__all__ = ["WEBHOOK_TOKEN_PROPERTY", "InstallationDirectory", "NumberInput"]
+
+logger = logging.getLogger(__name__)
+
+# The sealed webhook token is kept among the properties under a name no definition can declare
+# (property names cannot start with a NUL), so the store needs no column for it.
+WEBHOOK_TOKEN_PROPERTY = "\x00webhook_token"  # noqa: S105 - a name, not a secret
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NumberInput:
+    number: str
+    users: tuple[str, ...] = ()
+
+
+class InstallationDirectory:
+    """Creates, changes and reads installations; resolves which one holds a number."""
+
+    def __init__(
+        self, *, store: Store, catalog: IntegrationCatalog, secret_box: SecretBox, public_url: str
+    ) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._box = secret_box
+        self._public_url = public_url.rstrip("/")
+        self._plain_properties: dict[tuple[str, datetime], dict[str, str]] = {}
+
+    # --- reading ------------------------------------------------------------------------------
+
+    async def get(self, installation_id: str) -> InstallationRecord:
+        record = await self._store.get_installation(installation_id)
+        if record is None:
+            raise NotFound(
+                f"no installation {installation_id!r}",
+                reason="INSTALLATION_NOT_FOUND",
+                metadata={"installation": installation_id},
+            )
+        return record
+
+    def webhook_url(self, record: InstallationRecord) -> str:
+        sealed = record.properties.get(WEBHOOK_TOKEN_PROPERTY)
+        token = self._box.decrypt(sealed) if sealed else ""
+        return f"{self._public_url}/webhooks/{record.integration_id}/{token}"
+
+    def property_values(self, record: InstallationRecord) -> dict[str, str]:
+        """Every property value in clear (for rendering requests; never for replies or logs)."""
+        key = (record.id, record.updated_at)
+        cached = self._plain_properties.get(key)
+        if cached is None:
+            cached = {
+                name: self._box.decrypt(value) if value.startswith("enc:") else value
+                for name, value in record.properties.items()
+                if name != WEBHOOK_TOKEN_PROPERTY
+            }
+            if len(self._plain_properties) > 10_000:
+                self._plain_properties.clear()
+            self._plain_properties[key] = cached
+        return cached
+
+    # --- writing ------------------------------------------------------------------------------
+
+    async def enable(
+        self,
+        *,
+        org_id: str,
+        integration_id: str,
+        properties: Mapping[str, str],
+        numbers: Sequence[NumberInput],
+        default_region: str | None,
+    ) -> InstallationRecord:
+        violations: list[tuple[str, str]] = []
+        if not org_id.strip():
+            violations.append(("org_id", "required"))
+        if not integration_id.strip():
+            violations.append(("integration_id", "required"))
+        if violations:
+            raise InvalidRequest("the request is incomplete", violations=violations)
+        integration = await self._catalog.get(integration_id)
+        region = _region(default_region)
+        sealed = self._seal_properties(integration.definition, {}, properties, ())
+        token = new_token()
+        sealed[WEBHOOK_TOKEN_PROPERTY] = self._box.encrypt(token)
+        now = datetime.now(UTC)
+        record = InstallationRecord(
+            id=str(uuid.uuid4()),
+            org_id=org_id,
+            integration_id=integration_id,
+            properties=sealed,
+            numbers=_assignments(numbers, region),
+            default_region=region,
+            enabled=True,
+            webhook_token_hash=hash_token(token),
+            subscription_state="pending" if integration.definition.subscribe else "not_required",
+            subscription_error=None,
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            stored = await self._store.create_installation(record)
+        except NumberTaken as exc:
+            raise _number_taken(exc, integration_id) from None
+        logger.info(
+            "installation enabled",
+            extra={"installation": stored.id, "org": org_id, "integration": integration_id},
+        )
+        return stored
+
+    async def update(
+        self,
+        installation_id: str,
+        *,
+        properties: Mapping[str, str],
+        clear_properties: Iterable[str],
+        numbers: Sequence[NumberInput] | None,
+        default_region: str | None,
+    ) -> InstallationRecord:
+        record = await self.get(installation_id)
+        integration = await self._catalog.get(record.integration_id)
+        region = record.default_region if default_region is None else _region(default_region)
+        sealed = self._seal_properties(
+            integration.definition, record.properties, properties, tuple(clear_properties)
+        )
+        new_numbers = (
+            _assignments(numbers, region)
+            if numbers is not None
+            else _assignments(
+                [NumberInput(number=n.given, users=n.users) for n in record.numbers], region
+            )
+        )
+        changed = replace(
+            record,
+            properties=sealed,
+            numbers=new_numbers,
+            default_region=region,
+            updated_at=datetime.now(UTC),
+        )
+        try:
+            return await self._store.update_installation(changed)
+        except NumberTaken as exc:
+            raise _number_taken(exc, record.integration_id) from None
+
+    async def disable(self, installation_id: str) -> InstallationRecord:
+        record = await self.get(installation_id)
+        if not record.enabled:
+            return record
+        changed = replace(record, enabled=False, updated_at=datetime.now(UTC))
+        stored = await self._store.update_installation(changed)
+        logger.info("installation disabled", extra={"installation": installation_id})
+        return stored
+
+    def _seal_properties(
+        self,
+        definition: Definition,
+        current: Mapping[str, str],
+        given: Mapping[str, str],
+        clear: tuple[str, ...],
+    ) -> dict[str, str]:
+        declared = {p.name: p for p in definition.properties}
+        violations = [
+            (f"properties[{name}]", f"the integration {definition.id!r} has no property {name!r}")
+            for name in (*given, *clear)
+            if name not in declared
+        ]
+        merged = {k: v for k, v in current.items() if k not in clear}
+        for name, value in given.items():
+            if name in declared:
+                prop = declared[name]
+                merged[name] = self._box.encrypt(value) if prop.secret else value
+        for prop in definition.properties:
+            if prop.name not in merged and prop.default is not None:
+                merged[prop.name] = prop.default
+            if prop.required and not merged.get(prop.name):
+                violations.append((f"properties[{prop.name}]", "a value is required"))
+        if violations:
+            raise InvalidRequest(
+                "the installation's properties are not valid", violations=violations
+            )
+        return merged
+
+
+def _region(default_region: str | None) -> str | None:
+    region = (default_region or "").strip().upper()
+    if region and (len(region) != 2 or not region.isalpha()):
+        raise InvalidRequest(
+            "default_region must be a two-letter ISO 3166 region code",
+            violations=[("default_region", f"{default_region!r} is not a region code like 'US'")],
+        )
+    return region or None
+
+
+def _assignments(
+    numbers: Sequence[NumberInput], region: str | None
+) -> tuple[NumberAssignment, ...]:
+    out: dict[str, NumberAssignment] = {}
+    violations = []
+    for index, item in enumerate(numbers):
+        normalized = normalize_number(item.number, region)
+        if not normalized:
+            violations.append((f"numbers[{index}].number", "a number is required"))
+            continue
+        users = tuple(u.strip() for u in item.users if u.strip())
+        previous = out.get(normalized)
+        if previous is not None:
+            users = tuple(dict.fromkeys((*previous.users, *users)))
+        out[normalized] = NumberAssignment(number=normalized, given=item.number, users=users)
+    if violations:
+        raise InvalidRequest("the installation's numbers are not valid", violations=violations)
+    return tuple(out.values())
+
+
+def _number_taken(exc: NumberTaken, integration_id: str) -> AlreadyExists:
+    return AlreadyExists(
+        f"number {exc.number} is already held by another enabled installation of this integration",
+        reason="NUMBER_TAKEN",
+        metadata={
+            "number": exc.number,
+            "integration": integration_id,
+            "installation": exc.installation_id,
+        },
+    )

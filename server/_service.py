@@ -1,0 +1,457 @@
+"""The gRPC servicer of ``msgbridge.v1.Gateway``: thin — translate, call, map errors.
+
+Every RPC runs inside :func:`_rpc`, which turns a :class:`GatewayError` into its status with
+google.rpc details, a store failure into UNAVAILABLE, and anything unexpected into INTERNAL with
+an incident id (the traceback goes to the log, never to the caller).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import timestamp_pb2
+
+from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc
+
+from ._catalog import IntegrationCatalog, LoadedIntegration, capabilities_of
+from ._installations import InstallationDirectory, NumberInput
+from ._send import SendOutcome, SendPath, SendRequest
+from .errors import (
+    FailedPrecondition,
+    GatewayError,
+    InvalidRequest,
+    NotFound,
+    Unavailable,
+    Unimplemented,
+    to_rpc_status,
+)
+from .store import InstallationRecord, MessageKind, MessageRecord, MessageState, Store, StoreError
+
+__all__ = ["GatewayServicer"]
+
+logger = logging.getLogger(__name__)
+
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
+_Handler = Callable[[Any, _Req, grpc.aio.ServicerContext], Awaitable[_Resp]]
+
+_SUBSCRIPTION_STATES = {
+    "not_required": gateway_pb2.Subscription.NOT_REQUIRED,
+    "pending": gateway_pb2.Subscription.PENDING,
+    "subscribed": gateway_pb2.Subscription.SUBSCRIBED,
+    "failed": gateway_pb2.Subscription.FAILED,
+}
+_MESSAGE_STATES = {
+    MessageState.PENDING: gateway_pb2.Message.PENDING,
+    MessageState.SENT: gateway_pb2.Message.SENT,
+    MessageState.DELIVERED: gateway_pb2.Message.DELIVERED,
+    MessageState.FAILED: gateway_pb2.Message.FAILED,
+}
+_DEFAULT_PAGE = 100
+_MAX_PAGE = 1000
+
+
+def _rpc(handler: _Handler[_Req, _Resp]) -> _Handler[_Req, _Resp]:
+    @functools.wraps(handler)
+    async def wrapper(self: Any, request: _Req, context: grpc.aio.ServicerContext) -> _Resp:
+        try:
+            return await handler(self, request, context)
+        except GatewayError as exc:
+            error: GatewayError = exc
+        except StoreError:
+            logger.exception("store failure", extra={"rpc": handler.__name__})
+            error = Unavailable(
+                "the store is not available; retry later", reason="STORE_UNAVAILABLE"
+            )
+        except Exception:
+            incident = uuid.uuid4().hex[:12]
+            logger.exception(
+                "unexpected failure", extra={"rpc": handler.__name__, "incident": incident}
+            )
+            error = GatewayError(
+                f"internal error (incident {incident})", metadata={"incident": incident}
+            )
+        await context.abort_with_status(to_rpc_status(error))
+        raise AssertionError("abort_with_status returned")  # pragma: no cover
+
+    return wrapper
+
+
+def _ts(value: datetime | None) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    if value is not None:
+        stamp.FromDatetime(value)
+    return stamp
+
+
+def _page(page_size: int, page_token: str) -> tuple[int, int]:
+    size = page_size if 0 < page_size <= _MAX_PAGE else _DEFAULT_PAGE
+    if page_size < 0:
+        raise InvalidRequest("page_size must not be negative", violations=[("page_size", "< 0")])
+    if not page_token:
+        return 0, size
+    if not page_token.isdigit():
+        raise InvalidRequest("page_token is not valid", violations=[("page_token", "not valid")])
+    return int(page_token), size
+
+
+def _next_token(offset: int, size: int, total: int) -> str:
+    return str(offset + size) if offset + size < total else ""
+
+
+class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
+    def __init__(
+        self,
+        *,
+        store: Store,
+        catalog: IntegrationCatalog,
+        installations: InstallationDirectory,
+        send_path: SendPath,
+        default_deadline_s: float,
+    ) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._installations = installations
+        self._send_path = send_path
+        self._default_deadline_s = default_deadline_s
+
+    # --- integrations ---------------------------------------------------------------------------
+
+    async def _integration_pb(
+        self, loaded: LoadedIntegration, *, count: bool = True
+    ) -> gateway_pb2.Integration:
+        definition = loaded.definition
+        caps = capabilities_of(definition)
+        return gateway_pb2.Integration(
+            id=loaded.id,
+            version=loaded.version,
+            name=definition.name,
+            logo=definition.logo or "",
+            properties=[
+                gateway_pb2.PropertyField(
+                    name=p.name,
+                    secret=p.secret,
+                    required=p.required,
+                    description=p.description or "",
+                    default=p.default or "",
+                )
+                for p in definition.properties
+            ],
+            capabilities=gateway_pb2.Capabilities(
+                send_message=caps.send_message,
+                send_file=caps.send_file,
+                inbound_sms=caps.inbound_sms,
+                inbound_mms=caps.inbound_mms,
+                delivery_receipts=caps.delivery_receipts,
+                subscribe=caps.subscribe,
+                webhook_auth=caps.webhook_auth,
+                auth=caps.auth,
+            ),
+            warnings=[
+                gateway_pb2.DefinitionProblem(pointer=w.pointer or "/", message=w.message)
+                for w in loaded.warnings
+            ],
+            definition_json=loaded.definition_json,
+            created_at=_ts(loaded.created_at),
+            installation_count=(await self._store.count_installations(loaded.id) if count else 0),
+        )
+
+    @_rpc
+    async def RegisterIntegration(
+        self, request: gateway_pb2.RegisterIntegrationRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.RegisterIntegrationResponse:
+        if not request.definition_json.strip():
+            raise InvalidRequest(
+                "definition_json is required", violations=[("definition_json", "required")]
+            )
+        if request.validate_only:
+            definition = self._catalog.validate(request.definition_json)
+            loaded = LoadedIntegration(
+                id=definition.id,
+                version=0,
+                definition=definition,
+                definition_json=request.definition_json,
+                created_at=datetime.now().astimezone(),
+            )
+            pb = await self._integration_pb(loaded, count=False)
+            return gateway_pb2.RegisterIntegrationResponse(integration=pb, validate_only=True)
+        loaded = await self._catalog.register(request.definition_json)
+        return gateway_pb2.RegisterIntegrationResponse(
+            integration=await self._integration_pb(loaded)
+        )
+
+    @_rpc
+    async def GetIntegration(
+        self, request: gateway_pb2.GetIntegrationRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.Integration:
+        loaded = await self._catalog.get(request.integration_id, request.version or None)
+        return await self._integration_pb(loaded)
+
+    @_rpc
+    async def ListIntegrations(
+        self, request: gateway_pb2.ListIntegrationsRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.ListIntegrationsResponse:
+        offset, size = _page(request.page_size, request.page_token)
+        everything = await self._catalog.list()
+        page = everything[offset : offset + size]
+        return gateway_pb2.ListIntegrationsResponse(
+            integrations=[await self._integration_pb(i) for i in page],
+            next_page_token=_next_token(offset, size, len(everything)),
+        )
+
+    @_rpc
+    async def DeleteIntegration(
+        self, request: gateway_pb2.DeleteIntegrationRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.DeleteIntegrationResponse:
+        await self._catalog.get(request.integration_id)  # NOT_FOUND when unknown
+        users = [
+            i
+            for i in await self._store.list_installations(integration_id=request.integration_id)
+            if i.enabled
+        ]
+        if users and not request.force:
+            raise FailedPrecondition(
+                f"{len(users)} enabled installation(s) use this integration; disable them or force",
+                reason="INTEGRATION_IN_USE",
+                metadata={"integration": request.integration_id, "installations": str(len(users))},
+            )
+        for installation in users:
+            await self._installations.disable(installation.id)
+        await self._catalog.delete(request.integration_id)
+        return gateway_pb2.DeleteIntegrationResponse(disabled_installations=len(users))
+
+    # --- installations --------------------------------------------------------------------------
+
+    async def _installation_pb(self, record: InstallationRecord) -> gateway_pb2.Installation:
+        try:
+            definition = (await self._catalog.get(record.integration_id)).definition
+            declared = definition.properties
+        except NotFound:
+            declared = ()
+        values = []
+        for prop in declared:
+            value = record.properties.get(prop.name)
+            values.append(
+                gateway_pb2.PropertyValue(
+                    name=prop.name,
+                    value="" if prop.secret or value is None else value,
+                    secret=prop.secret,
+                    set=bool(value),
+                )
+            )
+        return gateway_pb2.Installation(
+            id=record.id,
+            org_id=record.org_id,
+            integration_id=record.integration_id,
+            properties=values,
+            numbers=[
+                gateway_pb2.NumberAssignment(number=n.given, users=n.users, normalized=n.number)
+                for n in record.numbers
+            ],
+            default_region=record.default_region or "",
+            enabled=record.enabled,
+            webhook_url=self._installations.webhook_url(record),
+            subscription=gateway_pb2.Subscription(
+                state=_SUBSCRIPTION_STATES.get(
+                    record.subscription_state, gateway_pb2.Subscription.STATE_UNSPECIFIED
+                ),
+                last_error=record.subscription_error or "",
+            ),
+            created_at=_ts(record.created_at),
+            updated_at=_ts(record.updated_at),
+        )
+
+    @staticmethod
+    def _numbers(items: Sequence[gateway_pb2.NumberAssignment]) -> list[NumberInput]:
+        return [NumberInput(number=n.number, users=tuple(n.users)) for n in items]
+
+    @_rpc
+    async def EnableIntegration(
+        self, request: gateway_pb2.EnableIntegrationRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.Installation:
+        record = await self._installations.enable(
+            org_id=request.org_id,
+            integration_id=request.integration_id,
+            properties=dict(request.properties),
+            numbers=self._numbers(request.numbers),
+            default_region=request.default_region or None,
+        )
+        return await self._installation_pb(record)
+
+    @_rpc
+    async def UpdateInstallation(
+        self, request: gateway_pb2.UpdateInstallationRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.Installation:
+        record = await self._installations.update(
+            request.installation_id,
+            properties=dict(request.properties),
+            clear_properties=list(request.clear_properties),
+            numbers=self._numbers(request.numbers) if request.set_numbers else None,
+            default_region=(request.default_region if request.HasField("default_region") else None),
+        )
+        return await self._installation_pb(record)
+
+    @_rpc
+    async def GetInstallation(
+        self, request: gateway_pb2.GetInstallationRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.Installation:
+        return await self._installation_pb(await self._installations.get(request.installation_id))
+
+    @_rpc
+    async def ListInstallations(
+        self, request: gateway_pb2.ListInstallationsRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.ListInstallationsResponse:
+        offset, size = _page(request.page_size, request.page_token)
+        everything = await self._store.list_installations(
+            org_id=request.org_id or None, integration_id=request.integration_id or None
+        )
+        page = everything[offset : offset + size]
+        return gateway_pb2.ListInstallationsResponse(
+            installations=[await self._installation_pb(r) for r in page],
+            next_page_token=_next_token(offset, size, len(everything)),
+        )
+
+    @_rpc
+    async def DisableIntegration(
+        self, request: gateway_pb2.DisableIntegrationRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.Installation:
+        return await self._installation_pb(
+            await self._installations.disable(request.installation_id)
+        )
+
+    # --- sending --------------------------------------------------------------------------------
+
+    def _deadline(self, context: grpc.aio.ServicerContext) -> float:
+        remaining = context.time_remaining()
+        budget = self._default_deadline_s if remaining is None else min(remaining, 24 * 3600)
+        return time.monotonic() + budget
+
+    @staticmethod
+    def _reply(outcome: SendOutcome) -> gateway_pb2.SendReply:
+        reply = gateway_pb2.SendReply(
+            message_id=outcome.message_id,
+            provider_status=outcome.provider_status,
+            attempts=outcome.attempts,
+            installation_id=outcome.installation_id,
+            integration_id=outcome.integration_id,
+            replayed=outcome.replayed,
+        )
+        if outcome.provider_message_id is not None:
+            reply.provider_message_id = outcome.provider_message_id
+        return reply
+
+    @_rpc
+    async def SendMessage(
+        self, request: gateway_pb2.SendMessageRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.SendReply:
+        send = SendRequest(
+            kind=MessageKind.SMS,
+            org_id=request.org_id,
+            from_number=getattr(request, "from"),
+            to=request.to,
+            text=request.text,
+            extension=request.extension,
+            domain=request.domain,
+            integration_id=request.integration_id,
+            idempotency_key=request.idempotency_key,
+            metadata=dict(request.metadata),
+        )
+        return self._reply(await self._send_path.send(send, deadline=self._deadline(context)))
+
+    @_rpc
+    async def SendFile(
+        self, request: gateway_pb2.SendFileRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.SendReply:
+        send = SendRequest(
+            kind=MessageKind.MMS,
+            org_id=request.org_id,
+            from_number=getattr(request, "from"),
+            to=request.to,
+            text=request.text,
+            media_url=request.media_url,
+            media_type=request.media_type,
+            filename=request.filename,
+            extension=request.extension,
+            domain=request.domain,
+            integration_id=request.integration_id,
+            idempotency_key=request.idempotency_key,
+            metadata=dict(request.metadata),
+        )
+        return self._reply(await self._send_path.send(send, deadline=self._deadline(context)))
+
+    @_rpc
+    async def GetMessage(
+        self, request: gateway_pb2.GetMessageRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.Message:
+        record = await self._store.get_message(request.message_id)
+        if record is None:
+            raise NotFound(f"no message {request.message_id!r}", reason="MESSAGE_NOT_FOUND")
+        return message_pb(record)
+
+    # --- inbound (issue 4) ------------------------------------------------------------------------
+
+    async def StreamEvents(
+        self, request: gateway_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[gateway_pb2.StreamEventsResponse]:
+        await context.abort_with_status(to_rpc_status(Unimplemented("not available yet")))
+        yield gateway_pb2.StreamEventsResponse()  # pragma: no cover
+
+    @_rpc
+    async def AckEvents(
+        self, request: gateway_pb2.AckEventsRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.AckEventsResponse:
+        raise Unimplemented("not available yet")
+
+    @_rpc
+    async def ListEvents(
+        self, request: gateway_pb2.ListEventsRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.ListEventsResponse:
+        raise Unimplemented("not available yet")
+
+    @_rpc
+    async def ListUnmatchedWebhooks(
+        self, request: gateway_pb2.ListUnmatchedWebhooksRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.ListUnmatchedWebhooksResponse:
+        raise Unimplemented("not available yet")
+
+    @_rpc
+    async def ReplayWebhook(
+        self, request: gateway_pb2.ReplayWebhookRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.ReplayWebhookResponse:
+        raise Unimplemented("not available yet")
+
+    @_rpc
+    async def RetrySubscription(
+        self, request: gateway_pb2.RetrySubscriptionRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.Installation:
+        raise Unimplemented("not available yet")
+
+
+def message_pb(record: MessageRecord) -> gateway_pb2.Message:
+    pb = gateway_pb2.Message(
+        message_id=record.id,
+        org_id=record.org_id,
+        installation_id=record.installation_id,
+        integration_id=record.integration_id,
+        to=record.to_number,
+        text=record.text,
+        media_url=record.media_url or "",
+        state=_MESSAGE_STATES[record.state],
+        provider_status=record.provider_status or 0,
+        attempts=record.attempts,
+        error=record.error or "",
+        metadata=dict(record.metadata),
+        created_at=_ts(record.created_at),
+        updated_at=_ts(record.updated_at),
+    )
+    setattr(pb, "from", record.from_number)
+    if record.provider_message_id is not None:
+        pb.provider_message_id = record.provider_message_id
+    return pb

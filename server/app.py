@@ -1,0 +1,177 @@
+"""Building and running the service.
+
+:func:`build_server` assembles everything from one :class:`Settings` object and binds the gRPC
+port (port 0 picks a free one, for tests) without serving yet; :meth:`GatewayServer.start` serves
+and :meth:`GatewayServer.stop` drains and releases everything. :func:`run` is ``msgbridge serve``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc
+
+from ._catalog import IntegrationCatalog
+from ._installations import InstallationDirectory
+from ._send import SendPath
+from ._service import GatewayServicer
+from .config import Settings
+from .fake_provider import RunningFakeProvider, start_fake_provider
+from .outbound import OutboundClient, OutboundPolicy
+from .secret_box import SecretBox
+from .store import SqliteStore, Store
+
+__all__ = ["GatewayServer", "build_server", "open_store", "run"]
+
+logger = logging.getLogger(__name__)
+
+GATEWAY_SERVICE = gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name
+
+
+def open_store(settings: Settings) -> Store:
+    """The store the database URL names (not opened yet)."""
+    url = settings.effective_database_url
+    if url.startswith("sqlite:///"):
+        return SqliteStore.from_file(Path(url.removeprefix("sqlite:///")))
+    raise ValueError(f"database URL not supported yet: {url.split(':', 1)[0]}")
+
+
+@dataclass(kw_only=True)
+class GatewayServer:
+    """A built service: the gRPC server and what it owns. Start it, then stop it."""
+
+    settings: Settings
+    grpc_server: grpc.aio.Server
+    grpc_port: int
+    store: Store
+    outbound: OutboundClient
+    health: health.aio.HealthServicer
+    catalog: IntegrationCatalog
+    installations: InstallationDirectory
+    _closers: list[object] = field(default_factory=list)
+
+    async def start(self) -> None:
+        await self.grpc_server.start()
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self.health.set(GATEWAY_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        logger.info("gRPC API serving", extra={"port": self.grpc_port})
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Report NOT_SERVING, finish in-flight calls within ``grace``, release everything."""
+        with contextlib.suppress(Exception):
+            await self.health.enter_graceful_shutdown()
+        await self.grpc_server.stop(grace)
+        await self.outbound.aclose()
+        await self.store.close()
+
+    async def wait(self) -> None:
+        await self.grpc_server.wait_for_termination()
+
+
+def _grpc_port(server: grpc.aio.Server, listen: str) -> int:
+    port: int = server.add_insecure_port(listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {listen}")
+    return port
+
+
+async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
+    """Assemble the service and bind its gRPC port; returns it and the bound port."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key_file = settings.secret_key_file or settings.data_dir / "secret.key"
+    secret_box = SecretBox.from_file(key_file)
+    store = open_store(settings)
+    await store.open()
+    outbound = OutboundClient(
+        policy=OutboundPolicy.from_strings(
+            allow=settings.outbound_allow, deny=settings.outbound_deny
+        ),
+        max_connections=settings.outbound_connections,
+    )
+    await outbound.start()
+    catalog = IntegrationCatalog(store)
+    installations = InstallationDirectory(
+        store=store,
+        catalog=catalog,
+        secret_box=secret_box,
+        public_url=settings.effective_public_url,
+    )
+    send_path = SendPath(
+        store=store,
+        catalog=catalog,
+        installations=installations,
+        outbound=outbound,
+        provider_timeout_s=settings.provider_timeout_s,
+        max_attempts=settings.send_max_attempts,
+    )
+    servicer = GatewayServicer(
+        store=store,
+        catalog=catalog,
+        installations=installations,
+        send_path=send_path,
+        default_deadline_s=settings.send_deadline_s,
+    )
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ]
+    )
+    gateway_pb2_grpc.add_GatewayServicer_to_server(servicer, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (GATEWAY_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    port = _grpc_port(server, settings.grpc_listen)
+    built = GatewayServer(
+        settings=settings,
+        grpc_server=server,
+        grpc_port=port,
+        store=store,
+        outbound=outbound,
+        health=health_servicer,
+        catalog=catalog,
+        installations=installations,
+    )
+    return built, port
+
+
+DEMO_DEFINITION = Path(__file__).resolve().parent.parent / "integrations" / "demo.json"
+
+
+async def start_demo(built: GatewayServer) -> RunningFakeProvider:
+    """Start the bundled fake provider and register the demo integration that talks to it."""
+    host, _, port = built.settings.demo_provider_listen.rpartition(":")
+    fake = await start_fake_provider(host=host, port=int(port))
+    definition = DEMO_DEFINITION.read_text(encoding="utf-8")
+    definition = definition.replace("127.0.0.1:8090", fake.url.removeprefix("http://"))
+    await built.catalog.register(definition)
+    logger.info("demo: fake provider and the demo integration ready", extra={"url": fake.url})
+    return fake
+
+
+async def run(settings: Settings) -> None:
+    """Serve until SIGINT or SIGTERM."""
+    built, _ = await build_server(settings)
+    fake = await start_demo(built) if settings.demo else None
+    await built.start()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    logger.info("shutting down")
+    await built.stop()
+    if fake is not None:
+        await fake.aclose()
