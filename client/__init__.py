@@ -1,0 +1,47 @@
+"""The msgbridge client: typed async and sync clients of the Gateway service, and their errors.
+
+    async with await AsyncClient.connect("localhost:50051") as client:
+        reply = await client.send_message(org_id="acme", from_="+15550001", to="+15550002",
+                                          text="hello")
+
+Methods return the generated protobuf messages of ``msgbridge.v1.gateway_pb2``.
+"""
+
+from ._client import DEFAULT_TARGET, AsyncClient, Client
+from ._errors import (
+    AlreadyExistsError,
+    CancelledError,
+    DeadlineExceededError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    MsgbridgeError,
+    NotFoundError,
+    PermissionDeniedError,
+    ResourceExhaustedError,
+    UnauthenticatedError,
+    UnavailableError,
+)
+from ._options import ClientOptions, TLSConfig
+from ._requests import EventType, NumberAssignments, sender
+
+__all__ = [
+    "DEFAULT_TARGET",
+    "AlreadyExistsError",
+    "AsyncClient",
+    "CancelledError",
+    "Client",
+    "ClientOptions",
+    "DeadlineExceededError",
+    "EventType",
+    "FailedPreconditionError",
+    "InvalidArgumentError",
+    "MsgbridgeError",
+    "NotFoundError",
+    "NumberAssignments",
+    "PermissionDeniedError",
+    "ResourceExhaustedError",
+    "TLSConfig",
+    "UnauthenticatedError",
+    "UnavailableError",
+    "sender",
+]

@@ -1,0 +1,749 @@
+"""Typed clients of the ``msgbridge.v1.Gateway`` service: :class:`AsyncClient` and :class:`Client`.
+
+Both have the same methods, named after the RPCs in snake_case, and return the generated protobuf
+messages (typed by their ``.pyi`` stubs). List methods iterate over every page; ``stream_events``
+yields events one by one although the server sends them in batches. A failed call raises a
+:class:`~client.MsgbridgeError` subclass. :class:`Client` wraps a synchronous grpc channel: no event
+loop is run behind it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import grpc
+import grpc.aio
+from google.protobuf.message import Message
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc
+
+from . import _requests
+from ._errors import error_from_rpc
+from ._options import ClientOptions
+from ._requests import EventType, NumberAssignments
+
+__all__ = ["DEFAULT_TARGET", "AsyncClient", "Client"]
+
+DEFAULT_TARGET = "localhost:50051"
+
+_R = TypeVar("_R", bound=Message)
+
+
+class AsyncClient:
+    """The asyncio client. Create it with :meth:`connect`; close it, or use ``async with``."""
+
+    def __init__(self, channel: grpc.aio.Channel, *, options: ClientOptions | None = None) -> None:
+        self._options = options or ClientOptions()
+        self._channel = channel
+        self._stub = gateway_pb2_grpc.GatewayStub(channel)
+        self._health = health_pb2_grpc.HealthStub(channel)
+        self._metadata = self._options.call_metadata()
+
+    @classmethod
+    async def connect(
+        cls, target: str = DEFAULT_TARGET, *, options: ClientOptions | None = None
+    ) -> AsyncClient:
+        """A client of the gateway at ``target`` (``HOST:PORT``).
+
+        The channel connects on the first call (and reconnects by itself); an unreachable server
+        shows as :class:`~client.UnavailableError` from that call.
+        """
+        options = options or ClientOptions()
+        arguments = options.channel_arguments()
+        if options.tls is None:
+            channel = grpc.aio.insecure_channel(target, options=arguments)
+        else:
+            credentials = options.tls.channel_credentials()
+            channel = grpc.aio.secure_channel(target, credentials, options=arguments)
+        return cls(channel, options=options)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _call(
+        self, method: Callable[..., Awaitable[Any]], request: Message, reply_type: type[_R]
+    ) -> _R:
+        try:
+            reply = await method(request, timeout=self._options.timeout, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc) from exc
+        return _expect(reply, reply_type)
+
+    # -- integrations ---------------------------------------------------------------------------
+
+    async def register_integration(
+        self, definition_json: str, *, validate_only: bool = False
+    ) -> gateway_pb2.RegisterIntegrationResponse:
+        request = gateway_pb2.RegisterIntegrationRequest(
+            definition_json=definition_json, validate_only=validate_only
+        )
+        return await self._call(
+            self._stub.RegisterIntegration, request, gateway_pb2.RegisterIntegrationResponse
+        )
+
+    async def get_integration(
+        self, integration_id: str, *, version: int = 0
+    ) -> gateway_pb2.Integration:
+        request = gateway_pb2.GetIntegrationRequest(integration_id=integration_id, version=version)
+        return await self._call(self._stub.GetIntegration, request, gateway_pb2.Integration)
+
+    async def list_integrations(
+        self, *, page_size: int = 0
+    ) -> AsyncIterator[gateway_pb2.Integration]:
+        token = ""
+        while True:
+            request = gateway_pb2.ListIntegrationsRequest(page_size=page_size, page_token=token)
+            page = await self._call(
+                self._stub.ListIntegrations, request, gateway_pb2.ListIntegrationsResponse
+            )
+            for integration in page.integrations:
+                yield integration
+            token = page.next_page_token
+            if not token:
+                return
+
+    async def delete_integration(
+        self, integration_id: str, *, force: bool = False
+    ) -> gateway_pb2.DeleteIntegrationResponse:
+        request = gateway_pb2.DeleteIntegrationRequest(integration_id=integration_id, force=force)
+        return await self._call(
+            self._stub.DeleteIntegration, request, gateway_pb2.DeleteIntegrationResponse
+        )
+
+    # -- installations --------------------------------------------------------------------------
+
+    async def enable_integration(
+        self,
+        *,
+        org_id: str,
+        integration_id: str,
+        properties: Mapping[str, str],
+        numbers: NumberAssignments,
+        default_region: str | None = None,
+    ) -> gateway_pb2.Installation:
+        request = _requests.enable_integration_request(
+            org_id=org_id,
+            integration_id=integration_id,
+            properties=properties,
+            numbers=numbers,
+            default_region=default_region,
+        )
+        return await self._call(self._stub.EnableIntegration, request, gateway_pb2.Installation)
+
+    async def update_installation(
+        self,
+        installation_id: str,
+        *,
+        properties: Mapping[str, str] | None = None,
+        clear_properties: Sequence[str] = (),
+        numbers: NumberAssignments | None = None,
+        default_region: str | None = None,
+    ) -> gateway_pb2.Installation:
+        """Sets ``properties`` and clears ``clear_properties``; ``numbers``, given, replace all."""
+        request = _requests.update_installation_request(
+            installation_id,
+            properties=properties,
+            clear_properties=clear_properties,
+            numbers=numbers,
+            default_region=default_region,
+        )
+        return await self._call(self._stub.UpdateInstallation, request, gateway_pb2.Installation)
+
+    async def get_installation(self, installation_id: str) -> gateway_pb2.Installation:
+        request = gateway_pb2.GetInstallationRequest(installation_id=installation_id)
+        return await self._call(self._stub.GetInstallation, request, gateway_pb2.Installation)
+
+    async def list_installations(
+        self, *, org_id: str = "", integration_id: str = "", page_size: int = 0
+    ) -> AsyncIterator[gateway_pb2.Installation]:
+        token = ""
+        while True:
+            request = gateway_pb2.ListInstallationsRequest(
+                org_id=org_id, integration_id=integration_id, page_size=page_size, page_token=token
+            )
+            page = await self._call(
+                self._stub.ListInstallations, request, gateway_pb2.ListInstallationsResponse
+            )
+            for installation in page.installations:
+                yield installation
+            token = page.next_page_token
+            if not token:
+                return
+
+    async def disable_integration(self, installation_id: str) -> gateway_pb2.Installation:
+        request = gateway_pb2.DisableIntegrationRequest(installation_id=installation_id)
+        return await self._call(self._stub.DisableIntegration, request, gateway_pb2.Installation)
+
+    async def retry_subscription(self, installation_id: str) -> gateway_pb2.Installation:
+        request = gateway_pb2.RetrySubscriptionRequest(installation_id=installation_id)
+        return await self._call(self._stub.RetrySubscription, request, gateway_pb2.Installation)
+
+    # -- sending --------------------------------------------------------------------------------
+
+    async def send_message(
+        self,
+        *,
+        org_id: str,
+        from_: str,
+        to: str,
+        text: str,
+        extension: str = "",
+        domain: str = "",
+        integration_id: str = "",
+        idempotency_key: str = "",
+        metadata: Mapping[str, str] | None = None,
+    ) -> gateway_pb2.SendReply:
+        request = _requests.send_message_request(
+            org_id=org_id,
+            from_=from_,
+            to=to,
+            text=text,
+            extension=extension,
+            domain=domain,
+            integration_id=integration_id,
+            idempotency_key=idempotency_key,
+            metadata=metadata,
+        )
+        return await self._call(self._stub.SendMessage, request, gateway_pb2.SendReply)
+
+    async def send_file(
+        self,
+        *,
+        org_id: str,
+        from_: str,
+        to: str,
+        media_url: str,
+        text: str = "",
+        media_type: str = "",
+        filename: str = "",
+        extension: str = "",
+        domain: str = "",
+        integration_id: str = "",
+        idempotency_key: str = "",
+        metadata: Mapping[str, str] | None = None,
+    ) -> gateway_pb2.SendReply:
+        request = _requests.send_file_request(
+            org_id=org_id,
+            from_=from_,
+            to=to,
+            media_url=media_url,
+            text=text,
+            media_type=media_type,
+            filename=filename,
+            extension=extension,
+            domain=domain,
+            integration_id=integration_id,
+            idempotency_key=idempotency_key,
+            metadata=metadata,
+        )
+        return await self._call(self._stub.SendFile, request, gateway_pb2.SendReply)
+
+    async def get_message(self, message_id: str) -> gateway_pb2.Message:
+        request = gateway_pb2.GetMessageRequest(message_id=message_id)
+        return await self._call(self._stub.GetMessage, request, gateway_pb2.Message)
+
+    # -- events ---------------------------------------------------------------------------------
+
+    async def stream_event_batches(
+        self,
+        *,
+        org_id: str = "",
+        integration_id: str = "",
+        types: Sequence[EventType] = (),
+        after_cursor: int | None = None,
+        earliest: bool = False,
+        consumer: str = "",
+        max_batch: int = 0,
+    ) -> AsyncGenerator[gateway_pb2.StreamEventsResponse, None]:
+        """The batches as the server sends them (acknowledge a batch at a time, say).
+
+        Starts after ``after_cursor``, or from the earliest kept event, or (neither) from now; a
+        ``consumer`` resumes after its last acknowledged event. Runs until the caller stops
+        iterating (which cancels the call) or the server ends the stream.
+        """
+        request = _requests.stream_events_request(
+            org_id=org_id,
+            integration_id=integration_id,
+            types=types,
+            after_cursor=after_cursor,
+            earliest=earliest,
+            consumer=consumer,
+            max_batch=max_batch,
+        )
+        call = self._stub.StreamEvents(request, metadata=self._metadata)
+        try:
+            async for batch in call:
+                yield _expect(batch, gateway_pb2.StreamEventsResponse)
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc) from exc
+        finally:
+            call.cancel()
+
+    async def stream_events(
+        self,
+        *,
+        org_id: str = "",
+        integration_id: str = "",
+        types: Sequence[EventType] = (),
+        after_cursor: int | None = None,
+        earliest: bool = False,
+        consumer: str = "",
+        max_batch: int = 0,
+    ) -> AsyncGenerator[gateway_pb2.Event, None]:
+        """Every event, one at a time, in cursor order (see :meth:`stream_event_batches`)."""
+        batches = self.stream_event_batches(
+            org_id=org_id,
+            integration_id=integration_id,
+            types=types,
+            after_cursor=after_cursor,
+            earliest=earliest,
+            consumer=consumer,
+            max_batch=max_batch,
+        )
+        try:
+            async for batch in batches:
+                for event in batch.events:
+                    yield event
+        finally:
+            await batches.aclose()
+
+    async def ack_events(
+        self, consumer: str, cursors: Sequence[int]
+    ) -> gateway_pb2.AckEventsResponse:
+        request = gateway_pb2.AckEventsRequest(consumer=consumer, cursors=list(cursors))
+        return await self._call(self._stub.AckEvents, request, gateway_pb2.AckEventsResponse)
+
+    async def list_events(
+        self,
+        *,
+        org_id: str = "",
+        integration_id: str = "",
+        types: Sequence[EventType] = (),
+        after_cursor: int = 0,
+        page_size: int = 0,
+    ) -> AsyncIterator[gateway_pb2.Event]:
+        """The stored events that match, after ``after_cursor``, without waiting for new ones."""
+        while True:
+            request = _requests.list_events_request(
+                org_id=org_id,
+                integration_id=integration_id,
+                types=types,
+                after_cursor=after_cursor,
+                page_size=page_size,
+            )
+            page = await self._call(self._stub.ListEvents, request, gateway_pb2.ListEventsResponse)
+            for event in page.events:
+                yield event
+            after_cursor, more = _next_events_page(page, after_cursor, page_size)
+            if not more:
+                return
+
+    # -- unmatched webhooks ---------------------------------------------------------------------
+
+    async def list_unmatched_webhooks(
+        self, *, integration_id: str = "", page_size: int = 0
+    ) -> AsyncIterator[gateway_pb2.UnmatchedWebhook]:
+        token = ""
+        while True:
+            request = gateway_pb2.ListUnmatchedWebhooksRequest(
+                integration_id=integration_id, page_size=page_size, page_token=token
+            )
+            page = await self._call(
+                self._stub.ListUnmatchedWebhooks, request, gateway_pb2.ListUnmatchedWebhooksResponse
+            )
+            for webhook in page.webhooks:
+                yield webhook
+            token = page.next_page_token
+            if not token:
+                return
+
+    async def replay_webhook(self, webhook_id: str) -> gateway_pb2.ReplayWebhookResponse:
+        request = gateway_pb2.ReplayWebhookRequest(id=webhook_id)
+        return await self._call(
+            self._stub.ReplayWebhook, request, gateway_pb2.ReplayWebhookResponse
+        )
+
+    # -- health ---------------------------------------------------------------------------------
+
+    async def check_health(self, service: str = "") -> health_pb2.HealthCheckResponse:
+        """grpc.health.v1 Check: ``status`` is SERVING when the service (or the server) is up."""
+        request = health_pb2.HealthCheckRequest(service=service)
+        return await self._call(self._health.Check, request, health_pb2.HealthCheckResponse)
+
+
+class Client:
+    """The synchronous client over a sync grpc channel; the same methods as :class:`AsyncClient`."""
+
+    def __init__(self, channel: grpc.Channel, *, options: ClientOptions | None = None) -> None:
+        self._options = options or ClientOptions()
+        self._channel = channel
+        self._stub = gateway_pb2_grpc.GatewayStub(channel)
+        self._health = health_pb2_grpc.HealthStub(channel)
+        self._metadata = self._options.call_metadata()
+
+    @classmethod
+    def connect(
+        cls, target: str = DEFAULT_TARGET, *, options: ClientOptions | None = None
+    ) -> Client:
+        """A client of the gateway at ``target``; the channel connects on the first call."""
+        options = options or ClientOptions()
+        arguments = options.channel_arguments()
+        if options.tls is None:
+            channel = grpc.insecure_channel(target, options=arguments)
+        else:
+            credentials = options.tls.channel_credentials()
+            channel = grpc.secure_channel(target, credentials, options=arguments)
+        return cls(channel, options=options)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _call(self, method: Callable[..., Any], request: Message, reply_type: type[_R]) -> _R:
+        try:
+            reply = method(request, timeout=self._options.timeout, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc) from exc
+        return _expect(reply, reply_type)
+
+    # -- integrations ---------------------------------------------------------------------------
+
+    def register_integration(
+        self, definition_json: str, *, validate_only: bool = False
+    ) -> gateway_pb2.RegisterIntegrationResponse:
+        request = gateway_pb2.RegisterIntegrationRequest(
+            definition_json=definition_json, validate_only=validate_only
+        )
+        return self._call(
+            self._stub.RegisterIntegration, request, gateway_pb2.RegisterIntegrationResponse
+        )
+
+    def get_integration(self, integration_id: str, *, version: int = 0) -> gateway_pb2.Integration:
+        request = gateway_pb2.GetIntegrationRequest(integration_id=integration_id, version=version)
+        return self._call(self._stub.GetIntegration, request, gateway_pb2.Integration)
+
+    def list_integrations(self, *, page_size: int = 0) -> Iterator[gateway_pb2.Integration]:
+        token = ""
+        while True:
+            request = gateway_pb2.ListIntegrationsRequest(page_size=page_size, page_token=token)
+            page = self._call(
+                self._stub.ListIntegrations, request, gateway_pb2.ListIntegrationsResponse
+            )
+            yield from page.integrations
+            token = page.next_page_token
+            if not token:
+                return
+
+    def delete_integration(
+        self, integration_id: str, *, force: bool = False
+    ) -> gateway_pb2.DeleteIntegrationResponse:
+        request = gateway_pb2.DeleteIntegrationRequest(integration_id=integration_id, force=force)
+        return self._call(
+            self._stub.DeleteIntegration, request, gateway_pb2.DeleteIntegrationResponse
+        )
+
+    # -- installations --------------------------------------------------------------------------
+
+    def enable_integration(
+        self,
+        *,
+        org_id: str,
+        integration_id: str,
+        properties: Mapping[str, str],
+        numbers: NumberAssignments,
+        default_region: str | None = None,
+    ) -> gateway_pb2.Installation:
+        request = _requests.enable_integration_request(
+            org_id=org_id,
+            integration_id=integration_id,
+            properties=properties,
+            numbers=numbers,
+            default_region=default_region,
+        )
+        return self._call(self._stub.EnableIntegration, request, gateway_pb2.Installation)
+
+    def update_installation(
+        self,
+        installation_id: str,
+        *,
+        properties: Mapping[str, str] | None = None,
+        clear_properties: Sequence[str] = (),
+        numbers: NumberAssignments | None = None,
+        default_region: str | None = None,
+    ) -> gateway_pb2.Installation:
+        """Sets ``properties`` and clears ``clear_properties``; ``numbers``, given, replace all."""
+        request = _requests.update_installation_request(
+            installation_id,
+            properties=properties,
+            clear_properties=clear_properties,
+            numbers=numbers,
+            default_region=default_region,
+        )
+        return self._call(self._stub.UpdateInstallation, request, gateway_pb2.Installation)
+
+    def get_installation(self, installation_id: str) -> gateway_pb2.Installation:
+        request = gateway_pb2.GetInstallationRequest(installation_id=installation_id)
+        return self._call(self._stub.GetInstallation, request, gateway_pb2.Installation)
+
+    def list_installations(
+        self, *, org_id: str = "", integration_id: str = "", page_size: int = 0
+    ) -> Iterator[gateway_pb2.Installation]:
+        token = ""
+        while True:
+            request = gateway_pb2.ListInstallationsRequest(
+                org_id=org_id, integration_id=integration_id, page_size=page_size, page_token=token
+            )
+            page = self._call(
+                self._stub.ListInstallations, request, gateway_pb2.ListInstallationsResponse
+            )
+            yield from page.installations
+            token = page.next_page_token
+            if not token:
+                return
+
+    def disable_integration(self, installation_id: str) -> gateway_pb2.Installation:
+        request = gateway_pb2.DisableIntegrationRequest(installation_id=installation_id)
+        return self._call(self._stub.DisableIntegration, request, gateway_pb2.Installation)
+
+    def retry_subscription(self, installation_id: str) -> gateway_pb2.Installation:
+        request = gateway_pb2.RetrySubscriptionRequest(installation_id=installation_id)
+        return self._call(self._stub.RetrySubscription, request, gateway_pb2.Installation)
+
+    # -- sending --------------------------------------------------------------------------------
+
+    def send_message(
+        self,
+        *,
+        org_id: str,
+        from_: str,
+        to: str,
+        text: str,
+        extension: str = "",
+        domain: str = "",
+        integration_id: str = "",
+        idempotency_key: str = "",
+        metadata: Mapping[str, str] | None = None,
+    ) -> gateway_pb2.SendReply:
+        request = _requests.send_message_request(
+            org_id=org_id,
+            from_=from_,
+            to=to,
+            text=text,
+            extension=extension,
+            domain=domain,
+            integration_id=integration_id,
+            idempotency_key=idempotency_key,
+            metadata=metadata,
+        )
+        return self._call(self._stub.SendMessage, request, gateway_pb2.SendReply)
+
+    def send_file(
+        self,
+        *,
+        org_id: str,
+        from_: str,
+        to: str,
+        media_url: str,
+        text: str = "",
+        media_type: str = "",
+        filename: str = "",
+        extension: str = "",
+        domain: str = "",
+        integration_id: str = "",
+        idempotency_key: str = "",
+        metadata: Mapping[str, str] | None = None,
+    ) -> gateway_pb2.SendReply:
+        request = _requests.send_file_request(
+            org_id=org_id,
+            from_=from_,
+            to=to,
+            media_url=media_url,
+            text=text,
+            media_type=media_type,
+            filename=filename,
+            extension=extension,
+            domain=domain,
+            integration_id=integration_id,
+            idempotency_key=idempotency_key,
+            metadata=metadata,
+        )
+        return self._call(self._stub.SendFile, request, gateway_pb2.SendReply)
+
+    def get_message(self, message_id: str) -> gateway_pb2.Message:
+        request = gateway_pb2.GetMessageRequest(message_id=message_id)
+        return self._call(self._stub.GetMessage, request, gateway_pb2.Message)
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def stream_event_batches(
+        self,
+        *,
+        org_id: str = "",
+        integration_id: str = "",
+        types: Sequence[EventType] = (),
+        after_cursor: int | None = None,
+        earliest: bool = False,
+        consumer: str = "",
+        max_batch: int = 0,
+    ) -> Generator[gateway_pb2.StreamEventsResponse, None, None]:
+        """The batches as the server sends them; see :meth:`AsyncClient.stream_event_batches`."""
+        request = _requests.stream_events_request(
+            org_id=org_id,
+            integration_id=integration_id,
+            types=types,
+            after_cursor=after_cursor,
+            earliest=earliest,
+            consumer=consumer,
+            max_batch=max_batch,
+        )
+        call = self._stub.StreamEvents(request, metadata=self._metadata)
+        try:
+            for batch in call:
+                yield _expect(batch, gateway_pb2.StreamEventsResponse)
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc) from exc
+        finally:
+            call.cancel()
+
+    def stream_events(
+        self,
+        *,
+        org_id: str = "",
+        integration_id: str = "",
+        types: Sequence[EventType] = (),
+        after_cursor: int | None = None,
+        earliest: bool = False,
+        consumer: str = "",
+        max_batch: int = 0,
+    ) -> Generator[gateway_pb2.Event, None, None]:
+        """Every event, one at a time, in cursor order (see :meth:`stream_event_batches`)."""
+        batches = self.stream_event_batches(
+            org_id=org_id,
+            integration_id=integration_id,
+            types=types,
+            after_cursor=after_cursor,
+            earliest=earliest,
+            consumer=consumer,
+            max_batch=max_batch,
+        )
+        try:
+            for batch in batches:
+                yield from batch.events
+        finally:
+            batches.close()
+
+    def ack_events(self, consumer: str, cursors: Sequence[int]) -> gateway_pb2.AckEventsResponse:
+        request = gateway_pb2.AckEventsRequest(consumer=consumer, cursors=list(cursors))
+        return self._call(self._stub.AckEvents, request, gateway_pb2.AckEventsResponse)
+
+    def list_events(
+        self,
+        *,
+        org_id: str = "",
+        integration_id: str = "",
+        types: Sequence[EventType] = (),
+        after_cursor: int = 0,
+        page_size: int = 0,
+    ) -> Iterator[gateway_pb2.Event]:
+        """The stored events that match, after ``after_cursor``, without waiting for new ones."""
+        while True:
+            request = _requests.list_events_request(
+                org_id=org_id,
+                integration_id=integration_id,
+                types=types,
+                after_cursor=after_cursor,
+                page_size=page_size,
+            )
+            page = self._call(self._stub.ListEvents, request, gateway_pb2.ListEventsResponse)
+            yield from page.events
+            after_cursor, more = _next_events_page(page, after_cursor, page_size)
+            if not more:
+                return
+
+    # -- unmatched webhooks ---------------------------------------------------------------------
+
+    def list_unmatched_webhooks(
+        self, *, integration_id: str = "", page_size: int = 0
+    ) -> Iterator[gateway_pb2.UnmatchedWebhook]:
+        token = ""
+        while True:
+            request = gateway_pb2.ListUnmatchedWebhooksRequest(
+                integration_id=integration_id, page_size=page_size, page_token=token
+            )
+            page = self._call(
+                self._stub.ListUnmatchedWebhooks, request, gateway_pb2.ListUnmatchedWebhooksResponse
+            )
+            yield from page.webhooks
+            token = page.next_page_token
+            if not token:
+                return
+
+    def replay_webhook(self, webhook_id: str) -> gateway_pb2.ReplayWebhookResponse:
+        request = gateway_pb2.ReplayWebhookRequest(id=webhook_id)
+        return self._call(self._stub.ReplayWebhook, request, gateway_pb2.ReplayWebhookResponse)
+
+    # -- health ---------------------------------------------------------------------------------
+
+    def check_health(self, service: str = "") -> health_pb2.HealthCheckResponse:
+        """grpc.health.v1 Check: ``status`` is SERVING when the service (or the server) is up."""
+        request = health_pb2.HealthCheckRequest(service=service)
+        return self._call(self._health.Check, request, health_pb2.HealthCheckResponse)
+
+
+def _expect(reply: object, reply_type: type[_R]) -> _R:
+    # The grpc runtime is untyped; this keeps the promise the annotations make.
+    if not isinstance(reply, reply_type):  # pragma: no cover - only a broken stub gets here
+        raise TypeError(f"expected {reply_type.__name__}, got {type(reply).__name__}")
+    return reply
+
+
+def _next_events_page(
+    page: gateway_pb2.ListEventsResponse, after_cursor: int, page_size: int
+) -> tuple[int, bool]:
+    """Where the next ListEvents page starts, and whether to ask for it.
+
+    ListEvents pages by cursor (it has no page token): ask again after the last event until a
+    page comes back empty, or short of a page_size we chose. A page whose cursors do not move
+    forward ends the listing rather than asking for the same page forever.
+    """
+    if not page.events:
+        return after_cursor, False
+    last = page.events[-1].cursor
+    if last <= after_cursor:
+        return after_cursor, False
+    if page_size > 0 and len(page.events) < page_size:
+        return last, False
+    return last, True

@@ -1,0 +1,197 @@
+"""The request messages, built once for both clients (the async and the sync one).
+
+The proto field ``from`` is a Python keyword: the generated constructors cannot take it, so it is
+set with ``setattr`` after construction and read with ``getattr`` (see :func:`sender`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TypeAlias
+
+from msgbridge.v1 import gateway_pb2
+
+__all__ = [
+    "EventType",
+    "NumberAssignments",
+    "enable_integration_request",
+    "list_events_request",
+    "number_assignments",
+    "send_file_request",
+    "send_message_request",
+    "sender",
+    "stream_events_request",
+    "update_installation_request",
+]
+
+# An Event.Type value, e.g. gateway_pb2.Event.MESSAGE_DELIVERED.
+EventType: TypeAlias = gateway_pb2.Event.Type.ValueType
+
+# Numbers as a mapping (number → the users assigned to it) or as NumberAssignment messages.
+NumberAssignments = Mapping[str, Sequence[str]] | Sequence[gateway_pb2.NumberAssignment]
+
+
+def number_assignments(numbers: NumberAssignments) -> list[gateway_pb2.NumberAssignment]:
+    if isinstance(numbers, Mapping):
+        return [
+            gateway_pb2.NumberAssignment(number=number, users=list(users))
+            for number, users in numbers.items()
+        ]
+    return [_copy(number) for number in numbers]
+
+
+def enable_integration_request(
+    *,
+    org_id: str,
+    integration_id: str,
+    properties: Mapping[str, str],
+    numbers: NumberAssignments,
+    default_region: str | None,
+) -> gateway_pb2.EnableIntegrationRequest:
+    return gateway_pb2.EnableIntegrationRequest(
+        org_id=org_id,
+        integration_id=integration_id,
+        properties=dict(properties),
+        numbers=number_assignments(numbers),
+        default_region=default_region or "",
+    )
+
+
+def update_installation_request(
+    installation_id: str,
+    *,
+    properties: Mapping[str, str] | None,
+    clear_properties: Sequence[str],
+    numbers: NumberAssignments | None,
+    default_region: str | None,
+) -> gateway_pb2.UpdateInstallationRequest:
+    request = gateway_pb2.UpdateInstallationRequest(
+        installation_id=installation_id,
+        properties=dict(properties or {}),
+        clear_properties=list(clear_properties),
+    )
+    if numbers is not None:
+        request.set_numbers = True
+        request.numbers.extend(number_assignments(numbers))
+    if default_region is not None:
+        request.default_region = default_region
+    return request
+
+
+def send_message_request(
+    *,
+    org_id: str,
+    from_: str,
+    to: str,
+    text: str,
+    extension: str,
+    domain: str,
+    integration_id: str,
+    idempotency_key: str,
+    metadata: Mapping[str, str] | None,
+) -> gateway_pb2.SendMessageRequest:
+    request = gateway_pb2.SendMessageRequest(
+        org_id=org_id,
+        to=to,
+        text=text,
+        extension=extension,
+        domain=domain,
+        integration_id=integration_id,
+        idempotency_key=idempotency_key,
+        metadata=dict(metadata or {}),
+    )
+    setattr(request, "from", from_)  # `from` is a keyword
+    return request
+
+
+def send_file_request(
+    *,
+    org_id: str,
+    from_: str,
+    to: str,
+    media_url: str,
+    text: str,
+    media_type: str,
+    filename: str,
+    extension: str,
+    domain: str,
+    integration_id: str,
+    idempotency_key: str,
+    metadata: Mapping[str, str] | None,
+) -> gateway_pb2.SendFileRequest:
+    request = gateway_pb2.SendFileRequest(
+        org_id=org_id,
+        to=to,
+        media_url=media_url,
+        text=text,
+        media_type=media_type,
+        filename=filename,
+        extension=extension,
+        domain=domain,
+        integration_id=integration_id,
+        idempotency_key=idempotency_key,
+        metadata=dict(metadata or {}),
+    )
+    setattr(request, "from", from_)  # `from` is a keyword
+    return request
+
+
+def stream_events_request(
+    *,
+    org_id: str,
+    integration_id: str,
+    types: Sequence[EventType],
+    after_cursor: int | None,
+    earliest: bool,
+    consumer: str,
+    max_batch: int,
+) -> gateway_pb2.StreamEventsRequest:
+    if after_cursor is not None and earliest:
+        raise ValueError("give after_cursor or earliest, not both")
+    request = gateway_pb2.StreamEventsRequest(
+        org_id=org_id,
+        integration_id=integration_id,
+        types=list(types),
+        consumer=consumer,
+        max_batch=max_batch,
+    )
+    # `start` is a oneof: setting a member (even to 0) selects it; neither means "from now".
+    if after_cursor is not None:
+        request.after_cursor = after_cursor
+    elif earliest:
+        request.earliest = True
+    return request
+
+
+def list_events_request(
+    *,
+    org_id: str,
+    integration_id: str,
+    types: Sequence[EventType],
+    after_cursor: int,
+    page_size: int,
+) -> gateway_pb2.ListEventsRequest:
+    return gateway_pb2.ListEventsRequest(
+        org_id=org_id,
+        integration_id=integration_id,
+        types=list(types),
+        after_cursor=after_cursor,
+        page_size=page_size,
+    )
+
+
+def sender(
+    message: gateway_pb2.Event
+    | gateway_pb2.Message
+    | gateway_pb2.SendMessageRequest
+    | gateway_pb2.SendFileRequest,
+) -> str:
+    """The ``from`` field of a message (a keyword, so not an attribute Python can spell)."""
+    value: str = getattr(message, "from")  # `from` is a keyword
+    return value
+
+
+def _copy(number: gateway_pb2.NumberAssignment) -> gateway_pb2.NumberAssignment:
+    copy = gateway_pb2.NumberAssignment()
+    copy.CopyFrom(number)
+    return copy
