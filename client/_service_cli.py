@@ -1,0 +1,564 @@
+"""The commands that talk to a running service: register, enable, send, events …
+
+Every command takes, after its name, the connection options (``--target``, ``--token``, ``--tls``,
+``--ca``, ``--cert``, ``--key``, ``--timeout``) and ``--json``, which prints the protobuf JSON
+mapping of the reply (lists: one object per line). A failed call prints the gRPC code's name, the
+ErrorInfo reason and message, and each field violation as ``pointer: description`` on stderr and
+exits 1; a usage error or an unreadable file exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from grpc_health.v1 import health_pb2
+
+from msgbridge.v1 import gateway_pb2
+
+from . import _human_output as human
+from ._client import DEFAULT_TARGET, Client
+from ._errors import MsgbridgeError
+from ._options import ClientOptions, TLSConfig
+
+__all__ = ["add_parsers"]
+
+TARGET_ENV = "MSGBRIDGE_TARGET"
+TOKEN_ENV = "MSGBRIDGE_TOKEN"  # noqa: S105 - the variable's name, not a token
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+Action = Callable[[Client, argparse.Namespace], int]
+
+
+class _UsageError(Exception):
+    """A command line the service need not see: exit 2."""
+
+
+# -- parsing arguments --------------------------------------------------------------------------
+
+
+def _key_value(kind: str) -> Callable[[str], tuple[str, str]]:
+    """An argparse type for ``NAME=VALUE`` split at the first ``=`` (the value may hold more)."""
+
+    def parse(text: str) -> tuple[str, str]:
+        name, sep, value = text.partition("=")
+        if not sep or not name:
+            raise argparse.ArgumentTypeError(f"{kind} must be NAME=VALUE, got {text!r}")
+        return name, value
+
+    return parse
+
+
+def _number(text: str) -> gateway_pb2.NumberAssignment:
+    """``NUMBER=EXT[,EXT...]``; a number without ``=`` has no users."""
+    number, _, users = text.partition("=")
+    number = number.strip()
+    if not number:
+        raise argparse.ArgumentTypeError(f"number must be NUMBER[=EXT,...], got {text!r}")
+    return gateway_pb2.NumberAssignment(
+        number=number, users=[user.strip() for user in users.split(",") if user.strip()]
+    )
+
+
+def _event_type(text: str) -> gateway_pb2.Event.Type.ValueType:
+    try:
+        return human.EVENT_TYPE_NAMES[text]
+    except KeyError:
+        names = ", ".join(human.EVENT_TYPE_NAMES)
+        raise argparse.ArgumentTypeError(f"unknown event type {text!r} (one of {names})") from None
+
+
+def _cursor(text: str) -> int:
+    try:
+        cursor = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a cursor is a number, got {text!r}") from None
+    if cursor < 0:
+        raise argparse.ArgumentTypeError("a cursor is not negative")
+    return cursor
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seconds expected, got {text!r}") from None
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError("the timeout must be positive")
+    return seconds
+
+
+def _unique(pairs: Sequence[tuple[str, str]] | None, kind: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for name, value in pairs or ():
+        if name in values:
+            raise _UsageError(f"{kind} {name!r} given twice")
+        values[name] = value
+    return values
+
+
+def _connection_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(add_help=False)
+    group = parser.add_argument_group("connection and output")
+    group.add_argument(
+        "--target",
+        metavar="HOST:PORT",
+        help=f"the gateway (default: ${TARGET_ENV}, else {DEFAULT_TARGET})",
+    )
+    group.add_argument("--token", help=f"bearer token sent on every call (default: ${TOKEN_ENV})")
+    group.add_argument("--tls", action="store_true", help="use TLS (implied by --ca/--cert/--key)")
+    group.add_argument("--ca", metavar="FILE", help="PEM root certificates to trust")
+    group.add_argument("--cert", metavar="FILE", help="PEM client certificate (mutual TLS)")
+    group.add_argument("--key", metavar="FILE", help="PEM client private key (mutual TLS)")
+    group.add_argument(
+        "--timeout", type=_seconds, default=30.0, metavar="SECONDS", help="deadline per call"
+    )
+    group.add_argument("--json", action="store_true", help="print the protobuf JSON mapping")
+    return parser
+
+
+def _client_options(args: argparse.Namespace) -> tuple[str, ClientOptions]:
+    target = args.target or os.environ.get(TARGET_ENV) or DEFAULT_TARGET
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    tls = None
+    if args.tls or args.ca or args.cert or args.key:
+        if bool(args.cert) != bool(args.key):
+            raise _UsageError("--cert and --key go together")
+        try:
+            tls = TLSConfig.from_files(
+                root_certificates=args.ca, client_certificate=args.cert, client_private_key=args.key
+            )
+        except OSError as exc:
+            raise _UsageError(f"cannot read {exc.filename}: {exc.strerror}") from exc
+    return target, ClientOptions(tls=tls, token=token, timeout=args.timeout)
+
+
+# -- running a command --------------------------------------------------------------------------
+
+
+def _command(action: Action) -> Callable[[argparse.Namespace], int]:
+    """The handler: connect, run ``action``, and turn a failure into its report and exit code."""
+
+    @functools.wraps(action)
+    def handler(args: argparse.Namespace) -> int:
+        try:
+            target, options = _client_options(args)
+            with Client.connect(target, options=options) as client:
+                return action(client, args)
+        except _UsageError as exc:
+            print(f"msgbridge {args.command}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except MsgbridgeError as exc:
+            for line in human.error_lines(exc):
+                print(line, file=sys.stderr)
+            return EXIT_FAILED
+
+    return handler
+
+
+def _to_dict(message: Message) -> dict[str, Any]:
+    result: dict[str, Any] = json_format.MessageToDict(
+        message, always_print_fields_with_no_presence=True
+    )
+    return result
+
+
+def _print_json(message: Message) -> None:
+    print(json.dumps(_to_dict(message), indent=2, ensure_ascii=False))
+
+
+def _print_json_line(message: Message) -> None:
+    print(json.dumps(_to_dict(message), ensure_ascii=False), flush=True)
+
+
+def _print_lines(lines: Iterable[str]) -> None:
+    for line in lines:
+        print(line)
+
+
+def _show(args: argparse.Namespace, message: Message, lines: Callable[[], Iterable[str]]) -> None:
+    if args.json:
+        _print_json(message)
+    else:
+        _print_lines(lines())
+
+
+def _without_secrets(installation: gateway_pb2.Installation) -> gateway_pb2.Installation:
+    """A copy with any secret property value blanked (the server sends none; this makes sure)."""
+    copy = gateway_pb2.Installation()
+    copy.CopyFrom(installation)
+    for value in copy.properties:
+        if value.secret:
+            value.value = ""
+    return copy
+
+
+def _show_installation(args: argparse.Namespace, installation: gateway_pb2.Installation) -> int:
+    installation = _without_secrets(installation)
+    _show(args, installation, lambda: human.installation_lines(installation))
+    return 0
+
+
+# -- the commands -------------------------------------------------------------------------------
+
+
+def _register(client: Client, args: argparse.Namespace) -> int:
+    try:
+        if args.file == "-":
+            definition = sys.stdin.read()
+        else:
+            with open(args.file, encoding="utf-8") as file:
+                definition = file.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _UsageError(f"cannot read {args.file}: {exc}") from exc
+    reply = client.register_integration(definition, validate_only=args.validate_only)
+    _show(args, reply, lambda: human.register_lines(reply))
+    return 0
+
+
+def _integrations(client: Client, args: argparse.Namespace) -> int:
+    integrations = client.list_integrations()
+    if args.json:
+        for integration in integrations:
+            _print_json_line(integration)
+    else:
+        _print_lines(human.integrations_table(integrations))
+    return 0
+
+
+def _integration(client: Client, args: argparse.Namespace) -> int:
+    integration = client.get_integration(args.id, version=args.version)
+    _show(args, integration, lambda: human.integration_lines(integration))
+    return 0
+
+
+def _delete_integration(client: Client, args: argparse.Namespace) -> int:
+    reply = client.delete_integration(args.id, force=args.force)
+
+    def lines() -> list[str]:
+        disabled = reply.disabled_installations
+        suffix = f"; {disabled} installation(s) disabled" if disabled else ""
+        return [f"Deleted integration {args.id}{suffix}"]
+
+    _show(args, reply, lines)
+    return 0
+
+
+def _enable(client: Client, args: argparse.Namespace) -> int:
+    installation = client.enable_integration(
+        org_id=args.org,
+        integration_id=args.integration,
+        properties=_unique(args.property, "property"),
+        numbers=args.number or [],
+        default_region=args.region,
+    )
+    return _show_installation(args, installation)
+
+
+def _update_installation(client: Client, args: argparse.Namespace) -> int:
+    if args.no_numbers and args.number:
+        raise _UsageError("--no-numbers and --number exclude each other")
+    numbers = [] if args.no_numbers else args.number
+    properties = _unique(args.property, "property")
+    clear = args.clear_property or []
+    if not (properties or clear or numbers is not None or args.region is not None):
+        raise _UsageError("nothing to update: give --property, --clear-property, --number, …")
+    installation = client.update_installation(
+        args.id,
+        properties=properties,
+        clear_properties=clear,
+        numbers=numbers,
+        default_region=args.region,
+    )
+    return _show_installation(args, installation)
+
+
+def _installations(client: Client, args: argparse.Namespace) -> int:
+    installations = (
+        _without_secrets(installation)
+        for installation in client.list_installations(
+            org_id=args.org or "", integration_id=args.integration or ""
+        )
+    )
+    if args.json:
+        for installation in installations:
+            _print_json_line(installation)
+    else:
+        _print_lines(human.installations_table(installations))
+    return 0
+
+
+def _installation(client: Client, args: argparse.Namespace) -> int:
+    return _show_installation(args, client.get_installation(args.id))
+
+
+def _disable(client: Client, args: argparse.Namespace) -> int:
+    return _show_installation(args, client.disable_integration(args.id))
+
+
+def _retry_subscription(client: Client, args: argparse.Namespace) -> int:
+    return _show_installation(args, client.retry_subscription(args.id))
+
+
+def _send(client: Client, args: argparse.Namespace) -> int:
+    reply = client.send_message(
+        org_id=args.org,
+        from_=args.from_,
+        to=args.to,
+        text=args.text,
+        extension=args.extension,
+        domain=args.domain,
+        integration_id=args.integration,
+        idempotency_key=args.idempotency_key,
+        metadata=_unique(args.metadata, "metadata"),
+    )
+    _show(args, reply, lambda: [human.send_line(reply)])
+    return 0
+
+
+def _send_file(client: Client, args: argparse.Namespace) -> int:
+    reply = client.send_file(
+        org_id=args.org,
+        from_=args.from_,
+        to=args.to,
+        media_url=args.url,
+        text=args.text,
+        media_type=args.media_type,
+        filename=args.filename,
+        extension=args.extension,
+        domain=args.domain,
+        integration_id=args.integration,
+        idempotency_key=args.idempotency_key,
+        metadata=_unique(args.metadata, "metadata"),
+    )
+    _show(args, reply, lambda: [human.send_line(reply)])
+    return 0
+
+
+def _message(client: Client, args: argparse.Namespace) -> int:
+    message = client.get_message(args.id)
+    _show(args, message, lambda: human.message_lines(message))
+    return 0
+
+
+def _print_event(args: argparse.Namespace, event: gateway_pb2.Event) -> None:
+    if args.json:
+        _print_json_line(event)
+    else:
+        print(human.event_line(event), flush=True)
+
+
+def _events(client: Client, args: argparse.Namespace) -> int:
+    types = args.type or []
+    if not args.follow:
+        if args.consumer:
+            raise _UsageError("--consumer needs --follow (stored events are listed as they are)")
+        # Without --after (or with --earliest): every stored event that matches.
+        for event in client.list_events(
+            org_id=args.org or "",
+            integration_id=args.integration or "",
+            types=types,
+            after_cursor=args.after or 0,
+        ):
+            _print_event(args, event)
+        return 0
+    batches = client.stream_event_batches(
+        org_id=args.org or "",
+        integration_id=args.integration or "",
+        types=types,
+        after_cursor=args.after,
+        earliest=args.earliest,
+        consumer=args.consumer or "",
+    )
+    try:
+        for batch in batches:
+            for event in batch.events:
+                _print_event(args, event)
+            # Acknowledged once printed: a consumer that is interrupted gets the rest again.
+            if args.consumer and batch.events:
+                client.ack_events(args.consumer, [event.cursor for event in batch.events])
+    finally:
+        batches.close()
+    return 0
+
+
+def _unmatched(client: Client, args: argparse.Namespace) -> int:
+    webhooks = client.list_unmatched_webhooks(integration_id=args.integration or "")
+    if args.json:
+        for webhook in webhooks:
+            _print_json_line(webhook)
+    else:
+        _print_lines(human.unmatched_table(webhooks))
+    return 0
+
+
+def _replay(client: Client, args: argparse.Namespace) -> int:
+    reply = client.replay_webhook(args.id)
+
+    def lines() -> list[str]:
+        if not reply.events:
+            return [f"Replayed {args.id}: still no event: {reply.reason or 'no reason given'}"]
+        count = len(reply.events)
+        return [
+            f"Replayed {args.id}: {count} event" + ("" if count == 1 else "s"),
+            *(human.event_line(event) for event in reply.events),
+        ]
+
+    _show(args, reply, lines)
+    return 0
+
+
+def _health(client: Client, args: argparse.Namespace) -> int:
+    reply = client.check_health(args.service)
+    _show(args, reply, lambda: [health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)])
+    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else EXIT_FAILED
+
+
+# -- the parsers --------------------------------------------------------------------------------
+
+
+def _add_send_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--org", required=True, help="the organisation")
+    parser.add_argument(
+        "--from", dest="from_", required=True, metavar="NUMBER", help="a number of the org"
+    )
+    parser.add_argument("--to", required=True, metavar="NUMBER", help="the recipient")
+    parser.add_argument("--extension", default="", help="the sending user's extension")
+    parser.add_argument("--domain", default="", help="the organisation's domain")
+    parser.add_argument(
+        "--integration", default="", metavar="ID", help="when several integrations hold --from"
+    )
+    parser.add_argument(
+        "--idempotency-key", default="", metavar="KEY", help="a retry with it sends nothing again"
+    )
+    parser.add_argument(
+        "--metadata",
+        action="append",
+        type=_key_value("metadata"),
+        metavar="KEY=VALUE",
+        help="caller metadata, returned on delivery events (repeatable)",
+    )
+
+
+def _add_installation_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--property",
+        action="append",
+        type=_key_value("property"),
+        metavar="NAME=VALUE",
+        help="a property value, split at the first '=' (repeatable)",
+    )
+    parser.add_argument(
+        "--number",
+        action="append",
+        type=_number,
+        metavar="NUMBER=EXT[,EXT...]",
+        help="a number and the users/extensions assigned to it (repeatable)",
+    )
+    parser.add_argument("--region", help="ISO 3166 region for national-format numbers, e.g. US")
+
+
+def add_parsers(subparsers: Any) -> None:
+    """Adds this group's commands to the ``msgbridge`` parser's subparsers."""
+    connection = _connection_parser()
+
+    def command(name: str, action: Action, help_text: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = subparsers.add_parser(
+            name, help=help_text, description=help_text, parents=[connection]
+        )
+        parser.set_defaults(handler=_command(action))
+        return parser
+
+    parser = command("register", _register, "register (or re-register) an integration definition")
+    parser.add_argument("file", metavar="FILE", help="the definition's JSON file ('-': stdin)")
+    parser.add_argument("--validate-only", action="store_true", help="check it, store nothing")
+
+    command("integrations", _integrations, "list the registered integrations")
+
+    parser = command("integration", _integration, "show an integration and its property form")
+    parser.add_argument("id", metavar="ID")
+    parser.add_argument("--version", type=int, default=0, help="a given version (default latest)")
+
+    parser = command("delete-integration", _delete_integration, "delete an integration")
+    parser.add_argument("id", metavar="ID")
+    parser.add_argument(
+        "--force", action="store_true", help="even while installations use it (disables them)"
+    )
+
+    parser = command("enable", _enable, "enable an integration for an organisation")
+    parser.add_argument("--org", required=True, help="the organisation")
+    parser.add_argument("--integration", required=True, metavar="ID", help="the integration")
+    _add_installation_options(parser)
+
+    parser = command("update-installation", _update_installation, "change an installation")
+    parser.add_argument("id", metavar="ID")
+    _add_installation_options(parser)
+    parser.add_argument(
+        "--clear-property", action="append", metavar="NAME", help="clear a property (repeatable)"
+    )
+    parser.add_argument(
+        "--no-numbers", action="store_true", help="remove every number (--number replaces all)"
+    )
+
+    parser = command("installations", _installations, "list installations")
+    parser.add_argument("--org", help="only this organisation's")
+    parser.add_argument("--integration", metavar="ID", help="only this integration's")
+
+    parser = command("installation", _installation, "show an installation")
+    parser.add_argument("id", metavar="ID")
+
+    parser = command("disable", _disable, "disable an installation")
+    parser.add_argument("id", metavar="ID")
+
+    parser = command("send", _send, "send an SMS")
+    _add_send_options(parser)
+    parser.add_argument("--text", required=True, help="the message")
+
+    parser = command("send-file", _send_file, "send a file (MMS)")
+    _add_send_options(parser)
+    parser.add_argument("--url", required=True, help="the file's URL")
+    parser.add_argument("--text", default="", help="a caption")
+    parser.add_argument("--media-type", default="", metavar="TYPE", help="e.g. image/png")
+    parser.add_argument("--filename", default="", help="the file's name")
+
+    parser = command("message", _message, "show a sent message and its state")
+    parser.add_argument("id", metavar="ID")
+
+    parser = command("events", _events, "print inbound events (stored, or --follow new ones)")
+    parser.add_argument("--follow", action="store_true", help="keep streaming until interrupted")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--after", type=_cursor, metavar="CURSOR", help="events after this cursor")
+    start.add_argument("--earliest", action="store_true", help="from the earliest kept event")
+    parser.add_argument(
+        "--consumer", metavar="NAME", help="a durable consumer (with --follow; acknowledges)"
+    )
+    parser.add_argument("--org", help="only this organisation's")
+    parser.add_argument("--integration", metavar="ID", help="only this integration's")
+    parser.add_argument(
+        "--type",
+        action="append",
+        type=_event_type,
+        metavar="|".join(human.EVENT_TYPE_NAMES),
+        help="only events of this type (repeatable)",
+    )
+
+    parser = command("unmatched", _unmatched, "list webhook requests that produced no event")
+    parser.add_argument("--integration", metavar="ID", help="only this integration's")
+
+    parser = command("replay", _replay, "match a kept webhook request again")
+    parser.add_argument("id", metavar="ID")
+
+    parser = command("retry-subscription", _retry_subscription, "make Subscribe requests now")
+    parser.add_argument("id", metavar="ID")
+
+    parser = command("health", _health, "check the service's health (grpc.health.v1)")
+    parser.add_argument("--service", default="", help="a service name (default: the server)")
