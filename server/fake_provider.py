@@ -40,6 +40,7 @@ import email.parser
 import itertools
 import json
 import signal
+import ssl
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -432,18 +433,24 @@ class RunningFakeProvider:
 
 
 async def start_fake_provider(
-    *, host: str = "127.0.0.1", port: int = 0, max_recorded: int | None = 100_000
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    max_recorded: int | None = 100_000,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> RunningFakeProvider:
-    """Start the fake provider on ``host:port`` (port 0: any free port) in this event loop."""
+    """Start the fake provider on ``host:port`` (port 0: any free port) in this event loop;
+    with ``ssl_context`` it serves HTTPS."""
     app, state = build_fake_provider(max_recorded=max_recorded)
     # A scripted delay must not hold up shutdown: in-flight answers get a short grace period.
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     await site.start()
     bound_host, bound_port = runner.addresses[0][:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    return RunningFakeProvider(url=f"http://{shown}:{bound_port}", state=state, runner=runner)
+    scheme = "https" if ssl_context is not None else "http"
+    return RunningFakeProvider(url=f"{scheme}://{shown}:{bound_port}", state=state, runner=runner)
 
 
 async def _serve(host: str, port: int, max_recorded: int | None) -> None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import socket
 import ssl
@@ -60,7 +61,7 @@ from ._errors import (
     PolicyRefused,
     TransportError,
 )
-from ._policy import OutboundPolicy, numeric_host
+from ._policy import IPAddress, OutboundPolicy, numeric_host
 
 __all__ = ["OutboundClient", "PolicyResolver", "ProviderResponse"]
 
@@ -346,19 +347,11 @@ class OutboundClient:
     def _target(self, raw_url: str) -> tuple[URL, str | None]:
         """The URL to open (numeric hosts in canonical form) and its host name (None when
         numeric), after judging what can be judged before resolving."""
-        try:
-            url = URL(raw_url)
-        except (TypeError, ValueError):
-            raise InvalidTarget("the URL cannot be parsed") from None
-        if url.scheme not in ("http", "https") or not url.raw_host or url.host is None:
-            raise InvalidTarget("only absolute http and https URLs can be called")
-        address = numeric_host(url.host)
+        url, address = _parse_url(raw_url)
         if address is None:
-            self.policy.check_host(url.raw_host)
+            self.policy.check_host(url.raw_host or "")
             return url, url.raw_host
         self.policy.check_address(address)
-        if address.version == 4 and url.raw_host != str(address):
-            url = url.with_host(str(address))
         return url, None
 
     async def _read_body(self, response: aiohttp.ClientResponse) -> tuple[bytes, bool]:
@@ -376,6 +369,22 @@ class OutboundClient:
             response.close()  # the rest is never read; the connection cannot be reused
             return content[:cap], True
         return content, False
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_url(raw_url: str) -> tuple[URL, IPAddress | None]:
+    """Parse a URL to call (cached: a few integrations' URLs repeat on every send). A numeric
+    host is returned as its address, and the URL rewritten to the canonical form of it."""
+    try:
+        url = URL(raw_url)
+    except (TypeError, ValueError):
+        raise InvalidTarget("the URL cannot be parsed") from None
+    if url.scheme not in ("http", "https") or not url.raw_host or url.host is None:
+        raise InvalidTarget("only absolute http and https URLs can be called")
+    address = numeric_host(url.host)
+    if address is not None and address.version == 4 and url.raw_host != str(address):
+        url = url.with_host(str(address))
+    return url, address
 
 
 def _join(base: URL, location: str) -> URL:

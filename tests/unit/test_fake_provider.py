@@ -211,6 +211,17 @@ async def test_close_drops_the_connection_without_answer(
     assert (received.body, received.answer_status) == (b"x", None)
 
 
+async def test_wait_for_requests_returns_once_they_arrived(
+    fake: RunningFakeProvider, http: aiohttp.ClientSession
+) -> None:
+    waiting = asyncio.create_task(fake.state.wait_for_requests(2, path="/b"))
+    for path in ("/a", "/b", "/a", "/b"):
+        async with http.get(f"{fake.url}{path}"):
+            pass
+    await asyncio.wait_for(waiting, 5)
+    assert [r.path for r in fake.state.requests_to("/b")] == ["/b", "/b"]
+
+
 async def test_max_recorded_keeps_the_newest() -> None:
     async with await start_fake_provider(max_recorded=2) as fake:
         async with aiohttp.ClientSession() as http:

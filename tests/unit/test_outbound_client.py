@@ -6,11 +6,13 @@ import asyncio
 import json
 import logging
 import socket
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
 import aiohttp
 import pytest
+import trustme
 
 from server.engine import RenderedRequest
 from server.fake_provider import Answer, RunningFakeProvider, start_fake_provider
@@ -401,6 +403,24 @@ async def test_response_body_is_capped(fake: RunningFakeProvider) -> None:
     assert (big.body, big.truncated) == (b"x" * 1000, True)
     assert (exact.body, exact.truncated) == (b"y" * 1000, False)
     assert after.status == 200  # the cut connection was not reused
+
+
+async def test_https_with_the_configured_trust_and_without_it() -> None:
+    authority = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    authority.configure_trust(client_context)
+    async with await start_fake_provider(ssl_context=server_context) as fake:
+        assert fake.url.startswith("https://127.0.0.1:")
+        async with OutboundClient(policy=LOOPBACK, ssl_context=client_context) as client:
+            response = await client.send(request(f"{fake.url}/tls", body=b"x"), timeout=5)
+        async with OutboundClient(policy=LOOPBACK) as untrusting:
+            with pytest.raises(ConnectFailed) as info:
+                await untrusting.send(request(f"{fake.url}/tls", body=b"y"), timeout=5)
+        assert response.status == 200
+        assert info.value.may_have_been_sent is False
+        assert [r.body for r in fake.state.requests] == [b"x"]
 
 
 @pytest.mark.parametrize("url", ["ftp://127.0.0.1/x", "/relative/path", "http:///nohost", "::"])

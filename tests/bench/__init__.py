@@ -1,0 +1,26 @@
+"""Benchmarks (not tests): ``make bench`` or ``.venv/bin/python -m tests.bench``.
+
+Each entry of ``tests.bench.__main__.BENCHMARKS`` is a named async function that measures one
+thing at one concurrency and returns a :class:`~tests.bench._harness.Result` (a dict: rate,
+p50/p99 latency, request and error counts). The run prints a table and, when ``BENCH_OUT`` names
+a file, writes the results there as JSON.
+
+Process arrangement (the same for the baselines and the service benchmark, so they compare):
+
+- the fake provider runs in its own process (``python -m server.fake_provider``), as in
+  ``make run``;
+- each server under test (the bare gRPC echo, the bare relay, the msgbridge service) runs in its
+  own process, started once and shared by that benchmark's concurrency levels;
+- the load generator is this process: one event loop, one gRPC channel (or one aiohttp session)
+  shared by N callers in a closed loop (a caller sends its next request when its previous answer
+  arrived).
+
+Python runs one event loop per process on one core, so a server measured in the load generator's
+process would share a core with its own load and report half its rate. On this 2-core machine the
+relay and the service benchmarks keep three processes busy (load, server, fake); they compete for
+the same cores in the same way, which is what makes "service rate / relay rate" a fair ratio.
+Absolute numbers describe this machine only, and other work on it shows up as noise.
+
+Each measurement is bounded: a fixed number of requests or a time cap, whichever comes first,
+after a warm-up that opens connections and is not counted.
+"""

@@ -1,0 +1,88 @@
+"""Run the benchmarks: ``python -m tests.bench [--only TEXT]``; ``BENCH_OUT=FILE`` writes JSON.
+
+To add a benchmark, append a :class:`Benchmark` to ``BENCHMARKS``: a name, a concurrency, and an
+``async def run(env, benchmark) -> Result`` that starts what it needs through ``env`` (servers run
+in their own processes, see ``tests/bench/__init__.py``) and measures with
+:func:`tests.bench._harness.measure`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from importlib import metadata
+from typing import Any
+
+from ._harness import BenchEnv, Benchmark, Result
+from .baselines import BASELINES
+
+BENCHMARKS: list[Benchmark] = [*BASELINES]
+
+
+def _latencies(result: Result) -> tuple[float | None, float | None]:
+    return result["p50_ms"], result["p99_ms"]
+
+
+def _table(results: Sequence[Result]) -> str:
+    header = f"{'benchmark':<38} {'callers':>7} {'rate/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+    header += f"{'requests':>9} {'errors':>6}"
+    lines = [header, "-" * len(header)]
+    for r in results:
+        p50, p99 = (
+            f"{v:>8.3f}" if v is not None else f"{'-':>8}" for v in (r["p50_ms"], r["p99_ms"])
+        )
+        lines.append(
+            f"{r['name']:<38} {r['concurrency']:>7} {r['rate']:>9.1f} {p50} {p99} "
+            f"{r['requests']:>9} {r['errors']:>6}"
+        )
+        if r["first_error"]:
+            lines.append(f"    first error: {r['first_error']}")
+    return "\n".join(lines)
+
+
+def _machine() -> dict[str, Any]:
+    versions = {name: metadata.version(name) for name in ("aiohttp", "grpcio", "protobuf")}
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "packages": versions,
+    }
+
+
+async def run(benchmarks: Sequence[Benchmark]) -> list[Result]:
+    env = BenchEnv()
+    results: list[Result] = []
+    await env.start()
+    try:
+        for benchmark in benchmarks:
+            print(f"… {benchmark.name} at {benchmark.concurrency}", file=sys.stderr, flush=True)
+            results.append(await benchmark.run(env, benchmark))
+    finally:
+        await env.aclose()
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
+    parser.add_argument("--only", help="run only benchmarks whose name contains this text")
+    args = parser.parse_args(argv)
+    selected = [b for b in BENCHMARKS if args.only is None or args.only in b.name]
+    results = asyncio.run(run(selected))
+    print(_table(results))
+    out = os.environ.get("BENCH_OUT")
+    if out:
+        with open(out, "w", encoding="utf-8") as file:
+            json.dump({"machine": _machine(), "results": results}, file, indent=2)
+            file.write("\n")
+        print(f"results written to {out}", file=sys.stderr)
+    return 0 if all(r["errors"] == 0 for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""The benchmark harness: the result shape, the closed-loop load driver, and the environment that
+starts (and stops) the processes a benchmark needs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import multiprocessing
+import multiprocessing.connection
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypedDict
+
+import grpc
+
+__all__ = [
+    "BenchEnv",
+    "Benchmark",
+    "Result",
+    "ServerTarget",
+    "grpc_unary_caller",
+    "measure",
+    "serve_forever_in_child",
+]
+
+# The sample SendMessage-sized payload every baseline sends.
+PAYLOAD = (
+    b'{"from": "+15550001111", "to": "+15550002222", "extension": "101", '
+    b'"domain": "example.org", "content": "Hello from the benchmark \\u2014 msgbridge"}'
+)
+
+
+class Result(TypedDict):
+    name: str
+    concurrency: int
+    requests: int
+    errors: int
+    seconds: float
+    rate: float
+    p50_ms: float | None
+    p99_ms: float | None
+    first_error: str | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Benchmark:
+    """One measurement: ``run(env, concurrency)`` returns its :class:`Result`."""
+
+    name: str
+    concurrency: int
+    run: Callable[[BenchEnv, Benchmark], Awaitable[Result]]
+    count: int = 20_000
+    time_cap_s: float = 4.0
+
+
+def _percentile_ms(sorted_values: list[float], fraction: float) -> float | None:
+    """Nearest-rank percentile of an ascending list of seconds, in milliseconds."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return round(sorted_values[rank - 1] * 1000, 3)
+
+
+async def measure(
+    benchmark: Benchmark,
+    call: Callable[[], Awaitable[object]],
+    *,
+    warmup: int | None = None,
+) -> Result:
+    """Run ``call`` from ``benchmark.concurrency`` callers in a closed loop until
+    ``benchmark.count`` calls completed or ``benchmark.time_cap_s`` passed; failed calls count as
+    errors and add no latency. A warm-up (default: 5 calls per caller) comes first, uncounted."""
+    concurrency = benchmark.concurrency
+    first_error: str | None = None
+
+    async def run_callers(total: int, deadline: float, latencies: list[float] | None) -> int:
+        remaining = total
+        errors = 0
+
+        async def caller() -> None:
+            nonlocal remaining, errors, first_error
+            while remaining > 0 and time.perf_counter() < deadline:
+                remaining -= 1
+                started = time.perf_counter()
+                try:
+                    await call()
+                except Exception as exc:
+                    errors += 1
+                    first_error = first_error or f"{type(exc).__name__}: {exc}"[:300]
+                    continue
+                if latencies is not None:
+                    latencies.append(time.perf_counter() - started)
+
+        await asyncio.gather(*(caller() for _ in range(concurrency)))
+        return errors
+
+    warm = warmup if warmup is not None else 5 * concurrency
+    await run_callers(warm, time.perf_counter() + benchmark.time_cap_s, None)
+    first_error = None
+
+    latencies: list[float] = []
+    started = time.perf_counter()
+    errors = await run_callers(benchmark.count, started + benchmark.time_cap_s, latencies)
+    seconds = time.perf_counter() - started
+    latencies.sort()
+    return Result(
+        name=benchmark.name,
+        concurrency=concurrency,
+        requests=len(latencies),
+        errors=errors,
+        seconds=round(seconds, 3),
+        rate=round(len(latencies) / seconds, 1) if seconds > 0 else 0.0,
+        p50_ms=_percentile_ms(latencies, 0.50),
+        p99_ms=_percentile_ms(latencies, 0.99),
+        first_error=first_error,
+    )
+
+
+def grpc_unary_caller(
+    channel: grpc.aio.Channel, method: str, payload: bytes
+) -> Callable[[], Awaitable[bytes]]:
+    """A call of a unary gRPC method with bytes in and out (no protos needed)."""
+    stub = channel.unary_unary(method)  # no serializers: bytes pass through
+
+    async def call() -> bytes:
+        reply: bytes = await stub(payload)
+        return reply
+
+    return call
+
+
+# A server started in a child process: the function receives the connection to send its address
+# on, then the arguments; it runs until the process is terminated.
+ServerTarget = Callable[..., None]
+
+
+def serve_forever_in_child(
+    conn: multiprocessing.connection.Connection,
+    start: Callable[..., Awaitable[str]],
+    *args: Any,
+) -> None:
+    """Child-process body: run ``start(*args)`` (which returns the address it serves on) in a new
+    event loop, report the address on ``conn``, and serve until terminated."""
+
+    async def main() -> None:
+        address = await start(*args)
+        conn.send(address)
+        await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+
+
+@dataclass(kw_only=True)
+class BenchEnv:
+    """What benchmarks share: the fake provider's URL, and servers started once in child
+    processes (by name) that are stopped when the run ends."""
+
+    fake_url: str = ""
+    _fake: asyncio.subprocess.Process | None = None
+    _servers: dict[str, tuple[str, multiprocessing.process.BaseProcess]] = field(
+        default_factory=dict
+    )
+    _cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        """Start the fake provider (keeping few records: it answers many thousands)."""
+        self._fake = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "server.fake_provider", "--port", "0", "--max-recorded", "100",
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert self._fake.stdout is not None
+        line = await asyncio.wait_for(self._fake.stdout.readline(), 60)
+        if not line.startswith(b"fake provider listening on "):
+            raise RuntimeError(f"the fake provider did not start: {line!r}")
+        self.fake_url = line.decode().rsplit(" ", 1)[1].strip()
+
+    async def server(self, name: str, start: Callable[..., Awaitable[str]], *args: Any) -> str:
+        """The address of server ``name``, started on first use in its own (spawned) process by
+        running ``start(*args)`` there."""
+        if name in self._servers:
+            return self._servers[name][0]
+        context = multiprocessing.get_context("spawn")
+        parent, child = context.Pipe(duplex=False)
+        process = context.Process(
+            target=serve_forever_in_child, args=(child, start, *args), name=name, daemon=True
+        )
+        process.start()
+        child.close()
+        ready = await asyncio.to_thread(parent.poll, 60)
+        if not ready:
+            process.terminate()
+            raise RuntimeError(f"server {name!r} did not start")
+        address: str = parent.recv()
+        self._servers[name] = (address, process)
+        return address
+
+    def add_cleanup(self, cleanup: Callable[[], Awaitable[None]]) -> None:
+        self._cleanups.append(cleanup)
+
+    async def aclose(self) -> None:
+        for cleanup in reversed(self._cleanups):
+            await cleanup()
+        for _, process in self._servers.values():
+            process.terminate()
+            await asyncio.to_thread(process.join, 10)
+            if process.is_alive():
+                process.kill()
+        if self._fake is not None:
+            self._fake.terminate()
+            await asyncio.wait_for(self._fake.wait(), 10)
