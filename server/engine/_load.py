@@ -1,18 +1,201 @@
-"""Loading and validating definitions (spec §1–§7). Placeholder module: being written."""
+"""Loading and validating definitions (spec §1–§7).
+
+Three steps, each reporting every problem it finds: read the input into plain, bounded JSON
+(:mod:`._document`), check its structure against the schema (:mod:`._schema`), then run the
+semantic checks (:mod:`._checks`) on every part intact enough to check. A definition without errors
+becomes the typed, immutable :class:`Definition`; its warnings travel with it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
-from ._errors import Problem
-from ._model import Definition
+from ._checks import semantic_problems
+from ._document import UNREADABLE, read_document
+from ._errors import DefinitionError, Problem
+from ._model import (
+    Auth,
+    BasicAuth,
+    BearerAuth,
+    Definition,
+    EventType,
+    HeaderAuth,
+    JwtAuth,
+    OAuth2Config,
+    Property,
+    RequestTemplate,
+    WebhookAuth,
+    WebhookModel,
+    freeze,
+)
+from ._pointer import tokens
+from ._schema import structure_problems
 
 __all__ = ["check_definition", "load_definition"]
 
-
-def load_definition(data: bytes | str | Any) -> Definition:
-    raise NotImplementedError
+_FORM = "application/x-www-form-urlencoded"
 
 
-def check_definition(data: bytes | str | Any) -> tuple[Problem, ...]:
-    raise NotImplementedError
+def check_definition(data: bytes | str | Mapping[str, Any]) -> tuple[Problem, ...]:
+    """Every error and warning in ``data`` (JSON text, UTF-8 bytes or parsed JSON); never raises."""
+    return _check(data)[1]
+
+
+def load_definition(data: bytes | str | Mapping[str, Any]) -> Definition:
+    """The typed definition in ``data``.
+
+    Raises :class:`DefinitionError` listing every error and warning when there is any error; on
+    success the warnings are in ``Definition.warnings``. Nothing else is ever raised.
+    """
+    document, problems = _check(data)
+    if document is None or any(p.severity == "error" for p in problems):
+        raise DefinitionError(problems)
+    return _definition(document, problems)
+
+
+def _check(data: object) -> tuple[dict[str, Any] | None, tuple[Problem, ...]]:
+    try:
+        value, problems = read_document(data)
+        if value is UNREADABLE:
+            return None, tuple(problems)
+        if not isinstance(value, dict):
+            message = f"a definition must be a JSON object, not {_kind(value)}"
+            return None, (*problems, Problem(pointer="", message=message))
+        document: dict[str, Any] = value
+        problems.extend(structure_problems(document))
+        problems.extend(semantic_problems(document))
+    except RecursionError:  # input nested past what the parser can follow
+        return None, (Problem(pointer="", message="the definition is nested too deeply"),)
+    return document, _ordered(problems)
+
+
+def _ordered(problems: list[Problem]) -> tuple[Problem, ...]:
+    """Problems in document order of their pointers, each once."""
+
+    def key(problem: Problem) -> tuple[tuple[int, int | str], ...]:
+        return tuple(
+            (0, int(t)) if t.isascii() and t.isdigit() else (1, t) for t in tokens(problem.pointer)
+        )
+
+    unique = list(dict.fromkeys(problems))
+    return tuple(sorted(unique, key=key))
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true or false"
+    return "a number"
+
+
+# -- building the typed definition (the document is known to be valid here) -----------------------
+
+
+def _definition(doc: dict[str, Any], problems: tuple[Problem, ...]) -> Definition:
+    api = doc["API"]
+    send_file = api.get("SendFile")
+    return Definition(
+        id=doc["id"],
+        name=doc["name"],
+        logo=doc.get("logo"),
+        class_=doc["class"],
+        properties=tuple(_property(item) for item in doc.get("properties", ())),
+        auth=_auth(doc["auth"]) if "auth" in doc else None,
+        oauth2=_oauth2(doc["OAuth2"]) if "OAuth2" in doc else None,
+        send_message=_request("/API/SendMessage", api["SendMessage"]),
+        send_file=_request("/API/SendFile", send_file) if send_file is not None else None,
+        webhooks=tuple(_webhook(i, model) for i, model in enumerate(doc.get("Webhook", ()))),
+        subscribe=_requests("/Subscribe", doc.get("Subscribe")),
+        unsubscribe=_requests("/Unsubscribe", doc.get("Unsubscribe")),
+        webhook_auth=_webhook_auth(doc["WebhookAuth"]) if "WebhookAuth" in doc else None,
+        number_format=doc.get("number_format", "as_given"),
+        warnings=tuple(p for p in problems if p.severity == "warning"),
+        source=freeze(doc),
+    )
+
+
+def _property(item: str | dict[str, Any]) -> Property:
+    if isinstance(item, str):
+        return Property(name=item)  # the seed's form: secret and required
+    return Property(
+        name=item["name"],
+        secret=item.get("secret", True),
+        required=item.get("required", True),
+        description=item.get("description"),
+        default=item.get("default"),
+    )
+
+
+def _auth(auth: dict[str, Any]) -> Auth:
+    kind = auth["type"]
+    if kind == "Basic":
+        return BasicAuth(username=auth["username"], password=auth["password"])
+    if kind == "Bearer":
+        return BearerAuth(token=auth["token"])
+    if kind == "Header":
+        return HeaderAuth(headers=MappingProxyType(dict(auth["headers"])))
+    return JwtAuth(
+        algorithm=auth["algorithm"],
+        key=auth["key"],
+        claims=freeze(auth.get("claims", {})),
+        ttl_s=auth.get("ttl_s", 900),
+    )
+
+
+def _oauth2(oauth2: dict[str, Any]) -> OAuth2Config:
+    return OAuth2Config(
+        client_id=oauth2["client_id"],
+        client_secret=oauth2["client_secret"],
+        flow_type=oauth2.get("flow_type", {}).get("default", "0"),
+        authorization_endpoint=oauth2.get("authorization_endpoint"),
+        authorization_parameters=oauth2.get("authorization_parameters", {}).get("default", ""),
+        token_endpoint=oauth2["token_endpoint"],
+        token_content_type=oauth2.get("token_parameters", {}).get("content_type", _FORM),
+        request_auth=oauth2.get("request_auth", "Bearer"),
+    )
+
+
+def _request(at: str, request: dict[str, Any]) -> RequestTemplate:
+    return RequestTemplate(
+        pointer=at,
+        method=request["request_method"],
+        url=request["request_url"],
+        content_type=request.get("request_content_type", "application/json"),
+        parameters=freeze(request.get("request_parameters")),
+        headers=MappingProxyType(dict(request.get("request_headers", {}))),
+        response_map=freeze(request.get("response_map")),
+    )
+
+
+def _requests(
+    at: str, value: dict[str, Any] | list[dict[str, Any]] | None
+) -> tuple[RequestTemplate, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, dict):
+        return (_request(at, value),)
+    return tuple(_request(f"{at}/{i}", request) for i, request in enumerate(value))
+
+
+def _webhook(index: int, model: dict[str, Any]) -> WebhookModel:
+    return WebhookModel(
+        pointer=f"/Webhook/{index}",
+        index=index,
+        event_key=model["event_key"],
+        event_type=EventType(model["event_type"]),
+        method=model["request_method"],
+        parameters=freeze(model["request_parameters"]),
+        each=model.get("each"),
+    )
+
+
+def _webhook_auth(webhook_auth: dict[str, Any]) -> WebhookAuth:
+    options = {key: freeze(value) for key, value in webhook_auth.items() if key != "type"}
+    return WebhookAuth(type=webhook_auth["type"], options=MappingProxyType(options))

@@ -1,0 +1,480 @@
+"""The semantic half of validation: what the schema cannot express (spec §1–§7).
+
+One small function per check. Each takes the plain JSON document — which may be broken elsewhere —
+checks only the parts intact enough to check, and yields problems with their pointers. Nothing here
+repeats what the schema already reports.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from ._errors import Problem
+from ._placeholders import Placeholder, has_stray_dollar, parse_template, placeholders_in
+from ._pointer import child
+from ._variables import (
+    ALL_VARIABLES,
+    RESPONSE_MAP,
+    WEBHOOK,
+    WHERE,
+    property_names,
+    request_pointers,
+    template_strings,
+    tree_strings,
+)
+
+__all__ = ["CHECKS", "semantic_problems"]
+
+Check = Callable[[Mapping[str, Any]], Iterator[Problem]]
+
+
+def semantic_problems(document: Mapping[str, Any]) -> list[Problem]:
+    return [problem for check in CHECKS for problem in check(document)]
+
+
+def _error(at: str, message: str) -> Problem:
+    return Problem(pointer=at, message=message)
+
+
+def _warning(at: str, message: str) -> Problem:
+    return Problem(pointer=at, message=message, severity="warning")
+
+
+# -- properties -----------------------------------------------------------------------------------
+
+
+def check_property_names(document: Mapping[str, Any]) -> Iterator[Problem]:
+    """Names must work as placeholders, be unique, and not hide a variable."""
+    seen: set[str] = set()
+    for at, name in property_names(document):
+        if "$" in name:
+            yield _error(at, f'property name "{name}" cannot contain "$"')
+        elif "\n" in name or "\r" in name:
+            yield _error(at, "a property name cannot contain a line break")
+        elif name.endswith("?"):
+            yield _error(
+                at, f'property name "{name}" cannot end with "?" ($x?$ is an optional capture)'
+            )
+        elif name in ALL_VARIABLES:
+            yield _error(
+                at,
+                f'property name "{name}" is the name of a variable; ${name}$ would be ambiguous, '
+                "rename the property",
+            )
+        if name in seen:
+            yield _error(at, f'property "{name}" is declared more than once')
+        seen.add(name)
+
+
+def check_unused_properties(document: Mapping[str, Any]) -> Iterator[Problem]:
+    used = {p.name for t in template_strings(document) for p in placeholders_in(t.text)}
+    reported: set[str] = set()
+    for at, name in property_names(document):
+        if name not in used and name not in reported:
+            reported.add(name)
+            yield _warning(
+                at, f'property "{name}" is declared but never used (no ${name}$ in the file)'
+            )
+
+
+# -- placeholders ---------------------------------------------------------------------------------
+
+
+def check_placeholders(document: Mapping[str, Any]) -> Iterator[Problem]:
+    """Every placeholder names a property or a variable available at its place; no stray "$"."""
+    properties = {name for _, name in property_names(document)}
+    for template in template_strings(document):
+        scope = template.scope
+        if has_stray_dollar(template.text):
+            yield _error(
+                template.pointer,
+                'a "$" here does not open a placeholder: write "$$" for a literal dollar sign, '
+                "or close the placeholder ($name$)",
+            )
+        for placeholder in placeholders_in(template.text):
+            name = placeholder.name
+            shown = f"${name}?$" if placeholder.optional else f"${name}$"
+            if placeholder.optional and not scope.optional:
+                yield _error(
+                    template.pointer,
+                    f"{shown} is an optional capture, which only webhook models have; "
+                    f"write ${name}$",
+                )
+            if name in properties or name in scope.variables:
+                continue
+            if name in ALL_VARIABLES:
+                yield _error(
+                    template.pointer,
+                    f"{shown} is not available in {scope.name}; it can be used in {WHERE[name]}",
+                )
+                continue
+            candidates = sorted(properties | scope.variables)
+            guess = _guess(name, candidates)
+            hint = f" (did you mean ${guess}$?)" if guess else ""
+            if scope.variables:
+                reason = f"not a property of this file, nor a variable of {scope.name}"
+            else:
+                reason = f'only properties can be used in {scope.name}, and there is no "{name}"'
+            yield _error(template.pointer, f"unknown placeholder {shown}: {reason}{hint}")
+
+
+# -- auth -----------------------------------------------------------------------------------------
+
+
+def check_auth_exclusive(document: Mapping[str, Any]) -> Iterator[Problem]:
+    if "auth" in document and "OAuth2" in document:
+        yield _error(
+            "/OAuth2",
+            "auth and OAuth2 cannot both be present: OAuth2 supplies the Authorization header; "
+            "keep one of them",
+        )
+
+
+def check_oauth2_flow(document: Mapping[str, Any]) -> Iterator[Problem]:
+    oauth2 = document.get("OAuth2")
+    if not isinstance(oauth2, Mapping):
+        return
+    flow = oauth2.get("flow_type")
+    kind = flow.get("default", "0") if isinstance(flow, Mapping) else "0"
+    if kind == "0" and "authorization_endpoint" not in oauth2:
+        yield _error(
+            "/OAuth2",
+            'the web server flow (flow_type "0", the default) needs an authorization_endpoint; '
+            'add one, or use flow_type {"default": "1"} for client credentials',
+        )
+    parameters = oauth2.get("token_parameters")
+    if isinstance(parameters, Mapping) and isinstance(parameters.get("content_type"), str):
+        media = _media_type(parameters["content_type"])
+        if media != _FORM and not _is_json(media):
+            yield _error(
+                "/OAuth2/token_parameters/content_type",
+                f'the token request can be sent as {_FORM} or JSON, not "{media}"',
+            )
+
+
+# -- requests -------------------------------------------------------------------------------------
+
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def url_problem(text: str) -> str | None:
+    """Why ``text`` is not an http(s) URL template, or None when it is one."""
+    segments = parse_template(text)
+    if not segments:
+        return None  # empty: the schema says so
+    first = segments[0]
+    if isinstance(first, Placeholder):
+        return (
+            f"starts with the placeholder ${first.name}$: write the scheme out "
+            "(https:// or http://); a placeholder may stand for the host, never for the scheme"
+        )
+    found = _SCHEME.match(first)
+    if found is None:
+        return "must be an http or https URL, starting with https:// or http://"
+    scheme = found.group(1).lower()
+    if scheme not in ("http", "https"):
+        return f'uses the "{scheme}" scheme; only http and https URLs are accepted'
+    after = first[found.end() :]
+    if (not after and len(segments) == 1) or after[:1] in ("/", "?", "#"):
+        return "has no host after the scheme"
+    return None
+
+
+def check_urls(document: Mapping[str, Any]) -> Iterator[Problem]:
+    places: list[tuple[str, object]] = [
+        (f"{at}/request_url", request.get("request_url"))
+        for at, request, _ in request_pointers(document)
+    ]
+    oauth2 = document.get("OAuth2")
+    if isinstance(oauth2, Mapping):
+        for key in ("authorization_endpoint", "token_endpoint"):
+            places.append((f"/OAuth2/{key}", oauth2.get(key)))
+    for at, url in places:
+        if isinstance(url, str):
+            reason = url_problem(url)
+            if reason:
+                yield _error(at, f"{at.rsplit('/', 1)[-1]} {reason}")
+
+
+_FORM = "application/x-www-form-urlencoded"
+_MULTIPART = "multipart/form-data"
+
+
+def _media_type(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def _is_json(media: str) -> bool:
+    kind, _, subtype = media.partition("/")
+    return bool(kind) and (subtype == "json" or subtype.endswith("+json"))
+
+
+def check_bodies(document: Mapping[str, Any]) -> Iterator[Problem]:
+    """A content type msgbridge can encode, and parameters that fit it."""
+    for at, request, _ in request_pointers(document):
+        content_type = request.get("request_content_type", "application/json")
+        if not isinstance(content_type, str):
+            continue
+        media = _media_type(content_type)
+        if media not in (_FORM, _MULTIPART) and not _is_json(media):
+            yield _error(
+                f"{at}/request_content_type",
+                f'unsupported request_content_type "{content_type}": use a JSON type '
+                f"(application/json, or any …/json or …+json type), {_FORM} or {_MULTIPART}",
+            )
+            continue
+        parameters = request.get("request_parameters")
+        method = request.get("request_method")
+        if parameters is None or isinstance(parameters, Mapping):
+            continue
+        if method in ("GET", "DELETE"):
+            yield _error(
+                f"{at}/request_parameters",
+                f"a {method} request sends its parameters as a query string, "
+                "so request_parameters must be an object",
+            )
+        elif media in (_FORM, _MULTIPART):
+            yield _error(
+                f"{at}/request_parameters",
+                f"a {media} body is made of named fields, so request_parameters must be an object",
+            )
+
+
+def check_response_maps(document: Mapping[str, Any]) -> Iterator[Problem]:
+    """SendMessage and SendFile should capture the provider's message id (spec §5)."""
+    api = document.get("API")
+    if not isinstance(api, Mapping):
+        return
+    for key in ("SendMessage", "SendFile"):
+        request = api.get(key)
+        if not isinstance(request, Mapping):
+            continue
+        at = f"/API/{key}"
+        response_map = request.get("response_map")
+        if response_map is None:
+            yield _warning(
+                at,
+                f"{key} has no response_map, so the provider's message id is never captured "
+                "and delivery reports cannot be matched to the message",
+            )
+            continue
+        at = f"{at}/response_map"
+        if isinstance(response_map, str) and response_map != "$messageid$":
+            yield _error(
+                at, 'a response_map that is a string must be exactly "$messageid$" (the whole body)'
+            )
+            continue
+        captures = {
+            p.name
+            for t in tree_strings(response_map, at, RESPONSE_MAP)
+            for p in placeholders_in(t.text)
+        }
+        if "messageid" not in captures:
+            yield _warning(
+                at,
+                "this response_map never captures $messageid$, so delivery reports cannot be "
+                "matched to the message",
+            )
+
+
+# -- patterns -------------------------------------------------------------------------------------
+
+
+def check_list_patterns(document: Mapping[str, Any]) -> Iterator[Problem]:
+    """A list in a pattern holds exactly one pattern, applied to the elements (spec §5, §6)."""
+    places: list[tuple[str, object]] = [
+        (f"{at}/response_map", request.get("response_map"))
+        for at, request, _ in request_pointers(document)
+    ]
+    models = document.get("Webhook")
+    if isinstance(models, list):
+        for i, model in enumerate(models):
+            if isinstance(model, Mapping):
+                places.append((f"/Webhook/{i}/request_parameters", model.get("request_parameters")))
+    for at, tree in places:
+        for where, items in _lists(tree, at):
+            if len(items) != 1:
+                yield _error(
+                    where,
+                    "a list in a pattern holds exactly one pattern, which is applied to the "
+                    f"elements of the list; this one holds {len(items)}",
+                )
+
+
+def _lists(tree: object, at: str) -> Iterator[tuple[str, list[Any]]]:
+    if isinstance(tree, list):
+        yield at, tree
+        for i, item in enumerate(tree):
+            yield from _lists(item, child(at, i))
+    elif isinstance(tree, Mapping):
+        for key, value in tree.items():
+            yield from _lists(value, child(at, key))
+
+
+_NEEDS: Mapping[str, tuple[tuple[str, ...], ...]] = {
+    # each inner tuple: one of these names must be captured
+    "message": (("from",), ("to",), ("content", "text")),
+    "mms": (("from",), ("to",), ("url",)),
+    "messageDelivered": (("messageid",),),
+    "messageFailed": (("messageid",),),
+    "messageSent": (("messageid",),),
+}
+
+
+def check_webhook_events(document: Mapping[str, Any]) -> Iterator[Problem]:
+    """A model must capture what its event needs (spec §6)."""
+    for i, model in _models(document):
+        event_type = model.get("event_type")
+        pattern = model.get("request_parameters")
+        if not isinstance(event_type, str) or event_type not in _NEEDS:
+            continue
+        if not isinstance(pattern, Mapping):
+            continue
+        at = f"/Webhook/{i}/request_parameters"
+        captured = {
+            p.name
+            for t in tree_strings(pattern, at, WEBHOOK)
+            for p in placeholders_in(t.text)
+            if not p.optional
+        }
+        missing = [names for names in _NEEDS[event_type] if not captured.intersection(names)]
+        if missing:
+            needs = _either([_alternatives(names) for names in _NEEDS[event_type]])
+            lacks = _either([_alternatives(names) for names in missing])
+            yield _error(
+                at,
+                f'a model of event_type "{event_type}" must capture {needs}; this one does not '
+                f"capture {lacks} (an optional $x?$ capture does not count)",
+            )
+
+
+def check_webhook_constraints(document: Mapping[str, Any]) -> Iterator[Problem]:
+    """Two models with the same constraints can only be told apart by their captures (spec §6)."""
+    properties = {name for _, name in property_names(document)}
+    first: dict[object, tuple[int, str]] = {}
+    for i, model in _models(document):
+        event_key = model.get("event_key")
+        pattern = model.get("request_parameters")
+        method = model.get("request_method")
+        each = model.get("each")
+        if not (isinstance(event_key, str) and isinstance(pattern, Mapping)):
+            continue
+        if not isinstance(method, str) or not (each is None or isinstance(each, str)):
+            continue
+        signature = (method, each, frozenset(_constraints(pattern, event_key, properties, ())))
+        if signature not in first:
+            first[signature] = (i, event_key)
+            continue
+        j, other_key = first[signature]
+        if other_key == event_key:
+            yield _error(
+                f"/Webhook/{i}",
+                f'this model has the same event_key ("{event_key}") and the same constraints as '
+                f"/Webhook/{j}, so their events could not be told apart; give it its own "
+                "event_key or a literal that distinguishes it",
+            )
+        else:
+            yield _warning(
+                f"/Webhook/{i}",
+                f"this model has the same constraints as /Webhook/{j}: a payload both match goes "
+                "to the one with more captures, then to the earlier one in the file",
+            )
+
+
+_ANY_ELEMENT = ("list element",)  # a path step into a list pattern; never equal to a key
+
+
+def _constraints(
+    pattern: object, event_key: str, properties: set[str], path: tuple[object, ...]
+) -> Iterator[tuple[object, ...]]:
+    """The literal constraints of a pattern, each with its place (spec §6 "Choosing")."""
+    if isinstance(pattern, Mapping):
+        for key, value in pattern.items():
+            yield from _constraints(value, event_key, properties, (*path, key))
+    elif isinstance(pattern, list):
+        for item in pattern:
+            yield from _constraints(item, event_key, properties, (*path, _ANY_ELEMENT))
+    elif isinstance(pattern, str):
+        parts: list[object] = []
+        for segment in parse_template(pattern):
+            if isinstance(segment, str):
+                parts.append(segment)
+            elif segment.name == "event_key" and not segment.optional:
+                parts.append(event_key)
+            elif segment.name in properties:
+                parts.append(("property", segment.name))
+            else:
+                parts.append(None)  # a capture
+        if any(part is not None for part in parts):
+            yield (path, tuple(_merge(parts)))
+    else:  # a JSON literal compares as text
+        yield (path, (_as_text(pattern),))
+
+
+def _merge(parts: list[object]) -> Iterator[object]:
+    """Adjacent literal texts as one (``$event_key$.x`` equals ``message.x``)."""
+    text: list[str] = []
+    for part in parts:
+        if isinstance(part, str):
+            text.append(part)
+            continue
+        if text:
+            yield "".join(text)
+            text = []
+        yield part
+    if text:
+        yield "".join(text)
+
+
+def _as_text(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _models(document: Mapping[str, Any]) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    models = document.get("Webhook")
+    if isinstance(models, list):
+        for i, model in enumerate(models):
+            if isinstance(model, Mapping):
+                yield i, model
+
+
+def _alternatives(names: tuple[str, ...]) -> str:
+    first, *others = names
+    return f"${first}$" + "".join(f" (or ${n}$)" for n in others)
+
+
+def _either(options: list[str]) -> str:
+    if len(options) <= 1:
+        return "".join(options)
+    return f"{', '.join(options[:-1])} and {options[-1]}"
+
+
+def _guess(word: str, options: list[str]) -> str | None:
+    for option in options:
+        if option.lower() == word.lower():
+            return option
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+#: The checks, in the order their problems are reported.
+CHECKS: tuple[Check, ...] = (
+    check_property_names,
+    check_unused_properties,
+    check_placeholders,
+    check_auth_exclusive,
+    check_oauth2_flow,
+    check_urls,
+    check_bodies,
+    check_response_maps,
+    check_list_patterns,
+    check_webhook_events,
+    check_webhook_constraints,
+)

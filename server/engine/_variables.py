@@ -1,0 +1,186 @@
+"""Which placeholders may be used where (spec §2), and where a definition's templates are.
+
+A placeholder must name a property of the file or a variable allowed at its place. The table below
+is the spec's; :func:`template_strings` walks a definition — even a broken one, skipping whatever is
+not intact — and yields every template string with the scope that applies to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ._pointer import child
+
+__all__ = [
+    "ALL_VARIABLES",
+    "WHERE",
+    "Scope",
+    "TemplateString",
+    "property_names",
+    "request_pointers",
+    "template_strings",
+    "tree_strings",
+]
+
+_EVERY_REQUEST = frozenset({"webhook_url"})
+_SEND = _EVERY_REQUEST | {"from", "to", "content", "extension", "domain", "orgid", "gateway_id"}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Scope:
+    """A kind of place in a definition: what it is called and which variables it offers."""
+
+    name: str
+    variables: frozenset[str]
+    captures: bool = False  # a pattern (response_map, webhook model) rather than a template
+    optional: bool = False  # "$x?$" allowed (webhook models only)
+
+
+SEND_MESSAGE = Scope(name="SendMessage", variables=_SEND)
+SEND_FILE = Scope(
+    name="SendFile", variables=_SEND | {"text", "media_type", "filename"}
+)  # content is the media URL (the seed's "media_url": "$content$")
+SUBSCRIBE = Scope(name="Subscribe", variables=_EVERY_REQUEST | {"orgid", "number"})
+UNSUBSCRIBE = Scope(name="Unsubscribe", variables=_EVERY_REQUEST | {"number"})
+RESPONSE_MAP = Scope(
+    name="a response_map", variables=frozenset({"messageid", "status", "error"}), captures=True
+)
+WEBHOOK = Scope(
+    name="a webhook model",
+    variables=frozenset(
+        {"from", "to", "content", "text", "url", "messageid", "event_key", "status", "error"}
+    ),
+    captures=True,
+    optional=True,
+)
+AUTH = Scope(name="auth", variables=frozenset())
+OAUTH2 = Scope(name="OAuth2", variables=frozenset())
+WEBHOOK_AUTH = Scope(name="WebhookAuth", variables=frozenset())
+
+ALL_VARIABLES = frozenset().union(
+    *(s.variables for s in (SEND_MESSAGE, SEND_FILE, SUBSCRIBE, UNSUBSCRIBE, RESPONSE_MAP, WEBHOOK))
+)
+
+#: Where each variable can be used, for messages that explain why one is not available.
+WHERE: Mapping[str, str] = {
+    "from": "SendMessage, SendFile and webhook models",
+    "to": "SendMessage, SendFile and webhook models",
+    "content": "SendMessage, SendFile and webhook models",
+    "text": "SendFile and webhook models",
+    "url": "webhook models",
+    "extension": "SendMessage and SendFile",
+    "domain": "SendMessage and SendFile",
+    "orgid": "SendMessage, SendFile and Subscribe",
+    "messageid": "a response_map and webhook models",
+    "event_key": "webhook models",
+    "webhook_url": "SendMessage, SendFile, Subscribe and Unsubscribe",
+    "number": "Subscribe and Unsubscribe",
+    "status": "a response_map and webhook models",
+    "error": "a response_map and webhook models",
+    "media_type": "SendFile",
+    "filename": "SendFile",
+    "gateway_id": "SendMessage and SendFile",
+}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TemplateString:
+    pointer: str
+    text: str
+    scope: Scope
+
+
+def property_names(document: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(pointer, name) of every property declared, in order, including duplicates."""
+    found: list[tuple[str, str]] = []
+    items = document.get("properties")
+    if not isinstance(items, list):
+        return found
+    for i, item in enumerate(items):
+        at = child("/properties", i)
+        if isinstance(item, str):
+            found.append((at, item))
+        elif isinstance(item, Mapping) and isinstance(item.get("name"), str):
+            found.append((child(at, "name"), item["name"]))
+    return found
+
+
+def request_pointers(document: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any], Scope]]:
+    """Every request object of the definition: (pointer, request, scope)."""
+    api = document.get("API")
+    if isinstance(api, Mapping):
+        for key, scope in (("SendMessage", SEND_MESSAGE), ("SendFile", SEND_FILE)):
+            request = api.get(key)
+            if isinstance(request, Mapping):
+                yield f"/API/{key}", request, scope
+    for key, scope in (("Subscribe", SUBSCRIBE), ("Unsubscribe", UNSUBSCRIBE)):
+        value = document.get(key)
+        if isinstance(value, Mapping):
+            yield f"/{key}", value, scope
+        elif isinstance(value, list):
+            for i, request in enumerate(value):
+                if isinstance(request, Mapping):
+                    yield f"/{key}/{i}", request, scope
+
+
+_AUTH_TEMPLATES = ("username", "password", "token", "key")
+_OAUTH2_TEMPLATES = ("client_id", "client_secret", "authorization_endpoint", "token_endpoint")
+_WEBHOOK_AUTH_TEMPLATES = ("secret", "auth_token", "public_key", "username", "password")
+
+
+def template_strings(document: Mapping[str, Any]) -> Iterator[TemplateString]:
+    """Every string of ``document`` that is a template or a pattern, with its scope."""
+    for at, request, scope in request_pointers(document):
+        yield from _strings_at(request, at, ("request_url",), scope)
+        yield from tree_strings(
+            request.get("request_parameters"), f"{at}/request_parameters", scope
+        )
+        headers = request.get("request_headers")
+        if isinstance(headers, Mapping):
+            yield from tree_strings(headers, f"{at}/request_headers", scope)
+        yield from tree_strings(request.get("response_map"), f"{at}/response_map", RESPONSE_MAP)
+    auth = document.get("auth")
+    if isinstance(auth, Mapping):
+        yield from _strings_at(auth, "/auth", _AUTH_TEMPLATES, AUTH)
+        for key in ("headers", "claims"):
+            if isinstance(auth.get(key), Mapping):
+                yield from tree_strings(auth[key], f"/auth/{key}", AUTH)
+    oauth2 = document.get("OAuth2")
+    if isinstance(oauth2, Mapping):
+        yield from _strings_at(oauth2, "/OAuth2", _OAUTH2_TEMPLATES, OAUTH2)
+        parameters = oauth2.get("authorization_parameters")
+        if isinstance(parameters, Mapping):
+            at = "/OAuth2/authorization_parameters"
+            yield from _strings_at(parameters, at, ("default",), OAUTH2)
+    webhook_auth = document.get("WebhookAuth")
+    if isinstance(webhook_auth, Mapping):
+        yield from _strings_at(webhook_auth, "/WebhookAuth", _WEBHOOK_AUTH_TEMPLATES, WEBHOOK_AUTH)
+    models = document.get("Webhook")
+    if isinstance(models, list):
+        for i, model in enumerate(models):
+            if isinstance(model, Mapping):
+                at = f"/Webhook/{i}/request_parameters"
+                yield from tree_strings(model.get("request_parameters"), at, WEBHOOK)
+
+
+def tree_strings(tree: object, at: str, scope: Scope) -> Iterator[TemplateString]:
+    """The string leaves of a JSON tree (values only, never keys)."""
+    if isinstance(tree, str):
+        yield TemplateString(pointer=at, text=tree, scope=scope)
+    elif isinstance(tree, Mapping):
+        for key, value in tree.items():
+            yield from tree_strings(value, child(at, key), scope)
+    elif isinstance(tree, list):
+        for i, value in enumerate(tree):
+            yield from tree_strings(value, child(at, i), scope)
+
+
+def _strings_at(
+    obj: Mapping[str, Any], at: str, keys: tuple[str, ...], scope: Scope
+) -> Iterator[TemplateString]:
+    for key in keys:
+        value = obj.get(key)
+        if isinstance(value, str):
+            yield TemplateString(pointer=child(at, key), text=value, scope=scope)
