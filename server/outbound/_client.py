@@ -231,7 +231,7 @@ class OutboundClient:
         )
 
     async def aclose(self) -> None:
-        """Close every pooled connection. The client cannot be started again."""
+        """Close every pooled connection (idempotent); :meth:`start` may open a new pool."""
         session, self._session = self._session, None
         if session is not None:
             await session.close()
