@@ -1,0 +1,129 @@
+"""``msgbridge sidecar``: run the webhook sidecar alone, forwarding to a core over gRPC.
+
+So that it can sit at the network edge while the core stays internal. The core's bearer token
+may come from ``MSGBRIDGE_CORE_TOKEN`` instead of the command line (where ``ps`` would show it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_parsers"]
+
+_TOKEN_ENV = "MSGBRIDGE_CORE_TOKEN"  # noqa: S105 - the variable's name, not a secret
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    return value
+
+
+def add_parsers(subparsers: Any) -> None:
+    sidecar = subparsers.add_parser(
+        "sidecar",
+        help="run the webhook sidecar alone, in front of a core",
+        description="Serve the providers' webhooks over HTTP and forward each one, raw, to the "
+        "core's internal Ingest gRPC service; answer with what the core decides (503 while the "
+        "core is unreachable, so that providers retry). Runs until SIGINT or SIGTERM.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    sidecar.add_argument(
+        "--core", required=True, metavar="HOST:PORT", help="the core's gRPC address"
+    )
+    sidecar.add_argument(
+        "--http-listen",
+        default="127.0.0.1:8080",
+        metavar="HOST:PORT",
+        help="address the sidecar listens on",
+    )
+    sidecar.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="base of the webhook URLs the providers call (default: http:// plus --http-listen)",
+    )
+    sidecar.add_argument(
+        "--max-body", type=_positive_int, default=1_048_576, help="largest body accepted, bytes"
+    )
+    sidecar.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=30.0,
+        help="time to receive one request, seconds",
+    )
+    sidecar.add_argument(
+        "--core-timeout",
+        type=_positive_float,
+        default=10.0,
+        help="deadline of one call to the core, seconds",
+    )
+    sidecar.add_argument(
+        "--core-token",
+        metavar="TOKEN",
+        help=f"bearer token sent to the core (env: {_TOKEN_ENV})",
+    )
+    sidecar.add_argument(
+        "--core-ca",
+        type=Path,
+        metavar="PEM",
+        help="reach the core over TLS, trusting these root certificates",
+    )
+    sidecar.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    sidecar.add_argument(
+        "--log-format", choices=("json", "text"), default="json", help="log line format"
+    )
+    sidecar.set_defaults(handler=_sidecar)
+
+
+def _sidecar(args: argparse.Namespace) -> int:
+    import grpc
+
+    from server._logging import configure_logging
+    from server.sidecar import run_sidecar, split_host_port
+
+    try:
+        split_host_port(args.core)
+        split_host_port(args.http_listen)
+    except ValueError as exc:
+        print(f"msgbridge sidecar: {exc}", file=sys.stderr)
+        return 2
+    token = args.core_token or os.environ.get(_TOKEN_ENV) or None
+    credentials = None
+    if args.core_ca is not None:
+        try:
+            credentials = grpc.ssl_channel_credentials(root_certificates=args.core_ca.read_bytes())
+        except OSError as exc:
+            print(f"msgbridge sidecar: {exc}", file=sys.stderr)
+            return 2
+    public_url = args.public_url or f"http://{args.http_listen}"
+    configure_logging(args.log_level, args.log_format)
+    try:
+        asyncio.run(
+            run_sidecar(
+                core=args.core,
+                http_listen=args.http_listen,
+                public_url=public_url,
+                max_body=args.max_body,
+                request_timeout_s=args.timeout,
+                core_token=token,
+                core_credentials=credentials,
+                core_timeout_s=args.core_timeout,
+            )
+        )
+    except (OSError, ValueError) as exc:
+        print(f"msgbridge sidecar: {exc}", file=sys.stderr)
+        return 1
+    return 0
