@@ -225,11 +225,11 @@ async def _log_requests(
             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
         }
         if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
-            logger.warning("webhook answered", extra=extra)
+            logger.warning("request answered", extra=extra)
         elif status >= HTTPStatus.BAD_REQUEST:
-            logger.info("webhook answered", extra=extra)
+            logger.info("request answered", extra=extra)
         else:
-            logger.debug("webhook answered", extra=extra)
+            logger.debug("request answered", extra=extra)
 
 
 def build_sidecar_app(

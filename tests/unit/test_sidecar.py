@@ -154,20 +154,21 @@ async def test_form_post_keeps_the_encoded_body_and_its_content_type(
     assert headers["content-type"] == "application/x-www-form-urlencoded"
 
 
-async def test_get_with_query_keeps_the_raw_query_string(serve: Serve) -> None:
+async def test_get_with_query_keeps_the_raw_path_and_query_string(serve: Serve) -> None:
     recorder = Recorder()
     port = await serve(recorder)
     response = await exchange(
         port,
-        b"GET /webhooks/acme?From=%2B15550001111&Body=hi+there&empty= HTTP/1.1\r\n"
+        b"GET /webhooks/acme/tok%7E1?From=%2B15550001111&Body=hi+there&empty= HTTP/1.1\r\n"
         b"Host: hooks.example.com\r\nConnection: close\r\n\r\n",
     )
     assert status_of(response) == 200
     [delivery] = recorder.deliveries
     assert delivery.method == "GET"
+    assert delivery.path == "/webhooks/acme/tok%7E1"  # as received, not re-encoded
     assert delivery.query == "From=%2B15550001111&Body=hi+there&empty="
     assert delivery.body == b""
-    assert delivery.url.endswith("/webhooks/acme?From=%2B15550001111&Body=hi+there&empty=")
+    assert delivery.url.endswith("/webhooks/acme/tok%7E1?From=%2B15550001111&Body=hi+there&empty=")
 
 
 @pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE", "OPTIONS"])
