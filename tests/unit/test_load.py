@@ -231,7 +231,9 @@ def test_text_bytes_bom_and_mappings_load_alike() -> None:
     assert load_definition(text.encode()) == expected
     assert load_definition(b"\xef\xbb\xbf" + text.encode()) == expected
     assert load_definition(template()) == expected
-    assert load_definition(expected.source) == expected  # a frozen tree is a mapping too
+    source = expected.source
+    assert isinstance(source, MappingProxyType)
+    assert load_definition(source) == expected  # a frozen tree is a mapping too
 
 
 @pytest.mark.parametrize(
