@@ -27,6 +27,7 @@ from ._base import (
     Unset,
 )
 from ._migrations import MigrationError
+from ._postgres import PostgresStore
 from ._sqlite import SqliteStore
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "NotFound",
     "NumberAssignment",
     "NumberTaken",
+    "PostgresStore",
     "SqliteStore",
     "Store",
     "StoreClosed",

@@ -1,11 +1,15 @@
-"""Versioned schema migrations for the SQLite store.
+"""Versioned schema migrations, one folder of ``.sql`` files per database dialect.
 
-A migration is a file ``migrations/sqlite/NNNN_name.sql`` (four digits, then lowercase words):
+A migration is a file ``migrations/<dialect>/NNNN_name.sql`` (``sqlite`` or ``postgres``; four
+digits, then lowercase words):
 versions count 1, 2, 3, … without gaps and are applied in order, each in its own transaction,
 recorded in ``schema_migrations`` (version, name, checksum, applied_at). Applying is idempotent:
 an applied version is skipped, so opening the store again changes nothing. Two processes opening
 one database at once are safe: the row that records a version is inserted first, in the same
 ``BEGIN IMMEDIATE`` transaction as the migration's statements, so only one of them applies it.
+(The PostgreSQL store applies its own folder the same way under an advisory lock; it shares
+:func:`load_migrations` and :func:`pending_migrations` from here; see
+:mod:`server.store._postgres`.)
 
 A database whose schema is newer than this program's migrations is refused rather than used.
 """
@@ -16,7 +20,7 @@ import hashlib
 import logging
 import re
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -25,7 +29,13 @@ from importlib.resources.abc import Traversable
 from ._base import StoreError
 from ._codec import encode_time
 
-__all__ = ["Migration", "MigrationError", "apply_migrations", "load_migrations"]
+__all__ = [
+    "Migration",
+    "MigrationError",
+    "apply_migrations",
+    "load_migrations",
+    "pending_migrations",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +66,13 @@ class Migration:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
 
-def load_migrations(folder: Traversable | None = None) -> tuple[Migration, ...]:
-    """The migrations in ``folder`` (default: the SQLite ones shipped here), in version order."""
+def load_migrations(
+    folder: Traversable | None = None, *, dialect: str = "sqlite"
+) -> tuple[Migration, ...]:
+    """The migrations in ``folder`` (default: the ones shipped here for ``dialect``, ``sqlite`` or
+    ``postgres``), in version order."""
     if folder is None:
-        folder = resources.files(__package__ or "server.store").joinpath("migrations", "sqlite")
+        folder = resources.files(__package__ or "server.store").joinpath("migrations", dialect)
     found: list[Migration] = []
     for entry in folder.iterdir():
         match = _FILE_NAME.match(entry.name)
@@ -97,14 +110,31 @@ def apply_migrations(
         applied = _applied(conn)
     except sqlite3.Error as exc:
         raise MigrationError(f"cannot read schema_migrations: {exc}") from exc
+    done: list[Migration] = []
+    for migration in pending_migrations(applied, migrations):
+        if _apply_one(conn, migration):
+            done.append(migration)
+            logger.info("applied schema migration %04d_%s", migration.version, migration.name)
+    return tuple(done)
+
+
+def pending_migrations(
+    applied: Mapping[int, str], migrations: Iterable[Migration]
+) -> tuple[Migration, ...]:
+    """The migrations not in ``applied`` (version → checksum), in order.
+
+    Raises :class:`MigrationError` when the database is newer than ``migrations``; warns about an
+    applied migration whose file changed since (the change is not applied).
+    """
+    migrations = tuple(migrations)
     known = max((m.version for m in migrations), default=0)
     newest = max(applied, default=0)
     if newest > known:
         raise MigrationError(
             f"the database's schema is version {newest}, newer than this program's ({known}); "
-            "upgrade msgbridge or use another data directory"
+            "upgrade msgbridge or use another database"
         )
-    done: list[Migration] = []
+    pending: list[Migration] = []
     for migration in migrations:
         if migration.version in applied:
             if applied[migration.version] != migration.checksum:
@@ -114,10 +144,8 @@ def apply_migrations(
                     migration.name,
                 )
             continue
-        if _apply_one(conn, migration):
-            done.append(migration)
-            logger.info("applied schema migration %04d_%s", migration.version, migration.name)
-    return tuple(done)
+        pending.append(migration)
+    return tuple(pending)
 
 
 def _applied(conn: sqlite3.Connection) -> dict[int, str]:
