@@ -1,0 +1,112 @@
+"""``hmac``: a keyed hash of what ``signed`` names, carried in a header (spec §7).
+
+``signed`` is a table of small functions, one per keyword, each giving the signed bytes and the
+signed timestamp (checked against the replay window) when there is one:
+
+- ``body``: the raw body;
+- ``url+body``: the full URL followed by the raw body;
+- ``timestamp.body``: ``<timestamp>.<body>``, the timestamp from ``timestamp_header``;
+- ``url+nonce``: the full URL followed by the nonce from ``nonce_header``.
+
+The header may carry several signatures separated by commas or spaces (``v1=…, v1=…`` during a
+secret rotation); the request passes when any of them matches. With a ``prefix`` (``sha256=``)
+only the parts that start with it are signatures. Comparison is constant-time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from server.engine import WebhookAuth
+
+from ._encoding import from_base64, from_hex, utf8
+from ._failed import WebhookAuthFailed
+from ._options import choice, secret, text, tolerance
+from ._request import SignedRequest, header_values, single_header
+from ._timestamps import check_window, parse_timestamp
+
+__all__ = ["verify_hmac"]
+
+_DIGESTS: Mapping[str, Callable[..., Any]] = {
+    "sha256": hashlib.sha256,
+    "sha1": hashlib.sha1,
+    "sha512": hashlib.sha512,
+}
+_DECODERS: Mapping[str, Callable[[str], bytes | None]] = {"hex": from_hex, "base64": from_base64}
+_SEPARATORS = re.compile(r"[,\s]+")
+_MAX_CANDIDATES = 32
+
+Signed = tuple[bytes, str | None]  # the signed bytes, and the signed timestamp if any
+
+
+def _body(auth: WebhookAuth, request: SignedRequest) -> Signed:
+    return request.body, None
+
+
+def _url_body(auth: WebhookAuth, request: SignedRequest) -> Signed:
+    return utf8(request.url) + request.body, None
+
+
+def _timestamp_body(auth: WebhookAuth, request: SignedRequest) -> Signed:
+    timestamp = single_header(request, text(auth, "timestamp_header"))
+    return utf8(timestamp) + b"." + request.body, timestamp
+
+
+def _url_nonce(auth: WebhookAuth, request: SignedRequest) -> Signed:
+    nonce = single_header(request, text(auth, "nonce_header"))
+    return utf8(request.url) + utf8(nonce), None
+
+
+_SIGNED: Mapping[str, Callable[[WebhookAuth, SignedRequest], Signed]] = {
+    "body": _body,
+    "url+body": _url_body,
+    "timestamp.body": _timestamp_body,
+    "url+nonce": _url_nonce,
+}
+
+
+def verify_hmac(
+    auth: WebhookAuth, properties: Mapping[str, str], request: SignedRequest, *, now: float
+) -> None:
+    key = utf8(secret(auth, "secret", properties))
+    digest = _DIGESTS[choice(auth, "algorithm", _DIGESTS, "sha256")]
+    decode = _DECODERS[choice(auth, "encoding", _DECODERS, "hex")]
+    header = text(auth, "header")
+    prefix = text(auth, "prefix", "")
+    message, timestamp = _SIGNED[choice(auth, "signed", _SIGNED, "body")](auth, request)
+    seconds = parse_timestamp(timestamp) if timestamp is not None else None
+
+    values = [value.strip() for value in header_values(request, header) if value.strip()]
+    if not values:
+        raise WebhookAuthFailed(f"the {header} header is missing")
+    expected = hmac.new(key, message, digest).digest()
+    matched = False
+    for candidate in _candidates(values, prefix):
+        provided = decode(candidate)
+        if provided is not None:
+            matched |= hmac.compare_digest(expected, provided)
+    if not matched:
+        raise WebhookAuthFailed("the signature does not match")
+    if seconds is not None:
+        check_window(seconds, now=now, tolerance=tolerance(auth))
+
+
+def _candidates(values: list[str], prefix: str) -> list[str]:
+    """Each header value whole, then its comma- or space-separated parts, prefix removed."""
+    parts: list[str] = []
+    for value in values:
+        parts.append(value)
+        parts.extend(part for part in _SEPARATORS.split(value) if part and part != value)
+    candidates: list[str] = []
+    for part in parts[:_MAX_CANDIDATES]:
+        if prefix:
+            if part[: len(prefix)].lower() != prefix.lower():
+                continue
+            part = part[len(prefix) :].strip()
+        if part:
+            candidates.append(part)
+    return candidates

@@ -1,0 +1,50 @@
+"""The signed request as the provider sent it, and case-insensitive header lookup."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._failed import WebhookAuthFailed
+
+__all__ = ["SignedRequest", "header_values", "media_type", "single_header"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SignedRequest:
+    """What a provider sent, exactly as received.
+
+    ``url`` is the full public URL the provider called (scheme, host, optional port, path and
+    query), which is what URL-signing schemes sign; ``body`` is the raw bytes, never re-encoded.
+    """
+
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+def header_values(request: SignedRequest, name: str) -> tuple[str, ...]:
+    """Every value of header ``name`` (compared case-insensitively), in order."""
+    wanted = name.lower()
+    return tuple(value for key, value in request.headers if key.lower() == wanted)
+
+
+def single_header(request: SignedRequest, name: str) -> str:
+    """The one non-empty value of header ``name``; missing, empty or repeated is a failure."""
+    values = header_values(request, name)
+    if not values:
+        raise WebhookAuthFailed(f"the {name} header is missing")
+    if len(values) > 1:
+        raise WebhookAuthFailed(f"the {name} header appears more than once")
+    value = values[0].strip()
+    if not value:
+        raise WebhookAuthFailed(f"the {name} header is empty")
+    return value
+
+
+def media_type(request: SignedRequest) -> str:
+    """The request's media type, lower case, without parameters (``""`` when absent)."""
+    values = header_values(request, "Content-Type")
+    if not values:
+        return ""
+    return values[0].partition(";")[0].strip().lower()
