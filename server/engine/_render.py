@@ -334,9 +334,9 @@ def render_request(
     for name, value in _auth_headers(definition, values, bearer_token, hidden):
         _override(headers, name, value)
     for name, render, where in compiled.headers:
-        value = render(values)
-        if value is not None:
-            _override(headers, name, _check_value(value, where))
+        header_value = render(values)
+        if header_value is not None:
+            _override(headers, name, _check_value(header_value, where))
     return RenderedRequest(
         method=template.method.upper(), url=url, headers=tuple(headers), body=body
     )
