@@ -1,4 +1,5 @@
-"""The store: integrations with versions, installations with their numbers, sent messages.
+"""The store: integrations with versions, installations with their numbers, sent messages, and
+the inbound path — webhook requests, the event log with durable consumers, held receipts.
 
 One interface, :class:`Store` (a ``Protocol`` of coroutines), and its implementations:
 :class:`SqliteStore` (the embedded default: one WAL database file in the data directory, one
@@ -13,11 +14,18 @@ exist, :class:`Conflict` when an id is already in use, :class:`StoreClosed` when
 from ._base import (
     UNSET,
     Conflict,
+    EventFilter,
+    EventRecord,
+    HeldReceipt,
+    InboundEventType,
+    IngestOutcome,
     InstallationRecord,
     IntegrationRecord,
     MessageKind,
     MessageRecord,
     MessageState,
+    MessageTransition,
+    NewEvent,
     NotFound,
     NumberAssignment,
     NumberTaken,
@@ -25,6 +33,8 @@ from ._base import (
     StoreClosed,
     StoreError,
     Unset,
+    WebhookOutcome,
+    WebhookRequestRecord,
 )
 from ._migrations import MigrationError
 from ._postgres import PostgresStore
@@ -33,12 +43,19 @@ from ._sqlite import SqliteStore
 __all__ = [
     "UNSET",
     "Conflict",
+    "EventFilter",
+    "EventRecord",
+    "HeldReceipt",
+    "InboundEventType",
+    "IngestOutcome",
     "InstallationRecord",
     "IntegrationRecord",
     "MessageKind",
     "MessageRecord",
     "MessageState",
+    "MessageTransition",
     "MigrationError",
+    "NewEvent",
     "NotFound",
     "NumberAssignment",
     "NumberTaken",
@@ -48,4 +65,6 @@ __all__ = [
     "StoreClosed",
     "StoreError",
     "Unset",
+    "WebhookOutcome",
+    "WebhookRequestRecord",
 ]

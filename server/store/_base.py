@@ -12,7 +12,7 @@ Times are timezone-aware UTC datetimes, kept to the microsecond.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Protocol
@@ -20,11 +20,18 @@ from typing import Final, Protocol
 __all__ = [
     "UNSET",
     "Conflict",
+    "EventFilter",
+    "EventRecord",
+    "HeldReceipt",
+    "InboundEventType",
+    "IngestOutcome",
     "InstallationRecord",
     "IntegrationRecord",
     "MessageKind",
     "MessageRecord",
     "MessageState",
+    "MessageTransition",
+    "NewEvent",
     "NotFound",
     "NumberAssignment",
     "NumberTaken",
@@ -32,6 +39,8 @@ __all__ = [
     "StoreClosed",
     "StoreError",
     "Unset",
+    "WebhookOutcome",
+    "WebhookRequestRecord",
 ]
 
 
@@ -172,6 +181,162 @@ class MessageRecord:
     reply_json: str | None
     created_at: datetime
     updated_at: datetime
+
+
+# --- the inbound path: webhook requests, events, receipts -------------------------------------
+
+
+class WebhookOutcome(enum.StrEnum):
+    """What became of a webhook request."""
+
+    MATCHED = "matched"
+    """Every payload matched a model and every event found its owner (duplicates included)."""
+    UNMATCHED = "unmatched"
+    """A payload matched no model (spec §6); kept, listable, replayable."""
+    UNROUTABLE = "unroutable"
+    """Matched, but no enabled installation (or sent message) owns an event (spec §8)."""
+    UNAUTHENTICATED = "unauthenticated"
+    """It failed the definition's WebhookAuth check (spec §7); no event came from it."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WebhookRequestRecord:
+    """A webhook request as it was received, kept for audit and replay.
+
+    ``path`` is stored WITHOUT the installation token (``/webhooks/acme`` or ``/webhooks/acme/…``),
+    so nothing kept can be used to post as the installation. ``headers`` keep their order and
+    repeats. ``reason`` is ``""`` for a matched request. ``replayed_at`` is set by
+    :meth:`Store.mark_replayed`.
+    """
+
+    id: str
+    received_at: datetime
+    integration_id: str
+    installation_id: str | None
+    method: str
+    path: str
+    query: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    content_type: str
+    outcome: WebhookOutcome
+    reason: str
+    replayed_at: datetime | None = None
+
+
+class InboundEventType(enum.StrEnum):
+    """The event types of the format (``NewEvent.type`` holds these values as plain text).
+
+    Named so as not to clash with the engine's ``EventType`` (the same names, as they appear in a
+    definition). The store reads the type in one place only: a held receipt's type decides the
+    transition :meth:`Store.correlate_held` applies (see there).
+    """
+
+    MESSAGE = "message"
+    MMS = "mms"
+    MESSAGE_DELIVERED = "messageDelivered"
+    MESSAGE_FAILED = "messageFailed"
+    MESSAGE_SENT = "messageSent"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NewEvent:
+    """An event to append to the event log (it has no cursor yet).
+
+    ``type`` is the format's name (:class:`InboundEventType` values). ``message_id`` is ours, on a
+    receipt correlated to a message we sent, else ``""``; ``metadata`` is that send's caller
+    metadata (receipts), else empty. ``request_id`` is the :class:`WebhookRequestRecord` the event
+    came from. ``dedupe_key`` (spec §6: installation | event_key | type | provider message id) makes
+    a second event with the same key a duplicate, whenever it arrives, until the key is purged;
+    ``None``: never a duplicate.
+    """
+
+    type: str
+    org_id: str
+    installation_id: str
+    integration_id: str
+    users: tuple[str, ...]
+    from_number: str
+    to_number: str
+    text: str
+    media_urls: tuple[str, ...]
+    provider_message_id: str
+    message_id: str
+    status: str
+    error: str
+    metadata: Mapping[str, str]
+    received_at: datetime
+    request_id: str
+    dedupe_key: str | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EventRecord(NewEvent):
+    """A stored event: a :class:`NewEvent` and its cursor.
+
+    Cursors increase in the order events are committed and are never reused, even after a purge
+    (see :meth:`Store.read_events` for the no-gap guarantee).
+    """
+
+    cursor: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MessageTransition:
+    """A receipt's effect on a message we sent: move it to ``state``, with ``error``.
+
+    Terminal states are sticky (see :meth:`Store.ingest`): DELIVERED and FAILED only change a
+    ``pending`` or ``sent`` message; SENT only changes a ``pending`` one.
+    """
+
+    message_id: str
+    state: MessageState
+    error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HeldReceipt:
+    """A receipt whose provider message id matched no message yet (spec §8 ``receipt_wait``).
+
+    ``event`` is the receipt's event as it would be appended without a message: ``message_id``
+    ``""``, ``metadata`` empty, and ``installation_id``/``org_id`` ``""`` when it came through the
+    per-integration URL. Its ``dedupe_key`` is taken when the receipt is held (so a retried
+    receipt is not held twice, nor appended once its message is known). ``release_at`` is
+    ``held_at + receipt_wait``.
+    """
+
+    id: str
+    integration_id: str
+    provider_message_id: str
+    event: NewEvent
+    held_at: datetime
+    release_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class IngestOutcome:
+    """What an ingest appended: the new events in cursor order, and how many were duplicates
+    (events and held receipts skipped because their dedupe key was already taken)."""
+
+    events: tuple[EventRecord, ...]
+    duplicates: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EventFilter:
+    """Which events a reader wants: every given field must match; ``types`` empty means all."""
+
+    org_id: str | None = None
+    integration_id: str | None = None
+    types: frozenset[str] = frozenset()
+
+    def matches(self, event: NewEvent) -> bool:
+        """The same test the store applies in :meth:`Store.read_events`."""
+        return (
+            (self.org_id is None or event.org_id == self.org_id)
+            and (self.integration_id is None or event.integration_id == self.integration_id)
+            and (not self.types or event.type in self.types)
+        )
 
 
 class Unset(enum.Enum):
@@ -318,4 +483,227 @@ class Store(Protocol):
         self, integration_id: str, provider_message_id: str
     ) -> MessageRecord | None:
         """The message of this integration with this provider id (the newest if several)."""
+        ...
+
+    # --- installations: subscription state ----------------------------------------------------
+
+    async def set_subscription(
+        self, installation_id: str, *, state: str, error: str | None
+    ) -> None:
+        """Set ``subscription_state`` and ``subscription_error`` of an installation.
+
+        Touches no other column (not ``updated_at`` either), so it never races with an operator's
+        :meth:`update_installation`. Raises :class:`NotFound` when there is no such installation.
+        """
+        ...
+
+    # --- inbound: ingest --------------------------------------------------------------------
+
+    async def ingest(
+        self,
+        request: WebhookRequestRecord,
+        events: Sequence[NewEvent],
+        transitions: Sequence[MessageTransition] = (),
+        held: Sequence[HeldReceipt] = (),
+    ) -> IngestOutcome:
+        """Store a webhook request with what came of it, in ONE transaction; return once committed.
+
+        In order:
+
+        1. insert ``request`` (:class:`Conflict` if its id is in use);
+        2. for each event, in the given order: when ``dedupe_key`` is set, claim it in the dedupe
+           keys (a unique key, claimed atomically, never check-then-insert; its time is the
+           event's ``received_at``); if it was already claimed — by an earlier call, or by an
+           earlier event or held receipt of this same call — skip the event and count a duplicate;
+           otherwise append it and give it the next cursor. Events without a key are always
+           appended;
+        3. apply each transition, sticky: DELIVERED or FAILED sets ``state``, ``error`` (``None``
+           clears it) and ``updated_at`` (the time of the call) only when the message is
+           ``pending`` or ``sent``; SENT only when it is ``pending``. So a delivered or failed
+           message never changes again and SENT never downgrades. A transition of an unknown
+           message, or one the rule refuses, changes nothing and is not an error. Transitions
+           apply whether or not the event they came with was a duplicate (they are idempotent);
+        4. insert each held receipt, after claiming its event's ``dedupe_key`` exactly as in 2 (a
+           duplicate is counted and not stored). :class:`Conflict` if a held receipt's id is in
+           use.
+
+        Any error rolls back everything: no request row, no event, no dedupe key, no transition.
+        The returned ``events`` are the appended ones in cursor order (their ``metadata`` may be
+        a read-only view); because the call returns only after the commit, waking stream readers
+        after it is safe.
+        """
+        ...
+
+    async def mark_replayed(
+        self,
+        request_id: str,
+        *,
+        outcome: WebhookOutcome,
+        reason: str,
+        events: Sequence[NewEvent],
+        transitions: Sequence[MessageTransition] = (),
+        held: Sequence[HeldReceipt] = (),
+        replayed_at: datetime | None = None,
+    ) -> IngestOutcome:
+        """Record a replay of a kept request: like :meth:`ingest` (same dedupe, transitions and
+        held receipts, one transaction), but instead of inserting a request it sets the existing
+        one's ``outcome``, ``reason`` and ``replayed_at`` (now when None).
+
+        Raises :class:`NotFound` (and changes nothing) when there is no such request. Events of
+        the replay that carry a dedupe key already claimed (by the first attempt or an earlier
+        replay) are duplicates; events without a key are appended again.
+        """
+        ...
+
+    async def get_webhook_request(self, request_id: str) -> WebhookRequestRecord | None: ...
+
+    async def list_webhook_requests(
+        self,
+        *,
+        outcomes: frozenset[WebhookOutcome],
+        integration_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[WebhookRequestRecord, ...]:
+        """Kept requests with one of ``outcomes`` (empty: any outcome) and of ``integration_id``
+        (when given), newest ``received_at`` first (ties: greater id first); ``offset`` rows
+        skipped, at most ``limit`` returned."""
+        ...
+
+    # --- inbound: the event log -------------------------------------------------------------
+
+    async def read_events(
+        self, after_cursor: int, *, filter: EventFilter = EventFilter(), limit: int = 500
+    ) -> tuple[EventRecord, ...]:
+        """Up to ``limit`` kept events with ``cursor > after_cursor`` that ``filter`` matches, in
+        cursor order.
+
+        No gap: cursors are handed out in commit order, so once a read has returned an event
+        with cursor N (or :meth:`latest_cursor` has returned N), no event with a cursor ≤ N is
+        committed later. A reader that continues after the last cursor it saw misses nothing.
+        (An implementation whose sequence is not in commit order — PostgreSQL's — must serialise
+        appends, or hide not-yet-visible cursors, to keep this promise.)
+        """
+        ...
+
+    async def latest_cursor(self) -> int:
+        """The highest cursor ever given to an event, kept or purged; 0 before the first event.
+
+        Every event committed so far has a cursor ≤ it and every later one a greater cursor: the
+        position "from now". It never decreases, not even when a purge deletes every event.
+        """
+        ...
+
+    async def earliest_cursor(self) -> int:
+        """The cursor of the oldest kept event minus 1, so that reading after it returns that
+        event; when no event is kept, :meth:`latest_cursor`. The position "from the earliest"."""
+        ...
+
+    # --- inbound: receipts that overtook their send's reply ---------------------------------
+
+    async def correlate_held(
+        self, integration_id: str, provider_message_id: str, message: MessageRecord
+    ) -> IngestOutcome:
+        """Complete the held receipts of ``(integration_id, provider_message_id)`` with
+        ``message``, atomically.
+
+        Takes every such held receipt (oldest ``held_at`` first, then by id), appends its event
+        with ``message_id=message.id``, ``org_id`` and ``installation_id`` from the message and
+        ``metadata=message.metadata`` (its dedupe key was claimed when it was held: it is not
+        checked again), applies its transition to the message — by the event's type:
+        ``messageDelivered`` → DELIVERED, ``messageFailed`` → FAILED with ``error`` the event's
+        error (``None`` when empty), ``messageSent`` → SENT, any other type → none — sticky as in
+        :meth:`ingest`, and deletes it. ``duplicates`` is 0. Nothing held: nothing happens.
+        """
+        ...
+
+    async def release_held(self, now: datetime) -> tuple[HeldReceipt, ...]:
+        """Take — delete and return, atomically — every held receipt with ``release_at <= now``,
+        ordered by ``release_at`` then id. A receipt is returned by one call only, even when
+        several run at once (or on several replicas); the caller then appends it or keeps its
+        request as unroutable."""
+        ...
+
+    # --- inbound: durable consumers ---------------------------------------------------------
+
+    async def lease_events(
+        self,
+        consumer: str,
+        *,
+        subscriber: str,
+        filter: EventFilter,
+        limit: int,
+        lease_s: float,
+        now: datetime,
+        start_after: int | None = None,
+    ) -> tuple[EventRecord, ...]:
+        """Hand up to ``limit`` (≥ 1) events of a durable consumer to one of its subscribers,
+        atomically, in cursor order, each leased until ``now + lease_s``.
+
+        A consumer is a name shared by its subscribers: each event goes to one of them, and an
+        event not acknowledged (:meth:`ack_events`) before its lease expires goes out again.
+
+        1. A consumer not seen before is created with its frontier at ``start_after`` when given,
+           else at :meth:`latest_cursor` ("from now"). For a known consumer ``start_after`` is
+           ignored: it resumes.
+        2. Leases of this consumer that expired (``lease_until <= now``, including released ones)
+           are leased again to ``subscriber``, lowest cursor first — without applying ``filter``
+           (the subscribers of one consumer are expected to share one filter). Leases whose event
+           was purged are dropped, not returned.
+        3. The rest of ``limit`` is filled with kept events after the frontier that ``filter``
+           matches, and the frontier advances past them. Events the filter leaves out are skipped
+           for good — they count as handed out and never block the frontier — so when fewer than
+           the rest of ``limit`` match, the frontier moves to the latest cursor.
+
+        Never hands out an event that is leased and unexpired, to anyone.
+        """
+        ...
+
+    async def ack_events(self, consumer: str, cursors: Sequence[int]) -> int:
+        """Acknowledge events of a consumer (by any of its subscribers): delete their leases.
+
+        Returns how many leases were deleted; cursors not leased (already acknowledged, never
+        handed out, another consumer's) are ignored. An acknowledged event never goes out again.
+        """
+        ...
+
+    async def release_leases(self, consumer: str, subscriber: str) -> None:
+        """A subscriber left: expire its unacknowledged leases at once, so the next
+        :meth:`lease_events` of any subscriber of the consumer takes them."""
+        ...
+
+    # --- retention --------------------------------------------------------------------------
+
+    async def purge(
+        self,
+        *,
+        events_before: datetime | None = None,
+        requests_before: datetime | None = None,
+        unmatched_before: datetime | None = None,
+        messages_before: datetime | None = None,
+        dedupe_before: datetime | None = None,
+    ) -> dict[str, int]:
+        """Delete what is older than each given time (None: keep all of that kind).
+
+        Not one transaction: an implementation may delete in short chunks so that a large purge
+        never holds up webhooks; a purge cut short leaves the rest for the next one.
+
+        Returns the rows deleted per kind, every key present: ``events``, ``requests``,
+        ``unmatched``, ``messages``, ``dedupe_keys``, ``leases``.
+
+        - ``events_before``: events are purged as a prefix of the log — every event whose cursor
+          is below that of the first event received at or after the time (all events when none
+          is) — so what is kept has no holes. Retention wins over consumers: leases of purged
+          events are deleted too (counted in ``leases``), and a consumer whose frontier is
+          behind continues with the first kept event.
+        - ``requests_before``: MATCHED webhook requests received before the time.
+        - ``unmatched_before``: the other requests (unmatched, unroutable, unauthenticated) —
+          kept for their own, usually longer, time so an operator can replay them.
+        - ``messages_before``: messages created before the time.
+        - ``dedupe_before``: dedupe keys claimed (their event's ``received_at``) before the time;
+          a retry arriving after its key is purged is a new event again. Keep dedupe keys at
+          least as long as a provider retries.
+
+        Held receipts are not purged here: :meth:`release_held` takes them.
+        """
         ...

@@ -21,8 +21,8 @@ operating system's hands. A power loss or kernel crash can lose the last transac
 before it (not corrupt the file). ``synchronous="FULL"`` syncs the WAL on every commit and loses
 nothing even then, at the price of an fsync per batch.
 
-Adding to the schema (for example the ``events`` and ``webhook_requests`` tables of the inbound
-path): add ``migrations/sqlite/0002_events.sql`` (the next four-digit number, then a name); it is
+Adding to the schema: add ``migrations/sqlite/0003_name.sql`` (the next four-digit number, then a
+name; ``0002_inbound.sql`` added the inbound path's tables); it is
 applied in its own transaction at the next :meth:`SqliteStore.open` and recorded in
 ``schema_migrations``. Never edit an applied migration; add the next one. An append-only table
 gets its cursor from ``INTEGER PRIMARY KEY AUTOINCREMENT`` (never reused, even after deletes).
@@ -39,30 +39,41 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any, Generic, Literal, Self, TypeVar
 
 from ._base import (
     UNSET,
     Conflict,
+    EventFilter,
+    EventRecord,
+    HeldReceipt,
+    InboundEventType,
+    IngestOutcome,
     InstallationRecord,
     IntegrationRecord,
     MessageKind,
     MessageRecord,
     MessageState,
+    MessageTransition,
+    NewEvent,
     NotFound,
     NumberTaken,
     StoreClosed,
     StoreError,
     Unset,
+    WebhookOutcome,
+    WebhookRequestRecord,
 )
 from ._codec import (
     decode_map,
@@ -453,6 +464,420 @@ def _insert_numbers(conn: sqlite3.Connection, record: InstallationRecord) -> Non
             raise NumberTaken(assignment.number, holder[0]) from exc
 
 
+# --- the inbound path -------------------------------------------------------------------------
+
+
+def _encode_texts(values: Sequence[str]) -> str:
+    return json.dumps(list(values), ensure_ascii=False, separators=(",", ":"))
+
+
+def _decode_texts(text: str) -> tuple[str, ...]:
+    return tuple(str(value) for value in json.loads(text))
+
+
+def _encode_headers(headers: Sequence[tuple[str, str]]) -> str:
+    return json.dumps([[k, v] for k, v in headers], ensure_ascii=False, separators=(",", ":"))
+
+
+def _decode_headers(text: str) -> tuple[tuple[str, str], ...]:
+    return tuple((str(k), str(v)) for k, v in json.loads(text))
+
+
+def _frozen_map(value: Mapping[str, str]) -> Mapping[str, str]:
+    return value if isinstance(value, MappingProxyType) else MappingProxyType(dict(value))
+
+
+def _event_params(event: NewEvent) -> tuple[Any, ...]:
+    """The ``_INSERT_EVENT`` parameters of an event (everything but the cursor)."""
+    return (
+        event.type,
+        event.org_id,
+        event.installation_id,
+        event.integration_id,
+        _encode_texts(event.users),
+        event.from_number,
+        event.to_number,
+        event.text,
+        _encode_texts(event.media_urls),
+        event.provider_message_id,
+        event.message_id,
+        event.status,
+        event.error,
+        encode_map(event.metadata),
+        encode_time(event.received_at),
+        event.request_id,
+        event.dedupe_key,
+    )
+
+
+def _event_record(event: NewEvent, cursor: int) -> EventRecord:
+    return EventRecord(
+        type=event.type,
+        org_id=event.org_id,
+        installation_id=event.installation_id,
+        integration_id=event.integration_id,
+        users=tuple(event.users),
+        from_number=event.from_number,
+        to_number=event.to_number,
+        text=event.text,
+        media_urls=tuple(event.media_urls),
+        provider_message_id=event.provider_message_id,
+        message_id=event.message_id,
+        status=event.status,
+        error=event.error,
+        metadata=_frozen_map(event.metadata),
+        received_at=event.received_at,
+        request_id=event.request_id,
+        dedupe_key=event.dedupe_key,
+        cursor=cursor,
+    )
+
+
+def _event(row: Row) -> EventRecord:
+    """A ``_READ_EVENTS`` row."""
+    return EventRecord(
+        cursor=row[0],
+        type=row[1],
+        org_id=row[2],
+        installation_id=row[3],
+        integration_id=row[4],
+        users=_decode_texts(row[5]),
+        from_number=row[6],
+        to_number=row[7],
+        text=row[8],
+        media_urls=_decode_texts(row[9]),
+        provider_message_id=row[10],
+        message_id=row[11],
+        status=row[12],
+        error=row[13],
+        metadata=decode_map(row[14]),
+        received_at=decode_time(row[15]),
+        request_id=row[16],
+        dedupe_key=row[17],
+    )
+
+
+def _encode_event(event: NewEvent) -> str:
+    """A held receipt's event as JSON (the same fields, times as microseconds)."""
+    params = _event_params(event)
+    return json.dumps(dict(zip(_EVENT_COLUMNS, params, strict=True)), ensure_ascii=False)
+
+
+def _decode_event(text: str) -> NewEvent:
+    data = json.loads(text)
+    return NewEvent(
+        type=data["type"],
+        org_id=data["org_id"],
+        installation_id=data["installation_id"],
+        integration_id=data["integration_id"],
+        users=_decode_texts(data["users_json"]),
+        from_number=data["from_number"],
+        to_number=data["to_number"],
+        text=data["text"],
+        media_urls=_decode_texts(data["media_urls_json"]),
+        provider_message_id=data["provider_message_id"],
+        message_id=data["message_id"],
+        status=data["status"],
+        error=data["error"],
+        metadata=decode_map(data["metadata_json"]),
+        received_at=decode_time(data["received_at"]),
+        request_id=data["request_id"],
+        dedupe_key=data["dedupe_key"],
+    )
+
+
+def _held(row: Row) -> HeldReceipt:
+    """A ``held_receipts`` row: id, integration_id, provider_message_id, event_json, held_at,
+    release_at."""
+    return HeldReceipt(
+        id=row[0],
+        integration_id=row[1],
+        provider_message_id=row[2],
+        event=_decode_event(row[3]),
+        held_at=decode_time(row[4]),
+        release_at=decode_time(row[5]),
+    )
+
+
+def _request_params(request: WebhookRequestRecord) -> tuple[Any, ...]:
+    return (
+        request.id,
+        encode_time(request.received_at),
+        request.integration_id,
+        request.installation_id,
+        request.method,
+        request.path,
+        request.query,
+        _encode_headers(request.headers),
+        bytes(request.body),
+        request.content_type,
+        WebhookOutcome(request.outcome).value,
+        request.reason,
+        None if request.replayed_at is None else encode_time(request.replayed_at),
+    )
+
+
+def _webhook_request(row: Row) -> WebhookRequestRecord:
+    return WebhookRequestRecord(
+        id=row[0],
+        received_at=decode_time(row[1]),
+        integration_id=row[2],
+        installation_id=row[3],
+        method=row[4],
+        path=row[5],
+        query=row[6],
+        headers=_decode_headers(row[7]),
+        body=bytes(row[8]),
+        content_type=row[9],
+        outcome=WebhookOutcome(row[10]),
+        reason=row[11],
+        replayed_at=None if row[12] is None else decode_time(row[12]),
+    )
+
+
+# The transition a held receipt's event type implies when its message is known.
+_RECEIPT_STATES: dict[str, MessageState] = {
+    InboundEventType.MESSAGE_DELIVERED: MessageState.DELIVERED,
+    InboundEventType.MESSAGE_FAILED: MessageState.FAILED,
+    InboundEventType.MESSAGE_SENT: MessageState.SENT,
+}
+
+
+def _transition_params(transition: MessageTransition, stamp: int) -> tuple[Any, ...]:
+    state = MessageState(transition.state)
+    if state is MessageState.PENDING:
+        raise ValueError(f"message {transition.message_id!r}: a receipt cannot make it pending")
+    return (state.value, transition.error, stamp, transition.message_id)
+
+
+@dataclass(frozen=True, slots=True)
+class _Inbound:
+    """What an ingest or a replay appends, encoded before it reaches the writer thread."""
+
+    events: tuple[tuple[NewEvent, tuple[Any, ...], int], ...]  # event, params, key time
+    transitions: tuple[tuple[Any, ...], ...]
+    held: tuple[tuple[HeldReceipt, tuple[Any, ...]], ...]
+
+    @classmethod
+    def encode(
+        cls,
+        events: Sequence[NewEvent],
+        transitions: Sequence[MessageTransition],
+        held: Sequence[HeldReceipt],
+        stamp: int,
+    ) -> _Inbound:
+        return cls(
+            tuple((e, _event_params(e), encode_time(e.received_at)) for e in events),
+            tuple(_transition_params(t, stamp) for t in transitions),
+            tuple(
+                (
+                    h,
+                    (
+                        h.id,
+                        h.integration_id,
+                        h.provider_message_id,
+                        _encode_event(h.event),
+                        encode_time(h.held_at),
+                        encode_time(h.release_at),
+                    ),
+                )
+                for h in held
+            ),
+        )
+
+    def apply(self, conn: sqlite3.Connection) -> IngestOutcome:
+        """Run inside the caller's transaction: dedupe and append, transitions, held receipts."""
+        appended: list[EventRecord] = []
+        duplicates = 0
+        for event, params, key_time in self.events:
+            key = event.dedupe_key
+            if key is not None and conn.execute(_CLAIM_KEY, (key, key_time)).rowcount == 0:
+                duplicates += 1
+                continue
+            cursor = conn.execute(_INSERT_EVENT, params).lastrowid
+            assert cursor is not None
+            appended.append(_event_record(event, cursor))
+        if self.transitions:
+            conn.executemany(_APPLY_TRANSITION, self.transitions)
+        for receipt, params in self.held:
+            key = receipt.event.dedupe_key
+            if key is not None:
+                claimed = conn.execute(_CLAIM_KEY, (key, encode_time(receipt.event.received_at)))
+                if claimed.rowcount == 0:
+                    duplicates += 1
+                    continue
+            try:
+                conn.execute(_INSERT_HELD, params)
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(f"held receipt {receipt.id!r} already exists") from exc
+        return IngestOutcome(events=tuple(appended), duplicates=duplicates)
+
+
+_EVENT_COLUMNS = (
+    "type",
+    "org_id",
+    "installation_id",
+    "integration_id",
+    "users_json",
+    "from_number",
+    "to_number",
+    "text",
+    "media_urls_json",
+    "provider_message_id",
+    "message_id",
+    "status",
+    "error",
+    "metadata_json",
+    "received_at",
+    "request_id",
+    "dedupe_key",
+)
+
+_INSERT_EVENT = """
+INSERT INTO events (
+    type, org_id, installation_id, integration_id, users_json, from_number, to_number, text,
+    media_urls_json, provider_message_id, message_id, status, error, metadata_json, received_at,
+    request_id, dedupe_key
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+# ?1 cursor, ?2 org (NULL: any), ?3 integration (NULL: any), ?4 JSON list of types (NULL: any),
+# ?5 limit. The scan walks the cursor key forward and filters as it goes.
+_READ_EVENTS = """
+SELECT cursor, type, org_id, installation_id, integration_id, users_json, from_number, to_number,
+       text, media_urls_json, provider_message_id, message_id, status, error, metadata_json,
+       received_at, request_id, dedupe_key
+FROM events
+WHERE cursor > ?1 AND (?2 IS NULL OR org_id = ?2) AND (?3 IS NULL OR integration_id = ?3)
+  AND (?4 IS NULL OR type IN (SELECT value FROM json_each(?4)))
+ORDER BY cursor LIMIT ?5
+"""
+
+_LATEST_CURSOR = "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)"
+
+_EARLIEST_CURSOR = """
+SELECT COALESCE(
+    (SELECT MIN(cursor) FROM events) - 1,
+    (SELECT seq FROM sqlite_sequence WHERE name = 'events'),
+    0
+)
+"""
+
+_CLAIM_KEY = "INSERT INTO dedupe_keys (key, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING"
+
+# ?1 state, ?2 error, ?3 updated_at, ?4 id. DELIVERED and FAILED change a pending or sent message,
+# SENT only a pending one: terminal states are sticky and SENT never downgrades.
+_APPLY_TRANSITION = """
+UPDATE messages SET state = ?1, error = ?2, updated_at = ?3
+WHERE id = ?4 AND (state = 'pending' OR (state = 'sent' AND ?1 IN ('delivered', 'failed')))
+"""
+
+_INSERT_HELD = """
+INSERT INTO held_receipts (
+    id, integration_id, provider_message_id, event_json, held_at, release_at
+) VALUES (?, ?, ?, ?, ?, ?)
+"""
+
+_SELECT_WEBHOOK_REQUEST = """
+SELECT id, received_at, integration_id, installation_id, method, path, query, headers_json, body,
+       content_type, outcome, reason, replayed_at
+FROM webhook_requests
+"""
+
+_INSERT_WEBHOOK_REQUEST = """
+INSERT INTO webhook_requests (
+    id, received_at, integration_id, installation_id, method, path, query, headers_json, body,
+    content_type, outcome, reason, replayed_at
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+# ?1 JSON list of outcomes, ?2 integration (NULL: any), ?3 limit, ?4 offset.
+_LIST_WEBHOOK_REQUESTS = """
+SELECT id, received_at, integration_id, installation_id, method, path, query, headers_json, body,
+       content_type, outcome, reason, replayed_at
+FROM webhook_requests
+WHERE outcome IN (SELECT value FROM json_each(?1)) AND (?2 IS NULL OR integration_id = ?2)
+ORDER BY received_at DESC, id DESC LIMIT ?3 OFFSET ?4
+"""
+
+# ?1 consumer, ?2 now, ?3 limit: expired leases whose event is kept, lowest cursor first.
+_EXPIRED_LEASES = """
+SELECT e.cursor, e.type, e.org_id, e.installation_id, e.integration_id, e.users_json,
+       e.from_number, e.to_number, e.text, e.media_urls_json, e.provider_message_id,
+       e.message_id, e.status, e.error, e.metadata_json, e.received_at, e.request_id,
+       e.dedupe_key
+FROM event_leases AS l JOIN events AS e ON e.cursor = l.cursor
+WHERE l.consumer = ?1 AND l.lease_until <= ?2
+ORDER BY l.cursor LIMIT ?3
+"""
+
+_PUT_LEASE = """
+INSERT INTO event_leases (consumer, cursor, subscriber, lease_until) VALUES (?, ?, ?, ?)
+ON CONFLICT (consumer, cursor) DO UPDATE SET
+    subscriber = excluded.subscriber, lease_until = excluded.lease_until
+"""
+
+_UNMATCHED_OUTCOMES = ("unmatched", "unroutable", "unauthenticated")
+assert set(_UNMATCHED_OUTCOMES) == {o.value for o in WebhookOutcome} - {"matched"}
+
+# Chunked deletes: ?1 the time (or cursor) bound, ?2 the chunk size.
+_PURGE_STATEMENTS: dict[str, str] = {
+    "requests": """
+DELETE FROM webhook_requests WHERE id IN (
+    SELECT id FROM webhook_requests WHERE outcome = 'matched' AND received_at < ?1 LIMIT ?2
+)""",
+    "unmatched": """
+DELETE FROM webhook_requests WHERE id IN (
+    SELECT id FROM webhook_requests
+    WHERE outcome IN ('unmatched', 'unroutable', 'unauthenticated') AND received_at < ?1
+    LIMIT ?2
+)""",
+    "messages": """
+DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE created_at < ?1 LIMIT ?2)""",
+    "dedupe_keys": """
+DELETE FROM dedupe_keys WHERE key IN (
+    SELECT key FROM dedupe_keys WHERE created_at < ?1 LIMIT ?2
+)""",
+    "events": """
+DELETE FROM events WHERE cursor IN (
+    SELECT cursor FROM events WHERE cursor < ?1 ORDER BY cursor LIMIT ?2
+)""",
+}
+
+# The first cursor to keep when events received before ?1 are purged (a prefix of the log).
+_EVENTS_PURGE_BOUND = """
+SELECT COALESCE(
+    (SELECT cursor FROM events WHERE received_at >= ?1 ORDER BY cursor LIMIT 1),
+    (SELECT COALESCE(MAX(cursor), 0) + 1 FROM events)
+)
+"""
+
+
+def _filter_params(event_filter: EventFilter) -> tuple[Any, ...]:
+    types = json.dumps(sorted(event_filter.types)) if event_filter.types else None
+    return (event_filter.org_id, event_filter.integration_id, types)
+
+
+_LONG_AGO = -(2**62)  # a released lease's lease_until: expired for any `now`
+
+
+def _enable_wal(conn: sqlite3.Connection) -> object:
+    """Put the database in WAL mode; returns the journal mode it is in.
+
+    Switching a new database's journal mode needs an exclusive lock, and SQLite answers "database
+    is locked" at once, without its busy handler, while another process opening the same new
+    database holds a lock: retry for up to the busy timeout.
+    """
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
+
+
 # ---------------------------------------------------------------------------------------------
 # The store
 
@@ -472,17 +897,19 @@ class SqliteStore:
         readers: int = 2,
         max_batch: int = 512,
         migrations: Sequence[Migration] | None = None,
+        purge_chunk: int = 5000,
     ) -> None:
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', not {synchronous!r}")
-        if readers < 1 or max_batch < 1:
-            raise ValueError("readers and max_batch must be at least 1")
+        if readers < 1 or max_batch < 1 or purge_chunk < 1:
+            raise ValueError("readers, max_batch and purge_chunk must be at least 1")
         self._directory = Path(path)
         self._database = self._directory / filename
         self._synchronous = synchronous
         self._reader_count = readers
         self._max_batch = max_batch
         self._migrations = migrations
+        self._purge_chunk = purge_chunk
         self._writer: _Writer | None = None
         self._readers: _Readers | None = None
 
@@ -548,7 +975,7 @@ class SqliteStore:
             self._directory.mkdir(parents=True, exist_ok=True)
             writer = self._connection()
             opened.append(writer)
-            mode = writer.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = _enable_wal(writer)
             if str(mode).lower() != "wal":
                 raise StoreError(f"cannot put {self._database} in WAL mode (got {mode!r})")
             migrations = self._migrations
@@ -859,3 +1286,298 @@ class SqliteStore:
             return None if row is None else _message(row)
 
         return await self._read(fn)
+
+    # --- installations: subscription state ----------------------------------------------------
+
+    async def set_subscription(
+        self, installation_id: str, *, state: str, error: str | None
+    ) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            changed = conn.execute(
+                "UPDATE installations SET subscription_state = ?, subscription_error = ?"
+                " WHERE id = ?",
+                (state, error, installation_id),
+            ).rowcount
+            if changed == 0:
+                raise NotFound("installation", installation_id)
+
+        await self._write(op)
+
+    # --- inbound: ingest --------------------------------------------------------------------
+
+    async def ingest(
+        self,
+        request: WebhookRequestRecord,
+        events: Sequence[NewEvent],
+        transitions: Sequence[MessageTransition] = (),
+        held: Sequence[HeldReceipt] = (),
+    ) -> IngestOutcome:
+        request_params = _request_params(request)
+        inbound = _Inbound.encode(events, transitions, held, encode_time(datetime.now(UTC)))
+
+        def op(conn: sqlite3.Connection) -> IngestOutcome:
+            try:
+                conn.execute(_INSERT_WEBHOOK_REQUEST, request_params)
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(f"webhook request {request.id!r} already exists") from exc
+            return inbound.apply(conn)
+
+        return await self._write(op)
+
+    async def mark_replayed(
+        self,
+        request_id: str,
+        *,
+        outcome: WebhookOutcome,
+        reason: str,
+        events: Sequence[NewEvent],
+        transitions: Sequence[MessageTransition] = (),
+        held: Sequence[HeldReceipt] = (),
+        replayed_at: datetime | None = None,
+    ) -> IngestOutcome:
+        now = encode_time(datetime.now(UTC))
+        stamp = now if replayed_at is None else encode_time(replayed_at)
+        inbound = _Inbound.encode(events, transitions, held, now)
+        params = (WebhookOutcome(outcome).value, reason, stamp, request_id)
+
+        def op(conn: sqlite3.Connection) -> IngestOutcome:
+            changed = conn.execute(
+                "UPDATE webhook_requests SET outcome = ?, reason = ?, replayed_at = ? WHERE id = ?",
+                params,
+            ).rowcount
+            if changed == 0:
+                raise NotFound("webhook request", request_id)
+            return inbound.apply(conn)
+
+        return await self._write(op)
+
+    async def get_webhook_request(self, request_id: str) -> WebhookRequestRecord | None:
+        def fn(conn: sqlite3.Connection) -> WebhookRequestRecord | None:
+            row = conn.execute(_SELECT_WEBHOOK_REQUEST + " WHERE id = ?", (request_id,)).fetchone()
+            return None if row is None else _webhook_request(row)
+
+        return await self._read(fn)
+
+    async def list_webhook_requests(
+        self,
+        *,
+        outcomes: frozenset[WebhookOutcome],
+        integration_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[WebhookRequestRecord, ...]:
+        wanted = sorted(WebhookOutcome(o).value for o in (outcomes or WebhookOutcome))
+        params = (json.dumps(wanted), integration_id, limit, offset)
+
+        def fn(conn: sqlite3.Connection) -> tuple[WebhookRequestRecord, ...]:
+            return tuple(_webhook_request(r) for r in conn.execute(_LIST_WEBHOOK_REQUESTS, params))
+
+        return await self._read(fn)
+
+    # --- inbound: the event log -------------------------------------------------------------
+
+    async def read_events(
+        self,
+        after_cursor: int,
+        *,
+        filter: EventFilter = EventFilter(),  # noqa: B008 (frozen, never mutated)
+        limit: int = 500,
+    ) -> tuple[EventRecord, ...]:
+        params = (after_cursor, *_filter_params(filter), limit)
+
+        def fn(conn: sqlite3.Connection) -> tuple[EventRecord, ...]:
+            return tuple(_event(row) for row in conn.execute(_READ_EVENTS, params))
+
+        return await self._read(fn)
+
+    async def latest_cursor(self) -> int:
+        return await self._read(lambda conn: int(conn.execute(_LATEST_CURSOR).fetchone()[0]))
+
+    async def earliest_cursor(self) -> int:
+        return await self._read(lambda conn: int(conn.execute(_EARLIEST_CURSOR).fetchone()[0]))
+
+    # --- inbound: receipts that overtook their send's reply ---------------------------------
+
+    async def correlate_held(
+        self, integration_id: str, provider_message_id: str, message: MessageRecord
+    ) -> IngestOutcome:
+        stamp = encode_time(datetime.now(UTC))
+        metadata = _frozen_map(message.metadata)
+
+        def op(conn: sqlite3.Connection) -> IngestOutcome:
+            rows = conn.execute(
+                "SELECT id, integration_id, provider_message_id, event_json, held_at, release_at"
+                " FROM held_receipts WHERE integration_id = ? AND provider_message_id = ?"
+                " ORDER BY held_at, id",
+                (integration_id, provider_message_id),
+            ).fetchall()
+            appended: list[EventRecord] = []
+            for row in rows:
+                receipt = _held(row)
+                event = replace(
+                    receipt.event,
+                    message_id=message.id,
+                    org_id=message.org_id,
+                    installation_id=message.installation_id,
+                    metadata=metadata,
+                )
+                cursor = conn.execute(_INSERT_EVENT, _event_params(event)).lastrowid
+                assert cursor is not None
+                appended.append(_event_record(event, cursor))
+                state = _RECEIPT_STATES.get(event.type)
+                if state is not None:
+                    error = (event.error or None) if state is MessageState.FAILED else None
+                    conn.execute(_APPLY_TRANSITION, (state.value, error, stamp, message.id))
+                conn.execute("DELETE FROM held_receipts WHERE id = ?", (receipt.id,))
+            return IngestOutcome(events=tuple(appended), duplicates=0)
+
+        return await self._write(op)
+
+    async def release_held(self, now: datetime) -> tuple[HeldReceipt, ...]:
+        stamp = encode_time(now)
+
+        def op(conn: sqlite3.Connection) -> tuple[HeldReceipt, ...]:
+            rows = conn.execute(
+                "DELETE FROM held_receipts WHERE release_at <= ?"
+                " RETURNING id, integration_id, provider_message_id, event_json, held_at,"
+                " release_at",
+                (stamp,),
+            ).fetchall()
+            return tuple(sorted((_held(row) for row in rows), key=lambda h: (h.release_at, h.id)))
+
+        return await self._write(op)
+
+    # --- inbound: durable consumers ---------------------------------------------------------
+
+    async def lease_events(
+        self,
+        consumer: str,
+        *,
+        subscriber: str,
+        filter: EventFilter,
+        limit: int,
+        lease_s: float,
+        now: datetime,
+        start_after: int | None = None,
+    ) -> tuple[EventRecord, ...]:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        stamp = encode_time(now)
+        until = stamp + round(lease_s * 1_000_000)
+        filter_params = _filter_params(filter)
+
+        def op(conn: sqlite3.Connection) -> tuple[EventRecord, ...]:
+            row = conn.execute(
+                "SELECT frontier FROM event_consumers WHERE name = ?", (consumer,)
+            ).fetchone()
+            if row is None:
+                frontier = (
+                    start_after
+                    if start_after is not None
+                    else int(conn.execute(_LATEST_CURSOR).fetchone()[0])
+                )
+                conn.execute(
+                    "INSERT INTO event_consumers (name, frontier, created_at) VALUES (?, ?, ?)",
+                    (consumer, frontier, stamp),
+                )
+            else:
+                frontier = int(row[0])
+            leased = [_event(r) for r in conn.execute(_EXPIRED_LEASES, (consumer, stamp, limit))]
+            rest = limit - len(leased)
+            if rest > 0:
+                fresh = [
+                    _event(r) for r in conn.execute(_READ_EVENTS, (frontier, *filter_params, rest))
+                ]
+                if len(fresh) == rest:
+                    new_frontier = fresh[-1].cursor
+                else:  # everything after the frontier was read: skip what the filter left out
+                    new_frontier = max(frontier, int(conn.execute(_LATEST_CURSOR).fetchone()[0]))
+                if new_frontier != frontier:
+                    conn.execute(
+                        "UPDATE event_consumers SET frontier = ? WHERE name = ?",
+                        (new_frontier, consumer),
+                    )
+                leased.extend(fresh)
+            if leased:
+                conn.executemany(
+                    _PUT_LEASE, [(consumer, e.cursor, subscriber, until) for e in leased]
+                )
+            return tuple(leased)
+
+        return await self._write(op)
+
+    async def ack_events(self, consumer: str, cursors: Sequence[int]) -> int:
+        params = [(consumer, cursor) for cursor in dict.fromkeys(cursors)]
+        if not params:
+            return 0
+
+        def op(conn: sqlite3.Connection) -> int:
+            deleted = conn.executemany(
+                "DELETE FROM event_leases WHERE consumer = ? AND cursor = ?", params
+            ).rowcount
+            return max(deleted, 0)
+
+        return await self._write(op)
+
+    async def release_leases(self, consumer: str, subscriber: str) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE event_leases SET lease_until = ? WHERE consumer = ? AND subscriber = ?",
+                (_LONG_AGO, consumer, subscriber),
+            )
+
+        await self._write(op)
+
+    # --- retention --------------------------------------------------------------------------
+
+    async def purge(
+        self,
+        *,
+        events_before: datetime | None = None,
+        requests_before: datetime | None = None,
+        unmatched_before: datetime | None = None,
+        messages_before: datetime | None = None,
+        dedupe_before: datetime | None = None,
+    ) -> dict[str, int]:
+        """Deletes in chunks of ``purge_chunk`` rows, each its own short transaction, so that a
+        large purge never holds up the webhooks queued behind it on the writer thread."""
+        bounds: dict[str, int] = {}
+        if events_before is not None:
+            stamp = encode_time(events_before)
+            bounds["events"] = await self._read(
+                lambda conn: int(conn.execute(_EVENTS_PURGE_BOUND, (stamp,)).fetchone()[0])
+            )
+        for kind, before in (
+            ("requests", requests_before),
+            ("unmatched", unmatched_before),
+            ("messages", messages_before),
+            ("dedupe_keys", dedupe_before),
+        ):
+            if before is not None:
+                bounds[kind] = encode_time(before)
+        counts = dict.fromkeys(
+            ("events", "requests", "unmatched", "messages", "dedupe_keys", "leases"), 0
+        )
+        for kind, bound in bounds.items():
+            counts[kind] = await self._delete_in_chunks(_PURGE_STATEMENTS[kind], bound)
+        if "events" in bounds:
+            first_kept = bounds["events"]
+            counts["leases"] = await self._write(
+                lambda conn: (
+                    conn.execute(
+                        "DELETE FROM event_leases WHERE cursor < ?", (first_kept,)
+                    ).rowcount
+                )
+            )
+        return counts
+
+    async def _delete_in_chunks(self, statement: str, bound: int) -> int:
+        chunk = self._purge_chunk
+        total = 0
+        while True:
+            deleted = await self._write(
+                lambda conn: conn.execute(statement, (bound, chunk)).rowcount
+            )
+            total += deleted
+            if deleted < chunk:
+                return total

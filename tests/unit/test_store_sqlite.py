@@ -10,11 +10,20 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from server.store import Conflict, MigrationError, SqliteStore, StoreError
+from server.store import (
+    Conflict,
+    MigrationError,
+    NewEvent,
+    SqliteStore,
+    StoreError,
+    WebhookOutcome,
+    WebhookRequestRecord,
+)
 from server.store._migrations import Migration, _apply_one, apply_migrations, load_migrations
 
 
@@ -157,26 +166,26 @@ def test_each_migration_is_its_own_transaction(tmp_path: Path) -> None:
 async def test_a_later_migration_is_applied_to_an_existing_database(tmp_path: Path) -> None:
     async with SqliteStore(tmp_path) as store:
         await store.put_integration("acme", '{"v": 1}')
-    events = Migration(
+    later = Migration(
         version=len(load_migrations()) + 1,
-        name="events",
+        name="audit",
         sql="""
-        -- an append-only log, as the inbound path will add it
-        CREATE TABLE events (
-            cursor INTEGER PRIMARY KEY AUTOINCREMENT,
+        -- an append-only log
+        CREATE TABLE audit_log (
+            entry INTEGER PRIMARY KEY AUTOINCREMENT,
             org_id TEXT NOT NULL
         );
         """,
     )
-    async with SqliteStore(tmp_path, migrations=(*load_migrations(), events)) as store:
+    async with SqliteStore(tmp_path, migrations=(*load_migrations(), later)) as store:
         assert await store.get_integration("acme") is not None
         cursor = await store._write(
             lambda c: c.execute(
-                "INSERT INTO events (org_id) VALUES ('o') RETURNING cursor"
+                "INSERT INTO audit_log (org_id) VALUES ('o') RETURNING entry"
             ).fetchone()[0]
         )
         assert cursor == 1
-    assert recorded_versions(tmp_path / "msgbridge.sqlite3")[-1][:2] == (events.version, "events")
+    assert recorded_versions(tmp_path / "msgbridge.sqlite3")[-1][:2] == (later.version, "audit")
 
 
 async def test_a_database_newer_than_the_code_is_refused(tmp_path: Path) -> None:
@@ -331,3 +340,143 @@ async def test_a_cancelled_caller_does_not_stop_the_writer(sqlite_store: SqliteS
     # The cancelled write may or may not have run before the cancel; it never ran twice.
     assert record.version in (1, 2)
     assert (await sqlite_store.get_integration("acme")) == record
+
+
+# ---------------------------------------------------------------------------------------------
+# The inbound path
+
+
+def _inbound_request(request_id: str) -> WebhookRequestRecord:
+    return WebhookRequestRecord(
+        id=request_id,
+        received_at=datetime(2025, 1, 1, tzinfo=UTC),
+        integration_id="acme",
+        installation_id=None,
+        method="POST",
+        path="/webhooks/acme",
+        query="",
+        headers=(),
+        body=b"{}",
+        content_type="application/json",
+        outcome=WebhookOutcome.MATCHED,
+        reason="",
+    )
+
+
+def _inbound_event(text: str, *, key: str | None, received: datetime | None = None) -> NewEvent:
+    return NewEvent(
+        type="message",
+        org_id="org-1",
+        installation_id="inst-1",
+        integration_id="acme",
+        users=(),
+        from_number="+1",
+        to_number="+2",
+        text=text,
+        media_urls=(),
+        provider_message_id="",
+        message_id="",
+        status="",
+        error="",
+        metadata={},
+        received_at=received or datetime(2025, 1, 1, tzinfo=UTC),
+        request_id="r",
+        dedupe_key=key,
+    )
+
+
+def _count(table: str) -> Callable[[sqlite3.Connection], int]:
+    return lambda c: int(c.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
+async def test_a_failing_event_insert_rolls_back_the_whole_ingest(
+    sqlite_store: SqliteStore,
+) -> None:
+    # A trigger makes the database itself refuse the second event of the batch.
+    await sqlite_store._write(
+        lambda c: c.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.text = 'boom'"
+            " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        )
+    )
+    events = [_inbound_event("fine", key="k1"), _inbound_event("boom", key="k2")]
+    with pytest.raises(StoreError, match="refused by the test"):
+        await sqlite_store.ingest(_inbound_request("r1"), events)
+
+    for table in ("webhook_requests", "events", "dedupe_keys"):
+        assert await sqlite_store._read(_count(table)) == 0, table
+    assert await sqlite_store.latest_cursor() == 0  # the cursor it took was rolled back too
+
+    # Ingests queued in the same batch as a failing one keep their work.
+    results = await asyncio.gather(
+        sqlite_store.ingest(_inbound_request("r2"), [_inbound_event("a", key="k1")]),
+        sqlite_store.ingest(_inbound_request("r3"), events),
+        sqlite_store.ingest(_inbound_request("r4"), [_inbound_event("b", key="k2")]),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], StoreError)
+    assert [e.text for r in (results[0], results[2]) for e in r.events] == ["a", "b"]  # type: ignore[union-attr]
+    assert await sqlite_store._read(_count("webhook_requests")) == 2
+
+
+async def test_purge_deletes_in_chunks_of_short_transactions(tmp_path: Path) -> None:
+    old = datetime(2025, 1, 1, tzinfo=UTC)
+    new = datetime(2025, 2, 1, tzinfo=UTC)
+    async with SqliteStore(tmp_path, purge_chunk=3) as store:
+        events = [_inbound_event(f"e{n}", key=f"k{n}", received=old) for n in range(10)]
+        await store.ingest(_inbound_request("r-old"), events)
+        await store.ingest(
+            _inbound_request("r-new"), [_inbound_event("kept", key="k-new", received=new)]
+        )
+        batches: list[int] = []
+        original = store._write
+
+        async def counting_write(op: Callable[[sqlite3.Connection], object]) -> object:
+            batches.append(1)
+            return await original(op)
+
+        store._write = counting_write  # type: ignore[assignment,method-assign]
+        counts = await store.purge(
+            events_before=datetime(2025, 1, 15, tzinfo=UTC),
+            dedupe_before=datetime(2025, 1, 15, tzinfo=UTC),
+        )
+        store._write = original  # type: ignore[method-assign]
+
+        assert counts["events"] == 10 and counts["dedupe_keys"] == 10
+        # 10 rows in chunks of 3: four deletes each, and one for the leases.
+        assert len(batches) == 4 + 4 + 1
+        assert [e.text for e in await store.read_events(0)] == ["kept"]
+
+
+def test_purge_chunk_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="purge_chunk"):
+        SqliteStore(tmp_path, purge_chunk=0)
+
+
+async def test_the_inbound_tables_and_indexes_exist(sqlite_store: SqliteStore) -> None:
+    names = await sqlite_store._read(
+        lambda c: {r[0] for r in c.execute("SELECT name FROM sqlite_master")}
+    )
+    assert {
+        "webhook_requests",
+        "events",
+        "dedupe_keys",
+        "held_receipts",
+        "event_consumers",
+        "event_leases",
+        "webhook_requests_by_outcome",
+        "held_receipts_by_provider_id",
+        "held_receipts_by_release",
+        "event_leases_by_expiry",
+        "messages_by_age",
+    } <= names
+    plan = await sqlite_store._read(
+        lambda c: " ".join(
+            str(r[3])
+            for r in c.execute(
+                "EXPLAIN QUERY PLAN SELECT id FROM webhook_requests"
+                " WHERE outcome IN ('unmatched') ORDER BY received_at DESC"
+            )
+        )
+    )
+    assert "webhook_requests_by_outcome" in plan
