@@ -14,7 +14,10 @@ install: $(STAMP) $(GEN_STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	# compat mode: a .pth file puts the project root on the path, so the generated package
+	# msgbridge/ (made after this step) is importable too.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
+		--config-settings editable_mode=compat -e '.[dev]'
 	touch $(STAMP)
 
 proto: $(STAMP)

@@ -1,9 +1,9 @@
 """The ``msgbridge`` command line.
 
 Each group of subcommands lives in its own module and registers itself on the parser here:
-``_serve_cli`` (``serve`` and ``sidecar``: running the service), ``_service_cli`` (talking to a
-running service: register, enable, send …) and ``_check_cli`` (the integration author's linter,
-no server needed). A subcommand's handler returns the exit code.
+``_serve_cli`` (``serve``) and ``_sidecar_cli`` (``sidecar``) run the service; ``_service_cli``
+talks to a running service (register, enable, send …); ``_check_cli`` is the integration
+author's linter (no server needed). A subcommand's handler returns the exit code.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ __all__ = ["build_parser", "main"]
 Handler = Callable[[argparse.Namespace], int]
 
 # Command groups, in the order `--help` lists them.
-_COMMAND_MODULES = ("._serve_cli", "._service_cli", "._check_cli")
+_COMMAND_MODULES = ("._serve_cli", "._sidecar_cli", "._service_cli", "._check_cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,13 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in _COMMAND_MODULES:
-        try:
-            commands = importlib.import_module(module, __package__)
-        except ModuleNotFoundError as exc:  # pragma: no cover - while a command group is built
-            if exc.name != f"{__package__}{module}":
-                raise
-            continue
-        commands.add_parsers(subparsers)
+        importlib.import_module(module, __package__).add_parsers(subparsers)
     return parser
 
 

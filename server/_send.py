@@ -20,7 +20,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 
@@ -45,6 +45,7 @@ from .errors import (
 )
 from .outbound import (
     ConnectFailed,
+    InvalidTarget,
     OutboundClient,
     OutboundError,
     OutboundTimeout,
@@ -165,6 +166,9 @@ class SendPath:
         self._provider_timeout_s = provider_timeout_s
         self._max_attempts = max_attempts
         # Calls with one idempotency key in this process: the first one's fingerprint and result.
+        # Called with the recorded message once the provider accepted it (receipts held for it
+        # are completed then, spec §8).
+        self.on_sent: Callable[[MessageRecord], Awaitable[None]] | None = None
         self._inflight: dict[tuple[str, str], tuple[str, asyncio.Future[SendOutcome]]] = {}
         # A claimed message not answered within this is taken to belong to a process that died.
         self._stale_after_s = 2 * provider_timeout_s * max_attempts + 60
@@ -365,6 +369,12 @@ class SendPath:
                         integration=integration.id,
                         reason="PROVIDER_TIMEOUT",
                     ) from None
+                except InvalidTarget as exc:
+                    raise FailedPrecondition(
+                        f"the provider URL cannot be used: {exc}",
+                        reason="INVALID_PROVIDER_URL",
+                        metadata={"integration": integration.id},
+                    ) from None
                 except PolicyRefused as exc:
                     raise PermissionDenied(
                         str(exc),
@@ -403,7 +413,7 @@ class SendPath:
                 )
             )
             raise
-        await self._store.update_message(
+        sent = await self._store.update_message(
             message.id,
             state=MessageState.SENT,
             provider_message_id=outcome.provider_message_id,
@@ -411,6 +421,8 @@ class SendPath:
             attempts=attempts,
             reply_json=outcome.to_json() if message.idempotency_key else None,
         )
+        if self.on_sent is not None and sent.provider_message_id:
+            await self.on_sent(sent)
         return outcome
 
     def _outcome(

@@ -7,34 +7,49 @@ an incident id (the traceback goes to the log, never to the caller).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import timestamp_pb2
 
-from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc
+from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 
 from ._catalog import IntegrationCatalog, LoadedIntegration, capabilities_of
+from ._events import EventHub, follow_events
+from ._ingest import Ingestor
 from ._installations import InstallationDirectory, NumberInput
 from ._send import SendOutcome, SendPath, SendRequest
+from ._subscribe import SubscriptionKeeper
 from .errors import (
     FailedPrecondition,
     GatewayError,
     InvalidRequest,
     NotFound,
     Unavailable,
-    Unimplemented,
     to_rpc_status,
 )
-from .store import InstallationRecord, MessageKind, MessageRecord, MessageState, Store, StoreError
+from .store import (
+    EventFilter,
+    EventRecord,
+    InstallationRecord,
+    MessageKind,
+    MessageRecord,
+    MessageState,
+    NewEvent,
+    Store,
+    StoreError,
+    WebhookOutcome,
+    WebhookRequestRecord,
+)
 
-__all__ = ["GatewayServicer"]
+__all__ = ["GatewayServicer", "IngestServicer", "event_pb"]
 
 logger = logging.getLogger(__name__)
 
@@ -114,8 +129,16 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         catalog: IntegrationCatalog,
         installations: InstallationDirectory,
         send_path: SendPath,
+        ingestor: Ingestor,
+        hub: EventHub,
+        subscriptions: SubscriptionKeeper,
         default_deadline_s: float,
+        lease_s: float = 30.0,
     ) -> None:
+        self._ingestor = ingestor
+        self._hub = hub
+        self._subscriptions = subscriptions
+        self._lease_s = lease_s
         self._store = store
         self._catalog = catalog
         self._installations = installations
@@ -283,6 +306,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             numbers=self._numbers(request.numbers),
             default_region=request.default_region or None,
         )
+        if record.subscription_state == "pending":
+            self._subscriptions.schedule(record)
         return await self._installation_pb(record)
 
     @_rpc
@@ -322,9 +347,11 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     async def DisableIntegration(
         self, request: gateway_pb2.DisableIntegrationRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.Installation:
-        return await self._installation_pb(
-            await self._installations.disable(request.installation_id)
-        )
+        before = await self._installations.get(request.installation_id)
+        record = await self._installations.disable(request.installation_id)
+        if before.enabled:
+            await self._subscriptions.unsubscribe(record)
+        return await self._installation_pb(record)
 
     # --- sending --------------------------------------------------------------------------------
 
@@ -395,43 +422,202 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             raise NotFound(f"no message {request.message_id!r}", reason="MESSAGE_NOT_FOUND")
         return message_pb(record)
 
-    # --- inbound (issue 4) ------------------------------------------------------------------------
+    # --- inbound ------------------------------------------------------------------------------
+
+    def _filter(self, org_id: str, integration_id: str, types: Sequence[int]) -> EventFilter:
+        names = set()
+        for value in types:
+            name = _EVENT_TYPE_NAMES.get(int(value))
+            if name is None:
+                raise InvalidRequest(
+                    "unknown event type", violations=[("types", f"{value} is not an event type")]
+                )
+            names.add(name)
+        return EventFilter(
+            org_id=org_id or None, integration_id=integration_id or None, types=frozenset(names)
+        )
 
     async def StreamEvents(
         self, request: gateway_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[gateway_pb2.StreamEventsResponse]:
-        await context.abort_with_status(to_rpc_status(Unimplemented("not available yet")))
-        yield gateway_pb2.StreamEventsResponse()  # pragma: no cover
+        try:
+            event_filter = self._filter(request.org_id, request.integration_id, request.types)
+            batch = request.max_batch if 0 < request.max_batch <= 5000 else 500
+            if request.consumer:
+                stream = self._consumer_stream(request, event_filter, batch, context)
+            else:
+                start = request.WhichOneof("start")
+                if start == "after_cursor":
+                    after = request.after_cursor
+                elif start == "earliest":
+                    after = await self._store.earliest_cursor()
+                else:
+                    after = await self._store.latest_cursor()
+                stream = follow_events(
+                    self._store, self._hub, after=after, event_filter=event_filter, batch=batch
+                )
+            async for events in stream:
+                yield gateway_pb2.StreamEventsResponse(events=[event_pb(e) for e in events])
+        except GatewayError as exc:
+            await context.abort_with_status(to_rpc_status(exc))
+
+    async def _consumer_stream(
+        self,
+        request: gateway_pb2.StreamEventsRequest,
+        event_filter: EventFilter,
+        batch: int,
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[tuple[EventRecord, ...]]:
+        subscriber = uuid.uuid4().hex
+        start_after: int | None = None
+        if request.WhichOneof("start") == "after_cursor":
+            start_after = request.after_cursor
+        elif request.WhichOneof("start") == "earliest":
+            start_after = await self._store.earliest_cursor()
+        try:
+            while not self._hub.closed:
+                mark = self._hub.mark()
+                events = await self._store.lease_events(
+                    request.consumer,
+                    subscriber=subscriber,
+                    filter=event_filter,
+                    limit=batch,
+                    lease_s=self._lease_s,
+                    now=datetime.now(UTC),
+                    start_after=start_after,
+                )
+                if events:
+                    yield events
+                    continue
+                await self._hub.wait(mark, at_most_s=min(2.0, self._lease_s / 2))
+        finally:
+            await asyncio.shield(self._store.release_leases(request.consumer, subscriber))
 
     @_rpc
     async def AckEvents(
         self, request: gateway_pb2.AckEventsRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.AckEventsResponse:
-        raise Unimplemented("not available yet")
+        if not request.consumer:
+            raise InvalidRequest("consumer is required", violations=[("consumer", "required")])
+        count = await self._store.ack_events(request.consumer, list(request.cursors))
+        return gateway_pb2.AckEventsResponse(acknowledged=count)
 
     @_rpc
     async def ListEvents(
         self, request: gateway_pb2.ListEventsRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.ListEventsResponse:
-        raise Unimplemented("not available yet")
+        event_filter = self._filter(request.org_id, request.integration_id, request.types)
+        size = request.page_size if 0 < request.page_size <= _MAX_PAGE else _DEFAULT_PAGE
+        after = request.after_cursor or await self._store.earliest_cursor()
+        events = await self._store.read_events(after, filter=event_filter, limit=size)
+        return gateway_pb2.ListEventsResponse(events=[event_pb(e) for e in events])
 
     @_rpc
     async def ListUnmatchedWebhooks(
         self, request: gateway_pb2.ListUnmatchedWebhooksRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.ListUnmatchedWebhooksResponse:
-        raise Unimplemented("not available yet")
+        offset, size = _page(request.page_size, request.page_token)
+        records = await self._store.list_webhook_requests(
+            outcomes=frozenset(_UNMATCHED_KINDS),
+            integration_id=request.integration_id or None,
+            limit=size + 1,
+            offset=offset,
+        )
+        return gateway_pb2.ListUnmatchedWebhooksResponse(
+            webhooks=[unmatched_pb(r) for r in records[:size]],
+            next_page_token=str(offset + size) if len(records) > size else "",
+        )
 
     @_rpc
     async def ReplayWebhook(
         self, request: gateway_pb2.ReplayWebhookRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.ReplayWebhookResponse:
-        raise Unimplemented("not available yet")
+        result = await self._ingestor.replay(request.id)
+        return gateway_pb2.ReplayWebhookResponse(
+            events=[event_pb(e) for e in result.events], reason=result.reason
+        )
 
     @_rpc
     async def RetrySubscription(
         self, request: gateway_pb2.RetrySubscriptionRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.Installation:
-        raise Unimplemented("not available yet")
+        record = await self._installations.get(request.installation_id)
+        await self._subscriptions.subscribe_now(record)
+        return await self._installation_pb(await self._installations.get(record.id))
+
+
+class IngestServicer(ingest_pb2_grpc.IngestServicer):
+    """The internal service a separate sidecar calls (``msgbridge sidecar --core``)."""
+
+    def __init__(self, ingestor: Ingestor) -> None:
+        self._ingestor = ingestor
+
+    async def IngestWebhook(
+        self, request: ingest_pb2.WebhookDelivery, context: grpc.aio.ServicerContext
+    ) -> ingest_pb2.WebhookVerdict:
+        try:
+            return await self._ingestor.ingest(request)
+        except StoreError:
+            logger.exception("store failure during ingest")
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the store is not available")
+        except Exception:
+            logger.exception("ingest failed")
+            await context.abort(grpc.StatusCode.INTERNAL, "ingest failed")
+        raise AssertionError("abort returned")  # pragma: no cover
+
+
+_EVENT_TYPES = {
+    "message": gateway_pb2.Event.MESSAGE,
+    "mms": gateway_pb2.Event.MMS,
+    "messageDelivered": gateway_pb2.Event.MESSAGE_DELIVERED,
+    "messageFailed": gateway_pb2.Event.MESSAGE_FAILED,
+    "messageSent": gateway_pb2.Event.MESSAGE_SENT,
+}
+_EVENT_TYPE_NAMES: dict[int, str] = {int(value): name for name, value in _EVENT_TYPES.items()}
+_UNMATCHED_KINDS = {
+    WebhookOutcome.UNMATCHED: gateway_pb2.UnmatchedWebhook.UNMATCHED,
+    WebhookOutcome.UNROUTABLE: gateway_pb2.UnmatchedWebhook.UNROUTABLE,
+    WebhookOutcome.UNAUTHENTICATED: gateway_pb2.UnmatchedWebhook.UNAUTHENTICATED,
+}
+
+
+def event_pb(event: NewEvent) -> gateway_pb2.Event:
+    pb = gateway_pb2.Event(
+        cursor=getattr(event, "cursor", 0),
+        type=_EVENT_TYPES.get(event.type, gateway_pb2.Event.TYPE_UNSPECIFIED),
+        org_id=event.org_id,
+        installation_id=event.installation_id,
+        integration_id=event.integration_id,
+        users=event.users,
+        to=event.to_number,
+        text=event.text,
+        media_urls=event.media_urls,
+        provider_message_id=event.provider_message_id,
+        message_id=event.message_id,
+        status=event.status,
+        error=event.error,
+        metadata=dict(event.metadata),
+        received_at=_ts(event.received_at),
+    )
+    setattr(pb, "from", event.from_number)
+    return pb
+
+
+def unmatched_pb(record: WebhookRequestRecord) -> gateway_pb2.UnmatchedWebhook:
+    return gateway_pb2.UnmatchedWebhook(
+        id=record.id,
+        kind=_UNMATCHED_KINDS.get(record.outcome, gateway_pb2.UnmatchedWebhook.KIND_UNSPECIFIED),
+        integration_id=record.integration_id,
+        installation_id=record.installation_id or "",
+        reason=record.reason,
+        method=record.method,
+        path=record.path,
+        query=record.query,
+        content_type=record.content_type,
+        body=record.body,
+        received_at=_ts(record.received_at),
+        replayed=record.replayed_at is not None,
+    )
 
 
 def message_pb(record: MessageRecord) -> gateway_pb2.Message:

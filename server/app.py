@@ -15,19 +15,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc
+from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 
 from ._catalog import IntegrationCatalog
+from ._events import EventHub
+from ._ingest import Ingestor
 from ._installations import InstallationDirectory
 from ._send import SendPath
-from ._service import GatewayServicer
+from ._service import GatewayServicer, IngestServicer
+from ._subscribe import SubscriptionKeeper
 from .config import Settings
 from .fake_provider import RunningFakeProvider, start_fake_provider
 from .outbound import OutboundClient, OutboundPolicy
 from .secret_box import SecretBox
+from .sidecar import build_sidecar_app, split_host_port, start_sidecar, stop_sidecar
 from .store import SqliteStore, Store
 
 __all__ = ["GatewayServer", "build_server", "open_store", "run"]
@@ -35,6 +40,7 @@ __all__ = ["GatewayServer", "build_server", "open_store", "run"]
 logger = logging.getLogger(__name__)
 
 GATEWAY_SERVICE = gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name
+INGEST_SERVICE = ingest_pb2.DESCRIPTOR.services_by_name["Ingest"].full_name
 
 
 def open_store(settings: Settings) -> Store:
@@ -57,18 +63,41 @@ class GatewayServer:
     health: health.aio.HealthServicer
     catalog: IntegrationCatalog
     installations: InstallationDirectory
-    _closers: list[object] = field(default_factory=list)
+    hub: EventHub
+    ingestor: Ingestor
+    subscriptions: SubscriptionKeeper
+    http_port: int | None = None
+    _sidecar: web.AppRunner | None = field(default=None, repr=False)
 
     async def start(self) -> None:
+        """Serve gRPC and, when configured, the webhook sidecar in-process."""
         await self.grpc_server.start()
-        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
-        await self.health.set(GATEWAY_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        if self.settings.sidecar:
+            app = build_sidecar_app(
+                self.ingestor,
+                public_url=self.settings.effective_public_url,
+                max_body=self.settings.webhook_max_body,
+                request_timeout_s=self.settings.webhook_timeout_s,
+            )
+            host, port = split_host_port(self.settings.http_listen)
+            self._sidecar, self.http_port = await start_sidecar(app, host, port)
+            logger.info("webhook sidecar serving", extra={"port": self.http_port})
+        self.ingestor.start()
+        await self.subscriptions.start()
+        for service in ("", GATEWAY_SERVICE, INGEST_SERVICE):
+            await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         logger.info("gRPC API serving", extra={"port": self.grpc_port})
 
     async def stop(self, grace: float = 5.0) -> None:
         """Report NOT_SERVING, finish in-flight calls within ``grace``, release everything."""
         with contextlib.suppress(Exception):
             await self.health.enter_graceful_shutdown()
+        if self._sidecar is not None:
+            await stop_sidecar(self._sidecar)
+            self._sidecar = None
+        self.hub.close()
+        await self.subscriptions.stop()
+        await self.ingestor.stop()
         await self.grpc_server.stop(grace)
         await self.outbound.aclose()
         await self.store.close()
@@ -113,11 +142,31 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         provider_timeout_s=settings.provider_timeout_s,
         max_attempts=settings.send_max_attempts,
     )
+    hub = EventHub()
+    ingestor = Ingestor(
+        store=store,
+        catalog=catalog,
+        installations=installations,
+        hub=hub,
+        receipt_wait_s=settings.receipt_wait_s,
+    )
+    send_path.on_sent = ingestor.on_message_sent
+    subscriptions = SubscriptionKeeper(
+        store=store,
+        catalog=catalog,
+        installations=installations,
+        outbound=outbound,
+        timeout_s=settings.provider_timeout_s,
+        retry_base_s=settings.subscribe_retry_s,
+    )
     servicer = GatewayServicer(
         store=store,
         catalog=catalog,
         installations=installations,
         send_path=send_path,
+        ingestor=ingestor,
+        hub=hub,
+        subscriptions=subscriptions,
         default_deadline_s=settings.send_deadline_s,
     )
     server = grpc.aio.server(
@@ -128,10 +177,11 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         ]
     )
     gateway_pb2_grpc.add_GatewayServicer_to_server(servicer, server)
+    ingest_pb2_grpc.add_IngestServicer_to_server(IngestServicer(ingestor), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (GATEWAY_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (GATEWAY_SERVICE, INGEST_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     port = _grpc_port(server, settings.grpc_listen)
     built = GatewayServer(
@@ -143,6 +193,9 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         health=health_servicer,
         catalog=catalog,
         installations=installations,
+        hub=hub,
+        ingestor=ingestor,
+        subscriptions=subscriptions,
     )
     return built, port
 

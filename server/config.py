@@ -79,6 +79,9 @@ class Settings:
     receipt_wait_s: float = _setting(
         10.0, "how long a receipt that overtook its send's reply waits for it, seconds"
     )
+    subscribe_retry_s: float = _setting(
+        5.0, "first delay before a failed Subscribe is retried (doubling, at most 10 minutes)"
+    )
     webhook_max_body: int = _setting(1_048_576, "largest webhook body accepted, bytes")
     webhook_timeout_s: float = _setting(30.0, "time to receive a webhook request, seconds")
     secret_key_file: Path | None = _setting(

@@ -20,8 +20,31 @@ from typing import Any
 
 from ._harness import BenchEnv, Benchmark, Result
 from .baselines import BASELINES
+from .service import SERVICE
 
-BENCHMARKS: list[Benchmark] = [*BASELINES]
+BENCHMARKS: list[Benchmark] = [*BASELINES, *SERVICE]
+
+# The targets the issues set, as (what, result name, baseline name, concurrency, kind, bound):
+# "rate" — the service's rate over the baseline's, at least ``bound``; "p50" — the service's p50
+# minus the baseline's, in ms, at most ``bound``.
+TARGETS: list[tuple[str, str, str, int, str, float]] = [
+    (
+        "send rate at 64 callers vs bare relay",
+        "msgbridge SendMessage (full path)",
+        "bare relay (grpc → aiohttp → fake)",
+        64,
+        "rate",
+        0.70,
+    ),
+    (
+        "send p50 added at 1 caller vs raw client request",
+        "msgbridge SendMessage (full path)",
+        "raw aiohttp → fake",
+        1,
+        "p50",
+        2.0,
+    ),
+]
 
 
 def _latencies(result: Result) -> tuple[float | None, float | None]:
@@ -43,6 +66,27 @@ def _table(results: Sequence[Result]) -> str:
         if r["first_error"]:
             lines.append(f"    first error: {r['first_error']}")
     return "\n".join(lines)
+
+
+def _ratios(results: Sequence[Result]) -> list[dict[str, Any]]:
+    by_key = {(r["name"], r["concurrency"]): r for r in results}
+    out = []
+    for what, name, baseline, concurrency, kind, bound in TARGETS:
+        mine, base = by_key.get((name, concurrency)), by_key.get((baseline, concurrency))
+        if mine is None or base is None:
+            continue
+        if kind == "rate":
+            value = mine["rate"] / base["rate"] if base["rate"] else 0.0
+            met = value >= bound
+            shown = f"{value:.2f}× (target ≥ {bound:.2f}×)"
+        else:
+            value = (mine["p50_ms"] or 0.0) - (base["p50_ms"] or 0.0)
+            met = value <= bound
+            shown = f"{value:+.3f} ms (target ≤ {bound:.1f} ms)"
+        out.append(
+            {"what": what, "value": round(value, 4), "target": bound, "met": met, "shown": shown}
+        )
+    return out
 
 
 def _machine() -> dict[str, Any]:
@@ -75,10 +119,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     selected = [b for b in BENCHMARKS if args.only is None or args.only in b.name]
     results = asyncio.run(run(selected))
     print(_table(results))
+    ratios = _ratios(results)
+    if ratios:
+        print()
+        for ratio in ratios:
+            print(f"{ratio['what']:<52} {ratio['shown']}  {'met' if ratio['met'] else 'NOT met'}")
     out = os.environ.get("BENCH_OUT")
     if out:
         with open(out, "w", encoding="utf-8") as file:
-            json.dump({"machine": _machine(), "results": results}, file, indent=2)
+            json.dump(
+                {"machine": _machine(), "results": results, "targets": ratios}, file, indent=2
+            )
             file.write("\n")
         print(f"results written to {out}", file=sys.stderr)
     return 0 if all(r["errors"] == 0 for r in results) else 1

@@ -1,0 +1,81 @@
+"""The event log's wake-up signal, and reading the log for ``StreamEvents``.
+
+The table is the truth; the hub is only a hint that something new may be there. Readers always
+re-read the store after a wake-up, and also every few seconds without one, so a lost wake-up
+(another replica's notification that never arrived) only delays an event, never loses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from .store import EventFilter, EventRecord, Store
+
+__all__ = ["EventHub", "follow_events"]
+
+_IDLE_RECHECK_S = 2.0
+
+
+class EventHub:
+    """Wakes every waiting reader when events were appended (in this process or, through the
+    store's notifications, in another replica)."""
+
+    def __init__(self) -> None:
+        self._changed = asyncio.Event()
+        self._closed = False
+
+    def notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def close(self) -> None:
+        self._closed = True
+        self.notify()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def mark(self) -> asyncio.Event:
+        """Take before reading the store; :meth:`wait` on it then misses no notification."""
+        return self._changed
+
+    async def wait(self, mark: asyncio.Event, at_most_s: float = _IDLE_RECHECK_S) -> None:
+        """Return once a notification came after ``mark`` was taken, or after ``at_most_s``."""
+        if self._closed:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(mark.wait(), at_most_s)
+
+
+async def follow_events(
+    store: Store,
+    hub: EventHub,
+    *,
+    after: int,
+    event_filter: EventFilter,
+    batch: int,
+    follow: bool = True,
+) -> AsyncIterator[tuple[EventRecord, ...]]:
+    """Batches of events after cursor ``after``, in cursor order, with no gap.
+
+    The position advances past events the filter leaves out too: the newest cursor is read
+    *before* the events, so every event up to it was committed when the read ran (the store
+    hands out cursors in commit order).
+    """
+    cursor = after
+    while not hub.closed:
+        mark = hub.mark()
+        newest = await store.latest_cursor()
+        events = await store.read_events(cursor, filter=event_filter, limit=batch)
+        if events:
+            cursor = events[-1].cursor
+            yield events
+            if len(events) == batch:
+                continue
+        cursor = max(cursor, newest)
+        if not follow:
+            return
+        await hub.wait(mark)

@@ -1,0 +1,580 @@
+"""Ingest: a provider's webhook request becomes stored events, before it is answered.
+
+    path → integration (and installation, when the URL carries its token)
+    → match (engine) → route each event → dedupe + store request and events in one transaction
+    → wake subscribers → answer 2xx
+
+Routing (spec §8): an inbound message goes to the installation named by the URL's token, or —
+through the per-integration URL — to the enabled installation holding its ``to`` number, and to
+the users assigned to that number. A receipt goes to the message we sent with that provider id;
+one whose message is not known yet is held (the send's reply may still be on its way) and
+completed when the send records its provider id, or released after ``receipt_wait``.
+
+Nothing is dropped: a request no model matches, or whose events no installation owns, is kept
+with its reason (listable, replayable) and answered 2xx so the provider does not retry forever.
+A body that cannot be parsed is answered 400; an unknown integration or token 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl
+
+from msgbridge.v1 import ingest_pb2
+
+from ._catalog import IntegrationCatalog, LoadedIntegration
+from ._events import EventHub
+from ._installations import InstallationDirectory
+from ._numbers import normalize_number
+from .engine import (
+    EventType,
+    InboundEvent,
+    MatchResult,
+    WebhookAuth,
+    WebhookParseError,
+    WebhookRequest,
+    match_webhook,
+)
+from .errors import NotFound
+from .secret_box import hash_token
+from .store import (
+    HeldReceipt,
+    IngestOutcome,
+    InstallationRecord,
+    MessageRecord,
+    MessageState,
+    MessageTransition,
+    NewEvent,
+    Store,
+    WebhookOutcome,
+    WebhookRequestRecord,
+)
+from .webhook_auth import SignedRequest, WebhookAuthFailed, verify_webhook
+
+__all__ = ["Ingestor", "ReplayResult"]
+
+logger = logging.getLogger(__name__)
+
+_TRANSITIONS = {
+    EventType.MESSAGE_DELIVERED: MessageState.DELIVERED,
+    EventType.MESSAGE_FAILED: MessageState.FAILED,
+    EventType.MESSAGE_SENT: MessageState.SENT,
+}
+_MAX_REASON = 2000
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Routed:
+    events: list[NewEvent]
+    transitions: list[MessageTransition]
+    held: list[HeldReceipt]
+    problems: list[str]  # unmatched payloads and unroutable events, in plain sentences
+    unmatched: bool
+    unroutable: bool
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReplayResult:
+    events: tuple[NewEvent, ...]
+    reason: str
+
+
+def _verdict(status: int, text: str = "") -> ingest_pb2.WebhookVerdict:
+    return ingest_pb2.WebhookVerdict(
+        http_status=status, body=text.encode(), content_type="text/plain; charset=utf-8"
+    )
+
+
+class Ingestor:
+    """The core side of the webhook path; the sidecar's :class:`IngestHandler` in-process."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        catalog: IntegrationCatalog,
+        installations: InstallationDirectory,
+        hub: EventHub,
+        receipt_wait_s: float,
+    ) -> None:
+        self._installations = installations
+        self._store = store
+        self._catalog = catalog
+        self._hub = hub
+        self._receipt_wait = timedelta(seconds=receipt_wait_s)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- the sidecar's entry point --------------------------------------------------------------
+
+    async def ingest(self, delivery: ingest_pb2.WebhookDelivery) -> ingest_pb2.WebhookVerdict:
+        parts = delivery.path.strip("/").split("/")
+        if len(parts) not in (2, 3) or parts[0] != "webhooks" or not parts[1]:
+            return _verdict(404, "not found")
+        integration_id = parts[1]
+        token = parts[2] if len(parts) == 3 else None
+        try:
+            integration = await self._catalog.get(integration_id)
+        except NotFound:
+            return _verdict(404, "unknown integration")
+        installation: InstallationRecord | None = None
+        if token is not None:
+            installation = await self._installation_for_token(integration_id, token)
+            if installation is None:
+                return _verdict(404, "unknown webhook address")
+        headers = tuple((h.name, h.value) for h in delivery.headers)
+        content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
+        request = WebhookRequest(
+            method=delivery.method.upper(),
+            content_type=content_type or None,
+            body=delivery.body,
+            query=tuple(parse_qsl(delivery.query, keep_blank_values=True)),
+        )
+        auth = integration.definition.webhook_auth
+        now = datetime.now(UTC)
+        request_id = str(uuid.uuid4())
+        signed = SignedRequest(
+            method=request.method, url=delivery.url, headers=headers, body=delivery.body
+        )
+        if auth is not None and installation is not None:
+            refused = self._authenticate(auth, installation, signed)
+            if refused is not None:
+                return await self._refuse(delivery, integration_id, installation, refused, now)
+        try:
+            result = match_webhook(integration.definition, request)
+        except WebhookParseError as exc:
+            logger.info("webhook body not parseable", extra={"integration": integration_id})
+            return _verdict(400, f"the body cannot be parsed: {exc}")
+        routed = await self._route(integration, installation, result, request_id, now)
+        if auth is not None and installation is None:
+            # Through the per-integration URL the owner is known only once the body is routed:
+            # the request is verified with that installation's secret before anything is kept.
+            owner = await self._owner(routed)
+            refused = (
+                "no installation to verify the signature against"
+                if owner is None
+                else self._authenticate(auth, owner, signed)
+            )
+            if refused is not None:
+                return await self._refuse(delivery, integration_id, None, refused, now)
+        record = WebhookRequestRecord(
+            id=request_id,
+            received_at=now,
+            integration_id=integration_id,
+            installation_id=installation.id if installation else None,
+            method=request.method,
+            path=f"/webhooks/{integration_id}" + ("/…" if token else ""),
+            query=delivery.query,
+            headers=headers,
+            body=delivery.body,
+            content_type=content_type,
+            outcome=_outcome(routed),
+            reason="; ".join(routed.problems)[:_MAX_REASON],
+        )
+        outcome = await self._store.ingest(
+            record, routed.events, transitions=routed.transitions, held=routed.held
+        )
+        if outcome.events:
+            self._hub.notify()
+        logger.info(
+            "webhook ingested",
+            extra={
+                "integration": integration_id,
+                "events": len(outcome.events),
+                "duplicates": outcome.duplicates,
+                "held": len(routed.held),
+                "outcome": str(record.outcome),
+            },
+        )
+        return _verdict(200)
+
+    def _authenticate(
+        self, auth: WebhookAuth, installation: InstallationRecord, request: SignedRequest
+    ) -> str | None:
+        """None when the request is genuine, else why not (spec §7)."""
+        try:
+            verify_webhook(
+                auth,
+                self._installations.property_values(installation),
+                request,
+                now=time.time(),
+            )
+        except WebhookAuthFailed as exc:
+            return exc.reason
+        return None
+
+    async def _owner(self, routed: _Routed) -> InstallationRecord | None:
+        for event in (*routed.events, *(h.event for h in routed.held)):
+            if event.installation_id:
+                return await self._store.get_installation(event.installation_id)
+        return None
+
+    async def _refuse(
+        self,
+        delivery: ingest_pb2.WebhookDelivery,
+        integration_id: str,
+        installation: InstallationRecord | None,
+        reason: str,
+        now: datetime,
+    ) -> ingest_pb2.WebhookVerdict:
+        """A request that failed its authenticity check: recorded, no event, answered 401."""
+        headers = tuple((h.name, h.value) for h in delivery.headers)
+        record = WebhookRequestRecord(
+            id=str(uuid.uuid4()),
+            received_at=now,
+            integration_id=integration_id,
+            installation_id=installation.id if installation else None,
+            method=delivery.method.upper(),
+            path=f"/webhooks/{integration_id}" + ("/…" if installation else ""),
+            query=delivery.query,
+            headers=headers,
+            body=delivery.body,
+            content_type=next((v for k, v in headers if k.lower() == "content-type"), ""),
+            outcome=WebhookOutcome.UNAUTHENTICATED,
+            reason=reason,
+        )
+        await self._store.ingest(record, ())
+        logger.warning(
+            "webhook refused: authenticity check failed",
+            extra={"integration": integration_id, "reason": reason},
+        )
+        return _verdict(401, "the request could not be authenticated")
+
+    async def _installation_for_token(
+        self, integration_id: str, token: str
+    ) -> InstallationRecord | None:
+        token_hash = hash_token(token)
+        record = await self._store.find_installation_by_token_hash(integration_id, token_hash)
+        if record is None or not record.enabled:
+            return None
+        # The lookup is by hash; the comparison of what was found is constant-time as well.
+        if not hmac.compare_digest(record.webhook_token_hash, token_hash):
+            return None
+        return record
+
+    # --- routing --------------------------------------------------------------------------------
+
+    async def _route(
+        self,
+        integration: LoadedIntegration,
+        installation: InstallationRecord | None,
+        result: MatchResult,
+        request_id: str,
+        now: datetime,
+    ) -> _Routed:
+        routed = _Routed(
+            events=[],
+            transitions=[],
+            held=[],
+            problems=[],
+            unmatched=bool(result.unmatched),
+            unroutable=False,
+        )
+        for missing in result.unmatched:
+            where = f"payload {missing.payload_pointer}: " if missing.payload_pointer else ""
+            closest = "; ".join(
+                f"model {m.model} ({m.event_key!r}) failed at {m.reason}"
+                for m in missing.near_misses
+            )
+            routed.problems.append(
+                f"{where}{missing.reason}" + (f" ({closest})" if closest else "")
+            )
+        unroutable = False
+        for event in result.events:
+            if event.type.is_delivery:
+                unroutable |= not await self._route_receipt(
+                    integration, installation, event, request_id, now, routed
+                )
+            else:
+                unroutable |= not await self._route_inbound(
+                    integration, installation, event, request_id, now, routed
+                )
+        return replace(routed, unroutable=unroutable)
+
+    async def _route_inbound(
+        self,
+        integration: LoadedIntegration,
+        installation: InstallationRecord | None,
+        event: InboundEvent,
+        request_id: str,
+        now: datetime,
+        routed: _Routed,
+    ) -> bool:
+        to = event.to_number or ""
+        if installation is None:
+            installation = await self._store.find_installation_by_number(
+                integration.id, normalize_number(to)
+            )
+            if installation is None:
+                routed.problems.append(
+                    f"a {event.type.value} event to {to or 'no number'} matched model "
+                    f"{event.model} but no enabled installation holds that number"
+                )
+                return False
+        wanted = normalize_number(to, installation.default_region)
+        users = next((n.users for n in installation.numbers if n.number == wanted), ())
+        routed.events.append(
+            _new_event(event, installation, integration.id, request_id, now, users=users)
+        )
+        return True
+
+    async def _route_receipt(
+        self,
+        integration: LoadedIntegration,
+        installation: InstallationRecord | None,
+        event: InboundEvent,
+        request_id: str,
+        now: datetime,
+        routed: _Routed,
+    ) -> bool:
+        provider_id = event.provider_message_id or ""
+        message = (
+            await self._store.find_message_by_provider_id(integration.id, provider_id)
+            if provider_id
+            else None
+        )
+        if message is not None:
+            routed.events.append(_receipt_event(event, message, request_id, now))
+            routed.transitions.append(_transition(event, message.id))
+            return True
+        if provider_id:
+            # The send's reply may still be on its way: hold the receipt (spec §8 receipt_wait).
+            pending = _new_event(event, installation, integration.id, request_id, now, users=())
+            routed.held.append(
+                HeldReceipt(
+                    id=str(uuid.uuid4()),
+                    integration_id=integration.id,
+                    provider_message_id=provider_id,
+                    event=pending,
+                    held_at=now,
+                    release_at=now + self._receipt_wait,
+                )
+            )
+            return True
+        if installation is not None:
+            routed.events.append(
+                _new_event(event, installation, integration.id, request_id, now, users=())
+            )
+            return True
+        routed.problems.append(
+            f"a {event.type.value} receipt matched model {event.model} but carries no message id"
+        )
+        return False
+
+    # --- receipts that overtook their send's reply ---------------------------------------------
+
+    async def on_message_sent(self, message: MessageRecord) -> None:
+        """A send recorded its provider id: complete the receipts held for it."""
+        if not message.provider_message_id:
+            return
+        outcome = await self._store.correlate_held(
+            message.integration_id, message.provider_message_id, message
+        )
+        if outcome.events:
+            self._hub.notify()
+
+    async def release_due_receipts(self) -> int:
+        """Receipts held past ``receipt_wait``: correlate them if their message appeared
+        meanwhile, else produce them without our message id (token URL) or keep them as
+        unroutable (per-integration URL)."""
+        released = await self._store.release_held(datetime.now(UTC))
+        produced = 0
+        for held in released:
+            event = held.event
+            message = await self._store.find_message_by_provider_id(
+                held.integration_id, held.provider_message_id
+            )
+            if message is not None:
+                correlated = replace(
+                    event,
+                    message_id=message.id,
+                    org_id=message.org_id,
+                    installation_id=message.installation_id,
+                    metadata=dict(message.metadata),
+                )
+                outcome = await self._append(
+                    held, [correlated], [_transition_for(event.type, message.id, event.error)]
+                )
+            elif event.installation_id:
+                outcome = await self._append(held, [event], [])
+            else:
+                await self._store.mark_replayed(
+                    event.request_id,
+                    outcome=WebhookOutcome.UNROUTABLE,
+                    reason=(
+                        f"a {event.type} receipt for provider message "
+                        f"{held.provider_message_id!r} matched no message sent through the gateway"
+                    ),
+                    events=(),
+                )
+                continue
+            produced += len(outcome.events)
+        if produced:
+            self._hub.notify()
+        return produced
+
+    async def _append(
+        self,
+        held: HeldReceipt,
+        events: Sequence[NewEvent],
+        transitions: Sequence[MessageTransition],
+    ) -> IngestOutcome:
+        request = await self._store.get_webhook_request(held.event.request_id)
+        assert request is not None
+        # Released events carry no dedupe key: the dedupe key was taken when they were held.
+        plain = [replace(e, dedupe_key=None) for e in events]
+        return await self._store.mark_replayed(
+            request.id,
+            outcome=request.outcome,
+            reason=request.reason,
+            events=plain,
+            transitions=transitions,
+        )
+
+    def start(self, interval_s: float = 1.0) -> None:
+        async def loop() -> None:
+            while True:
+                try:
+                    await self.release_due_receipts()
+                except Exception:
+                    logger.exception("releasing held receipts failed")
+                await asyncio.sleep(interval_s)
+
+        task = asyncio.create_task(loop(), name="msgbridge-held-receipts")
+        self._tasks.add(task)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    # --- replay ---------------------------------------------------------------------------------
+
+    async def replay(self, request_id: str) -> ReplayResult:
+        record = await self._store.get_webhook_request(request_id)
+        if record is None or record.outcome is WebhookOutcome.MATCHED:
+            raise NotFound(f"no unmatched webhook {request_id!r}", reason="WEBHOOK_NOT_FOUND")
+        integration = await self._catalog.get(record.integration_id)
+        installation = (
+            await self._store.get_installation(record.installation_id)
+            if record.installation_id
+            else None
+        )
+        request = WebhookRequest(
+            method=record.method,
+            content_type=record.content_type or None,
+            body=record.body,
+            query=tuple(parse_qsl(record.query, keep_blank_values=True)),
+        )
+        result = match_webhook(integration.definition, request)
+        now = datetime.now(UTC)
+        routed = await self._route(integration, installation, result, record.id, now)
+        outcome = await self._store.mark_replayed(
+            record.id,
+            outcome=_outcome(routed),
+            reason="; ".join(routed.problems)[:_MAX_REASON],
+            events=routed.events,
+            transitions=routed.transitions,
+            held=routed.held,
+        )
+        if outcome.events:
+            self._hub.notify()
+        return ReplayResult(events=tuple(outcome.events), reason="; ".join(routed.problems))
+
+
+def _outcome(routed: _Routed) -> WebhookOutcome:
+    if routed.unmatched:
+        return WebhookOutcome.UNMATCHED
+    if routed.unroutable:
+        return WebhookOutcome.UNROUTABLE
+    return WebhookOutcome.MATCHED
+
+
+def _dedupe_key(owner: str, event: InboundEvent) -> str | None:
+    if not event.provider_message_id:
+        return None  # spec §6: without a provider id nothing is a duplicate
+    return f"{owner}|{event.event_key}|{event.type.value}|{event.provider_message_id}"
+
+
+def _receipt_dedupe_key(integration_id: str, event: InboundEvent) -> str | None:
+    # A receipt may first be held (its message unknown) and, retried, be routed to the message:
+    # both must give one key, so receipts are keyed by integration, not by installation.
+    return _dedupe_key(f"integration:{integration_id}", event)
+
+
+def _new_event(
+    event: InboundEvent,
+    installation: InstallationRecord | None,
+    integration_id: str,
+    request_id: str,
+    now: datetime,
+    *,
+    users: tuple[str, ...],
+) -> NewEvent:
+    dedupe_key = (
+        _receipt_dedupe_key(integration_id, event)
+        if event.type.is_delivery
+        else _dedupe_key(installation.id if installation else integration_id, event)
+    )
+    return NewEvent(
+        type=event.type.value,
+        org_id=installation.org_id if installation else "",
+        installation_id=installation.id if installation else "",
+        integration_id=integration_id,
+        users=users,
+        from_number=event.from_number or "",
+        to_number=event.to_number or "",
+        text=event.text or "",
+        media_urls=event.media_urls,
+        provider_message_id=event.provider_message_id or "",
+        message_id="",
+        status=event.status or "",
+        error=event.error or "",
+        metadata={},
+        received_at=now,
+        request_id=request_id,
+        dedupe_key=dedupe_key,
+    )
+
+
+def _receipt_event(
+    event: InboundEvent, message: MessageRecord, request_id: str, now: datetime
+) -> NewEvent:
+    return NewEvent(
+        type=event.type.value,
+        org_id=message.org_id,
+        installation_id=message.installation_id,
+        integration_id=message.integration_id,
+        users=(),
+        from_number=event.from_number or message.from_number,
+        to_number=event.to_number or message.to_number,
+        text="",
+        media_urls=(),
+        provider_message_id=event.provider_message_id or "",
+        message_id=message.id,
+        status=event.status or "",
+        error=event.error or "",
+        metadata=dict(message.metadata),
+        received_at=now,
+        request_id=request_id,
+        dedupe_key=_receipt_dedupe_key(message.integration_id, event),
+    )
+
+
+def _transition(event: InboundEvent, message_id: str) -> MessageTransition:
+    return _transition_for(event.type.value, message_id, event.error)
+
+
+def _transition_for(event_type: str, message_id: str, error: str | None) -> MessageTransition:
+    state = _TRANSITIONS[EventType(event_type)]
+    return MessageTransition(message_id=message_id, state=state, error=error or None)

@@ -1,0 +1,122 @@
+"""Signing webhook requests in tests, as a provider would (spec §7), so that fixtures taken from
+documentation — whose signatures were made for another URL and key — can be posted to our URL.
+
+Written independently of ``server.webhook_auth`` (which verifies); the known-answer tests there
+check the verifier against the providers' published examples.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import urllib.parse
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from authlib.jose import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from server.engine import Placeholder, parse_template
+
+# One key pair per test run for ed25519 definitions (the installation gets the public half).
+ED25519_KEY = Ed25519PrivateKey.generate()
+ED25519_PUBLIC = base64.b64encode(
+    ED25519_KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+).decode()
+
+
+def _value(template: Any, properties: Mapping[str, str]) -> str:
+    out = []
+    for segment in parse_template(str(template)):
+        out.append(
+            properties.get(segment.name, "") if isinstance(segment, Placeholder) else segment
+        )
+    return "".join(out)
+
+
+def property_overrides(auth: Mapping[str, Any] | None) -> dict[str, str]:
+    """Property values the installation needs so that test signatures verify."""
+    if auth and auth.get("type") == "ed25519":
+        segments = parse_template(str(auth["public_key"]))
+        names = [s.name for s in segments if isinstance(s, Placeholder)]
+        return {names[0]: ED25519_PUBLIC} if names else {}
+    return {}
+
+
+def sign_webhook(
+    auth: Mapping[str, Any] | None,
+    properties: Mapping[str, str],
+    *,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes,
+) -> dict[str, str]:
+    """The headers that authenticate this request under ``auth`` (none without WebhookAuth)."""
+    if not auth:
+        return {}
+    kind = auth["type"]
+    now = str(int(time.time()))
+    if kind == "basic":
+        user = _value(auth["username"], properties)
+        password = _value(auth["password"], properties)
+        return {
+            "Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        }
+    if kind == "twilio":
+        token = _value(auth["auth_token"], properties).encode()
+        data = url
+        content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+        if method.upper() == "POST" and content_type.startswith(
+            "application/x-www-form-urlencoded"
+        ):
+            params = urllib.parse.parse_qsl(body.decode(), keep_blank_values=True)
+            data += "".join(k + v for k, v in sorted(params))
+        digest = hmac.new(token, data.encode(), hashlib.sha1).digest()
+        return {auth.get("header", "X-Twilio-Signature"): base64.b64encode(digest).decode()}
+    if kind == "ed25519":
+        signature = ED25519_KEY.sign(f"{now}|".encode() + body)
+        return {
+            auth.get("signature_header", "telnyx-signature-ed25519"): base64.b64encode(
+                signature
+            ).decode(),
+            auth.get("timestamp_header", "telnyx-timestamp"): now,
+        }
+    if kind == "jwt":
+        claims: dict[str, Any] = {"iat": int(now), "exp": int(now) + 300, "jti": uuid.uuid4().hex}
+        if auth.get("payload_hash"):
+            claims["payload_hash"] = hashlib.sha256(body).hexdigest()
+        secret = _value(auth["secret"], properties)
+        token = jwt.encode({"alg": "HS256", "typ": "JWT"}, claims, secret).decode()
+        return {auth.get("header", "Authorization"): f"Bearer {token}"}
+    if kind == "hmac":
+        secret = _value(auth["secret"], properties).encode()
+        signed = auth.get("signed", "body")
+        out: dict[str, str] = {}
+        if signed == "body":
+            data = body
+        elif signed == "url+body":
+            data = url.encode() + body
+        elif signed == "timestamp.body":
+            out[auth["timestamp_header"]] = now
+            data = now.encode() + b"." + body
+        elif signed == "url+nonce":
+            nonce = uuid.uuid4().hex
+            out[auth["nonce_header"]] = nonce
+            data = url.encode() + nonce.encode()
+        else:
+            raise ValueError(f"unknown signed: {signed}")
+        digest = hmac.new(secret, data, getattr(hashlib, auth.get("algorithm", "sha256"))).digest()
+        encoded = (
+            base64.b64encode(digest).decode()
+            if auth.get("encoding", "hex") == "base64"
+            else digest.hex()
+        )
+        out[auth["header"]] = auth.get("prefix", "") + encoded
+        return out
+    raise ValueError(f"unknown WebhookAuth type {kind!r}: {json.dumps(auth)}")

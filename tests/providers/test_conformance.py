@@ -1,0 +1,311 @@
+"""Every definition in integrations/ against its provider's documented API, through the service.
+
+For each ``integrations/<provider>.json`` (a new file without fixtures fails here) and its
+fixtures in ``tests/fixtures/providers/<provider>/`` (taken from the provider's documentation):
+
+- each ``send/*.json``: the exact request the provider receives (method, path, query, headers,
+  parsed body) on a fake provider standing in for the provider's host, and its documented answer
+  mapped to the reply's provider message id;
+- each ``webhooks/*.json``: the documented body, posted through the real sidecar to the
+  installation's webhook URL, yields exactly the expected events on the event log.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from msgbridge.v1 import gateway_pb2
+from server.fake_provider import Answer, RunningFakeProvider
+
+from ..service.conftest import Gateway, GatewayFactory
+from ._signing import property_overrides, sign_webhook
+
+ROOT = Path(__file__).resolve().parents[2]
+INTEGRATIONS = ROOT / "integrations"
+FIXTURES = ROOT / "tests" / "fixtures" / "providers"
+NOT_DEFINITIONS = {"schema.json"}
+
+PROVIDERS = sorted(p.stem for p in INTEGRATIONS.glob("*.json") if p.name not in NOT_DEFINITIONS)
+
+_EVENT_TYPES = {
+    "message": gateway_pb2.Event.MESSAGE,
+    "mms": gateway_pb2.Event.MMS,
+    "messageDelivered": gateway_pb2.Event.MESSAGE_DELIVERED,
+    "messageFailed": gateway_pb2.Event.MESSAGE_FAILED,
+    "messageSent": gateway_pb2.Event.MESSAGE_SENT,
+}
+_BASE = re.compile(r"^[a-z]+://[^/?#]*")
+
+
+def _point_at(url: str, fake_url: str) -> str:
+    """The URL with its scheme and authority (placeholders included) replaced by the fake's."""
+    return _BASE.sub(fake_url, url, count=1)
+
+
+def local_definition(provider: str, fake_url: str) -> str:
+    doc = json.loads((INTEGRATIONS / f"{provider}.json").read_text(encoding="utf-8"))
+    requests: list[dict[str, Any]] = [r for r in doc.get("API", {}).values() if isinstance(r, dict)]
+    for key in ("Subscribe", "Unsubscribe"):
+        value = doc.get(key)
+        requests.extend(value if isinstance(value, list) else [value] if value else [])
+    for request in requests:
+        request["request_url"] = _point_at(request["request_url"], fake_url)
+    oauth = doc.get("OAuth2")
+    if isinstance(oauth, dict):
+        for key in ("authorization_endpoint", "token_endpoint"):
+            if key in oauth:
+                oauth[key] = _point_at(oauth[key], fake_url)
+    return json.dumps(doc)
+
+
+def _load(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def test_every_definition_has_fixtures() -> None:
+    assert PROVIDERS, "integrations/ holds no definitions"
+    missing = []
+    for provider in PROVIDERS:
+        folder = FIXTURES / provider
+        if not (folder / "install.json").exists():
+            missing.append(f"{provider}: install.json")
+        if not list((folder / "send").glob("*.json")):
+            missing.append(f"{provider}: send/*.json")
+        if not list((folder / "webhooks").glob("*.json")):
+            missing.append(f"{provider}: webhooks/*.json")
+    assert not missing, "fixtures missing: " + ", ".join(missing)
+
+
+async def _install(
+    start_gateway: GatewayFactory, provider: str, fake: RunningFakeProvider
+) -> tuple[Gateway, gateway_pb2.Installation, dict[str, Any]]:
+    gateway: Gateway = await start_gateway(sidecar=True, receipt_wait_s=0.2)
+    install = _load(FIXTURES / provider / "install.json")
+    auth = json.loads((INTEGRATIONS / f"{provider}.json").read_text()).get("WebhookAuth")
+    install["properties"] = {**install["properties"], **property_overrides(auth)}
+    await gateway.register(local_definition(provider, fake.url))
+    installation = await gateway.enable(
+        provider,
+        org="org-1",
+        numbers=install["numbers"],
+        properties=install["properties"],
+        region=install.get("region", ""),
+    )
+    # Subscribe requests (if any) go to the fake too; they are not what these tests check.
+    await _settle_subscription(gateway, installation)
+    fake.state.reset()
+    return gateway, installation, install
+
+
+async def _settle_subscription(gateway: Gateway, installation: gateway_pb2.Installation) -> None:
+    import asyncio
+
+    for _ in range(100):
+        got = await gateway.stub.GetInstallation(
+            gateway_pb2.GetInstallationRequest(installation_id=installation.id)
+        )
+        if got.subscription.state != gateway_pb2.Subscription.PENDING:
+            return
+        await asyncio.sleep(0.02)
+
+
+def _answer(spec: dict[str, Any]) -> Answer:
+    return Answer(
+        status=spec.get("status", 200),
+        json=spec.get("json"),
+        text=spec.get("text"),
+        headers=tuple((spec.get("headers") or {}).items()),
+    )
+
+
+async def _send(gateway: Gateway, request: dict[str, Any]) -> gateway_pb2.SendReply:
+    common = {
+        "org_id": "org-1",
+        "to": request["to"],
+        "extension": request.get("extension", ""),
+        "domain": request.get("domain", ""),
+    }
+    if request.get("kind", "sms") == "mms":
+        file = gateway_pb2.SendFileRequest(
+            media_url=request["media_url"], text=request.get("text", ""), **common
+        )
+        setattr(file, "from", request["from"])
+        return await gateway.stub.SendFile(file)
+    message = gateway_pb2.SendMessageRequest(text=request["text"], **common)
+    setattr(message, "from", request["from"])
+    return await gateway.stub.SendMessage(message)
+
+
+def _cases(kind: str) -> list[Any]:
+    return [
+        pytest.param(provider, path, id=f"{provider}/{path.stem}")
+        for provider in PROVIDERS
+        for path in sorted((FIXTURES / provider / kind).glob("*.json"))
+    ]
+
+
+@pytest.mark.parametrize(("provider", "fixture"), _cases("send"))
+async def test_send_request_and_answer(
+    provider: str, fixture: Path, start_gateway: GatewayFactory, provider_fake: RunningFakeProvider
+) -> None:
+    case = _load(fixture)
+    gateway, _, _ = await _install(start_gateway, provider, provider_fake)
+    expect = case["expect"]
+    provider_fake.state.script("*", _answer(case.get("answer", {})))
+    reply = await _send(gateway, case["request"])
+
+    (received,) = provider_fake.state.requests
+    assert received.method == expect["method"]
+    assert received.path == expect["path"]
+    if "query" in expect:
+        assert _multi(received.query) == _multi_expected(expect["query"])
+    headers = {k.lower(): v for k, v in received.headers}
+    for name, value in expect.get("headers", {}).items():
+        assert headers.get(name.lower()) == value, name
+    if "json" in expect:
+        assert received.json == expect["json"]
+    if "form" in expect:
+        form = urllib.parse.parse_qsl(received.body.decode(), keep_blank_values=True)
+        assert _multi(tuple(form)) == _multi_expected(expect["form"])
+    if "multipart" in expect:
+        parts = tuple((p.name or "", p.text) for p in received.parts or ())
+        assert _multi(parts) == _multi_expected(expect["multipart"])
+    wanted = case.get("expect_reply", {})
+    if "provider_message_id" in wanted:
+        assert reply.provider_message_id == wanted["provider_message_id"]
+
+
+def _multi(pairs: tuple[tuple[str, str], ...]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for key, value in pairs:
+        out.setdefault(key, []).append(value)
+    return out
+
+
+def _multi_expected(expected: dict[str, Any]) -> dict[str, list[str]]:
+    return {
+        k: [str(x) for x in v] if isinstance(v, list) else [str(v)] for k, v in expected.items()
+    }
+
+
+@pytest.mark.parametrize(("provider", "fixture"), _cases("webhooks"))
+async def test_webhook_yields_the_documented_events(
+    provider: str, fixture: Path, start_gateway: GatewayFactory, provider_fake: RunningFakeProvider
+) -> None:
+    case = _load(fixture)
+    gateway, installation, install = await _install(start_gateway, provider, provider_fake)
+    sent: gateway_pb2.SendReply | None = None
+    if "sent_first" in case:
+        provider_fake.state.script(
+            "*", Answer(**_answer_with_id(provider, case["sent_first"]["provider_message_id"]))
+        )
+        numbers = list(install["numbers"])
+        sent = await _send(
+            gateway, {"from": numbers[0], "to": "+15557654321", "text": "sent first"}
+        )
+        assert sent.provider_message_id == case["sent_first"]["provider_message_id"]
+    before = await gateway.stub.ListEvents(gateway_pb2.ListEventsRequest(page_size=1000))
+
+    if "body" in case:
+        body = json.dumps(case["body"]).encode()
+    else:
+        body = case.get("body_text", "").encode()
+    path = installation.webhook_url.split("127.0.0.1:0", 1)[1]
+    query = case.get("query", "")
+    url = f"http://127.0.0.1:{gateway.server.http_port}{path}" + (f"?{query}" if query else "")
+    public_url = installation.webhook_url + (f"?{query}" if query else "")
+    headers = {
+        "Content-Type": case.get("content_type", "application/json"),
+        **case.get("headers", {}),
+    }
+    headers.update(
+        sign_webhook(
+            json.loads((INTEGRATIONS / f"{provider}.json").read_text()).get("WebhookAuth"),
+            install["properties"],
+            method=case.get("method", "POST"),
+            url=public_url,
+            headers=headers,
+            body=body,
+        )
+    )
+    method = case.get("method", "POST")
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(method, url, data=body, headers=headers) as answer,
+    ):
+        assert 200 <= answer.status < 300, await answer.text()
+
+    events = await _events_after(gateway, before, len(case["expect_events"]))
+    assert len(events) == len(case["expect_events"]), [str(e) for e in events]
+    for event, expected in zip(events, case["expect_events"], strict=True):
+        _compare(event, expected, sent)
+
+
+def _answer_with_id(provider: str, provider_id: str) -> dict[str, Any]:
+    """A 2xx answer whose body carries ``provider_id`` where the definition's response_map
+    captures ``$messageid$``."""
+    doc = json.loads((INTEGRATIONS / f"{provider}.json").read_text())
+    response_map = doc["API"]["SendMessage"].get("response_map")
+    if response_map == "$messageid$":
+        return {"text": provider_id}
+    return {"json": _fill(response_map, provider_id)}
+
+
+def _fill(pattern: Any, provider_id: str) -> Any:
+    if isinstance(pattern, dict):
+        return {k: _fill(v, provider_id) for k, v in pattern.items()}
+    if isinstance(pattern, list):
+        return [_fill(p, provider_id) for p in pattern]
+    if isinstance(pattern, str) and "$messageid$" in pattern:
+        return provider_id
+    if isinstance(pattern, str) and pattern.startswith("$") and pattern.endswith("$"):
+        return None
+    return pattern
+
+
+async def _events_after(
+    gateway: Gateway, before: gateway_pb2.ListEventsResponse, count: int
+) -> list[gateway_pb2.Event]:
+    import asyncio
+
+    after = before.events[-1].cursor if before.events else 0
+    events: list[gateway_pb2.Event] = []
+    for _ in range(100):
+        listed = await gateway.stub.ListEvents(
+            gateway_pb2.ListEventsRequest(after_cursor=after, page_size=1000)
+        )
+        events = list(listed.events)
+        if len(events) >= count:
+            break
+        await asyncio.sleep(0.05)  # a held receipt is released after receipt_wait
+    return events
+
+
+def _compare(
+    event: gateway_pb2.Event, expected: dict[str, Any], sent: gateway_pb2.SendReply | None
+) -> None:
+    assert event.type == _EVENT_TYPES[expected["type"]]
+    fields = {
+        "from": getattr(event, "from"),
+        "to": event.to,
+        "text": event.text,
+        "media_urls": list(event.media_urls),
+        "provider_message_id": event.provider_message_id,
+        "status": event.status,
+        "error": event.error,
+    }
+    for name, value in expected.items():
+        if name == "type":
+            continue
+        if name == "message_id":
+            assert sent is not None and event.message_id == sent.message_id
+            continue
+        assert fields[name] == value, name
