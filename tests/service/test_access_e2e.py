@@ -8,6 +8,7 @@ wiring by patching the two places app.py will use it (the interceptors given to
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -86,10 +87,10 @@ async def start_secured(
             return plain_server(interceptors=access.interceptors(), **kwargs)
 
         # The wiring app.py is to get: interceptors on the server, and access.bind for the port.
-        monkeypatch.setattr(app.grpc.aio, "server", secured_server)
+        monkeypatch.setattr(grpc.aio, "server", secured_server)
         monkeypatch.setattr(app, "_grpc_port", access.bind)
         built, port = await build_server(service_settings(tmp_path / f"data{len(running)}"))
-        monkeypatch.setattr(app.grpc.aio, "server", plain_server)
+        monkeypatch.setattr(grpc.aio, "server", plain_server)
         await built.start()
         running.append(built)
         return built, port
@@ -189,8 +190,9 @@ async def test_a_call_without_a_token_is_unauthenticated(secured: Secured) -> No
 
 
 async def test_an_unknown_or_malformed_token_is_unauthenticated(
-    secured: Secured, tokens: Tokens
+    secured: Secured, tokens: Tokens, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="server.access")
     request = gateway_pb2.ListIntegrationsRequest()
     unknown = await refusal(
         secured.gateway.ListIntegrations(
@@ -206,6 +208,10 @@ async def test_an_unknown_or_malformed_token_is_unauthenticated(
     )
     assert basic.code() == grpc.StatusCode.UNAUTHENTICATED
     assert reason(basic) == "TOKEN_MALFORMED"
+    refused = [r for r in caplog.records if r.getMessage() == "API call refused"]
+    assert [getattr(r, "reason", None) for r in refused] == ["TOKEN_UNKNOWN", "TOKEN_MALFORMED"]
+    assert tokens.full not in caplog.text
+    assert tokens.full not in unknown.details() + basic.details()
 
 
 async def test_a_read_token_reads_and_only_a_full_token_sends(
@@ -287,13 +293,13 @@ async def test_streaming_calls_are_checked_too(
         await sidecar.aclose()
 
     request = gateway_pb2.StreamEventsRequest(earliest=True)
-    for metadata, code in (
-        ((), grpc.StatusCode.UNAUTHENTICATED),
-        (bearer(tokens.ingest), grpc.StatusCode.PERMISSION_DENIED),
+    for metadata, code, why in (
+        ((), grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MISSING"),
+        (bearer(tokens.ingest), grpc.StatusCode.PERMISSION_DENIED, "SCOPE_INSUFFICIENT"),
     ):
         refused = secured.gateway.StreamEvents(request, metadata=metadata, timeout=TIMEOUT)
         error = await refusal(refused.read())
-        assert error.code() == code
+        assert (error.code(), reason(error)) == (code, why)
 
     stream = secured.gateway.StreamEvents(request, metadata=bearer(tokens.read), timeout=TIMEOUT)
     first = await stream.read()

@@ -1,0 +1,73 @@
+"""Which RPCs need which access: a table built from the service descriptors.
+
+Gateway methods that only read (``Get*``, ``List*`` and ``StreamEvents``) need a read token; every
+other Gateway method needs a full token; the internal ``Ingest`` service needs the ingest token.
+Health and reflection are open, so that load balancers and grpcurl work without a token. A method
+the table does not know (a service added later, say) needs a full token: new RPCs fail closed.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from msgbridge.v1 import gateway_pb2, ingest_pb2
+
+__all__ = ["OPEN_SERVICES", "READ_METHODS", "Requirement", "required_access"]
+
+
+class Requirement(enum.Enum):
+    """What a method asks of its caller."""
+
+    OPEN = "open"
+    READ = "read"
+    WRITE = "write"
+    INGEST = "ingest"
+
+
+_GATEWAY = gateway_pb2.DESCRIPTOR.services_by_name["Gateway"]
+_INGEST = ingest_pb2.DESCRIPTOR.services_by_name["Ingest"]
+
+# StreamEvents with a named consumer also records where that consumer is, but only through
+# AckEvents, which is a write.
+READ_METHODS: frozenset[str] = frozenset(
+    {
+        "GetIntegration",
+        "ListIntegrations",
+        "GetInstallation",
+        "ListInstallations",
+        "GetMessage",
+        "StreamEvents",
+        "ListEvents",
+        "ListUnmatchedWebhooks",
+    }
+)
+
+OPEN_SERVICES: frozenset[str] = frozenset(
+    {
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "grpc.reflection.v1.ServerReflection",
+    }
+)
+
+
+def _table() -> dict[str, Requirement]:
+    table: dict[str, Requirement] = {}
+    for method in _GATEWAY.methods:
+        need = Requirement.READ if method.name in READ_METHODS else Requirement.WRITE
+        table[f"/{_GATEWAY.full_name}/{method.name}"] = need
+    for method in _INGEST.methods:
+        table[f"/{_INGEST.full_name}/{method.name}"] = Requirement.INGEST
+    return table
+
+
+_TABLE = _table()
+
+
+def required_access(method: str) -> Requirement:
+    """What ``method`` (a full gRPC method path, ``/package.Service/Method``) needs."""
+    need = _TABLE.get(method)
+    if need is not None:
+        return need
+    service = method.removeprefix("/").partition("/")[0]
+    return Requirement.OPEN if service in OPEN_SERVICES else Requirement.WRITE
