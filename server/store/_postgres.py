@@ -40,11 +40,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
-from types import TracebackType
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType, TracebackType
 from typing import Any, Final, Self, TypeVar
 
 import asyncpg
@@ -52,18 +53,34 @@ import asyncpg
 from ._base import (
     UNSET,
     Conflict,
+    EventFilter,
+    EventRecord,
+    HeldReceipt,
+    InboundEventType,
+    IngestOutcome,
     InstallationRecord,
     IntegrationRecord,
     MessageKind,
     MessageRecord,
     MessageState,
+    MessageTransition,
+    NewEvent,
     NotFound,
     NumberTaken,
     StoreClosed,
     StoreError,
     Unset,
+    WebhookOutcome,
+    WebhookRequestRecord,
 )
-from ._codec import decode_map, decode_numbers, encode_map, encode_numbers
+from ._codec import (
+    decode_map,
+    decode_numbers,
+    decode_time,
+    encode_map,
+    encode_numbers,
+    encode_time,
+)
 from ._migrations import Migration, MigrationError, load_migrations, pending_migrations
 
 __all__ = ["EVENTS_CHANNEL", "MIGRATION_LOCK", "EventListener", "PostgresStore"]
@@ -103,13 +120,46 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
-def _free_text(value: str) -> str:
-    """Free text PostgreSQL can store: U+0000 becomes U+FFFD (text columns refuse U+0000)."""
-    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+def _storable(value: object) -> object:
+    """An argument as PostgreSQL can store it: U+0000, which text refuses, becomes U+FFFD."""
+    if type(value) is str:
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if type(value) is list:
+        return [_storable(item) for item in value]
+    return value
 
 
-def _free_text_or_none(value: str | None) -> str | None:
-    return None if value is None else _free_text(value)
+class _Connection:
+    """A pooled connection whose every text argument passes through :func:`_storable`.
+
+    Maps, lists and headers are JSON text, where JSON escapes U+0000, so they round-trip
+    exactly; only a plain text column with U+0000 in it reads back with U+FFFD instead.
+    """
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: Connection) -> None:
+        self.raw = raw
+
+    async def execute(self, query: str, *args: object) -> str:
+        return str(await self.raw.execute(query, *map(_storable, args)))
+
+    async def executemany(self, query: str, args: Sequence[Sequence[object]]) -> None:
+        await self.raw.executemany(query, [tuple(map(_storable, row)) for row in args])
+
+    async def fetch(self, query: str, *args: object) -> list[Row]:
+        return list(await self.raw.fetch(query, *map(_storable, args)))
+
+    async def fetchrow(self, query: str, *args: object) -> Row | None:
+        return await self.raw.fetchrow(query, *map(_storable, args))
+
+    async def fetchval(self, query: str, *args: object) -> Any:
+        return await self.raw.fetchval(query, *map(_storable, args))
+
+
+def _count(status: str) -> int:
+    """The row count of a command status such as ``DELETE 3`` or ``UPDATE 0``."""
+    return int(status.rsplit(" ", 1)[-1])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -163,7 +213,7 @@ def _installation_params(record: InstallationRecord) -> tuple[Any, ...]:
         record.enabled,
         record.webhook_token_hash,
         record.subscription_state,
-        _free_text_or_none(record.subscription_error),
+        record.subscription_error,
         _aware(record.created_at),
         _aware(record.updated_at),
     )
@@ -210,13 +260,13 @@ def _message_params(record: MessageRecord) -> tuple[Any, ...]:
         MessageKind(record.kind).value,
         record.from_number,
         record.to_number,
-        _free_text(record.text),
+        record.text,
         record.media_url,
         MessageState(record.state).value,
         record.provider_message_id,
         record.provider_status,
         record.attempts,
-        _free_text_or_none(record.error),
+        record.error,
         encode_map(record.metadata),
         record.idempotency_key,
         record.request_fingerprint,
@@ -298,7 +348,7 @@ def _change(value: object) -> tuple[bool, object]:
     return (False, None) if value is UNSET else (True, value)
 
 
-async def _insert_numbers(conn: Connection, record: InstallationRecord) -> None:
+async def _insert_numbers(conn: _Connection, record: InstallationRecord) -> None:
     """Record the numbers an enabled installation holds; the primary key decides who wins.
 
     Raises :class:`NumberTaken` for the first number (in the record's order) that another
@@ -327,6 +377,452 @@ async def _insert_numbers(conn: Connection, record: InstallationRecord) -> None:
             if holder is None:  # its holder let it go meanwhile: decide again from scratch
                 raise _RunAgain
             raise NumberTaken(number, holder)
+
+
+# --- the inbound path -------------------------------------------------------------------------
+
+
+def _encode_texts(values: Sequence[str]) -> str:
+    return json.dumps(list(values), ensure_ascii=False, separators=(",", ":"))
+
+
+def _decode_texts(text: str) -> tuple[str, ...]:
+    return tuple(str(value) for value in json.loads(text))
+
+
+def _encode_headers(headers: Sequence[tuple[str, str]]) -> str:
+    return json.dumps([[k, v] for k, v in headers], ensure_ascii=False, separators=(",", ":"))
+
+
+def _decode_headers(text: str) -> tuple[tuple[str, str], ...]:
+    return tuple((str(k), str(v)) for k, v in json.loads(text))
+
+
+def _frozen_map(value: Mapping[str, str]) -> Mapping[str, str]:
+    return value if isinstance(value, MappingProxyType) else MappingProxyType(dict(value))
+
+
+_EVENT_FIELDS = """
+    type, org_id, installation_id, integration_id, users_json, from_number, to_number, text,
+    media_urls_json, provider_message_id, message_id, status, error, metadata_json, received_at,
+    request_id, dedupe_key
+"""
+
+
+def _event_params(event: NewEvent) -> tuple[Any, ...]:
+    """An event's ``_EVENT_FIELDS`` values (everything but the cursor)."""
+    return (
+        event.type,
+        event.org_id,
+        event.installation_id,
+        event.integration_id,
+        _encode_texts(event.users),
+        event.from_number,
+        event.to_number,
+        event.text,
+        _encode_texts(event.media_urls),
+        event.provider_message_id,
+        event.message_id,
+        event.status,
+        event.error,
+        encode_map(event.metadata),
+        _aware(event.received_at),
+        event.request_id,
+        event.dedupe_key,
+    )
+
+
+def _event_record(event: NewEvent, cursor: int) -> EventRecord:
+    return EventRecord(
+        type=event.type,
+        org_id=event.org_id,
+        installation_id=event.installation_id,
+        integration_id=event.integration_id,
+        users=tuple(event.users),
+        from_number=event.from_number,
+        to_number=event.to_number,
+        text=event.text,
+        media_urls=tuple(event.media_urls),
+        provider_message_id=event.provider_message_id,
+        message_id=event.message_id,
+        status=event.status,
+        error=event.error,
+        metadata=_frozen_map(event.metadata),
+        received_at=event.received_at,
+        request_id=event.request_id,
+        dedupe_key=event.dedupe_key,
+        cursor=cursor,
+    )
+
+
+def _event(row: Row) -> EventRecord:
+    """A row of ``cursor`` then ``_EVENT_FIELDS``."""
+    return EventRecord(
+        cursor=row[0],
+        type=row[1],
+        org_id=row[2],
+        installation_id=row[3],
+        integration_id=row[4],
+        users=_decode_texts(row[5]),
+        from_number=row[6],
+        to_number=row[7],
+        text=row[8],
+        media_urls=_decode_texts(row[9]),
+        provider_message_id=row[10],
+        message_id=row[11],
+        status=row[12],
+        error=row[13],
+        metadata=decode_map(row[14]),
+        received_at=_utc(row[15]),
+        request_id=row[16],
+        dedupe_key=row[17],
+    )
+
+
+def _encode_event(event: NewEvent) -> str:
+    """A held receipt's event as JSON (times as microseconds since the epoch)."""
+    data = {
+        "type": event.type,
+        "org_id": event.org_id,
+        "installation_id": event.installation_id,
+        "integration_id": event.integration_id,
+        "users": list(event.users),
+        "from_number": event.from_number,
+        "to_number": event.to_number,
+        "text": event.text,
+        "media_urls": list(event.media_urls),
+        "provider_message_id": event.provider_message_id,
+        "message_id": event.message_id,
+        "status": event.status,
+        "error": event.error,
+        "metadata": dict(event.metadata),
+        "received_at": encode_time(event.received_at),
+        "request_id": event.request_id,
+        "dedupe_key": event.dedupe_key,
+    }
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def _decode_event(text: str) -> NewEvent:
+    data = json.loads(text)
+    return NewEvent(
+        type=data["type"],
+        org_id=data["org_id"],
+        installation_id=data["installation_id"],
+        integration_id=data["integration_id"],
+        users=tuple(data["users"]),
+        from_number=data["from_number"],
+        to_number=data["to_number"],
+        text=data["text"],
+        media_urls=tuple(data["media_urls"]),
+        provider_message_id=data["provider_message_id"],
+        message_id=data["message_id"],
+        status=data["status"],
+        error=data["error"],
+        metadata=MappingProxyType({str(k): str(v) for k, v in data["metadata"].items()}),
+        received_at=decode_time(data["received_at"]),
+        request_id=data["request_id"],
+        dedupe_key=data["dedupe_key"],
+    )
+
+
+_HELD_COLUMNS = "id, integration_id, provider_message_id, event_json, held_at, release_at"
+
+
+def _held(row: Row) -> HeldReceipt:
+    return HeldReceipt(
+        id=row[0],
+        integration_id=row[1],
+        provider_message_id=row[2],
+        event=_decode_event(row[3]),
+        held_at=_utc(row[4]),
+        release_at=_utc(row[5]),
+    )
+
+
+def _held_params(receipt: HeldReceipt) -> tuple[Any, ...]:
+    return (
+        receipt.id,
+        receipt.integration_id,
+        receipt.provider_message_id,
+        _encode_event(receipt.event),
+        _aware(receipt.held_at),
+        _aware(receipt.release_at),
+    )
+
+
+_REQUEST_COLUMNS = """
+    id, received_at, integration_id, installation_id, method, path, query, headers_json, body,
+    content_type, outcome, reason, replayed_at
+"""
+
+
+def _request_params(request: WebhookRequestRecord) -> tuple[Any, ...]:
+    return (
+        request.id,
+        _aware(request.received_at),
+        request.integration_id,
+        request.installation_id,
+        request.method,
+        request.path,
+        request.query,
+        _encode_headers(request.headers),
+        bytes(request.body),
+        request.content_type,
+        WebhookOutcome(request.outcome).value,
+        request.reason,
+        None if request.replayed_at is None else _aware(request.replayed_at),
+    )
+
+
+def _webhook_request(row: Row) -> WebhookRequestRecord:
+    return WebhookRequestRecord(
+        id=row[0],
+        received_at=_utc(row[1]),
+        integration_id=row[2],
+        installation_id=row[3],
+        method=row[4],
+        path=row[5],
+        query=row[6],
+        headers=_decode_headers(row[7]),
+        body=bytes(row[8]),
+        content_type=row[9],
+        outcome=WebhookOutcome(row[10]),
+        reason=row[11],
+        replayed_at=None if row[12] is None else _utc(row[12]),
+    )
+
+
+# The transition a held receipt's event type implies once its message is known.
+_RECEIPT_STATES: Final[Mapping[str, MessageState]] = MappingProxyType(
+    {
+        InboundEventType.MESSAGE_DELIVERED: MessageState.DELIVERED,
+        InboundEventType.MESSAGE_FAILED: MessageState.FAILED,
+        InboundEventType.MESSAGE_SENT: MessageState.SENT,
+    }
+)
+
+
+def _transition_params(transition: MessageTransition, stamp: datetime) -> tuple[Any, ...]:
+    state = MessageState(transition.state)
+    if state is MessageState.PENDING:
+        raise ValueError(f"message {transition.message_id!r}: a receipt cannot make it pending")
+    return (state.value, transition.error, stamp, transition.message_id)
+
+
+# Takes `$1` cursors, just before the commit: the row stays locked until the transaction ends, so
+# a concurrent append waits here and gets greater cursors only after this one is visible (the
+# module's docstring). The NOTIFY is delivered at the commit, and not at all on a rollback.
+_TAKE_CURSORS = f"""
+WITH taken AS (
+    INSERT INTO event_cursor (only_row, last) VALUES (true, $1)
+    ON CONFLICT (only_row) DO UPDATE SET last = event_cursor.last + excluded.last
+    RETURNING last
+)
+SELECT last, pg_notify('{EVENTS_CHANNEL}', last::text) FROM taken
+"""  # noqa: S608 - a constant
+
+_NO_BOUND: Final = 2**63 - 1  # the greatest bigint: "no upper bound" for _READ_EVENTS
+
+_LATEST_CURSOR = "SELECT COALESCE((SELECT last FROM event_cursor), 0)"
+
+_EARLIEST_CURSOR = """
+SELECT COALESCE((SELECT MIN(cursor) FROM events) - 1, (SELECT last FROM event_cursor), 0)
+"""
+
+_INSERT_EVENT = f"""
+INSERT INTO events (cursor, {_EVENT_FIELDS})
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+"""  # noqa: S608 - constants
+
+# $1 after, $2 up to (inclusive), $3 org (NULL: any), $4 integration (NULL: any), $5 types
+# (NULL: any), $6 limit. The scan walks the cursor key forward and filters as it goes.
+_READ_EVENTS = f"""
+SELECT cursor, {_EVENT_FIELDS} FROM events
+WHERE cursor > $1 AND cursor <= $2
+  AND ($3::text IS NULL OR org_id = $3) AND ($4::text IS NULL OR integration_id = $4)
+  AND ($5::text[] IS NULL OR type = ANY ($5))
+ORDER BY cursor LIMIT $6
+"""  # noqa: S608 - constants
+
+# The dedupe keys of one call, each once and in key order (the same order in every transaction,
+# which keeps two ingests claiming the same keys from deadlocking); returns the ones claimed now.
+_CLAIM_KEYS = """
+INSERT INTO dedupe_keys (key, created_at)
+SELECT key, created_at FROM unnest($1::text[], $2::timestamptz[]) AS claim (key, created_at)
+ORDER BY key
+ON CONFLICT (key) DO NOTHING
+RETURNING key
+"""
+
+# $1 state, $2 error, $3 updated_at, $4 id. DELIVERED and FAILED change a pending or sent
+# message, SENT only a pending one: terminal states are sticky and SENT never downgrades.
+_APPLY_TRANSITION = """
+UPDATE messages SET state = $1::text, error = $2, updated_at = $3
+WHERE id = $4 AND (state = 'pending' OR (state = 'sent' AND $1::text IN ('delivered', 'failed')))
+"""
+
+_INSERT_HELD = f"""
+INSERT INTO held_receipts ({_HELD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)
+"""  # noqa: S608 - constants
+
+_TAKE_HELD_BY_PROVIDER_ID = f"""
+DELETE FROM held_receipts WHERE integration_id = $1 AND provider_message_id = $2
+RETURNING {_HELD_COLUMNS}
+"""  # noqa: S608 - constants
+
+# SKIP LOCKED: a receipt another replica is taking right now is left to it.
+_TAKE_DUE_HELD = f"""
+DELETE FROM held_receipts WHERE id IN (
+    SELECT id FROM held_receipts WHERE release_at <= $1 FOR UPDATE SKIP LOCKED
+)
+RETURNING {_HELD_COLUMNS}
+"""  # noqa: S608 - constants
+
+_INSERT_WEBHOOK_REQUEST = f"""
+INSERT INTO webhook_requests ({_REQUEST_COLUMNS})
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+"""  # noqa: S608 - constants
+
+_LIST_WEBHOOK_REQUESTS = f"""
+SELECT {_REQUEST_COLUMNS} FROM webhook_requests
+WHERE outcome = ANY ($1::text[]) AND ($2::text IS NULL OR integration_id = $2)
+ORDER BY received_at DESC, id DESC LIMIT $3 OFFSET $4
+"""  # noqa: S608 - constants
+
+# Creates the consumer if new (its frontier "from now" unless $2 says where), and in any case
+# locks its row until the transaction ends and returns its frontier: the subscribers of one
+# consumer, on any replica, take turns at the frontier.
+_LOCK_CONSUMER = """
+INSERT INTO event_consumers (name, frontier, created_at)
+VALUES ($1, COALESCE($2::bigint, (SELECT last FROM event_cursor), 0), $3)
+ON CONFLICT (name) DO UPDATE SET name = excluded.name
+RETURNING frontier
+"""
+
+# $1 consumer, $2 now, $3 limit: expired leases whose event is kept, lowest cursor first. A lease
+# another transaction holds (being acknowledged, say) is skipped rather than waited for.
+_EXPIRED_LEASES = """
+SELECT e.cursor, e.type, e.org_id, e.installation_id, e.integration_id, e.users_json,
+       e.from_number, e.to_number, e.text, e.media_urls_json, e.provider_message_id,
+       e.message_id, e.status, e.error, e.metadata_json, e.received_at, e.request_id,
+       e.dedupe_key
+FROM event_leases AS l JOIN events AS e ON e.cursor = l.cursor
+WHERE l.consumer = $1 AND l.lease_until <= $2
+ORDER BY l.cursor LIMIT $3
+FOR UPDATE OF l SKIP LOCKED
+"""
+
+_PUT_LEASES = """
+INSERT INTO event_leases (consumer, cursor, subscriber, lease_until)
+SELECT $1, leased, $2, $3 FROM unnest($4::bigint[]) AS leased
+ON CONFLICT (consumer, cursor) DO UPDATE SET
+    subscriber = excluded.subscriber, lease_until = excluded.lease_until
+"""
+
+# Chunked deletes: $1 the time (or cursor) bound, $2 the chunk size.
+_PURGE_STATEMENTS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "requests": """
+DELETE FROM webhook_requests WHERE id IN (
+    SELECT id FROM webhook_requests WHERE outcome = 'matched' AND received_at < $1 LIMIT $2
+)""",
+        "unmatched": """
+DELETE FROM webhook_requests WHERE id IN (
+    SELECT id FROM webhook_requests
+    WHERE outcome IN ('unmatched', 'unroutable', 'unauthenticated') AND received_at < $1
+    LIMIT $2
+)""",
+        "messages": """
+DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE created_at < $1 LIMIT $2)""",
+        "dedupe_keys": """
+DELETE FROM dedupe_keys WHERE key IN (
+    SELECT key FROM dedupe_keys WHERE created_at < $1 LIMIT $2
+)""",
+        "events": """
+DELETE FROM events WHERE cursor IN (
+    SELECT cursor FROM events WHERE cursor < $1 ORDER BY cursor LIMIT $2
+)""",
+    }
+)
+assert {o.value for o in WebhookOutcome} == {
+    "matched",
+    "unmatched",
+    "unroutable",
+    "unauthenticated",
+}
+
+# The first cursor to keep when events received before $1 are purged (a prefix of the log).
+_EVENTS_PURGE_BOUND = """
+SELECT COALESCE(
+    (SELECT cursor FROM events WHERE received_at >= $1 ORDER BY cursor LIMIT 1),
+    (SELECT COALESCE(MAX(cursor), 0) + 1 FROM events)
+)
+"""
+
+
+def _filter_params(event_filter: EventFilter) -> tuple[Any, ...]:
+    types = sorted(event_filter.types) if event_filter.types else None
+    return (event_filter.org_id, event_filter.integration_id, types)
+
+
+async def _append(conn: _Connection, events: Sequence[NewEvent]) -> list[EventRecord]:
+    """Append events with the next cursors; run it last in the transaction (see _TAKE_CURSORS)."""
+    if not events:
+        return []
+    last = int(await conn.fetchval(_TAKE_CURSORS, len(events)))
+    first = last - len(events) + 1
+    await conn.executemany(
+        _INSERT_EVENT,
+        [(first + n, *_event_params(event)) for n, event in enumerate(events)],
+    )
+    return [_event_record(event, first + n) for n, event in enumerate(events)]
+
+
+async def _apply_inbound(
+    conn: _Connection,
+    events: Sequence[NewEvent],
+    transitions: Sequence[tuple[Any, ...]],
+    held: Sequence[HeldReceipt],
+) -> IngestOutcome:
+    """Inside the caller's transaction: dedupe, transitions, held receipts, then the append."""
+    # 1. Claim every dedupe key of the call at once; the first event (or held receipt) with a
+    #    key claimed now is kept, any other with the same key is a duplicate.
+    times: dict[str, datetime] = {}
+    for key, when in [(e.dedupe_key, e.received_at) for e in events] + [
+        (h.event.dedupe_key, h.event.received_at) for h in held
+    ]:
+        if key is not None:
+            times.setdefault(key, _aware(when))
+    claimed: set[object] = set()
+    if times:
+        rows = await conn.fetch(_CLAIM_KEYS, list(times), list(times.values()))
+        claimed = {row[0] for row in rows}
+
+    def first_claim(key: str | None) -> bool:
+        if key is None:
+            return True
+        stored = _storable(key)  # as PostgreSQL returned it
+        if stored in claimed:
+            claimed.discard(stored)
+            return True
+        return False
+
+    appending = [event for event in events if first_claim(event.dedupe_key)]
+    holding = [receipt for receipt in held if first_claim(receipt.event.dedupe_key)]
+    duplicates = len(events) - len(appending) + len(held) - len(holding)
+    # 2. Transitions, in the given order (one statement each: a later one sees an earlier one).
+    if transitions:
+        await conn.executemany(_APPLY_TRANSITION, transitions)
+    # 3. Held receipts.
+    if holding:
+        try:
+            await conn.executemany(_INSERT_HELD, [_held_params(h) for h in holding])
+        except asyncpg.UniqueViolationError as exc:
+            raise Conflict("a held receipt's id is already in use") from exc
+    # 4. The events, last: their cursors lock the counter until the commit.
+    appended = await _append(conn, appending)
+    return IngestOutcome(events=tuple(appended), duplicates=duplicates)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -478,10 +974,14 @@ class PostgresStore:
         *,
         min_size: int = 2,
         max_size: int = 10,
+        purge_chunk: int = 5000,
         migrations: Sequence[Migration] | None = None,
     ) -> None:
         if min_size < 0 or max_size < 1 or min_size > max_size:
             raise ValueError("need 0 <= min_size <= max_size and max_size >= 1")
+        if purge_chunk < 1:
+            raise ValueError("purge_chunk must be at least 1")
+        self._purge_chunk = purge_chunk
         self._dsn = dsn
         self._min_size = min_size
         self._max_size = max_size
@@ -557,7 +1057,7 @@ class PostgresStore:
 
     async def _run(
         self,
-        fn: Callable[[Connection], Awaitable[T]],
+        fn: Callable[[_Connection], Awaitable[T]],
         *,
         transaction: bool,
         read_only: bool = False,
@@ -575,11 +1075,11 @@ class PostgresStore:
                 raise StoreClosed("the store is not open")
             attempt += 1
             try:
-                async with pool.acquire() as conn:
+                async with pool.acquire() as raw:
                     if not transaction:
-                        return await fn(conn)
-                    async with conn.transaction():
-                        return await fn(conn)
+                        return await fn(_Connection(raw))
+                    async with raw.transaction():
+                        return await fn(_Connection(raw))
             except StoreError:
                 raise
             except _RunAgain:
@@ -601,14 +1101,14 @@ class PostgresStore:
                     continue
                 raise _as_store_error(exc) from exc
 
-    async def _read(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
+    async def _read(self, fn: Callable[[_Connection], Awaitable[T]]) -> T:
         return await self._run(fn, transaction=False, read_only=True)
 
-    async def _statement(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
+    async def _statement(self, fn: Callable[[_Connection], Awaitable[T]]) -> T:
         """Run ``fn``, whose each statement is a write that commits on its own."""
         return await self._run(fn, transaction=False)
 
-    async def _write(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
+    async def _write(self, fn: Callable[[_Connection], Awaitable[T]]) -> T:
         """Run ``fn`` in a transaction; return once it is committed."""
         return await self._run(fn, transaction=True)
 
@@ -619,7 +1119,7 @@ class PostgresStore:
     ) -> IntegrationRecord:
         when = _aware(created_at) if created_at is not None else datetime.now(UTC)
 
-        async def op(conn: Connection) -> IntegrationRecord:
+        async def op(conn: _Connection) -> IntegrationRecord:
             await conn.execute(
                 "SELECT pg_advisory_xact_lock($1, hashtext($2))", _LOCK_INTEGRATION, integration_id
             )
@@ -639,7 +1139,7 @@ class PostgresStore:
     async def get_integration(
         self, integration_id: str, version: int | None = None
     ) -> IntegrationRecord | None:
-        async def fn(conn: Connection) -> IntegrationRecord | None:
+        async def fn(conn: _Connection) -> IntegrationRecord | None:
             if version is None:
                 row = await conn.fetchrow(
                     f"SELECT {_INTEGRATION_COLUMNS} FROM integrations"  # noqa: S608
@@ -658,7 +1158,7 @@ class PostgresStore:
         return await self._read(fn)
 
     async def list_integrations(self) -> tuple[IntegrationRecord, ...]:
-        async def fn(conn: Connection) -> tuple[IntegrationRecord, ...]:
+        async def fn(conn: _Connection) -> tuple[IntegrationRecord, ...]:
             rows = await conn.fetch(
                 f"SELECT DISTINCT ON (id) {_INTEGRATION_COLUMNS} FROM integrations"  # noqa: S608
                 " WHERE NOT deleted ORDER BY id, version DESC"
@@ -668,12 +1168,12 @@ class PostgresStore:
         return await self._read(fn)
 
     async def delete_integration(self, integration_id: str) -> bool:
-        async def op(conn: Connection) -> bool:
+        async def op(conn: _Connection) -> bool:
             status = await conn.execute(
                 "UPDATE integrations SET deleted = true WHERE id = $1 AND NOT deleted",
                 integration_id,
             )
-            return bool(status != "UPDATE 0")
+            return _count(status) > 0
 
         return await self._statement(op)
 
@@ -682,7 +1182,7 @@ class PostgresStore:
     async def create_installation(self, record: InstallationRecord) -> InstallationRecord:
         params = _installation_params(record)
 
-        async def op(conn: Connection) -> InstallationRecord:
+        async def op(conn: _Connection) -> InstallationRecord:
             try:
                 await conn.execute(_INSERT_INSTALLATION, *params)
             except asyncpg.UniqueViolationError as exc:
@@ -700,7 +1200,7 @@ class PostgresStore:
         # (id, …, created_at, updated_at) → the UPDATE's: id, fields, updated_at
         update_params = (*params[:10], params[11])
 
-        async def op(conn: Connection) -> InstallationRecord:
+        async def op(conn: _Connection) -> InstallationRecord:
             try:
                 created_at = await conn.fetchval(_UPDATE_INSTALLATION, *update_params)
             except asyncpg.UniqueViolationError as exc:
@@ -717,7 +1217,7 @@ class PostgresStore:
         return await self._write(op)
 
     async def get_installation(self, installation_id: str) -> InstallationRecord | None:
-        async def fn(conn: Connection) -> InstallationRecord | None:
+        async def fn(conn: _Connection) -> InstallationRecord | None:
             row = await conn.fetchrow(_SELECT_INSTALLATION + " WHERE i.id = $1", installation_id)
             return None if row is None else _installation(row)
 
@@ -726,7 +1226,7 @@ class PostgresStore:
     async def list_installations(
         self, *, org_id: str | None = None, integration_id: str | None = None
     ) -> tuple[InstallationRecord, ...]:
-        async def fn(conn: Connection) -> tuple[InstallationRecord, ...]:
+        async def fn(conn: _Connection) -> tuple[InstallationRecord, ...]:
             rows = await conn.fetch(
                 _SELECT_INSTALLATION + " WHERE ($1::text IS NULL OR i.org_id = $1)"
                 " AND ($2::text IS NULL OR i.integration_id = $2)"
@@ -741,7 +1241,7 @@ class PostgresStore:
     async def find_installation_by_number(
         self, integration_id: str, number: str
     ) -> InstallationRecord | None:
-        async def fn(conn: Connection) -> InstallationRecord | None:
+        async def fn(conn: _Connection) -> InstallationRecord | None:
             row = await conn.fetchrow(
                 _SELECT_INSTALLATION_BY_NUMBER + " WHERE n.integration_id = $1 AND n.number = $2",
                 integration_id,
@@ -754,7 +1254,7 @@ class PostgresStore:
     async def find_installations_for_number(
         self, org_id: str, number: str
     ) -> tuple[InstallationRecord, ...]:
-        async def fn(conn: Connection) -> tuple[InstallationRecord, ...]:
+        async def fn(conn: _Connection) -> tuple[InstallationRecord, ...]:
             rows = await conn.fetch(
                 _SELECT_INSTALLATION_BY_NUMBER + " WHERE n.org_id = $1 AND n.number = $2"
                 " ORDER BY i.created_at, i.id",
@@ -768,7 +1268,7 @@ class PostgresStore:
     async def find_installation_by_token_hash(
         self, integration_id: str, token_hash: str
     ) -> InstallationRecord | None:
-        async def fn(conn: Connection) -> InstallationRecord | None:
+        async def fn(conn: _Connection) -> InstallationRecord | None:
             row = await conn.fetchrow(
                 _SELECT_INSTALLATION + " WHERE i.integration_id = $1 AND i.webhook_token_hash = $2",
                 integration_id,
@@ -779,7 +1279,7 @@ class PostgresStore:
         return await self._read(fn)
 
     async def count_installations(self, integration_id: str, *, enabled_only: bool = True) -> int:
-        async def fn(conn: Connection) -> int:
+        async def fn(conn: _Connection) -> int:
             count = await conn.fetchval(
                 "SELECT COUNT(*) FROM installations"
                 " WHERE integration_id = $1 AND (enabled OR NOT $2)",
@@ -796,7 +1296,7 @@ class PostgresStore:
         params = _message_params(record)
         key = record.idempotency_key
 
-        async def op(conn: Connection) -> tuple[MessageRecord, bool]:
+        async def op(conn: _Connection) -> tuple[MessageRecord, bool]:
             # Single statements, each its own transaction: after an ON CONFLICT that inserted
             # nothing, the holder of the key is committed, and the next statement sees it.
             try:
@@ -836,13 +1336,13 @@ class PostgresStore:
             *_change(provider_message_id),
             *_change(provider_status),
             *_change(attempts),
-            *_change(error if not isinstance(error, str) else _free_text(error)),
+            *_change(error),
             *_change(reply_json),
             when,
             message_id,
         )
 
-        async def op(conn: Connection) -> MessageRecord:
+        async def op(conn: _Connection) -> MessageRecord:
             row = await conn.fetchrow(_UPDATE_MESSAGE, *params)
             if row is None:
                 raise NotFound("message", message_id)
@@ -851,7 +1351,7 @@ class PostgresStore:
         return await self._statement(op)
 
     async def get_message(self, message_id: str) -> MessageRecord | None:
-        async def fn(conn: Connection) -> MessageRecord | None:
+        async def fn(conn: _Connection) -> MessageRecord | None:
             row = await conn.fetchrow(_SELECT_MESSAGE + " WHERE id = $1", message_id)
             return None if row is None else _message(row)
 
@@ -860,7 +1360,7 @@ class PostgresStore:
     async def get_message_by_idempotency_key(
         self, org_id: str, idempotency_key: str
     ) -> MessageRecord | None:
-        async def fn(conn: Connection) -> MessageRecord | None:
+        async def fn(conn: _Connection) -> MessageRecord | None:
             row = await conn.fetchrow(
                 _SELECT_MESSAGE + " WHERE org_id = $1 AND idempotency_key = $2",
                 org_id,
@@ -873,7 +1373,7 @@ class PostgresStore:
     async def find_message_by_provider_id(
         self, integration_id: str, provider_message_id: str
     ) -> MessageRecord | None:
-        async def fn(conn: Connection) -> MessageRecord | None:
+        async def fn(conn: _Connection) -> MessageRecord | None:
             row = await conn.fetchrow(
                 _SELECT_MESSAGE + " WHERE integration_id = $1 AND provider_message_id = $2"
                 " ORDER BY created_at DESC, id DESC LIMIT 1",
@@ -883,6 +1383,311 @@ class PostgresStore:
             return None if row is None else _message(row)
 
         return await self._read(fn)
+
+    # --- installations: subscription state ----------------------------------------------------
+
+    async def set_subscription(
+        self, installation_id: str, *, state: str, error: str | None
+    ) -> None:
+        async def op(conn: _Connection) -> None:
+            status = await conn.execute(
+                "UPDATE installations SET subscription_state = $1, subscription_error = $2"
+                " WHERE id = $3",
+                state,
+                error,
+                installation_id,
+            )
+            if _count(status) == 0:
+                raise NotFound("installation", installation_id)
+
+        await self._statement(op)
+
+    # --- inbound: ingest --------------------------------------------------------------------
+
+    async def ingest(
+        self,
+        request: WebhookRequestRecord,
+        events: Sequence[NewEvent],
+        transitions: Sequence[MessageTransition] = (),
+        held: Sequence[HeldReceipt] = (),
+    ) -> IngestOutcome:
+        request_params = _request_params(request)
+        stamp = datetime.now(UTC)
+        transition_params = [_transition_params(t, stamp) for t in transitions]
+        for receipt in held:  # refuse naive times before anything is written
+            _held_params(receipt)
+
+        async def op(conn: _Connection) -> IngestOutcome:
+            try:
+                await conn.execute(_INSERT_WEBHOOK_REQUEST, *request_params)
+            except asyncpg.UniqueViolationError as exc:
+                raise Conflict(f"webhook request {request.id!r} already exists") from exc
+            return await _apply_inbound(conn, events, transition_params, held)
+
+        return await self._write(op)
+
+    async def mark_replayed(
+        self,
+        request_id: str,
+        *,
+        outcome: WebhookOutcome,
+        reason: str,
+        events: Sequence[NewEvent],
+        transitions: Sequence[MessageTransition] = (),
+        held: Sequence[HeldReceipt] = (),
+        replayed_at: datetime | None = None,
+    ) -> IngestOutcome:
+        now = datetime.now(UTC)
+        when = now if replayed_at is None else _aware(replayed_at)
+        transition_params = [_transition_params(t, now) for t in transitions]
+        outcome_value = WebhookOutcome(outcome).value
+
+        async def op(conn: _Connection) -> IngestOutcome:
+            status = await conn.execute(
+                "UPDATE webhook_requests SET outcome = $1, reason = $2, replayed_at = $3"
+                " WHERE id = $4",
+                outcome_value,
+                reason,
+                when,
+                request_id,
+            )
+            if _count(status) == 0:
+                raise NotFound("webhook request", request_id)
+            return await _apply_inbound(conn, events, transition_params, held)
+
+        return await self._write(op)
+
+    async def get_webhook_request(self, request_id: str) -> WebhookRequestRecord | None:
+        async def fn(conn: _Connection) -> WebhookRequestRecord | None:
+            row = await conn.fetchrow(
+                f"SELECT {_REQUEST_COLUMNS} FROM webhook_requests WHERE id = $1",  # noqa: S608
+                request_id,
+            )
+            return None if row is None else _webhook_request(row)
+
+        return await self._read(fn)
+
+    async def list_webhook_requests(
+        self,
+        *,
+        outcomes: frozenset[WebhookOutcome],
+        integration_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[WebhookRequestRecord, ...]:
+        wanted = sorted(WebhookOutcome(o).value for o in (outcomes or WebhookOutcome))
+
+        async def fn(conn: _Connection) -> tuple[WebhookRequestRecord, ...]:
+            rows = await conn.fetch(_LIST_WEBHOOK_REQUESTS, wanted, integration_id, limit, offset)
+            return tuple(_webhook_request(row) for row in rows)
+
+        return await self._read(fn)
+
+    # --- inbound: the event log -------------------------------------------------------------
+
+    async def read_events(
+        self,
+        after_cursor: int,
+        *,
+        filter: EventFilter = EventFilter(),  # noqa: B008 (frozen, never mutated)
+        limit: int = 500,
+    ) -> tuple[EventRecord, ...]:
+        params = (after_cursor, _NO_BOUND, *_filter_params(filter), limit)
+
+        async def fn(conn: _Connection) -> tuple[EventRecord, ...]:
+            return tuple(_event(row) for row in await conn.fetch(_READ_EVENTS, *params))
+
+        return await self._read(fn)
+
+    async def latest_cursor(self) -> int:
+        async def fn(conn: _Connection) -> int:
+            return int(await conn.fetchval(_LATEST_CURSOR))
+
+        return await self._read(fn)
+
+    async def earliest_cursor(self) -> int:
+        async def fn(conn: _Connection) -> int:
+            return int(await conn.fetchval(_EARLIEST_CURSOR))
+
+        return await self._read(fn)
+
+    # --- inbound: receipts that overtook their send's reply ---------------------------------
+
+    async def correlate_held(
+        self, integration_id: str, provider_message_id: str, message: MessageRecord
+    ) -> IngestOutcome:
+        stamp = datetime.now(UTC)
+        metadata = _frozen_map(message.metadata)
+
+        async def op(conn: _Connection) -> IngestOutcome:
+            rows = await conn.fetch(
+                _TAKE_HELD_BY_PROVIDER_ID,
+                integration_id,
+                provider_message_id,
+            )
+            receipts = sorted((_held(row) for row in rows), key=lambda h: (h.held_at, h.id))
+            events: list[NewEvent] = []
+            transitions: list[tuple[Any, ...]] = []
+            for receipt in receipts:
+                event = replace(
+                    receipt.event,
+                    message_id=message.id,
+                    org_id=message.org_id,
+                    installation_id=message.installation_id,
+                    metadata=metadata,
+                )
+                events.append(event)
+                state = _RECEIPT_STATES.get(event.type)
+                if state is not None:
+                    error = (event.error or None) if state is MessageState.FAILED else None
+                    transitions.append((state.value, error, stamp, message.id))
+            if transitions:
+                await conn.executemany(_APPLY_TRANSITION, transitions)
+            appended = await _append(conn, events)
+            return IngestOutcome(events=tuple(appended), duplicates=0)
+
+        return await self._write(op)
+
+    async def release_held(self, now: datetime) -> tuple[HeldReceipt, ...]:
+        when = _aware(now)
+
+        async def op(conn: _Connection) -> tuple[HeldReceipt, ...]:
+            rows = await conn.fetch(_TAKE_DUE_HELD, when)
+            return tuple(sorted((_held(row) for row in rows), key=lambda h: (h.release_at, h.id)))
+
+        return await self._write(op)
+
+    # --- inbound: durable consumers ---------------------------------------------------------
+
+    async def lease_events(
+        self,
+        consumer: str,
+        *,
+        subscriber: str,
+        filter: EventFilter,
+        limit: int,
+        lease_s: float,
+        now: datetime,
+        start_after: int | None = None,
+    ) -> tuple[EventRecord, ...]:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        when = _aware(now)
+        until = when + timedelta(seconds=lease_s)
+        filter_params = _filter_params(filter)
+
+        async def op(conn: _Connection) -> tuple[EventRecord, ...]:
+            frontier = int(await conn.fetchval(_LOCK_CONSUMER, consumer, start_after, when))
+            leased = [
+                _event(row) for row in await conn.fetch(_EXPIRED_LEASES, consumer, when, limit)
+            ]
+            rest = limit - len(leased)
+            if rest > 0:
+                # The latest cursor first: every event up to it is committed, so the read that
+                # follows sees all of them, and the frontier may move past the ones it skips.
+                latest = int(await conn.fetchval(_LATEST_CURSOR))
+                fresh: list[EventRecord] = []
+                if latest > frontier:
+                    rows = await conn.fetch(_READ_EVENTS, frontier, latest, *filter_params, rest)
+                    fresh = [_event(row) for row in rows]
+                new_frontier = fresh[-1].cursor if len(fresh) == rest else max(frontier, latest)
+                if new_frontier != frontier:
+                    await conn.execute(
+                        "UPDATE event_consumers SET frontier = $2 WHERE name = $1",
+                        consumer,
+                        new_frontier,
+                    )
+                leased.extend(fresh)
+            if leased:
+                cursors = [event.cursor for event in leased]
+                await conn.execute(_PUT_LEASES, consumer, subscriber, until, cursors)
+            return tuple(leased)
+
+        return await self._write(op)
+
+    async def ack_events(self, consumer: str, cursors: Sequence[int]) -> int:
+        wanted = list(dict.fromkeys(cursors))
+        if not wanted:
+            return 0
+
+        async def op(conn: _Connection) -> int:
+            status = await conn.execute(
+                "DELETE FROM event_leases WHERE consumer = $1 AND cursor = ANY ($2::bigint[])",
+                consumer,
+                wanted,
+            )
+            return _count(status)
+
+        return await self._statement(op)
+
+    async def release_leases(self, consumer: str, subscriber: str) -> None:
+        async def op(conn: _Connection) -> None:
+            await conn.execute(
+                "UPDATE event_leases SET lease_until = '-infinity'"
+                " WHERE consumer = $1 AND subscriber = $2",
+                consumer,
+                subscriber,
+            )
+
+        await self._statement(op)
+
+    # --- retention --------------------------------------------------------------------------
+
+    async def purge(
+        self,
+        *,
+        events_before: datetime | None = None,
+        requests_before: datetime | None = None,
+        unmatched_before: datetime | None = None,
+        messages_before: datetime | None = None,
+        dedupe_before: datetime | None = None,
+    ) -> dict[str, int]:
+        """Deletes in chunks of ``purge_chunk`` rows, each a statement of its own, so that a
+        large purge never holds locks for long."""
+        bounds: dict[str, object] = {}
+        if events_before is not None:
+            stamp = _aware(events_before)
+
+            async def bound(conn: _Connection) -> int:
+                return int(await conn.fetchval(_EVENTS_PURGE_BOUND, stamp))
+
+            bounds["events"] = await self._read(bound)
+        for kind, before in (
+            ("requests", requests_before),
+            ("unmatched", unmatched_before),
+            ("messages", messages_before),
+            ("dedupe_keys", dedupe_before),
+        ):
+            if before is not None:
+                bounds[kind] = _aware(before)
+        counts = dict.fromkeys(
+            ("events", "requests", "unmatched", "messages", "dedupe_keys", "leases"), 0
+        )
+        for kind, limit in bounds.items():
+            counts[kind] = await self._delete_in_chunks(_PURGE_STATEMENTS[kind], limit)
+        if "events" in bounds:
+            first_kept = bounds["events"]
+
+            async def drop_leases(conn: _Connection) -> int:
+                return _count(
+                    await conn.execute("DELETE FROM event_leases WHERE cursor < $1", first_kept)
+                )
+
+            counts["leases"] = await self._statement(drop_leases)
+        return counts
+
+    async def _delete_in_chunks(self, statement: str, bound: object) -> int:
+        chunk = self._purge_chunk
+
+        async def op(conn: _Connection) -> int:
+            return _count(await conn.execute(statement, bound, chunk))
+
+        total = 0
+        while True:
+            deleted = await self._statement(op)
+            total += deleted
+            if deleted < chunk:
+                return total
 
 
 # ---------------------------------------------------------------------------------------------
