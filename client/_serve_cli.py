@@ -37,6 +37,9 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level, settings.log_format)
     try:
         asyncio.run(run(settings))
+    except SettingsError as exc:
+        print(f"msgbridge serve: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"msgbridge serve: {exc}", file=sys.stderr)
         return 1

@@ -28,6 +28,7 @@ from ._installations import InstallationDirectory
 from ._send import SendPath
 from ._service import GatewayServicer, IngestServicer
 from ._subscribe import SubscriptionKeeper
+from .access import ApiAccess
 from .config import Settings
 from .fake_provider import RunningFakeProvider, start_fake_provider
 from .outbound import OutboundClient, OutboundPolicy
@@ -106,15 +107,9 @@ class GatewayServer:
         await self.grpc_server.wait_for_termination()
 
 
-def _grpc_port(server: grpc.aio.Server, listen: str) -> int:
-    port: int = server.add_insecure_port(listen)
-    if port == 0:
-        raise OSError(f"cannot listen on {listen}")
-    return port
-
-
 async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
     """Assemble the service and bind its gRPC port; returns it and the bound port."""
+    access = ApiAccess.from_settings(settings)  # SettingsError before anything is opened
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     key_file = settings.secret_key_file or settings.data_dir / "secret.key"
     secret_box = SecretBox.from_file(key_file)
@@ -170,11 +165,12 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         default_deadline_s=settings.send_deadline_s,
     )
     server = grpc.aio.server(
+        interceptors=access.interceptors(),
         options=[
             ("grpc.max_receive_message_length", 8 * 1024 * 1024),
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-        ]
+        ],
     )
     gateway_pb2_grpc.add_GatewayServicer_to_server(servicer, server)
     ingest_pb2_grpc.add_IngestServicer_to_server(IngestServicer(ingestor), server)
@@ -183,7 +179,7 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
     reflection.enable_server_reflection(
         (GATEWAY_SERVICE, INGEST_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    port = _grpc_port(server, settings.grpc_listen)
+    port = access.bind(server, settings.grpc_listen)
     built = GatewayServer(
         settings=settings,
         grpc_server=server,

@@ -99,6 +99,22 @@ class Settings:
     insecure: bool = _setting(
         False, "allow listening on a non-loopback address without TLS or tokens"
     )
+    api_tokens_file: Path | None = _setting(
+        None,
+        "file of API tokens, a line each: 'SCOPE TOKEN' or 'SCOPE sha256:HEX' with SCOPE read, "
+        "full or ingest (more in MSGBRIDGE_API_TOKENS); with any, every call but health and "
+        "reflection needs a token",
+        metavar="PATH",
+    )
+    tls_cert: Path | None = _setting(
+        None, "PEM certificate chain of the gRPC API (with --tls-key: serve TLS)", metavar="PATH"
+    )
+    tls_key: Path | None = _setting(None, "PEM private key of --tls-cert", metavar="PATH")
+    tls_client_ca: Path | None = _setting(
+        None,
+        "PEM CA certificates: every caller must present a certificate they issued (mutual TLS)",
+        metavar="PATH",
+    )
     log_level: str = _setting("INFO", "DEBUG, INFO, WARNING or ERROR")
     log_format: str = _setting("json", "json (one object per line) or text")
 

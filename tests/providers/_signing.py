@@ -17,9 +17,10 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from authlib.jose import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from joserfc import jwt
+from joserfc.jwk import OctKey
 
 from server.engine import Placeholder, parse_template
 
@@ -92,7 +93,7 @@ def sign_webhook(
         if auth.get("payload_hash"):
             claims["payload_hash"] = hashlib.sha256(body).hexdigest()
         secret = _value(auth["secret"], properties)
-        token = jwt.encode({"alg": "HS256", "typ": "JWT"}, claims, secret).decode()
+        token = jwt.encode({"alg": "HS256", "typ": "JWT"}, claims, OctKey.import_key(secret))
         return {auth.get("header", "Authorization"): f"Bearer {token}"}
     if kind == "hmac":
         secret = _value(auth["secret"], properties).encode()

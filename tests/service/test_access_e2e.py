@@ -1,8 +1,6 @@
 """API access end to end: the real service on 127.0.0.1 with tokens, TLS and mutual TLS.
 
-Until server/app.py builds :class:`ApiAccess` from the settings, ``start_secured`` reproduces that
-wiring by patching the two places app.py will use it (the interceptors given to
-``grpc.aio.server`` and the port binding); everything else is the real ``build_server``.
+``start_secured`` builds the real service (``build_server``) with the access settings given.
 """
 
 from __future__ import annotations
@@ -21,9 +19,8 @@ import trustme
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-import server.app as app
 from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc, ingest_pb2
-from server.access import ApiAccess, hash_token
+from server.access import hash_token
 from server.app import GatewayServer, build_server
 from server.fake_provider import RunningFakeProvider
 from server.sidecar import GrpcIngestForwarder
@@ -31,18 +28,6 @@ from server.sidecar import GrpcIngestForwarder
 from .conftest import definition, rpc_details, service_settings
 
 TIMEOUT = 10.0
-
-
-@dataclass(frozen=True, kw_only=True)
-class AccessOptions:
-    """The access settings (the fields server.config.Settings will carry)."""
-
-    grpc_listen: str = "127.0.0.1:0"
-    insecure: bool = False
-    api_tokens_file: Path | None = None
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    tls_client_ca: Path | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,24 +58,13 @@ StartSecured = Callable[..., Awaitable[tuple[GatewayServer, int]]]
 
 
 @pytest.fixture
-async def start_secured(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[StartSecured]:
-    """Builds and starts the real service with the access the options describe."""
+async def start_secured(tmp_path: Path) -> AsyncIterator[StartSecured]:
+    """Builds and starts the real service with the access settings given."""
     running: list[GatewayServer] = []
-    plain_server = grpc.aio.server
 
     async def start(**options: Any) -> tuple[GatewayServer, int]:
-        access = ApiAccess.from_settings(AccessOptions(**options), environ={})
-
-        def secured_server(**kwargs: Any) -> Any:
-            return plain_server(interceptors=access.interceptors(), **kwargs)
-
-        # The wiring app.py is to get: interceptors on the server, and access.bind for the port.
-        monkeypatch.setattr(grpc.aio, "server", secured_server)
-        monkeypatch.setattr(app, "_grpc_port", access.bind)
-        built, port = await build_server(service_settings(tmp_path / f"data{len(running)}"))
-        monkeypatch.setattr(grpc.aio, "server", plain_server)
+        data_dir = tmp_path / f"data{len(running)}"
+        built, port = await build_server(service_settings(data_dir, **options))
         await built.start()
         running.append(built)
         return built, port

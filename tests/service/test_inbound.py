@@ -75,8 +75,8 @@ class Subscriber:
             if exc.code() != grpc.StatusCode.CANCELLED:
                 raise
 
-    async def wait_for(self, count: int, timeout: float = 10.0) -> list[gateway_pb2.Event]:
-        async with asyncio.timeout(timeout):
+    async def wait_for(self, count: int, within_s: float = 10.0) -> list[gateway_pb2.Event]:
+        async with asyncio.timeout(within_s):
             while len(self.events) < count:
                 self._arrived.clear()
                 await self._arrived.wait()
