@@ -25,6 +25,7 @@ from ._catalog import IntegrationCatalog
 from ._events import EventHub
 from ._ingest import Ingestor
 from ._installations import InstallationDirectory
+from ._retention import Retention, RetentionKeeper
 from ._send import SendPath
 from ._service import GatewayServicer, IngestServicer
 from ._subscribe import SubscriptionKeeper
@@ -67,6 +68,7 @@ class GatewayServer:
     hub: EventHub
     ingestor: Ingestor
     subscriptions: SubscriptionKeeper
+    retention: RetentionKeeper
     http_port: int | None = None
     _sidecar: web.AppRunner | None = field(default=None, repr=False)
 
@@ -84,6 +86,7 @@ class GatewayServer:
             self._sidecar, self.http_port = await start_sidecar(app, host, port)
             logger.info("webhook sidecar serving", extra={"port": self.http_port})
         self.ingestor.start()
+        self.retention.start()
         await self.subscriptions.start()
         for service in ("", GATEWAY_SERVICE, INGEST_SERVICE):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
@@ -98,6 +101,7 @@ class GatewayServer:
             self._sidecar = None
         self.hub.close()
         await self.subscriptions.stop()
+        await self.retention.stop()
         await self.ingestor.stop()
         await self.grpc_server.stop(grace)
         await self.outbound.aclose()
@@ -192,6 +196,17 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         hub=hub,
         ingestor=ingestor,
         subscriptions=subscriptions,
+        retention=RetentionKeeper(
+            store,
+            Retention(
+                events_days=settings.events_retention_days,
+                requests_days=settings.requests_retention_days,
+                unmatched_days=settings.unmatched_retention_days,
+                messages_days=settings.messages_retention_days,
+                dedupe_days=settings.dedupe_retention_days,
+            ),
+            interval_s=settings.purge_interval_s,
+        ),
     )
     return built, port
 

@@ -82,6 +82,18 @@ class Settings:
     subscribe_retry_s: float = _setting(
         5.0, "first delay before a failed Subscribe is retried (doubling, at most 10 minutes)"
     )
+    events_retention_days: float = _setting(30.0, "days inbound events are kept (0: forever)")
+    requests_retention_days: float = _setting(
+        7.0, "days raw webhook requests that produced events are kept (0: forever)"
+    )
+    unmatched_retention_days: float = _setting(
+        30.0, "days unmatched, unroutable and refused webhook requests are kept (0: forever)"
+    )
+    messages_retention_days: float = _setting(90.0, "days sent messages are kept (0: forever)")
+    dedupe_retention_days: float = _setting(
+        14.0, "days provider message ids are remembered against webhook retries (0: forever)"
+    )
+    purge_interval_s: float = _setting(3600.0, "seconds between retention purges")
     webhook_max_body: int = _setting(1_048_576, "largest webhook body accepted, bytes")
     webhook_timeout_s: float = _setting(30.0, "time to receive a webhook request, seconds")
     secret_key_file: Path | None = _setting(
@@ -248,7 +260,7 @@ def _validate(settings: Settings) -> None:
     url = settings.effective_database_url
     if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         raise SettingsError(f"database_url: expected sqlite:///PATH or postgresql://…, got {url!r}")
-    for name in ("provider_timeout_s", "send_deadline_s", "webhook_timeout_s"):
+    for name in ("provider_timeout_s", "send_deadline_s", "webhook_timeout_s", "purge_interval_s"):
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{name}: must be more than 0")
     if settings.send_max_attempts < 1:

@@ -396,3 +396,26 @@ async def test_failing_subscribe_is_marked_and_retried(
         "PUT",
         "PUT",
     ]
+
+
+async def test_retention_purges_each_kind_after_its_time(
+    inbound: Gateway, provider: RunningFakeProvider, http: aiohttp.ClientSession
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    await inbound.register(inbound_definition(provider.url, SEED_WEBHOOKS))
+    installation = await inbound.enable("acme-sms")
+    reply = await inbound.send()
+    message = {"method": "message", "params": {"from": "+1", "to": "+15550001111", "content": "x"}}
+    unmatched = {"method": "nothing"}
+    for body in (message, unmatched):
+        assert (await post(http, inbound, hook_path(installation), body))[0] == 200
+    keeper = inbound.server.retention
+    soon = await keeper.purge_once(datetime.now(UTC) + timedelta(days=8))
+    assert (soon["requests"], soon["events"], soon["unmatched"], soon["messages"]) == (1, 0, 0, 0)
+    later = await keeper.purge_once(datetime.now(UTC) + timedelta(days=100))
+    assert (later["events"], later["unmatched"], later["messages"]) == (1, 1, 1)
+    assert (await inbound.stub.ListEvents(gateway_pb2.ListEventsRequest())).events == []
+    with pytest.raises(grpc.aio.AioRpcError) as gone:
+        await inbound.stub.GetMessage(gateway_pb2.GetMessageRequest(message_id=reply.message_id))
+    assert gone.value.code() == grpc.StatusCode.NOT_FOUND
