@@ -9,6 +9,8 @@ authorization-code flow that first obtains them.
   token ``leeway_s`` before it expires; a rotated refresh token is saved. No token at all, or an
   expired one without a refresh token, raises :class:`ReauthorizationRequired`.
 
+The last tokens seen are kept in memory, so a send with a fresh token reads nothing.
+
 One renewal at a time per installation: the first caller starts it as a task and every
 concurrent caller awaits that same task (its result or its error). The task is shielded from
 the callers' cancellation, so a rotated refresh token the provider has issued is always saved.
@@ -111,6 +113,7 @@ class OAuthTokens:
         self._state_ttl_s = state_ttl_s
         self._clock = clock
         self._renewals: dict[str, asyncio.Task[TokenSet]] = {}
+        self._cache: dict[str, TokenSet] = {}  # the last tokens seen, to spare a vault read
 
     # -- the send path ----------------------------------------------------------------------
 
@@ -125,8 +128,13 @@ class OAuthTokens:
         :class:`server.outbound.PolicyRefused`.
         """
         _oauth2(definition)
+        now = self._clock()
+        cached = self._cache.get(installation_id)
+        if cached is not None and cached.is_fresh(now, self._leeway_s):
+            return cached.access_token
         tokens = await self._vault.load(installation_id)
-        if tokens is not None and tokens.is_fresh(self._clock(), self._leeway_s):
+        if tokens is not None and tokens.is_fresh(now, self._leeway_s):
+            self._cache[installation_id] = tokens
             return tokens.access_token
         renewed = await self._renew(installation_id, definition, properties, force=False)
         return renewed.access_token
@@ -179,8 +187,15 @@ class OAuthTokens:
     def _renewal_done(self, installation_id: str, task: asyncio.Task[TokenSet]) -> None:
         if self._renewals.get(installation_id) is task:
             del self._renewals[installation_id]
-        if not task.cancelled():
-            task.exception()  # retrieved: every awaiter may have been cancelled
+        if task.cancelled() or task.exception() is not None:  # retrieved: awaiters may be gone
+            self._cache.pop(installation_id, None)
+        else:
+            self._cache[installation_id] = task.result()
+
+    def forget(self, installation_id: str) -> None:
+        """Drop what is cached in memory for the installation (call when it is removed or its
+        tokens are deleted from the vault); the next call reads the vault again."""
+        self._cache.pop(installation_id, None)
 
     async def _renew_now(
         self,
@@ -374,6 +389,7 @@ class OAuthTokens:
         if running is not None:
             await asyncio.wait([running])  # a renewal of the old tokens must not overwrite these
         await self._vault.save(owner, tokens)
+        self._cache[owner] = tokens
         await self._vault.mark(owner, "authorized", None)
         logger.info("installation %s: authorized", owner)
         return owner

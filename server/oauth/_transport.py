@@ -52,10 +52,11 @@ class OutboundTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = await request.aread()
+        encoding = request.headers.encoding
         headers = tuple(
-            (name, value)
-            for name, value in request.headers.multi_items()
-            if name.lower() not in _REQUEST_HEADERS_LEFT_OUT
+            (name.decode(encoding), value.decode(encoding))
+            for name, value in request.headers.raw
+            if name.decode(encoding).lower() not in _REQUEST_HEADERS_LEFT_OUT
         )
         answer = await self._client.send(
             RenderedRequest(

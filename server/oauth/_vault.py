@@ -67,9 +67,11 @@ class MemoryTokenVault:
     def __init__(self) -> None:
         self.tokens: dict[str, TokenSet] = {}
         self.states: dict[str, tuple[str, str | None]] = {}
+        self.loads = 0
         self.saves = 0
 
     async def load(self, installation_id: str) -> TokenSet | None:
+        self.loads += 1
         return self.tokens.get(installation_id)
 
     async def save(self, installation_id: str, tokens: TokenSet) -> None:

@@ -138,10 +138,21 @@ async def test_authorization_code_flow_end_to_end(setup: OAuthSetup) -> None:
     digest = hashlib.sha256(verifier.encode()).digest()
     assert base64.urlsafe_b64encode(digest).rstrip(b"=").decode() == challenge
 
-    token = await setup.tokens.bearer_token(INSTALLATION, DEFINITION, setup.properties)
-    assert token == stored.access_token
+    loads = setup.vault.loads
+    for _ in range(5):
+        token = await setup.tokens.bearer_token(INSTALLATION, DEFINITION, setup.properties)
+        assert token == stored.access_token
+    assert setup.vault.loads == loads  # kept in memory: a send reads nothing
     assert await call_api(setup, token) == 200
     assert len(server.token_requests) == 1  # a fresh token is used as it is
+
+    # Another process sharing the vault reads it once, then keeps the token too.
+    other = OAuthTokens(
+        vault=setup.vault, transport=OutboundTransport(setup.outbound), clock=setup.clock
+    )
+    for _ in range(3):
+        assert await other.bearer_token(INSTALLATION, DEFINITION, setup.properties) == token
+    assert setup.vault.loads == loads + 1
 
 
 async def test_json_token_endpoint_gets_a_json_body_with_client_credentials(
