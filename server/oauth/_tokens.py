@@ -224,7 +224,7 @@ class OAuthTokens:
                     explanation, installation_id=installation_id
                 ) from None
         else:
-            tokens = await self._refresh(installation_id, endpoint, stored)
+            tokens = await self._refresh(installation_id, endpoint, stored, rejected=force)
         await self._vault.save(installation_id, tokens)
         await self._vault.mark(installation_id, "authorized", None)
         logger.info(
@@ -237,12 +237,21 @@ class OAuthTokens:
         return tokens
 
     async def _refresh(
-        self, installation_id: str, endpoint: TokenEndpoint, stored: TokenSet | None
+        self,
+        installation_id: str,
+        endpoint: TokenEndpoint,
+        stored: TokenSet | None,
+        *,
+        rejected: bool,
     ) -> TokenSet:
         if stored is None:
             raise ReauthorizationRequired("not authorized yet", installation_id=installation_id)
         if not stored.refresh_token:
-            explanation = "the access token expired and the provider issued no refresh token"
+            explanation = (
+                "the provider no longer accepts the access token"
+                if rejected
+                else "the access token expired"
+            ) + " and it issued no refresh token"
             await self._vault.mark(installation_id, "expired", explanation)
             raise ReauthorizationRequired(explanation, installation_id=installation_id)
         try:
