@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import html
 import logging
 import time
 import uuid
@@ -30,6 +31,7 @@ from urllib.parse import parse_qsl
 
 from msgbridge.v1 import ingest_pb2
 
+from ._authorization import InstallationAuth
 from ._catalog import IntegrationCatalog, LoadedIntegration
 from ._events import EventHub
 from ._installations import InstallationDirectory
@@ -43,7 +45,7 @@ from .engine import (
     WebhookRequest,
     match_webhook,
 )
-from .errors import NotFound
+from .errors import GatewayError, NotFound
 from .secret_box import hash_token
 from .store import (
     HeldReceipt,
@@ -87,6 +89,15 @@ class ReplayResult:
     reason: str
 
 
+def _page(status: int, title: str, text: str) -> ingest_pb2.WebhookVerdict:
+    body = "<!doctype html><meta charset=utf-8><title>{0}</title><h1>{0}</h1><p>{1}</p>".format(
+        html.escape(title), html.escape(text)
+    )
+    return ingest_pb2.WebhookVerdict(
+        http_status=status, body=body.encode(), content_type="text/html; charset=utf-8"
+    )
+
+
 def _verdict(status: int, text: str = "") -> ingest_pb2.WebhookVerdict:
     return ingest_pb2.WebhookVerdict(
         http_status=status, body=text.encode(), content_type="text/plain; charset=utf-8"
@@ -104,7 +115,9 @@ class Ingestor:
         installations: InstallationDirectory,
         hub: EventHub,
         receipt_wait_s: float,
+        auth: InstallationAuth | None = None,
     ) -> None:
+        self.auth = auth
         self._installations = installations
         self._store = store
         self._catalog = catalog
@@ -115,6 +128,8 @@ class Ingestor:
     # --- the sidecar's entry point --------------------------------------------------------------
 
     async def ingest(self, delivery: ingest_pb2.WebhookDelivery) -> ingest_pb2.WebhookVerdict:
+        if delivery.path.rstrip("/") == "/oauth/callback":
+            return await self._oauth_callback(delivery)
         parts = delivery.path.strip("/").split("/")
         if len(parts) not in (2, 3) or parts[0] != "webhooks" or not parts[1]:
             return _verdict(404, "not found")
@@ -194,6 +209,23 @@ class Ingestor:
             },
         )
         return _verdict(200)
+
+    async def _oauth_callback(
+        self, delivery: ingest_pb2.WebhookDelivery
+    ) -> ingest_pb2.WebhookVerdict:
+        """The provider sends the admin back here after the authorization-code flow."""
+        if self.auth is None or delivery.method.upper() != "GET":
+            return _verdict(404, "not found")
+        query = dict(parse_qsl(delivery.query, keep_blank_values=True))
+        try:
+            installation_id = await self.auth.complete(
+                query.get("state", ""), query.get("code"), query.get("error")
+            )
+        except GatewayError as exc:
+            logger.warning("authorization not completed", extra={"reason": exc.reason})
+            return _page(400, "Authorization failed", exc.message)
+        logger.info("installation authorized", extra={"installation": installation_id})
+        return _page(200, "Authorized", "msgbridge can now send for this installation.")
 
     def _authenticate(
         self, auth: WebhookAuth, installation: InstallationRecord, request: SignedRequest

@@ -55,3 +55,5 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root.setLevel(level.upper())
     # aiohttp's access log would print every webhook path, and paths carry tokens.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # httpx logs every request line, and token endpoint URLs can carry credentials.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

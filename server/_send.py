@@ -24,10 +24,19 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 
+from ._authorization import InstallationAuth
 from ._catalog import IntegrationCatalog, LoadedIntegration
 from ._installations import InstallationDirectory
 from ._numbers import normalize_number
-from .engine import EngineError, RenderError, RequestTemplate, map_response, render_request
+from .engine import (
+    Definition,
+    EngineError,
+    RenderedRequest,
+    RenderError,
+    RequestTemplate,
+    map_response,
+    render_request,
+)
 from .errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -158,7 +167,9 @@ class SendPath:
         outbound: OutboundClient,
         provider_timeout_s: float,
         max_attempts: int,
+        auth: InstallationAuth | None = None,
     ) -> None:
+        self._auth = auth
         self._store = store
         self._catalog = catalog
         self._installations = installations
@@ -257,6 +268,16 @@ class SendPath:
             stored, installation, integration, template, request, deadline
         )
 
+    async def _bearer(self, installation: InstallationRecord, definition: Definition) -> str | None:
+        if self._auth is None:
+            return None
+        try:
+            return await self._auth.bearer_token(installation, definition)
+        except PolicyRefused as exc:
+            raise PermissionDenied(
+                str(exc), reason="OUTBOUND_POLICY", metadata={"integration": definition.id}
+            ) from None
+
     def _resumable(self, stored: MessageRecord, record: MessageRecord) -> MessageRecord:
         """The message to send again for a repeated key, or raise what the repeat gets instead."""
         if stored.request_fingerprint != record.request_fingerprint:
@@ -323,20 +344,11 @@ class SendPath:
             request, message.id, self._installations.webhook_url(installation)
         )
         attempts = 0
+        definition = integration.definition
         try:
-            try:
-                rendered = render_request(
-                    integration.definition,
-                    template,
-                    variables,
-                    default_region=installation.default_region,
-                )
-            except RenderError as exc:
-                raise FailedPrecondition(
-                    f"the request cannot be built from the installation's settings: {exc}",
-                    reason="RENDER_FAILED",
-                    metadata={"integration": integration.id, "pointer": exc.pointer},
-                ) from None
+            bearer = await self._bearer(installation, definition)
+            rendered = _render(integration, template, variables, installation, bearer)
+            renewed = False
             while True:
                 attempts += 1
                 remaining = deadline - time.monotonic()
@@ -385,6 +397,13 @@ class SendPath:
                     raise ProviderUnavailable(
                         f"the provider call failed: {exc}", integration=integration.id
                     ) from None
+                if response.status == 401 and bearer and not renewed and self._auth:
+                    # A token the provider no longer takes: renew it once and try again.
+                    fresh = await self._auth.after_unauthorized(installation, definition, bearer)
+                    if fresh:
+                        renewed, bearer = True, fresh
+                        rendered = _render(integration, template, variables, installation, bearer)
+                        continue
                 retry_after = _retry_after(response)
                 if (
                     response.status in (429, 503)
@@ -480,6 +499,29 @@ class SendPath:
             )
         except Exception:  # the send's own error matters more to the caller
             logger.exception("could not record a failed send", extra={"message": message.id})
+
+
+def _render(
+    integration: LoadedIntegration,
+    template: RequestTemplate,
+    variables: Mapping[str, str | None],
+    installation: InstallationRecord,
+    bearer: str | None,
+) -> RenderedRequest:
+    try:
+        return render_request(
+            integration.definition,
+            template,
+            variables,
+            bearer_token=bearer,
+            default_region=installation.default_region,
+        )
+    except RenderError as exc:
+        raise FailedPrecondition(
+            f"the request cannot be built from the installation's settings: {exc}",
+            reason="RENDER_FAILED",
+            metadata={"integration": integration.id, "pointer": exc.pointer},
+        ) from None
 
 
 class _Replay(Exception):

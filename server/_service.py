@@ -21,6 +21,7 @@ from google.protobuf import timestamp_pb2
 
 from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 
+from ._authorization import AuthorizationStatus, InstallationAuth
 from ._catalog import IntegrationCatalog, LoadedIntegration, capabilities_of
 from ._events import EventHub, follow_events
 from ._ingest import Ingestor
@@ -132,10 +133,14 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         ingestor: Ingestor,
         hub: EventHub,
         subscriptions: SubscriptionKeeper,
+        auth: InstallationAuth,
+        authorization: AuthorizationStatus,
         default_deadline_s: float,
         lease_s: float = 30.0,
     ) -> None:
         self._ingestor = ingestor
+        self._auth = auth
+        self._authorization = authorization
         self._hub = hub
         self._subscriptions = subscriptions
         self._lease_s = lease_s
@@ -253,9 +258,11 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     # --- installations --------------------------------------------------------------------------
 
     async def _installation_pb(self, record: InstallationRecord) -> gateway_pb2.Installation:
+        auth_state, auth_error = "not_required", ""
         try:
             definition = (await self._catalog.get(record.integration_id)).definition
             declared = definition.properties
+            auth_state, auth_error = await self._authorization.of(record, definition)
         except NotFound:
             declared = ()
         values = []
@@ -289,6 +296,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             ),
             created_at=_ts(record.created_at),
             updated_at=_ts(record.updated_at),
+            authorization=gateway_pb2.Authorization(
+                state=_AUTHORIZATION_STATES[auth_state], error=auth_error
+            ),
         )
 
     @staticmethod
@@ -544,6 +554,25 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         record = await self._installations.get(request.installation_id)
         await self._subscriptions.subscribe_now(record)
         return await self._installation_pb(await self._installations.get(record.id))
+
+    @_rpc
+    async def BeginAuthorization(
+        self, request: gateway_pb2.BeginAuthorizationRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.BeginAuthorizationResponse:
+        record = await self._installations.get(request.installation_id)
+        url = await self._auth.begin(record)
+        return gateway_pb2.BeginAuthorizationResponse(
+            authorization_url=url, redirect_uri=self._auth.redirect_uri
+        )
+
+
+_AUTHORIZATION_STATES = {
+    "not_required": gateway_pb2.Authorization.NOT_REQUIRED,
+    "unauthorized": gateway_pb2.Authorization.UNAUTHORIZED,
+    "authorized": gateway_pb2.Authorization.AUTHORIZED,
+    "expired": gateway_pb2.Authorization.EXPIRED,
+    "error": gateway_pb2.Authorization.ERROR,
+}
 
 
 class IngestServicer(ingest_pb2_grpc.IngestServicer):

@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 
 from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 
+from ._authorization import AuthorizationStatus, InstallationAuth, StoreTokenVault
 from ._catalog import IntegrationCatalog
 from ._events import EventHub
 from ._ingest import Ingestor
@@ -32,6 +33,7 @@ from ._subscribe import SubscriptionKeeper
 from .access import ApiAccess
 from .config import Settings
 from .fake_provider import RunningFakeProvider, start_fake_provider
+from .oauth import OAuthTokens, OutboundTransport
 from .outbound import OutboundClient, OutboundPolicy
 from .secret_box import SecretBox
 from .sidecar import build_sidecar_app, split_host_port, start_sidecar, stop_sidecar
@@ -133,6 +135,17 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         secret_box=secret_box,
         public_url=settings.effective_public_url,
     )
+    oauth = OAuthTokens(
+        vault=StoreTokenVault(store, secret_box),
+        transport=OutboundTransport(outbound, default_timeout_s=settings.provider_timeout_s),
+        timeout_s=settings.provider_timeout_s,
+    )
+    auth = InstallationAuth(
+        oauth=oauth,
+        catalog=catalog,
+        installations=installations,
+        redirect_uri=f"{settings.effective_public_url}/oauth/callback",
+    )
     send_path = SendPath(
         store=store,
         catalog=catalog,
@@ -140,6 +153,7 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         outbound=outbound,
         provider_timeout_s=settings.provider_timeout_s,
         max_attempts=settings.send_max_attempts,
+        auth=auth,
     )
     hub = EventHub()
     ingestor = Ingestor(
@@ -148,6 +162,7 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         installations=installations,
         hub=hub,
         receipt_wait_s=settings.receipt_wait_s,
+        auth=auth,
     )
     send_path.on_sent = ingestor.on_message_sent
     subscriptions = SubscriptionKeeper(
@@ -166,6 +181,8 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         ingestor=ingestor,
         hub=hub,
         subscriptions=subscriptions,
+        auth=auth,
+        authorization=AuthorizationStatus(store),
         default_deadline_s=settings.send_deadline_s,
     )
     server = grpc.aio.server(

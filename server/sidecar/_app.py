@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from msgbridge.v1 import ingest_pb2
 
@@ -194,7 +195,9 @@ class _Sidecar:
             return _plain(HTTPStatus.INTERNAL_SERVER_ERROR)
         if status in (HTTPStatus.NO_CONTENT, HTTPStatus.NOT_MODIFIED):
             return web.Response(status=status)
-        headers = {"Content-Type": verdict.content_type} if verdict.content_type else None
+        headers = CIMultiDict((h.name, h.value) for h in verdict.headers)
+        if verdict.content_type:
+            headers["Content-Type"] = verdict.content_type
         return web.Response(status=status, body=verdict.body, headers=headers)
 
 

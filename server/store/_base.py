@@ -497,6 +497,18 @@ class Store(Protocol):
         """
         ...
 
+    # --- installations: values kept beside the record ---------------------------------------
+
+    async def put_installation_value(self, installation_id: str, name: str, value: str) -> None:
+        """Set one named value of an installation (OAuth tokens, sealed by the caller; the
+        authorization state), replacing any earlier one. Touches nothing else. Raises
+        :class:`NotFound` when there is no such installation."""
+        ...
+
+    async def get_installation_value(self, installation_id: str, name: str) -> str | None:
+        """The named value of an installation, or None."""
+        ...
+
     # --- inbound: ingest --------------------------------------------------------------------
 
     async def ingest(

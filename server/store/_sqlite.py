@@ -1303,6 +1303,35 @@ class SqliteStore:
 
         await self._write(op)
 
+    # --- installations: values kept beside the record ---------------------------------------
+
+    async def put_installation_value(self, installation_id: str, name: str, value: str) -> None:
+        now = encode_time(datetime.now(UTC))
+
+        def op(conn: sqlite3.Connection) -> None:
+            if not conn.execute(
+                "SELECT 1 FROM installations WHERE id = ?", (installation_id,)
+            ).fetchone():
+                raise NotFound("installation", installation_id)
+            conn.execute(
+                "INSERT INTO installation_secrets (installation_id, name, value, updated_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (installation_id, name)"
+                " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (installation_id, name, value, now),
+            )
+
+        await self._write(op)
+
+    async def get_installation_value(self, installation_id: str, name: str) -> str | None:
+        def fn(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT value FROM installation_secrets WHERE installation_id = ? AND name = ?",
+                (installation_id, name),
+            ).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._read(fn)
+
     # --- inbound: ingest --------------------------------------------------------------------
 
     async def ingest(

@@ -102,6 +102,12 @@ async def _install(
     # Subscribe requests (if any) go to the fake too; they are not what these tests check.
     await _settle_subscription(gateway, installation)
     fake.state.reset()
+    oauth = json.loads((INTEGRATIONS / f"{provider}.json").read_text()).get("OAuth2")
+    if oauth and oauth.get("flow_type", {}).get("default") == "1":
+        # Client credentials: the provider's token endpoint answers like any OAuth2 server.
+        token_path = urllib.parse.urlsplit(_point_at(oauth["token_endpoint"], fake.url)).path
+        token = {"access_token": "test-access-token", "token_type": "Bearer", "expires_in": 3600}
+        fake.state.script(token_path, Answer(json=token))
     return gateway, installation, install
 
 
@@ -163,14 +169,28 @@ async def test_send_request_and_answer(
     case = _load(fixture)
     gateway, installation, _ = await _install(start_gateway, provider, provider_fake)
     provider_fake.state.script("*", _answer(case.get("answer", {})))
+    token = case.get("oauth2_token")
+    if token is not None:  # OAuth2 client credentials: the token request comes first
+        provider_fake.state.script(token["expect"]["path"], _answer(token["answer"]))
     reply = await _send(gateway, case["request"])
     # Values only known at run time are written in the fixtures as placeholders.
     expect = _resolve(
         case["expect"],
         {"$webhook_url$": installation.webhook_url, "$gateway_id$": reply.message_id},
     )
+    requests = provider_fake.state.requests
+    if token is not None:
+        token_request, *requests = requests
+        _check_request(token_request, token["expect"])
+    (received,) = requests
+    _check_request(received, expect)
+    wanted = case.get("expect_reply", {})
+    if "provider_message_id" in wanted:
+        assert reply.provider_message_id == wanted["provider_message_id"]
 
-    (received,) = provider_fake.state.requests
+
+def _check_request(received: Any, expect: dict[str, Any]) -> None:
+    """The request the provider received is the one the documentation shows."""
     assert received.method == expect["method"]
     assert received.path == expect["path"]
     if "query" in expect:
@@ -189,9 +209,6 @@ async def test_send_request_and_answer(
     if "multipart" in expect:
         parts = tuple((p.name or "", p.text) for p in received.parts or ())
         assert _multi(parts) == _multi_expected(expect["multipart"])
-    wanted = case.get("expect_reply", {})
-    if "provider_message_id" in wanted:
-        assert reply.provider_message_id == wanted["provider_message_id"]
 
 
 def _resolve(tree: Any, values: dict[str, str]) -> Any:
@@ -228,7 +245,7 @@ async def test_webhook_yields_the_documented_events(
     if "sent_first" in case:
         provider_fake.state.script(
             "*", Answer(**_answer_with_id(provider, case["sent_first"]["provider_message_id"]))
-        )
+        )  # the token endpoint keeps its own script
         numbers = list(install["numbers"])
         sent = await _send(
             gateway, {"from": numbers[0], "to": "+15557654321", "text": "sent first"}
@@ -244,10 +261,10 @@ async def test_webhook_yields_the_documented_events(
     query = case.get("query", "")
     url = f"http://127.0.0.1:{gateway.server.http_port}{path}" + (f"?{query}" if query else "")
     public_url = installation.webhook_url + (f"?{query}" if query else "")
-    headers = {
-        "Content-Type": case.get("content_type", "application/json"),
-        **case.get("headers", {}),
-    }
+    content_type = case.get("content_type", "application/json")
+    headers = {**case.get("headers", {})}
+    if content_type:
+        headers["Content-Type"] = content_type
     headers.update(
         sign_webhook(
             json.loads((INTEGRATIONS / f"{provider}.json").read_text()).get("WebhookAuth"),

@@ -481,3 +481,36 @@ async def test_a_closed_store_refuses_calls(store_backend: StoreBackend) -> None
         await opened.put_integration("acme", "{}")
     with pytest.raises(StoreClosed):
         await opened.list_installations()
+
+
+async def test_installation_values_are_kept_beside_the_record(store: Store) -> None:
+    from datetime import UTC, datetime
+
+    from server.store import InstallationRecord, NotFound
+
+    now = datetime.now(UTC)
+    record = InstallationRecord(
+        id="inst-values",
+        org_id="o",
+        integration_id="i",
+        properties={},
+        numbers=(),
+        default_region=None,
+        enabled=True,
+        webhook_token_hash="h-values",
+        subscription_state="not_required",
+        subscription_error=None,
+        created_at=now,
+        updated_at=now,
+    )
+    await store.put_integration("i", "{}")
+    await store.create_installation(record)
+    assert await store.get_installation_value("inst-values", "oauth") is None
+    await store.put_installation_value("inst-values", "oauth", "sealed-1")
+    await store.put_installation_value("inst-values", "oauth", "sealed-2")
+    await store.put_installation_value("inst-values", "state", "authorized")
+    assert await store.get_installation_value("inst-values", "oauth") == "sealed-2"
+    assert await store.get_installation_value("inst-values", "state") == "authorized"
+    assert (await store.get_installation("inst-values")) == record
+    with pytest.raises(NotFound):
+        await store.put_installation_value("nobody", "oauth", "x")

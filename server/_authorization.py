@@ -1,0 +1,122 @@
+"""OAuth2 and JWT for installations: where tokens are kept, and the bearer token of a send.
+
+Tokens are sealed with the :class:`SecretBox` and kept as installation values in the store (so a
+refresh never races with an operator's update of the installation); the authorization state
+(authorized / expired / error) is kept beside them and shown on the installation.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any
+
+from ._catalog import IntegrationCatalog
+from ._installations import InstallationDirectory
+from .engine import Definition, JwtAuth, Value
+from .oauth import JwtTokens, OAuthTokens, TokenSet
+from .secret_box import SecretBox
+from .store import InstallationRecord, Store
+
+__all__ = ["AuthorizationStatus", "InstallationAuth", "StoreTokenVault"]
+
+_TOKENS = "oauth_tokens"
+_STATE = "oauth_state"
+
+
+class StoreTokenVault:
+    """The :class:`server.oauth.TokenVault` of the service: sealed tokens in the store."""
+
+    def __init__(self, store: Store, box: SecretBox) -> None:
+        self._store = store
+        self._box = box
+
+    async def load(self, installation_id: str) -> TokenSet | None:
+        sealed = await self._store.get_installation_value(installation_id, _TOKENS)
+        if sealed is None:
+            return None
+        return TokenSet(**json.loads(self._box.decrypt(sealed)))
+
+    async def save(self, installation_id: str, tokens: TokenSet) -> None:
+        sealed = self._box.encrypt(json.dumps(asdict(tokens)))
+        await self._store.put_installation_value(installation_id, _TOKENS, sealed)
+
+    async def mark(self, installation_id: str, state: str, error: str | None) -> None:
+        value = json.dumps({"state": state, "error": error})
+        await self._store.put_installation_value(installation_id, _STATE, value)
+
+
+class AuthorizationStatus:
+    """Reads an installation's authorization state for replies."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def of(self, record: InstallationRecord, definition: Definition) -> tuple[str, str]:
+        """(state, error): state one of not_required, unauthorized, authorized, expired, error."""
+        if definition.oauth2 is None:
+            return "not_required", ""
+        raw = await self._store.get_installation_value(record.id, _STATE)
+        if raw is None:
+            return "unauthorized", ""
+        data: dict[str, Any] = json.loads(raw)
+        return str(data.get("state") or "unauthorized"), str(data.get("error") or "")
+
+
+class InstallationAuth:
+    """The bearer token a provider call carries, for definitions whose auth needs one."""
+
+    def __init__(
+        self,
+        *,
+        oauth: OAuthTokens,
+        catalog: IntegrationCatalog,
+        installations: InstallationDirectory,
+        redirect_uri: str,
+    ) -> None:
+        self.oauth = oauth
+        self._jwt = JwtTokens()
+        self._catalog = catalog
+        self._installations = installations
+        self.redirect_uri = redirect_uri
+
+    async def bearer_token(
+        self, installation: InstallationRecord, definition: Definition
+    ) -> str | None:
+        properties: Mapping[str, Value] = self._installations.property_values(installation)
+        if definition.oauth2 is not None:
+            return await self.oauth.bearer_token(installation.id, definition, properties)
+        if isinstance(definition.auth, JwtAuth):
+            return self._jwt.bearer_token(definition.auth, properties, now=time.time())
+        return None
+
+    async def after_unauthorized(
+        self, installation: InstallationRecord, definition: Definition, rejected: str
+    ) -> str | None:
+        """A renewed OAuth2 token after a 401, or None when renewing cannot help."""
+        if definition.oauth2 is None:
+            return None
+        properties = self._installations.property_values(installation)
+        return await self.oauth.after_unauthorized(
+            installation.id, definition, properties, rejected_token=rejected
+        )
+
+    async def resolve(self, installation_id: str) -> tuple[Definition, Mapping[str, Value]]:
+        record = await self._installations.get(installation_id)
+        definition = (await self._catalog.get(record.integration_id)).definition
+        return definition, self._installations.property_values(record)
+
+    async def begin(self, installation: InstallationRecord) -> str:
+        definition = (await self._catalog.get(installation.integration_id)).definition
+        url, _ = await self.oauth.begin_authorization(
+            installation.id,
+            definition,
+            self._installations.property_values(installation),
+            self.redirect_uri,
+        )
+        return url
+
+    async def complete(self, state: str, code: str | None, error: str | None) -> str:
+        return await self.oauth.complete_authorization(state, code, self.resolve, error=error)
