@@ -20,9 +20,10 @@ from typing import Any
 
 from ._harness import BenchEnv, Benchmark, Result
 from .baselines import BASELINES
+from .inbound import INBOUND
 from .service import SERVICE
 
-BENCHMARKS: list[Benchmark] = [*BASELINES, *SERVICE]
+BENCHMARKS: list[Benchmark] = [*BASELINES, *SERVICE, *INBOUND]
 
 # The targets the issues set, as (what, result name, baseline name, concurrency, kind, bound):
 # "rate" — the service's rate over the baseline's, at least ``bound``; "p50" — the service's p50
@@ -35,6 +36,14 @@ TARGETS: list[tuple[str, str, str, int, str, float]] = [
         64,
         "rate",
         0.70,
+    ),
+    (
+        "ingest under serve vs trivial HTTP handler",
+        "webhook ingest (msgbridge serve)",
+        "trivial HTTP handler",
+        64,
+        "rate",
+        0.15,
     ),
     (
         "send p50 added at 1 caller vs raw client request",
@@ -68,9 +77,33 @@ def _table(results: Sequence[Result]) -> str:
     return "\n".join(lines)
 
 
+# Absolute targets: (what, result name, field, "max" or "min", bound).
+ABSOLUTE: list[tuple[str, str, str, str, float]] = [
+    ("p99 POST → subscriber at 1,000/s", "POST → subscriber at 1,000/s", "p99_ms", "max", 20.0),
+    ("events/s to one subscriber", "events to one subscriber", "rate", "min", 10_000.0),
+]
+
+
 def _ratios(results: Sequence[Result]) -> list[dict[str, Any]]:
     by_key = {(r["name"], r["concurrency"]): r for r in results}
+    by_name = {r["name"]: r for r in results}
     out = []
+    for what, name, key, kind, bound in ABSOLUTE:
+        result = by_name.get(name)
+        if result is None or result[key] is None:  # type: ignore[literal-required]
+            continue
+        value = float(result[key])  # type: ignore[literal-required]
+        met = value <= bound if kind == "max" else value >= bound
+        sign = "≤" if kind == "max" else "≥"
+        out.append(
+            {
+                "what": what,
+                "value": value,
+                "target": bound,
+                "met": met,
+                "shown": f"{value:,.1f} (target {sign} {bound:,.0f})",
+            }
+        )
     for what, name, baseline, concurrency, kind, bound in TARGETS:
         mine, base = by_key.get((name, concurrency)), by_key.get((baseline, concurrency))
         if mine is None or base is None:

@@ -48,13 +48,27 @@ def bench_definition(provider_url: str) -> str:
                     "response_map": {"data": {"id": "$messageid$"}},
                 }
             },
+            "Webhook": [
+                {
+                    "event_key": "sms",
+                    "event_type": "message",
+                    "request_method": "POST",
+                    "request_parameters": {
+                        "id": "$messageid$",
+                        "from": "$from$",
+                        "to": "$to$",
+                        "text": "$content$",
+                    },
+                }
+            ],
         }
     )
 
 
 async def start_service(provider_url: str, sidecar: bool = False) -> str:
     """(In a child process.) The service on a temporary SQLite file, with the bench integration
-    registered and enabled for org ``bench`` on +15550001111."""
+    registered and enabled for org ``bench`` on +15550001111. Returns the gRPC address, and with
+    the sidecar ``ADDRESS|http://127.0.0.1:PORT/webhooks/bench/TOKEN``."""
     data_dir = Path(tempfile.mkdtemp(prefix="msgbridge-bench-"))
     settings = Settings(
         grpc_listen="127.0.0.1:0",
@@ -70,7 +84,7 @@ async def start_service(provider_url: str, sidecar: bool = False) -> str:
     await server.catalog.register(bench_definition(provider_url))
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = gateway_pb2_grpc.GatewayStub(channel)
-        await stub.EnableIntegration(
+        installation = await stub.EnableIntegration(
             gateway_pb2.EnableIntegrationRequest(
                 org_id="bench",
                 integration_id="bench",
@@ -78,8 +92,10 @@ async def start_service(provider_url: str, sidecar: bool = False) -> str:
                 numbers=[gateway_pb2.NumberAssignment(number="+15550001111", users=["101"])],
             )
         )
-    http = f";http=127.0.0.1:{server.http_port}" if sidecar else ""
-    return f"127.0.0.1:{port}{http}"
+    if not sidecar:
+        return f"127.0.0.1:{port}"
+    path = installation.webhook_url.split("/webhooks/", 1)[1]
+    return f"127.0.0.1:{port}|http://127.0.0.1:{server.http_port}/webhooks/{path}"
 
 
 def send_request() -> gateway_pb2.SendMessageRequest:

@@ -1,0 +1,205 @@
+"""The inbound path, measured beside a trivial HTTP handler in the same run.
+
+- ``trivial HTTP handler``: an aiohttp app answering 200 to any POST — the ceiling of any HTTP
+  server in Python here;
+- ``webhook ingest (msgbridge serve)``: webhooks posted to the in-process sidecar, each answered
+  only after its request and event are stored;
+- ``webhook ingest (separate sidecar)``: the same through ``msgbridge sidecar`` in its own
+  process, forwarding over gRPC to the core;
+- ``POST → subscriber at 1,000/s``: webhooks posted at a steady 1,000 per second while one
+  StreamEvents subscriber receives them; the latency is from the POST to the event's arrival;
+- ``events to one subscriber``: a subscriber reading 20,000 stored events from the earliest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+
+import aiohttp
+import grpc
+from aiohttp import web
+
+from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc
+from server.sidecar import GrpcIngestForwarder, build_sidecar_app, start_sidecar
+
+from ._harness import BenchEnv, Benchmark, Result, _percentile_ms, measure
+from .service import start_service
+
+__all__ = ["INBOUND"]
+
+_HEADERS = {"Content-Type": "application/json"}
+_RUNNING: list[object] = []
+_IDS = itertools.count()
+
+
+def _webhook(text: str = "hello from the benchmark ✓") -> bytes:
+    n = next(_IDS)
+    return json.dumps(
+        {"id": f"bench-{time.time_ns()}-{n}", "from": "+15557654321", "to": "+15550001111",
+         "text": text}
+    ).encode()  # fmt: skip
+
+
+async def start_trivial_handler() -> str:
+    """(In a child process.) An aiohttp app that answers 200 to every POST."""
+
+    async def ok(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", ok)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    _RUNNING.append(runner)
+    return f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+
+
+async def start_separate_sidecar(core: str, public_path: str) -> str:
+    """(In a child process.) ``msgbridge sidecar`` forwarding to ``core`` over gRPC."""
+    forwarder = GrpcIngestForwarder(core)
+    app = build_sidecar_app(
+        forwarder, public_url="http://127.0.0.1:0", max_body=1 << 20, request_timeout_s=30
+    )
+    runner, port = await start_sidecar(app, "127.0.0.1", 0)
+    _RUNNING.extend((forwarder, runner))
+    return f"http://127.0.0.1:{port}{public_path}"
+
+
+async def _poster_measure(benchmark: Benchmark, url: str) -> Result:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as session:
+
+        async def call() -> None:
+            async with session.post(url, data=_webhook(), headers=_HEADERS) as response:
+                await response.read()
+            if response.status != 200:
+                raise RuntimeError(f"answered {response.status}")
+
+        return await measure(benchmark, call)
+
+
+async def _service(env: BenchEnv, name: str) -> tuple[str, str]:
+    address = await env.server(name, start_service, env.fake_url, True)
+    grpc_target, webhook_url = address.split("|", 1)
+    return grpc_target, webhook_url
+
+
+async def trivial(env: BenchEnv, benchmark: Benchmark) -> Result:
+    return await _poster_measure(benchmark, await env.server("trivial HTTP", start_trivial_handler))
+
+
+async def ingest_serve(env: BenchEnv, benchmark: Benchmark) -> Result:
+    _, url = await _service(env, "msgbridge service (inbound)")
+    return await _poster_measure(benchmark, url)
+
+
+async def ingest_separate(env: BenchEnv, benchmark: Benchmark) -> Result:
+    core, url = await _service(env, "msgbridge service (inbound)")
+    path = "/webhooks/" + url.split("/webhooks/", 1)[1]
+    sidecar_url = await env.server("msgbridge sidecar", start_separate_sidecar, core, path)
+    return await _poster_measure(benchmark, sidecar_url)
+
+
+async def post_to_subscriber(env: BenchEnv, benchmark: Benchmark) -> Result:
+    """Open loop: a POST every millisecond for ``seconds``; latency POST → event received."""
+    core, url = await _service(env, "msgbridge service (latency)")
+    seconds, rate = 3.0, 1000
+    latencies: list[float] = []
+    errors = 0
+    first_error: str | None = None
+    async with grpc.aio.insecure_channel(core) as channel:
+        stub = gateway_pb2_grpc.GatewayStub(channel)
+        total = int(seconds * rate)
+        received = asyncio.Event()
+
+        async def subscriber() -> None:
+            async for batch in stub.StreamEvents(gateway_pb2.StreamEventsRequest()):
+                now = time.time()
+                for event in batch.events:
+                    latencies.append(now - float(event.text))
+                if len(latencies) >= total:
+                    received.set()
+                    return
+
+        reader = asyncio.create_task(subscriber())
+        await asyncio.sleep(0.3)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as session:
+
+            async def one() -> None:
+                nonlocal errors, first_error
+                try:
+                    body = _webhook(text=repr(time.time()))
+                    async with session.post(url, data=body, headers=_HEADERS) as response:
+                        await response.read()
+                        if response.status != 200:
+                            raise RuntimeError(f"answered {response.status}")
+                except Exception as exc:
+                    errors += 1
+                    first_error = first_error or repr(exc)
+
+            started = time.perf_counter()
+            tasks = []
+            for i in range(total):
+                delay = started + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(one()))
+            await asyncio.gather(*tasks)
+            elapsed = time.perf_counter() - started
+        try:
+            async with asyncio.timeout(30):
+                await received.wait()
+        except TimeoutError:
+            first_error = first_error or f"only {len(latencies)} of {total} events arrived"
+        reader.cancel()
+    latencies.sort()
+    return Result(
+        name=benchmark.name, concurrency=benchmark.concurrency, requests=len(latencies),
+        errors=errors, seconds=round(elapsed, 3), rate=round(total / elapsed, 1),
+        p50_ms=_percentile_ms(latencies, 0.5), p99_ms=_percentile_ms(latencies, 0.99),
+        first_error=first_error,
+    )  # fmt: skip
+
+
+async def stream_rate(env: BenchEnv, benchmark: Benchmark) -> Result:
+    """Store 20,000 events, then time one subscriber reading them all from the earliest."""
+    core, url = await _service(env, "msgbridge service (stream)")
+    total = 20_000
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as session:
+        sem = asyncio.Semaphore(64)
+
+        async def post() -> None:
+            async with sem, session.post(url, data=_webhook(), headers=_HEADERS) as response:
+                await response.read()
+
+        await asyncio.gather(*(post() for _ in range(total)))
+    count = 0
+    async with grpc.aio.insecure_channel(core) as channel:
+        stub = gateway_pb2_grpc.GatewayStub(channel)
+        started = time.perf_counter()
+        call = stub.StreamEvents(gateway_pb2.StreamEventsRequest(earliest=True, max_batch=1000))
+        async for batch in call:
+            count += len(batch.events)
+            if count >= total:
+                break
+        elapsed = time.perf_counter() - started
+        call.cancel()
+    return Result(
+        name=benchmark.name, concurrency=1, requests=count, errors=0,
+        seconds=round(elapsed, 3), rate=round(count / elapsed, 1), p50_ms=None, p99_ms=None,
+        first_error=None,
+    )  # fmt: skip
+
+
+INBOUND: list[Benchmark] = [
+    Benchmark(name="trivial HTTP handler", concurrency=64, run=trivial),
+    Benchmark(name="webhook ingest (msgbridge serve)", concurrency=64, run=ingest_serve),
+    Benchmark(name="webhook ingest (separate sidecar)", concurrency=64, run=ingest_separate),
+    Benchmark(name="POST → subscriber at 1,000/s", concurrency=1, run=post_to_subscriber),
+    Benchmark(name="events to one subscriber", concurrency=1, run=stream_rate),
+]
