@@ -202,6 +202,18 @@ def _read_json(file: str) -> tuple[object, _Finding | None]:
 # -- msgbridge check FILE... -----------------------------------------------------------------------
 
 
+def _is_json_schema(data: bytes) -> bool:
+    """True for a JSON Schema document (its ``$schema`` names a json-schema.org meta-schema)."""
+    try:
+        document = json.loads(data.decode("utf-8-sig"))
+    except ValueError:
+        return False
+    meta = document.get("$schema") if isinstance(document, dict) else None
+    return isinstance(meta, str) and meta.startswith(
+        ("https://json-schema.org/", "http://json-schema.org/")
+    )
+
+
 def _lint(files: Sequence[str], *, as_json: bool) -> int:
     status = OK
     everything: list[_Finding] = []
@@ -209,6 +221,12 @@ def _lint(files: Sequence[str], *, as_json: bool) -> int:
         data = _read(file)
         if isinstance(data, _Finding):
             findings, file_status = [data], UNREADABLE
+        elif _is_json_schema(data):
+            # integrations/schema.json sits beside the definitions it describes; a shell glob
+            # over the folder takes it too.
+            if not as_json:
+                print(f"{file}: skipped (a JSON Schema, not a definition)", file=sys.stderr)
+            continue
         else:
             findings = _findings(file, check_definition(data))
             has_errors = any(f.severity == "error" for f in findings)

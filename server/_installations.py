@@ -17,7 +17,7 @@ from ._catalog import IntegrationCatalog
 from ._numbers import normalize_number
 from .engine import Definition
 from .errors import AlreadyExists, InvalidRequest, NotFound
-from .secret_box import SecretBox, hash_token, new_token
+from .secret_box import SecretBox, hash_token, is_sealed, new_token
 from .store import InstallationRecord, NumberAssignment, NumberTaken, Store
 
 __all__ = ["WEBHOOK_TOKEN_PROPERTY", "InstallationDirectory", "NumberInput"]
@@ -70,7 +70,7 @@ class InstallationDirectory:
         cached = self._plain_properties.get(key)
         if cached is None:
             cached = {
-                name: self._box.decrypt(value) if value.startswith("enc:") else value
+                name: self._box.decrypt(value) if is_sealed(value) else value
                 for name, value in record.properties.items()
                 if name != WEBHOOK_TOKEN_PROPERTY
             }
@@ -183,14 +183,17 @@ class InstallationDirectory:
             for name in (*given, *clear)
             if name not in declared
         ]
-        merged = {k: v for k, v in current.items() if k not in clear}
+        # Values sealed under an older key are sealed again under the current one (key rotation).
+        merged = {k: self._reseal(v) for k, v in current.items() if k not in clear}
         for name, value in given.items():
             if name in declared:
                 prop = declared[name]
                 merged[name] = self._box.encrypt(value) if prop.secret else value
         for prop in definition.properties:
             if prop.name not in merged and prop.default is not None:
-                merged[prop.name] = prop.default
+                merged[prop.name] = (
+                    self._box.encrypt(prop.default) if prop.secret else prop.default
+                )
             if prop.required and not merged.get(prop.name):
                 violations.append((f"properties[{prop.name}]", "a value is required"))
         if violations:
@@ -198,6 +201,12 @@ class InstallationDirectory:
                 "the installation's properties are not valid", violations=violations
             )
         return merged
+
+
+    def _reseal(self, value: str) -> str:
+        if is_sealed(value) and self._box.needs_reencryption(value):
+            return self._box.encrypt(self._box.decrypt(value))
+        return value
 
 
 def _region(default_region: str | None) -> str | None:

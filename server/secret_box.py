@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import logging
 import os
 import secrets
@@ -19,7 +18,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["SecretBox", "SecretBoxError", "hash_token", "new_token"]
+__all__ = ["SecretBox", "SecretBoxError", "hash_token", "is_sealed", "new_token"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,9 +89,10 @@ class SecretBox:
         """True when ``ciphertext`` was sealed under an older key."""
         return not ciphertext.startswith(f"{_PREFIX}{self._primary_id}:")
 
-    def keyed_hash(self, value: str) -> str:
-        """A stable keyed hash (lookups of tokens without storing them)."""
-        return hmac.new(self._primary, value.encode(), hashlib.sha256).hexdigest()
+
+def is_sealed(value: str) -> bool:
+    """True when ``value`` is a ciphertext of :meth:`SecretBox.encrypt`."""
+    return value.startswith(_PREFIX)
 
 
 def new_token() -> str:

@@ -419,3 +419,47 @@ async def test_retention_purges_each_kind_after_its_time(
     with pytest.raises(grpc.aio.AioRpcError) as gone:
         await inbound.stub.GetMessage(gateway_pb2.GetMessageRequest(message_id=reply.message_id))
     assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_webhook_failing_its_signature_gets_401_is_recorded_and_makes_no_event(
+    inbound: Gateway, provider: RunningFakeProvider, http: aiohttp.ClientSession
+) -> None:
+    import hashlib
+    import hmac
+
+    auth = {
+        "type": "hmac",
+        "algorithm": "sha256",
+        "header": "X-Signature",
+        "secret": "$Webhook secret$",
+        "encoding": "hex",
+        "signed": "body",
+    }
+    await inbound.register(
+        inbound_definition(
+            provider.url,
+            SEED_WEBHOOKS,
+            WebhookAuth=auth,
+            properties=["API key", "Webhook secret"],
+        )
+    )
+    installation = await inbound.enable(
+        "acme-sms", properties={"API key": "k", "Webhook secret": "whsec-0123456789"}
+    )
+    url = f"http://127.0.0.1:{inbound.server.http_port}{hook_path(installation)}"
+    body = json.dumps(
+        {"method": "message", "params": {"from": "+1", "to": "+15550001111", "content": "hi"}}
+    ).encode()
+    good = hmac.new(b"whsec-0123456789", body, hashlib.sha256).hexdigest()
+    for signature, status in (("0" * 64, 401), (good, 200)):
+        headers = {"Content-Type": "application/json", "X-Signature": signature}
+        async with http.post(url, data=body, headers=headers) as answer:
+            assert answer.status == status
+    async with http.post(url, data=body + b" ", headers=headers) as tampered:
+        assert tampered.status == 401
+    listed = await inbound.stub.ListUnmatchedWebhooks(gateway_pb2.ListUnmatchedWebhooksRequest())
+    kinds = [w.kind for w in listed.webhooks]
+    assert kinds == [gateway_pb2.UnmatchedWebhook.UNAUTHENTICATED] * 2
+    assert "signature" in listed.webhooks[0].reason
+    events = (await inbound.stub.ListEvents(gateway_pb2.ListEventsRequest())).events
+    assert [e.text for e in events] == ["hi"]
