@@ -39,6 +39,11 @@ lint: install
 test: lint
 	$(BIN)/pytest -q
 
+# The suite again with every service on PostgreSQL (127.0.0.1:5432, role postgres): each test
+# gets a database of its own, dropped afterwards. Fails, never skips, when the server is down.
+test-postgres: install
+	MSGBRIDGE_TEST_DATABASE=postgres $(BIN)/pytest -q
+
 run: install
 	$(BIN)/msgbridge serve --demo --outbound-allow 127.0.0.1
 

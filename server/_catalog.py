@@ -6,8 +6,8 @@ stored version is loaded once and kept; the send path asks for an integration's 
 
 from __future__ import annotations
 
-import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -76,9 +76,13 @@ class LoadedIntegration:
 class IntegrationCatalog:
     """Registers definitions in the store and keeps each loaded version in memory."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, cache_ttl_s: float = 2.0) -> None:
         self._store = store
         self._loaded: dict[tuple[str, int], LoadedIntegration] = {}
+        # The latest version of each integration, re-read after ``cache_ttl_s`` (another replica
+        # may have registered a newer one) and at once after a change made here.
+        self._latest: dict[str, tuple[float, LoadedIntegration]] = {}
+        self._cache_ttl_s = cache_ttl_s
 
     @staticmethod
     def validate(definition_json: str) -> Definition:
@@ -97,6 +101,7 @@ class IntegrationCatalog:
         definition = self.validate(definition_json)
         # Stored as sent, so what an operator reads back is exactly what they registered.
         record = await self._store.put_integration(definition.id, definition_json)
+        self._latest.pop(definition.id, None)
         logger.info(
             "integration registered",
             extra={"integration": record.id, "version": record.version},
@@ -105,6 +110,10 @@ class IntegrationCatalog:
 
     async def get(self, integration_id: str, version: int | None = None) -> LoadedIntegration:
         """The latest (or a given) version; :class:`NotFound` when unknown or deleted."""
+        if version is None:
+            cached = self._latest.get(integration_id)
+            if cached is not None and time.monotonic() - cached[0] < self._cache_ttl_s:
+                return cached[1]
         record = await self._store.get_integration(integration_id, version)
         if record is None:
             what = f"version {version} of " if version else ""
@@ -113,7 +122,10 @@ class IntegrationCatalog:
                 reason="INTEGRATION_NOT_FOUND",
                 metadata={"integration": integration_id},
             )
-        return self.loaded(record)
+        loaded = self.loaded(record)
+        if version is None:
+            self._latest[integration_id] = (time.monotonic(), loaded)
+        return loaded
 
     def loaded(self, record: IntegrationRecord) -> LoadedIntegration:
         cached = self._loaded.get((record.id, record.version))
@@ -136,13 +148,5 @@ class IntegrationCatalog:
         return [self.loaded(record) for record in await self._store.list_integrations()]
 
     async def delete(self, integration_id: str) -> bool:
+        self._latest.pop(integration_id, None)
         return await self._store.delete_integration(integration_id)
-
-
-def definition_id_of(definition_json: str) -> str:
-    """The ``id`` of a definition text, or "" (for error messages before it is loaded)."""
-    try:
-        data = json.loads(definition_json)
-    except ValueError:
-        return ""
-    return str(data.get("id", "")) if isinstance(data, dict) else ""

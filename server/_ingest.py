@@ -124,6 +124,8 @@ class Ingestor:
         self._hub = hub
         self._receipt_wait = timedelta(seconds=receipt_wait_s)
         self._tasks: set[asyncio.Task[None]] = set()
+        # (integration, provider message id) of the receipts this process has held.
+        self._held_here: set[tuple[str, str]] = set()
 
     # --- the sidecar's entry point --------------------------------------------------------------
 
@@ -196,6 +198,7 @@ class Ingestor:
         outcome = await self._store.ingest(
             record, routed.events, transitions=routed.transitions, held=routed.held
         )
+        self._held_here.update((h.integration_id, h.provider_message_id) for h in routed.held)
         if outcome.events:
             self._hub.notify()
         logger.info(
@@ -403,11 +406,18 @@ class Ingestor:
     # --- receipts that overtook their send's reply ---------------------------------------------
 
     async def on_message_sent(self, message: MessageRecord) -> None:
-        """A send recorded its provider id: complete the receipts held for it."""
-        if not message.provider_message_id:
+        """A send recorded its provider id: complete the receipts held for it.
+
+        Only receipts this process holds are looked for here, which spares the store a write per
+        send; one held by another replica is correlated when it is released (which looks the
+        message up again), at most ``receipt_wait`` later.
+        """
+        key = (message.integration_id, message.provider_message_id or "")
+        if key not in self._held_here:
             return
+        self._held_here.discard(key)
         outcome = await self._store.correlate_held(
-            message.integration_id, message.provider_message_id, message
+            message.integration_id, message.provider_message_id or "", message
         )
         if outcome.events:
             self._hub.notify()
@@ -419,6 +429,7 @@ class Ingestor:
         released = await self._store.release_held(datetime.now(UTC))
         produced = 0
         for held in released:
+            self._held_here.discard((held.integration_id, held.provider_message_id))
             event = held.event
             message = await self._store.find_message_by_provider_id(
                 held.integration_id, held.provider_message_id
@@ -519,6 +530,7 @@ class Ingestor:
             transitions=routed.transitions,
             held=routed.held,
         )
+        self._held_here.update((h.integration_id, h.provider_message_id) for h in routed.held)
         if outcome.events:
             self._hub.notify()
         return ReplayResult(events=tuple(outcome.events), reason="; ".join(routed.problems))

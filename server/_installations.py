@@ -8,6 +8,7 @@ webhook URL can be shown again.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -39,13 +40,24 @@ class InstallationDirectory:
     """Creates, changes and reads installations; resolves which one holds a number."""
 
     def __init__(
-        self, *, store: Store, catalog: IntegrationCatalog, secret_box: SecretBox, public_url: str
+        self,
+        *,
+        store: Store,
+        catalog: IntegrationCatalog,
+        secret_box: SecretBox,
+        public_url: str,
+        cache_ttl_s: float = 2.0,
     ) -> None:
         self._store = store
         self._catalog = catalog
         self._box = secret_box
         self._public_url = public_url.rstrip("/")
         self._plain_properties: dict[tuple[str, datetime], dict[str, str]] = {}
+        self._webhook_urls: dict[tuple[str, datetime], str] = {}
+        # Each organisation's enabled installations, for the send path: re-read after
+        # ``cache_ttl_s`` (another replica may have changed them) and at once after a change here.
+        self._by_org: dict[str, tuple[float, tuple[InstallationRecord, ...]]] = {}
+        self._cache_ttl_s = cache_ttl_s
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -59,10 +71,27 @@ class InstallationDirectory:
             )
         return record
 
+    async def enabled_for_org(self, org_id: str) -> tuple[InstallationRecord, ...]:
+        cached = self._by_org.get(org_id)
+        if cached is not None and time.monotonic() - cached[0] < self._cache_ttl_s:
+            return cached[1]
+        records = tuple(r for r in await self._store.list_installations(org_id=org_id) if r.enabled)
+        if len(self._by_org) > 10_000:
+            self._by_org.clear()
+        self._by_org[org_id] = (time.monotonic(), records)
+        return records
+
     def webhook_url(self, record: InstallationRecord) -> str:
-        sealed = record.properties.get(WEBHOOK_TOKEN_PROPERTY)
-        token = self._box.decrypt(sealed) if sealed else ""
-        return f"{self._public_url}/webhooks/{record.integration_id}/{token}"
+        key = (record.id, record.updated_at)
+        url = self._webhook_urls.get(key)
+        if url is None:
+            sealed = record.properties.get(WEBHOOK_TOKEN_PROPERTY)
+            token = self._box.decrypt(sealed) if sealed else ""
+            url = f"{self._public_url}/webhooks/{record.integration_id}/{token}"
+            if len(self._webhook_urls) > 10_000:
+                self._webhook_urls.clear()
+            self._webhook_urls[key] = url
+        return url
 
     def property_values(self, record: InstallationRecord) -> dict[str, str]:
         """Every property value in clear (for rendering requests; never for replies or logs)."""
@@ -121,6 +150,7 @@ class InstallationDirectory:
             stored = await self._store.create_installation(record)
         except NumberTaken as exc:
             raise _number_taken(exc, integration_id) from None
+        self._by_org.pop(org_id, None)
         logger.info(
             "installation enabled",
             extra={"installation": stored.id, "org": org_id, "integration": integration_id},
@@ -157,9 +187,11 @@ class InstallationDirectory:
             updated_at=datetime.now(UTC),
         )
         try:
-            return await self._store.update_installation(changed)
+            stored = await self._store.update_installation(changed)
         except NumberTaken as exc:
             raise _number_taken(exc, record.integration_id) from None
+        self._by_org.pop(record.org_id, None)
+        return stored
 
     async def disable(self, installation_id: str) -> InstallationRecord:
         record = await self.get(installation_id)
@@ -167,6 +199,7 @@ class InstallationDirectory:
             return record
         changed = replace(record, enabled=False, updated_at=datetime.now(UTC))
         stored = await self._store.update_installation(changed)
+        self._by_org.pop(record.org_id, None)
         logger.info("installation disabled", extra={"installation": installation_id})
         return stored
 
@@ -191,9 +224,7 @@ class InstallationDirectory:
                 merged[name] = self._box.encrypt(value) if prop.secret else value
         for prop in definition.properties:
             if prop.name not in merged and prop.default is not None:
-                merged[prop.name] = (
-                    self._box.encrypt(prop.default) if prop.secret else prop.default
-                )
+                merged[prop.name] = self._box.encrypt(prop.default) if prop.secret else prop.default
             if prop.required and not merged.get(prop.name):
                 violations.append((f"properties[{prop.name}]", "a value is required"))
         if violations:
@@ -201,7 +232,6 @@ class InstallationDirectory:
                 "the installation's properties are not valid", violations=violations
             )
         return merged
-
 
     def _reseal(self, value: str) -> str:
         if is_sealed(value) and self._box.needs_reencryption(value):

@@ -299,8 +299,7 @@ class SendPath:
         )
 
     async def _resolve(self, request: SendRequest) -> tuple[InstallationRecord, LoadedIntegration]:
-        candidates = await self._store.list_installations(org_id=request.org_id)
-        enabled = [c for c in candidates if c.enabled]
+        enabled = list(await self._installations.enabled_for_org(request.org_id))
         if request.integration_id:
             enabled = [c for c in enabled if c.integration_id == request.integration_id]
         if not enabled:

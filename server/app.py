@@ -37,7 +37,7 @@ from .oauth import OAuthTokens, OutboundTransport
 from .outbound import OutboundClient, OutboundPolicy
 from .secret_box import SecretBox
 from .sidecar import build_sidecar_app, split_host_port, start_sidecar, stop_sidecar
-from .store import SqliteStore, Store
+from .store import PostgresStore, SqliteStore, Store
 
 __all__ = ["GatewayServer", "build_server", "open_store", "run"]
 
@@ -48,11 +48,13 @@ INGEST_SERVICE = ingest_pb2.DESCRIPTOR.services_by_name["Ingest"].full_name
 
 
 def open_store(settings: Settings) -> Store:
-    """The store the database URL names (not opened yet)."""
+    """The store the database URL names (not opened yet): SQLite, or PostgreSQL for replicas."""
     url = settings.effective_database_url
     if url.startswith("sqlite:///"):
         return SqliteStore.from_file(Path(url.removeprefix("sqlite:///")))
-    raise ValueError(f"database URL not supported yet: {url.split(':', 1)[0]}")
+    return PostgresStore(
+        url, min_size=min(2, settings.database_pool_size), max_size=settings.database_pool_size
+    )
 
 
 @dataclass(kw_only=True)
@@ -87,6 +89,9 @@ class GatewayServer:
             host, port = split_host_port(self.settings.http_listen)
             self._sidecar, self.http_port = await start_sidecar(app, host, port)
             logger.info("webhook sidecar serving", extra={"port": self.http_port})
+        if isinstance(self.store, PostgresStore):
+            # Other replicas' webhooks wake this one's subscribers (the table stays the truth).
+            await self.store.listen_events(self.hub.notify)
         self.ingestor.start()
         self.retention.start()
         await self.subscriptions.start()
@@ -128,12 +133,13 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         max_connections=settings.outbound_connections,
     )
     await outbound.start()
-    catalog = IntegrationCatalog(store)
+    catalog = IntegrationCatalog(store, cache_ttl_s=settings.cache_ttl_s)
     installations = InstallationDirectory(
         store=store,
         catalog=catalog,
         secret_box=secret_box,
         public_url=settings.effective_public_url,
+        cache_ttl_s=settings.cache_ttl_s,
     )
     oauth = OAuthTokens(
         vault=StoreTokenVault(store, secret_box),

@@ -51,6 +51,7 @@ class Settings:
         "database URL: sqlite:///PATH or postgresql://… (default: a SQLite file in the data dir)",
         metavar="URL",
     )
+    database_pool_size: int = _setting(10, "PostgreSQL connections per replica at most")
     public_url: str = _setting(
         "",
         "base of the webhook URLs given to providers (default: http:// plus --http-listen)",
@@ -76,6 +77,11 @@ class Settings:
         3, "provider calls per send at most (retries only where nothing can have been sent)"
     )
     outbound_connections: int = _setting(256, "outbound HTTP connections kept open at most")
+    cache_ttl_s: float = _setting(
+        2.0,
+        "seconds an integration's latest version and an organisation's installations are cached"
+        " for sends (changes made through this replica apply at once)",
+    )
     receipt_wait_s: float = _setting(
         10.0, "how long a receipt that overtook its send's reply waits for it, seconds"
     )
@@ -263,6 +269,8 @@ def _validate(settings: Settings) -> None:
     for name in ("provider_timeout_s", "send_deadline_s", "webhook_timeout_s", "purge_interval_s"):
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{name}: must be more than 0")
+    if settings.database_pool_size < 1:
+        raise SettingsError("database_pool_size: must be at least 1")
     if settings.send_max_attempts < 1:
         raise SettingsError("send_max_attempts: must be at least 1")
     if settings.log_format not in ("json", "text"):

@@ -14,6 +14,12 @@ from pathlib import Path
 import pytest
 
 from server.fake_provider import RunningFakeProvider, start_fake_provider
+from tests.service.conftest import (
+    TEST_DATABASE,
+    _create_database,
+    _database_url,
+    _drop_database,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -53,6 +59,10 @@ async def _read_ports(process: asyncio.subprocess.Process, log: list[str]) -> tu
 
 
 async def start_service(data_dir: Path, *extra: str) -> Service:
+    if TEST_DATABASE == "postgres":
+        name = await _create_database()
+        _DATABASES.append(name)
+        extra = (*extra, "--database-url", _database_url(name))
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "client.cli", "serve",
         "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
@@ -70,6 +80,16 @@ async def start_service(data_dir: Path, *extra: str) -> Service:
 
     service.drain = asyncio.create_task(drain())  # type: ignore[attr-defined]
     return service
+
+
+_DATABASES: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+async def _drop_databases() -> AsyncIterator[None]:
+    yield
+    while _DATABASES:
+        await _drop_database(_DATABASES.pop())
 
 
 async def stop_service(service: Service) -> int:

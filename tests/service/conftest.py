@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
@@ -172,13 +175,54 @@ async def provider() -> AsyncIterator[RunningFakeProvider]:
         await fake.aclose()
 
 
+# The store the service tests run on: "sqlite" (a file under tmp_path) or "postgres" (a database
+# of their own on the machine's server, created for each test and dropped after it); .ci/run runs
+# the suite both ways.
+TEST_DATABASE = os.environ.get("MSGBRIDGE_TEST_DATABASE", "sqlite")
+POSTGRES_ADMIN = os.environ.get(
+    "MSGBRIDGE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+async def _create_database() -> str:
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(POSTGRES_ADMIN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return name
+
+
+async def _drop_database(name: str) -> None:
+    admin = await asyncpg.connect(POSTGRES_ADMIN)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def _database_url(name: str) -> str:
+    base = POSTGRES_ADMIN.rsplit("/", 1)[0]
+    return f"{base}/{name}"
+
+
 @pytest.fixture
 async def start_gateway(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
-    """Starts gateways (each with its own channel); all are stopped at the end of the test."""
+    """Starts gateways (each with its own channel); all are stopped at the end of the test.
+
+    Gateways started with the same ``data_dir`` share one store (a restart sees what the first
+    one stored), on SQLite or on PostgreSQL as ``MSGBRIDGE_TEST_DATABASE`` says.
+    """
     running: list[Gateway] = []
+    databases: dict[Path, str] = {}
 
     async def start(**changes: Any) -> Gateway:
         data_dir = changes.pop("data_dir", tmp_path / "data")
+        if TEST_DATABASE == "postgres" and "database_url" not in changes:
+            if data_dir not in databases:
+                databases[data_dir] = await _create_database()
+            changes["database_url"] = _database_url(databases[data_dir])
         server, port = await build_server(service_settings(data_dir, **changes))
         await server.start()
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
@@ -192,6 +236,8 @@ async def start_gateway(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
         for gateway in running:
             await gateway.channel.close()
             await gateway.server.stop(0)
+        for name in databases.values():
+            await _drop_database(name)
 
 
 @pytest.fixture
