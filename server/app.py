@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from dataclasses import dataclass, field
@@ -97,6 +98,11 @@ class GatewayServer:
         await self.subscriptions.start()
         for service in ("", GATEWAY_SERVICE, INGEST_SERVICE):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        # What start-up made (modules, descriptors, the loaded definitions) lives as long as the
+        # process: out of the collector's sight, full collections stay short (a pause of tens of
+        # milliseconds otherwise shows in the webhook path's p99).
+        gc.collect()
+        gc.freeze()
         logger.info("gRPC API serving", extra={"port": self.grpc_port})
 
     async def stop(self, grace: float = 5.0) -> None:
