@@ -106,17 +106,27 @@ class GatewayServer:
         logger.info("gRPC API serving", extra={"port": self.grpc_port})
 
     async def stop(self, grace: float = 5.0) -> None:
-        """Report NOT_SERVING, finish in-flight calls within ``grace``, release everything."""
+        """Drain, then release everything (what SIGTERM does).
+
+        Health turns NOT_SERVING at once (a health Watch hears it before anything else
+        happens); the event streams end, so that their subscribers resume elsewhere from their
+        cursor; new calls and webhooks are refused from then on, while the sends and webhook
+        ingests in flight finish — gRPC calls within ``grace`` seconds (then they are
+        cancelled), the in-process sidecar's requests within its shutdown timeout.
+        """
         with contextlib.suppress(Exception):
             await self.health.enter_graceful_shutdown()
+        self.hub.close()
+        # Stopping the gRPC server refuses new calls at once and waits for those in flight;
+        # the sidecar stops listening and finishes its requests meanwhile.
+        draining = asyncio.create_task(self.grpc_server.stop(grace))
         if self._sidecar is not None:
             await stop_sidecar(self._sidecar)
             self._sidecar = None
-        self.hub.close()
+        await draining
         await self.subscriptions.stop()
         await self.retention.stop()
         await self.ingestor.stop()
-        await self.grpc_server.stop(grace)
         await self.outbound.aclose()
         await self.store.close()
 
@@ -264,7 +274,9 @@ async def run(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     await stopping.wait()
-    logger.info("shutting down")
-    await built.stop()
+    # In-flight sends get the time a send without a caller's deadline is given.
+    grace = settings.send_deadline_s
+    logger.info("shutting down", extra={"grace_s": grace})
+    await built.stop(grace)
     if fake is not None:
         await fake.aclose()

@@ -1,0 +1,50 @@
+"""``python -m tests.reliability``: the reliability run (default size) or, with ``--soak``, the
+soak; prints what it checked and exits 1 when an invariant or the memory bound fails."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from ._soak import SoakConfig, run_soak
+from ._suite import SuiteConfig, run_suite
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.reliability", description=__doc__)
+    parser.add_argument("--webhooks", type=int, default=5000, help="webhooks the provider posts")
+    parser.add_argument("--sends", type=int, default=1000, help="keyed sends")
+    parser.add_argument("--kills", type=int, default=10, help="SIGKILLs of replicas and sidecars")
+    parser.add_argument("--seed", type=int, help="seed of the random choices (default: random)")
+    parser.add_argument(
+        "--window", type=float, help="seconds the load is spread over (default: 5 per kill)"
+    )
+    parser.add_argument("--soak", action="store_true", help="run the soak instead")
+    parser.add_argument("--minutes", type=float, default=5.0, help="length of the soak")
+    args = parser.parse_args(argv)
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    if args.soak:
+        soak = asyncio.run(run_soak(SoakConfig(minutes=args.minutes, seed=args.seed), say=say))
+        for line in soak.lines():
+            say(line)
+        return 0 if soak.ok else 1
+    config = SuiteConfig(
+        webhooks=args.webhooks,
+        sends=args.sends,
+        kills=args.kills,
+        seed=args.seed,
+        window_s=args.window,
+    )
+    report = asyncio.run(run_suite(config, say=say))
+    for line in report.lines():
+        say(line)
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

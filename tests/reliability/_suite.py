@@ -1,0 +1,259 @@
+"""The reliability run: real processes under load, SIGKILLed at random, then the invariants.
+
+1. A database of its own; the fake provider; two replicas and a sidecar per replica.
+2. Subscribers: two of one durable consumer (one per replica, acknowledging each batch) and a
+   cursor follower that also leaves now and then; all reconnect to the other replica when theirs
+   fails them.
+3. At once, for a window sized to the kills: the provider posts the webhooks (paced over the
+   window, each retried until 2xx), a caller sends the keyed messages (paced likewise, each
+   retried with its key until it succeeds), and chaos SIGKILLs replicas and sidecars.
+4. Once every send succeeded and every webhook was answered 2xx, wait (bounded) for the
+   subscribers to have every acknowledged webhook — an event leased to a subscriber on a
+   replica that was killed comes again only after its lease (30 s) — then read the log and the
+   provider's records and check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import random
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from msgbridge.v1 import gateway_pb2
+
+from ._chaos import Chaos, Kill
+from ._cluster import Cluster
+from ._database import fresh_database
+from ._invariants import (
+    Invariant,
+    acknowledged_webhooks,
+    delivered_to_consumer,
+    follower_without_gap,
+    keyed_sends_extra_calls,
+    keyed_sends_reached_provider,
+    one_event_per_webhook,
+)
+from ._sends import KeyedSender
+from ._subscribers import ConsumerSubscriber, CursorFollower
+from ._waiting import eventually
+from ._webhooks import WebhookSender
+
+__all__ = ["REPLICA_SETTINGS", "Report", "SuiteConfig", "read_log", "run_suite"]
+
+# Replica settings for a run: a provider call times out after 2 s, and a send retries at most
+# once where nothing can have been sent. A send whose replica died mid-call is resumed by
+# another replica once it is older than 2 × timeout × attempts + 60 s (see server/_send.py):
+# this keeps that wait near a minute.
+REPLICA_SETTINGS = ("--provider-timeout-s", "2", "--send-max-attempts", "2")
+_CONSUMER = "reliability"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SuiteConfig:
+    webhooks: int = 5000
+    sends: int = 1000
+    kills: int = 10
+    seed: int | None = None
+    # Time the load is spread over (None: about five seconds per kill, at least ten).
+    window_s: float | None = None
+    # How long, after the load, the subscribers may take to receive everything.
+    settle_timeout_s: float = 240.0
+    # How long the fake provider takes to answer a send, as real ones do: the longer, the more
+    # sends a kill finds in flight.
+    provider_delay_s: float = 0.3
+    workdir: Path | None = None
+
+    @property
+    def load_window_s(self) -> float:
+        return self.window_s if self.window_s is not None else max(10.0, 5.0 * self.kills)
+
+
+@dataclass(eq=False, kw_only=True)
+class Report:
+    config: SuiteConfig
+    seed: int
+    invariants: list[Invariant] = field(default_factory=list)
+    kills: list[Kill] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.invariants) and all(i.ok for i in self.invariants)
+
+    def lines(self) -> list[str]:
+        c = self.config
+        by_process = collections.Counter(k.process for k in self.kills)
+        out = [
+            f"reliability: {c.webhooks} webhooks, {c.sends} keyed sends, {c.kills} kills "
+            f"(seed {self.seed}), {self.seconds:.0f} s",
+            f"kills: {len(self.kills)} — "
+            + (", ".join(f"{p} ×{n}" for p, n in sorted(by_process.items())) or "none"),
+            *self.notes,
+            *(i.line() for i in self.invariants),
+            f"result: {'PASS' if self.ok else 'FAIL'}",
+        ]
+        return out
+
+
+async def read_log(cluster: Cluster, replica: int = 0) -> list[tuple[int, str]]:
+    """Every event in the log as (cursor, provider message id), in cursor order."""
+    stub = cluster.stub(cluster.replicas[replica])
+    events: list[tuple[int, str]] = []
+    after = 0
+    while True:
+        page = await stub.ListEvents(
+            gateway_pb2.ListEventsRequest(after_cursor=after, page_size=1000), timeout=30
+        )
+        if not page.events:
+            return events
+        events.extend((e.cursor, e.provider_message_id) for e in page.events)
+        after = page.events[-1].cursor
+
+
+async def slow_down_provider(cluster: Cluster, delay_s: float) -> None:
+    """Script the fake provider to answer every send after ``delay_s``."""
+    script = {"path": "/messages", "answers": [{"delay_s": delay_s}]}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{cluster.provider.url}/_fake/script", json=script) as answer,
+    ):
+        answer.raise_for_status()
+
+
+async def provider_calls(cluster: Cluster) -> collections.Counter[str]:
+    """Text → how many send requests the fake provider received with it."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{cluster.provider.url}/_fake/requests", params={"path": "/messages"}) as got,
+    ):
+        data = await got.json()
+    return collections.Counter(
+        (r.get("json") or {}).get("content", "<no content>") for r in data["requests"]
+    )
+
+
+async def run_suite(config: SuiteConfig, *, say: Callable[[str], None] = print) -> Report:
+    seed = config.seed if config.seed is not None else random.randrange(1 << 30)
+    rng = random.Random(seed)
+    report = Report(config=config, seed=seed)
+    run_id = uuid.uuid4().hex[:8]
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="msgbridge-reliability-") as tmp:
+        workdir = config.workdir or Path(tmp)
+        async with fresh_database() as url:
+            cluster = await Cluster.start(workdir, url, replica_extra=REPLICA_SETTINGS)
+            try:
+                await _run(cluster, config, rng, run_id, report, say)
+            finally:
+                await cluster.aclose()
+    report.seconds = time.monotonic() - started
+    return report
+
+
+async def _run(
+    cluster: Cluster,
+    config: SuiteConfig,
+    rng: random.Random,
+    run_id: str,
+    report: Report,
+    say: Callable[[str], None],
+) -> None:
+    await cluster.install()
+    await slow_down_provider(cluster, config.provider_delay_s)
+    say(
+        f"started {', '.join(p.name for p in cluster.processes)}; "
+        f"load over {config.load_window_s:.0f} s"
+    )
+    deliveries: collections.Counter[str] = collections.Counter()
+    consumers = [
+        ConsumerSubscriber(
+            name=f"consumer-{i}",
+            cluster=cluster,
+            home=i,
+            consumer=_CONSUMER,
+            deliveries=deliveries,
+            rng=random.Random(rng.random()),
+        )
+        for i in range(2)
+    ]
+    follower = CursorFollower(
+        name="follower", cluster=cluster, leave_after=(5, 60), rng=random.Random(rng.random())
+    )
+    subscribers = [*consumers, follower]
+    for subscriber in subscribers:
+        subscriber.start()
+    window = config.load_window_s
+    webhooks = WebhookSender(
+        urls=lambda: [s.url for s in cluster.sidecars],
+        path=cluster.webhook_path,
+        count=config.webhooks,
+        run_id=run_id,
+        rate_per_s=max(1.0, config.webhooks / window),
+        rng=random.Random(rng.random()),
+    )
+    sender = KeyedSender(
+        cluster=cluster,
+        count=config.sends,
+        run_id=run_id,
+        rate_per_s=max(1.0, config.sends / window),
+        rng=random.Random(rng.random()),
+    )
+    chaos = Chaos(
+        replicas=list(cluster.replicas),
+        sidecars=list(cluster.sidecars),
+        count=config.kills,
+        rng=random.Random(rng.random()),
+        gap_s=(0.5, max(1.0, 2 * window / max(1, config.kills) - 3.0)),
+    )
+    try:
+        await asyncio.gather(webhooks.run(), sender.run(), chaos.run())
+        say(
+            f"load done: {len(webhooks.acknowledged)} webhooks acknowledged, "
+            f"{sum(r.succeeded for r in sender.records)} sends succeeded, "
+            f"{len(chaos.kills)} kills; waiting for the subscribers"
+        )
+        acked = set(webhooks.acknowledged)
+        settled = await eventually(
+            lambda: acked <= set(deliveries) and acked <= set(follower.provider_ids),
+            within_s=config.settle_timeout_s,
+            every_s=0.25,
+        )
+        if not settled:
+            report.notes.append(
+                f"the subscribers had not received everything {config.settle_timeout_s:.0f} s "
+                "after the load"
+            )
+        await asyncio.sleep(1.0)  # anything after the last acknowledged webhook shows up too
+    finally:
+        for subscriber in subscribers:
+            await subscriber.stop()
+    log = await read_log(cluster)
+    calls = await provider_calls(cluster)
+    report.kills = chaos.kills
+    refusals = ", ".join(f"{k} ×{v}" for k, v in webhooks.refusals.most_common()) or "none"
+    outcomes = ", ".join(f"{k} ×{v}" for k, v in sender.outcomes.most_common()) or "none"
+    report.notes += [
+        f"webhook attempts not answered 2xx: {refusals}",
+        f"send attempts: {outcomes}",
+        "subscriber connections ended: "
+        + "; ".join(f"{s.name} {dict(s.endings)}" for s in subscribers if s.endings),
+    ]
+    report.invariants = [
+        acknowledged_webhooks(webhooks.posted, webhooks.acknowledged),
+        delivered_to_consumer(webhooks.acknowledged, deliveries, webhooks.posted),
+        one_event_per_webhook(webhooks.acknowledged, webhooks.posted, log),
+        keyed_sends_reached_provider(sender.records, calls),
+        keyed_sends_extra_calls(sender.records, calls, chaos.hit),
+        follower_without_gap(
+            follower.after, follower.cursors, [c for c, _ in log], follower.reconnects
+        ),
+    ]
