@@ -11,16 +11,17 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
 from ._catalog import IntegrationCatalog
 from ._installations import InstallationDirectory
 from .engine import Definition, JwtAuth, Value
-from .oauth import JwtTokens, OAuthTokens, TokenSet
+from .oauth import ConsumedState, JwtTokens, OAuthTokens, PendingAuthorization, TokenSet
 from .secret_box import SecretBox
 from .store import InstallationRecord, Store
 
-__all__ = ["AuthorizationStatus", "InstallationAuth", "StoreTokenVault"]
+__all__ = ["AuthorizationStatus", "InstallationAuth", "StoreStateStore", "StoreTokenVault"]
 
 _TOKENS = "oauth_tokens"
 _STATE = "oauth_state"
@@ -46,6 +47,28 @@ class StoreTokenVault:
     async def mark(self, installation_id: str, state: str, error: str | None) -> None:
         value = json.dumps({"state": state, "error": error})
         await self._store.put_installation_value(installation_id, _STATE, value)
+
+
+class StoreStateStore:
+    """The :class:`server.oauth.StateStore` of the service: pending authorizations in the store,
+    sealed (they hold the PKCE verifier), so that the provider's redirect may reach any replica."""
+
+    def __init__(self, store: Store, box: SecretBox) -> None:
+        self._store = store
+        self._box = box
+
+    async def save(self, key: str, pending: PendingAuthorization, *, now: float) -> None:
+        sealed = self._box.encrypt(json.dumps(asdict(pending)))
+        expires = datetime.fromtimestamp(pending.expires_at, UTC)
+        await self._store.save_authorization_state(key, sealed, expires)
+
+    async def consume(self, key: str, *, now: float) -> ConsumedState | None:
+        found = await self._store.consume_authorization_state(key)
+        if found is None:
+            return None
+        sealed, first_use = found
+        pending = PendingAuthorization(**json.loads(self._box.decrypt(sealed)))
+        return ConsumedState(pending=pending, first_use=first_use)
 
 
 class AuthorizationStatus:

@@ -22,7 +22,12 @@ from grpc_reflection.v1alpha import reflection
 
 from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 
-from ._authorization import AuthorizationStatus, InstallationAuth, StoreTokenVault
+from ._authorization import (
+    AuthorizationStatus,
+    InstallationAuth,
+    StoreStateStore,
+    StoreTokenVault,
+)
 from ._catalog import IntegrationCatalog
 from ._events import EventHub
 from ._ingest import Ingestor
@@ -159,6 +164,7 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
     )
     oauth = OAuthTokens(
         vault=StoreTokenVault(store, secret_box),
+        states=StoreStateStore(store, secret_box),
         transport=OutboundTransport(outbound, default_timeout_s=settings.provider_timeout_s),
         timeout_s=settings.provider_timeout_s,
     )

@@ -509,6 +509,18 @@ class Store(Protocol):
         """The named value of an installation, or None."""
         ...
 
+    # --- OAuth2 authorization states ------------------------------------------------------
+
+    async def save_authorization_state(self, key: str, value: str, expires_at: datetime) -> None:
+        """Keep a pending authorization (``value``, sealed by the caller) under ``key`` until
+        ``expires_at``; states expired more than an hour ago are dropped on the way."""
+        ...
+
+    async def consume_authorization_state(self, key: str) -> tuple[str, bool] | None:
+        """Atomically mark the state used; return ``(value, first_use)``, or None when unknown.
+        Of two replicas consuming one state at once, exactly one sees ``first_use``."""
+        ...
+
     # --- inbound: ingest --------------------------------------------------------------------
 
     async def ingest(

@@ -11,9 +11,35 @@ write that returned is committed, and the database — not this process — deci
   of an integration holds a number"; the numbers are inserted with ``ON CONFLICT DO NOTHING`` and
   a number that was not inserted is reported as :class:`NumberTaken` with its holder (the
   transaction is then rolled back, so nothing of the refused installation is kept).
-- **Idempotency keys**: ``INSERT … ON CONFLICT (org_id, idempotency_key) DO NOTHING``; when it
-  inserted nothing, the row holding the key is committed (PostgreSQL waited for its transaction)
-  and is read back and returned.
+- **Idempotency keys** and **dedupe keys**: ``INSERT … ON CONFLICT DO NOTHING`` on a unique key.
+  When it inserted nothing, the row holding the key is committed (PostgreSQL waited for its
+  transaction), so the claim is atomic across replicas.
+- **Held receipts** are taken with ``DELETE … RETURNING`` (``FOR UPDATE SKIP LOCKED`` for the
+  due ones), so each is taken by one call on one replica.
+- **Durable consumers**: :meth:`PostgresStore.lease_events` locks the consumer's row (created
+  on first use) for its transaction, so the subscribers of one consumer, on any replica, take
+  turns at its frontier and never get the same fresh event; expired leases are taken
+  ``FOR UPDATE SKIP LOCKED`` (one being acknowledged right now is skipped, not waited for).
+
+Event cursors follow commit order. A ``BIGSERIAL`` would not do: a sequence hands out values in
+call order, transactions commit in another, and a reader that has seen cursor N could later
+miss an N-1 committed after it. Here an append takes its cursors from the one-row table
+``event_cursor`` (``INSERT … ON CONFLICT DO UPDATE SET last = last + n RETURNING last``) as the
+transaction's last statement but one — after the request row, the dedupe keys, the transitions
+and the held receipts, before the events themselves — and the row stays locked until the
+commit. A concurrent append waits there and gets greater cursors only once this one is visible,
+so once :meth:`~PostgresStore.latest_cursor` (that row) or a read returned N, every cursor up
+to N is committed and none will appear below it. The cost: appends commit one after another
+(the lock is held only for the events' insert and the commit itself); dedupe, transitions and
+the request row still run concurrently. The same statement sends ``NOTIFY msgbridge_events``
+(:data:`EVENTS_CHANNEL`, payload the new latest cursor), which PostgreSQL delivers at the
+commit and drops on a rollback.
+
+Waking readers on every replica: :meth:`PostgresStore.listen_events` listens (``LISTEN``) on a
+connection of its own and calls back on each notification, and once more after reconnecting
+(see :class:`EventListener`). Notifications are only a wake-up; the events table is the truth,
+so a lost notification delays a reader that re-reads the table now and then, never loses an
+event.
 
 Errors. Every asyncpg error becomes a :class:`StoreError`: a unique violation a
 :class:`Conflict`, a lost or refused connection a plain :class:`StoreError`. A transaction that
@@ -21,10 +47,11 @@ PostgreSQL rolled back for a serialization failure or a deadlock is run again (a
 left nothing behind. A read that lost its connection is run again once; a write is not (its
 commit may have happened).
 
-Times are ``timestamptz`` (microseconds, UTC) and identifiers use the ``"C"`` collation, so they
-sort by code point as in SQLite. PostgreSQL text cannot hold U+0000: in free-text fields (a
-message's text and error, an installation's subscription error) the store writes U+FFFD in its
-place rather than failing the write; maps are JSON text, where JSON escapes it.
+Values. Times are ``timestamptz`` (microseconds, UTC) and identifiers use the ``"C"``
+collation, so they sort by code point as in SQLite. Maps, lists and headers are JSON text and
+bodies ``bytea``, read back exactly. PostgreSQL text cannot hold U+0000: in a plain text value
+(a message's text, an event's text, …) the store writes U+FFFD in its place rather than fail
+the write — a webhook carrying one is still ingested — so such a value reads back changed.
 
 Migrations: ``migrations/postgres/NNNN_name.sql``, numbered like the SQLite ones and recorded in
 the same ``schema_migrations`` table. :meth:`PostgresStore.open` applies the pending ones while
@@ -1091,14 +1118,14 @@ class PostgresStore:
                 if attempt < _ROLLBACK_RETRIES:
                     continue
                 raise _as_store_error(exc) from exc
-            except asyncpg.PostgresError as exc:
-                raise _as_store_error(exc) from exc
-            except _CONNECTION_ERRORS as exc:
+            except _CONNECTION_ERRORS as exc:  # before PostgresError: some are of its kind
                 if self._pool is None:
                     raise StoreClosed("the store is closed") from exc
                 if read_only and not retried_read:
                     retried_read = True  # a read is safe to run again on another connection
                     continue
+                raise _as_store_error(exc) from exc
+            except asyncpg.PostgresError as exc:
                 raise _as_store_error(exc) from exc
 
     async def _read(self, fn: Callable[[_Connection], Awaitable[T]]) -> T:
@@ -1401,6 +1428,72 @@ class PostgresStore:
                 raise NotFound("installation", installation_id)
 
         await self._statement(op)
+
+    # --- installations: values kept beside the record ---------------------------------------
+
+    async def put_installation_value(self, installation_id: str, name: str, value: str) -> None:
+        now = encode_time(datetime.now(UTC))
+
+        async def op(conn: _Connection) -> None:
+            try:
+                await conn.execute(
+                    "INSERT INTO installation_secrets (installation_id, name, value, updated_at)"
+                    " VALUES ($1, $2, $3, $4) ON CONFLICT (installation_id, name)"
+                    " DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at",
+                    installation_id,
+                    name,
+                    value,
+                    now,
+                )
+            except asyncpg.ForeignKeyViolationError:
+                raise NotFound("installation", installation_id) from None
+
+        await self._statement(op)
+
+    async def get_installation_value(self, installation_id: str, name: str) -> str | None:
+        async def op(conn: _Connection) -> str | None:
+            value = await conn.fetchval(
+                "SELECT value FROM installation_secrets WHERE installation_id = $1 AND name = $2",
+                installation_id,
+                name,
+            )
+            return None if value is None else str(value)
+
+        return await self._statement(op)
+
+    # --- OAuth2 authorization states ------------------------------------------------------
+
+    async def save_authorization_state(self, key: str, value: str, expires_at: datetime) -> None:
+        stamp = encode_time(expires_at)
+        stale = encode_time(datetime.now(UTC) - timedelta(hours=1))
+
+        async def op(conn: _Connection) -> None:
+            await conn.execute("DELETE FROM authorization_states WHERE expires_at < $1", stale)
+            await conn.execute(
+                "INSERT INTO authorization_states (key, value, expires_at) VALUES ($1, $2, $3)"
+                " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value,"
+                " expires_at = EXCLUDED.expires_at, used = FALSE",
+                key,
+                value,
+                stamp,
+            )
+
+        await self._statement(op)
+
+    async def consume_authorization_state(self, key: str) -> tuple[str, bool] | None:
+        async def op(conn: _Connection) -> tuple[str, bool] | None:
+            # The row lock makes concurrent consumers of one state take turns: one sees it unused.
+            row = await conn.fetchrow(
+                "WITH old AS (SELECT key, used FROM authorization_states WHERE key = $1"
+                " FOR UPDATE) UPDATE authorization_states AS s SET used = TRUE FROM old"
+                " WHERE s.key = old.key RETURNING s.value, old.used",
+                key,
+            )
+            if row is None:
+                return None
+            return str(row[0]), not row[1]
+
+        return await self._statement(op)
 
     # --- inbound: ingest --------------------------------------------------------------------
 

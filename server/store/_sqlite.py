@@ -47,7 +47,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Any, Generic, Literal, Self, TypeVar
@@ -1366,6 +1366,35 @@ class SqliteStore:
             return None if row is None else str(row[0])
 
         return await self._read(fn)
+
+    # --- OAuth2 authorization states ------------------------------------------------------
+
+    async def save_authorization_state(self, key: str, value: str, expires_at: datetime) -> None:
+        stamp = encode_time(expires_at)
+        stale = encode_time(datetime.now(UTC) - timedelta(hours=1))
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM authorization_states WHERE expires_at < ?", (stale,))
+            conn.execute(
+                "INSERT INTO authorization_states (key, value, expires_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
+                " expires_at = excluded.expires_at, used = 0",
+                (key, value, stamp),
+            )
+
+        await self._write(op)
+
+    async def consume_authorization_state(self, key: str) -> tuple[str, bool] | None:
+        def op(conn: sqlite3.Connection) -> tuple[str, bool] | None:
+            row = conn.execute(
+                "SELECT value, used FROM authorization_states WHERE key = ?", (key,)
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute("UPDATE authorization_states SET used = 1 WHERE key = ?", (key,))
+            return str(row[0]), not row[1]
+
+        return await self._write(op)
 
     # --- inbound: ingest --------------------------------------------------------------------
 

@@ -514,3 +514,15 @@ async def test_installation_values_are_kept_beside_the_record(store: Store) -> N
     assert (await store.get_installation("inst-values")) == record
     with pytest.raises(NotFound):
         await store.put_installation_value("nobody", "oauth", "x")
+
+
+async def test_authorization_states_are_single_use(store: Store) -> None:
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    later = datetime.now(UTC) + timedelta(minutes=10)
+    assert await store.consume_authorization_state("k1") is None
+    await store.save_authorization_state("k1", "sealed", later)
+    results = await asyncio.gather(*(store.consume_authorization_state("k1") for _ in range(5)))
+    assert sorted(r[1] for r in results if r) == [False, False, False, False, True]
+    assert all(r is not None and r[0] == "sealed" for r in results)
