@@ -45,14 +45,16 @@ class StoreBackend:
 class PostgresDatabase:
     """The session's own database: its DSN, and the tables to empty before each test."""
 
+    admin_dsn: str
     dsn: str
     tables: tuple[str, ...]
 
     async def empty(self) -> None:
         conn = await asyncpg.connect(self.dsn)
         try:
-            # One statement; the event cursor counter goes too (cursors restart in a new test).
-            await conn.execute(f"TRUNCATE {', '.join(self.tables)}")
+            # DELETE rather than TRUNCATE: on a few rows it takes well under a millisecond where
+            # TRUNCATE takes tens. The event cursor counter is emptied too: cursors restart at 1.
+            await conn.execute("; ".join(f"DELETE FROM {table}" for table in self.tables))
         finally:
             await conn.close()
 
@@ -62,7 +64,8 @@ def with_database(dsn: str, database: str) -> str:
     return urlunsplit(parts._replace(path="/" + database))
 
 
-async def _create_database(admin_dsn: str, name: str) -> PostgresDatabase:
+async def _create_empty_database(admin_dsn: str, name: str) -> str:
+    """Create the database ``name``; its DSN. Fails the test when PostgreSQL is unreachable."""
     try:
         admin = await asyncpg.connect(admin_dsn, timeout=10)
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
@@ -75,7 +78,11 @@ async def _create_database(admin_dsn: str, name: str) -> PostgresDatabase:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    dsn = with_database(admin_dsn, name)
+    return with_database(admin_dsn, name)
+
+
+async def _create_database(admin_dsn: str, name: str) -> PostgresDatabase:
+    dsn = await _create_empty_database(admin_dsn, name)
     store = PostgresStore(dsn, min_size=1, max_size=1)
     await store.open()  # migrate once for the whole session
     await store.close()
@@ -87,7 +94,9 @@ async def _create_database(admin_dsn: str, name: str) -> PostgresDatabase:
         )
     finally:
         await conn.close()
-    return PostgresDatabase(dsn=dsn, tables=tuple(f'"{row[0]}"' for row in rows))
+    return PostgresDatabase(
+        admin_dsn=admin_dsn, dsn=dsn, tables=tuple(f'"{row[0]}"' for row in rows)
+    )
 
 
 async def _drop_database(admin_dsn: str, name: str) -> None:
@@ -114,6 +123,25 @@ def postgres_database() -> Iterator[PostgresDatabase]:
     database = run_aside(_create_database(admin_dsn, name))
     try:
         yield database
+    finally:
+        run_aside(_drop_database(admin_dsn, name))
+
+
+@pytest.fixture
+def postgres_dsn(postgres_database: PostgresDatabase) -> str:
+    """The session's database, migrated, with every table emptied."""
+    run_aside(postgres_database.empty())
+    return postgres_database.dsn
+
+
+@pytest.fixture
+def fresh_postgres_dsn(postgres_database: PostgresDatabase) -> Iterator[str]:
+    """A database of its own for this test, not migrated (for tests of the migrations)."""
+    admin_dsn = postgres_database.admin_dsn
+    name = f"test_{secrets.token_hex(6)}"
+    dsn = run_aside(_create_empty_database(admin_dsn, name))
+    try:
+        yield dsn
     finally:
         run_aside(_drop_database(admin_dsn, name))
 
