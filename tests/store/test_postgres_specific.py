@@ -18,14 +18,17 @@ import asyncpg
 import pytest
 
 from server.store import (
+    Conflict,
     EventFilter,
     InboundEventType,
+    IngestOutcome,
     MessageKind,
     MessageRecord,
     MessageState,
     MigrationError,
     NewEvent,
     PostgresStore,
+    StoreClosed,
     StoreError,
     WebhookOutcome,
     WebhookRequestRecord,
@@ -375,6 +378,43 @@ async def test_closing_the_store_ends_its_listeners(postgres_dsn: str) -> None:
         await eventually(gone, "the listening connection is closed")
     finally:
         await conn.close()
+
+
+async def test_concurrent_ingests_share_transactions_but_not_their_failures(
+    postgres_dsn: str,
+) -> None:
+    async with PostgresStore(postgres_dsn, min_size=1, max_size=2) as store:
+        taken = webhook()
+        await store.ingest(taken, [event(taken)])
+        requests = [webhook() for _ in range(30)]
+        requests[17] = taken  # its id is in use: only this ingest may fail
+        results = await asyncio.gather(
+            *(store.ingest(r, [event(r, key=f"key-{n % 25}")]) for n, r in enumerate(requests)),
+            return_exceptions=True,
+        )
+        assert isinstance(results[17], Conflict)
+        others = [r for n, r in enumerate(results) if n != 17]
+        assert all(isinstance(r, IngestOutcome) for r in others)
+        outcomes = [r for r in others if isinstance(r, IngestOutcome)]
+        # Keys 0-4 came twice (n and n + 25), key 17 once, with the failed ingest: rolled back.
+        assert sum(o.duplicates for o in outcomes) == 5
+        appended = [e.cursor for o in outcomes for e in o.events]
+        assert sorted(appended) == list(range(2, 2 + 24))
+        assert [e.cursor for e in await store.read_events(0)] == list(range(1, 26))
+        assert await store.get_webhook_request(requests[3].id) is not None
+
+
+async def test_close_finishes_the_ingests_already_submitted(postgres_dsn: str) -> None:
+    store = PostgresStore(postgres_dsn, min_size=1, max_size=1)
+    await store.open()
+    requests = [webhook() for _ in range(40)]
+    tasks = [asyncio.create_task(store.ingest(r, [event(r)])) for r in requests]
+    await asyncio.sleep(0)  # every task has submitted its ingest
+    await store.close()
+    outcomes = await asyncio.gather(*tasks)
+    assert sorted(e.cursor for o in outcomes for e in o.events) == list(range(1, 41))
+    with pytest.raises(StoreClosed):
+        await store.ingest(webhook(), [])
 
 
 # ---------------------------------------------------------------------------------------------
