@@ -54,10 +54,20 @@ class SecretBox:
                 raise SecretBoxError(f"secret key file {path} does not exist")
             path.parent.mkdir(parents=True, exist_ok=True)
             key = base64.b64encode(AESGCM.generate_key(bit_length=256)).decode()
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(key + "\n")
-            logger.warning("created a new secret key file", extra={"path": str(path)})
+            # Written whole under another name, then linked into place: replicas starting
+            # together on one new key file all end up with the one key that was linked first,
+            # and none reads a file that is not written yet.
+            draft = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+            fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(key + "\n")
+                os.link(draft, path)
+                logger.warning("created a new secret key file", extra={"path": str(path)})
+            except FileExistsError:
+                pass  # another process created it first: use theirs
+            finally:
+                draft.unlink()
         try:
             lines = path.read_text(encoding="ascii").split()
             keys = [base64.b64decode(line, validate=True) for line in lines if line]

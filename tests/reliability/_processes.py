@@ -16,7 +16,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,7 +67,6 @@ class ManagedProcess:
     log: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=5000))
     process: asyncio.subprocess.Process | None = None
     starts: int = 0
-    on_exit: Callable[[ManagedProcess, int], None] | None = None
     _drain: asyncio.Task[None] | None = None
 
     def argv(self) -> Sequence[str]:
@@ -123,9 +122,7 @@ class ManagedProcess:
         assert process.stdout is not None
         async for raw in process.stdout:
             self.log.append(raw.decode(errors="replace"))
-        code = await process.wait()
-        if self.on_exit is not None:
-            self.on_exit(self, code)
+        await process.wait()
 
     def kill(self) -> None:
         """SIGKILL: no chance to finish anything (what a crash or an OOM kill does)."""

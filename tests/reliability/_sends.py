@@ -4,8 +4,10 @@ Send ``n`` has the idempotency key ``rel-<run>-<n>`` and a text of its own (so t
 records say which send each call was). An attempt that fails with a retryable status —
 UNAVAILABLE (its replica died, or the key is still in progress elsewhere), DEADLINE_EXCEEDED,
 ABORTED, RESOURCE_EXHAUSTED — is made again, unchanged, on the next replica after a short pause
-(the RetryInfo delay when the service gives one). Every attempt is kept with its replica and
-times, so that the check can tell which attempts a kill of their replica cut off.
+(the RetryInfo delay when the service gives one); an outcome the service stored as the key's
+answer (PROVIDER_TIMEOUT, DEADLINE_EXCEEDED) is final, and a send still failing after ten
+minutes is given up. Every attempt is kept with its replica and times, so that the check can
+tell which attempts a kill of their replica cut off.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ _RETRYABLE = frozenset(
         grpc.StatusCode.RESOURCE_EXHAUSTED,
     }
 )
+
+
+# Outcomes the service stores as the key's answer (the provider may have sent the message): every
+# retry with the key gets them again, so a caller stops there.
+_FINAL_REASONS = frozenset({"PROVIDER_TIMEOUT", "DEADLINE_EXCEEDED"})
 
 
 def send_text(run_id: str, n: int) -> str:
@@ -82,6 +89,7 @@ class KeyedSender:
     rate_per_s: float
     concurrency: int = 16
     call_timeout_s: float = 30.0
+    give_up_after_s: float = 600.0
     rng: random.Random = field(default_factory=random.Random)
     records: list[SendRecord] = field(default_factory=list)
 
@@ -140,8 +148,11 @@ class KeyedSender:
                         outcome=outcome,
                     )
                 )
-                if exc.code() not in _RETRYABLE:
+                if exc.code() not in _RETRYABLE or reason in _FINAL_REASONS:
                     record.error = f"{outcome}: {exc.details()}"
+                    return
+                if time.monotonic() - record.attempts[0].started > self.give_up_after_s:
+                    record.error = f"gave up after {len(record.attempts)} attempts: {outcome}"
                     return
                 index = (index + 1) % len(replicas)
                 pause = delay if delay is not None else 0.2

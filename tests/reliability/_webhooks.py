@@ -3,7 +3,8 @@
 Every webhook is an inbound SMS with a provider message id of its own. It is posted to one of the
 sidecars (a load balancer in front of them: the next one after a failure) and, on anything but a
 2xx — a 503 while a replica is down, a reset connection when a sidecar is killed mid-request, a
-timeout — posted again, unchanged, after an exponential backoff with jitter. The posts are paced
+timeout — posted again, unchanged, after an exponential backoff with jitter (for ten minutes at
+most, as providers give up too). The posts are paced
 at an even rate so that they span the whole time processes are being killed.
 """
 
@@ -42,6 +43,7 @@ class WebhookSender:
     concurrency: int = 32
     rng: random.Random = field(default_factory=random.Random)
     request_timeout_s: float = 15.0
+    give_up_after_s: float = 600.0  # then it counts as never acknowledged
     # Provider message id → attempts it took; only webhooks answered 2xx are here.
     acknowledged: dict[str, int] = field(default_factory=dict)
     # Why attempts were not answered 2xx: "503", "ClientConnectorError", … → count.
@@ -96,7 +98,8 @@ class WebhookSender:
         headers = {"Content-Type": "application/json"}
         choice = self.rng.randrange(1 << 16)
         attempt = 0
-        while stop is None or not stop.is_set():
+        give_up_at = time.monotonic() + self.give_up_after_s
+        while (stop is None or not stop.is_set()) and time.monotonic() < give_up_at:
             attempt += 1
             urls = self.urls()
             url = urls[(choice + attempt) % len(urls)] + self.path

@@ -16,8 +16,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from msgbridge.v1 import gateway_pb2
-from tests.reliability._cluster import FROM_NUMBER, ORG, Cluster
+from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc
+from server.fake_provider import start_fake_provider
+from tests.reliability._cluster import FROM_NUMBER, INTEGRATION, ORG, Cluster, definition_json
 from tests.reliability._processes import ReplicaProcess, write_secret_key
 from tests.reliability._sends import _reason_and_delay
 from tests.reliability._waiting import eventually
@@ -267,3 +268,52 @@ async def test_replicas_starting_together_migrate_once(tmp_path: Path, database_
     finally:
         await connection.close()
     assert [f"{row['version']:04d}_{row['name']}" for row in rows] == files
+
+
+async def test_replicas_starting_together_on_a_new_key_file_share_one_key(
+    tmp_path: Path, database_url: str
+) -> None:
+    key_file = tmp_path / "keys" / "secret.key"  # not there yet: the first replica creates it
+    replicas = [
+        ReplicaProcess(
+            name=f"replica-{n}",
+            database_url=database_url,
+            data_dir=tmp_path / f"replica-{n}",
+            secret_key_file=key_file,
+        )
+        for n in range(3)
+    ]
+    provider = await start_fake_provider()
+    try:
+        await asyncio.gather(*(r.start() for r in replicas))
+        async with grpc.aio.insecure_channel(replicas[0].target) as channel:
+            stub = gateway_pb2_grpc.GatewayStub(channel)
+            await stub.RegisterIntegration(
+                gateway_pb2.RegisterIntegrationRequest(
+                    definition_json=definition_json(provider.url)
+                )
+            )
+            await stub.EnableIntegration(
+                gateway_pb2.EnableIntegrationRequest(
+                    org_id=ORG,
+                    integration_id=INTEGRATION,
+                    properties={"API key": "sealed by replica-0"},
+                    numbers=[gateway_pb2.NumberAssignment(number=FROM_NUMBER)],
+                )
+            )
+        for replica in replicas[1:]:
+            async with grpc.aio.insecure_channel(replica.target) as channel:
+                request = gateway_pb2.SendMessageRequest(org_id=ORG, to="+15557654321", text="x")
+                setattr(request, "from", FROM_NUMBER)
+                await gateway_pb2_grpc.GatewayStub(channel).SendMessage(request, timeout=30)
+    finally:
+        await asyncio.gather(*(r.stop() for r in replicas))
+        await provider.aclose()
+    sent = provider.state.requests_to("/messages")
+    assert [r.header("Authorization") for r in sent] == ["Bearer sealed by replica-0"] * 2
+    assert len(key_file.read_text().split()) == 1
+    assert sorted(p.name for p in key_file.parent.iterdir()) == ["secret.key"]
+    created = [
+        e for r in replicas for e in r.entries() if e.get("msg") == "created a new secret key file"
+    ]
+    assert len(created) == 1
