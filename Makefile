@@ -42,13 +42,25 @@ test: lint
 # The suite again with every service on PostgreSQL (127.0.0.1:5432, role postgres): each test
 # gets a database of its own, dropped afterwards. Fails, never skips, when the server is down.
 test-postgres: install
-	MSGBRIDGE_TEST_DATABASE=postgres $(BIN)/pytest -q
+	MSGBRIDGE_TEST_DATABASE=postgres $(BIN)/pytest -q -m "not postgres"
 
 run: install
 	$(BIN)/msgbridge serve --demo --outbound-allow 127.0.0.1
 
 bench: install
 	$(BIN)/python -m tests.bench
+
+RELIABILITY_ARGS ?=
+SOAK_MINUTES ?= 10
+
+# Two replicas on PostgreSQL, two sidecars and the fake provider, SIGKILLed at random under load;
+# prints the invariants with their counts (default 5,000 webhooks, 1,000 sends, 10 kills).
+reliability: install
+	$(BIN)/python -m tests.reliability $(RELIABILITY_ARGS)
+
+# Minutes of subscribers coming and going; prints each process's memory at start and end.
+soak: install
+	$(BIN)/python -m tests.reliability --soak --minutes $(SOAK_MINUTES)
 
 clean:
 	rm -rf $(VENV) msgbridge .mypy_cache .pytest_cache .ruff_cache

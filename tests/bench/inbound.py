@@ -8,7 +8,9 @@
   process, forwarding over gRPC to the core;
 - ``POST → subscriber at 1,000/s``: webhooks posted at a steady 1,000 per second while one
   StreamEvents subscriber receives them; the latency is from the POST to the event's arrival;
-- ``events to one subscriber``: a subscriber reading 20,000 stored events from the earliest.
+- ``events to one subscriber``: a subscriber reading 20,000 stored events from the earliest;
+- ``replica A → subscriber on B``: two replicas on one PostgreSQL database; webhooks posted to A
+  at 200/s, the delay until they reach a StreamEvents subscriber on B (LISTEN/NOTIFY wake-up).
 """
 
 from __future__ import annotations
@@ -16,9 +18,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import tempfile
 import time
+import uuid
+from pathlib import Path
 
 import aiohttp
+import asyncpg
 import grpc
 from aiohttp import web
 
@@ -27,6 +33,8 @@ from server.sidecar import GrpcIngestForwarder, build_sidecar_app, start_sidecar
 
 from ._harness import BenchEnv, Benchmark, Result, _percentile_ms, measure
 from .service import start_service
+
+POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 __all__ = ["INBOUND"]
 
@@ -106,15 +114,23 @@ async def ingest_separate(env: BenchEnv, benchmark: Benchmark) -> Result:
 
 
 async def post_to_subscriber(env: BenchEnv, benchmark: Benchmark) -> Result:
-    """Open loop: a POST every millisecond for ``seconds``; latency POST → event received."""
+    """Open loop: a POST every millisecond for 3 s; latency POST → event received."""
     core, url = await _service(env, "msgbridge service (latency)")
-    seconds, rate = 3.0, 1000
+    return await _open_loop_delay(benchmark, url, core, seconds=3.0, rate=1000)
+
+
+async def _open_loop_delay(
+    benchmark: Benchmark, url: str, core: str, *, seconds: float, rate: int
+) -> Result:
+    """POST ``rate`` webhooks a second to ``url`` for ``seconds`` while one StreamEvents
+    subscriber on ``core`` receives them; the latency is from each POST to its event."""
     latencies: list[float] = []
     errors = 0
     first_error: str | None = None
+    elapsed = 0.0
+    total = int(seconds * rate)
     async with grpc.aio.insecure_channel(core) as channel:
         stub = gateway_pb2_grpc.GatewayStub(channel)
-        total = int(seconds * rate)
         received = asyncio.Event()
 
         async def subscriber() -> None:
@@ -166,6 +182,37 @@ async def post_to_subscriber(env: BenchEnv, benchmark: Benchmark) -> Result:
     )  # fmt: skip
 
 
+async def replica_delay(env: BenchEnv, benchmark: Benchmark) -> Result:
+    """Two replicas on one PostgreSQL database: webhooks posted to A at 200/s for 3 s, a
+    subscriber on B; the delay from A's POST to the event on B."""
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(POSTGRES_ADMIN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    database_url = POSTGRES_ADMIN.rsplit("/", 1)[0] + "/" + name
+    key_file = str(Path(tempfile.mkdtemp(prefix="msgbridge-bench-key-")) / "secret.key")
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(POSTGRES_ADMIN)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    try:
+        address_a = await env.server(
+            "replica A", start_service, env.fake_url, True, database_url, key_file, True
+        )
+        address_b = await env.server(
+            "replica B", start_service, env.fake_url, True, database_url, key_file, False
+        )
+        _, url = address_a.split("|", 1)
+        core_b = address_b.split("|", 1)[0]
+        return await _open_loop_delay(benchmark, url, core_b, seconds=3.0, rate=200)
+    finally:
+        env.add_cleanup(drop)
+
+
 async def stream_rate(env: BenchEnv, benchmark: Benchmark) -> Result:
     """Store 20,000 events, then time one subscriber reading them all from the earliest."""
     core, url = await _service(env, "msgbridge service (stream)")
@@ -202,4 +249,5 @@ INBOUND: list[Benchmark] = [
     Benchmark(name="webhook ingest (separate sidecar)", concurrency=64, run=ingest_separate),
     Benchmark(name="POST → subscriber at 1,000/s", concurrency=1, run=post_to_subscriber),
     Benchmark(name="events to one subscriber", concurrency=1, run=stream_rate),
+    Benchmark(name="replica A → subscriber on B (PostgreSQL)", concurrency=1, run=replica_delay),
 ]

@@ -65,15 +65,24 @@ def bench_definition(provider_url: str) -> str:
     )
 
 
-async def start_service(provider_url: str, sidecar: bool = False) -> str:
-    """(In a child process.) The service on a temporary SQLite file, with the bench integration
-    registered and enabled for org ``bench`` on +15550001111. Returns the gRPC address, and with
-    the sidecar ``ADDRESS|http://127.0.0.1:PORT/webhooks/bench/TOKEN``."""
+async def start_service(
+    provider_url: str,
+    sidecar: bool = False,
+    database_url: str = "",
+    secret_key_file: str = "",
+    install: bool = True,
+) -> str:
+    """(In a child process.) The service on a temporary SQLite file (or ``database_url``), with
+    the bench integration registered and enabled for org ``bench`` on +15550001111 (unless
+    ``install`` is false: a second replica of a database that has it). Returns the gRPC address,
+    and with the sidecar ``ADDRESS|http://127.0.0.1:PORT/webhooks/bench/TOKEN``."""
     data_dir = Path(tempfile.mkdtemp(prefix="msgbridge-bench-"))
     settings = Settings(
         grpc_listen="127.0.0.1:0",
         http_listen="127.0.0.1:0",
         data_dir=data_dir,
+        database_url=database_url,
+        secret_key_file=Path(secret_key_file) if secret_key_file else None,
         outbound_allow=("127.0.0.1",),
         sidecar=sidecar,
         log_level="WARNING",
@@ -81,17 +90,21 @@ async def start_service(provider_url: str, sidecar: bool = False) -> str:
     server, port = await build_server(settings)
     await server.start()
     _RUNNING.append(server)
-    await server.catalog.register(bench_definition(provider_url))
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = gateway_pb2_grpc.GatewayStub(channel)
-        installation = await stub.EnableIntegration(
-            gateway_pb2.EnableIntegrationRequest(
-                org_id="bench",
-                integration_id="bench",
-                properties={"API key": "bench-key"},
-                numbers=[gateway_pb2.NumberAssignment(number="+15550001111", users=["101"])],
+        if install:
+            await server.catalog.register(bench_definition(provider_url))
+            installation = await stub.EnableIntegration(
+                gateway_pb2.EnableIntegrationRequest(
+                    org_id="bench",
+                    integration_id="bench",
+                    properties={"API key": "bench-key"},
+                    numbers=[gateway_pb2.NumberAssignment(number="+15550001111", users=["101"])],
+                )
             )
-        )
+        else:
+            listed = await stub.ListInstallations(gateway_pb2.ListInstallationsRequest())
+            installation = listed.installations[0]
     if not sidecar:
         return f"127.0.0.1:{port}"
     path = installation.webhook_url.split("/webhooks/", 1)[1]
