@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -47,6 +48,9 @@ class StoreTokenVault:
     async def mark(self, installation_id: str, state: str, error: str | None) -> None:
         value = json.dumps({"state": state, "error": error})
         await self._store.put_installation_value(installation_id, _STATE, value)
+
+    def renewal(self, installation_id: str) -> AbstractAsyncContextManager[None]:
+        return self._store.exclusive(f"oauth-renewal:{installation_id}")
 
 
 class StoreStateStore:

@@ -205,6 +205,19 @@ class OAuthTokens:
         force: bool,
         rejected: str | None,
     ) -> TokenSet:
+        async with self._vault.renewal(installation_id):
+            return await self._renew_locked(
+                installation_id, definition, properties, force, rejected
+            )
+
+    async def _renew_locked(
+        self,
+        installation_id: str,
+        definition: Definition,
+        properties: Mapping[str, Value],
+        force: bool,
+        rejected: str | None,
+    ) -> TokenSet:
         config = _oauth2(definition)
         stored = await self._vault.load(installation_id)
         if (

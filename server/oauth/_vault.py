@@ -7,6 +7,8 @@ tools. A :class:`TokenSet` never shows its tokens in ``repr`` (so not in a log o
 
 from __future__ import annotations
 
+import contextlib
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypeAlias
 
@@ -60,6 +62,12 @@ class TokenVault(Protocol):
         ``"expired"``, the reason in plain words (it never holds a secret)."""
         ...
 
+    def renewal(self, installation_id: str) -> AbstractAsyncContextManager[None]:
+        """Held while the installation's tokens are renewed: excludes renewals of the same
+        installation by other processes sharing the vault (replicas), so that a token is
+        refreshed once across them. In one process :class:`OAuthTokens` already renews once."""
+        ...
+
 
 class MemoryTokenVault:
     """A :class:`TokenVault` in a dict: for tests and tools; nothing survives the process."""
@@ -80,3 +88,6 @@ class MemoryTokenVault:
 
     async def mark(self, installation_id: str, state: str, error: str | None) -> None:
         self.states[installation_id] = (state, error)
+
+    def renewal(self, installation_id: str) -> AbstractAsyncContextManager[None]:
+        return contextlib.nullcontext()

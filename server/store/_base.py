@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Protocol
@@ -507,6 +508,13 @@ class Store(Protocol):
 
     async def get_installation_value(self, installation_id: str, name: str) -> str | None:
         """The named value of an installation, or None."""
+        ...
+
+    # --- coordination ----------------------------------------------------------------------
+
+    def exclusive(self, name: str) -> AbstractAsyncContextManager[None]:
+        """Held by one holder at a time across every process sharing the database (PostgreSQL:
+        an advisory lock; SQLite, which one process owns: a lock in that process)."""
         ...
 
     # --- OAuth2 authorization states ------------------------------------------------------

@@ -73,7 +73,7 @@ import contextlib
 import itertools
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType, TracebackType
@@ -1601,6 +1601,29 @@ class PostgresStore:
             return None if value is None else str(value)
 
         return await self._statement(op)
+
+    # --- coordination ----------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        """A session advisory lock on a pooled connection kept for the duration."""
+        if self._pool is None:
+            raise StoreClosed("the store is not open")
+        try:
+            conn = await self._pool.acquire()
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise StoreError(f"cannot take the lock {name!r}: {exc}") from exc
+        try:
+            await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", name)
+            try:
+                yield
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.execute(
+                        "SELECT pg_advisory_unlock(hashtextextended($1, 0))", name
+                    )
+        finally:
+            await self._pool.release(conn)
 
     # --- OAuth2 authorization states ------------------------------------------------------
 

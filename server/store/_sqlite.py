@@ -45,7 +45,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -939,6 +939,7 @@ class SqliteStore:
         self._writer: _Writer | None = None
         self._readers: _Readers | None = None
         self._checkpointer: _Checkpointer | None = None
+        self._locks: dict[str, asyncio.Lock] = {}
 
     @classmethod
     def from_file(
@@ -1366,6 +1367,14 @@ class SqliteStore:
             return None if row is None else str(row[0])
 
         return await self._read(fn)
+
+    # --- coordination ----------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            yield
 
     # --- OAuth2 authorization states ------------------------------------------------------
 

@@ -202,13 +202,14 @@ class BenchEnv:
         self._cleanups.append(cleanup)
 
     async def aclose(self) -> None:
-        for cleanup in reversed(self._cleanups):
-            await cleanup()
+        # Servers first: a cleanup may remove what they use (a database they are connected to).
         for _, process in self._servers.values():
             process.terminate()
             await asyncio.to_thread(process.join, 10)
             if process.is_alive():
                 process.kill()
+        for cleanup in reversed(self._cleanups):
+            await cleanup()
         if self._fake is not None:
             self._fake.terminate()
             await asyncio.wait_for(self._fake.wait(), 10)

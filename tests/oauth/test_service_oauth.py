@@ -152,3 +152,55 @@ async def test_authorization_code_flow_through_the_sidecar_callback(
     logged = "\n".join(r.getMessage() + " " + str(r.__dict__) for r in ours)
     for secret in secrets:
         assert secret not in logged
+
+
+async def test_a_send_answered_401_renews_the_token_once_and_is_sent_again(
+    start_gateway: GatewayFactory,
+    authorization_server: RunningAuthorizationServer,
+    tmp_path: Path,
+) -> None:
+    http_port = _free_port()
+    public = f"http://127.0.0.1:{http_port}"
+    gateway: Gateway = await start_gateway(
+        sidecar=True, http_listen=f"127.0.0.1:{http_port}", public_url=public
+    )
+    authorization_server.server.add_client(CLIENT_ID, CLIENT_SECRET, f"{public}/oauth/callback")
+    await gateway.register(_definition(f"127.0.0.1:{authorization_server.port}"))
+    installation = await gateway.enable(
+        "oauth-provider",
+        properties={
+            "Client ID": CLIENT_ID,
+            "Client Secret": CLIENT_SECRET,
+            "Auth Host": f"127.0.0.1:{authorization_server.port}",
+        },
+    )
+    begun = await gateway.stub.BeginAuthorization(
+        gateway_pb2.BeginAuthorizationRequest(installation_id=installation.id)
+    )
+    async with aiohttp.ClientSession() as browser:
+        async with browser.post(
+            begun.authorization_url, data={"confirm": "yes"}, allow_redirects=False
+        ) as consent:
+            callback = consent.headers["Location"]
+        async with browser.get(callback) as done:
+            assert done.status == 200
+    await gateway.send()
+    refreshes = len(authorization_server.server.requests_of("refresh_token"))
+
+    # The provider stops taking the access token (still unexpired by its own account).
+    authorization_server.server.revoke_access_tokens()
+    reply = await gateway.send()
+    assert reply.provider_status == 200
+    assert len(authorization_server.server.requests_of("refresh_token")) == refreshes + 1
+
+    # A revoked refresh token cannot be renewed: the installation is marked, sends are refused.
+    authorization_server.server.revoke_access_tokens()
+    authorization_server.server.revoke_refresh_tokens()
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await gateway.send()
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    got = await gateway.stub.GetInstallation(
+        gateway_pb2.GetInstallationRequest(installation_id=installation.id)
+    )
+    assert got.authorization.state == A.ERROR
+    assert got.authorization.error

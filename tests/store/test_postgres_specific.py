@@ -587,3 +587,21 @@ def test_pool_sizes_are_checked() -> None:
         PostgresStore("postgresql://x/y", min_size=5, max_size=2)
     with pytest.raises(ValueError, match="max_size"):
         PostgresStore("postgresql://x/y", max_size=0)
+
+
+async def test_exclusive_holds_across_replicas(
+    replicas: tuple[PostgresStore, PostgresStore],
+) -> None:
+    a, b = replicas
+    order: list[str] = []
+
+    async def hold(store: PostgresStore, name: str) -> None:
+        async with store.exclusive("oauth-renewal:inst-1"):
+            order.append(f"{name} in")
+            await asyncio.sleep(0.05)
+            order.append(f"{name} out")
+
+    await asyncio.gather(hold(a, "a"), hold(b, "b"), hold(a, "a2"), hold(b, "b2"))
+    # Never two inside at once: every "in" is followed by its own "out".
+    for i in range(0, len(order), 2):
+        assert order[i].removesuffix(" in") == order[i + 1].removesuffix(" out")

@@ -526,3 +526,21 @@ async def test_authorization_states_are_single_use(store: Store) -> None:
     results = await asyncio.gather(*(store.consume_authorization_state("k1") for _ in range(5)))
     assert sorted(r[1] for r in results if r) == [False, False, False, False, True]
     assert all(r is not None and r[0] == "sealed" for r in results)
+
+
+async def test_exclusive_admits_one_holder_at_a_time(store: Store) -> None:
+    import asyncio
+
+    inside = 0
+    most = 0
+
+    async def hold() -> None:
+        nonlocal inside, most
+        async with store.exclusive("renewal:one"):
+            inside += 1
+            most = max(most, inside)
+            await asyncio.sleep(0.01)
+            inside -= 1
+
+    await asyncio.gather(*(hold() for _ in range(5)))
+    assert most == 1
