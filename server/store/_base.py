@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import Final, Protocol
 
 __all__ = [
@@ -280,6 +281,35 @@ class EventRecord(NewEvent):
     """
 
     cursor: int
+
+    @classmethod
+    def appended(cls, event: NewEvent, cursor: int) -> EventRecord:
+        """``event`` as stored under ``cursor`` (its collections made immutable)."""
+        metadata = event.metadata
+        return cls(
+            type=event.type,
+            org_id=event.org_id,
+            installation_id=event.installation_id,
+            integration_id=event.integration_id,
+            users=tuple(event.users),
+            from_number=event.from_number,
+            to_number=event.to_number,
+            text=event.text,
+            media_urls=tuple(event.media_urls),
+            provider_message_id=event.provider_message_id,
+            message_id=event.message_id,
+            status=event.status,
+            error=event.error,
+            metadata=(
+                metadata
+                if isinstance(metadata, MappingProxyType)
+                else MappingProxyType(dict(metadata))
+            ),
+            received_at=event.received_at,
+            request_id=event.request_id,
+            dedupe_key=event.dedupe_key,
+            cursor=cursor,
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

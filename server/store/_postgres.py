@@ -463,29 +463,6 @@ def _event_params(event: NewEvent) -> tuple[Any, ...]:
     )
 
 
-def _event_record(event: NewEvent, cursor: int) -> EventRecord:
-    return EventRecord(
-        type=event.type,
-        org_id=event.org_id,
-        installation_id=event.installation_id,
-        integration_id=event.integration_id,
-        users=tuple(event.users),
-        from_number=event.from_number,
-        to_number=event.to_number,
-        text=event.text,
-        media_urls=tuple(event.media_urls),
-        provider_message_id=event.provider_message_id,
-        message_id=event.message_id,
-        status=event.status,
-        error=event.error,
-        metadata=_frozen_map(event.metadata),
-        received_at=event.received_at,
-        request_id=event.request_id,
-        dedupe_key=event.dedupe_key,
-        cursor=cursor,
-    )
-
-
 def _event(row: Row) -> EventRecord:
     """A row of ``cursor`` then ``_EVENT_FIELDS``."""
     return EventRecord(
@@ -809,7 +786,7 @@ async def _append(
     await conn.executemany(
         _INSERT_EVENT, [(first + n, *params) for n, (_, params) in enumerate(events)]
     )
-    return [_event_record(event, first + n) for n, (event, _) in enumerate(events)]
+    return [EventRecord.appended(event, first + n) for n, (event, _) in enumerate(events)]
 
 
 @dataclass(frozen=True, slots=True)

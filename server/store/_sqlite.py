@@ -510,29 +510,6 @@ def _event_params(event: NewEvent) -> tuple[Any, ...]:
     )
 
 
-def _event_record(event: NewEvent, cursor: int) -> EventRecord:
-    return EventRecord(
-        type=event.type,
-        org_id=event.org_id,
-        installation_id=event.installation_id,
-        integration_id=event.integration_id,
-        users=tuple(event.users),
-        from_number=event.from_number,
-        to_number=event.to_number,
-        text=event.text,
-        media_urls=tuple(event.media_urls),
-        provider_message_id=event.provider_message_id,
-        message_id=event.message_id,
-        status=event.status,
-        error=event.error,
-        metadata=_frozen_map(event.metadata),
-        received_at=event.received_at,
-        request_id=event.request_id,
-        dedupe_key=event.dedupe_key,
-        cursor=cursor,
-    )
-
-
 def _event(row: Row) -> EventRecord:
     """A ``_READ_EVENTS`` row."""
     return EventRecord(
@@ -696,7 +673,7 @@ class _Inbound:
                 continue
             cursor = conn.execute(_INSERT_EVENT, params).lastrowid
             assert cursor is not None
-            appended.append(_event_record(event, cursor))
+            appended.append(EventRecord.appended(event, cursor))
         if self.transitions:
             conn.executemany(_APPLY_TRANSITION, self.transitions)
         for receipt, params in self.held:
@@ -1525,7 +1502,7 @@ class SqliteStore:
                 )
                 cursor = conn.execute(_INSERT_EVENT, _event_params(event)).lastrowid
                 assert cursor is not None
-                appended.append(_event_record(event, cursor))
+                appended.append(EventRecord.appended(event, cursor))
                 state = _RECEIPT_STATES.get(event.type)
                 if state is not None:
                     error = (event.error or None) if state is MessageState.FAILED else None
