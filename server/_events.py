@@ -66,9 +66,12 @@ async def follow_events(
     hands out cursors in commit order).
     """
     cursor = after
+    filtered = event_filter != EventFilter()
     while not hub.closed:
         mark = hub.mark()
-        newest = await store.latest_cursor()
+        # Without a filter every event is returned, so the position is the last one read; with
+        # one, the newest cursor (read first) also skips the events the filter leaves out.
+        newest = await store.latest_cursor() if filtered else 0
         events = await store.read_events(cursor, filter=event_filter, limit=batch)
         if events:
             cursor = events[-1].cursor

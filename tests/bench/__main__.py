@@ -138,6 +138,8 @@ async def run(benchmarks: Sequence[Benchmark]) -> list[Result]:
     await env.start()
     try:
         for benchmark in benchmarks:
+            if benchmark.alone:
+                await env.stop_servers()
             print(f"… {benchmark.name} at {benchmark.concurrency}", file=sys.stderr, flush=True)
             results.append(await benchmark.run(env, benchmark))
     finally:

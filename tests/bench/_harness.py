@@ -54,6 +54,9 @@ class Benchmark:
     run: Callable[[BenchEnv, Benchmark], Awaitable[Result]]
     count: int = 20_000
     time_cap_s: float = 4.0
+    #: Stop the servers earlier benchmarks started before this one runs: a latency percentile
+    #: should not measure their background work (a large WAL being checkpointed, say).
+    alone: bool = False
 
 
 def _percentile_ms(sorted_values: list[float], fraction: float) -> float | None:
@@ -201,13 +204,18 @@ class BenchEnv:
     def add_cleanup(self, cleanup: Callable[[], Awaitable[None]]) -> None:
         self._cleanups.append(cleanup)
 
-    async def aclose(self) -> None:
-        # Servers first: a cleanup may remove what they use (a database they are connected to).
-        for _, process in self._servers.values():
+    async def stop_servers(self) -> None:
+        """Stop every server started so far (they start again on next use)."""
+        servers, self._servers = self._servers, {}
+        for _, process in servers.values():
             process.terminate()
             await asyncio.to_thread(process.join, 10)
             if process.is_alive():
                 process.kill()
+
+    async def aclose(self) -> None:
+        # Servers first: a cleanup may remove what they use (a database they are connected to).
+        await self.stop_servers()
         for cleanup in reversed(self._cleanups):
             await cleanup()
         if self._fake is not None:

@@ -247,7 +247,14 @@ INBOUND: list[Benchmark] = [
     Benchmark(name="trivial HTTP handler", concurrency=64, run=trivial),
     Benchmark(name="webhook ingest (msgbridge serve)", concurrency=64, run=ingest_serve),
     Benchmark(name="webhook ingest (separate sidecar)", concurrency=64, run=ingest_separate),
-    Benchmark(name="POST → subscriber at 1,000/s", concurrency=1, run=post_to_subscriber),
+    Benchmark(
+        name="POST → subscriber at 1,000/s", concurrency=1, run=post_to_subscriber, alone=True
+    ),
     Benchmark(name="events to one subscriber", concurrency=1, run=stream_rate),
-    Benchmark(name="replica A → subscriber on B (PostgreSQL)", concurrency=1, run=replica_delay),
+    Benchmark(
+        name="replica A → subscriber on B (PostgreSQL)",
+        concurrency=1,
+        run=replica_delay,
+        alone=True,
+    ),
 ]
