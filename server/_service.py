@@ -384,16 +384,25 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             reply.provider_message_id = outcome.provider_message_id
         return reply
 
-    @_rpc
-    async def SendMessage(
-        self, request: gateway_pb2.SendMessageRequest, context: grpc.aio.ServicerContext
+    async def _send(
+        self,
+        request: gateway_pb2.SendMessageRequest | gateway_pb2.SendFileRequest,
+        context: grpc.aio.ServicerContext,
     ) -> gateway_pb2.SendReply:
+        media = (
+            (request.media_url, request.media_type, request.filename)
+            if isinstance(request, gateway_pb2.SendFileRequest)
+            else None
+        )
         send = SendRequest(
-            kind=MessageKind.SMS,
+            kind=MessageKind.SMS if media is None else MessageKind.MMS,
             org_id=request.org_id,
             from_number=getattr(request, "from"),
             to=request.to,
             text=request.text,
+            media_url=media[0] if media else "",
+            media_type=media[1] if media else "",
+            filename=media[2] if media else "",
             extension=request.extension,
             domain=request.domain,
             integration_id=request.integration_id,
@@ -403,25 +412,16 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         return self._reply(await self._send_path.send(send, deadline=self._deadline(context)))
 
     @_rpc
+    async def SendMessage(
+        self, request: gateway_pb2.SendMessageRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.SendReply:
+        return await self._send(request, context)
+
+    @_rpc
     async def SendFile(
         self, request: gateway_pb2.SendFileRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.SendReply:
-        send = SendRequest(
-            kind=MessageKind.MMS,
-            org_id=request.org_id,
-            from_number=getattr(request, "from"),
-            to=request.to,
-            text=request.text,
-            media_url=request.media_url,
-            media_type=request.media_type,
-            filename=request.filename,
-            extension=request.extension,
-            domain=request.domain,
-            integration_id=request.integration_id,
-            idempotency_key=request.idempotency_key,
-            metadata=dict(request.metadata),
-        )
-        return self._reply(await self._send_path.send(send, deadline=self._deadline(context)))
+        return await self._send(request, context)
 
     @_rpc
     async def GetMessage(
