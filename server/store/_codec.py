@@ -7,7 +7,7 @@ integers, and keep the microsecond exactly). Maps and number assignments are com
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -15,12 +15,17 @@ from typing import Any
 from ._base import NumberAssignment
 
 __all__ = [
+    "decode_headers",
     "decode_map",
     "decode_numbers",
+    "decode_texts",
     "decode_time",
+    "encode_headers",
     "encode_map",
     "encode_numbers",
+    "encode_texts",
     "encode_time",
+    "frozen_map",
 ]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -60,3 +65,23 @@ def decode_numbers(text: str) -> tuple[NumberAssignment, ...]:
         )
         for item in items
     )
+
+
+def encode_texts(values: Sequence[str]) -> str:
+    return json.dumps(list(values), ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_texts(text: str) -> tuple[str, ...]:
+    return tuple(str(value) for value in json.loads(text))
+
+
+def encode_headers(headers: Sequence[tuple[str, str]]) -> str:
+    return json.dumps([[k, v] for k, v in headers], ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_headers(text: str) -> tuple[tuple[str, str], ...]:
+    return tuple((str(k), str(v)) for k, v in json.loads(text))
+
+
+def frozen_map(value: Mapping[str, str]) -> Mapping[str, str]:
+    return value if isinstance(value, MappingProxyType) else MappingProxyType(dict(value))

@@ -105,12 +105,17 @@ from ._base import (
     WebhookRequestRecord,
 )
 from ._codec import (
+    decode_headers,
     decode_map,
     decode_numbers,
+    decode_texts,
     decode_time,
+    encode_headers,
     encode_map,
     encode_numbers,
+    encode_texts,
     encode_time,
+    frozen_map,
 )
 from ._migrations import Migration, MigrationError, load_migrations, pending_migrations
 
@@ -413,26 +418,6 @@ async def _insert_numbers(conn: _Connection, record: InstallationRecord) -> None
 # --- the inbound path -------------------------------------------------------------------------
 
 
-def _encode_texts(values: Sequence[str]) -> str:
-    return json.dumps(list(values), ensure_ascii=False, separators=(",", ":"))
-
-
-def _decode_texts(text: str) -> tuple[str, ...]:
-    return tuple(str(value) for value in json.loads(text))
-
-
-def _encode_headers(headers: Sequence[tuple[str, str]]) -> str:
-    return json.dumps([[k, v] for k, v in headers], ensure_ascii=False, separators=(",", ":"))
-
-
-def _decode_headers(text: str) -> tuple[tuple[str, str], ...]:
-    return tuple((str(k), str(v)) for k, v in json.loads(text))
-
-
-def _frozen_map(value: Mapping[str, str]) -> Mapping[str, str]:
-    return value if isinstance(value, MappingProxyType) else MappingProxyType(dict(value))
-
-
 _EVENT_FIELDS = """
     type, org_id, installation_id, integration_id, users_json, from_number, to_number, text,
     media_urls_json, provider_message_id, message_id, status, error, metadata_json, received_at,
@@ -447,11 +432,11 @@ def _event_params(event: NewEvent) -> tuple[Any, ...]:
         event.org_id,
         event.installation_id,
         event.integration_id,
-        _encode_texts(event.users),
+        encode_texts(event.users),
         event.from_number,
         event.to_number,
         event.text,
-        _encode_texts(event.media_urls),
+        encode_texts(event.media_urls),
         event.provider_message_id,
         event.message_id,
         event.status,
@@ -471,11 +456,11 @@ def _event(row: Row) -> EventRecord:
         org_id=row[2],
         installation_id=row[3],
         integration_id=row[4],
-        users=_decode_texts(row[5]),
+        users=decode_texts(row[5]),
         from_number=row[6],
         to_number=row[7],
         text=row[8],
-        media_urls=_decode_texts(row[9]),
+        media_urls=decode_texts(row[9]),
         provider_message_id=row[10],
         message_id=row[11],
         status=row[12],
@@ -574,7 +559,7 @@ def _request_params(request: WebhookRequestRecord) -> tuple[Any, ...]:
         request.method,
         request.path,
         request.query,
-        _encode_headers(request.headers),
+        encode_headers(request.headers),
         bytes(request.body),
         request.content_type,
         WebhookOutcome(request.outcome).value,
@@ -592,7 +577,7 @@ def _webhook_request(row: Row) -> WebhookRequestRecord:
         method=row[4],
         path=row[5],
         query=row[6],
-        headers=_decode_headers(row[7]),
+        headers=decode_headers(row[7]),
         body=bytes(row[8]),
         content_type=row[9],
         outcome=WebhookOutcome(row[10]),
@@ -1596,9 +1581,7 @@ class PostgresStore:
                 yield
             finally:
                 with contextlib.suppress(Exception):
-                    await conn.execute(
-                        "SELECT pg_advisory_unlock(hashtextextended($1, 0))", name
-                    )
+                    await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", name)
         finally:
             await self._pool.release(conn)
 
@@ -1767,7 +1750,7 @@ class PostgresStore:
         self, integration_id: str, provider_message_id: str, message: MessageRecord
     ) -> IngestOutcome:
         stamp = datetime.now(UTC)
-        metadata = _frozen_map(message.metadata)
+        metadata = frozen_map(message.metadata)
 
         async def op(conn: _Connection) -> IngestOutcome:
             rows = await conn.fetch(

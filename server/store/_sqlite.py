@@ -45,11 +45,11 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import MappingProxyType, TracebackType
+from types import TracebackType
 from typing import Any, Generic, Literal, Self, TypeVar
 
 from ._base import (
@@ -76,12 +76,17 @@ from ._base import (
     WebhookRequestRecord,
 )
 from ._codec import (
+    decode_headers,
     decode_map,
     decode_numbers,
+    decode_texts,
     decode_time,
+    encode_headers,
     encode_map,
     encode_numbers,
+    encode_texts,
     encode_time,
+    frozen_map,
 )
 from ._migrations import Migration, apply_migrations, load_migrations
 
@@ -467,26 +472,6 @@ def _insert_numbers(conn: sqlite3.Connection, record: InstallationRecord) -> Non
 # --- the inbound path -------------------------------------------------------------------------
 
 
-def _encode_texts(values: Sequence[str]) -> str:
-    return json.dumps(list(values), ensure_ascii=False, separators=(",", ":"))
-
-
-def _decode_texts(text: str) -> tuple[str, ...]:
-    return tuple(str(value) for value in json.loads(text))
-
-
-def _encode_headers(headers: Sequence[tuple[str, str]]) -> str:
-    return json.dumps([[k, v] for k, v in headers], ensure_ascii=False, separators=(",", ":"))
-
-
-def _decode_headers(text: str) -> tuple[tuple[str, str], ...]:
-    return tuple((str(k), str(v)) for k, v in json.loads(text))
-
-
-def _frozen_map(value: Mapping[str, str]) -> Mapping[str, str]:
-    return value if isinstance(value, MappingProxyType) else MappingProxyType(dict(value))
-
-
 def _event_params(event: NewEvent) -> tuple[Any, ...]:
     """The ``_INSERT_EVENT`` parameters of an event (everything but the cursor)."""
     return (
@@ -494,11 +479,11 @@ def _event_params(event: NewEvent) -> tuple[Any, ...]:
         event.org_id,
         event.installation_id,
         event.integration_id,
-        _encode_texts(event.users),
+        encode_texts(event.users),
         event.from_number,
         event.to_number,
         event.text,
-        _encode_texts(event.media_urls),
+        encode_texts(event.media_urls),
         event.provider_message_id,
         event.message_id,
         event.status,
@@ -518,11 +503,11 @@ def _event(row: Row) -> EventRecord:
         org_id=row[2],
         installation_id=row[3],
         integration_id=row[4],
-        users=_decode_texts(row[5]),
+        users=decode_texts(row[5]),
         from_number=row[6],
         to_number=row[7],
         text=row[8],
-        media_urls=_decode_texts(row[9]),
+        media_urls=decode_texts(row[9]),
         provider_message_id=row[10],
         message_id=row[11],
         status=row[12],
@@ -547,11 +532,11 @@ def _decode_event(text: str) -> NewEvent:
         org_id=data["org_id"],
         installation_id=data["installation_id"],
         integration_id=data["integration_id"],
-        users=_decode_texts(data["users_json"]),
+        users=decode_texts(data["users_json"]),
         from_number=data["from_number"],
         to_number=data["to_number"],
         text=data["text"],
-        media_urls=_decode_texts(data["media_urls_json"]),
+        media_urls=decode_texts(data["media_urls_json"]),
         provider_message_id=data["provider_message_id"],
         message_id=data["message_id"],
         status=data["status"],
@@ -585,7 +570,7 @@ def _request_params(request: WebhookRequestRecord) -> tuple[Any, ...]:
         request.method,
         request.path,
         request.query,
-        _encode_headers(request.headers),
+        encode_headers(request.headers),
         bytes(request.body),
         request.content_type,
         WebhookOutcome(request.outcome).value,
@@ -603,7 +588,7 @@ def _webhook_request(row: Row) -> WebhookRequestRecord:
         method=row[4],
         path=row[5],
         query=row[6],
-        headers=_decode_headers(row[7]),
+        headers=decode_headers(row[7]),
         body=bytes(row[8]),
         content_type=row[9],
         outcome=WebhookOutcome(row[10]),
@@ -1481,7 +1466,7 @@ class SqliteStore:
         self, integration_id: str, provider_message_id: str, message: MessageRecord
     ) -> IngestOutcome:
         stamp = encode_time(datetime.now(UTC))
-        metadata = _frozen_map(message.metadata)
+        metadata = frozen_map(message.metadata)
 
         def op(conn: sqlite3.Connection) -> IngestOutcome:
             rows = conn.execute(
