@@ -87,9 +87,21 @@ def test_every_definition_has_fixtures() -> None:
 async def _install(
     start_gateway: GatewayFactory, provider: str, fake: RunningFakeProvider
 ) -> tuple[Gateway, gateway_pb2.Installation, dict[str, Any]]:
+    gateway, installation, install = await _enable(start_gateway, provider, fake)
+    # Subscribe requests (if any) go to the fake too; test_subscribe_requests checks them.
+    await _settle_subscription(gateway, installation)
+    fake.state.reset()
+    _script_token_endpoint(provider, fake)
+    return gateway, installation, install
+
+
+async def _enable(
+    start_gateway: GatewayFactory, provider: str, fake: RunningFakeProvider
+) -> tuple[Gateway, gateway_pb2.Installation, dict[str, Any]]:
+    """Register ``provider``'s definition (pointed at the fake) and enable an installation."""
     gateway: Gateway = await start_gateway(sidecar=True, receipt_wait_s=0.2)
     install = _load(FIXTURES / provider / "install.json")
-    auth = json.loads((INTEGRATIONS / f"{provider}.json").read_text()).get("WebhookAuth")
+    auth = _definition(provider).get("WebhookAuth")
     install["properties"] = {**install["properties"], **property_overrides(auth)}
     integration = await gateway.register(local_definition(provider, fake.url))
     installation = await gateway.enable(
@@ -99,16 +111,23 @@ async def _install(
         properties=install["properties"],
         region=install.get("region", ""),
     )
-    # Subscribe requests (if any) go to the fake too; they are not what these tests check.
-    await _settle_subscription(gateway, installation)
-    fake.state.reset()
-    oauth = json.loads((INTEGRATIONS / f"{provider}.json").read_text()).get("OAuth2")
-    if oauth and oauth.get("flow_type", {}).get("default") == "1":
-        # Client credentials: the provider's token endpoint answers like any OAuth2 server.
-        token_path = urllib.parse.urlsplit(_point_at(oauth["token_endpoint"], fake.url)).path
-        token = {"access_token": "test-access-token", "token_type": "Bearer", "expires_in": 3600}
-        fake.state.script(token_path, Answer(json=token))
     return gateway, installation, install
+
+
+def _definition(provider: str) -> dict[str, Any]:
+    return _load(INTEGRATIONS / f"{provider}.json")
+
+
+def _script_token_endpoint(provider: str, fake: RunningFakeProvider) -> str | None:
+    """For OAuth2 client credentials, the provider's token endpoint answers like any OAuth2
+    server; its path, or None."""
+    oauth = _definition(provider).get("OAuth2")
+    if not (oauth and oauth.get("flow_type", {}).get("default") == "1"):
+        return None
+    token_path = urllib.parse.urlsplit(_point_at(oauth["token_endpoint"], fake.url)).path
+    token = {"access_token": "test-access-token", "token_type": "Bearer", "expires_in": 3600}
+    fake.state.script(token_path, Answer(json=token))
+    return token_path
 
 
 async def _settle_subscription(gateway: Gateway, installation: gateway_pb2.Installation) -> None:
@@ -211,6 +230,58 @@ def _check_request(received: Any, expect: dict[str, Any]) -> None:
         assert _multi(parts) == _multi_expected(expect["multipart"])
 
 
+@pytest.mark.parametrize(("provider", "fixture"), _cases("subscribe"))
+async def test_subscribe_requests(
+    provider: str, fixture: Path, start_gateway: GatewayFactory, provider_fake: RunningFakeProvider
+) -> None:
+    """Enabling an installation makes exactly the documented requests that register its webhook
+    URL (and disabling it, the ``unsubscribe`` steps when the fixture has them)."""
+    case = _load(fixture)
+    token_path = _script_token_endpoint(provider, provider_fake)
+    _script_steps(provider_fake, case["steps"])
+    gateway, installation, _ = await _enable(start_gateway, provider, provider_fake)
+    await _settle_subscription(gateway, installation)
+    got = await gateway.stub.GetInstallation(
+        gateway_pb2.GetInstallationRequest(installation_id=installation.id)
+    )
+    assert got.subscription.state == gateway_pb2.Subscription.SUBSCRIBED, got.subscription.error
+    _check_steps(provider_fake, case["steps"], installation, token_path)
+
+    if "unsubscribe" in case:
+        provider_fake.state.reset()
+        token_path = _script_token_endpoint(provider, provider_fake)
+        _script_steps(provider_fake, case["unsubscribe"])
+        await gateway.stub.DisableIntegration(
+            gateway_pb2.DisableIntegrationRequest(installation_id=installation.id)
+        )
+        _check_steps(provider_fake, case["unsubscribe"], installation, token_path)
+
+
+def _script_steps(fake: RunningFakeProvider, steps: list[dict[str, Any]]) -> None:
+    """Each step's answer, in order, for the path its request goes to."""
+    answers: dict[str, list[Answer]] = {}
+    for step in steps:
+        answers.setdefault(step["expect"]["path"], []).append(_answer(step.get("answer", {})))
+    for path, scripted in answers.items():
+        fake.state.script(path, *scripted)
+
+
+def _check_steps(
+    fake: RunningFakeProvider,
+    steps: list[dict[str, Any]],
+    installation: gateway_pb2.Installation,
+    token_path: str | None,
+) -> None:
+    received = [r for r in fake.state.requests if r.path != token_path]
+    assert [(r.method, r.path) for r in received] == [
+        (s["expect"]["method"], s["expect"]["path"]) for s in steps
+    ]
+    for request, step in zip(received, steps, strict=True):
+        _check_request(
+            request, _resolve(step["expect"], {"$webhook_url$": installation.webhook_url})
+        )
+
+
 def _resolve(tree: Any, values: dict[str, str]) -> Any:
     if isinstance(tree, dict):
         return {k: _resolve(v, values) for k, v in tree.items()}
@@ -267,7 +338,7 @@ async def test_webhook_yields_the_documented_events(
         headers["Content-Type"] = content_type
     headers.update(
         sign_webhook(
-            json.loads((INTEGRATIONS / f"{provider}.json").read_text()).get("WebhookAuth"),
+            _definition(provider).get("WebhookAuth"),
             install["properties"],
             method=case.get("method", "POST"),
             url=public_url,
@@ -291,7 +362,7 @@ async def test_webhook_yields_the_documented_events(
 def _answer_with_id(provider: str, provider_id: str) -> dict[str, Any]:
     """A 2xx answer whose body carries ``provider_id`` where the definition's response_map
     captures ``$messageid$``."""
-    doc = json.loads((INTEGRATIONS / f"{provider}.json").read_text())
+    doc = _definition(provider)
     response_map = doc["API"]["SendMessage"].get("response_map")
     if response_map == "$messageid$":
         return {"text": provider_id}
