@@ -24,7 +24,7 @@ import html
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl
@@ -118,6 +118,8 @@ class Ingestor:
         auth: InstallationAuth | None = None,
     ) -> None:
         self.auth = auth
+        #: Called with the installation's id once an admin has authorized it (OAuth2).
+        self.on_authorized: Callable[[str], Awaitable[None]] | None = None
         self._installations = installations
         self._store = store
         self._catalog = catalog
@@ -228,6 +230,8 @@ class Ingestor:
             logger.warning("authorization not completed", extra={"reason": exc.reason})
             return _page(400, "Authorization failed", exc.message)
         logger.info("installation authorized", extra={"installation": installation_id})
+        if self.on_authorized is not None:
+            await self.on_authorized(installation_id)
         return _page(200, "Authorized", "msgbridge can now send for this installation.")
 
     def _authenticate(

@@ -1,10 +1,18 @@
 """Subscribe: registering an installation's webhook URL with the provider (seed §Subscribe).
 
 When an installation whose definition has a ``Subscribe`` request is enabled, or its properties
-or numbers change, its requests are made in order (once per number where a request uses
-``$number$``) with ``$webhook_url$``. Success marks the installation ``subscribed``; a failure
-marks it ``failed`` with the error and is retried with exponential backoff, and can be retried at
-once (``RetrySubscription``). Disabling makes the ``Unsubscribe`` requests, best effort.
+or numbers change, its requests are made in order with ``$webhook_url$``. Success marks the
+installation ``subscribed``; a failure marks it ``failed`` with the error and is retried with
+exponential backoff, and can be retried at once (``RetrySubscription``). Disabling makes the
+``Unsubscribe`` requests, best effort.
+
+A request's ``response_map`` is applied to its answer as for a send: a literal that does not match
+fails the step (``$error$`` says why), and every other capture (``$sid$``) becomes a variable of
+the later requests of the same list — how a number's id is looked up before the number is updated.
+A capture the answer does not have fails the step: the next request could not be built right.
+
+A request is made once per assigned number when it uses ``$number$`` or a variable captured by
+such a request; each number then has its own captures. Any other request is made once.
 """
 
 from __future__ import annotations
@@ -12,10 +20,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 
+from ._authorization import InstallationAuth
 from ._catalog import IntegrationCatalog
 from ._installations import InstallationDirectory
-from .engine import EngineError, RequestTemplate, render_request, template_variables
+from .engine import (
+    Definition,
+    EngineError,
+    RequestTemplate,
+    Value,
+    map_response,
+    render_request,
+    response_variables,
+    template_variables,
+)
+from .errors import GatewayError
 from .outbound import OutboundClient, OutboundError
 from .store import InstallationRecord, Store
 
@@ -37,6 +57,7 @@ class SubscriptionKeeper:
         installations: InstallationDirectory,
         outbound: OutboundClient,
         timeout_s: float,
+        auth: InstallationAuth | None = None,
         retry_base_s: float = 5.0,
         retry_max_s: float = 600.0,
     ) -> None:
@@ -45,6 +66,7 @@ class SubscriptionKeeper:
         self._installations = installations
         self._outbound = outbound
         self._timeout_s = timeout_s
+        self._auth = auth
         self._retry_base_s = retry_base_s
         self._retry_max_s = retry_max_s
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -89,6 +111,13 @@ class SubscriptionKeeper:
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._retry_max_s)
 
+    async def after_authorization(self, installation_id: str) -> None:
+        """An admin has just authorized the installation (OAuth2): a subscription that was
+        waiting for its access token is tried again now rather than at its next backoff."""
+        record = await self._store.get_installation(installation_id)
+        if record is not None and record.enabled and record.subscription_state == "failed":
+            self.schedule(record)
+
     async def subscribe_now(self, record: InstallationRecord) -> bool:
         """One attempt now; True when every request succeeded."""
         return await self._attempt(record)
@@ -128,31 +157,76 @@ class SubscriptionKeeper:
         self, record: InstallationRecord, requests: tuple[RequestTemplate, ...]
     ) -> None:
         definition = (await self._catalog.get(record.integration_id)).definition
-        base = self._installations.property_values(record) | {
+        bearer = await self._bearer(record, definition)
+        shared: dict[str, Value] = {
+            **self._installations.property_values(record),
             "webhook_url": self._installations.webhook_url(record),
             "orgid": record.org_id,
         }
+        numbers = [n.number for n in record.numbers]
+        per_number: dict[str, dict[str, Value]] = {n: {"number": n} for n in numbers}
+        numbered = {"number"}  # variables whose value depends on the number
+        region = record.default_region or None
         for index, template in enumerate(requests, start=1):
-            numbers: list[str | None] = (
-                [n.number for n in record.numbers]
-                if "number" in template_variables(template)
-                else [None]
+            where = f"request {index} ({template.pointer})"
+            captured = response_variables(template)
+            if template_variables(template) & numbered:
+                numbered |= captured
+                for number in numbers:
+                    scope = per_number[number]
+                    scope |= await self._call(
+                        definition, template, shared | scope, bearer, where, region
+                    )
+            else:
+                shared |= await self._call(definition, template, shared, bearer, where, region)
+
+    async def _bearer(self, record: InstallationRecord, definition: Definition) -> str | None:
+        """The OAuth2 access token or signed JWT the provider calls carry, if the auth needs one."""
+        if self._auth is None:
+            return None
+        try:
+            return await self._auth.bearer_token(record, definition)
+        except (GatewayError, OutboundError) as exc:
+            raise SubscriptionFailed(f"no access token: {exc}") from None
+
+    async def _call(
+        self,
+        definition: Definition,
+        template: RequestTemplate,
+        variables: Mapping[str, Value],
+        bearer: str | None,
+        where: str,
+        region: str | None,
+    ) -> dict[str, Value]:
+        """Make one request; its captures for the requests after it."""
+        try:
+            rendered = render_request(
+                definition,
+                template,
+                variables,
+                bearer_token=bearer,
+                default_region=region,
             )
-            for number in numbers:
-                variables = base | ({"number": number} if number else {})
-                where = f"request {index} ({template.pointer})"
-                try:
-                    rendered = render_request(
-                        definition, template, variables, default_region=record.default_region
-                    )
-                    response = await self._outbound.send(rendered, timeout=self._timeout_s)
-                except EngineError as exc:
-                    raise SubscriptionFailed(f"{where} cannot be built: {exc}") from None
-                except OutboundError as exc:
-                    raise SubscriptionFailed(f"{where} failed: {exc}") from None
-                if not 200 <= response.status < 300:
-                    excerpt = " ".join(response.body[:300].decode("utf-8", "replace").split())
-                    raise SubscriptionFailed(
-                        f"{where} answered HTTP {response.status}"
-                        + (f": {excerpt}" if excerpt else "")
-                    )
+            response = await self._outbound.send(rendered, timeout=self._timeout_s)
+        except EngineError as exc:
+            raise SubscriptionFailed(f"{where} cannot be built: {exc}") from None
+        except OutboundError as exc:
+            raise SubscriptionFailed(f"{where} failed: {exc}") from None
+        if not 200 <= response.status < 300:
+            excerpt = " ".join(response.body[:300].decode("utf-8", "replace").split())
+            raise SubscriptionFailed(
+                f"{where} answered HTTP {response.status}" + (f": {excerpt}" if excerpt else "")
+            )
+        if template.response_map is None:
+            return {}
+        outcome = map_response(
+            template.response_map, response.body, response.headers.get("content-type")
+        )
+        if not outcome.accepted:
+            reason = outcome.error or outcome.reason or "the answer is not the expected one"
+            raise SubscriptionFailed(f"{where} was refused: {reason}")
+        missing = sorted(response_variables(template) - outcome.captures.keys())
+        if missing:
+            names = ", ".join(f"${name}$" for name in missing)
+            raise SubscriptionFailed(f"{where}: the answer does not contain {names}")
+        return {name: outcome.captures[name] for name in response_variables(template)}

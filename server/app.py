@@ -199,8 +199,10 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         installations=installations,
         outbound=outbound,
         timeout_s=settings.provider_timeout_s,
+        auth=auth,
         retry_base_s=settings.subscribe_retry_s,
     )
+    ingestor.on_authorized = subscriptions.after_authorization
     servicer = GatewayServicer(
         store=store,
         catalog=catalog,

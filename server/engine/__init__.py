@@ -35,7 +35,13 @@ from ._model import (
 )
 from ._parse import parse_webhook
 from ._placeholders import Placeholder, parse_template
-from ._render import RenderedRequest, Value, render_request, template_variables
+from ._render import (
+    RenderedRequest,
+    Value,
+    render_request,
+    response_variables,
+    template_variables,
+)
 from ._response import ResponseOutcome, map_response
 
 __all__ = [
@@ -75,6 +81,7 @@ __all__ = [
     "parse_template",
     "parse_webhook",
     "render_request",
+    "response_variables",
     "template_variables",
     "thaw",
 ]

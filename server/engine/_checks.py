@@ -20,6 +20,7 @@ from ._variables import (
     RESPONSE_MAP,
     WEBHOOK,
     WHERE,
+    Scope,
     property_names,
     request_pointers,
     template_strings,
@@ -103,6 +104,9 @@ def check_placeholders(document: Mapping[str, Any]) -> Iterator[Problem]:
                     f"{shown} is an optional capture, which only webhook models have; "
                     f"write ${name}$",
                 )
+            if scope.introduces:
+                yield from _check_new_variable(template.pointer, shown, name, properties, scope)
+                continue
             if name in properties or name in scope.variables:
                 continue
             if name in ALL_VARIABLES:
@@ -119,6 +123,26 @@ def check_placeholders(document: Mapping[str, Any]) -> Iterator[Problem]:
             else:
                 reason = f'only properties can be used in {scope.name}, and there is no "{name}"'
             yield _error(template.pointer, f"unknown placeholder {shown}: {reason}{hint}")
+
+
+def _check_new_variable(
+    at: str, shown: str, name: str, properties: set[str], scope: Scope
+) -> Iterator[Problem]:
+    """A capture that names a new variable must not hide a property or a gateway variable."""
+    if name in scope.variables:
+        return
+    if name in properties:
+        yield _error(
+            at,
+            f'{shown} would hide the property "{name}"; a capture in {scope.name} names a new '
+            "variable for the requests after it, so give it a name of its own",
+        )
+    elif name in ALL_VARIABLES:
+        yield _error(
+            at,
+            f"{shown} would hide the gateway's variable of that name; a capture in {scope.name} "
+            "names a new variable for the requests after it, so give it a name of its own",
+        )
 
 
 # -- auth -----------------------------------------------------------------------------------------

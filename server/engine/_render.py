@@ -57,7 +57,14 @@ from ._template import (
 )
 from ._url import UrlTemplate, compile_url
 
-__all__ = ["MASK", "RenderedRequest", "Value", "render_request", "template_variables"]
+__all__ = [
+    "MASK",
+    "RenderedRequest",
+    "Value",
+    "render_request",
+    "response_variables",
+    "template_variables",
+]
 
 #: What a secret value is shown as in a masked rendering.
 MASK = "••••••"
@@ -348,3 +355,9 @@ def template_variables(template: RequestTemplate) -> frozenset[str]:
     for value in template.headers.values():
         names |= text_names(value)
     return names
+
+
+def response_variables(template: RequestTemplate) -> frozenset[str]:
+    """The variables a request's response_map captures for the requests after it (Subscribe and
+    Unsubscribe lists); ``$error$`` is the reason for a refusal, not a variable."""
+    return tree_names(template.response_map) - {"error"}

@@ -8,13 +8,15 @@ not intact — and yields every template string with the scope that applies to i
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from ._placeholders import placeholders_in
 from ._pointer import child
 
 __all__ = [
     "ALL_VARIABLES",
+    "CHAINED_RESPONSE_MAP",
     "WHERE",
     "Scope",
     "TemplateString",
@@ -36,16 +38,26 @@ class Scope:
     variables: frozenset[str]
     captures: bool = False  # a pattern (response_map, webhook model) rather than a template
     optional: bool = False  # "$x?$" allowed (webhook models only)
+    chained: bool = False  # a list of requests whose response_maps feed the requests after them
+    introduces: bool = False  # its captures name new variables (a chained request's response_map)
 
 
 SEND_MESSAGE = Scope(name="SendMessage", variables=_SEND)
 SEND_FILE = Scope(
     name="SendFile", variables=_SEND | {"text", "media_type", "filename"}
 )  # content is the media URL (the seed's "media_url": "$content$")
-SUBSCRIBE = Scope(name="Subscribe", variables=_EVERY_REQUEST | {"orgid", "number"})
-UNSUBSCRIBE = Scope(name="Unsubscribe", variables=_EVERY_REQUEST | {"number"})
+SUBSCRIBE = Scope(name="Subscribe", variables=_EVERY_REQUEST | {"orgid", "number"}, chained=True)
+UNSUBSCRIBE = Scope(name="Unsubscribe", variables=_EVERY_REQUEST | {"number"}, chained=True)
 RESPONSE_MAP = Scope(
     name="a response_map", variables=frozenset({"messageid", "status", "error"}), captures=True
+)
+#: (ext) a Subscribe or Unsubscribe request's response_map: ``$error$`` says why a refusal, every
+#: other capture is a new variable of the requests after it in the same list.
+CHAINED_RESPONSE_MAP = Scope(
+    name="a Subscribe or Unsubscribe response_map",
+    variables=frozenset({"error"}),
+    captures=True,
+    introduces=True,
 )
 WEBHOOK = Scope(
     name="a webhook model",
@@ -120,9 +132,22 @@ def request_pointers(document: Mapping[str, Any]) -> Iterator[tuple[str, Mapping
         if isinstance(value, Mapping):
             yield f"/{key}", value, scope
         elif isinstance(value, list):
+            captured: frozenset[str] = frozenset()  # by the requests before this one
             for i, request in enumerate(value):
                 if isinstance(request, Mapping):
-                    yield f"/{key}/{i}", request, scope
+                    yield (
+                        f"/{key}/{i}",
+                        request,
+                        replace(scope, variables=scope.variables | captured),
+                    )
+                    captured |= chained_captures(request)
+
+
+def chained_captures(request: Mapping[str, Any]) -> frozenset[str]:
+    """The variables a Subscribe or Unsubscribe request's response_map captures for the requests
+    after it (``$error$`` is the reason for a refusal, not a variable)."""
+    strings = tree_strings(request.get("response_map"), "", CHAINED_RESPONSE_MAP)
+    return frozenset(p.name for t in strings for p in placeholders_in(t.text)) - {"error"}
 
 
 _AUTH_TEMPLATES = ("username", "password", "token", "key")
@@ -140,7 +165,11 @@ def template_strings(document: Mapping[str, Any]) -> Iterator[TemplateString]:
         headers = request.get("request_headers")
         if isinstance(headers, Mapping):
             yield from tree_strings(headers, f"{at}/request_headers", scope)
-        yield from tree_strings(request.get("response_map"), f"{at}/response_map", RESPONSE_MAP)
+        yield from tree_strings(
+            request.get("response_map"),
+            f"{at}/response_map",
+            CHAINED_RESPONSE_MAP if scope.chained else RESPONSE_MAP,
+        )
     auth = document.get("auth")
     if isinstance(auth, Mapping):
         yield from _strings_at(auth, "/auth", _AUTH_TEMPLATES, AUTH)

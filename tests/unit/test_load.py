@@ -730,3 +730,57 @@ def test_the_template_with_any_part_replaced_only_ever_raises_definition_error(
 @given(st.text(max_size=200) | st.binary(max_size=200).map(bytes))
 def test_random_text_and_bytes_only_ever_raise_definition_error(data: str | bytes) -> None:
     _only_definition_errors(data)
+
+
+# -- (ext) captures chained through Subscribe and Unsubscribe lists -------------------------------
+
+
+def _chained(first_map: object, later_url: str) -> dict[str, Any]:
+    doc = template()
+    doc["Subscribe"] = [
+        {
+            "request_method": "GET",
+            "request_url": "https://api.example.com/numbers",
+            "request_parameters": {"number": "$number$"},
+            "response_map": first_map,
+        },
+        {"request_method": "POST", "request_url": later_url},
+    ]
+    return doc
+
+
+def test_a_subscribe_capture_is_a_variable_of_the_requests_after_it() -> None:
+    doc = _chained(
+        {"items": [{"id": "$number_id$"}], "why": "$error$"}, "https://a.example/$number_id$"
+    )
+    assert check_definition(doc) == ()
+    loaded = load_definition(doc)
+    assert [s.pointer for s in loaded.subscribe] == ["/Subscribe/0", "/Subscribe/1"]
+
+
+def test_a_subscribe_capture_is_not_a_variable_before_it_or_in_other_lists() -> None:
+    doc = _chained({"items": [{"id": "$number_id$"}]}, "https://a.example/x")
+    doc["Subscribe"][0]["request_url"] = "https://api.example.com/$number_id$"
+    doc["Unsubscribe"] = {
+        "request_method": "DELETE",
+        "request_url": "https://a.example/$number_id$",
+    }
+    assert problems_of(doc) == [
+        "error /Subscribe/0/request_url: unknown placeholder $number_id$: not a property of this "
+        "file, nor a variable of Subscribe (did you mean $number$?)",
+        "error /Unsubscribe/request_url: unknown placeholder $number_id$: not a property of this "
+        "file, nor a variable of Unsubscribe (did you mean $number$?)",
+    ]
+
+
+def test_a_subscribe_capture_cannot_hide_a_property_or_a_variable() -> None:
+    doc = _chained({"a": "$API key$", "b": "$webhook_url$"}, "https://a.example/")
+    assert "API key" in doc["properties"]
+    assert problems_of(doc) == [
+        'error /Subscribe/0/response_map/a: $API key$ would hide the property "API key"; a capture '
+        "in a Subscribe or Unsubscribe response_map names a new variable for the requests after "
+        "it, so give it a name of its own",
+        "error /Subscribe/0/response_map/b: $webhook_url$ would hide the gateway's variable of "
+        "that name; a capture in a Subscribe or Unsubscribe response_map names a new variable "
+        "for the requests after it, so give it a name of its own",
+    ]
