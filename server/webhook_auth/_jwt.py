@@ -3,8 +3,13 @@
 The token is verified with joserfc (Authlib's JOSE library; ``authlib.jose`` itself is deprecated
 in favour of it), HS256 only. ``exp``, ``nbf`` and ``iat`` are checked against ``now`` with a
 small leeway for clock skew, and ``iat`` — the token's signed timestamp — must also be within the
-replay window (300 s): Vonage's tokens carry ``iat`` and no ``exp``. With ``payload_hash: true``
-the token's ``payload_hash`` claim must equal the hex SHA-256 of the body.
+replay window (300 s): Vonage's tokens carry ``iat`` and no ``exp``.
+
+With ``payload_hash: true`` a request with a body must carry a ``payload_hash`` claim equal to the
+hex SHA-256 of the body; a request without one (MessageBird's GET status reports) may leave the
+claim out, and is checked when it has it. With ``url_hash: true`` (ext) the token's ``url_hash``
+claim must equal the hex SHA-256 of the full URL the provider called, query included, so a token
+cannot be replayed with other query values (MessageBird).
 """
 
 from __future__ import annotations
@@ -53,9 +58,20 @@ def verify_jwt(
     if isinstance(issued_at, int | float) and not isinstance(issued_at, bool):
         check_window(float(issued_at), now=now, tolerance=tolerance(auth) + LEEWAY_S)
     if flag(auth, "payload_hash"):
-        claimed = claims.get("payload_hash")
-        actual = hashlib.sha256(request.body).hexdigest()
-        if not isinstance(claimed, str) or not hmac.compare_digest(
-            utf8(claimed.lower()), actual.encode()
-        ):
-            raise WebhookAuthFailed("the body does not match the token's payload_hash")
+        _check_hash(claims, "payload_hash", request.body, required=bool(request.body), what="body")
+    if flag(auth, "url_hash"):
+        _check_hash(claims, "url_hash", utf8(request.url), required=True, what="URL")
+
+
+def _check_hash(
+    claims: Mapping[str, object], claim: str, signed: bytes, *, required: bool, what: str
+) -> None:
+    """The claim, when required or present, is the hex SHA-256 of ``signed``."""
+    claimed = claims.get(claim)
+    if claimed is None and not required:
+        return
+    actual = hashlib.sha256(signed).hexdigest()
+    if not isinstance(claimed, str) or not hmac.compare_digest(
+        utf8(claimed.lower()), actual.encode()
+    ):
+        raise WebhookAuthFailed(f"the {what} does not match the token's {claim}")

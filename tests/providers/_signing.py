@@ -90,8 +90,10 @@ def sign_webhook(
         }
     if kind == "jwt":
         claims: dict[str, Any] = {"iat": int(now), "exp": int(now) + 300, "jti": uuid.uuid4().hex}
-        if auth.get("payload_hash"):
+        if auth.get("payload_hash") and body:  # as MessageBird: no claim for a request without body
             claims["payload_hash"] = hashlib.sha256(body).hexdigest()
+        if auth.get("url_hash"):
+            claims["url_hash"] = hashlib.sha256(url.encode()).hexdigest()
         secret = _value(auth["secret"], properties)
         token = jwt.encode({"alg": "HS256", "typ": "JWT"}, claims, OctKey.import_key(secret))
         return {auth.get("header", "Authorization"): f"Bearer {token}"}

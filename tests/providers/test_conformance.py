@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yarl
 
 from msgbridge.v1 import gateway_pb2
 from server.fake_provider import Answer, RunningFakeProvider
@@ -349,7 +350,7 @@ async def test_webhook_yields_the_documented_events(
     method = case.get("method", "POST")
     async with (
         aiohttp.ClientSession() as http,
-        http.request(method, url, data=body, headers=headers) as answer,
+        http.request(method, yarl.URL(url, encoded=True), data=body, headers=headers) as answer,
     ):
         assert 200 <= answer.status < 300, await answer.text()
 

@@ -26,7 +26,6 @@ RECEIPTS = {"messageDelivered", "messageFailed", "messageSent"}
 
 # Providers whose inbound MMS webhook carries one media item by design (documented on their page).
 ONE_MEDIA_PER_WEBHOOK = {
-    "vonage": "the Messages API sends one image/video/audio/file object per inbound message",
     "commio": "Commio posts one media URL per inbound MMS webhook",
 }
 
@@ -79,8 +78,10 @@ def test_fixtures_cover_send_non_ascii_inbound_receipts_and_media(provider: str)
         assert media, "inbound MMS supported but no MMS fixture"
         if provider not in ONE_MEDIA_PER_WEBHOOK:
             assert max(media) >= 2, "no MMS body with several media"
+    if definition.subscribe:
+        assert list((FIXTURES / provider / "subscribe").glob("*.json")), "no subscribe fixture"
     for path in (FIXTURES / provider).rglob("*.json"):
-        if path.parent.name in ("send", "webhooks"):
+        if path.parent.name in ("send", "webhooks", "subscribe"):
             assert json.loads(path.read_text(encoding="utf-8")).get("source"), (
                 f"{path.name}: no source"
             )

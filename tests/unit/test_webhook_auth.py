@@ -819,3 +819,30 @@ def test_random_options_and_properties_are_refused_with_webhook_auth_failed(
     auth = auth_of({"type": scheme, **options})
     with pytest.raises(WebhookAuthFailed):
         verify_webhook(auth, properties, request, now=NOW)
+
+
+def test_jwt_payload_hash_may_be_left_out_only_for_a_request_without_body() -> None:
+    # MessageBird's GET status reports carry no body and no payload_hash claim.
+    without = jwt_request(hs256_token(JWT_SECRET, {"iat": int(NOW)}), body=b"")
+    verify_webhook(JWT_AUTH, JWT_PROPERTIES, without, now=NOW)
+    wrong = jwt_request(hs256_token(JWT_SECRET, {"iat": int(NOW), "payload_hash": "00"}), body=b"")
+    refused(JWT_AUTH, JWT_PROPERTIES, wrong, now=NOW)
+
+
+def test_jwt_url_hash_binds_the_token_to_the_full_url() -> None:
+    auth = auth_of({"type": "jwt", "secret": "$Signature secret$", "url_hash": True})
+    url = "https://gateway.example.com/webhooks/i/t?id=1&status=delivered"
+    claims = {"iat": int(NOW), "url_hash": hashlib.sha256(url.encode()).hexdigest()}
+    token = hs256_token(JWT_SECRET, claims)
+
+    def called(at: str) -> SignedRequest:
+        headers = (("Authorization", f"Bearer {token}"),)
+        return SignedRequest(method="GET", url=at, headers=headers, body=b"")
+
+    verify_webhook(auth, JWT_PROPERTIES, called(url), now=NOW)
+    replayed = called(url.replace("delivered", "delivery_failed"))
+    assert refused(auth, JWT_PROPERTIES, replayed, now=NOW) == (
+        "the URL does not match the token's url_hash"
+    )
+    untied = jwt_request(hs256_token(JWT_SECRET, {"iat": int(NOW)}))
+    refused(auth, JWT_PROPERTIES, untied, now=NOW)
