@@ -388,7 +388,14 @@ def check_webhook_constraints(document: Mapping[str, Any]) -> Iterator[Problem]:
             continue
         if not isinstance(method, str) or not (each is None or isinstance(each, str)):
             continue
-        signature = (method, each, frozenset(_constraints(pattern, event_key, properties, ())))
+        absent = model.get("absent")
+        gone = (
+            frozenset(absent)
+            if isinstance(absent, list) and all(isinstance(a, str) for a in absent)
+            else frozenset()
+        )
+        constraints = frozenset(_constraints(pattern, event_key, properties, ()))
+        signature = (method, each, constraints, gone)
         if signature not in first:
             first[signature] = (i, event_key)
             continue

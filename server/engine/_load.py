@@ -193,6 +193,7 @@ def _webhook(index: int, model: dict[str, Any]) -> WebhookModel:
         method=model["request_method"],
         parameters=freeze(model["request_parameters"]),
         each=model.get("each"),
+        absent=tuple(model.get("absent") or ()),
     )
 
 

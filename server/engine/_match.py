@@ -139,7 +139,11 @@ def _compile(key: _ByIdentity) -> tuple[_Group, ...]:
         members = tuple(c for c in compiled if c.model.each == each)
         ranked = sorted(
             members,
-            key=lambda c: (-c.pattern.constraints, -c.pattern.captures, c.position),
+            key=lambda c: (
+                -(c.pattern.constraints + len(c.model.absent)),
+                -c.pattern.captures,
+                c.position,
+            ),
         )
         groups.append(_Group(each=each, ranked=tuple(ranked), in_file_order=members))
     return tuple(groups)
@@ -235,9 +239,14 @@ def _match_payload(
         if candidate.model.method != method:
             continue
         captures: Captures = {}
-        if candidate.pattern.match(payload, captures):
+        if candidate.pattern.match(payload, captures) and not _present(candidate, payload):
             return _event(candidate, pointer, captures)
     return None
+
+
+def _present(candidate: _CompiledModel, payload: object) -> list[str]:
+    """The model's ``absent`` pointers that the payload has (ext)."""
+    return [at for at in candidate.model.absent if _resolve(payload, at) is not _MISSING]
 
 
 def _clean(value: Captured) -> Captured:
@@ -295,6 +304,9 @@ def _near_miss(
 ) -> tuple[NearMiss, int, str]:
     model = candidate.model
     held, failures = candidate.pattern.explain(payload, "")
+    present = _present(candidate, payload)
+    failures.extend(f"{at}: must be absent" for at in present)
+    held += len(model.absent) - len(present)
     if model.method != method:
         failures.insert(0, f"method {method}, model wants {model.method}")
     if not failures:  # cannot happen for a payload that did not match; keep the report sane

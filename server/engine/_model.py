@@ -157,6 +157,7 @@ class WebhookModel:
     method: HttpMethod
     parameters: Frozen  # pattern tree, with $event_key$ still in it
     each: str | None = None  # (ext) JSON Pointer of a list whose elements are payloads
+    absent: tuple[str, ...] = ()  # (ext) JSON Pointers that must not be in the payload
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

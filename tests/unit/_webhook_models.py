@@ -27,6 +27,7 @@ def model(
     event_type: str = "message",
     method: str = "POST",
     each: str | None = None,
+    absent: tuple[str, ...] = (),
     index: int = 0,
 ) -> WebhookModel:
     return WebhookModel(
@@ -37,6 +38,7 @@ def model(
         method=method,  # type: ignore[arg-type]
         parameters=freeze(parameters),
         each=each,
+        absent=absent,
     )
 
 
@@ -53,6 +55,7 @@ def definition(*models: WebhookModel, properties: tuple[str, ...] = ()) -> Defin
             method=m.method,
             parameters=m.parameters,
             each=m.each,
+            absent=m.absent,
         )
         for i, m in enumerate(models)
     )

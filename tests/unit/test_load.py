@@ -784,3 +784,14 @@ def test_a_subscribe_capture_cannot_hide_a_property_or_a_variable() -> None:
         "that name; a capture in a Subscribe or Unsubscribe response_map names a new variable "
         "for the requests after it, so give it a name of its own",
     ]
+
+
+def test_absent_keys_load_and_a_bad_pointer_is_reported_where_it_is() -> None:
+    doc = template()
+    doc["Webhook"][2]["absent"] = ["/status", "/data/kind"]
+    assert check_definition(doc) == ()
+    assert load_definition(doc).webhooks[2].absent == ("/status", "/data/kind")
+    doc["Webhook"][2]["absent"] = ["status"]
+    (problem,) = check_definition(doc)
+    assert problem.pointer == "/Webhook/2/absent/0"
+    assert "JSON Pointer" in problem.message

@@ -610,3 +610,34 @@ def test_each_definition_object_gets_its_own_compiled_models() -> None:
         )
         assert (event.event_key, event.text) == (f"k{i}", str(i))
         del defn
+
+
+# -- (ext) keys that must be absent ---------------------------------------------------------------
+
+_INBOUND = {"MessageSid": "$messageid$", "From": "$from$", "To": "$to$", "Body": "$content$"}
+
+
+def test_a_model_does_not_match_a_payload_that_has_an_absent_key() -> None:
+    inbound = model("inbound", _INBOUND, absent=("/MessageStatus",))
+    body = {"MessageSid": "M1", "From": "+1", "To": "+2", "Body": "hi"}
+    assert only_event(post_json(definition(inbound), body)).text == "hi"
+
+    callback = post_json(definition(inbound), {**body, "MessageStatus": "queued"})
+    assert callback.events == ()
+    (miss,) = callback.unmatched[0].near_misses
+    assert miss.reason == "/MessageStatus: must be absent"
+    # A key present with null is present (spec §6: null is no value, the key still counts).
+    assert post_json(definition(inbound), {**body, "MessageStatus": None}).events == ()
+
+
+def test_an_absent_pointer_reaches_into_nested_objects() -> None:
+    inbound = model("inbound", {"data": {"text": "$content$"}}, absent=("/data/status",))
+    assert post_json(definition(inbound), {"data": {"text": "x", "status": "sent"}}).events == ()
+    assert only_event(post_json(definition(inbound), {"data": {"text": "x"}})).text == "x"
+
+
+def test_each_absent_key_counts_as_a_constraint_when_models_compete() -> None:
+    plain = model("plain", _INBOUND)
+    strict = model("strict", _INBOUND, absent=("/MessageStatus",))
+    body = {"MessageSid": "M1", "From": "+1", "To": "+2", "Body": "hi"}
+    assert only_event(post_json(definition(plain, strict), body)).event_key == "strict"
