@@ -50,6 +50,7 @@ from ._template import (
     TextRenderer,
     TreeRenderer,
     Value,
+    captured_names,
     compile_text,
     compile_tree,
     text_names,
@@ -360,4 +361,4 @@ def template_variables(template: RequestTemplate) -> frozenset[str]:
 def response_variables(template: RequestTemplate) -> frozenset[str]:
     """The variables a request's response_map captures for the requests after it (Subscribe and
     Unsubscribe lists); ``$error$`` is the reason for a refusal, not a variable."""
-    return tree_names(template.response_map) - {"error"}
+    return captured_names(template.response_map)

@@ -175,3 +175,9 @@ def tree_names(tree: Frozen) -> frozenset[str]:
     if isinstance(tree, tuple):
         return frozenset().union(*(tree_names(v) for v in tree))
     return frozenset()
+
+
+def captured_names(response_map: Frozen) -> frozenset[str]:
+    """The variables a Subscribe or Unsubscribe request's response_map captures for the requests
+    after it (``$error$`` is the reason for a refusal, not a variable)."""
+    return tree_names(response_map) - {"error"}

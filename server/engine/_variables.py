@@ -11,8 +11,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ._placeholders import placeholders_in
+from ._model import freeze
 from ._pointer import child
+from ._template import captured_names
 
 __all__ = [
     "ALL_VARIABLES",
@@ -145,9 +146,11 @@ def request_pointers(document: Mapping[str, Any]) -> Iterator[tuple[str, Mapping
 
 def chained_captures(request: Mapping[str, Any]) -> frozenset[str]:
     """The variables a Subscribe or Unsubscribe request's response_map captures for the requests
-    after it (``$error$`` is the reason for a refusal, not a variable)."""
-    strings = tree_strings(request.get("response_map"), "", CHAINED_RESPONSE_MAP)
-    return frozenset(p.name for t in strings for p in placeholders_in(t.text)) - {"error"}
+    after it; the response_map of a broken file captures nothing."""
+    try:
+        return captured_names(freeze(request.get("response_map")))
+    except TypeError:
+        return frozenset()
 
 
 _AUTH_TEMPLATES = ("username", "password", "token", "key")
