@@ -97,10 +97,19 @@ def add_parsers(subparsers: Any) -> None:
     check.add_argument(
         "--method", default="POST", help="for --match: the request method (default POST)"
     )
+    check.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="for --match: a request header the webhook carries (repeatable)",
+    )
     check.set_defaults(handler=_check)
 
 
 def _check(args: argparse.Namespace) -> int:
+    if args.match is None and args.header:
+        return _usage_error("--header goes with --match")
     if args.render is not None:
         return _usage(args, "--render", needs="--vars", extra="--webhook") or _render(args)
     if args.match is not None:
@@ -398,7 +407,12 @@ def _match(args: argparse.Namespace) -> int:
     if isinstance(body, _Finding):
         _report([body], as_json=args.json)
         return UNREADABLE
-    request = _webhook_request(body, method=args.method.upper(), content_type=args.content_type)
+    headers = _headers(args.header)
+    if isinstance(headers, str):
+        return _usage_error(headers)
+    request = _webhook_request(
+        body, method=args.method.upper(), content_type=args.content_type, headers=headers
+    )
     try:
         result = match_webhook(definition, request)
     except WebhookParseError as exc:
@@ -414,17 +428,36 @@ def _match(args: argparse.Namespace) -> int:
     return OK if result.events and not result.unmatched else ERRORS
 
 
-def _webhook_request(body: bytes, *, method: str, content_type: str | None) -> WebhookRequest:
+def _headers(given: list[str]) -> tuple[tuple[str, str], ...] | str:
+    """``--header 'Name: value'`` options as pairs, or what is wrong with one."""
+    pairs = []
+    for text in given:
+        name, colon, value = text.partition(":")
+        if not colon or not name.strip() or name != name.strip():
+            return f"--header {text!r}: write it as 'Name: value'"
+        pairs.append((name, value.strip()))
+    return tuple(pairs)
+
+
+def _webhook_request(
+    body: bytes,
+    *,
+    method: str,
+    content_type: str | None,
+    headers: tuple[tuple[str, str], ...] = (),
+) -> WebhookRequest:
     if method == "GET":  # the file holds the query string
         query = body.decode("utf-8", "replace").strip().removeprefix("?")
         pairs = tuple(parse_qsl(query, keep_blank_values=True))
-        return WebhookRequest(method=method, content_type=content_type, body=b"", query=pairs)
+        return WebhookRequest(
+            method=method, content_type=content_type, body=b"", query=pairs, headers=headers
+        )
     if content_type is None:
         start = body.lstrip()[:1]
         content_type = (
             "application/json" if start in (b"{", b"[") else "application/x-www-form-urlencoded"
         )
-    return WebhookRequest(method=method, content_type=content_type, body=body)
+    return WebhookRequest(method=method, content_type=content_type, body=body, headers=headers)
 
 
 def _payload_name(pointer: str) -> str:

@@ -155,6 +155,7 @@ class Ingestor:
             content_type=content_type or None,
             body=delivery.body,
             query=tuple(parse_qsl(delivery.query, keep_blank_values=True)),
+            headers=headers,
         )
         auth = integration.definition.webhook_auth
         now = datetime.now(UTC)
@@ -522,6 +523,7 @@ class Ingestor:
             content_type=record.content_type or None,
             body=record.body,
             query=tuple(parse_qsl(record.query, keep_blank_values=True)),
+            headers=record.headers,
         )
         result = match_webhook(integration.definition, request)
         now = datetime.now(UTC)

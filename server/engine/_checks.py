@@ -21,6 +21,7 @@ from ._variables import (
     WEBHOOK,
     WHERE,
     Scope,
+    TemplateString,
     property_names,
     request_pointers,
     template_strings,
@@ -358,12 +359,8 @@ def check_webhook_events(document: Mapping[str, Any]) -> Iterator[Problem]:
         if not isinstance(pattern, Mapping):
             continue
         at = f"/Webhook/{i}/request_parameters"
-        captured = {
-            p.name
-            for t in tree_strings(pattern, at, WEBHOOK)
-            for p in placeholders_in(t.text)
-            if not p.optional
-        }
+        strings = [*tree_strings(pattern, at, WEBHOOK), *_header_strings(i, model)]
+        captured = {p.name for t in strings for p in placeholders_in(t.text) if not p.optional}
         missing = [names for names in _NEEDS[event_type] if not captured.intersection(names)]
         if missing:
             needs = _either([_alternatives(names) for names in _NEEDS[event_type]])
@@ -373,6 +370,30 @@ def check_webhook_events(document: Mapping[str, Any]) -> Iterator[Problem]:
                 f'a model of event_type "{event_type}" must capture {needs}; this one does not '
                 f"capture {lacks} (an optional $x?$ capture does not count)",
             )
+
+
+def _header_strings(i: int, model: Mapping[str, Any]) -> list[TemplateString]:
+    headers = model.get("request_headers")
+    if not isinstance(headers, Mapping):
+        return []
+    return list(tree_strings(headers, f"/Webhook/{i}/request_headers", WEBHOOK))
+
+
+def check_webhook_header_names(document: Mapping[str, Any]) -> Iterator[Problem]:
+    """(ext) Header names compare case-insensitively, so a model names each header once."""
+    for i, model in _models(document):
+        headers = model.get("request_headers")
+        if not isinstance(headers, Mapping):
+            continue
+        seen: dict[str, str] = {}
+        for name in headers:
+            first = seen.setdefault(str(name).lower(), str(name))
+            if first != name:
+                yield _error(
+                    child(f"/Webhook/{i}/request_headers", str(name)),
+                    f'"{name}" and "{first}" name the same header (header names ignore case); '
+                    "keep one",
+                )
 
 
 def check_webhook_constraints(document: Mapping[str, Any]) -> Iterator[Problem]:
@@ -395,6 +416,11 @@ def check_webhook_constraints(document: Mapping[str, Any]) -> Iterator[Problem]:
             else frozenset()
         )
         constraints = frozenset(_constraints(pattern, event_key, properties, ()))
+        headers = model.get("request_headers")
+        if isinstance(headers, Mapping):
+            lowered = {str(name).lower(): value for name, value in headers.items()}
+            header_path = (_HEADERS,)
+            constraints |= frozenset(_constraints(lowered, event_key, properties, header_path))
         signature = (method, each, constraints, gone)
         if signature not in first:
             first[signature] = (i, event_key)
@@ -416,6 +442,7 @@ def check_webhook_constraints(document: Mapping[str, Any]) -> Iterator[Problem]:
 
 
 _ANY_ELEMENT = ("list element",)  # a path step into a list pattern; never equal to a key
+_HEADERS = ("request headers",)  # the first path step of a header constraint; never a key
 
 
 def _constraints(
@@ -507,5 +534,6 @@ CHECKS: tuple[Check, ...] = (
     check_response_maps,
     check_list_patterns,
     check_webhook_events,
+    check_webhook_header_names,
     check_webhook_constraints,
 )

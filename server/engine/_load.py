@@ -194,6 +194,7 @@ def _webhook(index: int, model: dict[str, Any]) -> WebhookModel:
         parameters=freeze(model["request_parameters"]),
         each=model.get("each"),
         absent=tuple(model.get("absent") or ()),
+        headers=MappingProxyType(dict(model.get("request_headers", {}))),
     )
 
 

@@ -22,7 +22,7 @@ from typing import Final
 from ._errors import DefinitionError, Problem
 from ._model import Definition, EventType, WebhookModel
 from ._parse import WebhookRequest, parse_webhook
-from ._patterns import Captured, Captures, Pattern, compile_pattern
+from ._patterns import Captured, Captures, Pattern, compile_headers, compile_pattern, header_fields
 
 __all__ = [
     "InboundEvent",
@@ -88,6 +88,16 @@ class _CompiledModel:
     position: int  # index into definition.webhooks
     model: WebhookModel
     pattern: Pattern
+    headers: Pattern | None  # (ext) the model's request_headers
+
+    @property
+    def constraints(self) -> int:
+        extra = self.headers.constraints if self.headers else 0
+        return self.pattern.constraints + extra + len(self.model.absent)
+
+    @property
+    def captures(self) -> int:
+        return self.pattern.captures + (self.headers.captures if self.headers else 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,24 +136,23 @@ def _compile(key: _ByIdentity) -> tuple[_Group, ...]:
     for position, model in enumerate(key.definition.webhooks):
         try:
             pattern = compile_pattern(model.parameters, model.event_key)
+            headers = compile_headers(model.headers, model.event_key)
         except RecursionError:
             problem = Problem(
                 pointer=f"{model.pointer}/request_parameters",
                 message="the pattern is nested too deeply",
             )
             raise DefinitionError((problem,)) from None
-        compiled.append(_CompiledModel(position=position, model=model, pattern=pattern))
+        compiled.append(
+            _CompiledModel(position=position, model=model, pattern=pattern, headers=headers)
+        )
     pointers = sorted({c.model.each for c in compiled}, key=lambda p: (p is not None, p or ""))
     groups = []
     for each in pointers:
         members = tuple(c for c in compiled if c.model.each == each)
         ranked = sorted(
             members,
-            key=lambda c: (
-                -(c.pattern.constraints + len(c.model.absent)),
-                -c.pattern.captures,
-                c.position,
-            ),
+            key=lambda c: (-c.constraints, -c.captures, c.position),
         )
         groups.append(_Group(each=each, ranked=tuple(ranked), in_file_order=members))
     return tuple(groups)
@@ -167,6 +176,7 @@ def match_webhook(definition: Definition, request: WebhookRequest) -> MatchResul
         )
         return MatchResult(events=(), unmatched=(nothing,))
     method = request.method.upper()
+    headers = header_fields(request.headers)
 
     outcomes: list[tuple[_Group, bool, list[InboundEvent], list[tuple[str, object]]]] = []
     for group in groups:
@@ -174,7 +184,7 @@ def match_webhook(definition: Definition, request: WebhookRequest) -> MatchResul
         events: list[InboundEvent] = []
         misses: list[tuple[str, object]] = []
         for pointer, payload in payloads or ():
-            event = _match_payload(group, method, pointer, payload)
+            event = _match_payload(group, method, headers, pointer, payload)
             if event is None:
                 misses.append((pointer, payload))
             else:
@@ -187,7 +197,9 @@ def match_webhook(definition: Definition, request: WebhookRequest) -> MatchResul
         # When other parts of the body produced events, a group that produced none is simply
         # not how this body is shaped (a plain model next to a batch, or the reverse).
         if events or not all_events:
-            unmatched.extend(_unmatched(group, method, pointer, p) for pointer, p in misses)
+            unmatched.extend(
+                _unmatched(group, method, headers, pointer, p) for pointer, p in misses
+            )
         if not all_events and not found:
             unmatched.append(_no_batch(group))
     return MatchResult(events=all_events, unmatched=tuple(unmatched))
@@ -233,13 +245,16 @@ def _resolve(document: object, pointer: str) -> object:
 
 
 def _match_payload(
-    group: _Group, method: str, pointer: str, payload: object
+    group: _Group, method: str, headers: dict[str, str], pointer: str, payload: object
 ) -> InboundEvent | None:
     for candidate in group.ranked:
         if candidate.model.method != method:
             continue
         captures: Captures = {}
-        if candidate.pattern.match(payload, captures) and not _present(candidate, payload):
+        if not candidate.pattern.match(payload, captures) or _present(candidate, payload):
+            continue
+        # The body's captures come first: a name captured in both keeps the body's value.
+        if candidate.headers is None or candidate.headers.match(headers, captures):
             return _event(candidate, pointer, captures)
     return None
 
@@ -300,13 +315,17 @@ def _event(candidate: _CompiledModel, pointer: str, raw: Captures) -> InboundEve
 
 
 def _near_miss(
-    candidate: _CompiledModel, method: str, payload: object
+    candidate: _CompiledModel, method: str, headers: dict[str, str], payload: object
 ) -> tuple[NearMiss, int, str]:
     model = candidate.model
     held, failures = candidate.pattern.explain(payload, "")
     present = _present(candidate, payload)
     failures.extend(f"{at}: must be absent" for at in present)
     held += len(model.absent) - len(present)
+    if candidate.headers is not None:
+        headers_held, header_failures = candidate.headers.explain(headers, "")
+        held += headers_held
+        failures.extend(header_failures)
     if model.method != method:
         failures.insert(0, f"method {method}, model wants {model.method}")
     if not failures:  # cannot happen for a payload that did not match; keep the report sane
@@ -324,8 +343,10 @@ def _near_miss(
     return miss, len(failures), model.pointer
 
 
-def _unmatched(group: _Group, method: str, pointer: str, payload: object) -> UnmatchedPayload:
-    scored = [_near_miss(c, method, payload) for c in group.in_file_order]
+def _unmatched(
+    group: _Group, method: str, headers: dict[str, str], pointer: str, payload: object
+) -> UnmatchedPayload:
+    scored = [_near_miss(c, method, headers, payload) for c in group.in_file_order]
     scored.sort(key=lambda s: (-s[0].matched_constraints, s[1], s[0].model))
     scored = scored[:_NEAR_MISSES]
     closest = tuple(miss for miss, _, _ in scored)

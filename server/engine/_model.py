@@ -158,6 +158,9 @@ class WebhookModel:
     parameters: Frozen  # pattern tree, with $event_key$ still in it
     each: str | None = None  # (ext) JSON Pointer of a list whose elements are payloads
     absent: tuple[str, ...] = ()  # (ext) JSON Pointers that must not be in the payload
+    headers: Mapping[str, str] = field(  # (ext) header name → pattern string
+        default_factory=lambda: MappingProxyType({})
+    )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

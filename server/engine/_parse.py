@@ -47,6 +47,7 @@ class WebhookRequest:
     content_type: str | None
     body: bytes
     query: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()  # as received, in order (models may match them)
 
 
 def parse_webhook(request: WebhookRequest) -> object:

@@ -15,7 +15,7 @@ costs nothing extra.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 from ._placeholders import Placeholder, parse_template
@@ -26,8 +26,10 @@ __all__ = [
     "Explanation",
     "Pattern",
     "as_text",
+    "compile_headers",
     "compile_pattern",
     "describe",
+    "header_fields",
 ]
 
 Captured = str | tuple[str, ...]
@@ -413,6 +415,62 @@ def _template(text: str, event_key: str) -> Pattern:
     if len(segments) == 1 and isinstance(segments[0], Placeholder):
         return _Capture(segments[0].name, segments[0].optional)
     return _Mixed(text, tuple(segments))
+
+
+class _Headers(Pattern):
+    """(ext) A model's ``request_headers``: each named header present, its value matching.
+
+    Header names compare case-insensitively; the payload is :func:`header_fields` of the request.
+    """
+
+    __slots__ = ("entries",)
+
+    def __init__(self, entries: tuple[tuple[str, str, Pattern], ...]) -> None:
+        self.entries = entries  # (name as written, lower-case name, pattern)
+        self.constraints = sum(p.constraints for _, _, p in entries)
+        self.captures = sum(p.captures for _, _, p in entries)
+
+    def match(self, value: object, out: Captures) -> bool:
+        if not isinstance(value, Mapping):
+            return False
+        for _, key, node in self.entries:
+            if key in value:
+                if not node.match(value[key], out):
+                    return False
+            elif not node.optional:
+                return False
+        return True
+
+    def explain(self, value: object, path: str) -> Explanation:
+        fields = value if isinstance(value, Mapping) else {}
+        held, failures = 0, []
+        for name, key, node in self.entries:
+            if key in fields:
+                node_held, node_failures = node.explain(fields[key], f"header {name}")
+                held += node_held
+                failures.extend(node_failures)
+            elif not node.optional:
+                failures.append(f"header {name}: missing")
+        return held, failures
+
+
+def header_fields(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """A request's headers by lower-case name; a repeated header's values joined by ", "."""
+    fields: dict[str, str] = {}
+    for name, value in headers:
+        key = name.lower()
+        fields[key] = f"{fields[key]}, {value}" if key in fields else value
+    return fields
+
+
+def compile_headers(headers: Mapping[str, str], event_key: str) -> Pattern | None:
+    """(ext) Compile a model's ``request_headers`` (name → pattern string); None when empty."""
+    if not headers:
+        return None
+    entries = tuple(
+        (name, name.lower(), _template(text, event_key)) for name, text in headers.items()
+    )
+    return _Headers(entries)
 
 
 def compile_pattern(tree: object, event_key: str) -> Pattern:

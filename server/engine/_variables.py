@@ -195,6 +195,10 @@ def template_strings(document: Mapping[str, Any]) -> Iterator[TemplateString]:
             if isinstance(model, Mapping):
                 at = f"/Webhook/{i}/request_parameters"
                 yield from tree_strings(model.get("request_parameters"), at, WEBHOOK)
+                headers = model.get("request_headers")
+                if isinstance(headers, Mapping):
+                    at = f"/Webhook/{i}/request_headers"
+                    yield from tree_strings(headers, at, WEBHOOK)
 
 
 def tree_strings(tree: object, at: str, scope: Scope) -> Iterator[TemplateString]:

@@ -95,12 +95,14 @@ async def post(
     *,
     content_type: str = "application/json",
     method: str = "POST",
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, str]:
     if isinstance(body, dict | list):
         body = json.dumps(body)
     data = body.encode() if isinstance(body, str) else body
     url = f"http://127.0.0.1:{gateway.server.http_port}{path}"
-    async with http.request(method, url, data=data, headers={"Content-Type": content_type}) as r:
+    sent = {"Content-Type": content_type, **(headers or {})}
+    async with http.request(method, url, data=data, headers=sent) as r:
         return r.status, await r.text()
 
 
@@ -275,6 +277,63 @@ async def test_provider_retry_creates_no_second_event(
     assert (await post(http, inbound, hook_path(installation), batch))[0] == 200
     listed = await inbound.stub.ListEvents(gateway_pb2.ListEventsRequest())
     assert [e.text for e in listed.events] == ["once", "twice"]
+
+
+async def test_an_id_in_a_header_dedupes_retries_and_survives_replay(
+    inbound: Gateway, provider: RunningFakeProvider, http: aiohttp.ClientSession
+) -> None:
+    # Commio-style: a form body without an id; the id is the X-Sms-Guid header (ext).
+    sms = {
+        "event_key": "sms",
+        "event_type": "message",
+        "request_method": "POST",
+        "request_parameters": {
+            "type": "sms",
+            "from": "$from$",
+            "to": "$to$",
+            "message": "$content$",
+        },
+    }
+    await inbound.register(inbound_definition(provider.url, [sms]))
+    installation = await inbound.enable("acme-sms")
+    path = hook_path(installation)
+    form = "application/x-www-form-urlencoded"
+    body = "from=15557654321&to=15550001111&type=sms&message=once"
+    # Without a header model an id-less body is never a duplicate: the retry gives a 2nd event.
+    for _ in range(2):
+        status, _ = await post(http, inbound, path, body, content_type=form)
+        assert status == 200
+    with_id = dict(sms, request_headers={"X-Sms-Guid": "$messageid$"})
+    await inbound.register(inbound_definition(provider.url, [with_id]))
+    for guid in ("g-1", "g-1", "g-2"):
+        status, _ = await post(
+            http, inbound, path, body, content_type=form, headers={"x-sms-guid": guid}
+        )
+        assert status == 200
+    listed = await inbound.stub.ListEvents(gateway_pb2.ListEventsRequest())
+    assert [e.provider_message_id for e in listed.events] == ["", "", "g-1", "g-2"]
+
+    # A body kept unmatched is replayed with the headers it arrived with.
+    mms = "from=15557654321&to=15550001111&type=mms&message=http://m.example/1.png"
+    status, _ = await post(
+        http, inbound, path, mms, content_type=form, headers={"X-Sms-Guid": "g-3"}
+    )
+    assert status == 200
+    (kept,) = (
+        await inbound.stub.ListUnmatchedWebhooks(gateway_pb2.ListUnmatchedWebhooksRequest())
+    ).webhooks
+    file = {
+        "event_key": "mms",
+        "event_type": "mms",
+        "request_method": "POST",
+        "request_parameters": {"type": "mms", "from": "$from$", "to": "$to$", "message": "$url$"},
+        "request_headers": {"X-Sms-Guid": "$messageid$"},
+    }
+    await inbound.register(inbound_definition(provider.url, [with_id, file]))
+    (event,) = (
+        await inbound.stub.ReplayWebhook(gateway_pb2.ReplayWebhookRequest(id=kept.id))
+    ).events
+    assert (event.type, event.provider_message_id) == (E.MMS, "g-3")
 
 
 async def test_unmatched_is_listed_and_replayed_after_the_fix(

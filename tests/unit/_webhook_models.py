@@ -6,6 +6,7 @@ The loader is not used here on purpose: these tests pin the matcher down on its 
 from __future__ import annotations
 
 import json
+from types import MappingProxyType
 from typing import Any
 
 from server.engine import (
@@ -28,6 +29,7 @@ def model(
     method: str = "POST",
     each: str | None = None,
     absent: tuple[str, ...] = (),
+    headers: dict[str, str] | None = None,
     index: int = 0,
 ) -> WebhookModel:
     return WebhookModel(
@@ -39,6 +41,7 @@ def model(
         parameters=freeze(parameters),
         each=each,
         absent=absent,
+        headers=MappingProxyType(dict(headers or {})),
     )
 
 
@@ -56,6 +59,7 @@ def definition(*models: WebhookModel, properties: tuple[str, ...] = ()) -> Defin
             parameters=m.parameters,
             each=m.each,
             absent=m.absent,
+            headers=m.headers,
         )
         for i, m in enumerate(models)
     )
@@ -102,10 +106,17 @@ def definition_from_json(document: dict[str, Any]) -> Definition:
     return definition(*models, properties=tuple(document.get("properties", ())))
 
 
-def post_json(defn: Definition, body: Any, *, method: str = "POST") -> MatchResult:
+def post_json(
+    defn: Definition,
+    body: Any,
+    *,
+    method: str = "POST",
+    headers: tuple[tuple[str, str], ...] = (),
+) -> MatchResult:
     request = WebhookRequest(
         method=method,
         content_type="application/json",
         body=json.dumps(body).encode(),
+        headers=headers,
     )
     return match_webhook(defn, request)

@@ -419,3 +419,33 @@ def test_match_sniffs_form_bodies_and_honours_method_and_content_type(
     assert code == 2
     assert out.startswith(f"{broken}: cannot be parsed: ")
     assert run(capsys, "--match", definition, "--webhook", str(tmp_path / "none"))[0] == 2
+
+
+def test_match_with_headers_a_model_reads(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    doc = json.loads((DEFINITIONS / "seed" / "complete_example.json").read_text())
+    doc["Webhook"] = [
+        {
+            "event_key": "sms",
+            "event_type": "message",
+            "request_method": "POST",
+            "request_parameters": {"from": "$from$", "to": "$to$", "message": "$content$"},
+            "request_headers": {"X-Sms-Guid": "$messageid$"},
+        }
+    ]
+    definition = write(tmp_path, "def.json", doc)
+    form = write(tmp_path, "form.txt", "from=6467052267&to=6578330000&message=hi")
+    code, out, _ = run(capsys, "--match", definition, "--webhook", form)
+    assert code == 1 and "header X-Sms-Guid: missing" in out
+
+    args = ["--match", definition, "--webhook", form, "--json", "--header", "x-sms-guid: 4ed4"]
+    code, out, _ = run(capsys, *args)
+    assert code == 0
+    [event] = json.loads(out)["events"]
+    assert event["provider_message_id"] == "4ed4"
+
+    code, _, err = run(capsys, "--match", definition, "--webhook", form, "--header", "no colon")
+    assert code == 2 and "write it as 'Name: value'" in err
+    code, _, err = run(capsys, definition, "--header", "X-A: b")
+    assert code == 2 and "--header goes with --match" in err

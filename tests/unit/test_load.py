@@ -795,3 +795,48 @@ def test_absent_keys_load_and_a_bad_pointer_is_reported_where_it_is() -> None:
     (problem,) = check_definition(doc)
     assert problem.pointer == "/Webhook/2/absent/0"
     assert "JSON Pointer" in problem.message
+
+
+def test_request_headers_of_a_model_load_and_count_as_its_captures() -> None:
+    doc = template()
+    delivered = doc["Webhook"][0]
+    del delivered["request_parameters"]["params"]["messageid"]
+    assert problems_of(doc) == [
+        'error /Webhook/0/request_parameters: a model of event_type "messageDelivered" must '
+        "capture $messageid$; this one does not capture $messageid$ (an optional $x?$ capture "
+        "does not count)"
+    ]
+    delivered["request_headers"] = {"X-Message-Id": "$messageid$"}
+    assert check_definition(doc) == ()
+    loaded = load_definition(doc).webhooks[0]
+    assert dict(loaded.headers) == {"X-Message-Id": "$messageid$"}
+
+
+def test_request_headers_problems_are_reported_where_they_are() -> None:
+    doc = template()
+    doc["Webhook"][2]["request_headers"] = {
+        "X Bad": "x",
+        "X-Id": "$mesageid$",
+        "x-id": "$messageid$",
+        "X-Num": 5,
+    }
+    assert problems_of(doc) == [
+        'error /Webhook/2/request_headers/X Bad: "X Bad" is not a valid key: an HTTP header name '
+        "is made of letters, digits and !#$%&'*+.^_`|~- only",
+        "error /Webhook/2/request_headers/X-Id: unknown placeholder $mesageid$: not a property "
+        "of this file, nor a variable of a webhook model (did you mean $messageid$?)",
+        "error /Webhook/2/request_headers/X-Num: X-Num must be a string, not the number 5",
+        'error /Webhook/2/request_headers/x-id: "x-id" and "X-Id" name the same header (header '
+        "names ignore case); keep one",
+    ]
+
+
+def test_models_that_differ_only_in_a_header_literal_are_not_equal_constraints() -> None:
+    doc = template()
+    twin = copy.deepcopy(doc["Webhook"][2])
+    twin["event_key"] = "message-2"
+    twin["request_parameters"]["method"] = "message"
+    doc["Webhook"].append(twin)
+    assert [p.severity for p in check_definition(doc)] == ["warning"]
+    twin["request_headers"] = {"X-Kind": "second"}
+    assert check_definition(doc) == ()

@@ -641,3 +641,73 @@ def test_each_absent_key_counts_as_a_constraint_when_models_compete() -> None:
     strict = model("strict", _INBOUND, absent=("/MessageStatus",))
     body = {"MessageSid": "M1", "From": "+1", "To": "+2", "Body": "hi"}
     assert only_event(post_json(definition(plain, strict), body)).event_key == "strict"
+
+
+# -- (ext) request headers -------------------------------------------------------------------------
+
+_GUID = {"X-Sms-Guid": "$messageid$"}
+_SMS = {"type": "sms", "from": "$from$", "to": "$to$", "message": "$content$"}
+_SMS_BODY = {"type": "sms", "from": "2065551234", "to": "2065551212", "message": "hi"}
+
+
+def test_a_header_capture_takes_the_value_of_the_header_named_in_any_case() -> None:
+    inbound = model("sms", _SMS, headers=_GUID)
+    for name in ("X-Sms-Guid", "x-sms-guid", "X-SMS-GUID"):
+        result = post_json(definition(inbound), _SMS_BODY, headers=((name, "4ed4cec6"),))
+        assert only_event(result).provider_message_id == "4ed4cec6"
+
+
+def test_a_required_header_that_is_missing_or_different_fails_the_model_and_says_so() -> None:
+    inbound = model("sms", _SMS, headers=_GUID)
+    missing = post_json(definition(inbound), _SMS_BODY)
+    assert missing.events == ()
+    (miss,) = missing.unmatched[0].near_misses
+    assert miss.reason == "header X-Sms-Guid: missing"
+
+    typed = model("sms", _SMS, headers={"X-Event": "message.received"})
+    other = post_json(definition(typed), _SMS_BODY, headers=(("x-event", "message.failed"),))
+    assert other.events == ()
+    (miss,) = other.unmatched[0].near_misses
+    assert miss.reason == "header X-Event: expected 'message.received', got 'message.failed'"
+
+
+def test_an_optional_header_capture_may_be_absent() -> None:
+    inbound = model("sms", _SMS, headers={"X-Sms-Guid": "$messageid?$"})
+    assert only_event(post_json(definition(inbound), _SMS_BODY)).provider_message_id is None
+
+
+def test_a_repeated_header_is_one_value_joined_by_commas() -> None:
+    inbound = model("sms", _SMS, headers={"X-Tag": "$status$"})
+    result = post_json(definition(inbound), _SMS_BODY, headers=(("X-Tag", "a"), ("x-tag", "b")))
+    assert only_event(result).status == "a, b"
+
+
+def test_a_header_literal_is_a_constraint_that_tells_models_apart() -> None:
+    # Same body, the event kind only in a header: the literal decides, whatever the file order.
+    generic = model("any", _SMS)
+    by_header = model("received", _SMS, headers={"X-Event": "received"})
+    result = post_json(
+        definition(generic, by_header), _SMS_BODY, headers=(("X-Event", "received"),)
+    )
+    assert only_event(result).event_key == "received"
+    assert only_event(post_json(definition(generic, by_header), _SMS_BODY)).event_key == "any"
+
+
+def test_a_name_captured_in_body_and_header_keeps_the_body_value() -> None:
+    both = model("sms", {**_SMS, "id": "$messageid$"}, headers=_GUID)
+    body = {**_SMS_BODY, "id": "from-body"}
+    result = post_json(definition(both), body, headers=(("X-Sms-Guid", "from-header"),))
+    assert only_event(result).provider_message_id == "from-body"
+
+
+def test_header_captures_apply_to_every_payload_of_a_batch() -> None:
+    receipt = model(
+        "dlr", {"id": "$messageid$"}, event_type="messageDelivered", headers={"X-State": "$status$"}
+    )
+    result = post_json(
+        definition(receipt), [{"id": "1"}, {"id": "2"}], headers=(("X-State", "delivered"),)
+    )
+    assert [(e.provider_message_id, e.status) for e in result.events] == [
+        ("1", "delivered"),
+        ("2", "delivered"),
+    ]
