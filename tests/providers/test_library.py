@@ -24,11 +24,6 @@ LIBRARY = sorted(
 )
 RECEIPTS = {"messageDelivered", "messageFailed", "messageSent"}
 
-# Providers whose inbound MMS webhook carries one media item by design (documented on their page).
-ONE_MEDIA_PER_WEBHOOK = {
-    "commio": "Commio posts one media URL per inbound MMS webhook",
-}
-
 
 def test_every_definition_checks_without_errors(capsys: pytest.CaptureFixture[str]) -> None:
     files = sorted(str(p) for p in (ROOT / "integrations").glob("*.json"))
@@ -76,8 +71,7 @@ def test_fixtures_cover_send_non_ascii_inbound_receipts_and_media(provider: str)
     if capabilities_of(definition).inbound_mms:
         media = [len(e.get("media_urls", [])) for e in events if e["type"] == "mms"]
         assert media, "inbound MMS supported but no MMS fixture"
-        if provider not in ONE_MEDIA_PER_WEBHOOK:
-            assert max(media) >= 2, "no MMS body with several media"
+        assert max(media) >= 2, "no MMS body with several media"
     if definition.subscribe:
         assert list((FIXTURES / provider / "subscribe").glob("*.json")), "no subscribe fixture"
     for path in (FIXTURES / provider).rglob("*.json"):
