@@ -6,7 +6,12 @@ signed timestamp (checked against the replay window) when there is one:
 - ``body``: the raw body;
 - ``url+body``: the full URL followed by the raw body;
 - ``timestamp.body``: ``<timestamp>.<body>``, the timestamp from ``timestamp_header``;
-- ``url+nonce``: the full URL followed by the nonce from ``nonce_header``.
+- ``url+nonce``: the URL without its query (scheme, host, optional port and path: Plivo's
+  "base URI") followed by the nonce from ``nonce_header``. Plivo's X-Plivo-Signature-V2 signs
+  exactly that, as its documentation and its official SDKs do (python ``validate_signature``,
+  node ``validateSignature``, java ``Utils.computeSignature`` all drop the query), so a callback
+  to a URL with a query (a GET callback carries its parameters there) still verifies. The query
+  is not covered by such a signature.
 
 The header may carry several signatures separated by commas or spaces (``v1=…, v1=…`` during a
 secret rotation); the request passes when any of them matches. With a ``prefix`` (``sha256=``)
@@ -58,7 +63,13 @@ def _timestamp_body(auth: WebhookAuth, request: SignedRequest) -> Signed:
 
 def _url_nonce(auth: WebhookAuth, request: SignedRequest) -> Signed:
     nonce = single_header(request, text(auth, "nonce_header"))
-    return utf8(request.url) + utf8(nonce), None
+    return utf8(_base_uri(request.url)) + utf8(nonce), None
+
+
+def _base_uri(url: str) -> str:
+    """``url`` up to its query or fragment, as given (no re-encoding, no added slash)."""
+    end = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=len(url))
+    return url[:end]
 
 
 _SIGNED: Mapping[str, Callable[[WebhookAuth, SignedRequest], Signed]] = {

@@ -261,14 +261,42 @@ def test_hmac_timestamp_header_missing_or_repeated() -> None:
 
 
 def test_hmac_url_nonce() -> None:
+    # What is signed is the URL without its query (Plivo's "base URI"), then the nonce.
     auth = hmac_auth(signed="url+nonce", nonce_header="X-Nonce", encoding="base64")
-    signature = hmac_signature(HMAC_SECRET, URL.encode() + b"n-12345", "sha256", "base64")
+    base = URL.split("?")[0].encode()
+    signature = hmac_signature(HMAC_SECRET, base + b"n-12345", "sha256", "base64")
     good = hmac_request(("X-Signature", signature), ("X-Nonce", "n-12345"))
     verify_webhook(auth, HMAC_PROPERTIES, good, now=NOW)
     refused(auth, HMAC_PROPERTIES, with_headers(good, X_Nonce="n-12346"))
+    moved = SignedRequest(
+        method="POST", url=URL.replace("tok_123", "tok_124"), headers=good.headers, body=BODY
+    )
+    refused(auth, HMAC_PROPERTIES, moved)
     assert refused(auth, HMAC_PROPERTIES, with_headers(good, X_Nonce=None)) == (
         "the X-Nonce header is missing"
     )
+
+
+def test_hmac_url_nonce_signs_the_url_without_its_query_as_plivo_does() -> None:
+    # Plivo's X-Plivo-Signature-V2 signs the "base URI" then the nonce; its SDKs (python
+    # validate_signature, node validateSignature, java computeSignature) drop the query, which
+    # a GET callback fills with its parameters. Signed here as those SDKs sign.
+    auth = hmac_auth(signed="url+nonce", nonce_header="X-Nonce", encoding="base64")
+    base = "https://gateway.example/webhooks/plivo/tok_123"
+    url = base + "?From=15551230000&To=15559870000&Text=hi"
+    signature = hmac_signature(HMAC_SECRET, base.encode() + b"n-1", "sha256", "base64")
+    headers = (("X-Signature", signature), ("X-Nonce", "n-1"))
+    for called in (url, base, base + "#frag"):
+        request = SignedRequest(method="GET", url=called, headers=headers, body=b"")
+        verify_webhook(auth, HMAC_PROPERTIES, request, now=NOW)
+    # A signature over the URL with its query is not what Plivo sends: refused.
+    with_query = hmac_signature(HMAC_SECRET, url.encode() + b"n-1", "sha256", "base64")
+    request = SignedRequest(
+        method="GET", url=url, headers=(("X-Signature", with_query), ("X-Nonce", "n-1")), body=b""
+    )
+    assert refused(auth, HMAC_PROPERTIES, request) == "the signature does not match"
+    other_path = SignedRequest(method="GET", url=base + "x?a=1", headers=headers, body=b"")
+    refused(auth, HMAC_PROPERTIES, other_path)
 
 
 def test_hmac_several_signatures_pass_when_any_matches() -> None:
