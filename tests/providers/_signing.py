@@ -111,7 +111,8 @@ def sign_webhook(
         elif signed == "url+nonce":
             nonce = uuid.uuid4().hex
             out[auth["nonce_header"]] = nonce
-            data = url.encode() + nonce.encode()
+            base_uri = url.split("?", 1)[0].split("#", 1)[0]  # Plivo V2 signs no query
+            data = base_uri.encode() + nonce.encode()
         else:
             raise ValueError(f"unknown signed: {signed}")
         digest = hmac.new(secret, data, getattr(hashlib, auth.get("algorithm", "sha256"))).digest()
