@@ -88,6 +88,9 @@ def check_unused_properties(document: Mapping[str, Any]) -> Iterator[Problem]:
 def check_placeholders(document: Mapping[str, Any]) -> Iterator[Problem]:
     """Every placeholder names a property or a variable available at its place; no stray "$"."""
     properties = {name for _, name in property_names(document)}
+    # Spec §1: with the properties list itself broken, which names it holds is unknown, so no
+    # placeholder is called unknown for want of a property (the list's own error says why).
+    known_properties = isinstance(document.get("properties", []), list)
     for template in template_strings(document):
         scope = template.scope
         if has_stray_dollar(template.text):
@@ -116,6 +119,8 @@ def check_placeholders(document: Mapping[str, Any]) -> Iterator[Problem]:
                     f"{shown} is not available in {scope.name}; it can be used in {WHERE[name]}",
                 )
                 continue
+            if not known_properties:
+                continue
             candidates = sorted(properties | scope.variables)
             guess = _guess(name, candidates)
             hint = f" (did you mean ${guess}$?)" if guess else ""
@@ -130,8 +135,8 @@ def _check_new_variable(
     at: str, shown: str, name: str, properties: set[str], scope: Scope
 ) -> Iterator[Problem]:
     """A capture that names a new variable must not hide a property or a gateway variable."""
-    if name in scope.variables:
-        return
+    if name in scope.variables or name in RESPONSE_MAP.variables:
+        return  # spec §2: messageid, status and error are response_map captures anywhere
     if name in properties:
         yield _error(
             at,
@@ -217,6 +222,7 @@ def check_urls(document: Mapping[str, Any]) -> Iterator[Problem]:
     if isinstance(oauth2, Mapping):
         for key in ("authorization_endpoint", "token_endpoint"):
             places.append((f"/OAuth2/{key}", oauth2.get(key)))
+    places.append(("/logo", document.get("logo")))  # spec §1: an optional URL
     for at, url in places:
         if isinstance(url, str):
             reason = url_problem(url)
@@ -427,11 +433,12 @@ def check_webhook_constraints(document: Mapping[str, Any]) -> Iterator[Problem]:
             continue
         j, other_key = first[signature]
         if other_key == event_key:
-            yield _error(
+            # Spec §6 asks for a warning only: the payload goes to the model with more captures.
+            yield _warning(
                 f"/Webhook/{i}",
                 f'this model has the same event_key ("{event_key}") and the same constraints as '
-                f"/Webhook/{j}, so their events could not be told apart; give it its own "
-                "event_key or a literal that distinguishes it",
+                f"/Webhook/{j}: a payload both match goes to the one with more captures, then to "
+                "the earlier one; a literal that distinguishes them makes the choice explicit",
             )
         else:
             yield _warning(

@@ -15,7 +15,9 @@ costs nothing extra.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from typing import Final
 
 from ._placeholders import Placeholder, parse_template
@@ -46,8 +48,9 @@ _SHOW_CHARS: Final = 40
 def as_text(value: object) -> str | None:
     """A scalar payload value as text (JSON ``2`` → ``"2"``, ``true`` → ``"true"``), else None.
 
-    None for JSON null, objects and lists. Floats use Python's shortest round-trip form
-    (``0.0075``, ``2.0``, ``1e+16``).
+    None for JSON null, objects and lists. Numbers are their decimal text (spec §5, §6): ``2.0``
+    is ``"2"``, ``1.5e3`` is ``"1500"``, ``0.0075`` stays ``"0.0075"`` — the same in webhooks and
+    response maps, so an id captured from either compares equal.
     """
     kind = type(value)
     if kind is str:
@@ -57,10 +60,19 @@ def as_text(value: object) -> str | None:
     if kind is int:
         return str(value)
     if kind is float:
-        return repr(value)
+        return number_text(value)  # type: ignore[arg-type]
     if isinstance(value, str):  # str subclasses
         return str(value)
     return None
+
+
+def number_text(value: float) -> str:
+    """A JSON number as decimal text: no exponent, no trailing ``.0``."""
+    if not math.isfinite(value):
+        return repr(value)
+    if value.is_integer():
+        return str(int(value))
+    return format(Decimal(repr(value)), "f")
 
 
 def describe(value: object) -> str:

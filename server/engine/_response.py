@@ -17,15 +17,14 @@ Nothing here raises, whatever the body.
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from functools import lru_cache
 from types import MappingProxyType
 
 from ._model import Frozen
+from ._patterns import as_text
 from ._placeholders import Placeholder, parse_template
 
 __all__ = ["ResponseOutcome", "map_response"]
@@ -55,27 +54,6 @@ class ResponseOutcome:
 _ACCEPTED_UNKNOWN = ResponseOutcome(
     accepted=True, message_id=None, error=None, captures=MappingProxyType({})
 )
-
-
-def _number_text(value: float) -> str:
-    if not math.isfinite(value):
-        return repr(value)
-    if value.is_integer():
-        return str(int(value))
-    return format(Decimal(repr(value)), "f")
-
-
-def _scalar_text(value: object) -> str | None:
-    """The text of a JSON scalar as literals compare it; None for null, objects and lists."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return _number_text(value)
-    return None
 
 
 def _excerpt(text: str) -> str:
@@ -129,8 +107,8 @@ class _Walk:
             if not present or value is not None:
                 self.fail(where, "expected null, " + self.found(value, present))
         else:
-            expected = _scalar_text(pattern)
-            if not present or _scalar_text(value) != expected:
+            expected = as_text(pattern)
+            if not present or as_text(value) != expected:
                 self.fail(where, f'expected "{expected}", ' + self.found(value, present))
 
     def text(self, pattern: str, value: object, present: bool, where: str) -> None:
@@ -143,10 +121,10 @@ class _Walk:
             return
         if not any(isinstance(s, Placeholder) for s in segments):
             literal = "".join(s for s in segments if isinstance(s, str))
-            if not present or _scalar_text(value) != literal:
+            if not present or as_text(value) != literal:
                 self.fail(where, f'expected "{_excerpt(literal)}", ' + self.found(value, present))
             return
-        text = _scalar_text(value) if present else None
+        text = as_text(value) if present else None
         regex, names = _mixed(pattern)
         match = regex.fullmatch(text) if text is not None else None
         if match is None:
@@ -159,17 +137,17 @@ class _Walk:
     def capture_value(value: object) -> Capture | None:
         """A scalar as text, a list of scalars as a tuple; None for null, objects, mixed lists."""
         if isinstance(value, list):
-            texts = [_scalar_text(v) for v in value if v is not None]
+            texts = [as_text(v) for v in value if v is not None]
             if not texts or any(t is None for t in texts):
                 return None
             return tuple(t for t in texts if t is not None)
-        return _scalar_text(value)
+        return as_text(value)
 
     @staticmethod
     def found(value: object, present: bool) -> str:
         if not present:
             return "but it is missing"
-        text = _scalar_text(value)
+        text = as_text(value)
         if text is not None:
             return f'found "{_excerpt(text)}"'
         if value is None:
@@ -208,7 +186,7 @@ def map_response(
         if _is_json_type(content_type):
             parsed, ok = _parse_json(body)
             if ok and not isinstance(parsed, dict | list) and parsed is not None:
-                text = _scalar_text(parsed)
+                text = as_text(parsed)
         walk.text(response_map, text, True, "")
     else:
         parsed, ok = _parse_json(body)

@@ -549,7 +549,7 @@ def test_webhook_models_must_produce_their_event(
         assert f"this one does not capture {missing} (" in messages[0]
 
 
-def test_same_constraints_warn_and_with_the_same_event_key_fail() -> None:
+def test_same_constraints_warn_also_with_the_same_event_key() -> None:
     doc = template()
     base = doc["Webhook"][2]
     # the same literal constraints reached through $event_key$ and through a literal
@@ -561,8 +561,8 @@ def test_same_constraints_warn_and_with_the_same_event_key_fail() -> None:
         "warning /Webhook/3: this model has the same constraints as /Webhook/2: a payload both "
         "match goes to the one with more captures, then to the earlier one in the file"
     ]
-    twin["event_key"] = "message"
-    assert [p.severity for p in check_definition(doc)] == ["error"]
+    twin["event_key"] = "message"  # spec §6: still a warning, never a refusal
+    assert [p.severity for p in check_definition(doc)] == ["warning"]
     # a different method, each pointer or literal makes them different
     for change in (
         {"request_method": "GET"},
@@ -840,3 +840,30 @@ def test_models_that_differ_only_in_a_header_literal_are_not_equal_constraints()
     assert [p.severity for p in check_definition(doc)] == ["warning"]
     twin["request_headers"] = {"X-Kind": "second"}
     assert check_definition(doc) == ()
+
+
+def test_a_broken_properties_list_does_not_make_every_property_placeholder_unknown() -> None:
+    doc = template()
+    doc["properties"] = "API key"  # spec §1: only the list's own error, nothing built on it
+    assert problems_of(doc) == [
+        'error /properties: properties must be a list, not the string "API key"'
+    ]
+
+
+def test_a_subscribe_response_map_may_capture_the_response_map_variables() -> None:
+    doc = template()
+    doc["Subscribe"] = {
+        "request_method": "POST",
+        "request_url": "https://api.example.com/hooks",
+        "request_parameters": {"url": "$webhook_url$"},
+        "response_map": {"data": {"id": "$messageid$", "state": "$status$"}},
+    }
+    assert check_definition(doc) == ()  # spec §2: messageid and status are response_map captures
+
+
+def test_logo_must_be_a_url() -> None:
+    doc = template()
+    doc["logo"] = "not a url"
+    assert problems_of(doc) == [
+        "error /logo: logo must be an http or https URL, starting with https:// or http://"
+    ]

@@ -711,3 +711,11 @@ def test_header_captures_apply_to_every_payload_of_a_batch() -> None:
         ("1", "delivered"),
         ("2", "delivered"),
     ]
+
+
+def test_json_numbers_are_decimal_text_as_in_response_maps() -> None:
+    # spec §5/§6: 2.0 compares as "2" and an id sent as 1.5e3 is "1500", as map_response reads it
+    receipt = model("dlr", {"status": "2", "id": "$messageid$"}, event_type="messageDelivered")
+    event = only_event(post_json(definition(receipt), {"status": 2.0, "id": 1.5e3}))
+    assert event.provider_message_id == "1500"
+    assert captures_of({"rate": "$x$"}, {"rate": 0.0075}) == {"x": "0.0075"}

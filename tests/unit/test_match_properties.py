@@ -13,6 +13,7 @@ import encodings.aliases
 import json
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -147,8 +148,8 @@ SCALARS = st.one_of(
 def text_of(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
+    if isinstance(value, float):  # spec §5/§6: decimal text, "2" for 2.0, no exponent
+        return str(int(value)) if value.is_integer() else f"{Decimal(repr(value)):f}"
     return str(value)
 
 
