@@ -194,9 +194,10 @@ def match_webhook(definition: Definition, request: WebhookRequest) -> MatchResul
     all_events = tuple(event for _, _, events, _ in outcomes for event in events)
     unmatched: list[UnmatchedPayload] = []
     for group, found, events, misses in outcomes:
-        # When other parts of the body produced events, a group that produced none is simply
-        # not how this body is shaped (a plain model next to a batch, or the reverse).
-        if events or not all_events:
+        # Spec §6: a payload no model matches is never dropped. The elements of an `each` list
+        # are such payloads whenever the list is there. The body as a whole is one only when
+        # nothing in it produced an event: a batch's body is not also a plain message.
+        if events or not all_events or (group.each is not None and found):
             unmatched.extend(
                 _unmatched(group, method, headers, pointer, p) for pointer, p in misses
             )

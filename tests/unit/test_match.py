@@ -719,3 +719,19 @@ def test_json_numbers_are_decimal_text_as_in_response_maps() -> None:
     event = only_event(post_json(definition(receipt), {"status": 2.0, "id": 1.5e3}))
     assert event.provider_message_id == "1500"
     assert captures_of({"rate": "$x$"}, {"rate": 0.0075}) == {"x": "0.0075"}
+
+
+def test_an_each_element_no_model_matches_is_reported_even_when_the_body_gave_an_event() -> None:
+    # spec §6: "a payload that no model matches is kept ... never silently dropped"
+    plain = model("sent", {"event": "sent", "id": "$messageid$"}, event_type="messageSent")
+    each = model(
+        "dlr", {"messageId": "$messageid$", "s": "DELIVERED"}, event_type="messageDelivered",
+        each="/results",
+    )  # fmt: skip
+    body = {"event": "sent", "id": "z", "results": [{"messageId": "a", "s": "UNKNOWN"}]}
+    result = post_json(definition(plain, each), body)
+    assert [e.provider_message_id for e in result.events] == ["z"]
+    assert [u.payload_pointer for u in result.unmatched] == ["/results/0"]
+    # A batch body with no plain model matching it is not also reported as a plain payload.
+    batch = post_json(definition(plain, each), {"results": [{"messageId": "a", "s": "DELIVERED"}]})
+    assert (len(batch.events), batch.unmatched) == (1, ())
