@@ -18,14 +18,13 @@ from ._pointer import child
 from ._variables import (
     ALL_VARIABLES,
     RESPONSE_MAP,
-    WEBHOOK,
     WHERE,
     Scope,
-    TemplateString,
     property_names,
     request_pointers,
     template_strings,
     tree_strings,
+    webhook_model_strings,
 )
 
 __all__ = ["CHECKS", "semantic_problems"]
@@ -365,8 +364,12 @@ def check_webhook_events(document: Mapping[str, Any]) -> Iterator[Problem]:
         if not isinstance(pattern, Mapping):
             continue
         at = f"/Webhook/{i}/request_parameters"
-        strings = [*tree_strings(pattern, at, WEBHOOK), *_header_strings(i, model)]
-        captured = {p.name for t in strings for p in placeholders_in(t.text) if not p.optional}
+        captured = {
+            p.name
+            for t in webhook_model_strings(i, model)
+            for p in placeholders_in(t.text)
+            if not p.optional
+        }
         missing = [names for names in _NEEDS[event_type] if not captured.intersection(names)]
         if missing:
             needs = _either([_alternatives(names) for names in _NEEDS[event_type]])
@@ -376,13 +379,6 @@ def check_webhook_events(document: Mapping[str, Any]) -> Iterator[Problem]:
                 f'a model of event_type "{event_type}" must capture {needs}; this one does not '
                 f"capture {lacks} (an optional $x?$ capture does not count)",
             )
-
-
-def _header_strings(i: int, model: Mapping[str, Any]) -> list[TemplateString]:
-    headers = model.get("request_headers")
-    if not isinstance(headers, Mapping):
-        return []
-    return list(tree_strings(headers, f"/Webhook/{i}/request_headers", WEBHOOK))
 
 
 def check_webhook_header_names(document: Mapping[str, Any]) -> Iterator[Problem]:

@@ -25,6 +25,7 @@ __all__ = [
     "request_pointers",
     "template_strings",
     "tree_strings",
+    "webhook_model_strings",
 ]
 
 _EVERY_REQUEST = frozenset({"webhook_url"})
@@ -193,12 +194,17 @@ def template_strings(document: Mapping[str, Any]) -> Iterator[TemplateString]:
     if isinstance(models, list):
         for i, model in enumerate(models):
             if isinstance(model, Mapping):
-                at = f"/Webhook/{i}/request_parameters"
-                yield from tree_strings(model.get("request_parameters"), at, WEBHOOK)
-                headers = model.get("request_headers")
-                if isinstance(headers, Mapping):
-                    at = f"/Webhook/{i}/request_headers"
-                    yield from tree_strings(headers, at, WEBHOOK)
+                yield from webhook_model_strings(i, model)
+
+
+def webhook_model_strings(i: int, model: Mapping[str, Any]) -> Iterator[TemplateString]:
+    """The pattern strings of the model at ``/Webhook/i``: its parameters, then (ext) headers."""
+    yield from tree_strings(
+        model.get("request_parameters"), f"/Webhook/{i}/request_parameters", WEBHOOK
+    )
+    headers = model.get("request_headers")
+    if isinstance(headers, Mapping):
+        yield from tree_strings(headers, f"/Webhook/{i}/request_headers", WEBHOOK)
 
 
 def tree_strings(tree: object, at: str, scope: Scope) -> Iterator[TemplateString]:

@@ -25,6 +25,13 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+def seed_with_webhooks(*models: dict[str, Any]) -> dict[str, Any]:
+    """The seed's complete example with ``models`` as its webhook models."""
+    doc: dict[str, Any] = json.loads((DEFINITIONS / "seed" / "complete_example.json").read_text())
+    doc["Webhook"] = list(models)
+    return doc
+
+
 def write(tmp_path: Path, name: str, content: object) -> str:
     path = tmp_path / name
     if isinstance(content, bytes):
@@ -379,8 +386,7 @@ def test_match_explains_why_nothing_matched(
 def test_match_sniffs_form_bodies_and_honours_method_and_content_type(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    doc = json.loads((DEFINITIONS / "seed" / "complete_example.json").read_text())
-    doc["Webhook"] = [
+    doc = seed_with_webhooks(
         {
             "event_key": "sms",
             "event_type": "message",
@@ -393,7 +399,7 @@ def test_match_sniffs_form_bodies_and_honours_method_and_content_type(
             "request_method": "GET",
             "request_parameters": {"id": "$messageid$", "state": "delivered"},
         },
-    ]
+    )
     definition = write(tmp_path, "def.json", doc)
     form = write(tmp_path, "form.txt", "From=%2B15551230000&To=%2B15559870000&Body=hi+there")
     code, out, _ = run(capsys, "--match", definition, "--webhook", form, "--json")
@@ -424,8 +430,7 @@ def test_match_sniffs_form_bodies_and_honours_method_and_content_type(
 def test_match_with_headers_a_model_reads(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    doc = json.loads((DEFINITIONS / "seed" / "complete_example.json").read_text())
-    doc["Webhook"] = [
+    doc = seed_with_webhooks(
         {
             "event_key": "sms",
             "event_type": "message",
@@ -433,7 +438,7 @@ def test_match_with_headers_a_model_reads(
             "request_parameters": {"from": "$from$", "to": "$to$", "message": "$content$"},
             "request_headers": {"X-Sms-Guid": "$messageid$"},
         }
-    ]
+    )
     definition = write(tmp_path, "def.json", doc)
     form = write(tmp_path, "form.txt", "from=6467052267&to=6578330000&message=hi")
     code, out, _ = run(capsys, "--match", definition, "--webhook", form)
