@@ -56,6 +56,7 @@ from ._errors import (
     ReauthorizationRequired,
     UnknownAuthorizationState,
 )
+from ._secrets import installation_secrets
 from ._state import MemoryStateStore, PendingAuthorization, StateStore, state_key
 from ._templates import render_text, render_url
 from ._token_endpoint import TokenEndpoint, TokenRefused
@@ -295,6 +296,7 @@ class OAuthTokens:
             transport=self._transport,
             timeout_s=self._timeout_s,
             clock=self._clock,
+            mask=installation_secrets(definition, properties),
         )
 
     # -- the authorization-code flow --------------------------------------------------------
