@@ -467,7 +467,7 @@ class SendPath:
             mapped = None
         if mapped is not None and not mapped.accepted:
             secrets = self._secrets(installation, integration.definition, bearer)
-            said = f": {secrets(mapped.error)}" if mapped.error else ""
+            said = f": {secrets.excerpt(mapped.error, _EXCERPT)}" if mapped.error else ""
             raise ProviderRefused(
                 "the provider refused the message" + said,
                 integration=integration.id,

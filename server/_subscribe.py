@@ -49,6 +49,8 @@ __all__ = ["SubscriptionKeeper"]
 
 logger = logging.getLogger(__name__)
 
+_EXCERPT = 300  # characters of a provider's answer in a failure's text
+
 
 class SubscriptionFailed(Exception):
     pass
@@ -227,7 +229,7 @@ class SubscriptionKeeper:
         except OutboundError as exc:
             raise SubscriptionFailed(f"{where} failed: {secrets(str(exc))}") from None
         if not 200 <= response.status < 300:
-            excerpt = secrets.excerpt(response.body, 300, truncated=response.truncated)
+            excerpt = secrets.excerpt(response.body, _EXCERPT, truncated=response.truncated)
             raise SubscriptionFailed(
                 f"{where} answered HTTP {response.status}" + (f": {excerpt}" if excerpt else "")
             )
@@ -238,7 +240,7 @@ class SubscriptionKeeper:
         )
         if not outcome.accepted:
             reason = outcome.error or outcome.reason or "the answer is not the expected one"
-            raise SubscriptionFailed(f"{where} was refused: {secrets(reason)}")
+            raise SubscriptionFailed(f"{where} was refused: {secrets.excerpt(reason, _EXCERPT)}")
         missing = sorted(response_variables(template) - outcome.captures.keys())
         if missing:
             names = ", ".join(f"${name}$" for name in missing)

@@ -12,7 +12,7 @@ without padding), which covers the ``user:pass`` of HTTP Basic when that string 
 values. Values shorter than :data:`MIN_LENGTH` are not masked: they would hide ordinary words and
 numbers while revealing next to nothing.
 
-Mask before cutting: :meth:`SecretMask.excerpt` masks a window of the body and only then
+Mask before cutting: :meth:`SecretMask.excerpt` masks a window of a text and only then
 shortens it, so that a secret cut in two by the limit cannot leave its first half behind; where
 the window itself ends inside the body, the characters at its end that could be the start of a
 secret are dropped.
@@ -45,7 +45,7 @@ def _hex(value: int, width: int) -> str:
 
 
 def _json_units(char: str) -> list[int]:
-    encoded = char.encode("utf-16-be")
+    encoded = char.encode("utf-16-be", "surrogatepass")
     return [int.from_bytes(encoded[i : i + 2], "big") for i in range(0, len(encoded), 2)]
 
 
@@ -54,7 +54,7 @@ def _char(char: str) -> tuple[str, int]:
     it matches."""
     if char.isascii() and char.isalnum():
         return char, 1
-    utf8 = char.encode("utf-8")
+    utf8 = char.encode("utf-8", "surrogatepass")
     units = _json_units(char)
     forms = [
         (re.escape(char), 1),
@@ -151,11 +151,15 @@ class SecretMask:
             pieces.append(text[position:end])
         return "".join(pieces)
 
-    def excerpt(self, body: bytes, limit: int, *, truncated: bool = False) -> str:
-        """At most ``limit`` characters of ``body`` (UTF-8) for a message: masked, then its
-        whitespace runs made single spaces, then cut. ``truncated`` says that ``body`` is
-        itself only the start of what the provider sent."""
+    def excerpt(self, body: bytes | str, limit: int, *, truncated: bool = False) -> str:
+        """At most ``limit`` characters of ``body`` (bytes are read as UTF-8) for a message:
+        masked, then its whitespace runs made single spaces, then cut. ``truncated`` says that
+        ``body`` is itself only the start of what the provider sent.
+
+        Only a window at the start of ``body`` is read, so that a provider's megabyte costs no
+        more than its first kilobytes."""
         window = 4 * (limit + self.longest)
-        text = body[:window].decode("utf-8", "replace")
+        start = body[:window]
+        text = start.decode("utf-8", "replace") if isinstance(start, bytes) else start
         masked = self(text, cut=truncated or len(body) > window)
         return " ".join(masked.split())[:limit]

@@ -132,10 +132,10 @@ def _is_json(content_type: str) -> bool:
 
 
 def _clean(text: object, mask: SecretMask, limit: int) -> str:
-    """Provider text fit for a message: printable, without any secret (masked before it is
-    capped, so that the cap cannot leave half a secret), capped."""
-    cleaned = mask("".join(ch if ch.isprintable() else " " for ch in str(text)))
-    return cleaned[:limit].strip()
+    """Provider text fit for a message: without any secret (masked before it is capped, so
+    that the cap cannot leave half a secret), capped, printable."""
+    excerpt = mask.excerpt(str(text), limit)
+    return "".join(ch if ch.isprintable() else " " for ch in excerpt).strip()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
