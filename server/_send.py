@@ -487,9 +487,11 @@ class SendPath:
         self, installation: InstallationRecord, definition: Definition, bearer: str | None
     ) -> SecretMask:
         """What masks a provider's answer before it is kept or returned: the installation's
-        secrets and the token this call carried (docs/format.md, "Authentication")."""
+        secrets, the token this call carried and the OAuth2 tokens known for the installation
+        (docs/format.md, "Authentication")."""
         properties = self._installations.property_values(installation)
-        return installation_secrets(definition, properties, tokens=(bearer,))
+        known = self._auth.oauth.known_tokens(installation.id) if self._auth else ()
+        return installation_secrets(definition, properties, tokens=(bearer, *known))
 
     async def _record_failure(
         self, message: MessageRecord, error: GatewayError, attempts: int

@@ -168,7 +168,8 @@ class SubscriptionKeeper:
         properties = self._installations.property_values(record)
         secrets = installation_secrets(definition, properties)
         bearer = await self._bearer(record, definition, secrets)
-        secrets = secrets.with_values((bearer,))
+        known = self._auth.oauth.known_tokens(record.id) if self._auth else ()
+        secrets = secrets.with_values((bearer, *known))
         shared: dict[str, Value] = {
             **properties,
             "webhook_url": self._installations.webhook_url(record),

@@ -225,3 +225,37 @@ async def test_a_subscribe_error_echoing_a_secret_is_stored_masked(
     assert "answered HTTP 403" in subscription.last_error
     assert "Bearer ***" in subscription.last_error
     assert_no_secret(subscription.last_error, "the subscription's last error")
+
+
+async def test_oauth2_tokens_and_client_secret_echoed_by_the_provider_are_masked(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider, tmp_path: Path
+) -> None:
+    access, refresh, client_secret = "AT-access-5150", "RT-refresh-8080", "CS-client-9090"
+    doc = json.loads(definition(provider.url, properties=["Client ID", "Client Secret"]))
+    del doc["auth"]
+    doc["OAuth2"] = {
+        "client_id": "$Client ID$",
+        "client_secret": "$Client Secret$",
+        "flow_type": {"default": "1"},
+        "token_endpoint": provider.url + "/token",
+        "token_parameters": {"content_type": "application/x-www-form-urlencoded"},
+        "request_auth": "Bearer",
+    }
+    gateway: Gateway = await start_gateway(data_dir=tmp_path / "data")
+    await gateway.register(json.dumps(doc))
+    await gateway.enable(
+        "acme-sms", properties={"Client ID": "client-1", "Client Secret": client_secret}
+    )
+    token = {"access_token": access, "refresh_token": refresh, "expires_in": 3600}
+    provider.state.script("/token", Answer(json=token))
+    said = f"token {access} (refresh {refresh}) of client client-1:{client_secret} expired"
+    provider.state.script("/messages", Answer(status=400, json={"error": said}))
+
+    with pytest.raises(grpc.aio.AioRpcError) as rejected:
+        await gateway.send()
+
+    assert dict(provider.state.requests[-1].headers)["Authorization"] == f"Bearer {access}"
+    text = error_text(rejected.value)
+    assert "token *** (refresh ***) of client ***" in text
+    for secret in (access, refresh, client_secret):
+        assert secret not in text
