@@ -5,17 +5,17 @@ property value, a token. Whatever of a provider's answer the gateway keeps or re
 excerpt, a refusal's reason, a Subscribe error, a token endpoint's description) goes through a
 :class:`SecretMask` first, which replaces every known secret value by :data:`MASK`.
 
-A value is found in the forms a provider may echo it in: verbatim; percent-encoded (any of its
-characters, either hex case, ``+`` for a space); JSON-escaped (``\\uXXXX`` either case, ``\\"``,
-``\\/`` …); XML/HTML-escaped (``&amp;``, ``&#39;`` …); and base64 (standard and URL-safe, with or
-without padding), which covers the ``user:pass`` of HTTP Basic when that string is one of the
-values. Values shorter than :data:`MIN_LENGTH` are not masked: they would hide ordinary words and
-numbers while revealing next to nothing.
+A value is found in the forms a provider may echo it in: verbatim; percent-encoded (each
+character other than an ASCII letter or digit as it is or escaped, either hex case, ``+`` for a
+space); JSON-escaped (``\\uXXXX`` either case, ``\\"``, ``\\/`` …); XML/HTML-escaped (``&amp;``,
+``&#39;`` …); and base64 (standard and URL-safe, with or without padding), which covers the
+``user:pass`` of HTTP Basic when that string is one of the values. Values shorter than
+:data:`MIN_LENGTH` are not masked: they would hide ordinary words and numbers while revealing next
+to nothing.
 
-Mask before cutting: :meth:`SecretMask.excerpt` masks a window of a text and only then
-shortens it, so that a secret cut in two by the limit cannot leave its first half behind; where
-the window itself ends inside the body, the characters at its end that could be the start of a
-secret are dropped.
+Mask before cutting: :meth:`SecretMask.excerpt` masks a window of a text and only then shortens
+it, so that a secret cut in two by the limit cannot leave its first half behind; where the window
+itself ends inside the text, its last characters, where a secret may begin, are dropped.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ MASK = "***"
 #: The shortest value that is masked.
 MIN_LENGTH = 4
 
-# Characters that JSON (RFC 8259 §7) or a form/URL encoder may write as another sequence.
+# Characters that a JSON, XML or form/URL encoder may write as another sequence.
 _JSON_SHORT = {'"': '\\"', "\\": "\\\\", "/": "\\/", "\b": "\\b", "\f": "\\f", "\n": "\\n"}
 _JSON_SHORT |= {"\r": "\\r", "\t": "\\t"}
 _XML_NAMED = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;"}
@@ -134,18 +134,15 @@ class SecretMask:
         if cut:
             end = max(0, len(text) - (self.longest - 1))
         pieces: list[str] = []
-        position = 0
+        position = 0  # the text before it is in pieces
         for start, stop in sorted(spans):
-            if stop <= position:
-                continue  # inside a secret already masked
             if start >= end:
                 break
-            if start > position:
-                pieces.append(text[position:start])
-            elif pieces and pieces[-1] == MASK:
-                position = stop  # overlaps the secret just masked: one mask for both
-                continue
-            pieces.append(MASK)
+            if stop <= position:
+                continue  # inside a secret already masked
+            if start > position or not pieces:
+                pieces += [text[position:start], MASK]
+            # else it overlaps the secret just masked: one mask covers both
             position = stop
         if position < end:
             pieces.append(text[position:end])
