@@ -70,6 +70,12 @@ def error_text(error: grpc.aio.AioRpcError) -> str:
     )
 
 
+@pytest.fixture(autouse=True)
+def _no_cli_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MSGBRIDGE_TARGET", raising=False)
+    monkeypatch.delenv("MSGBRIDGE_TOKEN", raising=False)
+
+
 async def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     """``msgbridge …`` (client.cli.main) in a thread, so that the service keeps answering."""
     code = await asyncio.to_thread(main, list(argv))
