@@ -52,6 +52,7 @@ from .errors import (
     ProviderUnavailable,
     Unavailable,
 )
+from .oauth import installation_secrets
 from .outbound import (
     ConnectFailed,
     InvalidTarget,
@@ -61,6 +62,7 @@ from .outbound import (
     PolicyRefused,
     ProviderResponse,
 )
+from .secret_mask import SecretMask
 from .store import InstallationRecord, MessageKind, MessageRecord, MessageState, Store
 
 __all__ = ["SendOutcome", "SendPath", "SendRequest"]
@@ -413,7 +415,7 @@ class SendPath:
                     await asyncio.sleep(retry_after)
                     continue
                 outcome = self._outcome(
-                    response, template, message, installation, integration, attempts
+                    response, template, message, installation, integration, attempts, bearer
                 )
                 break
         except GatewayError as error:
@@ -451,10 +453,12 @@ class SendPath:
         installation: InstallationRecord,
         integration: LoadedIntegration,
         attempts: int,
+        bearer: str | None,
     ) -> SendOutcome:
         status = response.status
         if not 200 <= status < 300:
-            raise _provider_error(response, integration.id)
+            secrets = self._secrets(installation, integration.definition, bearer)
+            raise _provider_error(response, integration.id, secrets)
         try:
             mapped = map_response(
                 template.response_map, response.body, response.headers.get("content-type")
@@ -462,11 +466,13 @@ class SendPath:
         except EngineError:
             mapped = None
         if mapped is not None and not mapped.accepted:
+            secrets = self._secrets(installation, integration.definition, bearer)
+            said = f": {secrets.excerpt(mapped.error, _EXCERPT)}" if mapped.error else ""
             raise ProviderRefused(
-                "the provider refused the message" + (f": {mapped.error}" if mapped.error else ""),
+                "the provider refused the message" + said,
                 integration=integration.id,
                 provider_status=status,
-                excerpt=_excerpt(response.body),
+                excerpt=_excerpt(response, secrets),
             )
         return SendOutcome(
             message_id=message.id,
@@ -476,6 +482,16 @@ class SendPath:
             installation_id=installation.id,
             integration_id=integration.id,
         )
+
+    def _secrets(
+        self, installation: InstallationRecord, definition: Definition, bearer: str | None
+    ) -> SecretMask:
+        """What masks a provider's answer before it is kept or returned: the installation's
+        secrets, the token this call carried and the OAuth2 tokens known for the installation
+        (docs/format.md, "Authentication")."""
+        properties = self._installations.property_values(installation)
+        known = self._auth.oauth.known_tokens(installation.id) if self._auth else ()
+        return installation_secrets(definition, properties, tokens=(bearer, *known))
 
     async def _record_failure(
         self, message: MessageRecord, error: GatewayError, attempts: int
@@ -577,9 +593,8 @@ def _variables(request: SendRequest, message_id: str, webhook_url: str) -> dict[
     }
 
 
-def _excerpt(body: bytes) -> str:
-    text = body[: _EXCERPT * 4].decode("utf-8", "replace")
-    return " ".join(text.split())[:_EXCERPT]
+def _excerpt(response: ProviderResponse, secrets: SecretMask) -> str:
+    return secrets.excerpt(response.body, _EXCERPT, truncated=response.truncated)
 
 
 def _retry_after(response: ProviderResponse) -> float | None:
@@ -596,9 +611,11 @@ def _retry_after(response: ProviderResponse) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def _provider_error(response: ProviderResponse, integration: str) -> ProviderError:
+def _provider_error(
+    response: ProviderResponse, integration: str, secrets: SecretMask
+) -> ProviderError:
     status = response.status
-    excerpt = _excerpt(response.body)
+    excerpt = _excerpt(response, secrets)
     said = f" ({excerpt})" if excerpt else ""
     if status in (401, 403):
         return ProviderCredentials(

@@ -11,6 +11,10 @@ fails the step (``$error$`` says why), and every other capture (``$sid$``) becom
 the later requests of the same list — how a number's id is looked up before the number is updated.
 A capture the answer does not have fails the step: the next request could not be built right.
 
+A failure's text (kept on the installation and returned as its subscription's ``last_error``) has
+every secret of the installation masked (docs/format.md, "Authentication"): a provider's answer
+may echo what it was sent.
+
 A request is made once per assigned number when it uses ``$number$`` or a variable captured by
 such a request; each number then has its own captures. Any other request is made once.
 """
@@ -36,12 +40,16 @@ from .engine import (
     template_variables,
 )
 from .errors import GatewayError
+from .oauth import installation_secrets
 from .outbound import OutboundClient, OutboundError
+from .secret_mask import SecretMask
 from .store import InstallationRecord, Store
 
 __all__ = ["SubscriptionKeeper"]
 
 logger = logging.getLogger(__name__)
+
+_EXCERPT = 300  # characters of a provider's answer in a failure's text
 
 
 class SubscriptionFailed(Exception):
@@ -157,9 +165,13 @@ class SubscriptionKeeper:
         self, record: InstallationRecord, requests: tuple[RequestTemplate, ...]
     ) -> None:
         definition = (await self._catalog.get(record.integration_id)).definition
-        bearer = await self._bearer(record, definition)
+        properties = self._installations.property_values(record)
+        secrets = installation_secrets(definition, properties)
+        bearer = await self._bearer(record, definition, secrets)
+        known = self._auth.oauth.known_tokens(record.id) if self._auth else ()
+        secrets = secrets.with_values((bearer, *known))
         shared: dict[str, Value] = {
-            **self._installations.property_values(record),
+            **properties,
             "webhook_url": self._installations.webhook_url(record),
             "orgid": record.org_id,
         }
@@ -175,19 +187,23 @@ class SubscriptionKeeper:
                 for number in numbers:
                     scope = per_number[number]
                     scope |= await self._call(
-                        definition, template, shared | scope, bearer, where, region
+                        definition, template, shared | scope, bearer, where, region, secrets
                     )
             else:
-                shared |= await self._call(definition, template, shared, bearer, where, region)
+                shared |= await self._call(
+                    definition, template, shared, bearer, where, region, secrets
+                )
 
-    async def _bearer(self, record: InstallationRecord, definition: Definition) -> str | None:
+    async def _bearer(
+        self, record: InstallationRecord, definition: Definition, secrets: SecretMask
+    ) -> str | None:
         """The OAuth2 access token or signed JWT the provider calls carry, if the auth needs one."""
         if self._auth is None:
             return None
         try:
             return await self._auth.bearer_token(record, definition)
         except (GatewayError, OutboundError) as exc:
-            raise SubscriptionFailed(f"no access token: {exc}") from None
+            raise SubscriptionFailed(f"no access token: {secrets(str(exc))}") from None
 
     async def _call(
         self,
@@ -197,6 +213,7 @@ class SubscriptionKeeper:
         bearer: str | None,
         where: str,
         region: str | None,
+        secrets: SecretMask,
     ) -> dict[str, Value]:
         """Make one request; its captures for the requests after it."""
         try:
@@ -209,11 +226,11 @@ class SubscriptionKeeper:
             )
             response = await self._outbound.send(rendered, timeout=self._timeout_s)
         except EngineError as exc:
-            raise SubscriptionFailed(f"{where} cannot be built: {exc}") from None
+            raise SubscriptionFailed(f"{where} cannot be built: {secrets(str(exc))}") from None
         except OutboundError as exc:
-            raise SubscriptionFailed(f"{where} failed: {exc}") from None
+            raise SubscriptionFailed(f"{where} failed: {secrets(str(exc))}") from None
         if not 200 <= response.status < 300:
-            excerpt = " ".join(response.body[:300].decode("utf-8", "replace").split())
+            excerpt = secrets.excerpt(response.body, _EXCERPT, truncated=response.truncated)
             raise SubscriptionFailed(
                 f"{where} answered HTTP {response.status}" + (f": {excerpt}" if excerpt else "")
             )
@@ -224,7 +241,7 @@ class SubscriptionKeeper:
         )
         if not outcome.accepted:
             reason = outcome.error or outcome.reason or "the answer is not the expected one"
-            raise SubscriptionFailed(f"{where} was refused: {reason}")
+            raise SubscriptionFailed(f"{where} was refused: {secrets.excerpt(reason, _EXCERPT)}")
         missing = sorted(response_variables(template) - outcome.captures.keys())
         if missing:
             names = ", ".join(f"${name}$" for name in missing)

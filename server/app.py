@@ -142,7 +142,7 @@ class GatewayServer:
 async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
     """Assemble the service and bind its gRPC port; returns it and the bound port."""
     access = ApiAccess.from_settings(settings)  # SettingsError before anything is opened
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # only its owner's
     key_file = settings.secret_key_file or settings.data_dir / "secret.key"
     secret_box = SecretBox.from_file(key_file)
     store = open_store(settings)

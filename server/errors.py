@@ -21,7 +21,9 @@
 :func:`to_rpc_status` turns any of them into a ``grpc.Status`` with google.rpc details:
 ``ErrorInfo`` always (reason, domain ``msgbridge``, metadata such as ``integration`` and
 ``provider_status``), ``BadRequest`` for field violations, ``RetryInfo`` when a delay is known.
-Messages never contain secrets: callers build them from names and statuses, not from values.
+Messages never contain secrets: callers build them from names and statuses, not from values, and
+whatever of a provider's answer they carry (a :class:`ProviderError`'s excerpt, a refusal's reason)
+has been through the installation's :class:`server.secret_mask.SecretMask` first.
 """
 
 from __future__ import annotations

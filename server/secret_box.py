@@ -52,7 +52,7 @@ class SecretBox:
         if not path.exists():
             if not create:
                 raise SecretBoxError(f"secret key file {path} does not exist")
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             key = base64.b64encode(AESGCM.generate_key(bit_length=256)).decode()
             # Written whole under another name, then linked into place: replicas starting
             # together on one new key file all end up with the one key that was linked first,

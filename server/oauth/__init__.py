@@ -10,6 +10,10 @@ httpx transport: :class:`OutboundTransport` sends them through the gateway's
 
 :class:`JwtTokens` and :func:`sign_jwt` sign the (ext) JWT auth's tokens.
 
+:func:`installation_secrets` gives the :class:`server.secret_mask.SecretMask` of every secret an
+installation's provider calls carry; whatever a provider answers is masked with it before it is
+kept or returned (the token endpoint's errors here, the send and Subscribe paths' errors).
+
 Every error is a :class:`server.errors.GatewayError` with its gRPC code (see
 :mod:`server.oauth._errors`), except an outbound policy refusal, which stays a
 :class:`server.outbound.PolicyRefused`.
@@ -28,6 +32,7 @@ from ._errors import (
     UnknownAuthorizationState,
 )
 from ._jwt import JwtTokens, sign_jwt
+from ._secrets import installation_secrets
 from ._state import (
     ConsumedState,
     MemoryStateStore,
@@ -62,6 +67,7 @@ __all__ = [
     "TokenSet",
     "TokenVault",
     "UnknownAuthorizationState",
+    "installation_secrets",
     "sign_jwt",
     "state_key",
 ]

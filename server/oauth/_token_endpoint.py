@@ -40,6 +40,7 @@ import authlib.deprecate
 import httpx
 
 from server.outbound import OutboundError, PolicyRefused
+from server.secret_mask import SecretMask
 
 from ._errors import InvalidOAuthSetup, TokenEndpointUnavailable
 from ._vault import TokenSet
@@ -130,18 +131,20 @@ def _is_json(content_type: str) -> bool:
     return media.endswith("/json") or media.endswith("+json")
 
 
-def _clean(text: object, secrets: tuple[str, ...], limit: int) -> str:
-    """Provider text fit for a message: printable, capped, without any secret we sent."""
-    cleaned = "".join(ch if ch.isprintable() else " " for ch in str(text))
-    for secret in secrets:
-        if len(secret) >= 4:
-            cleaned = cleaned.replace(secret, "…")
-    return cleaned[:limit].strip()
+def _clean(text: object, mask: SecretMask, limit: int) -> str:
+    """Provider text fit for a message: without any secret (masked before it is capped, so
+    that the cap cannot leave half a secret), capped, printable."""
+    excerpt = mask.excerpt(str(text), limit)
+    return "".join(ch if ch.isprintable() else " " for ch in excerpt).strip()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class TokenEndpoint:
-    """One installation's token endpoint, with its rendered client id and secret."""
+    """One installation's token endpoint, with its rendered client id and secret.
+
+    ``mask`` holds the installation's secrets (:func:`installation_secrets`); each request adds
+    its own (client secret, code, verifier, refresh token) to mask the endpoint's error text.
+    """
 
     url: str
     client_id: str
@@ -150,6 +153,7 @@ class TokenEndpoint:
     transport: httpx.AsyncBaseTransport = field(repr=False)
     timeout_s: float
     clock: Callable[[], float] = time.time
+    mask: SecretMask = field(default=SecretMask(), repr=False)
 
     @property
     def host(self) -> str:
@@ -227,8 +231,11 @@ class TokenEndpoint:
             async with asyncio.timeout(self.timeout_s):
                 answer = await call(client, auth)
         except OAuthError as exc:
-            code = str(exc.error) if _ERROR_CODE.fullmatch(str(exc.error)) else "error"
-            description = _clean(exc.description or "", secrets, _DESCRIPTION_LIMIT)
+            mask = self.mask.with_values(
+                (*secrets, f"{self.client_id}:{self.client_secret}" if self.client_secret else None)
+            )
+            code = mask(str(exc.error)) if _ERROR_CODE.fullmatch(str(exc.error)) else "error"
+            description = _clean(exc.description or "", mask, _DESCRIPTION_LIMIT)
             summary = f"{code}: {description}" if description else code
             logger.info("the token endpoint at %s refused a %s request: %s", self.host, grant, code)
             raise TokenRefused(summary) from None

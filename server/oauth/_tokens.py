@@ -56,6 +56,7 @@ from ._errors import (
     ReauthorizationRequired,
     UnknownAuthorizationState,
 )
+from ._secrets import installation_secrets
 from ._state import MemoryStateStore, PendingAuthorization, StateStore, state_key
 from ._templates import render_text, render_url
 from ._token_endpoint import TokenEndpoint, TokenRefused
@@ -192,6 +193,14 @@ class OAuthTokens:
         else:
             self._cache[installation_id] = task.result()
 
+    def known_tokens(self, installation_id: str) -> tuple[str, ...]:
+        """The access and refresh tokens last seen for the installation (in memory; after a
+        :meth:`bearer_token` call, the ones in use), to mask them in a provider's answer."""
+        tokens = self._cache.get(installation_id)
+        if tokens is None:
+            return ()
+        return tuple(t for t in (tokens.access_token, tokens.refresh_token) if t)
+
     def forget(self, installation_id: str) -> None:
         """Drop what is cached in memory for the installation (call when it is removed or its
         tokens are deleted from the vault); the next call reads the vault again."""
@@ -295,6 +304,7 @@ class OAuthTokens:
             transport=self._transport,
             timeout_s=self._timeout_s,
             clock=self._clock,
+            mask=installation_secrets(definition, properties),
         )
 
     # -- the authorization-code flow --------------------------------------------------------

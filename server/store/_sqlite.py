@@ -41,8 +41,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import queue
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -100,6 +102,8 @@ Synchronous = Literal["NORMAL", "FULL"]
 
 DEFAULT_FILENAME = "msgbridge.sqlite3"
 _BUSY_TIMEOUT_MS = 10_000
+# The files SQLite keeps beside the database: it creates each with the database file's own mode.
+_COMPANION_SUFFIXES = ("-wal", "-shm", "-journal")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -840,6 +844,37 @@ def _enable_wal(conn: sqlite3.Connection) -> object:
             time.sleep(0.005)
 
 
+def _private_database(database: Path) -> None:
+    """Make the database and its companion files readable by their owner only (0600).
+
+    SQLite creates a new database with the process's umask (0644 usually) and gives the -wal,
+    -shm and journal files it creates later the database file's mode. So the database is created
+    here first, 0600 (an empty file is a new database to SQLite), and an existing database's files
+    lose any group and other access they were given, e.g. by an older version.
+    """
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for path in (database, *(Path(f"{database}{suffix}") for suffix in _COMPANION_SUFFIXES)):
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except FileNotFoundError:
+            continue
+        if not mode & 0o077:
+            continue
+        try:
+            os.chmod(path, mode & 0o700)
+        except OSError:  # another user's file: SQLite may still open it, so do not fail here
+            logger.warning(
+                "a database file is open to other users and cannot be changed",
+                extra={"path": str(path), "mode": f"{mode:o}"},
+            )
+        else:
+            logger.warning(
+                "took group and other access from a database file",
+                extra={"path": str(path), "mode": f"{mode:o}"},
+            )
+
+
 # ---------------------------------------------------------------------------------------------
 # The store
 
@@ -966,7 +1001,10 @@ class SqliteStore:
         """Open the connections and migrate (runs in a worker thread)."""
         opened: list[sqlite3.Connection] = []
         try:
-            self._directory.mkdir(parents=True, exist_ok=True)
+            # The data directory holds the messages and (sealed) secrets: only its owner may list
+            # it. An existing directory is the operator's to set; it is left as it is.
+            self._directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _private_database(self._database)
             writer = self._connection()
             opened.append(writer)
             mode = _enable_wal(writer)
