@@ -134,7 +134,9 @@ def _script_token_endpoint(provider: str, fake: RunningFakeProvider) -> str | No
 async def _settle_subscription(gateway: Gateway, installation: gateway_pb2.Installation) -> None:
     import asyncio
 
-    for _ in range(100):
+    # Bounded by time rather than by turns, and generously: a busy machine is slow.
+    deadline = asyncio.get_running_loop().time() + 30
+    while asyncio.get_running_loop().time() < deadline:
         got = await gateway.stub.GetInstallation(
             gateway_pb2.GetInstallationRequest(installation_id=installation.id)
         )
@@ -389,7 +391,9 @@ async def _events_after(
 
     after = before.events[-1].cursor if before.events else 0
     events: list[gateway_pb2.Event] = []
-    for _ in range(100):
+    # Bounded by time rather than by turns, and generously: a busy machine is slow.
+    deadline = asyncio.get_running_loop().time() + 30
+    while asyncio.get_running_loop().time() < deadline:
         listed = await gateway.stub.ListEvents(
             gateway_pb2.ListEventsRequest(after_cursor=after, page_size=1000)
         )

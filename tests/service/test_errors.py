@@ -182,7 +182,7 @@ async def test_unreachable_provider_is_unavailable(gateway: Gateway) -> None:
 async def test_caller_deadline_is_deadline_exceeded(
     ready: Gateway, provider: RunningFakeProvider
 ) -> None:
-    provider.state.script("/messages", Answer(delay_s=3.0))
+    provider.state.script("/messages", Answer(delay_s=600))  # long after the deadline
     error = await _fails(ready.stub.SendMessage(_request(), timeout=0.5))
     assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     await asyncio.sleep(0)
@@ -194,7 +194,7 @@ async def test_server_side_deadline_is_deadline_exceeded_with_details(
     gateway = await start_gateway(send_deadline_s=0.3, provider_timeout_s=5.0)
     await gateway.register(definition(provider.url))
     await gateway.enable("acme-sms")
-    provider.state.script("/messages", Answer(delay_s=2.0))
+    provider.state.script("/messages", Answer(delay_s=600))  # long after the deadline
     error = await _fails(gateway.send())
     assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert rpc_details(error)["error_info"].metadata["integration"] == "acme-sms"

@@ -87,6 +87,26 @@ class Subscriber:
         await asyncio.gather(self._task, return_exceptions=True)
 
 
+async def subscribe_from_now(gateway: Gateway) -> Subscriber:
+    """A subscriber "from now", returned once the service has taken its starting position (the
+    newest cursor, read when the stream starts): every event stored after that reaches it."""
+    store = gateway.server.store
+    taken = asyncio.Event()
+    newest = store.latest_cursor
+
+    async def latest_cursor() -> int:
+        cursor = await newest()
+        taken.set()
+        return cursor
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(store, "latest_cursor", latest_cursor)
+        subscriber = Subscriber(gateway, gateway_pb2.StreamEventsRequest())
+        async with asyncio.timeout(10):
+            await taken.wait()
+    return subscriber
+
+
 async def post(
     http: aiohttp.ClientSession,
     gateway: Gateway,
@@ -117,8 +137,7 @@ async def test_seed_webhooks_become_events_on_the_stream(
     installation = await inbound.enable(
         "acme-sms", numbers={"+61123456789": ["101", "102"], "+15550001111": []}
     )
-    subscriber = Subscriber(inbound, gateway_pb2.StreamEventsRequest())
-    await asyncio.sleep(0.1)  # the subscriber starts "from now"
+    subscriber = await subscribe_from_now(inbound)
     path = hook_path(installation)
     message = {
         "method": "message",

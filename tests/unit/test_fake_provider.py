@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from _clock import loop_clock
 
 from server.fake_provider import (
     Answer,
@@ -193,10 +194,19 @@ async def test_scripted_headers_and_content_type(
 async def test_delay_holds_the_answer(
     fake: RunningFakeProvider, http: aiohttp.ClientSession
 ) -> None:
-    fake.state.script("/slow", Answer(delay_s=5))
-    with pytest.raises(asyncio.TimeoutError):
-        async with http.get(f"{fake.url}/slow", timeout=aiohttp.ClientTimeout(total=0.2)):
+    fake.state.script("/slow", Answer(delay_s=3600))
+
+    async def get() -> None:
+        async with http.get(f"{fake.url}/slow", timeout=aiohttp.ClientTimeout(total=30)):
             pass
+
+    with loop_clock() as clock:
+        getting = asyncio.create_task(get())
+        async with asyncio.timeout(30):
+            await fake.state.wait_for_requests(1)
+        clock.advance(60)  # the client's deadline passes once the provider has the request
+        with pytest.raises(asyncio.TimeoutError):
+            await getting
     assert [r.path for r in fake.state.requests] == ["/slow"]
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import pytest
 import trustme
+from _clock import loop_clock
 
 from server.engine import RenderedRequest
 from server.fake_provider import Answer, RunningFakeProvider, start_fake_provider
@@ -336,9 +337,16 @@ async def test_redirects_are_capped(fake: RunningFakeProvider) -> None:
 async def test_slow_answer_times_out_as_maybe_sent(
     fake: RunningFakeProvider, client: OutboundClient
 ) -> None:
-    fake.state.script("/slow", Answer(delay_s=5))
-    with pytest.raises(OutboundTimeout) as info:
-        await client.send(request(f"{fake.url}/slow", body=b"x"), timeout=0.2)
+    fake.state.script("/slow", Answer(delay_s=3600))
+    with loop_clock() as clock:
+        sending = asyncio.create_task(
+            client.send(request(f"{fake.url}/slow", body=b"x"), timeout=30)
+        )
+        async with asyncio.timeout(30):
+            await fake.state.wait_for_requests(1)
+        clock.advance(60)  # the deadline passes once the provider has the request
+        with pytest.raises(OutboundTimeout) as info:
+            await sending
     assert info.value.may_have_been_sent is True
     assert len(fake.state.requests) == 1  # it was indeed received
 
@@ -346,14 +354,22 @@ async def test_slow_answer_times_out_as_maybe_sent(
 async def test_waiting_for_a_pooled_connection_times_out_as_not_sent(
     fake: RunningFakeProvider,
 ) -> None:
-    fake.state.script("/slow", Answer(delay_s=1))
+    # The only connection is busy until the provider answers, well after the second send's
+    # deadline: the clock is moved past that deadline, then past the answer's delay.
+    fake.state.script("/slow", Answer(delay_s=600))
     async with OutboundClient(policy=LOOPBACK, max_connections=1) as client:
-        first = asyncio.create_task(client.send(request(f"{fake.url}/slow"), timeout=5))
-        await fake.state.wait_for_requests(1)
-        with pytest.raises(OutboundTimeout) as info:
-            await client.send(request(f"{fake.url}/other"), timeout=0.2)
-        assert info.value.may_have_been_sent is False
-        assert (await first).status == 200
+        with loop_clock() as clock:
+            first = asyncio.create_task(client.send(request(f"{fake.url}/slow"), timeout=3600))
+            async with asyncio.timeout(30):
+                await fake.state.wait_for_requests(1)
+            waiting = asyncio.create_task(client.send(request(f"{fake.url}/other"), timeout=30))
+            await asyncio.sleep(0)  # its first step sets its deadline (and waits for the pool)
+            clock.advance(60)
+            with pytest.raises(OutboundTimeout) as info:
+                await waiting
+            assert info.value.may_have_been_sent is False
+            clock.advance(600)
+            assert (await first).status == 200
     assert [r.path for r in fake.state.requests] == ["/slow"]
 
 
