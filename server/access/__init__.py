@@ -5,6 +5,8 @@
   is UNAUTHENTICATED, a token whose scope does not cover the method PERMISSION_DENIED; health and
   reflection stay open. With no token configured, nothing is enforced.
 - :func:`load_server_credentials` makes TLS (and, with a client CA, mutual TLS) credentials.
+- :class:`DecodingInterceptor` answers a request that is not valid protobuf INVALID_ARGUMENT
+  (grpc alone answers UNKNOWN and logs a traceback).
 - :func:`check_exposure` refuses a non-loopback listen address without TLS or tokens, unless
   ``--insecure``.
 - :class:`ApiAccess` puts them together from the settings, with the interceptors for
@@ -12,6 +14,7 @@
 """
 
 from ._api import AccessSettings, ApiAccess
+from ._decoding import UNDECODABLE, DecodingInterceptor
 from ._exposure import check_exposure, is_loopback_listen
 from ._interceptor import AccessInterceptor
 from ._methods import OPEN_SERVICES, READ_METHODS, Requirement, required_access
@@ -23,11 +26,13 @@ __all__ = [
     "OPEN_SERVICES",
     "READ_METHODS",
     "TOKENS_ENV",
+    "UNDECODABLE",
     "AccessInterceptor",
     "AccessPolicy",
     "AccessSettings",
     "ApiAccess",
     "ApiToken",
+    "DecodingInterceptor",
     "Requirement",
     "Scope",
     "check_exposure",
