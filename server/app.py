@@ -214,6 +214,7 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         auth=auth,
         authorization=AuthorizationStatus(store),
         default_deadline_s=settings.send_deadline_s,
+        access=access.policy,
     )
     server = grpc.aio.server(
         # Outermost: a request that is not valid protobuf is INVALID_ARGUMENT, for every method.
