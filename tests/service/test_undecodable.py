@@ -4,14 +4,17 @@ both services answers INVALID_ARGUMENT with a plain message, and nothing is logg
 from __future__ import annotations
 
 import logging
+import secrets
+from pathlib import Path
 
 import grpc
 import pytest
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
 
 from msgbridge.v1 import gateway_pb2, ingest_pb2
+from server.access import hash_token
 
-from .conftest import Gateway, rpc_details
+from .conftest import Gateway, GatewayFactory, rpc_details
 
 TIMEOUT = 10.0
 
@@ -69,3 +72,22 @@ async def test_invalid_utf8_is_invalid_argument_without_a_traceback(
     assert info.metadata["method"] == path(method)
     loud = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
     assert loud == []
+
+
+async def test_with_tokens_the_token_is_checked_before_the_request_is_decoded(
+    start_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    token = secrets.token_urlsafe(24)
+    tokens = tmp_path / "api-tokens"
+    tokens.write_text(f"full sha256:{hash_token(token).hex()}\n", encoding="utf-8")
+    secured: Gateway = await start_gateway(api_tokens_file=tokens)
+    get_message = gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].methods_by_name["GetMessage"]
+    data = invalid_utf8(get_message.input_type)
+    call = secured.channel.unary_unary(path(get_message))
+    for metadata, code in (
+        ((), grpc.StatusCode.UNAUTHENTICATED),
+        ((("authorization", f"Bearer {token}"),), grpc.StatusCode.INVALID_ARGUMENT),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call(data, metadata=metadata, timeout=TIMEOUT)
+        assert caught.value.code() == code
