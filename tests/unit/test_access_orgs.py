@@ -1,9 +1,9 @@
 """Tokens scoped to organisations and durable consumers, without a server: the token file's
-``orgs=``, the methods such a token may call, and the checks a handler makes (:class:`Caller`)."""
+``orgs=``, the methods such a token may call, and the checks a handler makes (:class:`Caller`).
+
+The store's part, the event filter's ``orgs``, is in tests/store/test_event_orgs_contract.py."""
 
 from __future__ import annotations
-
-from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
@@ -24,7 +24,6 @@ from server.access import (
 )
 from server.config import SettingsError
 from server.errors import PermissionDenied, Unauthenticated
-from server.store import EventFilter, NewEvent
 
 GATEWAY = gateway_pb2.DESCRIPTOR.services_by_name["Gateway"]
 TOKEN = "scoped-token-0123456789"
@@ -188,39 +187,3 @@ def test_two_sets_of_orgs_never_share_a_consumer(
     a = Caller(scoped(Scope.FULL, *first)).consumer(name, method=STREAM_EVENTS)
     b = Caller(scoped(Scope.FULL, *second)).consumer(other_name, method=STREAM_EVENTS)
     assert (a == b) == (first == second and name == other_name)
-
-
-# --- the event filter -------------------------------------------------------------------------
-
-
-def test_an_event_filter_with_orgs_keeps_only_their_events() -> None:
-    def event(org: str) -> NewEvent:
-        return NewEvent(
-            type="message",
-            org_id=org,
-            installation_id="i",
-            integration_id="x",
-            users=(),
-            from_number="",
-            to_number="",
-            text="",
-            media_urls=(),
-            provider_message_id="",
-            message_id="",
-            status="",
-            error="",
-            metadata={},
-            received_at=datetime.now(UTC),
-            request_id="r",
-            dedupe_key=None,
-        )
-
-    narrowed = EventFilter(orgs=frozenset({"acme", "globex"}))
-    assert [narrowed.matches(event(org)) for org in ("acme", "globex", "initech")] == [
-        True,
-        True,
-        False,
-    ]
-    both = EventFilter(org_id="acme", orgs=frozenset({"globex"}))
-    assert not both.matches(event("acme"))
-    assert EventFilter().matches(event("initech"))
