@@ -174,11 +174,14 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         if installation_id:
             installation = await self._installations.get(installation_id)
             if not caller.sees(installation.org_id):
+                _log_hidden("installation", caller)
                 raise installation_not_found(installation_id)
         message_id = _named(request, "message_id")
         if message_id:
             message = await self._store.get_message(message_id)
             if message is None or not caller.sees(message.org_id):
+                if message is not None:
+                    _log_hidden("message", caller)
                 raise _message_not_found(message_id)
         return caller
 
@@ -646,6 +649,15 @@ def _named(request: Message, field: str) -> str:
         return ""
     value: str = getattr(request, field)
     return value
+
+
+def _log_hidden(record: str, caller: Caller) -> None:
+    # For the operator: a scoped token reached for another organisation's record (the caller
+    # is answered as for a missing one).
+    logger.info(
+        "another organisation's record answered as not found",
+        extra={"record": record, "token": caller.name},
+    )
 
 
 def _message_not_found(message_id: str) -> NotFound:

@@ -29,6 +29,7 @@ the handler, through :class:`Caller`:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from ..errors import PermissionDenied, Unauthenticated
@@ -36,6 +37,8 @@ from ._methods import Requirement
 from ._policy import AccessPolicy, ApiToken, Metadata, bearer_token, scope_refusal
 
 __all__ = ["Caller"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,11 @@ class Caller:
         return cls(token)
 
     @property
+    def name(self) -> str:
+        """The token's name, for logs ("" without tokens); never the token."""
+        return "" if self.token is None else self.token.name
+
+    @property
     def orgs(self) -> frozenset[str] | None:
         """The organisations the caller may act as; None for every organisation."""
         if self.token is None or not self.token.orgs:
@@ -76,6 +84,7 @@ class Caller:
         """PERMISSION_DENIED when the request names an organisation the caller is not scoped to
         (an empty ``org_id``, no organisation named, is left to the handler)."""
         if org_id and not self.sees(org_id):
+            logger.info("API call refused", extra={"reason": "ORG_NOT_ALLOWED", "token": self.name})
             raise PermissionDenied(
                 "this token may not act as the organisation the request names",
                 reason="ORG_NOT_ALLOWED",
@@ -93,7 +102,12 @@ class Caller:
         of organisations make the same name.
         """
         if self.token is not None and not self.token.may(Requirement.WRITE):
-            raise scope_refusal(self.token, Requirement.WRITE, method, " as a durable consumer")
+            refusal = scope_refusal(self.token, Requirement.WRITE, method, " as a durable consumer")
+            logger.info(
+                "API call refused",
+                extra={"method": method, "reason": refusal.reason, "token": self.name},
+            )
+            raise refusal
         orgs = self.orgs
         if orgs is None:
             return name

@@ -10,6 +10,7 @@ org-1. The token file gives them without names, so that ``orgs=`` is the third f
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -382,7 +383,10 @@ async def refused(call: Awaitable[Any]) -> grpc.aio.AioRpcError:
     return caught.value
 
 
-async def test_another_orgs_record_is_answered_as_a_missing_one(world: World) -> None:
+async def test_another_orgs_record_is_answered_as_a_missing_one(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="server")
     other = world.as_("other")
     org1_installation, org1_message = installation(world), world.messages["org-1"]
     for rpc, request, real_id in (
@@ -410,6 +414,12 @@ async def test_another_orgs_record_is_answered_as_a_missing_one(world: World) ->
         assert {k: same_but_the_id(v, real_id) for k, v in hidden_info.metadata.items()} == {
             k: same_but_the_id(v, "no-such-id") for k, v in absent_info.metadata.items()
         }
+    # The operator sees the probes in the log (by the token's name, never the token).
+    probes = [r for r in caplog.records if r.getMessage().startswith("another organisation's")]
+    assert [getattr(r, "record", None) for r in probes] == ["installation"] * 3 + ["message"]
+    assert all(
+        world.tokens["other"] not in r.getMessage() + str(r.__dict__) for r in caplog.records
+    )
     # org-1's installation is untouched.
     still = await world.gateway.GetInstallation(
         gateway_pb2.GetInstallationRequest(installation_id=installation(world)),
