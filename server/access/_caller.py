@@ -8,19 +8,17 @@ the handler, through :class:`Caller`:
   away from the consumer's other subscribers until acknowledged or expired. So it needs the
   scope that may acknowledge (``full``), like ``AckEvents``; a ``read`` token streams without a
   consumer (resuming after its last cursor).
-- **Organisations.** A token with ``orgs=`` acts only as those organisations:
+- **Organisations.** A token with ``orgs=`` acts only as those organisations. When the request
 
-  =====================================================  =======================================
-  the request                                            a token scoped to other organisations
-  =====================================================  =======================================
-  names an organisation (``org_id``: send, enable,       PERMISSION_DENIED, reason
-  a list or stream filter)                               ``ORG_NOT_ALLOWED``
-  names an installation or a message of another         NOT_FOUND, the very answer for an id
-  organisation                                           that does not exist
-  lists or streams without an organisation filter       only its organisations' records
-  names a durable consumer                               a consumer of its own: the name is kept
-                                                         apart per set of organisations
-  =====================================================  =======================================
+  - names another organisation (``org_id``: a send, an enable, a list or stream filter):
+    PERMISSION_DENIED, reason ``ORG_NOT_ALLOWED``;
+  - names an installation or a message of another organisation: NOT_FOUND, the very answer for
+    an id that does not exist;
+  - lists or streams without an organisation filter: only its organisations' records;
+  - names a durable consumer: a consumer of its own, kept apart per set of organisations.
+
+  Methods that are not per organisation are refused to it by the interceptor
+  (:mod:`server.access._methods`; reason ``ORG_SCOPED_TOKEN``).
 
   A refusal never tells whether another organisation's record exists: an organisation named in
   the request is the caller's own input (refused without looking anything up), and a record of
