@@ -281,7 +281,8 @@ class AsyncClient:
         """The batches as the server sends them (acknowledge a batch at a time, say).
 
         Starts after ``after_cursor``, or from the earliest kept event, or (neither) from now; a
-        ``consumer`` resumes after its last acknowledged event. Runs until the caller stops
+        ``consumer`` resumes after its last acknowledged event (it takes leases, so it needs a
+        ``full`` token; a ``read`` token streams without one). Runs until the caller stops
         iterating (which cancels the call) or the server ends the stream.
         """
         request = _requests.stream_events_request(

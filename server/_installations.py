@@ -21,7 +21,12 @@ from .errors import AlreadyExists, InvalidRequest, NotFound
 from .secret_box import SecretBox, hash_token, is_sealed, new_token
 from .store import InstallationRecord, NumberAssignment, NumberTaken, Store
 
-__all__ = ["WEBHOOK_TOKEN_PROPERTY", "InstallationDirectory", "NumberInput"]
+__all__ = [
+    "WEBHOOK_TOKEN_PROPERTY",
+    "InstallationDirectory",
+    "NumberInput",
+    "installation_not_found",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -64,11 +69,7 @@ class InstallationDirectory:
     async def get(self, installation_id: str) -> InstallationRecord:
         record = await self._store.get_installation(installation_id)
         if record is None:
-            raise NotFound(
-                f"no installation {installation_id!r}",
-                reason="INSTALLATION_NOT_FOUND",
-                metadata={"installation": installation_id},
-            )
+            raise installation_not_found(installation_id)
         return record
 
     async def enabled_for_org(self, org_id: str) -> tuple[InstallationRecord, ...]:
@@ -267,6 +268,16 @@ def _assignments(
     if violations:
         raise InvalidRequest("the installation's numbers are not valid", violations=violations)
     return tuple(out.values())
+
+
+def installation_not_found(installation_id: str) -> NotFound:
+    """What a call naming an installation that does not exist — or, for a token scoped to
+    organisations, one of another organisation — is answered."""
+    return NotFound(
+        f"no installation {installation_id!r}",
+        reason="INSTALLATION_NOT_FOUND",
+        metadata={"installation": installation_id},
+    )
 
 
 def _number_taken(exc: NumberTaken, integration_id: str) -> AlreadyExists:

@@ -1,6 +1,8 @@
 """The gRPC servicer of ``msgbridge.v1.Gateway``: thin — translate, call, map errors.
 
-Every RPC runs inside :func:`_rpc`, which turns a :class:`GatewayError` into its status with
+Every RPC first asks :meth:`GatewayServicer._authorize` who calls and whether the request may
+touch what it names (the token's organisations; see :mod:`server.access._caller`), then runs
+inside :func:`_rpc`, which turns a :class:`GatewayError` into its status with
 google.rpc details, a store failure into UNAVAILABLE, and anything unexpected into INTERNAL with
 an incident id (the traceback goes to the log, never to the caller).
 """
@@ -18,6 +20,7 @@ from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import timestamp_pb2
+from google.protobuf.message import Message
 
 from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 
@@ -25,9 +28,10 @@ from ._authorization import AuthorizationStatus, InstallationAuth
 from ._catalog import IntegrationCatalog, LoadedIntegration, capabilities_of
 from ._events import EventHub, follow_events
 from ._ingest import Ingestor
-from ._installations import InstallationDirectory, NumberInput
+from ._installations import InstallationDirectory, NumberInput, installation_not_found
 from ._send import SendOutcome, SendPath, SendRequest
 from ._subscribe import SubscriptionKeeper
+from .access import AccessPolicy, Caller, gateway_method
 from .errors import (
     FailedPrecondition,
     GatewayError,
@@ -137,7 +141,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         authorization: AuthorizationStatus,
         default_deadline_s: float,
         lease_s: float = 30.0,
+        access: AccessPolicy | None = None,
     ) -> None:
+        self._access = access or AccessPolicy()
         self._ingestor = ingestor
         self._auth = auth
         self._authorization = authorization
@@ -150,10 +156,46 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self._send_path = send_path
         self._default_deadline_s = default_deadline_s
 
+    # --- who calls -----------------------------------------------------------------------------
+
+    async def _authorize(self, request: Message, context: grpc.aio.ServicerContext) -> Caller:
+        """The caller, once the request may go ahead as far as what it names goes.
+
+        For a token scoped to organisations: an ``org_id`` the request names must be one of
+        them (PERMISSION_DENIED), and an installation or a message it names must belong to one
+        — otherwise NOT_FOUND, the same answer as for an id that does not exist. Filters and
+        durable consumers are narrowed by the handlers, with the caller returned.
+        """
+        caller = Caller.of(self._access, context.invocation_metadata() or ())
+        if caller.orgs is None:
+            return caller
+        caller.check_org(_named(request, "org_id"))
+        installation_id = _named(request, "installation_id")
+        if installation_id:
+            installation = await self._installations.get(installation_id)
+            if not caller.sees(installation.org_id):
+                _log_hidden("installation", caller)
+                raise installation_not_found(installation_id)
+        message_id = _named(request, "message_id")
+        if message_id:
+            message = await self._store.get_message(message_id)
+            if message is None or not caller.sees(message.org_id):
+                if message is not None:
+                    _log_hidden("message", caller)
+                raise _message_not_found(message_id)
+        return caller
+
+    async def _installation_count(self, integration_id: str, caller: Caller) -> int:
+        """How many enabled installations use the integration, among those the caller sees."""
+        if caller.orgs is None:
+            return await self._store.count_installations(integration_id)
+        installations = await self._store.list_installations(integration_id=integration_id)
+        return sum(1 for i in installations if i.enabled and caller.sees(i.org_id))
+
     # --- integrations ---------------------------------------------------------------------------
 
     async def _integration_pb(
-        self, loaded: LoadedIntegration, *, count: bool = True
+        self, loaded: LoadedIntegration, *, count_for: Caller | None
     ) -> gateway_pb2.Integration:
         definition = loaded.definition
         caps = capabilities_of(definition)
@@ -188,13 +230,16 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             ],
             definition_json=loaded.definition_json,
             created_at=_ts(loaded.created_at),
-            installation_count=(await self._store.count_installations(loaded.id) if count else 0),
+            installation_count=(
+                await self._installation_count(loaded.id, count_for) if count_for is not None else 0
+            ),
         )
 
     @_rpc
     async def RegisterIntegration(
         self, request: gateway_pb2.RegisterIntegrationRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.RegisterIntegrationResponse:
+        caller = await self._authorize(request, context)
         if not request.definition_json.strip():
             raise InvalidRequest(
                 "definition_json is required", violations=[("definition_json", "required")]
@@ -208,29 +253,31 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                 definition_json=request.definition_json,
                 created_at=datetime.now().astimezone(),
             )
-            pb = await self._integration_pb(loaded, count=False)
+            pb = await self._integration_pb(loaded, count_for=None)
             return gateway_pb2.RegisterIntegrationResponse(integration=pb, validate_only=True)
         loaded = await self._catalog.register(request.definition_json)
         return gateway_pb2.RegisterIntegrationResponse(
-            integration=await self._integration_pb(loaded)
+            integration=await self._integration_pb(loaded, count_for=caller)
         )
 
     @_rpc
     async def GetIntegration(
         self, request: gateway_pb2.GetIntegrationRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.Integration:
+        caller = await self._authorize(request, context)
         loaded = await self._catalog.get(request.integration_id, request.version or None)
-        return await self._integration_pb(loaded)
+        return await self._integration_pb(loaded, count_for=caller)
 
     @_rpc
     async def ListIntegrations(
         self, request: gateway_pb2.ListIntegrationsRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.ListIntegrationsResponse:
+        caller = await self._authorize(request, context)
         offset, size = _page(request.page_size, request.page_token)
         everything = await self._catalog.list()
         page = everything[offset : offset + size]
         return gateway_pb2.ListIntegrationsResponse(
-            integrations=[await self._integration_pb(i) for i in page],
+            integrations=[await self._integration_pb(i, count_for=caller) for i in page],
             next_page_token=_next_token(offset, size, len(everything)),
         )
 
@@ -238,6 +285,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     async def DeleteIntegration(
         self, request: gateway_pb2.DeleteIntegrationRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.DeleteIntegrationResponse:
+        await self._authorize(request, context)
         await self._catalog.get(request.integration_id)  # NOT_FOUND when unknown
         users = [
             i
@@ -309,6 +357,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     async def EnableIntegration(
         self, request: gateway_pb2.EnableIntegrationRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.Installation:
+        await self._authorize(request, context)
         record = await self._installations.enable(
             org_id=request.org_id,
             integration_id=request.integration_id,
@@ -324,6 +373,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     async def UpdateInstallation(
         self, request: gateway_pb2.UpdateInstallationRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.Installation:
+        await self._authorize(request, context)
         record = await self._installations.update(
             request.installation_id,
             properties=dict(request.properties),
@@ -337,16 +387,19 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     async def GetInstallation(
         self, request: gateway_pb2.GetInstallationRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.Installation:
+        await self._authorize(request, context)
         return await self._installation_pb(await self._installations.get(request.installation_id))
 
     @_rpc
     async def ListInstallations(
         self, request: gateway_pb2.ListInstallationsRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.ListInstallationsResponse:
+        caller = await self._authorize(request, context)
         offset, size = _page(request.page_size, request.page_token)
         everything = await self._store.list_installations(
             org_id=request.org_id or None, integration_id=request.integration_id or None
         )
+        everything = tuple(r for r in everything if caller.sees(r.org_id))
         page = everything[offset : offset + size]
         return gateway_pb2.ListInstallationsResponse(
             installations=[await self._installation_pb(r) for r in page],
@@ -357,6 +410,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     async def DisableIntegration(
         self, request: gateway_pb2.DisableIntegrationRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.Installation:
+        await self._authorize(request, context)
         before = await self._installations.get(request.installation_id)
         record = await self._installations.disable(request.installation_id)
         if before.enabled:
@@ -415,26 +469,31 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     async def SendMessage(
         self, request: gateway_pb2.SendMessageRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.SendReply:
+        await self._authorize(request, context)
         return await self._send(request, context)
 
     @_rpc
     async def SendFile(
         self, request: gateway_pb2.SendFileRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.SendReply:
+        await self._authorize(request, context)
         return await self._send(request, context)
 
     @_rpc
     async def GetMessage(
         self, request: gateway_pb2.GetMessageRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.Message:
+        await self._authorize(request, context)
         record = await self._store.get_message(request.message_id)
         if record is None:
-            raise NotFound(f"no message {request.message_id!r}", reason="MESSAGE_NOT_FOUND")
+            raise _message_not_found(request.message_id)
         return message_pb(record)
 
     # --- inbound ------------------------------------------------------------------------------
 
-    def _filter(self, org_id: str, integration_id: str, types: Sequence[int]) -> EventFilter:
+    def _filter(
+        self, org_id: str, integration_id: str, types: Sequence[int], caller: Caller
+    ) -> EventFilter:
         names = set()
         for value in types:
             name = _EVENT_TYPE_NAMES.get(int(value))
@@ -444,17 +503,24 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                 )
             names.add(name)
         return EventFilter(
-            org_id=org_id or None, integration_id=integration_id or None, types=frozenset(names)
+            org_id=org_id or None,
+            integration_id=integration_id or None,
+            types=frozenset(names),
+            orgs=caller.orgs,
         )
 
     async def StreamEvents(
         self, request: gateway_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[gateway_pb2.StreamEventsResponse]:
         try:
-            event_filter = self._filter(request.org_id, request.integration_id, request.types)
+            caller = await self._authorize(request, context)
+            event_filter = self._filter(
+                request.org_id, request.integration_id, request.types, caller
+            )
             batch = request.max_batch if 0 < request.max_batch <= 5000 else 500
             if request.consumer:
-                stream = self._consumer_stream(request, event_filter, batch, context)
+                consumer = caller.consumer(request.consumer, method=_STREAM_EVENTS)
+                stream = self._consumer_stream(consumer, request, event_filter, batch)
             else:
                 start = request.WhichOneof("start")
                 if start == "after_cursor":
@@ -473,10 +539,10 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
 
     async def _consumer_stream(
         self,
+        consumer: str,
         request: gateway_pb2.StreamEventsRequest,
         event_filter: EventFilter,
         batch: int,
-        context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[tuple[EventRecord, ...]]:
         subscriber = uuid.uuid4().hex
         start_after: int | None = None
@@ -488,7 +554,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             while not self._hub.closed:
                 mark = self._hub.mark()
                 events = await self._store.lease_events(
-                    request.consumer,
+                    consumer,
                     subscriber=subscriber,
                     filter=event_filter,
                     limit=batch,
@@ -501,22 +567,25 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                     continue
                 await self._hub.wait(mark, at_most_s=min(2.0, self._lease_s / 2))
         finally:
-            await asyncio.shield(self._store.release_leases(request.consumer, subscriber))
+            await asyncio.shield(self._store.release_leases(consumer, subscriber))
 
     @_rpc
     async def AckEvents(
         self, request: gateway_pb2.AckEventsRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.AckEventsResponse:
+        caller = await self._authorize(request, context)
         if not request.consumer:
             raise InvalidRequest("consumer is required", violations=[("consumer", "required")])
-        count = await self._store.ack_events(request.consumer, list(request.cursors))
+        consumer = caller.consumer(request.consumer, method=_ACK_EVENTS)
+        count = await self._store.ack_events(consumer, list(request.cursors))
         return gateway_pb2.AckEventsResponse(acknowledged=count)
 
     @_rpc
     async def ListEvents(
         self, request: gateway_pb2.ListEventsRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.ListEventsResponse:
-        event_filter = self._filter(request.org_id, request.integration_id, request.types)
+        caller = await self._authorize(request, context)
+        event_filter = self._filter(request.org_id, request.integration_id, request.types, caller)
         size = request.page_size if 0 < request.page_size <= _MAX_PAGE else _DEFAULT_PAGE
         after = request.after_cursor or await self._store.earliest_cursor()
         events = await self._store.read_events(after, filter=event_filter, limit=size)
@@ -526,6 +595,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     async def ListUnmatchedWebhooks(
         self, request: gateway_pb2.ListUnmatchedWebhooksRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.ListUnmatchedWebhooksResponse:
+        await self._authorize(request, context)
         offset, size = _page(request.page_size, request.page_token)
         records = await self._store.list_webhook_requests(
             outcomes=frozenset(_UNMATCHED_KINDS),
@@ -542,6 +612,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     async def ReplayWebhook(
         self, request: gateway_pb2.ReplayWebhookRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.ReplayWebhookResponse:
+        await self._authorize(request, context)
         result = await self._ingestor.replay(request.id)
         return gateway_pb2.ReplayWebhookResponse(
             events=[event_pb(e) for e in result.events], reason=result.reason
@@ -551,6 +622,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     async def RetrySubscription(
         self, request: gateway_pb2.RetrySubscriptionRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.Installation:
+        await self._authorize(request, context)
         record = await self._installations.get(request.installation_id)
         await self._subscriptions.subscribe_now(record)
         return await self._installation_pb(await self._installations.get(record.id))
@@ -559,11 +631,37 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     async def BeginAuthorization(
         self, request: gateway_pb2.BeginAuthorizationRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.BeginAuthorizationResponse:
+        await self._authorize(request, context)
         record = await self._installations.get(request.installation_id)
         url = await self._auth.begin(record)
         return gateway_pb2.BeginAuthorizationResponse(
             authorization_url=url, redirect_uri=self._auth.redirect_uri
         )
+
+
+_STREAM_EVENTS = gateway_method("StreamEvents")
+_ACK_EVENTS = gateway_method("AckEvents")
+
+
+def _named(request: Message, field: str) -> str:
+    """The string field ``field`` of ``request`` ("" when its type has no such field)."""
+    if field not in request.DESCRIPTOR.fields_by_name:
+        return ""
+    value: str = getattr(request, field)
+    return value
+
+
+def _log_hidden(record: str, caller: Caller) -> None:
+    # For the operator: a scoped token reached for another organisation's record (the caller
+    # is answered as for a missing one).
+    logger.info(
+        "another organisation's record answered as not found",
+        extra={"record": record, "token": caller.name},
+    )
+
+
+def _message_not_found(message_id: str) -> NotFound:
+    return NotFound(f"no message {message_id!r}", reason="MESSAGE_NOT_FOUND")
 
 
 _AUTHORIZATION_STATES = {

@@ -36,7 +36,7 @@ from ._retention import Retention, RetentionKeeper
 from ._send import SendPath
 from ._service import GatewayServicer, IngestServicer
 from ._subscribe import SubscriptionKeeper
-from .access import ApiAccess
+from .access import ApiAccess, DecodingInterceptor
 from .config import Settings
 from .fake_provider import RunningFakeProvider, start_fake_provider
 from .oauth import OAuthTokens, OutboundTransport
@@ -214,9 +214,11 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         auth=auth,
         authorization=AuthorizationStatus(store),
         default_deadline_s=settings.send_deadline_s,
+        access=access.policy,
     )
     server = grpc.aio.server(
-        interceptors=access.interceptors(),
+        # Outermost: a request that is not valid protobuf is INVALID_ARGUMENT, for every method.
+        interceptors=[DecodingInterceptor(), *access.interceptors()],
         options=[
             ("grpc.max_receive_message_length", 8 * 1024 * 1024),
             ("grpc.keepalive_permit_without_calls", 1),

@@ -4,6 +4,13 @@ Gateway methods that only read (``Get*``, ``List*`` and ``StreamEvents``) need a
 other Gateway method needs a full token; the internal ``Ingest`` service needs the ingest token.
 Health and reflection are open, so that load balancers and grpcurl work without a token. A method
 the table does not know (a service added later, say) needs a full token: new RPCs fail closed.
+
+A token scoped to organisations (``orgs=`` in the token file) may call only the methods of
+:data:`ORG_SCOPED_METHODS`, each of which checks, with the request in hand, every organisation the
+request names or the record it reads belongs to (:class:`server.access.Caller`). The others hold
+or change every organisation's data and are refused to such a token: ``RegisterIntegration`` and
+``DeleteIntegration`` (the catalog is shared) and ``ListUnmatchedWebhooks`` / ``ReplayWebhook``
+(an unmatched request belongs to no known organisation), as is any method added later.
 """
 
 from __future__ import annotations
@@ -12,7 +19,15 @@ import enum
 
 from msgbridge.v1 import gateway_pb2, ingest_pb2
 
-__all__ = ["OPEN_SERVICES", "READ_METHODS", "Requirement", "required_access"]
+__all__ = [
+    "OPEN_SERVICES",
+    "ORG_SCOPED_METHODS",
+    "READ_METHODS",
+    "Requirement",
+    "gateway_method",
+    "required_access",
+    "serves_org_scoped",
+]
 
 
 class Requirement(enum.Enum):
@@ -39,6 +54,29 @@ READ_METHODS: frozenset[str] = frozenset(
         "StreamEvents",
         "ListEvents",
         "ListUnmatchedWebhooks",
+    }
+)
+
+# What a token scoped to organisations may call. The catalog reads show definitions (shared by
+# every organisation, no organisation's data); the rest name an organisation or read a record that
+# belongs to one, and their handlers check it.
+ORG_SCOPED_METHODS: frozenset[str] = frozenset(
+    {
+        "GetIntegration",
+        "ListIntegrations",
+        "EnableIntegration",
+        "UpdateInstallation",
+        "GetInstallation",
+        "ListInstallations",
+        "DisableIntegration",
+        "SendMessage",
+        "SendFile",
+        "GetMessage",
+        "StreamEvents",
+        "AckEvents",
+        "ListEvents",
+        "RetrySubscription",
+        "BeginAuthorization",
     }
 )
 
@@ -71,3 +109,16 @@ def required_access(method: str) -> Requirement:
         return need
     service = method.removeprefix("/").partition("/")[0]
     return Requirement.OPEN if service in OPEN_SERVICES else Requirement.WRITE
+
+
+_ORG_SCOPED_PATHS = frozenset(f"/{_GATEWAY.full_name}/{name}" for name in ORG_SCOPED_METHODS)
+
+
+def serves_org_scoped(method: str) -> bool:
+    """Whether a token scoped to organisations may call ``method`` (a full method path)."""
+    return method in _ORG_SCOPED_PATHS
+
+
+def gateway_method(name: str) -> str:
+    """The full method path of the Gateway method ``name`` (``/msgbridge.v1.Gateway/Name``)."""
+    return f"/{_GATEWAY.full_name}/{_GATEWAY.methods_by_name[name].name}"

@@ -14,9 +14,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..errors import PermissionDenied, Unauthenticated
-from ._methods import Requirement, required_access
+from ._methods import Requirement, required_access, serves_org_scoped
 
-__all__ = ["AccessPolicy", "ApiToken", "Metadata", "Scope", "hash_token"]
+__all__ = [
+    "AccessPolicy",
+    "ApiToken",
+    "Metadata",
+    "Scope",
+    "bearer_token",
+    "hash_token",
+    "scope_refusal",
+]
 
 Metadata = Iterable[tuple[str, str | bytes]]
 
@@ -50,11 +58,13 @@ def hash_token(token: str) -> bytes:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ApiToken:
-    """One accepted token: its scope, its digest and a name for logs (never the token)."""
+    """One accepted token: its scope, its digest, a name for logs (never the token) and the
+    organisations it may act as (empty: every organisation)."""
 
     scope: Scope
     digest: bytes = field(repr=False)
     name: str
+    orgs: frozenset[str] = frozenset()
 
     def may(self, need: Requirement) -> bool:
         return need in _GRANTS[self.scope]
@@ -85,7 +95,10 @@ class AccessPolicy:
 
         Returns the caller's token (None for an open method or when nothing is enforced);
         raises :class:`Unauthenticated` for a missing, malformed or unknown token and
-        :class:`PermissionDenied` for a token whose scope does not cover the method.
+        :class:`PermissionDenied` for a token whose scope does not cover the method, or a token
+        scoped to organisations calling a method that is not per organisation (see
+        :mod:`server.access._methods`). What the request itself names is checked by the handler
+        (:class:`server.access.Caller`).
         """
         if not self.tokens:
             return None
@@ -96,14 +109,30 @@ class AccessPolicy:
         if caller is None:
             raise Unauthenticated("the bearer token is not known", reason="TOKEN_UNKNOWN")
         if not caller.may(need):
-            needed = _NEEDED[need]
+            raise scope_refusal(caller, need, method)
+        if caller.orgs and not serves_org_scoped(method):
             name = method.rpartition("/")[2] or method
             raise PermissionDenied(
-                f"a {caller.scope} token cannot call {name}: it needs a {needed} token",
-                reason="SCOPE_INSUFFICIENT",
-                metadata={"method": method, "scope": str(caller.scope), "required": str(needed)},
+                f"a token scoped to organisations cannot call {name}: it is not an "
+                "organisation's own call and needs a token without orgs=",
+                reason="ORG_SCOPED_TOKEN",
+                metadata={"method": method},
             )
         return caller
+
+
+def scope_refusal(
+    caller: ApiToken, need: Requirement, method: str, why: str = ""
+) -> PermissionDenied:
+    """The refusal of ``method`` to ``caller``, whose scope does not cover ``need``; ``why``
+    (", as a durable consumer", say) says what in the call needs it."""
+    needed = _NEEDED[need]
+    name = method.rpartition("/")[2] or method
+    return PermissionDenied(
+        f"a {caller.scope} token cannot call {name}{why}: it needs a {needed} token",
+        reason="SCOPE_INSUFFICIENT",
+        metadata={"method": method, "scope": str(caller.scope), "required": str(needed)},
+    )
 
 
 def bearer_token(metadata: Metadata) -> str:

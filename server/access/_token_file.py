@@ -2,15 +2,19 @@
 
 One token a line (in the variable, lines or ``;``-separated entries)::
 
-    # SCOPE  TOKEN-or-sha256:HEX                                                 [NAME]
+    # SCOPE  TOKEN-or-sha256:HEX                                                 [NAME] [orgs=…]
     full     sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08  deployer
     read     Zm9vYmFyYmF6cXV4cXV1eHh5eno
+    read     sha256:…                                                 reporting orgs=acme,globex
     ingest   sha256:…                                                             sidecar
 
 SCOPE is ``read``, ``full`` or ``ingest``. A token is best stored as its SHA-256
 (``printf %s TOKEN | sha256sum``); a token in clear must be at least 16 characters of RFC 6750's
-``b64token`` alphabet. NAME (default: where the token was given) labels it in messages. Blank
-lines and lines starting with ``#`` are skipped. Errors name the place, never the token.
+``b64token`` alphabet. NAME (default: where the token was given) labels it in messages.
+``orgs=ORG[,ORG…]``, anywhere after the token, scopes a ``read`` or ``full`` token to those
+organisations (see :mod:`server.access._caller`); without it a token serves every organisation.
+The ``ingest`` token is the sidecar's, for every organisation's webhooks: it takes no ``orgs=``.
+Blank lines and lines starting with ``#`` are skipped. Errors name the place, never the token.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ MIN_TOKEN_LENGTH = 16
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 _HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
 _HASH_PREFIX = "sha256:"
+_ORGS_PREFIX = "orgs="
 _SCOPES = ", ".join(scope.value for scope in Scope)
 
 
@@ -53,9 +58,12 @@ def parse_tokens(
             continue
         place = f"{where} {unit} {number}"
         fields = line.split()
-        if len(fields) not in (2, 3):
+        orgs_fields = [f for f in fields[2:] if f.startswith(_ORGS_PREFIX)]
+        names = [f for f in fields[2:] if not f.startswith(_ORGS_PREFIX)]
+        if len(fields) < 2 or len(names) > 1 or len(orgs_fields) > 1:
             raise SettingsError(
-                f"{place}: expected 'SCOPE TOKEN' or 'SCOPE sha256:HEX', then optionally a name"
+                f"{place}: expected 'SCOPE TOKEN' or 'SCOPE sha256:HEX', then optionally a name "
+                "and orgs=ORG[,ORG...]"
             )
         scope_text, secret = fields[0], fields[1]
         try:
@@ -83,9 +91,25 @@ def parse_tokens(
         if digest in seen:
             raise SettingsError(f"{place}: the same token as {unit} {seen[digest]}")
         seen[digest] = number
-        name = fields[2] if len(fields) == 3 else f"{where} {unit} {number}"
-        tokens.append(ApiToken(scope=scope, digest=digest, name=name))
+        orgs = _orgs(orgs_fields[0], place) if orgs_fields else frozenset()
+        if orgs and scope is Scope.INGEST:
+            raise SettingsError(
+                f"{place}: the ingest token serves every organisation's webhooks; "
+                "orgs= applies to read and full tokens"
+            )
+        name = names[0] if names else f"{where} {unit} {number}"
+        tokens.append(ApiToken(scope=scope, digest=digest, name=name, orgs=orgs))
     return tuple(tokens), in_clear
+
+
+def _orgs(field: str, place: str) -> frozenset[str]:
+    listed = field[len(_ORGS_PREFIX) :].split(",")
+    if not all(listed):
+        raise SettingsError(f"{place}: orgs= must list organisation ids separated by commas")
+    orgs = frozenset(listed)
+    if len(orgs) != len(listed):
+        raise SettingsError(f"{place}: orgs= lists an organisation twice")
+    return orgs
 
 
 def load_access_policy(

@@ -355,16 +355,22 @@ class IngestOutcome:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class EventFilter:
-    """Which events a reader wants: every given field must match; ``types`` empty means all."""
+    """Which events a reader wants: every given field must match; ``types`` empty means all.
+
+    ``orgs`` (None: any) is the set of organisations a caller scoped to organisations may see,
+    applied on top of ``org_id``.
+    """
 
     org_id: str | None = None
     integration_id: str | None = None
     types: frozenset[str] = frozenset()
+    orgs: frozenset[str] | None = None
 
     def matches(self, event: NewEvent) -> bool:
         """The same test the store applies in :meth:`Store.read_events`."""
         return (
             (self.org_id is None or event.org_id == self.org_id)
+            and (self.orgs is None or event.org_id in self.orgs)
             and (self.integration_id is None or event.integration_id == self.integration_id)
             and (not self.types or event.type in self.types)
         )

@@ -629,13 +629,14 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $
 """  # noqa: S608 - constants
 
 # $1 after, $2 up to (inclusive), $3 org (NULL: any), $4 integration (NULL: any), $5 types
-# (NULL: any), $6 limit. The scan walks the cursor key forward and filters as it goes.
+# (NULL: any), $6 orgs (NULL: any), $7 limit. The scan walks the cursor key forward and filters
+# as it goes.
 _READ_EVENTS = f"""
 SELECT cursor, {_EVENT_FIELDS} FROM events
 WHERE cursor > $1 AND cursor <= $2
   AND ($3::text IS NULL OR org_id = $3) AND ($4::text IS NULL OR integration_id = $4)
-  AND ($5::text[] IS NULL OR type = ANY ($5))
-ORDER BY cursor LIMIT $6
+  AND ($5::text[] IS NULL OR type = ANY ($5)) AND ($6::text[] IS NULL OR org_id = ANY ($6))
+ORDER BY cursor LIMIT $7
 """  # noqa: S608 - constants
 
 # The dedupe keys of one call, each once and in key order (the same order in every transaction,
@@ -756,7 +757,8 @@ SELECT COALESCE(
 
 def _filter_params(event_filter: EventFilter) -> tuple[Any, ...]:
     types = sorted(event_filter.types) if event_filter.types else None
-    return (event_filter.org_id, event_filter.integration_id, types)
+    orgs = sorted(event_filter.orgs) if event_filter.orgs is not None else None
+    return (event_filter.org_id, event_filter.integration_id, types, orgs)
 
 
 async def _append(

@@ -708,7 +708,8 @@ INSERT INTO events (
 """
 
 # ?1 cursor, ?2 org (NULL: any), ?3 integration (NULL: any), ?4 JSON list of types (NULL: any),
-# ?5 limit. The scan walks the cursor key forward and filters as it goes.
+# ?5 JSON list of orgs (NULL: any), ?6 limit. The scan walks the cursor key forward and filters
+# as it goes.
 _READ_EVENTS = """
 SELECT cursor, type, org_id, installation_id, integration_id, users_json, from_number, to_number,
        text, media_urls_json, provider_message_id, message_id, status, error, metadata_json,
@@ -716,7 +717,8 @@ SELECT cursor, type, org_id, installation_id, integration_id, users_json, from_n
 FROM events
 WHERE cursor > ?1 AND (?2 IS NULL OR org_id = ?2) AND (?3 IS NULL OR integration_id = ?3)
   AND (?4 IS NULL OR type IN (SELECT value FROM json_each(?4)))
-ORDER BY cursor LIMIT ?5
+  AND (?5 IS NULL OR org_id IN (SELECT value FROM json_each(?5)))
+ORDER BY cursor LIMIT ?6
 """
 
 _LATEST_CURSOR = "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)"
@@ -821,7 +823,8 @@ SELECT COALESCE(
 
 def _filter_params(event_filter: EventFilter) -> tuple[Any, ...]:
     types = json.dumps(sorted(event_filter.types)) if event_filter.types else None
-    return (event_filter.org_id, event_filter.integration_id, types)
+    orgs = json.dumps(sorted(event_filter.orgs)) if event_filter.orgs is not None else None
+    return (event_filter.org_id, event_filter.integration_id, types, orgs)
 
 
 _LONG_AGO = -(2**62)  # a released lease's lease_until: expired for any `now`
