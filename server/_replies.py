@@ -37,6 +37,9 @@ RECORD_LIMIT = REPLY_BUDGET - 65_536
 # How many records a page reads from the store before it knows how large they are: few enough
 # that a page of near-limit records is not all held in memory at once.
 _FIRST_READ = 32
+# Values of lists and maps a record may hold and still have its texts cut one by one: enough for
+# any real record, few enough that cutting takes milliseconds, not seconds, of the event loop.
+_MAX_VALUES = 10_000
 
 M = TypeVar("M", bound=Message)
 
@@ -65,8 +68,9 @@ def capped(record: M, limit: int = RECORD_LIMIT) -> M:
     longest text (strings and bytes, at any depth) cut until it fits and ``truncated`` set.
 
     The cut is even: every text longer than some length is cut to that length, so one pass
-    usually suffices whatever the shape of the record. Only when every text is gone and the record
-    is still too large (a list of very many short values) are list elements dropped.
+    usually suffices whatever the shape of the record. List elements are dropped (the second half
+    of the longest list at a time) only while the record holds too many values to weigh one by one
+    cheaply, or when every text is gone and the record is still too large.
     """
     excess = record.ByteSize() - limit
     if excess <= 0:
@@ -76,8 +80,9 @@ def capped(record: M, limit: int = RECORD_LIMIT) -> M:
         record.truncated = True  # type: ignore[attr-defined]
         excess = record.ByteSize() - limit  # the flag itself takes two bytes
     while excess > 0:
-        slots = list(_texts(record))
-        if not _cut_evenly(slots, excess):
+        if sum(map(len, _lists(record))) > _MAX_VALUES or not _cut_evenly(
+            list(_texts(record)), excess
+        ):
             _drop_elements(record)
         excess = record.ByteSize() - limit
     logger.info(
@@ -181,23 +186,30 @@ def _cut_evenly(slots: list[_Text], excess: int) -> bool:
 
 
 def _drop_elements(message: Message) -> None:
-    """Halve the longest list in ``message`` (at any depth): the last resort of :func:`capped`."""
-    longest: MutableSequence[Any] | None = None
+    """Drop the second half of the longest list or map in ``message`` (at any depth)."""
+    longest: Any = None
     for container in _lists(message):
         if longest is None or len(container) > len(longest):
             longest = container
     if not longest:  # pragma: no cover - a record without lists or text is small
         raise ValueError(f"{message.DESCRIPTOR.name} cannot be cut to size")
-    del longest[len(longest) // 2 :]
+    if isinstance(longest, MutableSequence):
+        del longest[len(longest) // 2 :]
+    else:  # a map: its entries in the order it gives them
+        for key in list(longest)[len(longest) // 2 :]:
+            del longest[key]
 
 
-def _lists(message: Message) -> Iterator[MutableSequence[Any]]:
+def _lists(message: Message) -> Iterator[Any]:
+    """Every repeated field and map of ``message``, at any depth."""
     for descriptor, value in message.ListFields():
-        if _is_map(descriptor):
-            continue  # a map cannot be cut in order; its text values are cut instead
         if _is_repeated(descriptor):
             yield value
-        if descriptor.type == FieldDescriptor.TYPE_MESSAGE:
+        if _is_map(descriptor):
+            if _entry_value(descriptor).type == FieldDescriptor.TYPE_MESSAGE:
+                for nested in value.values():
+                    yield from _lists(nested)
+        elif descriptor.type == FieldDescriptor.TYPE_MESSAGE:
             for nested in value if _is_repeated(descriptor) else [value]:
                 yield from _lists(nested)
 
