@@ -21,6 +21,7 @@ __all__ = [
     "RECORD_LIMIT",
     "REPLY_BUDGET",
     "Page",
+    "ReadLimit",
     "capped",
     "clip_text",
     "entry_size",
@@ -265,3 +266,23 @@ def split_by_size(records: Iterable[M], budget: int = REPLY_BUDGET) -> Iterator[
             page.add(record)
     if page.items:
         yield page.items
+
+
+@dataclass(slots=True)
+class ReadLimit:
+    """How many records a stream reads from the store at once: at most ``most``, and about one
+    reply's worth once records are large, so that a backlog of large records is not held in
+    memory hundreds at a time. It starts small and at most doubles from one read to the next.
+    """
+
+    most: int
+    current: int = _FIRST_READ
+
+    def __call__(self) -> int:
+        return max(1, min(self.most, self.current))
+
+    def saw(self, records: Iterable[Message]) -> None:
+        """Size the next read by the largest of ``records`` (the last read, converted)."""
+        largest = max((entry_size(record) for record in records), default=0)
+        fitting = REPLY_BUDGET // largest if largest else self.most
+        self.current = max(1, min(fitting, 2 * self()))

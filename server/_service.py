@@ -27,7 +27,7 @@ from ._catalog import IntegrationCatalog, LoadedIntegration, capabilities_of
 from ._events import EventHub, follow_events
 from ._ingest import Ingestor
 from ._installations import InstallationDirectory, NumberInput
-from ._replies import REPLY_BUDGET, Page, capped, clip_text, split_by_size
+from ._replies import REPLY_BUDGET, Page, ReadLimit, capped, clip_text, split_by_size
 from ._send import SendOutcome, SendPath, SendRequest
 from ._subscribe import SubscriptionKeeper
 from .errors import (
@@ -479,7 +479,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     ) -> AsyncIterator[gateway_pb2.StreamEventsResponse]:
         try:
             event_filter = self._filter(request.org_id, request.integration_id, request.types)
-            batch = request.max_batch if 0 < request.max_batch <= 5000 else 500
+            batch = ReadLimit(request.max_batch if 0 < request.max_batch <= 5000 else 500)
             if request.consumer:
                 stream = self._consumer_stream(request, event_filter, batch, context)
             else:
@@ -495,7 +495,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                 )
             async for events in stream:
                 # A batch is counted in events; each response also fits the reply size limit.
-                for part in split_by_size(event_pb(e) for e in events):
+                converted = [event_pb(e) for e in events]
+                batch.saw(converted)
+                for part in split_by_size(converted):
                     yield gateway_pb2.StreamEventsResponse(events=part)
         except GatewayError as exc:
             await context.abort_with_status(to_rpc_status(exc))
@@ -504,7 +506,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self,
         request: gateway_pb2.StreamEventsRequest,
         event_filter: EventFilter,
-        batch: int,
+        batch: ReadLimit,
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[tuple[EventRecord, ...]]:
         subscriber = uuid.uuid4().hex
@@ -520,7 +522,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                     request.consumer,
                     subscriber=subscriber,
                     filter=event_filter,
-                    limit=batch,
+                    limit=batch(),
                     lease_s=self._lease_s,
                     now=datetime.now(UTC),
                     start_after=start_after,

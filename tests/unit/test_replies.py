@@ -9,6 +9,7 @@ from server._replies import (
     RECORD_LIMIT,
     REPLY_BUDGET,
     Page,
+    ReadLimit,
     capped,
     clip_text,
     entry_size,
@@ -99,3 +100,19 @@ def test_a_page_ends_at_its_count_or_its_budget_and_reads_less_once_records_are_
     assert by_size.add(gateway_pb2.Event(cursor=3, text="t" * 1_000_000))
     assert not by_size.add(gateway_pb2.Event(cursor=4, text="t" * 1_000_000))
     assert by_size.full and by_size.cut and len(by_size.items) == 3
+
+
+def test_a_stream_reads_about_a_reply_of_large_records_at_a_time() -> None:
+    limit = ReadLimit(500)
+    assert limit() == 32  # before any record is seen
+    small = [gateway_pb2.Event(text="s")] * 32
+    seen = []
+    for _ in range(5):
+        limit.saw(small)
+        seen.append(limit())
+    assert seen == [64, 128, 256, 500, 500]  # at most doubling, at most the batch
+    limit.saw([gateway_pb2.Event(text="t" * 1_000_000)] * 3)
+    assert limit() == 3
+    limit.saw([gateway_pb2.Event(text="t" * 5_000_000)])
+    assert limit() == 1
+    assert ReadLimit(10)() == 10
