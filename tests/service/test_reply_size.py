@@ -179,21 +179,41 @@ async def test_one_record_larger_than_any_reply_is_cut_and_flagged_not_withheld(
 
     # The stored request is whole: replayed once the definition knows it, it yields the whole
     # text, which the reply (and the log) carries cut, flagged.
-    doc = json.loads(definition(provider.url))
-    doc["Webhook"] = [
-        *SEED_MODELS,
-        {
-            "event_key": "unknown",
-            "event_type": "message",
-            "request_method": "POST",
-            "request_parameters": SEED_MODELS[0]["request_parameters"],
-        },
-    ]
-    await gateway.register(json.dumps(doc))
+    await gateway.register(knowing_unknown(provider.url))
     replay = await gateway.stub.ReplayWebhook(gateway_pb2.ReplayWebhookRequest(id=webhook.id))
     (replayed,) = replay.events
     assert replayed.truncated and huge.startswith(replayed.text)
     assert replay.omitted_events == 0
+
+
+def knowing_unknown(provider_url: str) -> str:
+    """The test definition, also turning bodies of method "unknown" into messages."""
+    doc = json.loads(definition(provider_url))
+    unknown = {**SEED_MODELS[0], "event_key": "unknown"}
+    doc["Webhook"] = [*SEED_MODELS, unknown]
+    return json.dumps(doc)
+
+
+async def test_a_replay_reply_leaves_out_events_past_the_limit_and_says_how_many(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider, http: aiohttp.ClientSession
+) -> None:
+    gateway: Gateway = await start_gateway(sidecar=True, webhook_max_body=6 * 1024 * 1024)
+    path, _ = await big_events(gateway, provider, http, 0)
+    texts = [str(n) * BIG for n in range(5)]
+    await post(http, gateway, path, [{**message(text), "method": "unknown"} for text in texts])
+    page = await gateway.stub.ListUnmatchedWebhooks(gateway_pb2.ListUnmatchedWebhooksRequest())
+    (webhook,) = page.webhooks
+
+    await gateway.register(knowing_unknown(provider.url))
+    replay = await gateway.stub.ReplayWebhook(gateway_pb2.ReplayWebhookRequest(id=webhook.id))
+
+    assert replay.ByteSize() < DEFAULT_LIMIT
+    assert 0 < len(replay.events) < 5
+    assert replay.omitted_events == 5 - len(replay.events)
+    assert [e.text for e in replay.events] == texts[: len(replay.events)]
+    after = replay.events[-1].cursor
+    rest = await gateway.stub.ListEvents(gateway_pb2.ListEventsRequest(after_cursor=after))
+    assert [e.text for e in rest.events] == texts[len(replay.events) :]
 
 
 async def test_integrations_and_installations_list_by_size(
