@@ -156,7 +156,10 @@ def _base64(body: Any) -> str:
 
 
 async def test_one_record_larger_than_any_reply_is_cut_and_flagged_not_withheld(
-    start_gateway: GatewayFactory, provider: RunningFakeProvider, http: aiohttp.ClientSession
+    start_gateway: GatewayFactory,
+    provider: RunningFakeProvider,
+    http: aiohttp.ClientSession,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     # The sidecar's largest body is a setting: here large enough for one 4.5 MB record.
     gateway: Gateway = await start_gateway(sidecar=True, webhook_max_body=6 * 1024 * 1024)
@@ -172,6 +175,9 @@ async def test_one_record_larger_than_any_reply_is_cut_and_flagged_not_withheld(
     assert (after.text, after.truncated) == ("after the huge one", False)
     listed = await gateway.stub.ListEvents(gateway_pb2.ListEventsRequest())
     assert [e.truncated for e in listed.events] == [True, False]
+    assert await run_cli("events", "--target", f"127.0.0.1:{gateway.port}") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("(truncated to fit a reply)") and len(lines) == 2
 
     page = await gateway.stub.ListUnmatchedWebhooks(gateway_pb2.ListUnmatchedWebhooksRequest())
     (webhook,) = page.webhooks
