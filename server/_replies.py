@@ -52,6 +52,10 @@ def entry_size(record: Message) -> int:
     return 2 + _varint_size(size) + size
 
 
+# The most entry_size adds to a record's encoding below 32 GiB: a tag and a five-byte length.
+_ENTRY_OVERHEAD = 7
+
+
 def _varint_size(value: int) -> int:
     return max(1, (value.bit_length() + 6) // 7)
 
@@ -231,7 +235,7 @@ class Page(Generic[M]):
     cut: bool = False
 
     def add(self, record: M) -> bool:
-        record = capped(record, min(RECORD_LIMIT, self.budget - 2 * 8))
+        record = capped(record, min(RECORD_LIMIT, self.budget - _ENTRY_OVERHEAD))
         size = entry_size(record)
         if self.items and self.size + size > self.budget:
             self.cut = True
