@@ -1,10 +1,11 @@
 """Typed clients of the ``msgbridge.v1.Gateway`` service: :class:`AsyncClient` and :class:`Client`.
 
 Both have the same methods, named after the RPCs in snake_case, and return the generated protobuf
-messages (typed by their ``.pyi`` stubs). List methods iterate over every page; ``stream_events``
-yields events one by one although the server sends them in batches. A failed call raises a
-:class:`~client.MsgbridgeError` subclass. :class:`Client` wraps a synchronous grpc channel: no event
-loop is run behind it.
+messages (typed by their ``.pyi`` stubs). List methods iterate over every page (the server ends a
+page at its page size or its reply size limit, whichever comes first, and the next page token is
+followed); ``stream_events`` yields events one by one although the server sends them in batches.
+A failed call raises a :class:`~client.MsgbridgeError` subclass. :class:`Client` wraps a
+synchronous grpc channel: no event loop is run behind it.
 """
 
 from __future__ import annotations
@@ -347,6 +348,7 @@ class AsyncClient:
         page_size: int = 0,
     ) -> AsyncIterator[gateway_pb2.Event]:
         """The stored events that match, after ``after_cursor``, without waiting for new ones."""
+        token = ""
         while True:
             request = _requests.list_events_request(
                 org_id=org_id,
@@ -354,11 +356,13 @@ class AsyncClient:
                 types=types,
                 after_cursor=after_cursor,
                 page_size=page_size,
+                page_token=token,
             )
             page = await self._call(self._stub.ListEvents, request, gateway_pb2.ListEventsResponse)
             for event in page.events:
                 yield event
             after_cursor, more = _next_events_page(page, after_cursor, page_size)
+            token = page.next_page_token
             if not more:
                 return
 
@@ -680,6 +684,7 @@ class Client:
         page_size: int = 0,
     ) -> Iterator[gateway_pb2.Event]:
         """The stored events that match, after ``after_cursor``, without waiting for new ones."""
+        token = ""
         while True:
             request = _requests.list_events_request(
                 org_id=org_id,
@@ -687,10 +692,12 @@ class Client:
                 types=types,
                 after_cursor=after_cursor,
                 page_size=page_size,
+                page_token=token,
             )
             page = self._call(self._stub.ListEvents, request, gateway_pb2.ListEventsResponse)
             yield from page.events
             after_cursor, more = _next_events_page(page, after_cursor, page_size)
+            token = page.next_page_token
             if not more:
                 return
 
@@ -736,15 +743,19 @@ def _next_events_page(
 ) -> tuple[int, bool]:
     """Where the next ListEvents page starts, and whether to ask for it.
 
-    ListEvents pages by cursor (it has no page token): ask again after the last event until a
-    page comes back empty, or short of a page_size we chose. A page whose cursors do not move
-    forward ends the listing rather than asking for the same page forever.
+    A page with a next_page_token is followed (the server ends a page early when it reaches the
+    reply size limit, so a short page is no sign of the end). A server that sets no token pages
+    by cursor alone: ask again after the last event until a page comes back empty, or short of a
+    page_size we chose. A page whose cursors do not move forward ends the listing rather than
+    asking for the same page forever.
     """
     if not page.events:
         return after_cursor, False
     last = page.events[-1].cursor
     if last <= after_cursor:
         return after_cursor, False
+    if page.next_page_token:
+        return last, True
     if page_size > 0 and len(page.events) < page_size:
         return last, False
     return last, True

@@ -308,6 +308,8 @@ def event_line(event: gateway_pb2.Event) -> str:
     if event.text:
         parts.append(repr(event.text))
     parts.extend(event.media_urls)
+    if event.truncated:
+        parts.append("(truncated to fit a reply)")
     return "  ".join(parts)
 
 

@@ -170,6 +170,7 @@ def list_events_request(
     types: Sequence[EventType],
     after_cursor: int,
     page_size: int,
+    page_token: str = "",
 ) -> gateway_pb2.ListEventsRequest:
     return gateway_pb2.ListEventsRequest(
         org_id=org_id,
@@ -177,6 +178,7 @@ def list_events_request(
         types=list(types),
         after_cursor=after_cursor,
         page_size=page_size,
+        page_token=page_token,
     )
 
 

@@ -24,6 +24,7 @@ from grpc_health.v1 import health_pb2
 from msgbridge.v1 import gateway_pb2
 
 from . import _human_output as human
+from ._arguments import INT32_MAX, INT64_MAX, integer, seconds
 from ._client import DEFAULT_TARGET, Client
 from ._errors import MsgbridgeError
 from ._options import ClientOptions, TLSConfig
@@ -77,24 +78,10 @@ def _event_type(text: str) -> gateway_pb2.Event.Type.ValueType:
         raise argparse.ArgumentTypeError(f"unknown event type {text!r} (one of {names})") from None
 
 
-def _cursor(text: str) -> int:
-    try:
-        cursor = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a cursor is a number, got {text!r}") from None
-    if cursor < 0:
-        raise argparse.ArgumentTypeError("a cursor is not negative")
-    return cursor
-
-
-def _seconds(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seconds expected, got {text!r}") from None
-    if not seconds > 0:
-        raise argparse.ArgumentTypeError("the timeout must be positive")
-    return seconds
+# Cursors and versions are int64 fields; page sizes int32 (the server caps them lower).
+_cursor = integer("a cursor", low=0, high=INT64_MAX)
+_version = integer("a version", low=0, high=INT64_MAX)
+_page_size = integer("the page size", low=1, high=INT32_MAX)
 
 
 def _unique(pairs: Sequence[tuple[str, str]] | None, kind: str) -> dict[str, str]:
@@ -120,7 +107,11 @@ def _connection_parser() -> argparse.ArgumentParser:
     group.add_argument("--cert", metavar="FILE", help="PEM client certificate (mutual TLS)")
     group.add_argument("--key", metavar="FILE", help="PEM client private key (mutual TLS)")
     group.add_argument(
-        "--timeout", type=_seconds, default=30.0, metavar="SECONDS", help="deadline per call"
+        "--timeout",
+        type=seconds("the timeout"),
+        default=30.0,
+        metavar="SECONDS",
+        help="deadline per call",
     )
     group.add_argument("--json", action="store_true", help="print the protobuf JSON mapping")
     return parser
@@ -226,7 +217,7 @@ def _register(client: Client, args: argparse.Namespace) -> int:
 
 
 def _integrations(client: Client, args: argparse.Namespace) -> int:
-    integrations = client.list_integrations()
+    integrations = client.list_integrations(page_size=args.page_size)
     if args.json:
         for integration in integrations:
             _print_json_line(integration)
@@ -286,7 +277,7 @@ def _installations(client: Client, args: argparse.Namespace) -> int:
     installations = (
         _without_secrets(installation)
         for installation in client.list_installations(
-            org_id=args.org or "", integration_id=args.integration or ""
+            org_id=args.org or "", integration_id=args.integration or "", page_size=args.page_size
         )
     )
     if args.json:
@@ -368,6 +359,7 @@ def _events(client: Client, args: argparse.Namespace) -> int:
             integration_id=args.integration or "",
             types=types,
             after_cursor=args.after or 0,
+            page_size=args.page_size,
         ):
             _print_event(args, event)
         return 0
@@ -378,6 +370,7 @@ def _events(client: Client, args: argparse.Namespace) -> int:
         after_cursor=args.after,
         earliest=args.earliest,
         consumer=args.consumer or "",
+        max_batch=args.page_size,
     )
     try:
         for batch in batches:
@@ -392,7 +385,9 @@ def _events(client: Client, args: argparse.Namespace) -> int:
 
 
 def _unmatched(client: Client, args: argparse.Namespace) -> int:
-    webhooks = client.list_unmatched_webhooks(integration_id=args.integration or "")
+    webhooks = client.list_unmatched_webhooks(
+        integration_id=args.integration or "", page_size=args.page_size
+    )
     if args.json:
         for webhook in webhooks:
             _print_json_line(webhook)
@@ -467,6 +462,14 @@ def _add_installation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--region", help="ISO 3166 region for national-format numbers, e.g. US")
 
 
+def _add_page_size(
+    parser: argparse.ArgumentParser, help_text: str = "records per reply (default: the server's)"
+) -> None:
+    # Every page is listed either way (the next page token is followed); this sets how much one
+    # reply carries. The server caps it, and also ends a page at its reply size limit.
+    parser.add_argument("--page-size", type=_page_size, default=0, metavar="N", help=help_text)
+
+
 def add_parsers(subparsers: Any) -> None:
     """Adds this group's commands to the ``msgbridge`` parser's subparsers."""
     connection = _connection_parser()
@@ -482,11 +485,14 @@ def add_parsers(subparsers: Any) -> None:
     parser.add_argument("file", metavar="FILE", help="the definition's JSON file ('-': stdin)")
     parser.add_argument("--validate-only", action="store_true", help="check it, store nothing")
 
-    command("integrations", _integrations, "list the registered integrations")
+    parser = command("integrations", _integrations, "list the registered integrations")
+    _add_page_size(parser)
 
     parser = command("integration", _integration, "show an integration and its property form")
     parser.add_argument("id", metavar="ID")
-    parser.add_argument("--version", type=int, default=0, help="a given version (default latest)")
+    parser.add_argument(
+        "--version", type=_version, default=0, help="a given version (default latest)"
+    )
 
     parser = command("delete-integration", _delete_integration, "delete an integration")
     parser.add_argument("id", metavar="ID")
@@ -512,6 +518,7 @@ def add_parsers(subparsers: Any) -> None:
     parser = command("installations", _installations, "list installations")
     parser.add_argument("--org", help="only this organisation's")
     parser.add_argument("--integration", metavar="ID", help="only this integration's")
+    _add_page_size(parser)
 
     parser = command("installation", _installation, "show an installation")
     parser.add_argument("id", metavar="ID")
@@ -550,9 +557,11 @@ def add_parsers(subparsers: Any) -> None:
         metavar="|".join(human.EVENT_TYPE_NAMES),
         help="only events of this type (repeatable)",
     )
+    _add_page_size(parser, "events per reply (with --follow: per batch; default: the server's)")
 
     parser = command("unmatched", _unmatched, "list webhook requests that produced no event")
     parser.add_argument("--integration", metavar="ID", help="only this integration's")
+    _add_page_size(parser)
 
     parser = command("replay", _replay, "match a kept webhook request again")
     parser.add_argument("id", metavar="ID")

@@ -13,23 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ._arguments import INT32_MAX, integer, seconds
+
 __all__ = ["add_parsers"]
 
 _TOKEN_ENV = "MSGBRIDGE_CORE_TOKEN"  # noqa: S105 - the variable's name, not a secret
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
-    return value
 
 
 def add_parsers(subparsers: Any) -> None:
@@ -56,17 +44,20 @@ def add_parsers(subparsers: Any) -> None:
         help="base of the webhook URLs the providers call (default: http:// plus --http-listen)",
     )
     sidecar.add_argument(
-        "--max-body", type=_positive_int, default=1_048_576, help="largest body accepted, bytes"
+        "--max-body",
+        type=integer("the largest body", low=1, high=INT32_MAX),
+        default=1_048_576,
+        help="largest body accepted, bytes",
     )
     sidecar.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=seconds("the receive timeout"),
         default=30.0,
         help="time to receive one request, seconds",
     )
     sidecar.add_argument(
         "--core-timeout",
-        type=_positive_float,
+        type=seconds("the core timeout"),
         default=10.0,
         help="deadline of one call to the core, seconds",
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from .store import EventFilter, EventRecord, Store
 
@@ -56,10 +56,13 @@ async def follow_events(
     *,
     after: int,
     event_filter: EventFilter,
-    batch: int,
+    batch: int | Callable[[], int],
     follow: bool = True,
 ) -> AsyncIterator[tuple[EventRecord, ...]]:
     """Batches of events after cursor ``after``, in cursor order, with no gap.
+
+    ``batch`` is the most events a read takes, or a function asked before each read (so that a
+    reader can take fewer once the events are large).
 
     The position advances past events the filter leaves out too: the newest cursor is read
     *before* the events, so every event up to it was committed when the read ran (the store
@@ -72,11 +75,12 @@ async def follow_events(
         # Without a filter every event is returned, so the position is the last one read; with
         # one, the newest cursor (read first) also skips the events the filter leaves out.
         newest = await store.latest_cursor() if filtered else 0
-        events = await store.read_events(cursor, filter=event_filter, limit=batch)
+        limit = batch() if callable(batch) else batch
+        events = await store.read_events(cursor, filter=event_filter, limit=limit)
         if events:
             cursor = events[-1].cursor
             yield events
-            if len(events) == batch:
+            if len(events) == limit:
                 continue
         cursor = max(cursor, newest)
         if not follow:

@@ -29,6 +29,7 @@ from ._catalog import IntegrationCatalog, LoadedIntegration, capabilities_of
 from ._events import EventHub, follow_events
 from ._ingest import Ingestor
 from ._installations import InstallationDirectory, NumberInput, installation_not_found
+from ._replies import REPLY_BUDGET, Page, ReadLimit, capped, clip_text, split_by_size
 from ._send import SendOutcome, SendPath, SendRequest
 from ._subscribe import SubscriptionKeeper
 from .access import AccessPolicy, Caller, gateway_method
@@ -61,6 +62,8 @@ logger = logging.getLogger(__name__)
 _Req = TypeVar("_Req")
 _Resp = TypeVar("_Resp")
 _Handler = Callable[[Any, _Req, grpc.aio.ServicerContext], Awaitable[_Resp]]
+_Record = TypeVar("_Record")
+_Pb = TypeVar("_Pb", bound=Message)
 
 _SUBSCRIPTION_STATES = {
     "not_required": gateway_pb2.Subscription.NOT_REQUIRED,
@@ -76,6 +79,8 @@ _MESSAGE_STATES = {
 }
 _DEFAULT_PAGE = 100
 _MAX_PAGE = 1000
+# A replay's reason joins every problem found; the reply keeps its start.
+_MAX_REASON_BYTES = 16_384
 
 
 def _rpc(handler: _Handler[_Req, _Resp]) -> _Handler[_Req, _Resp]:
@@ -112,7 +117,8 @@ def _ts(value: datetime | None) -> timestamp_pb2.Timestamp:
 
 
 def _page(page_size: int, page_token: str) -> tuple[int, int]:
-    size = page_size if 0 < page_size <= _MAX_PAGE else _DEFAULT_PAGE
+    # Larger than the maximum is the maximum (asking for much means wanting much).
+    size = min(page_size, _MAX_PAGE) if page_size > 0 else _DEFAULT_PAGE
     if page_size < 0:
         raise InvalidRequest("page_size must not be negative", violations=[("page_size", "< 0")])
     if not page_token:
@@ -122,8 +128,26 @@ def _page(page_size: int, page_token: str) -> tuple[int, int]:
     return int(page_token), size
 
 
-def _next_token(offset: int, size: int, total: int) -> str:
-    return str(offset + size) if offset + size < total else ""
+def _next_token(offset: int, page: Page[Any], total: int) -> str:
+    """The token of the page after ``page`` (which started at ``offset`` of ``total``)."""
+    end = offset + len(page.items)
+    return str(end) if end < total else ""
+
+
+async def _fill(
+    page: Page[_Pb], records: Sequence[_Record], pb: Callable[[_Record], Awaitable[_Pb]]
+) -> None:
+    """Add ``records``, converted, to ``page`` until it is full (by count or by bytes)."""
+    for record in records:
+        if page.full or not page.add(await pb(record)):
+            return
+
+
+def _async(convert: Callable[[_Record], _Pb]) -> Callable[[_Record], Awaitable[_Pb]]:
+    async def converted(record: _Record) -> _Pb:
+        return convert(record)
+
+    return converted
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
@@ -199,7 +223,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     ) -> gateway_pb2.Integration:
         definition = loaded.definition
         caps = capabilities_of(definition)
-        return gateway_pb2.Integration(
+        pb = gateway_pb2.Integration(
             id=loaded.id,
             version=loaded.version,
             name=definition.name,
@@ -234,6 +258,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                 await self._installation_count(loaded.id, count_for) if count_for is not None else 0
             ),
         )
+        return capped(pb)
 
     @_rpc
     async def RegisterIntegration(
@@ -275,10 +300,12 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         caller = await self._authorize(request, context)
         offset, size = _page(request.page_size, request.page_token)
         everything = await self._catalog.list()
-        page = everything[offset : offset + size]
+        page: Page[gateway_pb2.Integration] = Page(size)
+        await _fill(
+            page, everything[offset:], functools.partial(self._integration_pb, count_for=caller)
+        )
         return gateway_pb2.ListIntegrationsResponse(
-            integrations=[await self._integration_pb(i, count_for=caller) for i in page],
-            next_page_token=_next_token(offset, size, len(everything)),
+            integrations=page.items, next_page_token=_next_token(offset, page, len(everything))
         )
 
     @_rpc
@@ -324,7 +351,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                     set=bool(value),
                 )
             )
-        return gateway_pb2.Installation(
+        pb = gateway_pb2.Installation(
             id=record.id,
             org_id=record.org_id,
             integration_id=record.integration_id,
@@ -348,6 +375,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                 state=_AUTHORIZATION_STATES[auth_state], error=auth_error
             ),
         )
+        return capped(pb)
 
     @staticmethod
     def _numbers(items: Sequence[gateway_pb2.NumberAssignment]) -> list[NumberInput]:
@@ -400,10 +428,10 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             org_id=request.org_id or None, integration_id=request.integration_id or None
         )
         everything = tuple(r for r in everything if caller.sees(r.org_id))
-        page = everything[offset : offset + size]
+        page: Page[gateway_pb2.Installation] = Page(size)
+        await _fill(page, everything[offset:], self._installation_pb)
         return gateway_pb2.ListInstallationsResponse(
-            installations=[await self._installation_pb(r) for r in page],
-            next_page_token=_next_token(offset, size, len(everything)),
+            installations=page.items, next_page_token=_next_token(offset, page, len(everything))
         )
 
     @_rpc
@@ -517,7 +545,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             event_filter = self._filter(
                 request.org_id, request.integration_id, request.types, caller
             )
-            batch = request.max_batch if 0 < request.max_batch <= 5000 else 500
+            batch = ReadLimit(request.max_batch if 0 < request.max_batch <= 5000 else 500)
             if request.consumer:
                 consumer = caller.consumer(request.consumer, method=_STREAM_EVENTS)
                 stream = self._consumer_stream(consumer, request, event_filter, batch)
@@ -533,7 +561,11 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                     self._store, self._hub, after=after, event_filter=event_filter, batch=batch
                 )
             async for events in stream:
-                yield gateway_pb2.StreamEventsResponse(events=[event_pb(e) for e in events])
+                # A batch is counted in events; each response also fits the reply size limit.
+                converted = [event_pb(e) for e in events]
+                batch.saw(converted)
+                for part in split_by_size(converted):
+                    yield gateway_pb2.StreamEventsResponse(events=part)
         except GatewayError as exc:
             await context.abort_with_status(to_rpc_status(exc))
 
@@ -542,7 +574,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         consumer: str,
         request: gateway_pb2.StreamEventsRequest,
         event_filter: EventFilter,
-        batch: int,
+        batch: ReadLimit,
     ) -> AsyncIterator[tuple[EventRecord, ...]]:
         subscriber = uuid.uuid4().hex
         start_after: int | None = None
@@ -557,7 +589,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                     consumer,
                     subscriber=subscriber,
                     filter=event_filter,
-                    limit=batch,
+                    limit=batch(),
                     lease_s=self._lease_s,
                     now=datetime.now(UTC),
                     start_after=start_after,
@@ -586,10 +618,22 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     ) -> gateway_pb2.ListEventsResponse:
         caller = await self._authorize(request, context)
         event_filter = self._filter(request.org_id, request.integration_id, request.types, caller)
-        size = request.page_size if 0 < request.page_size <= _MAX_PAGE else _DEFAULT_PAGE
-        after = request.after_cursor or await self._store.earliest_cursor()
-        events = await self._store.read_events(after, filter=event_filter, limit=size)
-        return gateway_pb2.ListEventsResponse(events=[event_pb(e) for e in events])
+        # The page token is the cursor to go on after: ListEvents pages by cursor.
+        after, size = _page(request.page_size, request.page_token)
+        if not request.page_token:
+            after = request.after_cursor or await self._store.earliest_cursor()
+        page: Page[gateway_pb2.Event] = Page(size)
+        while not page.full:
+            limit = page.read_limit()
+            events = await self._store.read_events(after, filter=event_filter, limit=limit)
+            await _fill(page, events, _async(event_pb))
+            if len(events) < limit:
+                break  # the newest stored event was read
+            after = events[-1].cursor
+        more = page.full and bool(page.items)
+        return gateway_pb2.ListEventsResponse(
+            events=page.items, next_page_token=str(page.items[-1].cursor) if more else ""
+        )
 
     @_rpc
     async def ListUnmatchedWebhooks(
@@ -597,15 +641,22 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     ) -> gateway_pb2.ListUnmatchedWebhooksResponse:
         await self._authorize(request, context)
         offset, size = _page(request.page_size, request.page_token)
-        records = await self._store.list_webhook_requests(
-            outcomes=frozenset(_UNMATCHED_KINDS),
-            integration_id=request.integration_id or None,
-            limit=size + 1,
-            offset=offset,
-        )
+        page: Page[gateway_pb2.UnmatchedWebhook] = Page(size)
+        more = True
+        while more and not page.full:
+            limit = page.read_limit()
+            # One more than wanted tells whether anything follows.
+            records = await self._store.list_webhook_requests(
+                outcomes=frozenset(_UNMATCHED_KINDS),
+                integration_id=request.integration_id or None,
+                limit=limit + 1,
+                offset=offset + len(page.items),
+            )
+            await _fill(page, records[:limit], _async(unmatched_pb))
+            more = len(records) > limit or page.cut
+        end = offset + len(page.items)
         return gateway_pb2.ListUnmatchedWebhooksResponse(
-            webhooks=[unmatched_pb(r) for r in records[:size]],
-            next_page_token=str(offset + size) if len(records) > size else "",
+            webhooks=page.items, next_page_token=str(end) if more else ""
         )
 
     @_rpc
@@ -614,8 +665,15 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     ) -> gateway_pb2.ReplayWebhookResponse:
         await self._authorize(request, context)
         result = await self._ingestor.replay(request.id)
+        reason = clip_text(result.reason, _MAX_REASON_BYTES)
+        page: Page[gateway_pb2.Event] = Page(
+            max(1, len(result.events)), budget=REPLY_BUDGET - len(reason.encode())
+        )
+        await _fill(page, result.events, _async(event_pb))
         return gateway_pb2.ReplayWebhookResponse(
-            events=[event_pb(e) for e in result.events], reason=result.reason
+            events=page.items,
+            reason=reason,
+            omitted_events=len(result.events) - len(page.items),
         )
 
     @_rpc
@@ -767,4 +825,4 @@ def message_pb(record: MessageRecord) -> gateway_pb2.Message:
     setattr(pb, "from", record.from_number)
     if record.provider_message_id is not None:
         pb.provider_message_id = record.provider_message_id
-    return pb
+    return capped(pb)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -254,6 +255,7 @@ def load_settings(
         elif name in from_file:
             values[name] = _convert(name, from_file[name], str(path))
     settings = Settings(**values)
+    _check_ranges(settings)
     _validate(settings)
     return settings
 
@@ -275,3 +277,24 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("send_max_attempts: must be at least 1")
     if settings.log_format not in ("json", "text"):
         raise SettingsError("log_format: expected json or text")
+
+
+# Numbers beyond these are mistakes, and some would overflow later (a timedelta of 1e400 days, a
+# deadline grpc cannot represent) in a background task rather than here, with a clear message.
+_MAX_COUNT = 2**31 - 1
+_MAX_DAYS = 36_500.0
+_MAX_SECONDS = 365 * 24 * 3600.0
+
+
+def _check_ranges(settings: Settings) -> None:
+    """Every number is finite and not negative; counts fit an int32, days a century, seconds a
+    year. (:func:`_validate` then asks more of some.)"""
+    for name, value in dataclasses.asdict(settings).items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if isinstance(value, int):
+            high = float(_MAX_COUNT)
+        else:
+            high = _MAX_DAYS if name.endswith("_days") else _MAX_SECONDS
+        if not (math.isfinite(value) and 0 <= value <= high):
+            raise SettingsError(f"{name}: must be from 0 to {high:g}, got {value!r}")

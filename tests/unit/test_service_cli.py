@@ -510,3 +510,71 @@ def test_tls_options_are_checked_before_connecting(
     assert "--cert and --key go together" in half[2]
     assert "cannot read" in missing[2] and "ca.pem" in missing[2]
     assert gateway.fake.calls == []
+
+
+# -- numeric options: range-checked, a usage error rather than a traceback -----------------------
+
+INT64_OVER = str(2**63)  # one past an int64 cursor or version
+INT32_OVER = str(2**31)  # one past an int32 page size
+
+
+@pytest.mark.parametrize(
+    ("arguments", "complaint"),
+    [
+        (["events", "--after", INT64_OVER], "argument --after: a cursor must be from 0 to"),
+        (["events", "--after", "-1"], "argument --after: a cursor must be from 0 to"),
+        (["events", "--after", "1e3"], "a cursor must be a whole number, got '1e3'"),
+        (["events", "--after", "9" * 5000], "a cursor must be a whole number"),
+        (["events", "--page-size", INT32_OVER], "argument --page-size: the page size must be"),
+        (["events", "--follow", "--page-size", "0"], "the page size must be from 1 to"),
+        (["integrations", "--page-size", INT32_OVER], "the page size must be from 1 to"),
+        (["installations", "--page-size", "-5"], "the page size must be from 1 to"),
+        (["unmatched", "--page-size", "99999999999999999999"], "the page size must be"),
+        (["integration", "acme", "--version", INT64_OVER], "argument --version: a version"),
+        (["health", "--timeout", "inf"], "argument --timeout: the timeout must be more than 0"),
+        (["health", "--timeout", "nan"], "the timeout must be more than 0"),
+        (["health", "--timeout", "1e300"], "the timeout must be more than 0"),
+        (["health", "--timeout", "0"], "the timeout must be more than 0"),
+        (["sidecar", "--core", "x:1", "--max-body", INT32_OVER], "the largest body must be"),
+        (["sidecar", "--core", "x:1", "--max-body", "0"], "the largest body must be"),
+        (["sidecar", "--core", "x:1", "--timeout", "inf"], "the receive timeout must be"),
+        (["sidecar", "--core", "x:1", "--core-timeout", "-1"], "the core timeout must be"),
+        (["sidecar", "--core", "x:1", "--core-timeout", "soon"], "seconds expected, got 'soon'"),
+    ],
+)
+def test_numeric_options_out_of_range_are_usage_errors(
+    gateway: RunningGateway,
+    capsys: pytest.CaptureFixture[str],
+    arguments: list[str],
+    complaint: str,
+) -> None:
+    target = [] if arguments[0] == "sidecar" else ["--target", gateway.target]
+    with pytest.raises(SystemExit) as exit_:
+        main([*arguments, *target])
+
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"msgbridge {arguments[0]}: error: " in err and complaint in err
+    assert "Traceback" not in err
+    assert gateway.fake.calls == []
+
+
+def test_numeric_options_at_their_limits_reach_the_service(
+    run: RunCommand, gateway: RunningGateway
+) -> None:
+    int64_max, int32_max = str(2**63 - 1), str(2**31 - 1)
+
+    assert run("events", "--after", int64_max, "--page-size", int32_max)[0] == 0
+    assert run("events", "--follow", "--after", "0", "--page-size", "7")[0] == 0
+    assert run("integration", "acme", "--version", int64_max, "--timeout", "31536000")[0] == 0
+    assert run("integrations", "--page-size", "1")[0] == 0
+    assert run("installations", "--page-size", "3")[0] == 0
+    assert run("unmatched", "--page-size", "4")[0] == 0
+
+    listed = gateway.fake.requests("ListEvents")[0]
+    assert (listed.after_cursor, listed.page_size) == (2**63 - 1, 2**31 - 1)
+    assert gateway.fake.requests("StreamEvents")[0].max_batch == 7
+    assert gateway.fake.requests("GetIntegration")[0].version == 2**63 - 1
+    assert {r.page_size for r in gateway.fake.requests("ListIntegrations")} == {1}
+    assert {r.page_size for r in gateway.fake.requests("ListInstallations")} == {3}
+    assert {r.page_size for r in gateway.fake.requests("ListUnmatchedWebhooks")} == {4}
