@@ -133,7 +133,7 @@ def parse_multipart(content_type: str, body: bytes) -> list[tuple[str, str]]:
         raise WebhookParseError(_INVALID)
     delimiter = b"--" + boundary.encode("utf-8", "replace")
     if not body.startswith(delimiter):
-        # A preamble (RFC 2046 §5.1.1): the first delimiter starts a line of its own.
+        # A preamble, which a reader ignores: the first delimiter starts a line of its own.
         first = body.find(b"\r\n" + delimiter)
         if first < 0:
             raise WebhookParseError(_INVALID)
