@@ -166,7 +166,7 @@ def _field(part: _Part) -> tuple[str, str] | None:
     content_type: str | None = None
     transfer_encoding = ""
     for raw_name, raw_value in part.headers:
-        name = raw_name.decode("ascii").lower()  # python-multipart admits only token characters
+        name = raw_name.decode("latin-1").lower()  # python-multipart admits only token characters
         value = raw_value.decode("utf-8", "replace")
         if name == "content-disposition" and disposition is None:
             disposition = value
@@ -207,8 +207,12 @@ def _params(header: str) -> dict[str, str]:
             raw.append((name.strip().lower(), value.strip()))
     # decode_params joins RFC 2231 continuations into (charset, language, text) after the plain
     # parameters, every value (re)quoted; collapse_rfc2231_value unquotes only a plain one.
+    try:
+        all_decoded = decode_params([("", ""), *raw])[1:]
+    except (TypeError, ValueError):  # e.g. both name* and name*0: continuations that do not sort
+        raise WebhookParseError(_INVALID) from None
     params: dict[str, str] = {}
-    for name, decoded in decode_params([("", ""), *raw])[1:]:
+    for name, decoded in all_decoded:
         if name not in params:
             text = collapse_rfc2231_value(
                 (decoded[0], decoded[1], unquote(decoded[2]))

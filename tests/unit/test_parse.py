@@ -331,6 +331,13 @@ def test_multipart_that_breaks_the_framing_is_a_parse_error(body: bytes) -> None
         parse(body, "multipart/form-data; boundary=XyZzy")
 
 
+def test_multipart_parameters_the_rfc2231_decoder_cannot_order_are_a_parse_error() -> None:
+    # name* and name*0 together: a continuation without a number next to numbered ones.
+    head = b"Content-Disposition: form-data; name*=utf-8''a; name*0=b"
+    with pytest.raises(WebhookParseError, match="multipart"):
+        parse(*multipart(head + b"\r\n\r\nv"))
+
+
 # --- limits: every body is read at a bounded cost ----------
 
 
