@@ -2,9 +2,11 @@
 
 The body is split into parts by ``python-multipart`` (the streaming parser Starlette uses), which
 finds boundaries with ``bytes.find`` and refuses a part header line over a size or a part with
-too many header lines before reading further. This module reads each part's few headers itself,
-so no header value ever reaches the standard library's MIME machinery, whose RFC 2047 handling
-is quadratic in time and memory (docs/format.md, "Webhook bodies" lists the limits).
+too many header lines before reading further. This module reads each part's few headers itself:
+no header reaches the email package's header parser (the one behind ``policy.HTTP``), whose
+RFC 2047 handling is quadratic in time and memory; the email helpers used here for parameters
+and encoded words see one header line each, bounded in size and in encoded words
+(docs/format.md, "Webhook bodies" lists the limits).
 
 What a part becomes (as before):
 
@@ -26,10 +28,11 @@ What a part becomes (as before):
 Refused with :class:`WebhookParseError` (the core answers 400, as for any body it cannot read:
 the body is within the sidecar's byte limit, so 413 would misdirect the sender): no boundary
 parameter, a body that is not delimited by it or ends before its closing delimiter, a line that
-does not end in CRLF, more than :data:`MAX_PARTS` parts, a part header line longer than
-:data:`MAX_PART_HEADER_LINE` bytes, more than :data:`MAX_PART_HEADERS` header lines in one part, and
-more than :data:`MAX_ENCODED_WORDS` RFC 2047 encoded words in one parameter. Folded (obsolete
-multi-line) part headers are not read.
+does not end in CRLF, a part header line that is not ``Name: value`` (so no folded, obsolete
+multi-line headers), RFC 2231 parameters that do not fit together (``name*`` beside ``name*0``),
+more than :data:`MAX_PARTS` parts, a part header line longer than :data:`MAX_PART_HEADER_LINE`
+bytes, more than :data:`MAX_PART_HEADERS` header lines in one part, and more than
+:data:`MAX_ENCODED_WORDS` RFC 2047 encoded words in one parameter.
 """
 
 from __future__ import annotations

@@ -203,8 +203,6 @@ def _parse_form(body: bytes, charset: str | None) -> FormFields:
         try:
             text = decode_text(body, charset, "replace")
             return fields(_form_pairs(text, charset))
-        except WebhookParseError:
-            raise
         except (LookupError, ValueError, TypeError):
             pass  # percent-escapes that this codec cannot decode leniently: read it as UTF-8
     return fields(_form_pairs(body.decode("utf-8", "replace"), "utf-8"))
