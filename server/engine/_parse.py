@@ -1,35 +1,49 @@
-"""Parsing an inbound webhook request into its payload (spec §6).
+"""Parsing an inbound webhook request into its payload (docs/format.md, "Webhook bodies").
 
 - GET, or a request with an empty body: the query parameters.
 - JSON when the Content-Type says so (``application/json``, any ``…/json`` or ``…+json`` type, any
   charset), or when the body starts with ``{`` or ``[`` (after whitespace).
 - ``application/x-www-form-urlencoded``: the fields, keys kept flat as sent (``price[amount]`` is
   one key); a key repeated in the body becomes a list of its values, in order.
-- ``multipart/form-data``: the named parts as fields, read with the standard library's MIME parser.
+- ``multipart/form-data``: the named parts as fields (:mod:`._multipart` says how each is read).
 - No Content-Type at all: JSON if the body looks like JSON, else a form.
 
 Form, multipart and query payloads are ``dict[str, str | list[str]]``; a JSON payload is the plain
 parsed JSON. Text is decoded leniently where the format has no strict rule (form, multipart:
 invalid bytes become U+FFFD); a JSON body must decode in its charset. Anything that cannot be
-parsed raises :class:`WebhookParseError` (the sidecar answers 400).
+parsed raises :class:`WebhookParseError` (the core answers 400).
+
+Every body type is read at a cost linear in its size and refused beyond fixed limits
+(docs/format.md, "Webhook bodies"), with :class:`WebhookParseError` too — 400, not 413: the
+sidecar has already refused bodies over its byte limit, and these refuse a shape, not a size.
+A form or query has at most :data:`MAX_FIELDS` fields and a multipart body at most that many
+parts. A JSON document is read by the C parser, then walked without recursion, stopping at the
+first container nested deeper than :data:`MAX_JSON_DEPTH` or at the value after
+:data:`MAX_JSON_VALUES` (every array element and object member counts); a body whose raw bytes
+cannot hold that many is not walked at all.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from email import policy
-from email.errors import MessageDefect
-from email.message import Message
-from email.parser import BytesParser
-from email.utils import collapse_rfc2231_value
 from typing import Final
 from urllib.parse import parse_qsl
 
+from ._charset import decode_text
 from ._errors import WebhookParseError
+from ._multipart import MAX_PARTS, parse_multipart
 
-__all__ = ["FormFields", "WebhookRequest", "media_type", "parse_webhook"]
+__all__ = [
+    "MAX_FIELDS",
+    "MAX_JSON_DEPTH",
+    "MAX_JSON_VALUES",
+    "FormFields",
+    "WebhookRequest",
+    "media_type",
+    "parse_webhook",
+]
 
 FormFields = dict[str, str | list[str]]
 
@@ -37,6 +51,14 @@ FORM: Final = "application/x-www-form-urlencoded"
 MULTIPART: Final = "multipart/form-data"
 _WHITESPACE: Final = b" \t\r\n"
 _UTF8_BOM: Final = b"\xef\xbb\xbf"
+
+#: Most fields in a form or a query (and parts in a multipart body).
+MAX_FIELDS: Final = MAX_PARTS
+#: Deepest nesting of JSON arrays and objects (the top level is depth 1): under the JSON
+#: parser's own recursion limit, so that what is refused does not depend on the caller's stack.
+MAX_JSON_DEPTH: Final = 800
+#: Most values in a JSON document: array elements and object members, at any depth.
+MAX_JSON_VALUES: Final = 100_000
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -54,6 +76,8 @@ def parse_webhook(request: WebhookRequest) -> object:
     """The payload(s) of ``request``: parsed JSON (a top-level list is a batch) or form fields."""
     body = request.body
     if request.method.upper() == "GET" or not body.strip(_WHITESPACE):
+        if len(request.query) > MAX_FIELDS:
+            raise WebhookParseError(f"the query has more than {MAX_FIELDS} parameters")
         return fields(request.query)
     media, params = media_type(request.content_type)
     charset = params.get("charset")
@@ -69,7 +93,7 @@ def parse_webhook(request: WebhookRequest) -> object:
     if media is None or media == FORM:
         return _parse_form(body, charset)
     if media == MULTIPART:
-        return _parse_multipart(request.content_type or "", body)
+        return fields(parse_multipart(request.content_type or "", body))
     raise WebhookParseError(f"cannot read a webhook body of type {media!r}")
 
 
@@ -115,35 +139,19 @@ def _reject_constant(name: str) -> object:
     raise ValueError(f"{name} is not JSON")
 
 
-def _decode(data: bytes, charset: str | None, errors: str) -> str:
-    """``data`` in ``charset`` when that names a usable text encoding, else in UTF-8.
-
-    With ``errors="strict"``, bytes that are invalid in a real charset raise UnicodeDecodeError.
-    A charset that is unknown, not a text encoding, or a codec that refuses the error handler
-    (``idna``, ``undefined``, a name with a NUL…) is ignored.
-    """
-    if charset:
-        try:
-            return data.decode(charset, errors)
-        except UnicodeDecodeError:
-            if errors == "strict":
-                raise
-        except (LookupError, ValueError, TypeError):
-            pass
-    return data.decode("utf-8", errors)
-
-
 def _parse_json(body: bytes, charset: str | None) -> object:
     try:
         if charset:
-            return json.loads(
-                _decode(body, charset, "strict").lstrip("\ufeff"),
-                parse_constant=_reject_constant,
-            )
-        # bytes: the json module detects UTF-8 (with or without BOM), UTF-16 and UTF-32 itself
-        return json.loads(body, parse_constant=_reject_constant)
+            text = decode_text(body, charset, "strict").lstrip("\ufeff")
+            document = json.loads(text, parse_constant=_reject_constant)
+            roomy = _roomy(text.count("{") + text.count("["), text.count(","))
+        else:
+            # bytes: the json module detects UTF-8 (with or without BOM), UTF-16 and UTF-32
+            # itself; in each of them every "{", "[" and "," has its byte.
+            document = json.loads(body, parse_constant=_reject_constant)
+            roomy = _roomy(body.count(b"{") + body.count(b"["), body.count(b","))
     except RecursionError:
-        raise WebhookParseError("the JSON body is nested too deeply") from None
+        raise WebhookParseError(_TOO_DEEP) from None
     except json.JSONDecodeError as exc:
         raise WebhookParseError(
             f"the body is not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})"
@@ -152,65 +160,57 @@ def _parse_json(body: bytes, charset: str | None) -> object:
         raise WebhookParseError(f"the JSON body is not valid {charset or 'UTF-8'}") from None
     except (ValueError, TypeError) as exc:  # NaN/Infinity, an integer too long to convert
         raise WebhookParseError(f"the body is not valid JSON: {exc}") from None
+    if roomy:
+        _check_json_limits(document)
+    return document
+
+
+_TOO_DEEP: Final = f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels"
+
+
+def _roomy(opens: int, commas: int) -> bool:
+    """Whether raw text with these counts could hold a document beyond the limits.
+
+    Every array and object opens with "{" or "[", and every value but a container's first
+    follows a ",": text with few of them is within the limits whatever it holds, and is not
+    walked (the common case, and the cheap one).
+    """
+    return opens > MAX_JSON_DEPTH or opens + commas > MAX_JSON_VALUES
+
+
+def _check_json_limits(document: object) -> None:
+    """Walk ``document`` without recursion, stopping at the first limit it goes beyond."""
+    pending: list[tuple[Collection[object], int]] = []
+    if isinstance(document, dict | list):
+        pending.append((document.values() if isinstance(document, dict) else document, 1))
+    values = 0
+    while pending:
+        children, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise WebhookParseError(_TOO_DEEP)
+        values += len(children)
+        if values > MAX_JSON_VALUES:
+            raise WebhookParseError(f"the JSON body has more than {MAX_JSON_VALUES} values")
+        for child in children:
+            if isinstance(child, dict):
+                pending.append((child.values(), depth + 1))
+            elif isinstance(child, list):
+                pending.append((child, depth + 1))
 
 
 def _parse_form(body: bytes, charset: str | None) -> FormFields:
     if charset:
         try:
-            text = _decode(body, charset, "replace")
-            return fields(
-                parse_qsl(text, keep_blank_values=True, encoding=charset, errors="replace")
-            )
+            text = decode_text(body, charset, "replace")
+            return fields(_form_pairs(text, charset))
         except (LookupError, ValueError, TypeError):
             pass  # percent-escapes that this codec cannot decode leniently: read it as UTF-8
-    text = body.decode("utf-8", "replace")
-    return fields(parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="replace"))
+    return fields(_form_pairs(body.decode("utf-8", "replace"), "utf-8"))
 
 
-# Defects that mean the multipart structure itself is broken (no boundary, or a truncated body).
-_BROKEN_MULTIPART: Final[tuple[str, ...]] = (
-    "NoBoundaryInMultipartDefect",
-    "StartBoundaryNotFoundDefect",
-    "CloseBoundaryNotFoundDefect",
-    "MultipartInvariantViolationDefect",
-)
-
-
-def _broken(defects: list[MessageDefect]) -> bool:
-    return any(type(d).__name__ in _BROKEN_MULTIPART for d in defects)
-
-
-def _parse_multipart(content_type: str, body: bytes) -> FormFields:
-    """Named parts as fields. A part's value is its text, a file part's value its filename."""
-    header = content_type.replace("\r", " ").replace("\n", " ")
-    document = b"Content-Type: " + header.encode("utf-8", "replace") + b"\r\n\r\n" + body
-    try:
-        message = BytesParser(policy=policy.HTTP).parsebytes(document)
-        boundary = message.get_boundary()
-        if boundary and body.strip(_WHITESPACE) == f"--{boundary}--".encode("utf-8", "replace"):
-            return {}  # a form with no fields: only the closing delimiter
-        if not message.is_multipart() or _broken(message.defects):
-            raise WebhookParseError("the body is not valid multipart/form-data")
-        pairs = [field for part in message.iter_parts() if (field := _field(part)) is not None]
-    except WebhookParseError:
-        raise
-    except Exception as exc:
-        # The email package records defects rather than raising, but its header-value parser
-        # has raised IndexError, ValueError and others on crafted headers. Whatever it raises
-        # here, the body is not multipart we can read.
-        raise WebhookParseError("the body is not valid multipart/form-data") from exc
-    return fields(pairs)
-
-
-def _field(part: Message) -> tuple[str, str] | None:
-    raw_name = part.get_param("name", header="content-disposition")
-    if raw_name is None:
-        return None  # a part without a field name carries no field
-    name = collapse_rfc2231_value(raw_name)
-    filename = part.get_filename()
-    if filename is not None:
-        return name, filename
-    content = part.get_payload(decode=True)
-    if not isinstance(content, bytes):
-        return None  # a nested multipart: not a field
-    return name, _decode(content, part.get_content_charset(), "replace")
+def _form_pairs(text: str, charset: str) -> list[tuple[str, str]]:
+    if text.count("&") >= MAX_FIELDS:
+        # parse_qsl's own max_num_fields raises a bare ValueError, which here means a charset
+        # that cannot decode the escapes: the limit is checked first, at the same cost.
+        raise WebhookParseError(f"the form has more than {MAX_FIELDS} fields")
+    return parse_qsl(text, keep_blank_values=True, encoding=charset, errors="replace")

@@ -4,10 +4,16 @@ It does no matching and knows nothing of definitions: every webhook (and the OAu
 turned into one :class:`~msgbridge.v1.ingest_pb2.WebhookDelivery` and handed to the
 :class:`IngestHandler`; its :class:`~msgbridge.v1.ingest_pb2.WebhookVerdict` is the answer.
 
-Statuses of its own: 404 (unknown path), 413 (body over ``max_body``, declared or counted), 408
-(the request not received within ``request_timeout_s``), 503 with ``Retry-After`` (core
-unavailable), 500 (the handler failed or gave no valid status). 431 and the head's share of the
-408 need the connection layer that :func:`start_sidecar` installs.
+Statuses of its own: 404 (unknown path), 413 (body over ``max_body``, declared or counted), 415
+(a ``Content-Encoding`` other than ``identity``), 408 (the request not received within
+``request_timeout_s``), 503 with ``Retry-After`` (core unavailable), 500 (the handler failed or
+gave no valid status). 431 and the head's share of the 408 need the connection layer that
+:func:`start_sidecar` installs.
+
+A body is forwarded as it was received (aiohttp's decompression is off: a signature covers the
+bytes sent), so ``max_body`` counts the bytes on the wire. A compressed body is refused before
+any of it is read rather than inflated: a small gzip body can inflate to gigabytes, and the core
+would only misread the compressed bytes as a form or fail to parse them.
 
 Logs carry the method, integration id, status and duration only: paths carry installation tokens.
 """
@@ -90,6 +96,15 @@ def _decode_header(raw: bytes) -> str:
         return raw.decode("latin-1")
 
 
+def _content_coded(request: web.Request) -> bool:
+    """Whether the body has a content coding (gzip, deflate, br…) other than ``identity``."""
+    return any(
+        coding.strip().lower() not in ("", "identity")
+        for header in request.headers.getall("Content-Encoding", ())
+        for coding in header.split(",")
+    )
+
+
 def _where(exc: BaseException) -> str:
     """Where the exception was raised, as ``file:line`` (no text from it)."""
     frames = traceback.extract_tb(exc.__traceback__)
@@ -128,6 +143,8 @@ class _Sidecar:
 
     async def forward(self, request: web.Request) -> web.StreamResponse:
         """Any webhook (or OAuth callback): forward it raw and answer with the core's verdict."""
+        if _content_coded(request):
+            return _plain(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, close=True)
         try:
             body = await self._read_body(request)
         except _BodyRefused as refused:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tracemalloc
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -317,6 +319,55 @@ async def test_a_chunked_body_over_the_limit_from_the_aiohttp_client_is_413(
     async with http.post(f"http://127.0.0.1:{port}/webhooks/acme", data=body()) as response:
         assert response.status == 413
     assert recorder.deliveries == []
+
+
+def gzip_bomb(inflated: int) -> bytes:
+    """A gzip body about a thousandth the size of the ``inflated`` zero bytes it inflates to.
+
+    One compressed MiB, flushed so that it stands alone, is repeated; the trailer's checksum is
+    not right, and need not be: a reader that inflates runs out of memory long before it."""
+    zeros = bytes(1 << 20)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    first = compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
+    again = compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
+    return first + again * (inflated // len(zeros) - 1) + compressor.flush()
+
+
+@pytest.mark.parametrize("coding", ["gzip", "x-gzip", "deflate", "br", "zstd", "identity, GZIP"])
+async def test_a_compressed_body_is_415_and_never_inflated(serve: Serve, coding: str) -> None:
+    recorder = Recorder()
+    max_body = 1 << 20
+    port = await serve(recorder, max_body=max_body, request_timeout_s=30)
+    body = gzip_bomb(1000 << 20)  # a gigabyte
+    assert len(body) < max_body
+    head = (
+        "POST /webhooks/acme HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Encoding: {coding}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    tracemalloc.start()
+    try:
+        response = await exchange(port, head.encode() + body)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert status_of(response) == 415
+    assert recorder.deliveries == []
+    # The request itself is in memory once or twice (sent and received); an inflation is not.
+    assert peak < 2 * max_body + (8 << 20), f"{peak >> 20} MiB while refusing the body"
+
+
+async def test_an_identity_content_encoding_is_forwarded(
+    serve: Serve, http: aiohttp.ClientSession
+) -> None:
+    recorder = Recorder()
+    port = await serve(recorder)
+    headers = {"Content-Encoding": "identity", "Content-Type": "application/json"}
+    async with http.post(
+        f"http://127.0.0.1:{port}/webhooks/acme", data=b"{}", headers=headers
+    ) as response:
+        assert response.status == 200
+    assert [d.body for d in recorder.deliveries] == [b"{}"]
 
 
 async def test_a_header_line_over_the_limit_is_431(serve: Serve) -> None:
