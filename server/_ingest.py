@@ -73,6 +73,7 @@ _TRANSITIONS = {
     EventType.MESSAGE_SENT: MessageState.SENT,
 }
 _MAX_REASON = 2000
+_DESCRIBED_UNMATCHED = 20  # each described in at least ~100 characters
 
 # Parsing and matching run on the event loop only when that is sure to be quick; otherwise on a
 # pool of one thread. One, because the work holds the GIL: a second thread would add no speed,
@@ -331,7 +332,14 @@ class Ingestor:
             unmatched=bool(result.unmatched),
             unroutable=False,
         )
-        for missing in result.unmatched:
+        # The stored reason is cut at _MAX_REASON characters: describing more payloads than can
+        # show would only hold the event loop (a batch may have tens of thousands).
+        if len(result.unmatched) > _DESCRIBED_UNMATCHED:
+            routed.problems.append(
+                f"{len(result.unmatched)} payloads matched no model; "
+                f"the first {_DESCRIBED_UNMATCHED} are described"
+            )
+        for missing in result.unmatched[:_DESCRIBED_UNMATCHED]:
             where = f"payload {missing.payload_pointer}: " if missing.payload_pointer else ""
             closest = "; ".join(
                 f"model {m.model} ({m.event_key!r}) failed at {m.reason}"
