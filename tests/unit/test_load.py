@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
+from _guard import run_guarded
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -867,3 +868,43 @@ def test_logo_must_be_a_url() -> None:
     assert problems_of(doc) == [
         "error /logo: logo must be an http or https URL, starting with https:// or http://"
     ]
+
+
+# -- hostile definitions cost linear time to check -----------------------------------------------
+
+
+def test_a_json_pointer_of_many_slashes_is_checked_in_linear_time() -> None:
+    # The schema's pointer pattern had nested quantifiers: 22 slashes and a "~" took 0.3 s, and
+    # each slash more doubled it. The check runs in a child process so that a regression fails
+    # after a generous guard instead of hanging the run.
+    out = run_guarded(
+        """
+        import json
+        from server.engine import check_definition
+        with open("tests/fixtures/definitions/seed/complete_example.json") as file:
+            doc = json.load(file)
+        doc["Webhook"][2]["each"] = "/" * 100_000 + "~"
+        doc["Webhook"][2]["absent"] = ["/" * 100_000 + "~2", "/ok/~0~1/" * 10_000]
+        for problem in check_definition(doc):
+            print(problem.pointer)
+        """
+    )
+    assert out.split() == ["/Webhook/2/absent/0", "/Webhook/2/each"]
+
+
+def test_repeated_items_are_found_in_linear_time_and_reported_briefly() -> None:
+    # jsonschema compares every pair of items that cannot be sorted: 8,000 objects took a minute.
+    out = run_guarded(
+        """
+        import json
+        from server.engine import check_definition
+        with open("tests/fixtures/definitions/seed/complete_example.json") as file:
+            doc = json.load(file)
+        for absent in ([{"a": i} for i in range(30_000)], [f"/k{i}" for i in range(30_000)]):
+            doc["Webhook"][2]["absent"] = absent + absent[-1:]
+            problems = [p for p in check_definition(doc) if p.pointer == "/Webhook/2/absent"]
+            print(json.dumps([p.message for p in problems]))
+        """
+    )
+    for line in out.splitlines():
+        assert json.loads(line) == ["absent must not hold the same item twice"]
