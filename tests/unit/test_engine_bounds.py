@@ -1,0 +1,73 @@
+"""Hostile webhooks, provider answers and definitions at their bounds cost linear time.
+
+Each large case here took seconds to hours before the matching fix; now each takes well under a
+second. The work runs in a child process (:mod:`_guard`) with a generous timeout, so a regression
+fails the test instead of hanging the run; no test measures a tight wall-clock time.
+"""
+
+from __future__ import annotations
+
+import json
+
+from _guard import run_guarded
+from _webhook_models import definition, model
+
+from server.engine import WebhookRequest, match_webhook
+
+MESSAGE = {"method": "$event_key$", "params": {"from": "$from$", "to": "$to$", "text": "$text$"}}
+
+
+def test_only_the_first_hundred_unmatched_payloads_of_a_request_are_explained() -> None:
+    # Explaining walks every model's whole pattern: a batch of 300,000 empty objects took 24 s
+    # to explain against a 12-model definition. The count of explanations is what is bounded.
+    defn = definition(model("message", MESSAGE), model("dlr", {"id": "$messageid$"}, index=1))
+    body = json.dumps([{"method": "message", "params": {}}] * 250).encode()
+    result = match_webhook(defn, WebhookRequest(method="POST", content_type=None, body=body))
+    assert result.events == ()
+    assert [u.payload_pointer for u in result.unmatched] == [f"/{i}" for i in range(250)]
+    explained = [u for u in result.unmatched if u.near_misses]
+    assert explained == list(result.unmatched[:100])
+    assert "/params/from: key missing" in explained[-1].reason
+    for rest in result.unmatched[100:]:
+        assert rest.near_misses == ()
+        assert rest.reason.startswith("no webhook model matches this payload (the first 100")
+
+
+def test_a_megabyte_batch_against_a_real_definition_is_matched_in_linear_time() -> None:
+    out = run_guarded(
+        """
+        from server.engine import WebhookRequest, load_definition, match_webhook
+        with open("integrations/vonage.json", "rb") as file:
+            defn = load_definition(file.read())
+        for element in (b"{}", b'{"type": "text", "message": {}}', b"[[[[[[[[]]]]]]]]"):
+            body = b"[" + b",".join([element] * (1_000_000 // (len(element) + 1))) + b"]"
+            request = WebhookRequest(method="POST", content_type="application/json", body=body)
+            unmatched = match_webhook(defn, request).unmatched
+            print(len(unmatched) > 30_000, sum(bool(u.near_misses) for u in unmatched))
+        """,
+        timeout=60,
+    )
+    assert out.split() == ["True", "100"] * 3
+
+
+def test_a_definition_at_its_bounds_matches_a_hostile_body_in_linear_time() -> None:
+    # 32 "*" keys (the bound) over an object of 100,000 keys, and a long mixed string over a
+    # long value that nearly fits: each star scans the object once, each literal is found once.
+    out = run_guarded(
+        """
+        import json
+        from server.engine import WebhookRequest, load_definition, match_webhook
+        with open("tests/fixtures/definitions/seed/complete_example.json") as file:
+            doc = json.load(file)
+        params = doc["Webhook"][1]["request_parameters"]["params"]
+        params.update({f"Media{i}*": "$url$" for i in range(32)})
+        params["text"] = "$text$-" * 300 + "!"
+        defn = load_definition(doc)
+        payload = {f"Media{i}x": "u" for i in range(100_000)}
+        payload.update({"from": "1", "to": "2", "url": "u", "text": "-" * 200_000})
+        body = json.dumps({"method": "file", "params": payload}).encode()
+        result = match_webhook(defn, WebhookRequest(method="POST", content_type=None, body=body))
+        print(len(result.events), len(result.unmatched))
+        """
+    )
+    assert out.split() == ["0", "1"]
