@@ -7,6 +7,7 @@ milliseconds, on broken code the test fails after ``timeout`` seconds instead of
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -20,7 +21,11 @@ _ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_guarded(source: str, timeout: float = 30.0) -> str:
-    """Run Python ``source`` from the repository root; its stdout. Fails the test on a timeout."""
+    """Run Python ``source`` from the repository root; its stdout. Fails the test on a timeout.
+
+    The source may import the engine and the test helpers beside this module.
+    """
+    path = os.pathsep.join(str(p) for p in (_ROOT, _ROOT / "tests" / "unit"))
     try:
         done = subprocess.run(
             [sys.executable, "-c", textwrap.dedent(source)],
@@ -29,6 +34,7 @@ def run_guarded(source: str, timeout: float = 30.0) -> str:
             text=True,
             timeout=timeout,
             check=False,
+            env={**os.environ, "PYTHONPATH": path},
         )
     except subprocess.TimeoutExpired:
         pytest.fail(f"the work did not finish within {timeout:g} s (it takes milliseconds)")

@@ -71,3 +71,29 @@ def test_a_definition_at_its_bounds_matches_a_hostile_body_in_linear_time() -> N
         """
     )
     assert out.split() == ["0", "1"]
+
+
+def test_long_headers_fields_and_answers_near_a_mixed_string_cost_linear_time() -> None:
+    # Values made of a mixed string's literals, so that every placeholder could take many
+    # lengths: the shape that made the regex these strings once compiled to backtrack.
+    out = run_guarded(
+        """
+        from urllib.parse import urlencode
+        from _webhook_models import definition, model
+        from server.engine import WebhookRequest, map_response, match_webhook
+        mixed = "$status$-$error$-$messageid$-$text$!"
+        defn = definition(
+            model("d", {"s": mixed}, event_type="messageDelivered", headers={"X-S": mixed}),
+        )
+        long = "-" * 300_000
+        headers = tuple(("X-S", long) for _ in range(10)) + (("x-s", long + "!"),)
+        body = urlencode([("s", long), ("s", long + "!")]).encode()
+        form = "application/x-www-form-urlencoded"
+        request = WebhookRequest(method="POST", content_type=form, body=body, headers=headers)
+        result = match_webhook(defn, request)
+        print(len(result.events), len(result.unmatched))
+        answer = map_response(mixed, long.encode(), "text/plain")
+        print(answer.accepted)
+        """
+    )
+    assert out.split() == ["0", "1", "False"]
