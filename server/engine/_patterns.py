@@ -484,11 +484,12 @@ class _Headers(Pattern):
 
 def header_fields(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     """A request's headers by lower-case name; a repeated header's values joined by ", "."""
-    fields: dict[str, str] = {}
+    # Gathered, then joined once: joining as they come copied the growing value for each
+    # repetition, quadratic in a header repeated thousands of times.
+    values: dict[str, list[str]] = {}
     for name, value in headers:
-        key = name.lower()
-        fields[key] = f"{fields[key]}, {value}" if key in fields else value
-    return fields
+        values.setdefault(name.lower(), []).append(value)
+    return {key: ", ".join(parts) for key, parts in values.items()}
 
 
 def compile_headers(headers: Mapping[str, str], event_key: str) -> Pattern | None:

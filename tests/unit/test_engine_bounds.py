@@ -116,3 +116,22 @@ def test_a_long_absent_pointer_costs_its_length_once_not_once_per_payload() -> N
         """
     )
     assert out.split() == ["50000", "0"]
+
+
+def test_a_header_repeated_thousands_of_times_is_joined_in_linear_time() -> None:
+    out = run_guarded(
+        """
+        from _webhook_models import definition, model
+        from server.engine import WebhookRequest, match_webhook
+        receipt = {"id": "$messageid$"}
+        defn = definition(
+            model("d", receipt, event_type="messageDelivered", headers={"X-R": "$status$"})
+        )
+        headers = tuple(("x-r" if i % 2 else "X-R", "v" * 1_000) for i in range(100_000))
+        body = b'{"id": "1"}'
+        request = WebhookRequest(method="POST", content_type=None, body=body, headers=headers)
+        (event,) = match_webhook(defn, request).events
+        print(len(event.status))
+        """
+    )
+    assert out.split() == [str(100_000 * 1_002 - 2)]
