@@ -3,9 +3,10 @@
 Whatever is handed in (text, bytes, a mapping, anything else) comes out as plain JSON made of
 dicts, lists, strings, finite numbers, booleans and None — or as problems saying why it cannot be.
 The bounds keep every later step safe: no value nests deeper than :data:`MAX_DEPTH`, no text is
-larger than :data:`MAX_SIZE`, no number is non-finite or absurdly long, no string holds a lone
-surrogate. A value that breaks a bound is reported at its pointer and replaced by a harmless
-stand-in, so the rest of the document can still be checked.
+larger than :data:`MAX_SIZE`, no object key is longer than :data:`MAX_KEY`, no number is
+non-finite or absurdly long, no string holds a lone surrogate. A value that breaks a bound is
+reported at its pointer and replaced by a harmless stand-in (a key too long is left out), so the
+rest of the document can still be checked.
 """
 
 from __future__ import annotations
@@ -19,10 +20,14 @@ from typing import Any
 from ._errors import Problem
 from ._pointer import child
 
-__all__ = ["MAX_DEPTH", "MAX_SIZE", "UNREADABLE", "read_document"]
+__all__ = ["MAX_DEPTH", "MAX_KEY", "MAX_SIZE", "UNREADABLE", "read_document"]
 
 MAX_SIZE = 1 << 20  # a definition is a few kilobytes; a megabyte is certainly a mistake
 MAX_DEPTH = 64
+# Every problem below a key carries the key in its JSON Pointer, so the checks' cost grows with
+# key length times the values below it: a 500 KB key over 40,000 values took seconds to check.
+# Real keys are a few dozen characters (docs/format.md, "Limits").
+MAX_KEY = 256
 _MAX_INT_BITS = 1024
 UNREADABLE: Any = object()
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -132,6 +137,14 @@ def _plain_object(
             problems.append(Problem(pointer=at, message="an object key must be a string"))
             continue
         key = _text(str.__str__(key), at, problems)
+        if len(key) > MAX_KEY:
+            problems.append(
+                Problem(
+                    pointer=at,
+                    message=f'the key "{key[:20]}…" is longer than {MAX_KEY} characters',
+                )
+            )
+            continue
         result[key] = _plain(item, child(at, key), depth + 1, problems)
     for key in value.duplicates if isinstance(value, _Object) else ():
         problems.append(

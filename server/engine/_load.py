@@ -1,9 +1,10 @@
 """Loading and validating definitions (spec §1–§7).
 
 Three steps, each reporting every problem it finds: read the input into plain, bounded JSON
-(:mod:`._document`), check its structure against the schema (:mod:`._schema`), then run the
-semantic checks (:mod:`._checks`) on every part intact enough to check. A definition without errors
-becomes the typed, immutable :class:`Definition`; its warnings travel with it.
+(:mod:`._document`), check its structure against the schema (:mod:`._schema`) and its size
+(:mod:`._limits`), then run the semantic checks (:mod:`._checks`) on every part intact enough to
+check. A definition without errors becomes the typed, immutable :class:`Definition`; its warnings
+travel with it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from ._checks import semantic_problems
 from ._document import UNREADABLE, read_document
 from ._errors import DefinitionError, Problem
+from ._limits import limit_problems
 from ._model import (
     Auth,
     BasicAuth,
@@ -65,7 +67,10 @@ def _check(data: object) -> tuple[dict[str, Any] | None, tuple[Problem, ...]]:
             return None, (*problems, Problem(pointer="", message=message))
         document: dict[str, Any] = value
         problems.extend(structure_problems(document))
-        problems.extend(semantic_problems(document))
+        too_large = limit_problems(document)
+        # Past a bound the semantic checks are skipped: the definition cannot load anyway, and
+        # some of them (a "did you mean" per unknown placeholder) grow with the product of sizes.
+        problems.extend(too_large or semantic_problems(document))
     except RecursionError:  # input nested past what the parser can follow
         return None, (Problem(pointer="", message="the definition is nested too deeply"),)
     return document, _ordered(problems)

@@ -26,6 +26,7 @@ __all__ = [
     "Captured",
     "Captures",
     "Explanation",
+    "MixedText",
     "Pattern",
     "as_text",
     "compile_headers",
@@ -191,28 +192,31 @@ class _Capture(Pattern):
         return 0, [f"{_at(path)}: ${self.name}$ captures a value or a list of values, got {what}"]
 
 
-class _Mixed(Pattern):
-    """A string mixing literals and placeholders, e.g. ``"message.$status$"``.
+class MixedText:
+    """The linear matcher of a string mixing literals and placeholders, e.g. ``"id:$messageid$"``.
 
     Literal parts match exactly; each placeholder takes the shortest text that lets the rest
-    match — the semantics of an anchored regex with non-greedy groups, computed with ``str.find``
-    in linear time (a regex with several ``(.*?)`` groups backtracks quadratically on a long value
-    that does not match, which a provider's payload must not be able to trigger).
+    match — the semantics of an anchored regex with non-greedy ``(.*?)`` groups, computed with
+    ``str.find`` in time linear in the text. A regex with several such groups backtracks
+    polynomially on a long text that does not fit (``$a$-$b$-$c$!`` against 400 dashes took
+    seconds), and neither a definition nor a provider's answer may be able to stall the service
+    (docs/format.md, "Limits"). Webhook patterns and response maps share this one matcher.
+
+    Taking the *first* occurrence of each literal is what the non-greedy regex does, and it never
+    loses a match: any later occurrence leaves less text for the literals after it.
     """
 
-    __slots__ = ("placeholders", "prefix", "segments", "source", "suffix")
+    __slots__ = ("placeholders", "prefix", "segments", "suffix")
 
-    def __init__(self, source: str, segments: tuple[str | Placeholder, ...]) -> None:
-        self.source = source
-        prefix = segments[0] if isinstance(segments[0], str) else ""
-        suffix = segments[-1] if isinstance(segments[-1], str) else ""
-        inner = segments[1 if prefix else 0 : len(segments) - 1 if suffix else len(segments)]
-        self.prefix = prefix
-        self.suffix = suffix
-        self.segments = inner  # starts and ends with a placeholder
-        self.placeholders = tuple(s for s in inner if isinstance(s, Placeholder))
-        self.constraints = sum(1 for s in segments if isinstance(s, str))
-        self.captures = sum(1 for s in segments if isinstance(s, Placeholder) and not s.optional)
+    def __init__(self, segments: tuple[str | Placeholder, ...]) -> None:
+        """``segments`` as :func:`parse_template` gives them: no empty or adjacent literals."""
+        first = segments[0] if segments else None
+        self.prefix = first if isinstance(first, str) else ""
+        inner = segments[1:] if self.prefix else segments
+        last = inner[-1] if inner else None
+        self.suffix = last if isinstance(last, str) else ""
+        self.segments = inner[:-1] if self.suffix else inner  # empty, or from placeholder to one
+        self.placeholders = tuple(s for s in self.segments if isinstance(s, Placeholder))
 
     def split(self, text: str) -> list[str] | None:
         """The placeholders' values in order, or None when ``text`` does not fit."""
@@ -220,7 +224,7 @@ class _Mixed(Pattern):
             return None
         pos = len(self.prefix)
         end = len(text) - len(self.suffix)
-        if end < pos:
+        if end < pos or (not self.segments and end != pos):
             return None
         values: list[str] = []
         segments = self.segments
@@ -242,14 +246,26 @@ class _Mixed(Pattern):
                 i += 2
         return values
 
+
+class _Mixed(Pattern):
+    """A string mixing literals and placeholders, ``"message.$status$"``: a :class:`MixedText`."""
+
+    __slots__ = ("source", "text")
+
+    def __init__(self, source: str, segments: tuple[str | Placeholder, ...]) -> None:
+        self.source = source
+        self.text = MixedText(segments)
+        self.constraints = sum(1 for s in segments if isinstance(s, str))
+        self.captures = sum(1 for s in segments if isinstance(s, Placeholder) and not s.optional)
+
     def match(self, value: object, out: Captures) -> bool:
         text = as_text(value)
         if text is None:
             return False
-        values = self.split(text)
+        values = self.text.split(text)
         if values is None:
             return False
-        for placeholder, captured in zip(self.placeholders, values, strict=True):
+        for placeholder, captured in zip(self.text.placeholders, values, strict=True):
             if captured or not placeholder.optional:
                 out.setdefault(placeholder.name, captured)
         return True
@@ -468,11 +484,12 @@ class _Headers(Pattern):
 
 def header_fields(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     """A request's headers by lower-case name; a repeated header's values joined by ", "."""
-    fields: dict[str, str] = {}
+    # Gathered, then joined once: joining as they come copied the growing value for each
+    # repetition, quadratic in a header repeated thousands of times.
+    values: dict[str, list[str]] = {}
     for name, value in headers:
-        key = name.lower()
-        fields[key] = f"{fields[key]}, {value}" if key in fields else value
-    return fields
+        values.setdefault(name.lower(), []).append(value)
+    return {key: ", ".join(parts) for key, parts in values.items()}
 
 
 def compile_headers(headers: Mapping[str, str], event_key: str) -> Pattern | None:

@@ -17,14 +17,13 @@ Nothing here raises, whatever the body.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from types import MappingProxyType
 
 from ._model import Frozen
-from ._patterns import as_text
+from ._patterns import MixedText, as_text
 from ._placeholders import Placeholder, parse_template
 
 __all__ = ["ResponseOutcome", "map_response"]
@@ -61,16 +60,9 @@ def _excerpt(text: str) -> str:
 
 
 @lru_cache(maxsize=1024)
-def _mixed(pattern: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
-    """A regex matching the literal parts of a mixed string exactly; its captures' names."""
-    regex, names = [], []
-    for segment in parse_template(pattern):
-        if isinstance(segment, Placeholder):
-            regex.append("(.*?)")
-            names.append(segment.name)
-        else:
-            regex.append(re.escape(segment))
-    return re.compile("".join(regex), re.DOTALL), tuple(names)
+def _mixed(pattern: str) -> MixedText:
+    """The linear matcher of a mixed string, the one webhook patterns use (no regex)."""
+    return MixedText(parse_template(pattern))
 
 
 @dataclass(slots=True)
@@ -125,13 +117,13 @@ class _Walk:
                 self.fail(where, f'expected "{_excerpt(literal)}", ' + self.found(value, present))
             return
         text = as_text(value) if present else None
-        regex, names = _mixed(pattern)
-        match = regex.fullmatch(text) if text is not None else None
-        if match is None:
+        mixed = _mixed(pattern)
+        values = mixed.split(text) if text is not None else None
+        if values is None:
             self.fail(where, f'expected "{_excerpt(pattern)}", ' + self.found(value, present))
             return
-        for name, captured in zip(names, match.groups(), strict=True):
-            self.capture(name, captured)
+        for placeholder, captured in zip(mixed.placeholders, values, strict=True):
+            self.capture(placeholder.name, captured)
 
     @staticmethod
     def capture_value(value: object) -> Capture | None:

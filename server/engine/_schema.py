@@ -16,7 +16,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from jsonschema import Draft202012Validator, ValidationError
+from jsonschema import Draft202012Validator, ValidationError, validators
 
 from ._errors import Problem
 from ._pointer import child, pointer
@@ -32,9 +32,47 @@ def schema() -> Mapping[str, Any]:
     return loaded
 
 
+def _unique_items(
+    validator: Any, unique: object, instance: object, _schema: Mapping[str, Any]
+) -> Iterator[ValidationError]:
+    """``uniqueItems`` in linear time.
+
+    jsonschema's own check compares every pair of items when they cannot be sorted (objects), so
+    a definition listing 80,000 distinct objects where strings belong took hours to check. Items
+    are compared here by a hashable form with JSON's equality (``1`` equals ``1.0``, ``true`` does
+    not equal ``1``); nesting is bounded by the reader (:data:`._document.MAX_DEPTH`).
+    """
+    if unique is not True or not isinstance(instance, list):
+        return
+    seen: set[object] = set()
+    for item in instance:
+        key = _comparable(item)
+        if key in seen:
+            yield ValidationError("the same item appears more than once")
+            return
+        seen.add(key)
+
+
+def _comparable(value: object) -> object:
+    if isinstance(value, bool) or value is None:
+        return ("literal", value)
+    if isinstance(value, int | float):
+        return ("number", value)
+    if isinstance(value, list):
+        return ("list", tuple(_comparable(item) for item in value))
+    if isinstance(value, Mapping):
+        return ("object", frozenset((key, _comparable(item)) for key, item in value.items()))
+    return ("text", value)
+
+
 @cache
 def _validator() -> Draft202012Validator:
-    return Draft202012Validator(schema())
+    # validators.extend has no type annotations in types-jsonschema
+    linear = validators.extend(  # type: ignore[no-untyped-call]
+        Draft202012Validator, {"uniqueItems": _unique_items}
+    )
+    validator: Draft202012Validator = linear(schema())
+    return validator
 
 
 def structure_problems(document: object) -> list[Problem]:
@@ -138,6 +176,10 @@ def _minimum(error: ValidationError, path: list[str | int]) -> Iterator[Problem]
     yield _at(path, f"{_subject(path)} must be at least {_value(error)}")
 
 
+def _unique(error: ValidationError, path: list[str | int]) -> Iterator[Problem]:
+    yield _at(path, f"{_subject(path)} must not hold the same item twice")
+
+
 def _fallback(error: ValidationError, path: list[str | int]) -> Iterator[Problem]:
     yield _at(path, f"{_subject(path)} is not valid: {error.message}")
 
@@ -154,6 +196,7 @@ _WORDING: dict[str, Wording] = {
     "minItems": _min_items,
     "minProperties": _min_properties,
     "minimum": _minimum,
+    "uniqueItems": _unique,
 }
 
 _TYPE_NAMES = {

@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
+from _guard import run_guarded
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -867,3 +868,113 @@ def test_logo_must_be_a_url() -> None:
     assert problems_of(doc) == [
         "error /logo: logo must be an http or https URL, starting with https:// or http://"
     ]
+
+
+# -- hostile definitions cost linear time to check -----------------------------------------------
+
+
+def test_a_json_pointer_of_many_slashes_is_checked_in_linear_time() -> None:
+    # The schema's pointer pattern had nested quantifiers: 22 slashes and a "~" took 0.3 s, and
+    # each slash more doubled it. The check runs in a child process so that a regression fails
+    # after a generous guard instead of hanging the run.
+    out = run_guarded(
+        """
+        import json
+        from server.engine import check_definition
+        with open("tests/fixtures/definitions/seed/complete_example.json") as file:
+            doc = json.load(file)
+        doc["Webhook"][2]["each"] = "/" * 100_000 + "~"
+        doc["Webhook"][2]["absent"] = ["/" * 100_000 + "~2", "/ok/~0~1/" * 10_000]
+        for problem in check_definition(doc):
+            print(problem.pointer)
+        """
+    )
+    assert out.split() == ["/Webhook/2/absent/0", "/Webhook/2/each"]
+
+
+def test_repeated_items_are_found_in_linear_time_and_reported_briefly() -> None:
+    # jsonschema compares every pair of items that cannot be sorted: 8,000 objects took a minute.
+    out = run_guarded(
+        """
+        import json
+        from server.engine import check_definition
+        with open("tests/fixtures/definitions/seed/complete_example.json") as file:
+            doc = json.load(file)
+        for absent in ([{"a": i} for i in range(30_000)], [f"/k{i}" for i in range(30_000)]):
+            doc["Webhook"][2]["absent"] = absent + absent[-1:]
+            problems = [p for p in check_definition(doc) if p.pointer == "/Webhook/2/absent"]
+            print(json.dumps([p.message for p in problems]))
+        """
+    )
+    for line in out.splitlines():
+        assert json.loads(line) == ["absent must not hold the same item twice"]
+
+
+def _too_many(kind: str) -> tuple[dict[str, Any], str, str]:
+    """A definition one past a bound; the pointer and words of its problem."""
+    doc = template()
+    model = doc["Webhook"][2]
+    if kind == "models":
+        doc["Webhook"] = [dict(model, event_key=f"m{i}") for i in range(101)]
+        return doc, "/Webhook/100", "at most 100 webhook models; this one has 101"
+    if kind == "properties":
+        doc["properties"] = [f"p{i}" for i in range(101)]
+        return doc, "/properties/100", "at most 100 properties; this one has 101"
+    if kind == "placeholders":
+        doc["API"]["SendMessage"]["request_parameters"]["more"] = "$to$" * 998
+        return doc, "/API/SendMessage/request_parameters/more", "at most 1000 placeholders"
+    if kind == "pattern values":
+        model["request_parameters"]["params"]["list"] = ["x", *range(1000)]
+        # the 1,001st value: the three models hold 18 before the list
+        return doc, "/Webhook/2/request_parameters/params/list/982", "at most 1000 values"
+    assert kind == "star keys"
+    model["request_parameters"]["params"].update({f"M{i}*": "$url$" for i in range(33)})
+    return doc, "/Webhook/2/request_parameters/params/M32*", 'at most 32 keys ending in "*"'
+
+
+@pytest.mark.parametrize(
+    "kind", ["models", "properties", "placeholders", "pattern values", "star keys"]
+)
+def test_a_definition_past_a_bound_is_refused_at_the_place_past_it(kind: str) -> None:
+    doc, at, words = _too_many(kind)
+    problems = [p for p in check_definition(doc) if words in p.message]
+    assert [p.pointer for p in problems] == [at]
+    with pytest.raises(DefinitionError):
+        load_definition(doc)
+
+
+def test_the_bounds_leave_room_for_every_shipped_definition() -> None:
+    for path in sorted((ROOT / "integrations").glob("*.json")):
+        if path.name != "schema.json":
+            load_definition(path.read_bytes())
+
+
+def test_thousands_of_unknown_placeholders_and_properties_are_checked_in_linear_time() -> None:
+    # A "did you mean" was computed for each unknown placeholder against every property: 2,000
+    # of each took 12 s, and the cost grew with the product.
+    out = run_guarded(
+        """
+        import json
+        from server.engine import check_definition
+        with open("tests/fixtures/definitions/seed/complete_example.json") as file:
+            doc = json.load(file)
+        doc["properties"] = [f"prop{i:05d}" for i in range(20_000)]
+        unknown = "".join(f"$qrop{i:05d}$" for i in range(20_000))
+        doc["API"]["SendMessage"]["request_parameters"]["x"] = unknown
+        for problem in check_definition(doc):
+            print(problem.pointer)
+        """
+    )
+    assert out.split() == ["/API/SendMessage/request_parameters/x", "/properties/100"]
+
+
+def test_a_key_longer_than_256_characters_is_reported_at_its_object() -> None:
+    # Every pointer below a key repeats it: a 500 KB key over 40,000 values took seconds to check.
+    doc = template()
+    params = doc["API"]["SendMessage"]["request_parameters"]
+    params["k" * 256] = "fine"
+    assert check_definition(doc) == ()
+    params["k" * 257] = {f"a{i}": "x" for i in range(10)}
+    (problem,) = check_definition(doc)
+    assert problem.pointer == "/API/SendMessage/request_parameters"
+    assert problem.message == 'the key "kkkkkkkkkkkkkkkkkkkk…" is longer than 256 characters'

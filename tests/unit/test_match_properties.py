@@ -3,8 +3,9 @@
 - For any webhook model, a payload rendered from it with random values is matched back to that
   model with exactly those values (JSON bodies, batches, and flat form / multipart bodies).
 - A mixed string matches exactly as an anchored regex with non-greedy groups would.
-- Random JSON, bytes, content types and queries never make match_webhook raise anything but an
-  EngineError.
+- Random JSON, bytes, content types, form fields, queries and header sets never make
+  match_webhook raise anything but an EngineError, and each costs little: a deadline generous
+  for a busy machine catches a matcher that backtracks or walks a payload more than once.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import encodings.aliases
 import json
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -21,7 +23,7 @@ from _webhook_models import definition, model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.engine import EngineError, WebhookRequest, match_webhook
+from server.engine import Definition, EngineError, WebhookRequest, match_webhook
 from server.engine._patterns import compile_pattern
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -497,9 +499,9 @@ CONTENT_TYPES = st.one_of(
 )
 
 
-def survives(request: WebhookRequest) -> None:
+def survives(request: WebhookRequest, defn: Definition = ROBUST) -> None:
     try:
-        result = match_webhook(ROBUST, request)
+        result = match_webhook(defn, request)
     except EngineError:
         return
     for unmatched in result.unmatched:
@@ -555,3 +557,85 @@ def test_deep_and_huge_bodies_are_handled() -> None:
     )
     assert len(result.events) == 20_000
     assert result.events[-1].payload_pointer == "/19999"
+
+
+# --- any form, query or header set, against models with headers and long mixed strings ----------
+
+BOUNDED = settings(
+    max_examples=150,
+    deadline=timedelta(milliseconds=500),  # generous on a busy 2-core machine; matching is µs
+    suppress_health_check=[HealthCheck.too_slow],
+)
+WITH_HEADERS = definition(
+    model(
+        "message",
+        {"from": "$from$", "to": "$to$", "content": "$content$"},
+        headers={"X-Kind": "sms.$status$", "X-Id": "$messageid$"},
+    ),
+    model(
+        "d",
+        {"id": "$messageid$", "s": "$status$-$error$-$messageid$!"},
+        event_type="messageDelivered",
+        headers={"X-Sig": "$sig?$", "x-kind": "$event_key$"},
+    ),
+    model("q", {"a": "$from$", "b": "$to$", "c": "$content$-$text$-"}, method="GET"),
+    model("e", {"id": "$messageid$"}, event_type="messageSent", each="/r"),
+)
+FIELD_NAMES = st.one_of(
+    st.sampled_from(["from", "to", "content", "id", "s", "a", "b", "c", "r", ""]),
+    st.text(max_size=6),
+)
+FIELD_VALUES = st.one_of(
+    st.text(max_size=30),
+    st.text(alphabet="-!.sm", max_size=60),  # close to the mixed strings' literals
+)
+form_fields = st.lists(st.tuples(FIELD_NAMES, FIELD_VALUES), max_size=8)
+header_sets = st.lists(
+    st.tuples(
+        st.one_of(
+            st.sampled_from(["X-Kind", "x-id", "X-SIG", "Content-Type"]), st.text(max_size=10)
+        ),
+        FIELD_VALUES,
+    ),
+    max_size=8,
+).map(tuple)
+
+
+@BOUNDED
+@given(
+    fields=form_fields,
+    headers=header_sets,
+    where=st.sampled_from(["query", "form", "multipart"]),
+    method=st.sampled_from(["POST", "GET", "patch"]),
+)
+def test_any_form_query_or_header_set_gives_a_result_or_an_engine_error(
+    fields: list[tuple[str, str]],
+    headers: tuple[tuple[str, str], ...],
+    where: str,
+    method: str,
+) -> None:
+    if where == "query":
+        request = WebhookRequest(
+            method=method, content_type=None, body=b"", query=tuple(fields), headers=headers
+        )
+    elif where == "form":
+        body = urlencode(fields).encode()
+        form = "application/x-www-form-urlencoded"
+        request = WebhookRequest(method=method, content_type=form, body=body, headers=headers)
+    else:
+        body = multipart_body(fields, "b0undary")
+        multipart = "multipart/form-data; boundary=b0undary"
+        request = WebhookRequest(method=method, content_type=multipart, body=body, headers=headers)
+    survives(request, WITH_HEADERS)
+
+
+@BOUNDED
+@given(payload=json_values, headers=header_sets, batch=st.booleans())
+def test_any_json_with_any_header_set_gives_a_result_or_an_engine_error(
+    payload: Any, headers: tuple[tuple[str, str], ...], batch: bool
+) -> None:
+    body = json.dumps([payload, {"r": [payload]}] if batch else payload).encode()
+    survives(WebhookRequest(method="POST", content_type=None, body=body, headers=headers))
+    survives(
+        WebhookRequest(method="POST", content_type=None, body=body, headers=headers), WITH_HEADERS
+    )

@@ -9,15 +9,19 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import httpx
 import yarl
+from _guard import run_guarded
 from _request_templates import definition, multipart_fields, request
-from hypothesis import assume, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from server.engine import RenderError, render_request
+from server.engine._placeholders import placeholders_in
 
 texts = st.one_of(
     st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00")),
@@ -135,3 +139,115 @@ def test_a_host_value_is_refused_or_is_the_host(server: str) -> None:
     assert parts.hostname is not None
     assert httpx.URL(url).raw_host.decode("ascii").lower() == parts.hostname
     assert (yarl.URL(url, encoded=True).raw_host or "").lower() == parts.hostname
+
+
+# --- any template, any values: a request or a RenderError, at a cost bounded by the output ---
+
+BOUNDED = settings(
+    max_examples=150,
+    deadline=timedelta(milliseconds=500),  # generous on a busy 2-core machine; rendering is µs
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+NAMES = ["content", "text", "to", "from", "API key"]
+pieces = st.one_of(
+    st.sampled_from([f"${name}$" for name in NAMES] + ["$$", "$", "$to", '=&%\r\n"\\']),
+    st.text(max_size=6),
+)
+template_strings = st.lists(pieces, max_size=5).map("".join)
+template_trees = st.recursive(
+    st.one_of(
+        template_strings, st.integers(), st.booleans(), st.none(), st.floats(allow_nan=False)
+    ),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(template_strings, children, max_size=4),
+    ),
+    max_leaves=16,
+)
+any_values = st.one_of(
+    st.none(),
+    st.text(max_size=40),
+    st.text(st.sampled_from(list('\x00\r\n\ud800&=%/?#"\\$é😀 ')), max_size=40),
+    st.lists(st.text(max_size=10), max_size=4).map(tuple),
+)
+SHAPES = [
+    ("POST", "application/json"),
+    ("POST", "application/vnd.api+json"),
+    ("POST", "application/x-www-form-urlencoded"),
+    ("POST", "multipart/form-data"),
+    ("GET", "application/json"),
+    ("DELETE", "application/json"),
+]
+
+
+def _size_of(value: object) -> int:
+    """The characters a template tree or a value can put into a request."""
+    if isinstance(value, dict):
+        return sum(len(key) + _size_of(item) + 8 for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return sum(_size_of(item) + 8 for item in value)
+    return len(str(value)) + 8
+
+
+@BOUNDED
+@given(
+    parameters=template_trees,
+    header=template_strings,
+    path=template_strings,
+    shape=st.sampled_from(SHAPES),
+    values=st.fixed_dictionaries({}, optional={name: any_values for name in NAMES}),
+)
+def test_any_template_with_any_values_renders_or_raises_render_error(
+    parameters: Any, header: str, path: str, shape: tuple[str, str], values: dict[str, Any]
+) -> None:
+    method, content_type = shape
+    url = "https://api.example.com/v1/" + path.replace("/", "") + "?k=" + path
+    template = request(
+        parameters,
+        url=url,
+        method=method,
+        content_type=content_type,
+        headers={"X-Extra": header},
+    )
+    try:
+        rendered = render_request(definition(template), template, values)
+    except RenderError as error:
+        assert error.pointer is None or error.pointer.startswith("/API/SendMessage")
+        return
+    # Every byte of the request comes from the template or a value put in where a placeholder
+    # is: the cost is bounded by what the template may copy, whatever the values hold.
+    placeholders = sum(len(placeholders_in(text)) for text in (url, header, json.dumps(parameters)))
+    largest = max((_size_of(v) for v in values.values()), default=0)
+    bound = 12 * (_size_of(parameters) + len(url) + len(header) + placeholders * largest) + 500
+    size = len(rendered.url) + len(rendered.body or b"")
+    size += sum(len(name) + len(value) for name, value in rendered.headers)
+    assert size <= bound
+
+
+def test_a_huge_value_in_every_kind_of_body_renders_in_linear_time() -> None:
+    # The renderer copies each value once per placeholder; the loader bounds placeholders
+    # (docs/format.md, "Limits"). A megabyte of every character class that is escaped somewhere.
+    out = run_guarded(
+        """
+        from _request_templates import definition, request
+        from server.engine import render_request
+        value = "\\"\\\\\\r\\n&=%+/?#$é😀\\u2028 a" * 70_000
+        for method, kind in (
+            ("POST", "application/json"),
+            ("POST", "application/x-www-form-urlencoded"),
+            ("POST", "multipart/form-data"),
+            ("GET", "application/json"),
+        ):
+            template = request(
+                {"c": "$content$", "w": "<$content$|$text$>", "l": ["$content$"]},
+                method=method,
+                content_type=kind,
+                url="https://api.example.com/$to$/x?q=$text$",
+            )
+            values = {"content": value, "text": value, "to": value}
+            rendered = render_request(definition(template), template, values)
+            size = len(rendered.url) + len(rendered.body or b"")
+            print(4 * len(value) < size < 60 * len(value))
+        """,
+    )
+    assert out.split() == ["True"] * 4

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
+from _guard import run_guarded
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.engine import ResponseOutcome, freeze, map_response
+from server.engine import Placeholder, ResponseOutcome, freeze, map_response, parse_template
 
 SEED_MAP = freeze({"data": {"id": "$messageid$"}})
 VONAGE_MAP = freeze(
@@ -241,3 +243,78 @@ def test_any_json_gives_an_outcome(value: Any) -> None:
         result = map_response(response_map, body, "application/json")
         assert result.message_id is None or isinstance(result.message_id, str)
         assert result.accepted == (result.reason is None)
+
+
+# --- mixed strings: linear, and exactly what the regex they replaced gave ----------
+
+HOSTILE_MAP = "$messageid$-$status$-$error$-$messageid$!"
+
+
+def test_a_mixed_map_over_a_hostile_answer_takes_linear_time() -> None:
+    # The regex this matcher replaced took 6 s for 400 dashes and hours for 2,000; now all of
+    # these take milliseconds. The work runs in a child process so that a regression fails the
+    # test after a generous guard rather than hanging the run.
+    out = run_guarded(
+        f"""
+        from server.engine import freeze, map_response
+        for n in (400, 2_000, 200_000):
+            body = b"-" * n
+            assert not map_response({HOSTILE_MAP!r}, body, "text/plain").accepted
+            json_body = b'{{"id": "' + body + b'"}}'
+            assert not map_response(freeze({{"id": {HOSTILE_MAP!r}}}), json_body).accepted
+            done = map_response({HOSTILE_MAP!r}, body + b"!", "text/plain")
+            assert done.accepted and done.captures["error"] == "", done
+        print("ok")
+        """
+    )
+    assert out == "ok\n"
+
+
+def _old_regex(template: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
+    """The backtracking regex ``map_response`` used before: non-greedy groups, anchored."""
+    regex, names = [], []
+    for segment in parse_template(template):
+        if isinstance(segment, Placeholder):
+            regex.append("(.*?)")
+            names.append(segment.name)
+        else:
+            regex.append(re.escape(segment))
+    return re.compile("".join(regex), re.DOTALL), tuple(names)
+
+
+mixed_segments = st.lists(
+    st.one_of(
+        st.text(alphabet="ab-$", min_size=1, max_size=3),
+        st.tuples(st.sampled_from(["messageid", "status", "error", "x"]), st.booleans()),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(segments=mixed_segments, text=st.text(alphabet="ab-$!", max_size=14))
+def test_a_mixed_map_captures_exactly_what_the_old_regex_did(
+    segments: list[str | tuple[str, bool]], text: str
+) -> None:
+    template = "".join(
+        s.replace("$", "$$") if isinstance(s, str) else f"${s[0]}{'?' if s[1] else ''}$"
+        for s in segments
+    )
+    parsed = parse_template(template)
+    if all(isinstance(s, str) for s in parsed) or len(parsed) == 1:
+        template += "!$x$"  # a mixed string: some literal text and at least one placeholder
+    regex, names = _old_regex(template)
+    old = regex.fullmatch(text)
+    wanted: dict[str, str] = {}
+    for name, value in zip(names, old.groups() if old else (), strict=False):
+        wanted.setdefault(name, value)
+    for response_map, body in (
+        (template, text.encode()),
+        (freeze({"r": [template]}), json.dumps({"r": [text]}).encode()),
+    ):
+        result = map_response(response_map, body, "application/json")
+        assert result.accepted == (old is not None)
+        assert dict(result.captures) == wanted
+        assert result.message_id == (wanted.get("messageid") or None)
+        assert result.error == (wanted.get("error") or None)
