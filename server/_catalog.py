@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
+from ._cpu import off_loop
 from .engine import Definition, DefinitionError, EventType, load_definition
 from .engine import Problem as DefinitionProblem
 from .errors import InvalidDefinition, NotFound
@@ -85,10 +86,12 @@ class IntegrationCatalog:
         self._cache_ttl_s = cache_ttl_s
 
     @staticmethod
-    def validate(definition_json: str) -> Definition:
-        """Load a definition or raise :class:`InvalidDefinition` with every error as a violation."""
+    async def validate(definition_json: str) -> Definition:
+        """Load a definition or raise :class:`InvalidDefinition` with every error as a violation.
+
+        Off the event loop: a definition near the size limit takes a while to check."""
         try:
-            return load_definition(definition_json)
+            return await off_loop(load_definition, definition_json)
         except DefinitionError as exc:
             raise InvalidDefinition(
                 f"the definition has {len(exc.errors)} error(s); the first: {exc.errors[0]}"
@@ -98,7 +101,7 @@ class IntegrationCatalog:
             ) from None
 
     async def register(self, definition_json: str) -> LoadedIntegration:
-        definition = self.validate(definition_json)
+        definition = await self.validate(definition_json)
         # Stored as sent, so what an operator reads back is exactly what they registered.
         record = await self._store.put_integration(definition.id, definition_json)
         self._latest.pop(definition.id, None)
@@ -122,16 +125,16 @@ class IntegrationCatalog:
                 reason="INTEGRATION_NOT_FOUND",
                 metadata={"integration": integration_id},
             )
-        loaded = self.loaded(record)
+        loaded = await self.loaded(record)
         if version is None:
             self._latest[integration_id] = (time.monotonic(), loaded)
         return loaded
 
-    def loaded(self, record: IntegrationRecord) -> LoadedIntegration:
+    async def loaded(self, record: IntegrationRecord) -> LoadedIntegration:
         cached = self._loaded.get((record.id, record.version))
         if cached is not None:
             return cached
-        return self._remember(record, load_definition(record.definition_json))
+        return self._remember(record, await off_loop(load_definition, record.definition_json))
 
     def _remember(self, record: IntegrationRecord, definition: Definition) -> LoadedIntegration:
         loaded = LoadedIntegration(
@@ -145,7 +148,7 @@ class IntegrationCatalog:
         return loaded
 
     async def list(self) -> list[LoadedIntegration]:
-        return [self.loaded(record) for record in await self._store.list_integrations()]
+        return [await self.loaded(record) for record in await self._store.list_integrations()]
 
     async def delete(self, integration_id: str) -> bool:
         self._latest.pop(integration_id, None)

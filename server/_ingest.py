@@ -18,7 +18,6 @@ A body that cannot be parsed is answered 400; an unknown integration or token 40
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import hmac
 import html
@@ -34,6 +33,7 @@ from msgbridge.v1 import ingest_pb2
 
 from ._authorization import InstallationAuth
 from ._catalog import IntegrationCatalog, LoadedIntegration
+from ._cpu import off_loop
 from ._events import EventHub
 from ._installations import InstallationDirectory
 from ._numbers import normalize_number
@@ -75,17 +75,12 @@ _TRANSITIONS = {
 _MAX_REASON = 2000
 _DESCRIBED_UNMATCHED = 20  # each described in at least ~100 characters
 
-# Parsing and matching run on the event loop only when that is sure to be quick; otherwise on a
-# pool of one thread. One, because the work holds the GIL: a second thread would add no speed,
-# only keep the loop waiting for the GIL longer (measured: an unrelated gRPC call took up to
-# 0.2 s with one worker while eight hostile bodies were read, 0.76 s with two), and it bounds
-# the memory that bodies being parsed take at once.
-# Measured: any body of 4 KiB parses in under 1.5 ms; matching costs up to ~60 µs per payload
-# (a definition with many models, a payload none matches), and a JSON body has at most one
-# payload more than it has ","s. Handing work to the pool costs ~60 µs: small webhooks stay here.
+# Parsing and matching run on the event loop only when that is sure to be quick; otherwise off it
+# (server/_cpu.py). Measured: any body of 4 KiB parses in under 1.5 ms; matching costs up to
+# ~60 µs per payload (a definition with many models, a payload none matches), and a JSON body has
+# at most one payload more than it has ","s. Handing work over costs ~60 µs: small webhooks stay.
 _INLINE_MAX_BYTES = 4096
 _INLINE_MAX_COMMAS = 16
-_MATCHERS = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="match")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -569,8 +564,7 @@ async def _match(definition: Definition, request: WebhookRequest) -> MatchResult
     body = request.body
     if len(body) <= _INLINE_MAX_BYTES and body.count(b",") <= _INLINE_MAX_COMMAS:
         return match_webhook(definition, request)
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_MATCHERS, match_webhook, definition, request)
+    return await off_loop(match_webhook, definition, request)
 
 
 def _outcome(routed: _Routed) -> WebhookOutcome:

@@ -270,7 +270,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                 "definition_json is required", violations=[("definition_json", "required")]
             )
         if request.validate_only:
-            definition = self._catalog.validate(request.definition_json)
+            definition = await self._catalog.validate(request.definition_json)
             loaded = LoadedIntegration(
                 id=definition.id,
                 version=0,

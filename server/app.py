@@ -38,6 +38,7 @@ from ._service import GatewayServicer, IngestServicer
 from ._subscribe import SubscriptionKeeper
 from .access import ApiAccess, DecodingInterceptor
 from .config import Settings
+from .engine import MAX_DEFINITION_BYTES
 from .fake_provider import RunningFakeProvider, start_fake_provider
 from .oauth import OAuthTokens, OutboundTransport
 from .outbound import OutboundClient, OutboundPolicy
@@ -45,12 +46,26 @@ from .secret_box import SecretBox
 from .sidecar import build_sidecar_app, split_host_port, start_sidecar, stop_sidecar
 from .store import PostgresStore, SqliteStore, Store
 
-__all__ = ["GatewayServer", "build_server", "open_store", "run"]
+__all__ = ["GatewayServer", "build_server", "max_request_bytes", "open_store", "run"]
 
 logger = logging.getLogger(__name__)
 
 GATEWAY_SERVICE = gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name
 INGEST_SERVICE = ingest_pb2.DESCRIPTOR.services_by_name["Ingest"].full_name
+
+
+# Room in a request for what is not its body or definition: a webhook delivery's headers
+# (the sidecar takes at most 100 of 8,190 bytes each), its URL, the message's own fields.
+_REQUEST_OVERHEAD_BYTES = 1 << 20
+
+
+def max_request_bytes(settings: Settings) -> int:
+    """The largest request the gRPC server receives: the largest webhook delivery (whose body a
+    sidecar, in-process or not, limits to ``webhook_max_body``) or definition, with headroom.
+
+    Every request is held whole in memory before it is refused, so the limit is what is needed,
+    not more: eight requests at once of the old 8 MiB limit took the server past 400 MB."""
+    return max(settings.webhook_max_body, MAX_DEFINITION_BYTES) + _REQUEST_OVERHEAD_BYTES
 
 
 def open_store(settings: Settings) -> Store:
@@ -220,7 +235,7 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         # Outermost: a request that is not valid protobuf is INVALID_ARGUMENT, for every method.
         interceptors=[DecodingInterceptor(), *access.interceptors()],
         options=[
-            ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+            ("grpc.max_receive_message_length", max_request_bytes(settings)),
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
         ],

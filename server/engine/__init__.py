@@ -5,6 +5,7 @@ Load a definition (:func:`load_definition`), render the requests it describes
 to events (:func:`match_webhook`). Every error raised is an :class:`EngineError`.
 """
 
+from ._document import MAX_SIZE as MAX_DEFINITION_BYTES
 from ._errors import DefinitionError, EngineError, Problem, RenderError, WebhookParseError
 from ._load import check_definition, load_definition
 from ._match import (
@@ -45,6 +46,7 @@ from ._render import (
 from ._response import ResponseOutcome, map_response
 
 __all__ = [
+    "MAX_DEFINITION_BYTES",
     "Auth",
     "BasicAuth",
     "BearerAuth",
