@@ -1,0 +1,4 @@
+from ._case import Cases
+
+cases = Cases("bombs")
+CASES = cases.all

@@ -1,0 +1,4 @@
+from ._case import Cases
+
+cases = Cases("tokens")
+CASES = cases.all
