@@ -211,7 +211,7 @@ async def _list_unmatched(env: Env) -> str:
     return expect_status(result.code, ("OK",))
 
 
-for _status in (400, 401, 422, 500):
+for _status in (400,):  # 401, 422 and 500 too among the provider cases
 
     async def _item_5(env: Env, status: int = _status) -> str:
         to = f"+1555{uuid.uuid4().int % 10**7:07d}"

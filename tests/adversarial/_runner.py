@@ -50,7 +50,8 @@ async def _judge(
     except CaseFailed as exc:
         problems.append(str(exc))
     except TimeoutError:
-        problems.append(f"did not finish within {case.timeout_s:.0f} s")
+        problems.append(f"did not finish within {case.timeout_s:.0f} s (servers restarted)")
+        env.kill_servers()
     except Exception as exc:  # a case that broke is a failure, not the end of the run
         where = traceback.extract_tb(exc.__traceback__)[-1]
         problems.append(f"{type(exc).__name__}: {exc} ({Path(where.filename).name}:{where.lineno})")
@@ -69,6 +70,12 @@ async def _judge(
     after = await env.alive()
     if after is not None:
         problems.append(after)
+        # A server still stalled by the case (a matcher that never ends) would fail every case
+        # after it: the run goes on with new servers.
+        env.kill_servers()
+        again = await env.alive()
+        if again is not None:
+            problems.append(f"after a restart: {again}")
     if killed or after is not None:
         await prober.settle()
     if problems:
