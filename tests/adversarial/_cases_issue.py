@@ -12,7 +12,7 @@ from msgbridge.v1 import gateway_pb2
 from ._case import MIB, Cases, expect, expect_status
 from ._checks import HOSTILE_BODY, message_id_to, no_class_name, post_status, send
 from ._env import ACME_NUMBER, DASHES_NUMBER, HOSTILE_NUMBER, Env, cli, message_webhook
-from ._payloads import BOUNDARY, encoded_words_multipart, many_parts
+from ._payloads import BOUNDARY, SHORT_BOUNDARY, encoded_words_multipart, many_parts
 
 __all__ = ["CASES"]
 
@@ -20,6 +20,7 @@ cases = Cases("issue")
 CASES = cases.all
 
 _MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
+_PARTS = f"multipart/form-data; boundary={SHORT_BOUNDARY}"
 # Item 1's own allowance: 400 MB, and 1 s for a CLI call made meanwhile (its start included).
 _ITEM_1 = {"rss_bound": 400 * MIB, "probe_bound_ms": 1000.0}
 
@@ -54,7 +55,7 @@ for _words in (20_000, 60_000):
 @cases.case("2-multipart-19000-parts")
 async def _many_parts(env: Env) -> str:
     body = many_parts(19_000, 1_000_000)
-    return await post_status(env, env.core_url("/webhooks/demo"), body, _MULTIPART, HOSTILE_BODY)
+    return await post_status(env, env.core_url("/webhooks/demo"), body, _PARTS, HOSTILE_BODY)
 
 
 @cases.case("2-multipart-19000-parts-x8-parallel")
@@ -62,7 +63,7 @@ async def _many_parts_parallel(env: Env) -> str:
     body = many_parts(19_000, 1_000_000)
     statuses = await asyncio.gather(
         *(
-            env.post(env.core_url("/webhooks/demo"), body, {"Content-Type": _MULTIPART})
+            env.post(env.core_url("/webhooks/demo"), body, {"Content-Type": _PARTS})
             for _ in range(8)
         )
     )
@@ -74,7 +75,7 @@ async def _many_parts_parallel(env: Env) -> str:
 @cases.case("2-multipart-19000-parts-separate-sidecar")
 async def _many_parts_sidecar(env: Env) -> str:
     body = many_parts(19_000, 1_000_000)
-    return await post_status(env, env.sidecar_url("/webhooks/demo"), body, _MULTIPART, HOSTILE_BODY)
+    return await post_status(env, env.sidecar_url("/webhooks/demo"), body, _PARTS, HOSTILE_BODY)
 
 
 # A provider's 2xx answer the map does not fit is a send refused by the provider (or, with the map
@@ -298,17 +299,38 @@ async def _item_7(env: Env) -> str:
     return expect_status(result.code, ("INVALID_ARGUMENT",))
 
 
-@cases.case("8-cli-events-after-int64-overflow")
-async def _item_8(env: Env) -> str:
-    code, _, err, _ = await cli(
-        env.core.target, env.tokens.read, "events", "--after", "9223372036854775808"
-    )
-    expect(
-        "Traceback" not in err,
-        "a traceback: " + err.strip().splitlines()[-1] if err.strip() else "",
-    )
-    expect("error:" in err, f"no argparse-style message: {err.strip()[-200:]!r}")
-    return expect_status(f"exit {code}", ("exit 2",))
+# Item 8: a numeric option out of its field's range is a usage error (exit 2, argparse's
+# "PROG: error: …"), never a traceback; --page-size is item 4's, on every listing command.
+_BAD_NUMBERS = {
+    "events-after-int64-overflow": ("events", "--after", "9223372036854775808"),
+    "integration-version-int64-overflow": (
+        "integration",
+        "demo",
+        "--version",
+        "9223372036854775808",
+    ),
+    "integration-version-int64-underflow": (
+        "integration",
+        "demo",
+        "--version=-9223372036854775809",
+    ),
+    "integrations-timeout-infinite": ("integrations", "--timeout", "1e400"),
+    "integrations-page-size-int32-overflow": ("integrations", "--page-size", "2147483648"),
+    "installations-page-size-negative": ("installations", "--page-size=-1"),
+    "unmatched-page-size-int32-overflow": ("unmatched", "--page-size", "99999999999"),
+    "events-page-size-zero": ("events", "--earliest", "--page-size", "0"),
+}
+
+for _name, _args in _BAD_NUMBERS.items():
+
+    async def _item_8(env: Env, args: tuple[str, ...] = _args) -> str:
+        code, _, err, _ = await cli(env.core.target, env.tokens.read, *args)
+        last = err.strip().splitlines()[-1] if err.strip() else ""
+        expect("Traceback" not in err, f"a traceback: {last}")
+        expect(": error: " in err, f"no argparse-style message: {last!r}")
+        return expect_status(f"exit {code}", ("exit 2",))
+
+    cases.add(f"8-cli-{_name}", _item_8)
 
 
 @cases.case("9-data-files-0600")

@@ -452,19 +452,21 @@ class Env:
                 await process.start()
         return restarted
 
-    async def alive(self) -> str | None:
-        """Restart what died; then a good webhook must become an event. None, or why not."""
-        problems = await self.restart_exited()
+    async def alive(self) -> tuple[list[str], str | None]:
+        """Restart what died; then a good webhook must become an event. What was restarted, and
+        None or why the webhook did not become an event."""
+        restarted = await self.restart_exited()
         marker = f"alive {uuid.uuid4()}"
         try:
             status = await self.post(
-                self.core_url(self.path("alive")), message_webhook(ALIVE_NUMBER, marker),
+                self.core_url(self.path("alive")),
+                message_webhook(ALIVE_NUMBER, marker),
                 {"Content-Type": "application/json"},
-            )  # fmt: skip
+            )
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return "; ".join([*problems, f"good webhook failed: {type(exc).__name__}"])
+            return restarted, f"good webhook failed: {type(exc).__name__}"
         if status != 200:
-            return "; ".join([*problems, f"good webhook answered {status}"])
+            return restarted, f"good webhook answered {status}"
         deadline = time.monotonic() + _ALIVE_WAIT_S
         while time.monotonic() < deadline:
             result = await self.gateway.call(
@@ -475,13 +477,13 @@ class Env:
                 self.tokens.read,
             )
             if result.code != "OK":
-                return "; ".join([*problems, f"ListEvents after the good webhook: {result.code}"])
+                return restarted, f"ListEvents after the good webhook: {result.code}"
             for event in result.reply.events:
                 self.alive_cursor = max(self.alive_cursor, event.cursor)
                 if event.text == marker:
-                    return "; ".join(problems) or None
+                    return restarted, None
             await asyncio.sleep(0.05)
-        return "; ".join([*problems, "the good webhook never became an event"])
+        return restarted, "the good webhook never became an event"
 
     async def scoped(self) -> ScopedEnv:
         """The server with organisation-scoped tokens (started on first use)."""

@@ -2,7 +2,7 @@
 
 :class:`MemorySampler` reads ``VmRSS`` of the server processes (and their children) every
 30 ms in a thread and keeps the peak of the sum; past a guard far above every bound it SIGKILLs
-them, so that a case that makes the server grow without limit cannot take the machine down
+the largest, so that a case that makes the server grow without limit cannot take the machine down
 (the suite then restarts the server for the cases after it). :class:`Prober` drives the
 separate prober process (:mod:`tests.adversarial._prober`).
 """
@@ -10,6 +10,7 @@ separate prober process (:mod:`tests.adversarial._prober`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -64,14 +65,11 @@ class MemorySampler:
             self._thread.join()
 
     def sample(self) -> int:
-        pids = [pid for root in self._roots() for pid in descendants(root)]
-        total = sum(rss_bytes(pid) or 0 for pid in pids)
+        sizes = {pid: rss_bytes(pid) or 0 for root in self._roots() for pid in descendants(root)}
+        total = sum(sizes.values())
         if total > self._guard:
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    continue
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(max(sizes, key=sizes.__getitem__), signal.SIGKILL)  # the one that grew
             with self._lock:
                 self._killed_at = max(self._killed_at, total)
         return total

@@ -8,6 +8,7 @@ become an event. One line per case; the last line is ``adversarial: N passed, M 
 from __future__ import annotations
 
 import asyncio
+import signal
 import tempfile
 import time
 import traceback
@@ -67,16 +68,17 @@ async def _judge(
         )
     if window.failures:
         problems.append(f"{window.failures} of {window.calls} unrelated calls failed")
-    after = await env.alive()
+    restarted, after = await env.alive()
+    problems.extend(restarted)
     if after is not None:
         problems.append(after)
         # A server still stalled by the case (a matcher that never ends) would fail every case
         # after it: the run goes on with new servers.
         env.kill_servers()
-        again = await env.alive()
+        _, again = await env.alive()
         if again is not None:
             problems.append(f"after a restart: {again}")
-    if killed or after is not None:
+    if killed or restarted or after is not None:
         await prober.settle()
     if problems:
         return False, f"FAIL {case.name}: {'; '.join(problems)}", peak, window.longest_ms
@@ -92,6 +94,11 @@ async def run_cases(cases: Sequence[Case], *, say: Callable[[str], None]) -> Sum
         env = Env(Path(tmp))
         sampler = MemorySampler(env.server_pids, guard_bytes=_GUARD_BYTES)
         prober = Prober()
+        # SIGTERM (a CI timeout, say) ends the run as Ctrl-C does: through the finally below,
+        # which stops every process the run started.
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         try:
             await env.start()
             sampler.start()
