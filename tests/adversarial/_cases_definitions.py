@@ -216,12 +216,12 @@ async def _many_models(env: Env) -> str:
 
 @cases.case("list-integrations-after-large-definitions")
 async def _list_after(env: Env) -> str:
-    # Two definitions of 2.5 MB each: a page holding both would pass a client's 4 MiB.
-    for index in range(2):
-        code = await _register(
-            env, json.dumps(demo_definition(f"adv-large-{index}", name="n" * (5 * MIB // 2)))
-        )
-        expect(code == "OK", f"a 2.5 MB definition was {code}")
+    # Five definitions just under the 1 MiB a definition may have: a page holding them all
+    # would pass a default client's 4 MiB (item 4: replies page by bytes).
+    for index in range(5):
+        large = demo_definition(f"adv-large-{index}", name="n" * 1_040_000)
+        code = await _register(env, json.dumps(large))
+        expect(code == "OK", f"a definition of just under 1 MiB was {code}")
     result = await env.gateway.call(
         "ListIntegrations", gateway_pb2.ListIntegrationsRequest(), env.tokens.read
     )

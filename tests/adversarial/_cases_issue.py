@@ -266,7 +266,9 @@ async def _item_5_store(env: Env) -> str:
 @cases.case("6-read-token-durable-consumer")
 async def _item_6(env: Env) -> str:
     result = await env.gateway.stream(
-        gateway_pb2.StreamEventsRequest(consumer="prod", earliest=True), env.tokens.read, wait_s=3
+        gateway_pb2.StreamEventsRequest(consumer="prod", org_id="alive", earliest=True),
+        env.tokens.read,
+        wait_s=3,
     )
     return expect_status(result.code, ("PERMISSION_DENIED",))
 

@@ -430,10 +430,14 @@ class Env:
             processes.append(self._scoped.core)
         return processes
 
-    def kill_servers(self) -> None:
-        """SIGKILL every server: after a case that stalled one, the run goes on with new ones."""
+    async def kill_servers(self) -> None:
+        """SIGKILL every server: after a case that stalled one, the run goes on with new ones
+        (:meth:`restart_exited` starts them)."""
         for process in self._servers():
             process.kill()
+        for process in self._servers():
+            if process.process is not None:
+                await process.process.wait()
 
     async def restart_exited(self) -> list[str]:
         """Start again every server that exited (killed by the memory guard, or crashed); what
@@ -522,7 +526,8 @@ class Env:
             await core.start()
         except RuntimeError as exc:
             lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-            raise RuntimeError(lines[-1] if lines else str(exc)) from None
+            last = lines[-1] if lines else str(exc)
+            raise RuntimeError(last.replace(str(tokens_file), "tokens.txt")) from None
         api = Api(core.target)
         fake_server = self.fake.url.removeprefix("http://")
         await register(api, full, demo_definition())

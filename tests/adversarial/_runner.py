@@ -52,7 +52,7 @@ async def _judge(
         problems.append(str(exc))
     except TimeoutError:
         problems.append(f"did not finish within {case.timeout_s:.0f} s (servers restarted)")
-        env.kill_servers()
+        await env.kill_servers()
     except Exception as exc:  # a case that broke is a failure, not the end of the run
         where = traceback.extract_tb(exc.__traceback__)[-1]
         problems.append(f"{type(exc).__name__}: {exc} ({Path(where.filename).name}:{where.lineno})")
@@ -74,7 +74,7 @@ async def _judge(
         problems.append(after)
         # A server still stalled by the case (a matcher that never ends) would fail every case
         # after it: the run goes on with new servers.
-        env.kill_servers()
+        await env.kill_servers()
         _, again = await env.alive()
         if again is not None:
             problems.append(f"after a restart: {again}")
