@@ -20,6 +20,8 @@ __all__ = ["CASES"]
 cases = Cases("bombs")
 CASES = cases.all
 
+# 413 once the inflated size passes the limit, 400 for a broken stream, 415 where compressed
+# bodies are refused outright.
 _BOMB = (400, 413, 415)
 # An encoding that is not decoded leaves a body that is read as it is (then kept as unmatched).
 _UNDECODED = (200, 400, 413, 415)
@@ -42,8 +44,8 @@ def _bomb_case(
 _bomb_case("gzip-900mib", lambda: gzip_bomb(900), "gzip", _BOMB)
 _bomb_case("deflate-900mib", lambda: deflate_bomb(900), "deflate", _BOMB)
 _bomb_case("gzip-of-gzip", lambda: gzip_bomb(900), "gzip, gzip", _BOMB)
-_bomb_case("gzip-truncated", lambda: gzip_bomb(4)[:-100], "gzip", (400, 413))
-_bomb_case("gzip-garbage", lambda: b"\x1f\x8b\x08\x00garbage" * 100, "gzip", (400,))
+_bomb_case("gzip-truncated", lambda: gzip_bomb(4)[:-100], "gzip", _BOMB)
+_bomb_case("gzip-garbage", lambda: b"\x1f\x8b\x08\x00garbage" * 100, "gzip", _BOMB)
 _bomb_case("br-garbage", lambda: b"\xce\xb2\xcf\x81" * 1000, "br", _UNDECODED)
 _bomb_case("zstd-garbage", lambda: b"\x28\xb5\x2f\xfd" + b"\x00" * 1000, "zstd", _UNDECODED)
 

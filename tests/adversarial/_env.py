@@ -457,20 +457,22 @@ class Env:
         return restarted
 
     async def alive(self) -> tuple[list[str], str | None]:
-        """Restart what died; then a good webhook must become an event. What was restarted, and
-        None or why the webhook did not become an event."""
+        """Restart what died; then a good webhook through each sidecar (in-process and separate)
+        must become an event. What was restarted, and None or why a webhook did not."""
         restarted = await self.restart_exited()
-        marker = f"alive {uuid.uuid4()}"
-        try:
-            status = await self.post(
-                self.core_url(self.path("alive")),
-                message_webhook(ALIVE_NUMBER, marker),
-                {"Content-Type": "application/json"},
-            )
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return restarted, f"good webhook failed: {type(exc).__name__}"
-        if status != 200:
-            return restarted, f"good webhook answered {status}"
+        markers = {}
+        for base in (self.core_url, self.sidecar_url):
+            marker = f"alive {uuid.uuid4()}"
+            url = base(self.path("alive"))
+            try:
+                status = await self.post(
+                    url, message_webhook(ALIVE_NUMBER, marker), {"Content-Type": "application/json"}
+                )
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                return restarted, f"good webhook to {url} failed: {type(exc).__name__}"
+            if status != 200:
+                return restarted, f"good webhook to {url} answered {status}"
+            markers[marker] = url
         deadline = time.monotonic() + _ALIVE_WAIT_S
         while time.monotonic() < deadline:
             result = await self.gateway.call(
@@ -481,13 +483,14 @@ class Env:
                 self.tokens.read,
             )
             if result.code != "OK":
-                return restarted, f"ListEvents after the good webhook: {result.code}"
+                return restarted, f"ListEvents after the good webhooks: {result.code}"
             for event in result.reply.events:
                 self.alive_cursor = max(self.alive_cursor, event.cursor)
-                if event.text == marker:
-                    return restarted, None
+                markers.pop(event.text, None)
+            if not markers:
+                return restarted, None
             await asyncio.sleep(0.05)
-        return restarted, "the good webhook never became an event"
+        return restarted, f"the good webhook to {', '.join(markers.values())} became no event"
 
     async def scoped(self) -> ScopedEnv:
         """The server with organisation-scoped tokens (started on first use)."""
