@@ -325,7 +325,7 @@ _BAD_NUMBERS = {
     "integrations-page-size-int32-overflow": ("integrations", "--page-size", "2147483648"),
     "installations-page-size-negative": ("installations", "--page-size=-1"),
     "unmatched-page-size-int32-overflow": ("unmatched", "--page-size", "99999999999"),
-    "events-page-size-zero": ("events", "--earliest", "--page-size", "0"),
+    "events-page-size-negative": ("events", "--earliest", "--page-size=-5"),
 }
 
 for _name, _args in _BAD_NUMBERS.items():

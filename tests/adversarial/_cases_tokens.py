@@ -235,7 +235,12 @@ _scoped_case(
     _as(
         "acme_full",
         "EnableIntegration",
-        gateway_pb2.EnableIntegrationRequest(org_id="globex", integration_id="demo"),
+        gateway_pb2.EnableIntegrationRequest(
+            org_id="globex",
+            integration_id="spare",
+            properties={"Server": "127.0.0.1:9", "API key": "k-0123456789abcdef"},
+            numbers=[gateway_pb2.NumberAssignment(number="+15550005555")],
+        ),
     ),
     _NOT_THEIRS,
 )
@@ -278,7 +283,7 @@ _scoped_case(
     _as(
         "acme_full",
         "DeleteIntegration",
-        gateway_pb2.DeleteIntegrationRequest(integration_id="demo", force=True),
+        gateway_pb2.DeleteIntegrationRequest(integration_id="spare", force=True),
     ),
     _DENIED,
 )
@@ -327,15 +332,16 @@ _stream_case(
 
 
 async def _ack_other(scoped: ScopedEnv) -> RpcResult:
-    listed = await scoped.api.call(
-        "ListEvents", gateway_pb2.ListEventsRequest(org_id="globex"), scoped.full
+    # The unscoped token leases globex's events to a consumer; acme's token then acknowledges them.
+    leased = await scoped.api.stream(
+        gateway_pb2.StreamEventsRequest(org_id="globex", earliest=True, consumer="globex-consumer"),
+        scoped.full,
+        wait_s=3,
     )
-    cursors = [event.cursor for event in listed.reply.events] if listed.code == "OK" else [1]
-    return await scoped.api.call(
-        "AckEvents",
-        gateway_pb2.AckEventsRequest(consumer="globex-consumer", cursors=cursors),
-        scoped.acme_full,
-    )
+    expect(leased.code == "OK" and bool(leased.reply), f"leasing globex's events: {leased.code}")
+    cursors = [event.cursor for response in leased.reply for event in response.events]
+    request = gateway_pb2.AckEventsRequest(consumer="globex-consumer", cursors=cursors)
+    return await scoped.api.call("AckEvents", request, scoped.acme_full)
 
 
 _scoped_case("full-ack-events-of-other-org", _ack_other, _NOT_THEIRS)

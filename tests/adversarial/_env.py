@@ -534,6 +534,8 @@ class Env:
         api = Api(core.target)
         fake_server = self.fake.url.removeprefix("http://")
         await register(api, full, demo_definition())
+        # Enabled for another organisation and deleted by the cases (refused, when scoping holds).
+        await register(api, full, demo_definition("spare"))
         installations = {}
         message_ids = {}
         for org, number in (
