@@ -59,12 +59,28 @@ class Cases:
         self.prefix = prefix
         self.all: list[Case] = []
 
-    def add(self, name: str, run: Run, **bounds: float) -> None:
-        self.all.append(Case(name=f"{self.prefix}/{name}", run=run, **bounds))  # type: ignore[arg-type]
+    def add(
+        self,
+        name: str,
+        run: Run,
+        *,
+        rss_bound: int = RSS_BOUND,
+        probe_bound_ms: float = PROBE_BOUND_MS,
+        timeout_s: float = 60.0,
+    ) -> None:
+        self.all.append(
+            Case(
+                name=f"{self.prefix}/{name}",
+                run=run,
+                rss_bound=rss_bound,
+                probe_bound_ms=probe_bound_ms,
+                timeout_s=timeout_s,
+            )
+        )
 
-    def case(self, name: str, **bounds: float) -> Callable[[Run], Run]:
+    def case(self, name: str, *, timeout_s: float = 60.0) -> Callable[[Run], Run]:
         def register(run: Run) -> Run:
-            self.add(name, run, **bounds)
+            self.add(name, run, timeout_s=timeout_s)
             return run
 
         return register

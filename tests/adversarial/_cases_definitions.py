@@ -14,7 +14,7 @@ from msgbridge.v1 import gateway_pb2
 
 from ._case import MIB, Cases, expect, expect_status
 from ._checks import no_class_name
-from ._env import Env, demo_definition, enable, message_webhook, webhook_path
+from ._env import Env, demo_definition, enable, message_webhook, send_request, webhook_path
 
 __all__ = ["CASES"]
 
@@ -59,9 +59,7 @@ async def _send_through(
     installation = await _install(env, definition)
     if isinstance(installation, str):
         return installation
-    request = gateway_pb2.SendMessageRequest(
-        org_id="acme", to="+15557654321", text=text, **{"from": installation.numbers[0].number}
-    )
+    request = send_request("acme", installation.numbers[0].number, text)
     sent = await env.gateway.call("SendMessage", request, env.tokens.full)
     no_class_name(sent)
     return "registered, send " + expect_status(sent.code, wanted)

@@ -22,7 +22,8 @@ CASES = cases.all
 _MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
 _PARTS = f"multipart/form-data; boundary={SHORT_BOUNDARY}"
 # Item 1's own allowance: 400 MB, and 1 s for a CLI call made meanwhile (its start included).
-_ITEM_1 = {"rss_bound": 400 * MIB, "probe_bound_ms": 1000.0}
+_ITEM_1_RSS = 400 * MIB
+_ITEM_1_MS = 1000.0
 
 
 async def _encoded_words_with_cli(env: Env, url: str, words: int) -> str:
@@ -47,9 +48,21 @@ for _words in (20_000, 60_000):
     async def _item_1_sidecar(env: Env, words: int = _words) -> str:
         return await _encoded_words_with_cli(env, env.sidecar_url("/webhooks/demo"), words)
 
-    cases.add(f"1-encoded-words-{_words}", _item_1, **_ITEM_1)
-    cases.add(f"1-encoded-words-{_words}-installation-url", _item_1_token, **_ITEM_1)
-    cases.add(f"1-encoded-words-{_words}-separate-sidecar", _item_1_sidecar, **_ITEM_1)
+    cases.add(
+        f"1-encoded-words-{_words}", _item_1, rss_bound=_ITEM_1_RSS, probe_bound_ms=_ITEM_1_MS
+    )
+    cases.add(
+        f"1-encoded-words-{_words}-installation-url",
+        _item_1_token,
+        rss_bound=_ITEM_1_RSS,
+        probe_bound_ms=_ITEM_1_MS,
+    )
+    cases.add(
+        f"1-encoded-words-{_words}-separate-sidecar",
+        _item_1_sidecar,
+        rss_bound=_ITEM_1_RSS,
+        probe_bound_ms=_ITEM_1_MS,
+    )
 
 
 @cases.case("2-multipart-19000-parts")

@@ -21,7 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from msgbridge.v1 import gateway_pb2, ingest_pb2
 
 from ._case import Cases, expect, expect_status
-from ._env import ACME_NUMBER, Env, RpcResult, ScopedEnv, demo_definition
+from ._env import ACME_NUMBER, Env, RpcResult, ScopedEnv, demo_definition, send_request
 
 __all__ = ["CASES"]
 
@@ -41,9 +41,7 @@ _WRITES: dict[str, Message] = {
     "EnableIntegration": gateway_pb2.EnableIntegrationRequest(org_id="acme", integration_id=_NONE),
     "UpdateInstallation": gateway_pb2.UpdateInstallationRequest(installation_id=_NONE),
     "DisableIntegration": gateway_pb2.DisableIntegrationRequest(installation_id=_NONE),
-    "SendMessage": gateway_pb2.SendMessageRequest(
-        org_id="acme", to="+1", text="t", **{"from": "+1"}
-    ),
+    "SendMessage": send_request("acme", "+1", "t", to="+1"),
     "SendFile": gateway_pb2.SendFileRequest(org_id="acme", to="+1", media_url="http://127.0.0.1/"),
     "AckEvents": gateway_pb2.AckEventsRequest(consumer="adv", cursors=[1]),
     "ReplayWebhook": gateway_pb2.ReplayWebhookRequest(id=_NONE),
@@ -165,9 +163,7 @@ def _with(token: str, method: str, build: Callable[[ScopedEnv], Message]) -> Sco
 
 
 def _send(org: str, number: str) -> Message:
-    return gateway_pb2.SendMessageRequest(
-        org_id=org, to="+15557654321", text="t", **{"from": number}
-    )
+    return send_request(org, number, "t")
 
 
 _scoped_case(

@@ -6,10 +6,8 @@ import re
 import sqlite3
 from pathlib import Path
 
-from msgbridge.v1 import gateway_pb2
-
 from ._case import CaseFailed, expect, expect_status
-from ._env import Env, RpcResult
+from ._env import Env, RpcResult, send_request
 
 __all__ = [
     "CLASS_NAME",
@@ -46,7 +44,7 @@ async def post_status(
 async def send(
     env: Env, number: str, text: str, token: str | None = None, to: str = "+15557654321"
 ) -> RpcResult:
-    request = gateway_pb2.SendMessageRequest(org_id="acme", to=to, text=text, **{"from": number})
+    request = send_request("acme", number, text, to=to)
     return await env.gateway.call("SendMessage", request, token or env.tokens.full)
 
 

@@ -45,7 +45,26 @@ from tests.reliability._processes import (
 
 from ._hostile import HostileProvider
 
-__all__ = ["ACME_NUMBER", "Env", "RpcResult", "ScopedEnv", "SidecarWithToken", "Tokens"]
+__all__ = [
+    "ACME_NUMBER",
+    "ALIVE_NUMBER",
+    "DASHES_NUMBER",
+    "GLOBEX_NUMBER",
+    "HOSTILE_NUMBER",
+    "Api",
+    "Env",
+    "RpcResult",
+    "ScopedEnv",
+    "SidecarWithToken",
+    "Tokens",
+    "cli",
+    "demo_definition",
+    "enable",
+    "message_webhook",
+    "register",
+    "send_request",
+    "webhook_path",
+]
 
 ACME_NUMBER = "+15550001111"
 HOSTILE_NUMBER = "+15550002222"
@@ -65,6 +84,7 @@ _ALIVE_WAIT_S = 10.0
 
 
 def _token() -> str:
+    # Never starting with "-", which a command line would read as an option.
     return "t" + secrets.token_urlsafe(24)
 
 
@@ -155,6 +175,15 @@ def demo_definition(integration_id: str = "demo", **changes: Any) -> dict[str, A
     definition["name"] = f"{integration_id} (adversarial)"
     definition.update(changes)
     return definition
+
+
+def send_request(
+    org: str, number: str, text: str, *, to: str = "+15557654321"
+) -> gateway_pb2.SendMessageRequest:
+    """A SendMessage from ``number`` of ``org`` (the hostile provider reads ``text``)."""
+    request = gateway_pb2.SendMessageRequest(org_id=org, to=to, text=text)
+    setattr(request, "from", number)  # `from` is a keyword
+    return request
 
 
 def message_webhook(to: str, text: str, sender: str = "+15557770000") -> bytes:
@@ -551,29 +580,22 @@ class Env:
                 number,
                 {"Server": fake_server, "API key": "k-0123456789abcdef"},
             )
-            body = message_webhook(number, f"inbound for {org}")
-            assert self.http is not None
-            async with self.http.post(
+            status = await self.post(
                 f"http://127.0.0.1:{core.http_port}{webhook_path(installations[org])}",
-                data=body, headers={"Content-Type": "application/json"},
-            ) as response:  # fmt: skip
-                if response.status != 200:
-                    raise RuntimeError(f"webhook for {org}: {response.status}")
-            sent = await api.call(
-                "SendMessage",
-                gateway_pb2.SendMessageRequest(
-                    org_id=org, to="+15557654321", text="hi", **{"from": number}
-                ),
-                full,
+                message_webhook(number, f"inbound for {org}"),
+                {"Content-Type": "application/json"},
             )
+            if status != 200:
+                raise RuntimeError(f"webhook for {org}: {status}")
+            sent = await api.call("SendMessage", send_request(org, number, "hi"), full)
             if sent.code != "OK":
                 raise RuntimeError(f"send for {org}: {sent.code} {sent.details}")
             message_ids[org] = sent.reply.message_id
-        async with self.http.post(
+        await self.post(
             f"http://127.0.0.1:{core.http_port}/webhooks/demo",
-            data=b'{"nothing": "matches"}', headers={"Content-Type": "application/json"},
-        ) as response:  # fmt: skip
-            await response.read()
+            b'{"nothing": "matches"}',
+            {"Content-Type": "application/json"},
+        )
         listed = await api.call(
             "ListUnmatchedWebhooks", gateway_pb2.ListUnmatchedWebhooksRequest(), full
         )
