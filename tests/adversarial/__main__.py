@@ -25,6 +25,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         case for case in all_cases()
         if not args.only or any(part in case.name for part in args.only)
     ]  # fmt: skip
+    if not cases:
+        parser.error(f"no case name contains {' or '.join(map(repr, args.only))}")
     if args.list:
         for case in cases:
             print(case.name)

@@ -8,9 +8,11 @@ request over the server's receive limit is RESOURCE_EXHAUSTED (gRPC's own answer
 
 from __future__ import annotations
 
+import asyncio
+
 from msgbridge.v1 import ingest_pb2
 
-from ._case import Cases, expect_status
+from ._case import Cases, expect, expect_status
 from ._checks import no_class_name
 from ._env import ACME_NUMBER, Env, send_request
 
@@ -164,9 +166,44 @@ _raw_case(
     ("INVALID_ARGUMENT", "NOT_FOUND", "PERMISSION_DENIED"),
 )
 _raw_case("unknown-method", _GATEWAY + "NoSuchMethod", b"", ("UNIMPLEMENTED",))
+
+
+def _definition_bytes(size: int) -> bytes:
+    """A RegisterIntegrationRequest whose definition_json is ``size`` bytes of a JSON string."""
+    text = b'"' + b"x" * (size - 2) + b'"'
+    length = size
+    prefix = bytearray(b"\x0a")
+    while True:  # the length as a varint
+        byte, length = length & 0x7F, length >> 7
+        prefix.append(byte | (0x80 if length else 0))
+        if not length:
+            return bytes(prefix) + text
+
+
+# The server takes messages up to 8 MiB; a definition at most 1 MiB (docs/format.md, Limits).
 _raw_case(
-    "oversize-5mib-message",
+    "oversize-5mib-definition",
     _GATEWAY + "RegisterIntegration",
-    b"\x0a\x80\x80\xc0\x02" + b"x" * (5 << 20),
+    _definition_bytes(5 << 20),
     ("RESOURCE_EXHAUSTED", "INVALID_ARGUMENT"),
 )
+_raw_case(
+    "oversize-9mib-message",
+    _GATEWAY + "RegisterIntegration",
+    _definition_bytes(9 << 20),
+    ("RESOURCE_EXHAUSTED",),
+)
+
+
+@cases.case("8-parallel-8mib-definitions")
+async def _parallel_large(env: Env) -> str:
+    payload = _definition_bytes((8 << 20) - 64)
+    results = await asyncio.gather(
+        *(
+            env.gateway.raw(_GATEWAY + "RegisterIntegration", payload, env.tokens.full)
+            for _ in range(8)
+        )
+    )
+    codes = {result.code for result in results}
+    expect(codes <= {"INVALID_ARGUMENT", "RESOURCE_EXHAUSTED"}, f"codes {sorted(codes)}")
+    return "8x" + "/".join(sorted(codes))
