@@ -166,7 +166,7 @@ _send_case("response-map-20000-literals", "response_map", {f"k{i}": f"v{i}" for 
 
 @cases.case("response-map-six-placeholders-500-dashes", timeout_s=45.0)
 async def _six_placeholders(env: Env) -> str:
-    # Item 3's map with more placeholders: a backtracking matcher never ends on this one.
+    # issue/3's map with more placeholders: a backtracking matcher never ends on this one.
     definition = demo_definition("adv-six-placeholders")
     definition["API"]["SendMessage"]["response_map"] = {
         "result": "$messageid$-$status$-$error$-$messageid$-$status$-$error$!"
@@ -215,7 +215,7 @@ async def _many_models(env: Env) -> str:
 @cases.case("list-integrations-after-large-definitions")
 async def _list_after(env: Env) -> str:
     # Five definitions just under the 1 MiB a definition may have: a page holding them all
-    # would pass a default client's 4 MiB (item 4: replies page by bytes).
+    # would pass a default client's 4 MiB receive limit, so list replies must page by bytes.
     for index in range(5):
         large = demo_definition(f"adv-large-{index}", name="n" * 1_040_000)
         code = await _register(env, json.dumps(large))

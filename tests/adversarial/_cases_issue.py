@@ -1,4 +1,5 @@
-"""Issue 12's numbered items, replayed as they were reported (items 1-10)."""
+"""The findings of the adversarial review (issue 12), replayed as they were reported; each case
+name starts with the finding's number (1 to 10)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ CASES = cases.all
 
 _MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
 _PARTS = f"multipart/form-data; boundary={SHORT_BOUNDARY}"
-# Item 1's own allowance: 400 MB, and 1 s for a CLI call made meanwhile (its start included).
+# Finding 1's own allowance: 400 MB, and 1 s for a CLI call made meanwhile (its start included).
 _ITEM_1_RSS = 400 * MIB
 _ITEM_1_MS = 1000.0
 
@@ -319,8 +320,8 @@ async def _item_7(env: Env) -> str:
     return status
 
 
-# Item 8: a numeric option out of its field's range is a usage error (exit 2, argparse's
-# "PROG: error: …"), never a traceback; --page-size is item 4's, on every listing command.
+# A numeric option out of its field's range is a usage error (exit 2, argparse's "PROG: error:
+# …"), never a traceback; every listing command has --page-size.
 _BAD_NUMBERS = {
     "events-after-int64-overflow": ("events", "--after", "9223372036854775808"),
     "integration-version-int64-overflow": (

@@ -1,8 +1,8 @@
 """Bad protobuf: raw request bytes through a channel with no serializer — truncated messages,
-wrong wire types, huge length prefixes, invalid UTF-8 in string fields (item 7) on both the
+wrong wire types, huge length prefixes, invalid UTF-8 in string fields on both the
 Gateway and the Ingest services, groups nested past the decoder's limit, oversize messages.
 
-An undecodable request is INVALID_ARGUMENT with no Python class name in the answer (item 7); a
+An undecodable request is INVALID_ARGUMENT with no Python class name in the answer; a
 request over the server's receive limit is RESOURCE_EXHAUSTED (gRPC's own answer).
 """
 
@@ -48,7 +48,7 @@ def _raw_case(
 
 _INVALID = ("INVALID_ARGUMENT",)
 
-# --- item 7: invalid UTF-8 in a string field, method by method ---------------------------------
+# --- invalid UTF-8 in a string field, method by method -----------------------------------------
 for _method, _field, _token in (
     ("ListInstallations", 1, "read"),
     ("GetInstallation", 1, "read"),
@@ -126,7 +126,7 @@ _raw_case(
     "read",
 )
 # Field 1 of ListInstallations and ListEvents (org_id) set to "alive", whose replies stay small
-# whatever else a case leaves in the store (a reply's size is item 4's, not these cases').
+# whatever else a case leaves in the store (a reply's size is judged by other cases).
 _ALIVE = _string_field(1, b"alive")
 
 # A known field with another wire type is kept as an unknown field (the message decodes): the

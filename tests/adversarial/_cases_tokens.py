@@ -1,5 +1,5 @@
 """The API-token matrix: no token, a wrong or malformed one, each scope against each group of
-RPCs, the ingest token on the Gateway and the others on Ingest, and (item 10) tokens scoped to
+RPCs, the ingest token on the Gateway and the others on Ingest, and tokens scoped to
 organisations, on a second server whose token file has ``orgs=`` fields.
 
 Scoped tokens: one cannot read, send, stream, list, acknowledge, change installations or
@@ -135,7 +135,7 @@ async def _health(env: Env) -> str:
     )
 
 
-# --- item 10: organisation-scoped tokens -------------------------------------------------------
+# --- organisation-scoped tokens ----------------------------------------------------------------
 
 Scoped = Callable[[ScopedEnv], Awaitable[RpcResult]]
 

@@ -350,7 +350,7 @@ class Env:
         self.http: aiohttp.ClientSession | None = None
         self.installations: dict[str, gateway_pb2.Installation] = {}
         self.alive_cursor = 0
-        #: What cases set up once and share (the large events of item 4, say).
+        #: What cases set up once and share (the large events of issue/4, say).
         self.memo: dict[str, int] = {}
         self._scoped: ScopedEnv | str | None = None
         self._scoped_lock = asyncio.Lock()

@@ -64,7 +64,7 @@ def multipart(parts: list[tuple[bytes, bytes]], boundary: str = BOUNDARY) -> byt
 
 
 def encoded_words_multipart(words: int) -> bytes:
-    """One part whose name is ``words`` RFC 2047 encoded words (the issue's item 1)."""
+    """One part whose name is ``words`` RFC 2047 encoded words (issue/1)."""
     name = b" ".join([b"=?utf-8?q?a?="] * words)
     return multipart([(b'name="' + name + b'"', b"x")])
 
@@ -75,7 +75,7 @@ SHORT_BOUNDARY = "x"
 
 def many_parts(count: int, size: int) -> bytes:
     """At most ``size`` bytes of multipart body (boundary :data:`SHORT_BOUNDARY`) in ``count``
-    parts all named ``a`` (the issue's item 2: 19,000 parts in a 1 MB body)."""
+    parts all named ``a`` (issue/2: 19,000 parts in a 1 MB body)."""
     overhead = len(multipart([(b'name="a"', b"")], SHORT_BOUNDARY)) - len(b"--x--\r\n")
     value = b"v" * max(0, (size - 8) // count - overhead)
     return multipart([(b'name="a"', value)] * count, SHORT_BOUNDARY)

@@ -23,7 +23,7 @@ from ._monitor import MIB, MemorySampler, Prober
 __all__ = ["Summary", "run_cases"]
 
 # Far above every bound: the sampler kills the servers there, so that no case can take the
-# machine down (the issue's item 1 grew the server past 20 GB on 60,000 encoded words).
+# machine down (issue/1's part header of 60,000 encoded words grew the server past 20 GB).
 _GUARD_BYTES = 1200 * MIB
 
 
