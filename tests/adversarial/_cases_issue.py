@@ -215,6 +215,28 @@ async def _cli_unmatched_paged(env: Env) -> str:
     return f"exit {code}"
 
 
+# Every listing command pages with --page-size and follows the pages to the end.
+_PAGED = {
+    "integrations": (("integrations",), 3),  # demo, hostile, dashes at least
+    "installations": (("installations", "--org", "acme"), 3),
+    "events": (("events", "--earliest", "--org", "alive"), 2),  # the good webhooks so far
+}
+
+for _command, (_args, _least) in _PAGED.items():
+
+    async def _paged(env: Env, args: tuple[str, ...] = _args, least: int = _least) -> str:
+        await env.alive()  # two more good webhooks for alive, whatever ran before
+        code, out, err, _ = await cli(
+            env.core.target, env.tokens.read, *args, "--page-size", "1", "--json"
+        )
+        expect(code == 0, f"exited {code}: {err.strip()[-200:]}")
+        lines = len(out.splitlines())
+        expect(lines >= least, f"printed {lines} with --page-size 1, expected {least} or more")
+        return f"exit {code}, {lines} lines"
+
+    cases.add(f"4-cli-{_command}-page-size-1-follows-pages", _paged)
+
+
 @cases.case("4-list-unmatched-default-page")
 async def _list_unmatched(env: Env) -> str:
     await _big_unmatched(env)
