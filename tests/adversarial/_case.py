@@ -50,6 +50,8 @@ class Case:
     rss_bound: int = RSS_BOUND
     probe_bound_ms: float = PROBE_BOUND_MS
     timeout_s: float = 60.0
+    #: Judged on the scoped-token server's memory rather than the main server's.
+    scoped: bool = False
 
 
 class Cases:
@@ -67,6 +69,7 @@ class Cases:
         rss_bound: int = RSS_BOUND,
         probe_bound_ms: float = PROBE_BOUND_MS,
         timeout_s: float = 60.0,
+        scoped: bool = False,
     ) -> None:
         self.all.append(
             Case(
@@ -75,6 +78,7 @@ class Cases:
                 rss_bound=rss_bound,
                 probe_bound_ms=probe_bound_ms,
                 timeout_s=timeout_s,
+                scoped=scoped,
             )
         )
 

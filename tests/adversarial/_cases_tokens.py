@@ -145,7 +145,7 @@ def _scoped_case(name: str, call: Scoped, wanted: tuple[str, ...]) -> None:
         scoped = await env.scoped()
         return expect_status((await call(scoped)).code, wanted)
 
-    cases.add(f"scoped-{name}", run)
+    cases.add(f"scoped-{name}", run, scoped=True)
 
 
 def _as(token: str, method: str, request: Message) -> Scoped:
@@ -366,7 +366,7 @@ def _own_events_case(name: str, token: str, orgs: set[str]) -> None:
         )
         return "OK, own events only"
 
-    cases.add(f"scoped-{name}", run)
+    cases.add(f"scoped-{name}", run, scoped=True)
 
 
 _own_events_case("read-unfiltered-events-own-org-only", "acme_read", {"acme"})

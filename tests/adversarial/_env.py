@@ -353,6 +353,8 @@ class Env:
         #: What cases set up once and share (the large events of issue/4, say).
         self.memo: dict[str, int] = {}
         self._scoped: ScopedEnv | str | None = None
+        #: Whether the case running is judged on the scoped-token server (set by the runner).
+        self.judging_scoped = False
         self._scoped_lock = asyncio.Lock()
 
     # --- setup ----------------------------------------------------------------------------------
@@ -412,8 +414,14 @@ class Env:
         await self.hostile.stop()
 
     def server_pids(self) -> list[int]:
-        """The server processes whose memory is bounded (the providers are the suite's own)."""
-        return [p.pid for p in self._servers() if p.running and p.pid is not None]
+        """The processes of the server the current case is judged on (:attr:`judging_scoped`):
+        ``msgbridge serve`` and the sidecar in front of it, or the scoped-token server. The
+        providers are the suite's own and do not count."""
+        if self.judging_scoped and isinstance(self._scoped, ScopedEnv):
+            processes: list[ReplicaProcess | SidecarProcess] = [self._scoped.core]
+        else:
+            processes = [p for p in (self.core, self.sidecar) if p is not None]
+        return [p.pid for p in processes if p.running and p.pid is not None]
 
     # --- what cases use -------------------------------------------------------------------------
 
