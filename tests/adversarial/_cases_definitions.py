@@ -1,8 +1,9 @@
 """Pathological definitions through RegisterIntegration: deep templates, huge literal lists, long
 patterns, thousands of models, deeply nested JSON.
 
-A definition is refused (INVALID_ARGUMENT) or accepted (OK), never anything else and never with
-a stall or a memory blow-up; sends and webhooks through an accepted one stay bounded as well.
+A definition is refused (INVALID_ARGUMENT; RESOURCE_EXHAUSTED when the request is larger than the
+server receives at all) or accepted (OK), never anything else and never with a stall or a memory
+blow-up; sends and webhooks through an accepted one stay bounded as well.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ __all__ = ["CASES"]
 cases = Cases("definitions")
 CASES = cases.all
 
-_REGISTERED = ("OK", "INVALID_ARGUMENT")
+_REGISTERED = ("OK", "INVALID_ARGUMENT", "RESOURCE_EXHAUSTED")
 # What a send through a strange but accepted definition may end in: anything but an internal
 # error (or a stall, which the prober sees).
 _SENT = ("OK", "INVALID_ARGUMENT", "FAILED_PRECONDITION", "UNAVAILABLE", "DEADLINE_EXCEEDED")
