@@ -34,7 +34,8 @@ __all__ = [
 
 
 def _format_name(enum_name: str) -> str:
-    """``MESSAGE_DELIVERED`` → ``messageDelivered``: the format's own event type names (§6)."""
+    """``MESSAGE_DELIVERED`` → ``messageDelivered``: the format's own event type names
+    (docs/format.md, "Webhook models")."""
     first, *rest = enum_name.lower().split("_")
     return first + "".join(part.capitalize() for part in rest)
 

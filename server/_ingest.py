@@ -4,11 +4,12 @@
     → match (engine) → route each event → dedupe + store request and events in one transaction
     → wake subscribers → answer 2xx
 
-Routing (spec §8): an inbound message goes to the installation named by the URL's token, or —
-through the per-integration URL — to the enabled installation holding its ``to`` number, and to
-the users assigned to that number. A receipt goes to the message we sent with that provider id;
-one whose message is not known yet is held (the send's reply may still be on its way) and
-completed when the send records its provider id, or released after ``receipt_wait``.
+Routing (docs/format.md, "Numbers and routing" and "Receipts"): an inbound message goes to the
+installation named by the URL's token, or — through the per-integration URL — to the enabled
+installation holding its ``to`` number, and to the users assigned to that number. A receipt goes
+to the message we sent with that provider id; one whose message is not known yet is held (the
+send's reply may still be on its way) and completed when the send records its provider id, or
+released after ``receipt_wait``.
 
 Nothing is dropped: a request no model matches, or whose events no installation owns, is kept
 with its reason (listable, replayable) and answered 2xx so the provider does not retry forever.
@@ -248,7 +249,7 @@ class Ingestor:
     def _authenticate(
         self, auth: WebhookAuth, installation: InstallationRecord, request: SignedRequest
     ) -> str | None:
-        """None when the request is genuine, else why not (spec §7)."""
+        """None when the request is genuine, else why not (docs/format.md, "WebhookAuth")."""
         try:
             verify_webhook(
                 auth,
@@ -402,7 +403,8 @@ class Ingestor:
             routed.transitions.append(_transition(event, message.id))
             return True
         if provider_id:
-            # The send's reply may still be on its way: hold the receipt (spec §8 receipt_wait).
+            # The send's reply may still be on its way: hold the receipt (docs/format.md,
+            # "Receipts").
             pending = _new_event(event, installation, integration.id, request_id, now, users=())
             routed.held.append(
                 HeldReceipt(
@@ -577,7 +579,7 @@ def _outcome(routed: _Routed) -> WebhookOutcome:
 
 def _dedupe_key(owner: str, event: InboundEvent) -> str | None:
     if not event.provider_message_id:
-        return None  # spec §6: without a provider id nothing is a duplicate
+        return None  # without a provider id nothing is a duplicate (docs/format.md, "Duplicates")
     return f"{owner}|{event.event_key}|{event.type.value}|{event.provider_message_id}"
 
 

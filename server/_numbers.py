@@ -1,4 +1,4 @@
-"""Phone numbers as the gateway stores and compares them (spec §8).
+"""Phone numbers as the gateway stores and compares them (docs/format.md, "Numbers").
 
 A number that ``phonenumbers`` can parse (with the installation's default region for national
 formats) is stored in E.164. Anything else — short codes, alphanumeric sender ids, a national

@@ -1,6 +1,7 @@
 """The send path: SendMessage and SendFile from request to recorded result.
 
-    resolve installation (org + from) → idempotency claim (records the message, spec §8)
+    resolve installation (org + from) → idempotency claim (records the message: docs/format.md,
+    "Receipts")
     → render (engine) → provider call (outbound client; retried only where nothing can have been
     sent) → map the answer (engine) → record the result
 
@@ -180,7 +181,7 @@ class SendPath:
         self._max_attempts = max_attempts
         # Calls with one idempotency key in this process: the first one's fingerprint and result.
         # Called with the recorded message once the provider accepted it (receipts held for it
-        # are completed then, spec §8).
+        # are completed then: docs/format.md, "Receipts").
         self.on_sent: Callable[[MessageRecord], Awaitable[None]] | None = None
         self._inflight: dict[tuple[str, str], tuple[str, asyncio.Future[SendOutcome]]] = {}
         # A claimed message not answered within this is taken to belong to a process that died.

@@ -1,4 +1,5 @@
-"""Subscribe: registering an installation's webhook URL with the provider (seed §Subscribe).
+"""Subscribe: registering an installation's webhook URL with the provider
+(docs/format.md, "Subscribe and Unsubscribe").
 
 When an installation whose definition has a ``Subscribe`` request is enabled, or its properties
 or numbers change, its requests are made in order with ``$webhook_url$``. Success marks the

@@ -1,4 +1,6 @@
-"""Request bodies by content type (spec §3): JSON, form, multipart, and the query string.
+"""Request bodies by content type: JSON, form, multipart, and the query string.
+
+See docs/format.md, "Requests".
 
 The input is a rendered template tree (plain JSON). JSON bodies are UTF-8 with every character
 written as itself. Form, multipart and query are flat fields: nested keys become ``a[b]``, lists

@@ -1,4 +1,5 @@
-"""The semantic half of validation: what the schema cannot express (spec §1–§7).
+"""The semantic half of validation: what the schema cannot express (docs/format.md, "Checking a
+file").
 
 One small function per check. Each takes the plain JSON document — which may be broken elsewhere —
 checks only the parts intact enough to check, and yields problems with their pointers. Nothing here
@@ -87,8 +88,9 @@ def check_unused_properties(document: Mapping[str, Any]) -> Iterator[Problem]:
 def check_placeholders(document: Mapping[str, Any]) -> Iterator[Problem]:
     """Every placeholder names a property or a variable available at its place; no stray "$"."""
     properties = {name for _, name in property_names(document)}
-    # Spec §1: with the properties list itself broken, which names it holds is unknown, so no
-    # placeholder is called unknown for want of a property (the list's own error says why).
+    # With the properties list itself broken, which names it holds is unknown, so no placeholder
+    # is called unknown for want of a property (the list's own error says why; docs/format.md,
+    # "Checking a file").
     known_properties = isinstance(document.get("properties", []), list)
     for template in template_strings(document):
         scope = template.scope
@@ -135,7 +137,9 @@ def _check_new_variable(
 ) -> Iterator[Problem]:
     """A capture that names a new variable must not hide a property or a gateway variable."""
     if name in scope.variables or name in RESPONSE_MAP.variables:
-        return  # spec §2: messageid, status and error are response_map captures anywhere
+        # messageid, status and error are response_map captures anywhere (docs/format.md,
+        # "Subscribe and Unsubscribe")
+        return
     if name in properties:
         yield _error(
             at,
@@ -221,7 +225,7 @@ def check_urls(document: Mapping[str, Any]) -> Iterator[Problem]:
     if isinstance(oauth2, Mapping):
         for key in ("authorization_endpoint", "token_endpoint"):
             places.append((f"/OAuth2/{key}", oauth2.get(key)))
-    places.append(("/logo", document.get("logo")))  # spec §1: an optional URL
+    places.append(("/logo", document.get("logo")))  # an optional URL (docs/format.md, "The file")
     for at, url in places:
         if isinstance(url, str):
             reason = url_problem(url)
@@ -274,7 +278,8 @@ def check_bodies(document: Mapping[str, Any]) -> Iterator[Problem]:
 
 
 def check_response_maps(document: Mapping[str, Any]) -> Iterator[Problem]:
-    """SendMessage and SendFile should capture the provider's message id (spec §5)."""
+    """SendMessage and SendFile should capture the provider's message id (docs/format.md,
+    "Checking a file")."""
     api = document.get("API")
     if not isinstance(api, Mapping):
         return
@@ -314,7 +319,8 @@ def check_response_maps(document: Mapping[str, Any]) -> Iterator[Problem]:
 
 
 def check_list_patterns(document: Mapping[str, Any]) -> Iterator[Problem]:
-    """A list in a pattern holds exactly one pattern, applied to the elements (spec §5, §6)."""
+    """A list in a pattern holds exactly one pattern, applied to the elements (docs/format.md,
+    "response_map" and "Webhook models")."""
     places: list[tuple[str, object]] = [
         (f"{at}/response_map", request.get("response_map"))
         for at, request, _ in request_pointers(document)
@@ -355,7 +361,7 @@ _NEEDS: Mapping[str, tuple[tuple[str, ...], ...]] = {
 
 
 def check_webhook_events(document: Mapping[str, Any]) -> Iterator[Problem]:
-    """A model must capture what its event needs (spec §6)."""
+    """A model must capture what its event needs (docs/format.md, "Webhook models")."""
     for i, model in _models(document):
         event_type = model.get("event_type")
         pattern = model.get("request_parameters")
@@ -399,7 +405,8 @@ def check_webhook_header_names(document: Mapping[str, Any]) -> Iterator[Problem]
 
 
 def check_webhook_constraints(document: Mapping[str, Any]) -> Iterator[Problem]:
-    """Two models with the same constraints can only be told apart by their captures (spec §6)."""
+    """Two models with the same constraints can only be told apart by their captures
+    (docs/format.md, "Choosing a model")."""
     properties = {name for _, name in property_names(document)}
     first: dict[object, tuple[int, str]] = {}
     for i, model in _models(document):
@@ -429,7 +436,8 @@ def check_webhook_constraints(document: Mapping[str, Any]) -> Iterator[Problem]:
             continue
         j, other_key = first[signature]
         if other_key == event_key:
-            # Spec §6 asks for a warning only: the payload goes to the model with more captures.
+            # A warning only (docs/format.md, "Choosing a model"): the payload goes to the model
+            # with more captures.
             yield _warning(
                 f"/Webhook/{i}",
                 f'this model has the same event_key ("{event_key}") and the same constraints as '
@@ -451,7 +459,8 @@ _HEADERS = ("request headers",)  # the first path step of a header constraint; n
 def _constraints(
     pattern: object, event_key: str, properties: set[str], path: tuple[object, ...]
 ) -> Iterator[tuple[object, ...]]:
-    """The literal constraints of a pattern, each with its place (spec §6 "Choosing")."""
+    """The literal constraints of a pattern, each with its place (docs/format.md, "Choosing a
+    model")."""
     if isinstance(pattern, Mapping):
         for key, value in pattern.items():
             yield from _constraints(value, event_key, properties, (*path, key))

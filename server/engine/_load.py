@@ -1,4 +1,4 @@
-"""Loading and validating definitions (spec §1–§7).
+"""Loading and validating definitions (docs/format.md, "Checking a file").
 
 Three steps, each reporting every problem it finds: read the input into plain, bounded JSON
 (:mod:`._document`), check its structure against the schema (:mod:`._schema`) and its size

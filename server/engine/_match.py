@@ -1,4 +1,4 @@
-"""Matching inbound webhooks to events (spec §6).
+"""Matching inbound webhooks to events (docs/format.md, "Webhook models").
 
 :func:`match_webhook` parses the request (:func:`parse_webhook`), splits it into payloads — the
 whole body, each element of a top-level JSON array (a batch), and for models with an ``each``
@@ -206,9 +206,10 @@ def match_webhook(definition: Definition, request: WebhookRequest) -> MatchResul
     all_events = tuple(event for _, _, events, _ in outcomes for event in events)
     unmatched: list[UnmatchedPayload] = []
     for group, found, events, misses in outcomes:
-        # Spec §6: a payload no model matches is never dropped. The elements of an `each` list
-        # are such payloads whenever the list is there. The body as a whole is one only when
-        # nothing in it produced an event: a batch's body is not also a plain message.
+        # A payload no model matches is never dropped (docs/format.md, "Unmatched payloads").
+        # The elements of an `each` list are such payloads whenever the list is there. The body
+        # as a whole is one only when nothing in it produced an event: a batch's body is not
+        # also a plain message.
         if events or not all_events or (group.each is not None and found):
             for pointer, payload in misses:
                 if len(unmatched) < _EXPLAINED:

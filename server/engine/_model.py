@@ -60,7 +60,8 @@ def thaw(value: Frozen) -> Any:
 
 
 class EventType(enum.Enum):
-    """What a webhook model produces; values are the format's own names (spec §6)."""
+    """What a webhook model produces; values are the format's own names (docs/format.md,
+    "Webhook models")."""
 
     MESSAGE = "message"
     MMS = "mms"
@@ -135,7 +136,8 @@ class OAuth2Config:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RequestTemplate:
-    """A request the gateway makes: SendMessage, SendFile, Subscribe or Unsubscribe (spec §3)."""
+    """A request the gateway makes: SendMessage, SendFile, Subscribe or Unsubscribe
+    (docs/format.md, "Requests")."""
 
     pointer: str  # where it stands in the file, e.g. "/API/SendMessage" or "/Subscribe/1"
     method: HttpMethod
@@ -148,7 +150,7 @@ class RequestTemplate:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class WebhookModel:
-    """One ``Webhook`` entry (spec §6)."""
+    """One ``Webhook`` entry (docs/format.md, "Webhook models")."""
 
     pointer: str  # "/Webhook/0"
     index: int
@@ -165,7 +167,8 @@ class WebhookModel:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class WebhookAuth:
-    """(ext) how the provider proves a webhook is genuine (spec §7); options keep templates."""
+    """(ext) how the provider proves a webhook is genuine (docs/format.md, "WebhookAuth");
+    options keep templates."""
 
     type: Literal["hmac", "twilio", "ed25519", "jwt", "basic"]
     options: Mapping[str, Frozen]

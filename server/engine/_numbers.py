@@ -1,4 +1,5 @@
-"""How ``$from$``, ``$to$`` and ``$number$`` are written in requests: ``number_format`` (spec §1).
+"""How ``$from$``, ``$to$`` and ``$number$`` are written in requests: ``number_format``
+(docs/format.md, "The file").
 
 ``as_given`` leaves the caller's text alone. The other formats parse the number with
 ``phonenumbers`` (a number without ``+`` needs the installation's default region) and write it as

@@ -1,4 +1,5 @@
-"""Webhook pattern trees (spec §6), compiled once per model into small matcher objects.
+"""Webhook pattern trees (docs/format.md, "Webhook models"), compiled once per model into small
+matcher objects.
 
 A pattern tree is a webhook model's ``request_parameters``: objects, one-item lists, literals and
 placeholder strings. :func:`compile_pattern` turns it into a tree of :class:`Pattern` nodes, one
@@ -49,9 +50,9 @@ _SHOW_CHARS: Final = 40
 def as_text(value: object) -> str | None:
     """A scalar payload value as text (JSON ``2`` → ``"2"``, ``true`` → ``"true"``), else None.
 
-    None for JSON null, objects and lists. Numbers are their decimal text (spec §5, §6): ``2.0``
-    is ``"2"``, ``1.5e3`` is ``"1500"``, ``0.0075`` stays ``"0.0075"`` — the same in webhooks and
-    response maps, so an id captured from either compares equal.
+    None for JSON null, objects and lists. Numbers are their decimal text (docs/format.md,
+    "Webhook models"): ``2.0`` is ``"2"``, ``1.5e3`` is ``"1500"``, ``0.0075`` stays ``"0.0075"``
+    — the same in webhooks and response maps, so an id captured from either compares equal.
     """
     kind = type(value)
     if kind is str:
@@ -103,7 +104,8 @@ def _escape(key: str) -> str:
 
 
 class Pattern:
-    """A compiled pattern node. ``constraints`` and ``captures`` are counted as spec §6 says."""
+    """A compiled pattern node. ``constraints`` and ``captures`` are counted as docs/format.md,
+    "Choosing a model" says."""
 
     __slots__ = ("captures", "constraints")
 

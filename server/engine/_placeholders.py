@@ -1,4 +1,5 @@
-"""The placeholder grammar (spec §2): ``$name$``, ``$$`` for a literal ``$``, ``$name?$`` optional.
+"""The placeholder grammar (docs/format.md, "Placeholders"): ``$name$``, ``$$`` for a literal
+``$``, ``$name?$`` optional.
 
 A template string is parsed once into segments: literal text and :class:`Placeholder` objects.
 Values substituted later are never re-scanned, because only the template is ever parsed.
@@ -24,7 +25,8 @@ MAX_NAME = 64
 
 @dataclass(frozen=True, slots=True)
 class Placeholder:
-    """``$name$``; ``optional`` for ``$name?$`` (an optional webhook capture, spec §6)."""
+    """``$name$``; ``optional`` for ``$name?$`` (an optional webhook capture: docs/format.md,
+    "Webhook models")."""
 
     name: str
     optional: bool = False

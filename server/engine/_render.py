@@ -1,12 +1,14 @@
-"""Rendering a request (SendMessage, SendFile, Subscribe, Unsubscribe) from variables (spec §2–§4).
+"""Rendering a request (SendMessage, SendFile, Subscribe, Unsubscribe) from variables
+(docs/format.md, "Requests").
 
 :func:`render_request` turns a :class:`RequestTemplate` plus the variables of one call (request
 variables and the installation's property values, keyed by name) into the exact HTTP request:
 method, URL (:mod:`._url`), headers and body (:mod:`._body`). Templates are compiled once per
 template object and cached, because rendering is on the send path.
 
-Headers come in this order: ``Content-Type`` (only when there is a body), the auth header (§4),
-then ``request_headers``, which replace an earlier header of the same name (case-insensitively).
+Headers come in this order: ``Content-Type`` (only when there is a body), the auth header
+(docs/format.md, "Authentication"), then ``request_headers``, which replace an earlier header of
+the same name (case-insensitively).
 
 With ``masked=True`` the request is rendered for display: every value of a secret property is
 replaced by :data:`MASK` where the template put it (a header, a body field, a URL segment or query

@@ -1,4 +1,4 @@
-"""Mapping a provider's 2xx answer to the outcome of a send (spec §5).
+"""Mapping a provider's 2xx answer to the outcome of a send (docs/format.md, "response_map").
 
 The ``response_map`` is a pattern tree laid over the JSON body: an object pattern descends by key,
 a list pattern ``[p]`` applies ``p`` to the first element (``[p0, p1]`` to the first two), a
@@ -168,7 +168,10 @@ def _parse_json(body: bytes) -> tuple[object, bool]:
 def map_response(
     response_map: Frozen, body: bytes, content_type: str | None = None
 ) -> ResponseOutcome:
-    """Lay ``response_map`` over a 2xx response ``body`` (spec §5). Never raises."""
+    """Lay ``response_map`` over a 2xx response ``body`` (docs/format.md, "response_map").
+
+    Never raises.
+    """
     if response_map is None:
         return _ACCEPTED_UNKNOWN
     walk = _Walk()

@@ -1,4 +1,5 @@
-"""Template trees and strings compiled once into small rendering functions (spec §2, §3).
+"""Template trees and strings compiled once into small rendering functions (docs/format.md,
+"Placeholders" and "Requests").
 
 A template string that is exactly one placeholder takes the variable's value keeping its type (a
 list stays a list); without a value it renders as :data:`MISSING`, and the object key or list item

@@ -1,4 +1,4 @@
-"""URL templates whose values can never change the URL's structure (spec §3).
+"""URL templates whose values can never change the URL's structure (docs/format.md, "Requests").
 
 The template is split once, on its literal text only, into origin (scheme and authority), path,
 query and fragment; a placeholder belongs to the part it stands in. Then, when rendering:

@@ -1,8 +1,10 @@
-"""Which placeholders may be used where (spec §2), and where a definition's templates are.
+"""Which placeholders may be used where (docs/format.md, "Placeholders"), and where a
+definition's templates are.
 
 A placeholder must name a property of the file or a variable allowed at its place. The table below
-is the spec's; :func:`template_strings` walks a definition — even a broken one, skipping whatever is
-not intact — and yields every template string with the scope that applies to it.
+is the one docs/format.md gives; :func:`template_strings` walks a definition — even a broken one,
+skipping whatever is not intact — and yields every template string with the scope that applies to
+it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""OAuth2 and JWT auth for provider calls (seed §Authorization, spec §4), built on authlib.
+"""OAuth2 and JWT auth for provider calls (docs/format.md, "Authentication"), built on authlib.
 
 :class:`OAuthTokens` gives the send path a valid OAuth2 access token per installation
 (:meth:`~OAuthTokens.bearer_token`, :meth:`~OAuthTokens.after_unauthorized`) and runs the

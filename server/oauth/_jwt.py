@@ -1,4 +1,6 @@
-"""(ext) JWT auth (spec §4): ``Authorization: Bearer <a token signed for the installation>``.
+"""(ext) JWT auth: ``Authorization: Bearer <a token signed for the installation>``.
+
+See docs/format.md, "Authentication".
 
 :func:`sign_jwt` renders the definition's claims with the installation's property values, adds
 ``iat`` (now), ``exp`` (``iat + ttl_s``) and a random ``jti`` (these three replace any the template

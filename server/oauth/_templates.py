@@ -1,10 +1,11 @@
 """Rendering the OAuth2 and JWT templates of a definition with an installation's property values.
 
-The rules are the spec's (§2, §3): a template string that is exactly one placeholder keeps its
-value's type and, without a value, leaves its key out; a placeholder inside a longer string is
-interpolated (no value is ``""``); numbers, booleans and null pass through; values are never
-re-scanned. URLs go through :func:`server.engine.render_request`, so that a value can never change
-an endpoint's structure (the same guarantee as a provider request's ``request_url``).
+The rules are those of requests (docs/format.md, "Requests"): a template string that is exactly
+one placeholder keeps its value's type and, without a value, leaves its key out; a placeholder
+inside a longer string is interpolated (no value is ``""``); numbers, booleans and null pass
+through; values are never re-scanned. URLs go through :func:`server.engine.render_request`, so
+that a value can never change an endpoint's structure (the same guarantee as a provider request's
+``request_url``).
 """
 
 from __future__ import annotations

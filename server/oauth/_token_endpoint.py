@@ -12,10 +12,10 @@ client authenticates, encodes the body as the definition asks, and turns the out
   :class:`TokenEndpointUnavailable` (transient);
 - an outbound policy refusal: :class:`server.outbound.PolicyRefused`, unchanged.
 
-Client authentication (the spec does not say; chosen here, see the report): with a client
-secret, a form body uses HTTP Basic (``client_secret_basic``, which RFC 6749 §2.3.1 requires every
-server to accept) and a JSON body carries ``client_id`` and ``client_secret`` in the JSON
-(``client_secret_post``: a JSON token endpoint is outside RFC 6749, and those put them in the
+Client authentication (the plain format leaves it open; chosen here, docs/format.md, "OAuth2"):
+with a client secret, a form body uses HTTP Basic (``client_secret_basic``, which RFC 6749 §2.3.1
+requires every server to accept) and a JSON body carries ``client_id`` and ``client_secret`` in the
+JSON (``client_secret_post``: a JSON token endpoint is outside RFC 6749, and those put them in the
 body); without a secret only ``client_id`` is sent (``none``, a public client using PKCE).
 
 The request's ``Content-Type`` is the definition's ``token_parameters.content_type`` exactly

@@ -1,4 +1,4 @@
-"""OAuth2 for installations (seed §Authorization, spec §4): valid access tokens, and the
+"""OAuth2 for installations (docs/format.md, "OAuth2"): valid access tokens, and the
 authorization-code flow that first obtains them.
 
 :class:`OAuthTokens` answers :meth:`~OAuthTokens.bearer_token` for the send path:

@@ -3,8 +3,9 @@
 Every implementation (SQLite now, PostgreSQL later) satisfies the same protocol and passes the same
 tests (``tests/store``). Records are immutable values; the store never interprets a definition's
 JSON, never encrypts or decrypts (the service encrypts secret property values before they arrive)
-and never normalises numbers (the service does, spec §8) — it keeps what it is given and enforces
-the few invariants that need a database: versions, number ownership and idempotency keys.
+and never normalises numbers (the service does: docs/format.md, "Numbers") — it keeps what it is
+given and enforces the few invariants that need a database: versions, number ownership and
+idempotency keys.
 
 Times are timezone-aware UTC datetimes, kept to the microsecond.
 """
@@ -72,7 +73,8 @@ class Conflict(StoreError):
 
 
 class NumberTaken(StoreError):
-    """A number is already held by an enabled installation of the same integration (spec §8).
+    """A number is already held by an enabled installation of the same integration
+    (docs/format.md, "Numbers").
 
     ``installation_id`` is the holder's id. It is the installation's own id when one record assigns
     the same (normalised) number twice.
@@ -122,7 +124,8 @@ class IntegrationRecord:
 class NumberAssignment:
     """A number of an installation and the users (extensions) it is assigned to.
 
-    ``number`` is the normalised form the store compares (E.164 where parseable, spec §8);
+    ``number`` is the normalised form the store compares (E.164 where parseable; docs/format.md,
+    "Numbers");
     ``given`` is what the operator wrote.
     """
 
@@ -194,11 +197,14 @@ class WebhookOutcome(enum.StrEnum):
     MATCHED = "matched"
     """Every payload matched a model and every event found its owner (duplicates included)."""
     UNMATCHED = "unmatched"
-    """A payload matched no model (spec §6); kept, listable, replayable."""
+    """A payload matched no model (docs/format.md, "Unmatched payloads"); kept, listable,
+    replayable."""
     UNROUTABLE = "unroutable"
-    """Matched, but no enabled installation (or sent message) owns an event (spec §8)."""
+    """Matched, but no enabled installation (or sent message) owns an event
+    (docs/format.md, "Numbers and routing", "Receipts")."""
     UNAUTHENTICATED = "unauthenticated"
-    """It failed the definition's WebhookAuth check (spec §7); no event came from it."""
+    """It failed the definition's WebhookAuth check (docs/format.md, "WebhookAuth"); no event
+    came from it."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -248,9 +254,9 @@ class NewEvent:
     ``type`` is the format's name (:class:`InboundEventType` values). ``message_id`` is ours, on a
     receipt correlated to a message we sent, else ``""``; ``metadata`` is that send's caller
     metadata (receipts), else empty. ``request_id`` is the :class:`WebhookRequestRecord` the event
-    came from. ``dedupe_key`` (spec §6: installation | event_key | type | provider message id) makes
-    a second event with the same key a duplicate, whenever it arrives, until the key is purged;
-    ``None``: never a duplicate.
+    came from. ``dedupe_key`` (docs/format.md, "Duplicates": installation, or for a receipt its
+    integration | event_key | type | provider message id) makes a second event with the same key
+    a duplicate, whenever it arrives, until the key is purged; ``None``: never a duplicate.
     """
 
     type: str
@@ -327,7 +333,8 @@ class MessageTransition:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class HeldReceipt:
-    """A receipt whose provider message id matched no message yet (spec §8 ``receipt_wait``).
+    """A receipt whose provider message id matched no message yet (docs/format.md,
+    "Receipts").
 
     ``event`` is the receipt's event as it would be appended without a message: ``message_id``
     ``""``, ``metadata`` empty, and ``installation_id``/``org_id`` ``""`` when it came through the

@@ -1,4 +1,5 @@
-"""Webhook authenticity (spec §7, ``WebhookAuth``): prove that a webhook comes from the provider.
+"""Webhook authenticity (docs/format.md, "WebhookAuth"): prove that a webhook comes from the
+provider.
 
 Pure code: no I/O and no clock (the current time is an argument). One entry point,
 :func:`verify_webhook`, checks a :class:`SignedRequest` against a definition's

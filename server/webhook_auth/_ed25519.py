@@ -1,4 +1,5 @@
-"""``ed25519``: the Telnyx scheme, an Ed25519 signature over ``<timestamp>|<body>`` (spec §7).
+"""``ed25519``: the Telnyx scheme, an Ed25519 signature over ``<timestamp>|<body>``
+(docs/format.md, "WebhookAuth").
 
 The public key (``public_key``, usually a property) is base64 of the 32 raw key bytes as Telnyx
 shows it; a PEM or base64 DER SubjectPublicKeyInfo and 64 hex digits are accepted too. The

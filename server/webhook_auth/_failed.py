@@ -6,7 +6,8 @@ __all__ = ["WebhookAuthFailed"]
 
 
 class WebhookAuthFailed(Exception):
-    """A webhook failed its authenticity check (spec §7); the caller answers 401 and records it.
+    """A webhook failed its authenticity check (docs/format.md, "WebhookAuth"); the caller
+    answers 401 and records it.
 
     ``reason`` is a short plain sentence, safe to record and log: it names headers and checks,
     never a secret, a signature or a property value.

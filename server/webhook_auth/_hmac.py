@@ -1,4 +1,5 @@
-"""``hmac``: a keyed hash of what ``signed`` names, carried in a header (spec §7).
+"""``hmac``: a keyed hash of what ``signed`` names, carried in a header (docs/format.md,
+"WebhookAuth").
 
 ``signed`` is a table of small functions, one per keyword, each giving the signed bytes and the
 signed timestamp (checked against the replay window) when there is one:

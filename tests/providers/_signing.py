@@ -1,5 +1,6 @@
-"""Signing webhook requests in tests, as a provider would (spec §7), so that fixtures taken from
-documentation — whose signatures were made for another URL and key — can be posted to our URL.
+"""Signing webhook requests in tests, as a provider would (docs/format.md, "WebhookAuth"), so
+that fixtures taken from documentation — whose signatures were made for another URL and key — can
+be posted to our URL.
 
 Written independently of ``server.webhook_auth`` (which verifies); the known-answer tests there
 check the verifier against the providers' published examples.

@@ -1,5 +1,6 @@
-"""(ext) Subscribe lists whose response_maps feed the requests after them (spec §3), through the
-real service and a fake provider: one lookup per number, then an update with the id it found."""
+"""(ext) Subscribe lists whose response_maps feed the requests after them (docs/format.md,
+"Subscribe and Unsubscribe"), through the real service and a fake provider: one lookup per number,
+then an update with the id it found."""
 
 from __future__ import annotations
 

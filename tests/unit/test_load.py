@@ -334,7 +334,7 @@ def test_pointers_escape_tilde_and_slash() -> None:
     ]
 
 
-# -- placeholders by place (spec §2) --------------------------------------------------------------
+# -- placeholders by place (docs/format.md, "Placeholders") ---------------------------------------
 
 
 def _with_parameter(where: str, value: str) -> dict[str, Any]:
@@ -562,7 +562,8 @@ def test_same_constraints_warn_also_with_the_same_event_key() -> None:
         "warning /Webhook/3: this model has the same constraints as /Webhook/2: a payload both "
         "match goes to the one with more captures, then to the earlier one in the file"
     ]
-    twin["event_key"] = "message"  # spec §6: still a warning, never a refusal
+    # still a warning, never a refusal (docs/format.md, "Choosing a model")
+    twin["event_key"] = "message"
     assert [p.severity for p in check_definition(doc)] == ["warning"]
     # a different method, each pointer or literal makes them different
     for change in (
@@ -845,7 +846,8 @@ def test_models_that_differ_only_in_a_header_literal_are_not_equal_constraints()
 
 def test_a_broken_properties_list_does_not_make_every_property_placeholder_unknown() -> None:
     doc = template()
-    doc["properties"] = "API key"  # spec §1: only the list's own error, nothing built on it
+    # only the list's own error, nothing built on it (docs/format.md, "Checking a file")
+    doc["properties"] = "API key"
     assert problems_of(doc) == [
         'error /properties: properties must be a list, not the string "API key"'
     ]
@@ -859,7 +861,8 @@ def test_a_subscribe_response_map_may_capture_the_response_map_variables() -> No
         "request_parameters": {"url": "$webhook_url$"},
         "response_map": {"data": {"id": "$messageid$", "state": "$status$"}},
     }
-    assert check_definition(doc) == ()  # spec §2: messageid and status are response_map captures
+    # messageid and status are response_map captures (docs/format.md, "Subscribe and Unsubscribe")
+    assert check_definition(doc) == ()
 
 
 def test_logo_must_be_a_url() -> None:

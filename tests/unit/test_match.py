@@ -1,4 +1,4 @@
-"""match_webhook: one rule of spec §6 per test."""
+"""match_webhook: one rule of docs/format.md, "Webhook models", per test."""
 
 from __future__ import annotations
 
@@ -626,7 +626,8 @@ def test_a_model_does_not_match_a_payload_that_has_an_absent_key() -> None:
     assert callback.events == ()
     (miss,) = callback.unmatched[0].near_misses
     assert miss.reason == "/MessageStatus: must be absent"
-    # A key present with null is present (spec §6: null is no value, the key still counts).
+    # A key present with null is present (docs/format.md, "Webhook models": null is no value,
+    # the key still counts).
     assert post_json(definition(inbound), {**body, "MessageStatus": None}).events == ()
 
 
@@ -714,7 +715,8 @@ def test_header_captures_apply_to_every_payload_of_a_batch() -> None:
 
 
 def test_json_numbers_are_decimal_text_as_in_response_maps() -> None:
-    # spec §5/§6: 2.0 compares as "2" and an id sent as 1.5e3 is "1500", as map_response reads it
+    # docs/format.md, "Webhook models": 2.0 compares as "2" and an id sent as 1.5e3 is "1500", as
+    # map_response reads it
     receipt = model("dlr", {"status": "2", "id": "$messageid$"}, event_type="messageDelivered")
     event = only_event(post_json(definition(receipt), {"status": 2.0, "id": 1.5e3}))
     assert event.provider_message_id == "1500"
@@ -722,7 +724,8 @@ def test_json_numbers_are_decimal_text_as_in_response_maps() -> None:
 
 
 def test_an_each_element_no_model_matches_is_reported_even_when_the_body_gave_an_event() -> None:
-    # spec §6: "a payload that no model matches is kept ... never silently dropped"
+    # docs/format.md, "Unmatched payloads": an element of an `each` list that no model matches
+    # is kept even when the rest of the body gave events
     plain = model("sent", {"event": "sent", "id": "$messageid$"}, event_type="messageSent")
     each = model(
         "dlr", {"messageId": "$messageid$", "s": "DELIVERED"}, event_type="messageDelivered",

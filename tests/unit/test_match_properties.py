@@ -150,7 +150,8 @@ SCALARS = st.one_of(
 def text_of(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float):  # spec §5/§6: decimal text, "2" for 2.0, no exponent
+    # decimal text, "2" for 2.0, no exponent (docs/format.md, "Webhook models")
+    if isinstance(value, float):
         return str(int(value)) if value.is_integer() else f"{Decimal(repr(value)):f}"
     return str(value)
 

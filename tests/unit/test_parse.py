@@ -1,4 +1,4 @@
-"""parse_webhook: a request body (or query) into its payload, as spec §6 says."""
+"""parse_webhook: a request body (or query) into its payload (docs/format.md, "Webhook bodies")."""
 
 from __future__ import annotations
 

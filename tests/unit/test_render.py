@@ -1,4 +1,5 @@
-"""render_request: a RequestTemplate plus variables into the exact HTTP request (spec §2–§4)."""
+"""render_request: a RequestTemplate plus variables into the exact HTTP request (docs/format.md,
+"Requests")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Properties of render_request that must hold for every value (spec §3), checked with hypothesis.
+"""Properties of render_request that must hold for every value (docs/format.md, "Requests"),
+checked with hypothesis.
 
 - Any NUL-free Unicode text rendered into a JSON, form, multipart body or a query string, and read
   back with a real parser, is the text unchanged, and the body has exactly the template's fields.

@@ -1,4 +1,5 @@
-"""map_response: a provider's 2xx answer into the outcome of a send (spec §5)."""
+"""map_response: a provider's 2xx answer into the outcome of a send (docs/format.md,
+"response_map")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""Webhook authenticity (spec §7): known answers from the providers' published examples, the
-refusals every scheme owes (tampered body, wrong key, stale timestamp, missing header), and
-robustness: random requests and options never raise anything but WebhookAuthFailed.
+"""Webhook authenticity (docs/format.md, "WebhookAuth"): known answers from the providers'
+published examples, the refusals every scheme owes (tampered body, wrong key, stale timestamp,
+missing header), and robustness: random requests and options never raise anything but
+WebhookAuthFailed.
 
 The fixtures in tests/fixtures/webhook_auth/ each name the page their values come from. All
 signing done here is test code, written independently of server/webhook_auth.
