@@ -104,8 +104,10 @@ async def test_sigterm_under_load_fails_no_call_in_flight(cluster: Cluster) -> N
 
     # New work after the SIGTERM: refused by A, and retried on B with its key by the caller.
     # gRPC answers a call that reached A but was never handed to a handler CANCELLED rather than
-    # UNAVAILABLE (grpc/grpc#41785); either way A never ran it, which B's answer proves: the key
-    # was new to B (not replayed) and the provider got one call for it.
+    # UNAVAILABLE (grpc/grpc#41785), and one that reached A just as it stopped listening may get
+    # no answer at all until its deadline (seen once in ~25 runs on a loaded machine); either way
+    # A never ran it, which B's answer proves: the key was new to B (not replayed) and the
+    # provider got one call for it.
     late_outcomes: list[str] = []
 
     async def send_late(n: int) -> None:
@@ -137,7 +139,8 @@ async def test_sigterm_under_load_fails_no_call_in_flight(cluster: Cluster) -> N
     # Zero failed in-flight calls; the refused ones succeeded on B; one provider call per key.
     assert all(reply.provider_message_id for reply in replies)
     refused = [o for o in late_outcomes if o.startswith("replica-a ") and not o.endswith(" OK")]
-    assert all(o.endswith((" UNAVAILABLE", " CANCELLED")) for o in refused), late_outcomes
+    never_ran = (" UNAVAILABLE", " CANCELLED", " DEADLINE_EXCEEDED")
+    assert all(o.endswith(never_ran) for o in refused), late_outcomes
     assert sum(o.endswith(" OK") for o in late_outcomes) == 8, late_outcomes
     calls = await provider_calls(cluster)
     sent = [f"in flight {n}" for n in range(8)] + [f"late {n}" for n in range(8)]
