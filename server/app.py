@@ -36,7 +36,7 @@ from ._retention import Retention, RetentionKeeper
 from ._send import SendPath
 from ._service import GatewayServicer, IngestServicer
 from ._subscribe import SubscriptionKeeper
-from .access import ApiAccess, DecodingInterceptor
+from .access import ApiAccess, add_lenient_servicer
 from .config import Settings
 from .engine import MAX_DEFINITION_BYTES
 from .fake_provider import RunningFakeProvider, start_fake_provider
@@ -232,18 +232,19 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         access=access.policy,
     )
     server = grpc.aio.server(
-        # Outermost: a request that is not valid protobuf is INVALID_ARGUMENT, for every method.
-        interceptors=[DecodingInterceptor(), *access.interceptors()],
+        interceptors=access.interceptors(),
         options=[
             ("grpc.max_receive_message_length", max_request_bytes(settings)),
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
         ],
     )
-    gateway_pb2_grpc.add_GatewayServicer_to_server(servicer, server)
-    ingest_pb2_grpc.add_IngestServicer_to_server(IngestServicer(ingestor), server)
+    # A request that is not valid protobuf is INVALID_ARGUMENT, for every method.
+    add_lenient_servicer(gateway_pb2_grpc.add_GatewayServicer_to_server, servicer, server)
+    ingest_servicer = IngestServicer(ingestor)
+    add_lenient_servicer(ingest_pb2_grpc.add_IngestServicer_to_server, ingest_servicer, server)
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    add_lenient_servicer(health_pb2_grpc.add_HealthServicer_to_server, health_servicer, server)
     reflection.enable_server_reflection(
         (GATEWAY_SERVICE, INGEST_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )

@@ -9,8 +9,8 @@
   the ``full`` scope, and a token scoped to organisations reaches only their records (the matrix
   is in :mod:`server.access._caller` and :mod:`server.access._methods`).
 - :func:`load_server_credentials` makes TLS (and, with a client CA, mutual TLS) credentials.
-- :class:`DecodingInterceptor` answers a request that is not valid protobuf INVALID_ARGUMENT
-  (grpc alone answers UNKNOWN and logs a traceback).
+- :func:`add_lenient_servicer` registers a servicer whose methods answer a request that is not
+  valid protobuf INVALID_ARGUMENT (grpc alone answers UNKNOWN and logs a traceback).
 - :func:`check_exposure` refuses a non-loopback listen address without TLS or tokens, unless
   ``--insecure``.
 - :class:`ApiAccess` puts them together from the settings, with the interceptors for
@@ -19,7 +19,7 @@
 
 from ._api import AccessSettings, ApiAccess
 from ._caller import Caller
-from ._decoding import UNDECODABLE, DecodingInterceptor
+from ._decoding import UNDECODABLE, add_lenient_servicer
 from ._exposure import check_exposure, is_loopback_listen
 from ._interceptor import AccessInterceptor
 from ._methods import (
@@ -46,9 +46,9 @@ __all__ = [
     "ApiAccess",
     "ApiToken",
     "Caller",
-    "DecodingInterceptor",
     "Requirement",
     "Scope",
+    "add_lenient_servicer",
     "check_exposure",
     "gateway_method",
     "hash_token",

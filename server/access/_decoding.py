@@ -3,14 +3,17 @@
 grpc.aio decodes a request with the method's ``FromString`` before any handler runs; a
 ``DecodeError`` there (bytes that are not a message of the request type — invalid UTF-8 in a
 string field, a truncated field) would become UNKNOWN, with the exception's class in the details
-and an error-level traceback in the log. :class:`DecodingInterceptor` wraps the deserializer of
-every unary-request method so that it returns the :data:`UNDECODABLE` marker instead of raising,
-and the method's behaviour so that the marker is answered INVALID_ARGUMENT (reason
-``REQUEST_UNDECODABLE``, a plain message) before the handler sees it. The same wrapper serves
-both services (``Gateway`` and ``Ingest``), unary and server-streaming; the handlers themselves
-never see undecodable input.
+and an error-level traceback in the log. :func:`add_lenient_servicer` registers a servicer as its
+generated ``add_…Servicer_to_server`` function would, but with the deserializer of every
+unary-request method returning the :data:`UNDECODABLE` marker instead of raising, and the
+method's behaviour answering the marker INVALID_ARGUMENT (reason ``REQUEST_UNDECODABLE``, a
+plain message) before the handler sees it. It serves unary and server-streaming methods alike;
+the handlers themselves never see undecodable input.
 
-Methods with a request stream (only server reflection has one) are left as grpc made them.
+The handlers are wrapped once, when the server is built, not per call: a server interceptor
+doing the same costs every call a coroutine and a handler copy (measured: 14 % of the send rate
+at 64 callers). Methods with a request stream (only server reflection has one) are left as grpc
+made them.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import enum
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, NoReturn
 
 import grpc
@@ -26,11 +29,9 @@ from google.protobuf.message import DecodeError
 
 from ..errors import InvalidRequest, to_rpc_status
 
-__all__ = ["UNDECODABLE", "DecodingInterceptor"]
+__all__ = ["UNDECODABLE", "add_lenient_servicer"]
 
 logger = logging.getLogger(__name__)
-
-Continuation = Callable[[Any], Awaitable[Any]]
 
 
 class _Undecodable(enum.Enum):
@@ -41,23 +42,50 @@ UNDECODABLE = _Undecodable.UNDECODABLE
 """What a wrapped deserializer returns for bytes that are not a message of its type."""
 
 
-class DecodingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Answers undecodable requests INVALID_ARGUMENT instead of grpc's UNKNOWN."""
+class _Registrations:
+    """Stands in for the server while a generated ``add_…Servicer_to_server`` runs: keeps the
+    method handlers it registers, by service."""
 
-    async def intercept_service(self, continuation: Continuation, handler_call_details: Any) -> Any:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.request_streaming or handler.request_deserializer is None:
-            return handler
-        method: str = handler_call_details.method
-        if handler.response_streaming:
-            return handler._replace(
-                request_deserializer=_lenient(handler.request_deserializer),
-                unary_stream=_guard_streaming(handler.unary_stream, method),
-            )
+    def __init__(self) -> None:
+        self.services: dict[str, Mapping[str, grpc.RpcMethodHandler]] = {}
+
+    def add_generic_rpc_handlers(self, handlers: object) -> None:
+        pass  # the same handlers arrive through add_registered_method_handlers
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: Mapping[str, grpc.RpcMethodHandler]
+    ) -> None:
+        self.services[service] = handlers
+
+
+def add_lenient_servicer(
+    add: Callable[[Any, Any], None], servicer: object, server: grpc.aio.Server
+) -> None:
+    """``add(servicer, server)`` (a generated ``add_…Servicer_to_server``), with every
+    unary-request method answering an undecodable request INVALID_ARGUMENT."""
+    registrations = _Registrations()
+    add(servicer, registrations)
+    for service, handlers in registrations.services.items():
+        lenient = {
+            name: _lenient_handler(handler, f"/{service}/{name}")
+            for name, handler in handlers.items()
+        }
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, lenient),))
+        server.add_registered_method_handlers(service, lenient)
+
+
+def _lenient_handler(handler: Any, method: str) -> Any:
+    if handler.request_streaming or handler.request_deserializer is None:
+        return handler
+    if handler.response_streaming:
         return handler._replace(
             request_deserializer=_lenient(handler.request_deserializer),
-            unary_unary=_guard_unary(handler.unary_unary, method),
+            unary_stream=_guard_streaming(handler.unary_stream, method),
         )
+    return handler._replace(
+        request_deserializer=_lenient(handler.request_deserializer),
+        unary_unary=_guard_unary(handler.unary_unary, method),
+    )
 
 
 def _lenient(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:

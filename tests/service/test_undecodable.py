@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
+from grpc_health.v1 import health_pb2
 
 from msgbridge.v1 import gateway_pb2, ingest_pb2
 from server.access import hash_token
@@ -91,3 +92,10 @@ async def test_with_tokens_the_token_is_checked_before_the_request_is_decoded(
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await call(data, metadata=metadata, timeout=TIMEOUT)
         assert caught.value.code() == code
+
+
+async def test_the_health_service_refuses_an_undecodable_request_as_well(gateway: Gateway) -> None:
+    check = health_pb2.DESCRIPTOR.services_by_name["Health"].methods_by_name["Check"]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call_raw(gateway.channel, check, invalid_utf8(check.input_type))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
