@@ -83,6 +83,16 @@ async def send(
         return response.status
 
 
+async def kept_batch(gateway: Gateway, http: aiohttp.ClientSession) -> gateway_pb2.UnmatchedWebhook:
+    """Post BATCH, which no model matches, and return the webhook kept for it."""
+    assert await send(http, gateway, *BATCH) == 200
+    page = await gateway.stub.ListUnmatchedWebhooks(
+        gateway_pb2.ListUnmatchedWebhooksRequest(page_size=1)
+    )
+    (kept,) = page.webhooks
+    return kept
+
+
 async def test_unrelated_calls_are_answered_promptly_while_hostile_bodies_are_read(
     gateway: Gateway, http: aiohttp.ClientSession
 ) -> None:
@@ -98,11 +108,7 @@ async def test_unrelated_calls_are_answered_promptly_while_hostile_bodies_are_re
 async def test_unrelated_calls_are_answered_promptly_while_a_hostile_body_is_replayed(
     gateway: Gateway, http: aiohttp.ClientSession
 ) -> None:
-    assert await send(http, gateway, *BATCH) == 200
-    page = await gateway.stub.ListUnmatchedWebhooks(
-        gateway_pb2.ListUnmatchedWebhooksRequest(page_size=1)
-    )
-    (kept,) = page.webhooks
+    kept = await kept_batch(gateway, http)
     # A default client: the reply's reason says how many payloads went unmatched and describes
     # only the first few.
     async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
@@ -120,10 +126,6 @@ async def test_unrelated_calls_are_answered_promptly_while_a_hostile_body_is_rep
 async def test_a_batch_no_model_matches_is_kept_with_a_reason_that_counts_it(
     gateway: Gateway, http: aiohttp.ClientSession
 ) -> None:
-    assert await send(http, gateway, *BATCH) == 200
-    page = await gateway.stub.ListUnmatchedWebhooks(
-        gateway_pb2.ListUnmatchedWebhooksRequest(page_size=1)
-    )
-    (kept,) = page.webhooks
+    kept = await kept_batch(gateway, http)
     assert kept.reason.startswith("90000 payloads matched no model; the first 20 are described")
     assert kept.reason.count("payload /") <= 20
