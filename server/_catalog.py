@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,7 +18,13 @@ from .engine import Problem as DefinitionProblem
 from .errors import InvalidDefinition, NotFound
 from .store import IntegrationRecord, Store
 
-__all__ = ["Capabilities", "IntegrationCatalog", "LoadedIntegration", "capabilities_of"]
+__all__ = [
+    "Capabilities",
+    "IntegrationCatalog",
+    "LoadedIntegration",
+    "capabilities_of",
+    "definition_refused",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -93,12 +100,7 @@ class IntegrationCatalog:
         try:
             return await off_loop(load_definition, definition_json)
         except DefinitionError as exc:
-            raise InvalidDefinition(
-                f"the definition has {len(exc.errors)} error(s); the first: {exc.errors[0]}"
-                if exc.errors
-                else "the definition is invalid",
-                violations=[(p.pointer or "/", p.message) for p in exc.errors],
-            ) from None
+            raise definition_refused(exc.errors) from None
 
     async def register(self, definition_json: str) -> LoadedIntegration:
         definition = await self.validate(definition_json)
@@ -153,3 +155,13 @@ class IntegrationCatalog:
     async def delete(self, integration_id: str) -> bool:
         self._latest.pop(integration_id, None)
         return await self._store.delete_integration(integration_id)
+
+
+def definition_refused(errors: Sequence[DefinitionProblem]) -> InvalidDefinition:
+    """The error a definition with ``errors`` is refused with, every error a violation."""
+    return InvalidDefinition(
+        f"the definition has {len(errors)} error(s); the first: {errors[0]}"
+        if errors
+        else "the definition is invalid",
+        violations=[(p.pointer or "/", p.message) for p in errors],
+    )

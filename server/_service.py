@@ -25,7 +25,12 @@ from google.protobuf.message import Message
 from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 
 from ._authorization import AuthorizationStatus, InstallationAuth
-from ._catalog import IntegrationCatalog, LoadedIntegration, capabilities_of
+from ._catalog import (
+    IntegrationCatalog,
+    LoadedIntegration,
+    capabilities_of,
+    definition_refused,
+)
 from ._events import EventHub, follow_events
 from ._ingest import Ingestor
 from ._installations import InstallationDirectory, NumberInput, installation_not_found
@@ -33,6 +38,7 @@ from ._replies import REPLY_BUDGET, Page, ReadLimit, capped, clip_text, split_by
 from ._send import SendOutcome, SendPath, SendRequest
 from ._subscribe import SubscriptionKeeper
 from .access import AccessPolicy, Caller, gateway_method
+from .engine import DEFINITION_TOO_LARGE, MAX_DEFINITION_BYTES
 from .errors import (
     FailedPrecondition,
     GatewayError,
@@ -79,6 +85,8 @@ _MESSAGE_STATES = {
 }
 _DEFAULT_PAGE = 100
 _ANYONE = Caller()  # the caller of every call when no API token is configured
+# A request's bytes beyond its definition's: field tags, the length, validate_only.
+_FIELD_OVERHEAD_BYTES = 64
 _MAX_PAGE = 1000
 # A replay's reason joins every problem found; the reply keeps its start.
 _MAX_REASON_BYTES = 16_384
@@ -268,6 +276,10 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self, request: gateway_pb2.RegisterIntegrationRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.RegisterIntegrationResponse:
         caller = await self._authorize(request, context)
+        if request.ByteSize() > MAX_DEFINITION_BYTES + _FIELD_OVERHEAD_BYTES:
+            # Refused before its text is read: each read of a string field makes a copy, and a
+            # request may be near the server's receive limit.
+            raise definition_refused([DEFINITION_TOO_LARGE])
         if not request.definition_json.strip():
             raise InvalidRequest(
                 "definition_json is required", violations=[("definition_json", "required")]

@@ -6,6 +6,7 @@ to events (:func:`match_webhook`). Every error raised is an :class:`EngineError`
 """
 
 from ._document import MAX_SIZE as MAX_DEFINITION_BYTES
+from ._document import TOO_LARGE as DEFINITION_TOO_LARGE
 from ._errors import DefinitionError, EngineError, Problem, RenderError, WebhookParseError
 from ._load import check_definition, load_definition
 from ._match import (
@@ -46,6 +47,7 @@ from ._render import (
 from ._response import ResponseOutcome, map_response
 
 __all__ = [
+    "DEFINITION_TOO_LARGE",
     "MAX_DEFINITION_BYTES",
     "Auth",
     "BasicAuth",

@@ -20,7 +20,7 @@ from typing import Any
 from ._errors import Problem
 from ._pointer import child
 
-__all__ = ["MAX_DEPTH", "MAX_KEY", "MAX_SIZE", "UNREADABLE", "read_document"]
+__all__ = ["MAX_DEPTH", "MAX_KEY", "MAX_SIZE", "TOO_LARGE", "UNREADABLE", "read_document"]
 
 MAX_SIZE = 1 << 20  # a definition is a few kilobytes; a megabyte is certainly a mistake
 MAX_DEPTH = 64
@@ -65,7 +65,7 @@ def read_document(data: object) -> tuple[Any, list[Problem]]:
     if isinstance(data, bytes | bytearray | memoryview):
         raw = bytes(data)
         if len(raw) > MAX_SIZE:
-            return UNREADABLE, [_too_large()]
+            return UNREADABLE, [TOO_LARGE]
         try:
             data = raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
@@ -74,7 +74,7 @@ def read_document(data: object) -> tuple[Any, list[Problem]]:
             ]
     if isinstance(data, str):
         if len(data) > MAX_SIZE:
-            return UNREADABLE, [_too_large()]
+            return UNREADABLE, [TOO_LARGE]
         try:
             data = json.loads(
                 data, object_pairs_hook=_object_from_pairs, parse_constant=_reject_constant
@@ -169,8 +169,8 @@ def _text(value: str, at: str, problems: list[Problem]) -> str:
     return _SURROGATE.sub("\ufffd", value)
 
 
-def _too_large() -> Problem:
-    return Problem(pointer="", message=f"the definition is larger than {MAX_SIZE // 1024} KiB")
+#: What a definition larger than :data:`MAX_SIZE` is refused with.
+TOO_LARGE = Problem(pointer="", message=f"the definition is larger than {MAX_SIZE // 1024} KiB")
 
 
 def _too_deep() -> Problem:

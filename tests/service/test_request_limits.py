@@ -27,6 +27,8 @@ async def register_raw(channel: grpc.aio.Channel, data: bytes) -> grpc.StatusCod
     call = channel.unary_unary("/msgbridge.v1.Gateway/RegisterIntegration")
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await call(data, timeout=30)
+    if caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT:
+        assert "the definition is larger than 1024 KiB" in (caught.value.details() or "")
     return caught.value.code()
 
 
@@ -46,3 +48,14 @@ async def test_the_limit_follows_the_webhook_body_limit(start_gateway: GatewayFa
     assert max_request_bytes(gateway.server.settings) == 4 << 20
     code = await register_raw(gateway.channel, register_request(3 << 20))
     assert code is grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_definition_just_over_its_limit_is_refused_alike_whichever_check_sees_it(
+    start_gateway: GatewayFactory,
+) -> None:
+    # Over the limit by a little (the definition's own check) and by a lot (the request's size,
+    # checked before its text is read): the same refusal.
+    gateway = await start_gateway()
+    for size in (MAX_DEFINITION_BYTES + 1, MAX_DEFINITION_BYTES + 100_000):
+        code = await register_raw(gateway.channel, register_request(size))
+        assert code is grpc.StatusCode.INVALID_ARGUMENT
