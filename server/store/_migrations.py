@@ -63,7 +63,40 @@ class Migration:
 
     @property
     def checksum(self) -> str:
-        return hashlib.sha256(self.sql.encode()).hexdigest()
+        """The SHA-256 of the statements: lines that are only a ``--`` comment do not count, so
+        rewording a comment does not make an applied migration look changed."""
+        statements = "\n".join(
+            line for line in self.sql.splitlines() if not line.lstrip().startswith("--")
+        )
+        return hashlib.sha256(statements.encode()).hexdigest()
+
+    def recorded_as(self, checksum: str) -> bool:
+        """Whether ``checksum``, as ``schema_migrations`` holds it, is this migration's: its
+        :attr:`checksum`, or what an older msgbridge recorded (the SHA-256 of the whole file,
+        comments included, as that version shipped it)."""
+        return checksum in (
+            self.checksum,
+            hashlib.sha256(self.sql.encode()).hexdigest(),
+            *_FORMER_FILE_CHECKSUMS.get(self.version, ()),
+        )
+
+
+# The whole-file checksums older versions recorded for migrations whose comments were reworded
+# since (they cited an outside document): the files as those versions shipped them, either dialect.
+_FORMER_FILE_CHECKSUMS: dict[int, frozenset[str]] = {
+    1: frozenset(
+        {
+            "b6a08dca7bd0319fc67f66f65b695af3225e4c88e633aea7dcf70087bcae9b37",  # sqlite
+            "a3cadfc8d108d87e877ec5e0e56c15b158e4e81102b8e70c76b21220eeb3211c",  # postgres
+        }
+    ),
+    2: frozenset(
+        {
+            "b304d6b6b4a443c985340a933a67893b45e6fb51f662ad17eb84e2573b32c231",  # sqlite
+            "116971713c012e1cedae411ce068dfa2776205f5ae43be17d333d8286265cbac",  # postgres
+        }
+    ),
+}
 
 
 def load_migrations(
@@ -137,7 +170,7 @@ def pending_migrations(
     pending: list[Migration] = []
     for migration in migrations:
         if migration.version in applied:
-            if applied[migration.version] != migration.checksum:
+            if not migration.recorded_as(applied[migration.version]):
                 logger.warning(
                     "migration %04d_%s changed after it was applied; the change is not applied",
                     migration.version,

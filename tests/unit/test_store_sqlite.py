@@ -24,7 +24,13 @@ from server.store import (
     WebhookOutcome,
     WebhookRequestRecord,
 )
-from server.store._migrations import Migration, _apply_one, apply_migrations, load_migrations
+from server.store._migrations import (
+    Migration,
+    _apply_one,
+    apply_migrations,
+    load_migrations,
+    pending_migrations,
+)
 
 
 @pytest.fixture
@@ -480,3 +486,36 @@ async def test_the_inbound_tables_and_indexes_exist(sqlite_store: SqliteStore) -
         )
     )
     assert "webhook_requests_by_outcome" in plan
+
+
+# What msgbridge recorded for the SQLite migrations before comments stopped counting toward a
+# migration's checksum: the SHA-256 of each whole file as it shipped then.
+FORMER_SQLITE_CHECKSUMS = {
+    1: "b6a08dca7bd0319fc67f66f65b695af3225e4c88e633aea7dcf70087bcae9b37",
+    2: "b304d6b6b4a443c985340a933a67893b45e6fb51f662ad17eb84e2573b32c231",
+    3: "4dfd5d5d714cd082d708d4543bfeeef9fa3086d2c228adafa3af96215d39236a",
+    4: "3f1e249a67d9021c0452d753cf784d2bbbc5e1cd084316253f6171f4d519507e",
+}
+
+
+def test_a_database_migrated_by_an_older_version_opens_without_a_changed_migration_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    applied = dict(FORMER_SQLITE_CHECKSUMS)
+    with caplog.at_level("WARNING", logger="server.store._migrations"):
+        assert pending_migrations(applied, load_migrations()[:4]) == ()
+    assert caplog.records == []
+
+
+def test_a_reworded_comment_leaves_the_checksum_alone_and_a_changed_statement_does_not(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    first = Migration(version=1, name="t", sql="-- one\nCREATE TABLE t (x INTEGER);\n")
+    reworded = Migration(version=1, name="t", sql="  -- another\nCREATE TABLE t (x INTEGER);\n")
+    changed = Migration(version=1, name="t", sql="-- one\nCREATE TABLE t (y INTEGER);\n")
+    assert reworded.checksum == first.checksum != changed.checksum
+    with caplog.at_level("WARNING", logger="server.store._migrations"):
+        assert pending_migrations({1: first.checksum}, [reworded]) == ()
+        assert caplog.records == []
+        assert pending_migrations({1: first.checksum}, [changed]) == ()
+    assert "changed after it was applied" in caplog.text

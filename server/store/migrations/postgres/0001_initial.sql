@@ -37,7 +37,7 @@ CREATE UNIQUE INDEX installations_by_token ON installations (integration_id, web
 
 -- The numbers held by ENABLED installations only (a disabled installation holds none): the
 -- primary key is the rule "a number is held by at most one enabled installation of an
--- integration" (spec §8), enforced atomically by the database.
+-- integration" (docs/format.md, "Numbers and routing"), enforced atomically by the database.
 CREATE TABLE installation_numbers (
     integration_id  text COLLATE "C" NOT NULL,
     number          text COLLATE "C" NOT NULL,

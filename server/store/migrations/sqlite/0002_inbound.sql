@@ -47,14 +47,16 @@ CREATE TABLE events (
     dedupe_key          TEXT
 );
 
--- Spec §6 duplicates: the primary key decides atomically which event with a key is the first.
+-- Duplicates (docs/format.md, "Duplicates"): the primary key decides atomically which event
+-- with a key is the first.
 CREATE TABLE dedupe_keys (
     key        TEXT    NOT NULL PRIMARY KEY,
     created_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX dedupe_keys_by_age ON dedupe_keys (created_at);
 
--- Receipts whose provider message id matched no message yet (spec §8 receipt_wait).
+-- Receipts whose provider message id matched no message yet (receipt_wait: docs/format.md,
+-- "Receipts").
 -- `event_json` is the receipt's event as it would be appended without its message.
 CREATE TABLE held_receipts (
     id                  TEXT    NOT NULL PRIMARY KEY,
