@@ -25,6 +25,7 @@ __all__ = [
     "capped",
     "clip_text",
     "entry_size",
+    "pages_by_size",
     "split_by_size",
 ]
 
@@ -48,7 +49,10 @@ M = TypeVar("M", bound=Message)
 def entry_size(record: Message) -> int:
     """Bytes ``record`` adds to a reply as one element of a repeated field: its encoding, its
     length prefix and a field tag (two bytes: enough for any field number below 2048)."""
-    size = record.ByteSize()
+    return _entry(record.ByteSize())
+
+
+def _entry(size: int) -> int:
     return 2 + _varint_size(size) + size
 
 
@@ -235,8 +239,14 @@ class Page(Generic[M]):
     cut: bool = False
 
     def add(self, record: M) -> bool:
-        record = capped(record, min(RECORD_LIMIT, self.budget - _ENTRY_OVERHEAD))
-        size = entry_size(record)
+        # The encoded size is computed once for a record that fits (the common case): it costs
+        # a walk of the record, and a stream sizes every event it sends.
+        limit = min(RECORD_LIMIT, self.budget - _ENTRY_OVERHEAD)
+        encoded = record.ByteSize()
+        if encoded > limit:
+            record = capped(record, limit)
+            encoded = record.ByteSize()
+        size = _entry(encoded)
         if self.items and self.size + size > self.budget:
             self.cut = True
             return False
@@ -260,16 +270,21 @@ class Page(Generic[M]):
         return max(1, min(left, fitting))
 
 
-def split_by_size(records: Iterable[M], budget: int = REPLY_BUDGET) -> Iterator[list[M]]:
-    """``records`` in order, in lists that each fit one reply of ``budget`` bytes."""
+def pages_by_size(records: Iterable[M], budget: int = REPLY_BUDGET) -> Iterator[Page[M]]:
+    """``records`` in order, in pages that each fit one reply of ``budget`` bytes."""
     page: Page[M] = Page(count=2**31, budget=budget)
     for record in records:
         if not page.add(record):
-            yield page.items
+            yield page
             page = Page(count=2**31, budget=budget)
             page.add(record)
     if page.items:
-        yield page.items
+        yield page
+
+
+def split_by_size(records: Iterable[M], budget: int = REPLY_BUDGET) -> Iterator[list[M]]:
+    """``records`` in order, in lists that each fit one reply of ``budget`` bytes."""
+    return (page.items for page in pages_by_size(records, budget))
 
 
 @dataclass(slots=True)
@@ -287,6 +302,9 @@ class ReadLimit:
 
     def saw(self, records: Iterable[Message]) -> None:
         """Size the next read by the largest of ``records`` (the last read, converted)."""
-        largest = max((entry_size(record) for record in records), default=0)
+        self.saw_largest(max((entry_size(record) for record in records), default=0))
+
+    def saw_largest(self, largest: int) -> None:
+        """Size the next read by the largest entry (:func:`entry_size`) the last read gave."""
         fitting = REPLY_BUDGET // largest if largest else self.most
         self.current = max(1, min(fitting, 2 * self()))

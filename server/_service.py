@@ -34,7 +34,7 @@ from ._catalog import (
 from ._events import EventHub, follow_events
 from ._ingest import Ingestor
 from ._installations import InstallationDirectory, NumberInput, installation_not_found
-from ._replies import REPLY_BUDGET, Page, ReadLimit, capped, clip_text, split_by_size
+from ._replies import REPLY_BUDGET, Page, ReadLimit, capped, clip_text, pages_by_size
 from ._send import SendOutcome, SendPath, SendRequest
 from ._subscribe import SubscriptionKeeper
 from .access import AccessPolicy, Caller, gateway_method
@@ -577,10 +577,11 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                 )
             async for events in stream:
                 # A batch is counted in events; each response also fits the reply size limit.
-                converted = [event_pb(e) for e in events]
-                batch.saw(converted)
-                for part in split_by_size(converted):
-                    yield gateway_pb2.StreamEventsResponse(events=part)
+                largest = 0
+                for page in pages_by_size(event_pb(e) for e in events):
+                    largest = max(largest, page.largest)
+                    yield gateway_pb2.StreamEventsResponse(events=page.items)
+                batch.saw_largest(largest)
         except GatewayError as exc:
             await context.abort_with_status(to_rpc_status(exc))
 
