@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from server._catalog import capabilities_of
+from server.core import capabilities_of
 from server.engine import load_definition
 
 ROOT = Path(__file__).resolve().parents[1]

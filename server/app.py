@@ -22,27 +22,28 @@ from grpc_reflection.v1alpha import reflection
 
 from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 
-from ._authorization import (
+from .api import GatewayServicer, IngestServicer
+from .config import Settings
+from .core import (
     AuthorizationStatus,
+    EventHub,
+    Ingestor,
     InstallationAuth,
+    InstallationDirectory,
+    IntegrationCatalog,
+    Retention,
+    RetentionKeeper,
+    SendPath,
     StoreStateStore,
     StoreTokenVault,
+    SubscriptionKeeper,
 )
-from ._catalog import IntegrationCatalog
-from ._events import EventHub
-from ._ingest import Ingestor
-from ._installations import InstallationDirectory
-from ._retention import Retention, RetentionKeeper
-from ._send import SendPath
-from ._service import GatewayServicer, IngestServicer
-from ._subscribe import SubscriptionKeeper
-from .access import ApiAccess, add_lenient_servicer
-from .config import Settings
+from .demo import RunningFakeProvider, start_fake_provider
 from .engine import MAX_DEFINITION_BYTES
-from .fake_provider import RunningFakeProvider, start_fake_provider
 from .oauth import OAuthTokens, OutboundTransport
 from .outbound import OutboundClient, OutboundPolicy
-from .secret_box import SecretBox
+from .security.api_access import ApiAccess, add_lenient_servicer
+from .security.secrets import SecretBox
 from .sidecar import build_sidecar_app, split_host_port, start_sidecar, stop_sidecar
 from .store import PostgresStore, SqliteStore, Store
 

@@ -23,7 +23,7 @@
 ``provider_status``), ``BadRequest`` for field violations, ``RetryInfo`` when a delay is known.
 Messages never contain secrets: callers build them from names and statuses, not from values, and
 whatever of a provider's answer they carry (a :class:`ProviderError`'s excerpt, a refusal's reason)
-has been through the installation's :class:`server.secret_mask.SecretMask` first.
+has been through the installation's :class:`server.security.secrets.SecretMask` first.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ httpx transport: :class:`OutboundTransport` sends them through the gateway's
 
 :class:`JwtTokens` and :func:`sign_jwt` sign the (ext) JWT auth's tokens.
 
-:func:`installation_secrets` gives the :class:`server.secret_mask.SecretMask` of every secret an
-installation's provider calls carry; whatever a provider answers is masked with it before it is
+:func:`installation_secrets` gives the :class:`server.security.secrets.SecretMask` of every secret
+an installation's provider calls carry; whatever a provider answers is masked with it before it is
 kept or returned (the token endpoint's errors here, the send and Subscribe paths' errors).
 
 Every error is a :class:`server.errors.GatewayError` with its gRPC code (see

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from server.engine import BasicAuth, BearerAuth, Definition, HeaderAuth, JwtAuth, Value
-from server.secret_mask import SecretMask
 
+from ..security.secrets import SecretMask
 from ._templates import render_text
 
 __all__ = ["installation_secrets"]

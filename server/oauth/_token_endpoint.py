@@ -40,8 +40,8 @@ import authlib.deprecate
 import httpx
 
 from server.outbound import OutboundError, PolicyRefused
-from server.secret_mask import SecretMask
 
+from ..security.secrets import SecretMask
 from ._errors import InvalidOAuthSetup, TokenEndpointUnavailable
 from ._vault import TokenSet
 

@@ -1,8 +1,9 @@
 """Where an installation's OAuth2 tokens live: the :class:`TokenVault` seam and its in-memory form.
 
 The gateway's store implements :class:`TokenVault` (encrypting with
-:class:`server.secret_box.SecretBox`); :class:`MemoryTokenVault` is for tests and single-process
-tools. A :class:`TokenSet` never shows its tokens in ``repr`` (so not in a log or a traceback).
+:class:`server.security.secrets.SecretBox`); :class:`MemoryTokenVault` is for tests and
+single-process tools. A :class:`TokenSet` never shows its tokens in ``repr`` (so not in a log or a
+traceback).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ a file, writes the results there as JSON.
 
 Process arrangement (the same for the baselines and the service benchmark, so they compare):
 
-- the fake provider runs in its own process (``python -m server.fake_provider``), as in
+- the fake provider runs in its own process (``python -m server.demo``), as in
   ``make run``;
 - each server under test (the bare gRPC echo, the bare relay, the msgbridge service) runs in its
   own process, started once and shared by that benchmark's concurrency levels;

@@ -172,7 +172,7 @@ class BenchEnv:
     async def start(self) -> None:
         """Start the fake provider (keeping few records: it answers many thousands)."""
         self._fake = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "server.fake_provider", "--port", "0", "--max-recorded", "100",
+            sys.executable, "-m", "server.demo", "--port", "0", "--max-recorded", "100",
             stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         assert self._fake.stdout is not None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from server.fake_provider import RunningFakeProvider, start_fake_provider
+from server.demo import RunningFakeProvider, start_fake_provider
 from tests.service.conftest import (
     TEST_DATABASE,
     _create_database,

@@ -13,7 +13,7 @@ import logging
 import pytest
 from _oauth_setup import CLIENT_ID, CLIENT_SECRET, oauth_definition
 
-from server.fake_provider import Answer, start_fake_provider
+from server.demo import Answer, start_fake_provider
 from server.oauth import ClientCredentialsRefused, MemoryTokenVault, OAuthTokens, OutboundTransport
 from server.outbound import OutboundClient
 

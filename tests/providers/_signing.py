@@ -2,8 +2,8 @@
 that fixtures taken from documentation — whose signatures were made for another URL and key — can
 be posted to our URL.
 
-Written independently of ``server.webhook_auth`` (which verifies); the known-answer tests there
-check the verifier against the providers' published examples.
+Written independently of ``server.security.webhook_auth`` (which verifies); the known-answer tests
+there check the verifier against the providers' published examples.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from server.fake_provider import RunningFakeProvider, start_fake_provider
+from server.demo import RunningFakeProvider, start_fake_provider
 
 from ..service.conftest import provider, start_gateway  # noqa: F401 - shared fixtures
 

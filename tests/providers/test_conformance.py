@@ -23,7 +23,7 @@ import pytest
 import yarl
 
 from msgbridge.v1 import gateway_pb2
-from server.fake_provider import Answer, RunningFakeProvider
+from server.demo import Answer, RunningFakeProvider
 
 from ..service.conftest import Gateway, GatewayFactory
 from ._signing import property_overrides, sign_webhook

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from client.cli import main as cli
-from server._catalog import capabilities_of
+from server.core import capabilities_of
 from server.engine import load_definition
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -233,14 +233,14 @@ class SidecarProcess(ManagedProcess):
 
 @dataclass(eq=False, kw_only=True)
 class FakeProviderProcess(ManagedProcess):
-    """``python -m server.fake_provider``: answers sends 200 and records them (read over HTTP)."""
+    """``python -m server.demo``: answers sends 200 and records them (read over HTTP)."""
 
     max_recorded: int = 100_000
     url: str = ""
 
     def argv(self) -> Sequence[str]:
         return [
-            sys.executable, "-m", "server.fake_provider",
+            sys.executable, "-m", "server.demo",
             "--port", "0", "--max-recorded", str(self.max_recorded),
         ]  # fmt: skip
 

@@ -48,10 +48,10 @@ from ._webhooks import WebhookSender
 
 __all__ = ["REPLICA_SETTINGS", "Report", "SuiteConfig", "read_log", "run_suite"]
 
-# Replica settings for a run: a provider call times out after 2 s, and a send retries at most
-# once where nothing can have been sent. A send whose replica died mid-call is resumed by
-# another replica once it is older than 2 × timeout × attempts + 60 s (see server/_send.py):
-# this keeps that wait near a minute.
+# Replica settings for a run: a provider call times out after 2 s, and a send retries at most once
+# where nothing can have been sent. A send whose replica died mid-call is resumed by another replica
+# once it is older than 2 × timeout × attempts + 60 s (see server/core/send/_sender.py): this keeps
+# that wait near a minute.
 REPLICA_SETTINGS = ("--provider-timeout-s", "2", "--send-max-attempts", "2")
 _CONSUMER = "reliability"
 

@@ -17,7 +17,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc
-from server.fake_provider import start_fake_provider
+from server.demo import start_fake_provider
 from tests.reliability._cluster import FROM_NUMBER, INTEGRATION, ORG, Cluster, definition_json
 from tests.reliability._processes import ReplicaProcess, write_secret_key
 from tests.reliability._sends import _reason_and_delay

@@ -10,7 +10,7 @@ import multiprocessing
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
-from server.secret_box import SecretBox
+from server.security.secrets import SecretBox
 
 ROUNDS = 100
 

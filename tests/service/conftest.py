@@ -19,7 +19,7 @@ from google.rpc import error_details_pb2, status_pb2
 from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc
 from server.app import GatewayServer, build_server
 from server.config import Settings
-from server.fake_provider import RunningFakeProvider, start_fake_provider
+from server.demo import RunningFakeProvider, start_fake_provider
 
 SEED_MODELS: list[dict[str, Any]] = [
     {

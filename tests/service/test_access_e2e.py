@@ -20,9 +20,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc, ingest_pb2
-from server.access import hash_token
 from server.app import GatewayServer, build_server
-from server.fake_provider import RunningFakeProvider
+from server.demo import RunningFakeProvider
+from server.security.api_access import hash_token
 from server.sidecar import GrpcIngestForwarder
 
 from .conftest import definition, rpc_details, service_settings
@@ -166,7 +166,7 @@ async def test_a_call_without_a_token_is_unauthenticated(secured: Secured) -> No
 async def test_an_unknown_or_malformed_token_is_unauthenticated(
     secured: Secured, tokens: Tokens, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="server.access")
+    caplog.set_level(logging.INFO, logger="server.security.api_access")
     request = gateway_pb2.ListIntegrationsRequest()
     unknown = await refusal(
         secured.gateway.ListIntegrations(

@@ -21,8 +21,8 @@ import grpc
 import pytest
 
 from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc, ingest_pb2, ingest_pb2_grpc
-from server.access import hash_token
-from server.fake_provider import RunningFakeProvider
+from server.demo import RunningFakeProvider
+from server.security.api_access import hash_token
 
 from .conftest import Gateway, GatewayFactory, definition, rpc_details
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from msgbridge.v1 import gateway_pb2
-from server.fake_provider import RunningFakeProvider
+from server.demo import RunningFakeProvider
 
 from .conftest import Gateway, GatewayFactory, definition, stop
 

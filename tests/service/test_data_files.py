@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from server.fake_provider import RunningFakeProvider
+from server.demo import RunningFakeProvider
 from server.store import SqliteStore
 
 from .conftest import TEST_DATABASE, GatewayFactory, definition, stop

@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from msgbridge.v1 import gateway_pb2
-from server.fake_provider import Answer, RunningFakeProvider
+from server.demo import Answer, RunningFakeProvider
 
 from .conftest import Gateway, GatewayFactory, definition, rpc_details
 

@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc
-from server.fake_provider import RunningFakeProvider
+from server.demo import RunningFakeProvider
 
 from .conftest import SEED_MODELS, Gateway, GatewayFactory, definition
 

@@ -7,7 +7,7 @@ import asyncio
 import grpc
 import pytest
 
-from server.fake_provider import Answer, RunningFakeProvider
+from server.demo import Answer, RunningFakeProvider
 
 from .conftest import Gateway, GatewayFactory, definition, rpc_details, stop
 

@@ -16,7 +16,7 @@ import pytest
 import server.app
 from msgbridge.v1 import gateway_pb2
 from server.config import Settings
-from server.fake_provider import RunningFakeProvider
+from server.demo import RunningFakeProvider
 from server.sidecar import GrpcIngestForwarder, build_sidecar_app, start_sidecar, stop_sidecar
 from server.store import (
     HeldReceipt,

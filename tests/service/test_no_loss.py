@@ -11,7 +11,7 @@ import aiohttp
 import grpc
 
 from msgbridge.v1 import gateway_pb2
-from server.fake_provider import RunningFakeProvider
+from server.demo import RunningFakeProvider
 from server.sidecar import GrpcIngestForwarder, build_sidecar_app, start_sidecar, stop_sidecar
 
 from .conftest import Gateway, GatewayFactory, definition, stop

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from msgbridge.v1 import gateway_pb2
-from server.fake_provider import RunningFakeProvider
+from server.demo import RunningFakeProvider
 
 from ..providers._signing import sign_webhook
 from .conftest import Gateway, GatewayFactory

@@ -23,7 +23,7 @@ import pytest
 
 from client.cli import main
 from msgbridge.v1 import gateway_pb2
-from server.fake_provider import Answer, RunningFakeProvider
+from server.demo import Answer, RunningFakeProvider
 
 from .conftest import TEST_DATABASE, Gateway, GatewayFactory, definition, rpc_details
 from .test_subscribe_chain import subscription_after

@@ -21,7 +21,7 @@ import pytest
 from client import AsyncClient, ClientOptions
 from client.cli import main
 from msgbridge.v1 import gateway_pb2
-from server.fake_provider import RunningFakeProvider
+from server.demo import RunningFakeProvider
 
 from .conftest import SEED_MODELS, Gateway, GatewayFactory, definition
 

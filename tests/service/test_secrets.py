@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 from msgbridge.v1 import gateway_pb2
-from server.fake_provider import RunningFakeProvider
-from server.secret_box import SecretBox, is_sealed
+from server.demo import RunningFakeProvider
+from server.security.secrets import SecretBox, is_sealed
 
 from .conftest import GatewayFactory, definition, stop
 

@@ -7,7 +7,7 @@ import json
 import urllib.parse
 
 from msgbridge.v1 import gateway_pb2
-from server.fake_provider import Answer, RunningFakeProvider
+from server.demo import Answer, RunningFakeProvider
 
 from .conftest import Gateway, definition
 

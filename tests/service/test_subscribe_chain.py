@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from msgbridge.v1 import gateway_pb2
-from server.fake_provider import Answer, RunningFakeProvider
+from server.demo import Answer, RunningFakeProvider
 
 from .conftest import Gateway, GatewayFactory, definition
 

@@ -13,7 +13,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescri
 from grpc_health.v1 import health_pb2
 
 from msgbridge.v1 import gateway_pb2, ingest_pb2
-from server.access import hash_token
+from server.security.api_access import hash_token
 
 from .conftest import Gateway, GatewayFactory, rpc_details
 

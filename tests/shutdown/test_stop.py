@@ -21,7 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc
 from server.app import build_server
 from server.config import Settings
-from server.fake_provider import Answer, RunningFakeProvider, start_fake_provider
+from server.demo import Answer, RunningFakeProvider, start_fake_provider
 from server.store import EventFilter, SqliteStore
 from tests.reliability._cluster import FROM_NUMBER, INTEGRATION, ORG, definition_json
 from tests.reliability._webhooks import webhook_body

@@ -14,7 +14,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from msgbridge.v1 import gateway_pb2, ingest_pb2
-from server.access import (
+from server.config import SettingsError
+from server.errors import GatewayError, PermissionDenied, Unauthenticated
+from server.security.api_access import (
     READ_METHODS,
     TOKENS_ENV,
     AccessPolicy,
@@ -30,8 +32,6 @@ from server.access import (
     parse_tokens,
     required_access,
 )
-from server.config import SettingsError
-from server.errors import GatewayError, PermissionDenied, Unauthenticated
 
 GATEWAY = gateway_pb2.DESCRIPTOR.services_by_name["Gateway"]
 INGEST = ingest_pb2.DESCRIPTOR.services_by_name["Ingest"]
@@ -318,14 +318,14 @@ def test_tokens_in_clear_in_a_file_others_can_read_are_warned_about(
     file = tmp_path / "tokens"
     file.write_text(f"full {FULL_TOKEN}\n", encoding="utf-8")
     file.chmod(0o644)
-    with caplog.at_level(logging.WARNING, logger="server.access"):
+    with caplog.at_level(logging.WARNING, logger="server.security.api_access"):
         load_access_policy(file, environ={})
     assert [r.getMessage() for r in caplog.records if "in clear" in r.getMessage()]
     assert FULL_TOKEN not in caplog.text
 
     caplog.clear()
     file.write_text(f"full sha256:{hash_token(FULL_TOKEN).hex()}\n", encoding="utf-8")
-    with caplog.at_level(logging.WARNING, logger="server.access"):
+    with caplog.at_level(logging.WARNING, logger="server.security.api_access"):
         load_access_policy(file, environ={})
     assert caplog.records == []
 
@@ -476,17 +476,17 @@ def test_the_listening_rule_applies_to_the_settings(
     exposed = "0.0.0.0:50051"
     with pytest.raises(SettingsError, match=r"refusing to serve the API on 0\.0\.0\.0:50051"):
         ApiAccess.from_settings(Options(grpc_listen=exposed), environ={})
-    with caplog.at_level(logging.WARNING, logger="server.access"):
+    with caplog.at_level(logging.WARNING, logger="server.security.api_access"):
         ApiAccess.from_settings(Options(grpc_listen=exposed, insecure=True), environ={})
     assert any("without TLS or tokens" in r.getMessage() for r in caplog.records)
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="server.access"):
+    with caplog.at_level(logging.WARNING, logger="server.security.api_access"):
         ApiAccess.from_settings(
             Options(grpc_listen=exposed, tls_cert=pem.cert, tls_key=pem.key), environ={}
         )
     assert any("with TLS but without tokens" in r.getMessage() for r in caplog.records)
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="server.access"):
+    with caplog.at_level(logging.WARNING, logger="server.security.api_access"):
         ApiAccess.from_settings(
             Options(grpc_listen=exposed), environ={TOKENS_ENV: f"read {READ_TOKEN}"}
         )

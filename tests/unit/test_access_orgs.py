@@ -10,7 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from msgbridge.v1 import gateway_pb2
-from server.access import (
+from server.config import SettingsError
+from server.errors import PermissionDenied, Unauthenticated
+from server.security.api_access import (
     ORG_SCOPED_METHODS,
     TOKENS_ENV,
     AccessPolicy,
@@ -22,8 +24,6 @@ from server.access import (
     load_access_policy,
     parse_tokens,
 )
-from server.config import SettingsError
-from server.errors import PermissionDenied, Unauthenticated
 
 GATEWAY = gateway_pb2.DESCRIPTOR.services_by_name["Gateway"]
 TOKEN = "scoped-token-0123456789"

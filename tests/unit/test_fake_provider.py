@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from _clock import loop_clock
 
-from server.fake_provider import (
+from server.demo import (
     Answer,
     FakeProviderState,
     RunningFakeProvider,
@@ -327,7 +327,7 @@ def test_build_returns_the_app_and_its_state() -> None:
 
 async def test_runs_as_a_module() -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server.fake_provider", "--port", "0",
+        sys.executable, "-m", "server.demo", "--port", "0",
         stdout=subprocess.PIPE,
     )  # fmt: skip
     try:

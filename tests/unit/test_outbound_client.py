@@ -15,8 +15,8 @@ import pytest
 import trustme
 from _clock import loop_clock
 
+from server.demo import Answer, RunningFakeProvider, start_fake_provider
 from server.engine import RenderedRequest
-from server.fake_provider import Answer, RunningFakeProvider, start_fake_provider
 from server.outbound import (
     ConnectFailed,
     InvalidTarget,

@@ -1,11 +1,11 @@
-"""server._replies alone: records cut to a size limit, and pages and batches filled by bytes."""
+"""server.api._replies alone: records cut to a size limit, and pages and batches filled by bytes."""
 
 from __future__ import annotations
 
 import pytest
 
 from msgbridge.v1 import gateway_pb2
-from server._replies import (
+from server.api._replies import (
     RECORD_LIMIT,
     REPLY_BUDGET,
     Page,

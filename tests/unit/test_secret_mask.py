@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from server.engine import load_definition
 from server.oauth import installation_secrets
-from server.secret_mask import MASK, SecretMask
+from server.security.secrets import MASK, SecretMask
 
 SECRET = "SECRETVALUE-XYZ-123"
 ODD = 'p/a ss+w"é&<ü>\\😀'  # a value with every character an encoder may rewrite

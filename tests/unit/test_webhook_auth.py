@@ -4,7 +4,7 @@ missing header), and robustness: random requests and options never raise anythin
 WebhookAuthFailed.
 
 The fixtures in tests/fixtures/webhook_auth/ each name the page their values come from. All
-signing done here is test code, written independently of server/webhook_auth.
+signing done here is test code, written independently of server/security/webhook_auth.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from joserfc import jwt
 from joserfc.jwk import OctKey
 
 from server.engine import WebhookAuth, freeze, load_definition
-from server.webhook_auth import SignedRequest, WebhookAuthFailed, verify_webhook
+from server.security.webhook_auth import SignedRequest, WebhookAuthFailed, verify_webhook
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "webhook_auth"
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -14,12 +14,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from ..engine import Definition
+from ..errors import AlreadyExists, InvalidRequest, NotFound
+from ..security.secrets import SecretBox, hash_token, is_sealed, new_token
+from ..store import InstallationRecord, NumberAssignment, NumberTaken, Store
 from ._catalog import IntegrationCatalog
 from ._numbers import normalize_number
-from .engine import Definition
-from .errors import AlreadyExists, InvalidRequest, NotFound
-from .secret_box import SecretBox, hash_token, is_sealed, new_token
-from .store import InstallationRecord, NumberAssignment, NumberTaken, Store
 
 __all__ = [
     "WEBHOOK_TOKEN_PROPERTY",

@@ -14,7 +14,7 @@ import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ..config import SettingsError
+from ...config import SettingsError
 
 __all__ = ["load_server_credentials"]
 

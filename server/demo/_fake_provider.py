@@ -2,7 +2,7 @@
 
 Used by the tests, by ``make run`` (the demo integration sends to it) and as the benchmark target,
 so it stays cheap per request: it records the raw request and parses bodies only when a record is
-read. Run it alone with ``python -m server.fake_provider --host 127.0.0.1 --port 8090``.
+read. Run it alone with ``python -m server.demo --host 127.0.0.1 --port 8090``.
 
 By default every request is answered ``200`` with ``{"data": {"id": "<unique id>"}}`` — the
 seed's response shape. Answers can be scripted per path (or for every path with ``"*"``): status,
@@ -468,7 +468,7 @@ async def _serve(host: str, port: int, max_recorded: int | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m server.fake_provider",
+        prog="python -m server.demo",
         description="A fake SMS provider that records requests and answers as scripted.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -481,7 +481,3 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     asyncio.run(_serve(args.host, args.port, args.max_recorded))
-
-
-if __name__ == "__main__":
-    main()

@@ -15,12 +15,12 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+from ..engine import Definition, JwtAuth, Value
+from ..oauth import ConsumedState, JwtTokens, OAuthTokens, PendingAuthorization, TokenSet
+from ..security.secrets import SecretBox
+from ..store import InstallationRecord, Store
 from ._catalog import IntegrationCatalog
 from ._installations import InstallationDirectory
-from .engine import Definition, JwtAuth, Value
-from .oauth import ConsumedState, JwtTokens, OAuthTokens, PendingAuthorization, TokenSet
-from .secret_box import SecretBox
-from .store import InstallationRecord, Store
 
 __all__ = ["AuthorizationStatus", "InstallationAuth", "StoreStateStore", "StoreTokenVault"]
 

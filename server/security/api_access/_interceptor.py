@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 import grpc
 
-from ..errors import GatewayError, to_rpc_status
+from ...errors import GatewayError, to_rpc_status
 from ._policy import AccessPolicy
 
 __all__ = ["AccessInterceptor"]

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 
-from .store import EventFilter, EventRecord, Store
+from ..store import EventFilter, EventRecord, Store
 
 __all__ = ["EventHub", "follow_events"]
 

@@ -27,10 +27,7 @@ import contextlib
 import logging
 from collections.abc import Mapping
 
-from ._authorization import InstallationAuth
-from ._catalog import IntegrationCatalog
-from ._installations import InstallationDirectory
-from .engine import (
+from ..engine import (
     Definition,
     EngineError,
     RequestTemplate,
@@ -40,11 +37,14 @@ from .engine import (
     response_variables,
     template_variables,
 )
-from .errors import GatewayError
-from .oauth import installation_secrets
-from .outbound import OutboundClient, OutboundError
-from .secret_mask import SecretMask
-from .store import InstallationRecord, Store
+from ..errors import GatewayError
+from ..oauth import installation_secrets
+from ..outbound import OutboundClient, OutboundError
+from ..security.secrets import SecretMask
+from ..store import InstallationRecord, Store
+from ._catalog import IntegrationCatalog
+from ._installations import InstallationDirectory
+from ._provider_credentials import InstallationAuth
 
 __all__ = ["SubscriptionKeeper"]
 

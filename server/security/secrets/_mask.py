@@ -93,7 +93,7 @@ def _base64_forms(value: str) -> set[str]:
 
 @dataclass(frozen=True, slots=True)
 class SecretMask:
-    """Replaces every known secret value, in every form :mod:`server.secret_mask` lists, by
+    """Replaces every known secret value, in every form this module's docstring lists, by
     :data:`MASK`. Build one with :meth:`of`; it is cheap (patterns are cached per value)."""
 
     values: frozenset[str] = frozenset()

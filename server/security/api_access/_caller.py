@@ -18,7 +18,7 @@ the handler, through :class:`Caller`:
   - names a durable consumer: a consumer of its own, kept apart per set of organisations.
 
   Methods that are not per organisation are refused to it by the interceptor
-  (:mod:`server.access._methods`; reason ``ORG_SCOPED_TOKEN``).
+  (:mod:`server.security.api_access._methods`; reason ``ORG_SCOPED_TOKEN``).
 
   A refusal never tells whether another organisation's record exists: an organisation named in
   the request is the caller's own input (refused without looking anything up), and a record of
@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from ..errors import PermissionDenied, Unauthenticated
+from ...errors import PermissionDenied, Unauthenticated
 from ._methods import Requirement
 from ._policy import AccessPolicy, ApiToken, Metadata, bearer_token, scope_refusal
 

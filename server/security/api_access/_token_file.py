@@ -8,13 +8,13 @@ One token a line (in the variable, lines or ``;``-separated entries)::
     read     sha256:…                                                 reporting orgs=acme,globex
     ingest   sha256:…                                                             sidecar
 
-SCOPE is ``read``, ``full`` or ``ingest``. A token is best stored as its SHA-256
-(``printf %s TOKEN | sha256sum``); a token in clear must be at least 16 characters of RFC 6750's
-``b64token`` alphabet. NAME (default: where the token was given) labels it in messages.
-``orgs=ORG[,ORG…]``, anywhere after the token, scopes a ``read`` or ``full`` token to those
-organisations (see :mod:`server.access._caller`); without it a token serves every organisation.
-The ``ingest`` token is the sidecar's, for every organisation's webhooks: it takes no ``orgs=``.
-Blank lines and lines starting with ``#`` are skipped. Errors name the place, never the token.
+SCOPE is ``read``, ``full`` or ``ingest``. A token is best stored as its SHA-256 (``printf %s TOKEN
+| sha256sum``); a token in clear must be at least 16 characters of RFC 6750's ``b64token`` alphabet.
+NAME (default: where the token was given) labels it in messages. ``orgs=ORG[,ORG…]``, anywhere after
+the token, scopes a ``read`` or ``full`` token to those organisations (see
+:mod:`server.security.api_access._caller`); without it a token serves every organisation. The
+``ingest`` token is the sidecar's, for every organisation's webhooks: it takes no ``orgs=``. Blank
+lines and lines starting with ``#`` are skipped. Errors name the place, never the token.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..config import SettingsError
+from ...config import SettingsError
 from ._policy import AccessPolicy, ApiToken, Scope, hash_token
 
 __all__ = ["MIN_TOKEN_LENGTH", "TOKENS_ENV", "load_access_policy", "parse_tokens"]

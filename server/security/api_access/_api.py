@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..config import SettingsError
+from ...config import SettingsError
 from ._exposure import check_exposure, is_loopback_listen
 from ._interceptor import AccessInterceptor
 from ._policy import AccessPolicy

@@ -1,10 +1,10 @@
 """The gRPC servicer of ``msgbridge.v1.Gateway``: thin — translate, call, map errors.
 
-Every RPC first asks :meth:`GatewayServicer._authorize` who calls and whether the request may
-touch what it names (the token's organisations; see :mod:`server.access._caller`), then runs
-inside :func:`_rpc`, which turns a :class:`GatewayError` into its status with
-google.rpc details, a store failure into UNAVAILABLE, and anything unexpected into INTERNAL with
-an incident id (the traceback goes to the log, never to the caller).
+Every RPC first asks :meth:`GatewayServicer._authorize` who calls and whether the request may touch
+what it names (the token's organisations; see :mod:`server.security.api_access._caller`), then runs
+inside :func:`_rpc`, which turns a :class:`GatewayError` into its status with google.rpc details, a
+store failure into UNAVAILABLE, and anything unexpected into INTERNAL with an incident id (the
+traceback goes to the log, never to the caller).
 """
 
 from __future__ import annotations
@@ -24,22 +24,20 @@ from google.protobuf.message import Message
 
 from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 
-from ._authorization import AuthorizationStatus, InstallationAuth
-from ._catalog import (
+from ..core._catalog import (
     IntegrationCatalog,
     LoadedIntegration,
     capabilities_of,
     definition_refused,
 )
-from ._events import EventHub, follow_events
-from ._ingest import Ingestor
-from ._installations import InstallationDirectory, NumberInput, installation_not_found
-from ._replies import REPLY_BUDGET, Page, ReadLimit, capped, clip_text, pages_by_size
-from ._send import SendOutcome, SendPath, SendRequest
-from ._subscribe import SubscriptionKeeper
-from .access import AccessPolicy, Caller, gateway_method
-from .engine import DEFINITION_TOO_LARGE, MAX_DEFINITION_BYTES
-from .errors import (
+from ..core._events import EventHub, follow_events
+from ..core._installations import InstallationDirectory, NumberInput, installation_not_found
+from ..core._provider_credentials import AuthorizationStatus, InstallationAuth
+from ..core._subscriptions import SubscriptionKeeper
+from ..core.ingest._ingestor import Ingestor
+from ..core.send._sender import SendOutcome, SendPath, SendRequest
+from ..engine import DEFINITION_TOO_LARGE, MAX_DEFINITION_BYTES
+from ..errors import (
     FailedPrecondition,
     GatewayError,
     InvalidRequest,
@@ -47,7 +45,8 @@ from .errors import (
     Unavailable,
     to_rpc_status,
 )
-from .store import (
+from ..security.api_access import AccessPolicy, Caller, gateway_method
+from ..store import (
     EventFilter,
     EventRecord,
     InstallationRecord,
@@ -60,6 +59,7 @@ from .store import (
     WebhookOutcome,
     WebhookRequestRecord,
 )
+from ._replies import REPLY_BUDGET, Page, ReadLimit, capped, clip_text, pages_by_size
 
 __all__ = ["GatewayServicer", "IngestServicer", "event_pb"]
 

@@ -13,7 +13,7 @@ import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ..errors import PermissionDenied, Unauthenticated
+from ...errors import PermissionDenied, Unauthenticated
 from ._methods import Requirement, required_access, serves_org_scoped
 
 __all__ = [
@@ -93,12 +93,12 @@ class AccessPolicy:
     def authorize(self, method: str, metadata: Metadata) -> ApiToken | None:
         """Whether a call of ``method`` with this metadata may proceed.
 
-        Returns the caller's token (None for an open method or when nothing is enforced);
-        raises :class:`Unauthenticated` for a missing, malformed or unknown token and
+        Returns the caller's token (None for an open method or when nothing is enforced); raises
+        :class:`Unauthenticated` for a missing, malformed or unknown token and
         :class:`PermissionDenied` for a token whose scope does not cover the method, or a token
         scoped to organisations calling a method that is not per organisation (see
-        :mod:`server.access._methods`). What the request itself names is checked by the handler
-        (:class:`server.access.Caller`).
+        :mod:`server.security.api_access._methods`). What the request itself names is checked by the
+        handler (:class:`server.security.api_access.Caller`).
         """
         if not self.tokens:
             return None

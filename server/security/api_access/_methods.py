@@ -7,10 +7,11 @@ the table does not know (a service added later, say) needs a full token: new RPC
 
 A token scoped to organisations (``orgs=`` in the token file) may call only the methods of
 :data:`ORG_SCOPED_METHODS`, each of which checks, with the request in hand, every organisation the
-request names or the record it reads belongs to (:class:`server.access.Caller`). The others hold
-or change every organisation's data and are refused to such a token: ``RegisterIntegration`` and
-``DeleteIntegration`` (the catalog is shared) and ``ListUnmatchedWebhooks`` / ``ReplayWebhook``
-(an unmatched request belongs to no known organisation), as is any method added later.
+request names or the record it reads belongs to (:class:`server.security.api_access.Caller`). The
+others hold or change every organisation's data and are refused to such a token:
+``RegisterIntegration`` and ``DeleteIntegration`` (the catalog is shared) and
+``ListUnmatchedWebhooks`` / ``ReplayWebhook`` (an unmatched request belongs to no known
+organisation), as is any method added later.
 """
 
 from __future__ import annotations

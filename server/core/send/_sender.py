@@ -25,11 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 
-from ._authorization import InstallationAuth
-from ._catalog import IntegrationCatalog, LoadedIntegration
-from ._installations import InstallationDirectory
-from ._numbers import normalize_number
-from .engine import (
+from ...engine import (
     Definition,
     EngineError,
     RenderedRequest,
@@ -38,7 +34,7 @@ from .engine import (
     map_response,
     render_request,
 )
-from .errors import (
+from ...errors import (
     DeadlineExceeded,
     FailedPrecondition,
     GatewayError,
@@ -53,8 +49,8 @@ from .errors import (
     ProviderUnavailable,
     Unavailable,
 )
-from .oauth import installation_secrets
-from .outbound import (
+from ...oauth import installation_secrets
+from ...outbound import (
     ConnectFailed,
     InvalidTarget,
     OutboundClient,
@@ -63,8 +59,12 @@ from .outbound import (
     PolicyRefused,
     ProviderResponse,
 )
-from .secret_mask import SecretMask
-from .store import InstallationRecord, MessageKind, MessageRecord, MessageState, Store
+from ...security.secrets import SecretMask
+from ...store import InstallationRecord, MessageKind, MessageRecord, MessageState, Store
+from .._catalog import IntegrationCatalog, LoadedIntegration
+from .._installations import InstallationDirectory
+from .._numbers import normalize_number
+from .._provider_credentials import InstallationAuth
 
 __all__ = ["SendOutcome", "SendPath", "SendRequest"]
 

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from ._cpu import off_loop
-from .engine import Definition, DefinitionError, EventType, load_definition
-from .engine import Problem as DefinitionProblem
-from .errors import InvalidDefinition, NotFound
-from .store import IntegrationRecord, Store
+from .._cpu import off_loop
+from ..engine import Definition, DefinitionError, EventType, load_definition
+from ..engine import Problem as DefinitionProblem
+from ..errors import InvalidDefinition, NotFound
+from ..store import IntegrationRecord, Store
 
 __all__ = [
     "Capabilities",

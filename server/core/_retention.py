@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from .store import Store
+from ..store import Store
 
 __all__ = ["Retention", "RetentionKeeper"]
 

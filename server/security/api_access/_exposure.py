@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from ..config import SettingsError
+from ...config import SettingsError
 
 __all__ = ["check_exposure", "is_loopback_listen"]
 

@@ -32,13 +32,8 @@ from urllib.parse import parse_qsl
 
 from msgbridge.v1 import ingest_pb2
 
-from ._authorization import InstallationAuth
-from ._catalog import IntegrationCatalog, LoadedIntegration
-from ._cpu import off_loop
-from ._events import EventHub
-from ._installations import InstallationDirectory
-from ._numbers import normalize_number
-from .engine import (
+from ..._cpu import off_loop
+from ...engine import (
     Definition,
     EventType,
     InboundEvent,
@@ -48,9 +43,10 @@ from .engine import (
     WebhookRequest,
     match_webhook,
 )
-from .errors import GatewayError, NotFound
-from .secret_box import hash_token
-from .store import (
+from ...errors import GatewayError, NotFound
+from ...security.secrets import hash_token
+from ...security.webhook_auth import SignedRequest, WebhookAuthFailed, verify_webhook
+from ...store import (
     HeldReceipt,
     IngestOutcome,
     InstallationRecord,
@@ -62,7 +58,11 @@ from .store import (
     WebhookOutcome,
     WebhookRequestRecord,
 )
-from .webhook_auth import SignedRequest, WebhookAuthFailed, verify_webhook
+from .._catalog import IntegrationCatalog, LoadedIntegration
+from .._events import EventHub
+from .._installations import InstallationDirectory
+from .._numbers import normalize_number
+from .._provider_credentials import InstallationAuth
 
 __all__ = ["Ingestor", "ReplayResult"]
 

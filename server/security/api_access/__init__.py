@@ -7,7 +7,7 @@
   nothing is enforced.
 - :class:`Caller` is what the handlers check with the request in hand: a durable consumer needs
   the ``full`` scope, and a token scoped to organisations reaches only their records (the matrix
-  is in :mod:`server.access._caller` and :mod:`server.access._methods`).
+  is in :mod:`server.security.api_access._caller` and :mod:`server.security.api_access._methods`).
 - :func:`load_server_credentials` makes TLS (and, with a client CA, mutual TLS) credentials.
 - :func:`add_lenient_servicer` registers a servicer whose methods answer a request that is not
   valid protobuf INVALID_ARGUMENT (grpc alone answers UNKNOWN and logs a traceback).

@@ -1,0 +1,67 @@
+"""The gateway's core: what it does with integrations, installations, messages and events.
+
+- :mod:`server.core.send`: the send path (API → rendered request → provider → stored message).
+- :mod:`server.core.ingest`: the ingest path (webhook → matched events → store).
+- :class:`IntegrationCatalog`: registered definitions, checked and cached by version.
+- :class:`InstallationDirectory`: installations, their secrets and their numbers.
+- Provider credentials (:class:`InstallationAuth`): OAuth2 and JWT tokens of an installation,
+  sealed in the store.
+- :class:`SubscriptionKeeper`: a definition's ``Subscribe``/``Unsubscribe`` requests.
+- :class:`EventHub` and :func:`follow_events`: waking subscribers of the event stream.
+- :class:`RetentionKeeper`: deleting what is older than the operator keeps.
+
+Nothing here speaks gRPC; :mod:`server.api` turns requests and records into protobuf.
+"""
+
+from ._catalog import (
+    Capabilities,
+    IntegrationCatalog,
+    LoadedIntegration,
+    capabilities_of,
+    definition_refused,
+)
+from ._events import EventHub, follow_events
+from ._installations import (
+    WEBHOOK_TOKEN_PROPERTY,
+    InstallationDirectory,
+    NumberInput,
+    installation_not_found,
+)
+from ._numbers import normalize_number
+from ._provider_credentials import (
+    AuthorizationStatus,
+    InstallationAuth,
+    StoreStateStore,
+    StoreTokenVault,
+)
+from ._retention import Retention, RetentionKeeper
+from ._subscriptions import SubscriptionKeeper
+from .ingest import Ingestor, ReplayResult
+from .send import SendOutcome, SendPath, SendRequest
+
+__all__ = [
+    "WEBHOOK_TOKEN_PROPERTY",
+    "AuthorizationStatus",
+    "Capabilities",
+    "EventHub",
+    "Ingestor",
+    "InstallationAuth",
+    "InstallationDirectory",
+    "IntegrationCatalog",
+    "LoadedIntegration",
+    "NumberInput",
+    "ReplayResult",
+    "Retention",
+    "RetentionKeeper",
+    "SendOutcome",
+    "SendPath",
+    "SendRequest",
+    "StoreStateStore",
+    "StoreTokenVault",
+    "SubscriptionKeeper",
+    "capabilities_of",
+    "definition_refused",
+    "follow_events",
+    "installation_not_found",
+    "normalize_number",
+]
