@@ -7,8 +7,9 @@ writer thread that commits in batches). Schema migrations are versioned ``.sql``
 :meth:`Store.open`; see :mod:`server.store._sqlite` for how to add one.
 
 Every error raised is a :class:`StoreError`: :class:`NumberTaken` when a number is already held
-by an enabled installation of the integration, :class:`NotFound` when a record to update does not
-exist, :class:`Conflict` when an id is already in use, :class:`StoreClosed` when not open.
+by an enabled installation of the integration, :class:`RecordNotFound` when a record to update
+does not exist, :class:`Conflict` when an id is already in use, :class:`StoreClosed` when not
+open.
 """
 
 from ._base import (
@@ -26,9 +27,9 @@ from ._base import (
     MessageState,
     MessageTransition,
     NewEvent,
-    NotFound,
     NumberAssignment,
     NumberTaken,
+    RecordNotFound,
     Store,
     StoreClosed,
     StoreError,
@@ -56,10 +57,10 @@ __all__ = [
     "MessageTransition",
     "MigrationError",
     "NewEvent",
-    "NotFound",
     "NumberAssignment",
     "NumberTaken",
     "PostgresStore",
+    "RecordNotFound",
     "SqliteStore",
     "Store",
     "StoreClosed",

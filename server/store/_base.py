@@ -35,9 +35,9 @@ __all__ = [
     "MessageState",
     "MessageTransition",
     "NewEvent",
-    "NotFound",
     "NumberAssignment",
     "NumberTaken",
+    "RecordNotFound",
     "Store",
     "StoreClosed",
     "StoreError",
@@ -59,7 +59,7 @@ class StoreClosed(StoreError):
     """The store is not open (never opened, or closed)."""
 
 
-class NotFound(StoreError):
+class RecordNotFound(StoreError):
     """The record to update does not exist."""
 
     def __init__(self, kind: str, record_id: str) -> None:
@@ -402,9 +402,9 @@ UNSET: Final = Unset.UNSET
 class Store(Protocol):
     """What the service needs from a database. Every method is a coroutine.
 
-    Reads return ``None`` (or an empty tuple) when nothing matches; writes raise :class:`NotFound`
-    when the record to change does not exist. Every error is a :class:`StoreError`. A write whose
-    awaiting caller is cancelled may still complete.
+    Reads return ``None`` (or an empty tuple) when nothing matches; writes raise
+    :class:`RecordNotFound` when the record to change does not exist. Every error is a
+    :class:`StoreError`. A write whose awaiting caller is cancelled may still complete.
     """
 
     async def open(self) -> None:
@@ -453,7 +453,7 @@ class Store(Protocol):
         """Replace an installation (every field but ``id`` and ``created_at``) and its numbers.
 
         Same checks as :meth:`create_installation`; a disabled installation holds no number.
-        Raises :class:`NotFound` when it does not exist.
+        Raises :class:`RecordNotFound` when it does not exist.
         """
         ...
 
@@ -513,7 +513,7 @@ class Store(Protocol):
     ) -> MessageRecord:
         """Change the given fields (``UNSET`` ones are kept) and ``updated_at`` (now when None).
 
-        Returns the updated record; raises :class:`NotFound` when there is no such message.
+        Returns the updated record; raises :class:`RecordNotFound` when there is no such message.
         """
         ...
 
@@ -537,7 +537,8 @@ class Store(Protocol):
         """Set ``subscription_state`` and ``subscription_error`` of an installation.
 
         Touches no other column (not ``updated_at`` either), so it never races with an operator's
-        :meth:`update_installation`. Raises :class:`NotFound` when there is no such installation.
+        :meth:`update_installation`. Raises :class:`RecordNotFound` when there is no such
+        installation.
         """
         ...
 
@@ -546,7 +547,7 @@ class Store(Protocol):
     async def put_installation_value(self, installation_id: str, name: str, value: str) -> None:
         """Set one named value of an installation (OAuth tokens, sealed by the caller; the
         authorization state), replacing any earlier one. Touches nothing else. Raises
-        :class:`NotFound` when there is no such installation."""
+        :class:`RecordNotFound` when there is no such installation."""
         ...
 
     async def get_installation_value(self, installation_id: str, name: str) -> str | None:
@@ -624,8 +625,8 @@ class Store(Protocol):
         held receipts, one transaction), but instead of inserting a request it sets the existing
         one's ``outcome``, ``reason`` and ``replayed_at`` (now when None).
 
-        Raises :class:`NotFound` (and changes nothing) when there is no such request. Events of
-        the replay that carry a dedupe key already claimed (by the first attempt or an earlier
+        Raises :class:`RecordNotFound` (and changes nothing) when there is no such request. Events
+        of the replay that carry a dedupe key already claimed (by the first attempt or an earlier
         replay) are duplicates; events without a key are appended again.
         """
         ...

@@ -96,8 +96,8 @@ from ._base import (
     MessageState,
     MessageTransition,
     NewEvent,
-    NotFound,
     NumberTaken,
+    RecordNotFound,
     StoreClosed,
     StoreError,
     Unset,
@@ -1338,7 +1338,7 @@ class PostgresStore:
             except asyncpg.UniqueViolationError as exc:
                 raise Conflict(f"the webhook token of {record.id!r} is already in use") from exc
             if created_at is None:
-                raise NotFound("installation", record.id)
+                raise RecordNotFound("installation", record.id)
             await conn.execute(
                 "DELETE FROM installation_numbers WHERE installation_id = $1", record.id
             )
@@ -1477,7 +1477,7 @@ class PostgresStore:
         async def op(conn: _Connection) -> MessageRecord:
             row = await conn.fetchrow(_UPDATE_MESSAGE, *params)
             if row is None:
-                raise NotFound("message", message_id)
+                raise RecordNotFound("message", message_id)
             return _message(row)
 
         return await self._statement(op)
@@ -1530,7 +1530,7 @@ class PostgresStore:
                 installation_id,
             )
             if _count(status) == 0:
-                raise NotFound("installation", installation_id)
+                raise RecordNotFound("installation", installation_id)
 
         await self._statement(op)
 
@@ -1551,7 +1551,7 @@ class PostgresStore:
                     now,
                 )
             except asyncpg.ForeignKeyViolationError:
-                raise NotFound("installation", installation_id) from None
+                raise RecordNotFound("installation", installation_id) from None
 
         await self._statement(op)
 
@@ -1686,7 +1686,7 @@ class PostgresStore:
                 request_id,
             )
             if _count(status) == 0:
-                raise NotFound("webhook request", request_id)
+                raise RecordNotFound("webhook request", request_id)
             (applied,) = await _apply_inbound(conn, [inbound])
             return applied
 

@@ -69,8 +69,8 @@ from ._base import (
     MessageState,
     MessageTransition,
     NewEvent,
-    NotFound,
     NumberTaken,
+    RecordNotFound,
     StoreClosed,
     StoreError,
     Unset,
@@ -1149,7 +1149,7 @@ class SqliteStore:
             except sqlite3.IntegrityError as exc:
                 raise Conflict(f"the webhook token of {record.id!r} is already in use") from exc
             if row is None:
-                raise NotFound("installation", record.id)
+                raise RecordNotFound("installation", record.id)
             conn.execute("DELETE FROM installation_numbers WHERE installation_id = ?", (record.id,))
             if record.enabled:
                 _insert_numbers(conn, record)
@@ -1289,7 +1289,7 @@ class SqliteStore:
         def op(conn: sqlite3.Connection) -> MessageRecord:
             row = conn.execute(_UPDATE_MESSAGE, params).fetchone()
             if row is None:
-                raise NotFound("message", message_id)
+                raise RecordNotFound("message", message_id)
             return _message(row)
 
         return await self._write(op)
@@ -1338,7 +1338,7 @@ class SqliteStore:
                 (state, error, installation_id),
             ).rowcount
             if changed == 0:
-                raise NotFound("installation", installation_id)
+                raise RecordNotFound("installation", installation_id)
 
         await self._write(op)
 
@@ -1351,7 +1351,7 @@ class SqliteStore:
             if not conn.execute(
                 "SELECT 1 FROM installations WHERE id = ?", (installation_id,)
             ).fetchone():
-                raise NotFound("installation", installation_id)
+                raise RecordNotFound("installation", installation_id)
             conn.execute(
                 "INSERT INTO installation_secrets (installation_id, name, value, updated_at)"
                 " VALUES (?, ?, ?, ?) ON CONFLICT (installation_id, name)"
@@ -1451,7 +1451,7 @@ class SqliteStore:
                 params,
             ).rowcount
             if changed == 0:
-                raise NotFound("webhook request", request_id)
+                raise RecordNotFound("webhook request", request_id)
             return inbound.apply(conn)
 
         return await self._write(op)

@@ -17,9 +17,9 @@ from server.store import (
     MessageKind,
     MessageRecord,
     MessageState,
-    NotFound,
     NumberAssignment,
     NumberTaken,
+    RecordNotFound,
     Store,
     StoreClosed,
 )
@@ -196,7 +196,7 @@ async def test_update_installation_replaces_fields_and_keeps_created_at(store: S
 
 
 async def test_update_of_a_missing_installation_is_not_found(store: Store) -> None:
-    with pytest.raises(NotFound):
+    with pytest.raises(RecordNotFound):
         await store.update_installation(installation())
 
 
@@ -412,7 +412,7 @@ async def test_update_message_stamps_now_and_unset_is_the_default(store: Store) 
 
 
 async def test_update_of_a_missing_message_is_not_found(store: Store) -> None:
-    with pytest.raises(NotFound):
+    with pytest.raises(RecordNotFound):
         await store.update_message("missing", state=MessageState.SENT)
 
 
@@ -486,7 +486,7 @@ async def test_a_closed_store_refuses_calls(store_backend: StoreBackend) -> None
 async def test_installation_values_are_kept_beside_the_record(store: Store) -> None:
     from datetime import UTC, datetime
 
-    from server.store import InstallationRecord, NotFound
+    from server.store import InstallationRecord
 
     now = datetime.now(UTC)
     record = InstallationRecord(
@@ -512,7 +512,7 @@ async def test_installation_values_are_kept_beside_the_record(store: Store) -> N
     assert await store.get_installation_value("inst-values", "oauth") == "sealed-2"
     assert await store.get_installation_value("inst-values", "state") == "authorized"
     assert (await store.get_installation("inst-values")) == record
-    with pytest.raises(NotFound):
+    with pytest.raises(RecordNotFound):
         await store.put_installation_value("nobody", "oauth", "x")
 
 
