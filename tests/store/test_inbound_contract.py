@@ -24,8 +24,8 @@ from server.store import (
     MessageState,
     MessageTransition,
     NewEvent,
-    NotFound,
     NumberAssignment,
+    RecordNotFound,
     Store,
     WebhookOutcome,
     WebhookRequestRecord,
@@ -752,7 +752,7 @@ async def test_mark_replayed_updates_the_request_and_appends_with_dedupe(store: 
 async def test_mark_replayed_of_an_unknown_request_is_not_found_and_appends_nothing(
     store: Store,
 ) -> None:
-    with pytest.raises(NotFound):
+    with pytest.raises(RecordNotFound):
         await store.mark_replayed(
             "nope",
             outcome=WebhookOutcome.MATCHED,
@@ -877,7 +877,7 @@ async def test_set_subscription_changes_only_the_subscription(store: Store) -> N
     assert await store.get_installation("inst-sub") == dataclasses.replace(
         record, subscription_state="subscribed", subscription_error=None
     )
-    with pytest.raises(NotFound):
+    with pytest.raises(RecordNotFound):
         await store.set_subscription("nope", state="subscribed", error=None)
 
 
