@@ -68,7 +68,7 @@ class SubscriptionFailed(Exception):
 
 class SubscriptionKeeper:
     """Keeps the installations' provider subscriptions: ``start`` resumes the unfinished ones,
-    ``stop`` stops the background attempts."""
+    ``aclose`` stops the background attempts."""
 
     def __init__(
         self,
@@ -99,7 +99,8 @@ class SubscriptionKeeper:
             if record.enabled and record.subscription_state in ("pending", "failed"):
                 self.schedule(record)
 
-    async def stop(self) -> None:
+    async def aclose(self) -> None:
+        """Cancel the background attempts and wait for them to end."""
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
