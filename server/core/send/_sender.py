@@ -102,6 +102,9 @@ class SendRequest:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SendOutcome:
+    """A send the provider accepted. ``replayed``: the reply of an earlier call with the same
+    idempotency key, given again without calling the provider."""
+
     message_id: str
     provider_message_id: str | None
     provider_status: int
@@ -329,14 +332,14 @@ class SendPath:
                     response = await self._outbound.send(
                         rendered, timeout=min(remaining, self._provider_timeout_s)
                     )
-                except OutboundError as exc:
+                except ConnectFailed as exc:
                     # No connection, so nothing sent: try again after a growing pause.
                     delay = min(0.1 * 2 ** (attempts - 1), 2.0)
-                    if isinstance(exc, ConnectFailed) and self._may_retry(
-                        attempts, delay, deadline
-                    ):
+                    if self._may_retry(attempts, delay, deadline):
                         await asyncio.sleep(delay)
                         continue
+                    raise from_outbound_error(exc, integration=integration.id) from None
+                except OutboundError as exc:
                     raise from_outbound_error(
                         exc, integration=integration.id, deadline=deadline
                     ) from None
