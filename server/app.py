@@ -145,7 +145,7 @@ class GatewayServer:
             await stop_sidecar(self._sidecar)
             self._sidecar = None
         await draining
-        await self.subscriptions.stop()
+        await self.subscriptions.aclose()
         await self.retention.stop()
         await self.ingestor.stop()
         await self.outbound.aclose()

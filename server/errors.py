@@ -24,12 +24,15 @@
 Messages never contain secrets: callers build them from names and statuses, not from values, and
 whatever of a provider's answer they carry (a :class:`ProviderError`'s excerpt, a refusal's reason)
 has been through the installation's :class:`server.security.secrets.SecretMask` first.
+
+:meth:`GatewayError.to_stored` and :meth:`GatewayError.from_stored` keep an error as JSON and read
+it back (an idempotent send's stored reply: a repeat of the send gets the same error again).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar, Self
 
 import grpc
 from google.protobuf import duration_pb2
@@ -86,6 +89,28 @@ class GatewayError(Exception):
         self.metadata = dict(metadata or {})
         self.violations = tuple(violations)
         self.retry_after_s = retry_after_s
+
+    def to_stored(self) -> dict[str, Any]:
+        """The error as a JSON object that :meth:`from_stored` reads back. Field violations are
+        not kept: the errors stored this way have none."""
+        return {
+            "class": type(self).__name__,
+            "message": self.message,
+            "reason": self.reason,
+            "metadata": self.metadata,
+            "retry_after_s": self.retry_after_s,
+        }
+
+    @classmethod
+    def from_stored(cls, stored: Mapping[str, Any]) -> Self:
+        """The error :meth:`to_stored` gave, as this class (the caller picks it by
+        ``stored["class"]``, from the classes it may have stored)."""
+        return cls(
+            stored["message"],
+            reason=stored["reason"],
+            metadata=stored["metadata"],
+            retry_after_s=stored["retry_after_s"],
+        )
 
 
 class InvalidRequest(GatewayError):
@@ -168,6 +193,21 @@ class ProviderError(GatewayError):
         self.integration = integration
         self.provider_status = provider_status
         self.excerpt = excerpt
+
+    @classmethod
+    def from_stored(cls, stored: Mapping[str, Any]) -> Self:
+        # The metadata holds what the constructor put there from the integration, the status and
+        # the excerpt; they are read back from it, and the rest of it is passed on unchanged.
+        metadata = stored["metadata"]
+        return cls(
+            stored["message"],
+            integration=metadata["integration"],
+            provider_status=int(metadata["provider_status"]),
+            excerpt=metadata.get("provider_excerpt", ""),
+            reason=stored["reason"],
+            retry_after_s=stored["retry_after_s"],
+            metadata=metadata,
+        )
 
 
 class ProviderRejected(ProviderError):

@@ -14,7 +14,8 @@ A capture the answer does not have fails the step: the next request could not be
 
 A failure's text (kept on the installation and returned as its subscription's ``last_error``) has
 every secret of the installation masked (docs/format.md, "Authentication"): a provider's answer
-may echo what it was sent.
+may echo what it was sent. A provider's failure is classified as for a send
+(:mod:`server.core._provider_failures`); its reason goes to the log.
 
 A request is made once per assigned number when it uses ``$number$`` or a variable captured by
 such a request; each number then has its own captures. Any other request is made once.
@@ -45,19 +46,30 @@ from ..store import InstallationRecord, Store
 from ._catalog import IntegrationCatalog
 from ._installations import InstallationDirectory
 from ._provider_credentials import InstallationAuth
+from ._provider_failures import EXCERPT, from_http_response, from_outbound_error, from_refusal
 
 __all__ = ["SubscriptionKeeper"]
 
 logger = logging.getLogger(__name__)
 
-_EXCERPT = 300  # characters of a provider's answer in a failure's text
-
 
 class SubscriptionFailed(Exception):
-    pass
+    """A Subscribe or Unsubscribe request failed. The text is what the installation keeps;
+    ``error`` is the provider's failure as a send would report it, when there is one."""
+
+    def __init__(self, text: str, error: GatewayError | None = None) -> None:
+        super().__init__(text)
+        self.error = error
+
+    @property
+    def reason(self) -> str | None:
+        return self.error.reason if self.error is not None else None
 
 
 class SubscriptionKeeper:
+    """Keeps the installations' provider subscriptions: ``start`` resumes the unfinished ones,
+    ``aclose`` stops the background attempts."""
+
     def __init__(
         self,
         *,
@@ -87,7 +99,8 @@ class SubscriptionKeeper:
             if record.enabled and record.subscription_state in ("pending", "failed"):
                 self.schedule(record)
 
-    async def stop(self) -> None:
+    async def aclose(self) -> None:
+        """Cancel the background attempts and wait for them to end."""
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -144,7 +157,11 @@ class SubscriptionKeeper:
             except SubscriptionFailed as exc:
                 logger.warning(
                     "subscribe failed",
-                    extra={"installation": record.id, "integration": record.integration_id},
+                    extra={
+                        "installation": record.id,
+                        "integration": record.integration_id,
+                        "reason": exc.reason,
+                    },
                 )
                 await self._store.set_subscription(record.id, state="failed", error=str(exc))
                 return False
@@ -159,8 +176,10 @@ class SubscriptionKeeper:
             return
         try:
             await self._make(record, integration.definition.unsubscribe)
-        except SubscriptionFailed:
-            logger.warning("unsubscribe failed", extra={"installation": record.id})
+        except SubscriptionFailed as exc:
+            logger.warning(
+                "unsubscribe failed", extra={"installation": record.id, "reason": exc.reason}
+            )
 
     async def _make(
         self, record: InstallationRecord, requests: tuple[RequestTemplate, ...]
@@ -204,7 +223,12 @@ class SubscriptionKeeper:
         try:
             return await self._auth.bearer_token(record, definition)
         except (GatewayError, OutboundError) as exc:
-            raise SubscriptionFailed(f"no access token: {secrets(str(exc))}") from None
+            error = (
+                exc
+                if isinstance(exc, GatewayError)
+                else from_outbound_error(exc, integration=definition.id)
+            )
+            raise SubscriptionFailed(f"no access token: {secrets(str(exc))}", error) from None
 
     async def _call(
         self,
@@ -229,12 +253,12 @@ class SubscriptionKeeper:
         except EngineError as exc:
             raise SubscriptionFailed(f"{where} cannot be built: {secrets(str(exc))}") from None
         except OutboundError as exc:
-            raise SubscriptionFailed(f"{where} failed: {secrets(str(exc))}") from None
+            error = from_outbound_error(exc, integration=definition.id)
+            raise SubscriptionFailed(f"{where} failed: {secrets(str(exc))}", error) from None
         if not 200 <= response.status < 300:
-            excerpt = secrets.excerpt(response.body, _EXCERPT, truncated=response.truncated)
-            raise SubscriptionFailed(
-                f"{where} answered HTTP {response.status}" + (f": {excerpt}" if excerpt else "")
-            )
+            failure = from_http_response(response, integration=definition.id, secrets=secrets)
+            said = f": {failure.excerpt}" if failure.excerpt else ""
+            raise SubscriptionFailed(f"{where} answered HTTP {response.status}{said}", failure)
         if template.response_map is None:
             return {}
         outcome = map_response(
@@ -242,7 +266,12 @@ class SubscriptionKeeper:
         )
         if not outcome.accepted:
             reason = outcome.error or outcome.reason or "the answer is not the expected one"
-            raise SubscriptionFailed(f"{where} was refused: {secrets.excerpt(reason, _EXCERPT)}")
+            refusal = from_refusal(
+                response, refused=outcome.error, integration=definition.id, secrets=secrets
+            )
+            raise SubscriptionFailed(
+                f"{where} was refused: {secrets.excerpt(reason, EXCERPT)}", refusal
+            )
         missing = sorted(response_variables(template) - outcome.captures.keys())
         if missing:
             names = ", ".join(f"${name}$" for name in missing)

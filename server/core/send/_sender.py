@@ -15,7 +15,6 @@ provider may have sent the message.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import hashlib
 import json
 import logging
@@ -42,7 +41,6 @@ from ...errors import (
     NotFound,
     PermissionDenied,
     ProviderCredentials,
-    ProviderError,
     ProviderRateLimited,
     ProviderRefused,
     ProviderRejected,
@@ -52,10 +50,8 @@ from ...errors import (
 from ...oauth import installation_secrets
 from ...outbound import (
     ConnectFailed,
-    InvalidTarget,
     OutboundClient,
     OutboundError,
-    OutboundTimeout,
     PolicyRefused,
     ProviderResponse,
 )
@@ -65,12 +61,17 @@ from .._catalog import IntegrationCatalog, LoadedIntegration
 from .._installations import InstallationDirectory
 from .._numbers import normalize_number
 from .._provider_credentials import InstallationAuth
+from .._provider_failures import (
+    from_http_response,
+    from_outbound_error,
+    from_refusal,
+    nothing_sent,
+    retry_after,
+)
 
 __all__ = ["SendOutcome", "SendPath", "SendRequest"]
 
 logger = logging.getLogger(__name__)
-
-_EXCERPT = 300
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -101,6 +102,9 @@ class SendRequest:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SendOutcome:
+    """A send the provider accepted. ``replayed``: the reply of an earlier call with the same
+    idempotency key, given again without calling the provider."""
+
     message_id: str
     provider_message_id: str | None
     provider_status: int
@@ -113,38 +117,24 @@ class SendOutcome:
         return json.dumps({"ok": {f.name: getattr(self, f.name) for f in fields(self)}})
 
 
+# The reply kept with an idempotent send's message, for its repeats: {"ok": outcome} or
+# {"error": GatewayError.to_stored()}. Messages in databases hold this format: read it unchanged.
+
+
 def _error_json(error: GatewayError) -> str:
-    return json.dumps(
-        {
-            "error": {
-                "class": type(error).__name__,
-                "message": error.message,
-                "reason": error.reason,
-                "metadata": error.metadata,
-                "retry_after_s": error.retry_after_s,
-            }
-        }
-    )
+    return json.dumps({"error": error.to_stored()})
 
 
 def _stored_reply(reply_json: str) -> SendOutcome | GatewayError:
     data = json.loads(reply_json)
     if "ok" in data:
         return SendOutcome(**{**data["ok"], "replayed": True})
-    err = data["error"]
-    cls = _ERROR_CLASSES.get(err["class"], FailedPrecondition)
-    error = GatewayError.__new__(cls)
-    GatewayError.__init__(
-        error,
-        err["message"],
-        reason=err["reason"],
-        metadata=err["metadata"],
-        retry_after_s=err["retry_after_s"],
-    )
-    return error
+    stored = data["error"]
+    return _STORED_ERRORS.get(stored["class"], FailedPrecondition).from_stored(stored)
 
 
-_ERROR_CLASSES: dict[str, type[GatewayError]] = {
+# The errors a failed send may store; anything else is read back as FAILED_PRECONDITION.
+_STORED_ERRORS: dict[str, type[GatewayError]] = {
     cls.__name__: cls
     for cls in (
         ProviderRejected,
@@ -161,6 +151,8 @@ _ERROR_CLASSES: dict[str, type[GatewayError]] = {
 
 
 class SendPath:
+    """Sends messages and files: one :meth:`send` per SendMessage or SendFile call."""
+
     def __init__(
         self,
         *,
@@ -179,10 +171,10 @@ class SendPath:
         self._outbound = outbound
         self._provider_timeout_s = provider_timeout_s
         self._max_attempts = max_attempts
-        # Calls with one idempotency key in this process: the first one's fingerprint and result.
         # Called with the recorded message once the provider accepted it (receipts held for it
         # are completed then: docs/format.md, "Receipts").
         self.on_sent: Callable[[MessageRecord], Awaitable[None]] | None = None
+        # Calls with one idempotency key in this process: the first one's fingerprint and result.
         self._inflight: dict[tuple[str, str], tuple[str, asyncio.Future[SendOutcome]]] = {}
         # A claimed message not answered within this is taken to belong to a process that died.
         self._stale_after_s = 2 * provider_timeout_s * max_attempts + 60
@@ -194,14 +186,14 @@ class SendPath:
         DEADLINE_EXCEEDED (the message may still have been sent if the provider was called).
         """
         _validate(request)
-        key = (request.org_id, request.idempotency_key) if request.idempotency_key else None
-        if key is None:
-            return await self._send_new(request, deadline)
-        return await self._send_once(request, key, deadline)
+        if not request.idempotency_key:
+            return await self._send_new(request, deadline, None)
+        return await self._send_once(request, deadline)
 
-    async def _send_once(
-        self, request: SendRequest, key: tuple[str, str], deadline: float
-    ) -> SendOutcome:
+    async def _send_once(self, request: SendRequest, deadline: float) -> SendOutcome:
+        """Send under the request's idempotency key: a call with the key already running here
+        waits for that one's result instead."""
+        key = (request.org_id, request.idempotency_key)
         fingerprint = request.fingerprint()
         running = self._inflight.get(key)
         if running is not None:
@@ -211,7 +203,7 @@ class SendPath:
         future: asyncio.Future[SendOutcome] = asyncio.get_running_loop().create_future()
         self._inflight[key] = (fingerprint, future)
         try:
-            outcome = await self._send_new(request, deadline)
+            outcome = await self._send_new(request, deadline, fingerprint)
         except _Replay as replay:
             future.set_result(replay.outcome)
             return replay.outcome
@@ -228,62 +220,36 @@ class SendPath:
         finally:
             self._inflight.pop(key, None)
 
-    async def _send_new(self, request: SendRequest, deadline: float) -> SendOutcome:
+    async def _send_new(
+        self, request: SendRequest, deadline: float, fingerprint: str | None
+    ) -> SendOutcome:
+        """Record the message (claiming its idempotency key, if it has one; ``fingerprint`` is
+        then the request's), call the provider and record what it answered."""
         installation, integration = await self._resolve(request)
-        definition = integration.definition
-        template = (
-            definition.send_message if request.kind is MessageKind.SMS else definition.send_file
+        template = _template(request, integration)
+        message, created = await self._store.claim_message(
+            _new_message(request, installation, integration, fingerprint)
         )
-        if template is None:
-            raise FailedPrecondition(
-                f"the integration {integration.id!r} cannot send files",
-                reason="SEND_FILE_UNSUPPORTED",
-                metadata={"integration": integration.id},
-            )
-        now = datetime.now(UTC)
-        fingerprint = request.fingerprint() if request.idempotency_key else None
-        record = MessageRecord(
-            id=str(uuid.uuid4()),
-            org_id=request.org_id,
-            installation_id=installation.id,
-            integration_id=integration.id,
-            kind=request.kind,
-            from_number=request.from_number,
-            to_number=request.to,
-            text=request.text,
-            media_url=request.media_url or None,
-            state=MessageState.PENDING,
-            provider_message_id=None,
-            provider_status=None,
-            attempts=0,
-            error=None,
-            metadata=dict(request.metadata),
-            idempotency_key=request.idempotency_key or None,
-            request_fingerprint=fingerprint,
-            reply_json=None,
-            created_at=now,
-            updated_at=now,
-        )
-        stored, created = await self._store.claim_message(record)
         if not created:
-            stored = self._resumable(stored, record)
-        return await self._call_provider(
-            stored, installation, integration, template, request, deadline
+            message = self._resumable(message, fingerprint)
+        outcome = await self._call_provider(
+            message, installation, integration, template, request, deadline
         )
+        sent = await self._store.update_message(
+            message.id,
+            state=MessageState.SENT,
+            provider_message_id=outcome.provider_message_id,
+            provider_status=outcome.provider_status,
+            attempts=outcome.attempts,
+            reply_json=outcome.to_json() if message.idempotency_key else None,
+        )
+        if self.on_sent is not None and sent.provider_message_id:
+            await self.on_sent(sent)
+        return outcome
 
-    async def _bearer(self, installation: InstallationRecord, definition: Definition) -> str | None:
-        if self._auth is None:
-            return None
-        try:
-            return await self._auth.bearer_token(installation, definition)
-        except PolicyRefused as exc:
-            raise PermissionDenied(
-                str(exc), reason="OUTBOUND_POLICY", metadata={"integration": definition.id}
-            ) from None
-
-    def _resumable(self, stored: MessageRecord, record: MessageRecord) -> MessageRecord:
+    def _resumable(self, stored: MessageRecord, fingerprint: str | None) -> MessageRecord:
         """The message to send again for a repeated key, or raise what the repeat gets instead."""
-        if stored.request_fingerprint != record.request_fingerprint:
+        if stored.request_fingerprint != fingerprint:
             raise _key_reused()
         if stored.reply_json is not None:
             reply = _stored_reply(stored.reply_json)
@@ -302,6 +268,8 @@ class SendPath:
         )
 
     async def _resolve(self, request: SendRequest) -> tuple[InstallationRecord, LoadedIntegration]:
+        """The installation that sends: the organisation's enabled one holding ``from``
+        (docs/format.md, "Sending")."""
         enabled = list(await self._installations.enabled_for_org(request.org_id))
         if request.integration_id:
             enabled = [c for c in enabled if c.integration_id == request.integration_id]
@@ -342,6 +310,8 @@ class SendPath:
         request: SendRequest,
         deadline: float,
     ) -> SendOutcome:
+        """Call the provider until it answers, trying again only where nothing can have been sent
+        or where it says when to; a failure is recorded on the message before it is raised."""
         variables = self._installations.property_values(installation) | _variables(
             request, message.id, self._installations.webhook_url(installation)
         )
@@ -363,41 +333,15 @@ class SendPath:
                         rendered, timeout=min(remaining, self._provider_timeout_s)
                     )
                 except ConnectFailed as exc:
+                    # No connection, so nothing sent: try again after a growing pause.
                     delay = min(0.1 * 2 ** (attempts - 1), 2.0)
-                    if attempts < self._max_attempts and time.monotonic() + delay < deadline:
+                    if self._may_retry(attempts, delay, deadline):
                         await asyncio.sleep(delay)
                         continue
-                    raise ProviderUnavailable(
-                        f"the provider could not be reached: {exc}",
-                        integration=integration.id,
-                        reason="PROVIDER_UNREACHABLE",
-                    ) from None
-                except OutboundTimeout:
-                    if time.monotonic() >= deadline - 0.001:
-                        raise DeadlineExceeded(
-                            "the send's deadline passed while the provider was called",
-                            metadata={"integration": integration.id},
-                        ) from None
-                    raise ProviderUnavailable(
-                        "the provider did not answer in time",
-                        integration=integration.id,
-                        reason="PROVIDER_TIMEOUT",
-                    ) from None
-                except InvalidTarget as exc:
-                    raise FailedPrecondition(
-                        f"the provider URL cannot be used: {exc}",
-                        reason="INVALID_PROVIDER_URL",
-                        metadata={"integration": integration.id},
-                    ) from None
-                except PolicyRefused as exc:
-                    raise PermissionDenied(
-                        str(exc),
-                        reason="OUTBOUND_POLICY",
-                        metadata={"integration": integration.id},
-                    ) from None
+                    raise from_outbound_error(exc, integration=integration.id) from None
                 except OutboundError as exc:
-                    raise ProviderUnavailable(
-                        f"the provider call failed: {exc}", integration=integration.id
+                    raise from_outbound_error(
+                        exc, integration=integration.id, deadline=deadline
                     ) from None
                 if response.status == 401 and bearer and not renewed and self._auth:
                     # A token the provider no longer takes: renew it once and try again.
@@ -406,19 +350,15 @@ class SendPath:
                         renewed, bearer = True, fresh
                         rendered = _render(integration, template, variables, installation, bearer)
                         continue
-                retry_after = _retry_after(response)
-                if (
-                    response.status in (429, 503)
-                    and retry_after is not None
-                    and attempts < self._max_attempts
-                    and time.monotonic() + retry_after < deadline
-                ):
-                    await asyncio.sleep(retry_after)
-                    continue
-                outcome = self._outcome(
+                if response.status in (429, 503):
+                    # The provider said when to come back: wait if another attempt fits.
+                    delay_s = retry_after(response)
+                    if delay_s is not None and self._may_retry(attempts, delay_s, deadline):
+                        await asyncio.sleep(delay_s)
+                        continue
+                return self._outcome(
                     response, template, message, installation, integration, attempts, bearer
                 )
-                break
         except GatewayError as error:
             await self._record_failure(message, error, attempts)
             raise
@@ -434,17 +374,18 @@ class SendPath:
                 )
             )
             raise
-        sent = await self._store.update_message(
-            message.id,
-            state=MessageState.SENT,
-            provider_message_id=outcome.provider_message_id,
-            provider_status=outcome.provider_status,
-            attempts=attempts,
-            reply_json=outcome.to_json() if message.idempotency_key else None,
-        )
-        if self.on_sent is not None and sent.provider_message_id:
-            await self.on_sent(sent)
-        return outcome
+
+    def _may_retry(self, attempts: int, delay_s: float, deadline: float) -> bool:
+        """Whether one more attempt may be made after waiting ``delay_s``."""
+        return attempts < self._max_attempts and time.monotonic() + delay_s < deadline
+
+    async def _bearer(self, installation: InstallationRecord, definition: Definition) -> str | None:
+        if self._auth is None:
+            return None
+        try:
+            return await self._auth.bearer_token(installation, definition)
+        except PolicyRefused as exc:
+            raise from_outbound_error(exc, integration=definition.id) from None
 
     def _outcome(
         self,
@@ -456,10 +397,11 @@ class SendPath:
         attempts: int,
         bearer: str | None,
     ) -> SendOutcome:
+        """What the provider's answer makes of the send, or raise the error it is."""
         status = response.status
         if not 200 <= status < 300:
             secrets = self._secrets(installation, integration.definition, bearer)
-            raise _provider_error(response, integration.id, secrets)
+            raise from_http_response(response, integration=integration.id, secrets=secrets)
         try:
             mapped = map_response(
                 template.response_map, response.body, response.headers.get("content-type")
@@ -468,12 +410,8 @@ class SendPath:
             mapped = None
         if mapped is not None and not mapped.accepted:
             secrets = self._secrets(installation, integration.definition, bearer)
-            said = f": {secrets.excerpt(mapped.error, _EXCERPT)}" if mapped.error else ""
-            raise ProviderRefused(
-                "the provider refused the message" + said,
-                integration=integration.id,
-                provider_status=status,
-                excerpt=_excerpt(response, secrets),
+            raise from_refusal(
+                response, refused=mapped.error, integration=integration.id, secrets=secrets
             )
         return SendOutcome(
             message_id=message.id,
@@ -497,11 +435,9 @@ class SendPath:
     async def _record_failure(
         self, message: MessageRecord, error: GatewayError, attempts: int
     ) -> None:
-        # Nothing was sent when the provider could not be reached or answered 429/5xx: the key is
-        # released (the message stays failed) so that the caller's retry sends again.
-        releasable = isinstance(error, ProviderUnavailable | ProviderRateLimited) and (
-            error.reason != "PROVIDER_TIMEOUT"
-        )
+        # A failure that sent nothing releases the key (the message stays failed) so that the
+        # caller's retry sends again; any other is stored as the key's reply.
+        releasable = nothing_sent(error)
         try:
             await self._store.update_message(
                 message.id,
@@ -515,6 +451,51 @@ class SendPath:
             )
         except Exception:  # the send's own error matters more to the caller
             logger.exception("could not record a failed send", extra={"message": message.id})
+
+
+def _template(request: SendRequest, integration: LoadedIntegration) -> RequestTemplate:
+    """The definition's request for this kind of send."""
+    definition = integration.definition
+    template = definition.send_message if request.kind is MessageKind.SMS else definition.send_file
+    if template is None:
+        raise FailedPrecondition(
+            f"the integration {integration.id!r} cannot send files",
+            reason="SEND_FILE_UNSUPPORTED",
+            metadata={"integration": integration.id},
+        )
+    return template
+
+
+def _new_message(
+    request: SendRequest,
+    installation: InstallationRecord,
+    integration: LoadedIntegration,
+    fingerprint: str | None,
+) -> MessageRecord:
+    """The message as recorded before the provider is called."""
+    now = datetime.now(UTC)
+    return MessageRecord(
+        id=str(uuid.uuid4()),
+        org_id=request.org_id,
+        installation_id=installation.id,
+        integration_id=integration.id,
+        kind=request.kind,
+        from_number=request.from_number,
+        to_number=request.to,
+        text=request.text,
+        media_url=request.media_url or None,
+        state=MessageState.PENDING,
+        provider_message_id=None,
+        provider_status=None,
+        attempts=0,
+        error=None,
+        metadata=dict(request.metadata),
+        idempotency_key=request.idempotency_key or None,
+        request_fingerprint=fingerprint,
+        reply_json=None,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def _render(
@@ -592,58 +573,3 @@ def _variables(request: SendRequest, message_id: str, webhook_url: str) -> dict[
         "media_type": request.media_type or None,
         "filename": request.filename or None,
     }
-
-
-def _excerpt(response: ProviderResponse, secrets: SecretMask) -> str:
-    return secrets.excerpt(response.body, _EXCERPT, truncated=response.truncated)
-
-
-def _retry_after(response: ProviderResponse) -> float | None:
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def _provider_error(
-    response: ProviderResponse, integration: str, secrets: SecretMask
-) -> ProviderError:
-    status = response.status
-    excerpt = _excerpt(response, secrets)
-    said = f" ({excerpt})" if excerpt else ""
-    if status in (401, 403):
-        return ProviderCredentials(
-            f"the provider refused the credentials (HTTP {status}): check the installation",
-            integration=integration,
-            provider_status=status,
-            excerpt=excerpt,
-        )
-    if status == 429:
-        return ProviderRateLimited(
-            f"the provider is rate limiting (HTTP 429){said}",
-            integration=integration,
-            provider_status=status,
-            excerpt=excerpt,
-            retry_after_s=_retry_after(response),
-        )
-    if status >= 500:
-        return ProviderUnavailable(
-            f"the provider failed with HTTP {status}{said}",
-            integration=integration,
-            provider_status=status,
-            excerpt=excerpt,
-            retry_after_s=_retry_after(response),
-        )
-    return ProviderRejected(
-        f"the provider rejected the message with HTTP {status}{said}",
-        integration=integration,
-        provider_status=status,
-        excerpt=excerpt,
-    )

@@ -1,0 +1,184 @@
+"""What a provider call's failure is reported as: the one mapping from a provider's answer or
+transport failure to a :class:`GatewayError`, whose class fixes the gRPC code and details.
+
+    answer or failure               error                gRPC code (reason)
+    HTTP 401, 403                   ProviderCredentials  FAILED_PRECONDITION (PROVIDER_CREDENTIALS)
+    HTTP 429                        ProviderRateLimited  RESOURCE_EXHAUSTED (PROVIDER_RATE_LIMITED)
+    HTTP 5xx                        ProviderUnavailable  UNAVAILABLE (PROVIDER_UNAVAILABLE)
+    any other non-2xx               ProviderRejected     INVALID_ARGUMENT (PROVIDER_REJECTED)
+    2xx the response_map refuses    ProviderRefused      FAILED_PRECONDITION (PROVIDER_REFUSED)
+    no connection could be made     ProviderUnavailable  UNAVAILABLE (PROVIDER_UNREACHABLE)
+    no answer in time               ProviderUnavailable  UNAVAILABLE (PROVIDER_TIMEOUT)
+     ... at the caller's deadline   DeadlineExceeded     DEADLINE_EXCEEDED
+    a URL that cannot be called     FailedPrecondition   FAILED_PRECONDITION (INVALID_PROVIDER_URL)
+    the outbound policy refuses     PermissionDenied     PERMISSION_DENIED (OUTBOUND_POLICY)
+    connection broken mid-request   ProviderUnavailable  UNAVAILABLE (PROVIDER_UNAVAILABLE)
+
+A non-2xx answer fails with the provider's status and an excerpt of its body (docs/format.md,
+"response_map"); the excerpt is masked with the installation's secrets first, since a provider's
+answer may echo what it was sent (docs/format.md, "Authentication"). :func:`nothing_sent` says
+which of these errors left the provider without the message, so that the caller may retry.
+
+The send path raises these errors; the Subscribe path keeps one with its failure's text.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from datetime import UTC, datetime
+
+from ..errors import (
+    DeadlineExceeded,
+    FailedPrecondition,
+    GatewayError,
+    PermissionDenied,
+    ProviderCredentials,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderRefused,
+    ProviderRejected,
+    ProviderUnavailable,
+)
+from ..outbound import (
+    ConnectFailed,
+    InvalidTarget,
+    OutboundError,
+    OutboundTimeout,
+    PolicyRefused,
+    ProviderResponse,
+)
+from ..security.secrets import SecretMask
+
+__all__ = [
+    "EXCERPT",
+    "answer_excerpt",
+    "from_http_response",
+    "from_outbound_error",
+    "from_refusal",
+    "nothing_sent",
+    "retry_after",
+]
+
+EXCERPT = 300  # characters of a provider's answer an error carries
+
+# How close to the caller's deadline a provider timeout counts as the deadline itself: the outbound
+# client's timeout was cut to the time left, so it fires at the deadline, give or take the clock.
+_DEADLINE_SLACK_S = 0.001
+
+
+def answer_excerpt(response: ProviderResponse, secrets: SecretMask) -> str:
+    """The start of the provider's answer, its secrets masked."""
+    return secrets.excerpt(response.body, EXCERPT, truncated=response.truncated)
+
+
+def retry_after(response: ProviderResponse) -> float | None:
+    """The answer's ``Retry-After`` (a delay or an HTTP date) in seconds, or None."""
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def from_http_response(
+    response: ProviderResponse, *, integration: str, secrets: SecretMask
+) -> ProviderError:
+    """The error of a non-2xx answer."""
+    status = response.status
+    excerpt = answer_excerpt(response, secrets)
+    said = f" ({excerpt})" if excerpt else ""
+    if status in (401, 403):
+        return ProviderCredentials(
+            f"the provider refused the credentials (HTTP {status}): check the installation",
+            integration=integration,
+            provider_status=status,
+            excerpt=excerpt,
+        )
+    if status == 429:
+        return ProviderRateLimited(
+            f"the provider is rate limiting (HTTP 429){said}",
+            integration=integration,
+            provider_status=status,
+            excerpt=excerpt,
+            retry_after_s=retry_after(response),
+        )
+    if status >= 500:
+        return ProviderUnavailable(
+            f"the provider failed with HTTP {status}{said}",
+            integration=integration,
+            provider_status=status,
+            excerpt=excerpt,
+            retry_after_s=retry_after(response),
+        )
+    return ProviderRejected(
+        f"the provider rejected the message with HTTP {status}{said}",
+        integration=integration,
+        provider_status=status,
+        excerpt=excerpt,
+    )
+
+
+def from_refusal(
+    response: ProviderResponse, *, refused: str | None, integration: str, secrets: SecretMask
+) -> ProviderRefused:
+    """The error of a 2xx answer that the ``response_map`` refuses; ``refused`` is its
+    ``$error$`` capture, if any (docs/format.md, "response_map")."""
+    said = f": {secrets.excerpt(refused, EXCERPT)}" if refused else ""
+    return ProviderRefused(
+        "the provider refused the message" + said,
+        integration=integration,
+        provider_status=response.status,
+        excerpt=answer_excerpt(response, secrets),
+    )
+
+
+def from_outbound_error(
+    exc: OutboundError, *, integration: str, deadline: float | None = None
+) -> GatewayError:
+    """The error of a call that got no answer. ``deadline`` is the caller's
+    ``time.monotonic()`` deadline, if it has one: a timeout at it is the caller's
+    DEADLINE_EXCEEDED rather than a provider too slow to answer."""
+    if isinstance(exc, ConnectFailed):
+        return ProviderUnavailable(
+            f"the provider could not be reached: {exc}",
+            integration=integration,
+            reason="PROVIDER_UNREACHABLE",
+        )
+    if isinstance(exc, OutboundTimeout):
+        if deadline is not None and time.monotonic() >= deadline - _DEADLINE_SLACK_S:
+            return DeadlineExceeded(
+                "the send's deadline passed while the provider was called",
+                metadata={"integration": integration},
+            )
+        return ProviderUnavailable(
+            "the provider did not answer in time",
+            integration=integration,
+            reason="PROVIDER_TIMEOUT",
+        )
+    if isinstance(exc, InvalidTarget):
+        return FailedPrecondition(
+            f"the provider URL cannot be used: {exc}",
+            reason="INVALID_PROVIDER_URL",
+            metadata={"integration": integration},
+        )
+    if isinstance(exc, PolicyRefused):
+        return PermissionDenied(
+            str(exc), reason="OUTBOUND_POLICY", metadata={"integration": integration}
+        )
+    return ProviderUnavailable(f"the provider call failed: {exc}", integration=integration)
+
+
+def nothing_sent(error: GatewayError) -> bool:
+    """Whether the failure left the provider without the message, so that sending it again cannot
+    send it twice: the provider could not be reached or answered 429/5xx. A timeout is not one:
+    the provider may have sent the message."""
+    return isinstance(error, ProviderUnavailable | ProviderRateLimited) and (
+        error.reason != "PROVIDER_TIMEOUT"
+    )
