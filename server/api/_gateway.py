@@ -2,9 +2,8 @@
 
 Every RPC first asks :meth:`GatewayServicer._authorize` who calls and whether the request may touch
 what it names (the token's organisations; see :mod:`server.security.api_access._caller`), then runs
-inside :func:`_rpc`, which turns a :class:`GatewayError` into its status with google.rpc details, a
-store failure into UNAVAILABLE, and anything unexpected into INTERNAL with an incident id (the
-traceback goes to the log, never to the caller).
+inside :func:`server.api._rpc.rpc` (:func:`~server.api._rpc.rpc_stream` for ``StreamEvents``), the
+one error boundary of every RPC, the Ingest service's too.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -37,14 +36,7 @@ from ..core._subscriptions import SubscriptionKeeper
 from ..core.ingest._ingestor import Ingestor
 from ..core.send._sender import SendOutcome, SendPath, SendRequest
 from ..engine import DEFINITION_TOO_LARGE, MAX_DEFINITION_BYTES
-from ..errors import (
-    FailedPrecondition,
-    GatewayError,
-    InvalidRequest,
-    NotFound,
-    Unavailable,
-    to_rpc_status,
-)
+from ..errors import FailedPrecondition, InvalidRequest, NotFound
 from ..security.api_access import AccessPolicy, Caller, gateway_method
 from ..store import (
     EventFilter,
@@ -55,11 +47,11 @@ from ..store import (
     MessageState,
     NewEvent,
     Store,
-    StoreError,
     WebhookOutcome,
     WebhookRequestRecord,
 )
 from ._replies import REPLY_BUDGET, Page, ReadLimit, capped, clip_text, pages_by_size
+from ._rpc import rpc, rpc_stream
 
 __all__ = ["GatewayServicer", "IngestServicer", "event_pb"]
 
@@ -90,32 +82,6 @@ _FIELD_OVERHEAD_BYTES = 64
 _MAX_PAGE = 1000
 # A replay's reason joins every problem found; the reply keeps its start.
 _MAX_REASON_BYTES = 16_384
-
-
-def _rpc(handler: _Handler[_Req, _Resp]) -> _Handler[_Req, _Resp]:
-    @functools.wraps(handler)
-    async def wrapper(self: Any, request: _Req, context: grpc.aio.ServicerContext) -> _Resp:
-        try:
-            return await handler(self, request, context)
-        except GatewayError as exc:
-            error: GatewayError = exc
-        except StoreError:
-            logger.exception("store failure", extra={"rpc": handler.__name__})
-            error = Unavailable(
-                "the store is not available; retry later", reason="STORE_UNAVAILABLE"
-            )
-        except Exception:
-            incident = uuid.uuid4().hex[:12]
-            logger.exception(
-                "unexpected failure", extra={"rpc": handler.__name__, "incident": incident}
-            )
-            error = GatewayError(
-                f"internal error (incident {incident})", metadata={"incident": incident}
-            )
-        await context.abort_with_status(to_rpc_status(error))
-        raise AssertionError("abort_with_status returned")  # pragma: no cover
-
-    return wrapper
 
 
 def _ts(value: datetime | None) -> timestamp_pb2.Timestamp:
@@ -271,7 +237,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         )
         return capped(pb)
 
-    @_rpc
+    @rpc
     async def RegisterIntegration(
         self, request: gateway_pb2.RegisterIntegrationRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.RegisterIntegrationResponse:
@@ -300,7 +266,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             integration=await self._integration_pb(loaded, count_for=caller)
         )
 
-    @_rpc
+    @rpc
     async def GetIntegration(
         self, request: gateway_pb2.GetIntegrationRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.Integration:
@@ -308,7 +274,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         loaded = await self._catalog.get(request.integration_id, request.version or None)
         return await self._integration_pb(loaded, count_for=caller)
 
-    @_rpc
+    @rpc
     async def ListIntegrations(
         self, request: gateway_pb2.ListIntegrationsRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.ListIntegrationsResponse:
@@ -323,7 +289,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             integrations=page.items, next_page_token=_next_token(offset, page, len(everything))
         )
 
-    @_rpc
+    @rpc
     async def DeleteIntegration(
         self, request: gateway_pb2.DeleteIntegrationRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.DeleteIntegrationResponse:
@@ -396,7 +362,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     def _numbers(items: Sequence[gateway_pb2.NumberAssignment]) -> list[NumberInput]:
         return [NumberInput(number=n.number, users=tuple(n.users)) for n in items]
 
-    @_rpc
+    @rpc
     async def EnableIntegration(
         self, request: gateway_pb2.EnableIntegrationRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.Installation:
@@ -412,7 +378,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             self._subscriptions.schedule(record)
         return await self._installation_pb(record)
 
-    @_rpc
+    @rpc
     async def UpdateInstallation(
         self, request: gateway_pb2.UpdateInstallationRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.Installation:
@@ -426,14 +392,14 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         )
         return await self._installation_pb(record)
 
-    @_rpc
+    @rpc
     async def GetInstallation(
         self, request: gateway_pb2.GetInstallationRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.Installation:
         await self._authorize(request, context)
         return await self._installation_pb(await self._installations.get(request.installation_id))
 
-    @_rpc
+    @rpc
     async def ListInstallations(
         self, request: gateway_pb2.ListInstallationsRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.ListInstallationsResponse:
@@ -449,7 +415,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             installations=page.items, next_page_token=_next_token(offset, page, len(everything))
         )
 
-    @_rpc
+    @rpc
     async def DisableIntegration(
         self, request: gateway_pb2.DisableIntegrationRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.Installation:
@@ -508,21 +474,21 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         )
         return self._reply(await self._send_path.send(send, deadline=self._deadline(context)))
 
-    @_rpc
+    @rpc
     async def SendMessage(
         self, request: gateway_pb2.SendMessageRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.SendReply:
         await self._authorize(request, context)
         return await self._send(request, context)
 
-    @_rpc
+    @rpc
     async def SendFile(
         self, request: gateway_pb2.SendFileRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.SendReply:
         await self._authorize(request, context)
         return await self._send(request, context)
 
-    @_rpc
+    @rpc
     async def GetMessage(
         self, request: gateway_pb2.GetMessageRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.Message:
@@ -552,38 +518,34 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             orgs=caller.orgs,
         )
 
+    @rpc_stream
     async def StreamEvents(
         self, request: gateway_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[gateway_pb2.StreamEventsResponse]:
-        try:
-            caller = await self._authorize(request, context)
-            event_filter = self._filter(
-                request.org_id, request.integration_id, request.types, caller
-            )
-            batch = ReadLimit(request.max_batch if 0 < request.max_batch <= 5000 else 500)
-            if request.consumer:
-                consumer = caller.consumer(request.consumer, method=_STREAM_EVENTS)
-                stream = self._consumer_stream(consumer, request, event_filter, batch)
+    ) -> AsyncGenerator[gateway_pb2.StreamEventsResponse, None]:
+        caller = await self._authorize(request, context)
+        event_filter = self._filter(request.org_id, request.integration_id, request.types, caller)
+        batch = ReadLimit(request.max_batch if 0 < request.max_batch <= 5000 else 500)
+        if request.consumer:
+            consumer = caller.consumer(request.consumer, method=_STREAM_EVENTS)
+            stream = self._consumer_stream(consumer, request, event_filter, batch)
+        else:
+            start = request.WhichOneof("start")
+            if start == "after_cursor":
+                after = request.after_cursor
+            elif start == "earliest":
+                after = await self._store.earliest_cursor()
             else:
-                start = request.WhichOneof("start")
-                if start == "after_cursor":
-                    after = request.after_cursor
-                elif start == "earliest":
-                    after = await self._store.earliest_cursor()
-                else:
-                    after = await self._store.latest_cursor()
-                stream = follow_events(
-                    self._store, self._hub, after=after, event_filter=event_filter, batch=batch
-                )
-            async for events in stream:
-                # A batch is counted in events; each response also fits the reply size limit.
-                largest = 0
-                for page in pages_by_size(event_pb(e) for e in events):
-                    largest = max(largest, page.largest)
-                    yield gateway_pb2.StreamEventsResponse(events=page.items)
-                batch.saw_largest(largest)
-        except GatewayError as exc:
-            await context.abort_with_status(to_rpc_status(exc))
+                after = await self._store.latest_cursor()
+            stream = follow_events(
+                self._store, self._hub, after=after, event_filter=event_filter, batch=batch
+            )
+        async for events in stream:
+            # A batch is counted in events; each response also fits the reply size limit.
+            largest = 0
+            for page in pages_by_size(event_pb(e) for e in events):
+                largest = max(largest, page.largest)
+                yield gateway_pb2.StreamEventsResponse(events=page.items)
+            batch.saw_largest(largest)
 
     async def _consumer_stream(
         self,
@@ -617,7 +579,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         finally:
             await asyncio.shield(self._store.release_leases(consumer, subscriber))
 
-    @_rpc
+    @rpc
     async def AckEvents(
         self, request: gateway_pb2.AckEventsRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.AckEventsResponse:
@@ -628,7 +590,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         count = await self._store.ack_events(consumer, list(request.cursors))
         return gateway_pb2.AckEventsResponse(acknowledged=count)
 
-    @_rpc
+    @rpc
     async def ListEvents(
         self, request: gateway_pb2.ListEventsRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.ListEventsResponse:
@@ -651,7 +613,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             events=page.items, next_page_token=str(page.items[-1].cursor) if more else ""
         )
 
-    @_rpc
+    @rpc
     async def ListUnmatchedWebhooks(
         self, request: gateway_pb2.ListUnmatchedWebhooksRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.ListUnmatchedWebhooksResponse:
@@ -675,7 +637,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             webhooks=page.items, next_page_token=str(end) if more else ""
         )
 
-    @_rpc
+    @rpc
     async def ReplayWebhook(
         self, request: gateway_pb2.ReplayWebhookRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.ReplayWebhookResponse:
@@ -692,7 +654,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             omitted_events=len(result.events) - len(page.items),
         )
 
-    @_rpc
+    @rpc
     async def RetrySubscription(
         self, request: gateway_pb2.RetrySubscriptionRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.Installation:
@@ -701,7 +663,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         await self._subscriptions.subscribe_now(record)
         return await self._installation_pb(await self._installations.get(record.id))
 
-    @_rpc
+    @rpc
     async def BeginAuthorization(
         self, request: gateway_pb2.BeginAuthorizationRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.BeginAuthorizationResponse:
@@ -753,18 +715,11 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
     def __init__(self, ingestor: Ingestor) -> None:
         self._ingestor = ingestor
 
+    @rpc
     async def IngestWebhook(
         self, request: ingest_pb2.WebhookDelivery, context: grpc.aio.ServicerContext
     ) -> ingest_pb2.WebhookVerdict:
-        try:
-            return await self._ingestor.ingest(request)
-        except StoreError:
-            logger.exception("store failure during ingest")
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "the store is not available")
-        except Exception:
-            logger.exception("ingest failed")
-            await context.abort(grpc.StatusCode.INTERNAL, "ingest failed")
-        raise AssertionError("abort returned")  # pragma: no cover
+        return await self._ingestor.ingest(request)
 
 
 _EVENT_TYPES = {
