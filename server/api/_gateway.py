@@ -50,6 +50,7 @@ from ..store import (
     WebhookOutcome,
     WebhookRequestRecord,
 )
+from ._paging import as_async, fill, in_memory, list_page, page_request
 from ._replies import REPLY_BUDGET, Page, ReadLimit, capped, clip_text, pages_by_size
 from ._rpc import rpc, rpc_stream
 
@@ -75,11 +76,9 @@ _MESSAGE_STATES = {
     MessageState.DELIVERED: gateway_pb2.Message.DELIVERED,
     MessageState.FAILED: gateway_pb2.Message.FAILED,
 }
-_DEFAULT_PAGE = 100
 _ANYONE = Caller()  # the caller of every call when no API token is configured
 # A request's bytes beyond its definition's: field tags, the length, validate_only.
 _FIELD_OVERHEAD_BYTES = 64
-_MAX_PAGE = 1000
 # A replay's reason joins every problem found; the reply keeps its start.
 _MAX_REASON_BYTES = 16_384
 
@@ -91,38 +90,8 @@ def _ts(value: datetime | None) -> timestamp_pb2.Timestamp:
     return stamp
 
 
-def _page(page_size: int, page_token: str) -> tuple[int, int]:
-    # Larger than the maximum is the maximum (asking for much means wanting much).
-    size = min(page_size, _MAX_PAGE) if page_size > 0 else _DEFAULT_PAGE
-    if page_size < 0:
-        raise InvalidRequest("page_size must not be negative", violations=[("page_size", "< 0")])
-    if not page_token:
-        return 0, size
-    if not page_token.isdigit():
-        raise InvalidRequest("page_token is not valid", violations=[("page_token", "not valid")])
-    return int(page_token), size
-
-
-def _next_token(offset: int, page: Page[Any], total: int) -> str:
-    """The token of the page after ``page`` (which started at ``offset`` of ``total``)."""
-    end = offset + len(page.items)
-    return str(end) if end < total else ""
-
-
-async def _fill(
-    page: Page[_Pb], records: Sequence[_Record], pb: Callable[[_Record], Awaitable[_Pb]]
-) -> None:
-    """Add ``records``, converted, to ``page`` until it is full (by count or by bytes)."""
-    for record in records:
-        if page.full or not page.add(await pb(record)):
-            return
-
-
-def _async(convert: Callable[[_Record], _Pb]) -> Callable[[_Record], Awaitable[_Pb]]:
-    async def converted(record: _Record) -> _Pb:
-        return convert(record)
-
-    return converted
+def _cursor(event: EventRecord) -> int:
+    return event.cursor
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
@@ -279,14 +248,15 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self, request: gateway_pb2.ListIntegrationsRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.ListIntegrationsResponse:
         caller = await self._authorize(request, context)
-        offset, size = _page(request.page_size, request.page_token)
-        everything = await self._catalog.list()
-        page: Page[gateway_pb2.Integration] = Page(size)
-        await _fill(
-            page, everything[offset:], functools.partial(self._integration_pb, count_for=caller)
+        offset, size = page_request(request.page_size, request.page_token)
+        listing = await list_page(
+            in_memory(self._catalog.list),  # whole, until the catalog reads a page itself
+            offset,
+            size,
+            functools.partial(self._integration_pb, count_for=caller),
         )
         return gateway_pb2.ListIntegrationsResponse(
-            integrations=page.items, next_page_token=_next_token(offset, page, len(everything))
+            integrations=listing.page.items, next_page_token=listing.next_token
         )
 
     @rpc
@@ -358,6 +328,14 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         )
         return capped(pb)
 
+    async def _visible_installations(
+        self, request: gateway_pb2.ListInstallationsRequest, caller: Caller
+    ) -> tuple[InstallationRecord, ...]:
+        everything = await self._store.list_installations(
+            org_id=request.org_id or None, integration_id=request.integration_id or None
+        )
+        return tuple(r for r in everything if caller.sees(r.org_id))
+
     @staticmethod
     def _numbers(items: Sequence[gateway_pb2.NumberAssignment]) -> list[NumberInput]:
         return [NumberInput(number=n.number, users=tuple(n.users)) for n in items]
@@ -404,15 +382,16 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self, request: gateway_pb2.ListInstallationsRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.ListInstallationsResponse:
         caller = await self._authorize(request, context)
-        offset, size = _page(request.page_size, request.page_token)
-        everything = await self._store.list_installations(
-            org_id=request.org_id or None, integration_id=request.integration_id or None
+        offset, size = page_request(request.page_size, request.page_token)
+        listing = await list_page(
+            # Whole, until the store reads a page of installations itself.
+            in_memory(lambda: self._visible_installations(request, caller)),
+            offset,
+            size,
+            self._installation_pb,
         )
-        everything = tuple(r for r in everything if caller.sees(r.org_id))
-        page: Page[gateway_pb2.Installation] = Page(size)
-        await _fill(page, everything[offset:], self._installation_pb)
         return gateway_pb2.ListInstallationsResponse(
-            installations=page.items, next_page_token=_next_token(offset, page, len(everything))
+            installations=listing.page.items, next_page_token=listing.next_token
         )
 
     @rpc
@@ -597,20 +576,21 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         caller = await self._authorize(request, context)
         event_filter = self._filter(request.org_id, request.integration_id, request.types, caller)
         # The page token is the cursor to go on after: ListEvents pages by cursor.
-        after, size = _page(request.page_size, request.page_token)
+        after, size = page_request(request.page_size, request.page_token)
         if not request.page_token:
             after = request.after_cursor or await self._store.earliest_cursor()
-        page: Page[gateway_pb2.Event] = Page(size)
-        while not page.full:
-            limit = page.read_limit()
-            events = await self._store.read_events(after, filter=event_filter, limit=limit)
-            await _fill(page, events, _async(event_pb))
-            if len(events) < limit:
-                break  # the newest stored event was read
-            after = events[-1].cursor
-        more = page.full and bool(page.items)
+        listing = await list_page(
+            lambda after, limit: self._store.read_events(after, filter=event_filter, limit=limit),
+            after,
+            size,
+            _event_pb,
+            cursor=_cursor,
+        )
+        # A full page has a token even when it ended at the newest event: more "may follow"
+        # (the next_page_token comment of gateway.proto's ListEventsResponse).
         return gateway_pb2.ListEventsResponse(
-            events=page.items, next_page_token=str(page.items[-1].cursor) if more else ""
+            events=listing.page.items,
+            next_page_token=str(listing.end) if listing.page.full else "",
         )
 
     @rpc
@@ -618,23 +598,20 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self, request: gateway_pb2.ListUnmatchedWebhooksRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.ListUnmatchedWebhooksResponse:
         await self._authorize(request, context)
-        offset, size = _page(request.page_size, request.page_token)
-        page: Page[gateway_pb2.UnmatchedWebhook] = Page(size)
-        more = True
-        while more and not page.full:
-            limit = page.read_limit()
-            # One more than wanted tells whether anything follows.
-            records = await self._store.list_webhook_requests(
+        offset, size = page_request(request.page_size, request.page_token)
+        listing = await list_page(
+            lambda offset, limit: self._store.list_webhook_requests(
                 outcomes=frozenset(_UNMATCHED_KINDS),
                 integration_id=request.integration_id or None,
-                limit=limit + 1,
-                offset=offset + len(page.items),
-            )
-            await _fill(page, records[:limit], _async(unmatched_pb))
-            more = len(records) > limit or page.cut
-        end = offset + len(page.items)
+                limit=limit,
+                offset=offset,
+            ),
+            offset,
+            size,
+            _unmatched_pb,
+        )
         return gateway_pb2.ListUnmatchedWebhooksResponse(
-            webhooks=page.items, next_page_token=str(end) if more else ""
+            webhooks=listing.page.items, next_page_token=listing.next_token
         )
 
     @rpc
@@ -647,7 +624,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         page: Page[gateway_pb2.Event] = Page(
             max(1, len(result.events)), budget=REPLY_BUDGET - len(reason.encode())
         )
-        await _fill(page, result.events, _async(event_pb))
+        await fill(page, result.events, _event_pb)
         return gateway_pb2.ReplayWebhookResponse(
             events=page.items,
             reason=reason,
@@ -797,3 +774,7 @@ def message_pb(record: MessageRecord) -> gateway_pb2.Message:
     if record.provider_message_id is not None:
         pb.provider_message_id = record.provider_message_id
     return capped(pb)
+
+
+_event_pb = as_async(event_pb)
+_unmatched_pb = as_async(unmatched_pb)
