@@ -1,11 +1,23 @@
 """The gRPC surface: servicers that turn requests into calls on :mod:`server.core` and records
 into protobuf replies, within the reply size budget.
 
-- :class:`GatewayServicer`: the ``msgbridge.v1.Gateway`` service (integrations, installations,
-  sends, messages, the event stream, unmatched webhooks).
-- :class:`IngestServicer`: the ``msgbridge.v1.Ingest`` service the sidecar forwards webhooks to.
+- :class:`GatewayServicer` (``_gateway``): the ``msgbridge.v1.Gateway`` service (integrations,
+  installations, sends, messages, the event stream, unmatched webhooks).
+- :class:`IngestServicer` (``_ingest``): the ``msgbridge.v1.Ingest`` service the sidecar forwards
+  webhooks to.
+- ``_rpc``: the one error boundary of every RPC, unary and streaming (a :class:`GatewayError`'s
+  status with google.rpc details; a store failure UNAVAILABLE; anything else INTERNAL with an
+  incident id).
+- ``_authorize``: who calls, and whether the request may touch the records it names.
+- ``_paging``: the List RPCs' page tokens, page filling and next tokens.
+- ``_convert``: records to protobuf messages (:func:`event_pb` and the others), requests to the
+  core's inputs, and the enum tables between them.
+- ``_replies``: the reply size budget (pages filled by bytes, records cut to fit).
+- ``_consumer``: reading the event log for a durable consumer's subscriber.
 """
 
-from ._gateway import GatewayServicer, IngestServicer, event_pb
+from ._convert import event_pb
+from ._gateway import GatewayServicer
+from ._ingest import IngestServicer
 
 __all__ = ["GatewayServicer", "IngestServicer", "event_pb"]

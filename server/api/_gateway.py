@@ -1,162 +1,71 @@
-"""The gRPC servicer of ``msgbridge.v1.Gateway``: thin — translate, call, map errors.
+"""The gRPC servicer of ``msgbridge.v1.Gateway``: thin — translate, call the core, convert.
 
-Every RPC first asks :meth:`GatewayServicer._authorize` who calls and whether the request may touch
-what it names (the token's organisations; see :mod:`server.security.api_access._caller`), then runs
-inside :func:`_rpc`, which turns a :class:`GatewayError` into its status with google.rpc details, a
-store failure into UNAVAILABLE, and anything unexpected into INTERNAL with an incident id (the
-traceback goes to the log, never to the caller).
+Every RPC first asks its :class:`Authorizer` who calls and whether the request may touch what it
+names, and runs inside :func:`rpc` (or :func:`rpc_stream`), the one error boundary. Records
+become messages in :mod:`server.api._convert`; the List RPCs page through
+:func:`server.api._paging.list_page`.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import functools
-import logging
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator, Sequence
+from datetime import datetime
+from typing import cast
 
 import grpc
-from google.protobuf import timestamp_pb2
-from google.protobuf.message import Message
 
-from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc, ingest_pb2, ingest_pb2_grpc
+from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc
 
-from ..core._catalog import (
+from ..core import (
+    AuthorizationStatus,
+    EventHub,
+    Ingestor,
+    InstallationAuth,
+    InstallationDirectory,
     IntegrationCatalog,
     LoadedIntegration,
-    capabilities_of,
+    SendPath,
+    SubscriptionKeeper,
     definition_refused,
+    follow_events,
 )
-from ..core._events import EventHub, follow_events
-from ..core._installations import InstallationDirectory, NumberInput, installation_not_found
-from ..core._provider_credentials import AuthorizationStatus, InstallationAuth
-from ..core._subscriptions import SubscriptionKeeper
-from ..core.ingest._ingestor import Ingestor
-from ..core.send._sender import SendOutcome, SendPath, SendRequest
-from ..engine import DEFINITION_TOO_LARGE, MAX_DEFINITION_BYTES
-from ..errors import (
-    FailedPrecondition,
-    GatewayError,
-    InvalidRequest,
-    NotFound,
-    Unavailable,
-    to_rpc_status,
-)
+from ..engine import DEFINITION_TOO_LARGE, MAX_DEFINITION_BYTES, Property
+from ..errors import FailedPrecondition, InvalidRequest, NotFound
 from ..security.api_access import AccessPolicy, Caller, gateway_method
-from ..store import (
-    EventFilter,
-    EventRecord,
-    InstallationRecord,
-    MessageKind,
-    MessageRecord,
-    MessageState,
-    NewEvent,
-    Store,
-    StoreError,
-    WebhookOutcome,
-    WebhookRequestRecord,
+from ..store import EventFilter, EventRecord, InstallationRecord, Store
+from ._authorize import Authorizer, message_not_found
+from ._consumer import follow_consumer
+from ._convert import (
+    UNMATCHED_OUTCOMES,
+    event_pb,
+    event_type_name,
+    installation_pb,
+    integration_pb,
+    message_pb,
+    number_inputs,
+    send_reply,
+    send_request,
+    unmatched_pb,
 )
-from ._replies import REPLY_BUDGET, Page, ReadLimit, capped, clip_text, pages_by_size
+from ._paging import as_async, fill, in_memory, list_page, page_request
+from ._replies import REPLY_BUDGET, Page, ReadLimit, clip_text, pages_by_size
+from ._rpc import rpc, rpc_stream
 
-__all__ = ["GatewayServicer", "IngestServicer", "event_pb"]
+__all__ = ["GatewayServicer"]
 
-logger = logging.getLogger(__name__)
-
-_Req = TypeVar("_Req")
-_Resp = TypeVar("_Resp")
-_Handler = Callable[[Any, _Req, grpc.aio.ServicerContext], Awaitable[_Resp]]
-_Record = TypeVar("_Record")
-_Pb = TypeVar("_Pb", bound=Message)
-
-_SUBSCRIPTION_STATES = {
-    "not_required": gateway_pb2.Subscription.NOT_REQUIRED,
-    "pending": gateway_pb2.Subscription.PENDING,
-    "subscribed": gateway_pb2.Subscription.SUBSCRIBED,
-    "failed": gateway_pb2.Subscription.FAILED,
-}
-_MESSAGE_STATES = {
-    MessageState.PENDING: gateway_pb2.Message.PENDING,
-    MessageState.SENT: gateway_pb2.Message.SENT,
-    MessageState.DELIVERED: gateway_pb2.Message.DELIVERED,
-    MessageState.FAILED: gateway_pb2.Message.FAILED,
-}
-_DEFAULT_PAGE = 100
-_ANYONE = Caller()  # the caller of every call when no API token is configured
 # A request's bytes beyond its definition's: field tags, the length, validate_only.
 _FIELD_OVERHEAD_BYTES = 64
-_MAX_PAGE = 1000
 # A replay's reason joins every problem found; the reply keeps its start.
 _MAX_REASON_BYTES = 16_384
+_STREAM_EVENTS = gateway_method("StreamEvents")
+_ACK_EVENTS = gateway_method("AckEvents")
 
 
-def _rpc(handler: _Handler[_Req, _Resp]) -> _Handler[_Req, _Resp]:
-    @functools.wraps(handler)
-    async def wrapper(self: Any, request: _Req, context: grpc.aio.ServicerContext) -> _Resp:
-        try:
-            return await handler(self, request, context)
-        except GatewayError as exc:
-            error: GatewayError = exc
-        except StoreError:
-            logger.exception("store failure", extra={"rpc": handler.__name__})
-            error = Unavailable(
-                "the store is not available; retry later", reason="STORE_UNAVAILABLE"
-            )
-        except Exception:
-            incident = uuid.uuid4().hex[:12]
-            logger.exception(
-                "unexpected failure", extra={"rpc": handler.__name__, "incident": incident}
-            )
-            error = GatewayError(
-                f"internal error (incident {incident})", metadata={"incident": incident}
-            )
-        await context.abort_with_status(to_rpc_status(error))
-        raise AssertionError("abort_with_status returned")  # pragma: no cover
-
-    return wrapper
-
-
-def _ts(value: datetime | None) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    if value is not None:
-        stamp.FromDatetime(value)
-    return stamp
-
-
-def _page(page_size: int, page_token: str) -> tuple[int, int]:
-    # Larger than the maximum is the maximum (asking for much means wanting much).
-    size = min(page_size, _MAX_PAGE) if page_size > 0 else _DEFAULT_PAGE
-    if page_size < 0:
-        raise InvalidRequest("page_size must not be negative", violations=[("page_size", "< 0")])
-    if not page_token:
-        return 0, size
-    if not page_token.isdigit():
-        raise InvalidRequest("page_token is not valid", violations=[("page_token", "not valid")])
-    return int(page_token), size
-
-
-def _next_token(offset: int, page: Page[Any], total: int) -> str:
-    """The token of the page after ``page`` (which started at ``offset`` of ``total``)."""
-    end = offset + len(page.items)
-    return str(end) if end < total else ""
-
-
-async def _fill(
-    page: Page[_Pb], records: Sequence[_Record], pb: Callable[[_Record], Awaitable[_Pb]]
-) -> None:
-    """Add ``records``, converted, to ``page`` until it is full (by count or by bytes)."""
-    for record in records:
-        if page.full or not page.add(await pb(record)):
-            return
-
-
-def _async(convert: Callable[[_Record], _Pb]) -> Callable[[_Record], Awaitable[_Pb]]:
-    async def converted(record: _Record) -> _Pb:
-        return convert(record)
-
-    return converted
+_event_pb = as_async(event_pb)
+_unmatched_pb = as_async(unmatched_pb)
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
@@ -176,7 +85,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         lease_s: float = 30.0,
         access: AccessPolicy | None = None,
     ) -> None:
-        self._access = access or AccessPolicy()
+        self._authorize = Authorizer(
+            access or AccessPolicy(), installations=installations, store=store
+        )
         self._ingestor = ingestor
         self._auth = auth
         self._authorization = authorization
@@ -189,89 +100,25 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self._send_path = send_path
         self._default_deadline_s = default_deadline_s
 
-    # --- who calls -----------------------------------------------------------------------------
-
-    async def _authorize(self, request: Message, context: grpc.aio.ServicerContext) -> Caller:
-        """The caller, once the request may go ahead as far as what it names goes.
-
-        For a token scoped to organisations: an ``org_id`` the request names must be one of
-        them (PERMISSION_DENIED), and an installation or a message it names must belong to one
-        — otherwise NOT_FOUND, the same answer as for an id that does not exist. Filters and
-        durable consumers are narrowed by the handlers, with the caller returned.
-        """
-        if not self._access.enforced:
-            return _ANYONE  # no tokens: nothing to look up on the hot path
-        caller = Caller.of(self._access, context.invocation_metadata() or ())
-        if caller.orgs is None:
-            return caller
-        caller.check_org(_named(request, "org_id"))
-        installation_id = _named(request, "installation_id")
-        if installation_id:
-            installation = await self._installations.get(installation_id)
-            if not caller.sees(installation.org_id):
-                _log_hidden("installation", caller)
-                raise installation_not_found(installation_id)
-        message_id = _named(request, "message_id")
-        if message_id:
-            message = await self._store.get_message(message_id)
-            if message is None or not caller.sees(message.org_id):
-                if message is not None:
-                    _log_hidden("message", caller)
-                raise _message_not_found(message_id)
-        return caller
-
-    async def _installation_count(self, integration_id: str, caller: Caller) -> int:
-        """How many enabled installations use the integration, among those the caller sees."""
-        if caller.orgs is None:
-            return await self._store.count_installations(integration_id)
-        installations = await self._store.list_installations(integration_id=integration_id)
-        return sum(1 for i in installations if i.enabled and caller.sees(i.org_id))
-
     # --- integrations ---------------------------------------------------------------------------
 
     async def _integration_pb(
         self, loaded: LoadedIntegration, *, count_for: Caller | None
     ) -> gateway_pb2.Integration:
-        definition = loaded.definition
-        caps = capabilities_of(definition)
-        pb = gateway_pb2.Integration(
-            id=loaded.id,
-            version=loaded.version,
-            name=definition.name,
-            logo=definition.logo or "",
-            properties=[
-                gateway_pb2.PropertyField(
-                    name=p.name,
-                    secret=p.secret,
-                    required=p.required,
-                    description=p.description or "",
-                    default=p.default or "",
-                )
-                for p in definition.properties
-            ],
-            capabilities=gateway_pb2.Capabilities(
-                send_message=caps.send_message,
-                send_file=caps.send_file,
-                inbound_sms=caps.inbound_sms,
-                inbound_mms=caps.inbound_mms,
-                delivery_receipts=caps.delivery_receipts,
-                subscribe=caps.subscribe,
-                webhook_auth=caps.webhook_auth,
-                auth=caps.auth,
-            ),
-            warnings=[
-                gateway_pb2.DefinitionProblem(pointer=w.pointer or "/", message=w.message)
-                for w in loaded.warnings
-            ],
-            definition_json=loaded.definition_json,
-            created_at=_ts(loaded.created_at),
-            installation_count=(
-                await self._installation_count(loaded.id, count_for) if count_for is not None else 0
-            ),
-        )
-        return capped(pb)
+        """``loaded`` with how many enabled installations use it among those ``count_for``
+        sees (none counted when None: a definition only validated)."""
+        count = 0
+        if count_for is not None:
+            count = await self._installation_count(loaded.id, count_for)
+        return integration_pb(loaded, installation_count=count)
 
-    @_rpc
+    async def _installation_count(self, integration_id: str, caller: Caller) -> int:
+        if caller.orgs is None:
+            return await self._store.count_installations(integration_id)
+        installations = await self._store.list_installations(integration_id=integration_id)
+        return sum(1 for i in installations if i.enabled and caller.sees(i.org_id))
+
+    @rpc
     async def RegisterIntegration(
         self, request: gateway_pb2.RegisterIntegrationRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.RegisterIntegrationResponse:
@@ -300,7 +147,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             integration=await self._integration_pb(loaded, count_for=caller)
         )
 
-    @_rpc
+    @rpc
     async def GetIntegration(
         self, request: gateway_pb2.GetIntegrationRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.Integration:
@@ -308,22 +155,23 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         loaded = await self._catalog.get(request.integration_id, request.version or None)
         return await self._integration_pb(loaded, count_for=caller)
 
-    @_rpc
+    @rpc
     async def ListIntegrations(
         self, request: gateway_pb2.ListIntegrationsRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.ListIntegrationsResponse:
         caller = await self._authorize(request, context)
-        offset, size = _page(request.page_size, request.page_token)
-        everything = await self._catalog.list()
-        page: Page[gateway_pb2.Integration] = Page(size)
-        await _fill(
-            page, everything[offset:], functools.partial(self._integration_pb, count_for=caller)
+        offset, size = page_request(request.page_size, request.page_token)
+        listing = await list_page(
+            in_memory(self._catalog.list),  # whole, until the catalog reads a page itself
+            offset,
+            size,
+            functools.partial(self._integration_pb, count_for=caller),
         )
         return gateway_pb2.ListIntegrationsResponse(
-            integrations=page.items, next_page_token=_next_token(offset, page, len(everything))
+            integrations=listing.page.items, next_page_token=listing.next_token
         )
 
-    @_rpc
+    @rpc
     async def DeleteIntegration(
         self, request: gateway_pb2.DeleteIntegrationRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.DeleteIntegrationResponse:
@@ -348,55 +196,32 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     # --- installations --------------------------------------------------------------------------
 
     async def _installation_pb(self, record: InstallationRecord) -> gateway_pb2.Installation:
-        auth_state, auth_error = "not_required", ""
+        """``record`` with its definition's properties and its authorization state (neither,
+        once its integration is deleted)."""
+        declared: Sequence[Property] = ()
+        authorization = ("not_required", "")
         try:
             definition = (await self._catalog.get(record.integration_id)).definition
+            authorization = await self._authorization.of(record, definition)
             declared = definition.properties
-            auth_state, auth_error = await self._authorization.of(record, definition)
         except NotFound:
-            declared = ()
-        values = []
-        for prop in declared:
-            value = record.properties.get(prop.name)
-            values.append(
-                gateway_pb2.PropertyValue(
-                    name=prop.name,
-                    value="" if prop.secret or value is None else value,
-                    secret=prop.secret,
-                    set=bool(value),
-                )
-            )
-        pb = gateway_pb2.Installation(
-            id=record.id,
-            org_id=record.org_id,
-            integration_id=record.integration_id,
-            properties=values,
-            numbers=[
-                gateway_pb2.NumberAssignment(number=n.given, users=n.users, normalized=n.number)
-                for n in record.numbers
-            ],
-            default_region=record.default_region or "",
-            enabled=record.enabled,
+            pass
+        return installation_pb(
+            record,
+            declared=declared,
             webhook_url=self._installations.webhook_url(record),
-            subscription=gateway_pb2.Subscription(
-                state=_SUBSCRIPTION_STATES.get(
-                    record.subscription_state, gateway_pb2.Subscription.STATE_UNSPECIFIED
-                ),
-                last_error=record.subscription_error or "",
-            ),
-            created_at=_ts(record.created_at),
-            updated_at=_ts(record.updated_at),
-            authorization=gateway_pb2.Authorization(
-                state=_AUTHORIZATION_STATES[auth_state], error=auth_error
-            ),
+            authorization=authorization,
         )
-        return capped(pb)
 
-    @staticmethod
-    def _numbers(items: Sequence[gateway_pb2.NumberAssignment]) -> list[NumberInput]:
-        return [NumberInput(number=n.number, users=tuple(n.users)) for n in items]
+    async def _visible_installations(
+        self, request: gateway_pb2.ListInstallationsRequest, caller: Caller
+    ) -> tuple[InstallationRecord, ...]:
+        everything = await self._store.list_installations(
+            org_id=request.org_id or None, integration_id=request.integration_id or None
+        )
+        return tuple(r for r in everything if caller.sees(r.org_id))
 
-    @_rpc
+    @rpc
     async def EnableIntegration(
         self, request: gateway_pb2.EnableIntegrationRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.Installation:
@@ -405,14 +230,14 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             org_id=request.org_id,
             integration_id=request.integration_id,
             properties=dict(request.properties),
-            numbers=self._numbers(request.numbers),
+            numbers=number_inputs(request.numbers),
             default_region=request.default_region or None,
         )
         if record.subscription_state == "pending":
             self._subscriptions.schedule(record)
         return await self._installation_pb(record)
 
-    @_rpc
+    @rpc
     async def UpdateInstallation(
         self, request: gateway_pb2.UpdateInstallationRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.Installation:
@@ -421,35 +246,36 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             request.installation_id,
             properties=dict(request.properties),
             clear_properties=list(request.clear_properties),
-            numbers=self._numbers(request.numbers) if request.set_numbers else None,
+            numbers=number_inputs(request.numbers) if request.set_numbers else None,
             default_region=(request.default_region if request.HasField("default_region") else None),
         )
         return await self._installation_pb(record)
 
-    @_rpc
+    @rpc
     async def GetInstallation(
         self, request: gateway_pb2.GetInstallationRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.Installation:
         await self._authorize(request, context)
         return await self._installation_pb(await self._installations.get(request.installation_id))
 
-    @_rpc
+    @rpc
     async def ListInstallations(
         self, request: gateway_pb2.ListInstallationsRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.ListInstallationsResponse:
         caller = await self._authorize(request, context)
-        offset, size = _page(request.page_size, request.page_token)
-        everything = await self._store.list_installations(
-            org_id=request.org_id or None, integration_id=request.integration_id or None
+        offset, size = page_request(request.page_size, request.page_token)
+        listing = await list_page(
+            # Whole, until the store reads a page of installations itself.
+            in_memory(lambda: self._visible_installations(request, caller)),
+            offset,
+            size,
+            self._installation_pb,
         )
-        everything = tuple(r for r in everything if caller.sees(r.org_id))
-        page: Page[gateway_pb2.Installation] = Page(size)
-        await _fill(page, everything[offset:], self._installation_pb)
         return gateway_pb2.ListInstallationsResponse(
-            installations=page.items, next_page_token=_next_token(offset, page, len(everything))
+            installations=listing.page.items, next_page_token=listing.next_token
         )
 
-    @_rpc
+    @rpc
     async def DisableIntegration(
         self, request: gateway_pb2.DisableIntegrationRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.Installation:
@@ -467,79 +293,45 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         budget = self._default_deadline_s if remaining is None else min(remaining, 24 * 3600)
         return time.monotonic() + budget
 
-    @staticmethod
-    def _reply(outcome: SendOutcome) -> gateway_pb2.SendReply:
-        reply = gateway_pb2.SendReply(
-            message_id=outcome.message_id,
-            provider_status=outcome.provider_status,
-            attempts=outcome.attempts,
-            installation_id=outcome.installation_id,
-            integration_id=outcome.integration_id,
-            replayed=outcome.replayed,
-        )
-        if outcome.provider_message_id is not None:
-            reply.provider_message_id = outcome.provider_message_id
-        return reply
-
-    async def _send(
-        self,
-        request: gateway_pb2.SendMessageRequest | gateway_pb2.SendFileRequest,
-        context: grpc.aio.ServicerContext,
-    ) -> gateway_pb2.SendReply:
-        media = (
-            (request.media_url, request.media_type, request.filename)
-            if isinstance(request, gateway_pb2.SendFileRequest)
-            else None
-        )
-        send = SendRequest(
-            kind=MessageKind.SMS if media is None else MessageKind.MMS,
-            org_id=request.org_id,
-            from_number=getattr(request, "from"),
-            to=request.to,
-            text=request.text,
-            media_url=media[0] if media else "",
-            media_type=media[1] if media else "",
-            filename=media[2] if media else "",
-            extension=request.extension,
-            domain=request.domain,
-            integration_id=request.integration_id,
-            idempotency_key=request.idempotency_key,
-            metadata=dict(request.metadata),
-        )
-        return self._reply(await self._send_path.send(send, deadline=self._deadline(context)))
-
-    @_rpc
+    @rpc
     async def SendMessage(
         self, request: gateway_pb2.SendMessageRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.SendReply:
         await self._authorize(request, context)
-        return await self._send(request, context)
+        outcome = await self._send_path.send(
+            send_request(request), deadline=self._deadline(context)
+        )
+        return send_reply(outcome)
 
-    @_rpc
+    @rpc
     async def SendFile(
         self, request: gateway_pb2.SendFileRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.SendReply:
         await self._authorize(request, context)
-        return await self._send(request, context)
+        outcome = await self._send_path.send(
+            send_request(request), deadline=self._deadline(context)
+        )
+        return send_reply(outcome)
 
-    @_rpc
+    @rpc
     async def GetMessage(
         self, request: gateway_pb2.GetMessageRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.Message:
         await self._authorize(request, context)
         record = await self._store.get_message(request.message_id)
         if record is None:
-            raise _message_not_found(request.message_id)
+            raise message_not_found(request.message_id)
         return message_pb(record)
 
     # --- inbound ------------------------------------------------------------------------------
 
+    @staticmethod
     def _filter(
-        self, org_id: str, integration_id: str, types: Sequence[int], caller: Caller
+        org_id: str, integration_id: str, types: Sequence[int], caller: Caller
     ) -> EventFilter:
         names = set()
         for value in types:
-            name = _EVENT_TYPE_NAMES.get(int(value))
+            name = event_type_name(value)
             if name is None:
                 raise InvalidRequest(
                     "unknown event type", violations=[("types", f"{value} is not an event type")]
@@ -552,29 +344,16 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             orgs=caller.orgs,
         )
 
+    @rpc_stream
     async def StreamEvents(
         self, request: gateway_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[gateway_pb2.StreamEventsResponse]:
-        try:
-            caller = await self._authorize(request, context)
-            event_filter = self._filter(
-                request.org_id, request.integration_id, request.types, caller
-            )
-            batch = ReadLimit(request.max_batch if 0 < request.max_batch <= 5000 else 500)
-            if request.consumer:
-                consumer = caller.consumer(request.consumer, method=_STREAM_EVENTS)
-                stream = self._consumer_stream(consumer, request, event_filter, batch)
-            else:
-                start = request.WhichOneof("start")
-                if start == "after_cursor":
-                    after = request.after_cursor
-                elif start == "earliest":
-                    after = await self._store.earliest_cursor()
-                else:
-                    after = await self._store.latest_cursor()
-                stream = follow_events(
-                    self._store, self._hub, after=after, event_filter=event_filter, batch=batch
-                )
+    ) -> AsyncGenerator[gateway_pb2.StreamEventsResponse, None]:
+        caller = await self._authorize(request, context)
+        event_filter = self._filter(request.org_id, request.integration_id, request.types, caller)
+        batch = ReadLimit(request.max_batch if 0 < request.max_batch <= 5000 else 500)
+        stream = await self._follow(request, caller, event_filter, batch)
+        # Closed with the call, not when collected: a consumer's leases are released at once.
+        async with contextlib.aclosing(stream):
             async for events in stream:
                 # A batch is counted in events; each response also fits the reply size limit.
                 largest = 0
@@ -582,42 +361,46 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                     largest = max(largest, page.largest)
                     yield gateway_pb2.StreamEventsResponse(events=page.items)
                 batch.saw_largest(largest)
-        except GatewayError as exc:
-            await context.abort_with_status(to_rpc_status(exc))
 
-    async def _consumer_stream(
+    async def _follow(
         self,
-        consumer: str,
         request: gateway_pb2.StreamEventsRequest,
+        caller: Caller,
         event_filter: EventFilter,
         batch: ReadLimit,
-    ) -> AsyncIterator[tuple[EventRecord, ...]]:
-        subscriber = uuid.uuid4().hex
-        start_after: int | None = None
-        if request.WhichOneof("start") == "after_cursor":
-            start_after = request.after_cursor
-        elif request.WhichOneof("start") == "earliest":
-            start_after = await self._store.earliest_cursor()
-        try:
-            while not self._hub.closed:
-                mark = self._hub.mark()
-                events = await self._store.lease_events(
-                    consumer,
-                    subscriber=subscriber,
-                    filter=event_filter,
-                    limit=batch(),
-                    lease_s=self._lease_s,
-                    now=datetime.now(UTC),
-                    start_after=start_after,
-                )
-                if events:
-                    yield events
-                    continue
-                await self._hub.wait(mark, at_most_s=min(2.0, self._lease_s / 2))
-        finally:
-            await asyncio.shield(self._store.release_leases(consumer, subscriber))
+    ) -> AsyncGenerator[tuple[EventRecord, ...], None]:
+        """The batches of events a ``StreamEvents`` request asks for: its durable consumer's, or
+        every event after where it starts."""
+        consumer = (
+            caller.consumer(request.consumer, method=_STREAM_EVENTS) if request.consumer else ""
+        )
+        start = request.WhichOneof("start")
+        after: int | None = None  # a consumer that has acknowledged nothing: from the newest
+        if start == "after_cursor":
+            after = request.after_cursor
+        elif start == "earliest":
+            after = await self._store.earliest_cursor()
+        if consumer:
+            return follow_consumer(
+                self._store,
+                self._hub,
+                consumer,
+                event_filter=event_filter,
+                batch=batch,
+                lease_s=self._lease_s,
+                start_after=after,
+            )
+        if after is None:
+            after = await self._store.latest_cursor()
+        # An async generator, which its annotation (an iterator) does not promise.
+        return cast(
+            AsyncGenerator[tuple[EventRecord, ...], None],
+            follow_events(
+                self._store, self._hub, after=after, event_filter=event_filter, batch=batch
+            ),
+        )
 
-    @_rpc
+    @rpc
     async def AckEvents(
         self, request: gateway_pb2.AckEventsRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.AckEventsResponse:
@@ -628,54 +411,52 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         count = await self._store.ack_events(consumer, list(request.cursors))
         return gateway_pb2.AckEventsResponse(acknowledged=count)
 
-    @_rpc
+    @rpc
     async def ListEvents(
         self, request: gateway_pb2.ListEventsRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.ListEventsResponse:
         caller = await self._authorize(request, context)
         event_filter = self._filter(request.org_id, request.integration_id, request.types, caller)
         # The page token is the cursor to go on after: ListEvents pages by cursor.
-        after, size = _page(request.page_size, request.page_token)
+        after, size = page_request(request.page_size, request.page_token)
         if not request.page_token:
             after = request.after_cursor or await self._store.earliest_cursor()
-        page: Page[gateway_pb2.Event] = Page(size)
-        while not page.full:
-            limit = page.read_limit()
-            events = await self._store.read_events(after, filter=event_filter, limit=limit)
-            await _fill(page, events, _async(event_pb))
-            if len(events) < limit:
-                break  # the newest stored event was read
-            after = events[-1].cursor
-        more = page.full and bool(page.items)
+        listing = await list_page(
+            lambda after, limit: self._store.read_events(after, filter=event_filter, limit=limit),
+            after,
+            size,
+            _event_pb,
+            cursor=_cursor,
+        )
+        # A full page has a token even when it ended at the newest event: more "may follow"
+        # (the next_page_token comment of gateway.proto's ListEventsResponse).
         return gateway_pb2.ListEventsResponse(
-            events=page.items, next_page_token=str(page.items[-1].cursor) if more else ""
+            events=listing.page.items,
+            next_page_token=str(listing.end) if listing.page.full else "",
         )
 
-    @_rpc
+    @rpc
     async def ListUnmatchedWebhooks(
         self, request: gateway_pb2.ListUnmatchedWebhooksRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.ListUnmatchedWebhooksResponse:
         await self._authorize(request, context)
-        offset, size = _page(request.page_size, request.page_token)
-        page: Page[gateway_pb2.UnmatchedWebhook] = Page(size)
-        more = True
-        while more and not page.full:
-            limit = page.read_limit()
-            # One more than wanted tells whether anything follows.
-            records = await self._store.list_webhook_requests(
-                outcomes=frozenset(_UNMATCHED_KINDS),
+        offset, size = page_request(request.page_size, request.page_token)
+        listing = await list_page(
+            lambda offset, limit: self._store.list_webhook_requests(
+                outcomes=UNMATCHED_OUTCOMES,
                 integration_id=request.integration_id or None,
-                limit=limit + 1,
-                offset=offset + len(page.items),
-            )
-            await _fill(page, records[:limit], _async(unmatched_pb))
-            more = len(records) > limit or page.cut
-        end = offset + len(page.items)
+                limit=limit,
+                offset=offset,
+            ),
+            offset,
+            size,
+            _unmatched_pb,
+        )
         return gateway_pb2.ListUnmatchedWebhooksResponse(
-            webhooks=page.items, next_page_token=str(end) if more else ""
+            webhooks=listing.page.items, next_page_token=listing.next_token
         )
 
-    @_rpc
+    @rpc
     async def ReplayWebhook(
         self, request: gateway_pb2.ReplayWebhookRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.ReplayWebhookResponse:
@@ -685,14 +466,14 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         page: Page[gateway_pb2.Event] = Page(
             max(1, len(result.events)), budget=REPLY_BUDGET - len(reason.encode())
         )
-        await _fill(page, result.events, _async(event_pb))
+        await fill(page, result.events, _event_pb)
         return gateway_pb2.ReplayWebhookResponse(
             events=page.items,
             reason=reason,
             omitted_events=len(result.events) - len(page.items),
         )
 
-    @_rpc
+    @rpc
     async def RetrySubscription(
         self, request: gateway_pb2.RetrySubscriptionRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.Installation:
@@ -701,7 +482,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         await self._subscriptions.subscribe_now(record)
         return await self._installation_pb(await self._installations.get(record.id))
 
-    @_rpc
+    @rpc
     async def BeginAuthorization(
         self, request: gateway_pb2.BeginAuthorizationRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.BeginAuthorizationResponse:
@@ -713,132 +494,5 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         )
 
 
-_STREAM_EVENTS = gateway_method("StreamEvents")
-_ACK_EVENTS = gateway_method("AckEvents")
-
-
-def _named(request: Message, field: str) -> str:
-    """The string field ``field`` of ``request`` ("" when its type has no such field)."""
-    if field not in request.DESCRIPTOR.fields_by_name:
-        return ""
-    value: str = getattr(request, field)
-    return value
-
-
-def _log_hidden(record: str, caller: Caller) -> None:
-    # For the operator: a scoped token reached for another organisation's record (the caller
-    # is answered as for a missing one).
-    logger.info(
-        "another organisation's record answered as not found",
-        extra={"record": record, "token": caller.name},
-    )
-
-
-def _message_not_found(message_id: str) -> NotFound:
-    return NotFound(f"no message {message_id!r}", reason="MESSAGE_NOT_FOUND")
-
-
-_AUTHORIZATION_STATES = {
-    "not_required": gateway_pb2.Authorization.NOT_REQUIRED,
-    "unauthorized": gateway_pb2.Authorization.UNAUTHORIZED,
-    "authorized": gateway_pb2.Authorization.AUTHORIZED,
-    "expired": gateway_pb2.Authorization.EXPIRED,
-    "error": gateway_pb2.Authorization.ERROR,
-}
-
-
-class IngestServicer(ingest_pb2_grpc.IngestServicer):
-    """The internal service a separate sidecar calls (``msgbridge sidecar --core``)."""
-
-    def __init__(self, ingestor: Ingestor) -> None:
-        self._ingestor = ingestor
-
-    async def IngestWebhook(
-        self, request: ingest_pb2.WebhookDelivery, context: grpc.aio.ServicerContext
-    ) -> ingest_pb2.WebhookVerdict:
-        try:
-            return await self._ingestor.ingest(request)
-        except StoreError:
-            logger.exception("store failure during ingest")
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "the store is not available")
-        except Exception:
-            logger.exception("ingest failed")
-            await context.abort(grpc.StatusCode.INTERNAL, "ingest failed")
-        raise AssertionError("abort returned")  # pragma: no cover
-
-
-_EVENT_TYPES = {
-    "message": gateway_pb2.Event.MESSAGE,
-    "mms": gateway_pb2.Event.MMS,
-    "messageDelivered": gateway_pb2.Event.MESSAGE_DELIVERED,
-    "messageFailed": gateway_pb2.Event.MESSAGE_FAILED,
-    "messageSent": gateway_pb2.Event.MESSAGE_SENT,
-}
-_EVENT_TYPE_NAMES: dict[int, str] = {int(value): name for name, value in _EVENT_TYPES.items()}
-_UNMATCHED_KINDS = {
-    WebhookOutcome.UNMATCHED: gateway_pb2.UnmatchedWebhook.UNMATCHED,
-    WebhookOutcome.UNROUTABLE: gateway_pb2.UnmatchedWebhook.UNROUTABLE,
-    WebhookOutcome.UNAUTHENTICATED: gateway_pb2.UnmatchedWebhook.UNAUTHENTICATED,
-}
-
-
-def event_pb(event: NewEvent) -> gateway_pb2.Event:
-    pb = gateway_pb2.Event(
-        cursor=getattr(event, "cursor", 0),
-        type=_EVENT_TYPES.get(event.type, gateway_pb2.Event.TYPE_UNSPECIFIED),
-        org_id=event.org_id,
-        installation_id=event.installation_id,
-        integration_id=event.integration_id,
-        users=event.users,
-        to=event.to_number,
-        text=event.text,
-        media_urls=event.media_urls,
-        provider_message_id=event.provider_message_id,
-        message_id=event.message_id,
-        status=event.status,
-        error=event.error,
-        metadata=dict(event.metadata),
-        received_at=_ts(event.received_at),
-    )
-    setattr(pb, "from", event.from_number)
-    return pb
-
-
-def unmatched_pb(record: WebhookRequestRecord) -> gateway_pb2.UnmatchedWebhook:
-    return gateway_pb2.UnmatchedWebhook(
-        id=record.id,
-        kind=_UNMATCHED_KINDS.get(record.outcome, gateway_pb2.UnmatchedWebhook.KIND_UNSPECIFIED),
-        integration_id=record.integration_id,
-        installation_id=record.installation_id or "",
-        reason=record.reason,
-        method=record.method,
-        path=record.path,
-        query=record.query,
-        content_type=record.content_type,
-        body=record.body,
-        received_at=_ts(record.received_at),
-        replayed=record.replayed_at is not None,
-    )
-
-
-def message_pb(record: MessageRecord) -> gateway_pb2.Message:
-    pb = gateway_pb2.Message(
-        message_id=record.id,
-        org_id=record.org_id,
-        installation_id=record.installation_id,
-        integration_id=record.integration_id,
-        to=record.to_number,
-        text=record.text,
-        media_url=record.media_url or "",
-        state=_MESSAGE_STATES[record.state],
-        provider_status=record.provider_status or 0,
-        attempts=record.attempts,
-        error=record.error or "",
-        metadata=dict(record.metadata),
-        created_at=_ts(record.created_at),
-        updated_at=_ts(record.updated_at),
-    )
-    setattr(pb, "from", record.from_number)
-    if record.provider_message_id is not None:
-        pb.provider_message_id = record.provider_message_id
-    return capped(pb)
+def _cursor(event: EventRecord) -> int:
+    return event.cursor

@@ -1,0 +1,29 @@
+"""The gRPC servicer of ``msgbridge.v1.Ingest``: the internal service a separate sidecar
+(``msgbridge sidecar --core``) forwards each webhook to.
+
+Its failures cross gRPC through the same boundary as the Gateway's (:mod:`server.api._rpc`): a
+store failure is UNAVAILABLE, which the sidecar answers the provider 503 with ``Retry-After`` so
+that the provider retries; an unexpected failure is INTERNAL, answered 500.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from msgbridge.v1 import ingest_pb2, ingest_pb2_grpc
+
+from ..core import Ingestor
+from ._rpc import rpc
+
+__all__ = ["IngestServicer"]
+
+
+class IngestServicer(ingest_pb2_grpc.IngestServicer):
+    def __init__(self, ingestor: Ingestor) -> None:
+        self._ingestor = ingestor
+
+    @rpc
+    async def IngestWebhook(
+        self, request: ingest_pb2.WebhookDelivery, context: grpc.aio.ServicerContext
+    ) -> ingest_pb2.WebhookVerdict:
+        return await self._ingestor.ingest(request)
