@@ -115,7 +115,7 @@ class GatewayServer:
             # Other replicas' webhooks wake this one's subscribers (the table stays the truth).
             await self.store.listen_events(self.hub.notify)
         self.ingestor.start()
-        self.retention.start()
+        await self.retention.start()
         await self.subscriptions.start()
         for service in ("", GATEWAY_SERVICE, INGEST_SERVICE):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
@@ -146,7 +146,7 @@ class GatewayServer:
             self._sidecar = None
         await draining
         await self.subscriptions.stop()
-        await self.retention.stop()
+        await self.retention.aclose()
         await self.ingestor.stop()
         await self.outbound.aclose()
         await self.store.close()
