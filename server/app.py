@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -44,7 +43,7 @@ from .oauth import OAuthTokens, OutboundTransport
 from .outbound import OutboundClient, OutboundPolicy
 from .security.api_access import ApiAccess, add_lenient_servicer
 from .security.secrets import SecretBox
-from .sidecar import build_sidecar_app, split_host_port, start_sidecar, stop_sidecar
+from .sidecar import SidecarServer, build_sidecar_app, split_host_port
 from .store import PostgresStore, SqliteStore, Store
 
 __all__ = ["GatewayServer", "build_server", "max_request_bytes", "open_store", "run"]
@@ -96,7 +95,7 @@ class GatewayServer:
     subscriptions: SubscriptionKeeper
     retention: RetentionKeeper
     http_port: int | None = None
-    _sidecar: web.AppRunner | None = field(default=None, repr=False)
+    _sidecar: SidecarServer | None = field(default=None, repr=False)
 
     async def start(self) -> None:
         """Serve gRPC and, when configured, the webhook sidecar in-process."""
@@ -109,7 +108,9 @@ class GatewayServer:
                 request_timeout_s=self.settings.webhook_timeout_s,
             )
             host, port = split_host_port(self.settings.http_listen)
-            self._sidecar, self.http_port = await start_sidecar(app, host, port)
+            self._sidecar = SidecarServer(app, host, port)
+            await self._sidecar.start()
+            self.http_port = self._sidecar.port
             logger.info("webhook sidecar serving", extra={"port": self.http_port})
         if isinstance(self.store, PostgresStore):
             # Other replicas' webhooks wake this one's subscribers (the table stays the truth).
@@ -142,7 +143,7 @@ class GatewayServer:
         # the sidecar stops listening and finishes its requests meanwhile.
         draining = asyncio.create_task(self.grpc_server.stop(grace))
         if self._sidecar is not None:
-            await stop_sidecar(self._sidecar)
+            await self._sidecar.aclose()
             self._sidecar = None
         await draining
         await self.subscriptions.stop()

@@ -2,13 +2,14 @@
 
 Build the application with :func:`build_sidecar_app` around an :class:`IngestHandler` (the core's
 ingest object in-process, or a :class:`GrpcIngestForwarder` to a core elsewhere), serve it with
-:func:`start_sidecar` and stop it with :func:`stop_sidecar`. :func:`run_sidecar` is
+a :class:`SidecarServer` (``async start()`` / ``async aclose()``). :func:`run_sidecar` is
 ``msgbridge sidecar``.
 """
 
 from ._app import SIDECAR_LIMITS, SidecarLimits, build_sidecar_app
 from ._forward import CoreUnavailable, GrpcIngestForwarder, IngestHandler
-from ._run import run_sidecar, split_host_port, start_sidecar, stop_sidecar
+from ._run import run_sidecar, split_host_port
+from ._server import SidecarServer
 
 __all__ = [
     "SIDECAR_LIMITS",
@@ -16,9 +17,8 @@ __all__ = [
     "GrpcIngestForwarder",
     "IngestHandler",
     "SidecarLimits",
+    "SidecarServer",
     "build_sidecar_app",
     "run_sidecar",
     "split_host_port",
-    "start_sidecar",
-    "stop_sidecar",
 ]

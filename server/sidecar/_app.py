@@ -8,7 +8,7 @@ Statuses of its own: 404 (unknown path), 413 (body over ``max_body``, declared o
 (a ``Content-Encoding`` other than ``identity``), 408 (the request not received within
 ``request_timeout_s``), 503 with ``Retry-After`` (core unavailable), 500 (the handler failed or
 gave no valid status). 431 and the head's share of the 408 need the connection layer that
-:func:`start_sidecar` installs.
+:class:`SidecarServer` installs.
 
 A body is forwarded as it was received (aiohttp's decompression is off: a signature covers the
 bytes sent), so ``max_body`` counts the bytes on the wire. A compressed body is refused before
@@ -65,7 +65,7 @@ class SidecarLimits:
             raise ValueError("max_field_size and max_headers must be positive")
 
 
-#: Where the application keeps its :class:`SidecarLimits` (read by :func:`start_sidecar`).
+#: Where the application keeps its :class:`SidecarLimits` (read by :class:`SidecarServer`).
 SIDECAR_LIMITS = web.AppKey("msgbridge_sidecar_limits", SidecarLimits)
 
 _READINESS_TIMEOUT_S = 5.0
@@ -262,7 +262,7 @@ def build_sidecar_app(
     max_field_size: int = 8190,
     max_headers: int = 100,
 ) -> web.Application:
-    """The sidecar's application; serve it with :func:`start_sidecar` (for 431 and the head's 408).
+    """The sidecar's application; serve it with :class:`SidecarServer` (for 431 and the head's 408).
 
     ``public_url`` is the base the providers call (``https://hooks.example.com``); a delivery's
     ``url`` is it plus the path and query received. ``readiness`` says whether the core can take
