@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from ..engine import Definition
 from ..errors import AlreadyExists, InvalidRequest, NotFound
 from ..security.secrets import SecretBox, hash_token, is_sealed, new_token
+from ..sidecar import webhook_path
 from ..store import InstallationRecord, NumberAssignment, NumberTaken, Store
 from ._capped_cache import CappedCache
 from ._catalog import IntegrationCatalog
@@ -89,7 +90,7 @@ class InstallationDirectory:
             sealed = record.properties.get(WEBHOOK_TOKEN_PROPERTY)
             token = self._box.decrypt(sealed) if sealed else ""
             url = self._webhook_urls.put(
-                key, f"{self._public_url}/webhooks/{record.integration_id}/{token}"
+                key, self._public_url + webhook_path(record.integration_id, token)
             )
         return url
 

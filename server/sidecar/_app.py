@@ -35,6 +35,7 @@ from msgbridge.v1 import ingest_pb2
 
 from ._connection import HEAD_STARTED_AT
 from ._forward import CoreUnavailable, IngestHandler
+from ._routes import FORWARDED_PATHS, HEALTH_PATH, READY_PATH
 
 __all__ = ["SIDECAR_LIMITS", "SidecarLimits", "build_sidecar_app"]
 
@@ -278,12 +279,8 @@ def build_sidecar_app(
     # The body is read (and limited) by the handler itself, never by aiohttp's request.read().
     app = web.Application(middlewares=[_log_requests], client_max_size=max(max_body, 1))
     app[SIDECAR_LIMITS] = limits
-    app.router.add_get("/healthz", sidecar.healthz)
-    app.router.add_get("/readyz", sidecar.readyz)
-    for path in (
-        "/webhooks/{integration_id}/{token}",
-        "/webhooks/{integration_id}",
-        "/oauth/callback",
-    ):
+    app.router.add_get(HEALTH_PATH, sidecar.healthz)
+    app.router.add_get(READY_PATH, sidecar.readyz)
+    for path in FORWARDED_PATHS:
         app.router.add_route("*", path, sidecar.forward)
     return app
