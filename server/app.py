@@ -26,10 +26,12 @@ from .config import Settings
 from .core import (
     AuthorizationStatus,
     EventHub,
+    HeldReceipts,
     Ingestor,
     InstallationAuth,
     InstallationDirectory,
     IntegrationCatalog,
+    OAuthCallback,
     Retention,
     RetentionKeeper,
     SendPath,
@@ -43,7 +45,7 @@ from .oauth import OAuthTokens, OutboundTransport
 from .outbound import OutboundClient, OutboundPolicy
 from .security.api_access import ApiAccess, add_lenient_servicer
 from .security.secrets import SecretBox
-from .sidecar import SidecarServer, build_sidecar_app, split_host_port
+from .sidecar import OAUTH_CALLBACK_PATH, SidecarServer, build_sidecar_app, split_host_port
 from .store import PostgresStore, SqliteStore, Store
 
 __all__ = ["GatewayServer", "build_server", "max_request_bytes", "open_store", "run"]
@@ -92,6 +94,7 @@ class GatewayServer:
     installations: InstallationDirectory
     hub: EventHub
     ingestor: Ingestor
+    held_receipts: HeldReceipts
     subscriptions: SubscriptionKeeper
     retention: RetentionKeeper
     http_port: int | None = None
@@ -115,7 +118,7 @@ class GatewayServer:
         if isinstance(self.store, PostgresStore):
             # Other replicas' webhooks wake this one's subscribers (the table stays the truth).
             await self.store.listen_events(self.hub.notify)
-        self.ingestor.start()
+        await self.held_receipts.start()
         await self.retention.start()
         await self.subscriptions.start()
         for service in ("", GATEWAY_SERVICE, INGEST_SERVICE):
@@ -148,7 +151,7 @@ class GatewayServer:
         await draining
         await self.subscriptions.stop()
         await self.retention.aclose()
-        await self.ingestor.stop()
+        await self.held_receipts.aclose()
         await self.outbound.aclose()
         await self.store.close()
 
@@ -189,8 +192,10 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         oauth=oauth,
         catalog=catalog,
         installations=installations,
-        redirect_uri=f"{settings.effective_public_url}/oauth/callback",
+        redirect_uri=settings.effective_public_url + OAUTH_CALLBACK_PATH,
     )
+    hub = EventHub()
+    held_receipts = HeldReceipts(store=store, hub=hub, receipt_wait_s=settings.receipt_wait_s)
     send_path = SendPath(
         store=store,
         catalog=catalog,
@@ -199,17 +204,8 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         provider_timeout_s=settings.provider_timeout_s,
         max_attempts=settings.send_max_attempts,
         auth=auth,
+        on_sent=held_receipts.on_message_sent,
     )
-    hub = EventHub()
-    ingestor = Ingestor(
-        store=store,
-        catalog=catalog,
-        installations=installations,
-        hub=hub,
-        receipt_wait_s=settings.receipt_wait_s,
-        auth=auth,
-    )
-    send_path.on_sent = ingestor.on_message_sent
     subscriptions = SubscriptionKeeper(
         store=store,
         catalog=catalog,
@@ -219,7 +215,14 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         auth=auth,
         retry_base_s=settings.subscribe_retry_s,
     )
-    ingestor.on_authorized = subscriptions.after_authorization
+    ingestor = Ingestor(
+        store=store,
+        catalog=catalog,
+        installations=installations,
+        hub=hub,
+        held_receipts=held_receipts,
+        oauth_callback=OAuthCallback(auth=auth, on_authorized=subscriptions.after_authorization),
+    )
     servicer = GatewayServicer(
         store=store,
         catalog=catalog,
@@ -262,6 +265,7 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         installations=installations,
         hub=hub,
         ingestor=ingestor,
+        held_receipts=held_receipts,
         subscriptions=subscriptions,
         retention=RetentionKeeper(
             store,

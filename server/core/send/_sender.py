@@ -171,6 +171,7 @@ class SendPath:
         provider_timeout_s: float,
         max_attempts: int,
         auth: InstallationAuth | None = None,
+        on_sent: Callable[[MessageRecord], Awaitable[None]] | None = None,
     ) -> None:
         self._auth = auth
         self._store = store
@@ -182,7 +183,7 @@ class SendPath:
         # Calls with one idempotency key in this process: the first one's fingerprint and result.
         # Called with the recorded message once the provider accepted it (receipts held for it
         # are completed then: docs/format.md, "Receipts").
-        self.on_sent: Callable[[MessageRecord], Awaitable[None]] | None = None
+        self._on_sent = on_sent
         self._inflight: dict[tuple[str, str], tuple[str, asyncio.Future[SendOutcome]]] = {}
         # A claimed message not answered within this is taken to belong to a process that died.
         self._stale_after_s = 2 * provider_timeout_s * max_attempts + 60
@@ -442,8 +443,8 @@ class SendPath:
             attempts=attempts,
             reply_json=outcome.to_json() if message.idempotency_key else None,
         )
-        if self.on_sent is not None and sent.provider_message_id:
-            await self.on_sent(sent)
+        if self._on_sent is not None and sent.provider_message_id:
+            await self._on_sent(sent)
         return outcome
 
     def _outcome(
