@@ -12,8 +12,10 @@ import contextlib
 import gc
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -39,7 +41,6 @@ from .core import (
     StoreTokenVault,
     SubscriptionKeeper,
 )
-from .demo import RunningFakeProvider, start_fake_provider
 from .engine import MAX_DEFINITION_BYTES
 from .oauth import OAuthTokens, OutboundTransport
 from .outbound import OutboundClient, OutboundPolicy
@@ -48,7 +49,7 @@ from .security.secrets import SecretBox
 from .sidecar import OAUTH_CALLBACK_PATH, SidecarServer, build_sidecar_app, split_host_port
 from .store import PostgresStore, SqliteStore, Store
 
-__all__ = ["GatewayServer", "build_server", "max_request_bytes", "open_store", "run"]
+__all__ = ["Companion", "GatewayServer", "build_server", "max_request_bytes", "open_store", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -282,24 +283,25 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
     return built, port
 
 
-DEMO_DEFINITION = Path(__file__).resolve().parent.parent / "integrations" / "demo.json"
+class Companion(Protocol):
+    """What :func:`run` closes after the service has stopped."""
+
+    async def aclose(self) -> None: ...
 
 
-async def start_demo(built: GatewayServer) -> RunningFakeProvider:
-    """Start the bundled fake provider and register the demo integration that talks to it."""
-    host, _, port = built.settings.demo_provider_listen.rpartition(":")
-    fake = await start_fake_provider(host=host, port=int(port))
-    definition = DEMO_DEFINITION.read_text(encoding="utf-8")
-    definition = definition.replace("127.0.0.1:8090", fake.url.removeprefix("http://"))
-    await built.catalog.register(definition)
-    logger.info("demo: fake provider and the demo integration ready", extra={"url": fake.url})
-    return fake
+async def run(
+    settings: Settings,
+    *,
+    companion: Callable[[GatewayServer], Awaitable[Companion]] | None = None,
+) -> None:
+    """Serve until SIGINT or SIGTERM.
 
-
-async def run(settings: Settings) -> None:
-    """Serve until SIGINT or SIGTERM."""
+    ``companion``, when given, is started once the service is built, before it serves (it may
+    register integrations), and closed after the service stopped: ``msgbridge serve --demo``
+    passes :func:`server.demo.start_demo`, so that the service itself never imports the demo.
+    """
     built, _ = await build_server(settings)
-    fake = await start_demo(built) if settings.demo else None
+    started = await companion(built) if companion is not None else None
     await built.start()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -310,5 +312,5 @@ async def run(settings: Settings) -> None:
     grace = settings.send_deadline_s
     logger.info("shutting down", extra={"grace_s": grace})
     await built.stop(grace)
-    if fake is not None:
-        await fake.aclose()
+    if started is not None:
+        await started.aclose()
