@@ -133,6 +133,7 @@ class PolicyResolver(AbstractResolver):
         return allowed
 
     async def close(self) -> None:
+        # close, not aclose: this is aiohttp's AbstractResolver method, which its connector calls.
         await self._inner.close()
 
 
