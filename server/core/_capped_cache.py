@@ -11,13 +11,13 @@ V = TypeVar("V")
 
 
 class CappedCache(dict[K, V]):
-    """A dict that :meth:`put` empties when it holds more than ``max_entries``.
+    """A dict of at most ``max_entries`` entries: :meth:`put` empties it when it is full.
 
-    Read it with ``get`` like any dict. A dict subclass, not a cachetools cache: a hit stays a plain
-    ``dict.get`` (the send path and every authenticated webhook read one), whereas cachetools'
-    caches are mappings written in Python whose every hit costs several Python calls. Emptied
-    whole rather than evicted entry by entry: an entry costs little to derive again, and a cache
-    this large is full only when something enumerates far more records than it serves.
+    Read it with ``get`` like any dict; write it only with :meth:`put`. A dict subclass, not a
+    cachetools cache: a hit stays a plain ``dict.get`` (the send path and every authenticated
+    webhook read one), whereas cachetools' caches are mappings written in Python whose every hit
+    costs several Python calls. Emptied whole rather than evicted entry by entry (LRU): an entry
+    costs little to derive again, and a hit then needs no bookkeeping.
     """
 
     __slots__ = ("_max_entries",)
@@ -28,7 +28,7 @@ class CappedCache(dict[K, V]):
 
     def put(self, key: K, value: V) -> V:
         """Keep ``value`` under ``key`` (emptying the cache first when it is full); returns it."""
-        if len(self) > self._max_entries:
+        if len(self) >= self._max_entries:
             self.clear()
         self[key] = value
         return value
