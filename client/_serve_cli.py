@@ -35,8 +35,13 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"msgbridge serve: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
+    companion = None
+    if settings.demo:
+        from server.demo import start_demo
+
+        companion = start_demo
     try:
-        asyncio.run(run(settings))
+        asyncio.run(run(settings, companion=companion))
     except SettingsError as exc:
         print(f"msgbridge serve: {exc}", file=sys.stderr)
         return 2

@@ -12,11 +12,12 @@ import contextlib
 import gc
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import grpc
-from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -27,10 +28,12 @@ from .config import Settings
 from .core import (
     AuthorizationStatus,
     EventHub,
+    HeldReceipts,
     Ingestor,
     InstallationAuth,
     InstallationDirectory,
     IntegrationCatalog,
+    OAuthCallback,
     Retention,
     RetentionKeeper,
     SendPath,
@@ -38,16 +41,15 @@ from .core import (
     StoreTokenVault,
     SubscriptionKeeper,
 )
-from .demo import RunningFakeProvider, start_fake_provider
 from .engine import MAX_DEFINITION_BYTES
 from .oauth import OAuthTokens, OutboundTransport
 from .outbound import OutboundClient, OutboundPolicy
 from .security.api_access import ApiAccess, add_lenient_servicer
 from .security.secrets import SecretBox
-from .sidecar import build_sidecar_app, split_host_port, start_sidecar, stop_sidecar
+from .sidecar import OAUTH_CALLBACK_PATH, SidecarServer, build_sidecar_app, split_host_port
 from .store import PostgresStore, SqliteStore, Store
 
-__all__ = ["GatewayServer", "build_server", "max_request_bytes", "open_store", "run"]
+__all__ = ["Companion", "GatewayServer", "build_server", "max_request_bytes", "open_store", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,10 +95,11 @@ class GatewayServer:
     installations: InstallationDirectory
     hub: EventHub
     ingestor: Ingestor
+    held_receipts: HeldReceipts
     subscriptions: SubscriptionKeeper
     retention: RetentionKeeper
     http_port: int | None = None
-    _sidecar: web.AppRunner | None = field(default=None, repr=False)
+    _sidecar: SidecarServer | None = field(default=None, repr=False)
 
     async def start(self) -> None:
         """Serve gRPC and, when configured, the webhook sidecar in-process."""
@@ -109,13 +112,15 @@ class GatewayServer:
                 request_timeout_s=self.settings.webhook_timeout_s,
             )
             host, port = split_host_port(self.settings.http_listen)
-            self._sidecar, self.http_port = await start_sidecar(app, host, port)
+            self._sidecar = SidecarServer(app, host, port)
+            await self._sidecar.start()
+            self.http_port = self._sidecar.port
             logger.info("webhook sidecar serving", extra={"port": self.http_port})
         if isinstance(self.store, PostgresStore):
             # Other replicas' webhooks wake this one's subscribers (the table stays the truth).
             await self.store.listen_events(self.hub.notify)
-        self.ingestor.start()
-        self.retention.start()
+        await self.held_receipts.start()
+        await self.retention.start()
         await self.subscriptions.start()
         for service in ("", GATEWAY_SERVICE, INGEST_SERVICE):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
@@ -142,12 +147,12 @@ class GatewayServer:
         # the sidecar stops listening and finishes its requests meanwhile.
         draining = asyncio.create_task(self.grpc_server.stop(grace))
         if self._sidecar is not None:
-            await stop_sidecar(self._sidecar)
+            await self._sidecar.aclose()
             self._sidecar = None
         await draining
         await self.subscriptions.aclose()
-        await self.retention.stop()
-        await self.ingestor.stop()
+        await self.retention.aclose()
+        await self.held_receipts.aclose()
         await self.outbound.aclose()
         await self.store.close()
 
@@ -188,8 +193,10 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         oauth=oauth,
         catalog=catalog,
         installations=installations,
-        redirect_uri=f"{settings.effective_public_url}/oauth/callback",
+        redirect_uri=settings.effective_public_url + OAUTH_CALLBACK_PATH,
     )
+    hub = EventHub()
+    held_receipts = HeldReceipts(store=store, hub=hub, receipt_wait_s=settings.receipt_wait_s)
     send_path = SendPath(
         store=store,
         catalog=catalog,
@@ -198,17 +205,8 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         provider_timeout_s=settings.provider_timeout_s,
         max_attempts=settings.send_max_attempts,
         auth=auth,
+        on_sent=held_receipts.on_message_sent,
     )
-    hub = EventHub()
-    ingestor = Ingestor(
-        store=store,
-        catalog=catalog,
-        installations=installations,
-        hub=hub,
-        receipt_wait_s=settings.receipt_wait_s,
-        auth=auth,
-    )
-    send_path.on_sent = ingestor.on_message_sent
     subscriptions = SubscriptionKeeper(
         store=store,
         catalog=catalog,
@@ -218,7 +216,14 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         auth=auth,
         retry_base_s=settings.subscribe_retry_s,
     )
-    ingestor.on_authorized = subscriptions.after_authorization
+    ingestor = Ingestor(
+        store=store,
+        catalog=catalog,
+        installations=installations,
+        hub=hub,
+        held_receipts=held_receipts,
+        oauth_callback=OAuthCallback(auth=auth, on_authorized=subscriptions.after_authorization),
+    )
     servicer = GatewayServicer(
         store=store,
         catalog=catalog,
@@ -261,6 +266,7 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         installations=installations,
         hub=hub,
         ingestor=ingestor,
+        held_receipts=held_receipts,
         subscriptions=subscriptions,
         retention=RetentionKeeper(
             store,
@@ -277,24 +283,25 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
     return built, port
 
 
-DEMO_DEFINITION = Path(__file__).resolve().parent.parent / "integrations" / "demo.json"
+class Companion(Protocol):
+    """What :func:`run` closes after the service has stopped."""
+
+    async def aclose(self) -> None: ...
 
 
-async def start_demo(built: GatewayServer) -> RunningFakeProvider:
-    """Start the bundled fake provider and register the demo integration that talks to it."""
-    host, _, port = built.settings.demo_provider_listen.rpartition(":")
-    fake = await start_fake_provider(host=host, port=int(port))
-    definition = DEMO_DEFINITION.read_text(encoding="utf-8")
-    definition = definition.replace("127.0.0.1:8090", fake.url.removeprefix("http://"))
-    await built.catalog.register(definition)
-    logger.info("demo: fake provider and the demo integration ready", extra={"url": fake.url})
-    return fake
+async def run(
+    settings: Settings,
+    *,
+    companion: Callable[[GatewayServer], Awaitable[Companion]] | None = None,
+) -> None:
+    """Serve until SIGINT or SIGTERM.
 
-
-async def run(settings: Settings) -> None:
-    """Serve until SIGINT or SIGTERM."""
+    ``companion``, when given, is started once the service is built, before it serves (it may
+    register integrations), and closed after the service stopped: ``msgbridge serve --demo``
+    passes :func:`server.demo.start_demo`, so that the service itself never imports the demo.
+    """
     built, _ = await build_server(settings)
-    fake = await start_demo(built) if settings.demo else None
+    started = await companion(built) if companion is not None else None
     await built.start()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -305,5 +312,5 @@ async def run(settings: Settings) -> None:
     grace = settings.send_deadline_s
     logger.info("shutting down", extra={"grace_s": grace})
     await built.stop(grace)
-    if fake is not None:
-        await fake.aclose()
+    if started is not None:
+        await started.aclose()

@@ -5,7 +5,7 @@
 - :class:`IntegrationCatalog`: registered definitions, checked and cached by version.
 - :class:`InstallationDirectory`: installations, their secrets and their numbers.
 - Provider credentials (:class:`InstallationAuth`): OAuth2 and JWT tokens of an installation,
-  sealed in the store.
+  sealed in the store; :class:`OAuthCallback`, the provider's redirect after an admin's consent.
 - :class:`SubscriptionKeeper`: a definition's ``Subscribe``/``Unsubscribe`` requests.
 - :class:`EventHub` and :func:`follow_events`: waking subscribers of the event stream.
 - :class:`RetentionKeeper`: deleting what is older than the operator keeps.
@@ -28,6 +28,7 @@ from ._installations import (
     installation_not_found,
 )
 from ._numbers import normalize_number
+from ._oauth_callback import OAuthCallback
 from ._provider_credentials import (
     AuthorizationStatus,
     InstallationAuth,
@@ -36,7 +37,7 @@ from ._provider_credentials import (
 )
 from ._retention import Retention, RetentionKeeper
 from ._subscriptions import SubscriptionKeeper
-from .ingest import Ingestor, ReplayResult
+from .ingest import HeldReceipts, Ingestor, ReplayResult
 from .send import SendOutcome, SendPath, SendRequest
 
 __all__ = [
@@ -44,12 +45,14 @@ __all__ = [
     "AuthorizationStatus",
     "Capabilities",
     "EventHub",
+    "HeldReceipts",
     "Ingestor",
     "InstallationAuth",
     "InstallationDirectory",
     "IntegrationCatalog",
     "LoadedIntegration",
     "NumberInput",
+    "OAuthCallback",
     "ReplayResult",
     "Retention",
     "RetentionKeeper",

@@ -11,9 +11,20 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import assert_never
 
 from .._cpu import off_loop
-from ..engine import Definition, DefinitionError, EventType, load_definition
+from ..engine import (
+    Auth,
+    BasicAuth,
+    BearerAuth,
+    Definition,
+    DefinitionError,
+    EventType,
+    HeaderAuth,
+    JwtAuth,
+    load_definition,
+)
 from ..engine import Problem as DefinitionProblem
 from ..errors import InvalidDefinition, NotFound
 from ..store import IntegrationRecord, Store
@@ -41,17 +52,28 @@ class Capabilities:
     auth: str
 
 
+def _auth_name(auth: Auth) -> str:
+    # A match on the classes, not on their names: mypy checks that every member of the ``Auth``
+    # union is named here (assert_never), so a new auth class cannot fall through unnoticed.
+    match auth:
+        case BasicAuth():
+            return "Basic"
+        case BearerAuth():
+            return "Bearer"
+        case HeaderAuth():
+            return "Header"
+        case JwtAuth():
+            return "JWT"
+        case _:
+            assert_never(auth)
+
+
 def capabilities_of(definition: Definition) -> Capabilities:
     types = {model.event_type for model in definition.webhooks}
     if definition.oauth2 is not None:
         auth = "OAuth2"
     elif definition.auth is not None:
-        auth = {
-            "BasicAuth": "Basic",
-            "BearerAuth": "Bearer",
-            "HeaderAuth": "Header",
-            "JwtAuth": "JWT",
-        }[type(definition.auth).__name__]
+        auth = _auth_name(definition.auth)
     else:
         auth = ""
     return Capabilities(

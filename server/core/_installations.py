@@ -17,7 +17,9 @@ from datetime import UTC, datetime
 from ..engine import Definition
 from ..errors import AlreadyExists, InvalidRequest, NotFound
 from ..security.secrets import SecretBox, hash_token, is_sealed, new_token
+from ..sidecar import webhook_path
 from ..store import InstallationRecord, NumberAssignment, NumberTaken, Store
+from ._capped_cache import CappedCache
 from ._catalog import IntegrationCatalog
 from ._numbers import normalize_number
 
@@ -57,11 +59,12 @@ class InstallationDirectory:
         self._catalog = catalog
         self._box = secret_box
         self._public_url = public_url.rstrip("/")
-        self._plain_properties: dict[tuple[str, datetime], dict[str, str]] = {}
-        self._webhook_urls: dict[tuple[str, datetime], str] = {}
+        # Keyed by (id, updated_at): a changed installation is a new key, never a stale hit.
+        self._plain_properties: CappedCache[tuple[str, datetime], dict[str, str]] = CappedCache()
+        self._webhook_urls: CappedCache[tuple[str, datetime], str] = CappedCache()
         # Each organisation's enabled installations, for the send path: re-read after
         # ``cache_ttl_s`` (another replica may have changed them) and at once after a change here.
-        self._by_org: dict[str, tuple[float, tuple[InstallationRecord, ...]]] = {}
+        self._by_org: CappedCache[str, tuple[float, tuple[InstallationRecord, ...]]] = CappedCache()
         self._cache_ttl_s = cache_ttl_s
 
     # --- reading ------------------------------------------------------------------------------
@@ -77,9 +80,7 @@ class InstallationDirectory:
         if cached is not None and time.monotonic() - cached[0] < self._cache_ttl_s:
             return cached[1]
         records = tuple(r for r in await self._store.list_installations(org_id=org_id) if r.enabled)
-        if len(self._by_org) > 10_000:
-            self._by_org.clear()
-        self._by_org[org_id] = (time.monotonic(), records)
+        self._by_org.put(org_id, (time.monotonic(), records))
         return records
 
     def webhook_url(self, record: InstallationRecord) -> str:
@@ -88,10 +89,9 @@ class InstallationDirectory:
         if url is None:
             sealed = record.properties.get(WEBHOOK_TOKEN_PROPERTY)
             token = self._box.decrypt(sealed) if sealed else ""
-            url = f"{self._public_url}/webhooks/{record.integration_id}/{token}"
-            if len(self._webhook_urls) > 10_000:
-                self._webhook_urls.clear()
-            self._webhook_urls[key] = url
+            url = self._webhook_urls.put(
+                key, self._public_url + webhook_path(record.integration_id, token)
+            )
         return url
 
     def property_values(self, record: InstallationRecord) -> dict[str, str]:
@@ -99,14 +99,14 @@ class InstallationDirectory:
         key = (record.id, record.updated_at)
         cached = self._plain_properties.get(key)
         if cached is None:
-            cached = {
-                name: self._box.decrypt(value) if is_sealed(value) else value
-                for name, value in record.properties.items()
-                if name != WEBHOOK_TOKEN_PROPERTY
-            }
-            if len(self._plain_properties) > 10_000:
-                self._plain_properties.clear()
-            self._plain_properties[key] = cached
+            cached = self._plain_properties.put(
+                key,
+                {
+                    name: self._box.decrypt(value) if is_sealed(value) else value
+                    for name, value in record.properties.items()
+                    if name != WEBHOOK_TOKEN_PROPERTY
+                },
+            )
         return cached
 
     # --- writing ------------------------------------------------------------------------------

@@ -103,18 +103,28 @@ class InstallationAuth:
         installations: InstallationDirectory,
         redirect_uri: str,
     ) -> None:
-        self.oauth = oauth
+        self._oauth = oauth
         self._jwt = JwtTokens()
         self._catalog = catalog
         self._installations = installations
-        self.redirect_uri = redirect_uri
+        self._redirect_uri = redirect_uri
+
+    @property
+    def oauth(self) -> OAuthTokens:
+        """The OAuth2 token client (its in-memory tokens mask a provider's answers)."""
+        return self._oauth
+
+    @property
+    def redirect_uri(self) -> str:
+        """The sidecar's OAuth2 callback URL, sent to the provider as ``redirect_uri``."""
+        return self._redirect_uri
 
     async def bearer_token(
         self, installation: InstallationRecord, definition: Definition
     ) -> str | None:
         properties: Mapping[str, Value] = self._installations.property_values(installation)
         if definition.oauth2 is not None:
-            return await self.oauth.bearer_token(installation.id, definition, properties)
+            return await self._oauth.bearer_token(installation.id, definition, properties)
         if isinstance(definition.auth, JwtAuth):
             return self._jwt.bearer_token(definition.auth, properties, now=time.time())
         return None
@@ -126,7 +136,7 @@ class InstallationAuth:
         if definition.oauth2 is None:
             return None
         properties = self._installations.property_values(installation)
-        return await self.oauth.after_unauthorized(
+        return await self._oauth.after_unauthorized(
             installation.id, definition, properties, rejected_token=rejected
         )
 
@@ -137,13 +147,13 @@ class InstallationAuth:
 
     async def begin(self, installation: InstallationRecord) -> str:
         definition = (await self._catalog.get(installation.integration_id)).definition
-        url, _ = await self.oauth.begin_authorization(
+        url, _ = await self._oauth.begin_authorization(
             installation.id,
             definition,
             self._installations.property_values(installation),
-            self.redirect_uri,
+            self._redirect_uri,
         )
         return url
 
     async def complete(self, state: str, code: str | None, error: str | None) -> str:
-        return await self.oauth.complete_authorization(state, code, self.resolve, error=error)
+        return await self._oauth.complete_authorization(state, code, self.resolve, error=error)

@@ -28,6 +28,8 @@ class Retention:
 
 
 class RetentionKeeper:
+    """Purges every ``interval_s`` seconds once started; :meth:`purge_once` purges now."""
+
     def __init__(self, store: Store, retention: Retention, *, interval_s: float) -> None:
         self._store = store
         self._retention = retention
@@ -52,7 +54,11 @@ class RetentionKeeper:
             logger.info("retention purge", extra=counts)
         return counts
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Start purging in the background (the first purge at once)."""
+        if self._task is not None:
+            raise RuntimeError("RetentionKeeper already started")
+
         async def loop() -> None:
             while True:
                 try:
@@ -63,7 +69,8 @@ class RetentionKeeper:
 
         self._task = asyncio.create_task(loop(), name="msgbridge-retention")
 
-    async def stop(self) -> None:
+    async def aclose(self) -> None:
+        """Stop purging (idempotent); a purge under way is cancelled."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -195,12 +195,6 @@ class Definition:
     warnings: tuple[Problem, ...]
     source: Frozen  # the whole file as loaded
 
-    def find_property(self, name: str) -> Property | None:
-        for prop in self.properties:
-            if prop.name == name:
-                return prop
-        return None
-
     @property
     def secret_properties(self) -> frozenset[str]:
         return frozenset(p.name for p in self.properties if p.secret)

@@ -17,7 +17,6 @@ __all__ = [
     "has_stray_dollar",
     "parse_template",
     "placeholders_in",
-    "sole_placeholder",
 ]
 
 MAX_NAME = 64
@@ -84,14 +83,6 @@ def parse_template(text: str) -> tuple[Segment, ...]:
 def has_stray_dollar(text: str) -> bool:
     """True when a ``$`` in ``text`` opens no placeholder and is not written ``$$``."""
     return _scan(text)[1]
-
-
-def sole_placeholder(text: str) -> Placeholder | None:
-    """The placeholder when ``text`` is exactly one placeholder and nothing else."""
-    segments = parse_template(text)
-    if len(segments) == 1 and isinstance(segments[0], Placeholder):
-        return segments[0]
-    return None
 
 
 def placeholders_in(text: str) -> tuple[Placeholder, ...]:

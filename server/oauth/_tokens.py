@@ -201,11 +201,6 @@ class OAuthTokens:
             return ()
         return tuple(t for t in (tokens.access_token, tokens.refresh_token) if t)
 
-    def forget(self, installation_id: str) -> None:
-        """Drop what is cached in memory for the installation (call when it is removed or its
-        tokens are deleted from the vault); the next call reads the vault again."""
-        self._cache.pop(installation_id, None)
-
     async def _renew_now(
         self,
         installation_id: str,

@@ -133,6 +133,7 @@ class PolicyResolver(AbstractResolver):
         return allowed
 
     async def close(self) -> None:
+        # close, not aclose: this is aiohttp's AbstractResolver method, which its connector calls.
         await self._inner.close()
 
 
@@ -198,7 +199,7 @@ class OutboundClient:
     ) -> None:
         if max_connections < 1 or max_response_bytes < 0 or max_redirects < 0:
             raise ValueError("max_connections must be ≥ 1, the other limits ≥ 0")
-        self.policy = policy if policy is not None else OutboundPolicy()
+        self._policy = policy if policy is not None else OutboundPolicy()
         self._max_connections = max_connections
         self._max_response_bytes = max_response_bytes
         self._dns_cache_ttl_s = dns_cache_ttl_s
@@ -213,12 +214,12 @@ class OutboundClient:
         """Create the session and its connection pool (needs a running event loop)."""
         if self._session is not None:
             raise RuntimeError("OutboundClient already started")
-        self._resolver = PolicyResolver(self.policy, self._inner_resolver)
+        self._resolver = PolicyResolver(self._policy, self._inner_resolver)
         connector = _Connector(
             limit=self._max_connections,
             ttl_dns_cache=int(self._dns_cache_ttl_s),
             resolver=self._resolver,
-            socket_factory=_socket_guard(self.policy),
+            socket_factory=_socket_guard(self._policy),
             ssl=self._ssl_context if self._ssl_context is not None else True,
         )
         self._session = aiohttp.ClientSession(
@@ -349,9 +350,9 @@ class OutboundClient:
         numeric), after judging what can be judged before resolving."""
         url, address = _parse_url(raw_url)
         if address is None:
-            self.policy.check_host(url.raw_host or "")
+            self._policy.check_host(url.raw_host or "")
             return url, url.raw_host
-        self.policy.check_address(address)
+        self._policy.check_address(address)
         return url, None
 
     async def _read_body(self, response: aiohttp.ClientResponse) -> tuple[bytes, bool]:

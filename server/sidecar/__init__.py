@@ -2,23 +2,42 @@
 
 Build the application with :func:`build_sidecar_app` around an :class:`IngestHandler` (the core's
 ingest object in-process, or a :class:`GrpcIngestForwarder` to a core elsewhere), serve it with
-:func:`start_sidecar` and stop it with :func:`stop_sidecar`. :func:`run_sidecar` is
-``msgbridge sidecar``.
+a :class:`SidecarServer` (``async start()`` / ``async aclose()``). :func:`run_sidecar` is
+``msgbridge sidecar``. Its paths (:data:`FORWARDED_PATHS`, :func:`webhook_target`…) are written
+once, for the sidecar and the core alike.
 """
 
 from ._app import SIDECAR_LIMITS, SidecarLimits, build_sidecar_app
 from ._forward import CoreUnavailable, GrpcIngestForwarder, IngestHandler
-from ._run import run_sidecar, split_host_port, start_sidecar, stop_sidecar
+from ._routes import (
+    FORWARDED_PATHS,
+    HEALTH_PATH,
+    OAUTH_CALLBACK_PATH,
+    READY_PATH,
+    is_oauth_callback,
+    kept_webhook_path,
+    webhook_path,
+    webhook_target,
+)
+from ._run import run_sidecar, split_host_port
+from ._server import SidecarServer
 
 __all__ = [
+    "FORWARDED_PATHS",
+    "HEALTH_PATH",
+    "OAUTH_CALLBACK_PATH",
+    "READY_PATH",
     "SIDECAR_LIMITS",
     "CoreUnavailable",
     "GrpcIngestForwarder",
     "IngestHandler",
     "SidecarLimits",
+    "SidecarServer",
     "build_sidecar_app",
+    "is_oauth_callback",
+    "kept_webhook_path",
     "run_sidecar",
     "split_host_port",
-    "start_sidecar",
-    "stop_sidecar",
+    "webhook_path",
+    "webhook_target",
 ]

@@ -8,7 +8,7 @@ Statuses of its own: 404 (unknown path), 413 (body over ``max_body``, declared o
 (a ``Content-Encoding`` other than ``identity``), 408 (the request not received within
 ``request_timeout_s``), 503 with ``Retry-After`` (core unavailable), 500 (the handler failed or
 gave no valid status). 431 and the head's share of the 408 need the connection layer that
-:func:`start_sidecar` installs.
+:class:`SidecarServer` installs.
 
 A body is forwarded as it was received (aiohttp's decompression is off: a signature covers the
 bytes sent), so ``max_body`` counts the bytes on the wire. A compressed body is refused before
@@ -35,6 +35,7 @@ from msgbridge.v1 import ingest_pb2
 
 from ._connection import HEAD_STARTED_AT
 from ._forward import CoreUnavailable, IngestHandler
+from ._routes import FORWARDED_PATHS, HEALTH_PATH, READY_PATH
 
 __all__ = ["SIDECAR_LIMITS", "SidecarLimits", "build_sidecar_app"]
 
@@ -65,7 +66,7 @@ class SidecarLimits:
             raise ValueError("max_field_size and max_headers must be positive")
 
 
-#: Where the application keeps its :class:`SidecarLimits` (read by :func:`start_sidecar`).
+#: Where the application keeps its :class:`SidecarLimits` (read by :class:`SidecarServer`).
 SIDECAR_LIMITS = web.AppKey("msgbridge_sidecar_limits", SidecarLimits)
 
 _READINESS_TIMEOUT_S = 5.0
@@ -262,7 +263,7 @@ def build_sidecar_app(
     max_field_size: int = 8190,
     max_headers: int = 100,
 ) -> web.Application:
-    """The sidecar's application; serve it with :func:`start_sidecar` (for 431 and the head's 408).
+    """The sidecar's application; serve it with :class:`SidecarServer` (for 431 and the head's 408).
 
     ``public_url`` is the base the providers call (``https://hooks.example.com``); a delivery's
     ``url`` is it plus the path and query received. ``readiness`` says whether the core can take
@@ -278,12 +279,8 @@ def build_sidecar_app(
     # The body is read (and limited) by the handler itself, never by aiohttp's request.read().
     app = web.Application(middlewares=[_log_requests], client_max_size=max(max_body, 1))
     app[SIDECAR_LIMITS] = limits
-    app.router.add_get("/healthz", sidecar.healthz)
-    app.router.add_get("/readyz", sidecar.readyz)
-    for path in (
-        "/webhooks/{integration_id}/{token}",
-        "/webhooks/{integration_id}",
-        "/oauth/callback",
-    ):
+    app.router.add_get(HEALTH_PATH, sidecar.healthz)
+    app.router.add_get(READY_PATH, sidecar.readyz)
+    for path in FORWARDED_PATHS:
         app.router.add_route("*", path, sidecar.forward)
     return app

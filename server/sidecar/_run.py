@@ -1,72 +1,21 @@
-"""Serving the sidecar: :func:`start_sidecar` / :func:`stop_sidecar`, and :func:`run_sidecar`, the
-body of ``msgbridge sidecar`` (the sidecar alone, forwarding to a core over gRPC)."""
+""":func:`run_sidecar`, the body of ``msgbridge sidecar`` (the sidecar alone, forwarding to a core
+over gRPC), and :func:`split_host_port`, reading its listen address."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
-from typing import Any
 
 import grpc
-from aiohttp import web
 
-from ._app import SIDECAR_LIMITS, build_sidecar_app
-from ._connection import SidecarRunner
+from ._app import build_sidecar_app
 from ._forward import GrpcIngestForwarder
+from ._server import SidecarServer
 
-__all__ = ["run_sidecar", "split_host_port", "start_sidecar", "stop_sidecar"]
+__all__ = ["run_sidecar", "split_host_port"]
 
 logger = logging.getLogger(__name__)
-
-# An idle keep-alive connection is closed after this long (aiohttp's own default is an hour).
-_KEEPALIVE_TIMEOUT_S = 75.0
-
-
-async def start_sidecar(
-    app: web.Application, host: str, port: int, *, shutdown_timeout_s: float = 10.0
-) -> tuple[web.AppRunner, int]:
-    """Serve ``app`` (from :func:`build_sidecar_app`) on ``host:port``; port 0 picks a free one.
-
-    Returns the runner (for :func:`stop_sidecar`) and the port bound. ``OSError`` when the address
-    cannot be bound.
-    """
-    try:
-        limits = app[SIDECAR_LIMITS]
-    except KeyError:
-        raise TypeError("start_sidecar serves an application from build_sidecar_app") from None
-    options: dict[str, Any] = {
-        "max_line_size": limits.max_field_size,
-        "max_field_size": limits.max_field_size,
-        "max_headers": limits.max_headers,
-        # Forward the body as received: a signature covers the bytes sent, not a decompression.
-        "auto_decompress": False,
-        "keepalive_timeout": _KEEPALIVE_TIMEOUT_S,
-        # Keep reading an unread body after an early answer (413, 408) at most this long, so
-        # that the client sees the answer rather than a reset.
-        "lingering_time": min(10.0, limits.request_timeout_s),
-        "access_log": None,
-    }
-    runner = SidecarRunner(
-        app,
-        request_timeout_s=limits.request_timeout_s,
-        connection_options=options,
-        shutdown_timeout=shutdown_timeout_s,
-    )
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=1024)
-    try:
-        await site.start()
-    except BaseException:
-        await runner.cleanup()
-        raise
-    bound = runner.addresses[0][1]
-    return runner, int(bound)
-
-
-async def stop_sidecar(runner: web.AppRunner) -> None:
-    """Stop listening, let in-flight requests finish (up to the shutdown timeout), close."""
-    await runner.cleanup()
 
 
 def split_host_port(address: str) -> tuple[str, int]:
@@ -104,8 +53,9 @@ async def run_sidecar(
             request_timeout_s=request_timeout_s,
             readiness=forwarder.ready,
         )
-        runner, bound = await start_sidecar(app, host, port)
-        logger.info("webhook sidecar serving", extra={"host": host, "port": bound})
+        server = SidecarServer(app, host, port)
+        await server.start()
+        logger.info("webhook sidecar serving", extra={"host": host, "port": server.port})
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -116,6 +66,6 @@ async def run_sidecar(
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
         logger.info("webhook sidecar shutting down")
-        await stop_sidecar(runner)
+        await server.aclose()
     finally:
         await forwarder.aclose()

@@ -30,7 +30,7 @@ import grpc
 from aiohttp import web
 
 from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc
-from server.sidecar import GrpcIngestForwarder, build_sidecar_app, start_sidecar
+from server.sidecar import GrpcIngestForwarder, SidecarServer, build_sidecar_app
 
 from ._harness import BenchEnv, Benchmark, Result, _percentile_ms, measure
 from .service import start_service
@@ -75,9 +75,10 @@ async def start_separate_sidecar(core: str, public_path: str) -> str:
     app = build_sidecar_app(
         forwarder, public_url="http://127.0.0.1:0", max_body=1 << 20, request_timeout_s=30
     )
-    runner, port = await start_sidecar(app, "127.0.0.1", 0)
-    _RUNNING.extend((forwarder, runner))
-    return f"http://127.0.0.1:{port}{public_path}"
+    sidecar = SidecarServer(app, "127.0.0.1", 0)
+    await sidecar.start()
+    _RUNNING.extend((forwarder, sidecar))
+    return f"http://127.0.0.1:{sidecar.port}{public_path}"
 
 
 async def _poster_measure(benchmark: Benchmark, url: str) -> Result:

@@ -17,7 +17,7 @@ import server.app
 from msgbridge.v1 import gateway_pb2
 from server.config import Settings
 from server.demo import RunningFakeProvider
-from server.sidecar import GrpcIngestForwarder, build_sidecar_app, start_sidecar, stop_sidecar
+from server.sidecar import GrpcIngestForwarder, SidecarServer, build_sidecar_app
 from server.store import (
     HeldReceipt,
     IngestOutcome,
@@ -192,7 +192,9 @@ async def test_through_a_separate_sidecar_a_store_failure_is_503_with_retry_afte
     app = build_sidecar_app(
         forwarder, public_url="http://127.0.0.1:0", max_body=1 << 20, request_timeout_s=30
     )
-    runner, http_port = await start_sidecar(app, "127.0.0.1", 0)
+    sidecar = SidecarServer(app, "127.0.0.1", 0)
+    await sidecar.start()
+    http_port = sidecar.port
     url = f"http://127.0.0.1:{http_port}{path}"
     headers = {"Content-Type": "application/json"}
     try:
@@ -215,5 +217,5 @@ async def test_through_a_separate_sidecar_a_store_failure_is_503_with_retry_afte
             assert await _post(http, url) == 200
     finally:
         await forwarder.aclose()
-        await stop_sidecar(runner)
+        await sidecar.aclose()
     assert await _kept(core) == ["kept"]

@@ -12,7 +12,7 @@ import grpc
 
 from msgbridge.v1 import gateway_pb2
 from server.demo import RunningFakeProvider
-from server.sidecar import GrpcIngestForwarder, build_sidecar_app, start_sidecar, stop_sidecar
+from server.sidecar import GrpcIngestForwarder, SidecarServer, build_sidecar_app
 
 from .conftest import Gateway, GatewayFactory, definition, stop
 
@@ -107,7 +107,9 @@ async def test_webhooks_while_the_core_is_down_get_503_and_arrive_when_retried(
     app = build_sidecar_app(
         forwarder, public_url="http://127.0.0.1:0", max_body=1 << 20, request_timeout_s=10
     )
-    runner, http_port = await start_sidecar(app, "127.0.0.1", 0)
+    sidecar = SidecarServer(app, "127.0.0.1", 0)
+    await sidecar.start()
+    http_port = sidecar.port
     path = installation.webhook_url.split("127.0.0.1:0", 1)[1]
     url = f"http://127.0.0.1:{http_port}{path}"
     headers = {"Content-Type": "application/json"}
@@ -131,4 +133,4 @@ async def test_webhooks_while_the_core_is_down_get_503_and_arrive_when_retried(
         assert [e.provider_message_id for e in listed.events] == ["in-1", "in-2"]
     finally:
         await forwarder.aclose()
-        await stop_sidecar(runner)
+        await sidecar.aclose()

@@ -21,10 +21,9 @@ from server.sidecar import (
     CoreUnavailable,
     GrpcIngestForwarder,
     IngestHandler,
+    SidecarServer,
     build_sidecar_app,
     split_host_port,
-    start_sidecar,
-    stop_sidecar,
 )
 
 PUBLIC_URL = "https://hooks.example.com/base/"
@@ -56,7 +55,7 @@ Serve = Callable[..., Awaitable[int]]
 @pytest.fixture
 async def serve() -> AsyncIterator[Serve]:
     """Start a sidecar around a handler on a free port; every one is stopped at the end."""
-    runners = []
+    servers: list[SidecarServer] = []
 
     async def start(handler: IngestHandler, **options: Any) -> int:
         settings: dict[str, Any] = {
@@ -66,13 +65,14 @@ async def serve() -> AsyncIterator[Serve]:
         }
         settings.update(options)
         app = build_sidecar_app(handler, **settings)
-        runner, port = await start_sidecar(app, "127.0.0.1", 0)
-        runners.append(runner)
-        return port
+        server = SidecarServer(app, "127.0.0.1", 0)
+        await server.start()
+        servers.append(server)
+        return server.port
 
     yield start
-    for runner in runners:
-        await stop_sidecar(runner)
+    for server in servers:
+        await server.aclose()
 
 
 @pytest.fixture

@@ -2,8 +2,11 @@
 
 :class:`Ingestor` checks the webhook's authentication, matches it against the definition's
 ``Webhook`` models, and stores the request and its events in one transaction.
+:class:`HeldReceipts` completes the receipts that arrived before their send's reply, and releases
+those still held after ``receipt_wait``.
 """
 
+from ._held_receipts import HeldReceipts
 from ._ingestor import Ingestor, ReplayResult
 
-__all__ = ["Ingestor", "ReplayResult"]
+__all__ = ["HeldReceipts", "Ingestor", "ReplayResult"]

@@ -9,25 +9,23 @@ installation named by the URL's token, or — through the per-integration URL �
 installation holding its ``to`` number, and to the users assigned to that number. A receipt goes
 to the message we sent with that provider id; one whose message is not known yet is held (the
 send's reply may still be on its way) and completed when the send records its provider id, or
-released after ``receipt_wait``.
+released after ``receipt_wait`` (:class:`HeldReceipts`).
 
 Nothing is dropped: a request no model matches, or whose events no installation owns, is kept
 with its reason (listable, replayable) and answered 2xx so the provider does not retry forever.
-A body that cannot be parsed is answered 400; an unknown integration or token 404.
+A body that cannot be parsed is answered 400; an unknown integration or token 404. The OAuth2
+callback comes the same way (the sidecar forwards it like a webhook) and is handed to the
+:class:`OAuthCallback`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hmac
-import html
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
 from msgbridge.v1 import ingest_pb2
@@ -35,7 +33,6 @@ from msgbridge.v1 import ingest_pb2
 from ..._cpu import off_loop
 from ...engine import (
     Definition,
-    EventType,
     InboundEvent,
     MatchResult,
     WebhookAuth,
@@ -43,15 +40,14 @@ from ...engine import (
     WebhookRequest,
     match_webhook,
 )
-from ...errors import GatewayError, NotFound
+from ...errors import NotFound
 from ...security.secrets import hash_token
 from ...security.webhook_auth import SignedRequest, WebhookAuthFailed, verify_webhook
+from ...sidecar import is_oauth_callback, kept_webhook_path, webhook_target
 from ...store import (
     HeldReceipt,
-    IngestOutcome,
     InstallationRecord,
     MessageRecord,
-    MessageState,
     MessageTransition,
     NewEvent,
     Store,
@@ -62,17 +58,14 @@ from .._catalog import IntegrationCatalog, LoadedIntegration
 from .._events import EventHub
 from .._installations import InstallationDirectory
 from .._numbers import normalize_number
-from .._provider_credentials import InstallationAuth
+from .._oauth_callback import OAuthCallback
+from ._held_receipts import HeldReceipts
+from ._transitions import transition_for
 
 __all__ = ["Ingestor", "ReplayResult"]
 
 logger = logging.getLogger(__name__)
 
-_TRANSITIONS = {
-    EventType.MESSAGE_DELIVERED: MessageState.DELIVERED,
-    EventType.MESSAGE_FAILED: MessageState.FAILED,
-    EventType.MESSAGE_SENT: MessageState.SENT,
-}
 _MAX_REASON = 2000
 _DESCRIBED_UNMATCHED = 20  # each described in at least ~100 characters
 
@@ -100,15 +93,6 @@ class ReplayResult:
     reason: str
 
 
-def _page(status: int, title: str, text: str) -> ingest_pb2.WebhookVerdict:
-    body = "<!doctype html><meta charset=utf-8><title>{0}</title><h1>{0}</h1><p>{1}</p>".format(
-        html.escape(title), html.escape(text)
-    )
-    return ingest_pb2.WebhookVerdict(
-        http_status=status, body=body.encode(), content_type="text/html; charset=utf-8"
-    )
-
-
 def _verdict(status: int, text: str = "") -> ingest_pb2.WebhookVerdict:
     return ingest_pb2.WebhookVerdict(
         http_status=status, body=text.encode(), content_type="text/plain; charset=utf-8"
@@ -125,31 +109,25 @@ class Ingestor:
         catalog: IntegrationCatalog,
         installations: InstallationDirectory,
         hub: EventHub,
-        receipt_wait_s: float,
-        auth: InstallationAuth | None = None,
+        held_receipts: HeldReceipts,
+        oauth_callback: OAuthCallback,
     ) -> None:
-        self.auth = auth
-        #: Called with the installation's id once an admin has authorized it (OAuth2).
-        self.on_authorized: Callable[[str], Awaitable[None]] | None = None
         self._installations = installations
         self._store = store
         self._catalog = catalog
         self._hub = hub
-        self._receipt_wait = timedelta(seconds=receipt_wait_s)
-        self._tasks: set[asyncio.Task[None]] = set()
-        # (integration, provider message id) of the receipts this process has held.
-        self._held_here: set[tuple[str, str]] = set()
+        self._held_receipts = held_receipts
+        self._oauth_callback = oauth_callback
 
     # --- the sidecar's entry point --------------------------------------------------------------
 
     async def ingest(self, delivery: ingest_pb2.WebhookDelivery) -> ingest_pb2.WebhookVerdict:
-        if delivery.path.rstrip("/") == "/oauth/callback":
-            return await self._oauth_callback(delivery)
-        parts = delivery.path.strip("/").split("/")
-        if len(parts) not in (2, 3) or parts[0] != "webhooks" or not parts[1]:
+        target = webhook_target(delivery.path)
+        if target is None:
+            if is_oauth_callback(delivery.path):
+                return await self._oauth_callback.handle(delivery)
             return _verdict(404, "not found")
-        integration_id = parts[1]
-        token = parts[2] if len(parts) == 3 else None
+        integration_id, token = target
         try:
             integration = await self._catalog.get(integration_id)
         except NotFound:
@@ -201,7 +179,7 @@ class Ingestor:
             integration_id=integration_id,
             installation_id=installation.id if installation else None,
             method=request.method,
-            path=f"/webhooks/{integration_id}" + ("/…" if token else ""),
+            path=kept_webhook_path(integration_id, with_token=token is not None),
             query=delivery.query,
             headers=headers,
             body=delivery.body,
@@ -212,7 +190,8 @@ class Ingestor:
         outcome = await self._store.ingest(
             record, routed.events, transitions=routed.transitions, held=routed.held
         )
-        self._held_here.update((h.integration_id, h.provider_message_id) for h in routed.held)
+        if routed.held:
+            self._held_receipts.remember(routed.held)
         if outcome.events:
             self._hub.notify()
         logger.info(
@@ -226,25 +205,6 @@ class Ingestor:
             },
         )
         return _verdict(200)
-
-    async def _oauth_callback(
-        self, delivery: ingest_pb2.WebhookDelivery
-    ) -> ingest_pb2.WebhookVerdict:
-        """The provider sends the admin back here after the authorization-code flow."""
-        if self.auth is None or delivery.method.upper() != "GET":
-            return _verdict(404, "not found")
-        query = dict(parse_qsl(delivery.query, keep_blank_values=True))
-        try:
-            installation_id = await self.auth.complete(
-                query.get("state", ""), query.get("code"), query.get("error")
-            )
-        except GatewayError as exc:
-            logger.warning("authorization not completed", extra={"reason": exc.reason})
-            return _page(400, "Authorization failed", exc.message)
-        logger.info("installation authorized", extra={"installation": installation_id})
-        if self.on_authorized is not None:
-            await self.on_authorized(installation_id)
-        return _page(200, "Authorized", "msgbridge can now send for this installation.")
 
     def _authenticate(
         self, auth: WebhookAuth, installation: InstallationRecord, request: SignedRequest
@@ -283,7 +243,7 @@ class Ingestor:
             integration_id=integration_id,
             installation_id=installation.id if installation else None,
             method=delivery.method.upper(),
-            path=f"/webhooks/{integration_id}" + ("/…" if installation else ""),
+            path=kept_webhook_path(integration_id, with_token=installation is not None),
             query=delivery.query,
             headers=headers,
             body=delivery.body,
@@ -413,7 +373,7 @@ class Ingestor:
                     provider_message_id=provider_id,
                     event=pending,
                     held_at=now,
-                    release_at=now + self._receipt_wait,
+                    release_at=now + self._held_receipts.wait,
                 )
             )
             return True
@@ -426,104 +386,6 @@ class Ingestor:
             f"a {event.type.value} receipt matched model {event.model} but carries no message id"
         )
         return False
-
-    # --- receipts that overtook their send's reply ---------------------------------------------
-
-    async def on_message_sent(self, message: MessageRecord) -> None:
-        """A send recorded its provider id: complete the receipts held for it.
-
-        Only receipts this process holds are looked for here, which spares the store a write per
-        send; one held by another replica is correlated when it is released (which looks the
-        message up again), at most ``receipt_wait`` later.
-        """
-        key = (message.integration_id, message.provider_message_id or "")
-        if key not in self._held_here:
-            return
-        self._held_here.discard(key)
-        outcome = await self._store.correlate_held(
-            message.integration_id, message.provider_message_id or "", message
-        )
-        if outcome.events:
-            self._hub.notify()
-
-    async def release_due_receipts(self) -> int:
-        """Receipts held past ``receipt_wait``: correlate them if their message appeared
-        meanwhile, else produce them without our message id (token URL) or keep them as
-        unroutable (per-integration URL)."""
-        released = await self._store.release_held(datetime.now(UTC))
-        produced = 0
-        for held in released:
-            self._held_here.discard((held.integration_id, held.provider_message_id))
-            event = held.event
-            message = await self._store.find_message_by_provider_id(
-                held.integration_id, held.provider_message_id
-            )
-            if message is not None:
-                correlated = replace(
-                    event,
-                    message_id=message.id,
-                    org_id=message.org_id,
-                    installation_id=message.installation_id,
-                    metadata=dict(message.metadata),
-                )
-                outcome = await self._append(
-                    held, [correlated], [_transition_for(event.type, message.id, event.error)]
-                )
-            elif event.installation_id:
-                outcome = await self._append(held, [event], [])
-            else:
-                await self._store.mark_replayed(
-                    event.request_id,
-                    outcome=WebhookOutcome.UNROUTABLE,
-                    reason=(
-                        f"a {event.type} receipt for provider message "
-                        f"{held.provider_message_id!r} matched no message sent through the gateway"
-                    ),
-                    events=(),
-                )
-                continue
-            produced += len(outcome.events)
-        if produced:
-            self._hub.notify()
-        return produced
-
-    async def _append(
-        self,
-        held: HeldReceipt,
-        events: Sequence[NewEvent],
-        transitions: Sequence[MessageTransition],
-    ) -> IngestOutcome:
-        request = await self._store.get_webhook_request(held.event.request_id)
-        assert request is not None
-        # Released events carry no dedupe key: the dedupe key was taken when they were held.
-        plain = [replace(e, dedupe_key=None) for e in events]
-        return await self._store.mark_replayed(
-            request.id,
-            outcome=request.outcome,
-            reason=request.reason,
-            events=plain,
-            transitions=transitions,
-        )
-
-    def start(self, interval_s: float = 1.0) -> None:
-        async def loop() -> None:
-            while True:
-                try:
-                    await self.release_due_receipts()
-                except Exception:
-                    logger.exception("releasing held receipts failed")
-                await asyncio.sleep(interval_s)
-
-        task = asyncio.create_task(loop(), name="msgbridge-held-receipts")
-        self._tasks.add(task)
-
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
 
     # --- replay ---------------------------------------------------------------------------------
 
@@ -555,7 +417,8 @@ class Ingestor:
             transitions=routed.transitions,
             held=routed.held,
         )
-        self._held_here.update((h.integration_id, h.provider_message_id) for h in routed.held)
+        if routed.held:
+            self._held_receipts.remember(routed.held)
         if outcome.events:
             self._hub.notify()
         return ReplayResult(events=tuple(outcome.events), reason="; ".join(routed.problems))
@@ -649,9 +512,4 @@ def _receipt_event(
 
 
 def _transition(event: InboundEvent, message_id: str) -> MessageTransition:
-    return _transition_for(event.type.value, message_id, event.error)
-
-
-def _transition_for(event_type: str, message_id: str, error: str | None) -> MessageTransition:
-    state = _TRANSITIONS[EventType(event_type)]
-    return MessageTransition(message_id=message_id, state=state, error=error or None)
+    return transition_for(event.type.value, message_id, event.error)

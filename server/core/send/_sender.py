@@ -163,6 +163,7 @@ class SendPath:
         provider_timeout_s: float,
         max_attempts: int,
         auth: InstallationAuth | None = None,
+        on_sent: Callable[[MessageRecord], Awaitable[None]] | None = None,
     ) -> None:
         self._auth = auth
         self._store = store
@@ -173,7 +174,7 @@ class SendPath:
         self._max_attempts = max_attempts
         # Called with the recorded message once the provider accepted it (receipts held for it
         # are completed then: docs/format.md, "Receipts").
-        self.on_sent: Callable[[MessageRecord], Awaitable[None]] | None = None
+        self._on_sent = on_sent
         # Calls with one idempotency key in this process: the first one's fingerprint and result.
         self._inflight: dict[tuple[str, str], tuple[str, asyncio.Future[SendOutcome]]] = {}
         # A claimed message not answered within this is taken to belong to a process that died.
@@ -243,8 +244,8 @@ class SendPath:
             attempts=outcome.attempts,
             reply_json=outcome.to_json() if message.idempotency_key else None,
         )
-        if self.on_sent is not None and sent.provider_message_id:
-            await self.on_sent(sent)
+        if self._on_sent is not None and sent.provider_message_id:
+            await self._on_sent(sent)
         return outcome
 
     def _resumable(self, stored: MessageRecord, fingerprint: str | None) -> MessageRecord:
