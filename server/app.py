@@ -23,7 +23,7 @@ from grpc_reflection.v1alpha import reflection
 
 from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 
-from .api import GatewayServicer, IngestServicer
+from .api import GatewayServicer, IngestServicer, add_lenient_servicer
 from .config import Settings
 from .core import (
     AuthorizationStatus,
@@ -44,7 +44,7 @@ from .core import (
 from .engine import MAX_DEFINITION_BYTES
 from .oauth import OAuthTokens, OutboundTransport
 from .outbound import OutboundClient, OutboundPolicy
-from .security.api_access import ApiAccess, add_lenient_servicer
+from .security.api_access import ApiAccess
 from .security.secrets import SecretBox
 from .sidecar import OAUTH_CALLBACK_PATH, SidecarServer, build_sidecar_app, split_host_port
 from .store import PostgresStore, SqliteStore, Store

@@ -13,11 +13,14 @@ into protobuf replies, within the reply size budget.
 - ``_convert``: records to protobuf messages (:func:`event_pb` and the others), requests to the
   core's inputs, and the enum tables between them.
 - ``_replies``: the reply size budget (pages filled by bytes, records cut to fit).
-- ``_consumer``: reading the event log for a durable consumer's subscriber.
+- :func:`add_lenient_servicer` (``_decoding``): registers a servicer whose methods answer a
+  request that is not valid protobuf INVALID_ARGUMENT (grpc alone answers UNKNOWN and logs a
+  traceback).
 """
 
 from ._convert import event_pb
+from ._decoding import UNDECODABLE, add_lenient_servicer
 from ._gateway import GatewayServicer
 from ._ingest import IngestServicer
 
-__all__ = ["GatewayServicer", "IngestServicer", "event_pb"]
+__all__ = ["UNDECODABLE", "GatewayServicer", "IngestServicer", "add_lenient_servicer", "event_pb"]

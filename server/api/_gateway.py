@@ -13,7 +13,6 @@ import functools
 import time
 from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime
-from typing import cast
 
 import grpc
 
@@ -30,6 +29,7 @@ from ..core import (
     SendPath,
     SubscriptionKeeper,
     definition_refused,
+    follow_consumer,
     follow_events,
 )
 from ..engine import DEFINITION_TOO_LARGE, MAX_DEFINITION_BYTES, Property
@@ -37,7 +37,6 @@ from ..errors import FailedPrecondition, InvalidRequest, NotFound
 from ..security.api_access import AccessPolicy, Caller, gateway_method
 from ..store import EventFilter, EventRecord, InstallationRecord, Store
 from ._authorize import Authorizer, message_not_found
-from ._consumer import follow_consumer
 from ._convert import (
     UNMATCHED_OUTCOMES,
     event_pb,
@@ -392,12 +391,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             )
         if after is None:
             after = await self._store.latest_cursor()
-        # An async generator, which its annotation (an iterator) does not promise.
-        return cast(
-            AsyncGenerator[tuple[EventRecord, ...], None],
-            follow_events(
-                self._store, self._hub, after=after, event_filter=event_filter, batch=batch
-            ),
+        return follow_events(
+            self._store, self._hub, after=after, event_filter=event_filter, batch=batch
         )
 
     @rpc

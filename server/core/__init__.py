@@ -7,7 +7,11 @@
 - Provider credentials (:class:`InstallationAuth`): OAuth2 and JWT tokens of an installation,
   sealed in the store; :class:`OAuthCallback`, the provider's redirect after an admin's consent.
 - :class:`SubscriptionKeeper`: a definition's ``Subscribe``/``Unsubscribe`` requests.
-- :class:`EventHub` and :func:`follow_events`: waking subscribers of the event stream.
+- :mod:`server.core._provider_failures`: the one mapping from a provider's failed answer (or a
+  call that got none) to a :class:`~server.errors.GatewayError`, used by both of the above.
+- :class:`EventHub`, :func:`follow_events` and :func:`follow_consumer`: waking the event
+  stream's readers, and reading the log for them (every event after a cursor, or a durable
+  consumer's leased batches).
 - :class:`RetentionKeeper`: deleting what is older than the operator keeps.
 
 Nothing here speaks gRPC; :mod:`server.api` turns requests and records into protobuf.
@@ -20,7 +24,7 @@ from ._catalog import (
     capabilities_of,
     definition_refused,
 )
-from ._events import EventHub, follow_events
+from ._events import EventHub, follow_consumer, follow_events
 from ._installations import (
     WEBHOOK_TOKEN_PROPERTY,
     InstallationDirectory,
@@ -64,6 +68,7 @@ __all__ = [
     "SubscriptionKeeper",
     "capabilities_of",
     "definition_refused",
+    "follow_consumer",
     "follow_events",
     "installation_not_found",
     "normalize_number",

@@ -1,4 +1,6 @@
-"""The event log's wake-up signal, and reading the log for ``StreamEvents``.
+"""The event log's wake-up signal, and reading the log for ``StreamEvents``: every event after a
+cursor (:func:`follow_events`), or a durable consumer's unacknowledged events, leased to one
+subscriber (:func:`follow_consumer`).
 
 The table is the truth; the hub is only a hint that something new may be there. Readers always
 re-read the store after a wake-up, and also every few seconds without one, so a lost wake-up
@@ -9,12 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncGenerator, Callable
+from datetime import UTC, datetime
 
 from ..store import EventFilter, EventRecord, Store
 
-__all__ = ["EventHub", "follow_events"]
+__all__ = ["EventHub", "follow_consumer", "follow_events"]
 
+# The longest a reader waits for a wake-up before reading again (a lost notification from another
+# replica then delays an event by this much at most).
 _IDLE_RECHECK_S = 2.0
 
 
@@ -58,7 +64,7 @@ async def follow_events(
     event_filter: EventFilter,
     batch: int | Callable[[], int],
     follow: bool = True,
-) -> AsyncIterator[tuple[EventRecord, ...]]:
+) -> AsyncGenerator[tuple[EventRecord, ...], None]:
     """Batches of events after cursor ``after``, in cursor order, with no gap.
 
     ``batch`` is the most events a read takes, or a function asked before each read (so that a
@@ -86,3 +92,41 @@ async def follow_events(
         if not follow:
             return
         await hub.wait(mark)
+
+
+async def follow_consumer(
+    store: Store,
+    hub: EventHub,
+    consumer: str,
+    *,
+    event_filter: EventFilter,
+    batch: Callable[[], int],
+    lease_s: float,
+    start_after: int | None,
+) -> AsyncGenerator[tuple[EventRecord, ...], None]:
+    """Batches of the events ``consumer`` has not acknowledged, each leased to this subscriber
+    for ``lease_s`` (another subscriber of the consumer gets other events meanwhile).
+
+    ``start_after`` is where a consumer that has never acknowledged anything starts (None: from
+    the newest event on). The leases still held are released when the generator is closed.
+    """
+    subscriber = uuid.uuid4().hex
+    try:
+        while not hub.closed:
+            mark = hub.mark()
+            events = await store.lease_events(
+                consumer,
+                subscriber=subscriber,
+                filter=event_filter,
+                limit=batch(),
+                lease_s=lease_s,
+                now=datetime.now(UTC),
+                start_after=start_after,
+            )
+            if events:
+                yield events
+                continue
+            await hub.wait(mark, at_most_s=min(_IDLE_RECHECK_S, lease_s / 2))
+    finally:
+        # Shielded: the call is usually being cancelled (the subscriber went away) when this runs.
+        await asyncio.shield(store.release_leases(consumer, subscriber))

@@ -9,8 +9,6 @@
   the ``full`` scope, and a token scoped to organisations reaches only their records (the matrix
   is in :mod:`server.security.api_access._caller` and :mod:`server.security.api_access._methods`).
 - :func:`load_server_credentials` makes TLS (and, with a client CA, mutual TLS) credentials.
-- :func:`add_lenient_servicer` registers a servicer whose methods answer a request that is not
-  valid protobuf INVALID_ARGUMENT (grpc alone answers UNKNOWN and logs a traceback).
 - :func:`check_exposure` refuses a non-loopback listen address without TLS or tokens, unless
   ``--insecure``.
 - :class:`ApiAccess` puts them together from the settings, with the interceptors for
@@ -19,7 +17,6 @@
 
 from ._api import AccessSettings, ApiAccess
 from ._caller import Caller
-from ._decoding import UNDECODABLE, add_lenient_servicer
 from ._exposure import check_exposure, is_loopback_listen
 from ._interceptor import AccessInterceptor
 from ._methods import (
@@ -39,7 +36,6 @@ __all__ = [
     "ORG_SCOPED_METHODS",
     "READ_METHODS",
     "TOKENS_ENV",
-    "UNDECODABLE",
     "AccessInterceptor",
     "AccessPolicy",
     "AccessSettings",
@@ -48,7 +44,6 @@ __all__ = [
     "Caller",
     "Requirement",
     "Scope",
-    "add_lenient_servicer",
     "check_exposure",
     "gateway_method",
     "hash_token",

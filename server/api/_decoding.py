@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 import grpc
 from google.protobuf.message import DecodeError
 
-from ...errors import InvalidRequest, to_rpc_status
+from ..errors import InvalidRequest, to_rpc_status
 
 __all__ = ["UNDECODABLE", "add_lenient_servicer"]
 
