@@ -448,16 +448,16 @@ async def test_naive_times_are_refused(store: Store) -> None:
 
 async def test_data_survives_close_and_reopen(store_backend: StoreBackend) -> None:
     first = store_backend.make()
-    await first.open()
+    await first.start()
     integration = await first.put_integration("acme", '{"id": "acme"}')
     inst = await first.create_installation(installation(numbers=("+1",)))
     msg, _ = await first.claim_message(message(key="k"))
     msg = await first.update_message(msg.id, state=MessageState.SENT, provider_message_id="P1")
-    await first.close()
-    await first.close()  # closing twice is harmless
+    await first.aclose()
+    await first.aclose()  # closing twice is harmless
 
     second = store_backend.make()
-    await second.open()
+    await second.start()
     try:
         assert await second.get_integration("acme") == integration
         assert await second.get_installation(inst.id) == inst
@@ -467,7 +467,7 @@ async def test_data_survives_close_and_reopen(store_backend: StoreBackend) -> No
         with pytest.raises(NumberTaken):
             await second.create_installation(installation(numbers=("+1",)))
     finally:
-        await second.close()
+        await second.aclose()
 
 
 async def test_a_closed_store_refuses_calls(store_backend: StoreBackend) -> None:
@@ -475,8 +475,8 @@ async def test_a_closed_store_refuses_calls(store_backend: StoreBackend) -> None
     with pytest.raises(StoreClosed):
         await never_opened.get_integration("acme")
     opened = store_backend.make()
-    await opened.open()
-    await opened.close()
+    await opened.start()
+    await opened.aclose()
     with pytest.raises(StoreClosed):
         await opened.put_integration("acme", "{}")
     with pytest.raises(StoreClosed):
