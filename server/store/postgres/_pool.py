@@ -1,14 +1,15 @@
 """The PostgreSQL store's connections: the wrapper every statement goes through (U+0000 in
-text), the mapping of asyncpg errors to :class:`StoreError`, and the pool's settings."""
+text), running a call on the pool (retries, transactions), and the mapping of asyncpg errors
+to :class:`StoreError`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Final
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final, TypeVar
 
 import asyncpg
 
-from .._base import Conflict, StoreError
+from .._base import Conflict, StoreClosed, StoreError
 
 __all__ = [
     "CONNECTION_ERRORS",
@@ -21,8 +22,11 @@ __all__ = [
     "as_store_error",
     "keep_session",
     "row_count",
+    "run_on_pool",
     "storable",
 ]
+
+T = TypeVar("T")
 
 Connection = Any  # asyncpg.Connection (asyncpg ships no type hints)
 Row = Any  # asyncpg.Record
@@ -103,3 +107,52 @@ async def keep_session(conn: Connection) -> None:
     call): the store never changes session state and takes only transaction-level locks, except
     the migration lock, which it releases itself.
     """
+
+
+async def run_on_pool(
+    current_pool: Callable[[], Any],
+    fn: Callable[[PooledConnection], Awaitable[T]],
+    *,
+    transaction: bool,
+    read_only: bool = False,
+) -> T:
+    """Run ``fn`` on a connection of ``current_pool()`` (in a transaction when asked); map the
+    errors. ``current_pool()`` is None once the store is closed, asked again before each try.
+
+    ``fn`` may raise :class:`RunAgain` to be run again from the start (its transaction, if any,
+    rolled back). A ``read_only`` one is also run again once after a lost connection; a write is
+    not (its commit may have happened).
+    """
+    retried_read = False
+    attempt = 0
+    while True:
+        pool = current_pool()
+        if pool is None:
+            raise StoreClosed("the store is not open")
+        attempt += 1
+        try:
+            async with pool.acquire() as raw:
+                if not transaction:
+                    return await fn(PooledConnection(raw))
+                async with raw.transaction():
+                    return await fn(PooledConnection(raw))
+        except StoreError:
+            raise
+        except RunAgain:
+            if attempt < ROLLBACK_RETRIES:
+                continue
+            raise StoreError("the transaction kept meeting concurrent changes") from None
+        except asyncpg.TransactionRollbackError as exc:
+            # A serialization failure or a deadlock: PostgreSQL rolled it all back.
+            if attempt < ROLLBACK_RETRIES:
+                continue
+            raise as_store_error(exc) from exc
+        except CONNECTION_ERRORS as exc:  # before PostgresError: some are of its kind
+            if current_pool() is None:
+                raise StoreClosed("the store is closed") from exc
+            if read_only and not retried_read:
+                retried_read = True  # a read is safe to run again on another connection
+                continue
+            raise as_store_error(exc) from exc
+        except asyncpg.PostgresError as exc:
+            raise as_store_error(exc) from exc

@@ -34,12 +34,11 @@ from ._migrate import apply_migrations
 from ._pool import (
     CONNECT_TIMEOUT_S,
     CONNECTION_ERRORS,
-    ROLLBACK_RETRIES,
     PooledConnection,
     RunAgain,
-    as_store_error,
     keep_session,
     row_count,
+    run_on_pool,
 )
 from ._sql import (
     CLAIM_MESSAGE,
@@ -205,62 +204,16 @@ class PostgresStore(InboundMethods):
         self._listeners.add(listener)
         return listener
 
-    async def _run(
-        self,
-        fn: Callable[[PooledConnection], Awaitable[T]],
-        *,
-        transaction: bool,
-        read_only: bool = False,
-    ) -> T:
-        """Run ``fn`` on a pooled connection (in a transaction when asked); map the errors.
-
-        ``fn`` may raise :class:`RunAgain` to be run again from the start (its transaction, if
-        any, rolled back). A ``read_only`` one is also run again once after a lost connection.
-        """
-        retried_read = False
-        attempt = 0
-        while True:
-            pool = self._pool
-            if pool is None:
-                raise StoreClosed("the store is not open")
-            attempt += 1
-            try:
-                async with pool.acquire() as raw:
-                    if not transaction:
-                        return await fn(PooledConnection(raw))
-                    async with raw.transaction():
-                        return await fn(PooledConnection(raw))
-            except StoreError:
-                raise
-            except RunAgain:
-                if attempt < ROLLBACK_RETRIES:
-                    continue
-                raise StoreError("the transaction kept meeting concurrent changes") from None
-            except asyncpg.TransactionRollbackError as exc:
-                # A serialization failure or a deadlock: PostgreSQL rolled it all back.
-                if attempt < ROLLBACK_RETRIES:
-                    continue
-                raise as_store_error(exc) from exc
-            except CONNECTION_ERRORS as exc:  # before PostgresError: some are of its kind
-                if self._pool is None:
-                    raise StoreClosed("the store is closed") from exc
-                if read_only and not retried_read:
-                    retried_read = True  # a read is safe to run again on another connection
-                    continue
-                raise as_store_error(exc) from exc
-            except asyncpg.PostgresError as exc:
-                raise as_store_error(exc) from exc
-
     async def _read(self, fn: Callable[[PooledConnection], Awaitable[T]]) -> T:
-        return await self._run(fn, transaction=False, read_only=True)
+        return await run_on_pool(lambda: self._pool, fn, transaction=False, read_only=True)
 
     async def _statement(self, fn: Callable[[PooledConnection], Awaitable[T]]) -> T:
         """Run ``fn``, whose each statement is a write that commits on its own."""
-        return await self._run(fn, transaction=False)
+        return await run_on_pool(lambda: self._pool, fn, transaction=False)
 
     async def _write(self, fn: Callable[[PooledConnection], Awaitable[T]]) -> T:
         """Run ``fn`` in a transaction; return once it is committed."""
-        return await self._run(fn, transaction=True)
+        return await run_on_pool(lambda: self._pool, fn, transaction=True)
 
     # --- integrations -----------------------------------------------------------------------
 
