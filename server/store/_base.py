@@ -323,7 +323,8 @@ class MessageTransition:
     """A receipt's effect on a message we sent: move it to ``state``, with ``error``.
 
     Terminal states are sticky (see :meth:`Store.ingest`): DELIVERED and FAILED only change a
-    ``pending`` or ``sent`` message; SENT only changes a ``pending`` one.
+    ``pending`` or ``sent`` message; SENT only changes a ``pending`` one. Both backends take this
+    rule from one table, :data:`server.store._transitions.ALLOWED_FROM`.
     """
 
     message_id: str

@@ -1,10 +1,4 @@
-"""Running the ingests this process makes at the same time as one PostgreSQL transaction.
-
-Appends commit one after another (the cursor row: see :mod:`server.store.postgres`), and each
-commit waits for its WAL flush, so one transaction per ingest would cap a database at one ingest
-per flush. Measured here, batching raised it from about 1,100 to about 5,500 ingests/s from one
-process.
-"""
+"""Running the ingests this process makes at the same time as one PostgreSQL transaction."""
 
 from __future__ import annotations
 
@@ -29,9 +23,9 @@ class QueuedIngest:
 class IngestBatcher:
     """Runs the ingests this process makes at the same time as one transaction.
 
-    Appends commit one after another (the cursor row, see the module's docstring), each commit
-    waits for its WAL flush, so one transaction per ingest caps a database at one ingest per
-    flush. Queued ingests go instead in batches of up to ``max_batch``: one transaction, one
+    Appends commit one after another (the cursor row: see :mod:`server.store.postgres`), each
+    commit waits for its WAL flush, so one transaction per ingest caps a database at one ingest
+    per flush. Queued ingests go instead in batches of up to ``max_batch``: one transaction, one
     statement per step for the whole batch, one flush. A batch that fails on a unique key (a
     request or held receipt id in use) is run again one ingest at a time, so that only the
     ingest at fault fails; other failures (a lost connection) fail the whole batch.

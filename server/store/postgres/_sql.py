@@ -142,6 +142,10 @@ RETURNING {columns(MESSAGE_COLUMNS)}
 
 # --- the inbound path -------------------------------------------------------------------------
 
+# Takes `$1` cursors, just before the commit: the row stays locked until the transaction ends, so
+# a concurrent append waits here and gets greater cursors only after this one is visible (see
+# :mod:`server.store.postgres`). The NOTIFY is delivered at the commit, and not at all on a
+# rollback.
 TAKE_CURSORS = f"""
 WITH taken AS (
     INSERT INTO event_cursor (only_row, last) VALUES (true, $1)
