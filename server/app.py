@@ -154,7 +154,7 @@ class GatewayServer:
         await self.retention.aclose()
         await self.held_receipts.aclose()
         await self.outbound.aclose()
-        await self.store.close()
+        await self.store.aclose()
 
     async def wait(self) -> None:
         await self.grpc_server.wait_for_termination()
@@ -167,7 +167,7 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
     key_file = settings.secret_key_file or settings.data_dir / "secret.key"
     secret_box = SecretBox.from_file(key_file)
     store = open_store(settings)
-    await store.open()
+    await store.start()
     outbound = OutboundClient(
         policy=OutboundPolicy.from_strings(
             allow=settings.outbound_allow, deny=settings.outbound_deny

@@ -3,8 +3,11 @@ the inbound path — webhook requests, the event log with durable consumers, hel
 
 One interface, :class:`Store` (a ``Protocol`` of coroutines), and its implementations:
 :class:`SqliteStore` (the embedded default: one WAL database file in the data directory, one
-writer thread that commits in batches). Schema migrations are versioned ``.sql`` files applied at
-:meth:`Store.open`; see :mod:`server.store._sqlite` for how to add one.
+writer thread that commits in batches; package :mod:`server.store.sqlite`) and
+:class:`PostgresStore` (an asyncpg pool, for several replicas on one database; package
+:mod:`server.store.postgres`). Both map records to rows with :mod:`server.store._rows` and take
+the message state rule from :mod:`server.store._transitions`. Schema migrations are versioned
+``.sql`` files applied at :meth:`Store.start`; see :mod:`server.store.sqlite` for how to add one.
 
 Every error raised is a :class:`StoreError`: :class:`NumberTaken` when a number is already held
 by an enabled installation of the integration, :class:`RecordNotFound` when a record to update
@@ -38,8 +41,8 @@ from ._base import (
     WebhookRequestRecord,
 )
 from ._migrations import MigrationError
-from ._postgres import PostgresStore
-from ._sqlite import SqliteStore
+from .postgres import PostgresStore
+from .sqlite import SqliteStore
 
 __all__ = [
     "UNSET",

@@ -1,6 +1,6 @@
 """The store's interface: the :class:`Store` protocol, the records it keeps and its errors.
 
-Every implementation (SQLite now, PostgreSQL later) satisfies the same protocol and passes the same
+Every implementation (SQLite, PostgreSQL) satisfies the same protocol and passes the same
 tests (``tests/store``). Records are immutable values; the store never interprets a definition's
 JSON, never encrypts or decrypts (the service encrypts secret property values before they arrive)
 and never normalises numbers (the service does: docs/format.md, "Numbers") — it keeps what it is
@@ -323,7 +323,8 @@ class MessageTransition:
     """A receipt's effect on a message we sent: move it to ``state``, with ``error``.
 
     Terminal states are sticky (see :meth:`Store.ingest`): DELIVERED and FAILED only change a
-    ``pending`` or ``sent`` message; SENT only changes a ``pending`` one.
+    ``pending`` or ``sent`` message; SENT only changes a ``pending`` one. Both backends take this
+    rule from one table, :data:`server.store._transitions.ALLOWED_FROM`.
     """
 
     message_id: str
@@ -407,10 +408,10 @@ class Store(Protocol):
     :class:`StoreError`. A write whose awaiting caller is cancelled may still complete.
     """
 
-    async def open(self) -> None:
+    async def start(self) -> None:
         """Connect and apply pending schema migrations."""
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Finish queued writes and release connections. Idempotent."""
 
     # --- integrations -----------------------------------------------------------------------
@@ -460,21 +461,21 @@ class Store(Protocol):
     async def get_installation(self, installation_id: str) -> InstallationRecord | None: ...
 
     async def list_installations(
-        self, *, org_id: str | None = None, integration_id: str | None = None
+        self,
+        *,
+        org_id: str | None = None,
+        integration_id: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> tuple[InstallationRecord, ...]:
-        """Installations (enabled or not) filtered by what is given, oldest first."""
+        """Installations (enabled or not) filtered by what is given, oldest first (``created_at``,
+        then id); ``offset`` of them skipped, at most ``limit`` returned (None: all)."""
         ...
 
     async def find_installation_by_number(
         self, integration_id: str, number: str
     ) -> InstallationRecord | None:
         """The enabled installation of this integration holding this normalised number."""
-        ...
-
-    async def find_installations_for_number(
-        self, org_id: str, number: str
-    ) -> tuple[InstallationRecord, ...]:
-        """The enabled installations of this organisation (any integration) holding the number."""
         ...
 
     async def find_installation_by_token_hash(
@@ -518,10 +519,6 @@ class Store(Protocol):
         ...
 
     async def get_message(self, message_id: str) -> MessageRecord | None: ...
-
-    async def get_message_by_idempotency_key(
-        self, org_id: str, idempotency_key: str
-    ) -> MessageRecord | None: ...
 
     async def find_message_by_provider_id(
         self, integration_id: str, provider_message_id: str

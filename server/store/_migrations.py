@@ -9,7 +9,7 @@ one database at once are safe: the row that records a version is inserted first,
 ``BEGIN IMMEDIATE`` transaction as the migration's statements, so only one of them applies it.
 (The PostgreSQL store applies its own folder the same way under an advisory lock; it shares
 :func:`load_migrations` and :func:`pending_migrations` from here; see
-:mod:`server.store._postgres`.)
+:mod:`server.store.postgres`.)
 
 A database whose schema is newer than this program's migrations is refused rather than used.
 """
@@ -27,7 +27,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 
 from ._base import StoreError
-from ._codec import encode_time
+from ._rows import encode_time
 
 __all__ = [
     "Migration",

@@ -123,7 +123,7 @@ async def test_stop_drains_sends_ends_streams_and_refuses_new_calls(
 
     # The consumer's lease ended with its stream: any subscriber may take the event now.
     store = SqliteStore.from_file(tmp_path / "msgbridge.db")
-    await store.open()
+    await store.start()
     try:
         leased = await store.lease_events(
             "drained",
@@ -134,5 +134,5 @@ async def test_stop_drains_sends_ends_streams_and_refuses_new_calls(
             now=datetime.now(UTC),
         )
     finally:
-        await store.close()
+        await store.aclose()
     assert [e.cursor for e in leased] == [event.cursor]

@@ -84,8 +84,8 @@ async def _create_empty_database(admin_dsn: str, name: str) -> str:
 async def _create_database(admin_dsn: str, name: str) -> PostgresDatabase:
     dsn = await _create_empty_database(admin_dsn, name)
     store = PostgresStore(dsn, min_size=1, max_size=1)
-    await store.open()  # migrate once for the whole session
-    await store.close()
+    await store.start()  # migrate once for the whole session
+    await store.aclose()
     conn = await asyncpg.connect(dsn)
     try:
         rows = await conn.fetch(
@@ -177,8 +177,8 @@ def store_backend(request: pytest.FixtureRequest, tmp_path: Path) -> StoreBacken
 @pytest.fixture
 async def store(store_backend: StoreBackend) -> AsyncIterator[Store]:
     opened = store_backend.make()
-    await opened.open()
+    await opened.start()
     try:
         yield opened
     finally:
-        await opened.close()
+        await opened.aclose()

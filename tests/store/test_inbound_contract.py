@@ -652,23 +652,23 @@ async def test_lease_limit_must_be_positive(store: Store) -> None:
 
 async def test_consumers_survive_reopening(store_backend: StoreBackend) -> None:
     first = store_backend.make()
-    await first.open()
+    await first.start()
     try:
         await lease(first, "core", "a")
         cursors = await append(first, 3)
         assert await lease(first, "core", "a", limit=2, lease_s=10) == cursors[:2]
         await first.ack_events("core", cursors[:1])
     finally:
-        await first.close()
+        await first.aclose()
     second = store_backend.make()
-    await second.open()
+    await second.start()
     try:
         assert await lease(second, "core", "b", now=1) == cursors[2:]
         assert await lease(second, "core", "b", now=10) == cursors[1:2]
         assert [e.cursor for e in await second.read_events(0)] == cursors
         assert await second.latest_cursor() == cursors[-1]
     finally:
-        await second.close()
+        await second.aclose()
 
 
 # ---------------------------------------------------------------------------------------------

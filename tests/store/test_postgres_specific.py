@@ -34,7 +34,7 @@ from server.store import (
     WebhookRequestRecord,
 )
 from server.store._migrations import load_migrations
-from server.store._postgres import EVENTS_CHANNEL, MIGRATION_LOCK
+from server.store.postgres import EVENTS_CHANNEL, MIGRATION_LOCK
 
 pytestmark = pytest.mark.postgres
 
@@ -119,13 +119,13 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
 async def replicas(postgres_dsn: str) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
     """Two stores on one database, as two msgbridge replicas would have."""
     a, b = PostgresStore(postgres_dsn), PostgresStore(postgres_dsn)
-    await a.open()
-    await b.open()
+    await a.start()
+    await b.start()
     try:
         yield a, b
     finally:
-        await a.close()
-        await b.close()
+        await a.aclose()
+        await b.aclose()
 
 
 @pytest.fixture
@@ -164,7 +164,7 @@ async def waiting_pids(conn: asyncpg.Connection) -> list[int]:
 
 async def test_replicas_opening_together_migrate_once(fresh_postgres_dsn: str) -> None:
     stores = [PostgresStore(fresh_postgres_dsn, min_size=1, max_size=2) for _ in range(5)]
-    await asyncio.gather(*(store.open() for store in stores))
+    await asyncio.gather(*(store.start() for store in stores))
     try:
         conn = await asyncpg.connect(fresh_postgres_dsn)
         try:
@@ -180,7 +180,7 @@ async def test_replicas_opening_together_migrate_once(fresh_postgres_dsn: str) -
         assert await stores[4].get_integration("acme") == first
     finally:
         for store in stores:
-            await store.close()
+            await store.aclose()
 
 
 async def test_open_waits_for_a_replica_that_is_migrating(fresh_postgres_dsn: str) -> None:
@@ -188,7 +188,7 @@ async def test_open_waits_for_a_replica_that_is_migrating(fresh_postgres_dsn: st
     try:
         await holder.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
         store = PostgresStore(fresh_postgres_dsn, min_size=1, max_size=1)
-        opening = asyncio.create_task(store.open())
+        opening = asyncio.create_task(store.start())
 
         async def blocked() -> bool:
             return bool(await waiting_pids(holder))
@@ -205,7 +205,7 @@ async def test_open_waits_for_a_replica_that_is_migrating(fresh_postgres_dsn: st
             # The store let go of the lock once done: it can be taken at once.
             assert await holder.fetchval("SELECT pg_try_advisory_lock($1)", MIGRATION_LOCK)
         finally:
-            await store.close()
+            await store.aclose()
     finally:
         await holder.close()
 
@@ -222,7 +222,7 @@ async def test_a_database_newer_than_the_program_is_refused(fresh_postgres_dsn: 
         await conn.close()
     store = PostgresStore(fresh_postgres_dsn, min_size=1, max_size=1)
     with pytest.raises(MigrationError, match="newer"):
-        await store.open()
+        await store.start()
     with pytest.raises(StoreError):  # not left half open
         await store.get_integration("acme")
 
@@ -336,7 +336,7 @@ async def test_the_listener_reconnects_and_wakes_after_losing_its_connection(
 ) -> None:
     a, b = replicas
     wakes: asyncio.Queue[None] = asyncio.Queue()
-    await a.listen_events(lambda: wakes.put_nowait(None))  # ended by a.close()
+    await a.listen_events(lambda: wakes.put_nowait(None))  # ended by a.aclose()
 
     async def listener_pids() -> list[int]:  # LISTEN, then its health check
         rows = await sql.fetch(
@@ -361,7 +361,7 @@ async def test_the_listener_reconnects_and_wakes_after_losing_its_connection(
 
 async def test_closing_the_store_ends_its_listeners(postgres_dsn: str) -> None:
     store = PostgresStore(postgres_dsn, min_size=1, max_size=1)
-    await store.open()
+    await store.start()
     await store.listen_events(lambda: None)
     conn = await asyncpg.connect(postgres_dsn)
     try:
@@ -370,7 +370,7 @@ async def test_closing_the_store_ends_its_listeners(postgres_dsn: str) -> None:
             " WHERE datname = current_database() AND (query ILIKE 'LISTEN%' OR query = 'SELECT 1')"
         )
         assert await conn.fetchval(query) == 1
-        await store.close()
+        await store.aclose()
 
         async def gone() -> bool:
             return bool(await conn.fetchval(query) == 0)
@@ -406,11 +406,11 @@ async def test_concurrent_ingests_share_transactions_but_not_their_failures(
 
 async def test_close_finishes_the_ingests_already_submitted(postgres_dsn: str) -> None:
     store = PostgresStore(postgres_dsn, min_size=1, max_size=1)
-    await store.open()
+    await store.start()
     requests = [webhook() for _ in range(40)]
     tasks = [asyncio.create_task(store.ingest(r, [event(r)])) for r in requests]
     await asyncio.sleep(0)  # every task has submitted its ingest
-    await store.close()
+    await store.aclose()
     outcomes = await asyncio.gather(*tasks)
     assert sorted(e.cursor for o in outcomes for e in o.events) == list(range(1, 41))
     with pytest.raises(StoreClosed):
@@ -534,10 +534,10 @@ def _closed_port() -> int:
 async def test_an_unreachable_server_or_database_is_a_store_error(postgres_dsn: str) -> None:
     nowhere = PostgresStore(f"postgresql://postgres@127.0.0.1:{_closed_port()}/x")
     with pytest.raises(StoreError, match="cannot connect"):
-        await nowhere.open()
+        await nowhere.start()
     missing = PostgresStore(postgres_dsn.rsplit("/", 1)[0] + "/no_such_database_here")
     with pytest.raises(StoreError, match="cannot connect"):
-        await missing.open()
+        await missing.start()
 
 
 async def test_a_lost_connection_fails_a_write_and_a_read_runs_again(

@@ -176,6 +176,29 @@ async def test_list_installations_filters_and_orders_oldest_first(store: Store) 
     assert await store.list_installations(org_id="org-3") == ()
 
 
+async def test_list_installations_pages_in_the_same_order(store: Store) -> None:
+    records = [
+        installation(org_id="org-1" if n % 2 else "org-2", numbers=(f"+1555000{n:04d}",), created=n)
+        for n in range(7)
+    ]
+    for record in reversed(records):
+        await store.create_installation(record)
+    in_org_1 = tuple(r for r in records if r.org_id == "org-1")
+
+    assert await store.list_installations(limit=3) == tuple(records[:3])
+    assert await store.list_installations(limit=3, offset=3) == tuple(records[3:6])
+    assert await store.list_installations(limit=3, offset=6) == tuple(records[6:])
+    assert await store.list_installations(offset=5) == tuple(records[5:])
+    assert await store.list_installations(limit=0) == ()
+    assert await store.list_installations(limit=10, offset=7) == ()
+    assert await store.list_installations(org_id="org-1", limit=2, offset=1) == in_org_1[1:3]
+    assert (
+        await store.list_installations(org_id="org-1", integration_id="acme", offset=2)
+        == in_org_1[2:]
+    )
+    assert await store.list_installations(integration_id="acme", limit=1) == (records[0],)
+
+
 async def test_update_installation_replaces_fields_and_keeps_created_at(store: Store) -> None:
     record = await store.create_installation(installation(numbers=("+1", "+2")))
     changed = dataclasses.replace(
@@ -448,16 +471,16 @@ async def test_naive_times_are_refused(store: Store) -> None:
 
 async def test_data_survives_close_and_reopen(store_backend: StoreBackend) -> None:
     first = store_backend.make()
-    await first.open()
+    await first.start()
     integration = await first.put_integration("acme", '{"id": "acme"}')
     inst = await first.create_installation(installation(numbers=("+1",)))
     msg, _ = await first.claim_message(message(key="k"))
     msg = await first.update_message(msg.id, state=MessageState.SENT, provider_message_id="P1")
-    await first.close()
-    await first.close()  # closing twice is harmless
+    await first.aclose()
+    await first.aclose()  # closing twice is harmless
 
     second = store_backend.make()
-    await second.open()
+    await second.start()
     try:
         assert await second.get_integration("acme") == integration
         assert await second.get_installation(inst.id) == inst
@@ -467,7 +490,7 @@ async def test_data_survives_close_and_reopen(store_backend: StoreBackend) -> No
         with pytest.raises(NumberTaken):
             await second.create_installation(installation(numbers=("+1",)))
     finally:
-        await second.close()
+        await second.aclose()
 
 
 async def test_a_closed_store_refuses_calls(store_backend: StoreBackend) -> None:
@@ -475,8 +498,8 @@ async def test_a_closed_store_refuses_calls(store_backend: StoreBackend) -> None
     with pytest.raises(StoreClosed):
         await never_opened.get_integration("acme")
     opened = store_backend.make()
-    await opened.open()
-    await opened.close()
+    await opened.start()
+    await opened.aclose()
     with pytest.raises(StoreClosed):
         await opened.put_integration("acme", "{}")
     with pytest.raises(StoreClosed):

@@ -36,11 +36,11 @@ from server.store._migrations import (
 @pytest.fixture
 async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     store = SqliteStore(tmp_path / "data")
-    await store.open()
+    await store.start()
     try:
         yield store
     finally:
-        await store.close()
+        await store.aclose()
 
 
 def tables(path: Path) -> set[str]:
@@ -107,13 +107,13 @@ async def test_an_unusable_directory_is_a_store_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     with pytest.raises(StoreError, match="cannot open"):
-        await SqliteStore(blocker / "data").open()
+        await SqliteStore(blocker / "data").start()
 
 
 async def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
     (tmp_path / "msgbridge.sqlite3").write_bytes(b"garbage " * 512)
     with pytest.raises(StoreError):
-        await SqliteStore(tmp_path).open()
+        await SqliteStore(tmp_path).start()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,19 +201,19 @@ async def test_a_database_newer_than_the_code_is_refused(tmp_path: Path) -> None
         conn.execute("INSERT INTO schema_migrations VALUES (999, 'future', 'x', 0)")
         conn.commit()
     with pytest.raises(MigrationError, match="newer"):
-        await SqliteStore(tmp_path).open()
+        await SqliteStore(tmp_path).start()
 
 
 async def test_two_stores_opening_one_new_database_at_once_migrate_it_once(
     tmp_path: Path,
 ) -> None:
     stores = [SqliteStore(tmp_path) for _ in range(4)]
-    await asyncio.gather(*(s.open() for s in stores))
+    await asyncio.gather(*(s.start() for s in stores))
     try:
         records = await asyncio.gather(*(s.put_integration("acme", "{}") for s in stores))
         assert sorted(r.version for r in records) == [1, 2, 3, 4]
     finally:
-        await asyncio.gather(*(s.close() for s in stores))
+        await asyncio.gather(*(s.aclose() for s in stores))
     versions = [v for v, _, _ in recorded_versions(tmp_path / "msgbridge.sqlite3")]
     assert versions == [m.version for m in load_migrations()]
 
@@ -326,10 +326,10 @@ async def test_a_single_failing_write_is_rolled_back(sqlite_store: SqliteStore) 
 
 async def test_close_finishes_queued_writes(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path)
-    await store.open()
+    await store.start()
     pending = [asyncio.ensure_future(store.put_integration(f"i{n}", "{}")) for n in range(100)]
     await asyncio.sleep(0)
-    await store.close()
+    await store.aclose()
     assert all(task.done() for task in pending)
     assert {(await task).version for task in pending} == {1}
     async with SqliteStore(tmp_path) as reopened:

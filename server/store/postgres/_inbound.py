@@ -1,0 +1,459 @@
+"""The PostgreSQL store's inbound path: ingest (batched) and replay, the event log, held
+receipts, durable consumers and retention (the methods
+:class:`~server.store.postgres.PostgresStore` gets from :class:`InboundMethods`)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import asyncpg
+
+from .._base import (
+    Conflict,
+    EventFilter,
+    EventRecord,
+    HeldReceipt,
+    IngestOutcome,
+    MessageRecord,
+    MessageState,
+    MessageTransition,
+    NewEvent,
+    RecordNotFound,
+    StoreClosed,
+    WebhookOutcome,
+    WebhookRequestRecord,
+)
+from .._inbound import Inbound
+from .._rows import EVENT_RECEIVED_AT, aware_time, frozen_map
+from .._transitions import RECEIPT_STATES
+from ._batcher import IngestBatcher, QueuedIngest
+from ._pool import PooledConnection, row_count, storable
+from ._sql import (
+    APPLY_TRANSITION,
+    CLAIM_KEYS,
+    EARLIEST_CURSOR,
+    EVENTS_PURGE_BOUND,
+    EXPIRED_LEASES,
+    INSERT_EVENT,
+    INSERT_HELD,
+    INSERT_WEBHOOK_REQUEST,
+    LATEST_CURSOR,
+    LIST_WEBHOOK_REQUESTS,
+    LOCK_CONSUMER,
+    NO_BOUND,
+    PURGE_STATEMENTS,
+    PUT_LEASES,
+    READ_EVENTS,
+    REQUEST_COLUMN_LIST,
+    ROWS,
+    TAKE_CURSORS,
+    TAKE_DUE_HELD,
+    TAKE_HELD_BY_PROVIDER_ID,
+    filter_params,
+)
+
+__all__ = ["InboundMethods"]
+
+T = TypeVar("T")
+
+_event = ROWS.event
+_held = ROWS.held
+_webhook_request = ROWS.webhook_request
+
+
+async def append_events(
+    conn: PooledConnection, events: Sequence[tuple[NewEvent, tuple[Any, ...]]]
+) -> list[EventRecord]:
+    """Append events (each with its ``ROWS.event_params``) with the next cursors; run it last in the
+    transaction (see TAKE_CURSORS)."""
+    if not events:
+        return []
+    last = int(await conn.fetchval(TAKE_CURSORS, len(events)))
+    first = last - len(events) + 1
+    await conn.executemany(
+        INSERT_EVENT, [(first + n, *params) for n, (_, params) in enumerate(events)]
+    )
+    return [EventRecord.appended(event, first + n) for n, (event, _) in enumerate(events)]
+
+
+async def apply_inbound(conn: PooledConnection, inbounds: Sequence[Inbound]) -> list[IngestOutcome]:
+    """Inside the caller's transaction, for one call or a batch of them, in order: dedupe,
+    transitions, held receipts, then the append (see TAKE_CURSORS). One statement per step
+    whatever the number of calls."""
+    # 1. Claim every dedupe key at once. Per call, its events and then its held receipts, the
+    #    first with a key claimed now is kept; any other with that key is a duplicate.
+    times: dict[str, datetime] = {}
+    for inbound in inbounds:
+        for event, params in inbound.events:
+            if event.dedupe_key is not None:
+                times.setdefault(event.dedupe_key, params[EVENT_RECEIVED_AT])
+        for receipt, _, key_time in inbound.held:
+            if receipt.event.dedupe_key is not None:
+                times.setdefault(receipt.event.dedupe_key, key_time)
+    claimed: set[object] = set()
+    if times:
+        rows = await conn.fetch(CLAIM_KEYS, list(times), list(times.values()))
+        claimed = {row[0] for row in rows}
+
+    def first_claim(key: str | None) -> bool:
+        if key is None:
+            return True
+        stored = storable(key)  # as PostgreSQL returned it
+        if stored in claimed:
+            claimed.discard(stored)
+            return True
+        return False
+
+    appending: list[list[tuple[NewEvent, tuple[Any, ...]]]] = []
+    holding: list[tuple[Any, ...]] = []
+    duplicates: list[int] = []
+    for inbound in inbounds:
+        kept = [item for item in inbound.events if first_claim(item[0].dedupe_key)]
+        held = [
+            params for receipt, params, _ in inbound.held if first_claim(receipt.event.dedupe_key)
+        ]
+        appending.append(kept)
+        holding.extend(held)
+        duplicates.append(len(inbound.events) - len(kept) + len(inbound.held) - len(held))
+    # 2. Transitions, in the given order (one statement each: a later one sees an earlier one).
+    transitions = [params for inbound in inbounds for params in inbound.transitions]
+    if transitions:
+        await conn.executemany(APPLY_TRANSITION, transitions)
+    # 3. Held receipts.
+    if holding:
+        try:
+            await conn.executemany(INSERT_HELD, holding)
+        except asyncpg.UniqueViolationError as exc:
+            raise Conflict("a held receipt's id is already in use") from exc
+    # 4. The events, last: their cursors lock the counter until the commit.
+    appended = iter(await append_events(conn, [item for kept in appending for item in kept]))
+    return [
+        IngestOutcome(events=tuple(itertools.islice(appended, len(kept))), duplicates=dups)
+        for kept, dups in zip(appending, duplicates, strict=True)
+    ]
+
+
+class InboundMethods:
+    """The inbound half of the PostgreSQL store; it runs on the store's ``_read``/``_write``/
+    ``_statement`` and hands concurrent ingests to ``_ingests``."""
+
+    _purge_chunk: int
+    _closing: bool
+    _pool: Any
+    _ingests: IngestBatcher
+
+    async def _read(self, fn: Callable[[PooledConnection], Awaitable[T]]) -> T:
+        raise NotImplementedError
+
+    async def _statement(self, fn: Callable[[PooledConnection], Awaitable[T]]) -> T:
+        raise NotImplementedError
+
+    async def _write(self, fn: Callable[[PooledConnection], Awaitable[T]]) -> T:
+        raise NotImplementedError
+
+    # --- inbound: ingest --------------------------------------------------------------------
+
+    async def ingest(
+        self,
+        request: WebhookRequestRecord,
+        events: Sequence[NewEvent],
+        transitions: Sequence[MessageTransition] = (),
+        held: Sequence[HeldReceipt] = (),
+    ) -> IngestOutcome:
+        request_params = ROWS.request_params(request)
+        inbound = Inbound.encode(ROWS, events, transitions, held, datetime.now(UTC))
+        if self._pool is None or self._closing:
+            raise StoreClosed("the store is not open")
+        return await self._ingests.submit(request_params, inbound)
+
+    async def _ingest_one(self, item: QueuedIngest) -> IngestOutcome:
+        async def op(conn: PooledConnection) -> IngestOutcome:
+            try:
+                await conn.execute(INSERT_WEBHOOK_REQUEST, *item.request_params)
+            except asyncpg.UniqueViolationError as exc:
+                request_id = item.request_params[0]
+                raise Conflict(f"webhook request {request_id!r} already exists") from exc
+            (outcome,) = await apply_inbound(conn, [item.inbound])
+            return outcome
+
+        return await self._write(op)
+
+    async def _ingest_batch(self, batch: Sequence[QueuedIngest]) -> list[IngestOutcome]:
+        async def op(conn: PooledConnection) -> list[IngestOutcome]:
+            try:
+                await conn.executemany(
+                    INSERT_WEBHOOK_REQUEST, [item.request_params for item in batch]
+                )
+            except asyncpg.UniqueViolationError as exc:
+                raise Conflict("a webhook request id is already in use") from exc
+            return await apply_inbound(conn, [item.inbound for item in batch])
+
+        return await self._write(op)
+
+    async def mark_replayed(
+        self,
+        request_id: str,
+        *,
+        outcome: WebhookOutcome,
+        reason: str,
+        events: Sequence[NewEvent],
+        transitions: Sequence[MessageTransition] = (),
+        held: Sequence[HeldReceipt] = (),
+        replayed_at: datetime | None = None,
+    ) -> IngestOutcome:
+        now = datetime.now(UTC)
+        when = now if replayed_at is None else aware_time(replayed_at)
+        inbound = Inbound.encode(ROWS, events, transitions, held, now)
+        outcome_value = WebhookOutcome(outcome).value
+
+        async def op(conn: PooledConnection) -> IngestOutcome:
+            status = await conn.execute(
+                "UPDATE webhook_requests SET outcome = $1, reason = $2, replayed_at = $3"
+                " WHERE id = $4",
+                outcome_value,
+                reason,
+                when,
+                request_id,
+            )
+            if row_count(status) == 0:
+                raise RecordNotFound("webhook request", request_id)
+            (applied,) = await apply_inbound(conn, [inbound])
+            return applied
+
+        return await self._write(op)
+
+    async def get_webhook_request(self, request_id: str) -> WebhookRequestRecord | None:
+        async def fn(conn: PooledConnection) -> WebhookRequestRecord | None:
+            row = await conn.fetchrow(
+                f"SELECT {REQUEST_COLUMN_LIST} FROM webhook_requests WHERE id = $1",  # noqa: S608
+                request_id,
+            )
+            return None if row is None else _webhook_request(row)
+
+        return await self._read(fn)
+
+    async def list_webhook_requests(
+        self,
+        *,
+        outcomes: frozenset[WebhookOutcome],
+        integration_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[WebhookRequestRecord, ...]:
+        wanted = sorted(WebhookOutcome(o).value for o in (outcomes or WebhookOutcome))
+
+        async def fn(conn: PooledConnection) -> tuple[WebhookRequestRecord, ...]:
+            rows = await conn.fetch(LIST_WEBHOOK_REQUESTS, wanted, integration_id, limit, offset)
+            return tuple(_webhook_request(row) for row in rows)
+
+        return await self._read(fn)
+
+    # --- inbound: the event log -------------------------------------------------------------
+
+    async def read_events(
+        self,
+        after_cursor: int,
+        *,
+        filter: EventFilter = EventFilter(),  # noqa: B008 (frozen, never mutated)
+        limit: int = 500,
+    ) -> tuple[EventRecord, ...]:
+        params = (after_cursor, NO_BOUND, *filter_params(filter), limit)
+
+        async def fn(conn: PooledConnection) -> tuple[EventRecord, ...]:
+            return tuple(_event(row) for row in await conn.fetch(READ_EVENTS, *params))
+
+        return await self._read(fn)
+
+    async def latest_cursor(self) -> int:
+        async def fn(conn: PooledConnection) -> int:
+            return int(await conn.fetchval(LATEST_CURSOR))
+
+        return await self._read(fn)
+
+    async def earliest_cursor(self) -> int:
+        async def fn(conn: PooledConnection) -> int:
+            return int(await conn.fetchval(EARLIEST_CURSOR))
+
+        return await self._read(fn)
+
+    # --- inbound: receipts that overtook their send's reply ---------------------------------
+
+    async def correlate_held(
+        self, integration_id: str, provider_message_id: str, message: MessageRecord
+    ) -> IngestOutcome:
+        stamp = datetime.now(UTC)
+        metadata = frozen_map(message.metadata)
+
+        async def op(conn: PooledConnection) -> IngestOutcome:
+            rows = await conn.fetch(
+                TAKE_HELD_BY_PROVIDER_ID,
+                integration_id,
+                provider_message_id,
+            )
+            receipts = sorted((_held(row) for row in rows), key=lambda h: (h.held_at, h.id))
+            events: list[tuple[NewEvent, tuple[Any, ...]]] = []
+            transitions: list[tuple[Any, ...]] = []
+            for receipt in receipts:
+                event = replace(
+                    receipt.event,
+                    message_id=message.id,
+                    org_id=message.org_id,
+                    installation_id=message.installation_id,
+                    metadata=metadata,
+                )
+                events.append((event, ROWS.event_params(event)))
+                state = RECEIPT_STATES.get(event.type)
+                if state is not None:
+                    error = (event.error or None) if state is MessageState.FAILED else None
+                    transitions.append((state.value, error, stamp, message.id))
+            if transitions:
+                await conn.executemany(APPLY_TRANSITION, transitions)
+            appended = await append_events(conn, events)
+            return IngestOutcome(events=tuple(appended), duplicates=0)
+
+        return await self._write(op)
+
+    async def release_held(self, now: datetime) -> tuple[HeldReceipt, ...]:
+        when = aware_time(now)
+
+        async def op(conn: PooledConnection) -> tuple[HeldReceipt, ...]:
+            rows = await conn.fetch(TAKE_DUE_HELD, when)
+            return tuple(sorted((_held(row) for row in rows), key=lambda h: (h.release_at, h.id)))
+
+        return await self._write(op)
+
+    # --- inbound: durable consumers ---------------------------------------------------------
+
+    async def lease_events(
+        self,
+        consumer: str,
+        *,
+        subscriber: str,
+        filter: EventFilter,
+        limit: int,
+        lease_s: float,
+        now: datetime,
+        start_after: int | None = None,
+    ) -> tuple[EventRecord, ...]:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        when = aware_time(now)
+        until = when + timedelta(seconds=lease_s)
+        filter_values = filter_params(filter)
+
+        async def op(conn: PooledConnection) -> tuple[EventRecord, ...]:
+            frontier = int(await conn.fetchval(LOCK_CONSUMER, consumer, start_after, when))
+            leased = [
+                _event(row) for row in await conn.fetch(EXPIRED_LEASES, consumer, when, limit)
+            ]
+            rest = limit - len(leased)
+            if rest > 0:
+                # The latest cursor first: every event up to it is committed, so the read that
+                # follows sees all of them, and the frontier may move past the ones it skips.
+                latest = int(await conn.fetchval(LATEST_CURSOR))
+                fresh: list[EventRecord] = []
+                if latest > frontier:
+                    rows = await conn.fetch(READ_EVENTS, frontier, latest, *filter_values, rest)
+                    fresh = [_event(row) for row in rows]
+                new_frontier = fresh[-1].cursor if len(fresh) == rest else max(frontier, latest)
+                if new_frontier != frontier:
+                    await conn.execute(
+                        "UPDATE event_consumers SET frontier = $2 WHERE name = $1",
+                        consumer,
+                        new_frontier,
+                    )
+                leased.extend(fresh)
+            if leased:
+                cursors = [event.cursor for event in leased]
+                await conn.execute(PUT_LEASES, consumer, subscriber, until, cursors)
+            return tuple(leased)
+
+        return await self._write(op)
+
+    async def ack_events(self, consumer: str, cursors: Sequence[int]) -> int:
+        wanted = list(dict.fromkeys(cursors))
+        if not wanted:
+            return 0
+
+        async def op(conn: PooledConnection) -> int:
+            status = await conn.execute(
+                "DELETE FROM event_leases WHERE consumer = $1 AND cursor = ANY ($2::bigint[])",
+                consumer,
+                wanted,
+            )
+            return row_count(status)
+
+        return await self._statement(op)
+
+    async def release_leases(self, consumer: str, subscriber: str) -> None:
+        async def op(conn: PooledConnection) -> None:
+            await conn.execute(
+                "UPDATE event_leases SET lease_until = '-infinity'"
+                " WHERE consumer = $1 AND subscriber = $2",
+                consumer,
+                subscriber,
+            )
+
+        await self._statement(op)
+
+    # --- retention --------------------------------------------------------------------------
+
+    async def purge(
+        self,
+        *,
+        events_before: datetime | None = None,
+        requests_before: datetime | None = None,
+        unmatched_before: datetime | None = None,
+        messages_before: datetime | None = None,
+        dedupe_before: datetime | None = None,
+    ) -> dict[str, int]:
+        """Deletes in chunks of ``purge_chunk`` rows, each a statement of its own, so that a
+        large purge never holds locks for long."""
+        bounds: dict[str, object] = {}
+        if events_before is not None:
+            stamp = aware_time(events_before)
+
+            async def bound(conn: PooledConnection) -> int:
+                return int(await conn.fetchval(EVENTS_PURGE_BOUND, stamp))
+
+            bounds["events"] = await self._read(bound)
+        for kind, before in (
+            ("requests", requests_before),
+            ("unmatched", unmatched_before),
+            ("messages", messages_before),
+            ("dedupe_keys", dedupe_before),
+        ):
+            if before is not None:
+                bounds[kind] = aware_time(before)
+        counts = dict.fromkeys(
+            ("events", "requests", "unmatched", "messages", "dedupe_keys", "leases"), 0
+        )
+        for kind, limit in bounds.items():
+            counts[kind] = await self._delete_in_chunks(PURGE_STATEMENTS[kind], limit)
+        if "events" in bounds:
+            first_kept = bounds["events"]
+
+            async def drop_leases(conn: PooledConnection) -> int:
+                return row_count(
+                    await conn.execute("DELETE FROM event_leases WHERE cursor < $1", first_kept)
+                )
+
+            counts["leases"] = await self._statement(drop_leases)
+        return counts
+
+    async def _delete_in_chunks(self, statement: str, bound: object) -> int:
+        chunk = self._purge_chunk
+
+        async def op(conn: PooledConnection) -> int:
+            return row_count(await conn.execute(statement, bound, chunk))
+
+        total = 0
+        while True:
+            deleted = await self._statement(op)
+            total += deleted
+            if deleted < chunk:
+                return total

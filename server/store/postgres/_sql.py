@@ -1,0 +1,298 @@
+"""The PostgreSQL store's statements, and its row mapping (times as ``timestamptz``).
+
+Statements are literal text built once at import from the column lists of
+:mod:`server.store._rows`, so asyncpg prepares each once per connection and reuses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Final
+
+from .._base import EventFilter, WebhookOutcome
+from .._rows import (
+    EVENT_COLUMNS,
+    HELD_COLUMNS,
+    INSTALLATION_COLUMNS,
+    INTEGRATION_COLUMNS,
+    MESSAGE_COLUMNS,
+    REQUEST_COLUMNS,
+    Rows,
+    aware_time,
+    columns,
+    utc_time,
+)
+from .._transitions import transition_guard
+from ._listener import EVENTS_CHANNEL
+
+__all__ = [
+    "APPLY_TRANSITION",
+    "CLAIM_KEYS",
+    "CLAIM_MESSAGE",
+    "EARLIEST_CURSOR",
+    "EVENTS_PURGE_BOUND",
+    "EXPIRED_LEASES",
+    "HELD_COLUMN_LIST",
+    "INSERT_EVENT",
+    "INSERT_HELD",
+    "INSERT_INSTALLATION",
+    "INSERT_MESSAGE",
+    "INSERT_NUMBERS",
+    "INSERT_WEBHOOK_REQUEST",
+    "INTEGRATION_COLUMN_LIST",
+    "LATEST_CURSOR",
+    "LIST_INSTALLATIONS",
+    "LIST_WEBHOOK_REQUESTS",
+    "LOCK_CONSUMER",
+    "NO_BOUND",
+    "PURGE_STATEMENTS",
+    "PUT_LEASES",
+    "READ_EVENTS",
+    "REQUEST_COLUMN_LIST",
+    "ROWS",
+    "SELECT_INSTALLATION",
+    "SELECT_INSTALLATION_BY_NUMBER",
+    "SELECT_MESSAGE",
+    "TAKE_CURSORS",
+    "TAKE_DUE_HELD",
+    "TAKE_HELD_BY_PROVIDER_ID",
+    "UPDATE_INSTALLATION",
+    "UPDATE_MESSAGE",
+    "filter_params",
+]
+
+ROWS: Final = Rows(time_param=aware_time, time_value=utc_time)
+
+INTEGRATION_COLUMN_LIST: Final = columns(INTEGRATION_COLUMNS)
+HELD_COLUMN_LIST: Final = columns(HELD_COLUMNS)
+REQUEST_COLUMN_LIST: Final = columns(REQUEST_COLUMNS)
+
+SELECT_INSTALLATION = f"SELECT {columns(INSTALLATION_COLUMNS, 'i')} FROM installations AS i"  # noqa: S608
+
+SELECT_INSTALLATION_BY_NUMBER = f"""
+SELECT {columns(INSTALLATION_COLUMNS, "i")}
+FROM installation_numbers AS n JOIN installations AS i ON i.id = n.installation_id
+"""  # noqa: S608
+
+# $1 org (NULL: any), $2 integration (NULL: any), $3 limit (NULL: none), $4 offset.
+LIST_INSTALLATIONS = f"""
+{SELECT_INSTALLATION}
+WHERE ($1::text IS NULL OR i.org_id = $1) AND ($2::text IS NULL OR i.integration_id = $2)
+ORDER BY i.created_at, i.id LIMIT $3 OFFSET $4
+"""
+
+INSERT_INSTALLATION = """
+INSERT INTO installations (
+    id, org_id, integration_id, properties_json, numbers_json, default_region, enabled,
+    webhook_token_hash, subscription_state, subscription_error, created_at, updated_at
+) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+"""
+
+UPDATE_INSTALLATION = """
+UPDATE installations SET
+    org_id = $2, integration_id = $3, properties_json = $4, numbers_json = $5,
+    default_region = $6, enabled = $7, webhook_token_hash = $8, subscription_state = $9,
+    subscription_error = $10, updated_at = $11
+WHERE id = $1
+RETURNING created_at
+"""
+
+# Numbers in the record's order; the ones another enabled installation holds are not inserted.
+INSERT_NUMBERS = """
+INSERT INTO installation_numbers (integration_id, number, installation_id, org_id)
+SELECT $1, number, $3, $4 FROM unnest($2::text[]) AS given (number)
+ON CONFLICT (integration_id, number) DO NOTHING
+RETURNING number
+"""
+
+SELECT_MESSAGE = f"SELECT {columns(MESSAGE_COLUMNS)} FROM messages"  # noqa: S608
+
+INSERT_MESSAGE = """
+INSERT INTO messages (
+    id, org_id, installation_id, integration_id, kind, from_number, to_number, text, media_url,
+    state, provider_message_id, provider_status, attempts, error, metadata_json, idempotency_key,
+    request_fingerprint, reply_json, created_at, updated_at
+) VALUES (
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20
+)
+"""
+
+CLAIM_MESSAGE = (
+    INSERT_MESSAGE
+    + """
+ON CONFLICT (org_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING id
+"""
+)
+
+# Each field comes with a flag: true = set it to the value, false = keep it.
+UPDATE_MESSAGE = f"""
+UPDATE messages SET
+    state = CASE WHEN $1 THEN $2 ELSE state END,
+    provider_message_id = CASE WHEN $3 THEN $4 ELSE provider_message_id END,
+    provider_status = CASE WHEN $5 THEN $6::integer ELSE provider_status END,
+    attempts = CASE WHEN $7 THEN $8::integer ELSE attempts END,
+    error = CASE WHEN $9 THEN $10 ELSE error END,
+    reply_json = CASE WHEN $11 THEN $12 ELSE reply_json END,
+    updated_at = $13
+WHERE id = $14
+RETURNING {columns(MESSAGE_COLUMNS)}
+"""  # noqa: S608
+
+# --- the inbound path -------------------------------------------------------------------------
+
+# Takes `$1` cursors, just before the commit: the row stays locked until the transaction ends, so
+# a concurrent append waits here and gets greater cursors only after this one is visible (see
+# :mod:`server.store.postgres`). The NOTIFY is delivered at the commit, and not at all on a
+# rollback.
+TAKE_CURSORS = f"""
+WITH taken AS (
+    INSERT INTO event_cursor (only_row, last) VALUES (true, $1)
+    ON CONFLICT (only_row) DO UPDATE SET last = event_cursor.last + excluded.last
+    RETURNING last
+)
+SELECT last, pg_notify('{EVENTS_CHANNEL}', last::text) FROM taken
+"""  # noqa: S608 - a constant
+
+NO_BOUND: Final = 2**63 - 1  # the greatest bigint: "no upper bound" for READ_EVENTS
+
+LATEST_CURSOR = "SELECT COALESCE((SELECT last FROM event_cursor), 0)"
+
+EARLIEST_CURSOR = """
+SELECT COALESCE((SELECT MIN(cursor) FROM events) - 1, (SELECT last FROM event_cursor), 0)
+"""
+
+INSERT_EVENT = f"""
+INSERT INTO events (cursor, {columns(EVENT_COLUMNS)})
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+"""  # noqa: S608 - constants
+
+# $1 after, $2 up to (inclusive), $3 org (NULL: any), $4 integration (NULL: any), $5 types
+# (NULL: any), $6 orgs (NULL: any), $7 limit. The scan walks the cursor key forward and filters
+# as it goes.
+READ_EVENTS = f"""
+SELECT cursor, {columns(EVENT_COLUMNS)} FROM events
+WHERE cursor > $1 AND cursor <= $2
+  AND ($3::text IS NULL OR org_id = $3) AND ($4::text IS NULL OR integration_id = $4)
+  AND ($5::text[] IS NULL OR type = ANY ($5)) AND ($6::text[] IS NULL OR org_id = ANY ($6))
+ORDER BY cursor LIMIT $7
+"""  # noqa: S608 - constants
+
+# The dedupe keys of one call, each once and in key order (the same order in every transaction,
+# which keeps two ingests claiming the same keys from deadlocking); returns the ones claimed now.
+CLAIM_KEYS = """
+INSERT INTO dedupe_keys (key, created_at)
+SELECT key, created_at FROM unnest($1::text[], $2::timestamptz[]) AS claim (key, created_at)
+ORDER BY key
+ON CONFLICT (key) DO NOTHING
+RETURNING key
+"""
+
+# $1 state, $2 error, $3 updated_at, $4 id; only where the message state rule allows it.
+APPLY_TRANSITION = f"""
+UPDATE messages SET state = $1::text, error = $2, updated_at = $3
+WHERE id = $4 AND {transition_guard("$1::text")}
+"""  # noqa: S608 - generated from the rule's table
+
+INSERT_HELD = f"""
+INSERT INTO held_receipts ({HELD_COLUMN_LIST}) VALUES ($1, $2, $3, $4, $5, $6)
+"""  # noqa: S608 - constants
+
+TAKE_HELD_BY_PROVIDER_ID = f"""
+DELETE FROM held_receipts WHERE integration_id = $1 AND provider_message_id = $2
+RETURNING {HELD_COLUMN_LIST}
+"""  # noqa: S608 - constants
+
+# SKIP LOCKED: a receipt another replica is taking right now is left to it.
+TAKE_DUE_HELD = f"""
+DELETE FROM held_receipts WHERE id IN (
+    SELECT id FROM held_receipts WHERE release_at <= $1 FOR UPDATE SKIP LOCKED
+)
+RETURNING {HELD_COLUMN_LIST}
+"""  # noqa: S608 - constants
+
+INSERT_WEBHOOK_REQUEST = f"""
+INSERT INTO webhook_requests ({REQUEST_COLUMN_LIST})
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+"""  # noqa: S608 - constants
+
+LIST_WEBHOOK_REQUESTS = f"""
+SELECT {REQUEST_COLUMN_LIST} FROM webhook_requests
+WHERE outcome = ANY ($1::text[]) AND ($2::text IS NULL OR integration_id = $2)
+ORDER BY received_at DESC, id DESC LIMIT $3 OFFSET $4
+"""  # noqa: S608 - constants
+
+# Creates the consumer if new (its frontier "from now" unless $2 says where), and in any case
+# locks its row until the transaction ends and returns its frontier: the subscribers of one
+# consumer, on any replica, take turns at the frontier.
+LOCK_CONSUMER = """
+INSERT INTO event_consumers (name, frontier, created_at)
+VALUES ($1, COALESCE($2::bigint, (SELECT last FROM event_cursor), 0), $3)
+ON CONFLICT (name) DO UPDATE SET name = excluded.name
+RETURNING frontier
+"""
+
+# $1 consumer, $2 now, $3 limit: expired leases whose event is kept, lowest cursor first. A lease
+# another transaction holds (being acknowledged, say) is skipped rather than waited for.
+EXPIRED_LEASES = f"""
+SELECT e.cursor, {columns(EVENT_COLUMNS, "e")}
+FROM event_leases AS l JOIN events AS e ON e.cursor = l.cursor
+WHERE l.consumer = $1 AND l.lease_until <= $2
+ORDER BY l.cursor LIMIT $3
+FOR UPDATE OF l SKIP LOCKED
+"""  # noqa: S608 - constants
+
+PUT_LEASES = """
+INSERT INTO event_leases (consumer, cursor, subscriber, lease_until)
+SELECT $1, leased, $2, $3 FROM unnest($4::bigint[]) AS leased
+ON CONFLICT (consumer, cursor) DO UPDATE SET
+    subscriber = excluded.subscriber, lease_until = excluded.lease_until
+"""
+
+# Chunked deletes: $1 the time (or cursor) bound, $2 the chunk size.
+PURGE_STATEMENTS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "requests": """
+DELETE FROM webhook_requests WHERE id IN (
+    SELECT id FROM webhook_requests WHERE outcome = 'matched' AND received_at < $1 LIMIT $2
+)""",
+        "unmatched": """
+DELETE FROM webhook_requests WHERE id IN (
+    SELECT id FROM webhook_requests
+    WHERE outcome IN ('unmatched', 'unroutable', 'unauthenticated') AND received_at < $1
+    LIMIT $2
+)""",
+        "messages": """
+DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE created_at < $1 LIMIT $2)""",
+        "dedupe_keys": """
+DELETE FROM dedupe_keys WHERE key IN (
+    SELECT key FROM dedupe_keys WHERE created_at < $1 LIMIT $2
+)""",
+        "events": """
+DELETE FROM events WHERE cursor IN (
+    SELECT cursor FROM events WHERE cursor < $1 ORDER BY cursor LIMIT $2
+)""",
+    }
+)
+assert {o.value for o in WebhookOutcome} == {
+    "matched",
+    "unmatched",
+    "unroutable",
+    "unauthenticated",
+}
+
+# The first cursor to keep when events received before $1 are purged (a prefix of the log).
+EVENTS_PURGE_BOUND = """
+SELECT COALESCE(
+    (SELECT cursor FROM events WHERE received_at >= $1 ORDER BY cursor LIMIT 1),
+    (SELECT COALESCE(MAX(cursor), 0) + 1 FROM events)
+)
+"""
+
+
+def filter_params(event_filter: EventFilter) -> tuple[Any, ...]:
+    """``READ_EVENTS``' $3 … $6 for a filter."""
+    types = sorted(event_filter.types) if event_filter.types else None
+    orgs = sorted(event_filter.orgs) if event_filter.orgs is not None else None
+    return (event_filter.org_id, event_filter.integration_id, types, orgs)

@@ -1,0 +1,375 @@
+"""The SQLite store's inbound path: ingest and replay, the event log, held receipts, durable
+consumers and retention (the methods :class:`~server.store.sqlite.SqliteStore` gets from
+:class:`InboundMethods`)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from .._base import (
+    Conflict,
+    EventFilter,
+    EventRecord,
+    HeldReceipt,
+    IngestOutcome,
+    MessageRecord,
+    MessageState,
+    MessageTransition,
+    NewEvent,
+    RecordNotFound,
+    WebhookOutcome,
+    WebhookRequestRecord,
+)
+from .._inbound import Inbound
+from .._rows import EVENT_RECEIVED_AT, encode_time, frozen_map
+from .._transitions import RECEIPT_STATES
+from ._sql import (
+    APPLY_TRANSITION,
+    CLAIM_KEY,
+    EARLIEST_CURSOR,
+    EVENTS_PURGE_BOUND,
+    EXPIRED_LEASES,
+    HELD_COLUMN_LIST,
+    INSERT_EVENT,
+    INSERT_HELD,
+    INSERT_WEBHOOK_REQUEST,
+    LATEST_CURSOR,
+    LIST_WEBHOOK_REQUESTS,
+    LONG_AGO,
+    PURGE_STATEMENTS,
+    PUT_LEASE,
+    READ_EVENTS,
+    ROWS,
+    SELECT_WEBHOOK_REQUEST,
+    filter_params,
+)
+
+__all__ = ["InboundMethods"]
+
+T = TypeVar("T")
+
+_event = ROWS.event
+_held = ROWS.held
+_webhook_request = ROWS.webhook_request
+
+
+def _apply(conn: sqlite3.Connection, inbound: Inbound) -> IngestOutcome:
+    """Inside the caller's transaction: dedupe and append, transitions, held receipts."""
+    appended: list[EventRecord] = []
+    duplicates = 0
+    for event, params in inbound.events:
+        key = event.dedupe_key
+        if (
+            key is not None
+            and conn.execute(CLAIM_KEY, (key, params[EVENT_RECEIVED_AT])).rowcount == 0
+        ):
+            duplicates += 1
+            continue
+        cursor = conn.execute(INSERT_EVENT, params).lastrowid
+        assert cursor is not None
+        appended.append(EventRecord.appended(event, cursor))
+    if inbound.transitions:
+        conn.executemany(APPLY_TRANSITION, inbound.transitions)
+    for receipt, params, key_time in inbound.held:
+        key = receipt.event.dedupe_key
+        if key is not None and conn.execute(CLAIM_KEY, (key, key_time)).rowcount == 0:
+            duplicates += 1
+            continue
+        try:
+            conn.execute(INSERT_HELD, params)
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(f"held receipt {receipt.id!r} already exists") from exc
+    return IngestOutcome(events=tuple(appended), duplicates=duplicates)
+
+
+class InboundMethods:
+    """The inbound half of the SQLite store; it runs on the store's ``_write``/``_read``."""
+
+    _purge_chunk: int
+
+    async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        raise NotImplementedError
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        raise NotImplementedError
+
+    # --- inbound: ingest --------------------------------------------------------------------
+
+    async def ingest(
+        self,
+        request: WebhookRequestRecord,
+        events: Sequence[NewEvent],
+        transitions: Sequence[MessageTransition] = (),
+        held: Sequence[HeldReceipt] = (),
+    ) -> IngestOutcome:
+        request_params = ROWS.request_params(request)
+        inbound = Inbound.encode(ROWS, events, transitions, held, encode_time(datetime.now(UTC)))
+
+        def op(conn: sqlite3.Connection) -> IngestOutcome:
+            try:
+                conn.execute(INSERT_WEBHOOK_REQUEST, request_params)
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(f"webhook request {request.id!r} already exists") from exc
+            return _apply(conn, inbound)
+
+        return await self._write(op)
+
+    async def mark_replayed(
+        self,
+        request_id: str,
+        *,
+        outcome: WebhookOutcome,
+        reason: str,
+        events: Sequence[NewEvent],
+        transitions: Sequence[MessageTransition] = (),
+        held: Sequence[HeldReceipt] = (),
+        replayed_at: datetime | None = None,
+    ) -> IngestOutcome:
+        now = encode_time(datetime.now(UTC))
+        stamp = now if replayed_at is None else encode_time(replayed_at)
+        inbound = Inbound.encode(ROWS, events, transitions, held, now)
+        params = (WebhookOutcome(outcome).value, reason, stamp, request_id)
+
+        def op(conn: sqlite3.Connection) -> IngestOutcome:
+            changed = conn.execute(
+                "UPDATE webhook_requests SET outcome = ?, reason = ?, replayed_at = ? WHERE id = ?",
+                params,
+            ).rowcount
+            if changed == 0:
+                raise RecordNotFound("webhook request", request_id)
+            return _apply(conn, inbound)
+
+        return await self._write(op)
+
+    async def get_webhook_request(self, request_id: str) -> WebhookRequestRecord | None:
+        def fn(conn: sqlite3.Connection) -> WebhookRequestRecord | None:
+            row = conn.execute(SELECT_WEBHOOK_REQUEST + " WHERE id = ?", (request_id,)).fetchone()
+            return None if row is None else _webhook_request(row)
+
+        return await self._read(fn)
+
+    async def list_webhook_requests(
+        self,
+        *,
+        outcomes: frozenset[WebhookOutcome],
+        integration_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[WebhookRequestRecord, ...]:
+        wanted = sorted(WebhookOutcome(o).value for o in (outcomes or WebhookOutcome))
+        params = (json.dumps(wanted), integration_id, limit, offset)
+
+        def fn(conn: sqlite3.Connection) -> tuple[WebhookRequestRecord, ...]:
+            return tuple(_webhook_request(r) for r in conn.execute(LIST_WEBHOOK_REQUESTS, params))
+
+        return await self._read(fn)
+
+    # --- inbound: the event log -------------------------------------------------------------
+
+    async def read_events(
+        self,
+        after_cursor: int,
+        *,
+        filter: EventFilter = EventFilter(),  # noqa: B008 (frozen, never mutated)
+        limit: int = 500,
+    ) -> tuple[EventRecord, ...]:
+        params = (after_cursor, *filter_params(filter), limit)
+
+        def fn(conn: sqlite3.Connection) -> tuple[EventRecord, ...]:
+            return tuple(_event(row) for row in conn.execute(READ_EVENTS, params))
+
+        return await self._read(fn)
+
+    async def latest_cursor(self) -> int:
+        return await self._read(lambda conn: int(conn.execute(LATEST_CURSOR).fetchone()[0]))
+
+    async def earliest_cursor(self) -> int:
+        return await self._read(lambda conn: int(conn.execute(EARLIEST_CURSOR).fetchone()[0]))
+
+    # --- inbound: receipts that overtook their send's reply ---------------------------------
+
+    async def correlate_held(
+        self, integration_id: str, provider_message_id: str, message: MessageRecord
+    ) -> IngestOutcome:
+        stamp = encode_time(datetime.now(UTC))
+        metadata = frozen_map(message.metadata)
+
+        def op(conn: sqlite3.Connection) -> IngestOutcome:
+            rows = conn.execute(
+                f"SELECT {HELD_COLUMN_LIST} FROM held_receipts"  # noqa: S608
+                " WHERE integration_id = ? AND provider_message_id = ? ORDER BY held_at, id",
+                (integration_id, provider_message_id),
+            ).fetchall()
+            appended: list[EventRecord] = []
+            for row in rows:
+                receipt = _held(row)
+                event = replace(
+                    receipt.event,
+                    message_id=message.id,
+                    org_id=message.org_id,
+                    installation_id=message.installation_id,
+                    metadata=metadata,
+                )
+                cursor = conn.execute(INSERT_EVENT, ROWS.event_params(event)).lastrowid
+                assert cursor is not None
+                appended.append(EventRecord.appended(event, cursor))
+                state = RECEIPT_STATES.get(event.type)
+                if state is not None:
+                    error = (event.error or None) if state is MessageState.FAILED else None
+                    conn.execute(APPLY_TRANSITION, (state.value, error, stamp, message.id))
+                conn.execute("DELETE FROM held_receipts WHERE id = ?", (receipt.id,))
+            return IngestOutcome(events=tuple(appended), duplicates=0)
+
+        return await self._write(op)
+
+    async def release_held(self, now: datetime) -> tuple[HeldReceipt, ...]:
+        stamp = encode_time(now)
+
+        def op(conn: sqlite3.Connection) -> tuple[HeldReceipt, ...]:
+            rows = conn.execute(
+                f"DELETE FROM held_receipts WHERE release_at <= ? RETURNING {HELD_COLUMN_LIST}",  # noqa: S608
+                (stamp,),
+            ).fetchall()
+            return tuple(sorted((_held(row) for row in rows), key=lambda h: (h.release_at, h.id)))
+
+        return await self._write(op)
+
+    # --- inbound: durable consumers ---------------------------------------------------------
+
+    async def lease_events(
+        self,
+        consumer: str,
+        *,
+        subscriber: str,
+        filter: EventFilter,
+        limit: int,
+        lease_s: float,
+        now: datetime,
+        start_after: int | None = None,
+    ) -> tuple[EventRecord, ...]:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        stamp = encode_time(now)
+        until = stamp + round(lease_s * 1_000_000)
+        filter_values = filter_params(filter)
+
+        def op(conn: sqlite3.Connection) -> tuple[EventRecord, ...]:
+            row = conn.execute(
+                "SELECT frontier FROM event_consumers WHERE name = ?", (consumer,)
+            ).fetchone()
+            if row is None:
+                frontier = (
+                    start_after
+                    if start_after is not None
+                    else int(conn.execute(LATEST_CURSOR).fetchone()[0])
+                )
+                conn.execute(
+                    "INSERT INTO event_consumers (name, frontier, created_at) VALUES (?, ?, ?)",
+                    (consumer, frontier, stamp),
+                )
+            else:
+                frontier = int(row[0])
+            leased = [_event(r) for r in conn.execute(EXPIRED_LEASES, (consumer, stamp, limit))]
+            rest = limit - len(leased)
+            if rest > 0:
+                fresh = [
+                    _event(r) for r in conn.execute(READ_EVENTS, (frontier, *filter_values, rest))
+                ]
+                if len(fresh) == rest:
+                    new_frontier = fresh[-1].cursor
+                else:  # everything after the frontier was read: skip what the filter left out
+                    new_frontier = max(frontier, int(conn.execute(LATEST_CURSOR).fetchone()[0]))
+                if new_frontier != frontier:
+                    conn.execute(
+                        "UPDATE event_consumers SET frontier = ? WHERE name = ?",
+                        (new_frontier, consumer),
+                    )
+                leased.extend(fresh)
+            if leased:
+                conn.executemany(
+                    PUT_LEASE, [(consumer, e.cursor, subscriber, until) for e in leased]
+                )
+            return tuple(leased)
+
+        return await self._write(op)
+
+    async def ack_events(self, consumer: str, cursors: Sequence[int]) -> int:
+        params = [(consumer, cursor) for cursor in dict.fromkeys(cursors)]
+        if not params:
+            return 0
+
+        def op(conn: sqlite3.Connection) -> int:
+            deleted = conn.executemany(
+                "DELETE FROM event_leases WHERE consumer = ? AND cursor = ?", params
+            ).rowcount
+            return max(deleted, 0)
+
+        return await self._write(op)
+
+    async def release_leases(self, consumer: str, subscriber: str) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE event_leases SET lease_until = ? WHERE consumer = ? AND subscriber = ?",
+                (LONG_AGO, consumer, subscriber),
+            )
+
+        await self._write(op)
+
+    # --- retention --------------------------------------------------------------------------
+
+    async def purge(
+        self,
+        *,
+        events_before: datetime | None = None,
+        requests_before: datetime | None = None,
+        unmatched_before: datetime | None = None,
+        messages_before: datetime | None = None,
+        dedupe_before: datetime | None = None,
+    ) -> dict[str, int]:
+        """Deletes in chunks of ``purge_chunk`` rows, each its own short transaction, so that a
+        large purge never holds up the webhooks queued behind it on the writer thread."""
+        bounds: dict[str, int] = {}
+        if events_before is not None:
+            stamp = encode_time(events_before)
+            bounds["events"] = await self._read(
+                lambda conn: int(conn.execute(EVENTS_PURGE_BOUND, (stamp,)).fetchone()[0])
+            )
+        for kind, before in (
+            ("requests", requests_before),
+            ("unmatched", unmatched_before),
+            ("messages", messages_before),
+            ("dedupe_keys", dedupe_before),
+        ):
+            if before is not None:
+                bounds[kind] = encode_time(before)
+        counts = dict.fromkeys(
+            ("events", "requests", "unmatched", "messages", "dedupe_keys", "leases"), 0
+        )
+        for kind, bound in bounds.items():
+            counts[kind] = await self._delete_in_chunks(PURGE_STATEMENTS[kind], bound)
+        if "events" in bounds:
+            first_kept = bounds["events"]
+            counts["leases"] = await self._write(
+                lambda conn: (
+                    conn.execute(
+                        "DELETE FROM event_leases WHERE cursor < ?", (first_kept,)
+                    ).rowcount
+                )
+            )
+        return counts
+
+    async def _delete_in_chunks(self, statement: str, bound: int) -> int:
+        chunk = self._purge_chunk
+        total = 0
+        while True:
+            deleted = await self._write(
+                lambda conn: conn.execute(statement, (bound, chunk)).rowcount
+            )
+            total += deleted
+            if deleted < chunk:
+                return total

@@ -1,0 +1,239 @@
+"""The SQLite store's statements, and its row mapping (times as integer microseconds).
+
+Statements are built once, at import, from the column lists of :mod:`server.store._rows`; what
+runs is always the same text, so sqlite3 caches each prepared form.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Final
+
+from .._base import EventFilter, WebhookOutcome
+from .._rows import (
+    EVENT_COLUMNS,
+    HELD_COLUMNS,
+    INSTALLATION_COLUMNS,
+    MESSAGE_COLUMNS,
+    REQUEST_COLUMNS,
+    Rows,
+    columns,
+    decode_time,
+    encode_time,
+)
+from .._transitions import transition_guard
+
+__all__ = [
+    "APPLY_TRANSITION",
+    "CLAIM_KEY",
+    "CLAIM_MESSAGE",
+    "EARLIEST_CURSOR",
+    "EVENTS_PURGE_BOUND",
+    "EXPIRED_LEASES",
+    "HELD_COLUMN_LIST",
+    "INSERT_EVENT",
+    "INSERT_HELD",
+    "INSERT_INSTALLATION",
+    "INSERT_MESSAGE",
+    "INSERT_WEBHOOK_REQUEST",
+    "LATEST_CURSOR",
+    "LIST_INSTALLATIONS",
+    "LIST_WEBHOOK_REQUESTS",
+    "LONG_AGO",
+    "PURGE_STATEMENTS",
+    "PUT_LEASE",
+    "READ_EVENTS",
+    "ROWS",
+    "SELECT_INSTALLATION",
+    "SELECT_INSTALLATION_BY_NUMBER",
+    "SELECT_MESSAGE",
+    "SELECT_WEBHOOK_REQUEST",
+    "UPDATE_INSTALLATION",
+    "UPDATE_MESSAGE",
+    "filter_params",
+]
+
+ROWS: Final = Rows(time_param=encode_time, time_value=decode_time)
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+def _insert(table: str, names: tuple[str, ...]) -> str:
+    return f"INSERT INTO {table} ({columns(names)}) VALUES ({_marks(len(names))})"  # noqa: S608
+
+
+HELD_COLUMN_LIST: Final = columns(HELD_COLUMNS)
+
+SELECT_INSTALLATION: Final = f"SELECT {columns(INSTALLATION_COLUMNS)} FROM installations"  # noqa: S608
+
+SELECT_INSTALLATION_BY_NUMBER: Final = f"""
+SELECT {columns(INSTALLATION_COLUMNS, "i")}
+FROM installation_numbers AS n JOIN installations AS i ON i.id = n.installation_id
+"""  # noqa: S608
+
+# By which filters are given (org, integration): literal conditions, so that each uses its index.
+# Parameters: the given filters, then the limit (-1: none) and the offset.
+LIST_INSTALLATIONS: Final[Mapping[tuple[bool, bool], str]] = MappingProxyType(
+    {
+        (org, integration): SELECT_INSTALLATION
+        + {
+            (True, True): " WHERE org_id = ? AND integration_id = ?",
+            (True, False): " WHERE org_id = ?",
+            (False, True): " WHERE integration_id = ?",
+            (False, False): "",
+        }[org, integration]
+        + " ORDER BY created_at, id LIMIT ? OFFSET ?"
+        for org in (True, False)
+        for integration in (True, False)
+    }
+)
+
+INSERT_INSTALLATION: Final = _insert("installations", INSTALLATION_COLUMNS)
+
+UPDATE_INSTALLATION: Final = """
+UPDATE installations SET
+    org_id = ?, integration_id = ?, properties_json = ?, numbers_json = ?, default_region = ?,
+    enabled = ?, webhook_token_hash = ?, subscription_state = ?, subscription_error = ?,
+    updated_at = ?
+WHERE id = ?
+RETURNING created_at
+"""
+
+SELECT_MESSAGE: Final = f"SELECT {columns(MESSAGE_COLUMNS)} FROM messages"  # noqa: S608
+
+INSERT_MESSAGE: Final = _insert("messages", MESSAGE_COLUMNS)
+
+CLAIM_MESSAGE: Final = (
+    INSERT_MESSAGE
+    + "\nON CONFLICT (org_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+)
+
+# Each field comes with a flag: 1 = set it to the value, 0 = keep it.
+UPDATE_MESSAGE: Final = f"""
+UPDATE messages SET
+    state = CASE WHEN ? THEN ? ELSE state END,
+    provider_message_id = CASE WHEN ? THEN ? ELSE provider_message_id END,
+    provider_status = CASE WHEN ? THEN ? ELSE provider_status END,
+    attempts = CASE WHEN ? THEN ? ELSE attempts END,
+    error = CASE WHEN ? THEN ? ELSE error END,
+    reply_json = CASE WHEN ? THEN ? ELSE reply_json END,
+    updated_at = ?
+WHERE id = ?
+RETURNING {columns(MESSAGE_COLUMNS)}
+"""  # noqa: S608
+
+# --- the inbound path -------------------------------------------------------------------------
+
+INSERT_EVENT: Final = _insert("events", EVENT_COLUMNS)
+
+_EVENT_SELECT: Final = f"SELECT cursor, {columns(EVENT_COLUMNS)} FROM events"  # noqa: S608
+
+# ?1 cursor, ?2 org (NULL: any), ?3 integration (NULL: any), ?4 JSON list of types (NULL: any),
+# ?5 JSON list of orgs (NULL: any), ?6 limit. The scan walks the cursor key forward and filters
+# as it goes.
+READ_EVENTS: Final = f"""
+{_EVENT_SELECT}
+WHERE cursor > ?1 AND (?2 IS NULL OR org_id = ?2) AND (?3 IS NULL OR integration_id = ?3)
+  AND (?4 IS NULL OR type IN (SELECT value FROM json_each(?4)))
+  AND (?5 IS NULL OR org_id IN (SELECT value FROM json_each(?5)))
+ORDER BY cursor LIMIT ?6
+"""  # noqa: S608
+
+LATEST_CURSOR: Final = "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)"
+
+EARLIEST_CURSOR: Final = """
+SELECT COALESCE(
+    (SELECT MIN(cursor) FROM events) - 1,
+    (SELECT seq FROM sqlite_sequence WHERE name = 'events'),
+    0
+)
+"""
+
+CLAIM_KEY: Final = "INSERT INTO dedupe_keys (key, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING"
+
+# ?1 state, ?2 error, ?3 updated_at, ?4 id; only where the message state rule allows it.
+APPLY_TRANSITION: Final = f"""
+UPDATE messages SET state = ?1, error = ?2, updated_at = ?3
+WHERE id = ?4 AND {transition_guard("?1")}
+"""  # noqa: S608
+
+INSERT_HELD: Final = _insert("held_receipts", HELD_COLUMNS)
+
+SELECT_WEBHOOK_REQUEST: Final = f"SELECT {columns(REQUEST_COLUMNS)} FROM webhook_requests"  # noqa: S608
+
+INSERT_WEBHOOK_REQUEST: Final = _insert("webhook_requests", REQUEST_COLUMNS)
+
+# ?1 JSON list of outcomes, ?2 integration (NULL: any), ?3 limit, ?4 offset.
+LIST_WEBHOOK_REQUESTS: Final = f"""
+{SELECT_WEBHOOK_REQUEST}
+WHERE outcome IN (SELECT value FROM json_each(?1)) AND (?2 IS NULL OR integration_id = ?2)
+ORDER BY received_at DESC, id DESC LIMIT ?3 OFFSET ?4
+"""  # noqa: S608
+
+# ?1 consumer, ?2 now, ?3 limit: expired leases whose event is kept, lowest cursor first.
+EXPIRED_LEASES: Final = f"""
+SELECT e.cursor, {columns(EVENT_COLUMNS, "e")}
+FROM event_leases AS l JOIN events AS e ON e.cursor = l.cursor
+WHERE l.consumer = ?1 AND l.lease_until <= ?2
+ORDER BY l.cursor LIMIT ?3
+"""  # noqa: S608
+
+PUT_LEASE: Final = """
+INSERT INTO event_leases (consumer, cursor, subscriber, lease_until) VALUES (?, ?, ?, ?)
+ON CONFLICT (consumer, cursor) DO UPDATE SET
+    subscriber = excluded.subscriber, lease_until = excluded.lease_until
+"""
+
+assert {o.value for o in WebhookOutcome} == {
+    "matched",
+    "unmatched",
+    "unroutable",
+    "unauthenticated",
+}
+
+# Chunked deletes: ?1 the time (or cursor) bound, ?2 the chunk size.
+PURGE_STATEMENTS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "requests": """
+DELETE FROM webhook_requests WHERE id IN (
+    SELECT id FROM webhook_requests WHERE outcome = 'matched' AND received_at < ?1 LIMIT ?2
+)""",
+        "unmatched": """
+DELETE FROM webhook_requests WHERE id IN (
+    SELECT id FROM webhook_requests
+    WHERE outcome IN ('unmatched', 'unroutable', 'unauthenticated') AND received_at < ?1
+    LIMIT ?2
+)""",
+        "messages": """
+DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE created_at < ?1 LIMIT ?2)""",
+        "dedupe_keys": """
+DELETE FROM dedupe_keys WHERE key IN (
+    SELECT key FROM dedupe_keys WHERE created_at < ?1 LIMIT ?2
+)""",
+        "events": """
+DELETE FROM events WHERE cursor IN (
+    SELECT cursor FROM events WHERE cursor < ?1 ORDER BY cursor LIMIT ?2
+)""",
+    }
+)
+
+# The first cursor to keep when events received before ?1 are purged (a prefix of the log).
+EVENTS_PURGE_BOUND: Final = """
+SELECT COALESCE(
+    (SELECT cursor FROM events WHERE received_at >= ?1 ORDER BY cursor LIMIT 1),
+    (SELECT COALESCE(MAX(cursor), 0) + 1 FROM events)
+)
+"""
+
+LONG_AGO: Final = -(2**62)  # a released lease's lease_until: expired for any `now`
+
+
+def filter_params(event_filter: EventFilter) -> tuple[Any, ...]:
+    """``READ_EVENTS``' ?2 … ?5 for a filter."""
+    types = json.dumps(sorted(event_filter.types)) if event_filter.types else None
+    orgs = json.dumps(sorted(event_filter.orgs)) if event_filter.orgs is not None else None
+    return (event_filter.org_id, event_filter.integration_id, types, orgs)

@@ -1,0 +1,225 @@
+"""The SQLite store's threads: one writer, a few readers, a WAL checkpointer.
+
+Each thread owns one connection. A coroutine hands a thread an operation — a plain function
+``op(conn) -> T`` — through a queue and awaits a future; the thread takes everything queued (up
+to ``max_batch``), runs it, and settles the batch's futures with one ``call_soon_threadsafe``.
+The writer runs each batch as ONE transaction (each operation in its own SAVEPOINT) and settles
+the futures only after the commit. See :mod:`server.store.sqlite` for why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from .._base import Conflict, StoreClosed, StoreError
+
+__all__ = ["Checkpointer", "Readers", "Worker", "Writer"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class _Job(Generic[T]):
+    op: Callable[[sqlite3.Connection], T]
+    future: asyncio.Future[T]
+    loop: asyncio.AbstractEventLoop
+
+
+_Result = tuple[Any, BaseException | None]
+_Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]
+
+
+def _as_store_error(exc: BaseException) -> BaseException:
+    """The exception a caller sees: ours as is, the driver's wrapped, anything else as is."""
+    if isinstance(exc, StoreError):
+        return exc
+    if isinstance(exc, sqlite3.IntegrityError):
+        error: StoreError = Conflict(str(exc))
+    elif isinstance(exc, sqlite3.Error):
+        error = StoreError(f"{type(exc).__name__}: {exc}")
+    else:
+        return exc
+    error.__cause__ = exc
+    return error
+
+
+def _resolve(outcomes: list[_Outcome]) -> None:
+    """Runs on the event loop: settle the futures of one batch."""
+    for future, value, exc in outcomes:
+        if future.done():  # the caller was cancelled; the operation ran anyway
+            continue
+        if exc is None:
+            future.set_result(value)
+        else:
+            future.set_exception(exc)
+
+
+class Worker:
+    """Threads, one per connection, that run queued operations in batches.
+
+    Each thread takes everything queued (up to ``max_batch``), runs it (:meth:`_execute`), then
+    settles the batch's futures with one ``call_soon_threadsafe`` per event loop: one wake-up of
+    the loop per batch rather than per operation, which is what keeps the loop and these threads
+    from trading the GIL back and forth under load.
+    """
+
+    def __init__(
+        self, connections: Sequence[sqlite3.Connection], *, name: str, max_batch: int
+    ) -> None:
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._threads = [
+            threading.Thread(target=self._run, args=(conn,), name=f"{name}-{n}", daemon=True)
+            for n, conn in enumerate(connections)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, op: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        with self._lock:
+            if self._stopping:
+                raise StoreClosed("the store is closed")
+            self._queue.put(_Job(op, future, loop))
+        return future
+
+    def stop(self) -> None:
+        """Finish everything queued, end the threads, close the connections (blocking)."""
+        with self._lock:
+            if not self._stopping:
+                self._stopping = True
+                for _ in self._threads:
+                    self._queue.put(None)
+        for thread in self._threads:
+            thread.join()
+
+    def _run(self, conn: sqlite3.Connection) -> None:
+        try:
+            stop = False
+            while not stop:
+                job = self._queue.get()
+                if job is None:
+                    break
+                batch = [job]
+                while len(batch) < self._max_batch:
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:  # each thread takes exactly one stop mark
+                        stop = True
+                        break
+                    batch.append(more)
+                results = self._execute(conn, batch)
+                by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+                for item, (value, failure) in zip(batch, results, strict=True):
+                    by_loop.setdefault(item.loop, []).append((item.future, value, failure))
+                for loop, outcomes in by_loop.items():
+                    # RuntimeError: that loop is closed, so nobody is waiting any more.
+                    with contextlib.suppress(RuntimeError):
+                        loop.call_soon_threadsafe(_resolve, outcomes)
+        finally:
+            conn.close()
+
+    def _execute(self, conn: sqlite3.Connection, batch: Sequence[_Job[Any]]) -> list[_Result]:
+        results: list[_Result] = []
+        for job in batch:
+            try:
+                results.append((job.op(conn), None))
+            except Exception as exc:
+                results.append((None, _as_store_error(exc)))
+        return results
+
+
+class Writer(Worker):
+    """The one thread that owns the write connection: each batch is one transaction.
+
+    Every operation of a batch runs inside its own SAVEPOINT, so one that raises is rolled back
+    alone; the batch commits once, and only then are its futures settled.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, *, max_batch: int) -> None:
+        super().__init__([conn], name="msgbridge-store-writer", max_batch=max_batch)
+
+    def _execute(self, conn: sqlite3.Connection, batch: Sequence[_Job[Any]]) -> list[_Result]:
+        results: list[_Result] = []
+        single = len(batch) == 1
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in batch:
+                if not single:
+                    conn.execute("SAVEPOINT op")
+                try:
+                    value = job.op(conn)
+                except Exception as exc:
+                    if not single:
+                        conn.execute("ROLLBACK TO op")
+                        conn.execute("RELEASE op")
+                    results.append((None, _as_store_error(exc)))
+                else:
+                    if not single:
+                        conn.execute("RELEASE op")
+                    results.append((value, None))
+            if single and results[0][1] is not None:
+                conn.execute("ROLLBACK")
+            else:
+                conn.execute("COMMIT")
+        except Exception as exc:  # the transaction itself failed: nothing of it was kept
+            logger.error("store write transaction failed: %s", type(exc).__name__)
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    logger.exception("store rollback failed")
+            results = [(None, _as_store_error(exc))] * len(batch)
+        return results
+
+
+class Readers(Worker):
+    """Reader threads, each with its own connection; under WAL they read while the writer writes.
+
+    Reads run in autocommit mode: each statement sees everything committed before it started,
+    which includes every write whose caller has been answered.
+    """
+
+    def __init__(self, connections: Sequence[sqlite3.Connection], *, max_batch: int) -> None:
+        super().__init__(connections, name="msgbridge-store-reader", max_batch=max_batch)
+
+
+class Checkpointer:
+    """Copies the WAL back into the database on its own connection and thread (PASSIVE: it never
+    blocks the writer), every ``interval_s`` seconds, and once more (TRUNCATE) when stopped."""
+
+    def __init__(self, conn: sqlite3.Connection, *, interval_s: float = 1.0) -> None:
+        self._conn = conn
+        self._interval_s = interval_s
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self._interval_s):
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            except sqlite3.Error:
+                logger.warning("a WAL checkpoint failed; the next one will try again")
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        self._conn.close()
