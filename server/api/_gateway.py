@@ -49,7 +49,7 @@ from ._convert import (
     send_request,
     unmatched_pb,
 )
-from ._paging import as_async, fill, in_memory, list_page, page_request
+from ._paging import Read, as_async, fill, in_memory, list_page, page_request
 from ._replies import REPLY_BUDGET, Page, ReadLimit, clip_text, pages_by_size
 from ._rpc import rpc, rpc_stream
 
@@ -161,7 +161,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         caller = await self._authorize(request, context)
         offset, size = page_request(request.page_size, request.page_token)
         listing = await list_page(
-            in_memory(self._catalog.list),  # whole, until the catalog reads a page itself
+            lambda offset, limit: self._catalog.list(offset=offset, limit=limit),
             offset,
             size,
             functools.partial(self._integration_pb, count_for=caller),
@@ -212,13 +212,28 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             authorization=authorization,
         )
 
-    async def _visible_installations(
+    def _installation_pages(
         self, request: gateway_pb2.ListInstallationsRequest, caller: Caller
-    ) -> tuple[InstallationRecord, ...]:
-        everything = await self._store.list_installations(
-            org_id=request.org_id or None, integration_id=request.integration_id or None
-        )
-        return tuple(r for r in everything if caller.sees(r.org_id))
+    ) -> Read[InstallationRecord]:
+        """Pages of the installations ``request`` lists that ``caller`` may see: read a page at a
+        time from the store, unless a token scoped to organisations lists every organisation's
+        (then the visible ones are picked from the whole list, so offsets stay right)."""
+        org_id = request.org_id or None
+        integration_id = request.integration_id or None
+        if caller.orgs is None or org_id is not None:  # a named org was checked by _authorize
+
+            async def page(offset: int, limit: int) -> Sequence[InstallationRecord]:
+                return await self._store.list_installations(
+                    org_id=org_id, integration_id=integration_id, offset=offset, limit=limit
+                )
+
+            return page
+
+        async def visible() -> Sequence[InstallationRecord]:
+            everything = await self._store.list_installations(integration_id=integration_id)
+            return tuple(r for r in everything if caller.sees(r.org_id))
+
+        return in_memory(visible)
 
     @rpc
     async def EnableIntegration(
@@ -264,8 +279,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         caller = await self._authorize(request, context)
         offset, size = page_request(request.page_size, request.page_token)
         listing = await list_page(
-            # Whole, until the store reads a page of installations itself.
-            in_memory(lambda: self._visible_installations(request, caller)),
+            self._installation_pages(request, caller),
             offset,
             size,
             self._installation_pb,

@@ -171,8 +171,12 @@ class IntegrationCatalog:
         self._loaded[(record.id, record.version)] = loaded
         return loaded
 
-    async def list(self) -> list[LoadedIntegration]:
-        return [await self.loaded(record) for record in await self._store.list_integrations()]
+    async def list(self, *, offset: int = 0, limit: int | None = None) -> list[LoadedIntegration]:
+        """Registered integrations, oldest first; ``offset`` of them skipped, at most ``limit``
+        (None: all). Only the definitions returned are loaded."""
+        records = await self._store.list_integrations()
+        end = None if limit is None else offset + limit
+        return [await self.loaded(record) for record in records[offset:end]]
 
     async def delete(self, integration_id: str) -> bool:
         self._latest.pop(integration_id, None)
