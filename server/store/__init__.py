@@ -41,10 +41,12 @@ from ._base import (
     WebhookRequestRecord,
 )
 from ._migrations import MigrationError
+from ._transitions import RECEIPT_STATES
 from .postgres import PostgresStore
 from .sqlite import SqliteStore
 
 __all__ = [
+    "RECEIPT_STATES",
     "UNSET",
     "Conflict",
     "EventFilter",

@@ -1,23 +1,18 @@
 """What a receipt does to the message it reports on (docs/format.md, "Receipts": message states).
 
 Read by the ingest path when a receipt finds its message at once, and by the held receipts when
-one finds it later."""
+one finds it later. The table itself is the store's (:data:`server.store.RECEIPT_STATES`), beside
+the rule of which state may follow which, so it is written once."""
 
 from __future__ import annotations
 
-from ...engine import EventType
-from ...store import MessageState, MessageTransition
+from ...store import RECEIPT_STATES, MessageTransition
 
 __all__ = ["transition_for"]
-
-_TRANSITIONS = {
-    EventType.MESSAGE_DELIVERED: MessageState.DELIVERED,
-    EventType.MESSAGE_FAILED: MessageState.FAILED,
-    EventType.MESSAGE_SENT: MessageState.SENT,
-}
 
 
 def transition_for(event_type: str, message_id: str, error: str | None) -> MessageTransition:
     """The state a receipt of ``event_type`` moves message ``message_id`` to."""
-    state = _TRANSITIONS[EventType(event_type)]
-    return MessageTransition(message_id=message_id, state=state, error=error or None)
+    return MessageTransition(
+        message_id=message_id, state=RECEIPT_STATES[event_type], error=error or None
+    )
