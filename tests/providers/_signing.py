@@ -102,7 +102,9 @@ def sign_webhook(
         secret = _value(auth["secret"], properties).encode()
         signed = auth.get("signed", "body")
         out: dict[str, str] = {}
-        if signed == "body":
+        if "string_to_sign" in auth:
+            data = _string_to_sign(auth, out, method=method, url=url, headers=headers, body=body)
+        elif signed == "body":
             data = body
         elif signed == "url+body":
             data = url.encode() + body
@@ -125,3 +127,40 @@ def sign_webhook(
         out[auth["header"]] = auth.get("prefix", "") + encoded
         return out
     raise ValueError(f"unknown WebhookAuth type {kind!r}: {json.dumps(auth)}")
+
+
+def _string_to_sign(
+    auth: Mapping[str, Any],
+    out: dict[str, str],
+    *,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes,
+) -> bytes:
+    """The signed string of an ``hmac`` with ``string_to_sign`` (docs/format.md, "WebhookAuth"),
+    adding the timestamp and nonce headers it signs to ``out``."""
+    parts: list[bytes] = []
+    for segment in parse_template(str(auth["string_to_sign"])):
+        if not isinstance(segment, Placeholder):
+            parts.append(segment.encode())
+        elif segment.name == "body":
+            parts.append(body)
+        elif segment.name == "url":
+            parts.append(url.encode())
+        elif segment.name == "base_url":
+            parts.append(url.split("?", 1)[0].split("#", 1)[0].encode())
+        elif segment.name == "method":
+            parts.append(method.upper().encode())
+        elif segment.name == "timestamp":
+            out[auth["timestamp_header"]] = str(int(time.time()))
+            parts.append(out[auth["timestamp_header"]].encode())
+        elif segment.name == "nonce":
+            out[auth["nonce_header"]] = uuid.uuid4().hex
+            parts.append(out[auth["nonce_header"]].encode())
+        elif segment.name.startswith("header:"):
+            wanted = segment.name[len("header:") :].lower()
+            parts.append(next(v for k, v in headers.items() if k.lower() == wanted).encode())
+        else:
+            raise ValueError(f"unknown part of string_to_sign: {segment.name}")
+    return b"".join(parts)

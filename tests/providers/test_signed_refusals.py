@@ -1,0 +1,63 @@
+"""Shipped definitions whose WebhookAuth is one of the (ext) signature schemes refuse, through the
+real service, a documented webhook that is unsigned or signed wrongly (docs/format.md,
+"WebhookAuth": answered 401, no event); test_conformance.py shows the same webhooks, signed as the
+provider signs them, give their events.
+"""
+
+from __future__ import annotations
+
+import json
+
+import aiohttp
+import pytest
+import yarl
+
+from msgbridge.v1 import gateway_pb2
+from server.demo import RunningFakeProvider
+
+from ..service.conftest import GatewayFactory
+from ._signing import sign_webhook
+from .test_conformance import FIXTURES, _definition, _install, _load
+
+CASES = [("sinch_sms", "inbound_sms_non_ascii")]
+
+
+@pytest.mark.parametrize(("provider", "webhook"), CASES)
+@pytest.mark.parametrize("tamper", ["unsigned", "wrong secret", "changed body"])
+async def test_a_webhook_not_signed_as_the_provider_signs_is_refused(
+    provider: str,
+    webhook: str,
+    tamper: str,
+    start_gateway: GatewayFactory,
+    provider_fake: RunningFakeProvider,
+) -> None:
+    case = _load(FIXTURES / provider / "webhooks" / f"{webhook}.json")
+    gateway, installation, install = await _install(start_gateway, provider, provider_fake)
+    body = json.dumps(case["body"]).encode()
+    path = installation.webhook_url.split("127.0.0.1:0", 1)[1]
+    url = f"http://127.0.0.1:{gateway.server.http_port}{path}"
+    headers = {"Content-Type": case["content_type"]}
+    if tamper != "unsigned":
+        properties = dict(install["properties"])
+        if tamper == "wrong secret":
+            properties = {name: value + "x" for name, value in properties.items()}
+        headers.update(
+            sign_webhook(
+                _definition(provider)["WebhookAuth"],
+                properties,
+                method="POST",
+                url=installation.webhook_url,
+                headers=headers,
+                body=body,
+            )
+        )
+        if tamper == "changed body":
+            body = body.replace(b"mo_text", b"mo_text ", 1)
+    before = await gateway.stub.ListEvents(gateway_pb2.ListEventsRequest(page_size=1000))
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(yarl.URL(url, encoded=True), data=body, headers=headers) as answer,
+    ):
+        assert answer.status == 401, await answer.text()
+    after = await gateway.stub.ListEvents(gateway_pb2.ListEventsRequest(page_size=1000))
+    assert len(after.events) == len(before.events)
