@@ -2,7 +2,8 @@
 
 An ``hmac``'s ``string_to_sign`` may name only parts of the request the verifier knows
 (server/security/webhook_auth/_string_to_sign.py has the same table), each header it reads must be
-named by its option, and it replaces ``signed`` rather than adding to it. A signed string without
+named by its option and cannot be the signature's own, and it replaces ``signed`` rather than
+adding to it. A signed string without
 the body is allowed — Plivo V2 signs none — but said, since a changed body would then pass.
 """
 
@@ -64,7 +65,14 @@ def _part_problems(segment: Placeholder, auth: Mapping[str, Any]) -> Iterator[Pr
         yield Problem(pointer=_AT, message=f"{shown}: no part of a signed string is optional")
     elif name.startswith(_HEADER):
         header = name[len(_HEADER) :]
-        if not _HEADER_NAME.fullmatch(header):
+        signature = auth.get("header")
+        if isinstance(signature, str) and header.lower() == signature.lower():
+            yield Problem(
+                pointer=_AT,
+                message=f"{shown} is the header that carries the signature, which cannot sign "
+                "itself",
+            )
+        elif not _HEADER_NAME.fullmatch(header):
             yield Problem(
                 pointer=_AT,
                 message=f"{shown} does not name a header: write $header:Name$, where an HTTP "

@@ -100,6 +100,8 @@ def sign_webhook(
         return {auth.get("header", "Authorization"): f"Bearer {token}"}
     if kind == "hmac":
         secret = _value(auth["secret"], properties).encode()
+        if auth.get("secret_encoding") == "base64":  # Standard Webhooks: whsec_ and base64
+            secret = base64.b64decode(secret.removeprefix(b"whsec_"))
         signed = auth.get("signed", "body")
         out: dict[str, str] = {}
         if "string_to_sign" in auth:
@@ -159,8 +161,12 @@ def _string_to_sign(
             out[auth["nonce_header"]] = uuid.uuid4().hex
             parts.append(out[auth["nonce_header"]].encode())
         elif segment.name.startswith("header:"):
-            wanted = segment.name[len("header:") :].lower()
-            parts.append(next(v for k, v in headers.items() if k.lower() == wanted).encode())
+            name = segment.name[len("header:") :]
+            given = [v for k, v in {**headers, **out}.items() if k.lower() == name.lower()]
+            if not given:  # a header the provider adds to sign, such as webhook-id
+                out[name] = "msg_" + uuid.uuid4().hex
+                given = [out[name]]
+            parts.append(given[0].encode())
         else:
             raise ValueError(f"unknown part of string_to_sign: {segment.name}")
     return b"".join(parts)
