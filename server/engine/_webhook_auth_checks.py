@@ -3,7 +3,7 @@
 An ``hmac``'s ``string_to_sign`` may name only parts of the request the verifier knows
 (server/security/webhook_auth/_string_to_sign.py has the same table), each header it reads must be
 named by its option and cannot be the signature's own, and it replaces ``signed`` rather than
-adding to it. A signed string without
+adding to it. A ``token`` is in a header or a body field, exactly one. A signed string without
 the body is allowed — Plivo V2 signs none — but said, since a changed body would then pass.
 """
 
@@ -28,10 +28,35 @@ _AT = "/WebhookAuth/string_to_sign"
 
 
 def check_webhook_auth(document: Mapping[str, Any]) -> Iterator[Problem]:
-    """The ``string_to_sign`` of an ``hmac`` WebhookAuth names known parts of the request."""
+    """The ``string_to_sign`` of an ``hmac`` names known parts of the request; a ``token`` says
+    where it is."""
     auth = document.get("WebhookAuth")
-    if not isinstance(auth, Mapping) or auth.get("type") != "hmac":
-        return
+    if isinstance(auth, Mapping) and auth.get("type") == "hmac":
+        yield from _string_to_sign_problems(auth)
+    elif isinstance(auth, Mapping) and auth.get("type") == "token":
+        yield from _token_problems(auth)
+
+
+def _token_problems(auth: Mapping[str, Any]) -> Iterator[Problem]:
+    """A token is in a header or in a body field, exactly one; a prefix belongs to a header."""
+    if "header" in auth and "field" in auth:
+        yield Problem(
+            pointer="/WebhookAuth/field",
+            message="a token is in a header or in a body field, not both; keep one",
+        )
+    elif "header" not in auth and "field" not in auth:
+        yield Problem(
+            pointer="/WebhookAuth",
+            message="a token needs header or field: where the provider puts it",
+        )
+    if "prefix" in auth and "header" not in auth:
+        yield Problem(
+            pointer="/WebhookAuth/prefix",
+            message="prefix is text before the token in its header, so it needs header",
+        )
+
+
+def _string_to_sign_problems(auth: Mapping[str, Any]) -> Iterator[Problem]:
     template = auth.get("string_to_sign")
     if not isinstance(template, str) or not template:
         return  # the schema says what is wrong with it

@@ -70,6 +70,10 @@ def sign_webhook(
         return {
             "Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         }
+    if kind == "token":  # a token in a body field travels in the fixture's body, as sent
+        if "header" not in auth:
+            return {}
+        return {auth["header"]: auth.get("prefix", "") + _value(auth["token"], properties)}
     if kind == "twilio":
         token = _value(auth["auth_token"], properties).encode()
         data = url

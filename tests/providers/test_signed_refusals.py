@@ -1,12 +1,13 @@
-"""Shipped definitions whose WebhookAuth is one of the (ext) signature schemes refuse, through the
-real service, a documented webhook that is unsigned or signed wrongly (docs/format.md,
-"WebhookAuth": answered 401, no event); test_conformance.py shows the same webhooks, signed as the
-provider signs them, give their events.
+"""Shipped definitions whose WebhookAuth is one of the (ext) schemes refuse, through the real
+service, a documented webhook that is unsigned, signed wrongly or without its token
+(docs/format.md, "WebhookAuth": answered 401, no event); test_conformance.py shows the same
+webhooks, signed or carrying the token as the provider sends them, give their events.
 """
 
 from __future__ import annotations
 
 import json
+import urllib.parse
 
 import aiohttp
 import pytest
@@ -61,6 +62,46 @@ async def test_a_webhook_not_signed_as_the_provider_signs_is_refused(
     async with (
         aiohttp.ClientSession() as http,
         http.post(yarl.URL(url, encoded=True), data=body, headers=headers) as answer,
+    ):
+        assert answer.status == 401, await answer.text()
+    after = await gateway.stub.ListEvents(gateway_pb2.ListEventsRequest(page_size=1000))
+    assert len(after.events) == len(before.events)
+
+
+# A token in a body field travels in the provider's body itself (Telerivet's ``secret``).
+FIELD_CASES = [("telerivet", "inbound_sms_non_ascii", "secret")]
+
+
+@pytest.mark.parametrize(("provider", "webhook", "field"), FIELD_CASES)
+@pytest.mark.parametrize("tamper", ["without the field", "another value", "the field twice"])
+async def test_a_webhook_without_the_right_token_field_is_refused(
+    provider: str,
+    webhook: str,
+    field: str,
+    tamper: str,
+    start_gateway: GatewayFactory,
+    provider_fake: RunningFakeProvider,
+) -> None:
+    case = _load(FIXTURES / provider / "webhooks" / f"{webhook}.json")
+    gateway, installation, _ = await _install(start_gateway, provider, provider_fake)
+    fields = urllib.parse.parse_qsl(case["body_text"], keep_blank_values=True)
+    token = dict(fields)[field]
+    kept = [(k, v) for k, v in fields if k != field]
+    if tamper == "another value":
+        kept.append((field, token[:-1] + ("A" if token[-1:] != "A" else "B")))
+    elif tamper == "the field twice":
+        kept += [(field, token), (field, token + "x")]
+    body = urllib.parse.urlencode(kept).encode()
+    path = installation.webhook_url.split("127.0.0.1:0", 1)[1]
+    url = f"http://127.0.0.1:{gateway.server.http_port}{path}"
+    before = await gateway.stub.ListEvents(gateway_pb2.ListEventsRequest(page_size=1000))
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            yarl.URL(url, encoded=True),
+            data=body,
+            headers={"Content-Type": case["content_type"]},
+        ) as answer,
     ):
         assert answer.status == 401, await answer.text()
     after = await gateway.stub.ListEvents(gateway_pb2.ListEventsRequest(page_size=1000))
