@@ -40,7 +40,7 @@ from server.engine import WebhookAuth
 from ._encoding import from_base64, from_hex, utf8
 from ._failed import WebhookAuthFailed
 from ._options import choice, secret, text, tolerance
-from ._request import SignedRequest, header_values, single_header
+from ._request import SignedRequest, base_url, header_values, single_header
 from ._string_to_sign import string_to_sign
 from ._timestamps import check_window, parse_timestamp
 
@@ -75,13 +75,7 @@ def _timestamp_body(auth: WebhookAuth, request: SignedRequest) -> Signed:
 
 def _url_nonce(auth: WebhookAuth, request: SignedRequest) -> Signed:
     nonce = single_header(request, text(auth, "nonce_header"))
-    return utf8(_base_uri(request.url)) + utf8(nonce), None
-
-
-def _base_uri(url: str) -> str:
-    """``url`` up to its query or fragment, as given (no re-encoding, no added slash)."""
-    end = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=len(url))
-    return url[:end]
+    return utf8(base_url(request.url)) + utf8(nonce), None
 
 
 _SIGNED: Mapping[str, Callable[[WebhookAuth, SignedRequest], Signed]] = {

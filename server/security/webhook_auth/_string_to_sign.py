@@ -24,7 +24,7 @@ from server.engine import Placeholder, WebhookAuth, parse_template
 from ._encoding import utf8
 from ._failed import WebhookAuthFailed
 from ._options import text
-from ._request import SignedRequest, single_header
+from ._request import SignedRequest, base_url, single_header
 
 __all__ = ["HEADER_PART", "PARTS", "string_to_sign"]
 
@@ -44,9 +44,7 @@ def _url(auth: WebhookAuth, request: SignedRequest) -> bytes:
 
 
 def _base_url(auth: WebhookAuth, request: SignedRequest) -> bytes:
-    url = request.url
-    end = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=len(url))
-    return utf8(url[:end])
+    return utf8(base_url(request.url))
 
 
 def _method(auth: WebhookAuth, request: SignedRequest) -> bytes:
