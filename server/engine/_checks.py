@@ -27,6 +27,7 @@ from ._variables import (
     tree_strings,
     webhook_model_strings,
 )
+from ._webhook_auth_checks import check_webhook_auth
 
 __all__ = ["CHECKS", "semantic_problems"]
 
@@ -548,4 +549,5 @@ CHECKS: tuple[Check, ...] = (
     check_webhook_events,
     check_webhook_header_names,
     check_webhook_constraints,
+    check_webhook_auth,
 )

@@ -158,7 +158,7 @@ def chained_captures(request: Mapping[str, Any]) -> frozenset[str]:
 
 _AUTH_TEMPLATES = ("username", "password", "token", "key")
 _OAUTH2_TEMPLATES = ("client_id", "client_secret", "authorization_endpoint", "token_endpoint")
-_WEBHOOK_AUTH_TEMPLATES = ("secret", "auth_token", "public_key", "username", "password")
+_WEBHOOK_AUTH_TEMPLATES = ("secret", "auth_token", "public_key", "username", "password", "token")
 
 
 def template_strings(document: Mapping[str, Any]) -> Iterator[TemplateString]:

@@ -70,6 +70,10 @@ def sign_webhook(
         return {
             "Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         }
+    if kind == "token":  # a token in a body field travels in the fixture's body, as sent
+        if "header" not in auth:
+            return {}
+        return {auth["header"]: auth.get("prefix", "") + _value(auth["token"], properties)}
     if kind == "twilio":
         token = _value(auth["auth_token"], properties).encode()
         data = url
@@ -100,9 +104,13 @@ def sign_webhook(
         return {auth.get("header", "Authorization"): f"Bearer {token}"}
     if kind == "hmac":
         secret = _value(auth["secret"], properties).encode()
+        if auth.get("secret_encoding") == "base64":  # Standard Webhooks: whsec_ and base64
+            secret = base64.b64decode(secret.removeprefix(b"whsec_"))
         signed = auth.get("signed", "body")
         out: dict[str, str] = {}
-        if signed == "body":
+        if "string_to_sign" in auth:
+            data = _string_to_sign(auth, out, method=method, url=url, headers=headers, body=body)
+        elif signed == "body":
             data = body
         elif signed == "url+body":
             data = url.encode() + body
@@ -125,3 +133,44 @@ def sign_webhook(
         out[auth["header"]] = auth.get("prefix", "") + encoded
         return out
     raise ValueError(f"unknown WebhookAuth type {kind!r}: {json.dumps(auth)}")
+
+
+def _string_to_sign(
+    auth: Mapping[str, Any],
+    out: dict[str, str],
+    *,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes,
+) -> bytes:
+    """The signed string of an ``hmac`` with ``string_to_sign`` (docs/format.md, "WebhookAuth"),
+    adding the timestamp and nonce headers it signs to ``out``."""
+    parts: list[bytes] = []
+    for segment in parse_template(str(auth["string_to_sign"])):
+        if not isinstance(segment, Placeholder):
+            parts.append(segment.encode())
+        elif segment.name == "body":
+            parts.append(body)
+        elif segment.name == "url":
+            parts.append(url.encode())
+        elif segment.name == "base_url":
+            parts.append(url.split("?", 1)[0].split("#", 1)[0].encode())
+        elif segment.name == "method":
+            parts.append(method.upper().encode())
+        elif segment.name == "timestamp":
+            out[auth["timestamp_header"]] = str(int(time.time()))
+            parts.append(out[auth["timestamp_header"]].encode())
+        elif segment.name == "nonce":
+            out[auth["nonce_header"]] = uuid.uuid4().hex
+            parts.append(out[auth["nonce_header"]].encode())
+        elif segment.name.startswith("header:"):
+            name = segment.name[len("header:") :]
+            given = [v for k, v in {**headers, **out}.items() if k.lower() == name.lower()]
+            if not given:  # a header the provider adds to sign, such as webhook-id
+                out[name] = "msg_" + uuid.uuid4().hex
+                given = [out[name]]
+            parts.append(given[0].encode())
+        else:
+            raise ValueError(f"unknown part of string_to_sign: {segment.name}")
+    return b"".join(parts)

@@ -3,7 +3,8 @@ provider.
 
 Pure code: no I/O and no clock (the current time is an argument). One entry point,
 :func:`verify_webhook`, checks a :class:`SignedRequest` against a definition's
-:class:`~server.engine.WebhookAuth` — ``hmac``, ``twilio``, ``ed25519``, ``jwt`` or ``basic`` —
+:class:`~server.engine.WebhookAuth` — ``hmac``, ``twilio``, ``ed25519``, ``jwt``, ``basic`` or
+(ext) ``token`` —
 with secrets rendered from the installation's property values, and raises
 :class:`WebhookAuthFailed` when the request is not proven genuine. Where a scheme signs a
 timestamp, a request outside the replay window (``tolerance_s``, default 300 s) fails too.

@@ -14,9 +14,17 @@ signed timestamp (checked against the replay window) when there is one:
   to a URL with a query (a GET callback carries its parameters there) still verifies. The query
   is not covered by such a signature.
 
+*(ext)* ``string_to_sign`` instead of ``signed`` builds the signed string from parts of the request
+(``_string_to_sign``): Slack's ``v0:$timestamp$:$body$``, Sinch's ``$body$.$nonce$.$timestamp$``.
+
+*(ext)* With ``secret_encoding: base64`` the secret is the base64 of the key bytes, after an
+optional ``whsec_`` prefix (Standard Webhooks, as Svix and Surge issue them).
+
 The header may carry several signatures separated by commas or spaces (``v1=…, v1=…`` during a
 secret rotation); the request passes when any of them matches. With a ``prefix`` (``sha256=``)
-only the parts that start with it are signatures. Comparison is constant-time.
+only the parts that start with it are signatures; a prefix may itself hold a comma (Standard
+Webhooks' ``v1,<sig> v1,<sig>``), so the space-separated parts are tried whole too. Comparison is
+constant-time.
 """
 
 from __future__ import annotations
@@ -32,7 +40,8 @@ from server.engine import WebhookAuth
 from ._encoding import from_base64, from_hex, utf8
 from ._failed import WebhookAuthFailed
 from ._options import choice, secret, text, tolerance
-from ._request import SignedRequest, header_values, single_header
+from ._request import SignedRequest, base_url, header_values, single_header
+from ._string_to_sign import string_to_sign
 from ._timestamps import check_window, parse_timestamp
 
 __all__ = ["verify_hmac"]
@@ -44,6 +53,8 @@ _DIGESTS: Mapping[str, Callable[..., Any]] = {
 }
 _DECODERS: Mapping[str, Callable[[str], bytes | None]] = {"hex": from_hex, "base64": from_base64}
 _SEPARATORS = re.compile(r"[,\s]+")
+_SPACES = re.compile(r"\s+")
+_STANDARD_WEBHOOKS_PREFIX = "whsec_"
 _MAX_CANDIDATES = 32
 
 Signed = tuple[bytes, str | None]  # the signed bytes, and the signed timestamp if any
@@ -64,13 +75,7 @@ def _timestamp_body(auth: WebhookAuth, request: SignedRequest) -> Signed:
 
 def _url_nonce(auth: WebhookAuth, request: SignedRequest) -> Signed:
     nonce = single_header(request, text(auth, "nonce_header"))
-    return utf8(_base_uri(request.url)) + utf8(nonce), None
-
-
-def _base_uri(url: str) -> str:
-    """``url`` up to its query or fragment, as given (no re-encoding, no added slash)."""
-    end = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=len(url))
-    return url[:end]
+    return utf8(base_url(request.url)) + utf8(nonce), None
 
 
 _SIGNED: Mapping[str, Callable[[WebhookAuth, SignedRequest], Signed]] = {
@@ -81,15 +86,23 @@ _SIGNED: Mapping[str, Callable[[WebhookAuth, SignedRequest], Signed]] = {
 }
 
 
+def _signed(auth: WebhookAuth, request: SignedRequest) -> Signed:
+    if "string_to_sign" in auth.options:
+        if "signed" in auth.options:  # msgbridge check refuses both; never guess which
+            raise WebhookAuthFailed("the WebhookAuth options signed and string_to_sign conflict")
+        return string_to_sign(auth, request)
+    return _SIGNED[choice(auth, "signed", _SIGNED, "body")](auth, request)
+
+
 def verify_hmac(
     auth: WebhookAuth, properties: Mapping[str, str], request: SignedRequest, *, now: float
 ) -> None:
-    key = utf8(secret(auth, "secret", properties))
+    key = _key(auth, properties)
     digest = _DIGESTS[choice(auth, "algorithm", _DIGESTS, "sha256")]
     decode = _DECODERS[choice(auth, "encoding", _DECODERS, "hex")]
     header = text(auth, "header")
     prefix = text(auth, "prefix", "")
-    message, timestamp = _SIGNED[choice(auth, "signed", _SIGNED, "body")](auth, request)
+    message, timestamp = _signed(auth, request)
     seconds = parse_timestamp(timestamp) if timestamp is not None else None
 
     values = [value.strip() for value in header_values(request, header) if value.strip()]
@@ -107,12 +120,33 @@ def verify_hmac(
         check_window(seconds, now=now, tolerance=tolerance(auth))
 
 
+def _key(auth: WebhookAuth, properties: Mapping[str, str]) -> bytes:
+    """The HMAC key: the secret's UTF-8 bytes, or (ext) the bytes its base64 stands for."""
+    value = secret(auth, "secret", properties)
+    if choice(auth, "secret_encoding", ("utf8", "base64"), "utf8") == "utf8":
+        return utf8(value)
+    value = value.strip()
+    if value.startswith(_STANDARD_WEBHOOKS_PREFIX):
+        value = value[len(_STANDARD_WEBHOOKS_PREFIX) :]
+    key = from_base64(value)
+    if not key:
+        raise WebhookAuthFailed("the configured secret is not base64")
+    return key
+
+
 def _candidates(values: list[str], prefix: str) -> list[str]:
-    """Each header value whole, then its comma- or space-separated parts, prefix removed."""
+    """Each header value whole, its space-separated parts, then its comma- or space-separated
+    parts, prefix removed."""
     parts: list[str] = []
     for value in values:
         parts.append(value)
-        parts.extend(part for part in _SEPARATORS.split(value) if part and part != value)
+        spaced = [part for part in _SPACES.split(value) if part and part != value]
+        parts.extend(spaced)
+        parts.extend(
+            part
+            for part in _SEPARATORS.split(value)
+            if part and part != value and part not in spaced
+        )
     candidates: list[str] = []
     for part in parts[:_MAX_CANDIDATES]:
         if prefix:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ._failed import WebhookAuthFailed
 
-__all__ = ["SignedRequest", "header_values", "media_type", "single_header"]
+__all__ = ["SignedRequest", "base_url", "header_values", "media_type", "single_header"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -48,3 +48,9 @@ def media_type(request: SignedRequest) -> str:
     if not values:
         return ""
     return values[0].partition(";")[0].strip().lower()
+
+
+def base_url(url: str) -> str:
+    """``url`` up to its query or fragment, as given (no re-encoding, no added slash)."""
+    end = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=len(url))
+    return url[:end]

@@ -13,6 +13,7 @@ from ._failed import WebhookAuthFailed
 from ._hmac import verify_hmac
 from ._jwt import verify_jwt
 from ._request import SignedRequest
+from ._token import verify_token
 from ._twilio import verify_twilio
 
 __all__ = ["verify_webhook"]
@@ -35,6 +36,7 @@ _VERIFIERS: Mapping[str, Verifier] = {
     "ed25519": verify_ed25519,
     "jwt": verify_jwt,
     "basic": verify_basic,
+    "token": verify_token,
 }
 
 

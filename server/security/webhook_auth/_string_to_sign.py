@@ -1,0 +1,94 @@
+"""(ext) ``string_to_sign``: the signed string of an ``hmac`` built from parts of the request
+(docs/format.md, "WebhookAuth").
+
+The option is a template in the engine's placeholder grammar (``$$`` is a literal dollar sign);
+each placeholder names a part of the request, from a table of small functions, one per part:
+
+- ``$body$``: the raw body, as received;
+- ``$url$``: the full URL the provider called; ``$base_url$``: the same without query or fragment;
+- ``$method$``: the request method, upper case;
+- ``$timestamp$``: the value of ``timestamp_header``, which must be within the replay window;
+- ``$nonce$``: the value of ``nonce_header``;
+- ``$header:Name$``: the value of any other header.
+
+A header a placeholder names must appear exactly once. Literal text is UTF-8. ``msgbridge check``
+refuses any other placeholder (server/engine/_webhook_auth_checks.py names the same parts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from server.engine import Placeholder, WebhookAuth, parse_template
+
+from ._encoding import utf8
+from ._failed import WebhookAuthFailed
+from ._options import text
+from ._request import SignedRequest, base_url, single_header
+
+__all__ = ["HEADER_PART", "PARTS", "string_to_sign"]
+
+HEADER_PART = "header:"
+MAX_TEMPLATE = 1_000  # the schema's bound too: a template is parsed once per request
+
+Signed = tuple[bytes, str | None]  # the signed bytes, and the signed timestamp if any
+Part = Callable[[WebhookAuth, SignedRequest], bytes]
+
+
+def _body(auth: WebhookAuth, request: SignedRequest) -> bytes:
+    return request.body
+
+
+def _url(auth: WebhookAuth, request: SignedRequest) -> bytes:
+    return utf8(request.url)
+
+
+def _base_url(auth: WebhookAuth, request: SignedRequest) -> bytes:
+    return utf8(base_url(request.url))
+
+
+def _method(auth: WebhookAuth, request: SignedRequest) -> bytes:
+    return utf8(request.method.upper())
+
+
+def _timestamp(auth: WebhookAuth, request: SignedRequest) -> bytes:
+    return utf8(single_header(request, text(auth, "timestamp_header")))
+
+
+def _nonce(auth: WebhookAuth, request: SignedRequest) -> bytes:
+    return utf8(single_header(request, text(auth, "nonce_header")))
+
+
+PARTS: Mapping[str, Part] = {
+    "body": _body,
+    "url": _url,
+    "base_url": _base_url,
+    "method": _method,
+    "timestamp": _timestamp,
+    "nonce": _nonce,
+}
+
+
+def string_to_sign(auth: WebhookAuth, request: SignedRequest) -> Signed:
+    """The bytes ``string_to_sign`` describes for ``request``, and its timestamp if it has one."""
+    template = text(auth, "string_to_sign")
+    if not template or len(template) > MAX_TEMPLATE:
+        raise WebhookAuthFailed("the WebhookAuth option string_to_sign is not valid")
+    out: list[bytes] = []
+    timestamp: str | None = None
+    for segment in parse_template(template):
+        if not isinstance(segment, Placeholder):
+            out.append(utf8(segment))
+            continue
+        name = segment.name
+        if name.startswith(HEADER_PART) and len(name) > len(HEADER_PART):
+            out.append(utf8(single_header(request, name[len(HEADER_PART) :])))
+            continue
+        part = PARTS.get(name)
+        if part is None or segment.optional:
+            raise WebhookAuthFailed("the WebhookAuth option string_to_sign is not valid")
+        value = part(auth, request)
+        if name == "timestamp":
+            timestamp = value.decode("utf-8", "surrogatepass")
+        out.append(value)
+    return b"".join(out), timestamp

@@ -1,0 +1,108 @@
+"""Shipped definitions whose WebhookAuth is one of the (ext) schemes refuse, through the real
+service, a documented webhook that is unsigned, signed wrongly or without its token
+(docs/format.md, "WebhookAuth": answered 401, no event); test_conformance.py shows the same
+webhooks, signed or carrying the token as the provider sends them, give their events.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+
+import aiohttp
+import pytest
+import yarl
+
+from msgbridge.v1 import gateway_pb2
+from server.demo import RunningFakeProvider
+
+from ..service.conftest import GatewayFactory
+from ._signing import sign_webhook
+from .test_conformance import FIXTURES, _definition, _install, _load
+
+CASES = [("sinch_sms", "inbound_sms_non_ascii"), ("surge", "inbound_sms_non_ascii")]
+
+
+@pytest.mark.parametrize(("provider", "webhook"), CASES)
+@pytest.mark.parametrize("tamper", ["unsigned", "wrong secret", "changed body"])
+async def test_a_webhook_not_signed_as_the_provider_signs_is_refused(
+    provider: str,
+    webhook: str,
+    tamper: str,
+    start_gateway: GatewayFactory,
+    provider_fake: RunningFakeProvider,
+) -> None:
+    case = _load(FIXTURES / provider / "webhooks" / f"{webhook}.json")
+    gateway, installation, install = await _install(start_gateway, provider, provider_fake)
+    body = json.dumps(case["body"]).encode()
+    path = installation.webhook_url.split("127.0.0.1:0", 1)[1]
+    url = f"http://127.0.0.1:{gateway.server.http_port}{path}"
+    headers = {"Content-Type": case["content_type"]}
+    if tamper != "unsigned":
+        properties = dict(install["properties"])
+        if tamper == "wrong secret":
+            # another value of the same form (a base64 secret stays base64)
+            properties = {
+                name: value[:-1] + ("A" if value[-1:] != "A" else "B")
+                for name, value in properties.items()
+            }
+        headers.update(
+            sign_webhook(
+                _definition(provider)["WebhookAuth"],
+                properties,
+                method="POST",
+                url=installation.webhook_url,
+                headers=headers,
+                body=body,
+            )
+        )
+        if tamper == "changed body":
+            body += b" "  # still the same JSON, no longer the signed bytes
+    before = await gateway.stub.ListEvents(gateway_pb2.ListEventsRequest(page_size=1000))
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(yarl.URL(url, encoded=True), data=body, headers=headers) as answer,
+    ):
+        assert answer.status == 401, await answer.text()
+    after = await gateway.stub.ListEvents(gateway_pb2.ListEventsRequest(page_size=1000))
+    assert len(after.events) == len(before.events)
+
+
+# A token in a body field travels in the provider's body itself (Telerivet's ``secret``).
+FIELD_CASES = [("telerivet", "inbound_sms_non_ascii", "secret")]
+
+
+@pytest.mark.parametrize(("provider", "webhook", "field"), FIELD_CASES)
+@pytest.mark.parametrize("tamper", ["without the field", "another value", "the field twice"])
+async def test_a_webhook_without_the_right_token_field_is_refused(
+    provider: str,
+    webhook: str,
+    field: str,
+    tamper: str,
+    start_gateway: GatewayFactory,
+    provider_fake: RunningFakeProvider,
+) -> None:
+    case = _load(FIXTURES / provider / "webhooks" / f"{webhook}.json")
+    gateway, installation, _ = await _install(start_gateway, provider, provider_fake)
+    fields = urllib.parse.parse_qsl(case["body_text"], keep_blank_values=True)
+    token = dict(fields)[field]
+    kept = [(k, v) for k, v in fields if k != field]
+    if tamper == "another value":
+        kept.append((field, token[:-1] + ("A" if token[-1:] != "A" else "B")))
+    elif tamper == "the field twice":
+        kept += [(field, token), (field, token + "x")]
+    body = urllib.parse.urlencode(kept).encode()
+    path = installation.webhook_url.split("127.0.0.1:0", 1)[1]
+    url = f"http://127.0.0.1:{gateway.server.http_port}{path}"
+    before = await gateway.stub.ListEvents(gateway_pb2.ListEventsRequest(page_size=1000))
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            yarl.URL(url, encoded=True),
+            data=body,
+            headers={"Content-Type": case["content_type"]},
+        ) as answer,
+    ):
+        assert answer.status == 401, await answer.text()
+    after = await gateway.stub.ListEvents(gateway_pb2.ListEventsRequest(page_size=1000))
+    assert len(after.events) == len(before.events)
