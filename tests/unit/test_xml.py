@@ -315,3 +315,21 @@ def test_an_answer_that_is_not_acceptable_xml_has_none_of_the_maps_keys() -> Non
     literal = freeze({"messageheaders": {"@batchid": "B1"}})
     refused = map_response(literal, bomb, "application/xml")
     assert not refused.accepted and "not acceptable XML" in (refused.reason or "")
+
+
+def test_an_xml_answer_longer_than_the_bound_is_not_read() -> None:
+    from server.engine import freeze
+    from server.engine._response import MAX_XML_ANSWER
+
+    padded = ANSWER.replace(
+        b"<messageheader ", b" " * (MAX_XML_ANSWER - len(ANSWER)) + b"<messageheader "
+    )
+    assert len(padded) == MAX_XML_ANSWER
+    assert map_response(freeze(MAP), padded, "application/xml").message_id == "M1"
+    longer = padded.replace(b"<messageheader ", b" <messageheader ")
+    outcome = map_response(freeze(MAP), longer, "application/xml")
+    assert outcome.accepted and outcome.message_id is None
+    started = time.perf_counter()
+    huge = b"<r>" + b"<a/>" * 250_000 + b"</r>"
+    assert map_response(freeze(MAP), huge, "application/xml").message_id is None
+    assert time.perf_counter() - started < 0.05
