@@ -92,7 +92,7 @@ def add_parsers(subparsers: Any) -> None:
     check.add_argument(
         "--content-type",
         help="for --match: the body's Content-Type (default: JSON when it starts with { or [, "
-        "else form)",
+        "XML when it starts with <, else form)",
     )
     check.add_argument(
         "--method", default="POST", help="for --match: the request method (default POST)"
@@ -455,7 +455,11 @@ def _webhook_request(
     if content_type is None:
         start = body.lstrip()[:1]
         content_type = (
-            "application/json" if start in (b"{", b"[") else "application/x-www-form-urlencoded"
+            "application/json"
+            if start in (b"{", b"[")
+            else "application/xml"
+            if start == b"<"
+            else "application/x-www-form-urlencoded"
         )
     return WebhookRequest(method=method, content_type=content_type, body=body, headers=headers)
 

@@ -1,6 +1,7 @@
-"""Request bodies by content type: JSON, form, multipart, and the query string.
+"""Request bodies by content type: JSON, form, multipart, XML, and the query string.
 
-See docs/format.md, "Requests".
+See docs/format.md, "Requests" (and "XML bodies": an XML body is rendered from its own template
+string by :mod:`._xml_template`, not from a tree).
 
 The input is a rendered template tree (plain JSON). JSON bodies are UTF-8 with every character
 written as itself. Form, multipart and query are flat fields: nested keys become ``a[b]``, lists
@@ -19,6 +20,7 @@ from urllib.parse import quote, urlencode
 
 from ._errors import RenderError
 from ._template import MISSING, Rendered
+from ._xml import is_xml
 
 __all__ = [
     "BodyKind",
@@ -32,7 +34,7 @@ __all__ = [
     "multipart_content_type",
 ]
 
-BodyKind: TypeAlias = Literal["json", "form", "multipart"]
+BodyKind: TypeAlias = Literal["json", "form", "multipart", "xml"]
 Fields: TypeAlias = Sequence[tuple[str, str]]
 
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=?]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
@@ -48,6 +50,8 @@ def body_kind(content_type: str) -> BodyKind | None:
         return "form"
     if media_type == "multipart/form-data":
         return "multipart"
+    if is_xml(media_type):
+        return "xml"
     return None
 
 

@@ -28,6 +28,8 @@ from ._variables import (
     webhook_model_strings,
 )
 from ._webhook_auth_checks import check_webhook_auth
+from ._xml import is_xml
+from ._xml_template import template_problems as xml_template_problems
 
 __all__ = ["CHECKS", "semantic_problems"]
 
@@ -254,15 +256,19 @@ def check_bodies(document: Mapping[str, Any]) -> Iterator[Problem]:
         if not isinstance(content_type, str):
             continue
         media = _media_type(content_type)
-        if media not in (_FORM, _MULTIPART) and not _is_json(media):
+        if media not in (_FORM, _MULTIPART) and not _is_json(media) and not is_xml(media):
             yield _error(
                 f"{at}/request_content_type",
                 f'unsupported request_content_type "{content_type}": use a JSON type '
-                f"(application/json, or any …/json or …+json type), {_FORM} or {_MULTIPART}",
+                f"(application/json, or any …/json or …+json type), {_FORM}, {_MULTIPART} "
+                "or an XML type (application/xml, text/xml, any …+xml type)",
             )
             continue
         parameters = request.get("request_parameters")
         method = request.get("request_method")
+        if method not in ("GET", "DELETE") and (is_xml(media) or isinstance(parameters, str)):
+            yield from _xml_body_problems(at, media, parameters)
+            continue
         if parameters is None or isinstance(parameters, Mapping):
             continue
         if method in ("GET", "DELETE"):
@@ -276,6 +282,29 @@ def check_bodies(document: Mapping[str, Any]) -> Iterator[Problem]:
                 f"{at}/request_parameters",
                 f"a {media} body is made of named fields, so request_parameters must be an object",
             )
+
+
+# -- XML bodies (docs/format.md, "XML bodies") ----------------------------------------------------
+
+
+def _xml_body_problems(at: str, media: str, parameters: object) -> Iterator[Problem]:
+    """An XML body is a template string, well-formed with sample values; a string is XML only."""
+    where = f"{at}/request_parameters"
+    if not is_xml(media):
+        yield _error(
+            where,
+            "a string request_parameters is an XML document template: use an XML "
+            "request_content_type (application/xml, text/xml, any …+xml type), or an object",
+        )
+    elif parameters is not None and not isinstance(parameters, str):
+        yield _error(
+            where,
+            f"a {media} body is written as the XML document itself: "
+            "request_parameters must be a string with placeholders in text and attribute values",
+        )
+    elif isinstance(parameters, str):
+        for message in xml_template_problems(parameters):
+            yield _error(where, message)
 
 
 def check_response_maps(document: Mapping[str, Any]) -> Iterator[Problem]:

@@ -6,7 +6,11 @@
 - ``application/x-www-form-urlencoded``: the fields, keys kept flat as sent (``price[amount]`` is
   one key); a key repeated in the body becomes a list of its values, in order.
 - ``multipart/form-data``: the named parts as fields (:mod:`._multipart` says how each is read).
-- No Content-Type at all: JSON if the body looks like JSON, else a form.
+- XML when the Content-Type says so (``application/xml``, ``text/xml``, any ``…+xml`` type):
+  the tree :mod:`._xml` reads, with its hardened parser and its own limits (docs/format.md,
+  "XML bodies"); a body that it refuses says why ("the body is not acceptable XML: …").
+- No Content-Type at all: JSON if the body looks like JSON; XML if it starts with ``<`` and is
+  acceptable XML; else a form.
 
 Form, multipart and query payloads are ``dict[str, str | list[str]]``; a JSON payload is the plain
 parsed JSON. Text is decoded leniently where the format has no strict rule (form, multipart:
@@ -34,6 +38,7 @@ from urllib.parse import parse_qsl
 from ._charset import decode_text
 from ._errors import WebhookParseError
 from ._multipart import MAX_PARTS, parse_multipart
+from ._xml import XmlError, is_xml, parse_xml
 
 __all__ = [
     "MAX_FIELDS",
@@ -90,10 +95,20 @@ def parse_webhook(request: WebhookRequest) -> object:
             if media != FORM:
                 raise
             # declared as a form and merely starting with "{" or "[": read it as the form it says
+    if media is None and _looks_like_xml(body):
+        try:
+            return parse_xml(body)
+        except XmlError:
+            pass  # only a guess, and a wrong one: read it as a form, as without XML
     if media is None or media == FORM:
         return _parse_form(body, charset)
     if media == MULTIPART:
         return fields(parse_multipart(request.content_type or "", body))
+    if is_xml(media):
+        try:
+            return parse_xml(body, charset)
+        except XmlError as exc:
+            raise WebhookParseError(f"the body is not acceptable XML: {exc}") from None
     raise WebhookParseError(f"cannot read a webhook body of type {media!r}")
 
 
@@ -133,6 +148,13 @@ def _looks_like_json(body: bytes) -> bool:
     if start.startswith(_UTF8_BOM):
         start = start[len(_UTF8_BOM) :].lstrip(_WHITESPACE)
     return start[:1] in (b"{", b"[")
+
+
+def _looks_like_xml(body: bytes) -> bool:
+    start = body.lstrip(_WHITESPACE)
+    if start.startswith(_UTF8_BOM):
+        start = start[len(_UTF8_BOM) :].lstrip(_WHITESPACE)
+    return start[:1] == b"<"
 
 
 def _reject_constant(name: str) -> object:

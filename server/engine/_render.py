@@ -59,6 +59,7 @@ from ._template import (
     tree_names,
 )
 from ._url import UrlTemplate, compile_url
+from ._xml_template import XmlRenderer, compile_xml
 
 __all__ = [
     "MASK",
@@ -143,6 +144,7 @@ class _Request:
     content_type: str
     parameters: TreeRenderer | None
     headers: tuple[tuple[str, TextRenderer, str], ...]  # name, value, pointer
+    xml: XmlRenderer | None = None  # an XML body's template (docs/format.md, "XML bodies")
 
 
 def _compile_request(template: RequestTemplate) -> _Request:
@@ -152,10 +154,11 @@ def _compile_request(template: RequestTemplate) -> _Request:
     if template.parameters is not None and not in_query and kind is None:
         raise RenderError(
             f"a request body cannot be written as {template.content_type!r}"
-            " (JSON, form or multipart)",
+            " (JSON, form, multipart or XML)",
             pointer=f"{pointer}/request_content_type",
         )
     _check_value(template.content_type, f"{pointer}/request_content_type")
+    xml = _compile_xml_body(template, kind, in_query)
     headers = []
     for name, value in template.headers.items():
         where = f"{pointer}/request_headers/{_escape_pointer(name)}"
@@ -166,9 +169,26 @@ def _compile_request(template: RequestTemplate) -> _Request:
         in_query=in_query,
         kind=kind,
         content_type=template.content_type.strip(),
-        parameters=None if template.parameters is None else compile_tree(template.parameters),
+        parameters=(
+            None
+            if template.parameters is None or xml is not None
+            else compile_tree(template.parameters)
+        ),
         headers=tuple(headers),
+        xml=xml,
     )
+
+
+def _compile_xml_body(
+    template: RequestTemplate, kind: BodyKind | None, in_query: bool
+) -> XmlRenderer | None:
+    """An XML body's renderer; None for any other body (docs/format.md, "XML bodies")."""
+    if kind != "xml" or in_query or template.parameters is None:
+        return None
+    where = f"{template.pointer}/request_parameters"
+    if not isinstance(template.parameters, str):
+        raise RenderError("an XML body's request_parameters must be a string", pointer=where)
+    return compile_xml(template.parameters, where)
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +343,9 @@ def render_request(
     body: bytes | None = None
     content_type: str | None = None
     extra_query = ""
-    if compiled.parameters is not None:
+    if compiled.xml is not None:
+        body, content_type = compiled.xml(values), compiled.content_type
+    elif compiled.parameters is not None:
         tree = compiled.parameters(values)
         if compiled.in_query:
             extra_query = encode_query(form_fields(tree, pointer), pointer)

@@ -12,6 +12,13 @@ A capture that finds nothing does not fail the send: the message id is then unkn
 string map (``"$messageid$"``) is laid over the whole text body, stripped. A body that is not JSON
 under an object or list map is missing everything: accepted only when the map has no literal.
 Nothing here raises, whatever the body.
+
+An answer whose Content-Type is XML (``application/xml``, ``text/xml``, ``…+xml``) is read into
+the tree docs/format.md, "XML bodies" describes, by the same hardened parser as webhook bodies;
+an object or list map is laid over that tree as over JSON. Only an answer of at most
+:data:`MAX_XML_ANSWER` bytes is read: answers are mapped on the event loop, and building the tree
+costs about 0.3 ms per KiB where JSON's C parser costs a hundredth of that. A send's answer is a
+few hundred bytes; a longer XML answer has none of the map's keys.
 """
 
 from __future__ import annotations
@@ -25,12 +32,15 @@ from types import MappingProxyType
 from ._model import Frozen
 from ._patterns import MixedText, as_text
 from ._placeholders import Placeholder, parse_template
+from ._xml import XmlError, is_xml, parse_xml
 
-__all__ = ["ResponseOutcome", "map_response"]
+__all__ = ["MAX_XML_ANSWER", "ResponseOutcome", "map_response"]
 
 Capture = str | tuple[str, ...]
 
 _EXCERPT = 80
+#: The longest XML answer that is read (docs/format.md, "XML bodies").
+MAX_XML_ANSWER = 8 * 1024
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -165,6 +175,19 @@ def _parse_json(body: bytes) -> tuple[object, bool]:
         return None, False
 
 
+def _is_xml_type(content_type: str | None) -> bool:
+    return is_xml((content_type or "").partition(";")[0].strip().lower())
+
+
+def _parse_xml(body: bytes) -> tuple[object, bool]:
+    if len(body) > MAX_XML_ANSWER:
+        return None, False
+    try:
+        return parse_xml(body), True
+    except XmlError:
+        return None, False
+
+
 def map_response(
     response_map: Frozen, body: bytes, content_type: str | None = None
 ) -> ResponseOutcome:
@@ -183,6 +206,14 @@ def map_response(
             if ok and not isinstance(parsed, dict | list) and parsed is not None:
                 text = as_text(parsed)
         walk.text(response_map, text, True, "")
+    elif _is_xml_type(content_type):
+        parsed, ok = _parse_xml(body)
+        if ok:
+            walk.walk(response_map, parsed, True, "")
+        elif _has_literal(response_map):
+            walk.fail(
+                "", f"the response body is not acceptable XML of at most {MAX_XML_ANSWER} bytes"
+            )
     else:
         parsed, ok = _parse_json(body)
         if ok:

@@ -27,12 +27,14 @@ def all_cases() -> list[Case]:
         _cases_provider,
         _cases_slow,
         _cases_tokens,
+        _cases_xml,
     )
 
     return [
         *_cases_issue.CASES,
         *_cases_bodies.CASES,
         *_cases_bombs.CASES,
+        *_cases_xml.CASES,
         *_cases_slow.CASES,
         *_cases_definitions.CASES,
         *_cases_provider.CASES,

@@ -1,5 +1,5 @@
 """Hostile provider answers to SendMessage: huge, slow, endless, echoing the secret, redirecting
-to addresses the outbound policy refuses, invalid JSON, a gzip bomb.
+to addresses the outbound policy refuses, invalid JSON, a gzip bomb, XML bombs.
 
 Each send must end within the provider timeout (2 s) and the send deadline (8 s) with an answer
 that is not an internal error, carry no secret, and make no connection to the trap on 127.0.0.2.
@@ -69,6 +69,9 @@ _send_case("invalid-json", "invalid-json", _ANSWERED)
 _send_case("100000-deep-json", "deep-json", _ANSWERED)
 _send_case("nan-and-huge-numbers", "nan-json", _ANSWERED)
 _send_case("gzip-bomb-1gib", "gzip-bomb", _ANSWERED)
+# XML answers are read into the response map's tree (docs/format.md, "XML bodies")
+_send_case("xml-billion-laughs", "xml-bomb", _ANSWERED)
+_send_case("xml-1mib-of-elements", "xml-megabyte", _ANSWERED)
 for _status in (400, 401, 422, 500):
     _send_case(f"echoes-secret-{_status}", f"echo-secret-{_status}", _FAILED)
 for _target in ("trap-302", "trap-307", "decimal", "metadata", "ipv6-loopback"):

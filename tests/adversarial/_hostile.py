@@ -95,6 +95,17 @@ async def _gzip_bomb(request: web.Request, secret: str) -> web.StreamResponse:
     )
 
 
+async def _xml_bomb(request: web.Request, secret: str) -> web.StreamResponse:
+    laughs = "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 11))
+    body = f'<!DOCTYPE r [<!ENTITY l0 "lol">{laughs}]><r>&l10;</r>'
+    return web.Response(text=body, content_type="application/xml")
+
+
+async def _xml_megabyte(request: web.Request, secret: str) -> web.StreamResponse:
+    # 250,000 elements: within the webhook limits' reach, costly to build a tree of
+    return web.Response(body=b"<r>" + b"<a/>" * 250_000 + b"</r>", content_type="text/xml")
+
+
 def _echo(status: int, template: str) -> Handler:
     async def echo(request: web.Request, secret: str) -> web.StreamResponse:
         return web.Response(
@@ -130,6 +141,8 @@ BEHAVIOURS: dict[str, Handler] = {
     "deep-json": _deep_json,
     "nan-json": _nan_json,
     "gzip-bomb": _gzip_bomb,
+    "xml-bomb": _xml_bomb,
+    "xml-megabyte": _xml_megabyte,
     "echo-secret-400": _echo(400, '{{"error": "invalid credentials: Bearer {secret}"}}'),
     "echo-secret-401": _echo(401, "Unauthorized: Bearer {secret}"),
     "echo-secret-500": _echo(500, '{{"trace": "token={secret}", "auth": "Bearer {secret}"}}'),

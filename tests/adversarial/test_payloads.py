@@ -3,9 +3,12 @@ part header without its encoded words, would make cases pass for nothing)."""
 
 from __future__ import annotations
 
+import re
+import xml.parsers.expat
 import zlib
 from email.parser import BytesParser
 
+from tests.adversarial._cases_xml import billion_laughs, quadratic_blowup, wide_attributes
 from tests.adversarial._payloads import (
     BOUNDARY,
     MIB,
@@ -57,3 +60,36 @@ def test_many_parts_is_the_issues_19000_parts_under_a_megabyte() -> None:
     head = f"Content-Type: multipart/form-data; boundary={SHORT_BOUNDARY}\r\n\r\n".encode()
     message = BytesParser().parsebytes(head + body)
     assert len(message.get_payload()) == 19_000
+
+
+def _expanded_size(document: bytes, entity: str) -> int:
+    """What ``&entity;`` expands to, computed from the declarations (never expanded)."""
+    declared = dict(re.findall(rb'<!ENTITY (\w+) "([^"]*)">', document))
+    sizes: dict[bytes, int] = {}
+
+    def size(name: bytes) -> int:
+        if name not in sizes:
+            value = declared[name]
+            references = re.findall(rb"&(\w+);", value)
+            literal = len(re.sub(rb"&\w+;", b"", value))
+            sizes[name] = literal + sum(size(ref) for ref in references)
+        return sizes[name]
+
+    return size(entity.encode())
+
+
+def test_the_xml_bombs_would_expand_to_gigabytes_under_a_megabyte() -> None:
+    laughs = billion_laughs()
+    assert len(laughs) < 2_000 and _expanded_size(laughs, "l10") == 3 * 10**10
+    blowup = quadratic_blowup()
+    assert len(blowup) < MIB and blowup.count(b"&a;") * _expanded_size(blowup, "a") == 10**10
+
+
+def test_wide_attributes_has_that_many_distinct_attributes_per_element() -> None:
+    counts: list[int] = []
+    parser = xml.parsers.expat.ParserCreate()
+    parser.StartElementHandler = lambda name, attributes: counts.append(len(attributes))
+    body = wide_attributes(40_000, 3)
+    assert len(body) < MIB
+    parser.Parse(body, True)
+    assert counts == [0, 40_000, 40_000, 40_000]

@@ -225,6 +225,8 @@ def _check_request(received: Any, expect: dict[str, Any]) -> None:
             assert headers.get(name.lower()) == value, name
     if "json" in expect:
         assert received.json == expect["json"]
+    if "body_text" in expect:  # the exact body (an XML document)
+        assert received.body.decode("utf-8") == expect["body_text"]
     if "form" in expect:
         form = urllib.parse.parse_qsl(received.body.decode(), keep_blank_values=True)
         assert _multi(tuple(form)) == _multi_expected(expect["form"])
@@ -317,9 +319,13 @@ async def test_webhook_yields_the_documented_events(
     gateway, installation, install = await _install(start_gateway, provider, provider_fake)
     sent: gateway_pb2.SendReply | None = None
     if "sent_first" in case:
-        provider_fake.state.script(
-            "*", Answer(**_answer_with_id(provider, case["sent_first"]["provider_message_id"]))
-        )  # the token endpoint keeps its own script
+        first = case["sent_first"]
+        answer = (
+            _answer(first["answer"])  # the documented answer, where it is not JSON (XML)
+            if "answer" in first
+            else Answer(**_answer_with_id(provider, first["provider_message_id"]))
+        )
+        provider_fake.state.script("*", answer)  # the token endpoint keeps its own script
         numbers = list(install["numbers"])
         sent = await _send(
             gateway, {"from": numbers[0], "to": "+15557654321", "text": "sent first"}

@@ -454,3 +454,33 @@ def test_match_with_headers_a_model_reads(
     assert code == 2 and "write it as 'Name: value'" in err
     code, _, err = run(capsys, definition, "--header", "X-A: b")
     assert code == 2 and "--header goes with --match" in err
+
+
+def test_match_sniffs_xml_bodies_and_render_shows_an_xml_body(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    esendex = str(ROOT / "integrations" / "esendex.json")
+    body = write(
+        tmp_path,
+        "inbound.xml",
+        "<InboundMessage><MessageId>m1</MessageId><From>447700900001</From>"
+        "<To>447700900002</To><MessageText>Hi &amp; bye</MessageText></InboundMessage>",
+    )
+    code, out, _ = run(capsys, "--match", esendex, "--webhook", body, "--json")
+    assert code == 0
+    [event] = json.loads(out)["events"]
+    assert (event["type"], event["text"], event["from"]) == ("message", "Hi & bye", "447700900001")
+
+    bomb = write(tmp_path, "bomb.xml", '<!DOCTYPE r [<!ENTITY a "b">]><r>&a;</r>')
+    code, out, _ = run(capsys, "--match", esendex, "--webhook", bomb)
+    assert code == 2 and "the body is not acceptable XML: a DTD" in out
+
+    variables = write(
+        tmp_path,
+        "vars.json",
+        {"from": "+447700900123", "to": "+447815777555", "content": "a & b <c>"}
+        | {"Username": "u", "Password": "p", "Account reference": "EX0000000"},
+    )
+    code, out, _ = run(capsys, "--render", esendex, "--vars", variables)
+    assert code == 0
+    assert "<body>a &amp; b &lt;c&gt;</body>" in out

@@ -180,7 +180,8 @@ def test_a_form_that_merely_starts_with_a_bracket_stays_a_form() -> None:
     assert parse(b"[a]=1&b=2", FORM) == {"[a]": "1", "b": "2"}
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/xml", "image/png"])
+# (application/xml was one of these until XML bodies were read: docs/format.md, "XML bodies")
+@pytest.mark.parametrize("content_type", ["text/plain", "application/octet-stream", "image/png"])
 def test_a_body_in_a_type_that_has_no_reading_is_a_parse_error(content_type: str) -> None:
     with pytest.raises(WebhookParseError, match="cannot read"):
         parse(b"a=1", content_type)
