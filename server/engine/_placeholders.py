@@ -1,5 +1,6 @@
 """The placeholder grammar (docs/format.md, "Placeholders"): ``$name$``, ``$$`` for a literal
-``$``, ``$name?$`` optional.
+``$``, ``$name?$`` optional, ``$name|filter$`` a value encoded by a filter (``|`` separates the
+name from each filter, applied left to right).
 
 A template string is parsed once into segments: literal text and :class:`Placeholder` objects.
 Values substituted later are never re-scanned, because only the template is ever parsed.
@@ -30,6 +31,13 @@ class Placeholder:
 
     name: str
     optional: bool = False
+    filters: tuple[str, ...] = ()  # (ext) "$content|ucs2_hex$": docs/format.md, "Text encodings"
+
+    @property
+    def shown(self) -> str:
+        """The placeholder as written (for messages)."""
+        inner = "|".join((self.name, *self.filters))
+        return f"${inner}?$" if self.optional else f"${inner}$"
 
 
 Segment = str | Placeholder
@@ -64,7 +72,8 @@ def _scan(text: str) -> tuple[tuple[Segment, ...], bool]:
         if literal:
             segments.append("".join(literal))
             literal = []
-        segments.append(Placeholder(name, optional))
+        name, *filters = name.split("|")
+        segments.append(Placeholder(name, optional, tuple(filters)))
         i = end + 1
     if literal:
         segments.append("".join(literal))
