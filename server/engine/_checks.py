@@ -107,7 +107,9 @@ def check_placeholders(document: Mapping[str, Any]) -> Iterator[Problem]:
             )
         for placeholder in placeholders_in(template.text):
             name = placeholder.name
-            shown = f"${name}?$" if placeholder.optional else f"${name}$"
+            shown = placeholder.shown
+            if not name:
+                continue  # "$|filter$": the filter check says a name is needed
             if placeholder.optional and not scope.optional:
                 yield _error(
                     template.pointer,
