@@ -4,9 +4,10 @@
 A name is a character set and a transfer form, ``<charset>_<form>``: the character sets are
 ``utf8`` (UTF-8), ``ucs2`` (UTF-16BE, which is UCS-2 for every character of the Basic
 Multilingual Plane), ``latin1`` (ISO-8859-1), ``gsm7`` (GSM 03.38 septets, one per byte) and
-``gsm7_packed`` (septets packed eight to seven bytes); the forms are ``hex`` and ``base64``.
-``base64`` alone is ``utf8_base64``. Encoding and decoding are linear in the value; the value is
-bounded by the body or template it came from.
+``gsm7_packed`` (septets packed eight to seven bytes); the forms are ``hex``, ``base64`` and
+``percent`` (each byte outside RFC 3986's unreserved set as ``%XX``; read back, ``+`` is a space,
+as in a form). ``base64`` alone is ``utf8_base64``. Encoding and decoding are linear in the value;
+the value is bounded by the body or template it came from.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import binascii
 import string
 from collections.abc import Callable, Mapping
 from typing import Final
+from urllib.parse import quote_from_bytes
 
 from ._gsm import gsm7_septets, gsm7_text, pack_septets, unpack_septets
 
@@ -99,9 +101,33 @@ def _from_base64(text: str) -> bytes:
         raise ValueError("not valid base64 (RFC 4648, with its padding)") from None
 
 
+def _to_percent(data: bytes) -> str:
+    return quote_from_bytes(data, safe="")
+
+
+def _from_percent(text: str) -> bytes:
+    out = bytearray()
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "%":
+            pair = text[i + 1 : i + 3]
+            if len(pair) != 2 or not all(c in _HEX_DIGITS for c in pair):
+                raise ValueError(f"character {i + 1} ('%') is not followed by two hex digits")
+            out.append(int(pair, 16))
+            i += 3
+            continue
+        if not ch.isascii():
+            raise ValueError(f"character {i + 1} (U+{ord(ch):04X}) is not ASCII")
+        out.append(0x20 if ch == "+" else ord(ch))
+        i += 1
+    return bytes(out)
+
+
 _FORMS: Final[Mapping[str, tuple[Callable[[bytes], str], Callable[[str], bytes]]]] = {
     "hex": (_to_hex, _from_hex),
     "base64": (_to_base64, _from_base64),
+    "percent": (_to_percent, _from_percent),
 }
 
 _ALIASES: Final = {"base64": "utf8_base64"}
