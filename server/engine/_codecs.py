@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-import string
+import re
 from collections.abc import Callable, Mapping
 from typing import Final
-from urllib.parse import quote_from_bytes
+from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 from ._gsm import gsm7_septets, gsm7_text, pack_septets, unpack_septets
 
 __all__ = ["ENCODINGS", "decode_value", "encode_value"]
 
-_HEX_DIGITS: Final = frozenset(string.hexdigits)
+# Single-character classes and one fixed lookahead: a scan in linear time, whatever the value.
+_NOT_HEX: Final = re.compile(r"[^0-9A-Fa-f]")
+_BAD_ESCAPE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 def _gsm7_bytes(text: str) -> bytes:
@@ -84,9 +86,9 @@ def _from_hex(text: str) -> bytes:
     digits = text.strip()
     if len(digits) % 2:
         raise ValueError(f"hex needs an even number of digits, this has {len(digits)}")
-    for position, ch in enumerate(digits):
-        if ch not in _HEX_DIGITS:
-            raise ValueError(f"character {position + 1} ({ch!r}) is not a hex digit")
+    bad = _NOT_HEX.search(digits)
+    if bad is not None:
+        raise ValueError(f"character {bad.start() + 1} ({bad.group()!r}) is not a hex digit")
     return bytes.fromhex(digits)
 
 
@@ -106,22 +108,13 @@ def _to_percent(data: bytes) -> str:
 
 
 def _from_percent(text: str) -> bytes:
-    out = bytearray()
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch == "%":
-            pair = text[i + 1 : i + 3]
-            if len(pair) != 2 or not all(c in _HEX_DIGITS for c in pair):
-                raise ValueError(f"character {i + 1} ('%') is not followed by two hex digits")
-            out.append(int(pair, 16))
-            i += 3
-            continue
-        if not ch.isascii():
-            raise ValueError(f"character {i + 1} (U+{ord(ch):04X}) is not ASCII")
-        out.append(0x20 if ch == "+" else ord(ch))
-        i += 1
-    return bytes(out)
+    if not text.isascii():
+        position = next(i for i, ch in enumerate(text) if not ch.isascii())
+        raise ValueError(f"character {position + 1} (U+{ord(text[position]):04X}) is not ASCII")
+    bad = _BAD_ESCAPE.search(text)
+    if bad is not None:
+        raise ValueError(f"character {bad.start() + 1} ('%') is not followed by two hex digits")
+    return unquote_to_bytes(text.replace("+", " "))
 
 
 _FORMS: Final[Mapping[str, tuple[Callable[[bytes], str], Callable[[str], bytes]]]] = {

@@ -40,7 +40,7 @@ def _guess(word: str, options: tuple[str, ...]) -> str:
 
 
 def check_filters(document: Mapping[str, Any]) -> Iterator[Problem]:
-    """A filter is a known encoding, on a named placeholder, in a request template."""
+    """A filter is a known encoding, one per named placeholder, in a request template."""
     for template in template_strings(document):
         for placeholder in placeholders_in(template.text):
             if not placeholder.filters:
@@ -60,6 +60,11 @@ def check_filters(document: Mapping[str, Any]) -> Iterator[Problem]:
                 continue
             if not placeholder.name:
                 yield _error(template.pointer, f"{shown}: a placeholder needs a name before |")
+            if len(placeholder.filters) > 1:
+                # each filter may multiply the value's size (hex doubles it): one keeps a rendered
+                # request within a constant factor of its values (docs/format.md, "Limits")
+                yield _error(template.pointer, f"{shown}: a placeholder takes one filter")
+                continue
             for name in placeholder.filters:
                 if name not in ENCODINGS:
                     yield _error(

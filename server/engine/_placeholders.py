@@ -1,6 +1,6 @@
 """The placeholder grammar (docs/format.md, "Placeholders"): ``$name$``, ``$$`` for a literal
-``$``, ``$name?$`` optional, ``$name|filter$`` a value encoded by a filter (``|`` separates the
-name from each filter, applied left to right).
+``$``, ``$name?$`` optional, ``$name|filter$`` a value encoded by a filter (the checker allows one
+per placeholder; the renderer applies any it is given left to right).
 
 A template string is parsed once into segments: literal text and :class:`Placeholder` objects.
 Values substituted later are never re-scanned, because only the template is ever parsed.

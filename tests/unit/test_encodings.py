@@ -279,10 +279,12 @@ def test_a_value_a_filter_cannot_encode_fails_the_render_with_its_place() -> Non
     assert caught.value.pointer == "/API/SendMessage/request_url"
 
 
-def test_filters_chain_left_to_right() -> None:
-    template = request({"t": "$content|utf8_hex|base64$"})
-    rendered = render_request(definition(template), template, {"content": "é"})
-    assert rendered.body == b'{"t":"QzNBOQ=="}'  # base64 of the text "C3A9"
+def test_a_placeholder_takes_one_filter() -> None:
+    # a chain could multiply a value's size (hex doubles it) with each filter
+    assert _problems(_with_send({"t": "$content|utf8_hex|utf8_hex$"})) == [
+        "error /API/SendMessage/request_parameters/t: $content|utf8_hex|utf8_hex$: a "
+        "placeholder takes one filter"
+    ]
 
 
 # -- decode in webhook models ----------------------------------------------------------------------
