@@ -50,6 +50,7 @@ from ._numbers import NUMBER_VARIABLES, format_number
 from ._template import (
     MISSING,
     Lookup,
+    Masked,
     TextRenderer,
     TreeRenderer,
     Value,
@@ -286,7 +287,7 @@ def _prepare(
     if not masked:
         return values, None
     hidden = frozenset(n for n in definition.secret_properties if values.get(n) is not None)
-    return {**values, **dict.fromkeys(hidden, MASK)}, hidden
+    return {**values, **dict.fromkeys(hidden, Masked(MASK))}, hidden
 
 
 def _override(headers: list[tuple[str, str]], name: str, value: str) -> None:

@@ -27,6 +27,7 @@ __all__ = [
     "MISSING",
     "SWITCH",
     "Lookup",
+    "Masked",
     "Missing",
     "Rendered",
     "TextRenderer",
@@ -78,8 +79,17 @@ def value_text(value: object) -> str:
     return str(value)
 
 
+class Masked(str):
+    """A secret's stand-in in a rendering for display: filters leave it as it is, so the display
+    shows the mask, not an encoding of it."""
+
+    __slots__ = ()
+
+
 def _encoded(placeholder: Placeholder, text: str) -> str:
     """``text`` through the placeholder's filters, left to right."""
+    if isinstance(text, Masked):
+        return text
     for name in placeholder.filters:
         try:
             text = encode_value(name, text)

@@ -24,6 +24,7 @@ from server.engine import (
 )
 from server.engine._codecs import ENCODINGS, decode_value, encode_value
 from server.engine._gsm import gsm7_septets, gsm7_text, pack_septets, unpack_septets
+from server.engine._render import MASK
 
 TEMPLATE = Path(__file__).parents[2] / "integrations" / "template.json"
 FORM = "application/x-www-form-urlencoded"
@@ -483,3 +484,17 @@ def test_a_property_name_cannot_hold_a_bar() -> None:
         'error /properties/0: property name "API|key" cannot contain "|" ($name|filter$ encodes '
         "a value)"
     ) in _problems(doc)
+
+
+def test_a_masked_rendering_shows_a_filtered_secret_as_the_mask() -> None:
+    template = request(
+        {"key": "$API key|gsm7_hex$", "t": "$content|ucs2_hex$"},
+        headers={"X-Key": "k=$API key|base64$"},
+    )
+    values = {"content": "Ж", "API key": "s3cret"}
+    real = render_request(definition(template), template, values)
+    assert real.body == b'{"key":"733363726574","t":"0416"}'
+    masked = render_request(definition(template), template, values, masked=True)
+    assert masked.body is not None
+    assert json.loads(masked.body) == {"key": MASK, "t": "0416"}
+    assert ("X-Key", f"k={MASK}") in masked.headers
