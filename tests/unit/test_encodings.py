@@ -17,6 +17,7 @@ from server.engine import (
     WebhookRequest,
     check_definition,
     load_definition,
+    map_response,
     match_webhook,
     render_request,
     segment_count,
@@ -498,3 +499,14 @@ def test_a_masked_rendering_shows_a_filtered_secret_as_the_mask() -> None:
     assert masked.body is not None
     assert json.loads(masked.body) == {"key": MASK, "t": "0416"}
     assert ("X-Key", f"k={MASK}") in masked.headers
+
+
+def test_vonage_sms_refusal_inside_a_200_fails_the_send_with_its_error_text() -> None:
+    # https://developer.vonage.com/en/messaging/sms/guides/troubleshooting-sms: status 2
+    doc = (TEMPLATE.parent / "vonage_sms.json").read_bytes()
+    vonage = load_definition(doc)
+    answer = (
+        b'{"message-count": "1", "messages": [{"status": "2", "error-text": "Missing to param"}]}'
+    )
+    outcome = map_response(vonage.send_message.response_map, answer, "application/json")
+    assert (outcome.accepted, outcome.error) == (False, "Missing to param")
