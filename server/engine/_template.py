@@ -117,8 +117,16 @@ def placeholder_text(placeholder: Placeholder, values: Lookup) -> str:
 
 
 def _sole(placeholder: Placeholder) -> TreeRenderer:
+    name = placeholder.name
+    # The common case, a placeholder without a filter, stays one dictionary look-up (send path).
+    lookup: Callable[[Lookup], Value] = (
+        (lambda values: _lookup(placeholder, values))
+        if placeholder.filters
+        else (lambda values: values.get(name))
+    )
+
     def render(values: Lookup) -> Rendered:
-        value = _lookup(placeholder, values)
+        value = lookup(values)
         if value is None:
             return MISSING
         if isinstance(value, tuple):
@@ -134,8 +142,10 @@ def _interpolation(parts: tuple[str | Placeholder, ...]) -> TreeRenderer:
         for part in parts:
             if isinstance(part, str):
                 out.append(part)
-            else:
+            elif part.filters:
                 out.append(placeholder_text(part, values))
+            else:
+                out.append(value_text(values.get(part.name)))
         return "".join(out)
 
     return render
