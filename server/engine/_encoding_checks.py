@@ -146,7 +146,7 @@ def _check_switch(at: str, switch: Mapping[str, Any]) -> Iterator[Problem]:
         yield _error(
             child(at, "cases"),
             f"this $encoding$ switch has no case for {' or '.join(missing)} and no default: "
-            "say what is sent for every encoding",
+            "say what is sent for every encoding (null: the key is left out)",
         )
 
 

@@ -9,8 +9,8 @@ substituted once and never re-scanned. Object keys are literal text, not templat
 
 (ext) ``$name|filter$`` writes the value in a text encoding (:mod:`._codecs`), each element of a
 list alike; and an object ``{"$switch": "$encoding$", "cases": {...}, "default": ...}`` renders as
-the case named by the text of its ``$switch`` template, else its ``default``, else it is left out
-(docs/format.md, "Text encodings").
+the case named by the text of its ``$switch`` template, else its ``default``, else it is left out,
+as is a case or default that is ``null`` (docs/format.md, "Text encodings").
 """
 
 from __future__ import annotations
@@ -164,13 +164,22 @@ def _switch(
     return render
 
 
+def _left_out(values: Lookup) -> Rendered:
+    return MISSING
+
+
+def _choice(tree: Frozen) -> TreeRenderer:
+    """A case or default of a switch: ``null`` there leaves the key out."""
+    return _left_out if tree is None else compile_tree(tree)
+
+
 def _compile_switch(tree: Mapping[str, Frozen]) -> TreeRenderer:
     on = tree[SWITCH]
     cases = tree.get("cases")
     return _switch(
         compile_text(on if isinstance(on, str) else ""),
-        {str(k): compile_tree(v) for k, v in cases.items()} if isinstance(cases, Mapping) else {},
-        compile_tree(tree["default"]) if "default" in tree else None,
+        {str(k): _choice(v) for k, v in cases.items()} if isinstance(cases, Mapping) else {},
+        _choice(tree["default"]) if "default" in tree else None,
     )
 
 

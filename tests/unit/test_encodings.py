@@ -219,13 +219,23 @@ def test_a_switch_without_the_case_is_its_default_else_left_out() -> None:
     assert _render({"coding": with_default}, "Hi") == {"coding": "0"}
 
 
-def test_switch_cases_are_templates_with_filters() -> None:
+def test_switch_cases_are_templates_with_filters_and_null_leaves_the_key_out() -> None:
     parameters = {
-        "content": {"$switch": "$encoding$", "cases": {"GSM-7": "$content$"}},
-        "hex-content": {"$switch": "$encoding$", "cases": {"UCS-2": "$content|ucs2_hex$"}},
+        "content": {"$switch": "$encoding$", "cases": {"GSM-7": "$content$", "UCS-2": None}},
+        "hex-content": {
+            "$switch": "$encoding$",
+            "cases": {"UCS-2": "$content|ucs2_hex$"},
+            "default": None,
+        },
     }
     assert _render(parameters, "Hi") == {"content": "Hi"}
     assert _render(parameters, "Привет") == {"hex-content": "041F04400438043204350442"}
+
+
+def test_null_in_a_switch_leaves_the_key_out_of_json_too() -> None:
+    template = request({"a": {"$switch": "$encoding$", "cases": {"GSM-7": None, "UCS-2": None}}})
+    rendered = render_request(definition(template), template, {"content": "x"})
+    assert rendered.body == b"{}"
 
 
 def test_a_switch_on_a_property_and_nested_in_json() -> None:
@@ -416,12 +426,15 @@ def test_encoding_switch_names_and_cases() -> None:
         _with_send({"type": {"$switch": "$encoding$", "cases": {"GSM7": "text", "UCS-2": "u"}}})
     ) == [
         "error /API/SendMessage/request_parameters/type/cases: this $encoding$ switch has no "
-        "case for GSM-7 and no default: say what is sent for every encoding",
+        "case for GSM-7 and no default: say what is sent for every encoding (null: the key is "
+        "left out)",
         'error /API/SendMessage/request_parameters/type/cases/GSM7: "GSM7" is not a value of '
         "$encoding$ (did you mean GSM-7?); it is GSM-7 or UCS-2",
     ]
     with_default = {"$switch": "$encoding$", "cases": {"UCS-2": "8"}, "default": "0"}
     assert _problems(_with_send({"coding": with_default})) == []
+    leave_out = {"$switch": "$encoding$", "cases": {"GSM-7": "$content$", "UCS-2": None}}
+    assert _problems(_with_send({"content": leave_out})) == []
 
 
 def test_switch_shape() -> None:
