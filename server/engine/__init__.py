@@ -2,12 +2,14 @@
 
 Load a definition (:func:`load_definition`), render the requests it describes
 (:func:`render_request`), map a provider's answer (:func:`map_response`) and match inbound webhooks
-to events (:func:`match_webhook`). Every error raised is an :class:`EngineError`.
+to events (:func:`match_webhook`). :func:`text_encoding` and :func:`segment_count` say whether a
+text fits GSM-7 and how many SMS segments it takes. Every error raised is an :class:`EngineError`.
 """
 
 from ._document import MAX_SIZE as MAX_DEFINITION_BYTES
 from ._document import TOO_LARGE as DEFINITION_TOO_LARGE
 from ._errors import DefinitionError, EngineError, Problem, RenderError, WebhookParseError
+from ._gsm import Encoding, segment_count, text_encoding
 from ._load import check_definition, load_definition
 from ._match import (
     InboundEvent,
@@ -54,6 +56,7 @@ __all__ = [
     "BearerAuth",
     "Definition",
     "DefinitionError",
+    "Encoding",
     "EngineError",
     "EventType",
     "Frozen",
@@ -86,6 +89,8 @@ __all__ = [
     "parse_webhook",
     "render_request",
     "response_variables",
+    "segment_count",
     "template_variables",
+    "text_encoding",
     "thaw",
 ]

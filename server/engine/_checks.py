@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from ._encoding_checks import ENCODING_CHECKS
 from ._errors import Problem
 from ._placeholders import Placeholder, has_stray_dollar, parse_template, placeholders_in
 from ._pointer import child
@@ -57,6 +58,10 @@ def check_property_names(document: Mapping[str, Any]) -> Iterator[Problem]:
     for at, name in property_names(document):
         if "$" in name:
             yield _error(at, f'property name "{name}" cannot contain "$"')
+        elif "|" in name:
+            yield _error(
+                at, f'property name "{name}" cannot contain "|" ($name|filter$ encodes a value)'
+            )
         elif "\n" in name or "\r" in name:
             yield _error(at, "a property name cannot contain a line break")
         elif name.endswith("?"):
@@ -105,7 +110,9 @@ def check_placeholders(document: Mapping[str, Any]) -> Iterator[Problem]:
             )
         for placeholder in placeholders_in(template.text):
             name = placeholder.name
-            shown = f"${name}?$" if placeholder.optional else f"${name}$"
+            shown = placeholder.shown
+            if not name:
+                continue  # "$|filter$": the filter check says a name is needed
             if placeholder.optional and not scope.optional:
                 yield _error(
                     template.pointer,
@@ -579,4 +586,5 @@ CHECKS: tuple[Check, ...] = (
     check_webhook_header_names,
     check_webhook_constraints,
     check_webhook_auth,
+    *ENCODING_CHECKS,
 )

@@ -200,6 +200,7 @@ def _webhook(index: int, model: dict[str, Any]) -> WebhookModel:
         each=model.get("each"),
         absent=tuple(model.get("absent") or ()),
         headers=MappingProxyType(dict(model.get("request_headers", {}))),
+        decode=MappingProxyType(dict(model.get("decode", {}))),
     )
 
 

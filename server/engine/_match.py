@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
+from ._codecs import decode_value
 from ._errors import DefinitionError, Problem
 from ._model import Definition, EventType, WebhookModel
 from ._parse import WebhookRequest, parse_webhook
@@ -274,8 +275,27 @@ def _match_payload(
         if not candidate.pattern.match(payload, captures) or _present(candidate, payload):
             continue
         # The body's captures come first: a name captured in both keeps the body's value.
-        if candidate.headers is None or candidate.headers.match(headers, captures):
+        if (candidate.headers is None or candidate.headers.match(headers, captures)) and _decode(
+            candidate.model, captures
+        ) is None:
             return _event(candidate, pointer, captures)
+    return None
+
+
+def _decode(model: WebhookModel, captures: Captures) -> str | None:
+    """(ext) Decode the captures the model's ``decode`` names, in place; the reason when one is
+    not in its declared encoding (docs/format.md, "Text encodings")."""
+    for name, encoding in model.decode.items():
+        value = captures.get(name)
+        if value is None:
+            continue
+        try:
+            if isinstance(value, tuple):
+                captures[name] = tuple(decode_value(encoding, v) for v in value)
+            else:
+                captures[name] = decode_value(encoding, value)
+        except ValueError as e:
+            return f"${name}$ is not {encoding}: {e}"
     return None
 
 
@@ -348,6 +368,14 @@ def _near_miss(
         failures.extend(header_failures)
     if model.method != method:
         failures.insert(0, f"method {method}, model wants {model.method}")
+    if not failures and model.decode:
+        captures: Captures = {}
+        candidate.pattern.match(payload, captures)
+        if candidate.headers is not None:
+            candidate.headers.match(headers, captures)
+        reason = _decode(model, captures)
+        if reason is not None:
+            failures.append(reason)
     if not failures:  # cannot happen for a payload that did not match; keep the report sane
         failures.append("does not match")
     reason = failures[0]

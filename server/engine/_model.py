@@ -163,6 +163,9 @@ class WebhookModel:
     headers: Mapping[str, str] = field(  # (ext) header name → pattern string
         default_factory=lambda: MappingProxyType({})
     )
+    decode: Mapping[str, str] = field(  # (ext) capture name → encoding ("Text encodings")
+        default_factory=lambda: MappingProxyType({})
+    )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

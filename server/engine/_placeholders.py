@@ -1,5 +1,6 @@
 """The placeholder grammar (docs/format.md, "Placeholders"): ``$name$``, ``$$`` for a literal
-``$``, ``$name?$`` optional.
+``$``, ``$name?$`` optional, ``$name|filter$`` a value encoded by a filter (the checker allows one
+per placeholder; the renderer applies any it is given left to right).
 
 A template string is parsed once into segments: literal text and :class:`Placeholder` objects.
 Values substituted later are never re-scanned, because only the template is ever parsed.
@@ -17,6 +18,7 @@ __all__ = [
     "has_stray_dollar",
     "parse_template",
     "placeholders_in",
+    "sole_placeholder",
 ]
 
 MAX_NAME = 64
@@ -29,6 +31,13 @@ class Placeholder:
 
     name: str
     optional: bool = False
+    filters: tuple[str, ...] = ()  # (ext) "$content|ucs2_hex$": docs/format.md, "Text encodings"
+
+    @property
+    def shown(self) -> str:
+        """The placeholder as written (for messages)."""
+        inner = "|".join((self.name, *self.filters))
+        return f"${inner}?$" if self.optional else f"${inner}$"
 
 
 Segment = str | Placeholder
@@ -63,7 +72,8 @@ def _scan(text: str) -> tuple[tuple[Segment, ...], bool]:
         if literal:
             segments.append("".join(literal))
             literal = []
-        segments.append(Placeholder(name, optional))
+        name, *filters = name.split("|")
+        segments.append(Placeholder(name, optional, tuple(filters)))
         i = end + 1
     if literal:
         segments.append("".join(literal))
@@ -83,6 +93,14 @@ def parse_template(text: str) -> tuple[Segment, ...]:
 def has_stray_dollar(text: str) -> bool:
     """True when a ``$`` in ``text`` opens no placeholder and is not written ``$$``."""
     return _scan(text)[1]
+
+
+def sole_placeholder(text: str) -> Placeholder | None:
+    """The placeholder when ``text`` is exactly one placeholder and nothing else."""
+    segments = parse_template(text)
+    if len(segments) == 1 and isinstance(segments[0], Placeholder):
+        return segments[0]
+    return None
 
 
 def placeholders_in(text: str) -> tuple[Placeholder, ...]:

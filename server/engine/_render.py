@@ -36,6 +36,7 @@ from ._body import (
     multipart_content_type,
 )
 from ._errors import RenderError
+from ._gsm import text_encoding
 from ._model import (
     Auth,
     BasicAuth,
@@ -49,6 +50,7 @@ from ._numbers import NUMBER_VARIABLES, format_number
 from ._template import (
     MISSING,
     Lookup,
+    Masked,
     TextRenderer,
     TreeRenderer,
     Value,
@@ -57,6 +59,7 @@ from ._template import (
     compile_tree,
     text_names,
     tree_names,
+    value_text,
 )
 from ._url import UrlTemplate, compile_url
 from ._xml_template import XmlRenderer, compile_xml
@@ -144,6 +147,8 @@ class _Request:
     content_type: str
     parameters: TreeRenderer | None
     headers: tuple[tuple[str, TextRenderer, str], ...]  # name, value, pointer
+    # (ext) the variable whose text $encoding$ describes, when the request uses $encoding$
+    encoding_of: str | None
     xml: XmlRenderer | None = None  # an XML body's template (docs/format.md, "XML bodies")
 
 
@@ -176,6 +181,7 @@ def _compile_request(template: RequestTemplate) -> _Request:
         ),
         headers=tuple(headers),
         xml=xml,
+        encoding_of=_encoding_source(template),
     )
 
 
@@ -189,6 +195,17 @@ def _compile_xml_body(
     if not isinstance(template.parameters, str):
         raise RenderError("an XML body's request_parameters must be a string", pointer=where)
     return compile_xml(template.parameters, where)
+
+
+#: (ext) $encoding$ describes the message's text: SendFile's caption, any other send's content
+#: (docs/format.md, "Text encodings").
+ENCODING = "encoding"
+
+
+def _encoding_source(template: RequestTemplate) -> str | None:
+    if ENCODING not in template_variables(template):
+        return None
+    return "text" if template.pointer == "/API/SendFile" else "content"
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +307,7 @@ def _prepare(
     if not masked:
         return values, None
     hidden = frozenset(n for n in definition.secret_properties if values.get(n) is not None)
-    return {**values, **dict.fromkeys(hidden, MASK)}, hidden
+    return {**values, **dict.fromkeys(hidden, Masked(MASK))}, hidden
 
 
 def _override(headers: list[tuple[str, str]], name: str, value: str) -> None:
@@ -303,6 +320,11 @@ def _override(headers: list[tuple[str, str]], name: str, value: str) -> None:
     headers[positions[0]] = (name, value)
     for i in reversed(positions[1:]):
         del headers[i]
+
+
+def _placed(error: RenderError, pointer: str) -> RenderError:
+    """``error`` with ``pointer`` when it has none (a filter that cannot encode a value)."""
+    return error if error.pointer else RenderError(str(error), pointer=pointer)
 
 
 def render_request(
@@ -339,6 +361,9 @@ def render_request(
         )
     compiled = _requests.get(template)
     values, hidden = _prepare(definition, variables, default_region, masked)
+    if compiled.encoding_of is not None:
+        text = value_text(values.get(compiled.encoding_of))
+        values = {**values, ENCODING: text_encoding(text)}
     pointer = f"{compiled.pointer}/request_parameters"
     body: bytes | None = None
     content_type: str | None = None
@@ -346,7 +371,10 @@ def render_request(
     if compiled.xml is not None:
         body, content_type = compiled.xml(values), compiled.content_type
     elif compiled.parameters is not None:
-        tree = compiled.parameters(values)
+        try:
+            tree = compiled.parameters(values)
+        except RenderError as e:
+            raise _placed(e, pointer) from None
         if compiled.in_query:
             extra_query = encode_query(form_fields(tree, pointer), pointer)
         elif compiled.kind == "json":
@@ -359,14 +387,20 @@ def render_request(
             body, used = encode_multipart(form_fields(tree, pointer), boundary, pointer)
             content_type = multipart_content_type(compiled.content_type, used)
     verbatim: Collection[str] = hidden or ()
-    url = compiled.url.render(values, verbatim=verbatim, extra_query=extra_query)
+    try:
+        url = compiled.url.render(values, verbatim=verbatim, extra_query=extra_query)
+    except RenderError as e:
+        raise _placed(e, f"{compiled.pointer}/request_url") from None
     headers: list[tuple[str, str]] = []
     if content_type is not None:
         headers.append(("Content-Type", content_type))
     for name, value in _auth_headers(definition, values, bearer_token, hidden):
         _override(headers, name, value)
     for name, render, where in compiled.headers:
-        header_value = render(values)
+        try:
+            header_value = render(values)
+        except RenderError as e:
+            raise _placed(e, where) from None
         if header_value is not None:
             _override(headers, name, _check_value(header_value, where))
     return RenderedRequest(

@@ -6,6 +6,11 @@ list stays a list); without a value it renders as :data:`MISSING`, and the objec
 that held it is left out. A placeholder inside a longer string is interpolated (a missing value is
 ``""``). Numbers, booleans and null pass through. Only the template is ever parsed, so a value is
 substituted once and never re-scanned. Object keys are literal text, not templates.
+
+(ext) ``$name|filter$`` writes the value in a text encoding (:mod:`._codecs`), each element of a
+list alike; and an object ``{"$switch": "$encoding$", "cases": {...}, "default": ...}`` renders as
+the case named by the text of its ``$switch`` template, else its ``default``, else it is left out,
+as is a case or default that is ``null`` (docs/format.md, "Text encodings").
 """
 
 from __future__ import annotations
@@ -13,12 +18,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Final, TypeAlias
 
+from ._codecs import encode_value
+from ._errors import RenderError
 from ._model import Frozen, thaw
 from ._placeholders import Placeholder, parse_template
 
 __all__ = [
     "MISSING",
+    "SWITCH",
     "Lookup",
+    "Masked",
     "Missing",
     "Rendered",
     "TextRenderer",
@@ -26,6 +35,7 @@ __all__ = [
     "Value",
     "compile_text",
     "compile_tree",
+    "placeholder_text",
     "text_names",
     "tree_names",
     "value_text",
@@ -54,6 +64,8 @@ TextRenderer: TypeAlias = Callable[[Lookup], str | None]
 
 #: How a list value is written inside a longer string (and in a header or URL).
 LIST_SEPARATOR = ","
+#: (ext) The key that makes a template object a choice between cases.
+SWITCH: Final = "$switch"
 
 
 def value_text(value: object) -> str:
@@ -67,9 +79,54 @@ def value_text(value: object) -> str:
     return str(value)
 
 
-def _sole(name: str) -> TreeRenderer:
+class Masked(str):
+    """A secret's stand-in in a rendering for display: filters leave it as it is, so the display
+    shows the mask, not an encoding of it."""
+
+    __slots__ = ()
+
+
+def _encoded(placeholder: Placeholder, text: str) -> str:
+    """``text`` through the placeholder's filters, left to right."""
+    if isinstance(text, Masked):
+        return text
+    for name in placeholder.filters:
+        try:
+            text = encode_value(name, text)
+        except KeyError:
+            raise RenderError(f"{placeholder.shown}: unknown filter {name!r}") from None
+        except ValueError as e:
+            raise RenderError(f"{placeholder.shown}: {e}") from None
+    return text
+
+
+def _lookup(placeholder: Placeholder, values: Lookup) -> Value:
+    value = values.get(placeholder.name)
+    if not placeholder.filters or value is None:
+        return value
+    if isinstance(value, tuple):
+        return tuple(_encoded(placeholder, v) for v in value)
+    return _encoded(placeholder, value)
+
+
+def placeholder_text(placeholder: Placeholder, values: Lookup) -> str:
+    """The text a placeholder stands for inside a longer string, through its filters."""
+    value = values.get(placeholder.name)
+    text = value if isinstance(value, str) else value_text(value)
+    return _encoded(placeholder, text) if placeholder.filters else text
+
+
+def _sole(placeholder: Placeholder) -> TreeRenderer:
+    name = placeholder.name
+    # The common case, a placeholder without a filter, stays one dictionary look-up (send path).
+    lookup: Callable[[Lookup], Value] = (
+        (lambda values: _lookup(placeholder, values))
+        if placeholder.filters
+        else (lambda values: values.get(name))
+    )
+
     def render(values: Lookup) -> Rendered:
-        value = values.get(name)
+        value = lookup(values)
         if value is None:
             return MISSING
         if isinstance(value, tuple):
@@ -85,11 +142,45 @@ def _interpolation(parts: tuple[str | Placeholder, ...]) -> TreeRenderer:
         for part in parts:
             if isinstance(part, str):
                 out.append(part)
+            elif part.filters:
+                out.append(placeholder_text(part, values))
             else:
                 out.append(value_text(values.get(part.name)))
         return "".join(out)
 
     return render
+
+
+def _switch(
+    on: TextRenderer, cases: Mapping[str, TreeRenderer], default: TreeRenderer | None
+) -> TreeRenderer:
+    def render(values: Lookup) -> Rendered:
+        key = on(values)
+        chosen = cases.get(key) if key is not None else None
+        if chosen is None:
+            chosen = default
+        return MISSING if chosen is None else chosen(values)
+
+    return render
+
+
+def _left_out(values: Lookup) -> Rendered:
+    return MISSING
+
+
+def _choice(tree: Frozen) -> TreeRenderer:
+    """A case or default of a switch: ``null`` there leaves the key out."""
+    return _left_out if tree is None else compile_tree(tree)
+
+
+def _compile_switch(tree: Mapping[str, Frozen]) -> TreeRenderer:
+    on = tree[SWITCH]
+    cases = tree.get("cases")
+    return _switch(
+        compile_text(on if isinstance(on, str) else ""),
+        {str(k): _choice(v) for k, v in cases.items()} if isinstance(cases, Mapping) else {},
+        _choice(tree["default"]) if "default" in tree else None,
+    )
 
 
 def _constant(value: object) -> TreeRenderer:
@@ -102,7 +193,7 @@ def _string(text: str) -> TreeRenderer:
         return _constant("".join(s for s in segments if isinstance(s, str)))
     if len(segments) == 1:
         assert isinstance(segments[0], Placeholder)
-        return _sole(segments[0].name)
+        return _sole(segments[0])
     return _interpolation(segments)
 
 
@@ -127,6 +218,8 @@ def _list(items: tuple[TreeRenderer, ...]) -> TreeRenderer:
 
 def compile_tree(tree: Frozen) -> TreeRenderer:
     """A function that renders ``tree`` with a mapping of variable values."""
+    if isinstance(tree, Mapping) and SWITCH in tree:
+        return _compile_switch(tree)
     if not tree_names(tree):
         return _constant(thaw(_unescape(tree)))
     if isinstance(tree, str):

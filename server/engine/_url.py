@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 from ._errors import RenderError
 from ._placeholders import Placeholder, Segment, parse_template
-from ._template import Lookup, value_text
+from ._template import Lookup, placeholder_text
 
 __all__ = ["UrlTemplate", "compile_url"]
 
@@ -229,7 +229,7 @@ class UrlTemplate:
         self, placeholder: Placeholder, values: Lookup, verbatim: Collection[str], out: list[str]
     ) -> str:
         value = values.get(placeholder.name)
-        text = value if isinstance(value, str) else value_text(value)
+        text = placeholder_text(placeholder, values)
         out.append(
             text
             if placeholder.name in verbatim and value is not None
@@ -245,7 +245,7 @@ class UrlTemplate:
                 out.append(segment)
                 continue
             value = values.get(segment.name)
-            text = value if isinstance(value, str) else value_text(value)
+            text = placeholder_text(segment, values)
             if segment.name in verbatim and value is not None:
                 display_only = True
             elif index == 0 and self.origin_scheme_from_value:

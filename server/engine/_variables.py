@@ -31,7 +31,16 @@ __all__ = [
 ]
 
 _EVERY_REQUEST = frozenset({"webhook_url"})
-_SEND = _EVERY_REQUEST | {"from", "to", "content", "extension", "domain", "orgid", "gateway_id"}
+_SEND = _EVERY_REQUEST | {
+    "from",
+    "to",
+    "content",
+    "extension",
+    "domain",
+    "orgid",
+    "gateway_id",
+    "encoding",
+}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -98,6 +107,7 @@ WHERE: Mapping[str, str] = {
     "media_type": "SendFile",
     "filename": "SendFile",
     "gateway_id": "SendMessage and SendFile",
+    "encoding": "SendMessage and SendFile",
 }
 
 

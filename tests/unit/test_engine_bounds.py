@@ -172,3 +172,61 @@ def test_a_definition_at_every_bound_loads_renders_and_matches_in_linear_time() 
     models, size, events, unmatched, explained = map(int, out.split())
     assert (models, events, unmatched, explained) == (100, 8_400, 1_680, 100)
     assert size > 600_000  # the list and the value, each once
+
+
+def test_text_encodings_of_large_values_cost_linear_time() -> None:
+    # docs/format.md, "Text encodings": detection, segments, every filter and every decoding
+    # take time linear in the value; a hostile value gets a reason, not a stall.
+    out = run_guarded(
+        """
+        import json
+        from server.engine import (
+            WebhookRequest, load_definition, match_webhook, render_request, segment_count,
+            text_encoding,
+        )
+        from server.engine._codecs import ENCODINGS, decode_value, encode_value
+        text = "€Ж👍a" * 50_000  # 200,000 characters
+        print(text_encoding(text), segment_count(text))
+        for name in ENCODINGS:
+            if not name.startswith(("gsm7", "latin1")):
+                assert decode_value(name, encode_value(name, text)) == text
+        gsm = "€[a" * 60_000
+        for name in ("gsm7_hex", "gsm7_packed_hex", "gsm7_packed_base64"):
+            assert decode_value(name, encode_value(name, gsm)) == gsm
+        for name, hostile in (
+            ("ucs2_percent", "%" * 200_000),
+            ("ucs2_hex", "0" * 199_999),
+            ("base64", "=" * 200_001),
+            ("gsm7_hex", "1B" * 100_000),
+        ):
+            try:
+                decode_value(name, hostile)
+            except ValueError as e:
+                print(name, "refused:", str(e)[:30])
+        with open("tests/fixtures/definitions/seed/complete_example.json") as file:
+            doc = json.load(file)
+        doc["API"]["SendMessage"]["request_parameters"] = {
+            "t": "$content|ucs2_percent$",
+            "k": {"$switch": "$encoding$", "cases": {"GSM-7": "0", "UCS-2": "8"}},
+        }
+        doc["Webhook"][2]["decode"] = {"content": "ucs2_hex"}
+        defn = load_definition(json.dumps(doc).encode())
+        rendered = render_request(defn, defn.send_message, {"content": text, "to": "1"})
+        print(len(rendered.body or b""))
+        params = {"from": "1", "to": "2", "content": "0041" * 100_000}
+        message = {"method": "message", "params": params}
+        body = json.dumps(message).encode()
+        result = match_webhook(defn, WebhookRequest(method="POST", content_type=None, body=body))
+        print(len(result.events[0].text or ""))
+        """
+    )
+    lines = out.splitlines()
+    assert lines[0] == "UCS-2 3750"  # 250,000 UTF-16 units in parts of 67, no emoji split
+    assert [line.split(" refused")[0] for line in lines[1:5]] == [
+        "ucs2_percent",
+        "ucs2_hex",
+        "base64",
+        "gsm7_hex",
+    ]
+    assert int(lines[5]) > 1_200_000  # the text percent-encoded as UTF-16BE, once
+    assert lines[6] == "100000"

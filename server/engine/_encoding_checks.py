@@ -1,0 +1,177 @@
+"""The checks of text encodings (docs/format.md, "Text encodings"): placeholder filters, ``$switch``
+objects and webhook models' ``decode``.
+
+Like :mod:`._checks`, each function takes the plain JSON document, which may be broken elsewhere,
+checks only what is intact and yields problems with their pointers.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from ._codecs import ENCODINGS
+from ._errors import Problem
+from ._gsm import GSM7, UCS2
+from ._placeholders import placeholders_in, sole_placeholder
+from ._pointer import child
+from ._template import SWITCH
+from ._variables import request_pointers, template_strings, webhook_model_strings
+
+__all__ = ["ENCODING_CHECKS"]
+
+#: The scopes whose templates are rendered as requests: filters and switches work there.
+_REQUEST_SCOPES = frozenset({"SendMessage", "SendFile", "Subscribe", "Unsubscribe"})
+_ENCODING_VALUES = (GSM7, UCS2)
+_SWITCH_KEYS = frozenset({SWITCH, "cases", "default"})
+
+
+def _error(at: str, message: str) -> Problem:
+    return Problem(pointer=at, message=message)
+
+
+def _guess(word: str, options: tuple[str, ...]) -> str:
+    for option in options:
+        if option.lower() == word.lower():
+            return f" (did you mean {option}?)"
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def check_filters(document: Mapping[str, Any]) -> Iterator[Problem]:
+    """A filter is a known encoding, one per named placeholder, in a request template."""
+    for template in template_strings(document):
+        for placeholder in placeholders_in(template.text):
+            if not placeholder.filters:
+                continue
+            shown = placeholder.shown
+            if template.scope.name not in _REQUEST_SCOPES:
+                yield _error(
+                    template.pointer,
+                    f"{shown}: filters write a value into a request (SendMessage, SendFile, "
+                    f"Subscribe, Unsubscribe), not in {template.scope.name}"
+                    + (
+                        "; a webhook model decodes a capture with decode"
+                        if template.scope.optional
+                        else ""
+                    ),
+                )
+                continue
+            if not placeholder.name:
+                yield _error(template.pointer, f"{shown}: a placeholder needs a name before |")
+            if len(placeholder.filters) > 1:
+                # each filter may multiply the value's size (hex doubles it): one keeps a rendered
+                # request within a constant factor of its values (docs/format.md, "Limits")
+                yield _error(template.pointer, f"{shown}: a placeholder takes one filter")
+                continue
+            for name in placeholder.filters:
+                if name not in ENCODINGS:
+                    yield _error(
+                        template.pointer,
+                        f"{shown}: unknown filter {name!r}{_guess(name, ENCODINGS)}; the filters "
+                        f"are {', '.join(ENCODINGS)}",
+                    )
+
+
+def _switches(tree: object, at: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    if isinstance(tree, Mapping):
+        if SWITCH in tree:
+            yield at, tree
+        for key, value in tree.items():
+            yield from _switches(value, child(at, str(key)))
+    elif isinstance(tree, list):
+        for i, value in enumerate(tree):
+            yield from _switches(value, child(at, i))
+
+
+def check_switches(document: Mapping[str, Any]) -> Iterator[Problem]:
+    """A ``$switch`` object has a template to choose by and its cases; one on ``$encoding$``
+    names only GSM-7 and UCS-2 and covers both unless it has a default."""
+    for at, request, scope in request_pointers(document):
+        if scope.name not in _REQUEST_SCOPES:
+            continue
+        for where, switch in _switches(
+            request.get("request_parameters"), f"{at}/request_parameters"
+        ):
+            yield from _check_switch(where, switch)
+    models = document.get("Webhook")
+    for i, model in enumerate(models if isinstance(models, list) else ()):
+        if isinstance(model, Mapping):
+            for where, _ in _switches(
+                model.get("request_parameters"), f"/Webhook/{i}/request_parameters"
+            ):
+                yield _error(
+                    child(where, SWITCH),
+                    "a $switch chooses a value in a request; a webhook model's pattern cannot "
+                    "hold one (write one model per case)",
+                )
+
+
+def _check_switch(at: str, switch: Mapping[str, Any]) -> Iterator[Problem]:
+    for key in switch:
+        if key not in _SWITCH_KEYS:
+            yield _error(
+                child(at, str(key)),
+                f'a $switch object has only "$switch", "cases" and "default"; "{key}" is not one '
+                "(put the value in a case)",
+            )
+    on = switch[SWITCH]
+    if not isinstance(on, str) or not placeholders_in(on):
+        yield _error(
+            child(at, SWITCH),
+            'the value of "$switch" is a template with a placeholder, such as "$encoding$", whose '
+            "text names the case",
+        )
+        return
+    cases = switch.get("cases")
+    if not isinstance(cases, Mapping) or not cases:
+        yield _error(
+            child(at, "cases") if "cases" in switch else at,
+            'a $switch needs "cases": an object from each value to what is sent for it',
+        )
+        return
+    placeholder = sole_placeholder(on)
+    if placeholder is None or placeholder.name != "encoding" or placeholder.filters:
+        return
+    for key in cases:
+        if key not in _ENCODING_VALUES:
+            yield _error(
+                child(child(at, "cases"), str(key)),
+                f'"{key}" is not a value of $encoding${_guess(str(key), _ENCODING_VALUES)}; '
+                f"it is {GSM7} or {UCS2}",
+            )
+    missing = [value for value in _ENCODING_VALUES if value not in cases]
+    if missing and "default" not in switch:
+        yield _error(
+            child(at, "cases"),
+            f"this $encoding$ switch has no case for {' or '.join(missing)} and no default: "
+            "say what is sent for every encoding (null: the key is left out)",
+        )
+
+
+def check_decode(document: Mapping[str, Any]) -> Iterator[Problem]:
+    """A model's ``decode`` names captures of that model and known encodings."""
+    models = document.get("Webhook")
+    for i, model in enumerate(models if isinstance(models, list) else ()):
+        if not isinstance(model, Mapping) or not isinstance(model.get("decode"), Mapping):
+            continue
+        captured = {
+            p.name for t in webhook_model_strings(i, model) for p in placeholders_in(t.text)
+        }
+        for name, encoding in model["decode"].items():
+            at = child(f"/Webhook/{i}/decode", str(name))
+            if name not in captured:
+                yield _error(
+                    at,
+                    f"the model does not capture ${name}$: decode names captures of its own model",
+                )
+            if isinstance(encoding, str) and encoding not in ENCODINGS:
+                yield _error(
+                    at,
+                    f"unknown encoding {encoding!r}{_guess(encoding, ENCODINGS)}; the encodings "
+                    f"are {', '.join(ENCODINGS)}",
+                )
+
+
+ENCODING_CHECKS = (check_filters, check_switches, check_decode)

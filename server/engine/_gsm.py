@@ -1,0 +1,173 @@
+"""The GSM 03.38 default alphabet: which text fits it, how many SMS segments a text takes, and its
+septets (docs/format.md, "Text encodings").
+
+Pure functions, linear in the text. A text whose every character is in the default alphabet or its
+extension table is ``GSM-7``; any other text is ``UCS-2``. An extension character (``€``, ``[``,
+``{``…) is sent as the escape septet 0x1B and its code, so it counts two septets. A single SMS
+holds 160 septets or 70 UCS-2 units (UTF-16 code units: a character outside the Basic Multilingual
+Plane, an emoji, counts two); a longer text is split into parts of 153 septets or 67 units, the
+rest of each part carrying the concatenation header, and a part never splits an escape pair or a
+surrogate pair.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+__all__ = [
+    "GSM7",
+    "UCS2",
+    "Encoding",
+    "gsm7_septets",
+    "gsm7_text",
+    "pack_septets",
+    "segment_count",
+    "text_encoding",
+    "unpack_septets",
+]
+
+Encoding = Literal["GSM-7", "UCS-2"]
+GSM7: Final = "GSM-7"
+UCS2: Final = "UCS-2"
+
+# The default alphabet in septet order (0x1B is the escape to the extension table: never text).
+_BASIC: Final = (
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+# The extension table: character → the septet that follows the escape.
+_EXTENSION: Final = {
+    "\f": 0x0A,
+    "^": 0x14,
+    "{": 0x28,
+    "}": 0x29,
+    "\\": 0x2F,
+    "[": 0x3C,
+    "~": 0x3D,
+    "]": 0x3E,
+    "|": 0x40,
+    "€": 0x65,
+}
+_ESCAPE: Final = 0x1B
+_SEPTET_OF: Final = {ch: i for i, ch in enumerate(_BASIC) if i != _ESCAPE}
+_EXTENDED_BY_SEPTET: Final = {code: ch for ch, code in _EXTENSION.items()}
+
+_SINGLE: Final = {GSM7: 160, UCS2: 70}
+_PART: Final = {GSM7: 153, UCS2: 67}
+
+
+def _gsm_units(ch: str) -> int:
+    """Septets a character takes in GSM-7; 0 when it is not in the alphabet."""
+    if ch in _SEPTET_OF:
+        return 1
+    if ch in _EXTENSION:
+        return 2
+    return 0
+
+
+def text_encoding(text: str) -> Encoding:
+    """``GSM-7`` when every character of ``text`` is in the default alphabet or its extension
+    table, else ``UCS-2``."""
+    for ch in text:
+        if ch not in _SEPTET_OF and ch not in _EXTENSION:
+            return UCS2
+    return GSM7
+
+
+def _units(text: str, encoding: Encoding) -> list[int]:
+    if encoding == GSM7:
+        return [_gsm_units(ch) for ch in text]
+    return [2 if ord(ch) > 0xFFFF else 1 for ch in text]
+
+
+def segment_count(text: str, encoding: Encoding | None = None) -> int:
+    """How many SMS segments ``text`` takes in ``encoding`` (default: its own). An empty text is
+    one segment."""
+    chosen = encoding or text_encoding(text)
+    units = _units(text, chosen)
+    if chosen == GSM7 and 0 in units:
+        raise ValueError("the text does not fit the GSM 03.38 alphabet")
+    if sum(units) <= _SINGLE[chosen]:
+        return 1
+    limit = _PART[chosen]
+    parts, used = 1, 0
+    for size in units:  # a character's units stay in one part
+        if used + size > limit:
+            parts, used = parts + 1, 0
+        used += size
+    return parts
+
+
+def gsm7_septets(text: str) -> bytes:
+    """The unpacked septets of ``text``, one per byte; ValueError names the first character that
+    does not fit."""
+    out = bytearray()
+    for position, ch in enumerate(text):
+        septet = _SEPTET_OF.get(ch)
+        if septet is not None:
+            out.append(septet)
+            continue
+        code = _EXTENSION.get(ch)
+        if code is None:
+            raise ValueError(
+                f"character {position + 1} (U+{ord(ch):04X}) is not in the GSM 03.38 alphabet"
+            )
+        out += bytes((_ESCAPE, code))
+    return bytes(out)
+
+
+def gsm7_text(septets: bytes) -> str:
+    """The text of unpacked septets; ValueError for a byte over 0x7F or an unknown escape."""
+    out: list[str] = []
+    escaped = False
+    for position, septet in enumerate(septets):
+        if septet > 0x7F:
+            raise ValueError(f"byte {position + 1} (0x{septet:02X}) is not a GSM-7 septet")
+        if escaped:
+            ch = _EXTENDED_BY_SEPTET.get(septet)
+            if ch is None:
+                raise ValueError(
+                    f"septet {position + 1} (0x{septet:02X}) is not in the GSM-7 extension table"
+                )
+            out.append(ch)
+            escaped = False
+        elif septet == _ESCAPE:
+            escaped = True
+        else:
+            out.append(_BASIC[septet])
+    if escaped:
+        raise ValueError("the text ends with an escape septet (0x1B) and no character")
+    return "".join(out)
+
+
+def pack_septets(septets: bytes) -> bytes:
+    """Septets packed eight to seven bytes, least significant bits first (3GPP TS 23.038)."""
+    out = bytearray()
+    buffer = bits = 0
+    for septet in septets:
+        buffer |= (septet & 0x7F) << bits
+        bits += 7
+        while bits >= 8:
+            out.append(buffer & 0xFF)
+            buffer >>= 8
+            bits -= 8
+    if bits:
+        out.append(buffer & 0xFF)
+    return bytes(out)
+
+
+def unpack_septets(packed: bytes) -> bytes:
+    """The septets of packed bytes. When the bytes hold a whole number of groups of seven, the
+    last septet may be the padding of a text one septet shorter: a final 0x00 there is dropped."""
+    out = bytearray()
+    buffer = bits = 0
+    for byte in packed:
+        buffer |= byte << bits
+        bits += 8
+        while bits >= 7:
+            out.append(buffer & 0x7F)
+            buffer >>= 7
+            bits -= 7
+    if packed and len(packed) % 7 == 0 and out and out[-1] == 0:
+        del out[-1]
+    return bytes(out)
