@@ -4,6 +4,7 @@ An answer's status is a 2xx (the webhook was stored: a 4xx or 5xx would tell the
 not, and a 3xx would send it elsewhere), its body at most :data:`ANSWER_BODY_MAX_BYTES` bytes of
 UTF-8 (none at all with 204 or 205, which have no body), and its content type one line naming a
 textual media type: the body is a literal string, and nothing else goes into the answer's headers.
+A body holding what looks like a placeholder is warned about: it is sent as written.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ __all__ = ["check_webhook_answers", "is_textual"]
 _MEDIA_TYPE = re.compile(r"([!#$%&'*+.^_`|~0-9A-Za-z-]+)/([!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*(;.*)?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TEXTUAL_APPLICATION = ("json", "xml")
+# what looks like a placeholder: "$name$", a name without "$" or white space (docs/format.md,
+# "Placeholders"); bounded, so the search stays linear in the body
+_LOOKS_LIKE_PLACEHOLDER = re.compile(r"\$[^$\s]{1,64}\$")
 
 
 def is_textual(content_type: str) -> bool:
@@ -74,6 +78,14 @@ def _answer_problems(at: str, answer: Mapping[str, Any]) -> Iterator[Problem]:
             yield Problem(
                 pointer=f"{at}/body",
                 message=f"a {status} answer has no body: leave body out or use 200",
+            )
+        found = _LOOKS_LIKE_PLACEHOLDER.search(body)
+        if found is not None:
+            yield Problem(
+                pointer=f"{at}/body",
+                message=f"an answer's body takes no placeholders: {found.group(0)} is sent as "
+                "written",
+                severity="warning",
             )
     content_type = answer.get("content_type")
     if isinstance(content_type, str) and not is_textual(content_type):

@@ -246,3 +246,15 @@ def test_the_schema_refuses_a_malformed_webhook_answer() -> None:
 def test_a_dollar_in_a_body_is_literal_not_a_placeholder() -> None:
     definition = load_definition(_doc(_model("a", {"body": "costs $5 $to$"})))
     assert definition.webhooks[0].answer == WebhookAnswer(body="costs $5 $to$")
+
+
+def test_what_looks_like_a_placeholder_in_a_body_is_warned_about() -> None:
+    problems = check_definition(_doc(_model("a", {"body": "got $messageid$"})))
+    assert [(p.severity, str(p)) for p in problems] == [
+        (
+            "warning",
+            "/Webhook/0/answer/body: an answer's body takes no placeholders: $messageid$ is "
+            "sent as written",
+        )
+    ]
+    assert check_definition(_doc(_model("a", {"body": "costs $5"}))) == ()
