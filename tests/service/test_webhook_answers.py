@@ -1,13 +1,16 @@
 """The answer a provider gets for a stored webhook (docs/format.md, "Answers"), over real sockets:
-the same through the in-process sidecar and through a separate one forwarding over gRPC, and never
-in place of a failure the core decides."""
+the same through the in-process sidecar, through a separate one forwarding over gRPC, and through
+a ``msgbridge sidecar`` process, and never in place of a failure the core decides."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 from typing import Any
 
 import aiohttp
+import pytest
 
 from msgbridge.v1 import gateway_pb2
 from server.demo import RunningFakeProvider
@@ -115,3 +118,55 @@ async def test_the_same_answer_in_process_and_through_a_separate_sidecar(
     listed = await core.stub.ListEvents(gateway_pb2.ListEventsRequest(page_size=100))
     # each path stored its four events: the answer was sent after the request was stored
     assert len(listed.events) == 8
+
+
+# The command group as client/cli.py runs it (as tests/sidecar/test_sidecar_process.py does).
+_SIDECAR_MAIN = (
+    "import argparse, sys\n"
+    "from client._sidecar_cli import add_parsers\n"
+    "parser = argparse.ArgumentParser(prog='msgbridge')\n"
+    "add_parsers(parser.add_subparsers())\n"
+    "args = parser.parse_args(sys.argv[1:])\n"
+    "sys.exit(args.handler(args))\n"
+)
+
+
+async def _serving_port(stderr: asyncio.StreamReader) -> int:
+    async with asyncio.timeout(30):
+        while line := await stderr.readline():
+            entry = json.loads(line.decode())
+            if entry["msg"] == "webhook sidecar serving":
+                return int(entry["port"])
+    raise AssertionError("the sidecar never served")
+
+
+@pytest.mark.e2e
+async def test_the_same_answer_from_a_sidecar_process(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider
+) -> None:
+    core: Gateway = await start_gateway()
+    await core.register(_definition(provider.url))
+    installation = await core.enable("acme-sms", numbers={"+15550001111": ["101"]})
+    path = installation.webhook_url.split("127.0.0.1:0", 1)[1]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _SIDECAR_MAIN,
+        "sidecar",
+        "--core",
+        f"127.0.0.1:{core.port}",
+        "--http-listen",
+        "127.0.0.1:0",
+        "--public-url",
+        "http://127.0.0.1:0",
+        env={"PATH": ""},
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    try:
+        port = await _serving_port(process.stderr)
+        async with aiohttp.ClientSession() as http:
+            await _check(http, f"http://127.0.0.1:{port}{path}", 20)
+    finally:
+        process.kill()
+        await process.wait()
