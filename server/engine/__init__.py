@@ -6,6 +6,7 @@ to events (:func:`match_webhook`). :func:`text_encoding` and :func:`segment_coun
 text fits GSM-7 and how many SMS segments it takes. Every error raised is an :class:`EngineError`.
 """
 
+from ._answer import ANSWER_BODY_MAX_BYTES, DEFAULT_ANSWER, choose_answer
 from ._document import MAX_SIZE as MAX_DEFINITION_BYTES
 from ._document import TOO_LARGE as DEFINITION_TOO_LARGE
 from ._errors import DefinitionError, EngineError, Problem, RenderError, WebhookParseError
@@ -32,6 +33,7 @@ from ._model import (
     OAuth2Config,
     Property,
     RequestTemplate,
+    WebhookAnswer,
     WebhookAuth,
     WebhookModel,
     freeze,
@@ -49,6 +51,8 @@ from ._render import (
 from ._response import ResponseOutcome, map_response
 
 __all__ = [
+    "ANSWER_BODY_MAX_BYTES",
+    "DEFAULT_ANSWER",
     "DEFINITION_TOO_LARGE",
     "MAX_DEFINITION_BYTES",
     "Auth",
@@ -76,11 +80,13 @@ __all__ = [
     "ResponseOutcome",
     "UnmatchedPayload",
     "Value",
+    "WebhookAnswer",
     "WebhookAuth",
     "WebhookModel",
     "WebhookParseError",
     "WebhookRequest",
     "check_definition",
+    "choose_answer",
     "freeze",
     "load_definition",
     "map_response",

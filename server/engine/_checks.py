@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from ._answer_checks import check_webhook_answers
 from ._encoding_checks import ENCODING_CHECKS
 from ._errors import Problem
 from ._placeholders import Placeholder, has_stray_dollar, parse_template, placeholders_in
@@ -587,4 +588,5 @@ CHECKS: tuple[Check, ...] = (
     check_webhook_constraints,
     check_webhook_auth,
     *ENCODING_CHECKS,
+    check_webhook_answers,
 )

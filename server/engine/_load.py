@@ -28,6 +28,7 @@ from ._model import (
     OAuth2Config,
     Property,
     RequestTemplate,
+    WebhookAnswer,
     WebhookAuth,
     WebhookModel,
     freeze,
@@ -123,6 +124,8 @@ def _definition(doc: dict[str, Any], problems: tuple[Problem, ...]) -> Definitio
         number_format=doc.get("number_format", "as_given"),
         warnings=tuple(p for p in problems if p.severity == "warning"),
         source=freeze(doc),
+        answer_matched=_answer(doc.get("WebhookAnswer", {}).get("matched")),
+        answer_unmatched=_answer(doc.get("WebhookAnswer", {}).get("unmatched")),
     )
 
 
@@ -201,6 +204,19 @@ def _webhook(index: int, model: dict[str, Any]) -> WebhookModel:
         absent=tuple(model.get("absent") or ()),
         headers=MappingProxyType(dict(model.get("request_headers", {}))),
         decode=MappingProxyType(dict(model.get("decode", {}))),
+        answer=_answer(model.get("answer")),
+    )
+
+
+def _answer(answer: dict[str, Any] | None) -> WebhookAnswer | None:
+    """(ext) docs/format.md, "Answers"; a key left out keeps the default answer's value."""
+    if answer is None:
+        return None
+    default = WebhookAnswer()
+    return WebhookAnswer(
+        status=answer.get("status", default.status),
+        content_type=answer.get("content_type", default.content_type),
+        body=answer.get("body", default.body),
     )
 
 

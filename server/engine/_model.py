@@ -28,6 +28,7 @@ __all__ = [
     "OAuth2Config",
     "Property",
     "RequestTemplate",
+    "WebhookAnswer",
     "WebhookAuth",
     "WebhookModel",
     "freeze",
@@ -148,6 +149,20 @@ class RequestTemplate:
     response_map: Frozen = None  # pattern tree; None when absent
 
 
+# --- (ext) the answer a stored webhook gets (docs/format.md, "Answers") ------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WebhookAnswer:
+    """(ext) The HTTP answer a provider gets once its webhook is stored: a 2xx status, a textual
+    content type and a literal body (docs/format.md, "Answers"). The default is the answer a
+    definition without one gets."""
+
+    status: int = 200
+    content_type: str = "text/plain; charset=utf-8"
+    body: str = ""
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class WebhookModel:
     """One ``Webhook`` entry (docs/format.md, "Webhook models")."""
@@ -166,6 +181,7 @@ class WebhookModel:
     decode: Mapping[str, str] = field(  # (ext) capture name → encoding ("Text encodings")
         default_factory=lambda: MappingProxyType({})
     )
+    answer: WebhookAnswer | None = None  # (ext) the answer when this model gives the event
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -197,6 +213,9 @@ class Definition:
     number_format: NumberFormat
     warnings: tuple[Problem, ...]
     source: Frozen  # the whole file as loaded
+    # (ext) the definition's answers when no matched model has its own (docs/format.md, "Answers")
+    answer_matched: WebhookAnswer | None = None
+    answer_unmatched: WebhookAnswer | None = None
 
     @property
     def secret_properties(self) -> frozenset[str]:

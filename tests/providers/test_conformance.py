@@ -7,7 +7,8 @@ fixtures in ``tests/fixtures/providers/<provider>/`` (taken from the provider's 
   parsed body) on a fake provider standing in for the provider's host, and its documented answer
   mapped to the reply's provider message id;
 - each ``webhooks/*.json``: the documented body, posted through the real sidecar to the
-  installation's webhook URL, yields exactly the expected events on the event log.
+  installation's webhook URL, yields exactly the expected events on the event log (and, with
+  ``expect_answer``, gets exactly that HTTP answer).
 """
 
 from __future__ import annotations
@@ -361,6 +362,11 @@ async def test_webhook_yields_the_documented_events(
         http.request(method, yarl.URL(url, encoded=True), data=body, headers=headers) as answer,
     ):
         assert 200 <= answer.status < 300, await answer.text()
+        if "expect_answer" in case:  # the answer the provider expects (docs/format.md, "Answers")
+            wanted = case["expect_answer"]
+            assert answer.status == wanted.get("status", 200)
+            assert answer.headers.get("Content-Type") == wanted["content_type"]
+            assert await answer.read() == wanted["body_text"].encode("utf-8")
 
     events = await _events_after(gateway, before, len(case["expect_events"]))
     assert len(events) == len(case["expect_events"]), [str(e) for e in events]

@@ -2,7 +2,7 @@
 
     path → integration (and installation, when the URL carries its token)
     → match (engine) → route each event → dedupe + store request and events in one transaction
-    → wake subscribers → answer 2xx
+    → wake subscribers → answer 2xx (the definition's answer: docs/format.md, "Answers")
 
 Routing (docs/format.md, "Numbers and routing" and "Receipts"): an inbound message goes to the
 installation named by the URL's token, or — through the per-integration URL — to the enabled
@@ -35,9 +35,11 @@ from ...engine import (
     Definition,
     InboundEvent,
     MatchResult,
+    WebhookAnswer,
     WebhookAuth,
     WebhookParseError,
     WebhookRequest,
+    choose_answer,
     match_webhook,
 )
 from ...errors import NotFound
@@ -98,6 +100,20 @@ class ReplayResult:
 def _verdict(status: int, text: str = "") -> ingest_pb2.WebhookVerdict:
     return ingest_pb2.WebhookVerdict(
         http_status=status, body=text.encode(), content_type="text/plain; charset=utf-8"
+    )
+
+
+def _answered(answer: WebhookAnswer) -> ingest_pb2.WebhookVerdict:
+    """The verdict for a stored request: the definition's answer (docs/format.md, "Answers").
+
+    Only stored requests come here; every status the core decides itself (400, 401, 404, and the
+    503 or 500 of a store that failed) is answered by :func:`_verdict` or the sidecar, never by a
+    definition.
+    """
+    return ingest_pb2.WebhookVerdict(
+        http_status=answer.status,
+        body=answer.body.encode("utf-8", "replace"),
+        content_type=answer.content_type,
     )
 
 
@@ -206,7 +222,7 @@ class Ingestor:
                 "outcome": str(record.outcome),
             },
         )
-        return _verdict(200)
+        return _answered(choose_answer(integration.definition, result))
 
     def _authenticate(
         self, auth: WebhookAuth, installation: InstallationRecord, request: SignedRequest
