@@ -30,6 +30,7 @@ from ._model import (
     OAuth2Config,
     Property,
     RequestTemplate,
+    ResponseRules,
     WebhookAuth,
     WebhookModel,
     freeze,
@@ -45,6 +46,7 @@ from ._render import (
     template_variables,
 )
 from ._response import ResponseOutcome, map_response
+from ._response_rules import ErrorMatch, Judgement, judge_response
 
 __all__ = [
     "DEFINITION_TOO_LARGE",
@@ -55,10 +57,12 @@ __all__ = [
     "Definition",
     "DefinitionError",
     "EngineError",
+    "ErrorMatch",
     "EventType",
     "Frozen",
     "HeaderAuth",
     "InboundEvent",
+    "Judgement",
     "JwtAuth",
     "MatchResult",
     "NearMiss",
@@ -71,6 +75,7 @@ __all__ = [
     "RenderedRequest",
     "RequestTemplate",
     "ResponseOutcome",
+    "ResponseRules",
     "UnmatchedPayload",
     "Value",
     "WebhookAuth",
@@ -79,6 +84,7 @@ __all__ = [
     "WebhookRequest",
     "check_definition",
     "freeze",
+    "judge_response",
     "load_definition",
     "map_response",
     "match_webhook",
