@@ -381,6 +381,34 @@ def test_malformed_conditions_are_schema_errors(condition: object) -> None:
     assert any(p.startswith("/API/SendMessage/response_rules") for p, _ in _errors(doc))
 
 
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"pointer": "/code"},
+        {"pointer": "/code", "one_of": [1], "absent": True},
+        {"pointer": "/code", "capture": "messageid", "present": True},
+    ],
+)
+def test_a_condition_s_shape_is_said_in_one_sentence(condition: object) -> None:
+    assert _errors(_document({"require": [condition]})) == [
+        (
+            "/API/SendMessage/response_rules/require/0",
+            "a condition is one subject, pointer or capture, and one test: "
+            "one_of, not, present or absent",
+        )
+    ]
+
+
+def test_an_errors_entry_without_status_or_when_is_said_in_one_sentence() -> None:
+    assert _errors(_document({"errors": [{"outcome": "blocked"}]})) == [
+        (
+            "/API/SendMessage/response_rules/errors/0",
+            "an errors entry has an outcome and says which answers it is for: "
+            "status, when, or both",
+        )
+    ]
+
+
 # -- the errors outcomes are reported as -------------------------------------------------------
 
 
