@@ -23,6 +23,9 @@ from ._variables import RESPONSE_MAP, request_pointers, tree_strings
 __all__ = ["check_response_rules"]
 
 _SENDS = ("/API/SendMessage", "/API/SendFile")
+# The schema's bounds (docs/format.md, "Limits"): past them only the first are checked, so that a
+# hostile file cannot make the pairwise comparison of errors entries quadratic in its size.
+_MAX_REQUIRE, _MAX_ERRORS, _MAX_WHEN = 32, 100, 16
 _CAPTURES = ("messageid", "status", "error")  # the schema refuses any other
 
 
@@ -47,7 +50,7 @@ def _rules_problems(at: str, rules: Mapping[str, Any], response_map: object) -> 
     captures = _captures(response_map)
     require = rules.get("require")
     if isinstance(require, list):
-        for i, condition in enumerate(require):
+        for i, condition in enumerate(require[:_MAX_REQUIRE]):
             if isinstance(condition, Mapping):
                 yield from _condition_problems(
                     f"{at}/require/{i}", condition, response_map, captures, on_2xx=True
@@ -56,7 +59,7 @@ def _rules_problems(at: str, rules: Mapping[str, Any], response_map: object) -> 
     if not isinstance(errors, list):
         return
     seen: list[tuple[int, frozenset[int], frozenset[str]]] = []
-    for i, entry in enumerate(errors):
+    for i, entry in enumerate(errors[:_MAX_ERRORS]):
         if not isinstance(entry, Mapping):
             continue
         here = f"{at}/errors/{i}"
@@ -65,7 +68,7 @@ def _rules_problems(at: str, rules: Mapping[str, Any], response_map: object) -> 
         on_2xx = not statuses or any(200 <= s < 300 for s in statuses)
         when = entry.get("when", [])
         when = [when] if isinstance(when, Mapping) else when if isinstance(when, list) else []
-        conditions = [c for c in when if isinstance(c, Mapping)]
+        conditions = [c for c in when[:_MAX_WHEN] if isinstance(c, Mapping)]
         for j, condition in enumerate(conditions):
             where = f"{here}/when" if isinstance(entry.get("when"), Mapping) else f"{here}/when/{j}"
             if "capture" in condition and not on_2xx:

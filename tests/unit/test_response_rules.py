@@ -506,3 +506,54 @@ def test_an_unmet_requirement_says_which_in_the_refusal() -> None:
     assert error.message == (
         "the provider refused the message ($messageid$: expected a value, but it is missing)"
     )
+
+
+@pytest.mark.parametrize(
+    ("rules", "pointer", "message"),
+    [
+        (
+            {"require": [{"pointer": "/a", "present": True}] * 33},
+            "/API/SendMessage/response_rules/require",
+            "require holds at most 32 conditions",
+        ),
+        (
+            {"errors": [{"status": [400 + i], "outcome": "blocked"} for i in range(101)]},
+            "/API/SendMessage/response_rules/errors",
+            "errors holds at most 100 entries",
+        ),
+        (
+            {
+                "errors": [
+                    {
+                        "when": [{"pointer": f"/{i}", "present": True} for i in range(17)],
+                        "outcome": "blocked",
+                    }
+                ]
+            },
+            "/API/SendMessage/response_rules/errors/0/when",
+            "when holds at most 16 conditions",
+        ),
+        (
+            {"require": [{"pointer": "/c", "one_of": list(range(101))}]},
+            "/API/SendMessage/response_rules/require/0/one_of",
+            "one_of holds at most 100 values",
+        ),
+        (
+            {"require": [{"pointer": "/" + "a" * 512, "present": True}]},
+            "/API/SendMessage/response_rules/require/0/pointer",
+            "pointer must be at most 512 characters long",
+        ),
+    ],
+)
+def test_rules_are_bounded(rules: object, pointer: str, message: str) -> None:
+    assert _errors(_document(rules)) == [(pointer, message)]
+
+
+def test_a_hostile_number_of_entries_is_checked_in_linear_time() -> None:
+    entries = [{"status": [400], "outcome": "blocked"}] * 20_000
+    problems = _errors(_document({"errors": entries}))
+    assert problems[0] == (
+        "/API/SendMessage/response_rules/errors",
+        "errors holds at most 100 entries",
+    )
+    assert len(problems) <= 100  # only the first 100 entries are compared
