@@ -63,8 +63,8 @@ def _rules_problems(at: str, rules: Mapping[str, Any], response_map: object) -> 
         if not isinstance(entry, Mapping):
             continue
         here = f"{at}/errors/{i}"
-        statuses = entry.get("status") or []
-        statuses = [s for s in statuses if isinstance(s, int)]
+        listed = entry.get("status")
+        statuses = [s for s in listed if isinstance(s, int)] if isinstance(listed, list) else []
         on_2xx = not statuses or any(200 <= s < 300 for s in statuses)
         when = entry.get("when", [])
         when = [when] if isinstance(when, Mapping) else when if isinstance(when, list) else []
@@ -140,8 +140,8 @@ def _condition_problems(
             )
         return
     pointer = condition.get("pointer")
-    if not isinstance(pointer, str) or not on_2xx:
-        return
+    if not isinstance(pointer, str) or not on_2xx or (pointer and not pointer.startswith("/")):
+        return  # not a pointer: the schema says so
     if isinstance(response_map, str):
         yield _error(
             f"{at}/pointer",

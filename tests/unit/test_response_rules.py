@@ -557,3 +557,20 @@ def test_a_hostile_number_of_entries_is_checked_in_linear_time() -> None:
         "errors holds at most 100 entries",
     )
     assert len(problems) <= 100  # only the first 100 entries are compared
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        {"errors": [{"status": 400, "when": "x", "outcome": 1}]},
+        {"errors": "x", "require": {"a": 1}},
+        {"errors": [None, [], {"when": [None, 3, {"capture": 5}]}]},
+        {"require": [None, {"pointer": 7, "one_of": "x"}, {"pointer": "code", "present": True}]},
+        {"require": [{"capture": ["messageid"], "not": None}]},
+        [],
+        "x",
+    ],
+)
+def test_broken_rules_are_reported_never_raised(rules: object) -> None:
+    problems = check_definition(_document(rules))
+    assert any(p.severity == "error" for p in problems)
