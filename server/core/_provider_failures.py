@@ -7,6 +7,14 @@ transport failure to a :class:`GatewayError`, whose class fixes the gRPC code an
     HTTP 5xx                        ProviderUnavailable  UNAVAILABLE (PROVIDER_UNAVAILABLE)
     any other non-2xx               ProviderRejected     INVALID_ARGUMENT (PROVIDER_REJECTED)
     2xx the response_map refuses    ProviderRefused      FAILED_PRECONDITION (PROVIDER_REFUSED)
+     ... or a require rule fails    ProviderRefused      FAILED_PRECONDITION (PROVIDER_REFUSED)
+    an errors entry's outcome (docs/format.md, "response_rules"), on any status:
+     rejected                       ProviderRejected     INVALID_ARGUMENT (PROVIDER_REJECTED)
+     invalid_number                 ProviderRejected     INVALID_ARGUMENT (INVALID_RECIPIENT)
+     opted_out                      ProviderRefused      FAILED_PRECONDITION (RECIPIENT_OPTED_OUT)
+     blocked                        ProviderRefused      FAILED_PRECONDITION (MESSAGE_BLOCKED)
+     throttled                      ProviderRateLimited  RESOURCE_EXHAUSTED (PROVIDER_RATE_LIMITED)
+     unavailable                    ProviderUnavailable  UNAVAILABLE (PROVIDER_UNAVAILABLE)
     no connection could be made     ProviderUnavailable  UNAVAILABLE (PROVIDER_UNREACHABLE)
     no answer in time               ProviderUnavailable  UNAVAILABLE (PROVIDER_TIMEOUT)
      ... at the caller's deadline   DeadlineExceeded     DEADLINE_EXCEEDED
@@ -14,10 +22,13 @@ transport failure to a :class:`GatewayError`, whose class fixes the gRPC code an
     the outbound policy refuses     PermissionDenied     PERMISSION_DENIED (OUTBOUND_POLICY)
     connection broken mid-request   ProviderUnavailable  UNAVAILABLE (PROVIDER_UNAVAILABLE)
 
-A non-2xx answer fails with the provider's status and an excerpt of its body (docs/format.md,
-"response_map"); the excerpt is masked with the installation's secrets first, since a provider's
-answer may echo what it was sent (docs/format.md, "Authentication"). :func:`nothing_sent` says
-which of these errors left the provider without the message, so that the caller may retry.
+An outcome's error carries the provider's code (``provider_code``) and the ``outcome`` in its
+metadata; ``throttled`` and ``unavailable`` sent nothing, so the caller may retry (and the answer's
+``Retry-After``, if any, is the RetryInfo). A non-2xx answer fails with the provider's status and
+an excerpt of its body (docs/format.md, "response_map"); the excerpt is masked with the
+installation's secrets first, since a provider's answer may echo what it was sent (docs/format.md,
+"Authentication"). :func:`nothing_sent` says which of these errors left the provider without the
+message, so that the caller may retry.
 
 The send path raises these errors; the Subscribe path keeps one with its failure's text.
 """
@@ -28,6 +39,7 @@ import email.utils
 import time
 from datetime import UTC, datetime
 
+from ..engine import ErrorMatch
 from ..errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -53,6 +65,7 @@ from ..security.secrets import SecretMask
 __all__ = [
     "EXCERPT",
     "answer_excerpt",
+    "from_error_rule",
     "from_http_response",
     "from_outbound_error",
     "from_refusal",
@@ -126,16 +139,70 @@ def from_http_response(
 
 
 def from_refusal(
-    response: ProviderResponse, *, refused: str | None, integration: str, secrets: SecretMask
+    response: ProviderResponse,
+    *,
+    refused: str | None,
+    integration: str,
+    secrets: SecretMask,
+    unmet: str | None = None,
 ) -> ProviderRefused:
     """The error of a 2xx answer that the ``response_map`` refuses; ``refused`` is its
-    ``$error$`` capture, if any (docs/format.md, "response_map")."""
+    ``$error$`` capture, if any (docs/format.md, "response_map"); ``unmet`` the ``require``
+    condition that did not hold, if that is why (docs/format.md, "response_rules")."""
     said = f": {secrets.excerpt(refused, EXCERPT)}" if refused else ""
+    if unmet:
+        said += f" ({secrets.excerpt(unmet, EXCERPT)})"
     return ProviderRefused(
         "the provider refused the message" + said,
         integration=integration,
         provider_status=response.status,
         excerpt=answer_excerpt(response, secrets),
+    )
+
+
+# outcome → (error class, reason, what the message says happened); docs/format.md, "response_rules".
+_OUTCOMES: dict[str, tuple[type[ProviderError], str, str]] = {
+    "rejected": (ProviderRejected, "PROVIDER_REJECTED", "the provider rejected the message"),
+    "invalid_number": (
+        ProviderRejected,
+        "INVALID_RECIPIENT",
+        "the provider says the recipient's number is invalid",
+    ),
+    "opted_out": (
+        ProviderRefused,
+        "RECIPIENT_OPTED_OUT",
+        "the recipient has opted out of messages from this sender",
+    ),
+    "blocked": (ProviderRefused, "MESSAGE_BLOCKED", "the provider blocked the message"),
+    "throttled": (ProviderRateLimited, "PROVIDER_RATE_LIMITED", "the provider is throttling sends"),
+    "unavailable": (
+        ProviderUnavailable,
+        "PROVIDER_UNAVAILABLE",
+        "the provider could not take the message now",
+    ),
+}
+
+
+def from_error_rule(
+    response: ProviderResponse, match: ErrorMatch, *, integration: str, secrets: SecretMask
+) -> ProviderError:
+    """The error of an answer that a ``response_rules`` ``errors`` entry matched."""
+    cls, reason, what = _OUTCOMES[match.outcome]
+    metadata: dict[str, str] = {"outcome": match.outcome}
+    code = secrets.excerpt(match.code, EXCERPT) if match.code else ""
+    if code:
+        metadata["provider_code"] = code
+    excerpt = answer_excerpt(response, secrets)
+    said = f" ({reason}, provider code {code})" if code else f" ({reason})"
+    retry = retry_after(response) if cls in (ProviderRateLimited, ProviderUnavailable) else None
+    return cls(
+        f"{what}{said}: HTTP {response.status}" + (f" {excerpt}" if excerpt else ""),
+        integration=integration,
+        provider_status=response.status,
+        excerpt=excerpt,
+        reason=reason,
+        retry_after_s=retry,
+        metadata=metadata,
     )
 
 

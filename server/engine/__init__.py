@@ -33,6 +33,7 @@ from ._model import (
     OAuth2Config,
     Property,
     RequestTemplate,
+    ResponseRules,
     WebhookAnswer,
     WebhookAuth,
     WebhookModel,
@@ -49,6 +50,7 @@ from ._render import (
     template_variables,
 )
 from ._response import ResponseOutcome, map_response
+from ._response_rules import ErrorMatch, Judgement, judge_response
 
 __all__ = [
     "ANSWER_BODY_MAX_BYTES",
@@ -62,10 +64,12 @@ __all__ = [
     "DefinitionError",
     "Encoding",
     "EngineError",
+    "ErrorMatch",
     "EventType",
     "Frozen",
     "HeaderAuth",
     "InboundEvent",
+    "Judgement",
     "JwtAuth",
     "MatchResult",
     "NearMiss",
@@ -78,6 +82,7 @@ __all__ = [
     "RenderedRequest",
     "RequestTemplate",
     "ResponseOutcome",
+    "ResponseRules",
     "UnmatchedPayload",
     "Value",
     "WebhookAnswer",
@@ -88,6 +93,7 @@ __all__ = [
     "check_definition",
     "choose_answer",
     "freeze",
+    "judge_response",
     "load_definition",
     "map_response",
     "match_webhook",

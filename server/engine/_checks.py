@@ -18,6 +18,7 @@ from ._encoding_checks import ENCODING_CHECKS
 from ._errors import Problem
 from ._placeholders import Placeholder, has_stray_dollar, parse_template, placeholders_in
 from ._pointer import child
+from ._response_rule_checks import check_response_rules
 from ._variables import (
     ALL_VARIABLES,
     RESPONSE_MAP,
@@ -582,6 +583,7 @@ CHECKS: tuple[Check, ...] = (
     check_urls,
     check_bodies,
     check_response_maps,
+    check_response_rules,
     check_list_patterns,
     check_webhook_events,
     check_webhook_header_names,

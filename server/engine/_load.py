@@ -21,6 +21,7 @@ from ._model import (
     Auth,
     BasicAuth,
     BearerAuth,
+    ConditionTest,
     Definition,
     EventType,
     HeaderAuth,
@@ -28,6 +29,9 @@ from ._model import (
     OAuth2Config,
     Property,
     RequestTemplate,
+    ResponseCondition,
+    ResponseError,
+    ResponseRules,
     WebhookAnswer,
     WebhookAuth,
     WebhookModel,
@@ -179,6 +183,41 @@ def _request(at: str, request: dict[str, Any]) -> RequestTemplate:
         parameters=freeze(request.get("request_parameters")),
         headers=MappingProxyType(dict(request.get("request_headers", {}))),
         response_map=freeze(request.get("response_map")),
+        response_rules=_response_rules(request.get("response_rules")),
+    )
+
+
+_TESTS: tuple[ConditionTest, ...] = ("one_of", "not", "present", "absent")
+
+
+def _condition(condition: dict[str, Any]) -> ResponseCondition:
+    test = next(t for t in _TESTS if t in condition)
+    values = condition[test] if test in ("one_of", "not") else ()
+    return ResponseCondition(
+        pointer=condition.get("pointer"),
+        capture=condition.get("capture"),
+        test=test,
+        values=tuple(values),
+    )
+
+
+def _response_rules(rules: dict[str, Any] | None) -> ResponseRules | None:
+    """(ext) docs/format.md, "response_rules"; ``when`` may be one condition or a list."""
+    if rules is None:
+        return None
+    errors = []
+    for entry in rules.get("errors", ()):
+        when = entry.get("when", ())
+        when = [when] if isinstance(when, dict) else when
+        errors.append(
+            ResponseError(
+                status=tuple(entry.get("status", ())),
+                when=tuple(_condition(c) for c in when),
+                outcome=entry["outcome"],
+            )
+        )
+    return ResponseRules(
+        require=tuple(_condition(c) for c in rules.get("require", ())), errors=tuple(errors)
     )
 
 

@@ -28,6 +28,9 @@ __all__ = [
     "OAuth2Config",
     "Property",
     "RequestTemplate",
+    "ResponseCondition",
+    "ResponseError",
+    "ResponseRules",
     "WebhookAnswer",
     "WebhookAuth",
     "WebhookModel",
@@ -135,6 +138,54 @@ class OAuth2Config:
     request_auth: str = "Bearer"
 
 
+# -- response_rules (docs/format.md, "response_rules") ---------------------------------------------
+
+#: The outcomes an ``errors`` entry may name; server/core/_provider_failures.py maps each to its
+#: gRPC code and reason.
+RESPONSE_OUTCOMES = (
+    "rejected",
+    "invalid_number",
+    "opted_out",
+    "blocked",
+    "throttled",
+    "unavailable",
+)
+ResponseOutcomeName = Literal[
+    "rejected", "invalid_number", "opted_out", "blocked", "throttled", "unavailable"
+]
+ConditionTest = Literal["one_of", "not", "present", "absent"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ResponseCondition:
+    """(ext) One test of a provider's answer: the value at ``pointer`` (a JSON Pointer into the
+    answer) or the response_map's capture ``capture`` is one of / none of ``values``, present or
+    absent."""
+
+    pointer: str | None
+    capture: str | None
+    test: ConditionTest
+    values: tuple[bool | int | float | str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ResponseError:
+    """(ext) One ``errors`` entry: an answer with one of ``status`` (any, when empty) on which
+    every condition of ``when`` holds fails the send as ``outcome``."""
+
+    status: tuple[int, ...]
+    when: tuple[ResponseCondition, ...]
+    outcome: ResponseOutcomeName
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ResponseRules:
+    """(ext) What a send's answer must say, beyond a 2xx and the response_map's literals."""
+
+    require: tuple[ResponseCondition, ...] = ()
+    errors: tuple[ResponseError, ...] = ()
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RequestTemplate:
     """A request the gateway makes: SendMessage, SendFile, Subscribe or Unsubscribe
@@ -147,6 +198,7 @@ class RequestTemplate:
     parameters: Frozen  # template tree; None when absent
     headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     response_map: Frozen = None  # pattern tree; None when absent
+    response_rules: ResponseRules | None = None  # (ext) sends only; None when absent
 
 
 # --- (ext) the answer a stored webhook gets (docs/format.md, "Answers") ------------------------

@@ -34,7 +34,7 @@ from ._patterns import MixedText, as_text
 from ._placeholders import Placeholder, parse_template
 from ._xml import XmlError, is_xml, parse_xml
 
-__all__ = ["MAX_XML_ANSWER", "ResponseOutcome", "map_response"]
+__all__ = ["MAX_XML_ANSWER", "Capture", "ResponseOutcome", "map_response", "read_answer"]
 
 Capture = str | tuple[str, ...]
 
@@ -186,6 +186,14 @@ def _parse_xml(body: bytes) -> tuple[object, bool]:
         return parse_xml(body), True
     except XmlError:
         return None, False
+
+
+def read_answer(body: bytes, content_type: str | None) -> tuple[object, bool]:
+    """The answer's tree: its XML tree when its type is XML (at most :data:`MAX_XML_ANSWER`
+    bytes), else its JSON; ``(None, False)`` when it is neither."""
+    if _is_xml_type(content_type):
+        return _parse_xml(body)
+    return _parse_json(body)
 
 
 def map_response(

@@ -169,7 +169,7 @@ def _min_items(error: ValidationError, path: list[str | int]) -> Iterator[Proble
 
 
 def _min_properties(error: ValidationError, path: list[str | int]) -> Iterator[Problem]:
-    yield _at(path, f"{_subject(path)} must not be empty")
+    yield _at(path, _custom(error) or f"{_subject(path)} must not be empty")
 
 
 def _minimum(error: ValidationError, path: list[str | int]) -> Iterator[Problem]:
@@ -181,7 +181,7 @@ def _unique(error: ValidationError, path: list[str | int]) -> Iterator[Problem]:
 
 
 def _fallback(error: ValidationError, path: list[str | int]) -> Iterator[Problem]:
-    yield _at(path, f"{_subject(path)} is not valid: {error.message}")
+    yield _at(path, _custom(error) or f"{_subject(path)} is not valid: {error.message}")
 
 
 _WORDING: dict[str, Wording] = {

@@ -5,7 +5,8 @@ fixtures in ``tests/fixtures/providers/<provider>/`` (taken from the provider's 
 
 - each ``send/*.json``: the exact request the provider receives (method, path, query, headers,
   parsed body) on a fake provider standing in for the provider's host, and its documented answer
-  mapped to the reply's provider message id;
+  mapped to the reply's provider message id — or, with ``expect_error``, to the gRPC code, reason
+  and metadata the caller gets and the message recorded FAILED with that reason;
 - each ``webhooks/*.json``: the documented body, posted through the real sidecar to the
   installation's webhook URL, yields exactly the expected events on the event log (and, with
   ``expect_answer``, gets exactly that HTTP answer).
@@ -20,13 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import grpc
 import pytest
 import yarl
 
 from msgbridge.v1 import gateway_pb2
 from server.demo import Answer, RunningFakeProvider
 
-from ..service.conftest import Gateway, GatewayFactory
+from ..service.conftest import Gateway, GatewayFactory, rpc_details
 from ._signing import property_overrides, sign_webhook
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -195,21 +197,65 @@ async def test_send_request_and_answer(
     token = case.get("oauth2_token")
     if token is not None:  # OAuth2 client credentials: the token request comes first
         provider_fake.state.script(token["expect"]["path"], _answer(token["answer"]))
-    reply = await _send(gateway, case["request"])
-    # Values only known at run time are written in the fixtures as placeholders.
-    expect = _resolve(
-        case["expect"],
-        {"$webhook_url$": installation.webhook_url, "$gateway_id$": reply.message_id},
-    )
+    wanted_error = case.get("expect_error")
+    reply = None
+    if wanted_error is None:
+        reply = await _send(gateway, case["request"])
+    else:  # a documented failure: the caller gets its code and reason (docs/format.md,
+        # "response_rules")
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await _send(gateway, case["request"])
+        _check_error(caught.value, wanted_error)
     requests = provider_fake.state.requests
     if token is not None:
         token_request, *requests = requests
         _check_request(token_request, token["expect"])
     (received,) = requests
+    gateway_id = (
+        reply.message_id if reply else _sent_value(case["expect"].get("json"), received.json)
+    )
+    # Values only known at run time are written in the fixtures as placeholders.
+    expect = _resolve(
+        case["expect"],
+        {"$webhook_url$": installation.webhook_url, "$gateway_id$": gateway_id or ""},
+    )
     _check_request(received, expect)
     wanted = case.get("expect_reply", {})
-    if "provider_message_id" in wanted:
+    if reply is not None and "provider_message_id" in wanted:
         assert reply.provider_message_id == wanted["provider_message_id"]
+    if wanted_error is not None and gateway_id:
+        message = await gateway.stub.GetMessage(
+            gateway_pb2.GetMessageRequest(message_id=gateway_id)
+        )
+        assert message.state == gateway_pb2.Message.FAILED
+        assert wanted_error["reason"] in message.error
+
+
+def _check_error(error: grpc.aio.AioRpcError, wanted: dict[str, Any]) -> None:
+    """The failed send's gRPC code, ErrorInfo reason and metadata are the fixture's."""
+    assert error.code().name == wanted["code"], error.details()
+    info = rpc_details(error)["error_info"]
+    assert info.reason == wanted["reason"]
+    for key, value in wanted.get("metadata", {}).items():
+        assert info.metadata[key] == value
+
+
+def _sent_value(expect: Any, sent: Any, name: str = "$gateway_id$") -> str | None:
+    """What the provider received where the fixture expects ``name`` (a failed send has no
+    reply to read the gateway's message id from)."""
+    if expect == name and isinstance(sent, str):
+        return sent
+    if isinstance(expect, dict) and isinstance(sent, dict):
+        pairs = [(v, sent.get(k)) for k, v in expect.items()]
+    elif isinstance(expect, list) and isinstance(sent, list):
+        pairs = list(zip(expect, sent, strict=False))
+    else:
+        return None
+    for inner, got in pairs:
+        found = _sent_value(inner, got, name)
+        if found:
+            return found
+    return None
 
 
 def _check_request(received: Any, expect: dict[str, Any]) -> None:
@@ -381,7 +427,26 @@ def _answer_with_id(provider: str, provider_id: str) -> dict[str, Any]:
     response_map = doc["API"]["SendMessage"].get("response_map")
     if response_map == "$messageid$":
         return {"text": provider_id}
-    return {"json": _fill(response_map, provider_id)}
+    body = _fill(response_map, provider_id)
+    # What the definition's response_rules require is there too (docs/format.md,
+    # "response_rules"): the first accepted value at each pointer that must be one_of.
+    rules = doc["API"]["SendMessage"].get("response_rules", {})
+    for condition in rules.get("require", []):
+        if "pointer" in condition and "one_of" in condition:
+            body = _put(body, condition["pointer"].split("/")[1:], condition["one_of"][0])
+    return {"json": body}
+
+
+def _put(tree: Any, path: list[str], value: Any) -> Any:
+    if not path:
+        return value
+    key, rest = path[0], path[1:]
+    if isinstance(tree, list) and key.isdigit():
+        tree[int(key)] = _put(tree[int(key)], rest, value)
+        return tree
+    tree = tree if isinstance(tree, dict) else {}
+    tree[key] = _put(tree.get(key), rest, value)
+    return tree
 
 
 def _fill(pattern: Any, provider_id: str) -> Any:

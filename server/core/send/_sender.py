@@ -30,6 +30,7 @@ from ...engine import (
     RenderedRequest,
     RenderError,
     RequestTemplate,
+    judge_response,
     map_response,
     render_request,
 )
@@ -62,6 +63,7 @@ from .._installations import InstallationDirectory
 from .._numbers import normalize_number
 from .._provider_credentials import InstallationAuth
 from .._provider_failures import (
+    from_error_rule,
     from_http_response,
     from_outbound_error,
     from_refusal,
@@ -400,19 +402,39 @@ class SendPath:
     ) -> SendOutcome:
         """What the provider's answer makes of the send, or raise the error it is."""
         status = response.status
-        if not 200 <= status < 300:
+        content_type = response.headers.get("content-type")
+        ok = 200 <= status < 300
+        mapped = None
+        if ok:
+            try:
+                mapped = map_response(template.response_map, response.body, content_type)
+            except EngineError:
+                mapped = None
+        # response_rules: an errors entry names the failure on any answer; require conditions
+        # must hold on a 2xx one (docs/format.md, "response_rules").
+        judged = judge_response(
+            template.response_rules,
+            status,
+            response.body,
+            content_type,
+            mapped.captures if mapped else {},
+        )
+        if judged.error is not None:
+            secrets = self._secrets(installation, integration.definition, bearer)
+            raise from_error_rule(
+                response, judged.error, integration=integration.id, secrets=secrets
+            )
+        if not ok:
             secrets = self._secrets(installation, integration.definition, bearer)
             raise from_http_response(response, integration=integration.id, secrets=secrets)
-        try:
-            mapped = map_response(
-                template.response_map, response.body, response.headers.get("content-type")
-            )
-        except EngineError:
-            mapped = None
-        if mapped is not None and not mapped.accepted:
+        if (mapped is not None and not mapped.accepted) or judged.unmet is not None:
             secrets = self._secrets(installation, integration.definition, bearer)
             raise from_refusal(
-                response, refused=mapped.error, integration=integration.id, secrets=secrets
+                response,
+                refused=mapped.error if mapped else None,
+                integration=integration.id,
+                secrets=secrets,
+                unmet=judged.unmet,
             )
         return SendOutcome(
             message_id=message.id,

@@ -1,0 +1,124 @@
+"""(ext) response_rules through the real gRPC API (docs/format.md, "response_rules"): what a
+caller gets when a 2xx answer is not a success, or a provider's error code names the failure —
+the gRPC code, the ErrorInfo reason and metadata, RetryInfo — and the message recorded FAILED."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import grpc
+import pytest
+
+from msgbridge.v1 import gateway_pb2
+from server.demo import Answer, RunningFakeProvider
+
+from .conftest import Gateway, definition, rpc_details
+
+RULES = {
+    "errors": [
+        {"status": [400], "when": {"pointer": "/code", "one_of": [21610]}, "outcome": "opted_out"},
+        {"when": {"pointer": "/error/type", "one_of": ["throttled"]}, "outcome": "throttled"},
+    ],
+    "require": [
+        {"capture": "messageid", "not": ["", "0"]},
+        {"pointer": "/error", "absent": True},
+    ],
+}
+
+
+@pytest.fixture
+async def ruled(gateway: Gateway, provider: RunningFakeProvider) -> Gateway:
+    parameters = {"from": "$from$", "to": "$to$", "content": "$content$", "ref": "$gateway_id$"}
+    doc = json.loads(definition(provider.url, parameters=parameters))
+    doc["API"]["SendMessage"]["response_rules"] = RULES
+    await gateway.register(json.dumps(doc))
+    await gateway.enable("acme-sms")
+    return gateway
+
+
+async def _fails(gateway: Gateway, **fields: Any) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await gateway.send(**fields)
+    return caught.value
+
+
+async def _failed_message(gateway: Gateway, provider: RunningFakeProvider) -> gateway_pb2.Message:
+    """The message the provider was sent, as the gateway recorded it."""
+    gateway_id = provider.state.requests[-1].json["ref"]  # a failed send has no reply
+    return await gateway.stub.GetMessage(gateway_pb2.GetMessageRequest(message_id=gateway_id))
+
+
+async def test_a_success_answer_still_succeeds(
+    ruled: Gateway, provider: RunningFakeProvider
+) -> None:
+    provider.state.script("*", Answer(json={"data": {"id": "SM1"}}))
+    reply = await ruled.send()
+    assert reply.provider_message_id == "SM1"
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"data": {"id": "0"}}, '$messageid$: expected a value other than "", "0", but found "0"'),
+        ({"data": {}}, "$messageid$: expected a value other than"),
+        ({"data": {"id": "SM1"}, "error": {"code": 9}}, "/error: expected nothing"),
+    ],
+)
+async def test_a_200_that_is_not_a_success_fails_the_send(
+    ruled: Gateway, provider: RunningFakeProvider, body: Any, says: str
+) -> None:
+    provider.state.script("*", Answer(json=body))
+    error = await _fails(ruled)
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    info = rpc_details(error)["error_info"]
+    assert info.reason == "PROVIDER_REFUSED"
+    assert info.metadata["provider_status"] == "200"
+    assert says in error.details()
+    message = await _failed_message(ruled, provider)
+    assert message.state == gateway_pb2.Message.FAILED
+    assert says in message.error
+
+
+async def test_an_opted_out_recipient(ruled: Gateway, provider: RunningFakeProvider) -> None:
+    provider.state.script(
+        "*",
+        Answer(
+            status=400,
+            json={"code": 21610, "message": "Attempt to send to unsubscribed recipient"},
+        ),
+    )
+    error = await _fails(ruled, idempotency_key="k-opted-out")
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    info = rpc_details(error)["error_info"]
+    assert info.reason == "RECIPIENT_OPTED_OUT"
+    assert info.metadata["provider_code"] == "21610"
+    assert info.metadata["outcome"] == "opted_out"
+    assert info.metadata["provider_status"] == "400"
+    message = await _failed_message(ruled, provider)
+    assert message.state == gateway_pb2.Message.FAILED
+    assert "RECIPIENT_OPTED_OUT" in message.error and "21610" in message.error
+    # Not retryable: the same key answers the same error without calling the provider again.
+    again = await _fails(ruled, idempotency_key="k-opted-out")
+    assert rpc_details(again)["error_info"].reason == "RECIPIENT_OPTED_OUT"
+    assert len(provider.state.requests) == 1
+
+
+async def test_throttled_inside_a_200_is_retryable(
+    ruled: Gateway, provider: RunningFakeProvider
+) -> None:
+    provider.state.script(
+        "*",
+        Answer(json={"error": {"type": "throttled"}}, headers=(("Retry-After", "30"),)),
+        Answer(json={"data": {"id": "SM2"}}),
+    )
+    error = await _fails(ruled, idempotency_key="k-throttled")
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    details = rpc_details(error)
+    assert details["error_info"].reason == "PROVIDER_RATE_LIMITED"
+    assert details["error_info"].metadata["outcome"] == "throttled"
+    assert details["retry_info"].retry_delay.seconds == 30
+    # Nothing was sent, so the key is released: the caller's retry sends again.
+    reply = await ruled.send(idempotency_key="k-throttled")
+    assert reply.provider_message_id == "SM2"
+    assert len(provider.state.requests) == 2
