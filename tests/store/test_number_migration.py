@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -29,10 +30,11 @@ MakeStore = Callable[[Sequence[Migration]], Store]
 
 
 @pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres), "sqlite"])
-def make_store(request: pytest.FixtureRequest, tmp_path: object) -> tuple[str, MakeStore]:
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, MakeStore]:
     if request.param == "sqlite":
-        path = request.getfixturevalue("tmp_path") / "data"
+        path = tmp_path / "data"
         return "sqlite", lambda migrations: SqliteStore(path, migrations=migrations)
+    # Asked for here, not as an argument, so that SQLite-only runs never touch PostgreSQL.
     dsn: str = request.getfixturevalue("fresh_postgres_dsn")
     return "postgres", lambda migrations: PostgresStore(
         dsn, min_size=1, max_size=2, migrations=migrations
