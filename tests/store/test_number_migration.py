@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from server.core import normalize_number
+from server.core._numbers import is_phone_shaped
 from server.store import (
     InstallationRecord,
     NumberAssignment,
@@ -150,3 +151,77 @@ async def test_names_keyed_by_digits_are_rekeyed_by_their_text(
             await store.create_installation(clash)
     finally:
         await store.aclose()
+
+
+def old_key(number: str, region: str | None) -> str:
+    """How msgbridge keyed a number before schema version 5: a name by its digits."""
+    text = number.strip()
+    if not is_phone_shaped(text):  # the old rule read names like phone numbers
+        digits = "".join(ch for ch in text if ch.isdigit())
+        if len(digits) > 6:
+            return "+" + digits  # a stand-in for the E.164 some of them became
+        return digits or text.casefold()
+    return normalize_number(text, region)  # unchanged for phone-shaped addresses
+
+
+# Printable ASCII addresses of every shape the SQL has to classify as the program does.
+GIVENS = (
+    "A0PNCHHK2",
+    "  B0PNCHHK2 ",
+    "acme",
+    "ACME",
+    "My Shop 9",
+    "INFO1234567",
+    "1-800-FLOWERS",
+    "555 123 4567 ext 89",
+    "*100#",
+    "#123",
+    ":555",
+    "a:b:555",
+    "x-sms.2+:555",
+    "1x:555",
+    "whatsapp:MyShop",
+    "whatsapp:+14155238886",
+    "tel:+1-555-123-4567",
+    "tel:",
+    "12345",
+    "123-45",
+    "+1 (555) 123-4567",
+    "555.123.4567",
+    "15551234567",
+    "+12",
+    "()",
+)
+
+
+async def test_the_migration_keys_names_as_the_program_does(
+    make_store: tuple[str, MakeStore],
+) -> None:
+    dialect, make = make_store
+    migrations = load_migrations(dialect=dialect)
+    old = make(migrations[:4])
+    await old.start()
+    try:
+        for index, given in enumerate(GIVENS):
+            # An integration each: several of these are one phone number.
+            await old.put_integration(f"i-{index}", "{}")
+            await old.create_installation(
+                record(
+                    f"inst-{index}",
+                    [(old_key(given, "US"), given)],
+                    integration_id=f"i-{index}",
+                    enabled=index % 2 == 0,
+                )
+            )
+    finally:
+        await old.aclose()
+    for _ in range(2):  # opening again applies nothing and changes nothing
+        store = make(migrations)
+        await store.start()
+        try:
+            for index, given in enumerate(GIVENS):
+                now = await store.get_installation(f"inst-{index}")
+                assert now is not None
+                assert [n.number for n in now.numbers] == [normalize_number(given, "US")], given
+        finally:
+            await store.aclose()
