@@ -1,26 +1,41 @@
-"""Phone numbers as the gateway stores and compares them (docs/format.md, "Numbers").
+"""Addresses as the gateway stores and compares them (docs/format.md, "Numbers").
 
-A number that ``phonenumbers`` can parse (with the installation's default region for national
-formats) is stored in E.164. Anything else — short codes, alphanumeric sender ids, a national
-number with no default region — is kept as given and compared by its digits (or, with none, by its
-case-folded text).
+An address is *phone-shaped* when, after an optional URI scheme (``tel:``, ``whatsapp:``), it is
+written only with digits, whitespace and phone punctuation (``+ - . ( ) /`` and their Unicode
+dashes and full-width forms). A phone-shaped address that ``phonenumbers`` can parse as a possible
+number (with the installation's default region for national formats) is stored in E.164; any
+other phone-shaped one — a short code, a national number with no default region — by its digits.
+Anything else — an alphanumeric sender id such as ``A0PNCHHK2`` — is a *name*, kept verbatim:
+trimmed, case preserved. Keying a name by its digits made different names collide (``A0PNCHHK2``
+and ``B0PNCHHK2`` are both ``02``); the names are what the provider shows and sends back, so their
+exact text is the only safe key. Migration ``0005_verbatim_addresses`` re-keys stored names the
+same way, so keep the two in step.
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from functools import lru_cache
 
 import phonenumbers
 
-__all__ = ["normalize_number"]
+__all__ = ["is_phone_shaped", "normalize_number"]
+
+# A URI scheme before the number (RFC 3986: a letter, then letters, digits, "+", "-", ".").
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+_PUNCTUATION = frozenset("+-.()/＋－．／（）")
 
 
 @lru_cache(maxsize=65536)
 def normalize_number(number: str, default_region: str | None = None) -> str:
-    """The stored form of ``number``: E.164 when it parses as a possible number, else its key."""
+    """The stored form of ``number``: E.164 when it parses as a possible number, its digits for
+    another phone-shaped address, else the address itself, trimmed (a name)."""
     text = number.strip()
     if not text:
         return ""
+    if not is_phone_shaped(text):
+        return text
     region = (default_region or "").upper() or None
     candidate = text
     digits = "".join(ch for ch in text if ch.isdigit())
@@ -34,6 +49,18 @@ def normalize_number(number: str, default_region: str | None = None) -> str:
     if parsed is not None and phonenumbers.is_possible_number(parsed) and len(digits) > 6:
         return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     return digits or text.casefold()
+
+
+def is_phone_shaped(text: str) -> bool:
+    """Whether ``text`` (trimmed) is written as a phone number: an optional URI scheme, then only
+    digits, whitespace and phone punctuation. Anything with a letter after the scheme is a name."""
+    scheme = _SCHEME.match(text)
+    rest = text[scheme.end() :] if scheme else text
+    return all(_phone_char(ch) for ch in rest)
+
+
+def _phone_char(ch: str) -> bool:
+    return ch.isdigit() or ch.isspace() or ch in _PUNCTUATION or unicodedata.category(ch) == "Pd"
 
 
 def _valid(international: str, possible_is_enough: bool) -> bool:

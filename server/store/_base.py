@@ -124,8 +124,8 @@ class IntegrationRecord:
 class NumberAssignment:
     """A number of an installation and the users (extensions) it is assigned to.
 
-    ``number`` is the normalised form the store compares (E.164 where parseable; docs/format.md,
-    "Numbers");
+    ``number`` is the normalised form the store compares (E.164 where parseable, a short code's
+    digits, a name such as an alphanumeric sender id verbatim; docs/format.md, "Numbers");
     ``given`` is what the operator wrote.
     """
 
