@@ -33,6 +33,7 @@ from msgbridge.v1 import ingest_pb2
 from ..._cpu import off_loop
 from ...engine import (
     Definition,
+    EventType,
     InboundEvent,
     MatchResult,
     WebhookAuth,
@@ -362,7 +363,9 @@ class Ingestor:
         )
         if message is not None:
             routed.events.append(_receipt_event(event, message, request_id, now))
-            routed.transitions.append(_transition(event, message.id))
+            transition = transition_for(event.type.value, message.id, event.error)
+            if transition is not None:
+                routed.transitions.append(transition)
             return True
         if provider_id:
             # The send's reply may still be on its way: hold the receipt (docs/format.md,
@@ -449,7 +452,12 @@ def _outcome(routed: _Routed) -> WebhookOutcome:
 def _dedupe_key(owner: str, event: InboundEvent) -> str | None:
     if not event.provider_message_id:
         return None  # without a provider id nothing is a duplicate (docs/format.md, "Duplicates")
-    return f"{owner}|{event.event_key}|{event.type.value}|{event.provider_message_id}"
+    key = f"{owner}|{event.event_key}|{event.type.value}|{event.provider_message_id}"
+    if event.type is EventType.MESSAGE_STATUS:
+        # One message passes through several statuses: each is its own event, a retry of one
+        # is not (docs/format.md, "Duplicates").
+        key += f"|{event.status or ''}"
+    return key
 
 
 def _receipt_dedupe_key(integration_id: str, event: InboundEvent) -> str | None:
@@ -515,7 +523,3 @@ def _receipt_event(
         request_id=request_id,
         dedupe_key=_receipt_dedupe_key(message.integration_id, event),
     )
-
-
-def _transition(event: InboundEvent, message_id: str) -> MessageTransition:
-    return transition_for(event.type.value, message_id, event.error)
