@@ -123,6 +123,10 @@ def test_each_status_of_a_message_is_its_own_event_and_a_retry_is_not() -> None:
     buffered = _dedupe_key("o", _inbound(EventType.MESSAGE_STATUS, "buffered"))
     assert queued != buffered
     assert queued == _dedupe_key("o", _inbound(EventType.MESSAGE_STATUS, "queued"))
+    # A hostile status cannot make the key large; two long ones stay apart.
+    long_a = _dedupe_key("o", _inbound(EventType.MESSAGE_STATUS, "a" * 100_000))
+    long_b = _dedupe_key("o", _inbound(EventType.MESSAGE_STATUS, "a" * 99_999 + "b"))
+    assert len(long_a) < 200 and long_a != long_b
     # The other types keep their key (docs/format.md, "Duplicates").
     read = _dedupe_key("o", _inbound(EventType.MESSAGE_READ, "read"))
     assert read == "o|k|messageRead|P-1"

@@ -20,6 +20,7 @@ callback comes the same way (the sidecar forwards it like a webhook) and is hand
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import time
@@ -68,6 +69,7 @@ __all__ = ["Ingestor", "ReplayResult"]
 logger = logging.getLogger(__name__)
 
 _MAX_REASON = 2000
+_MAX_KEY_PART = 64  # a status longer than this is keyed by its digest
 _DESCRIBED_UNMATCHED = 20  # each described in at least ~100 characters
 
 # Parsing and matching run on the event loop only when that is sure to be quick; otherwise off it
@@ -456,8 +458,15 @@ def _dedupe_key(owner: str, event: InboundEvent) -> str | None:
     if event.type is EventType.MESSAGE_STATUS:
         # One message passes through several statuses: each is its own event, a retry of one
         # is not (docs/format.md, "Duplicates").
-        key += f"|{event.status or ''}"
+        key += f"|{_short(event.status or '')}"
     return key
+
+
+def _short(text: str) -> str:
+    """``text``, or its digest when long: a key stays small whatever a provider sends."""
+    if len(text) <= _MAX_KEY_PART:
+        return text
+    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _receipt_dedupe_key(integration_id: str, event: InboundEvent) -> str | None:
