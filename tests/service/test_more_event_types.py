@@ -148,3 +148,24 @@ async def test_a_status_update_leaves_a_sent_message_sent_and_list_events_filter
     assert list(unnamed.events) == []
     # Neither moves the message: it stays sent (a read receipt is not a delivery report).
     assert await _state(inbound, reply.message_id) == gateway_pb2.Message.SENT
+
+
+async def test_an_opt_out_through_the_integration_url_goes_to_the_holder_of_its_number(
+    inbound: Gateway,  # noqa: F811
+    provider: RunningFakeProvider,
+    http: aiohttp.ClientSession,  # noqa: F811
+) -> None:
+    await inbound.register(inbound_definition(provider.url, WEBHOOKS))
+    installation = await inbound.enable("acme-sms", numbers={"+61123456789": ["101"]})
+    held = {"method": "stop", "params": {"from": "+61855555555", "to": "+61123456789"}}
+    nobody = {"method": "stop", "params": {"from": "+61855555555", "to": "+61999999999"}}
+    assert (await post(http, inbound, "/webhooks/acme-sms", held)) == (200, "")
+    assert (await post(http, inbound, "/webhooks/acme-sms", nobody)) == (200, "")
+
+    listed = await inbound.stub.ListEvents(gateway_pb2.ListEventsRequest(types=[E.OPTED_OUT]))
+    (event,) = listed.events
+    assert event.installation_id == installation.id and list(event.users) == ["101"]
+    unmatched = await inbound.stub.ListUnmatchedWebhooks(gateway_pb2.ListUnmatchedWebhooksRequest())
+    (kept,) = unmatched.webhooks
+    assert kept.kind == gateway_pb2.UnmatchedWebhook.UNROUTABLE
+    assert "optedOut event to +61999999999" in kept.reason
