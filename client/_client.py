@@ -284,7 +284,9 @@ class AsyncClient:
         Starts after ``after_cursor``, or from the earliest kept event, or (neither) from now; a
         ``consumer`` resumes after its last acknowledged event (it takes leases, so it needs a
         ``full`` token; a ``read`` token streams without one). Runs until the caller stops
-        iterating (which cancels the call) or the server ends the stream.
+        iterating (which cancels the call) or the server ends the stream. Empty ``types``: the
+        first five types; ``OPTED_OUT``, ``OPTED_IN``, ``MESSAGE_READ`` and ``MESSAGE_STATUS``
+        come only when named.
         """
         request = _requests.stream_events_request(
             org_id=org_id,

@@ -36,6 +36,7 @@ from ..store import (
 from ._replies import capped
 
 __all__ = [
+    "DEFAULT_EVENT_TYPES",
     "UNMATCHED_OUTCOMES",
     "event_pb",
     "event_type_name",
@@ -57,8 +58,17 @@ _EVENT_TYPES = {
     "messageDelivered": gateway_pb2.Event.MESSAGE_DELIVERED,
     "messageFailed": gateway_pb2.Event.MESSAGE_FAILED,
     "messageSent": gateway_pb2.Event.MESSAGE_SENT,
+    "optedOut": gateway_pb2.Event.OPTED_OUT,
+    "optedIn": gateway_pb2.Event.OPTED_IN,
+    "messageRead": gateway_pb2.Event.MESSAGE_READ,
+    "messageStatus": gateway_pb2.Event.MESSAGE_STATUS,
 }
 _EVENT_TYPE_NAMES: dict[int, str] = {int(value): name for name, value in _EVENT_TYPES.items()}
+#: The types an event filter without types means (docs/format.md, "More event types"): those of
+#: the first version of the API, so a subscriber written before the later types never gets one.
+DEFAULT_EVENT_TYPES = frozenset(
+    {"message", "mms", "messageDelivered", "messageFailed", "messageSent"}
+)
 _MESSAGE_STATES = {
     MessageState.PENDING: gateway_pb2.Message.PENDING,
     MessageState.SENT: gateway_pb2.Message.SENT,

@@ -38,6 +38,7 @@ from ..security.api_access import AccessPolicy, Caller, gateway_method
 from ..store import EventFilter, EventRecord, InstallationRecord, Store
 from ._authorize import Authorizer, message_not_found
 from ._convert import (
+    DEFAULT_EVENT_TYPES,
     UNMATCHED_OUTCOMES,
     event_pb,
     event_type_name,
@@ -353,7 +354,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         return EventFilter(
             org_id=org_id or None,
             integration_id=integration_id or None,
-            types=frozenset(names),
+            # No types: the first version's, never the later ones (docs/format.md, "More event
+            # types").
+            types=frozenset(names) or DEFAULT_EVENT_TYPES,
             orgs=caller.orgs,
         )
 

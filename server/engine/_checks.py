@@ -396,6 +396,12 @@ _NEEDS: Mapping[str, tuple[tuple[str, ...], ...]] = {
     "messageDelivered": (("messageid",),),
     "messageFailed": (("messageid",),),
     "messageSent": (("messageid",),),
+    # docs/format.md, "More event types": a number event names both numbers; a read receipt
+    # its message; a status update its message and the provider's status text.
+    "optedOut": (("from",), ("to",)),
+    "optedIn": (("from",), ("to",)),
+    "messageRead": (("messageid",),),
+    "messageStatus": (("messageid",), ("status",)),
 }
 
 

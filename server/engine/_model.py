@@ -72,14 +72,27 @@ class EventType(enum.Enum):
     MESSAGE_DELIVERED = "messageDelivered"
     MESSAGE_FAILED = "messageFailed"
     MESSAGE_SENT = "messageSent"
+    # --- more event types (docs/format.md, "More event types") ---
+    OPTED_OUT = "optedOut"
+    OPTED_IN = "optedIn"
+    MESSAGE_READ = "messageRead"
+    MESSAGE_STATUS = "messageStatus"
 
     @property
     def is_delivery(self) -> bool:
+        """A receipt: reports on a message we sent, routed by its provider message id."""
         return self in (
             EventType.MESSAGE_DELIVERED,
             EventType.MESSAGE_FAILED,
             EventType.MESSAGE_SENT,
+            EventType.MESSAGE_READ,
+            EventType.MESSAGE_STATUS,
         )
+
+    @property
+    def is_consent(self) -> bool:
+        """An opt-out or opt-in: about a number, routed like an inbound message by ``to``."""
+        return self in (EventType.OPTED_OUT, EventType.OPTED_IN)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -245,6 +245,11 @@ class InboundEventType(enum.StrEnum):
     MESSAGE_DELIVERED = "messageDelivered"
     MESSAGE_FAILED = "messageFailed"
     MESSAGE_SENT = "messageSent"
+    # docs/format.md, "More event types": none of these changes a message's state.
+    OPTED_OUT = "optedOut"
+    OPTED_IN = "optedIn"
+    MESSAGE_READ = "messageRead"
+    MESSAGE_STATUS = "messageStatus"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

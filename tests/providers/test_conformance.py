@@ -44,7 +44,14 @@ _EVENT_TYPES = {
     "messageDelivered": gateway_pb2.Event.MESSAGE_DELIVERED,
     "messageFailed": gateway_pb2.Event.MESSAGE_FAILED,
     "messageSent": gateway_pb2.Event.MESSAGE_SENT,
+    "optedOut": gateway_pb2.Event.OPTED_OUT,
+    "optedIn": gateway_pb2.Event.OPTED_IN,
+    "messageRead": gateway_pb2.Event.MESSAGE_READ,
+    "messageStatus": gateway_pb2.Event.MESSAGE_STATUS,
 }
+# Every type, named: the later ones are listed only when asked for (docs/format.md, "More event
+# types").
+_ALL_TYPES = sorted(_EVENT_TYPES.values())
 _BASE = re.compile(r"^[a-z]+://[^/?#]*")
 
 
@@ -378,7 +385,9 @@ async def test_webhook_yields_the_documented_events(
             gateway, {"from": numbers[0], "to": "+15557654321", "text": "sent first"}
         )
         assert sent.provider_message_id == case["sent_first"]["provider_message_id"]
-    before = await gateway.stub.ListEvents(gateway_pb2.ListEventsRequest(page_size=1000))
+    before = await gateway.stub.ListEvents(
+        gateway_pb2.ListEventsRequest(page_size=1000, types=_ALL_TYPES)
+    )
 
     if "body" in case:
         body = json.dumps(case["body"]).encode()
@@ -472,7 +481,7 @@ async def _events_after(
     deadline = asyncio.get_running_loop().time() + 30
     while asyncio.get_running_loop().time() < deadline:
         listed = await gateway.stub.ListEvents(
-            gateway_pb2.ListEventsRequest(after_cursor=after, page_size=1000)
+            gateway_pb2.ListEventsRequest(after_cursor=after, page_size=1000, types=_ALL_TYPES)
         )
         events = list(listed.events)
         if len(events) >= count:

@@ -93,8 +93,9 @@ class HeldReceipts:
                     installation_id=message.installation_id,
                     metadata=dict(message.metadata),
                 )
+                transition = transition_for(event.type, message.id, event.error)
                 outcome = await self._append(
-                    held, [correlated], [transition_for(event.type, message.id, event.error)]
+                    held, [correlated], [transition] if transition is not None else []
                 )
             elif event.installation_id:
                 outcome = await self._append(held, [event], [])

@@ -20,6 +20,7 @@ callback comes the same way (the sidecar forwards it like a webhook) and is hand
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import time
@@ -33,6 +34,7 @@ from msgbridge.v1 import ingest_pb2
 from ..._cpu import off_loop
 from ...engine import (
     Definition,
+    EventType,
     InboundEvent,
     MatchResult,
     WebhookAnswer,
@@ -69,6 +71,7 @@ __all__ = ["Ingestor", "ReplayResult"]
 logger = logging.getLogger(__name__)
 
 _MAX_REASON = 2000
+_MAX_KEY_PART = 64  # a status longer than this is keyed by its digest
 _DESCRIBED_UNMATCHED = 20  # each described in at least ~100 characters
 
 # Parsing and matching run on the event loop only when that is sure to be quick; otherwise off it
@@ -378,7 +381,9 @@ class Ingestor:
         )
         if message is not None:
             routed.events.append(_receipt_event(event, message, request_id, now))
-            routed.transitions.append(_transition(event, message.id))
+            transition = transition_for(event.type.value, message.id, event.error)
+            if transition is not None:
+                routed.transitions.append(transition)
             return True
         if provider_id:
             # The send's reply may still be on its way: hold the receipt (docs/format.md,
@@ -465,7 +470,19 @@ def _outcome(routed: _Routed) -> WebhookOutcome:
 def _dedupe_key(owner: str, event: InboundEvent) -> str | None:
     if not event.provider_message_id:
         return None  # without a provider id nothing is a duplicate (docs/format.md, "Duplicates")
-    return f"{owner}|{event.event_key}|{event.type.value}|{event.provider_message_id}"
+    key = f"{owner}|{event.event_key}|{event.type.value}|{event.provider_message_id}"
+    if event.type is EventType.MESSAGE_STATUS:
+        # One message passes through several statuses: each is its own event, a retry of one
+        # is not (docs/format.md, "Duplicates").
+        key += f"|{_short(event.status or '')}"
+    return key
+
+
+def _short(text: str) -> str:
+    """``text``, or its digest when long: a key stays small whatever a provider sends."""
+    if len(text) <= _MAX_KEY_PART:
+        return text
+    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _receipt_dedupe_key(integration_id: str, event: InboundEvent) -> str | None:
@@ -531,7 +548,3 @@ def _receipt_event(
         request_id=request_id,
         dedupe_key=_receipt_dedupe_key(message.integration_id, event),
     )
-
-
-def _transition(event: InboundEvent, message_id: str) -> MessageTransition:
-    return transition_for(event.type.value, message_id, event.error)

@@ -11,8 +11,11 @@ from ...store import RECEIPT_STATES, MessageTransition
 __all__ = ["transition_for"]
 
 
-def transition_for(event_type: str, message_id: str, error: str | None) -> MessageTransition:
-    """The state a receipt of ``event_type`` moves message ``message_id`` to."""
-    return MessageTransition(
-        message_id=message_id, state=RECEIPT_STATES[event_type], error=error or None
-    )
+def transition_for(event_type: str, message_id: str, error: str | None) -> MessageTransition | None:
+    """The state a receipt of ``event_type`` moves message ``message_id`` to; None for a report
+    that changes no state (``messageRead``, ``messageStatus``: docs/format.md, "More event
+    types")."""
+    state = RECEIPT_STATES.get(event_type)
+    if state is None:
+        return None
+    return MessageTransition(message_id=message_id, state=state, error=error or None)
