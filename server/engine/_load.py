@@ -97,7 +97,9 @@ def _variant_problems(document: dict[str, Any], known: list[Problem]) -> list[Pr
     seen = {(p.pointer, p.message) for p in known}
     found: list[Problem] = []
     done: set[tuple[tuple[str, str], ...]] = set()
-    for _, applied, merged in combinations(document):
+    # Fewer overlays first: a problem one overlay makes is reported for it alone, not again for
+    # every combination that includes it.
+    for _, applied, merged in sorted(combinations(document), key=lambda c: len(c[1])):
         if not applied or applied in done:
             continue  # the file as written (checked above), or a document already checked
         done.add(applied)
@@ -105,11 +107,10 @@ def _variant_problems(document: dict[str, Any], known: list[Problem]) -> list[Pr
         too_large = limit_problems(merged)
         checks = [check for check in CHECKS if check is not check_unused_properties]
         problems.extend(too_large or [p for check in checks for p in check(merged)])
-        found.extend(
-            placed(p, applied, document["variants"])
-            for p in problems
-            if (p.pointer, p.message) not in seen
-        )
+        for problem in problems:
+            if (problem.pointer, problem.message) not in seen:
+                seen.add((problem.pointer, problem.message))
+                found.append(placed(problem, applied, document["variants"]))
     return found
 
 
