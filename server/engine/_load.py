@@ -78,7 +78,7 @@ def _check(data: object) -> tuple[dict[str, Any] | None, tuple[Problem, ...]]:
         # Past a bound the semantic checks are skipped: the definition cannot load anyway, and
         # some of them (a "did you mean" per unknown placeholder) grow with the product of sizes.
         problems.extend(too_large or semantic_problems(document))
-        if not too_large and "variants" in document:
+        if not too_large:
             problems.extend(_variant_problems(document, problems))
     except RecursionError:  # input nested past what the parser can follow
         return None, (Problem(pointer="", message="the definition is nested too deeply"),)
@@ -92,8 +92,8 @@ def _variant_problems(document: dict[str, Any], known: list[Problem]) -> list[Pr
     broken = any(
         p.severity == "error" and p.pointer.startswith(("/variants", "/properties")) for p in known
     )
-    if own or broken:
-        return own  # which combinations there are is unknown
+    if own or broken or "variants" not in document:
+        return own  # no variants, or which combinations there are is unknown
     seen = {(p.pointer, p.message) for p in known}
     found: list[Problem] = []
     done: set[tuple[tuple[str, str], ...]] = set()

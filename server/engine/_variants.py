@@ -26,7 +26,6 @@ from ._pointer import child, tokens
 
 __all__ = [
     "MAX_COMBINATIONS",
-    "OVERLAY_KEYS",
     "Combination",
     "choice_properties",
     "combinations",
@@ -38,8 +37,6 @@ __all__ = [
 
 #: The most documents the options of the ``variants`` properties may multiply into.
 MAX_COMBINATIONS: Final = 16
-#: What an overlay may change; webhooks, properties and identity are the same for every choice.
-OVERLAY_KEYS: Final = ("auth", "API", "Subscribe", "Unsubscribe", "number_format")
 
 #: One combination: the chosen option of each variants property (in ``variants`` order), the
 #: options whose overlay it applies, and the resulting document (without ``variants``).
@@ -78,7 +75,8 @@ def choice_properties(document: Mapping[str, Any]) -> dict[str, tuple[tuple[str,
 
 
 def variant_problems(document: Mapping[str, Any]) -> list[Problem]:
-    """What is wrong with ``variants`` itself and with the options properties it relies on."""
+    """What is wrong with the properties that have options, and with ``variants`` itself.
+    (What an overlay may change is the schema's ``variantOverlay``.)"""
     problems = list(_option_problems(document))
     variants = document.get("variants")
     if not isinstance(variants, dict):

@@ -177,6 +177,13 @@ def test_a_property_with_options_is_no_secret_and_defaults_to_an_option() -> Non
     ]
 
 
+def test_options_are_checked_without_variants_too() -> None:
+    document = doc()
+    del document["variants"]
+    document["properties"][1] = {"name": "Auth", "options": ["a"], "default": "b"}
+    assert ("error", "/properties/1/default") in [m[:2] for m in messages(document)]
+
+
 def test_options_must_be_distinct_non_empty_strings() -> None:
     document = doc()
     document["properties"][1] = {"name": "Auth", "options": []}
