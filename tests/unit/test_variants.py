@@ -282,3 +282,18 @@ def test_check_render_uses_the_variant_its_vars_choose(
     assert main(["check", "--render", str(definition), "--vars", str(values)]) == 0
     out = capsys.readouterr().out
     assert "Authorization: Basic " in out
+
+
+def test_check_reports_a_variant_problem_at_its_overlay(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    document = doc()
+    document["variants"]["Auth"]["basic"]["auth"]["password"] = "$API ky$"
+    path = tmp_path / "acme.json"
+    path.write_text(json.dumps(document))
+    assert main(["check", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f'{path}:/variants/Auth/basic/auth/password: when "Auth" is "basic": ' in out
+    document = doc()
+    path.write_text(json.dumps(document))
+    assert main(["check", str(path)]) == 0
