@@ -302,6 +302,8 @@ def _render(args: argparse.Namespace) -> int:
             as_json=args.json,
         )
         return UNREADABLE
+    # (ext) the variant the --vars' property values choose (docs/format.md, "Variants")
+    definition = definition.choose({k: v for k, v in variables.items() if isinstance(v, str)})
     templates = _templates(definition, args.request)
     if not templates:
         message = f"the definition has no {args.request} request"

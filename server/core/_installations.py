@@ -142,7 +142,9 @@ class InstallationDirectory:
             default_region=region,
             enabled=True,
             webhook_token_hash=hash_token(token),
-            subscription_state="pending" if integration.definition.subscribe else "not_required",
+            subscription_state=(
+                "pending" if integration.definition.choose(sealed).subscribe else "not_required"
+            ),
             subscription_error=None,
             created_at=now,
             updated_at=now,
@@ -228,6 +230,12 @@ class InstallationDirectory:
                 merged[prop.name] = self._box.encrypt(prop.default) if prop.secret else prop.default
             if prop.required and not merged.get(prop.name):
                 violations.append((f"properties[{prop.name}]", "a value is required"))
+            elif prop.options and merged.get(prop.name) not in (*prop.options, None, ""):
+                # (ext) a choice (docs/format.md, "Variants"); options are never secret
+                shown = ", ".join(repr(o) for o in prop.options)
+                violations.append(
+                    (f"properties[{prop.name}]", f"{merged[prop.name]!r} is not one of {shown}")
+                )
         if violations:
             raise InvalidRequest(
                 "the installation's properties are not valid", violations=violations

@@ -148,7 +148,8 @@ class SubscriptionKeeper:
         lock = self._locks.setdefault(record.id, asyncio.Lock())
         async with lock:
             integration = await self._catalog.get(record.integration_id)
-            requests = integration.definition.subscribe
+            # (ext) the installation's variant (docs/format.md, "Variants")
+            requests = integration.definition.choose(record.properties).subscribe
             if not requests:
                 await self._store.set_subscription(record.id, state="not_required", error=None)
                 return True
@@ -172,10 +173,11 @@ class SubscriptionKeeper:
     async def unsubscribe(self, record: InstallationRecord) -> None:
         """Make the definition's Unsubscribe requests; failures are logged, not raised."""
         integration = await self._catalog.get(record.integration_id)
-        if not integration.definition.unsubscribe:
+        unsubscribe = integration.definition.choose(record.properties).unsubscribe
+        if not unsubscribe:
             return
         try:
-            await self._make(record, integration.definition.unsubscribe)
+            await self._make(record, unsubscribe)
         except SubscriptionFailed as exc:
             logger.warning(
                 "unsubscribe failed", extra={"installation": record.id, "reason": exc.reason}
@@ -185,6 +187,7 @@ class SubscriptionKeeper:
         self, record: InstallationRecord, requests: tuple[RequestTemplate, ...]
     ) -> None:
         definition = (await self._catalog.get(record.integration_id)).definition
+        definition = definition.choose(record.properties)  # auth may differ per variant
         properties = self._installations.property_values(record)
         secrets = installation_secrets(definition, properties)
         bearer = await self._bearer(record, definition, secrets)

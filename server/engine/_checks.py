@@ -30,6 +30,7 @@ from ._variables import (
     tree_strings,
     webhook_model_strings,
 )
+from ._variants import used_in_variants
 from ._webhook_auth_checks import check_webhook_auth
 from ._xml import is_xml
 from ._xml_template import template_problems as xml_template_problems
@@ -83,6 +84,7 @@ def check_property_names(document: Mapping[str, Any]) -> Iterator[Problem]:
 
 def check_unused_properties(document: Mapping[str, Any]) -> Iterator[Problem]:
     used = {p.name for t in template_strings(document) for p in placeholders_in(t.text)}
+    used |= used_in_variants(document)  # (ext) docs/format.md, "Variants"
     reported: set[str] = set()
     for at, name in property_names(document):
         if name not in used and name not in reported:

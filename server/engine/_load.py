@@ -10,10 +10,11 @@ travel with it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
-from ._checks import semantic_problems
+from ._checks import CHECKS, check_unused_properties, semantic_problems
 from ._document import UNREADABLE, read_document
 from ._errors import DefinitionError, Problem
 from ._limits import limit_problems
@@ -39,6 +40,7 @@ from ._model import (
 )
 from ._pointer import tokens
 from ._schema import structure_problems
+from ._variants import combinations, placed, variant_problems
 
 __all__ = ["check_definition", "load_definition"]
 
@@ -76,9 +78,40 @@ def _check(data: object) -> tuple[dict[str, Any] | None, tuple[Problem, ...]]:
         # Past a bound the semantic checks are skipped: the definition cannot load anyway, and
         # some of them (a "did you mean" per unknown placeholder) grow with the product of sizes.
         problems.extend(too_large or semantic_problems(document))
+        if not too_large:
+            problems.extend(_variant_problems(document, problems))
     except RecursionError:  # input nested past what the parser can follow
         return None, (Problem(pointer="", message="the definition is nested too deeply"),)
     return document, _ordered(problems)
+
+
+def _variant_problems(document: dict[str, Any], known: list[Problem]) -> list[Problem]:
+    """(ext) docs/format.md, "Variants": ``variants`` itself, then every combination of choices
+    checked as the whole definition it makes; a problem the file already has is not repeated."""
+    own = variant_problems(document)
+    broken = any(
+        p.severity == "error" and p.pointer.startswith(("/variants", "/properties")) for p in known
+    )
+    if own or broken or "variants" not in document:
+        return own  # no variants, or which combinations there are is unknown
+    seen = {(p.pointer, p.message) for p in known}
+    found: list[Problem] = []
+    done: set[tuple[tuple[str, str], ...]] = set()
+    # Fewer overlays first: a problem one overlay makes is reported for it alone, not again for
+    # every combination that includes it.
+    for _, applied, merged in sorted(combinations(document), key=lambda c: len(c[1])):
+        if not applied or applied in done:
+            continue  # the file as written (checked above), or a document already checked
+        done.add(applied)
+        problems = structure_problems(merged)
+        too_large = limit_problems(merged)
+        checks = [check for check in CHECKS if check is not check_unused_properties]
+        problems.extend(too_large or [p for check in checks for p in check(merged)])
+        for problem in problems:
+            if (problem.pointer, problem.message) not in seen:
+                seen.add((problem.pointer, problem.message))
+                found.append(placed(problem, applied, document["variants"]))
+    return found
 
 
 def _ordered(problems: list[Problem]) -> tuple[Problem, ...]:
@@ -109,6 +142,26 @@ def _kind(value: object) -> str:
 
 
 def _definition(doc: dict[str, Any], problems: tuple[Problem, ...]) -> Definition:
+    base = _one_definition(doc, problems)
+    if "variants" not in doc:
+        return base
+    # (ext) docs/format.md, "Variants": every combination is built now, never per send.
+    built: dict[tuple[tuple[str, str], ...], Definition] = {}
+    variants: dict[tuple[str, ...], Definition] = {}
+    for values, applied, merged in combinations(doc):
+        if applied:
+            if applied not in built:
+                built[applied] = _one_definition(merged, problems)
+            variants[values] = built[applied]
+    by_name = {p.name: p for p in base.properties}
+    return replace(
+        base,
+        choosers=tuple(by_name[name] for name in doc["variants"]),
+        variants=MappingProxyType(variants),
+    )
+
+
+def _one_definition(doc: dict[str, Any], problems: tuple[Problem, ...]) -> Definition:
     api = doc["API"]
     send_file = api.get("SendFile")
     return Definition(
@@ -136,12 +189,14 @@ def _definition(doc: dict[str, Any], problems: tuple[Problem, ...]) -> Definitio
 def _property(item: str | dict[str, Any]) -> Property:
     if isinstance(item, str):
         return Property(name=item)  # the seed's form: secret and required
+    options = tuple(item.get("options", ()))  # (ext) a choice is never a secret ("Variants")
     return Property(
         name=item["name"],
-        secret=item.get("secret", True),
+        secret=item.get("secret", not options),
         required=item.get("required", True),
         description=item.get("description"),
-        default=item.get("default"),
+        default=item.get("default", options[0] if options else None),
+        options=options,
     )
 
 

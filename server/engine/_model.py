@@ -104,6 +104,9 @@ class Property:
     required: bool = True
     description: str | None = None
     default: str | None = None
+    # (ext) a choice: the values allowed, its default the first unless ``default`` names another
+    # (docs/format.md, "Variants")
+    options: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -281,6 +284,26 @@ class Definition:
     # (ext) the definition's answers when no matched model has its own (docs/format.md, "Answers")
     answer_matched: WebhookAnswer | None = None
     answer_unmatched: WebhookAnswer | None = None
+    # (ext) per-installation variants (docs/format.md, "Variants"): the properties ``variants``
+    # is keyed by, in its order, and the definition each combination of their options makes,
+    # built once at load. A combination that applies no overlay is this definition itself and
+    # is not in the mapping.
+    choosers: tuple[Property, ...] = ()
+    variants: Mapping[tuple[str, ...], Definition] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+    def choose(self, values: Mapping[str, str | None]) -> Definition:
+        """The definition an installation with these property values uses: a lookup, since
+        every combination was built at load. A value that is not an option (left out, or from
+        an older version of the file) counts as the property's default."""
+        if not self.choosers:
+            return self
+        key = tuple(
+            value if (value := values.get(p.name)) in p.options else (p.default or "")
+            for p in self.choosers
+        )
+        return self.variants.get(key, self)
 
     @property
     def secret_properties(self) -> frozenset[str]:

@@ -96,9 +96,12 @@ def test_every_definition_has_fixtures() -> None:
 
 
 async def _install(
-    start_gateway: GatewayFactory, provider: str, fake: RunningFakeProvider
+    start_gateway: GatewayFactory,
+    provider: str,
+    fake: RunningFakeProvider,
+    properties: dict[str, str] | None = None,
 ) -> tuple[Gateway, gateway_pb2.Installation, dict[str, Any]]:
-    gateway, installation, install = await _enable(start_gateway, provider, fake)
+    gateway, installation, install = await _enable(start_gateway, provider, fake, properties)
     # Subscribe requests (if any) go to the fake too; test_subscribe_requests checks them.
     await _settle_subscription(gateway, installation)
     fake.state.reset()
@@ -107,13 +110,22 @@ async def _install(
 
 
 async def _enable(
-    start_gateway: GatewayFactory, provider: str, fake: RunningFakeProvider
+    start_gateway: GatewayFactory,
+    provider: str,
+    fake: RunningFakeProvider,
+    properties: dict[str, str] | None = None,
 ) -> tuple[Gateway, gateway_pb2.Installation, dict[str, Any]]:
-    """Register ``provider``'s definition (pointed at the fake) and enable an installation."""
+    """Register ``provider``'s definition (pointed at the fake) and enable an installation; a
+    send fixture's own ``properties`` (a variant's choice, docs/format.md "Variants") are added
+    to install.json's."""
     gateway: Gateway = await start_gateway(sidecar=True, receipt_wait_s=0.2)
     install = _load(FIXTURES / provider / "install.json")
     auth = _definition(provider).get("WebhookAuth")
-    install["properties"] = {**install["properties"], **property_overrides(auth)}
+    install["properties"] = {
+        **install["properties"],
+        **(properties or {}),
+        **property_overrides(auth),
+    }
     integration = await gateway.register(local_definition(provider, fake.url))
     installation = await gateway.enable(
         integration.id,
@@ -199,7 +211,9 @@ async def test_send_request_and_answer(
     provider: str, fixture: Path, start_gateway: GatewayFactory, provider_fake: RunningFakeProvider
 ) -> None:
     case = _load(fixture)
-    gateway, installation, _ = await _install(start_gateway, provider, provider_fake)
+    gateway, installation, _ = await _install(
+        start_gateway, provider, provider_fake, case.get("properties")
+    )
     provider_fake.state.script("*", _answer(case.get("answer", {})))
     token = case.get("oauth2_token")
     if token is not None:  # OAuth2 client credentials: the token request comes first

@@ -302,7 +302,8 @@ class SendPath:
                 violations=[("integration_id", "required: several integrations hold the number")],
             )
         installation = holders[0]
-        return installation, await self._catalog.get(installation.integration_id)
+        integration = await self._catalog.get(installation.integration_id)
+        return installation, _chosen(integration, installation)
 
     async def _call_provider(
         self,
@@ -474,6 +475,16 @@ class SendPath:
             )
         except Exception:  # the send's own error matters more to the caller
             logger.exception("could not record a failed send", extra={"message": message.id})
+
+
+def _chosen(integration: LoadedIntegration, installation: InstallationRecord) -> LoadedIntegration:
+    """The integration as this installation's choices make it (docs/format.md, "Variants"): the
+    definition of each combination was built at load, so this is a lookup. Choices are never
+    secret, so their stored values are plain."""
+    definition = integration.definition.choose(installation.properties)
+    if definition is integration.definition:
+        return integration
+    return replace(integration, definition=definition)
 
 
 def _template(request: SendRequest, integration: LoadedIntegration) -> RequestTemplate:
