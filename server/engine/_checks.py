@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ._answer_checks import check_webhook_answers
+from ._correlation_checks import CORRELATION_CHECKS, correlates_by_our_id
 from ._encoding_checks import ENCODING_CHECKS
 from ._errors import Problem
 from ._placeholders import Placeholder, has_stray_dollar, parse_template, placeholders_in
@@ -322,12 +323,17 @@ def check_response_maps(document: Mapping[str, Any]) -> Iterator[Problem]:
     api = document.get("API")
     if not isinstance(api, Mapping):
         return
+    # (ext) Receipts that find their message by our id need no provider id (docs/format.md,
+    # "Receipts"): such a send is complete without a response_map.
+    by_our_id = correlates_by_our_id(document)
     for key in ("SendMessage", "SendFile"):
         request = api.get(key)
         if not isinstance(request, Mapping):
             continue
         at = f"/API/{key}"
         response_map = request.get("response_map")
+        if response_map is None and by_our_id:
+            continue
         if response_map is None:
             yield _warning(
                 at,
@@ -346,7 +352,7 @@ def check_response_maps(document: Mapping[str, Any]) -> Iterator[Problem]:
             for t in tree_strings(response_map, at, RESPONSE_MAP)
             for p in placeholders_in(t.text)
         }
-        if "messageid" not in captures:
+        if "messageid" not in captures and not by_our_id:
             yield _warning(
                 at,
                 "this response_map never captures $messageid$, so delivery reports cannot be "
@@ -393,10 +399,14 @@ _NEEDS: Mapping[str, tuple[tuple[str, ...], ...]] = {
     # each inner tuple: one of these names must be captured
     "message": (("from",), ("to",), ("content", "text")),
     "mms": (("from",), ("to",), ("url",)),
-    "messageDelivered": (("messageid",),),
-    "messageFailed": (("messageid",),),
-    "messageSent": (("messageid",),),
+    "messageDelivered": (("messageid", "gateway_id"),),
+    "messageFailed": (("messageid", "gateway_id"),),
+    "messageSent": (("messageid", "gateway_id"),),
 }
+#: (ext) Named in what a model must capture, but not required: a message without ``to`` goes to
+#: the installation's number through its own URL (docs/format.md, "Numbers and routing"); the
+#: checker warns instead (_correlation_checks.py).
+_NOT_REQUIRED = frozenset({"to"})
 
 
 def check_webhook_events(document: Mapping[str, Any]) -> Iterator[Problem]:
@@ -415,7 +425,11 @@ def check_webhook_events(document: Mapping[str, Any]) -> Iterator[Problem]:
             for p in placeholders_in(t.text)
             if not p.optional
         }
-        missing = [names for names in _NEEDS[event_type] if not captured.intersection(names)]
+        missing = [
+            names
+            for names in _NEEDS[event_type]
+            if not captured.intersection(names) and not _NOT_REQUIRED.issuperset(names)
+        ]
         if missing:
             needs = _either([_alternatives(names) for names in _NEEDS[event_type]])
             lacks = _either([_alternatives(names) for names in missing])
@@ -591,4 +605,5 @@ CHECKS: tuple[Check, ...] = (
     check_webhook_auth,
     *ENCODING_CHECKS,
     check_webhook_answers,
+    *CORRELATION_CHECKS,
 )
