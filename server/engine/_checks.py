@@ -399,14 +399,16 @@ _NEEDS: Mapping[str, tuple[tuple[str, ...], ...]] = {
     # each inner tuple: one of these names must be captured
     "message": (("from",), ("to",), ("content", "text")),
     "mms": (("from",), ("to",), ("url",)),
-    "messageDelivered": (("messageid", "gateway_id"),),
-    "messageFailed": (("messageid", "gateway_id"),),
-    "messageSent": (("messageid", "gateway_id"),),
+    "messageDelivered": (("messageid",),),
+    "messageFailed": (("messageid",),),
+    "messageSent": (("messageid",),),
 }
-#: (ext) Named in what a model must capture, but not required: a message without ``to`` goes to
-#: the installation's number through its own URL (docs/format.md, "Numbers and routing"); the
-#: checker warns instead (_correlation_checks.py).
-_NOT_REQUIRED = frozenset({"to"})
+#: (ext) A receipt that captures our id needs no provider id (docs/format.md, "Receipts": by our
+#: id).
+_STANDS_FOR = {"gateway_id": "messageid"}
+#: (ext) Captures an optional ``$x?$`` satisfies: a message whose ``to`` the provider may leave out
+#: goes to the installation's number (docs/format.md, "Numbers and routing": without ``to``).
+_OPTIONAL_COUNTS = frozenset({"to"})
 
 
 def check_webhook_events(document: Mapping[str, Any]) -> Iterator[Problem]:
@@ -423,20 +425,22 @@ def check_webhook_events(document: Mapping[str, Any]) -> Iterator[Problem]:
             p.name
             for t in webhook_model_strings(i, model)
             for p in placeholders_in(t.text)
-            if not p.optional
+            if not p.optional or p.name in _OPTIONAL_COUNTS
         }
-        missing = [
-            names
-            for names in _NEEDS[event_type]
-            if not captured.intersection(names) and not _NOT_REQUIRED.issuperset(names)
-        ]
+        captured |= {_STANDS_FOR[name] for name in captured if name in _STANDS_FOR}
+        missing = [names for names in _NEEDS[event_type] if not captured.intersection(names)]
         if missing:
             needs = _either([_alternatives(names) for names in _NEEDS[event_type]])
             lacks = _either([_alternatives(names) for names in missing])
+            hint = (
+                "; $to?$ does, for a provider that may leave the receiving number out"
+                if ("to",) in missing
+                else ""
+            )
             yield _error(
                 at,
                 f'a model of event_type "{event_type}" must capture {needs}; this one does not '
-                f"capture {lacks} (an optional $x?$ capture does not count)",
+                f"capture {lacks} (an optional $x?$ capture does not count{hint})",
             )
 
 

@@ -1,5 +1,5 @@
-"""(ext) Receipts correlated by our id, and inbound messages without ``to``: their
-``msgbridge check`` rules (docs/format.md, "Receipts" and "Numbers and routing").
+"""(ext) Receipts correlated by our id: their ``msgbridge check`` rules (docs/format.md,
+"Receipts").
 
 A definition *correlates by our id* when a ``SendMessage`` or ``SendFile`` request carries
 ``$gateway_id$`` (in its URL, parameters or headers) and a receipt model captures
@@ -94,22 +94,4 @@ def check_our_id_captures(document: Mapping[str, Any]) -> Iterator[Problem]:
             )
 
 
-def check_inbound_without_to(document: Mapping[str, Any]) -> Iterator[Problem]:
-    """A ``message`` or ``mms`` model without ``$to$`` routes only through an installation's URL."""
-    for i, model in _models(document):
-        if model.get("event_type") not in _INBOUND_EVENT_TYPES:
-            continue
-        if not isinstance(model.get("request_parameters"), Mapping):
-            continue
-        if "to" in _model_captures(i, model):  # $to$ or an optional $to?$
-            continue
-        yield Problem(
-            pointer=f"/Webhook/{i}/request_parameters",
-            message="this model captures no $to$: through an installation's webhook URL its "
-            "messages go to the installation's number (when it has only one), but through the "
-            "per-integration URL they are unroutable",
-            severity="warning",
-        )
-
-
-CORRELATION_CHECKS = (check_our_id_captures, check_inbound_without_to)
+CORRELATION_CHECKS = (check_our_id_captures,)
