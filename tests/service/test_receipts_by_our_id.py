@@ -11,10 +11,12 @@ through its own URL, and is unroutable through the per-integration URL.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
@@ -249,3 +251,35 @@ async def test_a_message_without_to_through_the_per_integration_url_is_kept_unro
     assert await tenants.post(named, to="acme-sms") == 200
     (event,) = await tenants.events()
     assert (event.installation_id, event.to) == (tenants.a.id, NUMBER_A)
+
+
+async def test_a_receipt_that_overtakes_the_sends_answer_is_held_until_the_send_records_it(
+    tenants: Tenants,
+) -> None:
+    # The provider posts the receipt while its answer to the send is still on its way: the
+    # message is pending, and recording the answer must not overwrite "delivered" with "sent".
+    tenants.provider.state.script(
+        "*", Answer(status=202, text="0: Accepted for delivery", delay_s=1.0)
+    )
+    sending = asyncio.create_task(tenants.send("org-a", NUMBER_A))
+    deadline = asyncio.get_running_loop().time() + 30
+    while not tenants.provider.state.requests:
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.01)
+    ref = parse_qs(urlsplit(tenants.provider.state.requests[0].json["callback"]).query)["ref"][0]
+    assert (await tenants.state(ref)).state == M.PENDING
+    assert await tenants.post(delivered(ref), to=tenants.a) == 200
+    assert await tenants.events() == []  # held
+    reply = await sending
+    assert reply.message_id == ref
+    while not await tenants.events():
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.02)
+    (event,) = await tenants.events()
+    assert (event.type, event.message_id, event.installation_id) == (
+        E.MESSAGE_DELIVERED,
+        ref,
+        tenants.a.id,
+    )
+    assert (await tenants.state(ref)).state == M.DELIVERED
+    assert await tenants.kept() == []

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from server.core.ingest import Ingestor, _ingestor
+from server.core.ingest import Ingestor, _held_receipts, _ingestor
 from server.engine import WebhookRequest, check_definition, load_definition, match_webhook
+from server.store import MessageState
 
 ROOT = Path(__file__).resolve().parents[2]
 KANNEL: dict[str, Any] = json.loads((ROOT / "integrations" / "kannel.json").read_text())
@@ -128,9 +129,12 @@ def _installation(id: str, *numbers: str) -> Any:
     )
 
 
-def _message(id: str, installation: str, integration: str = "kannel") -> Any:
+def _message(
+    id: str, installation: str, integration: str = "kannel", state: MessageState = MessageState.SENT
+) -> Any:
     return SimpleNamespace(
         id=id,
+        state=state,
         org_id=f"org-{installation}",
         installation_id=installation,
         integration_id=integration,
@@ -159,7 +163,14 @@ class LookupStore:
         )
 
 
-async def _route(store: LookupStore, installation: Any, query: str) -> Any:
+async def _route(
+    store: LookupStore,
+    installation: Any,
+    query: str,
+    *,
+    definition: Any = DEFINITION,
+    body: bytes = b"",
+) -> Any:
     ingestor = Ingestor(
         store=store,  # type: ignore[arg-type]
         catalog=None,  # type: ignore[arg-type]
@@ -171,11 +182,14 @@ async def _route(store: LookupStore, installation: Any, query: str) -> Any:
     from urllib.parse import parse_qsl
 
     request = WebhookRequest(
-        method="GET", content_type=None, body=b"", query=tuple(parse_qsl(query))
+        method="POST" if body else "GET",
+        content_type="application/x-www-form-urlencoded" if body else None,
+        body=body,
+        query=tuple(parse_qsl(query)),
     )
-    integration = SimpleNamespace(id="kannel", definition=DEFINITION)
+    integration = SimpleNamespace(id="kannel", definition=definition)
     return await ingestor._route(
-        integration, installation, match_webhook(DEFINITION, request), "r1", NOW
+        integration, installation, match_webhook(definition, request), "r1", NOW
     )  # type: ignore[arg-type]
 
 
@@ -272,3 +286,89 @@ def test_our_id_is_the_first_of_a_list_and_never_blank() -> None:
     assert _ingestor._our_id(event("  ")) is None
     assert _ingestor._our_id(event(())) is None
     assert _ingestor._our_id(event(None)) is None
+
+
+async def test_a_receipt_for_a_pending_message_is_held_under_our_id() -> None:
+    store = LookupStore(_message("m-1", "a", state=MessageState.PENDING))
+    routed = await _route(store, _installation("a"), "kannel=dlr&type=1&id=m-1&answer=x")
+    assert routed.events == [] and routed.transitions == [] and not routed.unroutable
+    (held,) = routed.held
+    assert held.provider_message_id == _held_receipts.our_id_key("m-1")
+    assert (held.integration_id, held.event.installation_id, held.event.message_id) == (
+        "kannel",
+        "a",
+        "",
+    )
+    assert held.release_at == NOW + timedelta(seconds=10)
+
+
+async def test_a_provider_id_cannot_pass_for_a_key_held_by_our_id() -> None:
+    jasmin = load_definition((ROOT / "integrations" / "jasmin.json").read_bytes())
+    forged = _held_receipts.our_id_key("m-1")
+    body = f"id={forged}&message_status=DELIVRD".encode()
+    routed = await _route(LookupStore(), _installation("a"), "", definition=jasmin, body=body)
+    assert routed.held == []  # never held under a key of ours
+    (event,) = routed.events
+    assert (event.message_id, event.provider_message_id) == ("", forged)
+
+
+class ReleaseStore(LookupStore):
+    def __init__(self, *messages: Any) -> None:
+        super().__init__(*messages)
+        self.released: list[Any] = []
+        self.replayed: list[tuple[str, Any]] = []
+
+    async def release_held(self, now: datetime) -> tuple[Any, ...]:
+        released, self.released = tuple(self.released), []
+        return released
+
+    async def get_webhook_request(self, request_id: str) -> Any:
+        return SimpleNamespace(id=request_id, outcome="matched", reason="")
+
+    async def mark_replayed(self, request_id: str, **changes: Any) -> Any:
+        self.replayed.append((request_id, changes))
+        return SimpleNamespace(events=tuple(changes["events"]))
+
+
+@pytest.mark.parametrize(
+    ("message", "through", "correlated"),
+    [
+        (_message("m-1", "a"), "a", True),
+        (_message("m-1", "b"), "a", False),  # another installation's message: never
+        (_message("m-1", "b"), "", True),  # per-integration URL: within the integration
+        (_message("m-1", "a", "jasmin"), "", False),  # another integration's message: never
+        (None, "a", False),
+    ],
+)
+async def test_a_receipt_held_by_our_id_is_released_to_its_message_only_in_scope(
+    message: Any, through: str, correlated: bool
+) -> None:
+    store = ReleaseStore(*([message] if message else []))
+    event = SimpleNamespace(
+        type="messageDelivered", installation_id=through, request_id="r1", error=""
+    )
+    store.released.append(
+        SimpleNamespace(
+            integration_id="kannel",
+            provider_message_id=_held_receipts.our_id_key("m-1"),
+            event=event,
+        )
+    )
+    hub = SimpleNamespace(notify=lambda: None)
+    held = _held_receipts.HeldReceipts(store=store, hub=hub, receipt_wait_s=10)  # type: ignore[arg-type]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            _held_receipts, "replace", lambda e, **kw: SimpleNamespace(**{**vars(e), **kw})
+        )
+        await held.release_due()
+    (_, changes) = store.replayed[0]
+    if correlated:
+        (appended,) = changes["events"]
+        assert appended.message_id == "m-1"
+        assert [t.message_id for t in changes["transitions"]] == ["m-1"]
+    elif through:
+        (appended,) = changes["events"]  # produced for the URL's installation, uncorrelated
+        assert not hasattr(appended, "message_id") or appended.message_id != "m-1"
+        assert changes["transitions"] == []
+    else:
+        assert changes["events"] == () and changes["outcome"] == "unroutable"

@@ -50,6 +50,7 @@ from ...store import (
     HeldReceipt,
     InstallationRecord,
     MessageRecord,
+    MessageState,
     MessageTransition,
     NewEvent,
     Store,
@@ -61,7 +62,7 @@ from .._events import EventHub
 from .._installations import InstallationDirectory
 from .._numbers import normalize_number
 from .._oauth_callback import OAuthCallback
-from ._held_receipts import HeldReceipts
+from ._held_receipts import HeldReceipts, is_our_id_key, our_id_key
 from ._transitions import transition_for
 
 __all__ = ["Ingestor", "ReplayResult"]
@@ -399,7 +400,7 @@ class Ingestor:
             routed.events.append(_receipt_event(event, message, request_id, now))
             routed.transitions.append(_transition(event, message.id))
             return True
-        if provider_id:
+        if provider_id and not is_our_id_key(provider_id):
             # The send's reply may still be on its way: hold the receipt (docs/format.md,
             # "Receipts").
             pending = _new_event(event, installation, integration.id, request_id, now, users=())
@@ -444,6 +445,21 @@ class Ingestor:
             and message.integration_id == integration.id
             and (installation is None or message.installation_id == installation.id)
         ):
+            if message.state is MessageState.PENDING:
+                # Its send's answer is not recorded yet, and recording it would overwrite what
+                # the receipt says: held until then, as a receipt that overtook its provider id.
+                pending = _new_event(event, installation, integration.id, request_id, now, users=())
+                routed.held.append(
+                    HeldReceipt(
+                        id=str(uuid.uuid4()),
+                        integration_id=integration.id,
+                        provider_message_id=our_id_key(message.id),
+                        event=pending,
+                        held_at=now,
+                        release_at=now + self._held_receipts.wait,
+                    )
+                )
+                return True
             routed.events.append(_receipt_event(event, message, request_id, now))
             routed.transitions.append(_transition(event, message.id))
             return True
