@@ -4,6 +4,8 @@ The ingest path stores them held (docs/format.md, "Receipts": held receipts). Th
 when a send of this process records that id (:meth:`HeldReceipts.on_message_sent`), or released
 by a background loop once ``receipt_wait`` has passed: correlated if their message appeared
 meanwhile (a send on another replica), else produced without our message id or kept unroutable.
+(ext) A receipt that named our id of a message still pending is held the same way, under
+:func:`our_id_key`, and completed when that send records its answer.
 """
 
 from __future__ import annotations
