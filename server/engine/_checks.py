@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ._answer_checks import check_webhook_answers
+from ._correlation_checks import CORRELATION_CHECKS, correlates_by_our_id
 from ._encoding_checks import ENCODING_CHECKS
 from ._errors import Problem
 from ._placeholders import Placeholder, has_stray_dollar, parse_template, placeholders_in
@@ -324,12 +325,17 @@ def check_response_maps(document: Mapping[str, Any]) -> Iterator[Problem]:
     api = document.get("API")
     if not isinstance(api, Mapping):
         return
+    # (ext) Receipts that find their message by our id need no provider id (docs/format.md,
+    # "Receipts"): such a send is complete without a response_map.
+    by_our_id = correlates_by_our_id(document)
     for key in ("SendMessage", "SendFile"):
         request = api.get(key)
         if not isinstance(request, Mapping):
             continue
         at = f"/API/{key}"
         response_map = request.get("response_map")
+        if response_map is None and by_our_id:
+            continue
         if response_map is None:
             yield _warning(
                 at,
@@ -348,7 +354,7 @@ def check_response_maps(document: Mapping[str, Any]) -> Iterator[Problem]:
             for t in tree_strings(response_map, at, RESPONSE_MAP)
             for p in placeholders_in(t.text)
         }
-        if "messageid" not in captures:
+        if "messageid" not in captures and not by_our_id:
             yield _warning(
                 at,
                 "this response_map never captures $messageid$, so delivery reports cannot be "
@@ -405,6 +411,12 @@ _NEEDS: Mapping[str, tuple[tuple[str, ...], ...]] = {
     "messageRead": (("messageid",),),
     "messageStatus": (("messageid",), ("status",)),
 }
+#: (ext) A receipt that captures our id needs no provider id (docs/format.md, "Receipts": by our
+#: id).
+_STANDS_FOR = {"gateway_id": "messageid"}
+#: (ext) Captures an optional ``$x?$`` satisfies: a message whose ``to`` the provider may leave out
+#: goes to the installation's number (docs/format.md, "Numbers and routing": without ``to``).
+_OPTIONAL_COUNTS = frozenset({"to"})
 
 
 def check_webhook_events(document: Mapping[str, Any]) -> Iterator[Problem]:
@@ -421,16 +433,22 @@ def check_webhook_events(document: Mapping[str, Any]) -> Iterator[Problem]:
             p.name
             for t in webhook_model_strings(i, model)
             for p in placeholders_in(t.text)
-            if not p.optional
+            if not p.optional or p.name in _OPTIONAL_COUNTS
         }
+        captured |= {_STANDS_FOR[name] for name in captured if name in _STANDS_FOR}
         missing = [names for names in _NEEDS[event_type] if not captured.intersection(names)]
         if missing:
             needs = _either([_alternatives(names) for names in _NEEDS[event_type]])
             lacks = _either([_alternatives(names) for names in missing])
+            hint = (
+                "; $to?$ does, for a provider that may leave the receiving number out"
+                if ("to",) in missing
+                else ""
+            )
             yield _error(
                 at,
                 f'a model of event_type "{event_type}" must capture {needs}; this one does not '
-                f"capture {lacks} (an optional $x?$ capture does not count)",
+                f"capture {lacks} (an optional $x?$ capture does not count{hint})",
             )
 
 
@@ -599,4 +617,5 @@ CHECKS: tuple[Check, ...] = (
     check_webhook_auth,
     *ENCODING_CHECKS,
     check_webhook_answers,
+    *CORRELATION_CHECKS,
 )

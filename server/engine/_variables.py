@@ -76,6 +76,9 @@ WEBHOOK = Scope(
     name="a webhook model",
     variables=frozenset(
         {"from", "to", "content", "text", "url", "messageid", "event_key", "status", "error"}
+        # (ext) our id, sent back by the provider: a receipt finds its message by it
+        # (docs/format.md, "Receipts")
+        | {"gateway_id"}
     ),
     captures=True,
     optional=True,
@@ -106,7 +109,7 @@ WHERE: Mapping[str, str] = {
     "error": "a response_map and webhook models",
     "media_type": "SendFile",
     "filename": "SendFile",
-    "gateway_id": "SendMessage and SendFile",
+    "gateway_id": "SendMessage, SendFile and webhook models",
     "encoding": "SendMessage and SendFile",
 }
 

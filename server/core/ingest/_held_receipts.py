@@ -4,6 +4,8 @@ The ingest path stores them held (docs/format.md, "Receipts": held receipts). Th
 when a send of this process records that id (:meth:`HeldReceipts.on_message_sent`), or released
 by a background loop once ``receipt_wait`` has passed: correlated if their message appeared
 meanwhile (a send on another replica), else produced without our message id or kept unroutable.
+(ext) A receipt that named our id of a message still pending is held the same way, under
+:func:`our_id_key`, and completed when that send records its answer.
 """
 
 from __future__ import annotations
@@ -27,7 +29,22 @@ from ...store import (
 from .._events import EventHub
 from ._transitions import transition_for
 
-__all__ = ["HeldReceipts"]
+__all__ = ["HeldReceipts", "is_our_id_key", "our_id_key"]
+
+# (ext) A receipt that names our id of a message still pending (its send's answer not recorded
+# yet) is held under this key rather than a provider id (docs/format.md, "Receipts": by our id).
+# The ingest path never holds a provider id that starts with it, so a provider cannot forge one.
+_OUR_ID_KEY = "msgbridge-our-id:"
+
+
+def our_id_key(message_id: str) -> str:
+    """The held-receipt key of a receipt that names our id ``message_id``."""
+    return _OUR_ID_KEY + message_id
+
+
+def is_our_id_key(key: str) -> bool:
+    return key.startswith(_OUR_ID_KEY)
+
 
 logger = logging.getLogger(__name__)
 
@@ -63,14 +80,15 @@ class HeldReceipts:
         send; one held by another replica is correlated when it is released (which looks the
         message up again), at most ``receipt_wait`` later.
         """
-        key = (message.integration_id, message.provider_message_id or "")
-        if key not in self._held_here:
-            return
-        self._held_here.discard(key)
-        outcome = await self._store.correlate_held(
-            message.integration_id, message.provider_message_id or "", message
-        )
-        if outcome.events:
+        produced = 0
+        for held_key in (message.provider_message_id or "", our_id_key(message.id)):
+            key = (message.integration_id, held_key)
+            if not held_key or key not in self._held_here:
+                continue
+            self._held_here.discard(key)
+            outcome = await self._store.correlate_held(message.integration_id, held_key, message)
+            produced += len(outcome.events)
+        if produced:
             self._hub.notify()
 
     async def release_due(self) -> int:
@@ -82,9 +100,7 @@ class HeldReceipts:
         for held in released:
             self._held_here.discard((held.integration_id, held.provider_message_id))
             event = held.event
-            message = await self._store.find_message_by_provider_id(
-                held.integration_id, held.provider_message_id
-            )
+            message = await self._message_of(held)
             if message is not None:
                 correlated = replace(
                     event,
@@ -114,6 +130,19 @@ class HeldReceipts:
         if produced:
             self._hub.notify()
         return produced
+
+    async def _message_of(self, held: HeldReceipt) -> MessageRecord | None:
+        if not is_our_id_key(held.provider_message_id):
+            return await self._store.find_message_by_provider_id(
+                held.integration_id, held.provider_message_id
+            )
+        # Held by our id: the message was found in scope when it was held; it is looked up again
+        # with the same scope (its integration, and the installation whose URL it came through).
+        message = await self._store.get_message(held.provider_message_id[len(_OUR_ID_KEY) :])
+        if message is None or message.integration_id != held.integration_id:
+            return None
+        installation = held.event.installation_id
+        return message if not installation or message.installation_id == installation else None
 
     async def _append(
         self,

@@ -52,6 +52,7 @@ from ...store import (
     HeldReceipt,
     InstallationRecord,
     MessageRecord,
+    MessageState,
     MessageTransition,
     NewEvent,
     Store,
@@ -63,7 +64,7 @@ from .._events import EventHub
 from .._installations import InstallationDirectory
 from .._numbers import normalize_number
 from .._oauth_callback import OAuthCallback
-from ._held_receipts import HeldReceipts
+from ._held_receipts import HeldReceipts, is_our_id_key, our_id_key
 from ._transitions import transition_for
 
 __all__ = ["Ingestor", "ReplayResult"]
@@ -73,6 +74,7 @@ logger = logging.getLogger(__name__)
 _MAX_REASON = 2000
 _MAX_KEY_PART = 64  # a status longer than this is keyed by its digest
 _DESCRIBED_UNMATCHED = 20  # each described in at least ~100 characters
+_MAX_SHOWN_ID = 80  # of a receipt's `$gateway_id$` in a stored reason
 
 # Parsing and matching run on the event loop only when that is sure to be quick; otherwise off it
 # (server/_cpu.py). Measured: any body of 4 KiB parses in under 1.5 ms; matching costs up to
@@ -347,6 +349,19 @@ class Ingestor:
         routed: _Routed,
     ) -> bool:
         to = event.to_number or ""
+        if installation is None and not to:
+            # (ext) A provider that leaves `to` out relies on the URL to say whose the message
+            # is; the per-integration URL does not (docs/format.md, "Numbers and routing").
+            routed.problems.append(
+                f"a {event.type.value} event matched model {event.model} but carries no `to` "
+                "number, and through the per-integration URL no installation can be chosen "
+                "without one: point the provider at the installation's webhook URL"
+            )
+            return False
+        if installation is not None and not to and len(installation.numbers) == 1:
+            # (ext) Through the installation's URL: its number, when it has only one.
+            to = installation.numbers[0].number
+            event = replace(event, to_number=to)
         if installation is None:
             installation = await self._store.find_installation_by_number(
                 integration.id, normalize_number(to)
@@ -373,6 +388,11 @@ class Ingestor:
         now: datetime,
         routed: _Routed,
     ) -> bool:
+        our_id = _our_id(event)
+        if our_id is not None:
+            return await self._route_by_our_id(
+                integration, installation, event, our_id, request_id, now, routed
+            )
         provider_id = event.provider_message_id or ""
         message = (
             await self._store.find_message_by_provider_id(integration.id, provider_id)
@@ -380,12 +400,9 @@ class Ingestor:
             else None
         )
         if message is not None:
-            routed.events.append(_receipt_event(event, message, request_id, now))
-            transition = transition_for(event.type.value, message.id, event.error)
-            if transition is not None:
-                routed.transitions.append(transition)
+            _add_receipt(routed, event, message, request_id, now)
             return True
-        if provider_id:
+        if provider_id and not is_our_id_key(provider_id):
             # The send's reply may still be on its way: hold the receipt (docs/format.md,
             # "Receipts").
             pending = _new_event(event, installation, integration.id, request_id, now, users=())
@@ -407,6 +424,51 @@ class Ingestor:
             return True
         routed.problems.append(
             f"a {event.type.value} receipt matched model {event.model} but carries no message id"
+        )
+        return False
+
+    async def _route_by_our_id(
+        self,
+        integration: LoadedIntegration,
+        installation: InstallationRecord | None,
+        event: InboundEvent,
+        our_id: str,
+        request_id: str,
+        now: datetime,
+        routed: _Routed,
+    ) -> bool:
+        """(ext) A receipt that names our message id (``$gateway_id$``) goes to that message —
+        only when the message was sent through this integration and, through an installation's
+        URL, by that installation: one tenant cannot move another's message (docs/format.md,
+        "Receipts")."""
+        message = await self._store.get_message(our_id)
+        if (
+            message is not None
+            and message.integration_id == integration.id
+            and (installation is None or message.installation_id == installation.id)
+        ):
+            if message.state is MessageState.PENDING:
+                # Its send's answer is not recorded yet, and recording it would overwrite what
+                # the receipt says: held until then, as a receipt that overtook its provider id.
+                pending = _new_event(event, installation, integration.id, request_id, now, users=())
+                routed.held.append(
+                    HeldReceipt(
+                        id=str(uuid.uuid4()),
+                        integration_id=integration.id,
+                        provider_message_id=our_id_key(message.id),
+                        event=pending,
+                        held_at=now,
+                        release_at=now + self._held_receipts.wait,
+                    )
+                )
+                return True
+            _add_receipt(routed, event, message, request_id, now)
+            return True
+        owner = "installation" if installation is not None else "integration"
+        shown = our_id if len(our_id) <= _MAX_SHOWN_ID else our_id[:_MAX_SHOWN_ID] + "…"
+        routed.problems.append(
+            f"a {event.type.value} receipt matched model {event.model} and names our message id "
+            f"{shown!r}, which is no message sent through this {owner}"
         )
         return False
 
@@ -457,6 +519,14 @@ async def _match(definition: Definition, request: WebhookRequest) -> MatchResult
     ):
         return match_webhook(definition, request)
     return await off_loop(match_webhook, definition, request)
+
+
+def _our_id(event: InboundEvent) -> str | None:
+    """The ``$gateway_id$`` capture of a receipt: our id of the message, sent back (ext)."""
+    value = event.captures.get("gateway_id")
+    if isinstance(value, tuple):
+        value = value[0] if value else None
+    return (value.strip() or None) if isinstance(value, str) else None
 
 
 def _outcome(routed: _Routed) -> WebhookOutcome:
@@ -524,6 +594,16 @@ def _new_event(
         request_id=request_id,
         dedupe_key=dedupe_key,
     )
+
+
+def _add_receipt(
+    routed: _Routed, event: InboundEvent, message: MessageRecord, request_id: str, now: datetime
+) -> None:
+    """A receipt for ``message``: its event, and the state it moves the message to (if any)."""
+    routed.events.append(_receipt_event(event, message, request_id, now))
+    transition = transition_for(event.type.value, message.id, event.error)
+    if transition is not None:
+        routed.transitions.append(transition)
 
 
 def _receipt_event(

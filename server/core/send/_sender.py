@@ -246,7 +246,7 @@ class SendPath:
             attempts=outcome.attempts,
             reply_json=outcome.to_json() if message.idempotency_key else None,
         )
-        if self._on_sent is not None and sent.provider_message_id:
+        if self._on_sent is not None:  # also without a provider id: receipts held by our id
             await self._on_sent(sent)
         return outcome
 
