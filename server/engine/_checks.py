@@ -16,6 +16,7 @@ from typing import Any
 from ._answer_checks import check_webhook_answers
 from ._encoding_checks import ENCODING_CHECKS
 from ._errors import Problem
+from ._event_value_checks import EVENT_VALUE_CHECKS, built_names
 from ._placeholders import Placeholder, has_stray_dollar, parse_template, placeholders_in
 from ._pointer import child
 from ._response_rule_checks import check_response_rules
@@ -415,6 +416,7 @@ def check_webhook_events(document: Mapping[str, Any]) -> Iterator[Problem]:
             for p in placeholders_in(t.text)
             if not p.optional
         }
+        captured |= built_names(i, model)  # (ext) "Built values, …"
         missing = [names for names in _NEEDS[event_type] if not captured.intersection(names)]
         if missing:
             needs = _either([_alternatives(names) for names in _NEEDS[event_type]])
@@ -591,4 +593,5 @@ CHECKS: tuple[Check, ...] = (
     check_webhook_auth,
     *ENCODING_CHECKS,
     check_webhook_answers,
+    *EVENT_VALUE_CHECKS,
 )

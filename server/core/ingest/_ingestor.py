@@ -506,6 +506,7 @@ def _new_event(
         received_at=now,
         request_id=request_id,
         dedupe_key=dedupe_key,
+        fields=event.fields,
     )
 
 
@@ -530,6 +531,7 @@ def _receipt_event(
         received_at=now,
         request_id=request_id,
         dedupe_key=_receipt_dedupe_key(message.integration_id, event),
+        fields=event.fields,
     )
 
 
