@@ -16,7 +16,7 @@ from typing import Any
 from ._answer_checks import check_webhook_answers
 from ._encoding_checks import ENCODING_CHECKS
 from ._errors import Problem
-from ._event_value_checks import EVENT_VALUE_CHECKS, built_names
+from ._event_value_checks import EVENT_VALUE_CHECKS, built_names, declared_captures
 from ._placeholders import Placeholder, has_stray_dollar, parse_template, placeholders_in
 from ._pointer import child
 from ._response_rule_checks import check_response_rules
@@ -103,8 +103,11 @@ def check_placeholders(document: Mapping[str, Any]) -> Iterator[Problem]:
     # is called unknown for want of a property (the list's own error says why; docs/format.md,
     # "Checking a file").
     known_properties = isinstance(document.get("properties", []), list)
+    declared = declared_captures(document)  # (ext) "Built values, extra fields and …"
     for template in template_strings(document):
         scope = template.scope
+        model_at = "/".join(template.pointer.split("/")[:3]) + "/"
+        used = declared.get(model_at, set()) if scope.optional else set()
         if has_stray_dollar(template.text):
             yield _error(
                 template.pointer,
@@ -125,7 +128,7 @@ def check_placeholders(document: Mapping[str, Any]) -> Iterator[Problem]:
             if scope.introduces:
                 yield from _check_new_variable(template.pointer, shown, name, properties, scope)
                 continue
-            if name in properties or name in scope.variables:
+            if name in properties or name in scope.variables or name in used:
                 continue
             if name in ALL_VARIABLES:
                 yield _error(

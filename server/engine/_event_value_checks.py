@@ -15,7 +15,7 @@ from ._pointer import child
 from ._value_patterns import PatternSyntaxError, compile_value_pattern
 from ._variables import webhook_model_strings
 
-__all__ = ["EVENT_VALUE_CHECKS", "built_names"]
+__all__ = ["EVENT_VALUE_CHECKS", "built_names", "declared_captures"]
 
 
 def _models(document: Mapping[str, Any]) -> Iterator[tuple[int, Mapping[str, Any]]]:
@@ -33,6 +33,28 @@ def _captures(i: int, model: Mapping[str, Any]) -> dict[str, bool]:
             if p.name != "event_key":
                 names[p.name] = names.get(p.name, False) or not p.optional
     return names
+
+
+def declared_captures(document: Mapping[str, Any]) -> dict[str, set[str]]:
+    """Per model (by its pointer, "/Webhook/i/"), the capture names its ``build`` templates,
+    ``keep`` and ``patterns`` use: a model may capture any name it uses there, beside the
+    event's own fields; a capture used nowhere is still an unknown placeholder (a typo)."""
+    declared: dict[str, set[str]] = {}
+    for i, model in _models(document):
+        names: set[str] = set()
+        build = model.get("build")
+        if isinstance(build, Mapping):
+            names.update(
+                p.name for t in build.values() if isinstance(t, str) for p in placeholders_in(t)
+            )
+        keep = model.get("keep")
+        if isinstance(keep, list):
+            names.update(n for n in keep if isinstance(n, str))
+        patterns = model.get("patterns")
+        if isinstance(patterns, Mapping):
+            names.update(str(n) for n in patterns)
+        declared[f"/Webhook/{i}/"] = names
+    return declared
 
 
 def built_names(i: int, model: Mapping[str, Any]) -> set[str]:
