@@ -503,6 +503,7 @@ def _event_fields(event: InboundEvent) -> list[tuple[str, str]]:
         ("messageid", event.provider_message_id or ""),
         ("status", event.status or ""),
         ("error", event.error or ""),
+        *((f"fields.{name}", value) for name, value in sorted(event.fields.items())),
     ]
 
 
@@ -529,6 +530,7 @@ def _match_json(
                     name: value if isinstance(value, str) else list(value)
                     for name, value in event.captures.items()
                 },
+                "fields": dict(event.fields),
             }
             for event in result.events
         ],

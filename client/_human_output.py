@@ -309,6 +309,8 @@ def event_line(event: gateway_pb2.Event) -> str:
     if event.text:
         parts.append(repr(event.text))
     parts.extend(event.media_urls)
+    if event.fields:
+        parts.append("fields: " + _pairs(event.fields))
     if event.truncated:
         parts.append("(truncated to fit a reply)")
     return "  ".join(parts)

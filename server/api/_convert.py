@@ -132,6 +132,7 @@ def event_pb(event: NewEvent) -> gateway_pb2.Event:
         error=event.error,
         metadata=dict(event.metadata),
         received_at=timestamp(event.received_at),
+        fields=dict(event.fields),
     )
     setattr(pb, "from", event.from_number)  # `from` is a keyword in Python
     return pb

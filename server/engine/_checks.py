@@ -17,6 +17,7 @@ from ._answer_checks import check_webhook_answers
 from ._correlation_checks import CORRELATION_CHECKS, correlates_by_our_id
 from ._encoding_checks import ENCODING_CHECKS
 from ._errors import Problem
+from ._event_value_checks import EVENT_VALUE_CHECKS, built_names, declared_captures
 from ._placeholders import Placeholder, has_stray_dollar, parse_template, placeholders_in
 from ._pointer import child
 from ._response_rule_checks import check_response_rules
@@ -105,8 +106,11 @@ def check_placeholders(document: Mapping[str, Any]) -> Iterator[Problem]:
     # is called unknown for want of a property (the list's own error says why; docs/format.md,
     # "Checking a file").
     known_properties = isinstance(document.get("properties", []), list)
+    declared = declared_captures(document)  # (ext) "Built values, extra fields and …"
     for template in template_strings(document):
         scope = template.scope
+        model_at = "/".join(template.pointer.split("/")[:3]) + "/"
+        used = declared.get(model_at, set()) if scope.optional else set()
         if has_stray_dollar(template.text):
             yield _error(
                 template.pointer,
@@ -127,7 +131,7 @@ def check_placeholders(document: Mapping[str, Any]) -> Iterator[Problem]:
             if scope.introduces:
                 yield from _check_new_variable(template.pointer, shown, name, properties, scope)
                 continue
-            if name in properties or name in scope.variables:
+            if name in properties or name in scope.variables or name in used:
                 continue
             if name in ALL_VARIABLES:
                 yield _error(
@@ -436,6 +440,7 @@ def check_webhook_events(document: Mapping[str, Any]) -> Iterator[Problem]:
             if not p.optional or p.name in _OPTIONAL_COUNTS
         }
         captured |= {_STANDS_FOR[name] for name in captured if name in _STANDS_FOR}
+        captured |= built_names(i, model)  # (ext) "Built values, …"
         missing = [names for names in _NEEDS[event_type] if not captured.intersection(names)]
         if missing:
             needs = _either([_alternatives(names) for names in _NEEDS[event_type]])
@@ -618,4 +623,5 @@ CHECKS: tuple[Check, ...] = (
     *ENCODING_CHECKS,
     check_webhook_answers,
     *CORRELATION_CHECKS,
+    *EVENT_VALUE_CHECKS,
 )

@@ -299,6 +299,9 @@ def _webhook(index: int, model: dict[str, Any]) -> WebhookModel:
         headers=MappingProxyType(dict(model.get("request_headers", {}))),
         decode=MappingProxyType(dict(model.get("decode", {}))),
         answer=_answer(model.get("answer")),
+        build=MappingProxyType(dict(model.get("build", {}))),
+        patterns=MappingProxyType(dict(model.get("patterns", {}))),
+        keep=tuple(model.get("keep", ())),
     )
 
 

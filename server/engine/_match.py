@@ -15,16 +15,18 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
 from ._codecs import decode_value
 from ._errors import DefinitionError, Problem
+from ._event_values import build_values, extra_fields, failed_pattern
 from ._model import Definition, EventType, WebhookModel
 from ._parse import WebhookRequest, parse_webhook
 from ._patterns import Captured, Captures, Pattern, compile_headers, compile_pattern, header_fields
 from ._pointer import tokens
+from ._value_patterns import PatternSyntaxError, ValuePattern, compile_value_pattern
 
 __all__ = [
     "InboundEvent",
@@ -60,6 +62,8 @@ class InboundEvent:
     status: str | None
     error: str | None
     captures: Mapping[str, str | tuple[str, ...]]  # every capture that has a value, by name
+    # (ext) the captures (built values included) the model keeps ("Built values, …")
+    fields: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -99,6 +103,8 @@ class _CompiledModel:
     # (ext) the model's `absent` pointers, each split into its tokens once: splitting a long
     # pointer for every payload made a 600 KB pointer cost 35 s over a batch of 20,000
     absent: tuple[tuple[str, tuple[str, ...] | None], ...]
+    # (ext) the model's validation patterns, compiled once
+    patterns: Mapping[str, ValuePattern]
 
     @property
     def constraints(self) -> int:
@@ -156,7 +162,12 @@ def _compile(key: _ByIdentity) -> tuple[_Group, ...]:
         absent = tuple((at, _split(at)) for at in model.absent)
         compiled.append(
             _CompiledModel(
-                position=position, model=model, pattern=pattern, headers=headers, absent=absent
+                position=position,
+                model=model,
+                pattern=pattern,
+                headers=headers,
+                absent=absent,
+                patterns=_value_patterns(model),
             )
         )
     pointers = sorted({c.model.each for c in compiled}, key=lambda p: (p is not None, p or ""))
@@ -169,6 +180,18 @@ def _compile(key: _ByIdentity) -> tuple[_Group, ...]:
         )
         groups.append(_Group(each=each, ranked=tuple(ranked), in_file_order=members))
     return tuple(groups)
+
+
+def _value_patterns(model: WebhookModel) -> Mapping[str, ValuePattern]:
+    """(ext) The model's validation patterns; the loader has refused a definition with a bad one."""
+    compiled = {}
+    for name, source in model.patterns.items():
+        try:
+            compiled[name] = compile_value_pattern(source)
+        except PatternSyntaxError as e:
+            problem = Problem(pointer=f"{model.pointer}/patterns/{name}", message=str(e))
+            raise DefinitionError((problem,)) from None
+    return MappingProxyType(compiled)
 
 
 # --- matching -------------------------------------------------------------------------------------
@@ -275,9 +298,11 @@ def _match_payload(
         if not candidate.pattern.match(payload, captures) or _present(candidate, payload):
             continue
         # The body's captures come first: a name captured in both keeps the body's value.
-        if (candidate.headers is None or candidate.headers.match(headers, captures)) and _decode(
-            candidate.model, captures
-        ) is None:
+        if (
+            (candidate.headers is None or candidate.headers.match(headers, captures))
+            and _decode(candidate.model, captures) is None
+            and failed_pattern(candidate.patterns, captures) is None
+        ):
             return _event(candidate, pointer, captures)
     return None
 
@@ -329,7 +354,9 @@ def _first(value: Captured | None) -> str | None:
 
 
 def _event(candidate: _CompiledModel, pointer: str, raw: Captures) -> InboundEvent:
-    captures = {name: _clean(value) for name, value in raw.items()}
+    # (ext) built values read the captures as matched and decoded ("Built values, …")
+    built = build_values(candidate.model.build, raw)
+    captures = {name: _clean(value) for name, value in built.items()}
     urls = captures.get("url")
     text = _first(captures.get("content"))
     if text is None:
@@ -348,6 +375,7 @@ def _event(candidate: _CompiledModel, pointer: str, raw: Captures) -> InboundEve
         status=_first(captures.get("status")),
         error=_first(captures.get("error")),
         captures=MappingProxyType(captures),
+        fields=extra_fields(model.keep, captures),
     )
 
 
@@ -376,6 +404,15 @@ def _near_miss(
         reason = _decode(model, captures)
         if reason is not None:
             failures.append(reason)
+    if not failures and candidate.patterns:
+        captures = {}
+        candidate.pattern.match(payload, captures)
+        if candidate.headers is not None:
+            candidate.headers.match(headers, captures)
+        if _decode(model, captures) is None:
+            reason = failed_pattern(candidate.patterns, captures)
+            if reason is not None:
+                failures.append(reason)
     if not failures:  # cannot happen for a payload that did not match; keep the report sane
         failures.append("does not match")
     reason = failures[0]

@@ -250,6 +250,14 @@ class WebhookModel:
         default_factory=lambda: MappingProxyType({})
     )
     answer: WebhookAnswer | None = None  # (ext) the answer when this model gives the event
+    # (ext) docs/format.md, "Built values, extra fields and validation patterns"
+    build: Mapping[str, str] = field(  # name → template over the model's captures
+        default_factory=lambda: MappingProxyType({})
+    )
+    patterns: Mapping[str, str] = field(  # capture name → validation pattern
+        default_factory=lambda: MappingProxyType({})
+    )
+    keep: tuple[str, ...] = ()  # captures and built names kept as the event's extra fields
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

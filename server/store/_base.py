@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 from typing import Final, Protocol
@@ -262,6 +262,8 @@ class NewEvent:
     came from. ``dedupe_key`` (docs/format.md, "Duplicates": installation, or for a receipt its
     integration | event_key | type | provider message id) makes a second event with the same key
     a duplicate, whenever it arrives, until the key is purged; ``None``: never a duplicate.
+    ``fields`` are the event's extra fields: the captures its webhook model keeps beside the
+    event's own fields (docs/format.md, "Extra fields"), bounded by the matcher; not ``metadata``.
     """
 
     type: str
@@ -281,6 +283,7 @@ class NewEvent:
     received_at: datetime
     request_id: str
     dedupe_key: str | None
+    fields: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -319,6 +322,11 @@ class EventRecord(NewEvent):
             received_at=event.received_at,
             request_id=event.request_id,
             dedupe_key=event.dedupe_key,
+            fields=(
+                event.fields
+                if isinstance(event.fields, MappingProxyType)
+                else MappingProxyType(dict(event.fields))
+            ),
             cursor=cursor,
         )
 

@@ -161,6 +161,7 @@ def encode_held_event(event: NewEvent) -> str:
             "received_at": encode_time(event.received_at),
             "request_id": event.request_id,
             "dedupe_key": event.dedupe_key,
+            "fields": dict(event.fields),
         }
     )
 
@@ -197,6 +198,7 @@ def decode_held_event(text: str) -> NewEvent:
         received_at=decode_time(data["received_at"]),
         request_id=data["request_id"],
         dedupe_key=data["dedupe_key"],
+        fields=_frozen_items(data.get("fields", {})),
     )
 
 
@@ -268,6 +270,7 @@ EVENT_COLUMNS: Final = (
     "received_at",
     "request_id",
     "dedupe_key",
+    "fields_json",
 )
 """An event's columns but the cursor: what :meth:`Rows.event_params` gives. A read selects
 ``cursor`` first, then these (:meth:`Rows.event`)."""
@@ -431,6 +434,7 @@ class Rows(Generic[Stored]):
             received_at=self.time_value(row[15]),
             request_id=row[16],
             dedupe_key=row[17],
+            fields=decode_map(row[18]),
         )
 
     def event_params(self, event: NewEvent) -> tuple[Any, ...]:
@@ -453,6 +457,7 @@ class Rows(Generic[Stored]):
             self.time_param(event.received_at),
             event.request_id,
             event.dedupe_key,
+            encode_map(event.fields),
         )
 
     def held(self, row: Row) -> HeldReceipt:

@@ -519,6 +519,8 @@ def _compare(
         "provider_message_id": event.provider_message_id,
         "status": event.status,
         "error": event.error,
+        # (ext) the model's kept captures (docs/format.md, "Built values, extra fields and …")
+        "fields": dict(event.fields),
     }
     for name, value in expected.items():
         if name == "type":

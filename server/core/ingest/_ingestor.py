@@ -593,6 +593,7 @@ def _new_event(
         received_at=now,
         request_id=request_id,
         dedupe_key=dedupe_key,
+        fields=event.fields,
     )
 
 
@@ -627,4 +628,5 @@ def _receipt_event(
         received_at=now,
         request_id=request_id,
         dedupe_key=_receipt_dedupe_key(message.integration_id, event),
+        fields=event.fields,
     )

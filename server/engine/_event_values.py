@@ -1,0 +1,102 @@
+"""(ext) Built values, extra fields and validation patterns of a webhook model (docs/format.md,
+"Built values, extra fields and validation patterns").
+
+Pure functions over a model's captures, applied after they are decoded: :func:`failed_pattern`
+says which capture breaks its model's validation pattern (the model then does not match),
+:func:`build_values` adds the model's ``build`` templates to the captures, and
+:func:`extra_fields` keeps the captures the model's ``keep`` names as the event's extra fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Final
+
+from ._patterns import Captured, Captures
+from ._placeholders import Placeholder, parse_template
+from ._value_patterns import ValuePattern
+
+__all__ = [
+    "EVENT_CAPTURES",
+    "MAX_FIELDS",
+    "MAX_FIELD_VALUE",
+    "build_values",
+    "extra_fields",
+    "failed_pattern",
+]
+
+#: The capture names that make the event's own fields (docs/format.md, "Webhook models").
+EVENT_CAPTURES: Final = frozenset(
+    {"from", "to", "content", "text", "url", "messageid", "status", "error"}
+)
+MAX_FIELDS: Final = 32  # extra fields one model may keep (the schema refuses more)
+MAX_FIELD_VALUE: Final = 1024  # characters of one extra field's value; a longer one is cut
+
+
+def failed_pattern(patterns: Mapping[str, ValuePattern], captures: Captures) -> str | None:
+    """The reason the first capture with a validation pattern fails it, else None. A capture
+    without a value is not tested; a list capture must pass with every element."""
+    for name, pattern in patterns.items():
+        value = captures.get(name)
+        if value is None:
+            continue
+        values = value if isinstance(value, tuple) else (value,)
+        for element in values:
+            if not pattern.matches(element):
+                return f"${name}$ {_shown(element)} does not match its pattern {pattern.source!r}"
+    return None
+
+
+def _shown(value: str) -> str:
+    return repr(value) if len(value) <= 40 else repr(value[:40]) + "…"
+
+
+def build_values(build: Mapping[str, str], captures: Captures) -> Captures:
+    """The captures with each ``build`` template's value under its name.
+
+    Every template reads the captures as matched (never another built value). A placeholder takes
+    its capture's value, a list capture's first element; when any capture a template names has no
+    value, the built name has no value either (as if it had not been captured), never a partial
+    text.
+    """
+    if not build:
+        return captures
+    result: Captures = dict(captures)
+    for name, template in build.items():
+        value = _render(template, captures)
+        if value is None:
+            result.pop(name, None)
+        else:
+            result[name] = value
+    return result
+
+
+def _render(template: str, captures: Captures) -> str | None:
+    parts: list[str] = []
+    for segment in parse_template(template):
+        if isinstance(segment, Placeholder):
+            value = _first(captures.get(segment.name))
+            if value is None:
+                return None
+            parts.append(value)
+        else:
+            parts.append(segment)
+    return "".join(parts)
+
+
+def _first(value: Captured | None) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return value[0] if value else None
+
+
+def extra_fields(keep: tuple[str, ...], captures: Mapping[str, Captured]) -> Mapping[str, str]:
+    """The captures (built values included) that ``keep`` names and that have a value: a list
+    capture's first element, each value cut to :data:`MAX_FIELD_VALUE` characters."""
+    kept: dict[str, str] = {}
+    for name in keep[:MAX_FIELDS]:
+        value = _first(captures.get(name))
+        if value is not None:
+            kept[name] = value[:MAX_FIELD_VALUE]
+    return MappingProxyType(kept)
