@@ -14,10 +14,12 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ._answer_checks import check_webhook_answers
+from ._body import parameters_in_query
 from ._encoding_checks import ENCODING_CHECKS
 from ._errors import Problem
 from ._placeholders import Placeholder, has_stray_dollar, parse_template, placeholders_in
 from ._pointer import child
+from ._request_shape_checks import check_request_shapes
 from ._response_rule_checks import check_response_rules
 from ._variables import (
     ALL_VARIABLES,
@@ -275,15 +277,22 @@ def check_bodies(document: Mapping[str, Any]) -> Iterator[Problem]:
             continue
         parameters = request.get("request_parameters")
         method = request.get("request_method")
-        if method not in ("GET", "DELETE") and (is_xml(media) or isinstance(parameters, str)):
+        # (ext) request_parameters_in places them in the query or the body, for any method
+        in_query = parameters_in_query(method, request.get("request_parameters_in"))
+        if not in_query and (is_xml(media) or isinstance(parameters, str)):
             yield from _xml_body_problems(at, media, parameters)
             continue
         if parameters is None or isinstance(parameters, Mapping):
             continue
-        if method in ("GET", "DELETE"):
+        if in_query:
+            sender = (
+                f"a {method} request"
+                if "request_parameters_in" not in request
+                else 'request_parameters_in "query"'
+            )
             yield _error(
                 f"{at}/request_parameters",
-                f"a {method} request sends its parameters as a query string, "
+                f"{sender} sends its parameters as a query string, "
                 "so request_parameters must be an object",
             )
         elif media in (_FORM, _MULTIPART):
@@ -582,6 +591,7 @@ CHECKS: tuple[Check, ...] = (
     check_oauth2_flow,
     check_urls,
     check_bodies,
+    check_request_shapes,
     check_response_maps,
     check_response_rules,
     check_list_patterns,

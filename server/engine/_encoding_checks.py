@@ -16,7 +16,7 @@ from ._errors import Problem
 from ._gsm import GSM7, UCS2
 from ._placeholders import placeholders_in, sole_placeholder
 from ._pointer import child
-from ._template import SWITCH
+from ._template import DEFAULT_FILTER, SWITCH
 from ._variables import request_pointers, template_strings, webhook_model_strings
 
 __all__ = ["ENCODING_CHECKS"]
@@ -66,6 +66,16 @@ def check_filters(document: Mapping[str, Any]) -> Iterator[Problem]:
                 yield _error(template.pointer, f"{shown}: a placeholder takes one filter")
                 continue
             for name in placeholder.filters:
+                # (ext) $name|default:text$: the text when there is no value ("Requests")
+                if name.startswith(DEFAULT_FILTER):
+                    continue
+                if name == "default":
+                    yield _error(
+                        template.pointer,
+                        f"{shown}: the default filter names its text after a colon: "
+                        f"${placeholder.name}|default:$ stands for an empty string",
+                    )
+                    continue
                 if name not in ENCODINGS:
                     yield _error(
                         template.pointer,

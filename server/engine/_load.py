@@ -184,6 +184,8 @@ def _request(at: str, request: dict[str, Any]) -> RequestTemplate:
         headers=MappingProxyType(dict(request.get("request_headers", {}))),
         response_map=freeze(request.get("response_map")),
         response_rules=_response_rules(request.get("response_rules")),
+        query=freeze(request.get("request_query")),
+        parameters_in=request.get("request_parameters_in"),
     )
 
 

@@ -199,6 +199,10 @@ class RequestTemplate:
     headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     response_map: Frozen = None  # pattern tree; None when absent
     response_rules: ResponseRules | None = None  # (ext) sends only; None when absent
+    # (ext) docs/format.md, "Requests": a template object always sent as query parameters, and
+    # where request_parameters go ("query" or "body"; None: the query for GET and DELETE)
+    query: Frozen = None
+    parameters_in: str | None = None
 
 
 # --- (ext) the answer a stored webhook gets (docs/format.md, "Answers") ------------------------

@@ -8,7 +8,9 @@ that held it is left out. A placeholder inside a longer string is interpolated (
 substituted once and never re-scanned. Object keys are literal text, not templates.
 
 (ext) ``$name|filter$`` writes the value in a text encoding (:mod:`._codecs`), each element of a
-list alike; and an object ``{"$switch": "$encoding$", "cases": {...}, "default": ...}`` renders as
+list alike; ``$name|default:text$`` stands for ``text`` when the variable has no value, so a sole
+placeholder with a default is never left out (docs/format.md, "Requests"); and an object
+``{"$switch": "$encoding$", "cases": {...}, "default": ...}`` renders as
 the case named by the text of its ``$switch`` template, else its ``default``, else it is left out,
 as is a case or default that is ``null`` (docs/format.md, "Text encodings").
 """
@@ -24,6 +26,7 @@ from ._model import Frozen, thaw
 from ._placeholders import Placeholder, parse_template
 
 __all__ = [
+    "DEFAULT_FILTER",
     "MISSING",
     "SWITCH",
     "Lookup",
@@ -35,6 +38,7 @@ __all__ = [
     "Value",
     "compile_text",
     "compile_tree",
+    "placeholder_default",
     "placeholder_text",
     "text_names",
     "tree_names",
@@ -86,11 +90,26 @@ class Masked(str):
     __slots__ = ()
 
 
+#: (ext) ``$name|default:text$``: the text a placeholder without a value stands for
+#: (docs/format.md, "Requests"); not an encoding, so the encoding filters skip it.
+DEFAULT_FILTER: Final = "default:"
+
+
+def placeholder_default(placeholder: Placeholder) -> str | None:
+    """The text of the placeholder's ``default:`` filter; None when it has none."""
+    for name in placeholder.filters:
+        if name.startswith(DEFAULT_FILTER):
+            return name[len(DEFAULT_FILTER) :]
+    return None
+
+
 def _encoded(placeholder: Placeholder, text: str) -> str:
-    """``text`` through the placeholder's filters, left to right."""
+    """``text`` through the placeholder's encoding filters, left to right."""
     if isinstance(text, Masked):
         return text
     for name in placeholder.filters:
+        if name.startswith(DEFAULT_FILTER):
+            continue
         try:
             text = encode_value(name, text)
         except KeyError:
@@ -102,8 +121,12 @@ def _encoded(placeholder: Placeholder, text: str) -> str:
 
 def _lookup(placeholder: Placeholder, values: Lookup) -> Value:
     value = values.get(placeholder.name)
-    if not placeholder.filters or value is None:
+    if not placeholder.filters:
         return value
+    if value is None:
+        value = placeholder_default(placeholder)
+        if value is None:
+            return None
     if isinstance(value, tuple):
         return tuple(_encoded(placeholder, v) for v in value)
     return _encoded(placeholder, value)
@@ -112,6 +135,8 @@ def _lookup(placeholder: Placeholder, values: Lookup) -> Value:
 def placeholder_text(placeholder: Placeholder, values: Lookup) -> str:
     """The text a placeholder stands for inside a longer string, through its filters."""
     value = values.get(placeholder.name)
+    if value is None and placeholder.filters:
+        value = placeholder_default(placeholder)
     text = value if isinstance(value, str) else value_text(value)
     return _encoded(placeholder, text) if placeholder.filters else text
 
