@@ -19,6 +19,7 @@ from ._encoding_checks import ENCODING_CHECKS
 from ._errors import Problem
 from ._placeholders import Placeholder, has_stray_dollar, parse_template, placeholders_in
 from ._pointer import child
+from ._repeated_checks import check_repeated
 from ._request_shape_checks import check_request_shapes
 from ._response_rule_checks import check_response_rules
 from ._variables import (
@@ -598,6 +599,7 @@ CHECKS: tuple[Check, ...] = (
     check_webhook_events,
     check_webhook_header_names,
     check_webhook_constraints,
+    check_repeated,
     check_webhook_auth,
     *ENCODING_CHECKS,
     check_webhook_answers,

@@ -246,6 +246,7 @@ def _webhook(index: int, model: dict[str, Any]) -> WebhookModel:
         headers=MappingProxyType(dict(model.get("request_headers", {}))),
         decode=MappingProxyType(dict(model.get("decode", {}))),
         answer=_answer(model.get("answer")),
+        repeated=MappingProxyType(dict(model.get("repeated", {}))),
     )
 
 

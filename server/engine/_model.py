@@ -238,6 +238,9 @@ class WebhookModel:
         default_factory=lambda: MappingProxyType({})
     )
     answer: WebhookAnswer | None = None  # (ext) the answer when this model gives the event
+    # (ext) field → "list" | "first" | "last": which value of a repeated field the model reads
+    # (docs/format.md, "Webhook bodies")
+    repeated: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
