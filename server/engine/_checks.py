@@ -22,6 +22,7 @@ from ._pointer import child
 from ._repeated_checks import check_repeated
 from ._request_shape_checks import check_request_shapes
 from ._response_rule_checks import check_response_rules
+from ._template import BASE_URL_FILTER
 from ._variables import (
     ALL_VARIABLES,
     RESPONSE_MAP,
@@ -208,12 +209,22 @@ def check_oauth2_flow(document: Mapping[str, Any]) -> Iterator[Problem]:
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
-def url_problem(text: str) -> str | None:
-    """Why ``text`` is not an http(s) URL template, or None when it is one."""
+def url_problem(text: str, base_url_ok: bool = False) -> str | None:
+    """Why ``text`` is not an http(s) URL template, or None when it is one. With
+    ``base_url_ok`` (a request_url), ``$name|base_url$`` may open it (docs/format.md,
+    "Requests")."""
     segments = parse_template(text)
     if not segments:
         return None  # empty: the schema says so
     first = segments[0]
+    if isinstance(first, Placeholder) and BASE_URL_FILTER in first.filters and base_url_ok:
+        after = segments[1] if len(segments) > 1 else "/"
+        if isinstance(after, str) and after[:1] in ("/", "?"):
+            return None
+        return (
+            f"continues after {first.shown} with neither / nor ?: the base URL is a whole "
+            "origin and path, so the template goes on with its path or its query"
+        )
     if isinstance(first, Placeholder):
         return (
             f"starts with the placeholder ${first.name}$: write the scheme out "
@@ -236,14 +247,15 @@ def check_urls(document: Mapping[str, Any]) -> Iterator[Problem]:
         (f"{at}/request_url", request.get("request_url"))
         for at, request, _ in request_pointers(document)
     ]
+    requests = len(places)
     oauth2 = document.get("OAuth2")
     if isinstance(oauth2, Mapping):
         for key in ("authorization_endpoint", "token_endpoint"):
             places.append((f"/OAuth2/{key}", oauth2.get(key)))
     places.append(("/logo", document.get("logo")))  # an optional URL (docs/format.md, "The file")
-    for at, url in places:
+    for index, (at, url) in enumerate(places):
         if isinstance(url, str):
-            reason = url_problem(url)
+            reason = url_problem(url, base_url_ok=index < requests)
             if reason:
                 yield _error(at, f"{at.rsplit('/', 1)[-1]} {reason}")
 

@@ -26,6 +26,7 @@ from ._model import Frozen, thaw
 from ._placeholders import Placeholder, parse_template
 
 __all__ = [
+    "BASE_URL_FILTER",
     "DEFAULT_FILTER",
     "MISSING",
     "SWITCH",
@@ -38,6 +39,7 @@ __all__ = [
     "Value",
     "compile_text",
     "compile_tree",
+    "is_encoding_filter",
     "placeholder_default",
     "placeholder_text",
     "text_names",
@@ -95,6 +97,16 @@ class Masked(str):
 DEFAULT_FILTER: Final = "default:"
 
 
+#: (ext) ``$name|base_url$``: the value that opens a request_url is a whole base URL
+#: (docs/format.md, "Requests"); :mod:`._url` reads it, the value is written as it is.
+BASE_URL_FILTER: Final = "base_url"
+
+
+def is_encoding_filter(name: str) -> bool:
+    """Whether a filter writes the value in an encoding (not ``default:``, not ``base_url``)."""
+    return not name.startswith(DEFAULT_FILTER) and name != BASE_URL_FILTER
+
+
 def placeholder_default(placeholder: Placeholder) -> str | None:
     """The text of the placeholder's ``default:`` filter; None when it has none."""
     for name in placeholder.filters:
@@ -108,7 +120,7 @@ def _encoded(placeholder: Placeholder, text: str) -> str:
     if isinstance(text, Masked):
         return text
     for name in placeholder.filters:
-        if name.startswith(DEFAULT_FILTER):
+        if not is_encoding_filter(name):
             continue
         try:
             text = encode_value(name, text)

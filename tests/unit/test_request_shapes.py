@@ -209,3 +209,87 @@ def test_a_failing_filter_still_fails() -> None:
     doc = _doc(request_parameters={"a": "$content|latin1_hex$"})
     with pytest.raises(RenderError):
         _render(doc, {**CALL, "content": "Привет"})
+
+
+# -- $name|base_url$ -------------------------------------------------------------------------
+
+
+def _based(url: str = "$API key|base_url$/messages", **send: Any) -> dict[str, Any]:
+    return _doc(request_url=url, **send)
+
+
+@pytest.mark.parametrize(
+    ("base", "url"),
+    [
+        ("https://sms.example:8443", "https://sms.example:8443/messages"),
+        ("https://sms.example:8443/gw", "https://sms.example:8443/gw/messages"),
+        ("https://sms.example:8443/gw/", "https://sms.example:8443/gw/messages"),
+        ("http://10.0.0.7/gw?fixed=1", "http://10.0.0.7/gw/messages?fixed=1&v=2"),
+        ("https://sms.example/gw?fixed=1&", "https://sms.example/gw/messages?fixed=1&v=2"),
+        ("https://sms.example/gé?x=é", "https://sms.example/g%C3%A9/messages?x=%C3%A9&v=2"),
+    ],
+)
+def test_a_base_url_keeps_its_path_and_query(base: str, url: str) -> None:
+    template = "$API key|base_url$/messages" + ("?v=2" if "v=2" in url else "")
+    rendered = _render(_based(template), {**CALL, "API key": base})
+    assert rendered.url == url
+
+
+def test_a_base_url_merges_query_parameters_into_its_query() -> None:
+    doc = _based(
+        "$API key|base_url$",
+        request_method="GET",
+        request_query={"user": "u"},
+    )
+    rendered = _render(doc, {**CALL, "API key": "https://kannel.example:13013/cgi-bin/sendsms?x=1"})
+    assert rendered.url == (
+        "https://kannel.example:13013/cgi-bin/sendsms?x=1&user=u&from=%2B61855555555"
+        "&to=%2B61123456789&content=Hi%20%26%20bye"
+    )
+    assert _problems(doc) == []
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        "ftp://sms.example/gw",
+        "sms.example/gw",
+        "https://user:pw@sms.example/gw",
+        "https://sms.example/gw#top",
+        "https://sms.example/../admin",
+        "https://sms.example/gw/%2e%2e/x",
+        "https://sms.example:99999/gw",
+        "https://sms.example/g w\n",
+        "javascript:alert(1)",
+    ],
+)
+def test_a_base_url_that_is_not_one_is_refused(base: str) -> None:
+    with pytest.raises(RenderError) as error:
+        _render(_based(), {**CALL, "API key": base})
+    assert base not in str(error.value)  # errors never quote a value
+    assert error.value.pointer == "/API/SendMessage/request_url"
+
+
+def test_a_masked_base_url() -> None:
+    rendered = _render(_based(), {**CALL, "API key": "https://sms.example/gw"}, masked=True)
+    assert rendered.url == "••••••/messages"
+
+
+def test_base_url_checks() -> None:
+    assert _problems(_based("$API key|base_url$x/messages")) == [
+        "error /API/SendMessage/request_url: request_url continues after $API key|base_url$ "
+        "with neither / nor ?: the base URL is a whole origin and path, so the template goes on "
+        "with its path or its query"
+    ]
+    assert _problems(_based("https://api.example.com/$API key|base_url$")) == [
+        "error /API/SendMessage/request_url: $API key|base_url$: base_url is for the "
+        "placeholder that opens a request_url (the value is then a whole base URL)"
+    ]
+    assert _problems(_doc(request_parameters={"u": "$to|base_url$"})) == [
+        "error /API/SendMessage/request_parameters/u: $to|base_url$: base_url is for the "
+        "placeholder that opens a request_url (the value is then a whole base URL)"
+    ]
+    assert _problems(_based("$API key$/messages"))[0].startswith(
+        "error /API/SendMessage/request_url: request_url starts with the placeholder $API key$"
+    )
+    assert _problems(_based("$API key|base_url$")) == []
