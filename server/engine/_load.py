@@ -186,6 +186,7 @@ def _request(at: str, request: dict[str, Any]) -> RequestTemplate:
         response_rules=_response_rules(request.get("response_rules")),
         query=freeze(request.get("request_query")),
         parameters_in=request.get("request_parameters_in"),
+        omit_empty=request.get("request_omit_empty", False),
     )
 
 

@@ -203,6 +203,7 @@ class RequestTemplate:
     # where request_parameters go ("query" or "body"; None: the query for GET and DELETE)
     query: Frozen = None
     parameters_in: str | None = None
+    omit_empty: bool = False  # (ext) request_omit_empty: an object emptied of keys is left out
 
 
 # --- (ext) the answer a stored webhook gets (docs/format.md, "Answers") ------------------------

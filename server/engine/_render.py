@@ -43,6 +43,7 @@ from ._model import (
     BasicAuth,
     BearerAuth,
     Definition,
+    Frozen,
     HeaderAuth,
     JwtAuth,
     RequestTemplate,
@@ -178,13 +179,27 @@ def _compile_request(template: RequestTemplate) -> _Request:
         parameters=(
             None
             if template.parameters is None or xml is not None
-            else compile_tree(template.parameters)
+            else _top(template.parameters, template.omit_empty)
         ),
         headers=tuple(headers),
         xml=xml,
         encoding_of=_encoding_source(template),
-        query=None if template.query is None else compile_tree(template.query),
+        query=(None if template.query is None else _top(template.query, template.omit_empty)),
     )
+
+
+def _top(tree: Frozen, omit_empty: bool) -> TreeRenderer:
+    """The renderer of request_parameters or request_query. Under ``request_omit_empty`` an
+    object emptied of its keys is left out, but the top object itself stays (as ``{}``)."""
+    render = compile_tree(tree, omit_empty=omit_empty)
+    if not omit_empty or not isinstance(tree, Mapping):
+        return render
+
+    def top(values: Lookup) -> object:
+        rendered = render(values)
+        return {} if rendered is MISSING else rendered
+
+    return top
 
 
 def _compile_xml_body(

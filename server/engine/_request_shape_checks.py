@@ -1,5 +1,5 @@
 """(ext) What the schema cannot say about where a request's values go (docs/format.md,
-"Requests"): ``request_query`` and ``request_parameters_in``.
+"Requests"): ``request_query``, ``request_parameters_in`` and ``request_omit_empty``.
 
 Like :mod:`._checks`, each function takes the plain JSON document, which may be broken elsewhere,
 checks only what is intact and yields problems with their pointers.
@@ -22,6 +22,15 @@ def _error(at: str, message: str) -> Problem:
     return Problem(pointer=at, message=message)
 
 
+def _has_object(tree: object, top: bool = False) -> bool:
+    """Whether ``tree`` holds an object below its top (the top object is never left out)."""
+    if isinstance(tree, Mapping):
+        return not top or any(_has_object(v) for v in tree.values())
+    if isinstance(tree, list):
+        return any(_has_object(v) for v in tree)
+    return False
+
+
 def check_request_shapes(document: Mapping[str, Any]) -> Iterator[Problem]:
     """``request_parameters_in`` places parameters that exist; ``request_query`` is named fields
     whose names are not also sent as query parameters by ``request_parameters``."""
@@ -35,6 +44,14 @@ def check_request_shapes(document: Mapping[str, Any]) -> Iterator[Problem]:
                 "request_parameters to put there",
             )
         query = request.get("request_query")
+        if request.get("request_omit_empty") is True and not (
+            _has_object(parameters, top=True) or _has_object(query, top=True)
+        ):
+            yield _error(
+                f"{at}/request_omit_empty",
+                "request_omit_empty leaves out objects nested in request_parameters or "
+                "request_query, but this request has none: it would change nothing",
+            )
         if not isinstance(query, Mapping):
             continue
         if SWITCH in query:

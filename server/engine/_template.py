@@ -205,18 +205,22 @@ def _left_out(values: Lookup) -> Rendered:
     return MISSING
 
 
-def _choice(tree: Frozen) -> TreeRenderer:
+def _choice(tree: Frozen, omit_empty: bool) -> TreeRenderer:
     """A case or default of a switch: ``null`` there leaves the key out."""
-    return _left_out if tree is None else compile_tree(tree)
+    return _left_out if tree is None else compile_tree(tree, omit_empty=omit_empty)
 
 
-def _compile_switch(tree: Mapping[str, Frozen]) -> TreeRenderer:
+def _compile_switch(tree: Mapping[str, Frozen], omit_empty: bool) -> TreeRenderer:
     on = tree[SWITCH]
     cases = tree.get("cases")
     return _switch(
         compile_text(on if isinstance(on, str) else ""),
-        {str(k): _choice(v) for k, v in cases.items()} if isinstance(cases, Mapping) else {},
-        _choice(tree["default"]) if "default" in tree else None,
+        (
+            {str(k): _choice(v, omit_empty) for k, v in cases.items()}
+            if isinstance(cases, Mapping)
+            else {}
+        ),
+        _choice(tree["default"], omit_empty) if "default" in tree else None,
     )
 
 
@@ -234,13 +238,15 @@ def _string(text: str) -> TreeRenderer:
     return _interpolation(segments)
 
 
-def _object(items: tuple[tuple[str, TreeRenderer], ...]) -> TreeRenderer:
+def _object(items: tuple[tuple[str, TreeRenderer], ...], omit_empty: bool) -> TreeRenderer:
     def render(values: Lookup) -> Rendered:
         out = {}
         for key, item in items:
             value = item(values)
             if value is not MISSING:
                 out[key] = value
+        if omit_empty and items and not out:
+            return MISSING  # (ext) request_omit_empty: every key was left out
         return out
 
     return render
@@ -253,18 +259,22 @@ def _list(items: tuple[TreeRenderer, ...]) -> TreeRenderer:
     return render
 
 
-def compile_tree(tree: Frozen) -> TreeRenderer:
-    """A function that renders ``tree`` with a mapping of variable values."""
+def compile_tree(tree: Frozen, *, omit_empty: bool = False) -> TreeRenderer:
+    """A function that renders ``tree`` with a mapping of variable values. With ``omit_empty``
+    (ext, ``request_omit_empty``) an object all of whose keys were left out is left out too."""
     if isinstance(tree, Mapping) and SWITCH in tree:
-        return _compile_switch(tree)
+        return _compile_switch(tree, omit_empty)
     if not tree_names(tree):
         return _constant(thaw(_unescape(tree)))
     if isinstance(tree, str):
         return _string(tree)
     if isinstance(tree, Mapping):
-        return _object(tuple((str(k), compile_tree(v)) for k, v in tree.items()))
+        return _object(
+            tuple((str(k), compile_tree(v, omit_empty=omit_empty)) for k, v in tree.items()),
+            omit_empty,
+        )
     if isinstance(tree, tuple):
-        return _list(tuple(compile_tree(v) for v in tree))
+        return _list(tuple(compile_tree(v, omit_empty=omit_empty) for v in tree))
     return _constant(tree)
 
 

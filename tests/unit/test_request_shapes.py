@@ -293,3 +293,50 @@ def test_base_url_checks() -> None:
         "error /API/SendMessage/request_url: request_url starts with the placeholder $API key$"
     )
     assert _problems(_based("$API key|base_url$")) == []
+
+
+# -- request_omit_empty ----------------------------------------------------------------------
+
+
+NESTED = {
+    "to": "$to$",
+    "options": {"sender": "$gateway_id$", "deep": {"x": "$gateway_id$"}},
+    "kept": {},
+    "list": [{"a": "$gateway_id$"}, {"b": "$to$"}],
+}
+
+
+def test_empty_objects_are_kept_by_default() -> None:
+    assert _render(_doc(request_parameters=NESTED)).body == (
+        b'{"to":"+61123456789","options":{"deep":{}},"kept":{},"list":[{},{"b":"+61123456789"}]}'
+    )
+
+
+def test_request_omit_empty_leaves_emptied_objects_out() -> None:
+    doc = _doc(request_parameters=NESTED, request_omit_empty=True)
+    assert _render(doc).body == b'{"to":"+61123456789","kept":{},"list":[{"b":"+61123456789"}]}'
+    assert _problems(doc) == []
+    with_value = _render(doc, {**CALL, "gateway_id": "g1"}).body
+    assert with_value == (
+        b'{"to":"+61123456789","options":{"sender":"g1","deep":{"x":"g1"}},"kept":{},'
+        b'"list":[{"a":"g1"},{"b":"+61123456789"}]}'
+    )
+
+
+def test_request_omit_empty_keeps_the_top_object() -> None:
+    doc = _doc(request_parameters={"o": {"a": "$gateway_id$"}}, request_omit_empty=True)
+    assert _render(doc).body == b"{}"
+    query = _doc(request_query={"o": {"a": "$gateway_id$"}, "b": "1"}, request_omit_empty=True)
+    assert _render(query).url == "https://api.example.com/messages?b=1"
+
+
+def test_request_omit_empty_checks() -> None:
+    assert _problems(_doc(request_omit_empty=True)) == [
+        "error /API/SendMessage/request_omit_empty: request_omit_empty leaves out objects nested "
+        "in request_parameters or request_query, but this request has none: it would change "
+        "nothing"
+    ]
+    assert any(
+        p.startswith("error /API/SendMessage/request_omit_empty")
+        for p in _problems(_doc(request_omit_empty="yes"))
+    )
