@@ -32,6 +32,7 @@ __all__ = [
     "encode_query",
     "form_fields",
     "multipart_content_type",
+    "parameters_in_query",
 ]
 
 BodyKind: TypeAlias = Literal["json", "form", "multipart", "xml"]
@@ -39,6 +40,18 @@ Fields: TypeAlias = Sequence[tuple[str, str]]
 
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=?]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 _NAME_ESCAPES = str.maketrans({'"': "%22", "\r": "%0D", "\n": "%0A"})
+
+
+#: The methods whose request_parameters go in the query unless the request says otherwise.
+QUERY_METHODS = frozenset({"GET", "DELETE"})
+
+
+def parameters_in_query(method: object, parameters_in: object) -> bool:
+    """(ext) Whether request_parameters are sent as the query string: as ``request_parameters_in``
+    says (``"query"`` or ``"body"``), else for GET and DELETE (docs/format.md, "Requests")."""
+    if parameters_in in ("query", "body"):
+        return parameters_in == "query"
+    return isinstance(method, str) and method.upper() in QUERY_METHODS
 
 
 def body_kind(content_type: str) -> BodyKind | None:

@@ -14,13 +14,17 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ._answer_checks import check_webhook_answers
+from ._body import parameters_in_query
 from ._correlation_checks import CORRELATION_CHECKS, correlates_by_our_id
 from ._encoding_checks import ENCODING_CHECKS
 from ._errors import Problem
 from ._event_value_checks import EVENT_VALUE_CHECKS, built_names, declared_captures
 from ._placeholders import Placeholder, has_stray_dollar, parse_template, placeholders_in
 from ._pointer import child
+from ._repeated_checks import check_repeated
+from ._request_shape_checks import check_request_shapes
 from ._response_rule_checks import check_response_rules
+from ._template import BASE_URL_FILTER
 from ._variables import (
     ALL_VARIABLES,
     RESPONSE_MAP,
@@ -212,12 +216,22 @@ def check_oauth2_flow(document: Mapping[str, Any]) -> Iterator[Problem]:
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
-def url_problem(text: str) -> str | None:
-    """Why ``text`` is not an http(s) URL template, or None when it is one."""
+def url_problem(text: str, base_url_ok: bool = False) -> str | None:
+    """Why ``text`` is not an http(s) URL template, or None when it is one. With
+    ``base_url_ok`` (a request_url), ``$name|base_url$`` may open it (docs/format.md,
+    "Requests")."""
     segments = parse_template(text)
     if not segments:
         return None  # empty: the schema says so
     first = segments[0]
+    if isinstance(first, Placeholder) and BASE_URL_FILTER in first.filters and base_url_ok:
+        after = segments[1] if len(segments) > 1 else "/"
+        if isinstance(after, str) and after[:1] in ("/", "?"):
+            return None
+        return (
+            f"continues after {first.shown} with neither / nor ?: the base URL is a whole "
+            "origin and path, so the template goes on with its path or its query"
+        )
     if isinstance(first, Placeholder):
         return (
             f"starts with the placeholder ${first.name}$: write the scheme out "
@@ -240,14 +254,15 @@ def check_urls(document: Mapping[str, Any]) -> Iterator[Problem]:
         (f"{at}/request_url", request.get("request_url"))
         for at, request, _ in request_pointers(document)
     ]
+    requests = len(places)
     oauth2 = document.get("OAuth2")
     if isinstance(oauth2, Mapping):
         for key in ("authorization_endpoint", "token_endpoint"):
             places.append((f"/OAuth2/{key}", oauth2.get(key)))
     places.append(("/logo", document.get("logo")))  # an optional URL (docs/format.md, "The file")
-    for at, url in places:
+    for index, (at, url) in enumerate(places):
         if isinstance(url, str):
-            reason = url_problem(url)
+            reason = url_problem(url, base_url_ok=index < requests)
             if reason:
                 yield _error(at, f"{at.rsplit('/', 1)[-1]} {reason}")
 
@@ -282,15 +297,22 @@ def check_bodies(document: Mapping[str, Any]) -> Iterator[Problem]:
             continue
         parameters = request.get("request_parameters")
         method = request.get("request_method")
-        if method not in ("GET", "DELETE") and (is_xml(media) or isinstance(parameters, str)):
+        # (ext) request_parameters_in places them in the query or the body, for any method
+        in_query = parameters_in_query(method, request.get("request_parameters_in"))
+        if not in_query and (is_xml(media) or isinstance(parameters, str)):
             yield from _xml_body_problems(at, media, parameters)
             continue
         if parameters is None or isinstance(parameters, Mapping):
             continue
-        if method in ("GET", "DELETE"):
+        if in_query:
+            sender = (
+                f"a {method} request"
+                if "request_parameters_in" not in request
+                else 'request_parameters_in "query"'
+            )
             yield _error(
                 f"{at}/request_parameters",
-                f"a {method} request sends its parameters as a query string, "
+                f"{sender} sends its parameters as a query string, "
                 "so request_parameters must be an object",
             )
         elif media in (_FORM, _MULTIPART):
@@ -613,12 +635,14 @@ CHECKS: tuple[Check, ...] = (
     check_oauth2_flow,
     check_urls,
     check_bodies,
+    check_request_shapes,
     check_response_maps,
     check_response_rules,
     check_list_patterns,
     check_webhook_events,
     check_webhook_header_names,
     check_webhook_constraints,
+    check_repeated,
     check_webhook_auth,
     *ENCODING_CHECKS,
     check_webhook_answers,

@@ -14,9 +14,9 @@ from typing import Any
 from ._codecs import ENCODINGS
 from ._errors import Problem
 from ._gsm import GSM7, UCS2
-from ._placeholders import placeholders_in, sole_placeholder
+from ._placeholders import Placeholder, parse_template, placeholders_in, sole_placeholder
 from ._pointer import child
-from ._template import SWITCH
+from ._template import BASE_URL_FILTER, DEFAULT_FILTER, SWITCH
 from ._variables import request_pointers, template_strings, webhook_model_strings
 
 __all__ = ["ENCODING_CHECKS"]
@@ -66,12 +66,36 @@ def check_filters(document: Mapping[str, Any]) -> Iterator[Problem]:
                 yield _error(template.pointer, f"{shown}: a placeholder takes one filter")
                 continue
             for name in placeholder.filters:
+                # (ext) $name|default:text$: the text when there is no value ("Requests")
+                if name.startswith(DEFAULT_FILTER):
+                    continue
+                # (ext) $name|base_url$ opens a request_url: the value is a whole base URL
+                if name == BASE_URL_FILTER:
+                    if not _opens_request_url(template.pointer, template.text, placeholder):
+                        yield _error(
+                            template.pointer,
+                            f"{shown}: base_url is for the placeholder that opens a request_url "
+                            "(the value is then a whole base URL)",
+                        )
+                    continue
+                if name == "default":
+                    yield _error(
+                        template.pointer,
+                        f"{shown}: the default filter names its text after a colon: "
+                        f"${placeholder.name}|default:$ stands for an empty string",
+                    )
+                    continue
                 if name not in ENCODINGS:
                     yield _error(
                         template.pointer,
                         f"{shown}: unknown filter {name!r}{_guess(name, ENCODINGS)}; the filters "
                         f"are {', '.join(ENCODINGS)}",
                     )
+
+
+def _opens_request_url(pointer: str, text: str, placeholder: Placeholder) -> bool:
+    segments = parse_template(text)
+    return pointer.endswith("/request_url") and bool(segments) and segments[0] == placeholder
 
 
 def _switches(tree: object, at: str) -> Iterator[tuple[str, Mapping[str, Any]]]:

@@ -239,6 +239,9 @@ def _request(at: str, request: dict[str, Any]) -> RequestTemplate:
         headers=MappingProxyType(dict(request.get("request_headers", {}))),
         response_map=freeze(request.get("response_map")),
         response_rules=_response_rules(request.get("response_rules")),
+        query=freeze(request.get("request_query")),
+        parameters_in=request.get("request_parameters_in"),
+        omit_empty=request.get("request_omit_empty", False),
     )
 
 
@@ -302,6 +305,7 @@ def _webhook(index: int, model: dict[str, Any]) -> WebhookModel:
         build=MappingProxyType(dict(model.get("build", {}))),
         patterns=MappingProxyType(dict(model.get("patterns", {}))),
         keep=tuple(model.get("keep", ())),
+        repeated=MappingProxyType(dict(model.get("repeated", {}))),
     )
 
 

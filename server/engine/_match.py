@@ -26,6 +26,7 @@ from ._model import Definition, EventType, WebhookModel
 from ._parse import WebhookRequest, parse_webhook
 from ._patterns import Captured, Captures, Pattern, compile_headers, compile_pattern, header_fields
 from ._pointer import tokens
+from ._repeated import apply_repeated
 from ._value_patterns import PatternSyntaxError, ValuePattern, compile_value_pattern
 
 __all__ = [
@@ -295,7 +296,9 @@ def _match_payload(
         if candidate.model.method != method:
             continue
         captures: Captures = {}
-        if not candidate.pattern.match(payload, captures) or _present(candidate, payload):
+        # (ext) the value of a repeated field the model reads ("Webhook bodies")
+        seen = apply_repeated(candidate.model.repeated, payload)
+        if not candidate.pattern.match(seen, captures) or _present(candidate, seen):
             continue
         # The body's captures come first: a name captured in both keeps the body's value.
         if (
@@ -386,6 +389,7 @@ def _near_miss(
     candidate: _CompiledModel, method: str, headers: dict[str, str], payload: object
 ) -> tuple[NearMiss, int, str]:
     model = candidate.model
+    payload = apply_repeated(model.repeated, payload)  # (ext) as _match_payload reads it
     held, failures = candidate.pattern.explain(payload, "")
     present = _present(candidate, payload)
     failures.extend(f"{at}: must be absent" for at in present)

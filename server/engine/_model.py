@@ -215,6 +215,11 @@ class RequestTemplate:
     headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     response_map: Frozen = None  # pattern tree; None when absent
     response_rules: ResponseRules | None = None  # (ext) sends only; None when absent
+    # (ext) docs/format.md, "Requests": a template object always sent as query parameters, and
+    # where request_parameters go ("query" or "body"; None: the query for GET and DELETE)
+    query: Frozen = None
+    parameters_in: str | None = None
+    omit_empty: bool = False  # (ext) request_omit_empty: an object emptied of keys is left out
 
 
 # --- (ext) the answer a stored webhook gets (docs/format.md, "Answers") ------------------------
@@ -258,6 +263,9 @@ class WebhookModel:
         default_factory=lambda: MappingProxyType({})
     )
     keep: tuple[str, ...] = ()  # captures and built names kept as the event's extra fields
+    # (ext) field → "list" | "first" | "last": which value of a repeated field the model reads
+    # (docs/format.md, "Webhook bodies")
+    repeated: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -34,6 +34,7 @@ from ._body import (
     encode_query,
     form_fields,
     multipart_content_type,
+    parameters_in_query,
 )
 from ._errors import RenderError
 from ._gsm import text_encoding
@@ -42,6 +43,7 @@ from ._model import (
     BasicAuth,
     BearerAuth,
     Definition,
+    Frozen,
     HeaderAuth,
     JwtAuth,
     RequestTemplate,
@@ -77,7 +79,6 @@ __all__ = [
 MASK = "••••••"
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_QUERY_METHODS = frozenset({"GET", "DELETE"})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -150,11 +151,12 @@ class _Request:
     # (ext) the variable whose text $encoding$ describes, when the request uses $encoding$
     encoding_of: str | None
     xml: XmlRenderer | None = None  # an XML body's template (docs/format.md, "XML bodies")
+    query: TreeRenderer | None = None  # (ext) request_query (docs/format.md, "Requests")
 
 
 def _compile_request(template: RequestTemplate) -> _Request:
     pointer = template.pointer
-    in_query = template.method.upper() in _QUERY_METHODS
+    in_query = parameters_in_query(template.method, template.parameters_in)
     kind = body_kind(template.content_type)
     if template.parameters is not None and not in_query and kind is None:
         raise RenderError(
@@ -177,12 +179,27 @@ def _compile_request(template: RequestTemplate) -> _Request:
         parameters=(
             None
             if template.parameters is None or xml is not None
-            else compile_tree(template.parameters)
+            else _top(template.parameters, template.omit_empty)
         ),
         headers=tuple(headers),
         xml=xml,
         encoding_of=_encoding_source(template),
+        query=(None if template.query is None else _top(template.query, template.omit_empty)),
     )
+
+
+def _top(tree: Frozen, omit_empty: bool) -> TreeRenderer:
+    """The renderer of request_parameters or request_query. Under ``request_omit_empty`` an
+    object emptied of its keys is left out, but the top object itself stays (as ``{}``)."""
+    render = compile_tree(tree, omit_empty=omit_empty)
+    if not omit_empty or not isinstance(tree, Mapping):
+        return render
+
+    def top(values: Lookup) -> object:
+        rendered = render(values)
+        return {} if rendered is MISSING else rendered
+
+    return top
 
 
 def _compile_xml_body(
@@ -368,6 +385,12 @@ def render_request(
     body: bytes | None = None
     content_type: str | None = None
     extra_query = ""
+    if compiled.query is not None:
+        where = f"{compiled.pointer}/request_query"
+        try:
+            extra_query = encode_query(form_fields(compiled.query(values), where), where)
+        except RenderError as e:
+            raise _placed(e, where) from None
     if compiled.xml is not None:
         body, content_type = compiled.xml(values), compiled.content_type
     elif compiled.parameters is not None:
@@ -376,7 +399,10 @@ def render_request(
         except RenderError as e:
             raise _placed(e, pointer) from None
         if compiled.in_query:
-            extra_query = encode_query(form_fields(tree, pointer), pointer)
+            query = encode_query(form_fields(tree, pointer), pointer)
+            extra_query = (
+                f"{extra_query}&{query}" if extra_query and query else extra_query or query
+            )
         elif compiled.kind == "json":
             if tree is not MISSING:
                 body, content_type = encode_json(tree, pointer), compiled.content_type
@@ -409,8 +435,8 @@ def render_request(
 
 
 def template_variables(template: RequestTemplate) -> frozenset[str]:
-    """Every variable name the request uses: in its URL, parameters and request_headers."""
-    names = text_names(template.url) | tree_names(template.parameters)
+    """Every variable name the request uses: in its URL, query, parameters and request_headers."""
+    names = text_names(template.url) | tree_names(template.parameters) | tree_names(template.query)
     for value in template.headers.values():
         names |= text_names(value)
     return names

@@ -8,7 +8,9 @@ that held it is left out. A placeholder inside a longer string is interpolated (
 substituted once and never re-scanned. Object keys are literal text, not templates.
 
 (ext) ``$name|filter$`` writes the value in a text encoding (:mod:`._codecs`), each element of a
-list alike; and an object ``{"$switch": "$encoding$", "cases": {...}, "default": ...}`` renders as
+list alike; ``$name|default:text$`` stands for ``text`` when the variable has no value, so a sole
+placeholder with a default is never left out (docs/format.md, "Requests"); and an object
+``{"$switch": "$encoding$", "cases": {...}, "default": ...}`` renders as
 the case named by the text of its ``$switch`` template, else its ``default``, else it is left out,
 as is a case or default that is ``null`` (docs/format.md, "Text encodings").
 """
@@ -24,6 +26,8 @@ from ._model import Frozen, thaw
 from ._placeholders import Placeholder, parse_template
 
 __all__ = [
+    "BASE_URL_FILTER",
+    "DEFAULT_FILTER",
     "MISSING",
     "SWITCH",
     "Lookup",
@@ -35,6 +39,8 @@ __all__ = [
     "Value",
     "compile_text",
     "compile_tree",
+    "is_encoding_filter",
+    "placeholder_default",
     "placeholder_text",
     "text_names",
     "tree_names",
@@ -86,11 +92,36 @@ class Masked(str):
     __slots__ = ()
 
 
+#: (ext) ``$name|default:text$``: the text a placeholder without a value stands for
+#: (docs/format.md, "Requests"); not an encoding, so the encoding filters skip it.
+DEFAULT_FILTER: Final = "default:"
+
+
+#: (ext) ``$name|base_url$``: the value that opens a request_url is a whole base URL
+#: (docs/format.md, "Requests"); :mod:`._url` reads it, the value is written as it is.
+BASE_URL_FILTER: Final = "base_url"
+
+
+def is_encoding_filter(name: str) -> bool:
+    """Whether a filter writes the value in an encoding (not ``default:``, not ``base_url``)."""
+    return not name.startswith(DEFAULT_FILTER) and name != BASE_URL_FILTER
+
+
+def placeholder_default(placeholder: Placeholder) -> str | None:
+    """The text of the placeholder's ``default:`` filter; None when it has none."""
+    for name in placeholder.filters:
+        if name.startswith(DEFAULT_FILTER):
+            return name[len(DEFAULT_FILTER) :]
+    return None
+
+
 def _encoded(placeholder: Placeholder, text: str) -> str:
-    """``text`` through the placeholder's filters, left to right."""
+    """``text`` through the placeholder's encoding filters, left to right."""
     if isinstance(text, Masked):
         return text
     for name in placeholder.filters:
+        if not is_encoding_filter(name):
+            continue
         try:
             text = encode_value(name, text)
         except KeyError:
@@ -102,8 +133,12 @@ def _encoded(placeholder: Placeholder, text: str) -> str:
 
 def _lookup(placeholder: Placeholder, values: Lookup) -> Value:
     value = values.get(placeholder.name)
-    if not placeholder.filters or value is None:
+    if not placeholder.filters:
         return value
+    if value is None:
+        value = placeholder_default(placeholder)
+        if value is None:
+            return None
     if isinstance(value, tuple):
         return tuple(_encoded(placeholder, v) for v in value)
     return _encoded(placeholder, value)
@@ -112,6 +147,8 @@ def _lookup(placeholder: Placeholder, values: Lookup) -> Value:
 def placeholder_text(placeholder: Placeholder, values: Lookup) -> str:
     """The text a placeholder stands for inside a longer string, through its filters."""
     value = values.get(placeholder.name)
+    if value is None and placeholder.filters:
+        value = placeholder_default(placeholder)
     text = value if isinstance(value, str) else value_text(value)
     return _encoded(placeholder, text) if placeholder.filters else text
 
@@ -168,18 +205,22 @@ def _left_out(values: Lookup) -> Rendered:
     return MISSING
 
 
-def _choice(tree: Frozen) -> TreeRenderer:
+def _choice(tree: Frozen, omit_empty: bool) -> TreeRenderer:
     """A case or default of a switch: ``null`` there leaves the key out."""
-    return _left_out if tree is None else compile_tree(tree)
+    return _left_out if tree is None else compile_tree(tree, omit_empty=omit_empty)
 
 
-def _compile_switch(tree: Mapping[str, Frozen]) -> TreeRenderer:
+def _compile_switch(tree: Mapping[str, Frozen], omit_empty: bool) -> TreeRenderer:
     on = tree[SWITCH]
     cases = tree.get("cases")
     return _switch(
         compile_text(on if isinstance(on, str) else ""),
-        {str(k): _choice(v) for k, v in cases.items()} if isinstance(cases, Mapping) else {},
-        _choice(tree["default"]) if "default" in tree else None,
+        (
+            {str(k): _choice(v, omit_empty) for k, v in cases.items()}
+            if isinstance(cases, Mapping)
+            else {}
+        ),
+        _choice(tree["default"], omit_empty) if "default" in tree else None,
     )
 
 
@@ -197,13 +238,15 @@ def _string(text: str) -> TreeRenderer:
     return _interpolation(segments)
 
 
-def _object(items: tuple[tuple[str, TreeRenderer], ...]) -> TreeRenderer:
+def _object(items: tuple[tuple[str, TreeRenderer], ...], omit_empty: bool) -> TreeRenderer:
     def render(values: Lookup) -> Rendered:
         out = {}
         for key, item in items:
             value = item(values)
             if value is not MISSING:
                 out[key] = value
+        if omit_empty and items and not out:
+            return MISSING  # (ext) request_omit_empty: every key was left out
         return out
 
     return render
@@ -216,18 +259,22 @@ def _list(items: tuple[TreeRenderer, ...]) -> TreeRenderer:
     return render
 
 
-def compile_tree(tree: Frozen) -> TreeRenderer:
-    """A function that renders ``tree`` with a mapping of variable values."""
+def compile_tree(tree: Frozen, *, omit_empty: bool = False) -> TreeRenderer:
+    """A function that renders ``tree`` with a mapping of variable values. With ``omit_empty``
+    (ext, ``request_omit_empty``) an object all of whose keys were left out is left out too."""
     if isinstance(tree, Mapping) and SWITCH in tree:
-        return _compile_switch(tree)
+        return _compile_switch(tree, omit_empty)
     if not tree_names(tree):
         return _constant(thaw(_unescape(tree)))
     if isinstance(tree, str):
         return _string(tree)
     if isinstance(tree, Mapping):
-        return _object(tuple((str(k), compile_tree(v)) for k, v in tree.items()))
+        return _object(
+            tuple((str(k), compile_tree(v, omit_empty=omit_empty)) for k, v in tree.items()),
+            omit_empty,
+        )
     if isinstance(tree, tuple):
-        return _list(tuple(compile_tree(v) for v in tree))
+        return _list(tuple(compile_tree(v, omit_empty=omit_empty) for v in tree))
     return _constant(tree)
 
 

@@ -10,7 +10,12 @@ query and fragment; a placeholder belongs to the part it stands in. Then, when r
 - in the path a value is percent-encoded as one segment: ``/``, ``?``, ``#`` and ``%`` are encoded,
   and a value that would make a ``.`` or ``..`` segment is refused (normalising URL parsers would
   resolve it, even percent-encoded);
-- in the query and the fragment a value is percent-encoded, so it cannot add a key.
+- in the query and the fragment a value is percent-encoded, so it cannot add a key;
+- (ext) ``$name|base_url$`` opening the template is a whole base URL, ``http(s)://host[:port]``
+  with an optional path and query (``https://sms.example:8443/gw/api?account=7``): its origin is
+  checked as above, its path may make no ``.`` or ``..`` segment, it has no userinfo and no
+  fragment; the template's path is appended to its path and the template's query parameters to
+  its query (with ``&``, never a second ``?``).
 
 Literal text is the author's: it is kept, with only non-ASCII characters, spaces and controls
 percent-encoded. Errors never quote a value (it may be a secret).
@@ -26,7 +31,7 @@ from urllib.parse import quote
 
 from ._errors import RenderError
 from ._placeholders import Placeholder, Segment, parse_template
-from ._template import Lookup, placeholder_text
+from ._template import BASE_URL_FILTER, Lookup, placeholder_text
 
 __all__ = ["UrlTemplate", "compile_url"]
 
@@ -40,6 +45,7 @@ _ORIGIN = re.compile(
 _SCHEME_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
 # Characters a host-part value may not hold: they would end the authority or add userinfo.
 _NOT_HOST = re.compile(r"[/?#@\\\s\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
 _LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_\-]{0,61}[A-Za-z0-9_])?")
 _DOT_SEGMENTS = frozenset({".", "..", "%2e", ".%2e", "%2e.", "%2e%2e"})
 
@@ -185,15 +191,24 @@ class UrlTemplate:
     literal_dot_segments: frozenset[int]
     static_origin: str | None
     names: frozenset[str]
+    base_url: bool = False  # (ext) the opening placeholder is a whole base URL ($x|base_url$)
 
     def render(
         self, values: Lookup, *, verbatim: Collection[str] = (), extra_query: str = ""
     ) -> str:
         """The URL. ``verbatim`` names values written as they are, unchecked (display masks);
         ``extra_query`` is an encoded query string appended to the template's own query."""
-        out = [
-            self.static_origin if self.static_origin is not None else self._origin(values, verbatim)
-        ]
+        base_query: str | None = None
+        if self.base_url:
+            origin, base_path, base_query = self._base(values, verbatim)
+            out = [origin, base_path]
+        else:
+            out = [
+                self.static_origin
+                if self.static_origin is not None
+                else self._origin(values, verbatim)
+            ]
+        start = len(out)
         risky_dots = False
         for segment in self.path:
             if isinstance(segment, str):
@@ -202,18 +217,25 @@ class UrlTemplate:
             text = self._value(segment, values, verbatim, out)
             risky_dots = risky_dots or (text != "" and text.strip(".") == "")
         if risky_dots:
-            self._check_dots("".join(out[1:]))
-        if self.query is not None or extra_query:
+            self._check_dots("".join(out[start:]))  # the template's path (the base's is checked)
+        if self.base_url and out[1].endswith("/") and "".join(out[start:]).startswith("/"):
+            out[start] = out[start][1:]  # "https://h/gw/" + "/send": one "/"
+        if self.query is not None or extra_query or base_query is not None:
             out.append("?")
             start = len(out)
+            if base_query:
+                out.append(base_query)
+            own: list[str] = []
             for segment in self.query or ():
                 if isinstance(segment, str):
-                    out.append(segment)
+                    own.append(segment)
                 else:
-                    self._value(segment, values, verbatim, out)
+                    self._value(segment, values, verbatim, own)
+            if base_query and "".join(own) and _needs_ampersand(out, start):
+                out.append("&")  # the template's own query after the base URL's
+            out.extend(own)
             if extra_query:
-                own = "".join(out[start:])
-                if own and not own.endswith("&"):
+                if _needs_ampersand(out, start):
                     out.append("&")
                 out.append(extra_query)
         if self.fragment is not None:
@@ -236,6 +258,17 @@ class UrlTemplate:
             else _encode_value(text, self.pointer)
         )
         return text
+
+    def _base(self, values: Lookup, verbatim: Collection[str]) -> tuple[str, str, str | None]:
+        """(ext) The origin, the encoded path and the encoded query (None: no ``?``) of the
+        base URL that opens the template."""
+        segment = self.origin[0]
+        assert isinstance(segment, Placeholder)
+        value = values.get(segment.name)
+        text = placeholder_text(segment, values)
+        if segment.name in verbatim and value is not None:
+            return text, "", None  # a display mask
+        return split_base_url(text, f"${segment.name}$", self.pointer)
 
     def _origin(self, values: Lookup, verbatim: Collection[str]) -> str:
         out: list[str] = []
@@ -276,6 +309,48 @@ class UrlTemplate:
                 )
 
 
+def _needs_ampersand(out: list[str], start: int) -> bool:
+    """Whether the query written so far (from ``out[start]``) needs ``&`` before more."""
+    for piece in reversed(out[start:]):
+        if piece:
+            return not piece.endswith("&")
+    return False
+
+
+def split_base_url(text: str, name: str, where: str) -> tuple[str, str, str | None]:
+    """(ext) A base URL value's checked origin, encoded path and encoded query (None when it has
+    no ``?``). Errors name the placeholder, never the value (it may be a secret)."""
+    scheme = _SCHEME_PREFIX.match(text)
+    if scheme is None:
+        raise RenderError(
+            f"the value of {name} is not a base URL: it must start with https:// or http://",
+            pointer=where,
+        )
+    rest = text[scheme.end() :]
+    end = _find_any(rest, "/?#", 0)
+    authority, tail = (rest, "") if end == -1 else (rest[:end], rest[end:])
+    if _NOT_HOST.search(authority) or _CONTROL.search(tail):
+        raise RenderError(
+            f"the value of {name} is not a base URL (http(s)://host, an optional port, path and "
+            "query; no user name or password, no white space)",
+            pointer=where,
+        )
+    origin = _check_origin(text[: scheme.end()] + authority, where)
+    if "#" in tail:
+        raise RenderError(f"the value of {name} is a base URL with a fragment (#)", pointer=where)
+    path, mark, query = tail.partition("?")
+    if any(_is_dot_segment(piece) for piece in path.split("/")):
+        raise RenderError(
+            f'the value of {name} is a base URL whose path has a "." or ".." segment',
+            pointer=where,
+        )
+    return (
+        origin,
+        _encode_literal(path, where),
+        _encode_literal(query, where) if mark else None,
+    )
+
+
 def compile_url(template: str, pointer: str) -> UrlTemplate:
     """Compile a ``request_url`` template; ``pointer`` locates it for errors."""
     parts = _split(template)
@@ -297,6 +372,13 @@ def compile_url(template: str, pointer: str) -> UrlTemplate:
                 literal_dots.add(index)
             index, literal_only, current = index + 1, True, ""
         current += pieces[-1]
+    opening = parts.origin[0] if parts.origin else None
+    base_url = (
+        isinstance(opening, Placeholder)
+        and BASE_URL_FILTER in opening.filters
+        and len(parts.origin) == 1
+        and not parts.literal_separator
+    )
     static = None
     if not any(isinstance(s, Placeholder) for s in parts.origin):
         static = _check_origin("".join(s for s in parts.origin if isinstance(s, str)), pointer)
@@ -316,4 +398,5 @@ def compile_url(template: str, pointer: str) -> UrlTemplate:
         literal_dot_segments=frozenset(literal_dots),
         static_origin=static,
         names=names,
+        base_url=base_url,
     )

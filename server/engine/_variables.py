@@ -184,6 +184,8 @@ def template_strings(document: Mapping[str, Any]) -> Iterator[TemplateString]:
         headers = request.get("request_headers")
         if isinstance(headers, Mapping):
             yield from tree_strings(headers, f"{at}/request_headers", scope)
+        # (ext) docs/format.md, "Requests": query parameters beside request_parameters
+        yield from tree_strings(request.get("request_query"), f"{at}/request_query", scope)
         yield from tree_strings(
             request.get("response_map"),
             f"{at}/response_map",

@@ -22,7 +22,7 @@ from typing import Final
 
 from ._errors import RenderError
 from ._placeholders import Placeholder, parse_template
-from ._template import Lookup, value_text
+from ._template import Lookup, placeholder_text, value_text
 from ._xml import XmlError, parse_xml
 
 __all__ = ["XmlRenderer", "compile_xml", "escape_xml", "template_problems"]
@@ -66,7 +66,12 @@ def compile_xml(text: str, where: str) -> XmlRenderer:
                 out.append(segment)
                 continue
             try:
-                out.append(escape_xml(value_text(values.get(segment.name))))
+                text = (
+                    placeholder_text(segment, values)
+                    if segment.filters
+                    else value_text(values.get(segment.name))
+                )
+                out.append(escape_xml(text))
             except ValueError:
                 raise RenderError(
                     f"${segment.name}$ holds a character that an XML body cannot carry",

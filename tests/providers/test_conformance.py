@@ -126,6 +126,8 @@ async def _enable(
         **(properties or {}),
         **property_overrides(auth),
     }
+    for name in _base_url_properties(provider):  # (ext) "$Server URL|base_url$/…": the fake
+        install["properties"][name] = _point_at(install["properties"][name], fake.url)
     integration = await gateway.register(local_definition(provider, fake.url))
     installation = await gateway.enable(
         integration.id,
@@ -135,6 +137,22 @@ async def _enable(
         region=install.get("region", ""),
     )
     return gateway, installation, install
+
+
+def _base_url_properties(provider: str) -> set[str]:
+    """The properties a request URL opens with as a whole base URL (docs/format.md, "Where
+    values go"): their values carry the provider's origin, which the fake stands in for."""
+    doc = _definition(provider)
+    requests: list[Any] = [r for r in doc.get("API", {}).values() if isinstance(r, dict)]
+    for key in ("Subscribe", "Unsubscribe"):
+        value = doc.get(key)
+        requests.extend(value if isinstance(value, list) else [value] if value else [])
+    found = set()
+    for request in requests:
+        opening = re.match(r"\$([^$|]+)\|base_url\$", request["request_url"])
+        if opening:
+            found.add(opening.group(1))
+    return found
 
 
 def _definition(provider: str) -> dict[str, Any]:
