@@ -15,6 +15,7 @@ from typing import Any
 
 from ._answer import ANSWER_BODY_MAX_BYTES
 from ._errors import Problem
+from ._variables import webhook_models
 
 __all__ = ["check_webhook_answers", "is_textual"]
 
@@ -43,11 +44,9 @@ def is_textual(content_type: str) -> bool:
 
 def check_webhook_answers(document: Mapping[str, Any]) -> Iterator[Problem]:
     """Every ``answer`` of a model and of ``WebhookAnswer`` is a 2xx with a small textual body."""
-    models = document.get("Webhook")
-    if isinstance(models, list):
-        for i, model in enumerate(models):
-            if isinstance(model, Mapping) and isinstance(model.get("answer"), Mapping):
-                yield from _answer_problems(f"/Webhook/{i}/answer", model["answer"])
+    for i, model in webhook_models(document):
+        if isinstance(model.get("answer"), Mapping):
+            yield from _answer_problems(f"/Webhook/{i}/answer", model["answer"])
     defaults = document.get("WebhookAnswer")
     if isinstance(defaults, Mapping):
         for key in ("matched", "unmatched"):

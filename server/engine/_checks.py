@@ -35,6 +35,7 @@ from ._variables import (
     template_strings,
     tree_strings,
     webhook_model_strings,
+    webhook_models,
 )
 from ._variants import used_in_variants
 from ._webhook_auth_checks import check_webhook_auth
@@ -398,11 +399,8 @@ def check_list_patterns(document: Mapping[str, Any]) -> Iterator[Problem]:
         (f"{at}/response_map", request.get("response_map"))
         for at, request, _ in request_pointers(document)
     ]
-    models = document.get("Webhook")
-    if isinstance(models, list):
-        for i, model in enumerate(models):
-            if isinstance(model, Mapping):
-                places.append((f"/Webhook/{i}/request_parameters", model.get("request_parameters")))
+    for i, model in webhook_models(document):
+        places.append((f"/Webhook/{i}/request_parameters", model.get("request_parameters")))
     for at, tree in places:
         for where, items in _lists(tree, at):
             if len(items) != 1:
@@ -447,7 +445,7 @@ _OPTIONAL_COUNTS = frozenset({"to"})
 
 def check_webhook_events(document: Mapping[str, Any]) -> Iterator[Problem]:
     """A model must capture what its event needs (docs/format.md, "Webhook models")."""
-    for i, model in _models(document):
+    for i, model in webhook_models(document):
         event_type = model.get("event_type")
         pattern = model.get("request_parameters")
         if not isinstance(event_type, str) or event_type not in _NEEDS:
@@ -481,7 +479,7 @@ def check_webhook_events(document: Mapping[str, Any]) -> Iterator[Problem]:
 
 def check_webhook_header_names(document: Mapping[str, Any]) -> Iterator[Problem]:
     """(ext) Header names compare case-insensitively, so a model names each header once."""
-    for i, model in _models(document):
+    for i, model in webhook_models(document):
         headers = model.get("request_headers")
         if not isinstance(headers, Mapping):
             continue
@@ -501,7 +499,7 @@ def check_webhook_constraints(document: Mapping[str, Any]) -> Iterator[Problem]:
     (docs/format.md, "Choosing a model")."""
     properties = {name for _, name in property_names(document)}
     first: dict[object, tuple[int, str]] = {}
-    for i, model in _models(document):
+    for i, model in webhook_models(document):
         event_key = model.get("event_key")
         pattern = model.get("request_parameters")
         method = model.get("request_method")
@@ -597,14 +595,6 @@ def _as_text(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def _models(document: Mapping[str, Any]) -> Iterator[tuple[int, Mapping[str, Any]]]:
-    models = document.get("Webhook")
-    if isinstance(models, list):
-        for i, model in enumerate(models):
-            if isinstance(model, Mapping):
-                yield i, model
 
 
 def _alternatives(names: tuple[str, ...]) -> str:

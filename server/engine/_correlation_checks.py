@@ -14,7 +14,7 @@ from typing import Any
 
 from ._errors import Problem
 from ._placeholders import placeholders_in
-from ._variables import SEND_FILE, SEND_MESSAGE, template_strings, webhook_model_strings
+from ._variables import SEND_FILE, SEND_MESSAGE, model_captures, template_strings, webhook_models
 
 __all__ = [
     "CORRELATION_CHECKS",
@@ -40,23 +40,11 @@ def sends_carry_our_id(document: Mapping[str, Any]) -> bool:
     return False
 
 
-def _model_captures(i: int, model: Mapping[str, Any]) -> set[str]:
-    return {p.name for t in webhook_model_strings(i, model) for p in placeholders_in(t.text)}
-
-
-def _models(document: Mapping[str, Any]) -> Iterator[tuple[int, Mapping[str, Any]]]:
-    models = document.get("Webhook")
-    if isinstance(models, list):
-        for i, model in enumerate(models):
-            if isinstance(model, Mapping):
-                yield i, model
-
-
 def receipts_capture_our_id(document: Mapping[str, Any]) -> bool:
     """Whether a receipt model captures ``$gateway_id$``."""
     return any(
-        model.get("event_type") in RECEIPT_EVENT_TYPES and _OUR_ID in _model_captures(i, model)
-        for i, model in _models(document)
+        model.get("event_type") in RECEIPT_EVENT_TYPES and _OUR_ID in model_captures(i, model)
+        for i, model in webhook_models(document)
     )
 
 
@@ -69,8 +57,8 @@ def check_our_id_captures(document: Mapping[str, Any]) -> Iterator[Problem]:
     """A ``$gateway_id$`` capture names a message only in a receipt model of a definition whose
     sends carry our id."""
     carried: bool | None = None
-    for i, model in _models(document):
-        if _OUR_ID not in _model_captures(i, model):
+    for i, model in webhook_models(document):
+        if _OUR_ID not in model_captures(i, model):
             continue
         at = f"/Webhook/{i}/request_parameters"
         event_type = model.get("event_type")

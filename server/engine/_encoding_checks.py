@@ -17,7 +17,7 @@ from ._gsm import GSM7, UCS2
 from ._placeholders import Placeholder, parse_template, placeholders_in, sole_placeholder
 from ._pointer import child
 from ._template import BASE_URL_FILTER, DEFAULT_FILTER, SWITCH
-from ._variables import request_pointers, template_strings, webhook_model_strings
+from ._variables import model_captures, request_pointers, template_strings, webhook_models
 
 __all__ = ["ENCODING_CHECKS"]
 
@@ -119,17 +119,15 @@ def check_switches(document: Mapping[str, Any]) -> Iterator[Problem]:
             request.get("request_parameters"), f"{at}/request_parameters"
         ):
             yield from _check_switch(where, switch)
-    models = document.get("Webhook")
-    for i, model in enumerate(models if isinstance(models, list) else ()):
-        if isinstance(model, Mapping):
-            for where, _ in _switches(
-                model.get("request_parameters"), f"/Webhook/{i}/request_parameters"
-            ):
-                yield _error(
-                    child(where, SWITCH),
-                    "a $switch chooses a value in a request; a webhook model's pattern cannot "
-                    "hold one (write one model per case)",
-                )
+    for i, model in webhook_models(document):
+        for where, _ in _switches(
+            model.get("request_parameters"), f"/Webhook/{i}/request_parameters"
+        ):
+            yield _error(
+                child(where, SWITCH),
+                "a $switch chooses a value in a request; a webhook model's pattern cannot "
+                "hold one (write one model per case)",
+            )
 
 
 def _check_switch(at: str, switch: Mapping[str, Any]) -> Iterator[Problem]:
@@ -176,13 +174,10 @@ def _check_switch(at: str, switch: Mapping[str, Any]) -> Iterator[Problem]:
 
 def check_decode(document: Mapping[str, Any]) -> Iterator[Problem]:
     """A model's ``decode`` names captures of that model and known encodings."""
-    models = document.get("Webhook")
-    for i, model in enumerate(models if isinstance(models, list) else ()):
-        if not isinstance(model, Mapping) or not isinstance(model.get("decode"), Mapping):
+    for i, model in webhook_models(document):
+        if not isinstance(model.get("decode"), Mapping):
             continue
-        captured = {
-            p.name for t in webhook_model_strings(i, model) for p in placeholders_in(t.text)
-        }
+        captured = model_captures(i, model)
         for name, encoding in model["decode"].items():
             at = child(f"/Webhook/{i}/decode", str(name))
             if name not in captured:

@@ -13,16 +13,9 @@ from ._event_values import EVENT_CAPTURES
 from ._placeholders import has_stray_dollar, placeholders_in
 from ._pointer import child
 from ._value_patterns import PatternSyntaxError, compile_value_pattern
-from ._variables import webhook_model_strings
+from ._variables import webhook_model_strings, webhook_models
 
 __all__ = ["EVENT_VALUE_CHECKS", "built_names", "declared_captures"]
-
-
-def _models(document: Mapping[str, Any]) -> Iterator[tuple[int, Mapping[str, Any]]]:
-    models = document.get("Webhook")
-    for i, model in enumerate(models if isinstance(models, list) else ()):
-        if isinstance(model, Mapping):
-            yield i, model
 
 
 def _captures(i: int, model: Mapping[str, Any]) -> dict[str, bool]:
@@ -40,7 +33,7 @@ def declared_captures(document: Mapping[str, Any]) -> dict[str, set[str]]:
     ``keep`` and ``patterns`` use: a model may capture any name it uses there, beside the
     event's own fields; a capture used nowhere is still an unknown placeholder (a typo)."""
     declared: dict[str, set[str]] = {}
-    for i, model in _models(document):
+    for i, model in webhook_models(document):
         names: set[str] = set()
         build = model.get("build")
         if isinstance(build, Mapping):
@@ -74,7 +67,7 @@ def built_names(i: int, model: Mapping[str, Any]) -> set[str]:
 
 def check_build(document: Mapping[str, Any]) -> Iterator[Problem]:
     """A template names only captures its model makes, as plain ``$name$``."""
-    for i, model in _models(document):
+    for i, model in webhook_models(document):
         build = model.get("build")
         if not isinstance(build, Mapping):
             continue
@@ -106,7 +99,7 @@ def check_build(document: Mapping[str, Any]) -> Iterator[Problem]:
 
 def check_patterns(document: Mapping[str, Any]) -> Iterator[Problem]:
     """A validation pattern tests a capture of its model and is in the pattern language."""
-    for i, model in _models(document):
+    for i, model in webhook_models(document):
         patterns = model.get("patterns")
         if not isinstance(patterns, Mapping):
             continue
@@ -129,7 +122,7 @@ def check_patterns(document: Mapping[str, Any]) -> Iterator[Problem]:
 def check_keep(document: Mapping[str, Any]) -> Iterator[Problem]:
     """``keep`` names captures or built names of its model that are not event fields; a built
     name that is not an event field is kept (else it would be built for nothing)."""
-    for i, model in _models(document):
+    for i, model in webhook_models(document):
         keep = model.get("keep")
         kept = {str(n) for n in keep if isinstance(n, str)} if isinstance(keep, list) else set()
         build = model.get("build")

@@ -12,17 +12,15 @@ from typing import Any
 
 from ._errors import Problem
 from ._pointer import child
+from ._variables import webhook_models
 
 __all__ = ["check_repeated"]
 
 
 def check_repeated(document: Mapping[str, Any]) -> Iterator[Problem]:
     """A ``repeated`` field is a top-level key of the model's ``request_parameters`` object."""
-    models = document.get("Webhook")
-    if not isinstance(models, list):
-        return
-    for i, model in enumerate(models):
-        if not isinstance(model, Mapping) or not isinstance(model.get("repeated"), Mapping):
+    for i, model in webhook_models(document):
+        if not isinstance(model.get("repeated"), Mapping):
             continue
         at = f"/Webhook/{i}/repeated"
         pattern = model.get("request_parameters")

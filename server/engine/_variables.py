@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ._model import freeze
+from ._placeholders import placeholders_in
 from ._pointer import child
 from ._template import captured_names
 
@@ -23,11 +24,13 @@ __all__ = [
     "WHERE",
     "Scope",
     "TemplateString",
+    "model_captures",
     "property_names",
     "request_pointers",
     "template_strings",
     "tree_strings",
     "webhook_model_strings",
+    "webhook_models",
 ]
 
 _EVERY_REQUEST = frozenset({"webhook_url"})
@@ -207,11 +210,21 @@ def template_strings(document: Mapping[str, Any]) -> Iterator[TemplateString]:
     webhook_auth = document.get("WebhookAuth")
     if isinstance(webhook_auth, Mapping):
         yield from _strings_at(webhook_auth, "/WebhookAuth", _WEBHOOK_AUTH_TEMPLATES, WEBHOOK_AUTH)
+    for i, model in webhook_models(document):
+        yield from webhook_model_strings(i, model)
+
+
+def webhook_models(document: Mapping[str, Any]) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    """Each webhook model of the definition that is an object, with its index in ``Webhook``."""
     models = document.get("Webhook")
-    if isinstance(models, list):
-        for i, model in enumerate(models):
-            if isinstance(model, Mapping):
-                yield from webhook_model_strings(i, model)
+    for i, model in enumerate(models if isinstance(models, list) else ()):
+        if isinstance(model, Mapping):
+            yield i, model
+
+
+def model_captures(i: int, model: Mapping[str, Any]) -> set[str]:
+    """The names of every placeholder in the model at ``/Webhook/i``'s patterns."""
+    return {p.name for t in webhook_model_strings(i, model) for p in placeholders_in(t.text)}
 
 
 def webhook_model_strings(i: int, model: Mapping[str, Any]) -> Iterator[TemplateString]:
