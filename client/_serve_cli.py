@@ -26,6 +26,7 @@ def add_parsers(subparsers: Any) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from server._logging import configure_logging
+    from server._memory import limit_malloc_arenas
     from server.app import run
     from server.config import SettingsError, load_settings
 
@@ -35,6 +36,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"msgbridge serve: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
+    limit_malloc_arenas()
     companion = None
     if settings.demo:
         from server.demo import start_demo

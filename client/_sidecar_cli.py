@@ -83,6 +83,7 @@ def _sidecar(args: argparse.Namespace) -> int:
     import grpc
 
     from server._logging import configure_logging
+    from server._memory import limit_malloc_arenas
     from server.sidecar import run_sidecar, split_host_port
 
     try:
@@ -101,6 +102,7 @@ def _sidecar(args: argparse.Namespace) -> int:
             return 2
     public_url = args.public_url or f"http://{args.http_listen}"
     configure_logging(args.log_level, args.log_format)
+    limit_malloc_arenas()
     try:
         asyncio.run(
             run_sidecar(
