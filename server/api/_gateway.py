@@ -302,30 +302,31 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
 
     # --- sending --------------------------------------------------------------------------------
 
-    def _deadline(self, context: grpc.aio.ServicerContext) -> float:
+    async def _send(
+        self,
+        request: gateway_pb2.SendMessageRequest | gateway_pb2.SendFileRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> gateway_pb2.SendReply:
+        """SendMessage and SendFile: the same path, with the caller's deadline (at most a day)."""
+        await self._authorize(request, context)
         remaining = context.time_remaining()
         budget = self._default_deadline_s if remaining is None else min(remaining, 24 * 3600)
-        return time.monotonic() + budget
+        outcome = await self._send_path.send(
+            send_request(request), deadline=time.monotonic() + budget
+        )
+        return send_reply(outcome)
 
     @rpc
     async def SendMessage(
         self, request: gateway_pb2.SendMessageRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.SendReply:
-        await self._authorize(request, context)
-        outcome = await self._send_path.send(
-            send_request(request), deadline=self._deadline(context)
-        )
-        return send_reply(outcome)
+        return await self._send(request, context)
 
     @rpc
     async def SendFile(
         self, request: gateway_pb2.SendFileRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.SendReply:
-        await self._authorize(request, context)
-        outcome = await self._send_path.send(
-            send_request(request), deadline=self._deadline(context)
-        )
-        return send_reply(outcome)
+        return await self._send(request, context)
 
     @rpc
     async def GetMessage(
