@@ -12,7 +12,7 @@ from ._errors import Problem
 from ._event_values import EVENT_CAPTURES
 from ._placeholders import has_stray_dollar, placeholders_in
 from ._pointer import child
-from ._value_patterns import PatternSyntaxError, compile_value_pattern
+from ._value_patterns import PatternSyntaxError, ValuePattern, compile_value_pattern
 from ._variables import webhook_model_strings, webhook_models
 
 __all__ = ["EVENT_VALUE_CHECKS", "built_names", "declared_captures"]
@@ -114,9 +114,33 @@ def check_patterns(document: Mapping[str, Any]) -> Iterator[Problem]:
                 )
             if isinstance(source, str):
                 try:
-                    compile_value_pattern(source)
+                    pattern = compile_value_pattern(source)
                 except PatternSyntaxError as e:
                     yield Problem(pointer=at, message=f"not a valid pattern: {e}")
+                    continue
+                yield from _address_shape(at, str(name), pattern)
+
+
+# One address of each shape the gateway keeps (docs/format.md, "Numbers"): a phone number, a
+# short code, a sender name.
+_ADDRESS_SHAPES = ("+15551234567", "12345", "A0PNCHHK2")
+
+
+def _address_shape(at: str, name: str, pattern: ValuePattern) -> Iterator[Problem]:
+    """A pattern on ``from`` or ``to`` that refuses an address of some shape: the gateway never
+    refuses an address for its shape (docs/format.md, "Numbers"), and such a payload would be
+    kept unmatched. A warning, since a model may be meant for short codes alone."""
+    if name not in ("from", "to"):
+        return
+    refused = [a for a in _ADDRESS_SHAPES if not pattern.matches(a)]
+    if refused:
+        yield Problem(
+            pointer=at,
+            message=f"this pattern refuses ${name}$ values shaped like {refused[0]!r}: "
+            "addresses are never refused for their shape (a phone number, a short code or a "
+            "sender name), and a payload it refuses is kept unmatched",
+            severity="warning",
+        )
 
 
 def check_keep(document: Mapping[str, Any]) -> Iterator[Problem]:

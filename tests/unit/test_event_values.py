@@ -315,3 +315,24 @@ def test_keep_is_bounded_by_the_schema() -> None:
     model = location_model(keep=[f"k{i}" for i in range(33)])
     with pytest.raises(DefinitionError):
         load_definition(doc(model))
+
+
+def warnings(document: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(p.pointer, p.message) for p in check_definition(document) if p.severity == "warning"]
+
+
+@pytest.mark.parametrize(
+    ("source", "refused"),
+    [("^\\+?[0-9]+$", "A0PNCHHK2"), ("^\\+[0-9]{10,15}$", "12345"), ("[A-Z0-9]+", "+15551234567")],
+)
+def test_a_pattern_on_an_address_that_refuses_some_shape_is_warned_of(
+    source: str, refused: str
+) -> None:
+    found = dict(warnings(doc(location_model(patterns={"from": source}))))
+    assert f"shaped like {refused!r}" in found["/Webhook/0/patterns/from"]
+    assert problems(doc(location_model(patterns={"from": source}))) == []
+
+
+def test_a_pattern_on_an_address_that_admits_every_shape_is_not_warned_of() -> None:
+    found = warnings(doc(location_model(patterns={"to": "^\\+?[0-9A-Za-z ]{1,32}$"})))
+    assert [at for at, _ in found if at.startswith("/Webhook/0/patterns")] == []
