@@ -1,8 +1,9 @@
 """Subscribe: registering an installation's webhook URL with the provider
 (docs/format.md, "Subscribe and Unsubscribe").
 
-When an installation whose definition has a ``Subscribe`` request is enabled, or its properties
-or numbers change, its requests are made in order with ``$webhook_url$``. Success marks the
+When an installation whose definition has a ``Subscribe`` request is enabled, or a value its
+requests depend on changes (docs/format.md, "When Subscribe runs again"), its requests are made in
+order with ``$webhook_url$``. Success marks the
 installation ``subscribed``; a failure marks it ``failed`` with the error and is retried with
 exponential backoff, and can be retried at once (``RetrySubscription``). Disabling makes the
 ``Unsubscribe`` requests, best effort.
@@ -25,14 +26,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 from ..engine import (
     Definition,
     EngineError,
     RequestTemplate,
     Value,
+    auth_variables,
     map_response,
     render_request,
     response_variables,
@@ -66,6 +71,22 @@ class SubscriptionFailed(Exception):
         return self.error.reason if self.error is not None else None
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Kept:
+    """What Subscribe keeps per installation (sealed, never logged or returned): a digest of the
+    values its last success depended on."""
+
+    fingerprint: str | None = None
+
+    @classmethod
+    def from_json(cls, text: str | None) -> Kept:
+        data = json.loads(text) if text else {}
+        return cls(fingerprint=data.get("fingerprint"))
+
+    def to_json(self) -> str:
+        return json.dumps({"fingerprint": self.fingerprint})
+
+
 class SubscriptionKeeper:
     """Keeps the installations' provider subscriptions: ``start`` resumes the unfinished ones,
     ``aclose`` stops the background attempts."""
@@ -94,10 +115,70 @@ class SubscriptionKeeper:
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def start(self) -> None:
-        """Resume the subscriptions left pending or failed by a previous run."""
+        """Resume the subscriptions left pending or failed by a previous run, and make again those
+        whose values changed while the service was down (its public URL, the definition)."""
         for record in await self._store.list_installations():
-            if record.enabled and record.subscription_state in ("pending", "failed"):
+            if not record.enabled:
+                continue
+            if record.subscription_state in ("pending", "failed"):
                 self.schedule(record)
+            elif record.subscription_state == "subscribed":
+                kept = await self._kept(record.id)
+                if kept.fingerprint is not None:
+                    await self._again_if_changed(record, kept.fingerprint)
+
+    async def after_update(self, before: InstallationRecord, after: InstallationRecord) -> None:
+        """An admin changed the installation: Subscribe runs again when a value its requests
+        depend on changed (docs/format.md, "When Subscribe runs again"), and not otherwise."""
+        if not after.enabled:
+            return
+        reference = None
+        if before.subscription_state == "subscribed":
+            reference = (await self._kept(before.id)).fingerprint
+        if reference is None:  # what the running attempts use, or a subscription kept by an
+            reference = await self._depends_on(before)  # older version that recorded nothing
+        await self._again_if_changed(after, reference)
+
+    async def _again_if_changed(self, record: InstallationRecord, reference: str | None) -> None:
+        integration = await self._catalog.get(record.integration_id)
+        if not integration.definition.choose(record.properties).subscribe:
+            if record.subscription_state != "not_required":
+                await self._store.set_subscription(record.id, state="not_required", error=None)
+            return
+        if await self._depends_on(record) == reference:
+            return
+        await self._store.set_subscription(record.id, state="pending", error=None)
+        logger.info(
+            "subscribing again: a value it depends on changed", extra={"installation": record.id}
+        )
+        self.schedule(record)
+
+    async def _depends_on(self, record: InstallationRecord) -> str | None:
+        """A digest of every value the installation's Subscribe requests depend on: the requests
+        themselves (its variant, the definition's version), the properties they and the auth
+        render, the webhook URL, and the numbers when a request is made per number. None when
+        the definition has no Subscribe. Kept only sealed: it digests secret values."""
+        integration = await self._catalog.get(record.integration_id)
+        definition = integration.definition.choose(record.properties)
+        requests = definition.subscribe
+        if not requests:
+            return None
+        used = auth_variables(definition.auth).union(*(template_variables(t) for t in requests))
+        properties = self._installations.property_values(record)
+        per_number = "number" in used
+        depends = {
+            "requests": repr(requests),
+            "auth": repr(definition.auth),
+            "properties": {name: properties.get(name) for name in sorted(used & properties.keys())},
+            "webhook_url": self._installations.webhook_url(record),
+            "orgid": record.org_id,
+            "numbers": sorted(n.number for n in record.numbers) if per_number else None,
+        }
+        return hashlib.sha256(json.dumps(depends, sort_keys=True).encode()).hexdigest()
+
+    async def _kept(self, installation_id: str) -> Kept:
+        text = await self._installations.subscription_values(installation_id)
+        return Kept.from_json(text)
 
     async def aclose(self) -> None:
         """Cancel the background attempts and wait for them to end."""
@@ -153,6 +234,7 @@ class SubscriptionKeeper:
             if not requests:
                 await self._store.set_subscription(record.id, state="not_required", error=None)
                 return True
+            kept = await self._kept(record.id)
             try:
                 await self._make(record, requests)
             except SubscriptionFailed as exc:
@@ -166,6 +248,8 @@ class SubscriptionKeeper:
                 )
                 await self._store.set_subscription(record.id, state="failed", error=str(exc))
                 return False
+            kept = replace(kept, fingerprint=await self._depends_on(record))
+            await self._installations.keep_subscription_values(record.id, kept.to_json())
             await self._store.set_subscription(record.id, state="subscribed", error=None)
             logger.info("subscribed", extra={"installation": record.id})
             return True

@@ -45,6 +45,7 @@ from ._placeholders import Placeholder, parse_template
 from ._render import (
     RenderedRequest,
     Value,
+    auth_variables,
     render_request,
     response_variables,
     template_variables,
@@ -90,6 +91,7 @@ __all__ = [
     "WebhookModel",
     "WebhookParseError",
     "WebhookRequest",
+    "auth_variables",
     "check_definition",
     "choose_answer",
     "freeze",

@@ -70,6 +70,7 @@ __all__ = [
     "MASK",
     "RenderedRequest",
     "Value",
+    "auth_variables",
     "render_request",
     "response_variables",
     "template_variables",
@@ -440,6 +441,18 @@ def template_variables(template: RequestTemplate) -> frozenset[str]:
     for value in template.headers.values():
         names |= text_names(value)
     return names
+
+
+def auth_variables(auth: Auth | None) -> frozenset[str]:
+    """Every variable name the definition's ``auth`` renders into a request (its credentials);
+    none for a token signed or fetched per request (JWT, OAuth2)."""
+    if isinstance(auth, BasicAuth):
+        return text_names(auth.username) | text_names(auth.password)
+    if isinstance(auth, BearerAuth):
+        return text_names(auth.token)
+    if isinstance(auth, HeaderAuth):
+        return frozenset().union(*(text_names(v) for v in auth.headers.values()))
+    return frozenset()
 
 
 def response_variables(template: RequestTemplate) -> frozenset[str]:
