@@ -30,7 +30,8 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..engine import (
     Definition,
@@ -38,6 +39,7 @@ from ..engine import (
     RequestTemplate,
     Value,
     auth_variables,
+    find_in_answer,
     map_response,
     render_request,
     response_variables,
@@ -71,20 +73,43 @@ class SubscriptionFailed(Exception):
         return self.error.reason if self.error is not None else None
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(kw_only=True, slots=True)
 class Kept:
-    """What Subscribe keeps per installation (sealed, never logged or returned): a digest of the
-    values its last success depended on."""
+    """What Subscribe keeps per installation, sealed whole and never logged or returned
+    (docs/format.md, "Values Subscribe keeps"): a digest of the values its last success depended
+    on, and the values its requests captured — shared, and per number — for its next run and for
+    Unsubscribe."""
 
     fingerprint: str | None = None
+    shared: dict[str, Value] = field(default_factory=dict)
+    numbers: dict[str, dict[str, Value]] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, text: str | None) -> Kept:
         data = json.loads(text) if text else {}
-        return cls(fingerprint=data.get("fingerprint"))
+        return cls(
+            fingerprint=data.get("fingerprint"),
+            shared=_values(data.get("shared", {})),
+            numbers={n: _values(v) for n, v in data.get("numbers", {}).items()},
+        )
 
     def to_json(self) -> str:
-        return json.dumps({"fingerprint": self.fingerprint})
+        return json.dumps(
+            {"fingerprint": self.fingerprint, "shared": self.shared, "numbers": self.numbers},
+            sort_keys=True,
+        )
+
+    def keep(self, name: str, value: Value, number: str | None) -> None:
+        """Record a capture of this run; None (a search that found nothing) forgets it."""
+        values = self.shared if number is None else self.numbers.setdefault(number, {})
+        if value is None:
+            values.pop(name, None)
+        else:
+            values[name] = value
+
+
+def _values(data: Mapping[str, Any]) -> dict[str, Value]:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
 
 
 class SubscriptionKeeper:
@@ -235,9 +260,12 @@ class SubscriptionKeeper:
                 await self._store.set_subscription(record.id, state="not_required", error=None)
                 return True
             kept = await self._kept(record.id)
+            before = kept.to_json()
             try:
-                await self._make(record, requests)
+                await self._make(record, requests, kept)
             except SubscriptionFailed as exc:
+                if kept.to_json() != before:  # what it created before failing, for the retry
+                    await self._installations.keep_subscription_values(record.id, kept.to_json())
                 logger.warning(
                     "subscribe failed",
                     extra={
@@ -248,7 +276,7 @@ class SubscriptionKeeper:
                 )
                 await self._store.set_subscription(record.id, state="failed", error=str(exc))
                 return False
-            kept = replace(kept, fingerprint=await self._depends_on(record))
+            kept.fingerprint = await self._depends_on(record)
             await self._installations.keep_subscription_values(record.id, kept.to_json())
             await self._store.set_subscription(record.id, state="subscribed", error=None)
             logger.info("subscribed", extra={"installation": record.id})
@@ -257,19 +285,33 @@ class SubscriptionKeeper:
     async def unsubscribe(self, record: InstallationRecord) -> None:
         """Make the definition's Unsubscribe requests; failures are logged, not raised."""
         integration = await self._catalog.get(record.integration_id)
-        unsubscribe = integration.definition.choose(record.properties).unsubscribe
-        if not unsubscribe:
+        definition = integration.definition.choose(record.properties)
+        if not definition.unsubscribe:
             return
+        kept = await self._kept(record.id)
         try:
-            await self._make(record, unsubscribe)
+            await self._make(
+                record, definition.unsubscribe, kept, numbered=_numbered(definition.subscribe)
+            )
         except SubscriptionFailed as exc:
             logger.warning(
                 "unsubscribe failed", extra={"installation": record.id, "reason": exc.reason}
             )
+            return
+        # What was subscribed is gone: nothing is kept for a later run (docs/format.md,
+        # "Values Subscribe keeps").
+        await self._installations.keep_subscription_values(record.id, Kept().to_json())
 
     async def _make(
-        self, record: InstallationRecord, requests: tuple[RequestTemplate, ...]
+        self,
+        record: InstallationRecord,
+        requests: tuple[RequestTemplate, ...],
+        kept: Kept,
+        numbered: frozenset[str] = frozenset({"number"}),
     ) -> None:
+        """Make ``requests`` in order, starting from the values ``kept`` holds and recording in
+        it what they capture. ``numbered``: the variables whose value depends on the number
+        (for Unsubscribe, also what Subscribe captured per number)."""
         definition = (await self._catalog.get(record.integration_id)).definition
         definition = definition.choose(record.properties)  # auth may differ per variant
         properties = self._installations.property_values(record)
@@ -277,29 +319,28 @@ class SubscriptionKeeper:
         bearer = await self._bearer(record, definition, secrets)
         known = self._auth.oauth.known_tokens(record.id) if self._auth else ()
         secrets = secrets.with_values((bearer, *known))
-        shared: dict[str, Value] = {
+        numbers = [n.number for n in record.numbers]
+        kept.numbers = {n: v for n, v in kept.numbers.items() if n in numbers}
+        gateway: dict[str, Value] = {
             **properties,
             "webhook_url": self._installations.webhook_url(record),
             "orgid": record.org_id,
         }
-        numbers = [n.number for n in record.numbers]
-        per_number: dict[str, dict[str, Value]] = {n: {"number": n} for n in numbers}
-        numbered = {"number"}  # variables whose value depends on the number
         region = record.default_region or None
         for index, template in enumerate(requests, start=1):
             where = f"request {index} ({template.pointer})"
-            captured = response_variables(template)
-            if template_variables(template) & numbered:
-                numbered |= captured
-                for number in numbers:
-                    scope = per_number[number]
-                    scope |= await self._call(
-                        definition, template, shared | scope, bearer, where, region, secrets
-                    )
-            else:
-                shared |= await self._call(
-                    definition, template, shared, bearer, where, region, secrets
-                )
+            per_number = bool(template_variables(template) & numbered)
+            if per_number:
+                numbered |= response_variables(template)
+            for number in numbers if per_number else [None]:
+                scope = {**kept.shared, **gateway}
+                if number is not None:
+                    scope |= {**kept.numbers.get(number, {}), "number": number}
+                if not _wanted(template, scope):
+                    continue
+                got = await self._call(definition, template, scope, bearer, where, region, secrets)
+                for name, value in got.items():
+                    kept.keep(name, value, number)
 
     async def _bearer(
         self, record: InstallationRecord, definition: Definition, secrets: SecretMask
@@ -327,7 +368,8 @@ class SubscriptionKeeper:
         region: str | None,
         secrets: SecretMask,
     ) -> dict[str, Value]:
-        """Make one request; its captures for the requests after it."""
+        """Make one request; its captures for the requests after it (None: a search found
+        nothing)."""
         try:
             rendered = render_request(
                 definition,
@@ -346,11 +388,14 @@ class SubscriptionKeeper:
             failure = from_http_response(response, integration=definition.id, secrets=secrets)
             said = f": {failure.excerpt}" if failure.excerpt else ""
             raise SubscriptionFailed(f"{where} answered HTTP {response.status}{said}", failure)
+        content_type = response.headers.get("content-type")
+        # (ext) docs/format.md, "Look up before create"
+        found = find_in_answer(template.find, response.body, content_type, variables)
+        if found.problem is not None:
+            raise SubscriptionFailed(f"{where}: {found.problem}")
         if template.response_map is None:
-            return {}
-        outcome = map_response(
-            template.response_map, response.body, response.headers.get("content-type")
-        )
+            return dict(found.values)
+        outcome = map_response(template.response_map, response.body, content_type)
         if not outcome.accepted:
             reason = outcome.error or outcome.reason or "the answer is not the expected one"
             refusal = from_refusal(
@@ -359,8 +404,28 @@ class SubscriptionKeeper:
             raise SubscriptionFailed(
                 f"{where} was refused: {secrets.excerpt(reason, EXCERPT)}", refusal
             )
-        missing = sorted(response_variables(template) - outcome.captures.keys())
+        mapped = response_variables(template) - found.values.keys()
+        missing = sorted(mapped - outcome.captures.keys())
         if missing:
             names = ", ".join(f"${name}$" for name in missing)
             raise SubscriptionFailed(f"{where}: the answer does not contain {names}")
-        return {name: outcome.captures[name] for name in response_variables(template)}
+        return {**found.values, **{name: outcome.captures[name] for name in mapped}}
+
+
+def _numbered(requests: tuple[RequestTemplate, ...]) -> frozenset[str]:
+    """The variables whose value depends on the number after ``requests``: ``$number$`` and what
+    a request made per number captures."""
+    numbered = frozenset({"number"})
+    for template in requests:
+        if template_variables(template) & numbered:
+            numbered |= response_variables(template)
+    return numbered
+
+
+def _wanted(template: RequestTemplate, variables: Mapping[str, Value]) -> bool:
+    """(ext) Whether the step's ``only_if`` lets it be made (docs/format.md, "Look up before
+    create"): a variable has a value when it is there and not empty."""
+    condition = template.only_if
+    if condition is None:
+        return True
+    return bool(variables.get(condition.name)) == condition.present

@@ -10,6 +10,7 @@ from ._answer import ANSWER_BODY_MAX_BYTES, DEFAULT_ANSWER, choose_answer
 from ._document import MAX_SIZE as MAX_DEFINITION_BYTES
 from ._document import TOO_LARGE as DEFINITION_TOO_LARGE
 from ._errors import DefinitionError, EngineError, Problem, RenderError, WebhookParseError
+from ._find import Found, find_in_answer
 from ._gsm import Encoding, segment_count, text_encoding
 from ._load import check_definition, load_definition
 from ._match import (
@@ -26,6 +27,7 @@ from ._model import (
     BearerAuth,
     Definition,
     EventType,
+    FindRule,
     Frozen,
     HeaderAuth,
     JwtAuth,
@@ -34,6 +36,7 @@ from ._model import (
     Property,
     RequestTemplate,
     ResponseRules,
+    StepCondition,
     WebhookAnswer,
     WebhookAuth,
     WebhookModel,
@@ -67,6 +70,8 @@ __all__ = [
     "EngineError",
     "ErrorMatch",
     "EventType",
+    "FindRule",
+    "Found",
     "Frozen",
     "HeaderAuth",
     "InboundEvent",
@@ -84,6 +89,7 @@ __all__ = [
     "RequestTemplate",
     "ResponseOutcome",
     "ResponseRules",
+    "StepCondition",
     "UnmatchedPayload",
     "Value",
     "WebhookAnswer",
@@ -94,6 +100,7 @@ __all__ = [
     "auth_variables",
     "check_definition",
     "choose_answer",
+    "find_in_answer",
     "freeze",
     "judge_response",
     "load_definition",

@@ -25,6 +25,7 @@ from ._model import (
     ConditionTest,
     Definition,
     EventType,
+    FindRule,
     HeaderAuth,
     JwtAuth,
     OAuth2Config,
@@ -33,6 +34,7 @@ from ._model import (
     ResponseCondition,
     ResponseError,
     ResponseRules,
+    StepCondition,
     WebhookAnswer,
     WebhookAuth,
     WebhookModel,
@@ -242,7 +244,30 @@ def _request(at: str, request: dict[str, Any]) -> RequestTemplate:
         query=freeze(request.get("request_query")),
         parameters_in=request.get("request_parameters_in"),
         omit_empty=request.get("request_omit_empty", False),
+        find=_find(request.get("find")),
+        only_if=_only_if(request.get("only_if")),
     )
+
+
+def _find(value: dict[str, Any] | list[dict[str, Any]] | None) -> tuple[FindRule, ...]:
+    """(ext) docs/format.md, "Look up before create"; one search or a list of them."""
+    rules = [] if value is None else [value] if isinstance(value, dict) else value
+    return tuple(
+        FindRule(
+            in_=rule.get("in", ""),
+            where=tuple(rule["where"].items()),
+            capture=tuple(rule["capture"].items()),
+        )
+        for rule in rules
+    )
+
+
+def _only_if(value: dict[str, str] | None) -> StepCondition | None:
+    if value is None:
+        return None
+    if "present" in value:
+        return StepCondition(name=value["present"], present=True)
+    return StepCondition(name=value["absent"], present=False)
 
 
 _TESTS: tuple[ConditionTest, ...] = ("one_of", "not", "present", "absent")

@@ -203,6 +203,26 @@ class ResponseRules:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class FindRule:
+    """(ext) A search in a list of a Subscribe or Unsubscribe answer (docs/format.md, "Look up
+    before create"): the first element of the list at ``in_`` whose every ``where`` pointer holds
+    the text of its template gives the ``capture`` names the values at their pointers."""
+
+    in_: str  # JSON Pointer of the list in the answer; "" is the answer itself
+    where: tuple[tuple[str, str], ...]  # (pointer in an element, template)
+    capture: tuple[tuple[str, str], ...]  # (name, pointer in the element)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StepCondition:
+    """(ext) ``only_if``: the step is made only when ``name`` has a value (``present``) or has
+    none (``absent``)."""
+
+    name: str
+    present: bool
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class RequestTemplate:
     """A request the gateway makes: SendMessage, SendFile, Subscribe or Unsubscribe
     (docs/format.md, "Requests")."""
@@ -220,6 +240,10 @@ class RequestTemplate:
     query: Frozen = None
     parameters_in: str | None = None
     omit_empty: bool = False  # (ext) request_omit_empty: an object emptied of keys is left out
+    # (ext) Subscribe and Unsubscribe only (docs/format.md, "Look up before create"): elements to
+    # find in the answer's lists, and a value the step is made only with or without
+    find: tuple[FindRule, ...] = ()
+    only_if: StepCondition | None = None
 
 
 # --- (ext) the answer a stored webhook gets (docs/format.md, "Answers") ------------------------

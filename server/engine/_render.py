@@ -436,10 +436,16 @@ def render_request(
 
 
 def template_variables(template: RequestTemplate) -> frozenset[str]:
-    """Every variable name the request uses: in its URL, query, parameters and request_headers."""
+    """Every variable name the request uses: in its URL, query, parameters and request_headers,
+    and (ext) in its ``find`` templates and ``only_if``."""
     names = text_names(template.url) | tree_names(template.parameters) | tree_names(template.query)
     for value in template.headers.values():
         names |= text_names(value)
+    for rule in template.find:
+        for _, text in rule.where:
+            names |= text_names(text)
+    if template.only_if is not None:
+        names |= {template.only_if.name}
     return names
 
 
@@ -456,6 +462,9 @@ def auth_variables(auth: Auth | None) -> frozenset[str]:
 
 
 def response_variables(template: RequestTemplate) -> frozenset[str]:
-    """The variables a request's response_map captures for the requests after it (Subscribe and
-    Unsubscribe lists); ``$error$`` is the reason for a refusal, not a variable."""
-    return captured_names(template.response_map)
+    """The variables a request's response_map (and (ext) its ``find``) captures for the requests
+    after it (Subscribe and Unsubscribe lists); ``$error$`` is the reason for a refusal, not a
+    variable."""
+    return captured_names(template.response_map) | {
+        name for rule in template.find for name, _ in rule.capture
+    }
