@@ -3,15 +3,18 @@
 
 When an installation whose definition has a ``Subscribe`` request is enabled, or a value its
 requests depend on changes (docs/format.md, "When Subscribe runs again"), its requests are made in
-order with ``$webhook_url$``. Success marks the
-installation ``subscribed``; a failure marks it ``failed`` with the error and is retried with
-exponential backoff, and can be retried at once (``RetrySubscription``). Disabling makes the
-``Unsubscribe`` requests, best effort.
+order with ``$webhook_url$``. Success marks the installation ``subscribed``; a failure marks it
+``failed`` with the error and is retried with exponential backoff, and can be retried at once
+(``RetrySubscription``). Disabling makes the ``Unsubscribe`` requests, best effort.
 
 A request's ``response_map`` is applied to its answer as for a send: a literal that does not match
 fails the step (``$error$`` says why), and every other capture (``$sid$``) becomes a variable of
 the later requests of the same list — how a number's id is looked up before the number is updated.
 A capture the answer does not have fails the step: the next request could not be built right.
+(ext) A request's ``find`` searches its answer's lists and captures what it finds, and its
+``only_if`` skips it unless a variable has (or has no) value (docs/format.md, "Look up before
+create"). Every capture is kept, sealed, for the next run and for ``Unsubscribe`` (:class:`Kept`;
+docs/format.md, "Values Subscribe keeps").
 
 A failure's text (kept on the installation and returned as its subscription's ``last_error``) has
 every secret of the installation masked (docs/format.md, "Authentication"): a provider's answer
@@ -263,9 +266,14 @@ class SubscriptionKeeper:
             before = kept.to_json()
             try:
                 await self._make(record, requests, kept)
-            except SubscriptionFailed as exc:
-                if kept.to_json() != before:  # what it created before failing, for the retry
+            except (SubscriptionFailed, asyncio.CancelledError) as exc:
+                # What the run created before it failed or was replaced by a newer one (its
+                # captures) is kept all the same, for the next run (docs/format.md, "Values
+                # Subscribe keeps").
+                if kept.to_json() != before:
                     await self._installations.keep_subscription_values(record.id, kept.to_json())
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
                 logger.warning(
                     "subscribe failed",
                     extra={

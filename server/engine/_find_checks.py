@@ -11,6 +11,7 @@ from ._pointer import child
 from ._variables import (
     ALL_VARIABLES,
     find_rules,
+    kept_names,
     map_captures,
     only_if_name,
     property_names,
@@ -23,6 +24,7 @@ __all__ = ["check_find"]
 def check_find(document: Mapping[str, Any]) -> Iterator[Problem]:
     """``find`` and ``only_if`` only where a list of requests runs, and naming what they may."""
     properties = {name for _, name in property_names(document)}
+    kept = kept_names(document)  # a test of what the last run kept is always meaningful
     for at, request, scope in request_pointers(document):
         if not scope.chained:
             for key in ("find", "only_if"):
@@ -35,13 +37,13 @@ def check_find(document: Mapping[str, Any]) -> Iterator[Problem]:
         yield from _search_problems(at, request, properties)
         for test in ("present", "absent"):
             name = only_if_name(request, test)
-            if name is None or name in properties or name in scope.variables:
+            if name is None or name in properties or name in scope.variables or name in kept:
                 continue
             yield Problem(
                 pointer=f"{at}/only_if/{test}",
-                message=f"only_if tests ${name}$, which is neither a property nor a value of "
-                f"{scope.name} here (captured by a request before this one"
-                + (", or kept by Subscribe)" if scope.name == "Unsubscribe" else ")"),
+                message=f"only_if tests ${name}$, which is neither a property, nor a value of "
+                f"{scope.name} here (captured by a request before this one), nor one Subscribe "
+                "keeps",
             )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from msgbridge.v1 import gateway_pb2
 from server.demo import RunningFakeProvider
 
-from .conftest import Gateway, GatewayFactory, definition
+from .conftest import Gateway, GatewayFactory, definition, stop
 from .test_subscribe_chain import subscription_after
 
 PROPERTIES = [
@@ -116,3 +116,29 @@ async def test_a_change_subscribe_does_not_depend_on_runs_nothing(
     await update(gateway, installation.id, properties={"Label": "three"})
     await settled(gateway, installation.id)
     assert hooks(provider) == [("/hook", "three", "Bearer k1")]
+
+
+async def test_a_new_public_url_is_noticed_at_start_and_nothing_else_is(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider
+) -> None:
+    """The webhook URL is a value Subscribe depends on: an operator who moves the gateway to
+    another public URL gets every subscription made again when the service starts."""
+    first: Gateway = await start_gateway(public_url="https://old.example.com")
+    doc = json.loads(per_number_definition(provider.url))
+    doc["Subscribe"]["request_url"] = provider.url + "/hook"
+    await first.register(json.dumps(doc))
+    installation = await first.enable("acme-sms", properties={"API key": "k1", "Label": "one"})
+    await settled(first, installation.id)
+    assert provider.state.requests[0].json["url"].startswith("https://old.example.com/")
+    await stop(first)
+
+    provider.state.reset()  # the same URL again: nothing to do
+    same: Gateway = await start_gateway(public_url="https://old.example.com")
+    await asyncio.sleep(0.3)
+    assert provider.state.requests == []
+    await stop(same)
+
+    moved: Gateway = await start_gateway(public_url="https://new.example.com")
+    await settled(moved, installation.id)
+    (request,) = provider.state.requests
+    assert request.json["url"].startswith("https://new.example.com/")

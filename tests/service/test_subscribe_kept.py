@@ -177,3 +177,34 @@ async def test_unsubscribe_uses_each_numbers_own_kept_capture(
         ("DELETE", "/numbers/+15550001111/hooks/h1"),
         ("DELETE", "/numbers/+15550002222/hooks/h2"),
     ]
+
+
+async def test_a_run_that_fails_after_creating_keeps_the_id_so_the_retry_does_not_create_again(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider
+) -> None:
+    gateway: Gateway = await start_gateway(subscribe_retry_s=60)
+    doc = json.loads(definition(provider.url))
+    doc["Subscribe"] = [
+        {
+            "request_method": "POST",
+            "request_url": provider.url + "/hooks",
+            "request_parameters": {"url": "$webhook_url$"},
+            "response_map": {"id": "$hook_id$"},
+            "only_if": {"absent": "hook_id"},
+        },
+        {"request_method": "POST", "request_url": provider.url + "/hooks/$hook_id$/activate"},
+    ]
+    await gateway.register(json.dumps(doc))
+    provider.state.script("/hooks", Answer(json={"id": "h1"}))
+    provider.state.script("/hooks/h1/activate", Answer(status=503), Answer(status=200))
+    installation = await gateway.enable("acme-sms")
+    subscription = await subscription_after(gateway, installation.id)
+    assert subscription.state == gateway_pb2.Subscription.FAILED
+    assert made(provider) == [("POST", "/hooks"), ("POST", "/hooks/h1/activate")]
+
+    provider.state.clear_requests()
+    await gateway.stub.RetrySubscription(
+        gateway_pb2.RetrySubscriptionRequest(installation_id=installation.id)
+    )
+    await settled(gateway, installation.id)
+    assert made(provider) == [("POST", "/hooks/h1/activate")]

@@ -157,18 +157,22 @@ def test_find_and_only_if_on_a_send_are_reported() -> None:
 
 
 def test_only_if_on_a_value_not_captured_before_is_reported() -> None:
-    # a value kept from the last run may be used before it is captured again when required
+    # a value kept from the last run may be used before it is captured again when required,
+    # and tested either way
     assert problems_of(subscribing([UPDATE, LOOKUP])) == []
+    create = {k: v for k, v in CREATE.items() if k != "response_map"}
+    assert problems_of(subscribing([create, LOOKUP])) == []
     doc = subscribing([UPDATE], {**DELETE, "only_if": {"absent": "nothing"}})
     doc["API"]["SendMessage"]["request_parameters"]["name"] = "$Name$"
     assert problems_of(doc) == [
-        "error /Subscribe/0/only_if/present: only_if tests $hook$, which is neither a property "
-        "nor a value of Subscribe here (captured by a request before this one)",
+        "error /Subscribe/0/only_if/present: only_if tests $hook$, which is neither a property, "
+        "nor a value of Subscribe here (captured by a request before this one), nor one "
+        "Subscribe keeps",
         "error /Subscribe/0/request_url: unknown placeholder $hook$: not a property of this file, "
         "nor a variable of Subscribe",
-        "error /Unsubscribe/only_if/absent: only_if tests $nothing$, which is neither a property "
-        "nor a value of Unsubscribe here (captured by a request before this one, or kept by "
-        "Subscribe)",
+        "error /Unsubscribe/only_if/absent: only_if tests $nothing$, which is neither a "
+        "property, nor a value of Unsubscribe here (captured by a request before this one), nor "
+        "one Subscribe keeps",
         "error /Unsubscribe/request_url: unknown placeholder $hook$: not a property of this "
         "file, nor a variable of Unsubscribe",
     ]
