@@ -77,7 +77,7 @@ def test_fixtures_cover_send_non_ascii_inbound_receipts_and_media(provider: str)
         assert any(e["type"] in RECEIPTS for e in events), "no receipt"
     else:  # a provider that sends none says so to the admin, not only by a missing ✓
         page = (ROOT / "docs" / "providers" / f"{provider}.md").read_text(encoding="utf-8")
-        assert "sends no delivery receipts" in page, "no receipt models, and the page does not say so"
+        assert "sends no delivery receipts" in page, "no receipt models; the page must say so"
     if capabilities_of(definition).inbound_mms:
         media = [len(e.get("media_urls", [])) for e in events if e["type"] == "mms"]
         assert media, "inbound MMS supported but no MMS fixture"
