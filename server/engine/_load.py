@@ -309,6 +309,7 @@ def _webhook(index: int, model: dict[str, Any]) -> WebhookModel:
         patterns=MappingProxyType(dict(model.get("patterns", {}))),
         keep=tuple(model.get("keep", ())),
         repeated=MappingProxyType(dict(model.get("repeated", {}))),
+        also=tuple(EventType(t) for t in model.get("also", ())),
     )
 
 

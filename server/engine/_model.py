@@ -271,6 +271,9 @@ class WebhookModel:
     # (ext) field → "list" | "first" | "last": which value of a repeated field the model reads
     # (docs/format.md, "Webhook bodies")
     repeated: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # (ext) more inbound event types the same payload gives, each after the model's own
+    # (docs/format.md, "More event types": one payload, several events)
+    also: tuple[EventType, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
