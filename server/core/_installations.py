@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from ..engine import Definition
+from ..engine import Definition, Property
 from ..errors import AlreadyExists, InvalidRequest, NotFound
 from ..security.secrets import SecretBox, hash_token, is_sealed, new_token
 from ..sidecar import webhook_path
@@ -228,8 +228,11 @@ class InstallationDirectory:
         for prop in definition.properties:
             if prop.name not in merged and prop.default is not None:
                 merged[prop.name] = self._box.encrypt(prop.default) if prop.secret else prop.default
-            if prop.required and not merged.get(prop.name):
-                violations.append((f"properties[{prop.name}]", "a value is required"))
+        for prop in definition.properties:
+            # (ext) required_when: required only for some choices (docs/format.md, "Variants");
+            # the reason names the property and the choices, never a value of it
+            if definition.requires(prop, merged) and not merged.get(prop.name):
+                violations.append((f"properties[{prop.name}]", _required(prop)))
             elif prop.options and merged.get(prop.name) not in (*prop.options, None, ""):
                 # (ext) a choice (docs/format.md, "Variants"); options are never secret
                 shown = ", ".join(repr(o) for o in prop.options)
@@ -246,6 +249,16 @@ class InstallationDirectory:
         if is_sealed(value) and self._box.needs_reencryption(value):
             return self._box.encrypt(self._box.decrypt(value))
         return value
+
+
+def _required(prop: Property) -> str:
+    if not prop.required_when:
+        return "a value is required"
+    said = " and ".join(
+        f"{name!r} is " + " or ".join(repr(o) for o in options)
+        for name, options in prop.required_when.items()
+    )
+    return f"a value is required when {said}"
 
 
 def _region(default_region: str | None) -> str | None:

@@ -190,13 +190,16 @@ def _property(item: str | dict[str, Any]) -> Property:
     if isinstance(item, str):
         return Property(name=item)  # the seed's form: secret and required
     options = tuple(item.get("options", ()))  # (ext) a choice is never a secret ("Variants")
+    # (ext) required only for some choices ("Variants"): required_when stands for `required`
+    when = item.get("required_when", {})
     return Property(
         name=item["name"],
         secret=item.get("secret", not options),
-        required=item.get("required", True),
+        required=item.get("required", not when),
         description=item.get("description"),
         default=item.get("default", options[0] if options else None),
         options=options,
+        required_when=MappingProxyType({name: tuple(wanted) for name, wanted in when.items()}),
     )
 
 
@@ -306,6 +309,7 @@ def _webhook(index: int, model: dict[str, Any]) -> WebhookModel:
         patterns=MappingProxyType(dict(model.get("patterns", {}))),
         keep=tuple(model.get("keep", ())),
         repeated=MappingProxyType(dict(model.get("repeated", {}))),
+        also=tuple(EventType(t) for t in model.get("also", ())),
     )
 
 

@@ -107,6 +107,11 @@ class Property:
     # (ext) a choice: the values allowed, its default the first unless ``default`` names another
     # (docs/format.md, "Variants")
     options: tuple[str, ...] = ()
+    # (ext) required only for some choices: choice property -> the options that make this one
+    # required (docs/format.md, "Variants": properties some choices need)
+    required_when: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -266,6 +271,9 @@ class WebhookModel:
     # (ext) field → "list" | "first" | "last": which value of a repeated field the model reads
     # (docs/format.md, "Webhook bodies")
     repeated: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # (ext) more inbound event types the same payload gives, each after the model's own
+    # (docs/format.md, "More event types": one payload, several events)
+    also: tuple[EventType, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -320,6 +328,25 @@ class Definition:
             for p in self.choosers
         )
         return self.variants.get(key, self)
+
+    def requires(self, prop: Property, values: Mapping[str, str | None]) -> bool:
+        """(ext) Whether an installation with these property values must give ``prop`` one: when
+        it is ``required``, or when each choice its ``required_when`` names is one of the options
+        listed there — a value that is not an option counting as the choice's default, as in
+        :meth:`choose` (docs/format.md, "Variants")."""
+        if not prop.required_when:
+            return prop.required
+        choices = {p.name: p for p in self.properties if p.options}
+        for name, wanted in prop.required_when.items():
+            choice = choices.get(name)
+            if choice is None:  # the loader refuses this; never required by a ghost
+                return False
+            value = values.get(name)
+            if value not in choice.options:
+                value = choice.default
+            if value not in wanted:
+                return False
+        return True
 
     @property
     def secret_properties(self) -> frozenset[str]:

@@ -117,15 +117,12 @@ async def _enable(
 ) -> tuple[Gateway, gateway_pb2.Installation, dict[str, Any]]:
     """Register ``provider``'s definition (pointed at the fake) and enable an installation; a
     send fixture's own ``properties`` (a variant's choice, docs/format.md "Variants") are added
-    to install.json's."""
+    to install.json's; one given as null is left out (a property that choice does not need)."""
     gateway: Gateway = await start_gateway(sidecar=True, receipt_wait_s=0.2)
     install = _load(FIXTURES / provider / "install.json")
     auth = _definition(provider).get("WebhookAuth")
-    install["properties"] = {
-        **install["properties"],
-        **(properties or {}),
-        **property_overrides(auth),
-    }
+    merged = {**install["properties"], **(properties or {}), **property_overrides(auth)}
+    install["properties"] = {name: value for name, value in merged.items() if value is not None}
     for name in _base_url_properties(provider):  # (ext) "$Server URL|base_url$/…": the fake
         install["properties"][name] = _point_at(install["properties"][name], fake.url)
     integration = await gateway.register(local_definition(provider, fake.url))
