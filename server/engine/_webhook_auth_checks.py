@@ -20,7 +20,17 @@ from ._placeholders import Placeholder, has_stray_dollar, parse_template
 __all__ = ["STRING_TO_SIGN_PARTS", "check_webhook_auth"]
 
 #: The parts a ``string_to_sign`` placeholder may name, besides ``header:<Name>``.
-STRING_TO_SIGN_PARTS = ("body", "url", "base_url", "method", "timestamp", "nonce")
+STRING_TO_SIGN_PARTS = (
+    "body",
+    "url",
+    "base_url",
+    "method",
+    "timestamp",
+    "nonce",
+    "url_sorted_params",
+)
+#: Parts that cover the body: a form body's parameters are signed in $url_sorted_params$.
+_COVER_BODY = frozenset({"body", "url_sorted_params"})
 _HEADER = "header:"
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _NEEDS = {"timestamp": "timestamp_header", "nonce": "nonce_header"}
@@ -75,10 +85,11 @@ def _string_to_sign_problems(auth: Mapping[str, Any]) -> Iterator[Problem]:
         if isinstance(segment, Placeholder):
             names.append(segment.name)
             yield from _part_problems(segment, auth)
-    if "body" not in names:
+    if not _COVER_BODY.intersection(names):
         yield Problem(
             pointer=_AT,
-            message="string_to_sign does not include $body$: a changed body would still pass",
+            message="string_to_sign includes neither $body$ nor $url_sorted_params$: a changed "
+            "body would still pass",
             severity="warning",
         )
 

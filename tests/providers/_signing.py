@@ -164,6 +164,8 @@ def _string_to_sign(
         elif segment.name == "nonce":
             out[auth["nonce_header"]] = uuid.uuid4().hex
             parts.append(out[auth["nonce_header"]].encode())
+        elif segment.name == "url_sorted_params":
+            parts.append(_url_sorted_params(url, headers, body))
         elif segment.name.startswith("header:"):
             name = segment.name[len("header:") :]
             given = [v for k, v in {**headers, **out}.items() if k.lower() == name.lower()]
@@ -174,3 +176,26 @@ def _string_to_sign(
         else:
             raise ValueError(f"unknown part of string_to_sign: {segment.name}")
     return b"".join(parts)
+
+
+def _url_sorted_params(url: str, headers: Mapping[str, str], body: bytes) -> bytes:
+    """Plivo V3's signed URL (its Python SDK's construct_post_url / construct_get_url): the
+    URL without its query, ``?`` and the sorted query as name=value&…, ``.`` when there is a
+    form body too, then the sorted form parameters as namevalue."""
+    base, _, query = url.split("#", 1)[0].partition("?")
+    query_text = "&".join(
+        f"{k}={v}" for k, v in sorted(urllib.parse.parse_qsl(query, keep_blank_values=True))
+    )
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    form = (
+        urllib.parse.parse_qsl(body.decode(), keep_blank_values=True)
+        if body and content_type.startswith("application/x-www-form-urlencoded")
+        else []
+    )
+    signed = base
+    if query_text or form:
+        signed += "?" + query_text
+    if query_text and form:
+        signed += "."
+    signed += "".join(k + v for k, v in sorted(form))
+    return signed.encode()

@@ -912,7 +912,7 @@ def with_url(request: SignedRequest, url: str) -> SignedRequest:
 # Plivo: X-Plivo-Signature-V2, the SDKs' validateSignature vectors.
 
 PLIVO = fixture("plivo_sdk_v2.json")
-PLIVO_AUTH = definition_auth(PLIVO["definition"])
+PLIVO_AUTH = auth_of(PLIVO["auth"])
 
 
 def plivo_request(vector: Mapping[str, str], body: bytes = b"") -> SignedRequest:
@@ -957,6 +957,90 @@ def test_plivo_v2_covers_neither_the_body_nor_the_query() -> None:
     good = plivo_request(vector, body=b"From=15551230000&Text=hi")
     verify_webhook(PLIVO_AUTH, properties, with_body(good, b"From=15550000000&Text=bye"), now=NOW)
     verify_webhook(PLIVO_AUTH, properties, with_url(good, vector["url"] + "?a=1"), now=NOW)
+
+
+# Plivo: X-Plivo-Signature-V3, the SDKs' validateSignatureV3 vectors, through the shipped definition
+# (docs/format.md, "WebhookAuth": $url_sorted_params$).
+
+PLIVO_V3 = fixture("plivo_sdk_v3.json")
+PLIVO_V3_AUTH = definition_auth(PLIVO_V3["definition"])
+PLIVO_V3_PROPERTIES = {PLIVO_V3["property"]: PLIVO_V3["auth_token"]}
+_FORM_TYPE = ("Content-Type", "application/x-www-form-urlencoded")
+
+
+def plivo_v3_request(vector: Mapping[str, str], signature: str | None = None) -> SignedRequest:
+    """The vector as Plivo sends it: POST parameters in a form body, GET ones in the query."""
+    params = urlencode(PLIVO_V3["parameters"])
+    headers = (
+        ("X-Plivo-Signature-V3", vector["signature"] if signature is None else signature),
+        ("X-Plivo-Signature-V3-Nonce", PLIVO_V3["nonce"]),
+    )
+    if vector["method"] == "POST":
+        return SignedRequest(
+            method="POST", url=vector["url"], headers=(_FORM_TYPE, *headers), body=params.encode()
+        )
+    joiner = "&" if "?" in vector["url"] else "?"
+    return SignedRequest(
+        method="GET", url=vector["url"] + joiner + params, headers=headers, body=b""
+    )
+
+
+@pytest.mark.parametrize("vector", PLIVO_V3["vectors"], ids=lambda v: v["name"])
+def test_plivo_v3_definition_agrees_with_the_sdk_vectors(vector: dict[str, str]) -> None:
+    agrees(PLIVO_V3_AUTH, PLIVO_V3_PROPERTIES, plivo_v3_request(vector), "valid")
+
+
+@pytest.mark.parametrize("vector", PLIVO_V3["vectors"], ids=lambda v: v["name"])
+def test_plivo_v3_passes_when_any_of_several_signatures_matches(vector: dict[str, str]) -> None:
+    # An account with several active auth tokens gets one signature per token, comma-separated.
+    other = base64.b64encode(b"\x00" * 32).decode()
+    several = plivo_v3_request(vector, signature=f"{other},{vector['signature']}")
+    verify_webhook(PLIVO_V3_AUTH, PLIVO_V3_PROPERTIES, several, now=NOW)
+    alone = plivo_v3_request(vector, signature=other)
+    assert refused(PLIVO_V3_AUTH, PLIVO_V3_PROPERTIES, alone) == "the signature does not match"
+
+
+@pytest.mark.parametrize("vector", PLIVO_V3["vectors"], ids=lambda v: v["name"])
+def test_plivo_v3_covers_the_body_the_query_and_the_nonce(vector: dict[str, str]) -> None:
+    good = plivo_v3_request(vector)
+    if good.body:
+        refused(PLIVO_V3_AUTH, PLIVO_V3_PROPERTIES, with_body(good, good.body + b"&Extra=1"))
+        changed = good.body.replace(b"outbound", b"inbound")
+        refused(PLIVO_V3_AUTH, PLIVO_V3_PROPERTIES, with_body(good, changed))
+    refused(PLIVO_V3_AUTH, PLIVO_V3_PROPERTIES, with_url(good, good.url + "&a=c"))
+    nonce = with_headers(good, X_Plivo_Signature_V3_Nonce=PLIVO_V3["nonce"] + "0")
+    refused(PLIVO_V3_AUTH, PLIVO_V3_PROPERTIES, nonce)
+    refused(PLIVO_V3_AUTH, {PLIVO_V3["property"]: PLIVO_V3["auth_token"] + "x"}, good)
+    assert refused(
+        PLIVO_V3_AUTH, PLIVO_V3_PROPERTIES, with_headers(good, X_Plivo_Signature_V3_Nonce=None)
+    ) == ("the X-Plivo-Signature-V3-Nonce header is missing")
+
+
+def test_plivo_v3_parameter_order_as_sent_does_not_matter() -> None:
+    vector = PLIVO_V3["vectors"][0]
+    good = plivo_v3_request(vector)
+    shuffled = urlencode(sorted(PLIVO_V3["parameters"].items(), reverse=True))
+    verify_webhook(PLIVO_V3_AUTH, PLIVO_V3_PROPERTIES, with_body(good, shuffled.encode()), now=NOW)
+    reordered = vector["url"].replace("?a=b&c=d", "?c=d&a=b")
+    verify_webhook(PLIVO_V3_AUTH, PLIVO_V3_PROPERTIES, with_url(good, reordered), now=NOW)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"From": "19792014278"}', b"\xff\xfe=1", b"a=1&" * 10_001],
+    ids=["json", "not utf-8", "too many"],
+)
+def test_plivo_v3_refuses_a_body_it_cannot_read_as_a_form(body: bytes) -> None:
+    vector = PLIVO_V3["vectors"][2]
+    good = plivo_v3_request(vector)
+    json_typed = SignedRequest(
+        method="POST",
+        url=good.url,
+        headers=(("Content-Type", "application/json"), *good.headers[1:]),
+        body=body,
+    )
+    request = json_typed if body.startswith(b"{") else with_body(good, body)
+    refused(PLIVO_V3_AUTH, PLIVO_V3_PROPERTIES, request)
 
 
 # MessageBird: MessageBird-Signature-JWT, the Go and Python SDKs' reference vectors.

@@ -304,6 +304,13 @@ def test_check_accepts_the_documented_parts() -> None:
     assert problems(spec) == []
 
 
+def test_check_takes_url_sorted_params_as_covering_the_body() -> None:
+    # Plivo V3 signs the form body's parameters inside $url_sorted_params$: no warning.
+    spec = {**BASE, "string_to_sign": "$url_sorted_params$.$nonce$", "nonce_header": "N"}
+    assert problems(spec) == []
+    assert problems({**BASE, "string_to_sign": "$url_sorted_param$.$nonce$", "nonce_header": "N"})
+
+
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
@@ -312,9 +319,9 @@ def test_check_accepts_the_documented_parts() -> None:
             [
                 "error /WebhookAuth/string_to_sign: unknown part $bdy$ in string_to_sign (did you "
                 'mean "$body$"?): the parts are $body$, $url$, $base_url$, $method$, $timestamp$, '
-                "$nonce$ and $header:Name$",
-                "warning /WebhookAuth/string_to_sign: string_to_sign does not include $body$: a "
-                "changed body would still pass",
+                "$nonce$, $url_sorted_params$ and $header:Name$",
+                "warning /WebhookAuth/string_to_sign: string_to_sign includes neither $body$ nor "
+                "$url_sorted_params$: a changed body would still pass",
             ],
         ),
         (
@@ -351,10 +358,10 @@ def test_check_accepts_the_documented_parts() -> None:
                 "error /WebhookAuth/string_to_sign: a $ in string_to_sign opens no placeholder; "
                 "write $$ for a dollar sign",
                 "error /WebhookAuth/string_to_sign: unknown part $5 $ in string_to_sign: the "
-                "parts are $body$, $url$, $base_url$, $method$, $timestamp$, $nonce$ and "
-                "$header:Name$",
-                "warning /WebhookAuth/string_to_sign: string_to_sign does not include $body$: a "
-                "changed body would still pass",
+                "parts are $body$, $url$, $base_url$, $method$, $timestamp$, $nonce$, "
+                "$url_sorted_params$ and $header:Name$",
+                "warning /WebhookAuth/string_to_sign: string_to_sign includes neither $body$ nor "
+                "$url_sorted_params$: a changed body would still pass",
             ],
         ),
         (
