@@ -30,7 +30,8 @@ from joserfc.jwk import OctKey
 from server.engine import WebhookAuth, freeze, load_definition
 from server.security.webhook_auth import SignedRequest, WebhookAuthFailed, verify_webhook
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "webhook_auth"
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "webhook_auth"
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NOW = 1_700_000_000.0
 FORM = "application/x-www-form-urlencoded"
@@ -797,6 +798,15 @@ REQUESTS = st.builds(
     headers=HEADERS.map(tuple),
     body=st.binary(max_size=200),
 )
+
+
+def definition_auth(relative: str) -> WebhookAuth:
+    data = json.loads((ROOT / relative).read_text(encoding="utf-8"))
+    auth = load_definition(data).webhook_auth
+    assert auth is not None, f"{relative} has no WebhookAuth"
+    return auth
+
+
 AUTHS = [
     GITHUB_AUTH,
     timestamp_auth(),
@@ -806,8 +816,10 @@ AUTHS = [
     TELNYX_AUTH,
     JWT_AUTH,
     BASIC_AUTH,
+    definition_auth("integrations/messagemedia.json"),
 ]
 PROPERTIES = {
+    "Signature public key": fixture("messagemedia_rsa_generated.json")["public_key_base64_der"],
     "Webhook secret": HMAC_SECRET,
     "Auth Token": "12345",
     "Public key": TELNYX_PROPERTIES["Public key"],
@@ -847,12 +859,13 @@ OPTION_KEYS = [
     "payload_hash",
     "username",
     "password",
+    "string_to_sign",
 ]
 
 
 @SETTINGS
 @given(
-    scheme=st.sampled_from(["hmac", "twilio", "ed25519", "jwt", "basic"]),
+    scheme=st.sampled_from(["hmac", "twilio", "ed25519", "jwt", "basic", "token", "rsa"]),
     options=st.dictionaries(st.sampled_from(OPTION_KEYS), JSON_VALUES, max_size=6),
     properties=st.dictionaries(ANY_TEXT, ANY_TEXT, max_size=4),
     request=REQUESTS,
@@ -894,15 +907,6 @@ def test_jwt_url_hash_binds_the_token_to_the_full_url() -> None:
 
 # --- the integrations' own WebhookAuth against their providers' published vectors -------------
 # Each block is loaded from integrations/<provider>.json, so a wrong definition fails here.
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def definition_auth(relative: str) -> WebhookAuth:
-    data = json.loads((ROOT / relative).read_text(encoding="utf-8"))
-    auth = load_definition(data).webhook_auth
-    assert auth is not None, f"{relative} has no WebhookAuth"
-    return auth
 
 
 def with_url(request: SignedRequest, url: str) -> SignedRequest:

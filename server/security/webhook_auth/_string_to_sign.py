@@ -1,5 +1,5 @@
-"""(ext) ``string_to_sign``: the signed string of an ``hmac`` built from parts of the request
-(docs/format.md, "WebhookAuth").
+"""(ext) ``string_to_sign``: the signed string of an ``hmac`` or an ``rsa`` built from parts of
+the request (docs/format.md, "WebhookAuth").
 
 The option is a template in the engine's placeholder grammar (``$$`` is a literal dollar sign);
 each placeholder names a part of the request, from a table of small functions, one per part:
@@ -7,6 +7,8 @@ each placeholder names a part of the request, from a table of small functions, o
 - ``$body$``: the raw body, as received;
 - ``$url$``: the full URL the provider called; ``$base_url$``: the same without query or fragment;
 - ``$method$``: the request method, upper case;
+- ``$path$``: the path and query of the URL as sent, ``/`` when empty (the request target of
+  the request line);
 - ``$timestamp$``: the value of ``timestamp_header``, which must be within the replay window;
 - ``$nonce$``: the value of ``nonce_header``;
 - ``$header:Name$``: the value of any other header;
@@ -61,6 +63,15 @@ def _base_url(auth: WebhookAuth, request: SignedRequest) -> bytes:
     return utf8(base_url(request.url))
 
 
+def _path(auth: WebhookAuth, request: SignedRequest) -> bytes:
+    url = request.url.partition("#")[0]
+    scheme_end = url.find("://")
+    rest = url[scheme_end + 3 :] if scheme_end >= 0 else url
+    cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    target = rest[cut:]
+    return utf8(target if target.startswith("/") else "/" + target)
+
+
 def _method(auth: WebhookAuth, request: SignedRequest) -> bytes:
     return utf8(request.method.upper())
 
@@ -96,6 +107,7 @@ PARTS: Mapping[str, Part] = {
     "url": _url,
     "base_url": _base_url,
     "method": _method,
+    "path": _path,
     "timestamp": _timestamp,
     "nonce": _nonce,
     "url_sorted_params": _url_sorted_params,
