@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from ..engine import Definition, Property
 from ..errors import AlreadyExists, InvalidRequest, NotFound
 from ..security.secrets import SecretBox, hash_token, is_sealed, new_token
+from ..security.webhook_auth import key_problems
 from ..sidecar import webhook_path
 from ..store import InstallationRecord, NumberAssignment, NumberTaken, Store
 from ._capped_cache import CappedCache
@@ -239,11 +240,23 @@ class InstallationDirectory:
                 violations.append(
                     (f"properties[{prop.name}]", f"{merged[prop.name]!r} is not one of {shown}")
                 )
+        violations += self._key_problems(definition, merged)
         if violations:
             raise InvalidRequest(
                 "the installation's properties are not valid", violations=violations
             )
         return merged
+
+    def _key_problems(
+        self, definition: Definition, merged: Mapping[str, str]
+    ) -> list[tuple[str, str]]:
+        """(ext) A public key pasted into a property must be one (docs/format.md,
+        "WebhookAuth"); its value is never repeated in the answer."""
+        auth = definition.choose(merged).webhook_auth
+        if auth is None or auth.type != "rsa":
+            return []
+        plain = {k: self._box.decrypt(v) if is_sealed(v) else v for k, v in merged.items()}
+        return [(f"properties[{name}]", reason) for name, reason in key_problems(auth, plain)]
 
     def _reseal(self, value: str) -> str:
         if is_sealed(value) and self._box.needs_reencryption(value):

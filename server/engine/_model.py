@@ -281,7 +281,7 @@ class WebhookAuth:
     """(ext) how the provider proves a webhook is genuine (docs/format.md, "WebhookAuth");
     options keep templates."""
 
-    type: Literal["hmac", "twilio", "ed25519", "jwt", "basic"]
+    type: Literal["hmac", "twilio", "ed25519", "jwt", "basic", "token", "rsa"]
     options: Mapping[str, Frozen]
 
 
