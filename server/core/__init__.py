@@ -39,7 +39,7 @@ from ._provider_credentials import (
     StoreStateStore,
     StoreTokenVault,
 )
-from ._provider_failures import Accepted, judge_send_answer
+from ._provider_failures import Accepted, judge_send_answer, nothing_sent, retry_after
 from ._retention import Retention, RetentionKeeper
 from ._subscriptions import SubscriptionKeeper
 from .ingest import HeldReceipts, Ingestor, ReplayResult
@@ -75,4 +75,6 @@ __all__ = [
     "installation_not_found",
     "judge_send_answer",
     "normalize_number",
+    "nothing_sent",
+    "retry_after",
 ]
