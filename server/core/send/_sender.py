@@ -329,7 +329,9 @@ class SendPath:
                     )
                 try:
                     response = await self._outbound.send(
-                        rendered, timeout=min(remaining, self._provider_timeout_s)
+                        rendered,
+                        timeout=min(remaining, self._provider_timeout_s),
+                        integration=integration.id,
                     )
                 except ConnectFailed as exc:
                     # No connection, so nothing sent: try again after a growing pause.
