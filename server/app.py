@@ -299,9 +299,8 @@ async def _stand_ins(settings: Settings, policy: OutboundPolicy) -> dict[str, St
             await check_stand_in(stand_in, policy)
         except (PolicyRefused, OSError) as exc:
             raise SettingsError(
-                f"provider_stand_in {stand_in.integration}={stand_in.base}: the outbound policy "
-                f"does not let provider calls reach it ({exc}); allow the host with "
-                "--outbound-allow"
+                f"provider_stand_in {stand_in.integration}={stand_in.base}: provider calls "
+                f"cannot reach it: {exc}"
             ) from None
         logger.warning(
             "provider calls of integration %s go to the stand-in %s, not to the provider: "
