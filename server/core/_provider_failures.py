@@ -31,15 +31,20 @@ installation's secrets first, since a provider's answer may echo what it was sen
 message, so that the caller may retry.
 
 The send path raises these errors; the Subscribe path keeps one with its failure's text.
+:func:`judge_send_answer` is the one decision on a send's answer — an ``errors`` entry, then the
+status, then the ``response_map`` and ``require`` — used by the send path and by ``msgbridge check
+--response``, which applies it to an answer given offline (docs/format.md, "Checking a file").
 """
 
 from __future__ import annotations
 
 import email.utils
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ..engine import ErrorMatch
+from ..engine import EngineError, ErrorMatch, RequestTemplate, judge_response, map_response
 from ..errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -64,11 +69,13 @@ from ..security.secrets import SecretMask
 
 __all__ = [
     "EXCERPT",
+    "Accepted",
     "answer_excerpt",
     "from_error_rule",
     "from_http_response",
     "from_outbound_error",
     "from_refusal",
+    "judge_send_answer",
     "nothing_sent",
     "retry_after",
 ]
@@ -249,3 +256,53 @@ def nothing_sent(error: GatewayError) -> bool:
     return isinstance(error, ProviderUnavailable | ProviderRateLimited) and (
         error.reason != "PROVIDER_TIMEOUT"
     )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Accepted:
+    """A send answer that makes the message ``sent``, with the provider's id (None: unknown)."""
+
+    provider_message_id: str | None
+
+
+def judge_send_answer(
+    template: RequestTemplate,
+    response: ProviderResponse,
+    *,
+    integration: str,
+    secrets: Callable[[], SecretMask],
+) -> Accepted | ProviderError:
+    """What a provider's answer to a SendMessage or SendFile makes of the send: accepted, or the
+    error the caller gets (docs/format.md, "response_map" and "response_rules"). ``secrets`` is
+    called only when the answer fails, for what masks the error's excerpt. Pure: no I/O."""
+    status = response.status
+    content_type = response.headers.get("content-type")
+    ok = 200 <= status < 300
+    mapped = None
+    if ok:
+        try:
+            mapped = map_response(template.response_map, response.body, content_type)
+        except EngineError:
+            mapped = None
+    # response_rules: an errors entry names the failure on any answer; require conditions
+    # must hold on a 2xx one (docs/format.md, "response_rules").
+    judged = judge_response(
+        template.response_rules,
+        status,
+        response.body,
+        content_type,
+        mapped.captures if mapped else {},
+    )
+    if judged.error is not None:
+        return from_error_rule(response, judged.error, integration=integration, secrets=secrets())
+    if not ok:
+        return from_http_response(response, integration=integration, secrets=secrets())
+    if (mapped is not None and not mapped.accepted) or judged.unmet is not None:
+        return from_refusal(
+            response,
+            refused=mapped.error if mapped else None,
+            integration=integration,
+            secrets=secrets(),
+            unmet=judged.unmet,
+        )
+    return Accepted(provider_message_id=mapped.message_id if mapped else None)

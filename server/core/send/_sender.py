@@ -26,12 +26,9 @@ from datetime import UTC, datetime
 
 from ...engine import (
     Definition,
-    EngineError,
     RenderedRequest,
     RenderError,
     RequestTemplate,
-    judge_response,
-    map_response,
     render_request,
 )
 from ...errors import (
@@ -63,10 +60,8 @@ from .._installations import InstallationDirectory
 from .._numbers import normalize_number
 from .._provider_credentials import InstallationAuth
 from .._provider_failures import (
-    from_error_rule,
-    from_http_response,
     from_outbound_error,
-    from_refusal,
+    judge_send_answer,
     nothing_sent,
     retry_after,
 )
@@ -334,7 +329,9 @@ class SendPath:
                     )
                 try:
                     response = await self._outbound.send(
-                        rendered, timeout=min(remaining, self._provider_timeout_s)
+                        rendered,
+                        timeout=min(remaining, self._provider_timeout_s),
+                        integration=integration.id,
                     )
                 except ConnectFailed as exc:
                     # No connection, so nothing sent: try again after a growing pause.
@@ -402,45 +399,18 @@ class SendPath:
         bearer: str | None,
     ) -> SendOutcome:
         """What the provider's answer makes of the send, or raise the error it is."""
-        status = response.status
-        content_type = response.headers.get("content-type")
-        ok = 200 <= status < 300
-        mapped = None
-        if ok:
-            try:
-                mapped = map_response(template.response_map, response.body, content_type)
-            except EngineError:
-                mapped = None
-        # response_rules: an errors entry names the failure on any answer; require conditions
-        # must hold on a 2xx one (docs/format.md, "response_rules").
-        judged = judge_response(
-            template.response_rules,
-            status,
-            response.body,
-            content_type,
-            mapped.captures if mapped else {},
+        judged = judge_send_answer(
+            template,
+            response,
+            integration=integration.id,
+            secrets=lambda: self._secrets(installation, integration.definition, bearer),
         )
-        if judged.error is not None:
-            secrets = self._secrets(installation, integration.definition, bearer)
-            raise from_error_rule(
-                response, judged.error, integration=integration.id, secrets=secrets
-            )
-        if not ok:
-            secrets = self._secrets(installation, integration.definition, bearer)
-            raise from_http_response(response, integration=integration.id, secrets=secrets)
-        if (mapped is not None and not mapped.accepted) or judged.unmet is not None:
-            secrets = self._secrets(installation, integration.definition, bearer)
-            raise from_refusal(
-                response,
-                refused=mapped.error if mapped else None,
-                integration=integration.id,
-                secrets=secrets,
-                unmet=judged.unmet,
-            )
+        if isinstance(judged, GatewayError):
+            raise judged
         return SendOutcome(
             message_id=message.id,
-            provider_message_id=mapped.message_id if mapped else None,
-            provider_status=status,
+            provider_message_id=judged.provider_message_id,
+            provider_status=response.status,
             attempts=attempts,
             installation_id=installation.id,
             integration_id=integration.id,
