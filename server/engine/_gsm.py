@@ -103,10 +103,11 @@ def segment_parts(text: str, max_segments: int, most: int) -> list[int]:
     """Where ``text`` is cut so that each part takes at most ``max_segments`` SMS segments in
     the whole text's encoding: the end index of each part, the last one ``len(text)``. Each part
     is as long as it can be (a character's units stay in one part, so an escape pair or a
-    surrogate pair is never cut); a cut is then moved back to just after the part's last white
-    space when that keeps at least half of the part (docs/format.md, "Several requests per
-    send"). An empty text is no part. Past ``most`` parts the cutting stops (the caller refuses
-    so many), so the work is bounded by ``most`` parts whatever the text's length."""
+    surrogate pair is never cut); a cut inside a word is then moved back to just after the
+    part's last white space when that keeps at least half of the part (docs/format.md,
+    "Several requests per send"). An empty text is no part. Past ``most`` parts the cutting
+    stops (the caller refuses so many), so the work is bounded by ``most`` parts whatever the
+    text's length."""
     chosen = text_encoding(text)
     units = _units(text, chosen)
     ends: list[int] = []
@@ -138,8 +139,9 @@ def _fit(units: list[int], start: int, encoding: Encoding, max_segments: int) ->
 
 def prefer_space(text: str, start: int, stop: int) -> int:
     """``stop``, or just after the last white space of ``text[start:stop]`` when the text goes
-    on after ``stop`` and that keeps at least half of the part."""
-    if stop >= len(text):
+    on after ``stop`` with a character that is not white space and that keeps at least half of
+    the part."""
+    if stop >= len(text) or text[stop].isspace():
         return stop
     half = start + (stop - start + 1) // 2
     for position in range(stop - 1, half - 2, -1):

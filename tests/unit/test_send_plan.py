@@ -55,8 +55,9 @@ def test_the_parts_join_to_the_text_and_each_fits_its_length() -> None:
     parts = split_text(text, Split(max_length=10))
     assert "".join(parts) == text
     assert all(len(p) <= 10 for p in parts)
-    # Cut after the last white space of each part (it keeps at least half the part).
-    assert parts == ("one two ", "three ", "four five ", "six seven")
+    # A cut inside a word moves back after the part's last white space (which keeps at least
+    # half of the part); a cut before white space stays.
+    assert parts == ("one two ", "three four", " five six ", "seven")
 
 
 def test_a_word_longer_than_half_a_part_is_cut_at_the_limit() -> None:
