@@ -217,3 +217,28 @@ async def test_media_urls_must_be_http_urls(
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     violations = rpc_details(caught.value)["bad_request"].field_violations
     assert [v.field for v in violations] == ["media_urls[0]"]
+
+
+async def test_a_receipt_for_a_later_part_that_overtakes_the_send_is_completed(
+    inbound: Gateway, provider: RunningFakeProvider, http: aiohttp.ClientSession
+) -> None:
+    await inbound.register(_definition(provider.url))
+    installation = await inbound.enable("acme-sms")
+    provider.state.script(
+        "/messages",
+        Answer(json={"data": {"id": "p-1"}}),
+        Answer(json={"data": {"id": "p-2"}}, delay_s=1.0),
+    )
+    subscriber = Subscriber(inbound, gateway_pb2.StreamEventsRequest(earliest=True))
+    send = asyncio.create_task(inbound.send(text="one two three"))
+    async with asyncio.timeout(10):
+        await provider.state.wait_for_requests(2)
+    receipt = {"method": "delivered", "params": {"messageid": "p-2"}}
+    # The second part's id is not recorded yet: the receipt is held, then completed.
+    assert (await post(http, inbound, hook_path(installation), receipt))[0] == 200
+    reply = await send
+    (event,) = await subscriber.wait_for(1)
+    await subscriber.close()
+    assert event.message_id == reply.message_id
+    assert event.provider_message_id == "p-2"
+    assert (await _message(inbound, reply.message_id)).state == M.SENT  # p-1 not delivered
