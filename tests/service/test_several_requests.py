@@ -242,3 +242,16 @@ async def test_a_receipt_for_a_later_part_that_overtakes_the_send_is_completed(
     assert event.message_id == reply.message_id
     assert event.provider_message_id == "p-2"
     assert (await _message(inbound, reply.message_id)).state == M.SENT  # p-1 not delivered
+
+
+async def test_a_repeat_of_the_key_gets_every_id_again_without_sending(
+    inbound: Gateway, provider: RunningFakeProvider
+) -> None:
+    await inbound.register(_definition(provider.url))
+    await inbound.enable("acme-sms")
+    provider.state.script("/messages", *_ids("p-1", "p-2"))
+    first = await inbound.send(text="one two three", idempotency_key="k-2")
+    again = await inbound.send(text="one two three", idempotency_key="k-2")
+    assert again.replayed and not first.replayed
+    assert list(again.provider_message_ids) == list(first.provider_message_ids) == ["p-1", "p-2"]
+    assert len(provider.state.requests) == 2
