@@ -31,6 +31,7 @@ from server.engine import (
     RenderedRequest,
     RenderError,
     RequestTemplate,
+    TooManyRequests,
     Value,
     WebhookParseError,
     WebhookRequest,
@@ -38,6 +39,7 @@ from server.engine import (
     choose_answer,
     load_definition,
     match_webhook,
+    plan_send,
     render_request,
 )
 
@@ -339,12 +341,17 @@ def _render(args: argparse.Namespace) -> int:
         return ERRORS
     needs_token = definition.oauth2 is not None or isinstance(definition.auth, JwtAuth)
     rendered: list[tuple[RequestTemplate, RenderedRequest]] = []
-    for template in templates:
+    steps = _steps(templates, variables, args.request)
+    if isinstance(steps, str):
+        failure = _Finding(file=args.render, pointer="", severity="error", message=steps)
+        _report([failure], as_json=args.json)
+        return ERRORS
+    for template, values in steps:
         try:
             request = render_request(
                 definition,
                 template,
-                variables,
+                values,
                 bearer_token=_TOKEN_STAND_IN if needs_token else None,
                 masked=True,
                 default_region=args.region,
@@ -392,6 +399,19 @@ def _variables(raw: object) -> Mapping[str, Value] | str:
         else:
             return f'"{name}" must be a string, a list of strings or null'
     return variables
+
+
+def _steps(
+    templates: tuple[RequestTemplate, ...], variables: Mapping[str, Value], name: str
+) -> list[tuple[RequestTemplate, Mapping[str, Value]]] | str:
+    """The requests to render: a send's planned requests (docs/format.md, "Several requests per
+    send"), or every request of a Subscribe or Unsubscribe list; a str says why not."""
+    if name not in ("SendMessage", "SendFile"):
+        return [(template, variables) for template in templates]
+    try:
+        return [(s.template, s.variables) for t in templates for s in plan_send(t, variables)]
+    except TooManyRequests as exc:
+        return str(exc)
 
 
 def _templates(definition: Definition, name: str) -> tuple[RequestTemplate, ...]:

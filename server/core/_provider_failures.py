@@ -21,6 +21,8 @@ transport failure to a :class:`GatewayError`, whose class fixes the gRPC code an
     a URL that cannot be called     FailedPrecondition   FAILED_PRECONDITION (INVALID_PROVIDER_URL)
     the outbound policy refuses     PermissionDenied     PERMISSION_DENIED (OUTBOUND_POLICY)
     connection broken mid-request   ProviderUnavailable  UNAVAILABLE (PROVIDER_UNAVAILABLE)
+    (ext) any of these after earlier  the same class       its gRPC code (PARTIALLY_SENT), the
+    requests of the send were sent                         part's reason in ``part_reason``
 
 An outcome's error carries the provider's code (``provider_code``) and the ``outcome`` in its
 metadata; ``throttled`` and ``unavailable`` sent nothing, so the caller may retry (and the answer's
@@ -69,6 +71,7 @@ from ..security.secrets import SecretMask
 
 __all__ = [
     "EXCERPT",
+    "PARTIALLY_SENT",
     "Accepted",
     "answer_excerpt",
     "from_error_rule",
@@ -77,6 +80,7 @@ __all__ = [
     "from_refusal",
     "judge_send_answer",
     "nothing_sent",
+    "partially_sent",
     "retry_after",
 ]
 
@@ -252,9 +256,37 @@ def from_outbound_error(
 def nothing_sent(error: GatewayError) -> bool:
     """Whether the failure left the provider without the message, so that sending it again cannot
     send it twice: the provider could not be reached or answered 429/5xx. A timeout is not one:
-    the provider may have sent the message."""
+    the provider may have sent the message; nor is a failure after earlier parts were sent."""
     return isinstance(error, ProviderUnavailable | ProviderRateLimited) and (
-        error.reason != "PROVIDER_TIMEOUT"
+        error.reason not in ("PROVIDER_TIMEOUT", PARTIALLY_SENT)
+    )
+
+
+#: (ext) The reason of a send that failed after some of its requests were sent (docs/format.md,
+#: "Several requests per send").
+PARTIALLY_SENT = "PARTIALLY_SENT"
+
+
+def partially_sent(error: GatewayError, part: int, parts: int) -> GatewayError:
+    """``error``, of request ``part`` of ``parts`` (1-based), as the failure of a send whose
+    earlier requests were sent: the same class (so the same gRPC code), reason
+    ``PARTIALLY_SENT``, and which part failed and why in its metadata. Nothing to retry: the
+    sent parts would be sent again."""
+    stored = error.to_stored()
+    return type(error).from_stored(
+        {
+            **stored,
+            "message": f"request {part} of {parts} failed after {part - 1} were sent: "
+            f"{error.message}",
+            "reason": PARTIALLY_SENT,
+            "metadata": {
+                **error.metadata,
+                "part": str(part),
+                "parts": str(parts),
+                "part_reason": error.reason,
+            },
+            "retry_after_s": None,
+        }
     )
 
 

@@ -24,6 +24,7 @@ from ._pointer import child
 from ._repeated_checks import check_repeated
 from ._request_shape_checks import check_request_shapes
 from ._response_rule_checks import check_response_rules
+from ._send_plan_checks import check_send_plans
 from ._template import BASE_URL_FILTER
 from ._variables import (
     ALL_VARIABLES,
@@ -665,6 +666,7 @@ CHECKS: tuple[Check, ...] = (
     check_request_shapes,
     check_response_maps,
     check_response_rules,
+    check_send_plans,
     check_list_patterns,
     check_webhook_events,
     check_also,

@@ -33,6 +33,7 @@ from ._model import (
     ResponseCondition,
     ResponseError,
     ResponseRules,
+    Split,
     WebhookAnswer,
     WebhookAuth,
     WebhookModel,
@@ -233,6 +234,9 @@ def _oauth2(oauth2: dict[str, Any]) -> OAuth2Config:
 
 
 def _request(at: str, request: dict[str, Any]) -> RequestTemplate:
+    split = request.get("split")
+    then = request.get("then")
+    when = request.get("when")
     return RequestTemplate(
         pointer=at,
         method=request["request_method"],
@@ -245,6 +249,15 @@ def _request(at: str, request: dict[str, Any]) -> RequestTemplate:
         query=freeze(request.get("request_query")),
         parameters_in=request.get("request_parameters_in"),
         omit_empty=request.get("request_omit_empty", False),
+        # (ext) docs/format.md, "Several requests per send"
+        split=(
+            None
+            if split is None
+            else Split(max_length=split.get("max_length"), max_segments=split.get("max_segments"))
+        ),
+        for_each=request.get("for_each"),
+        then=_request(f"{at}/then", then) if then is not None else None,
+        when=when.strip("$") if isinstance(when, str) else None,
     )
 
 

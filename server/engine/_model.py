@@ -21,6 +21,7 @@ __all__ = [
     "BearerAuth",
     "Definition",
     "EventType",
+    "ForEach",
     "Frozen",
     "HeaderAuth",
     "JwtAuth",
@@ -31,6 +32,7 @@ __all__ = [
     "ResponseCondition",
     "ResponseError",
     "ResponseRules",
+    "Split",
     "WebhookAnswer",
     "WebhookAuth",
     "WebhookModel",
@@ -207,6 +209,19 @@ class ResponseRules:
     errors: tuple[ResponseError, ...] = ()
 
 
+ForEach = Literal["part", "media", "once"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Split:
+    """(ext) How a send's text is cut into parts: at most ``max_length`` characters or at most
+    ``max_segments`` SMS segments each; exactly one is set (docs/format.md, "Several requests
+    per send")."""
+
+    max_length: int | None = None
+    max_segments: int | None = None
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RequestTemplate:
     """A request the gateway makes: SendMessage, SendFile, Subscribe or Unsubscribe
@@ -225,6 +240,14 @@ class RequestTemplate:
     query: Frozen = None
     parameters_in: str | None = None
     omit_empty: bool = False  # (ext) request_omit_empty: an object emptied of keys is left out
+    # (ext) docs/format.md, "Several requests per send" (sends only): how the message's text is
+    # cut into parts, what each request carries ("part", "media" or "once"; None: "part" with a
+    # split, else "once"), the follow-up request and, on a follow-up, the variable whose value
+    # it needs.
+    split: Split | None = None
+    for_each: ForEach | None = None
+    then: RequestTemplate | None = None
+    when: str | None = None
 
 
 # --- (ext) the answer a stored webhook gets (docs/format.md, "Answers") ------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -102,10 +103,16 @@ def test_the_types_load_and_say_how_they_are_routed() -> None:
 
 
 def test_only_the_delivery_reports_move_a_message() -> None:
-    assert transition_for("messageRead", "m", None) is None
-    assert transition_for("messageStatus", "m", "ignored") is None
-    delivered = transition_for("messageDelivered", "m", None)
+    message: Any = SimpleNamespace(id="m", provider_message_ids=())
+    assert transition_for("messageRead", message, None, "p") is None
+    assert transition_for("messageStatus", message, "ignored", "p") is None
+    delivered = transition_for("messageDelivered", message, None, "p")
     assert delivered is not None and delivered.state is MessageState.DELIVERED
+    assert (delivered.message_id, delivered.part) == ("m", None)
+    # (ext) a message of several parts: the receipt names the part it is about
+    parts: Any = SimpleNamespace(id="m", provider_message_ids=("p", "q"))
+    failed = transition_for("messageFailed", parts, "x", "q")
+    assert failed is not None and (failed.state, failed.part) == (MessageState.FAILED, "q")
 
 
 def _inbound(event_type: EventType, status: str | None) -> InboundEvent:
