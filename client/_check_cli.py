@@ -2,8 +2,11 @@
 
 ``msgbridge check FILE...`` prints every problem as ``FILE:/json/pointer: message`` (warnings as
 ``FILE:/pointer: warning: message``). ``--render`` shows the exact request a definition makes
-(secrets masked); ``--match`` shows which webhook model a body matches and the events it gives.
-Exit codes: 0 no errors, 1 errors (or a body nothing matched), 2 a file is unreadable or not JSON.
+(secrets masked); ``--match`` shows which webhook model a body matches, the events it gives and
+what the live webhook endpoint would answer and keep; ``--response`` shows what a provider's answer
+to a send makes of it: accepted with the provider's id, or the gRPC error the caller would get.
+Exit codes: 0 no errors, 1 errors (or a payload nothing matched, or a send the answer fails), 2 a
+file is unreadable or not JSON.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from server.engine import (
@@ -28,14 +31,20 @@ from server.engine import (
     RenderedRequest,
     RenderError,
     RequestTemplate,
+    TooManyRequests,
     Value,
     WebhookParseError,
     WebhookRequest,
     check_definition,
+    choose_answer,
     load_definition,
     match_webhook,
+    plan_send,
     render_request,
 )
+
+if TYPE_CHECKING:
+    from server.outbound import ProviderResponse
 
 __all__ = ["add_parsers"]
 
@@ -52,8 +61,9 @@ def add_parsers(subparsers: Any) -> None:
         help="check integration definitions (no server needed)",
         description="Check integration definition files: every error and warning with its JSON "
         "Pointer. With --render, show the HTTP request a definition makes; with --match, show "
-        "what a webhook body gives. Exit status: 0 no errors, 1 errors, 2 a file is unreadable or "
-        "not JSON.",
+        "what a webhook body gives and what the live endpoint answers; with --response, what a "
+        "provider's answer makes of a send. Exit status: 0 no errors, 1 errors (a payload kept "
+        "as unmatched, a send the answer fails), 2 a file is unreadable or not JSON.",
     )
     check.add_argument("files", nargs="*", metavar="FILE", help="definition files to check")
     check.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -68,16 +78,36 @@ def add_parsers(subparsers: Any) -> None:
         metavar="FILE",
         help="match a webhook body (--webhook) against the models of the definition in FILE",
     )
+    modes.add_argument(
+        "--response",
+        metavar="FILE",
+        help="apply the send request's response_map and response_rules of the definition in FILE "
+        "to a provider answer (--answer, --status, --content-type, --header)",
+    )
     check.add_argument(
         "--vars",
         metavar="VARS",
-        help="for --render: a JSON object of variable and property name → string or list",
+        help="for --render: a JSON object of variable and property name → string or list; for "
+        "--response (optional): property values, for the variant they choose and the secrets "
+        "masked in the error",
     )
     check.add_argument(
         "--request",
         choices=_REQUESTS,
         default="SendMessage",
-        help="for --render: which request to show (default SendMessage)",
+        help="for --render: which request to show (default SendMessage); for --response: "
+        "SendMessage or SendFile",
+    )
+    check.add_argument(
+        "--answer",
+        metavar="BODY",
+        help="for --response: a file holding the provider answer's body (may be empty)",
+    )
+    check.add_argument(
+        "--status",
+        type=int,
+        metavar="N",
+        help="for --response: the provider answer's HTTP status (default 200)",
     )
     check.add_argument(
         "--region",
@@ -91,8 +121,8 @@ def add_parsers(subparsers: Any) -> None:
     )
     check.add_argument(
         "--content-type",
-        help="for --match: the body's Content-Type (default: JSON when it starts with { or [, "
-        "XML when it starts with <, else form)",
+        help="for --match and --response: the body's Content-Type (default: JSON when it starts "
+        "with { or [, XML when it starts with <, else form for --match, text for --response)",
     )
     check.add_argument(
         "--method", default="POST", help="for --match: the request method (default POST)"
@@ -102,20 +132,25 @@ def add_parsers(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="'NAME: VALUE'",
-        help="for --match: a request header the webhook carries (repeatable)",
+        help="for --match: a request header the webhook carries; for --response: a header of "
+        "the answer, such as Retry-After (repeatable)",
     )
     check.set_defaults(handler=_check)
 
 
 def _check(args: argparse.Namespace) -> int:
-    if args.match is None and args.header:
-        return _usage_error("--header goes with --match")
+    if args.match is None and args.response is None and args.header:
+        return _usage_error("--header goes with --match or --response")
+    if args.response is None and (args.answer is not None or args.status is not None):
+        return _usage_error("--answer and --status go with --response")
     if args.render is not None:
         return _usage(args, "--render", needs="--vars", extra="--webhook") or _render(args)
     if args.match is not None:
         return _usage(args, "--match", needs="--webhook", extra="--vars") or _match(args)
+    if args.response is not None:
+        return _usage(args, "--response", needs="--answer", extra="--webhook") or _response(args)
     if not args.files:
-        return _usage_error("give at least one FILE, or --render FILE / --match FILE")
+        return _usage_error("give at least one FILE, or --render / --match / --response FILE")
     if args.vars is not None or args.webhook is not None:
         return _usage_error("--vars goes with --render, --webhook with --match")
     return _lint(args.files, as_json=args.json)
@@ -291,16 +326,8 @@ def _render(args: argparse.Namespace) -> int:
         _report(findings, as_json=args.json)
         return status
     _warn(findings, as_json=args.json)
-    raw, unreadable = _read_json(args.vars)
-    if unreadable is not None:
-        _report([unreadable], as_json=args.json)
-        return UNREADABLE
-    variables = _variables(raw)
-    if isinstance(variables, str):
-        _report(
-            [_Finding(file=args.vars, pointer="", severity="error", message=variables)],
-            as_json=args.json,
-        )
+    variables = _read_variables(args.vars, as_json=args.json)
+    if variables is None:
         return UNREADABLE
     # (ext) the variant the --vars' property values choose (docs/format.md, "Variants")
     definition = definition.choose({k: v for k, v in variables.items() if isinstance(v, str)})
@@ -314,12 +341,17 @@ def _render(args: argparse.Namespace) -> int:
         return ERRORS
     needs_token = definition.oauth2 is not None or isinstance(definition.auth, JwtAuth)
     rendered: list[tuple[RequestTemplate, RenderedRequest]] = []
-    for template in templates:
+    steps = _steps(templates, variables, args.request)
+    if isinstance(steps, str):
+        failure = _Finding(file=args.render, pointer="", severity="error", message=steps)
+        _report([failure], as_json=args.json)
+        return ERRORS
+    for template, values in steps:
         try:
             request = render_request(
                 definition,
                 template,
-                variables,
+                values,
                 bearer_token=_TOKEN_STAND_IN if needs_token else None,
                 masked=True,
                 default_region=args.region,
@@ -339,6 +371,21 @@ def _render(args: argparse.Namespace) -> int:
     return OK
 
 
+def _read_variables(file: str, *, as_json: bool) -> Mapping[str, Value] | None:
+    """The variables of a --vars file, or None once what is wrong with it is reported."""
+    raw, unreadable = _read_json(file)
+    if unreadable is not None:
+        _report([unreadable], as_json=as_json)
+        return None
+    variables = _variables(raw)
+    if isinstance(variables, str):
+        _report(
+            [_Finding(file=file, pointer="", severity="error", message=variables)], as_json=as_json
+        )
+        return None
+    return variables
+
+
 def _variables(raw: object) -> Mapping[str, Value] | str:
     """The variables of a --vars file, or why they are not usable."""
     if not isinstance(raw, dict):
@@ -352,6 +399,19 @@ def _variables(raw: object) -> Mapping[str, Value] | str:
         else:
             return f'"{name}" must be a string, a list of strings or null'
     return variables
+
+
+def _steps(
+    templates: tuple[RequestTemplate, ...], variables: Mapping[str, Value], name: str
+) -> list[tuple[RequestTemplate, Mapping[str, Value]]] | str:
+    """The requests to render: a send's planned requests (docs/format.md, "Several requests per
+    send"), or every request of a Subscribe or Unsubscribe list; a str says why not."""
+    if name not in ("SendMessage", "SendFile"):
+        return [(template, variables) for template in templates]
+    try:
+        return [(s.template, s.variables) for t in templates for s in plan_send(t, variables)]
+    except TooManyRequests as exc:
+        return str(exc)
 
 
 def _templates(definition: Definition, name: str) -> tuple[RequestTemplate, ...]:
@@ -418,16 +478,19 @@ def _match(args: argparse.Namespace) -> int:
     try:
         result = match_webhook(definition, request)
     except WebhookParseError as exc:
-        failure = _Finding(
-            file=args.webhook, pointer="", severity="error", message=f"cannot be parsed: {exc}"
-        )
+        # The live endpoint answers 400 and keeps nothing (docs/format.md, "Unmatched payloads").
+        message = f"cannot be parsed: {exc} (the live endpoint answers 400 and keeps nothing)"
+        failure = _Finding(file=args.webhook, pointer="", severity="error", message=message)
         _report([failure], as_json=args.json)
         return UNREADABLE
     if args.json:
         _print_json(_match_json(args.match, args.webhook, definition, result))
     else:
         print("\n".join(_match_lines(definition, result)))
-    return OK if result.events and not result.unmatched else ERRORS
+        print("\n".join(_live_lines(definition, result)))
+    # Only a payload kept as unmatched is a failure: a body without payloads (an empty batch)
+    # gives no event and is answered 2xx like any stored request.
+    return ERRORS if result.unmatched else OK
 
 
 def _headers(given: list[str]) -> tuple[tuple[str, str], ...] | str:
@@ -455,14 +518,7 @@ def _webhook_request(
             method=method, content_type=content_type, body=b"", query=pairs, headers=headers
         )
     if content_type is None:
-        start = body.lstrip()[:1]
-        content_type = (
-            "application/json"
-            if start in (b"{", b"[")
-            else "application/xml"
-            if start == b"<"
-            else "application/x-www-form-urlencoded"
-        )
+        content_type = _sniffed_type(body, otherwise="application/x-www-form-urlencoded")
     return WebhookRequest(method=method, content_type=content_type, body=body, headers=headers)
 
 
@@ -491,6 +547,47 @@ def _match_lines(definition: Definition, result: MatchResult) -> list[str]:
             )
     if not lines:
         lines.append("the body holds no payload")
+    return lines
+
+
+def _live(definition: Definition, result: MatchResult) -> dict[str, Any]:
+    """What the live webhook endpoint does with a body that matched as ``result`` once it has
+    passed the definition's WebhookAuth check: its answer (docs/format.md, "Answers") and what it
+    keeps (docs/format.md, "Unmatched payloads")."""
+    answer = choose_answer(definition, result)
+    return {
+        "status": answer.status,
+        "content_type": answer.content_type,
+        "body": answer.body,
+        "events": len(result.events),
+        "kept_unmatched": len(result.unmatched),
+        "listed_as_unmatched": bool(result.unmatched),
+        "webhook_auth": definition.webhook_auth is not None,
+    }
+
+
+def _live_lines(definition: Definition, result: MatchResult) -> list[str]:
+    live = _live(definition, result)
+    body = f"body {json.dumps(live['body'], ensure_ascii=False)}" if live["body"] else "empty body"
+    lines = [f"the live endpoint answers {live['status']} ({live['content_type']}, {body})"]
+    if result.events:
+        kept = f"{_count(live['events'], 'event')} (each routed by its number; one no "
+        kept += "installation holds is kept as unroutable)"
+    else:
+        kept = "no event"
+    if result.unmatched:
+        kept += (
+            f"; {_count(live['kept_unmatched'], 'payload')} kept as unmatched: the request is "
+            "listed by ListUnmatchedWebhooks and can be replayed once the definition is fixed"
+        )
+    else:
+        kept += "; nothing is kept as unmatched"
+    lines.append(f"it stores the request: {kept}")
+    if live["webhook_auth"]:
+        lines.append(
+            "first, the WebhookAuth check (not made here): a request that fails it is answered "
+            "401 and gives no event"
+        )
     return lines
 
 
@@ -550,4 +647,148 @@ def _match_json(
             }
             for payload in result.unmatched
         ],
+        "live": _live(definition, result),
     }
+
+
+# -- msgbridge check --response FILE --answer BODY -------------------------------------------------
+
+
+def _response(args: argparse.Namespace) -> int:
+    # The gateway's own modules, imported here: linting a file needs only the engine.
+    from multidict import CIMultiDict
+
+    from server.core import judge_send_answer, nothing_sent
+    from server.oauth import installation_secrets
+    from server.outbound import ProviderResponse
+    from server.security.secrets import SecretMask
+
+    status, definition, findings = _read_definition(args.response)
+    if definition is None:
+        _report(findings, as_json=args.json)
+        return status
+    _warn(findings, as_json=args.json)
+    if args.request not in ("SendMessage", "SendFile"):
+        return _usage_error("--response judges a SendMessage or SendFile answer")
+    variables: Mapping[str, Value] = {}
+    if args.vars is not None:
+        read = _read_variables(args.vars, as_json=args.json)
+        if read is None:
+            return UNREADABLE
+        variables = read
+    # (ext) the variant the --vars' property values choose (docs/format.md, "Variants")
+    definition = definition.choose({k: v for k, v in variables.items() if isinstance(v, str)})
+    templates = _templates(definition, args.request)
+    if not templates:
+        message = f"the definition has no {args.request} request"
+        _report(
+            [_Finding(file=args.response, pointer="", severity="error", message=message)],
+            as_json=args.json,
+        )
+        return ERRORS
+    body = _read(args.answer)
+    if isinstance(body, _Finding):
+        _report([body], as_json=args.json)
+        return UNREADABLE
+    given = _headers(args.header)
+    if isinstance(given, str):
+        return _usage_error(given)
+    http_status = 200 if args.status is None else args.status
+    if not 100 <= http_status <= 599:
+        return _usage_error(f"--status {http_status}: an HTTP status is 100 to 599")
+    headers: CIMultiDict[str] = CIMultiDict(given)
+    if args.content_type is not None:
+        headers["Content-Type"] = args.content_type
+    elif "Content-Type" not in headers and body.strip():
+        headers["Content-Type"] = _sniffed_type(body, otherwise="text/plain")
+    answer = ProviderResponse(status=http_status, headers=headers, body=body, elapsed_s=0.0)
+    template = templates[0]
+    verdict = judge_send_answer(
+        template,
+        answer,
+        integration=definition.id,
+        secrets=lambda: (
+            installation_secrets(definition, variables) if variables else SecretMask.of(())
+        ),
+    )
+    needs_token = definition.oauth2 is not None or isinstance(definition.auth, JwtAuth)
+    notes = _live_send_notes(answer, needs_token=needs_token)
+    result: dict[str, Any] = {
+        "file": args.response,
+        "request": template.pointer,
+        "status": http_status,
+        "accepted": not isinstance(verdict, Exception),
+        "notes": notes,
+    }
+    if isinstance(verdict, Exception):
+        result["error"] = {
+            "code": verdict.grpc_code.name,
+            "reason": verdict.reason,
+            "message": verdict.message,
+            "metadata": dict(verdict.metadata),
+            "retry_after_s": verdict.retry_after_s,
+            "caller_may_retry": nothing_sent(verdict),
+        }
+    else:
+        result["provider_message_id"] = verdict.provider_message_id
+    if args.json:
+        _print_json(result)
+    else:
+        print("\n".join(_response_lines(result)))
+    return OK if result["accepted"] else ERRORS
+
+
+def _sniffed_type(body: bytes, *, otherwise: str) -> str:
+    """The content type a body's first character suggests: JSON, XML, else ``otherwise``."""
+    start = body.lstrip()[:1]
+    if start in (b"{", b"["):
+        return "application/json"
+    return "application/xml" if start == b"<" else otherwise
+
+
+def _live_send_notes(answer: ProviderResponse, *, needs_token: bool) -> list[str]:
+    """What the live send path does before it settles on this answer's outcome
+    (the send path in docs/architecture.md; docs/format.md, "response_rules")."""
+    from server.core import retry_after
+
+    notes = []
+    if answer.status in (429, 503) and retry_after(answer) is not None:
+        notes.append(
+            "live, the send path first waits the answer's Retry-After and calls again while "
+            "its attempts (--send-max-attempts) and the deadline allow; this is the outcome "
+            "when the provider keeps answering so"
+        )
+    if answer.status == 401 and needs_token:
+        notes.append(
+            "live, a 401 to a call with an OAuth2 or JWT token renews the token once and calls "
+            "again; this is the outcome when the provider answers 401 again"
+        )
+    return notes
+
+
+def _response_lines(result: Mapping[str, Any]) -> list[str]:
+    status = result["status"]
+    if result["accepted"]:
+        provider_id = result["provider_message_id"]
+        said = (
+            f'provider message id "{provider_id}"'
+            if provider_id is not None
+            else "no provider message id (receipts cannot be matched by it)"
+        )
+        lines = [f"accepted (HTTP {status}): the message is sent, {said}"]
+    else:
+        error = result["error"]
+        lines = [
+            f"fails (HTTP {status}): {error['code']} {error['reason']}",
+            f"  {error['message']}",
+        ]
+        lines.extend(f"  {name}: {value}" for name, value in sorted(error["metadata"].items()))
+        if error["retry_after_s"] is not None:
+            lines.append(f"  retry after: {error['retry_after_s']:g} s")
+        lines.append(
+            "  the caller may retry: nothing was sent, the idempotency key is released"
+            if error["caller_may_retry"]
+            else "  the caller may not retry: the failure is the idempotency key's reply"
+        )
+    lines.extend(f"note: {note}" for note in result["notes"])
+    return lines

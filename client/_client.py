@@ -245,7 +245,10 @@ class AsyncClient:
         integration_id: str = "",
         idempotency_key: str = "",
         metadata: Mapping[str, str] | None = None,
+        media_urls: Sequence[str] = (),
     ) -> gateway_pb2.SendReply:
+        """``media_urls``: the message's further files after ``media_url`` (docs/format.md,
+        "Several requests per send")."""
         request = _requests.send_file_request(
             org_id=org_id,
             from_=from_,
@@ -259,6 +262,7 @@ class AsyncClient:
             integration_id=integration_id,
             idempotency_key=idempotency_key,
             metadata=metadata,
+            media_urls=media_urls,
         )
         return await self._call(self._stub.SendFile, request, gateway_pb2.SendReply)
 
@@ -592,7 +596,10 @@ class Client:
         integration_id: str = "",
         idempotency_key: str = "",
         metadata: Mapping[str, str] | None = None,
+        media_urls: Sequence[str] = (),
     ) -> gateway_pb2.SendReply:
+        """``media_urls``: the message's further files after ``media_url`` (docs/format.md,
+        "Several requests per send")."""
         request = _requests.send_file_request(
             org_id=org_id,
             from_=from_,
@@ -606,6 +613,7 @@ class Client:
             integration_id=integration_id,
             idempotency_key=idempotency_key,
             metadata=metadata,
+            media_urls=media_urls,
         )
         return self._call(self._stub.SendFile, request, gateway_pb2.SendReply)
 

@@ -253,6 +253,10 @@ def send_line(reply: gateway_pb2.SendReply) -> str:
         f"(installation {reply.installation_id}): provider id {provider_id}, "
         f"HTTP {reply.provider_status}, {attempts}"
     )
+    if len(reply.provider_message_ids) > 1:
+        line += f"; {len(reply.provider_message_ids)} provider requests: " + ", ".join(
+            i or "unknown" for i in reply.provider_message_ids
+        )
     if reply.replayed:
         line += "; replayed: the idempotency key was used before"
     return line

@@ -118,8 +118,10 @@ def send_file_request(
     integration_id: str,
     idempotency_key: str,
     metadata: Mapping[str, str] | None,
+    media_urls: Sequence[str] = (),
 ) -> gateway_pb2.SendFileRequest:
     request = gateway_pb2.SendFileRequest(
+        media_urls=list(media_urls),
         org_id=org_id,
         to=to,
         media_url=media_url,

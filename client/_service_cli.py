@@ -321,7 +321,8 @@ def _send_file(client: Client, args: argparse.Namespace) -> int:
         org_id=args.org,
         from_=args.from_,
         to=args.to,
-        media_url=args.url,
+        media_url=args.url[0],
+        media_urls=args.url[1:],
         text=args.text,
         media_type=args.media_type,
         filename=args.filename,
@@ -532,7 +533,12 @@ def add_parsers(subparsers: Any) -> None:
 
     parser = command("send-file", _send_file, "send a file (MMS)")
     _add_send_options(parser)
-    parser.add_argument("--url", required=True, help="the file's URL")
+    parser.add_argument(
+        "--url",
+        required=True,
+        action="append",
+        help="the file's URL; repeat it for several files (at most 10)",
+    )
     parser.add_argument("--text", default="", help="a caption")
     parser.add_argument("--media-type", default="", metavar="TYPE", help="e.g. image/png")
     parser.add_argument("--filename", default="", help="the file's name")

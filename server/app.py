@@ -24,7 +24,7 @@ from grpc_reflection.v1alpha import reflection
 from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 
 from .api import GatewayServicer, IngestServicer, add_lenient_servicer
-from .config import Settings
+from .config import Settings, SettingsError
 from .core import (
     AuthorizationStatus,
     EventHub,
@@ -43,7 +43,14 @@ from .core import (
 )
 from .engine import MAX_DEFINITION_BYTES
 from .oauth import OAuthTokens, OutboundTransport
-from .outbound import OutboundClient, OutboundPolicy
+from .outbound import (
+    OutboundClient,
+    OutboundPolicy,
+    PolicyRefused,
+    StandIn,
+    check_stand_in,
+    parse_stand_ins,
+)
 from .security.api_access import ApiAccess
 from .security.secrets import SecretBox
 from .sidecar import OAUTH_CALLBACK_PATH, SidecarServer, build_sidecar_app, split_host_port
@@ -163,16 +170,15 @@ class GatewayServer:
 async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
     """Assemble the service and bind its gRPC port; returns it and the bound port."""
     access = ApiAccess.from_settings(settings)  # SettingsError before anything is opened
+    policy = OutboundPolicy.from_strings(allow=settings.outbound_allow, deny=settings.outbound_deny)
+    stand_ins = await _stand_ins(settings, policy)  # SettingsError too
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # only its owner's
     key_file = settings.secret_key_file or settings.data_dir / "secret.key"
     secret_box = SecretBox.from_file(key_file)
     store = open_store(settings)
     await store.start()
     outbound = OutboundClient(
-        policy=OutboundPolicy.from_strings(
-            allow=settings.outbound_allow, deny=settings.outbound_deny
-        ),
-        max_connections=settings.outbound_connections,
+        policy=policy, max_connections=settings.outbound_connections, stand_ins=stand_ins
     )
     await outbound.start()
     catalog = IntegrationCatalog(store, cache_ttl_s=settings.cache_ttl_s)
@@ -281,6 +287,29 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         ),
     )
     return built, port
+
+
+async def _stand_ins(settings: Settings, policy: OutboundPolicy) -> dict[str, StandIn]:
+    """The integrations whose provider calls go to a stand-in (docs/format.md, "Proving a
+    definition"): each refused unless the outbound policy lets a call reach its host, and each
+    announced with a warning, since those calls no longer reach the provider."""
+    stand_ins = parse_stand_ins(settings.provider_stand_in)
+    for stand_in in stand_ins.values():
+        try:
+            await check_stand_in(stand_in, policy)
+        except (PolicyRefused, OSError) as exc:
+            raise SettingsError(
+                f"provider_stand_in {stand_in.integration}={stand_in.base}: provider calls "
+                f"cannot reach it: {exc}"
+            ) from None
+        logger.warning(
+            "provider calls of integration %s go to the stand-in %s, not to the provider: "
+            "for trying a definition only",
+            stand_in.integration,
+            stand_in.base,
+            extra={"integration": stand_in.integration, "stand_in": stand_in.base},
+        )
+    return stand_ins
 
 
 class Companion(Protocol):

@@ -70,6 +70,15 @@ class Settings:
         metavar="CIDR|HOST",
         repeat=True,
     )
+    provider_stand_in: tuple[str, ...] = _setting(
+        (),
+        "send one integration's provider calls to a stand-in instead, to try its definition "
+        "unchanged: the calls keep their path and query and take the URL's scheme, host and port "
+        "(the outbound policy must allow the host); logged as a warning, for trials only "
+        "(repeatable)",
+        metavar="INTEGRATION=URL",
+        repeat=True,
+    )
     provider_timeout_s: float = _setting(15.0, "timeout of one provider HTTP call, seconds")
     send_deadline_s: float = _setting(
         30.0, "deadline of a send when the caller gives none, seconds (retries included)"
@@ -277,6 +286,12 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("send_max_attempts: must be at least 1")
     if settings.log_format not in ("json", "text"):
         raise SettingsError("log_format: expected json or text")
+    from .outbound import parse_stand_ins  # here: the flags alone need no HTTP client
+
+    try:
+        parse_stand_ins(settings.provider_stand_in)
+    except ValueError as exc:
+        raise SettingsError(f"provider_stand_in: {exc}") from None
 
 
 # Numbers beyond these are mistakes, and some would overflow later (a timedelta of 1e400 days, a

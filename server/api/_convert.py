@@ -175,6 +175,7 @@ def message_pb(record: MessageRecord) -> gateway_pb2.Message:
     setattr(pb, "from", record.from_number)
     if record.provider_message_id is not None:
         pb.provider_message_id = record.provider_message_id
+    pb.provider_message_ids.extend(record.provider_ids)
     return capped(pb)
 
 
@@ -280,6 +281,11 @@ def send_reply(outcome: SendOutcome) -> gateway_pb2.SendReply:
     )
     if outcome.provider_message_id is not None:
         reply.provider_message_id = outcome.provider_message_id
+    # (ext) every request's id ("Several requests per send"), else the one id
+    if outcome.provider_message_ids:
+        reply.provider_message_ids.extend(outcome.provider_message_ids)
+    elif outcome.provider_message_id:
+        reply.provider_message_ids.append(outcome.provider_message_id)
     return reply
 
 
@@ -291,7 +297,7 @@ def send_request(
 ) -> SendRequest:
     """What the send path takes for a ``SendMessage`` (an SMS) or ``SendFile`` (an MMS)."""
     media = (
-        (request.media_url, request.media_type, request.filename)
+        (request.media_url, request.media_type, request.filename, tuple(request.media_urls))
         if isinstance(request, gateway_pb2.SendFileRequest)
         else None
     )
@@ -302,6 +308,7 @@ def send_request(
         to=request.to,
         text=request.text,
         media_url=media[0] if media else "",
+        media_urls=media[3] if media else (),
         media_type=media[1] if media else "",
         filename=media[2] if media else "",
         extension=request.extension,

@@ -39,6 +39,7 @@ from ._provider_credentials import (
     StoreStateStore,
     StoreTokenVault,
 )
+from ._provider_failures import Accepted, judge_send_answer, nothing_sent, retry_after
 from ._retention import Retention, RetentionKeeper
 from ._subscriptions import SubscriptionKeeper
 from .ingest import HeldReceipts, Ingestor, ReplayResult
@@ -46,6 +47,7 @@ from .send import SendOutcome, SendPath, SendRequest
 
 __all__ = [
     "WEBHOOK_TOKEN_PROPERTY",
+    "Accepted",
     "AuthorizationStatus",
     "Capabilities",
     "EventHub",
@@ -71,5 +73,8 @@ __all__ = [
     "follow_consumer",
     "follow_events",
     "installation_not_found",
+    "judge_send_answer",
     "normalize_number",
+    "nothing_sent",
+    "retry_after",
 ]

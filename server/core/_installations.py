@@ -14,9 +14,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from ..engine import Definition
+from ..engine import Definition, Property
 from ..errors import AlreadyExists, InvalidRequest, NotFound
 from ..security.secrets import SecretBox, hash_token, is_sealed, new_token
+from ..security.webhook_auth import key_problems
 from ..sidecar import webhook_path
 from ..store import InstallationRecord, NumberAssignment, NumberTaken, Store
 from ._capped_cache import CappedCache
@@ -242,24 +243,49 @@ class InstallationDirectory:
         for prop in definition.properties:
             if prop.name not in merged and prop.default is not None:
                 merged[prop.name] = self._box.encrypt(prop.default) if prop.secret else prop.default
-            if prop.required and not merged.get(prop.name):
-                violations.append((f"properties[{prop.name}]", "a value is required"))
+        for prop in definition.properties:
+            # (ext) required_when: required only for some choices (docs/format.md, "Variants");
+            # the reason names the property and the choices, never a value of it
+            if definition.requires(prop, merged) and not merged.get(prop.name):
+                violations.append((f"properties[{prop.name}]", _required(prop)))
             elif prop.options and merged.get(prop.name) not in (*prop.options, None, ""):
                 # (ext) a choice (docs/format.md, "Variants"); options are never secret
                 shown = ", ".join(repr(o) for o in prop.options)
                 violations.append(
                     (f"properties[{prop.name}]", f"{merged[prop.name]!r} is not one of {shown}")
                 )
+        violations += self._key_problems(definition, merged)
         if violations:
             raise InvalidRequest(
                 "the installation's properties are not valid", violations=violations
             )
         return merged
 
+    def _key_problems(
+        self, definition: Definition, merged: Mapping[str, str]
+    ) -> list[tuple[str, str]]:
+        """(ext) A public key pasted into a property must be one (docs/format.md,
+        "WebhookAuth"); its value is never repeated in the answer."""
+        auth = definition.choose(merged).webhook_auth
+        if auth is None or auth.type != "rsa":
+            return []
+        plain = {k: self._box.decrypt(v) if is_sealed(v) else v for k, v in merged.items()}
+        return [(f"properties[{name}]", reason) for name, reason in key_problems(auth, plain)]
+
     def _reseal(self, value: str) -> str:
         if is_sealed(value) and self._box.needs_reencryption(value):
             return self._box.encrypt(self._box.decrypt(value))
         return value
+
+
+def _required(prop: Property) -> str:
+    if not prop.required_when:
+        return "a value is required"
+    said = " and ".join(
+        f"{name!r} is " + " or ".join(repr(o) for o in options)
+        for name, options in prop.required_when.items()
+    )
+    return f"a value is required when {said}"
 
 
 def _region(default_region: str | None) -> str | None:

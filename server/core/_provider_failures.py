@@ -21,6 +21,8 @@ transport failure to a :class:`GatewayError`, whose class fixes the gRPC code an
     a URL that cannot be called     FailedPrecondition   FAILED_PRECONDITION (INVALID_PROVIDER_URL)
     the outbound policy refuses     PermissionDenied     PERMISSION_DENIED (OUTBOUND_POLICY)
     connection broken mid-request   ProviderUnavailable  UNAVAILABLE (PROVIDER_UNAVAILABLE)
+    (ext) any of these after earlier  the same class       its gRPC code (PARTIALLY_SENT), the
+    requests of the send were sent                         part's reason in ``part_reason``
 
 An outcome's error carries the provider's code (``provider_code``) and the ``outcome`` in its
 metadata; ``throttled`` and ``unavailable`` sent nothing, so the caller may retry (and the answer's
@@ -31,15 +33,20 @@ installation's secrets first, since a provider's answer may echo what it was sen
 message, so that the caller may retry.
 
 The send path raises these errors; the Subscribe path keeps one with its failure's text.
+:func:`judge_send_answer` is the one decision on a send's answer — an ``errors`` entry, then the
+status, then the ``response_map`` and ``require`` — used by the send path and by ``msgbridge check
+--response``, which applies it to an answer given offline (docs/format.md, "Checking a file").
 """
 
 from __future__ import annotations
 
 import email.utils
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ..engine import ErrorMatch
+from ..engine import EngineError, ErrorMatch, RequestTemplate, judge_response, map_response
 from ..errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -64,12 +71,16 @@ from ..security.secrets import SecretMask
 
 __all__ = [
     "EXCERPT",
+    "PARTIALLY_SENT",
+    "Accepted",
     "answer_excerpt",
     "from_error_rule",
     "from_http_response",
     "from_outbound_error",
     "from_refusal",
+    "judge_send_answer",
     "nothing_sent",
+    "partially_sent",
     "retry_after",
 ]
 
@@ -245,7 +256,85 @@ def from_outbound_error(
 def nothing_sent(error: GatewayError) -> bool:
     """Whether the failure left the provider without the message, so that sending it again cannot
     send it twice: the provider could not be reached or answered 429/5xx. A timeout is not one:
-    the provider may have sent the message."""
+    the provider may have sent the message; nor is a failure after earlier parts were sent."""
     return isinstance(error, ProviderUnavailable | ProviderRateLimited) and (
-        error.reason != "PROVIDER_TIMEOUT"
+        error.reason not in ("PROVIDER_TIMEOUT", PARTIALLY_SENT)
     )
+
+
+#: (ext) The reason of a send that failed after some of its requests were sent (docs/format.md,
+#: "Several requests per send").
+PARTIALLY_SENT = "PARTIALLY_SENT"
+
+
+def partially_sent(error: GatewayError, part: int, parts: int) -> GatewayError:
+    """``error``, of request ``part`` of ``parts`` (1-based), as the failure of a send whose
+    earlier requests were sent: the same class (so the same gRPC code), reason
+    ``PARTIALLY_SENT``, and which part failed and why in its metadata. Nothing to retry: the
+    sent parts would be sent again."""
+    stored = error.to_stored()
+    return type(error).from_stored(
+        {
+            **stored,
+            "message": f"request {part} of {parts} failed after {part - 1} were sent: "
+            f"{error.message}",
+            "reason": PARTIALLY_SENT,
+            "metadata": {
+                **error.metadata,
+                "part": str(part),
+                "parts": str(parts),
+                "part_reason": error.reason,
+            },
+            "retry_after_s": None,
+        }
+    )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Accepted:
+    """A send answer that makes the message ``sent``, with the provider's id (None: unknown)."""
+
+    provider_message_id: str | None
+
+
+def judge_send_answer(
+    template: RequestTemplate,
+    response: ProviderResponse,
+    *,
+    integration: str,
+    secrets: Callable[[], SecretMask],
+) -> Accepted | ProviderError:
+    """What a provider's answer to a SendMessage or SendFile makes of the send: accepted, or the
+    error the caller gets (docs/format.md, "response_map" and "response_rules"). ``secrets`` is
+    called only when the answer fails, for what masks the error's excerpt. Pure: no I/O."""
+    status = response.status
+    content_type = response.headers.get("content-type")
+    ok = 200 <= status < 300
+    mapped = None
+    if ok:
+        try:
+            mapped = map_response(template.response_map, response.body, content_type)
+        except EngineError:
+            mapped = None
+    # response_rules: an errors entry names the failure on any answer; require conditions
+    # must hold on a 2xx one (docs/format.md, "response_rules").
+    judged = judge_response(
+        template.response_rules,
+        status,
+        response.body,
+        content_type,
+        mapped.captures if mapped else {},
+    )
+    if judged.error is not None:
+        return from_error_rule(response, judged.error, integration=integration, secrets=secrets())
+    if not ok:
+        return from_http_response(response, integration=integration, secrets=secrets())
+    if (mapped is not None and not mapped.accepted) or judged.unmet is not None:
+        return from_refusal(
+            response,
+            refused=mapped.error if mapped else None,
+            integration=integration,
+            secrets=secrets(),
+            unmet=judged.unmet,
+        )
+    return Accepted(provider_message_id=mapped.message_id if mapped else None)

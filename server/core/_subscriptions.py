@@ -386,7 +386,9 @@ class SubscriptionKeeper:
                 bearer_token=bearer,
                 default_region=region,
             )
-            response = await self._outbound.send(rendered, timeout=self._timeout_s)
+            response = await self._outbound.send(
+                rendered, timeout=self._timeout_s, integration=definition.id
+            )
         except EngineError as exc:
             raise SubscriptionFailed(f"{where} cannot be built: {secrets(str(exc))}") from None
         except OutboundError as exc:

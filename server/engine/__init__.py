@@ -2,8 +2,9 @@
 
 Load a definition (:func:`load_definition`), render the requests it describes
 (:func:`render_request`), map a provider's answer (:func:`map_response`) and match inbound webhooks
-to events (:func:`match_webhook`). :func:`text_encoding` and :func:`segment_count` say whether a
-text fits GSM-7 and how many SMS segments it takes. Every error raised is an :class:`EngineError`.
+to events (:func:`match_webhook`); :func:`plan_send` says which requests one send makes.
+:func:`text_encoding` and :func:`segment_count` say whether a text fits GSM-7 and how many SMS
+segments it takes. Every error raised is an :class:`EngineError`.
 """
 
 from ._answer import ANSWER_BODY_MAX_BYTES, DEFAULT_ANSWER, choose_answer
@@ -55,12 +56,20 @@ from ._render import (
 )
 from ._response import ResponseOutcome, map_response
 from ._response_rules import ErrorMatch, Judgement, judge_response
+from ._send_plan import (
+    MAX_REQUESTS_PER_SEND,
+    RequestStep,
+    TooManyRequests,
+    plan_send,
+    split_text,
+)
 
 __all__ = [
     "ANSWER_BODY_MAX_BYTES",
     "DEFAULT_ANSWER",
     "DEFINITION_TOO_LARGE",
     "MAX_DEFINITION_BYTES",
+    "MAX_REQUESTS_PER_SEND",
     "Auth",
     "BasicAuth",
     "BearerAuth",
@@ -86,10 +95,12 @@ __all__ = [
     "Property",
     "RenderError",
     "RenderedRequest",
+    "RequestStep",
     "RequestTemplate",
     "ResponseOutcome",
     "ResponseRules",
     "StepCondition",
+    "TooManyRequests",
     "UnmatchedPayload",
     "Value",
     "WebhookAnswer",
@@ -108,9 +119,11 @@ __all__ = [
     "match_webhook",
     "parse_template",
     "parse_webhook",
+    "plan_send",
     "render_request",
     "response_variables",
     "segment_count",
+    "split_text",
     "template_variables",
     "text_encoding",
     "thaw",

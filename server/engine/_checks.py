@@ -25,6 +25,7 @@ from ._pointer import child
 from ._repeated_checks import check_repeated
 from ._request_shape_checks import check_request_shapes
 from ._response_rule_checks import check_response_rules
+from ._send_plan_checks import check_send_plans
 from ._template import BASE_URL_FILTER
 from ._variables import (
     ALL_VARIABLES,
@@ -453,6 +454,8 @@ def check_webhook_events(document: Mapping[str, Any]) -> Iterator[Problem]:
             continue
         if not isinstance(pattern, Mapping):
             continue
+        also = model.get("also")
+        types = [event_type, *(also if isinstance(also, list) else ())]
         at = f"/Webhook/{i}/request_parameters"
         captured = {
             p.name
@@ -462,20 +465,55 @@ def check_webhook_events(document: Mapping[str, Any]) -> Iterator[Problem]:
         }
         captured |= {_STANDS_FOR[name] for name in captured if name in _STANDS_FOR}
         captured |= built_names(i, model)  # (ext) "Built values, …"
-        missing = [names for names in _NEEDS[event_type] if not captured.intersection(names)]
-        if missing:
-            needs = _either([_alternatives(names) for names in _NEEDS[event_type]])
-            lacks = _either([_alternatives(names) for names in missing])
-            hint = (
-                "; $to?$ does, for a provider that may leave the receiving number out"
-                if ("to",) in missing
-                else ""
-            )
+        for event_type in dict.fromkeys(t for t in types if t in _NEEDS):
+            yield from _lacking(at, event_type, captured)
+
+
+def _lacking(at: str, event_type: str, captured: set[str]) -> Iterator[Problem]:
+    """What a model that gives ``event_type`` does not capture of what that event needs."""
+    missing = [names for names in _NEEDS[event_type] if not captured.intersection(names)]
+    if not missing:
+        return
+    needs = _either([_alternatives(names) for names in _NEEDS[event_type]])
+    lacks = _either([_alternatives(names) for names in missing])
+    hint = (
+        "; $to?$ does, for a provider that may leave the receiving number out"
+        if ("to",) in missing
+        else ""
+    )
+    event = f'event_type "{event_type}"'
+    yield _error(
+        at,
+        f"a model of {event} must capture {needs}; this one does not "
+        f"capture {lacks} (an optional $x?$ capture does not count{hint})",
+    )
+
+
+#: (ext) The events one payload may give together: an inbound message and what the provider says
+#: it means for consent (docs/format.md, "More event types").
+_ALSO = frozenset({"message", "mms", "optedOut", "optedIn"})
+
+
+def check_also(document: Mapping[str, Any]) -> Iterator[Problem]:
+    """(ext) ``also`` adds inbound events to an inbound model's own, each once."""
+    for i, model in webhook_models(document):
+        also = model.get("also")
+        event_type = model.get("event_type")
+        if not isinstance(also, list) or not isinstance(event_type, str):
+            continue
+        at = f"/Webhook/{i}/also"
+        if event_type not in _ALSO:
             yield _error(
                 at,
-                f'a model of event_type "{event_type}" must capture {needs}; this one does not '
-                f"capture {lacks} (an optional $x?$ capture does not count{hint})",
+                f'a model of event_type "{event_type}" gives one event: only message, mms, '
+                "optedOut and optedIn models may give more (a receipt reports on one message)",
             )
+            continue
+        for j, listed in enumerate(also):
+            if listed == event_type:
+                yield _error(
+                    f"{at}/{j}", f'"{listed}" is the model\'s own event_type: it is given already'
+                )
 
 
 def check_webhook_header_names(document: Mapping[str, Any]) -> Iterator[Problem]:
@@ -630,8 +668,10 @@ CHECKS: tuple[Check, ...] = (
     check_response_maps,
     check_response_rules,
     check_find,
+    check_send_plans,
     check_list_patterns,
     check_webhook_events,
+    check_also,
     check_webhook_header_names,
     check_webhook_constraints,
     check_repeated,

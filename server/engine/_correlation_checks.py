@@ -28,14 +28,14 @@ __all__ = [
 RECEIPT_EVENT_TYPES = frozenset({"messageDelivered", "messageFailed", "messageSent"})
 _INBOUND_EVENT_TYPES = frozenset({"message", "mms"})
 _OUR_ID = "gateway_id"
+# By name: a send request's scope gains variables with "Several requests per send".
+_SEND_SCOPES = frozenset({SEND_MESSAGE.name, SEND_FILE.name})
 
 
 def sends_carry_our_id(document: Mapping[str, Any]) -> bool:
     """Whether a SendMessage or SendFile request puts ``$gateway_id$`` in what it sends."""
     for t in template_strings(document):
-        if t.scope in (SEND_MESSAGE, SEND_FILE) and any(
-            p.name == _OUR_ID for p in placeholders_in(t.text)
-        ):
+        if t.scope.name in _SEND_SCOPES and any(p.name == _OUR_ID for p in placeholders_in(t.text)):
             return True
     return False
 

@@ -22,6 +22,7 @@ __all__ = [
     "gsm7_text",
     "pack_septets",
     "segment_count",
+    "segment_parts",
     "text_encoding",
     "unpack_septets",
 ]
@@ -96,6 +97,57 @@ def segment_count(text: str, encoding: Encoding | None = None) -> int:
             parts, used = parts + 1, 0
         used += size
     return parts
+
+
+def segment_parts(text: str, max_segments: int, most: int) -> list[int]:
+    """Where ``text`` is cut so that each part takes at most ``max_segments`` SMS segments in
+    the whole text's encoding: the end index of each part, the last one ``len(text)``. Each part
+    is as long as it can be (a character's units stay in one part, so an escape pair or a
+    surrogate pair is never cut); a cut inside a word is then moved back to just after the
+    part's last white space when that keeps at least half of the part (docs/format.md,
+    "Several requests per send"). An empty text is no part. Past ``most`` parts the cutting
+    stops (the caller refuses so many), so the work is bounded by ``most`` parts whatever the
+    text's length."""
+    chosen = text_encoding(text)
+    units = _units(text, chosen)
+    ends: list[int] = []
+    start, end = 0, len(text)
+    while start < end and len(ends) <= most:
+        stop = _fit(units, start, chosen, max_segments)
+        ends.append(prefer_space(text, start, stop))
+        start = ends[-1]
+    return ends
+
+
+def _fit(units: list[int], start: int, encoding: Encoding, max_segments: int) -> int:
+    """The end of the longest part from ``start`` that fits ``max_segments`` segments."""
+    if max_segments == 1:
+        limit, segments = _SINGLE[encoding], 1  # a part sent alone: one whole SMS
+    else:
+        limit, segments = _PART[encoding], max_segments
+    used, position, count = 0, start, 1
+    while position < len(units):
+        size = units[position]
+        if used + size > limit:
+            if count == segments:
+                break
+            count, used = count + 1, 0
+        used += size
+        position += 1
+    return position
+
+
+def prefer_space(text: str, start: int, stop: int) -> int:
+    """``stop``, or just after the last white space of ``text[start:stop]`` when the text goes
+    on after ``stop`` with a character that is not white space and that keeps at least half of
+    the part."""
+    if stop >= len(text) or text[stop].isspace():
+        return stop
+    half = start + (stop - start + 1) // 2
+    for position in range(stop - 1, half - 2, -1):
+        if text[position].isspace():
+            return position + 1
+    return stop
 
 
 def gsm7_septets(text: str) -> bytes:

@@ -34,6 +34,7 @@ from ._model import (
     ResponseCondition,
     ResponseError,
     ResponseRules,
+    Split,
     StepCondition,
     WebhookAnswer,
     WebhookAuth,
@@ -192,13 +193,16 @@ def _property(item: str | dict[str, Any]) -> Property:
     if isinstance(item, str):
         return Property(name=item)  # the seed's form: secret and required
     options = tuple(item.get("options", ()))  # (ext) a choice is never a secret ("Variants")
+    # (ext) required only for some choices ("Variants"): required_when stands for `required`
+    when = item.get("required_when", {})
     return Property(
         name=item["name"],
         secret=item.get("secret", not options),
-        required=item.get("required", True),
+        required=item.get("required", not when),
         description=item.get("description"),
         default=item.get("default", options[0] if options else None),
         options=options,
+        required_when=MappingProxyType({name: tuple(wanted) for name, wanted in when.items()}),
     )
 
 
@@ -232,6 +236,9 @@ def _oauth2(oauth2: dict[str, Any]) -> OAuth2Config:
 
 
 def _request(at: str, request: dict[str, Any]) -> RequestTemplate:
+    split = request.get("split")
+    then = request.get("then")
+    when = request.get("when")
     return RequestTemplate(
         pointer=at,
         method=request["request_method"],
@@ -246,6 +253,15 @@ def _request(at: str, request: dict[str, Any]) -> RequestTemplate:
         omit_empty=request.get("request_omit_empty", False),
         find=_find(request.get("find")),
         only_if=_only_if(request.get("only_if")),
+        # (ext) docs/format.md, "Several requests per send"
+        split=(
+            None
+            if split is None
+            else Split(max_length=split.get("max_length"), max_segments=split.get("max_segments"))
+        ),
+        for_each=request.get("for_each"),
+        then=_request(f"{at}/then", then) if then is not None else None,
+        when=when.strip("$") if isinstance(when, str) else None,
     )
 
 
@@ -331,6 +347,7 @@ def _webhook(index: int, model: dict[str, Any]) -> WebhookModel:
         patterns=MappingProxyType(dict(model.get("patterns", {}))),
         keep=tuple(model.get("keep", ())),
         repeated=MappingProxyType(dict(model.get("repeated", {}))),
+        also=tuple(EventType(t) for t in model.get("also", ())),
     )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Final
 
@@ -226,6 +226,9 @@ def match_webhook(definition: Definition, request: WebhookRequest) -> MatchResul
                 misses.append((pointer, payload))
             else:
                 events.append(event)
+                # (ext) the other events the same payload gives ("More event types")
+                also = definition.webhooks[event.model].also
+                events.extend(replace(event, type=t) for t in also)
         outcomes.append((group, payloads is not None, events, misses))
 
     all_events = tuple(event for _, _, events, _ in outcomes for event in events)

@@ -21,6 +21,7 @@ __all__ = [
     "BearerAuth",
     "Definition",
     "EventType",
+    "ForEach",
     "Frozen",
     "HeaderAuth",
     "JwtAuth",
@@ -31,6 +32,7 @@ __all__ = [
     "ResponseCondition",
     "ResponseError",
     "ResponseRules",
+    "Split",
     "WebhookAnswer",
     "WebhookAuth",
     "WebhookModel",
@@ -107,6 +109,11 @@ class Property:
     # (ext) a choice: the values allowed, its default the first unless ``default`` names another
     # (docs/format.md, "Variants")
     options: tuple[str, ...] = ()
+    # (ext) required only for some choices: choice property -> the options that make this one
+    # required (docs/format.md, "Variants": properties some choices need)
+    required_when: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -202,6 +209,19 @@ class ResponseRules:
     errors: tuple[ResponseError, ...] = ()
 
 
+ForEach = Literal["part", "media", "once"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Split:
+    """(ext) How a send's text is cut into parts: at most ``max_length`` characters or at most
+    ``max_segments`` SMS segments each; exactly one is set (docs/format.md, "Several requests
+    per send")."""
+
+    max_length: int | None = None
+    max_segments: int | None = None
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class FindRule:
     """(ext) A search in a list of a Subscribe or Unsubscribe answer (docs/format.md, "Look up
@@ -244,6 +264,14 @@ class RequestTemplate:
     # find in the answer's lists, and a value the step is made only with or without
     find: tuple[FindRule, ...] = ()
     only_if: StepCondition | None = None
+    # (ext) docs/format.md, "Several requests per send" (sends only): how the message's text is
+    # cut into parts, what each request carries ("part", "media" or "once"; None: "part" with a
+    # split, else "once"), the follow-up request and, on a follow-up, the variable whose value
+    # it needs.
+    split: Split | None = None
+    for_each: ForEach | None = None
+    then: RequestTemplate | None = None
+    when: str | None = None
 
 
 # --- (ext) the answer a stored webhook gets (docs/format.md, "Answers") ------------------------
@@ -290,6 +318,9 @@ class WebhookModel:
     # (ext) field → "list" | "first" | "last": which value of a repeated field the model reads
     # (docs/format.md, "Webhook bodies")
     repeated: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # (ext) more inbound event types the same payload gives, each after the model's own
+    # (docs/format.md, "More event types": one payload, several events)
+    also: tuple[EventType, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -297,7 +328,7 @@ class WebhookAuth:
     """(ext) how the provider proves a webhook is genuine (docs/format.md, "WebhookAuth");
     options keep templates."""
 
-    type: Literal["hmac", "twilio", "ed25519", "jwt", "basic"]
+    type: Literal["hmac", "twilio", "ed25519", "jwt", "basic", "token", "rsa"]
     options: Mapping[str, Frozen]
 
 
@@ -344,6 +375,25 @@ class Definition:
             for p in self.choosers
         )
         return self.variants.get(key, self)
+
+    def requires(self, prop: Property, values: Mapping[str, str | None]) -> bool:
+        """(ext) Whether an installation with these property values must give ``prop`` one: when
+        it is ``required``, or when each choice its ``required_when`` names is one of the options
+        listed there — a value that is not an option counting as the choice's default, as in
+        :meth:`choose` (docs/format.md, "Variants")."""
+        if not prop.required_when:
+            return prop.required
+        choices = {p.name: p for p in self.properties if p.options}
+        for name, wanted in prop.required_when.items():
+            choice = choices.get(name)
+            if choice is None:  # the loader refuses this; never required by a ghost
+                return False
+            value = values.get(name)
+            if value not in choice.options:
+                value = choice.default
+            if value not in wanted:
+                return False
+        return True
 
     @property
     def secret_properties(self) -> frozenset[str]:

@@ -223,7 +223,7 @@ ENCODING = "encoding"
 def _encoding_source(template: RequestTemplate) -> str | None:
     if ENCODING not in template_variables(template):
         return None
-    return "text" if template.pointer == "/API/SendFile" else "content"
+    return "text" if template.pointer.startswith("/API/SendFile") else "content"
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,7 +379,9 @@ def render_request(
         )
     compiled = _requests.get(template)
     values, hidden = _prepare(definition, variables, default_region, masked)
-    if compiled.encoding_of is not None:
+    if compiled.encoding_of is not None and ENCODING not in values:
+        # (A split send sets it for every part: the whole text's encoding, docs/format.md,
+        # "Several requests per send".)
         text = value_text(values.get(compiled.encoding_of))
         values = {**values, ENCODING: text_encoding(text)}
     pointer = f"{compiled.pointer}/request_parameters"

@@ -60,8 +60,12 @@ class Scope:
 
 SEND_MESSAGE = Scope(name="SendMessage", variables=_SEND)
 SEND_FILE = Scope(
-    name="SendFile", variables=_SEND | {"text", "media_type", "filename"}
-)  # content is the media URL (the seed's "media_url": "$content$")
+    name="SendFile", variables=_SEND | {"text", "media_type", "filename", "media_urls"}
+)  # content is the media URL (the seed's "media_url": "$content$"); (ext) media_urls: all of them
+#: (ext) docs/format.md, "Several requests per send": the variables a request has when it is one
+#: of several (part, parts) and when it splits the text (text_parts).
+EACH_VARIABLES = frozenset({"part", "parts"})
+SPLIT_VARIABLES = frozenset({"text_parts"})
 SUBSCRIBE = Scope(name="Subscribe", variables=_EVERY_REQUEST | {"orgid", "number"}, chained=True)
 UNSUBSCRIBE = Scope(name="Unsubscribe", variables=_EVERY_REQUEST | {"number"}, chained=True)
 RESPONSE_MAP = Scope(
@@ -90,9 +94,8 @@ AUTH = Scope(name="auth", variables=frozenset())
 OAUTH2 = Scope(name="OAuth2", variables=frozenset())
 WEBHOOK_AUTH = Scope(name="WebhookAuth", variables=frozenset())
 
-ALL_VARIABLES = frozenset().union(
-    *(s.variables for s in (SEND_MESSAGE, SEND_FILE, SUBSCRIBE, UNSUBSCRIBE, RESPONSE_MAP, WEBHOOK))
-)
+_SCOPES = (SEND_MESSAGE, SEND_FILE, SUBSCRIBE, UNSUBSCRIBE, RESPONSE_MAP, WEBHOOK)
+ALL_VARIABLES = frozenset().union(*(s.variables for s in _SCOPES), EACH_VARIABLES, SPLIT_VARIABLES)
 
 #: Where each variable can be used, for messages that explain why one is not available.
 WHERE: Mapping[str, str] = {
@@ -114,6 +117,12 @@ WHERE: Mapping[str, str] = {
     "filename": "SendFile",
     "gateway_id": "SendMessage, SendFile and webhook models",
     "encoding": "SendMessage and SendFile",
+    "media_urls": "SendFile",
+    "part": "a SendMessage or SendFile request with split or for_each (one request per part or "
+    "media item)",
+    "parts": "a SendMessage or SendFile request with split or for_each (one request per part or "
+    "media item)",
+    "text_parts": "a SendMessage or SendFile request with split",
 }
 
 
@@ -146,7 +155,10 @@ def request_pointers(document: Mapping[str, Any]) -> Iterator[tuple[str, Mapping
         for key, scope in (("SendMessage", SEND_MESSAGE), ("SendFile", SEND_FILE)):
             request = api.get(key)
             if isinstance(request, Mapping):
-                yield f"/API/{key}", request, scope
+                yield f"/API/{key}", request, send_scope(scope, request)
+                then = request.get("then")  # (ext) "Several requests per send"
+                if isinstance(then, Mapping):
+                    yield f"/API/{key}/then", then, send_scope(scope, then)
     kept = kept_names(document)
     for key, scope in (("Subscribe", SUBSCRIBE), ("Unsubscribe", UNSUBSCRIBE)):
         value = document.get(key)
@@ -203,6 +215,17 @@ def find_captures(request: Mapping[str, Any]) -> frozenset[str]:
         if isinstance(capture, Mapping):
             names.update(k for k in capture if isinstance(k, str))
     return frozenset(names)
+
+
+def send_scope(scope: Scope, request: Mapping[str, Any]) -> Scope:
+    """(ext) A send request's scope with the variables its ``split`` and ``for_each`` give
+    (docs/format.md, "Several requests per send")."""
+    split = "split" in request
+    for_each = request.get("for_each", "part" if split else "once")
+    extra = (EACH_VARIABLES if for_each in ("part", "media") else frozenset()) | (
+        SPLIT_VARIABLES if split else frozenset()
+    )
+    return replace(scope, variables=scope.variables | extra) if extra else scope
 
 
 def chained_captures(request: Mapping[str, Any]) -> frozenset[str]:

@@ -6,7 +6,7 @@ property and one of its options to an overlay — a JSON merge patch (RFC 7386) 
 installation has chosen that option. This module:
 
 - checks ``variants`` itself (a property without options, an option it does not have, too many
-  combinations);
+  combinations), and the ``required_when`` of the properties only some choices need;
 - builds each combination's document, so that every one is checked as if it were chosen and is
   loaded once, when the definition is (never per send).
 
@@ -77,7 +77,7 @@ def choice_properties(document: Mapping[str, Any]) -> dict[str, tuple[tuple[str,
 def variant_problems(document: Mapping[str, Any]) -> list[Problem]:
     """What is wrong with the properties that have options, and with ``variants`` itself.
     (What an overlay may change is the schema's ``variantOverlay``.)"""
-    problems = list(_option_problems(document))
+    problems = [*_option_problems(document), *_required_when_problems(document)]
     variants = document.get("variants")
     if not isinstance(variants, dict):
         return problems  # absent, or the schema already said it is not an object
@@ -146,6 +146,46 @@ def _option_problems(document: Mapping[str, Any]) -> Iterator[Problem]:
                 pointer=child(at, "default"),
                 message=f'the default "{default}" is not one of its options',
             )
+
+
+def _required_when_problems(document: Mapping[str, Any]) -> Iterator[Problem]:
+    """(ext) ``required_when`` names choices and their options, on a property that is not itself
+    a choice and does not also say ``"required": true`` (docs/format.md, "Variants")."""
+    choices = choice_properties(document)
+    declared = _property_names(document)
+    items = document.get("properties")
+    for index, item in enumerate(items if isinstance(items, list) else ()):
+        if not isinstance(item, dict) or not isinstance(item.get("required_when"), dict):
+            continue
+        at = child(child("/properties", index), "required_when")
+        if item.get("required") is True:
+            yield Problem(
+                pointer=child(child("/properties", index), "required"),
+                message='"required": true makes the property required for every choice; '
+                "leave it out where required_when says which choices need it",
+            )
+        if "options" in item:
+            yield Problem(
+                pointer=at,
+                message="a property with options always has a value (its default): "
+                "required_when is for the properties some choices need",
+            )
+        for name, wanted in item["required_when"].items():
+            if name not in choices:
+                why = "has no options" if name in declared else "is not a declared property"
+                yield Problem(
+                    pointer=child(at, name),
+                    message=f'required_when names a property with options; "{name}" {why}',
+                )
+                continue
+            options, _ = choices[name]
+            for position, value in enumerate(wanted if isinstance(wanted, list) else ()):
+                if value not in options:
+                    shown = ", ".join(f'"{o}"' for o in options)
+                    yield Problem(
+                        pointer=child(child(at, name), position),
+                        message=f'"{value}" is not an option of "{name}" ({shown})',
+                    )
 
 
 def combinations(document: Mapping[str, Any]) -> list[Combination]:

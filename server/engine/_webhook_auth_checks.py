@@ -1,10 +1,11 @@
 """(ext) What the schema cannot say about a WebhookAuth (docs/format.md, "WebhookAuth").
 
-An ``hmac``'s ``string_to_sign`` may name only parts of the request the verifier knows
+An ``hmac``'s or ``rsa``'s ``string_to_sign`` may name only parts of the request the verifier knows
 (server/security/webhook_auth/_string_to_sign.py has the same table), each header it reads must be
 named by its option and cannot be the signature's own, and it replaces ``signed`` rather than
 adding to it. A ``token`` is in a header or a body field, exactly one. A signed string without
 the body is allowed — Plivo V2 signs none — but said, since a changed body would then pass.
+An ``rsa`` public key written in the definition itself must be a usable RSA key.
 """
 
 from __future__ import annotations
@@ -16,11 +17,23 @@ from typing import Any
 
 from ._errors import Problem
 from ._placeholders import Placeholder, has_stray_dollar, parse_template
+from ._rsa_keys import RsaKeyError, rsa_public_key
 
 __all__ = ["STRING_TO_SIGN_PARTS", "check_webhook_auth"]
 
 #: The parts a ``string_to_sign`` placeholder may name, besides ``header:<Name>``.
-STRING_TO_SIGN_PARTS = ("body", "url", "base_url", "method", "timestamp", "nonce")
+STRING_TO_SIGN_PARTS = (
+    "body",
+    "url",
+    "base_url",
+    "method",
+    "path",
+    "timestamp",
+    "nonce",
+    "url_sorted_params",
+)
+#: Parts that cover the body: a form body's parameters are signed in $url_sorted_params$.
+_COVER_BODY = frozenset({"body", "url_sorted_params"})
 _HEADER = "header:"
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _NEEDS = {"timestamp": "timestamp_header", "nonce": "nonce_header"}
@@ -31,10 +44,26 @@ def check_webhook_auth(document: Mapping[str, Any]) -> Iterator[Problem]:
     """The ``string_to_sign`` of an ``hmac`` names known parts of the request; a ``token`` says
     where it is."""
     auth = document.get("WebhookAuth")
-    if isinstance(auth, Mapping) and auth.get("type") == "hmac":
+    if isinstance(auth, Mapping) and auth.get("type") in ("hmac", "rsa"):
         yield from _string_to_sign_problems(auth)
+    if isinstance(auth, Mapping) and auth.get("type") == "rsa":
+        yield from _rsa_key_problems(auth)
     elif isinstance(auth, Mapping) and auth.get("type") == "token":
         yield from _token_problems(auth)
+
+
+def _rsa_key_problems(auth: Mapping[str, Any]) -> Iterator[Problem]:
+    """A public key written in the definition (no placeholder) must be a usable RSA key; one in
+    a property is read when an installation is saved."""
+    template = auth.get("public_key")
+    if not isinstance(template, str) or not template:
+        return  # the schema says what is wrong with it
+    if any(isinstance(s, Placeholder) for s in parse_template(template)):
+        return
+    try:
+        rsa_public_key(template)
+    except RsaKeyError as error:
+        yield Problem(pointer="/WebhookAuth/public_key", message=f"{error}")
 
 
 def _token_problems(auth: Mapping[str, Any]) -> Iterator[Problem]:
@@ -75,10 +104,11 @@ def _string_to_sign_problems(auth: Mapping[str, Any]) -> Iterator[Problem]:
         if isinstance(segment, Placeholder):
             names.append(segment.name)
             yield from _part_problems(segment, auth)
-    if "body" not in names:
+    if not _COVER_BODY.intersection(names):
         yield Problem(
             pointer=_AT,
-            message="string_to_sign does not include $body$: a changed body would still pass",
+            message="string_to_sign includes neither $body$ nor $url_sorted_params$: a changed "
+            "body would still pass",
             severity="warning",
         )
 

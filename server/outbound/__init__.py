@@ -1,8 +1,9 @@
 """Outbound HTTP to providers: one pooled client under an SSRF policy.
 
 :class:`OutboundClient` sends a :class:`server.engine.RenderedRequest` and returns a
-:class:`ProviderResponse`; :class:`OutboundPolicy` says which addresses it may connect to. Every
-error is an :class:`OutboundError` (the tree is drawn in :mod:`server.outbound._errors`).
+:class:`ProviderResponse`; :class:`OutboundPolicy` says which addresses it may connect to; a
+:class:`StandIn` sends one integration's calls to another base URL, for trying a definition.
+Every error is an :class:`OutboundError` (the tree is drawn in :mod:`server.outbound._errors`).
 """
 
 from ._client import OutboundClient, PolicyResolver, ProviderResponse
@@ -15,6 +16,7 @@ from ._errors import (
     TransportError,
 )
 from ._policy import OutboundPolicy, numeric_host
+from ._stand_in import StandIn, check_stand_in, parse_stand_ins
 
 __all__ = [
     "ConnectFailed",
@@ -26,6 +28,9 @@ __all__ = [
     "PolicyRefused",
     "PolicyResolver",
     "ProviderResponse",
+    "StandIn",
     "TransportError",
+    "check_stand_in",
     "numeric_host",
+    "parse_stand_ins",
 ]

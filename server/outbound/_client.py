@@ -26,6 +26,10 @@ Redirects are off by default: a provider API that answers 3xx has failed, and th
 returned as it is. With ``max_redirects > 0`` each hop is judged again, 303 (and 301/302 after a
 POST) become a GET without a body, and credentials are dropped when the origin changes.
 
+A *stand-in* (:mod:`server.outbound._stand_in`) sends one integration's calls to another base
+URL: :meth:`OutboundClient.send` replaces the scheme, host and port of a call made for that
+integration before anything above applies, and logs the redirect (integration and stand-in only).
+
 Nothing here logs a header, a body, or a URL's path or query (templates may put secrets there).
 """
 
@@ -62,6 +66,7 @@ from ._errors import (
     TransportError,
 )
 from ._policy import IPAddress, OutboundPolicy, numeric_host
+from ._stand_in import StandIn
 
 __all__ = ["OutboundClient", "PolicyResolver", "ProviderResponse"]
 
@@ -182,7 +187,7 @@ class OutboundClient:
     ``max_response_bytes`` (larger answers are truncated), ``dns_cache_ttl_s``,
     ``max_redirects`` (0: a 3xx is returned as the answer), ``ssl_context`` (None: the system's
     trust store), ``user_agent``, ``resolver`` (the resolver the policy wraps; None: aiohttp's
-    default).
+    default), ``stand_ins`` (integration id → where its calls go instead; none by default).
     """
 
     def __init__(
@@ -196,6 +201,7 @@ class OutboundClient:
         ssl_context: ssl.SSLContext | None = None,
         user_agent: str = "msgbridge",
         resolver: AbstractResolver | None = None,
+        stand_ins: Mapping[str, StandIn] | None = None,
     ) -> None:
         if max_connections < 1 or max_response_bytes < 0 or max_redirects < 0:
             raise ValueError("max_connections must be ≥ 1, the other limits ≥ 0")
@@ -207,6 +213,7 @@ class OutboundClient:
         self._ssl_context = ssl_context
         self._user_agent = user_agent
         self._inner_resolver = resolver
+        self._stand_ins = dict(stand_ins or {})
         self._session: aiohttp.ClientSession | None = None
         self._resolver: PolicyResolver | None = None
 
@@ -257,8 +264,10 @@ class OutboundClient:
         request: RenderedRequest,
         *,
         timeout: float,  # noqa: ASYNC109 (one deadline for the whole exchange, see below)
+        integration: str | None = None,
     ) -> ProviderResponse:
-        """Send ``request`` and read the answer, all within ``timeout`` seconds.
+        """Send ``request`` and read the answer, all within ``timeout`` seconds. ``integration``
+        names the integration the call is made for, whose stand-in, if any, it goes to.
 
         The deadline is a parameter rather than left to the caller's ``asyncio.timeout`` so that
         an expiry can say whether the request may have been sent (:class:`OutboundTimeout`).
@@ -271,7 +280,15 @@ class OutboundClient:
             raise RuntimeError("OutboundClient not started")
         started = time.perf_counter()
         method = request.method.upper()
-        url, host = self._target(request.url)
+        stand_in = self._stand_ins.get(integration) if integration is not None else None
+        if stand_in is not None:
+            logger.info(
+                "provider call sent to a stand-in",
+                extra={"integration": integration, "stand_in": stand_in.base},
+            )
+        url, host = self._target(
+            stand_in.redirect(request.url) if stand_in is not None else request.url
+        )
         headers = CIMultiDict(request.headers)
         body = request.body
         attempt = _Attempt(host=host)

@@ -41,7 +41,7 @@ from ._base import (
     WebhookRequestRecord,
 )
 from ._migrations import MigrationError
-from ._transitions import RECEIPT_STATES
+from ._transitions import RECEIPT_STATES, part_of
 from .postgres import PostgresStore
 from .sqlite import SqliteStore
 
@@ -73,4 +73,5 @@ __all__ = [
     "Unset",
     "WebhookOutcome",
     "WebhookRequestRecord",
+    "part_of",
 ]

@@ -186,6 +186,17 @@ class MessageRecord:
     reply_json: str | None
     created_at: datetime
     updated_at: datetime
+    # (ext) docs/format.md, "Several requests per send": every request's provider id in order
+    # ("" for a request whose answer had none) when the send made several; empty for a send of
+    # one request, whose id is ``provider_message_id``.
+    provider_message_ids: tuple[str, ...] = ()
+
+    @property
+    def provider_ids(self) -> tuple[str, ...]:
+        """Every request's provider id in order: ``provider_message_ids``, or the one id."""
+        if self.provider_message_ids:
+            return self.provider_message_ids
+        return (self.provider_message_id,) if self.provider_message_id else ()
 
 
 # --- the inbound path: webhook requests, events, receipts -------------------------------------
@@ -343,6 +354,11 @@ class MessageTransition:
     message_id: str
     state: MessageState
     error: str | None = None
+    # (ext) The provider id of the part the receipt is about, for a message of several parts
+    # (docs/format.md, "Several requests per send"): that part moves by the rule above, and the
+    # message to the state its parts make (:data:`server.store._transitions.PARTS_RULE`). None
+    # for a message of one request.
+    part: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -524,8 +540,14 @@ class Store(Protocol):
         error: str | Unset | None = UNSET,
         reply_json: str | Unset | None = UNSET,
         updated_at: datetime | None = None,
+        provider_message_ids: Sequence[str] | Unset = UNSET,
     ) -> MessageRecord:
         """Change the given fields (``UNSET`` ones are kept) and ``updated_at`` (now when None).
+
+        ``provider_message_ids`` (a send of several requests: every request's provider id in
+        order, "" where an answer had none) is kept on the message and, in the same transaction,
+        each non-empty id becomes a part in state ``sent``, by which a receipt finds the message
+        (:meth:`find_message_by_provider_id`). Given once per message.
 
         Returns the updated record; raises :class:`RecordNotFound` when there is no such message.
         """
@@ -536,7 +558,8 @@ class Store(Protocol):
     async def find_message_by_provider_id(
         self, integration_id: str, provider_message_id: str
     ) -> MessageRecord | None:
-        """The message of this integration with this provider id (the newest if several)."""
+        """The message of this integration with this provider id (the newest if several): its
+        ``provider_message_id``, else the id of one of its parts."""
         ...
 
     # --- installations: subscription state ----------------------------------------------------

@@ -16,7 +16,12 @@ from ._base import HeldReceipt, MessageTransition, NewEvent
 from ._rows import Rows
 from ._transitions import transition_params
 
-__all__ = ["Inbound"]
+__all__ = ["Inbound", "part_transitions"]
+
+
+def part_transitions(transitions: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Of ``transition_params`` tuples, those naming a part, as (state, message id, part)."""
+    return [(t[0], t[3], t[4]) for t in transitions if t[4] is not None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +33,13 @@ class Inbound:
     events: tuple[tuple[NewEvent, tuple[Any, ...]], ...]
     transitions: tuple[tuple[Any, ...], ...]
     held: tuple[tuple[HeldReceipt, tuple[Any, ...], Any], ...]
+
+    @property
+    def part_transitions(self) -> list[tuple[Any, ...]]:
+        """The parameters of ``APPLY_PART_TRANSITION`` (state, message id, part) of the
+        transitions that name a part: applied before the transitions themselves, which read the
+        parts' states (docs/format.md, "Several requests per send")."""
+        return part_transitions(self.transitions)
 
     @classmethod
     def encode(

@@ -48,9 +48,11 @@ __all__ = [
     "aware_time",
     "columns",
     "decode_held_event",
+    "decode_ids",
     "decode_map",
     "decode_time",
     "encode_held_event",
+    "encode_ids",
     "encode_map",
     "encode_time",
     "frozen_map",
@@ -104,6 +106,16 @@ def decode_map(text: str) -> Mapping[str, str]:
 
 def _frozen_items(data: Mapping[Any, Any]) -> Mapping[str, str]:
     return MappingProxyType({str(k): str(v) for k, v in data.items()})
+
+
+def encode_ids(ids: Sequence[str]) -> str | None:
+    """A message's provider ids (docs/format.md, "Several requests per send"): a JSON list, or
+    NULL for a message of one request."""
+    return json.dumps(list(ids), ensure_ascii=False, separators=(",", ":")) if ids else None
+
+
+def decode_ids(text: str | None) -> tuple[str, ...]:
+    return tuple(str(i) for i in json.loads(text)) if text else ()
 
 
 def frozen_map(value: Mapping[str, str]) -> Mapping[str, str]:
@@ -250,6 +262,7 @@ MESSAGE_COLUMNS: Final = (
     "reply_json",
     "created_at",
     "updated_at",
+    "provider_message_ids_json",  # (ext) docs/format.md, "Several requests per send"
 )
 
 EVENT_COLUMNS: Final = (
@@ -386,6 +399,7 @@ class Rows(Generic[Stored]):
             reply_json=row[17],
             created_at=time_value(row[18]),
             updated_at=time_value(row[19]),
+            provider_message_ids=decode_ids(row[20]),
         )
 
     def message_params(self, record: MessageRecord) -> tuple[Any, ...]:
@@ -411,7 +425,17 @@ class Rows(Generic[Stored]):
             record.reply_json,
             time_param(record.created_at),
             time_param(record.updated_at),
+            encode_ids(record.provider_message_ids),
         )
+
+    def part_params(self, message: MessageRecord, ids: Sequence[str]) -> list[tuple[Any, ...]]:
+        """The ``message_parts`` rows of a send of several requests: one per non-empty provider
+        id, in state ``sent`` (docs/format.md, "Several requests per send")."""
+        return [
+            (message.id, index, message.integration_id, provider_id, MessageState.SENT.value)
+            for index, provider_id in enumerate(ids)
+            if provider_id
+        ]
 
     def event(self, row: Row) -> EventRecord:
         """A row of ``cursor`` then :data:`EVENT_COLUMNS`."""

@@ -26,6 +26,7 @@ def all_cases() -> list[Case]:
         _cases_issue,
         _cases_protobuf,
         _cases_provider,
+        _cases_signatures,
         _cases_slow,
         _cases_tokens,
         _cases_xml,
@@ -40,6 +41,7 @@ def all_cases() -> list[Case]:
         *_cases_definitions.CASES,
         *_cases_encodings.CASES,
         *_cases_provider.CASES,
+        *_cases_signatures.CASES,
         *_cases_protobuf.CASES,
         *_cases_tokens.CASES,
     ]

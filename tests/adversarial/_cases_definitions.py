@@ -225,3 +225,20 @@ async def _list_after(env: Env) -> str:
         "ListIntegrations", gateway_pb2.ListIntegrationsRequest(), env.tokens.read
     )
     return expect_status(result.code, ("OK",))
+
+
+@cases.case("split-900kb-text-into-one-character-parts")
+async def _split_huge_text(env: Env) -> str:
+    # (ext) docs/format.md, "Several requests per send": cutting stops past the bound of 16
+    # requests, so a text as large as a request may carry costs one pass over it and is refused
+    # before anything is sent.
+    definition = demo_definition("adv-split-length")
+    definition["API"]["SendMessage"]["split"] = {"max_length": 1}
+    return await _send_through(env, definition, "x" * 900_000, ("INVALID_ARGUMENT",))
+
+
+@cases.case("split-750kb-ucs2-text-into-one-segment-parts")
+async def _split_huge_ucs2_text(env: Env) -> str:
+    definition = demo_definition("adv-split-segments")
+    definition["API"]["SendMessage"]["split"] = {"max_segments": 1}
+    return await _send_through(env, definition, "😀 " * 150_000, ("INVALID_ARGUMENT",))

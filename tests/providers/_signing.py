@@ -16,8 +16,11 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Mapping
+from email.utils import formatdate
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from joserfc import jwt
@@ -31,6 +34,14 @@ ED25519_PUBLIC = base64.b64encode(
     ED25519_KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 ).decode()
 
+# And one RSA key pair for rsa definitions, its public half as base64 DER (as MessageMedia's
+# Signature Key Management API returns it).
+RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+RSA_PUBLIC = base64.b64encode(
+    RSA_KEY.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+).decode()
+_RSA_HASHES = {"sha256": hashes.SHA256, "sha224": hashes.SHA224, "sha512": hashes.SHA512}
+
 
 def _value(template: Any, properties: Mapping[str, str]) -> str:
     out = []
@@ -43,10 +54,11 @@ def _value(template: Any, properties: Mapping[str, str]) -> str:
 
 def property_overrides(auth: Mapping[str, Any] | None) -> dict[str, str]:
     """Property values the installation needs so that test signatures verify."""
-    if auth and auth.get("type") == "ed25519":
+    public = {"ed25519": ED25519_PUBLIC, "rsa": RSA_PUBLIC}.get(str((auth or {}).get("type")))
+    if auth and public:
         segments = parse_template(str(auth["public_key"]))
         names = [s.name for s in segments if isinstance(s, Placeholder)]
-        return {names[0]: ED25519_PUBLIC} if names else {}
+        return {names[0]: public} if names else {}
     return {}
 
 
@@ -58,8 +70,10 @@ def sign_webhook(
     url: str,
     headers: Mapping[str, str],
     body: bytes,
+    rsa_key: rsa.RSAPrivateKey = RSA_KEY,
 ) -> dict[str, str]:
-    """The headers that authenticate this request under ``auth`` (none without WebhookAuth)."""
+    """The headers that authenticate this request under ``auth`` (none without WebhookAuth);
+    an ``rsa`` signature is made with ``rsa_key`` (the run's key pair unless told)."""
     if not auth:
         return {}
     kind = auth["type"]
@@ -93,6 +107,17 @@ def sign_webhook(
             ).decode(),
             auth.get("timestamp_header", "telnyx-timestamp"): now,
         }
+    if kind == "rsa":
+        out: dict[str, str] = {}
+        data = (
+            _string_to_sign(auth, out, method=method, url=url, headers=headers, body=body)
+            if "string_to_sign" in auth
+            else body
+        )
+        digest = _RSA_HASHES[auth.get("algorithm", "sha256")]()
+        signature = rsa_key.sign(data, padding.PKCS1v15(), digest)
+        out[auth["header"]] = base64.b64encode(signature).decode()
+        return out
     if kind == "jwt":
         claims: dict[str, Any] = {"iat": int(now), "exp": int(now) + 300, "jti": uuid.uuid4().hex}
         if auth.get("payload_hash") and body:  # as MessageBird: no claim for a request without body
@@ -158,19 +183,54 @@ def _string_to_sign(
             parts.append(url.split("?", 1)[0].split("#", 1)[0].encode())
         elif segment.name == "method":
             parts.append(method.upper().encode())
+        elif segment.name == "path":
+            after_host = url.split("#", 1)[0].split("://", 1)[-1]
+            cut = min(
+                (i for i in (after_host.find("/"), after_host.find("?")) if i >= 0),
+                default=len(after_host),
+            )
+            target = after_host[cut:]
+            parts.append((target if target.startswith("/") else "/" + target).encode())
         elif segment.name == "timestamp":
             out[auth["timestamp_header"]] = str(int(time.time()))
             parts.append(out[auth["timestamp_header"]].encode())
         elif segment.name == "nonce":
             out[auth["nonce_header"]] = uuid.uuid4().hex
             parts.append(out[auth["nonce_header"]].encode())
+        elif segment.name == "url_sorted_params":
+            parts.append(_url_sorted_params(url, headers, body))
         elif segment.name.startswith("header:"):
             name = segment.name[len("header:") :]
             given = [v for k, v in {**headers, **out}.items() if k.lower() == name.lower()]
-            if not given:  # a header the provider adds to sign, such as webhook-id
-                out[name] = "msg_" + uuid.uuid4().hex
+            if not given:  # a header the provider adds to sign, such as webhook-id or Date
+                out[name] = (
+                    formatdate(usegmt=True) if name.lower() == "date" else "msg_" + uuid.uuid4().hex
+                )
                 given = [out[name]]
             parts.append(given[0].encode())
         else:
             raise ValueError(f"unknown part of string_to_sign: {segment.name}")
     return b"".join(parts)
+
+
+def _url_sorted_params(url: str, headers: Mapping[str, str], body: bytes) -> bytes:
+    """Plivo V3's signed URL (its Python SDK's construct_post_url / construct_get_url): the
+    URL without its query, ``?`` and the sorted query as name=value&…, ``.`` when there is a
+    form body too, then the sorted form parameters as namevalue."""
+    base, _, query = url.split("#", 1)[0].partition("?")
+    query_text = "&".join(
+        f"{k}={v}" for k, v in sorted(urllib.parse.parse_qsl(query, keep_blank_values=True))
+    )
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    form = (
+        urllib.parse.parse_qsl(body.decode(), keep_blank_values=True)
+        if body and content_type.startswith("application/x-www-form-urlencoded")
+        else []
+    )
+    signed = base
+    if query_text or form:
+        signed += "?" + query_text
+    if query_text and form:
+        signed += "."
+    signed += "".join(k + v for k, v in sorted(form))
+    return signed.encode()

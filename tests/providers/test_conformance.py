@@ -4,9 +4,11 @@ For each ``integrations/<provider>.json`` (a new file without fixtures fails her
 fixtures in ``tests/fixtures/providers/<provider>/`` (taken from the provider's documentation):
 
 - each ``send/*.json``: the exact request the provider receives (method, path, query, headers,
-  parsed body) on a fake provider standing in for the provider's host, and its documented answer
-  mapped to the reply's provider message id — or, with ``expect_error``, to the gRPC code, reason
-  and metadata the caller gets and the message recorded FAILED with that reason;
+  parsed body) on a fake provider standing in for the provider's host — or the requests, in
+  order, when ``expect`` and ``answer`` are lists (a send of several requests) — and its
+  documented answer mapped to the reply's provider message id (or ids) — or, with
+  ``expect_error``, to the gRPC code, reason and metadata the caller gets and the message
+  recorded FAILED with that reason;
 - each ``webhooks/*.json``: the documented body, posted through the real sidecar to the
   installation's webhook URL, yields exactly the expected events on the event log (and, with
   ``expect_answer``, gets exactly that HTTP answer).
@@ -60,13 +62,19 @@ def _point_at(url: str, fake_url: str) -> str:
     return _BASE.sub(fake_url, url, count=1)
 
 
-def local_definition(provider: str, fake_url: str) -> str:
-    doc = json.loads((INTEGRATIONS / f"{provider}.json").read_text(encoding="utf-8"))
+def _requests_of(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every request of a definition: its sends (and their ``then``), Subscribe, Unsubscribe."""
     requests: list[dict[str, Any]] = [r for r in doc.get("API", {}).values() if isinstance(r, dict)]
+    requests.extend([r["then"] for r in requests if isinstance(r.get("then"), dict)])
     for key in ("Subscribe", "Unsubscribe"):
         value = doc.get(key)
         requests.extend(value if isinstance(value, list) else [value] if value else [])
-    for request in requests:
+    return requests
+
+
+def local_definition(provider: str, fake_url: str) -> str:
+    doc = json.loads((INTEGRATIONS / f"{provider}.json").read_text(encoding="utf-8"))
+    for request in _requests_of(doc):
         request["request_url"] = _point_at(request["request_url"], fake_url)
     oauth = doc.get("OAuth2")
     if isinstance(oauth, dict):
@@ -117,15 +125,12 @@ async def _enable(
 ) -> tuple[Gateway, gateway_pb2.Installation, dict[str, Any]]:
     """Register ``provider``'s definition (pointed at the fake) and enable an installation; a
     send fixture's own ``properties`` (a variant's choice, docs/format.md "Variants") are added
-    to install.json's."""
+    to install.json's; one given as null is left out (a property that choice does not need)."""
     gateway: Gateway = await start_gateway(sidecar=True, receipt_wait_s=0.2)
     install = _load(FIXTURES / provider / "install.json")
     auth = _definition(provider).get("WebhookAuth")
-    install["properties"] = {
-        **install["properties"],
-        **(properties or {}),
-        **property_overrides(auth),
-    }
+    merged = {**install["properties"], **(properties or {}), **property_overrides(auth)}
+    install["properties"] = {name: value for name, value in merged.items() if value is not None}
     for name in _base_url_properties(provider):  # (ext) "$Server URL|base_url$/…": the fake
         install["properties"][name] = _point_at(install["properties"][name], fake.url)
     integration = await gateway.register(local_definition(provider, fake.url))
@@ -142,13 +147,8 @@ async def _enable(
 def _base_url_properties(provider: str) -> set[str]:
     """The properties a request URL opens with as a whole base URL (docs/format.md, "Where
     values go"): their values carry the provider's origin, which the fake stands in for."""
-    doc = _definition(provider)
-    requests: list[Any] = [r for r in doc.get("API", {}).values() if isinstance(r, dict)]
-    for key in ("Subscribe", "Unsubscribe"):
-        value = doc.get(key)
-        requests.extend(value if isinstance(value, list) else [value] if value else [])
     found = set()
-    for request in requests:
+    for request in _requests_of(_definition(provider)):
         opening = re.match(r"\$([^$|]+)\|base_url\$", request["request_url"])
         if opening:
             found.add(opening.group(1))
@@ -204,6 +204,7 @@ async def _send(gateway: Gateway, request: dict[str, Any]) -> gateway_pb2.SendRe
     if request.get("kind", "sms") == "mms":
         file = gateway_pb2.SendFileRequest(
             media_url=request["media_url"],
+            media_urls=request.get("media_urls", []),
             text=request.get("text", ""),
             media_type=request.get("media_type", ""),
             filename=request.get("filename", ""),
@@ -232,7 +233,12 @@ async def test_send_request_and_answer(
     gateway, installation, _ = await _install(
         start_gateway, provider, provider_fake, case.get("properties")
     )
-    provider_fake.state.script("*", _answer(case.get("answer", {})))
+    # (ext) several requests per send (docs/format.md, "Proving a definition"): a list of
+    # answers, given in turn, and a list of expected requests, in order.
+    answers = case.get("answer", {})
+    provider_fake.state.script(
+        "*", *(_answer(a) for a in (answers if isinstance(answers, list) else [answers]))
+    )
     token = case.get("oauth2_token")
     if token is not None:  # OAuth2 client credentials: the token request comes first
         provider_fake.state.script(token["expect"]["path"], _answer(token["answer"]))
@@ -249,19 +255,23 @@ async def test_send_request_and_answer(
     if token is not None:
         token_request, *requests = requests
         _check_request(token_request, token["expect"])
-    (received,) = requests
+    expects = case["expect"] if isinstance(case["expect"], list) else [case["expect"]]
+    assert len(requests) == len(expects), [(r.method, r.path) for r in requests]
     gateway_id = (
-        reply.message_id if reply else _sent_value(case["expect"].get("json"), received.json)
+        reply.message_id if reply else _sent_value(expects[0].get("json"), requests[0].json)
     )
-    # Values only known at run time are written in the fixtures as placeholders.
-    expect = _resolve(
-        case["expect"],
-        {"$webhook_url$": installation.webhook_url, "$gateway_id$": gateway_id or ""},
-    )
-    _check_request(received, expect)
+    for received, expected in zip(requests, expects, strict=True):
+        # Values only known at run time are written in the fixtures as placeholders.
+        expect = _resolve(
+            expected,
+            {"$webhook_url$": installation.webhook_url, "$gateway_id$": gateway_id or ""},
+        )
+        _check_request(received, expect)
     wanted = case.get("expect_reply", {})
     if reply is not None and "provider_message_id" in wanted:
         assert reply.provider_message_id == wanted["provider_message_id"]
+    if reply is not None and "provider_message_ids" in wanted:
+        assert list(reply.provider_message_ids) == wanted["provider_message_ids"]
     if wanted_error is not None and gateway_id:
         message = await gateway.stub.GetMessage(
             gateway_pb2.GetMessageRequest(message_id=gateway_id)

@@ -12,6 +12,7 @@ import urllib.parse
 import aiohttp
 import pytest
 import yarl
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from msgbridge.v1 import gateway_pb2
 from server.demo import RunningFakeProvider
@@ -20,7 +21,16 @@ from ..service.conftest import GatewayFactory
 from ._signing import sign_webhook
 from .test_conformance import FIXTURES, _definition, _install, _load
 
-CASES = [("sinch_sms", "inbound_sms_non_ascii"), ("surge", "inbound_sms_non_ascii")]
+CASES = [
+    ("sinch_sms", "inbound_sms_non_ascii"),
+    ("surge", "inbound_sms_non_ascii"),
+    ("plivo", "inbound_sms_non_ascii"),
+    ("plivo", "status_delivered"),
+    ("messagemedia", "inbound_sms_non_ascii"),
+    ("messagemedia", "status_delivered"),
+]
+# Another key pair of the same size: an rsa webhook signed by someone else.
+OTHER_RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 @pytest.mark.parametrize(("provider", "webhook"), CASES)
@@ -34,30 +44,32 @@ async def test_a_webhook_not_signed_as_the_provider_signs_is_refused(
 ) -> None:
     case = _load(FIXTURES / provider / "webhooks" / f"{webhook}.json")
     gateway, installation, install = await _install(start_gateway, provider, provider_fake)
-    body = json.dumps(case["body"]).encode()
+    body = json.dumps(case["body"]).encode() if "body" in case else case["body_text"].encode()
     path = installation.webhook_url.split("127.0.0.1:0", 1)[1]
     url = f"http://127.0.0.1:{gateway.server.http_port}{path}"
     headers = {"Content-Type": case["content_type"]}
+    auth = _definition(provider)["WebhookAuth"]
     if tamper != "unsigned":
         properties = dict(install["properties"])
         if tamper == "wrong secret":
-            # another value of the same form (a base64 secret stays base64)
+            # another value of the same form (a base64 secret stays base64); rsa: another key
             properties = {
                 name: value[:-1] + ("A" if value[-1:] != "A" else "B")
                 for name, value in properties.items()
             }
         headers.update(
             sign_webhook(
-                _definition(provider)["WebhookAuth"],
+                auth,
                 properties,
                 method="POST",
                 url=installation.webhook_url,
                 headers=headers,
                 body=body,
+                **({"rsa_key": OTHER_RSA_KEY} if tamper == "wrong secret" else {}),
             )
         )
         if tamper == "changed body":
-            body += b" "  # still the same JSON, no longer the signed bytes
+            body += b" "  # still the same JSON (or a form whose last value changed)
     before = await gateway.stub.ListEvents(gateway_pb2.ListEventsRequest(page_size=1000))
     async with (
         aiohttp.ClientSession() as http,

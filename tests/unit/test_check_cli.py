@@ -484,3 +484,37 @@ def test_match_sniffs_xml_bodies_and_render_shows_an_xml_body(
     code, out, _ = run(capsys, "--render", esendex, "--vars", variables)
     assert code == 0
     assert "<body>a &amp; b &lt;c&gt;</body>" in out
+
+
+def test_render_shows_every_request_a_send_makes(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """(ext) docs/format.md, "Several requests per send": each planned request, in order."""
+    commio = str(Path(__file__).parents[2] / "integrations" / "commio.json")
+    variables = {
+        "from": "+12065551212",
+        "to": "+12067791234",
+        "content": "https://foo.bar/a.jpg",
+        "media_urls": ["https://foo.bar/a.jpg", "https://foo.bar/b.jpg"],
+        "text": "My pic!",
+        "Account ID": "1234",
+        "Username": "u",
+        "API Token": "t",
+    }
+    vars_file = write(tmp_path, "vars.json", variables)
+    code, out, _ = run(
+        capsys, "--render", commio, "--vars", vars_file, "--request", "SendFile", "--json"
+    )
+    assert code == 0
+    requests = json.loads(out)["requests"]
+    assert [(r["request"], r["url"].rsplit("/", 2)[-2]) for r in requests] == [
+        ("/API/SendFile", "mms"),
+        ("/API/SendFile", "mms"),
+        ("/API/SendFile/then", "sms"),
+    ]
+    assert json.loads(requests[2]["body"])["message"] == "My pic!"
+
+    too_long = write(tmp_path, "long.json", {**variables, "content": "x" * 40_000})
+    code, out, _ = run(capsys, "--render", commio, "--vars", too_long)
+    assert code == 1
+    assert "at most 16" in out

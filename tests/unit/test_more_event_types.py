@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,7 +18,14 @@ from server.api._convert import DEFAULT_EVENT_TYPES, event_pb, event_type_name
 from server.api._gateway import GatewayServicer
 from server.core.ingest._ingestor import _dedupe_key
 from server.core.ingest._transitions import transition_for
-from server.engine import EventType, InboundEvent, check_definition, load_definition
+from server.engine import (
+    EventType,
+    InboundEvent,
+    WebhookRequest,
+    check_definition,
+    load_definition,
+    match_webhook,
+)
 from server.security.api_access import Caller
 from server.store import InboundEventType, MessageState, NewEvent
 
@@ -95,10 +103,16 @@ def test_the_types_load_and_say_how_they_are_routed() -> None:
 
 
 def test_only_the_delivery_reports_move_a_message() -> None:
-    assert transition_for("messageRead", "m", None) is None
-    assert transition_for("messageStatus", "m", "ignored") is None
-    delivered = transition_for("messageDelivered", "m", None)
+    message: Any = SimpleNamespace(id="m", provider_message_ids=())
+    assert transition_for("messageRead", message, None, "p") is None
+    assert transition_for("messageStatus", message, "ignored", "p") is None
+    delivered = transition_for("messageDelivered", message, None, "p")
     assert delivered is not None and delivered.state is MessageState.DELIVERED
+    assert (delivered.message_id, delivered.part) == ("m", None)
+    # (ext) a message of several parts: the receipt names the part it is about
+    parts: Any = SimpleNamespace(id="m", provider_message_ids=("p", "q"))
+    failed = transition_for("messageFailed", parts, "x", "q")
+    assert failed is not None and (failed.state, failed.part) == (MessageState.FAILED, "q")
 
 
 def _inbound(event_type: EventType, status: str | None) -> InboundEvent:
@@ -184,3 +198,73 @@ def test_an_old_client_decodes_a_later_type_as_a_number() -> None:
     assert int(parsed.type) == 9 and parsed.status == "queued"
     # The values only grew: the first five keep theirs.
     assert [gateway_pb2.Event.Type.Value(n) for n in ("MESSAGE", "MESSAGE_SENT")] == [1, 5]
+
+
+# --- (ext) also: one payload, several events -----------------------------------------------------
+
+STOP_MODEL = {
+    "event_key": "stop",
+    "event_type": "optedOut",
+    "also": ["message"],
+    "request_method": "POST",
+    "request_parameters": {
+        "id": "$messageid$", "from": "$from$", "to": "$to$", "text": "$content$", "flag": "STOP",
+    },
+}  # fmt: skip
+
+
+def _match(doc: dict[str, Any], body: dict[str, Any]) -> tuple[InboundEvent, ...]:
+    request = WebhookRequest(
+        method="POST", headers=(), content_type="application/json", body=json.dumps(body).encode()
+    )
+    return match_webhook(load_definition(json.dumps(doc).encode()), request).events
+
+
+def test_a_model_with_also_gives_its_own_event_then_each_listed_one() -> None:
+    doc = template()
+    doc["Webhook"] = [STOP_MODEL]
+    body = {"id": "P-9", "from": "+1555000111", "to": "+1555000222", "text": "STOP", "flag": "STOP"}
+    events = _match(doc, body)
+    assert [e.type for e in events] == [EventType.OPTED_OUT, EventType.MESSAGE]
+    assert {(e.from_number, e.to_number, e.text, e.provider_message_id) for e in events} == {
+        ("+1555000111", "+1555000222", "STOP", "P-9")
+    }
+    # Each is deduplicated on its own: the two keys differ, and each is the same on a retry.
+    keys = [_dedupe_key("o", e) for e in events]
+    assert keys[0] != keys[1]
+    assert keys == [_dedupe_key("o", e) for e in _match(doc, body)]
+
+
+def test_a_payload_without_the_flag_gives_only_the_message() -> None:
+    doc = template()
+    message = {**STOP_MODEL, "event_key": "msg", "event_type": "message"}
+    del message["also"]
+    message["request_parameters"] = {
+        k: v for k, v in STOP_MODEL["request_parameters"].items() if k != "flag"
+    }
+    doc["Webhook"] = [message, STOP_MODEL]
+    body = {"id": "P-1", "from": "+15550001111", "to": "+15550002222", "text": "Hi"}
+    assert [e.type for e in _match(doc, body)] == [EventType.MESSAGE]
+
+
+@pytest.mark.parametrize(
+    ("change", "pointer", "says"),
+    [
+        ({"event_type": "messageDelivered"}, "/Webhook/0/also", "gives one event"),
+        ({"also": ["optedOut"]}, "/Webhook/0/also/0", "the model's own event_type"),
+        ({"also": ["mms"]}, "/Webhook/0/request_parameters", 'event_type "mms" must capture'),
+        ({"also": ["messageRead"]}, "/Webhook/0/also/0", ""),
+    ],
+)
+def test_also_is_checked(change: dict[str, Any], pointer: str, says: str) -> None:
+    doc = template()
+    doc["Webhook"] = [{**STOP_MODEL, **change}]
+    problems = [p for p in check_definition(doc) if p.severity == "error"]
+    assert [p for p in problems if p.pointer.startswith(pointer) and says in p.message], problems
+
+
+def test_a_model_with_also_loads_the_listed_types() -> None:
+    doc = template()
+    doc["Webhook"] = [STOP_MODEL]
+    (model,) = load_definition(json.dumps(doc).encode()).webhooks
+    assert model.also == (EventType.MESSAGE,)

@@ -141,6 +141,7 @@ def _message(
         from_number="+4790000000",
         to_number="+4791234567",
         metadata=MappingProxyType({"k": "v"}),
+        provider_message_ids=(),
     )
 
 

@@ -173,8 +173,8 @@ def test_auth_branches_check_their_own_keys() -> None:
         ({"WebhookAuth": {"type": "hmac", "header": "X-S", "secret": "s", "signed": "url+nonce"}},
          '/WebhookAuth: WebhookAuth is missing the required key "nonce_header"'),
         ({"WebhookAuth": {"type": "HMAC"}},
-         '/WebhookAuth/type: type must be "hmac", "twilio", "ed25519", "jwt", "basic" or '
-         '"token", not "HMAC" (did you mean "hmac"?)'),
+         '/WebhookAuth/type: type must be "hmac", "twilio", "ed25519", "jwt", "basic", '
+         '"token" or "rsa", not "HMAC" (did you mean "hmac"?)'),
     ],
 )  # fmt: skip
 def test_structural_errors_are_plain_sentences(change: dict[str, Any], expected: str) -> None:

@@ -111,11 +111,12 @@ def test_the_default_option_may_be_named_and_may_have_its_own_overlay() -> None:
     assert type(definition.choose({}).auth).__name__ == "BasicAuth"
 
 
-def test_every_shipped_definition_is_its_own_only_choice_but_twilio() -> None:
+def test_every_shipped_definition_is_its_own_only_choice_but_twilio_and_infobip() -> None:
+    choosers = {"twilio": ["Send from"], "infobip": ["Authentication"]}
     for path in INTEGRATIONS:
         definition = load_definition(path.read_text(encoding="utf-8"))
-        if path.stem == "twilio":
-            assert [p.name for p in definition.choosers] == ["Send from"]
+        if path.stem in choosers:
+            assert [p.name for p in definition.choosers] == choosers[path.stem]
             assert definition.choose({}) is definition
         else:
             assert definition.choosers == () and definition.choose({"x": "y"}) is definition
@@ -297,3 +298,90 @@ def test_check_reports_a_variant_problem_at_its_overlay(
     document = doc()
     path.write_text(json.dumps(document))
     assert main(["check", str(path)]) == 0
+
+
+# -- required_when: properties some choices need -----------------------------------------------
+
+
+def needs_doc() -> dict[str, Any]:
+    document = doc()
+    document["properties"] = [
+        {"name": "API key", "required_when": {"Auth": ["bearer"]}},
+        {"name": "Auth", "options": ["bearer", "basic"]},
+        {"name": "User", "secret": False, "required_when": {"Auth": ["basic"]}},
+    ]
+    return document
+
+
+def test_required_when_makes_a_property_required_only_for_its_choices() -> None:
+    definition = load_definition(json.dumps(needs_doc()))
+    key, auth, user = definition.properties
+    assert key.required is False and user.required is False and auth.required is True
+    assert dict(key.required_when) == {"Auth": ("bearer",)}
+    assert definition.requires(key, {}) and not definition.requires(user, {})  # the default
+    assert definition.requires(user, {"Auth": "basic"})
+    assert not definition.requires(key, {"Auth": "basic"})
+    # a value that is not an option counts as the default, as when choosing a variant
+    assert definition.requires(key, {"Auth": "digest"})
+
+
+def test_a_property_without_required_when_is_required_as_it_says() -> None:
+    definition = load_definition(json.dumps(doc()))
+    key, _, user = definition.properties
+    assert definition.requires(key, {"Auth": "basic"}) and not definition.requires(user, {})
+
+
+def test_required_when_names_choices_and_their_options() -> None:
+    document = needs_doc()
+    document["properties"][0]["required_when"] = {
+        "Nope": ["x"],
+        "User": ["x"],
+        "Auth": ["bearer", "digest"],
+    }
+    assert messages(document) == [
+        (
+            "error",
+            "/properties/0/required_when/Auth/1",
+            '"digest" is not an option of "Auth" ("bearer", "basic")',
+        ),
+        (
+            "error",
+            "/properties/0/required_when/Nope",
+            'required_when names a property with options; "Nope" is not a declared property',
+        ),
+        (
+            "error",
+            "/properties/0/required_when/User",
+            'required_when names a property with options; "User" has no options',
+        ),
+    ]
+
+
+def test_required_when_is_neither_beside_required_true_nor_on_a_choice() -> None:
+    document = needs_doc()
+    document["properties"][0]["required"] = True
+    document["properties"][1]["required_when"] = {"Auth": ["basic"]}
+    pointers = [m[:2] for m in messages(document)]
+    assert ("error", "/properties/0/required") in pointers
+    assert ("error", "/properties/1/required_when") in pointers
+
+
+def test_required_when_is_a_map_to_non_empty_lists_of_options() -> None:
+    document = needs_doc()
+    document["properties"][0]["required_when"] = {"Auth": "bearer"}
+    assert ("error", "/properties/0/required_when/Auth") in [m[:2] for m in messages(document)]
+    document["properties"][0]["required_when"] = {"Auth": []}
+    assert ("error", "/properties/0/required_when/Auth") in [m[:2] for m in messages(document)]
+    document["properties"][0]["required_when"] = {}
+    assert ("error", "/properties/0/required_when") in [m[:2] for m in messages(document)]
+
+
+def test_infobip_takes_an_api_key_or_basic_auth() -> None:
+    definition = load_definition((ROOT / "integrations" / "infobip.json").read_text())
+    by_name = {p.name: p for p in definition.properties}
+    assert definition.requires(by_name["API Key"], {})
+    assert not definition.requires(by_name["Password"], {})
+    assert definition.requires(by_name["Password"], {"Authentication": "basic"})
+    assert not definition.requires(by_name["API Key"], {"Authentication": "basic"})
+    assert type(definition.auth).__name__ == "HeaderAuth"
+    assert type(definition.choose({"Authentication": "basic"}).auth).__name__ == "BasicAuth"

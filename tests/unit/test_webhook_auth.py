@@ -30,7 +30,8 @@ from joserfc.jwk import OctKey
 from server.engine import WebhookAuth, freeze, load_definition
 from server.security.webhook_auth import SignedRequest, WebhookAuthFailed, verify_webhook
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "webhook_auth"
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "webhook_auth"
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NOW = 1_700_000_000.0
 FORM = "application/x-www-form-urlencoded"
@@ -797,6 +798,15 @@ REQUESTS = st.builds(
     headers=HEADERS.map(tuple),
     body=st.binary(max_size=200),
 )
+
+
+def definition_auth(relative: str) -> WebhookAuth:
+    data = json.loads((ROOT / relative).read_text(encoding="utf-8"))
+    auth = load_definition(data).webhook_auth
+    assert auth is not None, f"{relative} has no WebhookAuth"
+    return auth
+
+
 AUTHS = [
     GITHUB_AUTH,
     timestamp_auth(),
@@ -806,8 +816,10 @@ AUTHS = [
     TELNYX_AUTH,
     JWT_AUTH,
     BASIC_AUTH,
+    definition_auth("integrations/messagemedia.json"),
 ]
 PROPERTIES = {
+    "Signature public key": fixture("messagemedia_rsa_generated.json")["public_key_base64_der"],
     "Webhook secret": HMAC_SECRET,
     "Auth Token": "12345",
     "Public key": TELNYX_PROPERTIES["Public key"],
@@ -847,12 +859,13 @@ OPTION_KEYS = [
     "payload_hash",
     "username",
     "password",
+    "string_to_sign",
 ]
 
 
 @SETTINGS
 @given(
-    scheme=st.sampled_from(["hmac", "twilio", "ed25519", "jwt", "basic"]),
+    scheme=st.sampled_from(["hmac", "twilio", "ed25519", "jwt", "basic", "token", "rsa"]),
     options=st.dictionaries(st.sampled_from(OPTION_KEYS), JSON_VALUES, max_size=6),
     properties=st.dictionaries(ANY_TEXT, ANY_TEXT, max_size=4),
     request=REQUESTS,
@@ -895,15 +908,6 @@ def test_jwt_url_hash_binds_the_token_to_the_full_url() -> None:
 # --- the integrations' own WebhookAuth against their providers' published vectors -------------
 # Each block is loaded from integrations/<provider>.json, so a wrong definition fails here.
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def definition_auth(relative: str) -> WebhookAuth:
-    data = json.loads((ROOT / relative).read_text(encoding="utf-8"))
-    auth = load_definition(data).webhook_auth
-    assert auth is not None, f"{relative} has no WebhookAuth"
-    return auth
-
 
 def with_url(request: SignedRequest, url: str) -> SignedRequest:
     return SignedRequest(method=request.method, url=url, headers=request.headers, body=request.body)
@@ -912,7 +916,7 @@ def with_url(request: SignedRequest, url: str) -> SignedRequest:
 # Plivo: X-Plivo-Signature-V2, the SDKs' validateSignature vectors.
 
 PLIVO = fixture("plivo_sdk_v2.json")
-PLIVO_AUTH = definition_auth(PLIVO["definition"])
+PLIVO_AUTH = auth_of(PLIVO["auth"])
 
 
 def plivo_request(vector: Mapping[str, str], body: bytes = b"") -> SignedRequest:
@@ -957,6 +961,90 @@ def test_plivo_v2_covers_neither_the_body_nor_the_query() -> None:
     good = plivo_request(vector, body=b"From=15551230000&Text=hi")
     verify_webhook(PLIVO_AUTH, properties, with_body(good, b"From=15550000000&Text=bye"), now=NOW)
     verify_webhook(PLIVO_AUTH, properties, with_url(good, vector["url"] + "?a=1"), now=NOW)
+
+
+# Plivo: X-Plivo-Signature-V3, the SDKs' validateSignatureV3 vectors, through the shipped definition
+# (docs/format.md, "WebhookAuth": $url_sorted_params$).
+
+PLIVO_V3 = fixture("plivo_sdk_v3.json")
+PLIVO_V3_AUTH = definition_auth(PLIVO_V3["definition"])
+PLIVO_V3_PROPERTIES = {PLIVO_V3["property"]: PLIVO_V3["auth_token"]}
+_FORM_TYPE = ("Content-Type", "application/x-www-form-urlencoded")
+
+
+def plivo_v3_request(vector: Mapping[str, str], signature: str | None = None) -> SignedRequest:
+    """The vector as Plivo sends it: POST parameters in a form body, GET ones in the query."""
+    params = urlencode(PLIVO_V3["parameters"])
+    headers = (
+        ("X-Plivo-Signature-V3", vector["signature"] if signature is None else signature),
+        ("X-Plivo-Signature-V3-Nonce", PLIVO_V3["nonce"]),
+    )
+    if vector["method"] == "POST":
+        return SignedRequest(
+            method="POST", url=vector["url"], headers=(_FORM_TYPE, *headers), body=params.encode()
+        )
+    joiner = "&" if "?" in vector["url"] else "?"
+    return SignedRequest(
+        method="GET", url=vector["url"] + joiner + params, headers=headers, body=b""
+    )
+
+
+@pytest.mark.parametrize("vector", PLIVO_V3["vectors"], ids=lambda v: v["name"])
+def test_plivo_v3_definition_agrees_with_the_sdk_vectors(vector: dict[str, str]) -> None:
+    agrees(PLIVO_V3_AUTH, PLIVO_V3_PROPERTIES, plivo_v3_request(vector), "valid")
+
+
+@pytest.mark.parametrize("vector", PLIVO_V3["vectors"], ids=lambda v: v["name"])
+def test_plivo_v3_passes_when_any_of_several_signatures_matches(vector: dict[str, str]) -> None:
+    # An account with several active auth tokens gets one signature per token, comma-separated.
+    other = base64.b64encode(b"\x00" * 32).decode()
+    several = plivo_v3_request(vector, signature=f"{other},{vector['signature']}")
+    verify_webhook(PLIVO_V3_AUTH, PLIVO_V3_PROPERTIES, several, now=NOW)
+    alone = plivo_v3_request(vector, signature=other)
+    assert refused(PLIVO_V3_AUTH, PLIVO_V3_PROPERTIES, alone) == "the signature does not match"
+
+
+@pytest.mark.parametrize("vector", PLIVO_V3["vectors"], ids=lambda v: v["name"])
+def test_plivo_v3_covers_the_body_the_query_and_the_nonce(vector: dict[str, str]) -> None:
+    good = plivo_v3_request(vector)
+    if good.body:
+        refused(PLIVO_V3_AUTH, PLIVO_V3_PROPERTIES, with_body(good, good.body + b"&Extra=1"))
+        changed = good.body.replace(b"outbound", b"inbound")
+        refused(PLIVO_V3_AUTH, PLIVO_V3_PROPERTIES, with_body(good, changed))
+    refused(PLIVO_V3_AUTH, PLIVO_V3_PROPERTIES, with_url(good, good.url + "&a=c"))
+    nonce = with_headers(good, X_Plivo_Signature_V3_Nonce=PLIVO_V3["nonce"] + "0")
+    refused(PLIVO_V3_AUTH, PLIVO_V3_PROPERTIES, nonce)
+    refused(PLIVO_V3_AUTH, {PLIVO_V3["property"]: PLIVO_V3["auth_token"] + "x"}, good)
+    assert refused(
+        PLIVO_V3_AUTH, PLIVO_V3_PROPERTIES, with_headers(good, X_Plivo_Signature_V3_Nonce=None)
+    ) == ("the X-Plivo-Signature-V3-Nonce header is missing")
+
+
+def test_plivo_v3_parameter_order_as_sent_does_not_matter() -> None:
+    vector = PLIVO_V3["vectors"][0]
+    good = plivo_v3_request(vector)
+    shuffled = urlencode(sorted(PLIVO_V3["parameters"].items(), reverse=True))
+    verify_webhook(PLIVO_V3_AUTH, PLIVO_V3_PROPERTIES, with_body(good, shuffled.encode()), now=NOW)
+    reordered = vector["url"].replace("?a=b&c=d", "?c=d&a=b")
+    verify_webhook(PLIVO_V3_AUTH, PLIVO_V3_PROPERTIES, with_url(good, reordered), now=NOW)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"From": "19792014278"}', b"\xff\xfe=1", b"a=1&" * 10_001],
+    ids=["json", "not utf-8", "too many"],
+)
+def test_plivo_v3_refuses_a_body_it_cannot_read_as_a_form(body: bytes) -> None:
+    vector = PLIVO_V3["vectors"][2]
+    good = plivo_v3_request(vector)
+    json_typed = SignedRequest(
+        method="POST",
+        url=good.url,
+        headers=(("Content-Type", "application/json"), *good.headers[1:]),
+        body=body,
+    )
+    request = json_typed if body.startswith(b"{") else with_body(good, body)
+    refused(PLIVO_V3_AUTH, PLIVO_V3_PROPERTIES, request)
 
 
 # MessageBird: MessageBird-Signature-JWT, the Go and Python SDKs' reference vectors.

@@ -177,6 +177,7 @@ def signed_with(template: str, message: bytes, **options: Any) -> tuple[WebhookA
         ("$url$|$body$", b"https://gw.example/hooks/abc?x=1&y=%20#frag|" + REQUEST.body),
         ("$base_url$", b"https://gw.example/hooks/abc"),
         ("$method$ $base_url$", b"POST https://gw.example/hooks/abc"),
+        ("$method$ $path$ HTTP/1.1", b"POST /hooks/abc?x=1&y=%20 HTTP/1.1"),
         ("$timestamp$.$nonce$.$body$", f"{NOW}.n-1.".encode() + REQUEST.body),
         ("$header:x-account$:$body$", b"acc$1:" + REQUEST.body),
         ("costs $$5\n$body$", b"costs $5\n" + REQUEST.body),
@@ -186,6 +187,21 @@ def signed_with(template: str, message: bytes, **options: Any) -> tuple[WebhookA
 def test_each_part_is_what_the_documentation_says(template: str, message: bytes) -> None:
     auth, request = signed_with(template, message)
     verify_webhook(auth, SECRET, request, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("https://gw.example", b"/"),
+        ("https://gw.example?a=1", b"/?a=1"),
+        ("https://gw.example:8443/x/y/?a=1#f", b"/x/y/?a=1"),
+        ("http://user@gw.example/a%2Fb", b"/a%2Fb"),
+    ],
+)
+def test_path_is_the_request_target_as_sent(url: str, path: bytes) -> None:
+    auth, request = signed_with("$path$", path)
+    at_url = SignedRequest(method="POST", url=url, headers=request.headers, body=request.body)
+    verify_webhook(auth, SECRET, at_url, now=NOW)
 
 
 def test_a_signed_timestamp_is_held_to_the_window_and_its_tolerance() -> None:
@@ -304,6 +320,13 @@ def test_check_accepts_the_documented_parts() -> None:
     assert problems(spec) == []
 
 
+def test_check_takes_url_sorted_params_as_covering_the_body() -> None:
+    # Plivo V3 signs the form body's parameters inside $url_sorted_params$: no warning.
+    spec = {**BASE, "string_to_sign": "$url_sorted_params$.$nonce$", "nonce_header": "N"}
+    assert problems(spec) == []
+    assert problems({**BASE, "string_to_sign": "$url_sorted_param$.$nonce$", "nonce_header": "N"})
+
+
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
@@ -311,10 +334,10 @@ def test_check_accepts_the_documented_parts() -> None:
             {"string_to_sign": "$bdy$"},
             [
                 "error /WebhookAuth/string_to_sign: unknown part $bdy$ in string_to_sign (did you "
-                'mean "$body$"?): the parts are $body$, $url$, $base_url$, $method$, $timestamp$, '
-                "$nonce$ and $header:Name$",
-                "warning /WebhookAuth/string_to_sign: string_to_sign does not include $body$: a "
-                "changed body would still pass",
+                'mean "$body$"?): the parts are $body$, $url$, $base_url$, $method$, $path$, '
+                "$timestamp$, $nonce$, $url_sorted_params$ and $header:Name$",
+                "warning /WebhookAuth/string_to_sign: string_to_sign includes neither $body$ nor "
+                "$url_sorted_params$: a changed body would still pass",
             ],
         ),
         (
@@ -351,10 +374,10 @@ def test_check_accepts_the_documented_parts() -> None:
                 "error /WebhookAuth/string_to_sign: a $ in string_to_sign opens no placeholder; "
                 "write $$ for a dollar sign",
                 "error /WebhookAuth/string_to_sign: unknown part $5 $ in string_to_sign: the "
-                "parts are $body$, $url$, $base_url$, $method$, $timestamp$, $nonce$ and "
-                "$header:Name$",
-                "warning /WebhookAuth/string_to_sign: string_to_sign does not include $body$: a "
-                "changed body would still pass",
+                "parts are $body$, $url$, $base_url$, $method$, $path$, $timestamp$, $nonce$, "
+                "$url_sorted_params$ and $header:Name$",
+                "warning /WebhookAuth/string_to_sign: string_to_sign includes neither $body$ nor "
+                "$url_sorted_params$: a changed body would still pass",
             ],
         ),
         (

@@ -81,7 +81,8 @@ class HeldReceipts:
         message up again), at most ``receipt_wait`` later.
         """
         produced = 0
-        for held_key in (message.provider_message_id or "", our_id_key(message.id)):
+        # Every part's provider id (docs/format.md, "Several requests per send"), and our id.
+        for held_key in (*message.provider_ids, our_id_key(message.id)):
             key = (message.integration_id, held_key)
             if not held_key or key not in self._held_here:
                 continue
@@ -109,7 +110,9 @@ class HeldReceipts:
                     installation_id=message.installation_id,
                     metadata=dict(message.metadata),
                 )
-                transition = transition_for(event.type, message.id, event.error)
+                transition = transition_for(
+                    event.type, message, event.error, held.provider_message_id
+                )
                 outcome = await self._append(
                     held, [correlated], [transition] if transition is not None else []
                 )

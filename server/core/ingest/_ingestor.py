@@ -602,7 +602,9 @@ def _add_receipt(
 ) -> None:
     """A receipt for ``message``: its event, and the state it moves the message to (if any)."""
     routed.events.append(_receipt_event(event, message, request_id, now))
-    transition = transition_for(event.type.value, message.id, event.error)
+    transition = transition_for(
+        event.type.value, message, event.error, event.provider_message_id
+    )
     if transition is not None:
         routed.transitions.append(transition)
 

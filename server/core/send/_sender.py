@@ -20,18 +20,19 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 
 from ...engine import (
     Definition,
-    EngineError,
     RenderedRequest,
     RenderError,
+    RequestStep,
     RequestTemplate,
-    judge_response,
-    map_response,
+    TooManyRequests,
+    Value,
+    plan_send,
     render_request,
 )
 from ...errors import (
@@ -57,17 +58,23 @@ from ...outbound import (
     ProviderResponse,
 )
 from ...security.secrets import SecretMask
-from ...store import InstallationRecord, MessageKind, MessageRecord, MessageState, Store
+from ...store import (
+    UNSET,
+    InstallationRecord,
+    MessageKind,
+    MessageRecord,
+    MessageState,
+    Store,
+)
 from .._catalog import IntegrationCatalog, LoadedIntegration
 from .._installations import InstallationDirectory
 from .._numbers import normalize_number
 from .._provider_credentials import InstallationAuth
 from .._provider_failures import (
-    from_error_rule,
-    from_http_response,
     from_outbound_error,
-    from_refusal,
+    judge_send_answer,
     nothing_sent,
+    partially_sent,
     retry_after,
 )
 
@@ -86,6 +93,9 @@ class SendRequest:
     to: str
     text: str = ""
     media_url: str = ""
+    # (ext) the message's further files after media_url (docs/format.md, "Several requests per
+    # send"), at most MAX_MEDIA_URLS - 1
+    media_urls: tuple[str, ...] = ()
     media_type: str = ""
     filename: str = ""
     extension: str = ""
@@ -97,6 +107,8 @@ class SendRequest:
     def fingerprint(self) -> str:
         """What tells a repeat of this request from another request with the same key."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
+        if not self.media_urls:  # a request of one file keeps the fingerprint it always had
+            del values["media_urls"]
         values["kind"] = str(self.kind)
         values["metadata"] = dict(sorted(self.metadata.items()))
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
@@ -114,9 +126,15 @@ class SendOutcome:
     installation_id: str
     integration_id: str
     replayed: bool = False
+    # (ext) every request's provider id in order ("" where none) when the send made several
+    # (docs/format.md, "Several requests per send"); empty for one request.
+    provider_message_ids: tuple[str, ...] = ()
 
     def to_json(self) -> str:
-        return json.dumps({"ok": {f.name: getattr(self, f.name) for f in fields(self)}})
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        if not self.provider_message_ids:  # a reply of one request is stored as it always was
+            del values["provider_message_ids"]
+        return json.dumps({"ok": values})
 
 
 # The reply kept with an idempotent send's message, for its repeats: {"ok": outcome} or
@@ -130,7 +148,9 @@ def _error_json(error: GatewayError) -> str:
 def _stored_reply(reply_json: str) -> SendOutcome | GatewayError:
     data = json.loads(reply_json)
     if "ok" in data:
-        return SendOutcome(**{**data["ok"], "replayed": True})
+        ok = data["ok"]
+        ids = tuple(ok.get("provider_message_ids", ()))
+        return SendOutcome(**{**ok, "replayed": True, "provider_message_ids": ids})
     stored = data["error"]
     return _STORED_ERRORS.get(stored["class"], FailedPrecondition).from_stored(stored)
 
@@ -245,6 +265,7 @@ class SendPath:
             provider_status=outcome.provider_status,
             attempts=outcome.attempts,
             reply_json=outcome.to_json() if message.idempotency_key else None,
+            provider_message_ids=outcome.provider_message_ids or UNSET,
         )
         if self._on_sent is not None:  # also without a provider id: receipts held by our id
             await self._on_sent(sent)
@@ -314,15 +335,66 @@ class SendPath:
         request: SendRequest,
         deadline: float,
     ) -> SendOutcome:
-        """Call the provider until it answers, trying again only where nothing can have been sent
-        or where it says when to; a failure is recorded on the message before it is raised."""
+        """Make the send's requests in order (one, unless the definition says otherwise:
+        docs/format.md, "Several requests per send"), each tried again only where nothing can
+        have been sent or where the provider says when to; a failure is recorded on the message
+        before it is raised."""
         variables = self._installations.property_values(installation) | _variables(
             request, message.id, self._installations.webhook_url(installation)
         )
         attempts = 0
+        sent: list[SendOutcome] = []
         definition = integration.definition
         try:
+            steps = _plan(template, variables, integration)
             bearer = await self._bearer(installation, definition)
+            for number, step in enumerate(steps, 1):
+                try:
+                    outcome, bearer = await self._call_one(
+                        step, message, installation, integration, bearer, deadline
+                    )
+                except _Attempted as failed:
+                    attempts += failed.attempts
+                    if not sent:
+                        raise failed.error from None
+                    raise partially_sent(failed.error, number, len(steps)) from None
+                attempts += outcome.attempts
+                sent.append(outcome)
+        except GatewayError as error:
+            await self._record_failure(message, error, attempts, sent)
+            raise
+        except (asyncio.CancelledError, TimeoutError):
+            await asyncio.shield(
+                self._record_failure(
+                    message,
+                    DeadlineExceeded(
+                        "the send was cancelled or its deadline passed",
+                        metadata={"integration": integration.id},
+                    ),
+                    attempts,
+                    sent,
+                )
+            )
+            raise
+        if len(sent) == 1:
+            return sent[0]  # one request: its outcome, as it always was
+        return replace(sent[0], attempts=attempts, provider_message_ids=_ids(sent))
+
+    async def _call_one(
+        self,
+        step: RequestStep,
+        message: MessageRecord,
+        installation: InstallationRecord,
+        integration: LoadedIntegration,
+        bearer: str | None,
+        deadline: float,
+    ) -> tuple[SendOutcome, str | None]:
+        """One request of the send, with its retries: its outcome and the bearer token it ended
+        with; a failure is raised as :class:`_Attempted` (with the attempts it made)."""
+        attempts = 0
+        template, variables = step.template, step.variables
+        definition = integration.definition
+        try:
             rendered = _render(integration, template, variables, installation, bearer)
             renewed = False
             while True:
@@ -334,7 +406,9 @@ class SendPath:
                     )
                 try:
                     response = await self._outbound.send(
-                        rendered, timeout=min(remaining, self._provider_timeout_s)
+                        rendered,
+                        timeout=min(remaining, self._provider_timeout_s),
+                        integration=integration.id,
                     )
                 except ConnectFailed as exc:
                     # No connection, so nothing sent: try again after a growing pause.
@@ -360,24 +434,12 @@ class SendPath:
                     if delay_s is not None and self._may_retry(attempts, delay_s, deadline):
                         await asyncio.sleep(delay_s)
                         continue
-                return self._outcome(
+                outcome = self._outcome(
                     response, template, message, installation, integration, attempts, bearer
                 )
+                return outcome, bearer
         except GatewayError as error:
-            await self._record_failure(message, error, attempts)
-            raise
-        except (asyncio.CancelledError, TimeoutError):
-            await asyncio.shield(
-                self._record_failure(
-                    message,
-                    DeadlineExceeded(
-                        "the send was cancelled or its deadline passed",
-                        metadata={"integration": integration.id},
-                    ),
-                    attempts,
-                )
-            )
-            raise
+            raise _Attempted(error, attempts) from None
 
     def _may_retry(self, attempts: int, delay_s: float, deadline: float) -> bool:
         """Whether one more attempt may be made after waiting ``delay_s``."""
@@ -402,45 +464,18 @@ class SendPath:
         bearer: str | None,
     ) -> SendOutcome:
         """What the provider's answer makes of the send, or raise the error it is."""
-        status = response.status
-        content_type = response.headers.get("content-type")
-        ok = 200 <= status < 300
-        mapped = None
-        if ok:
-            try:
-                mapped = map_response(template.response_map, response.body, content_type)
-            except EngineError:
-                mapped = None
-        # response_rules: an errors entry names the failure on any answer; require conditions
-        # must hold on a 2xx one (docs/format.md, "response_rules").
-        judged = judge_response(
-            template.response_rules,
-            status,
-            response.body,
-            content_type,
-            mapped.captures if mapped else {},
+        judged = judge_send_answer(
+            template,
+            response,
+            integration=integration.id,
+            secrets=lambda: self._secrets(installation, integration.definition, bearer),
         )
-        if judged.error is not None:
-            secrets = self._secrets(installation, integration.definition, bearer)
-            raise from_error_rule(
-                response, judged.error, integration=integration.id, secrets=secrets
-            )
-        if not ok:
-            secrets = self._secrets(installation, integration.definition, bearer)
-            raise from_http_response(response, integration=integration.id, secrets=secrets)
-        if (mapped is not None and not mapped.accepted) or judged.unmet is not None:
-            secrets = self._secrets(installation, integration.definition, bearer)
-            raise from_refusal(
-                response,
-                refused=mapped.error if mapped else None,
-                integration=integration.id,
-                secrets=secrets,
-                unmet=judged.unmet,
-            )
+        if isinstance(judged, GatewayError):
+            raise judged
         return SendOutcome(
             message_id=message.id,
-            provider_message_id=mapped.message_id if mapped else None,
-            provider_status=status,
+            provider_message_id=judged.provider_message_id,
+            provider_status=response.status,
             attempts=attempts,
             installation_id=installation.id,
             integration_id=integration.id,
@@ -457,11 +492,17 @@ class SendPath:
         return installation_secrets(definition, properties, tokens=(bearer, *known))
 
     async def _record_failure(
-        self, message: MessageRecord, error: GatewayError, attempts: int
+        self,
+        message: MessageRecord,
+        error: GatewayError,
+        attempts: int,
+        sent: Sequence[SendOutcome] = (),
     ) -> None:
         # A failure that sent nothing releases the key (the message stays failed) so that the
-        # caller's retry sends again; any other is stored as the key's reply.
-        releasable = nothing_sent(error)
+        # caller's retry sends again; any other is stored as the key's reply. A send whose
+        # earlier requests were sent keeps their provider ids (docs/format.md, "Several
+        # requests per send").
+        releasable = nothing_sent(error) and not sent
         try:
             await self._store.update_message(
                 message.id,
@@ -472,9 +513,40 @@ class SendPath:
                 reply_json=(
                     _error_json(error) if message.idempotency_key and not releasable else None
                 ),
+                provider_message_id=sent[0].provider_message_id if sent else UNSET,
+                provider_message_ids=_ids(sent) if sent else UNSET,
             )
         except Exception:  # the send's own error matters more to the caller
             logger.exception("could not record a failed send", extra={"message": message.id})
+
+
+def _ids(sent: Sequence[SendOutcome]) -> tuple[str, ...]:
+    """Every sent request's provider id, in order ("" where its answer had none)."""
+    return tuple(o.provider_message_id or "" for o in sent)
+
+
+def _plan(
+    template: RequestTemplate, variables: Mapping[str, Value], integration: LoadedIntegration
+) -> tuple[RequestStep, ...]:
+    """The send's requests (docs/format.md, "Several requests per send"); more than the bound
+    is the caller's error, before anything is sent."""
+    try:
+        return plan_send(template, variables)
+    except TooManyRequests as exc:
+        raise InvalidRequest(
+            str(exc),
+            reason="TOO_MANY_REQUESTS",
+            violations=[("text", str(exc))],
+        ) from None
+
+
+class _Attempted(Exception):
+    """A request of the send failed with ``error`` after ``attempts`` attempts."""
+
+    def __init__(self, error: GatewayError, attempts: int) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.attempts = attempts
 
 
 def _chosen(integration: LoadedIntegration, installation: InstallationRecord) -> LoadedIntegration:
@@ -535,7 +607,7 @@ def _new_message(
 def _render(
     integration: LoadedIntegration,
     template: RequestTemplate,
-    variables: Mapping[str, str | None],
+    variables: Mapping[str, Value],
     installation: InstallationRecord,
     bearer: str | None,
 ) -> RenderedRequest:
@@ -584,17 +656,34 @@ def _validate(request: SendRequest) -> None:
     if request.kind is MessageKind.MMS:
         if not request.media_url:
             violations.append(("media_url", "required"))
-        elif not request.media_url.lower().startswith(("https://", "http://")):
+        elif not _is_http_url(request.media_url):
             violations.append(("media_url", "must be an http(s) URL"))
+    if len(request.media_urls) >= MAX_MEDIA_URLS:
+        violations.append(("media_urls", f"at most {MAX_MEDIA_URLS - 1} (with media_url)"))
+    else:
+        violations.extend(
+            (f"media_urls[{i}]", "must be an http(s) URL")
+            for i, url in enumerate(request.media_urls)
+            if not _is_http_url(url)
+        )
     if len(request.idempotency_key) > 256:
         violations.append(("idempotency_key", "at most 256 characters"))
     if violations:
         raise InvalidRequest("the send request is not valid", violations=violations)
 
 
-def _variables(request: SendRequest, message_id: str, webhook_url: str) -> dict[str, str | None]:
+#: The files one SendFile may carry, media_url included (docs/format.md, "Several requests per
+#: send"; Twilio, for one, takes up to 10 MediaUrl).
+MAX_MEDIA_URLS = 10
+
+
+def _is_http_url(url: str) -> bool:
+    return url.lower().startswith(("https://", "http://"))
+
+
+def _variables(request: SendRequest, message_id: str, webhook_url: str) -> dict[str, Value]:
     sms = request.kind is MessageKind.SMS
-    return {
+    variables: dict[str, Value] = {
         "from": request.from_number,
         "to": request.to,
         "content": request.text if sms else request.media_url,
@@ -607,3 +696,6 @@ def _variables(request: SendRequest, message_id: str, webhook_url: str) -> dict[
         "media_type": request.media_type or None,
         "filename": request.filename or None,
     }
+    if not sms:  # (ext) every file's URL, a list ("Several requests per send")
+        variables["media_urls"] = (request.media_url, *request.media_urls)
+    return variables

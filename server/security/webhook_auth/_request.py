@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlsplit
 
 from ._failed import WebhookAuthFailed
 
-__all__ = ["SignedRequest", "base_url", "header_values", "media_type", "single_header"]
+__all__ = [
+    "FORM",
+    "SignedRequest",
+    "base_url",
+    "form_fields",
+    "header_values",
+    "media_type",
+    "query_fields",
+    "single_header",
+]
+
+FORM = "application/x-www-form-urlencoded"
+_MAX_FIELDS = 10_000
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -54,3 +67,20 @@ def base_url(url: str) -> str:
     """``url`` up to its query or fragment, as given (no re-encoding, no added slash)."""
     end = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=len(url))
     return url[:end]
+
+
+def form_fields(body: bytes) -> list[tuple[str, str]]:
+    """The decoded name/value pairs of a form-encoded body, in order (at most 10,000)."""
+    try:
+        return parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=_MAX_FIELDS)
+    except ValueError:  # not UTF-8, or too many fields
+        raise WebhookAuthFailed("the body is not a valid form") from None
+
+
+def query_fields(url: str) -> list[tuple[str, str]]:
+    """The decoded name/value pairs of ``url``'s query, in order (at most 10,000)."""
+    try:
+        query = urlsplit(url).query
+        return parse_qsl(query, keep_blank_values=True, max_num_fields=_MAX_FIELDS)
+    except ValueError:
+        raise WebhookAuthFailed("the request URL is not valid") from None

@@ -19,21 +19,19 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Mapping
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from server.engine import WebhookAuth
 
 from ._encoding import utf8
 from ._failed import WebhookAuthFailed
 from ._options import secret, text
-from ._request import SignedRequest, header_values, media_type
+from ._request import FORM, SignedRequest, form_fields, header_values, media_type, query_fields
 
 __all__ = ["verify_twilio"]
 
-_FORM = "application/x-www-form-urlencoded"
 _BODY_HASH = "bodySHA256"
 _DEFAULT_PORTS = {"https": 443, "http": 80}
-_MAX_FIELDS = 10_000
 
 
 def verify_twilio(
@@ -57,12 +55,7 @@ def verify_twilio(
 
 def _signed_parameters(request: SignedRequest) -> str:
     """What follows the URL in the signed string."""
-    try:
-        query = urlsplit(request.url).query
-    except ValueError:
-        raise WebhookAuthFailed("the request URL is not valid") from None
-    query_fields = parse_qsl(query, keep_blank_values=True)
-    hashes = [value for name, value in query_fields if name == _BODY_HASH]
+    hashes = [value for name, value in query_fields(request.url) if name == _BODY_HASH]
     if hashes:
         actual = hashlib.sha256(request.body).hexdigest().encode()
         if len(hashes) > 1 or not hmac.compare_digest(actual, utf8(hashes[0].lower())):
@@ -70,14 +63,9 @@ def _signed_parameters(request: SignedRequest) -> str:
         return ""
     if not request.body:
         return ""
-    if media_type(request) != _FORM:
+    if media_type(request) != FORM:
         raise WebhookAuthFailed("the body is neither form-encoded nor hashed in the URL")
-    try:
-        form = request.body.decode("utf-8")
-        fields = parse_qsl(form, keep_blank_values=True, max_num_fields=_MAX_FIELDS)
-    except ValueError:
-        raise WebhookAuthFailed("the body is not a valid form") from None
-    return "".join(name + value for name, value in sorted(fields))
+    return "".join(name + value for name, value in sorted(form_fields(request.body)))
 
 
 def _url_variants(url: str) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ from ._failed import WebhookAuthFailed
 from ._hmac import verify_hmac
 from ._jwt import verify_jwt
 from ._request import SignedRequest
+from ._rsa import verify_rsa
 from ._token import verify_token
 from ._twilio import verify_twilio
 
@@ -37,6 +38,7 @@ _VERIFIERS: Mapping[str, Verifier] = {
     "jwt": verify_jwt,
     "basic": verify_basic,
     "token": verify_token,
+    "rsa": verify_rsa,
 }
 
 

@@ -27,12 +27,13 @@ from .._base import (
     WebhookOutcome,
     WebhookRequestRecord,
 )
-from .._inbound import Inbound
+from .._inbound import Inbound, part_transitions
 from .._rows import EVENT_RECEIVED_AT, aware_time, frozen_map
-from .._transitions import RECEIPT_STATES
+from .._transitions import RECEIPT_STATES, part_of
 from ._batcher import IngestBatcher, QueuedIngest
 from ._pool import PooledConnection, row_count, storable
 from ._sql import (
+    APPLY_PART_TRANSITION,
     APPLY_TRANSITION,
     CLAIM_KEYS,
     EARLIEST_CURSOR,
@@ -122,6 +123,9 @@ async def apply_inbound(conn: PooledConnection, inbounds: Sequence[Inbound]) -> 
     # 2. Transitions, in the given order (one statement each: a later one sees an earlier one).
     transitions = [params for inbound in inbounds for params in inbound.transitions]
     if transitions:
+        parts = part_transitions(transitions)
+        if parts:
+            await conn.executemany(APPLY_PART_TRANSITION, parts)
         await conn.executemany(APPLY_TRANSITION, transitions)
     # 3. Held receipts.
     if holding:
@@ -309,8 +313,12 @@ class InboundMethods:
                 state = RECEIPT_STATES.get(event.type)
                 if state is not None:
                     error = (event.error or None) if state is MessageState.FAILED else None
-                    transitions.append((state.value, error, stamp, message.id))
+                    part = part_of(message, provider_message_id)
+                    transitions.append((state.value, error, stamp, message.id, part))
             if transitions:
+                parts = part_transitions(transitions)
+                if parts:
+                    await conn.executemany(APPLY_PART_TRANSITION, parts)
                 await conn.executemany(APPLY_TRANSITION, transitions)
             appended = await append_events(conn, events)
             return IngestOutcome(events=tuple(appended), duplicates=0)

@@ -23,10 +23,11 @@ from .._rows import (
     columns,
     utc_time,
 )
-from .._transitions import transition_guard
+from .._transitions import parts_target, transition_guard
 from ._listener import EVENTS_CHANNEL
 
 __all__ = [
+    "APPLY_PART_TRANSITION",
     "APPLY_TRANSITION",
     "CLAIM_KEYS",
     "CLAIM_MESSAGE",
@@ -38,6 +39,7 @@ __all__ = [
     "INSERT_HELD",
     "INSERT_INSTALLATION",
     "INSERT_MESSAGE",
+    "INSERT_MESSAGE_PART",
     "INSERT_NUMBERS",
     "INSERT_WEBHOOK_REQUEST",
     "INTEGRATION_COLUMN_LIST",
@@ -54,6 +56,7 @@ __all__ = [
     "SELECT_INSTALLATION",
     "SELECT_INSTALLATION_BY_NUMBER",
     "SELECT_MESSAGE",
+    "SELECT_MESSAGE_BY_PART",
     "TAKE_CURSORS",
     "TAKE_DUE_HELD",
     "TAKE_HELD_BY_PROVIDER_ID",
@@ -112,9 +115,10 @@ INSERT_MESSAGE = """
 INSERT INTO messages (
     id, org_id, installation_id, integration_id, kind, from_number, to_number, text, media_url,
     state, provider_message_id, provider_status, attempts, error, metadata_json, idempotency_key,
-    request_fingerprint, reply_json, created_at, updated_at
+    request_fingerprint, reply_json, created_at, updated_at, provider_message_ids_json
 ) VALUES (
-    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+    $21
 )
 """
 
@@ -126,6 +130,12 @@ RETURNING id
 """
 )
 
+SELECT_MESSAGE_BY_PART = f"""
+SELECT {columns(MESSAGE_COLUMNS, "m")} FROM message_parts p JOIN messages m ON m.id = p.message_id
+WHERE p.integration_id = $1 AND p.provider_message_id = $2
+ORDER BY m.created_at DESC, m.id DESC LIMIT 1
+"""  # noqa: S608 - (ext) a receipt for a later part ("Several requests per send")
+
 # Each field comes with a flag: true = set it to the value, false = keep it.
 UPDATE_MESSAGE = f"""
 UPDATE messages SET
@@ -135,8 +145,9 @@ UPDATE messages SET
     attempts = CASE WHEN $7 THEN $8::integer ELSE attempts END,
     error = CASE WHEN $9 THEN $10 ELSE error END,
     reply_json = CASE WHEN $11 THEN $12 ELSE reply_json END,
-    updated_at = $13
-WHERE id = $14
+    provider_message_ids_json = CASE WHEN $13 THEN $14 ELSE provider_message_ids_json END,
+    updated_at = $15
+WHERE id = $16
 RETURNING {columns(MESSAGE_COLUMNS)}
 """  # noqa: S608
 
@@ -190,10 +201,25 @@ RETURNING key
 """
 
 # $1 state, $2 error, $3 updated_at, $4 id; only where the message state rule allows it.
+# $5 the part's provider id (NULL: a message of one request): the state is then the one its
+# parts make (server/store/_transitions.py, PARTS_RULE), read after APPLY_PART_TRANSITION.
+_TARGET = parts_target("$1::text", "$5::text", "$4")
 APPLY_TRANSITION = f"""
-UPDATE messages SET state = $1::text, error = $2, updated_at = $3
-WHERE id = $4 AND {transition_guard("$1::text")}
+UPDATE messages SET state = {_TARGET}, error = $2, updated_at = $3
+WHERE id = $4 AND {transition_guard(_TARGET)}
 """  # noqa: S608 - generated from the rule's table
+
+# $1 state, $2 message id, $3 the part's provider id: the part moves by the same rule.
+APPLY_PART_TRANSITION = f"""
+UPDATE message_parts SET state = $1::text
+WHERE message_id = $2 AND provider_message_id = $3 AND {transition_guard("$1::text")}
+"""  # noqa: S608 - generated from the rule's table
+
+# $1 message id, $2 part index, $3 integration, $4 provider id, $5 state.
+INSERT_MESSAGE_PART = """
+INSERT INTO message_parts (message_id, part_index, integration_id, provider_message_id, state)
+VALUES ($1, $2, $3, $4, $5)
+"""
 
 INSERT_HELD = f"""
 INSERT INTO held_receipts ({HELD_COLUMN_LIST}) VALUES ($1, $2, $3, $4, $5, $6)

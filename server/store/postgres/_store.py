@@ -26,7 +26,7 @@ from .._base import (
     Unset,
 )
 from .._migrations import Migration, load_migrations
-from .._rows import aware_time, encode_time, utc_time
+from .._rows import aware_time, encode_ids, encode_time, utc_time
 from ._batcher import IngestBatcher
 from ._inbound import InboundMethods
 from ._listener import EventListener
@@ -44,6 +44,7 @@ from ._sql import (
     CLAIM_MESSAGE,
     INSERT_INSTALLATION,
     INSERT_MESSAGE,
+    INSERT_MESSAGE_PART,
     INSERT_NUMBERS,
     INTEGRATION_COLUMN_LIST,
     LIST_INSTALLATIONS,
@@ -51,6 +52,7 @@ from ._sql import (
     SELECT_INSTALLATION,
     SELECT_INSTALLATION_BY_NUMBER,
     SELECT_MESSAGE,
+    SELECT_MESSAGE_BY_PART,
     UPDATE_INSTALLATION,
     UPDATE_MESSAGE,
 )
@@ -431,6 +433,7 @@ class PostgresStore(InboundMethods):
         error: str | Unset | None = UNSET,
         reply_json: str | Unset | None = UNSET,
         updated_at: datetime | None = None,
+        provider_message_ids: Sequence[str] | Unset = UNSET,
     ) -> MessageRecord:
         when = aware_time(updated_at) if updated_at is not None else datetime.now(UTC)
         params = (
@@ -440,6 +443,11 @@ class PostgresStore(InboundMethods):
             *_change(attempts),
             *_change(error),
             *_change(reply_json),
+            *_change(
+                provider_message_ids
+                if isinstance(provider_message_ids, Unset)
+                else encode_ids(provider_message_ids)
+            ),
             when,
             message_id,
         )
@@ -450,7 +458,17 @@ class PostgresStore(InboundMethods):
                 raise RecordNotFound("message", message_id)
             return _message(row)
 
-        return await self._statement(op)
+        if isinstance(provider_message_ids, Unset):
+            return await self._statement(op)
+
+        async def with_parts(conn: PooledConnection) -> MessageRecord:
+            message = await op(conn)
+            parts = ROWS.part_params(message, provider_message_ids)
+            if parts:
+                await conn.executemany(INSERT_MESSAGE_PART, parts)
+            return message
+
+        return await self._write(with_parts)
 
     async def get_message(self, message_id: str) -> MessageRecord | None:
         async def fn(conn: PooledConnection) -> MessageRecord | None:
@@ -482,6 +500,10 @@ class PostgresStore(InboundMethods):
                 integration_id,
                 provider_message_id,
             )
+            if row is None:  # (ext) a later part of a send of several requests
+                row = await conn.fetchrow(
+                    SELECT_MESSAGE_BY_PART, integration_id, provider_message_id
+                )
             return None if row is None else _message(row)
 
         return await self._read(fn)

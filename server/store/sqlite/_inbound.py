@@ -27,8 +27,9 @@ from .._base import (
 )
 from .._inbound import Inbound
 from .._rows import EVENT_RECEIVED_AT, encode_time, frozen_map
-from .._transitions import RECEIPT_STATES
+from .._transitions import RECEIPT_STATES, part_of
 from ._sql import (
+    APPLY_PART_TRANSITION,
     APPLY_TRANSITION,
     CLAIM_KEY,
     EARLIEST_CURSOR,
@@ -74,6 +75,9 @@ def _apply(conn: sqlite3.Connection, inbound: Inbound) -> IngestOutcome:
         assert cursor is not None
         appended.append(EventRecord.appended(event, cursor))
     if inbound.transitions:
+        parts = inbound.part_transitions
+        if parts:  # (ext) "Several requests per send": the parts move first
+            conn.executemany(APPLY_PART_TRANSITION, parts)
         conn.executemany(APPLY_TRANSITION, inbound.transitions)
     for receipt, params, key_time in inbound.held:
         key = receipt.event.dedupe_key
@@ -221,7 +225,10 @@ class InboundMethods:
                 state = RECEIPT_STATES.get(event.type)
                 if state is not None:
                     error = (event.error or None) if state is MessageState.FAILED else None
-                    conn.execute(APPLY_TRANSITION, (state.value, error, stamp, message.id))
+                    part = part_of(message, provider_message_id)
+                    if part is not None:
+                        conn.execute(APPLY_PART_TRANSITION, (state.value, message.id, part))
+                    conn.execute(APPLY_TRANSITION, (state.value, error, stamp, message.id, part))
                 conn.execute("DELETE FROM held_receipts WHERE id = ?", (receipt.id,))
             return IngestOutcome(events=tuple(appended), duplicates=0)
 

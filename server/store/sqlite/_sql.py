@@ -23,9 +23,10 @@ from .._rows import (
     decode_time,
     encode_time,
 )
-from .._transitions import transition_guard
+from .._transitions import parts_target, transition_guard
 
 __all__ = [
+    "APPLY_PART_TRANSITION",
     "APPLY_TRANSITION",
     "CLAIM_KEY",
     "CLAIM_MESSAGE",
@@ -37,6 +38,7 @@ __all__ = [
     "INSERT_HELD",
     "INSERT_INSTALLATION",
     "INSERT_MESSAGE",
+    "INSERT_MESSAGE_PART",
     "INSERT_WEBHOOK_REQUEST",
     "LATEST_CURSOR",
     "LIST_INSTALLATIONS",
@@ -49,6 +51,7 @@ __all__ = [
     "SELECT_INSTALLATION",
     "SELECT_INSTALLATION_BY_NUMBER",
     "SELECT_MESSAGE",
+    "SELECT_MESSAGE_BY_PART",
     "SELECT_WEBHOOK_REQUEST",
     "UPDATE_INSTALLATION",
     "UPDATE_MESSAGE",
@@ -112,6 +115,12 @@ CLAIM_MESSAGE: Final = (
     + "\nON CONFLICT (org_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
 )
 
+SELECT_MESSAGE_BY_PART: Final = f"""
+SELECT {columns(MESSAGE_COLUMNS, "m")} FROM message_parts p JOIN messages m ON m.id = p.message_id
+WHERE p.integration_id = ? AND p.provider_message_id = ?
+ORDER BY m.created_at DESC, m.id DESC LIMIT 1
+"""  # noqa: S608 - (ext) a receipt for a later part ("Several requests per send")
+
 # Each field comes with a flag: 1 = set it to the value, 0 = keep it.
 UPDATE_MESSAGE: Final = f"""
 UPDATE messages SET
@@ -121,6 +130,7 @@ UPDATE messages SET
     attempts = CASE WHEN ? THEN ? ELSE attempts END,
     error = CASE WHEN ? THEN ? ELSE error END,
     reply_json = CASE WHEN ? THEN ? ELSE reply_json END,
+    provider_message_ids_json = CASE WHEN ? THEN ? ELSE provider_message_ids_json END,
     updated_at = ?
 WHERE id = ?
 RETURNING {columns(MESSAGE_COLUMNS)}
@@ -156,10 +166,25 @@ SELECT COALESCE(
 CLAIM_KEY: Final = "INSERT INTO dedupe_keys (key, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING"
 
 # ?1 state, ?2 error, ?3 updated_at, ?4 id; only where the message state rule allows it.
+# ?5 the part's provider id (NULL: a message of one request): the state is then the one its
+# parts make (server/store/_transitions.py, PARTS_RULE), read after APPLY_PART_TRANSITION.
+_TARGET: Final = parts_target("?1", "?5", "?4")
 APPLY_TRANSITION: Final = f"""
-UPDATE messages SET state = ?1, error = ?2, updated_at = ?3
-WHERE id = ?4 AND {transition_guard("?1")}
+UPDATE messages SET state = {_TARGET}, error = ?2, updated_at = ?3
+WHERE id = ?4 AND {transition_guard(_TARGET)}
 """  # noqa: S608
+
+# ?1 state, ?2 message id, ?3 the part's provider id: the part moves by the same rule.
+APPLY_PART_TRANSITION: Final = f"""
+UPDATE message_parts SET state = ?1
+WHERE message_id = ?2 AND provider_message_id = ?3 AND {transition_guard("?1")}
+"""  # noqa: S608
+
+# ?1 message id, ?2 part index, ?3 integration, ?4 provider id, ?5 state.
+INSERT_MESSAGE_PART: Final = """
+INSERT INTO message_parts (message_id, part_index, integration_id, provider_message_id, state)
+VALUES (?1, ?2, ?3, ?4, ?5)
+"""
 
 INSERT_HELD: Final = _insert("held_receipts", HELD_COLUMNS)
 

@@ -26,18 +26,20 @@ from .._base import (
     Unset,
 )
 from .._migrations import Migration
-from .._rows import decode_time, encode_time
+from .._rows import decode_time, encode_ids, encode_time
 from ._connect import Synchronous, connect, open_database
 from ._inbound import InboundMethods
 from ._sql import (
     CLAIM_MESSAGE,
     INSERT_INSTALLATION,
     INSERT_MESSAGE,
+    INSERT_MESSAGE_PART,
     LIST_INSTALLATIONS,
     ROWS,
     SELECT_INSTALLATION,
     SELECT_INSTALLATION_BY_NUMBER,
     SELECT_MESSAGE,
+    SELECT_MESSAGE_BY_PART,
     UPDATE_INSTALLATION,
     UPDATE_MESSAGE,
 )
@@ -396,6 +398,7 @@ class SqliteStore(InboundMethods):
         error: str | Unset | None = UNSET,
         reply_json: str | Unset | None = UNSET,
         updated_at: datetime | None = None,
+        provider_message_ids: Sequence[str] | Unset = UNSET,
     ) -> MessageRecord:
         when = updated_at if updated_at is not None else datetime.now(UTC)
         params = (
@@ -405,6 +408,11 @@ class SqliteStore(InboundMethods):
             *_change(attempts),
             *_change(error),
             *_change(reply_json),
+            *_change(
+                provider_message_ids
+                if isinstance(provider_message_ids, Unset)
+                else encode_ids(provider_message_ids)
+            ),
             encode_time(when),
             message_id,
         )
@@ -413,7 +421,11 @@ class SqliteStore(InboundMethods):
             row = conn.execute(UPDATE_MESSAGE, params).fetchone()
             if row is None:
                 raise RecordNotFound("message", message_id)
-            return _message(row)
+            message = _message(row)
+            if not isinstance(provider_message_ids, Unset):
+                parts = ROWS.part_params(message, provider_message_ids)
+                conn.executemany(INSERT_MESSAGE_PART, parts)
+            return message
 
         return await self._write(op)
 
@@ -445,6 +457,9 @@ class SqliteStore(InboundMethods):
                 " ORDER BY created_at DESC, id DESC LIMIT 1",
                 (integration_id, provider_message_id),
             ).fetchone()
+            if row is None:  # (ext) a later part of a send of several requests
+                row = conn.execute(SELECT_MESSAGE_BY_PART, (integration_id, provider_message_id))
+                row = row.fetchone()
             return None if row is None else _message(row)
 
         return await self._read(fn)
