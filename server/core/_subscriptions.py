@@ -44,6 +44,7 @@ from ..engine import (
     auth_variables,
     find_in_answer,
     map_response,
+    only_if_holds,
     render_request,
     response_variables,
     template_variables,
@@ -344,7 +345,7 @@ class SubscriptionKeeper:
                 scope = {**kept.shared, **gateway}
                 if number is not None:
                     scope |= {**kept.numbers.get(number, {}), "number": number}
-                if not _wanted(template, scope):
+                if not only_if_holds(template, scope):
                     continue
                 got = await self._call(definition, template, scope, bearer, where, region, secrets)
                 for name, value in got.items():
@@ -430,12 +431,3 @@ def _numbered(requests: tuple[RequestTemplate, ...]) -> frozenset[str]:
         if template_variables(template) & numbered:
             numbered |= response_variables(template)
     return numbered
-
-
-def _wanted(template: RequestTemplate, variables: Mapping[str, Value]) -> bool:
-    """(ext) Whether the step's ``only_if`` lets it be made (docs/format.md, "Look up before
-    create"): a variable has a value when it is there and not empty."""
-    condition = template.only_if
-    if condition is None:
-        return True
-    return bool(variables.get(condition.name)) == condition.present

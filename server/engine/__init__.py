@@ -11,7 +11,7 @@ from ._answer import ANSWER_BODY_MAX_BYTES, DEFAULT_ANSWER, choose_answer
 from ._document import MAX_SIZE as MAX_DEFINITION_BYTES
 from ._document import TOO_LARGE as DEFINITION_TOO_LARGE
 from ._errors import DefinitionError, EngineError, Problem, RenderError, WebhookParseError
-from ._find import Found, find_in_answer
+from ._find import Found, find_in_answer, only_if_holds
 from ._gsm import Encoding, segment_count, text_encoding
 from ._load import check_definition, load_definition
 from ._match import (
@@ -117,6 +117,7 @@ __all__ = [
     "load_definition",
     "map_response",
     "match_webhook",
+    "only_if_holds",
     "parse_template",
     "parse_webhook",
     "plan_send",

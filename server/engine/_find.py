@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ._model import FindRule
+from ._model import FindRule, RequestTemplate
 from ._patterns import as_text
 from ._response import read_answer
 from ._response_rules import _MISSING, _at
 from ._template import Lookup, compile_text
 
-__all__ = ["Found", "find_in_answer"]
+__all__ = ["Found", "find_in_answer", "only_if_holds"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -60,3 +60,12 @@ def _matches(element: object, wanted: Sequence[tuple[str, str | None]]) -> bool:
         if text is None or value is _MISSING or as_text(value) != text:
             return False
     return True
+
+
+def only_if_holds(template: RequestTemplate, variables: Lookup) -> bool:
+    """Whether a step's ``only_if`` lets it be made (docs/format.md, "Look up before create"): a
+    variable has a value when it is there and not empty. A step without one is always made."""
+    condition = template.only_if
+    if condition is None:
+        return True
+    return bool(variables.get(condition.name)) == condition.present
