@@ -602,9 +602,7 @@ def _add_receipt(
 ) -> None:
     """A receipt for ``message``: its event, and the state it moves the message to (if any)."""
     routed.events.append(_receipt_event(event, message, request_id, now))
-    transition = transition_for(
-        event.type.value, message, event.error, event.provider_message_id
-    )
+    transition = transition_for(event.type.value, message, event.error, event.provider_message_id)
     if transition is not None:
         routed.transitions.append(transition)
 
