@@ -49,6 +49,8 @@ async def test_a_shipped_https_definition_sends_to_the_stand_in(
     assert "bulksms" in warned[0].getMessage()
 
     integration = await gateway.register(shipped("bulksms"))
+    webhooks = (Answer(json=[]), Answer(json={"id": 1}), Answer(json={"id": 2}))
+    provider.state.script("/v1/webhooks", *webhooks)  # none exists: both are created
     values = install("bulksms")
     installation = await gateway.enable(
         integration.id,
@@ -57,7 +59,8 @@ async def test_a_shipped_https_definition_sends_to_the_stand_in(
         region="ZA",
     )
     # BulkSMS registers its webhooks (Subscribe) at the stand-in too: let that end first.
-    await subscription_after(gateway, installation.id)
+    subscription = await subscription_after(gateway, installation.id)
+    assert subscription.state == gateway_pb2.Subscription.SUBSCRIBED, subscription.last_error
     provider.state.reset()
     answer = json.loads((FIXTURES / "bulksms" / "send" / "sms_gsm.json").read_text())["answer"]
     provider.state.script("*", Answer(status=answer["status"], json=answer["json"]))
