@@ -48,6 +48,7 @@ from ..engine import (
     render_request,
     response_variables,
     template_variables,
+    thaw,
 )
 from ..errors import GatewayError
 from ..oauth import installation_secrets
@@ -195,9 +196,12 @@ class SubscriptionKeeper:
         used = auth_variables(definition.auth).union(*(template_variables(t) for t in requests))
         properties = self._installations.property_values(record)
         per_number = "number" in used
+        # The file as written (a variant's, merged): stable across versions of this code, unlike
+        # the loaded model.
+        source = thaw(definition.source)
         depends = {
-            "requests": repr(requests),
-            "auth": repr(definition.auth),
+            "requests": source.get("Subscribe"),
+            "auth": source.get("auth"),
             "properties": {name: properties.get(name) for name in sorted(used & properties.keys())},
             "webhook_url": self._installations.webhook_url(record),
             "orgid": record.org_id,
