@@ -26,13 +26,12 @@ from typing import Final, TypeAlias
 
 from ._codecs import encode_value
 from ._errors import RenderError
-from ._filters import VALUE_FILTERS, ValueFilter, apply_value_filter, parse_value_filter
+from ._filters import ValueFilter, apply_value_filter, parse_value_filter
 from ._model import Frozen, thaw
 from ._placeholders import Placeholder, parse_template
 
 __all__ = [
     "BASE_URL_FILTER",
-    "DEFAULT_FILTER",
     "MISSING",
     "SWITCH",
     "Lookup",
@@ -45,8 +44,6 @@ __all__ = [
     "compile_text",
     "compile_tree",
     "filter_value",
-    "is_encoding_filter",
-    "placeholder_default",
     "placeholder_text",
     "text_names",
     "tree_names",
@@ -98,28 +95,9 @@ class Masked(str):
     __slots__ = ()
 
 
-#: (ext) ``$name|default:text$``: the text a placeholder without a value stands for
-#: (docs/format.md, "Requests"); not an encoding, so the encoding filters skip it.
-DEFAULT_FILTER: Final = "default:"
-
-
 #: (ext) ``$name|base_url$``: the value that opens a request_url is a whole base URL
 #: (docs/format.md, "Requests"); :mod:`._url` reads it, the value is written as it is.
 BASE_URL_FILTER: Final = "base_url"
-
-
-def is_encoding_filter(name: str) -> bool:
-    """Whether a filter writes the value in an encoding (not a value filter such as ``default:``,
-    not ``base_url``)."""
-    return name != BASE_URL_FILTER and name.partition(":")[0] not in VALUE_FILTERS
-
-
-def placeholder_default(placeholder: Placeholder) -> str | None:
-    """The text of the placeholder's ``default:`` filter; None when it has none."""
-    for name in placeholder.filters:
-        if name.startswith(DEFAULT_FILTER):
-            return name[len(DEFAULT_FILTER) :]
-    return None
 
 
 @lru_cache(maxsize=1024)
