@@ -323,6 +323,15 @@ def test_an_encoding_or_base_url_in_a_model_is_refused() -> None:
     ]
 
 
+def test_base_url_in_a_model_is_refused() -> None:
+    model = status_model()
+    model["request_parameters"]["status"] = "$status|base_url$"
+    assert [message for _, message in problems(doc(model))] == [
+        "$status|base_url$: base_url writes a value into a request; a webhook model's capture "
+        "takes value filters only (decode reads a capture's encoding)"
+    ]
+
+
 def test_a_filter_on_event_key_is_refused() -> None:
     model = status_model()
     model["request_parameters"]["kind"] = "$event_key|upper$"
