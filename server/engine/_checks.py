@@ -19,6 +19,7 @@ from ._correlation_checks import CORRELATION_CHECKS, correlates_by_our_id
 from ._encoding_checks import ENCODING_CHECKS
 from ._errors import Problem
 from ._event_value_checks import EVENT_VALUE_CHECKS, built_names, declared_captures
+from ._filter_checks import FILTER_CHECKS
 from ._find_checks import check_find
 from ._placeholders import Placeholder, has_stray_dollar, parse_template, placeholders_in
 from ._pointer import child
@@ -676,6 +677,7 @@ CHECKS: tuple[Check, ...] = (
     check_webhook_constraints,
     check_repeated,
     check_webhook_auth,
+    *FILTER_CHECKS,
     *ENCODING_CHECKS,
     check_webhook_answers,
     *CORRELATION_CHECKS,

@@ -1,5 +1,5 @@
-"""The checks of text encodings (docs/format.md, "Text encodings"): placeholder filters, ``$switch``
-objects and webhook models' ``decode``.
+"""The checks of text encodings (docs/format.md, "Text encodings"): ``$switch`` objects and webhook
+models' ``decode`` (placeholder filters: :mod:`._filter_checks`).
 
 Like :mod:`._checks`, each function takes the plain JSON document, which may be broken elsewhere,
 checks only what is intact and yields problems with their pointers.
@@ -14,12 +14,12 @@ from typing import Any
 from ._codecs import ENCODINGS
 from ._errors import Problem
 from ._gsm import GSM7, UCS2
-from ._placeholders import Placeholder, parse_template, placeholders_in, sole_placeholder
+from ._placeholders import placeholders_in, sole_placeholder
 from ._pointer import child
-from ._template import BASE_URL_FILTER, DEFAULT_FILTER, SWITCH
-from ._variables import model_captures, request_pointers, template_strings, webhook_models
+from ._template import SWITCH
+from ._variables import model_captures, request_pointers, webhook_models
 
-__all__ = ["ENCODING_CHECKS"]
+__all__ = ["ENCODING_CHECKS", "guess"]
 
 #: The scopes whose templates are rendered as requests: filters and switches work there.
 _REQUEST_SCOPES = frozenset({"SendMessage", "SendFile", "Subscribe", "Unsubscribe"})
@@ -31,71 +31,12 @@ def _error(at: str, message: str) -> Problem:
     return Problem(pointer=at, message=message)
 
 
-def _guess(word: str, options: tuple[str, ...]) -> str:
+def guess(word: str, options: tuple[str, ...]) -> str:
     for option in options:
         if option.lower() == word.lower():
             return f" (did you mean {option}?)"
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     return f" (did you mean {close[0]}?)" if close else ""
-
-
-def check_filters(document: Mapping[str, Any]) -> Iterator[Problem]:
-    """A filter is a known encoding, one per named placeholder, in a request template."""
-    for template in template_strings(document):
-        for placeholder in placeholders_in(template.text):
-            if not placeholder.filters:
-                continue
-            shown = placeholder.shown
-            if template.scope.name not in _REQUEST_SCOPES:
-                yield _error(
-                    template.pointer,
-                    f"{shown}: filters write a value into a request (SendMessage, SendFile, "
-                    f"Subscribe, Unsubscribe), not in {template.scope.name}"
-                    + (
-                        "; a webhook model decodes a capture with decode"
-                        if template.scope.optional
-                        else ""
-                    ),
-                )
-                continue
-            if not placeholder.name:
-                yield _error(template.pointer, f"{shown}: a placeholder needs a name before |")
-            if len(placeholder.filters) > 1:
-                # each filter may multiply the value's size (hex doubles it): one keeps a rendered
-                # request within a constant factor of its values (docs/format.md, "Limits")
-                yield _error(template.pointer, f"{shown}: a placeholder takes one filter")
-                continue
-            for name in placeholder.filters:
-                # (ext) $name|default:text$: the text when there is no value ("Requests")
-                if name.startswith(DEFAULT_FILTER):
-                    continue
-                # (ext) $name|base_url$ opens a request_url: the value is a whole base URL
-                if name == BASE_URL_FILTER:
-                    if not _opens_request_url(template.pointer, template.text, placeholder):
-                        yield _error(
-                            template.pointer,
-                            f"{shown}: base_url is for the placeholder that opens a request_url "
-                            "(the value is then a whole base URL)",
-                        )
-                    continue
-                if name == "default":
-                    yield _error(
-                        template.pointer,
-                        f"{shown}: the default filter names its text after a colon: "
-                        f"${placeholder.name}|default:$ stands for an empty string",
-                    )
-                    continue
-                if name not in ENCODINGS:
-                    yield _error(
-                        template.pointer,
-                        f"{shown}: unknown filter {name!r}{_guess(name, ENCODINGS)}; the filters "
-                        f"are {', '.join(ENCODINGS)}",
-                    )
-
-
-def _opens_request_url(pointer: str, text: str, placeholder: Placeholder) -> bool:
-    segments = parse_template(text)
-    return pointer.endswith("/request_url") and bool(segments) and segments[0] == placeholder
 
 
 def _switches(tree: object, at: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -160,7 +101,7 @@ def _check_switch(at: str, switch: Mapping[str, Any]) -> Iterator[Problem]:
         if key not in _ENCODING_VALUES:
             yield _error(
                 child(child(at, "cases"), str(key)),
-                f'"{key}" is not a value of $encoding${_guess(str(key), _ENCODING_VALUES)}; '
+                f'"{key}" is not a value of $encoding${guess(str(key), _ENCODING_VALUES)}; '
                 f"it is {GSM7} or {UCS2}",
             )
     missing = [value for value in _ENCODING_VALUES if value not in cases]
@@ -188,9 +129,9 @@ def check_decode(document: Mapping[str, Any]) -> Iterator[Problem]:
             if isinstance(encoding, str) and encoding not in ENCODINGS:
                 yield _error(
                     at,
-                    f"unknown encoding {encoding!r}{_guess(encoding, ENCODINGS)}; the encodings "
+                    f"unknown encoding {encoding!r}{guess(encoding, ENCODINGS)}; the encodings "
                     f"are {', '.join(ENCODINGS)}",
                 )
 
 
-ENCODING_CHECKS = (check_filters, check_switches, check_decode)
+ENCODING_CHECKS = (check_switches, check_decode)

@@ -14,14 +14,21 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Final
 
 from ._codecs import decode_value
 from ._errors import DefinitionError, Problem
-from ._event_values import build_values, extra_fields, failed_pattern
+from ._event_values import (
+    build_values,
+    capture_filters,
+    extra_fields,
+    failed_pattern,
+    filter_captures,
+)
+from ._filters import ValueFilter
 from ._model import Definition, EventType, WebhookModel
 from ._parse import WebhookRequest, parse_webhook
 from ._patterns import Captured, Captures, Pattern, compile_headers, compile_pattern, header_fields
@@ -106,6 +113,8 @@ class _CompiledModel:
     absent: tuple[tuple[str, tuple[str, ...] | None], ...]
     # (ext) the model's validation patterns, compiled once
     patterns: Mapping[str, ValuePattern]
+    # (ext) each capture's value filters ("Value filters"), parsed once
+    filters: Mapping[str, tuple[ValueFilter, ...]]
 
     @property
     def constraints(self) -> int:
@@ -169,6 +178,7 @@ def _compile(key: _ByIdentity) -> tuple[_Group, ...]:
                 headers=headers,
                 absent=absent,
                 patterns=_value_patterns(model),
+                filters=capture_filters(_pattern_strings(model)),
             )
         )
     pointers = sorted({c.model.each for c in compiled}, key=lambda p: (p is not None, p or ""))
@@ -181,6 +191,20 @@ def _compile(key: _ByIdentity) -> tuple[_Group, ...]:
         )
         groups.append(_Group(each=each, ranked=tuple(ranked), in_file_order=members))
     return tuple(groups)
+
+
+def _pattern_strings(model: WebhookModel) -> Iterator[str]:
+    """The model's pattern strings: its parameters' string leaves, then its header patterns."""
+    stack: list[object] = [model.parameters]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            yield node
+        elif isinstance(node, Mapping):
+            stack.extend(reversed(list(node.values())))
+        elif isinstance(node, tuple | list):
+            stack.extend(reversed(node))
+    yield from model.headers.values()
 
 
 def _value_patterns(model: WebhookModel) -> Mapping[str, ValuePattern]:
@@ -306,11 +330,20 @@ def _match_payload(
         # The body's captures come first: a name captured in both keeps the body's value.
         if (
             (candidate.headers is None or candidate.headers.match(headers, captures))
-            and _decode(candidate.model, captures) is None
+            and _cleaned(candidate, captures) is None
             and failed_pattern(candidate.patterns, captures) is None
         ):
             return _event(candidate, pointer, captures)
     return None
+
+
+def _cleaned(candidate: _CompiledModel, captures: Captures) -> str | None:
+    """(ext) The captures decoded, then through their value filters, in place; the reason when
+    one does not decode ("Value filters": decode, filters, patterns, build)."""
+    reason = _decode(candidate.model, captures)
+    if reason is None and candidate.filters:
+        filter_captures(candidate.filters, captures)
+    return reason
 
 
 def _decode(model: WebhookModel, captures: Captures) -> str | None:
@@ -416,7 +449,7 @@ def _near_miss(
         candidate.pattern.match(payload, captures)
         if candidate.headers is not None:
             candidate.headers.match(headers, captures)
-        if _decode(model, captures) is None:
+        if _cleaned(candidate, captures) is None:
             reason = failed_pattern(candidate.patterns, captures)
             if reason is not None:
                 failures.append(reason)

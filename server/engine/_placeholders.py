@@ -1,6 +1,7 @@
 """The placeholder grammar (docs/format.md, "Placeholders"): ``$name$``, ``$$`` for a literal
-``$``, ``$name?$`` optional, ``$name|filter$`` a value encoded by a filter (the checker allows one
-per placeholder; the renderer applies any it is given left to right).
+``$``, ``$name?$`` optional, ``$name|filter$`` a value through a filter (docs/format.md, "Text
+encodings" and "Value filters"; the checker bounds the chain, the renderer and the matcher apply
+it left to right).
 
 A template string is parsed once into segments: literal text and :class:`Placeholder` objects.
 Values substituted later are never re-scanned, because only the template is ever parsed.
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 __all__ = [
+    "MAX_FILTER_TEXT",
     "MAX_NAME",
     "Placeholder",
     "Segment",
@@ -22,6 +24,8 @@ __all__ = [
 ]
 
 MAX_NAME = 64
+#: (ext) Characters of a placeholder's filters, after the name's ``|`` (docs/format.md, "Limits").
+MAX_FILTER_TEXT = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +68,7 @@ def _scan(text: str) -> tuple[tuple[Segment, ...], bool]:
         optional = len(name) > 1 and name.endswith("?")
         if optional:
             name = name[:-1]
-        if end == -1 or not name or len(name) > MAX_NAME or "\n" in name:
+        if end == -1 or not name or _too_long(name) or "\n" in name:
             stray = True
             literal.append("$")
             i += 1
@@ -80,12 +84,17 @@ def _scan(text: str) -> tuple[tuple[Segment, ...], bool]:
     return tuple(segments), stray
 
 
+def _too_long(inner: str) -> bool:
+    name, _, filters = inner.partition("|")
+    return len(name) > MAX_NAME or len(filters) > MAX_FILTER_TEXT
+
+
 def parse_template(text: str) -> tuple[Segment, ...]:
     """Split ``text`` into literal strings and placeholders.
 
     ``$$`` is a literal ``$``. A ``$`` that does not open a well-formed placeholder (no closing
-    ``$``, an empty name, a name over 64 characters or with a newline) is kept as literal text;
-    the loader reports it (:func:`has_stray_dollar`). Adjacent literals are merged.
+    ``$``, an empty name, a name over 64 characters, filters over 256, or a newline) is kept as
+    literal text; the loader reports it (:func:`has_stray_dollar`). Adjacent literals are merged.
     """
     return _scan(text)[0]
 

@@ -8,8 +8,11 @@ that held it is left out. A placeholder inside a longer string is interpolated (
 substituted once and never re-scanned. Object keys are literal text, not templates.
 
 (ext) ``$name|filter$`` writes the value in a text encoding (:mod:`._codecs`), each element of a
-list alike; ``$name|default:text$`` stands for ``text`` when the variable has no value, so a sole
-placeholder with a default is never left out (docs/format.md, "Requests"); and an object
+list alike; value filters (:mod:`._filters`: ``trim_suffix:``, ``part:``, ``lower``, ``map:``, …)
+clean it first where they are written first, the filters running left to right; and
+``$name|default:text$`` stands for ``text`` when the variable has no value, so a sole
+placeholder with a default is never left out (docs/format.md, "Requests", "Value filters"); and an
+object
 ``{"$switch": "$encoding$", "cases": {...}, "default": ...}`` renders as
 the case named by the text of its ``$switch`` template, else its ``default``, else it is left out,
 as is a case or default that is ``null`` (docs/format.md, "Text encodings").
@@ -18,16 +21,17 @@ as is a case or default that is ``null`` (docs/format.md, "Text encodings").
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Final, TypeAlias
 
 from ._codecs import encode_value
 from ._errors import RenderError
+from ._filters import ValueFilter, apply_value_filter, parse_value_filter
 from ._model import Frozen, thaw
 from ._placeholders import Placeholder, parse_template
 
 __all__ = [
     "BASE_URL_FILTER",
-    "DEFAULT_FILTER",
     "MISSING",
     "SWITCH",
     "Lookup",
@@ -39,8 +43,7 @@ __all__ = [
     "Value",
     "compile_text",
     "compile_tree",
-    "is_encoding_filter",
-    "placeholder_default",
+    "filter_value",
     "placeholder_text",
     "text_names",
     "tree_names",
@@ -92,65 +95,54 @@ class Masked(str):
     __slots__ = ()
 
 
-#: (ext) ``$name|default:text$``: the text a placeholder without a value stands for
-#: (docs/format.md, "Requests"); not an encoding, so the encoding filters skip it.
-DEFAULT_FILTER: Final = "default:"
-
-
 #: (ext) ``$name|base_url$``: the value that opens a request_url is a whole base URL
 #: (docs/format.md, "Requests"); :mod:`._url` reads it, the value is written as it is.
 BASE_URL_FILTER: Final = "base_url"
 
 
-def is_encoding_filter(name: str) -> bool:
-    """Whether a filter writes the value in an encoding (not ``default:``, not ``base_url``)."""
-    return not name.startswith(DEFAULT_FILTER) and name != BASE_URL_FILTER
+@lru_cache(maxsize=1024)
+def _value_filter(name: str) -> ValueFilter | None:
+    return parse_value_filter(name)
 
 
-def placeholder_default(placeholder: Placeholder) -> str | None:
-    """The text of the placeholder's ``default:`` filter; None when it has none."""
+def filter_value(placeholder: Placeholder, value: str | None) -> str | None:
+    """``value`` through the placeholder's filters, left to right (docs/format.md, "Value
+    filters"): value filters clean it (``default:`` gives a missing value its text), encoding
+    filters write it; ``base_url`` is read by :mod:`._url`. A masked secret stays the mask."""
+    if isinstance(value, Masked):
+        return value
     for name in placeholder.filters:
-        if name.startswith(DEFAULT_FILTER):
-            return name[len(DEFAULT_FILTER) :]
-    return None
-
-
-def _encoded(placeholder: Placeholder, text: str) -> str:
-    """``text`` through the placeholder's encoding filters, left to right."""
-    if isinstance(text, Masked):
-        return text
-    for name in placeholder.filters:
-        if not is_encoding_filter(name):
+        if name == BASE_URL_FILTER:
             continue
         try:
-            text = encode_value(name, text)
+            value_filter = _value_filter(name)
+            if value_filter is not None:
+                value = apply_value_filter(value_filter, value)
+            elif value is not None:
+                value = encode_value(name, value)
         except KeyError:
             raise RenderError(f"{placeholder.shown}: unknown filter {name!r}") from None
-        except ValueError as e:
+        except ValueError as e:  # FilterSyntaxError included: the checker refuses it first
             raise RenderError(f"{placeholder.shown}: {e}") from None
-    return text
+    return value
 
 
 def _lookup(placeholder: Placeholder, values: Lookup) -> Value:
     value = values.get(placeholder.name)
     if not placeholder.filters:
         return value
-    if value is None:
-        value = placeholder_default(placeholder)
-        if value is None:
-            return None
     if isinstance(value, tuple):
-        return tuple(_encoded(placeholder, v) for v in value)
-    return _encoded(placeholder, value)
+        return tuple(filter_value(placeholder, v) or "" for v in value)
+    return filter_value(placeholder, value)
 
 
 def placeholder_text(placeholder: Placeholder, values: Lookup) -> str:
     """The text a placeholder stands for inside a longer string, through its filters."""
     value = values.get(placeholder.name)
-    if value is None and placeholder.filters:
-        value = placeholder_default(placeholder)
-    text = value if isinstance(value, str) else value_text(value)
-    return _encoded(placeholder, text) if placeholder.filters else text
+    if not placeholder.filters:
+        return value_text(value)
+    text = value if isinstance(value, str) or value is None else value_text(value)
+    return filter_value(placeholder, text) or ""
 
 
 def _sole(placeholder: Placeholder) -> TreeRenderer:

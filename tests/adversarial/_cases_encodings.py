@@ -63,27 +63,31 @@ async def _send(env: Env) -> str:
     return "send " + expect_status(sent.code, _SENT)
 
 
+async def _post_message(env: Env, definition: dict[str, Any], content: str) -> str:
+    installation = await _install(env, definition)
+    body = json.dumps(
+        {
+            "method": "message",
+            "params": {
+                "from": "+15557770000",
+                "to": installation.numbers[0].number,
+                "content": content,
+            },
+        }
+    ).encode()
+    status = await env.post(
+        env.core_url(webhook_path(installation)), body, {"Content-Type": "application/json"}
+    )
+    return "webhook " + expect_status(status, (200, 202, 204))
+
+
 def _webhook_case(name: str, encoding: str, content: str) -> None:
     async def run(env: Env) -> str:
         definition = demo_definition(f"adv-enc-{name}")
         for model in definition["Webhook"]:
             if model["event_type"] == "message":
                 model["decode"] = {"content": encoding}
-        installation = await _install(env, definition)
-        body = json.dumps(
-            {
-                "method": "message",
-                "params": {
-                    "from": "+15557770000",
-                    "to": installation.numbers[0].number,
-                    "content": content,
-                },
-            }
-        ).encode()
-        status = await env.post(
-            env.core_url(webhook_path(installation)), body, {"Content-Type": "application/json"}
-        )
-        return "webhook " + expect_status(status, (200, 202, 204))
+        return await _post_message(env, definition, content)
 
     cases.add(name, run)
 
@@ -96,3 +100,45 @@ _webhook_case(
 )
 _webhook_case("decode-base64-padding-near-the-body-limit", "base64", "=" * _NEAR_LIMIT)
 _webhook_case("decode-gsm7-escapes-near-the-body-limit", "gsm7_hex", "1B" * (_NEAR_LIMIT // 2))
+
+
+# (ext) Value filters (docs/format.md, "Value filters"): the longest chains the checker allows, with
+# the largest arguments, over values at the body limit built to make a naive split or scan slow.
+_MAP_32 = "map:" + ",".join(f"{i}=" for i in range(31)) + ",." + "y" * 20 + "=z"
+_CHAIN = f"part:.:-64|trim_suffix:{'.' * 60}|{_MAP_32}|upper"
+
+
+def _filter_case(name: str, filters: str, content: str) -> None:
+    async def run(env: Env) -> str:
+        definition = demo_definition(f"adv-filter-{name}")
+        for model in definition["Webhook"]:
+            if model["event_type"] == "message":
+                model["request_parameters"]["params"]["content"] = f"$content|{filters}$"
+        return await _post_message(env, definition, content)
+
+    cases.add(name, run)
+
+
+_filter_case("value-filters-chain-over-a-million-dots", _CHAIN, "." * _NEAR_LIMIT)
+_filter_case(
+    "value-filters-part-64-over-a-million-separators", "part:ab:64", "ab" * (_NEAR_LIMIT // 2)
+)
+_filter_case(
+    "value-filters-default-lower-near-the-body-limit",
+    "default:x|lower|part: :-1",
+    "A " * (_NEAR_LIMIT // 2),
+)
+
+
+@cases.case("send-200000-emoji-through-four-value-filters-and-an-encoding")
+async def _send_filters(env: Env) -> str:
+    definition = demo_definition("adv-filter-send")
+    definition["API"]["SendMessage"]["request_parameters"] = {
+        "to": "$to$",
+        "body": f"$content|part:👍:-64|{_MAP_32}|lower|ucs2_percent$",
+    }
+    installation = await _install(env, definition)
+    request = send_request("acme", installation.numbers[0].number, "👍" * 200_000)
+    sent = await env.gateway.call("SendMessage", request, env.tokens.full)
+    no_class_name(sent)
+    return "send " + expect_status(sent.code, _SENT)

@@ -54,7 +54,8 @@ _EVENT_TYPES = {
 # Every type, named: the later ones are listed only when asked for (docs/format.md, "More event
 # types").
 _ALL_TYPES = sorted(_EVENT_TYPES.values())
-_BASE = re.compile(r"^[a-z]+://[^/?#]*")
+# a placeholder in the host is skipped whole: its filters may hold "/" ("Value filters")
+_BASE = re.compile(r"^[a-z]+://(?:\$[^$]*\$|[^/?#$])*")
 
 
 def _point_at(url: str, fake_url: str) -> str:

@@ -291,11 +291,11 @@ def test_a_value_a_filter_cannot_encode_fails_the_render_with_its_place() -> Non
     assert caught.value.pointer == "/API/SendMessage/request_url"
 
 
-def test_a_placeholder_takes_one_filter() -> None:
-    # a chain could multiply a value's size (hex doubles it) with each filter
+def test_a_placeholder_takes_one_encoding_filter() -> None:
+    # a chain of encodings could multiply a value's size (hex doubles it) with each filter
     assert _problems(_with_send({"t": "$content|utf8_hex|utf8_hex$"})) == [
         "error /API/SendMessage/request_parameters/t: $content|utf8_hex|utf8_hex$: a "
-        "placeholder takes one filter"
+        "placeholder takes one encoding filter (or base_url)"
     ]
 
 
@@ -403,7 +403,7 @@ def test_unknown_filter() -> None:
     [problem] = _problems(_with_send({"text": "$content|ucs2hex$"}))
     assert problem.startswith(
         "error /API/SendMessage/request_parameters/text: $content|ucs2hex$: unknown filter "
-        "'ucs2hex' (did you mean ucs2_hex?); the filters are base64, "
+        "'ucs2hex' (did you mean ucs2_hex?); the filters are the value filters trim_prefix, "
     )
 
 
@@ -415,9 +415,9 @@ def test_a_filter_needs_a_name_and_a_request() -> None:
     doc = _template_with()
     doc["Webhook"][2]["request_parameters"]["params"]["content"] = "$content|base64$"
     assert _problems(doc) == [
-        "error /Webhook/2/request_parameters/params/content: $content|base64$: filters write a "
-        "value into a request (SendMessage, SendFile, Subscribe, Unsubscribe), not in a webhook "
-        "model; a webhook model decodes a capture with decode"
+        "error /Webhook/2/request_parameters/params/content: $content|base64$: base64 writes a "
+        "value into a request; a webhook model's capture takes value filters only (decode reads "
+        "a capture's encoding)"
     ]
 
 

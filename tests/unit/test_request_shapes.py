@@ -196,13 +196,15 @@ def test_default_filter_checks() -> None:
         "names "
         "its text after a colon: $gateway_id|default:$ stands for an empty string"
     ]
-    assert _problems(_doc(request_parameters={"a": "$gateway_id|default:|base64$"})) == [
-        "error /API/SendMessage/request_parameters/a: $gateway_id|default:|base64$: a placeholder "
-        "takes one filter"
+    # (ext) "Value filters": a default may come before an encoding, which then writes its text
+    assert _problems(_doc(request_parameters={"a": "$gateway_id|default:|base64$"})) == []
+    assert _problems(_doc(request_parameters={"a": "$gateway_id|default:a|default:b$"})) == [
+        "error /API/SendMessage/request_parameters/a: $gateway_id|default:a|default:b$: a "
+        "placeholder takes one default:"
     ]
     webhook = _doc()
     webhook["Webhook"][2]["request_parameters"]["params"]["content"] = "$content|default:$"
-    assert any(p.startswith("error /Webhook/2/") for p in _problems(webhook))
+    assert _problems(webhook) == []  # (ext) "Value filters": a capture's default, in a model
 
 
 def test_a_failing_filter_still_fails() -> None:
