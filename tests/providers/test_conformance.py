@@ -27,11 +27,11 @@ import grpc
 import pytest
 import yarl
 
+from client._webhook_signing import property_overrides, sign_webhook
 from msgbridge.v1 import gateway_pb2
 from server.demo import Answer, RunningFakeProvider
 
 from ..service.conftest import Gateway, GatewayFactory, rpc_details
-from ._signing import property_overrides, sign_webhook
 
 ROOT = Path(__file__).resolve().parents[2]
 INTEGRATIONS = ROOT / "integrations"

@@ -14,11 +14,11 @@ import pytest
 import yarl
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from client._webhook_signing import sign_webhook
 from msgbridge.v1 import gateway_pb2
 from server.demo import RunningFakeProvider
 
 from ..service.conftest import GatewayFactory
-from ._signing import sign_webhook
 from .test_conformance import FIXTURES, _definition, _install, _load
 
 CASES = [
