@@ -18,7 +18,13 @@ __all__ = ["build_parser", "main"]
 Handler = Callable[[argparse.Namespace], int]
 
 # Command groups, in the order `--help` lists them.
-_COMMAND_MODULES = ("._serve_cli", "._sidecar_cli", "._service_cli", "._check_cli")
+_COMMAND_MODULES = (
+    "._serve_cli",
+    "._sidecar_cli",
+    "._service_cli",
+    "._check_cli",
+    "._test_cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
