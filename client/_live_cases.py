@@ -19,7 +19,7 @@ import logging
 import re
 import tempfile
 import urllib.parse
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -95,13 +95,20 @@ def _quiet(name: str) -> Iterator[None]:
 
 
 async def run_cases_live(
-    definition_json: str, doc: Mapping[str, Any], definition: Definition, cases: CaseSet
+    definition_json: str,
+    doc: Mapping[str, Any],
+    definition: Definition,
+    cases: CaseSet,
+    *,
+    settings: Callable[[Settings], Settings] | None = None,
 ) -> list[CaseResult]:
-    """:func:`run_live` in a running event loop."""
+    """:func:`run_live` in a running event loop; ``settings`` may change each gateway's
+    settings (the project's tests run it on PostgreSQL too)."""
     fake = await start_fake_provider()
     try:
         with tempfile.TemporaryDirectory(prefix="msgbridge-test-") as folder:
             run = _LiveRun(definition_json, doc, definition, cases, fake, Path(folder))
+            run.adjust = settings
             return [await run.case(number, case) for number, case in enumerate(cases.cases)]
     finally:
         await fake.aclose()
@@ -133,6 +140,7 @@ class _LiveRun:
         self._auth = doc.get("WebhookAuth")
         self._fake = fake
         self._folder = folder
+        self.adjust: Callable[[Settings], Settings] | None = None
 
     async def case(self, number: int, case: Case) -> CaseResult:
         result = CaseResult(case.name)
@@ -168,7 +176,7 @@ class _LiveRun:
             receipt_wait_s=RECEIPT_WAIT_S,
             log_format="text",
         )
-        server, port = await build_server(settings)
+        server, port = await build_server(self.adjust(settings) if self.adjust else settings)
         await server.start()
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
         try:
