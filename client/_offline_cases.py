@@ -63,10 +63,12 @@ from ._cases import (
 )
 from ._webhook_signing import sign_webhook
 
-__all__ = ["LIVE_ONLY", "run_offline", "send_of", "webhook_body"]
+__all__ = ["LIVE_ONLY", "MAX_POSTS", "posts", "run_offline", "send_of", "webhook_body"]
 
 #: What the offline run leaves to --live, by case key (said in the case's line).
 LIVE_ONLY = {"oauth2_token": "the OAuth2 token request"}
+#: The most times one webhook case's body is posted (``posts``).
+MAX_POSTS = 5
 #: The caller of every case's send and the webhook URL the offline installation has.
 ORG = "org-1"
 _OFFLINE_BASE = "http://127.0.0.1:0"
@@ -98,6 +100,14 @@ def send_of(request: Mapping[str, Any]) -> SendRequest:
         extension=request.get("extension", ""),
         domain=request.get("domain", ""),
     )
+
+
+def posts(case: Mapping[str, Any]) -> int:
+    """How many times a webhook case's body is posted (``posts``, default 1)."""
+    count = case.get("posts", 1)
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_POSTS:
+        raise ValueError(f'"posts" must be a whole number from 1 to {MAX_POSTS}')
+    return count
 
 
 def webhook_body(case: Mapping[str, Any], ours: Mapping[str, str]) -> bytes:
@@ -215,10 +225,33 @@ class _OfflineRun:
     def _webhook(self, data: Mapping[str, Any], result: CaseResult) -> None:
         self._seen.clear()  # each case starts from a fresh installation
         properties = self._properties()
-        definition = self._definition
         sent: tuple[str, str] | None = None  # sent first: our id, the provider's
         if "sent_first" in data:
             sent = self._sent_first(data["sent_first"], properties, result)
+        events: list[dict[str, Any]] = []
+        for _ in range(posts(data)):  # a provider's retries: their events are duplicates
+            given = self._post(data, properties, sent, result)
+            if given is None:
+                return
+            events += given
+        expected = data["expect_events"]
+        if len(events) != len(expected):
+            shown = [f"{e['type']} {e['provider_message_id']}".strip() for e in events]
+            result.problems.append(f"{len(events)} events {shown}, want {len(expected)}")
+        for number, (got_event, want_event) in enumerate(zip(events, expected, strict=False), 1):
+            result.problems += event_problems(
+                got_event, want_event, f"event {number}", sent[0] if sent else None
+            )
+
+    def _post(
+        self,
+        data: Mapping[str, Any],
+        properties: dict[str, str],
+        sent: tuple[str, str] | None,
+        result: CaseResult,
+    ) -> list[dict[str, Any]] | None:
+        """One post of the case's body: the events it gives, or None once it is refused."""
+        definition = self._definition
         ours = {"$gateway_id$": sent[0]} if sent else {}
         body = webhook_body(data, ours)
         query = str(resolve(data.get("query", ""), ours))
@@ -238,7 +271,7 @@ class _OfflineRun:
                 verify_webhook(definition.webhook_auth, properties, signed, now=time.time())
             except WebhookAuthFailed as exc:
                 result.problems.append(f"refused (401): the WebhookAuth check fails: {exc}")
-                return
+                return None
         request = WebhookRequest(
             method=method,
             content_type=content_type or None,
@@ -250,7 +283,7 @@ class _OfflineRun:
             matched = match_webhook(definition, request)
         except WebhookParseError as exc:
             result.problems.append(f"answered 400: the body cannot be parsed: {exc}")
-            return
+            return None
         if "expect_answer" in data:
             answer = choose_answer(definition, matched)
             wanted = data["expect_answer"]
@@ -258,19 +291,11 @@ class _OfflineRun:
             want = (wanted.get("status", 200), wanted["content_type"], wanted["body_text"])
             if got != want:
                 result.problems.append(f"answer (status, type, body): got {got}, want {want}")
-        events = [
+        return [
             fields
             for event in matched.events
             if (fields := self._routed(definition, event, sent)) is not None
         ]
-        expected = data["expect_events"]
-        if len(events) != len(expected):
-            shown = [f"{e['type']} {e['provider_message_id']}".strip() for e in events]
-            result.problems.append(f"{len(events)} events {shown}, want {len(expected)}")
-        for number, (got_event, want_event) in enumerate(zip(events, expected, strict=False), 1):
-            result.problems += event_problems(
-                got_event, want_event, f"event {number}", sent[0] if sent else None
-            )
 
     def _sent_first(
         self, first: Mapping[str, Any], properties: dict[str, str], result: CaseResult
