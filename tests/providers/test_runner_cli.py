@@ -149,3 +149,14 @@ def test_a_set_without_cases_fails(tmp_path: Path, capsys: pytest.CaptureFixture
     status, out, _ = _run(capsys, str(KANNEL), "--cases", str(tmp_path / "empty"))
     assert status == 1
     assert out.splitlines()[-1] == "0 passed, 0 failed"
+
+
+@pytest.mark.parametrize("posts", [0, 6, "2", True])
+def test_a_posts_count_out_of_bounds_is_reported(
+    posts: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases = _copy_cases(tmp_path)
+    _edit(cases / "webhooks" / "mo.json", lambda d: d.update({"posts": posts}))
+    status, out, _ = _run(capsys, str(KANNEL), "--cases", str(cases / "webhooks" / "mo.json"))
+    assert status == 1
+    assert '"posts" must be a whole number from 1 to 5' in out
