@@ -166,7 +166,9 @@ class _OfflineRun:
         bearer = _bearer(definition, properties, data)
         answers = data.get("answer", {})
         scripted = [answer_of(a) for a in (answers if isinstance(answers, list) else [answers])]
-        received, ids, error = self._requests(definition, template, variables, bearer, scripted)
+        received, ids, error = self._requests(
+            definition, template, variables, bearer, scripted, properties
+        )
         expects = data["expect"] if isinstance(data["expect"], list) else [data["expect"]]
         if len(received) != len(expects):
             made = [f"{r.method} {r.path}" for r in received]
@@ -183,6 +185,7 @@ class _OfflineRun:
         variables: Mapping[str, Any],
         bearer: str | None,
         answers: list[Answer],
+        properties: Mapping[str, str],
     ) -> tuple[list[ReceivedRequest], list[str], GatewayError | None]:
         """The requests the send makes, every part's provider id and the send's error."""
         received: list[ReceivedRequest] = []
@@ -209,7 +212,7 @@ class _OfflineRun:
                 step.template,
                 _response(answer, f"offline-{number}"),
                 integration=definition.id,
-                secrets=lambda: installation_secrets(definition, variables),
+                secrets=lambda: installation_secrets(definition, properties, tokens=(bearer,)),
             )
             if isinstance(verdict, GatewayError):
                 return (
