@@ -160,3 +160,19 @@ def test_a_posts_count_out_of_bounds_is_reported(
     status, out, _ = _run(capsys, str(KANNEL), "--cases", str(cases / "webhooks" / "mo.json"))
     assert status == 1
     assert '"posts" must be a whole number from 1 to 5' in out
+
+
+@pytest.mark.parametrize(
+    "definition",
+    sorted(p for p in (ROOT / "integrations").glob("*.json") if p.name != "schema.json"),
+    ids=lambda p: p.stem,
+)
+def test_every_shipped_definition_passes_its_cases_offline(
+    definition: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command a partner runs, over each shipped file (test_conformance.py runs each case
+    live too)."""
+    cases = ROOT / "tests" / "fixtures" / "providers" / definition.stem
+    status, out, _ = _run(capsys, str(definition), "--cases", str(cases))
+    assert status == 0, out
+    assert " 0 failed" in out.splitlines()[-1]
