@@ -39,6 +39,7 @@ from server.engine import (
     choose_answer,
     load_definition,
     match_webhook,
+    only_if_holds,
     plan_send,
     render_request,
 )
@@ -406,8 +407,8 @@ def _steps(
 ) -> list[tuple[RequestTemplate, Mapping[str, Value]]] | str:
     """The requests to render: a send's planned requests (docs/format.md, "Several requests per
     send"), or every request of a Subscribe or Unsubscribe list; a str says why not."""
-    if name not in ("SendMessage", "SendFile"):
-        return [(template, variables) for template in templates]
+    if name not in ("SendMessage", "SendFile"):  # (ext) a step its only_if skips is not made
+        return [(t, variables) for t in templates if only_if_holds(t, variables)]
     try:
         return [(s.template, s.variables) for t in templates for s in plan_send(t, variables)]
     except TooManyRequests as exc:

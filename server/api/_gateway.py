@@ -257,6 +257,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self, request: gateway_pb2.UpdateInstallationRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.Installation:
         await self._authorize(request, context)
+        before = await self._installations.get(request.installation_id)
         record = await self._installations.update(
             request.installation_id,
             properties=dict(request.properties),
@@ -264,7 +265,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             numbers=number_inputs(request.numbers) if request.set_numbers else None,
             default_region=(request.default_region if request.HasField("default_region") else None),
         )
-        return await self._installation_pb(record)
+        await self._subscriptions.after_update(before, record)
+        return await self._installation_pb(await self._installations.get(record.id))
 
     @rpc
     async def GetInstallation(

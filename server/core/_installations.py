@@ -37,6 +37,10 @@ logger = logging.getLogger(__name__)
 # (property names cannot start with a NUL), so the store needs no column for it.
 WEBHOOK_TOKEN_PROPERTY = "\x00webhook_token"  # noqa: S105 - a name, not a secret
 
+# What Subscribe kept (docs/format.md, "Subscribe and Unsubscribe"): its captures and what it ran
+# with, as one JSON text sealed whole, among the values kept beside the installation's record.
+SUBSCRIPTION_VALUE = "subscription"
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class NumberInput:
@@ -109,6 +113,16 @@ class InstallationDirectory:
                 },
             )
         return cached
+
+    async def subscription_values(self, installation_id: str) -> str | None:
+        """What Subscribe kept for the installation (JSON text, in clear), or None."""
+        sealed = await self._store.get_installation_value(installation_id, SUBSCRIPTION_VALUE)
+        return None if sealed is None else self._box.decrypt(sealed)
+
+    async def keep_subscription_values(self, installation_id: str, text: str) -> None:
+        """Keep ``text`` (JSON) sealed as what Subscribe kept, replacing what it kept before."""
+        sealed = self._box.encrypt(text)
+        await self._store.put_installation_value(installation_id, SUBSCRIPTION_VALUE, sealed)
 
     # --- writing ------------------------------------------------------------------------------
 

@@ -1,16 +1,20 @@
 """Subscribe: registering an installation's webhook URL with the provider
 (docs/format.md, "Subscribe and Unsubscribe").
 
-When an installation whose definition has a ``Subscribe`` request is enabled, or its properties
-or numbers change, its requests are made in order with ``$webhook_url$``. Success marks the
-installation ``subscribed``; a failure marks it ``failed`` with the error and is retried with
-exponential backoff, and can be retried at once (``RetrySubscription``). Disabling makes the
-``Unsubscribe`` requests, best effort.
+When an installation whose definition has a ``Subscribe`` request is enabled, or a value its
+requests depend on changes (docs/format.md, "When Subscribe runs again"), its requests are made in
+order with ``$webhook_url$``. Success marks the installation ``subscribed``; a failure marks it
+``failed`` with the error and is retried with exponential backoff, and can be retried at once
+(``RetrySubscription``). Disabling makes the ``Unsubscribe`` requests, best effort.
 
 A request's ``response_map`` is applied to its answer as for a send: a literal that does not match
 fails the step (``$error$`` says why), and every other capture (``$sid$``) becomes a variable of
 the later requests of the same list — how a number's id is looked up before the number is updated.
 A capture the answer does not have fails the step: the next request could not be built right.
+(ext) A request's ``find`` searches its answer's lists and captures what it finds, and its
+``only_if`` skips it unless a variable has (or has no) value (docs/format.md, "Look up before
+create"). Every capture is kept, sealed, for the next run and for ``Unsubscribe`` (:class:`Kept`;
+docs/format.md, "Values Subscribe keeps").
 
 A failure's text (kept on the installation and returned as its subscription's ``last_error``) has
 every secret of the installation masked (docs/format.md, "Authentication"): a provider's answer
@@ -25,18 +29,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..engine import (
     Definition,
     EngineError,
     RequestTemplate,
     Value,
+    auth_variables,
+    find_in_answer,
     map_response,
+    only_if_holds,
     render_request,
     response_variables,
     template_variables,
+    thaw,
 )
 from ..errors import GatewayError
 from ..oauth import installation_secrets
@@ -64,6 +76,45 @@ class SubscriptionFailed(Exception):
     @property
     def reason(self) -> str | None:
         return self.error.reason if self.error is not None else None
+
+
+@dataclass(kw_only=True, slots=True)
+class Kept:
+    """What Subscribe keeps per installation, sealed whole and never logged or returned
+    (docs/format.md, "Values Subscribe keeps"): a digest of the values its last success depended
+    on, and the values its requests captured — shared, and per number — for its next run and for
+    Unsubscribe."""
+
+    fingerprint: str | None = None
+    shared: dict[str, Value] = field(default_factory=dict)
+    numbers: dict[str, dict[str, Value]] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> Kept:
+        data = json.loads(text) if text else {}
+        return cls(
+            fingerprint=data.get("fingerprint"),
+            shared=_values(data.get("shared", {})),
+            numbers={n: _values(v) for n, v in data.get("numbers", {}).items()},
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"fingerprint": self.fingerprint, "shared": self.shared, "numbers": self.numbers},
+            sort_keys=True,
+        )
+
+    def keep(self, name: str, value: Value, number: str | None) -> None:
+        """Record a capture of this run; None (a search that found nothing) forgets it."""
+        values = self.shared if number is None else self.numbers.setdefault(number, {})
+        if value is None:
+            values.pop(name, None)
+        else:
+            values[name] = value
+
+
+def _values(data: Mapping[str, Any]) -> dict[str, Value]:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
 
 
 class SubscriptionKeeper:
@@ -94,10 +145,73 @@ class SubscriptionKeeper:
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def start(self) -> None:
-        """Resume the subscriptions left pending or failed by a previous run."""
+        """Resume the subscriptions left pending or failed by a previous run, and make again those
+        whose values changed while the service was down (its public URL, the definition)."""
         for record in await self._store.list_installations():
-            if record.enabled and record.subscription_state in ("pending", "failed"):
+            if not record.enabled:
+                continue
+            if record.subscription_state in ("pending", "failed"):
                 self.schedule(record)
+            elif record.subscription_state == "subscribed":
+                kept = await self._kept(record.id)
+                if kept.fingerprint is not None:
+                    await self._again_if_changed(record, kept.fingerprint)
+
+    async def after_update(self, before: InstallationRecord, after: InstallationRecord) -> None:
+        """An admin changed the installation: Subscribe runs again when a value its requests
+        depend on changed (docs/format.md, "When Subscribe runs again"), and not otherwise."""
+        if not after.enabled:
+            return
+        reference = None
+        if before.subscription_state == "subscribed":
+            reference = (await self._kept(before.id)).fingerprint
+        if reference is None:  # what the running attempts use, or a subscription kept by an
+            reference = await self._depends_on(before)  # older version that recorded nothing
+        await self._again_if_changed(after, reference)
+
+    async def _again_if_changed(self, record: InstallationRecord, reference: str | None) -> None:
+        integration = await self._catalog.get(record.integration_id)
+        if not integration.definition.choose(record.properties).subscribe:
+            if record.subscription_state != "not_required":
+                await self._store.set_subscription(record.id, state="not_required", error=None)
+            return
+        if await self._depends_on(record) == reference:
+            return
+        await self._store.set_subscription(record.id, state="pending", error=None)
+        logger.info(
+            "subscribing again: a value it depends on changed", extra={"installation": record.id}
+        )
+        self.schedule(record)
+
+    async def _depends_on(self, record: InstallationRecord) -> str | None:
+        """A digest of every value the installation's Subscribe requests depend on: the requests
+        themselves (its variant, the definition's version), the properties they and the auth
+        render, the webhook URL, and the numbers when a request is made per number. None when
+        the definition has no Subscribe. Kept only sealed: it digests secret values."""
+        integration = await self._catalog.get(record.integration_id)
+        definition = integration.definition.choose(record.properties)
+        requests = definition.subscribe
+        if not requests:
+            return None
+        used = auth_variables(definition.auth).union(*(template_variables(t) for t in requests))
+        properties = self._installations.property_values(record)
+        per_number = "number" in used
+        # The file as written (a variant's, merged): stable across versions of this code, unlike
+        # the loaded model.
+        source = thaw(definition.source)
+        depends = {
+            "requests": source.get("Subscribe"),
+            "auth": source.get("auth"),
+            "properties": {name: properties.get(name) for name in sorted(used & properties.keys())},
+            "webhook_url": self._installations.webhook_url(record),
+            "orgid": record.org_id,
+            "numbers": sorted(n.number for n in record.numbers) if per_number else None,
+        }
+        return hashlib.sha256(json.dumps(depends, sort_keys=True).encode()).hexdigest()
+
+    async def _kept(self, installation_id: str) -> Kept:
+        text = await self._installations.subscription_values(installation_id)
+        return Kept.from_json(text)
 
     async def aclose(self) -> None:
         """Cancel the background attempts and wait for them to end."""
@@ -153,9 +267,18 @@ class SubscriptionKeeper:
             if not requests:
                 await self._store.set_subscription(record.id, state="not_required", error=None)
                 return True
+            kept = await self._kept(record.id)
+            before = kept.to_json()
             try:
-                await self._make(record, requests)
-            except SubscriptionFailed as exc:
+                await self._make(record, requests, kept)
+            except (SubscriptionFailed, asyncio.CancelledError) as exc:
+                # What the run created before it failed or was replaced by a newer one (its
+                # captures) is kept all the same, for the next run (docs/format.md, "Values
+                # Subscribe keeps").
+                if kept.to_json() != before:
+                    await self._installations.keep_subscription_values(record.id, kept.to_json())
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
                 logger.warning(
                     "subscribe failed",
                     extra={
@@ -166,6 +289,8 @@ class SubscriptionKeeper:
                 )
                 await self._store.set_subscription(record.id, state="failed", error=str(exc))
                 return False
+            kept.fingerprint = await self._depends_on(record)
+            await self._installations.keep_subscription_values(record.id, kept.to_json())
             await self._store.set_subscription(record.id, state="subscribed", error=None)
             logger.info("subscribed", extra={"installation": record.id})
             return True
@@ -173,19 +298,33 @@ class SubscriptionKeeper:
     async def unsubscribe(self, record: InstallationRecord) -> None:
         """Make the definition's Unsubscribe requests; failures are logged, not raised."""
         integration = await self._catalog.get(record.integration_id)
-        unsubscribe = integration.definition.choose(record.properties).unsubscribe
-        if not unsubscribe:
+        definition = integration.definition.choose(record.properties)
+        if not definition.unsubscribe:
             return
+        kept = await self._kept(record.id)
         try:
-            await self._make(record, unsubscribe)
+            await self._make(
+                record, definition.unsubscribe, kept, numbered=_numbered(definition.subscribe)
+            )
         except SubscriptionFailed as exc:
             logger.warning(
                 "unsubscribe failed", extra={"installation": record.id, "reason": exc.reason}
             )
+            return
+        # What was subscribed is gone: nothing is kept for a later run (docs/format.md,
+        # "Values Subscribe keeps").
+        await self._installations.keep_subscription_values(record.id, Kept().to_json())
 
     async def _make(
-        self, record: InstallationRecord, requests: tuple[RequestTemplate, ...]
+        self,
+        record: InstallationRecord,
+        requests: tuple[RequestTemplate, ...],
+        kept: Kept,
+        numbered: frozenset[str] = frozenset({"number"}),
     ) -> None:
+        """Make ``requests`` in order, starting from the values ``kept`` holds and recording in
+        it what they capture. ``numbered``: the variables whose value depends on the number
+        (for Unsubscribe, also what Subscribe captured per number)."""
         definition = (await self._catalog.get(record.integration_id)).definition
         definition = definition.choose(record.properties)  # auth may differ per variant
         properties = self._installations.property_values(record)
@@ -193,29 +332,28 @@ class SubscriptionKeeper:
         bearer = await self._bearer(record, definition, secrets)
         known = self._auth.oauth.known_tokens(record.id) if self._auth else ()
         secrets = secrets.with_values((bearer, *known))
-        shared: dict[str, Value] = {
+        numbers = [n.number for n in record.numbers]
+        kept.numbers = {n: v for n, v in kept.numbers.items() if n in numbers}
+        gateway: dict[str, Value] = {
             **properties,
             "webhook_url": self._installations.webhook_url(record),
             "orgid": record.org_id,
         }
-        numbers = [n.number for n in record.numbers]
-        per_number: dict[str, dict[str, Value]] = {n: {"number": n} for n in numbers}
-        numbered = {"number"}  # variables whose value depends on the number
         region = record.default_region or None
         for index, template in enumerate(requests, start=1):
             where = f"request {index} ({template.pointer})"
-            captured = response_variables(template)
-            if template_variables(template) & numbered:
-                numbered |= captured
-                for number in numbers:
-                    scope = per_number[number]
-                    scope |= await self._call(
-                        definition, template, shared | scope, bearer, where, region, secrets
-                    )
-            else:
-                shared |= await self._call(
-                    definition, template, shared, bearer, where, region, secrets
-                )
+            per_number = bool(template_variables(template) & numbered)
+            if per_number:
+                numbered |= response_variables(template)
+            for number in numbers if per_number else [None]:
+                scope = {**kept.shared, **gateway}
+                if number is not None:
+                    scope |= {**kept.numbers.get(number, {}), "number": number}
+                if not only_if_holds(template, scope):
+                    continue
+                got = await self._call(definition, template, scope, bearer, where, region, secrets)
+                for name, value in got.items():
+                    kept.keep(name, value, number)
 
     async def _bearer(
         self, record: InstallationRecord, definition: Definition, secrets: SecretMask
@@ -243,7 +381,8 @@ class SubscriptionKeeper:
         region: str | None,
         secrets: SecretMask,
     ) -> dict[str, Value]:
-        """Make one request; its captures for the requests after it."""
+        """Make one request; its captures for the requests after it (None: a search found
+        nothing)."""
         try:
             rendered = render_request(
                 definition,
@@ -264,11 +403,14 @@ class SubscriptionKeeper:
             failure = from_http_response(response, integration=definition.id, secrets=secrets)
             said = f": {failure.excerpt}" if failure.excerpt else ""
             raise SubscriptionFailed(f"{where} answered HTTP {response.status}{said}", failure)
+        content_type = response.headers.get("content-type")
+        # (ext) docs/format.md, "Look up before create"
+        found = find_in_answer(template.find, response.body, content_type, variables)
+        if found.problem is not None:
+            raise SubscriptionFailed(f"{where}: {found.problem}")
         if template.response_map is None:
-            return {}
-        outcome = map_response(
-            template.response_map, response.body, response.headers.get("content-type")
-        )
+            return dict(found.values)
+        outcome = map_response(template.response_map, response.body, content_type)
         if not outcome.accepted:
             reason = outcome.error or outcome.reason or "the answer is not the expected one"
             refusal = from_refusal(
@@ -277,8 +419,19 @@ class SubscriptionKeeper:
             raise SubscriptionFailed(
                 f"{where} was refused: {secrets.excerpt(reason, EXCERPT)}", refusal
             )
-        missing = sorted(response_variables(template) - outcome.captures.keys())
+        mapped = response_variables(template) - found.values.keys()
+        missing = sorted(mapped - outcome.captures.keys())
         if missing:
             names = ", ".join(f"${name}$" for name in missing)
             raise SubscriptionFailed(f"{where}: the answer does not contain {names}")
-        return {name: outcome.captures[name] for name in response_variables(template)}
+        return {**found.values, **{name: outcome.captures[name] for name in mapped}}
+
+
+def _numbered(requests: tuple[RequestTemplate, ...]) -> frozenset[str]:
+    """The variables whose value depends on the number after ``requests``: ``$number$`` and what
+    a request made per number captures."""
+    numbered = frozenset({"number"})
+    for template in requests:
+        if template_variables(template) & numbered:
+            numbered |= response_variables(template)
+    return numbered

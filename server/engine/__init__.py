@@ -11,6 +11,7 @@ from ._answer import ANSWER_BODY_MAX_BYTES, DEFAULT_ANSWER, choose_answer
 from ._document import MAX_SIZE as MAX_DEFINITION_BYTES
 from ._document import TOO_LARGE as DEFINITION_TOO_LARGE
 from ._errors import DefinitionError, EngineError, Problem, RenderError, WebhookParseError
+from ._find import Found, find_in_answer, only_if_holds
 from ._gsm import Encoding, segment_count, text_encoding
 from ._load import check_definition, load_definition
 from ._match import (
@@ -27,6 +28,7 @@ from ._model import (
     BearerAuth,
     Definition,
     EventType,
+    FindRule,
     Frozen,
     HeaderAuth,
     JwtAuth,
@@ -35,6 +37,7 @@ from ._model import (
     Property,
     RequestTemplate,
     ResponseRules,
+    StepCondition,
     WebhookAnswer,
     WebhookAuth,
     WebhookModel,
@@ -46,6 +49,7 @@ from ._placeholders import Placeholder, parse_template
 from ._render import (
     RenderedRequest,
     Value,
+    auth_variables,
     render_request,
     response_variables,
     template_variables,
@@ -75,6 +79,8 @@ __all__ = [
     "EngineError",
     "ErrorMatch",
     "EventType",
+    "FindRule",
+    "Found",
     "Frozen",
     "HeaderAuth",
     "InboundEvent",
@@ -93,6 +99,7 @@ __all__ = [
     "RequestTemplate",
     "ResponseOutcome",
     "ResponseRules",
+    "StepCondition",
     "TooManyRequests",
     "UnmatchedPayload",
     "Value",
@@ -101,13 +108,16 @@ __all__ = [
     "WebhookModel",
     "WebhookParseError",
     "WebhookRequest",
+    "auth_variables",
     "check_definition",
     "choose_answer",
+    "find_in_answer",
     "freeze",
     "judge_response",
     "load_definition",
     "map_response",
     "match_webhook",
+    "only_if_holds",
     "parse_template",
     "parse_webhook",
     "plan_send",

@@ -19,6 +19,7 @@ from ._correlation_checks import CORRELATION_CHECKS, correlates_by_our_id
 from ._encoding_checks import ENCODING_CHECKS
 from ._errors import Problem
 from ._event_value_checks import EVENT_VALUE_CHECKS, built_names, declared_captures
+from ._find_checks import check_find
 from ._placeholders import Placeholder, has_stray_dollar, parse_template, placeholders_in
 from ._pointer import child
 from ._repeated_checks import check_repeated
@@ -666,6 +667,7 @@ CHECKS: tuple[Check, ...] = (
     check_request_shapes,
     check_response_maps,
     check_response_rules,
+    check_find,
     check_send_plans,
     check_list_patterns,
     check_webhook_events,

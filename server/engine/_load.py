@@ -25,6 +25,7 @@ from ._model import (
     ConditionTest,
     Definition,
     EventType,
+    FindRule,
     HeaderAuth,
     JwtAuth,
     OAuth2Config,
@@ -34,6 +35,7 @@ from ._model import (
     ResponseError,
     ResponseRules,
     Split,
+    StepCondition,
     WebhookAnswer,
     WebhookAuth,
     WebhookModel,
@@ -236,7 +238,6 @@ def _oauth2(oauth2: dict[str, Any]) -> OAuth2Config:
 def _request(at: str, request: dict[str, Any]) -> RequestTemplate:
     split = request.get("split")
     then = request.get("then")
-    when = request.get("when")
     return RequestTemplate(
         pointer=at,
         method=request["request_method"],
@@ -249,6 +250,8 @@ def _request(at: str, request: dict[str, Any]) -> RequestTemplate:
         query=freeze(request.get("request_query")),
         parameters_in=request.get("request_parameters_in"),
         omit_empty=request.get("request_omit_empty", False),
+        find=_find(request.get("find")),
+        only_if=_only_if(request.get("only_if")),
         # (ext) docs/format.md, "Several requests per send"
         split=(
             None
@@ -257,8 +260,28 @@ def _request(at: str, request: dict[str, Any]) -> RequestTemplate:
         ),
         for_each=request.get("for_each"),
         then=_request(f"{at}/then", then) if then is not None else None,
-        when=when.strip("$") if isinstance(when, str) else None,
     )
+
+
+def _find(value: dict[str, Any] | list[dict[str, Any]] | None) -> tuple[FindRule, ...]:
+    """(ext) docs/format.md, "Look up before create"; one search or a list of them."""
+    rules = [] if value is None else [value] if isinstance(value, dict) else value
+    return tuple(
+        FindRule(
+            in_=rule.get("in", ""),
+            where=tuple(rule["where"].items()),
+            capture=tuple(rule["capture"].items()),
+        )
+        for rule in rules
+    )
+
+
+def _only_if(value: dict[str, str] | None) -> StepCondition | None:
+    if value is None:
+        return None
+    if "present" in value:
+        return StepCondition(name=value["present"], present=True)
+    return StepCondition(name=value["absent"], present=False)
 
 
 _TESTS: tuple[ConditionTest, ...] = ("one_of", "not", "present", "absent")

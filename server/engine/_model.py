@@ -223,6 +223,26 @@ class Split:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class FindRule:
+    """(ext) A search in a list of a Subscribe or Unsubscribe answer (docs/format.md, "Look up
+    before create"): the first element of the list at ``in_`` whose every ``where`` pointer holds
+    the text of its template gives the ``capture`` names the values at their pointers."""
+
+    in_: str  # JSON Pointer of the list in the answer; "" is the answer itself
+    where: tuple[tuple[str, str], ...]  # (pointer in an element, template)
+    capture: tuple[tuple[str, str], ...]  # (name, pointer in the element)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StepCondition:
+    """(ext) ``only_if``: the step is made only when ``name`` has a value (``present``) or has
+    none (``absent``)."""
+
+    name: str
+    present: bool
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class RequestTemplate:
     """A request the gateway makes: SendMessage, SendFile, Subscribe or Unsubscribe
     (docs/format.md, "Requests")."""
@@ -240,14 +260,18 @@ class RequestTemplate:
     query: Frozen = None
     parameters_in: str | None = None
     omit_empty: bool = False  # (ext) request_omit_empty: an object emptied of keys is left out
+    # (ext) Subscribe and Unsubscribe only (docs/format.md, "Look up before create"): elements to
+    # find in the answer's lists
+    find: tuple[FindRule, ...] = ()
+    # (ext) a value the step is made only with or without: a Subscribe or Unsubscribe step, or a
+    # send's follow-up request ("Look up before create", "Several requests per send")
+    only_if: StepCondition | None = None
     # (ext) docs/format.md, "Several requests per send" (sends only): how the message's text is
     # cut into parts, what each request carries ("part", "media" or "once"; None: "part" with a
-    # split, else "once"), the follow-up request and, on a follow-up, the variable whose value
-    # it needs.
+    # split, else "once") and the follow-up request.
     split: Split | None = None
     for_each: ForEach | None = None
     then: RequestTemplate | None = None
-    when: str | None = None
 
 
 # --- (ext) the answer a stored webhook gets (docs/format.md, "Answers") ------------------------

@@ -70,6 +70,7 @@ __all__ = [
     "MASK",
     "RenderedRequest",
     "Value",
+    "auth_variables",
     "render_request",
     "response_variables",
     "template_variables",
@@ -437,14 +438,35 @@ def render_request(
 
 
 def template_variables(template: RequestTemplate) -> frozenset[str]:
-    """Every variable name the request uses: in its URL, query, parameters and request_headers."""
+    """Every variable name the request uses: in its URL, query, parameters and request_headers,
+    and (ext) in its ``find`` templates and ``only_if``."""
     names = text_names(template.url) | tree_names(template.parameters) | tree_names(template.query)
     for value in template.headers.values():
         names |= text_names(value)
+    for rule in template.find:
+        for _, text in rule.where:
+            names |= text_names(text)
+    if template.only_if is not None:
+        names |= {template.only_if.name}
     return names
 
 
+def auth_variables(auth: Auth | None) -> frozenset[str]:
+    """Every variable name the definition's ``auth`` renders into a request (its credentials);
+    none for a token signed or fetched per request (JWT, OAuth2)."""
+    if isinstance(auth, BasicAuth):
+        return text_names(auth.username) | text_names(auth.password)
+    if isinstance(auth, BearerAuth):
+        return text_names(auth.token)
+    if isinstance(auth, HeaderAuth):
+        return frozenset().union(*(text_names(v) for v in auth.headers.values()))
+    return frozenset()
+
+
 def response_variables(template: RequestTemplate) -> frozenset[str]:
-    """The variables a request's response_map captures for the requests after it (Subscribe and
-    Unsubscribe lists); ``$error$`` is the reason for a refusal, not a variable."""
-    return captured_names(template.response_map)
+    """The variables a request's response_map (and (ext) its ``find``) captures for the requests
+    after it (Subscribe and Unsubscribe lists); ``$error$`` is the reason for a refusal, not a
+    variable."""
+    return captured_names(template.response_map) | {
+        name for rule in template.find for name, _ in rule.capture
+    }

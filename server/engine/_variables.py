@@ -159,20 +159,62 @@ def request_pointers(document: Mapping[str, Any]) -> Iterator[tuple[str, Mapping
                 then = request.get("then")  # (ext) "Several requests per send"
                 if isinstance(then, Mapping):
                     yield f"/API/{key}/then", then, send_scope(scope, then)
+    kept = kept_names(document)
     for key, scope in (("Subscribe", SUBSCRIBE), ("Unsubscribe", UNSUBSCRIBE)):
         value = document.get(key)
-        if isinstance(value, Mapping):
-            yield f"/{key}", value, scope
-        elif isinstance(value, list):
-            captured: frozenset[str] = frozenset()  # by the requests before this one
-            for i, request in enumerate(value):
-                if isinstance(request, Mapping):
-                    yield (
-                        f"/{key}/{i}",
-                        request,
-                        replace(scope, variables=scope.variables | captured),
-                    )
-                    captured |= chained_captures(request)
+        requests = [value] if isinstance(value, Mapping) else value
+        if not isinstance(requests, list):
+            continue
+        # (ext) docs/format.md, "Values Subscribe keeps": Unsubscribe may use every value
+        # Subscribe keeps; a Subscribe step only one that its only_if requires.
+        captured = kept if key == "Unsubscribe" else frozenset()  # and by the requests before
+        for i, request in enumerate(requests):
+            if isinstance(request, Mapping):
+                guarded = kept & {only_if_name(request, "present")}
+                yield (
+                    f"/{key}/{i}" if isinstance(value, list) else f"/{key}",
+                    request,
+                    replace(scope, variables=scope.variables | captured | guarded),
+                )
+                captured |= chained_captures(request)
+
+
+def kept_names(document: Mapping[str, Any]) -> frozenset[str]:
+    """(ext) The variables Subscribe's requests capture, which it keeps for its next run and for
+    Unsubscribe (docs/format.md, "Values Subscribe keeps")."""
+    value = document.get("Subscribe")
+    requests = [value] if isinstance(value, Mapping) else value
+    if not isinstance(requests, list):
+        return frozenset()
+    return frozenset().union(*(chained_captures(r) for r in requests if isinstance(r, Mapping)))
+
+
+def only_if_name(request: Mapping[str, Any], test: str) -> str | None:
+    """(ext) The variable a request's ``only_if`` tests with ``test`` (present, absent)."""
+    only_if = request.get("only_if")
+    name = only_if.get(test) if isinstance(only_if, Mapping) else None
+    return name if isinstance(name, str) else None
+
+
+def find_rules(request: Mapping[str, Any], at: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(ext) Each search of a request's ``find`` (one, or a list): (pointer, search)."""
+    found = request.get("find")
+    if isinstance(found, Mapping):
+        yield f"{at}/find", found
+    elif isinstance(found, list):
+        for i, rule in enumerate(found):
+            if isinstance(rule, Mapping):
+                yield f"{at}/find/{i}", rule
+
+
+def find_captures(request: Mapping[str, Any]) -> frozenset[str]:
+    """(ext) The variables a request's ``find`` captures."""
+    names: set[str] = set()
+    for _, rule in find_rules(request, ""):
+        capture = rule.get("capture")
+        if isinstance(capture, Mapping):
+            names.update(k for k in capture if isinstance(k, str))
+    return frozenset(names)
 
 
 def send_scope(scope: Scope, request: Mapping[str, Any]) -> Scope:
@@ -187,8 +229,13 @@ def send_scope(scope: Scope, request: Mapping[str, Any]) -> Scope:
 
 
 def chained_captures(request: Mapping[str, Any]) -> frozenset[str]:
-    """The variables a Subscribe or Unsubscribe request's response_map captures for the requests
-    after it; the response_map of a broken file captures nothing."""
+    """The variables a Subscribe or Unsubscribe request's response_map (and (ext) its ``find``)
+    captures for the requests after it."""
+    return map_captures(request) | find_captures(request)
+
+
+def map_captures(request: Mapping[str, Any]) -> frozenset[str]:
+    """The variables a request's response_map captures; that of a broken file captures none."""
     try:
         return captured_names(freeze(request.get("response_map")))
     except TypeError:
@@ -217,6 +264,10 @@ def template_strings(document: Mapping[str, Any]) -> Iterator[TemplateString]:
             f"{at}/response_map",
             CHAINED_RESPONSE_MAP if scope.chained else RESPONSE_MAP,
         )
+        for rule_at, rule in find_rules(request, at):  # (ext) "Look up before create"
+            where = rule.get("where")
+            if isinstance(where, Mapping):
+                yield from tree_strings(where, f"{rule_at}/where", scope)
     auth = document.get("auth")
     if isinstance(auth, Mapping):
         yield from _strings_at(auth, "/auth", _AUTH_TEMPLATES, AUTH)

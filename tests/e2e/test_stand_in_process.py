@@ -37,6 +37,9 @@ async def test_serve_sends_a_shipped_definitions_calls_to_its_stand_in(
     secret = install["properties"]["Token Secret"]
     answer = json.loads((FIXTURES / "send" / "sms_gsm.json").read_text())["answer"]
     stand_in.state.script("*", Answer(status=answer["status"], json=answer["json"]))
+    # BulkSMS registers its two webhooks when enabled (Subscribe): none exists, both are created.
+    created = (Answer(json=[]), Answer(json={"id": 1}), Answer(json={"id": 2}))
+    stand_in.state.script("/v1/webhooks", *created)
     service = await start_service(
         tmp_path / "data", "--provider-stand-in", f"bulksms={stand_in.url}"
     )
@@ -49,6 +52,9 @@ async def test_serve_sends_a_shipped_definitions_calls_to_its_stand_in(
             "--number", "+27837654321=101", "--region", "ZA", target=service.target,
         )  # fmt: skip
         assert code == 0, err
+        async with asyncio.timeout(30):
+            await stand_in.state.wait_for_requests(len(created), path="/v1/webhooks")
+        stand_in.state.clear_requests()
         code, out, err = await cli(
             "send", "--org", "acme", "--from", "+27837654321", "--to", "+27821234567",
             "--text", "Hi", "--json", target=service.target,
@@ -63,7 +69,8 @@ async def test_serve_sends_a_shipped_definitions_calls_to_its_stand_in(
     warned = [e for e in entries if e["level"] == "warning" and e.get("stand_in") == stand_in.url]
     assert [e["integration"] for e in warned] == ["bulksms"]
     calls = [e for e in entries if e["msg"] == "provider call sent to a stand-in"]
-    assert [(e["integration"], e["stand_in"]) for e in calls] == [("bulksms", stand_in.url)]
+    # the three Subscribe calls, then the send
+    assert [(e["integration"], e["stand_in"]) for e in calls] == [("bulksms", stand_in.url)] * 4
     assert not any(secret in line or "/v1/messages" in line for line in service.log)
 
 

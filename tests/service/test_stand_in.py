@@ -19,6 +19,7 @@ from server.config import SettingsError
 from server.demo import Answer, RunningFakeProvider
 
 from .conftest import Gateway, GatewayFactory, service_settings
+from .test_subscribe_chain import subscription_after
 
 ROOT = Path(__file__).resolve().parents[2]
 INTEGRATIONS = ROOT / "integrations"
@@ -48,13 +49,19 @@ async def test_a_shipped_https_definition_sends_to_the_stand_in(
     assert "bulksms" in warned[0].getMessage()
 
     integration = await gateway.register(shipped("bulksms"))
+    webhooks = (Answer(json=[]), Answer(json={"id": 1}), Answer(json={"id": 2}))
+    provider.state.script("/v1/webhooks", *webhooks)  # none exists: both are created
     values = install("bulksms")
-    await gateway.enable(
+    installation = await gateway.enable(
         integration.id,
         numbers=values["numbers"],  # type: ignore[arg-type]
         properties=values["properties"],  # type: ignore[arg-type]
         region="ZA",
     )
+    # BulkSMS registers its webhooks (Subscribe) at the stand-in too: let that end first.
+    subscription = await subscription_after(gateway, installation.id)
+    assert subscription.state == gateway_pb2.Subscription.SUBSCRIBED, subscription.last_error
+    provider.state.reset()
     answer = json.loads((FIXTURES / "bulksms" / "send" / "sms_gsm.json").read_text())["answer"]
     provider.state.script("*", Answer(status=answer["status"], json=answer["json"]))
     caplog.clear()

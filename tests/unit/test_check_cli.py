@@ -518,3 +518,25 @@ def test_render_shows_every_request_a_send_makes(
     code, out, _ = run(capsys, "--render", commio, "--vars", too_long)
     assert code == 1
     assert "at most 16" in out
+
+
+def test_render_leaves_out_a_step_its_only_if_skips(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # (ext) docs/format.md, "Look up before create": BulkSMS updates a webhook it found, else
+    # creates it; with --vars naming the received webhook's id, that one is updated
+    bulksms = str(ROOT / "integrations" / "bulksms.json")
+    properties = {"Token ID": "id", "Token Secret": "pw-secret", "Webhook name": "msgbridge"}
+    found = {**properties, "webhook_url": "https://gw.example/w", "received_webhook_id": "7"}
+    vars_file = write(tmp_path, "vars.json", found)
+    code, out, _ = run(capsys, "--render", bulksms, "--vars", vars_file, "--request", "Subscribe")
+    assert code == 0
+    assert [line for line in out.splitlines() if line.startswith(("GET ", "POST "))] == [
+        "GET https://api.bulksms.com/v1/webhooks",
+        "POST https://api.bulksms.com/v1/webhooks/7",  # received: found, updated
+        "POST https://api.bulksms.com/v1/webhooks",  # sent: not found, created
+    ]
+    code, out, _ = run(capsys, "--render", bulksms, "--vars", vars_file, "--request", "Unsubscribe")
+    assert code == 0
+    assert out.splitlines()[0] == "DELETE https://api.bulksms.com/v1/webhooks/7"
+    assert "DELETE https://api.bulksms.com/v1/webhooks/\n" not in out + "\n"
