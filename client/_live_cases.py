@@ -46,10 +46,10 @@ from ._cases import (
     request_problems,
     resolve,
     sent_value,
+    webhook_of,
 )
 from ._errors import MsgbridgeError
-from ._offline_cases import ORG, SENT_FIRST_TO, posts, send_of, webhook_body
-from ._webhook_signing import sign_webhook
+from ._offline_cases import ORG, SENT_FIRST_TO, posts, send_of
 
 __all__ = ["live_settings", "run_cases_live", "run_live"]
 
@@ -414,26 +414,11 @@ class _LiveRun:
     ) -> bool:
         """One post of the case's body through the sidecar; False once it is refused."""
         ours = {"$gateway_id$": sent.message_id} if sent is not None else {}
-        body = webhook_body(data, ours)
+        webhook = webhook_of(data, self._auth, properties, installation.webhook_url, ours)
         path = urllib.parse.urlsplit(installation.webhook_url).path
-        query = str(resolve(data.get("query", ""), ours))
-        suffix = f"?{query}" if query else ""
+        suffix = f"?{webhook.query}" if webhook.query else ""
         url = f"http://127.0.0.1:{gateway.server.http_port}{path}{suffix}"
-        method = str(data.get("method", "POST")).upper()
-        content_type = data.get("content_type", "application/json")
-        headers = {**data.get("headers", {})}
-        if content_type:
-            headers["Content-Type"] = content_type
-        headers.update(
-            sign_webhook(
-                self._auth,
-                properties,
-                method=method,
-                url=installation.webhook_url + suffix,
-                headers=headers,
-                body=body,
-            )
-        )
+        method, body, headers = webhook.method, webhook.body, webhook.headers
         async with (
             aiohttp.ClientSession() as http,
             http.request(method, yarl.URL(url, encoded=True), data=body, headers=headers) as got,
