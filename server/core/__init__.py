@@ -39,11 +39,17 @@ from ._provider_credentials import (
     StoreStateStore,
     StoreTokenVault,
 )
-from ._provider_failures import Accepted, judge_send_answer, nothing_sent, retry_after
+from ._provider_failures import (
+    Accepted,
+    judge_send_answer,
+    nothing_sent,
+    partially_sent,
+    retry_after,
+)
 from ._retention import Retention, RetentionKeeper
 from ._subscriptions import SubscriptionKeeper
-from .ingest import HeldReceipts, Ingestor, ReplayResult
-from .send import SendOutcome, SendPath, SendRequest
+from .ingest import HeldReceipts, Ingestor, ReplayResult, event_dedupe_key
+from .send import SendOutcome, SendPath, SendRequest, plan_requests, send_variables
 
 __all__ = [
     "WEBHOOK_TOKEN_PROPERTY",
@@ -70,11 +76,15 @@ __all__ = [
     "SubscriptionKeeper",
     "capabilities_of",
     "definition_refused",
+    "event_dedupe_key",
     "follow_consumer",
     "follow_events",
     "installation_not_found",
     "judge_send_answer",
     "normalize_number",
     "nothing_sent",
+    "partially_sent",
+    "plan_requests",
     "retry_after",
+    "send_variables",
 ]

@@ -13,8 +13,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from client._webhook_signing import RSA_PUBLIC as _GOOD_KEY
 from msgbridge.v1 import gateway_pb2
-from tests.providers._signing import RSA_PUBLIC as _GOOD_KEY
 
 from ._case import Cases, expect, expect_status
 from ._checks import no_class_name

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 import yarl
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from client._cases import installation_properties
+from client._webhook_signing import sign_webhook
 from msgbridge.v1 import gateway_pb2
 from server.demo import RunningFakeProvider
 
-from ..service.conftest import GatewayFactory
-from ._signing import sign_webhook
-from .test_conformance import FIXTURES, _definition, _install, _load
+from ..service.conftest import Gateway, GatewayFactory
+from .test_conformance import FIXTURES, INTEGRATIONS
 
 CASES = [
     ("sinch_sms", "inbound_sms_non_ascii"),
@@ -29,6 +32,38 @@ CASES = [
     ("messagemedia", "inbound_sms_non_ascii"),
     ("messagemedia", "status_delivered"),
 ]
+
+
+def _load(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def _definition(provider: str) -> dict[str, Any]:
+    return _load(INTEGRATIONS / f"{provider}.json")
+
+
+async def _install(
+    start_gateway: GatewayFactory, provider: str, fake: RunningFakeProvider
+) -> tuple[Gateway, gateway_pb2.Installation, dict[str, Any]]:
+    """The shipped file registered unchanged (its provider calls sent to the fake by a
+    stand-in) and an installation enabled with the case set's values and test secrets."""
+    doc = _definition(provider)
+    gateway: Gateway = await start_gateway(
+        sidecar=True, provider_stand_in=(f"{doc['id']}={fake.url}",)
+    )
+    install = _load(FIXTURES / provider / "install.json")
+    properties = installation_properties(install, doc.get("WebhookAuth"))
+    integration = await gateway.register((INTEGRATIONS / f"{provider}.json").read_text())
+    installation = await gateway.enable(
+        integration.id,
+        numbers=install["numbers"],
+        properties=properties,
+        region=install.get("region", ""),
+    )
+    return gateway, installation, {"properties": properties}
+
+
 # Another key pair of the same size: an rsa webhook signed by someone else.
 OTHER_RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 

@@ -14,10 +14,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from client._webhook_signing import sign_webhook
 from msgbridge.v1 import gateway_pb2
 from server.demo import RunningFakeProvider
 
-from ..providers._signing import sign_webhook
 from .conftest import Gateway, GatewayFactory
 from .test_inbound import SEED_WEBHOOKS, inbound_definition
 

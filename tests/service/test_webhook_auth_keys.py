@@ -10,10 +10,10 @@ import json
 import grpc
 import pytest
 
+from client._webhook_signing import RSA_PUBLIC as GOOD
 from msgbridge.v1 import gateway_pb2
 from server.demo import RunningFakeProvider
 
-from ..providers._signing import RSA_PUBLIC as GOOD
 from .conftest import Gateway, definition, rpc_details
 
 KEY = "Signature public key"

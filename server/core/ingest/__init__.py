@@ -7,6 +7,6 @@ those still held after ``receipt_wait``.
 """
 
 from ._held_receipts import HeldReceipts
-from ._ingestor import Ingestor, ReplayResult
+from ._ingestor import Ingestor, ReplayResult, event_dedupe_key
 
-__all__ = ["HeldReceipts", "Ingestor", "ReplayResult"]
+__all__ = ["HeldReceipts", "Ingestor", "ReplayResult", "event_dedupe_key"]

@@ -561,6 +561,15 @@ def _receipt_dedupe_key(integration_id: str, event: InboundEvent) -> str | None:
     return _dedupe_key(f"integration:{integration_id}", event)
 
 
+def event_dedupe_key(event: InboundEvent, integration_id: str, owner: str) -> str | None:
+    """The key that makes a repeat of ``event`` a duplicate (docs/format.md, "Duplicates"):
+    a receipt's by integration, another event's by ``owner`` (its installation, or the
+    integration when none is known); None when nothing can repeat it."""
+    if event.type.is_delivery:
+        return _receipt_dedupe_key(integration_id, event)
+    return _dedupe_key(owner, event)
+
+
 def _new_event(
     event: InboundEvent,
     installation: InstallationRecord | None,
@@ -570,10 +579,8 @@ def _new_event(
     *,
     users: tuple[str, ...],
 ) -> NewEvent:
-    dedupe_key = (
-        _receipt_dedupe_key(integration_id, event)
-        if event.type.is_delivery
-        else _dedupe_key(installation.id if installation else integration_id, event)
+    dedupe_key = event_dedupe_key(
+        event, integration_id, installation.id if installation else integration_id
     )
     return NewEvent(
         type=event.type.value,

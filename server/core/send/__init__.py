@@ -4,6 +4,6 @@
 through the outbound client, reads the answer with the ``response_map`` and keeps the message.
 """
 
-from ._sender import SendOutcome, SendPath, SendRequest
+from ._sender import SendOutcome, SendPath, SendRequest, plan_requests, send_variables
 
-__all__ = ["SendOutcome", "SendPath", "SendRequest"]
+__all__ = ["SendOutcome", "SendPath", "SendRequest", "plan_requests", "send_variables"]

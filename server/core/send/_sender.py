@@ -339,14 +339,14 @@ class SendPath:
         docs/format.md, "Several requests per send"), each tried again only where nothing can
         have been sent or where the provider says when to; a failure is recorded on the message
         before it is raised."""
-        variables = self._installations.property_values(installation) | _variables(
+        variables = self._installations.property_values(installation) | send_variables(
             request, message.id, self._installations.webhook_url(installation)
         )
         attempts = 0
         sent: list[SendOutcome] = []
         definition = integration.definition
         try:
-            steps = _plan(template, variables, integration)
+            steps = plan_requests(template, variables)
             bearer = await self._bearer(installation, definition)
             for number, step in enumerate(steps, 1):
                 try:
@@ -525,8 +525,8 @@ def _ids(sent: Sequence[SendOutcome]) -> tuple[str, ...]:
     return tuple(o.provider_message_id or "" for o in sent)
 
 
-def _plan(
-    template: RequestTemplate, variables: Mapping[str, Value], integration: LoadedIntegration
+def plan_requests(
+    template: RequestTemplate, variables: Mapping[str, Value]
 ) -> tuple[RequestStep, ...]:
     """The send's requests (docs/format.md, "Several requests per send"); more than the bound
     is the caller's error, before anything is sent."""
@@ -681,7 +681,9 @@ def _is_http_url(url: str) -> bool:
     return url.lower().startswith(("https://", "http://"))
 
 
-def _variables(request: SendRequest, message_id: str, webhook_url: str) -> dict[str, Value]:
+def send_variables(request: SendRequest, message_id: str, webhook_url: str) -> dict[str, Value]:
+    """The variables a send's requests are rendered with, besides the installation's property
+    values (docs/format.md, "Placeholders"); ``msgbridge test`` renders a case's send with them."""
     sms = request.kind is MessageKind.SMS
     variables: dict[str, Value] = {
         "from": request.from_number,

@@ -1,6 +1,7 @@
-"""Signing webhook requests in tests, as a provider would (docs/format.md, "WebhookAuth"), so
-that fixtures taken from documentation — whose signatures were made for another URL and key — can
-be posted to our URL.
+"""Signing webhook requests as a provider would (docs/format.md, "WebhookAuth"), so that case
+files taken from documentation — whose signatures were made for another URL and key — can be
+posted to our URL with test secrets (docs/format.md, "Proving a definition"). ``msgbridge test``
+and the project's tests use it.
 
 Written independently of ``server.security.webhook_auth`` (which verifies); the known-answer tests
 there check the verifier against the providers' published examples.
@@ -40,7 +41,11 @@ RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 RSA_PUBLIC = base64.b64encode(
     RSA_KEY.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 ).decode()
-_RSA_HASHES = {"sha256": hashes.SHA256, "sha224": hashes.SHA224, "sha512": hashes.SHA512}
+_RSA_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha256": hashes.SHA256,
+    "sha224": hashes.SHA224,
+    "sha512": hashes.SHA512,
+}
 
 
 def _value(template: Any, properties: Mapping[str, str]) -> str:
@@ -89,15 +94,15 @@ def sign_webhook(
             return {}
         return {auth["header"]: auth.get("prefix", "") + _value(auth["token"], properties)}
     if kind == "twilio":
-        token = _value(auth["auth_token"], properties).encode()
-        data = url
+        token_key = _value(auth["auth_token"], properties).encode()
+        signed_url = url
         content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
         if method.upper() == "POST" and content_type.startswith(
             "application/x-www-form-urlencoded"
         ):
             params = urllib.parse.parse_qsl(body.decode(), keep_blank_values=True)
-            data += "".join(k + v for k, v in sorted(params))
-        digest = hmac.new(token, data.encode(), hashlib.sha1).digest()
+            signed_url += "".join(k + v for k, v in sorted(params))
+        digest = hmac.new(token_key, signed_url.encode(), hashlib.sha1).digest()
         return {auth.get("header", "X-Twilio-Signature"): base64.b64encode(digest).decode()}
     if kind == "ed25519":
         signature = ED25519_KEY.sign(f"{now}|".encode() + body)
@@ -108,16 +113,7 @@ def sign_webhook(
             auth.get("timestamp_header", "telnyx-timestamp"): now,
         }
     if kind == "rsa":
-        out: dict[str, str] = {}
-        data = (
-            _string_to_sign(auth, out, method=method, url=url, headers=headers, body=body)
-            if "string_to_sign" in auth
-            else body
-        )
-        digest = _RSA_HASHES[auth.get("algorithm", "sha256")]()
-        signature = rsa_key.sign(data, padding.PKCS1v15(), digest)
-        out[auth["header"]] = base64.b64encode(signature).decode()
-        return out
+        return _rsa_headers(auth, rsa_key, method=method, url=url, headers=headers, body=body)
     if kind == "jwt":
         claims: dict[str, Any] = {"iat": int(now), "exp": int(now) + 300, "jti": uuid.uuid4().hex}
         if auth.get("payload_hash") and body:  # as MessageBird: no claim for a request without body
@@ -128,36 +124,70 @@ def sign_webhook(
         token = jwt.encode({"alg": "HS256", "typ": "JWT"}, claims, OctKey.import_key(secret))
         return {auth.get("header", "Authorization"): f"Bearer {token}"}
     if kind == "hmac":
-        secret = _value(auth["secret"], properties).encode()
-        if auth.get("secret_encoding") == "base64":  # Standard Webhooks: whsec_ and base64
-            secret = base64.b64decode(secret.removeprefix(b"whsec_"))
-        signed = auth.get("signed", "body")
-        out: dict[str, str] = {}
-        if "string_to_sign" in auth:
-            data = _string_to_sign(auth, out, method=method, url=url, headers=headers, body=body)
-        elif signed == "body":
-            data = body
-        elif signed == "url+body":
-            data = url.encode() + body
-        elif signed == "timestamp.body":
-            out[auth["timestamp_header"]] = now
-            data = now.encode() + b"." + body
-        elif signed == "url+nonce":
-            nonce = uuid.uuid4().hex
-            out[auth["nonce_header"]] = nonce
-            base_uri = url.split("?", 1)[0].split("#", 1)[0]  # Plivo V2 signs no query
-            data = base_uri.encode() + nonce.encode()
-        else:
-            raise ValueError(f"unknown signed: {signed}")
-        digest = hmac.new(secret, data, getattr(hashlib, auth.get("algorithm", "sha256"))).digest()
-        encoded = (
-            base64.b64encode(digest).decode()
-            if auth.get("encoding", "hex") == "base64"
-            else digest.hex()
-        )
-        out[auth["header"]] = auth.get("prefix", "") + encoded
-        return out
+        return _hmac_headers(auth, properties, method=method, url=url, headers=headers, body=body)
     raise ValueError(f"unknown WebhookAuth type {kind!r}: {json.dumps(auth)}")
+
+
+def _rsa_headers(
+    auth: Mapping[str, Any],
+    rsa_key: rsa.RSAPrivateKey,
+    *,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes,
+) -> dict[str, str]:
+    out: dict[str, str] = {}
+    data = (
+        _string_to_sign(auth, out, method=method, url=url, headers=headers, body=body)
+        if "string_to_sign" in auth
+        else body
+    )
+    digest = _RSA_HASHES[auth.get("algorithm", "sha256")]()
+    signature = rsa_key.sign(data, padding.PKCS1v15(), digest)
+    out[auth["header"]] = base64.b64encode(signature).decode()
+    return out
+
+
+def _hmac_headers(
+    auth: Mapping[str, Any],
+    properties: Mapping[str, str],
+    *,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes,
+) -> dict[str, str]:
+    now = str(int(time.time()))
+    secret = _value(auth["secret"], properties).encode()
+    if auth.get("secret_encoding") == "base64":  # Standard Webhooks: whsec_ and base64
+        secret = base64.b64decode(secret.removeprefix(b"whsec_"))
+    signed = auth.get("signed", "body")
+    out: dict[str, str] = {}
+    if "string_to_sign" in auth:
+        data = _string_to_sign(auth, out, method=method, url=url, headers=headers, body=body)
+    elif signed == "body":
+        data = body
+    elif signed == "url+body":
+        data = url.encode() + body
+    elif signed == "timestamp.body":
+        out[auth["timestamp_header"]] = now
+        data = now.encode() + b"." + body
+    elif signed == "url+nonce":
+        nonce = uuid.uuid4().hex
+        out[auth["nonce_header"]] = nonce
+        base_uri = url.split("?", 1)[0].split("#", 1)[0]  # Plivo V2 signs no query
+        data = base_uri.encode() + nonce.encode()
+    else:
+        raise ValueError(f"unknown signed: {signed}")
+    digest = hmac.new(secret, data, getattr(hashlib, auth.get("algorithm", "sha256"))).digest()
+    encoded = (
+        base64.b64encode(digest).decode()
+        if auth.get("encoding", "hex") == "base64"
+        else digest.hex()
+    )
+    out[auth["header"]] = auth.get("prefix", "") + encoded
+    return out
 
 
 def _string_to_sign(

@@ -1,0 +1,162 @@
+"""``msgbridge test`` over shipped definitions and their case sets (docs/format.md, "Proving a
+definition"): offline, and ``--live`` through a temporary gateway and the fake provider on real
+sockets; a case that does not hold fails with what differs, in both modes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from client.cli import main as cli
+
+ROOT = Path(__file__).resolve().parents[2]
+KANNEL = ROOT / "integrations" / "kannel.json"
+KANNEL_CASES = ROOT / "tests" / "fixtures" / "providers" / "kannel"
+MODES = [pytest.param([], id="offline"), pytest.param(["--live"], id="live")]
+
+
+def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    status = cli(["test", *args])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def _copy_cases(tmp_path: Path, name: str = "cases") -> Path:
+    return Path(shutil.copytree(KANNEL_CASES, tmp_path / name))
+
+
+def _edit(file: Path, change: Any) -> None:
+    data = json.loads(file.read_text(encoding="utf-8"))
+    change(data)
+    file.write_text(json.dumps(data), encoding="utf-8")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_shipped_kannel_definition_passes_its_cases(
+    mode: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, _ = _run(capsys, str(KANNEL), "--cases", str(KANNEL_CASES), *mode)
+    lines = out.splitlines()
+    assert status == 0, out
+    assert "ok   send/sms" in lines
+    assert "ok   webhooks/dlr_delivered" in lines
+    assert lines[-1] == "9 passed, 0 failed"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_case_that_does_not_hold_fails_and_says_what_differs(
+    mode: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases = _copy_cases(tmp_path)
+    _edit(cases / "send" / "sms.json", lambda d: d["expect"]["query"].update({"dlr-mask": "31"}))
+    _edit(
+        cases / "webhooks" / "dlr_failed.json",
+        lambda d: d["expect_events"][0].update({"type": "messageDelivered"}),
+    )
+    status, out, _ = _run(capsys, str(KANNEL), "--cases", str(cases), *mode)
+    assert status == 1, out
+    assert "FAIL send/sms" in out
+    assert '"dlr-mask": ["27"]' in out and '"dlr-mask": ["31"]' in out  # got, want
+    assert "FAIL webhooks/dlr_failed" in out
+    assert 'event 1 type: got "messageFailed", want "messageDelivered"' in out
+    assert out.splitlines()[-1] == "7 passed, 2 failed"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_expected_error_that_is_not_the_one_the_caller_gets_fails(
+    mode: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    provider = ROOT / "tests" / "fixtures" / "providers" / "bulksms"
+    cases = Path(shutil.copytree(provider, tmp_path / "bulksms"))
+    blocked = cases / "send" / "sms_blocked.json"
+    wanted = json.loads(blocked.read_text(encoding="utf-8"))["expect_error"]
+    _edit(blocked, lambda d: d["expect_error"].update({"reason": "SOMETHING_ELSE"}))
+    definition = ROOT / "integrations" / "bulksms.json"
+    status, out, _ = _run(capsys, str(definition), "--cases", str(blocked), *mode)
+    assert status == 1
+    assert f"error: got ('{wanted['code']}', '{wanted['reason']}')" in out
+    assert out.splitlines()[-1] == "0 passed, 1 failed"
+
+
+def test_json_output_lists_every_case(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    cases = _copy_cases(tmp_path)
+    _edit(cases / "webhooks" / "mo.json", lambda d: d["expect_events"][0].update({"text": "x"}))
+    status, out, _ = _run(capsys, str(KANNEL), "--cases", str(cases), "--json")
+    result = json.loads(out)
+    assert status == 1
+    assert (result["passed"], result["failed"], result["skipped"]) == (8, 1, 0)
+    failed = [r for r in result["results"] if not r["passed"]]
+    assert [r["case"] for r in failed] == ["webhooks/mo"]
+    assert failed[0]["problems"] and "event 1 text" in failed[0]["problems"][0]
+
+
+def test_the_cases_beside_the_definition_are_the_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    definition = Path(shutil.copy(KANNEL, tmp_path / "kannel.json"))
+    status, _, err = _run(capsys, str(definition))
+    assert status == 2
+    assert "kannel.cases: no such case folder" in err
+    _copy_cases(tmp_path, "kannel.cases")
+    status, out, _ = _run(capsys, str(definition))
+    assert status == 0, out
+    assert out.splitlines()[-1] == "9 passed, 0 failed"
+
+
+def test_one_case_file_runs_that_case_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = _run(capsys, str(KANNEL), "--cases", str(KANNEL_CASES / "webhooks/mo.json"))
+    assert status == 0
+    assert out.splitlines() == ["ok   webhooks/mo", "1 passed, 0 failed"]
+
+
+def test_subscribe_cases_are_left_to_the_live_run(capsys: pytest.CaptureFixture[str]) -> None:
+    twilio = ROOT / "tests" / "fixtures" / "providers" / "twilio"
+    status, out, _ = _run(
+        capsys, str(ROOT / "integrations" / "twilio.json"), "--cases", str(twilio)
+    )
+    assert status == 0, out
+    assert "skip subscribe/number_sms_url: a Subscribe case is proven by --live" in out
+    assert out.splitlines()[-1].endswith("0 failed, 1 skipped")
+    status, out, _ = _run(
+        capsys,
+        str(ROOT / "integrations" / "twilio.json"),
+        "--cases",
+        str(twilio / "subscribe" / "number_sms_url.json"),
+        "--live",
+    )
+    assert status == 0, out
+    assert out.splitlines() == ["ok   subscribe/number_sms_url", "1 passed, 0 failed"]
+
+
+def test_what_cannot_be_read_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json", encoding="utf-8")
+    assert _run(capsys, str(broken), "--cases", str(KANNEL_CASES))[0] == 2
+    cases = _copy_cases(tmp_path)
+    (cases / "send" / "sms.json").write_text("[", encoding="utf-8")
+    status, _, err = _run(capsys, str(KANNEL), "--cases", str(cases))
+    assert status == 2
+    assert "sms.json: is not valid JSON" in err
+
+
+def test_a_set_without_cases_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty").mkdir()
+    shutil.copy(KANNEL_CASES / "install.json", tmp_path / "empty" / "install.json")
+    status, out, _ = _run(capsys, str(KANNEL), "--cases", str(tmp_path / "empty"))
+    assert status == 1
+    assert out.splitlines()[-1] == "0 passed, 0 failed"
+
+
+@pytest.mark.parametrize("posts", [0, 6, "2", True])
+def test_a_posts_count_out_of_bounds_is_reported(
+    posts: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases = _copy_cases(tmp_path)
+    _edit(cases / "webhooks" / "mo.json", lambda d: d.update({"posts": posts}))
+    status, out, _ = _run(capsys, str(KANNEL), "--cases", str(cases / "webhooks" / "mo.json"))
+    assert status == 1
+    assert '"posts" must be a whole number from 1 to 5' in out
