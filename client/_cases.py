@@ -19,7 +19,7 @@ from typing import Any
 
 from server.demo import Answer, ReceivedRequest
 
-from ._webhook_signing import property_overrides
+from ._webhook_signing import property_overrides, sign_webhook
 
 __all__ = [
     "CASE_KINDS",
@@ -27,6 +27,7 @@ __all__ = [
     "CaseResult",
     "CaseSet",
     "CasesUnreadable",
+    "Webhook",
     "answer_of",
     "answer_with_id",
     "default_cases",
@@ -36,6 +37,7 @@ __all__ = [
     "request_problems",
     "resolve",
     "sent_value",
+    "webhook_of",
 ]
 
 #: The case folders, in the order a run takes them.
@@ -141,6 +143,44 @@ def installation_properties(
         **property_overrides(webhook_auth),
     }
     return {name: str(value) for name, value in merged.items() if value is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    """A webhook case's request as the provider sends it: signed for the public ``url``."""
+
+    method: str
+    url: str
+    query: str
+    body: bytes
+    headers: dict[str, str]
+
+
+def webhook_of(
+    case: Mapping[str, Any],
+    webhook_auth: Mapping[str, Any] | None,
+    properties: Mapping[str, str],
+    webhook_url: str,
+    ours: Mapping[str, str],
+) -> Webhook:
+    """A webhook case's request to ``webhook_url``: its body (``body`` as JSON, else
+    ``body_text``) and query with the run-time values ``ours`` filled in, its headers and
+    content type (default JSON), and the headers that sign it with the test secrets."""
+    if "body" in case:
+        body = json.dumps(resolve(case["body"], ours)).encode()
+    else:
+        body = str(resolve(case.get("body_text", ""), ours)).encode()
+    query = str(resolve(case.get("query", ""), ours))
+    url = webhook_url + (f"?{query}" if query else "")
+    method = str(case.get("method", "POST")).upper()
+    content_type = case.get("content_type", "application/json")
+    headers = {**case.get("headers", {})}
+    if content_type:
+        headers["Content-Type"] = content_type
+    headers.update(
+        sign_webhook(webhook_auth, properties, method=method, url=url, headers=headers, body=body)
+    )
+    return Webhook(method=method, url=url, query=query, body=body, headers=headers)
 
 
 def answer_of(spec: Mapping[str, Any]) -> Answer:

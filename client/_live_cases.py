@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import re
@@ -45,12 +46,12 @@ from ._cases import (
     request_problems,
     resolve,
     sent_value,
+    webhook_of,
 )
 from ._errors import MsgbridgeError
-from ._offline_cases import ORG, SENT_FIRST_TO, posts, send_of, webhook_body
-from ._webhook_signing import sign_webhook
+from ._offline_cases import ORG, SENT_FIRST_TO, posts, send_of
 
-__all__ = ["run_cases_live", "run_live"]
+__all__ = ["live_settings", "run_cases_live", "run_live"]
 
 #: Every event type, named: the later ones are listed only when asked for (docs/format.md,
 #: "More event types").
@@ -70,6 +71,16 @@ _BASE = re.compile(r"^[a-z]+://[^/?#]*")
 #: How long a case waits for what the gateway does in the background (a Subscribe, a held
 #: receipt released): generously, as a busy machine is slow.
 _WAIT_S = 30.0
+#: Every address but IPv4 loopback (127.0.0.0/8), as --outbound-deny entries.
+_ALL_BUT_LOOPBACK = (
+    *sorted(
+        str(n)
+        for n in ipaddress.IPv4Network("0.0.0.0/0").address_exclude(
+            ipaddress.IPv4Network("127.0.0.0/8")
+        )
+    ),
+    "::/0",
+)
 #: How long a receipt for an unknown message is held (--receipt-wait) in the live gateway.
 RECEIPT_WAIT_S = 0.2
 
@@ -112,6 +123,26 @@ async def run_cases_live(
             return [await run.case(number, case) for number, case in enumerate(cases.cases)]
     finally:
         await fake.aclose()
+
+
+def live_settings(data_dir: Path, integration_id: str, fake_url: str) -> Settings:
+    """A live run's gateway: as ``msgbridge serve`` runs it, on 127.0.0.1 with embedded SQLite
+    in ``data_dir``, the integration's provider calls sent to the fake by a stand-in, and an
+    outbound policy that lets calls reach loopback only — every other address is denied, so a
+    call the stand-in does not redirect never leaves the machine."""
+    return Settings(
+        grpc_listen="127.0.0.1:0",
+        http_listen="127.0.0.1:0",
+        data_dir=data_dir,
+        outbound_allow=("127.0.0.1",),
+        outbound_deny=_ALL_BUT_LOOPBACK,
+        provider_stand_in=(f"{integration_id}={fake_url}",),
+        sidecar=True,
+        provider_timeout_s=5.0,
+        send_deadline_s=10.0,
+        receipt_wait_s=RECEIPT_WAIT_S,
+        log_format="text",
+    )
 
 
 class _Gateway:
@@ -164,17 +195,8 @@ class _LiveRun:
 
     @contextlib.asynccontextmanager
     async def _gateway(self, number: int) -> AsyncIterator[_Gateway]:
-        settings = Settings(
-            grpc_listen="127.0.0.1:0",
-            http_listen="127.0.0.1:0",
-            data_dir=self._folder / f"case-{number}",
-            outbound_allow=("127.0.0.1",),
-            provider_stand_in=(f"{self._definition.id}={self._fake.url}",),
-            sidecar=True,
-            provider_timeout_s=5.0,
-            send_deadline_s=10.0,
-            receipt_wait_s=RECEIPT_WAIT_S,
-            log_format="text",
+        settings = live_settings(
+            self._folder / f"case-{number}", self._definition.id, self._fake.url
         )
         server, port = await build_server(self.adjust(settings) if self.adjust else settings)
         await server.start()
@@ -392,26 +414,11 @@ class _LiveRun:
     ) -> bool:
         """One post of the case's body through the sidecar; False once it is refused."""
         ours = {"$gateway_id$": sent.message_id} if sent is not None else {}
-        body = webhook_body(data, ours)
+        webhook = webhook_of(data, self._auth, properties, installation.webhook_url, ours)
         path = urllib.parse.urlsplit(installation.webhook_url).path
-        query = str(resolve(data.get("query", ""), ours))
-        suffix = f"?{query}" if query else ""
+        suffix = f"?{webhook.query}" if webhook.query else ""
         url = f"http://127.0.0.1:{gateway.server.http_port}{path}{suffix}"
-        method = str(data.get("method", "POST")).upper()
-        content_type = data.get("content_type", "application/json")
-        headers = {**data.get("headers", {})}
-        if content_type:
-            headers["Content-Type"] = content_type
-        headers.update(
-            sign_webhook(
-                self._auth,
-                properties,
-                method=method,
-                url=installation.webhook_url + suffix,
-                headers=headers,
-                body=body,
-            )
-        )
+        method, body, headers = webhook.method, webhook.body, webhook.headers
         async with (
             aiohttp.ClientSession() as http,
             http.request(method, yarl.URL(url, encoded=True), data=body, headers=headers) as got,

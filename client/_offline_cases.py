@@ -12,7 +12,6 @@ proven by ``--live`` (``_live_cases``).
 
 from __future__ import annotations
 
-import json
 import time
 import urllib.parse
 import uuid
@@ -60,10 +59,10 @@ from ._cases import (
     installation_properties,
     request_problems,
     resolve,
+    webhook_of,
 )
-from ._webhook_signing import sign_webhook
 
-__all__ = ["LIVE_ONLY", "MAX_POSTS", "posts", "run_offline", "send_of", "webhook_body"]
+__all__ = ["LIVE_ONLY", "MAX_POSTS", "posts", "run_offline", "send_of"]
 
 #: What the offline run leaves to --live, by case key (said in the case's line).
 LIVE_ONLY = {"oauth2_token": "the OAuth2 token request"}
@@ -108,13 +107,6 @@ def posts(case: Mapping[str, Any]) -> int:
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_POSTS:
         raise ValueError(f'"posts" must be a whole number from 1 to {MAX_POSTS}')
     return count
-
-
-def webhook_body(case: Mapping[str, Any], ours: Mapping[str, str]) -> bytes:
-    """A webhook case's body: ``body`` as JSON, else ``body_text``, run-time values filled."""
-    if "body" in case:
-        return json.dumps(resolve(case["body"], ours)).encode()
-    return str(resolve(case.get("body_text", ""), ours)).encode()
 
 
 class _OfflineRun:
@@ -166,7 +158,9 @@ class _OfflineRun:
         bearer = _bearer(definition, properties, data)
         answers = data.get("answer", {})
         scripted = [answer_of(a) for a in (answers if isinstance(answers, list) else [answers])]
-        received, ids, error = self._requests(definition, template, variables, bearer, scripted)
+        received, ids, error = self._requests(
+            definition, template, variables, bearer, scripted, properties
+        )
         expects = data["expect"] if isinstance(data["expect"], list) else [data["expect"]]
         if len(received) != len(expects):
             made = [f"{r.method} {r.path}" for r in received]
@@ -183,6 +177,7 @@ class _OfflineRun:
         variables: Mapping[str, Any],
         bearer: str | None,
         answers: list[Answer],
+        properties: Mapping[str, str],
     ) -> tuple[list[ReceivedRequest], list[str], GatewayError | None]:
         """The requests the send makes, every part's provider id and the send's error."""
         received: list[ReceivedRequest] = []
@@ -209,7 +204,7 @@ class _OfflineRun:
                 step.template,
                 _response(answer, f"offline-{number}"),
                 integration=definition.id,
-                secrets=lambda: installation_secrets(definition, variables),
+                secrets=lambda: installation_secrets(definition, properties, tokens=(bearer,)),
             )
             if isinstance(verdict, GatewayError):
                 return (
@@ -253,20 +248,11 @@ class _OfflineRun:
         """One post of the case's body: the events it gives, or None once it is refused."""
         definition = self._definition
         ours = {"$gateway_id$": sent[0]} if sent else {}
-        body = webhook_body(data, ours)
-        query = str(resolve(data.get("query", ""), ours))
-        url = self._webhook_url + (f"?{query}" if query else "")
-        method = str(data.get("method", "POST")).upper()
-        content_type = data.get("content_type", "application/json")
-        headers = {**data.get("headers", {})}
-        if content_type:
-            headers["Content-Type"] = content_type
-        headers.update(
-            sign_webhook(self._auth, properties, method=method, url=url, headers=headers, body=body)
-        )
-        pairs = tuple(headers.items())
+        webhook = webhook_of(data, self._auth, properties, self._webhook_url, ours)
+        method, query, body = webhook.method, webhook.query, webhook.body
+        pairs = tuple(webhook.headers.items())
         if definition.webhook_auth is not None:
-            signed = SignedRequest(method=method, url=url, headers=pairs, body=body)
+            signed = SignedRequest(method=method, url=webhook.url, headers=pairs, body=body)
             try:
                 verify_webhook(definition.webhook_auth, properties, signed, now=time.time())
             except WebhookAuthFailed as exc:
@@ -274,7 +260,7 @@ class _OfflineRun:
                 return None
         request = WebhookRequest(
             method=method,
-            content_type=content_type or None,
+            content_type=webhook.headers.get("Content-Type"),
             body=body,
             query=tuple(urllib.parse.parse_qsl(query, keep_blank_values=True)),
             headers=pairs,

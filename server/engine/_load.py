@@ -238,7 +238,6 @@ def _oauth2(oauth2: dict[str, Any]) -> OAuth2Config:
 def _request(at: str, request: dict[str, Any]) -> RequestTemplate:
     split = request.get("split")
     then = request.get("then")
-    when = request.get("when")
     return RequestTemplate(
         pointer=at,
         method=request["request_method"],
@@ -261,7 +260,6 @@ def _request(at: str, request: dict[str, Any]) -> RequestTemplate:
         ),
         for_each=request.get("for_each"),
         then=_request(f"{at}/then", then) if then is not None else None,
-        when=when.strip("$") if isinstance(when, str) else None,
     )
 
 

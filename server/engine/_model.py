@@ -261,17 +261,17 @@ class RequestTemplate:
     parameters_in: str | None = None
     omit_empty: bool = False  # (ext) request_omit_empty: an object emptied of keys is left out
     # (ext) Subscribe and Unsubscribe only (docs/format.md, "Look up before create"): elements to
-    # find in the answer's lists, and a value the step is made only with or without
+    # find in the answer's lists
     find: tuple[FindRule, ...] = ()
+    # (ext) a value the step is made only with or without: a Subscribe or Unsubscribe step, or a
+    # send's follow-up request ("Look up before create", "Several requests per send")
     only_if: StepCondition | None = None
     # (ext) docs/format.md, "Several requests per send" (sends only): how the message's text is
     # cut into parts, what each request carries ("part", "media" or "once"; None: "part" with a
-    # split, else "once"), the follow-up request and, on a follow-up, the variable whose value
-    # it needs.
+    # split, else "once") and the follow-up request.
     split: Split | None = None
     for_each: ForEach | None = None
     then: RequestTemplate | None = None
-    when: str | None = None
 
 
 # --- (ext) the answer a stored webhook gets (docs/format.md, "Answers") ------------------------

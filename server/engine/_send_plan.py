@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ._errors import EngineError
+from ._find import only_if_holds
 from ._gsm import prefer_space, segment_parts, text_encoding
 from ._model import RequestTemplate, Split
 from ._template import Value, value_text
@@ -100,17 +101,13 @@ def plan_send(template: RequestTemplate, variables: Mapping[str, Value]) -> tupl
     follow = template.then
     second = (
         _Expansion(follow, variables)
-        if follow is not None and _has_value(variables.get(follow.when or ""))
+        if follow is not None and only_if_holds(follow, variables)
         else None
     )
     needed = first.count + (second.count if second else 0)
     if needed > MAX_REQUESTS_PER_SEND:
         raise TooManyRequests(needed, template.pointer)
     return (*first.steps(), *(second.steps() if second else ()))
-
-
-def _has_value(value: Value) -> bool:
-    return bool(value)
 
 
 class _Expansion:

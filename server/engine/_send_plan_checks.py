@@ -1,5 +1,5 @@
 """(ext) What the schema cannot say about several requests per send: ``split``, ``for_each``,
-``then`` and ``when`` (docs/format.md, "Several requests per send").
+``then`` and a follow-up's ``only_if`` (docs/format.md, "Several requests per send").
 
 Like :mod:`._checks`, the function takes the plain JSON document, which may be broken elsewhere,
 checks only what is intact and yields problems with their pointers. Where ``$part$``, ``$parts$``,
@@ -13,13 +13,13 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ._errors import Problem
-from ._placeholders import Placeholder, parse_template, placeholders_in
+from ._placeholders import placeholders_in
 from ._variables import property_names, request_pointers, template_strings
 
 __all__ = ["check_send_plans"]
 
 _SENDS = ("/API/SendMessage", "/API/SendFile")
-_KEYS = ("split", "for_each", "then", "when")
+_KEYS = ("split", "for_each", "then")
 
 
 def _error(at: str, message: str) -> Problem:
@@ -27,7 +27,7 @@ def _error(at: str, message: str) -> Problem:
 
 
 def check_send_plans(document: Mapping[str, Any]) -> Iterator[Problem]:
-    """Each send's ``split``, ``for_each``, ``then`` and ``when`` can do what they say."""
+    """Each send's ``split``, ``for_each``, ``then`` and ``only_if`` can do what they say."""
     properties = {name for _, name in property_names(document)}
     used = _used_by_request(document)
     for at, request, scope in request_pointers(document):
@@ -52,17 +52,23 @@ def check_send_plans(document: Mapping[str, Any]) -> Iterator[Problem]:
             yield _error(
                 f"{at}/then", "a then request cannot have a then of its own (one follow-up a send)"
             )
-        when = request.get("when")
-        if when is None:
+        only_if = request.get("only_if")
+        if not isinstance(only_if, Mapping):
             continue
         if not follow_up:
             yield _error(
-                f"{at}/when",
-                "when skips a follow-up request: only a then request has it (this request is "
+                f"{at}/only_if",
+                "only_if skips a follow-up request: only a then request has it (this request is "
                 "always sent)",
             )
-        elif isinstance(when, str):
-            yield from _when_problems(f"{at}/when", when, properties | scope.variables)
+            continue
+        for test, name in only_if.items():
+            if isinstance(name, str) and name not in properties | scope.variables:
+                yield _error(
+                    f"{at}/only_if/{test}",
+                    f"only_if tests ${name}$, which is neither a property of this file nor a "
+                    "variable of this request, so the test never changes",
+                )
 
 
 def _split_problems(at: str, request: Mapping[str, Any], used: set[str]) -> Iterator[Problem]:
@@ -85,22 +91,6 @@ def _split_problems(at: str, request: Mapping[str, Any], used: set[str]) -> Iter
     elif split is None and for_each == "part":
         yield _error(
             f"{at}/for_each", 'for_each "part" sends one request per text part: it needs split'
-        )
-
-
-def _when_problems(at: str, when: str, known: set[str] | frozenset[str]) -> Iterator[Problem]:
-    segments = parse_template(when)
-    if len(segments) != 1 or not isinstance(segments[0], Placeholder):
-        yield _error(at, 'when is one placeholder, "$name$": the variable whose value it needs')
-        return
-    name = segments[0].name
-    if segments[0].filters:
-        yield _error(at, "when names a variable, without filters")
-    elif name not in known:
-        yield _error(
-            at,
-            f"when names ${name}$, which is neither a property of this file nor a variable of "
-            "this request, so the request would never be sent",
         )
 
 

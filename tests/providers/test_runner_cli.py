@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from client._live_cases import live_settings
 from client.cli import main as cli
+from server.outbound import OutboundPolicy, PolicyRefused
 
 ROOT = Path(__file__).resolve().parents[2]
 KANNEL = ROOT / "integrations" / "kannel.json"
@@ -160,3 +162,31 @@ def test_a_posts_count_out_of_bounds_is_reported(
     status, out, _ = _run(capsys, str(KANNEL), "--cases", str(cases / "webhooks" / "mo.json"))
     assert status == 1
     assert '"posts" must be a whole number from 1 to 5' in out
+
+
+@pytest.mark.parametrize(
+    "definition",
+    sorted(p for p in (ROOT / "integrations").glob("*.json") if p.name != "schema.json"),
+    ids=lambda p: p.stem,
+)
+def test_every_shipped_definition_passes_its_cases_offline(
+    definition: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command a partner runs, over each shipped file (test_conformance.py runs each case
+    live too)."""
+    cases = ROOT / "tests" / "fixtures" / "providers" / definition.stem
+    status, out, _ = _run(capsys, str(definition), "--cases", str(cases))
+    assert status == 0, out
+    assert " 0 failed" in out.splitlines()[-1]
+
+
+def test_the_live_gateway_may_call_loopback_only(tmp_path: Path) -> None:
+    """A call the stand-in does not redirect (an OAuth2 token endpoint, say) cannot leave the
+    machine: the live run's outbound policy denies every address but loopback."""
+    settings = live_settings(tmp_path, "kannel", "http://127.0.0.1:8090")
+    policy = OutboundPolicy.from_strings(allow=settings.outbound_allow, deny=settings.outbound_deny)
+    policy.check_address("127.0.0.1")
+    for public in ("93.184.216.34", "8.8.8.8", "128.0.0.1", "126.255.255.255", "2606:4700::1"):
+        with pytest.raises(PolicyRefused):
+            policy.check_address(public)
+    assert settings.provider_stand_in == ("kannel=http://127.0.0.1:8090",)

@@ -39,7 +39,7 @@ def _definition(provider_url: str, **send: Any) -> str:
         "request_parameters": {"to": "$to$", "media": "$content$"},
         "response_map": {"data": {"id": "$messageid$"}},
         "then": {
-            "when": "$text$",
+            "only_if": {"present": "text"},
             "request_method": "POST",
             "request_url": provider_url + "/sms",
             "request_parameters": {"to": "$to$", "text": "$text$"},

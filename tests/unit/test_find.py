@@ -152,7 +152,8 @@ def test_find_and_only_if_on_a_send_are_reported() -> None:
     doc["API"]["SendMessage"]["only_if"] = {"present": "to"}
     assert problems_of(doc) == [
         "error /API/SendMessage/find: find is for Subscribe and Unsubscribe requests only",
-        "error /API/SendMessage/only_if: only_if is for Subscribe and Unsubscribe requests only",
+        "error /API/SendMessage/only_if: only_if skips a follow-up request: only a then request "
+        "has it (this request is always sent)",
     ]
 
 

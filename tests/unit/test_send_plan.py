@@ -1,6 +1,6 @@
 """(ext) Several requests per send (docs/format.md, "Several requests per send"): how a text is
 split, which requests a send plans, what each carries, and the checks on ``split``,
-``for_each``, ``then`` and ``when``."""
+``for_each``, ``then`` and a follow-up's ``only_if``."""
 
 from __future__ import annotations
 
@@ -153,7 +153,7 @@ def test_one_request_per_media_item_then_the_caption_when_there_is_one() -> None
         for_each="media",
         request_parameters={"media": "$content$", "n": "$part$"},
         then={
-            "when": "$text$",
+            "only_if": {"present": "text"},
             "request_method": "POST",
             "request_url": "https://api.example.com/sms",
             "split": {"max_length": 4},
@@ -221,7 +221,12 @@ def test_more_requests_than_the_bound_fail_before_anything_is_built() -> None:
             "/API/SendMessage/split",
             "go nowhere",
         ),
-        ({"when": "$text$"}, "SendFile", "/API/SendFile/when", "only a then request"),
+        (
+            {"only_if": {"present": "text"}},
+            "SendFile",
+            "/API/SendFile/only_if",
+            "only a then request",
+        ),
         (
             {"request_parameters": {"n": "$part$"}},
             "SendMessage",
@@ -263,8 +268,12 @@ def _then(**extra: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("then", "pointer", "words"),
     [
-        (_then(when="$nothing$"), "/API/SendFile/then/when", "never be sent"),
-        (_then(when="text"), "/API/SendFile/then/when", "one placeholder"),
+        (
+            _then(only_if={"present": "nothing"}),
+            "/API/SendFile/then/only_if/present",
+            "never changes",
+        ),
+        (_then(only_if={"present": "$text$"}), "/API/SendFile/then/only_if/present", ""),
         (_then(then=_then()), "/API/SendFile/then/then", "a then of its own"),
         (
             _then(request_parameters={"text": "$texte$"}),
