@@ -130,10 +130,12 @@ def event_pb(event: NewEvent) -> gateway_pb2.Event:
         message_id=event.message_id,
         status=event.status,
         error=event.error,
-        metadata=dict(event.metadata),
         received_at=timestamp(event.received_at),
-        fields=dict(event.fields),
     )
+    if event.metadata:  # most events have neither: an empty map costs a copy and a merge
+        pb.metadata.update(event.metadata)
+    if event.fields:
+        pb.fields.update(event.fields)
     setattr(pb, "from", event.from_number)  # `from` is a keyword in Python
     return pb
 

@@ -100,7 +100,12 @@ def encode_map(value: Mapping[str, str]) -> str:
     return json.dumps(dict(value), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
+_EMPTY_MAP: Mapping[str, str] = MappingProxyType({})
+
+
 def decode_map(text: str) -> Mapping[str, str]:
+    if text == "{}":  # most events and messages: no JSON to parse
+        return _EMPTY_MAP
     return _frozen_items(json.loads(text))
 
 
