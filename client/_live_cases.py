@@ -326,7 +326,7 @@ class _LiveRun:
         )
         if got.subscription.state != gateway_pb2.Subscription.SUBSCRIBED:
             state = gateway_pb2.Subscription.State.Name(got.subscription.state)
-            result.problems.append(f"subscription {state}: {got.subscription.error}")
+            result.problems.append(f"subscription {state}: {got.subscription.last_error}")
         result.problems += self._step_problems(data["steps"], installation, token_path, "")
         if "unsubscribe" in data:
             self._fake.state.reset()
