@@ -37,6 +37,8 @@ __all__ = [
     "request_problems",
     "resolve",
     "sent_value",
+    "step_answers",
+    "step_problems",
     "webhook_of",
 ]
 
@@ -296,6 +298,34 @@ def request_problems(received: ReceivedRequest, expect: Mapping[str, Any], label
             (p.name or "", p.data.decode("utf-8", "replace")) for p in received.parts or ()
         )
         differs("multipart", _multi(parts), _multi_expected(expect["multipart"]))
+    return problems
+
+
+def step_answers(steps: Sequence[Mapping[str, Any]]) -> dict[str, list[Answer]]:
+    """A Subscribe case's answers by the path each step's request goes to, in order — as the
+    fake provider is scripted: each path's answers in turn, the last one repeating."""
+    answers: dict[str, list[Answer]] = {}
+    for step in steps:
+        answers.setdefault(step["expect"]["path"], []).append(answer_of(step.get("answer", {})))
+    return answers
+
+
+def step_problems(
+    received: Sequence[ReceivedRequest],
+    steps: Sequence[Mapping[str, Any]],
+    webhook_url: str,
+    label: str,
+) -> list[str]:
+    """How the requests a Subscribe (or, ``label`` "unsubscribe ", Unsubscribe) run made differ
+    from a case's ``steps``: which were made, in order, then each one's content."""
+    made = [(r.method, r.path) for r in received]
+    wanted = [(s["expect"]["method"], s["expect"]["path"]) for s in steps]
+    problems = [] if made == wanted else [f"{label}requests made {made}, want {wanted}"]
+    values = {"$webhook_url$": webhook_url}
+    for number, (request, step) in enumerate(zip(received, steps, strict=False), 1):
+        problems += request_problems(
+            request, resolve(step["expect"], values), f"{label}request {number}"
+        )
     return problems
 
 

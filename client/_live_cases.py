@@ -46,6 +46,8 @@ from ._cases import (
     request_problems,
     resolve,
     sent_value,
+    step_answers,
+    step_problems,
     webhook_of,
 )
 from ._errors import MsgbridgeError
@@ -324,7 +326,7 @@ class _LiveRun:
         )
         if got.subscription.state != gateway_pb2.Subscription.SUBSCRIBED:
             state = gateway_pb2.Subscription.State.Name(got.subscription.state)
-            result.problems.append(f"subscription {state}: {got.subscription.error}")
+            result.problems.append(f"subscription {state}: {got.subscription.last_error}")
         result.problems += self._step_problems(data["steps"], installation, token_path, "")
         if "unsubscribe" in data:
             self._fake.state.reset()
@@ -339,10 +341,7 @@ class _LiveRun:
 
     def _script_steps(self, steps: list[dict[str, Any]]) -> None:
         """Each step's answer, in order, for the path its request goes to."""
-        answers: dict[str, list[Answer]] = {}
-        for step in steps:
-            answers.setdefault(step["expect"]["path"], []).append(answer_of(step.get("answer", {})))
-        for path, scripted in answers.items():
+        for path, scripted in step_answers(steps).items():
             self._fake.state.script(path, *scripted)
 
     def _step_problems(
@@ -353,15 +352,7 @@ class _LiveRun:
         label: str,
     ) -> list[str]:
         received = [r for r in self._fake.state.requests if r.path != token_path]
-        made = [(r.method, r.path) for r in received]
-        wanted = [(s["expect"]["method"], s["expect"]["path"]) for s in steps]
-        problems = [] if made == wanted else [f"{label}requests made {made}, want {wanted}"]
-        values = {"$webhook_url$": installation.webhook_url}
-        for number, (request, step) in enumerate(zip(received, steps, strict=False), 1):
-            problems += request_problems(
-                request, resolve(step["expect"], values), f"{label}request {number}"
-            )
-        return problems
+        return step_problems(received, steps, installation.webhook_url, label)
 
     # -- webhooks ---------------------------------------------------------------------------
 

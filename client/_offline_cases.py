@@ -5,9 +5,12 @@ A send case is planned (``plan_requests``), rendered (``render_request``) and ea
 judged (``judge_send_answer``) as ``SendPath`` does; a webhook case is signed with test secrets,
 verified (``verify_webhook``), matched (``match_webhook``) and routed as the ingest path does —
 its receipts to the message the case sent first, its duplicates (across the set's cases too)
-dropped by the ingest path's own key. What only a running gateway shows — the OAuth2 token
-request, the message recorded FAILED, a receipt held until its send's reply, Subscribe — is
-proven by ``--live`` (``_live_cases``).
+dropped by the ingest path's own key. A Subscribe case is run step by step by the functions the
+gateway's ``SubscriptionKeeper`` runs (``next_step``, ``judge_step_answer``): each request
+rendered and compared with the case's, its scripted answer fed back, what it captures kept for
+the later steps and for Unsubscribe. What only a running gateway shows — the OAuth2 token
+request, the message recorded FAILED, a receipt held until its send's reply — is proven by
+``--live`` (``_live_cases``).
 """
 
 from __future__ import annotations
@@ -21,11 +24,19 @@ from typing import Any
 from multidict import CIMultiDict
 
 from server.core import (
+    Kept,
     SendRequest,
+    StepFailure,
+    SubscribeRun,
     event_dedupe_key,
     judge_send_answer,
+    judge_step_answer,
+    next_step,
+    normalize_number,
+    numbered_after,
     partially_sent,
     plan_requests,
+    render_step,
     send_variables,
 )
 from server.demo import Answer, ReceivedRequest
@@ -59,6 +70,8 @@ from ._cases import (
     installation_properties,
     request_problems,
     resolve,
+    step_answers,
+    step_problems,
     webhook_of,
 )
 
@@ -136,9 +149,7 @@ class _OfflineRun:
             elif case.kind == "webhooks":
                 self._webhook(case.data, result)
             else:
-                # Subscribe's requests depend on the answers of those before them, made by
-                # the running gateway (docs/format.md, "Proving a definition").
-                result.skipped = "a Subscribe case is proven by --live"
+                self._subscribe(case.data, result)
         except (KeyError, TypeError, ValueError) as exc:
             result.problems.append(f"the case cannot be run: {type(exc).__name__}: {exc}")
         return result
@@ -214,6 +225,74 @@ class _OfflineRun:
                 )
             ids.append(verdict.provider_message_id or "")
         return received, ids, None
+
+    # -- Subscribe ---------------------------------------------------------------------------
+
+    def _subscribe(self, data: Mapping[str, Any], result: CaseResult) -> None:
+        """Enabling makes exactly the case's ``steps``; disabling, its ``unsubscribe`` steps —
+        each run driven as the gateway drives it (docs/format.md, "Subscribe and Unsubscribe")."""
+        properties = self._properties()
+        definition = self._definition.choose(properties)
+        if not definition.subscribe:
+            result.problems.append("the definition has no Subscribe request")
+            return
+        region = self._install.get("region") or None
+        numbers = (normalize_number(n, region) for n in self._install.get("numbers", {}))
+        gateway = {**properties, "webhook_url": self._webhook_url, "orgid": ORG}
+        run = SubscribeRun(
+            requests=definition.subscribe,
+            gateway=gateway,
+            numbers=tuple(dict.fromkeys(n for n in numbers if n)),  # as enabling stores them
+        )
+        kept = Kept()  # a fresh installation: nothing kept yet
+        received, failure = self._run_steps(definition, run, kept, data["steps"], properties)
+        if failure is not None:
+            result.problems.append(f"subscription FAILED: {failure}")
+        result.problems += step_problems(received, data["steps"], self._webhook_url, "")
+        if "unsubscribe" in data:
+            run = SubscribeRun(
+                requests=definition.unsubscribe,
+                gateway=gateway,
+                numbers=run.numbers,
+                numbered=numbered_after(definition.subscribe),
+            )
+            steps = data["unsubscribe"]
+            received, failure = self._run_steps(definition, run, kept, steps, properties)
+            if failure is not None:  # best effort: the gateway disables all the same
+                result.notes.append(f"unsubscribe failed: {failure}")
+            result.problems += step_problems(received, steps, self._webhook_url, "unsubscribe ")
+
+    def _run_steps(
+        self,
+        definition: Definition,
+        run: SubscribeRun,
+        kept: Kept,
+        steps: list[dict[str, Any]],
+        properties: Mapping[str, str],
+    ) -> tuple[list[ReceivedRequest], str | None]:
+        """The requests ``run`` makes, each answered as the fake provider answers a live run
+        (the case's answers by path, in turn), and why the run failed (None: it did not)."""
+        answers = step_answers(steps)
+        bearer = _bearer(definition, properties, {})
+        secrets = installation_secrets(definition, properties, tokens=(bearer,))
+        region = self._install.get("region") or None
+        received: list[ReceivedRequest] = []
+        kept.retain(run.numbers)
+        step = next_step(run, kept, None)
+        while step is not None:
+            rendered = render_step(definition, step, bearer=bearer, region=region, secrets=secrets)
+            if isinstance(rendered, StepFailure):
+                return received, rendered.text
+            received.append(_as_received(rendered, len(received) + 1))
+            scripted = answers.get(received[-1].path) or [Answer()]
+            answer = scripted.pop(0) if len(scripted) > 1 else scripted[0]
+            response = _response(answer, f"offline-{len(received)}")
+            verdict = judge_step_answer(step, response, integration=definition.id, secrets=secrets)
+            if isinstance(verdict, StepFailure):
+                return received, verdict.text
+            kept.record(verdict, step.number)
+            step = next_step(run, kept, step)
+        return received, None
 
     # -- webhooks ---------------------------------------------------------------------------
 

@@ -1,9 +1,10 @@
 """``msgbridge test DEFINITION [--cases DIR|FILE] [--live] [--json]``: run a definition's cases
 (docs/format.md, "Proving a definition").
 
-Offline (the default), each case goes through the engine and the send and ingest paths' pure
-functions (``_offline_cases``); with ``--live``, through a temporary gateway and the fake
-provider over real sockets (``_live_cases``). One line per case, then ``N passed, M failed``.
+Offline (the default), each case goes through the engine and the send, ingest and Subscribe
+paths' pure functions (``_offline_cases``); with ``--live``, through a temporary gateway and the
+fake provider over real sockets (``_live_cases``). One line per case, then ``N passed, M
+failed``.
 Exit codes: 0 every case passed, 1 a case failed (or there is none), 2 the definition or the
 case set cannot be read.
 """

@@ -6,7 +6,9 @@
 - :class:`InstallationDirectory`: installations, their secrets and their numbers.
 - Provider credentials (:class:`InstallationAuth`): OAuth2 and JWT tokens of an installation,
   sealed in the store; :class:`OAuthCallback`, the provider's redirect after an admin's consent.
-- :class:`SubscriptionKeeper`: a definition's ``Subscribe``/``Unsubscribe`` requests.
+- :class:`SubscriptionKeeper`: a definition's ``Subscribe``/``Unsubscribe`` requests; which step
+  comes next and what its answer captures (:func:`next_step`, :func:`judge_step_answer`), shared
+  with ``msgbridge test``'s offline run.
 - :mod:`server.core._provider_failures`: the one mapping from a provider's failed answer (or a
   call that got none) to a :class:`~server.errors.GatewayError`, used by both of the above.
 - :class:`EventHub`, :func:`follow_events` and :func:`follow_consumer`: waking the event
@@ -47,6 +49,16 @@ from ._provider_failures import (
     retry_after,
 )
 from ._retention import Retention, RetentionKeeper
+from ._subscribe_steps import (
+    Kept,
+    StepFailure,
+    SubscribeRun,
+    SubscribeStep,
+    judge_step_answer,
+    next_step,
+    numbered_after,
+    render_step,
+)
 from ._subscriptions import SubscriptionKeeper
 from .ingest import HeldReceipts, Ingestor, ReplayResult, event_dedupe_key
 from .send import SendOutcome, SendPath, SendRequest, plan_requests, send_variables
@@ -62,6 +74,7 @@ __all__ = [
     "InstallationAuth",
     "InstallationDirectory",
     "IntegrationCatalog",
+    "Kept",
     "LoadedIntegration",
     "NumberInput",
     "OAuthCallback",
@@ -71,8 +84,11 @@ __all__ = [
     "SendOutcome",
     "SendPath",
     "SendRequest",
+    "StepFailure",
     "StoreStateStore",
     "StoreTokenVault",
+    "SubscribeRun",
+    "SubscribeStep",
     "SubscriptionKeeper",
     "capabilities_of",
     "definition_refused",
@@ -81,10 +97,14 @@ __all__ = [
     "follow_events",
     "installation_not_found",
     "judge_send_answer",
+    "judge_step_answer",
+    "next_step",
     "normalize_number",
     "nothing_sent",
+    "numbered_after",
     "partially_sent",
     "plan_requests",
+    "render_step",
     "retry_after",
     "send_variables",
 ]

@@ -13,8 +13,10 @@ the later requests of the same list — how a number's id is looked up before th
 A capture the answer does not have fails the step: the next request could not be built right.
 (ext) A request's ``find`` searches its answer's lists and captures what it finds, and its
 ``only_if`` skips it unless a variable has (or has no) value (docs/format.md, "Look up before
-create"). Every capture is kept, sealed, for the next run and for ``Unsubscribe`` (:class:`Kept`;
-docs/format.md, "Values Subscribe keeps").
+create"). Every capture is kept, sealed, for the next run and for ``Unsubscribe`` (``Kept``;
+docs/format.md, "Values Subscribe keeps"). Which step comes next, with which variables, and what
+its answer captures is decided by :mod:`server.core._subscribe_steps`, which ``msgbridge test``
+runs offline too; this module makes the calls and keeps the state.
 
 A failure's text (kept on the installation and returned as its subscription's ``last_error``) has
 every secret of the installation masked (docs/format.md, "Authentication"): a provider's answer
@@ -32,21 +34,12 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
 from ..engine import (
     Definition,
-    EngineError,
     RequestTemplate,
     Value,
     auth_variables,
-    find_in_answer,
-    map_response,
-    only_if_holds,
-    render_request,
-    response_variables,
     template_variables,
     thaw,
 )
@@ -55,10 +48,11 @@ from ..oauth import installation_secrets
 from ..outbound import OutboundClient, OutboundError
 from ..security.secrets import SecretMask
 from ..store import InstallationRecord, Store
+from . import _subscribe_steps as steps
 from ._catalog import IntegrationCatalog
 from ._installations import InstallationDirectory
 from ._provider_credentials import InstallationAuth
-from ._provider_failures import EXCERPT, from_http_response, from_outbound_error, from_refusal
+from ._provider_failures import from_outbound_error
 
 __all__ = ["SubscriptionKeeper"]
 
@@ -76,45 +70,6 @@ class SubscriptionFailed(Exception):
     @property
     def reason(self) -> str | None:
         return self.error.reason if self.error is not None else None
-
-
-@dataclass(kw_only=True, slots=True)
-class Kept:
-    """What Subscribe keeps per installation, sealed whole and never logged or returned
-    (docs/format.md, "Values Subscribe keeps"): a digest of the values its last success depended
-    on, and the values its requests captured — shared, and per number — for its next run and for
-    Unsubscribe."""
-
-    fingerprint: str | None = None
-    shared: dict[str, Value] = field(default_factory=dict)
-    numbers: dict[str, dict[str, Value]] = field(default_factory=dict)
-
-    @classmethod
-    def from_json(cls, text: str | None) -> Kept:
-        data = json.loads(text) if text else {}
-        return cls(
-            fingerprint=data.get("fingerprint"),
-            shared=_values(data.get("shared", {})),
-            numbers={n: _values(v) for n, v in data.get("numbers", {}).items()},
-        )
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {"fingerprint": self.fingerprint, "shared": self.shared, "numbers": self.numbers},
-            sort_keys=True,
-        )
-
-    def keep(self, name: str, value: Value, number: str | None) -> None:
-        """Record a capture of this run; None (a search that found nothing) forgets it."""
-        values = self.shared if number is None else self.numbers.setdefault(number, {})
-        if value is None:
-            values.pop(name, None)
-        else:
-            values[name] = value
-
-
-def _values(data: Mapping[str, Any]) -> dict[str, Value]:
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
 
 
 class SubscriptionKeeper:
@@ -209,9 +164,9 @@ class SubscriptionKeeper:
         }
         return hashlib.sha256(json.dumps(depends, sort_keys=True).encode()).hexdigest()
 
-    async def _kept(self, installation_id: str) -> Kept:
+    async def _kept(self, installation_id: str) -> steps.Kept:
         text = await self._installations.subscription_values(installation_id)
-        return Kept.from_json(text)
+        return steps.Kept.from_json(text)
 
     async def aclose(self) -> None:
         """Cancel the background attempts and wait for them to end."""
@@ -304,7 +259,10 @@ class SubscriptionKeeper:
         kept = await self._kept(record.id)
         try:
             await self._make(
-                record, definition.unsubscribe, kept, numbered=_numbered(definition.subscribe)
+                record,
+                definition.unsubscribe,
+                kept,
+                numbered=steps.numbered_after(definition.subscribe),
             )
         except SubscriptionFailed as exc:
             logger.warning(
@@ -313,18 +271,19 @@ class SubscriptionKeeper:
             return
         # What was subscribed is gone: nothing is kept for a later run (docs/format.md,
         # "Values Subscribe keeps").
-        await self._installations.keep_subscription_values(record.id, Kept().to_json())
+        await self._installations.keep_subscription_values(record.id, steps.Kept().to_json())
 
     async def _make(
         self,
         record: InstallationRecord,
         requests: tuple[RequestTemplate, ...],
-        kept: Kept,
-        numbered: frozenset[str] = frozenset({"number"}),
+        kept: steps.Kept,
+        numbered: frozenset[str] = steps.NUMBER_ONLY,
     ) -> None:
         """Make ``requests`` in order, starting from the values ``kept`` holds and recording in
         it what they capture. ``numbered``: the variables whose value depends on the number
-        (for Unsubscribe, also what Subscribe captured per number)."""
+        (for Unsubscribe, also what Subscribe captured per number). Which step comes next, with
+        which variables, is ``steps.next_step``'s to say (shared with ``msgbridge test``)."""
         definition = (await self._catalog.get(record.integration_id)).definition
         definition = definition.choose(record.properties)  # auth may differ per variant
         properties = self._installations.property_values(record)
@@ -332,28 +291,22 @@ class SubscriptionKeeper:
         bearer = await self._bearer(record, definition, secrets)
         known = self._auth.oauth.known_tokens(record.id) if self._auth else ()
         secrets = secrets.with_values((bearer, *known))
-        numbers = [n.number for n in record.numbers]
-        kept.numbers = {n: v for n, v in kept.numbers.items() if n in numbers}
-        gateway: dict[str, Value] = {
-            **properties,
-            "webhook_url": self._installations.webhook_url(record),
-            "orgid": record.org_id,
-        }
+        run = steps.SubscribeRun(
+            requests=requests,
+            gateway={
+                **properties,
+                "webhook_url": self._installations.webhook_url(record),
+                "orgid": record.org_id,
+            },
+            numbers=tuple(n.number for n in record.numbers),
+            numbered=numbered,
+        )
+        kept.retain(run.numbers)
         region = record.default_region or None
-        for index, template in enumerate(requests, start=1):
-            where = f"request {index} ({template.pointer})"
-            per_number = bool(template_variables(template) & numbered)
-            if per_number:
-                numbered |= response_variables(template)
-            for number in numbers if per_number else [None]:
-                scope = {**kept.shared, **gateway}
-                if number is not None:
-                    scope |= {**kept.numbers.get(number, {}), "number": number}
-                if not only_if_holds(template, scope):
-                    continue
-                got = await self._call(definition, template, scope, bearer, where, region, secrets)
-                for name, value in got.items():
-                    kept.keep(name, value, number)
+        step = steps.next_step(run, kept, None)
+        while step is not None:
+            kept.record(await self._call(definition, step, bearer, region, secrets), step.number)
+            step = steps.next_step(run, kept, step)
 
     async def _bearer(
         self, record: InstallationRecord, definition: Definition, secrets: SecretMask
@@ -374,64 +327,28 @@ class SubscriptionKeeper:
     async def _call(
         self,
         definition: Definition,
-        template: RequestTemplate,
-        variables: Mapping[str, Value],
+        step: steps.SubscribeStep,
         bearer: str | None,
-        where: str,
         region: str | None,
         secrets: SecretMask,
     ) -> dict[str, Value]:
         """Make one request; its captures for the requests after it (None: a search found
         nothing)."""
+        rendered = steps.render_step(
+            definition, step, bearer=bearer, region=region, secrets=secrets
+        )
+        if isinstance(rendered, steps.StepFailure):
+            raise SubscriptionFailed(rendered.text)
         try:
-            rendered = render_request(
-                definition,
-                template,
-                variables,
-                bearer_token=bearer,
-                default_region=region,
-            )
             response = await self._outbound.send(
                 rendered, timeout=self._timeout_s, integration=definition.id
             )
-        except EngineError as exc:
-            raise SubscriptionFailed(f"{where} cannot be built: {secrets(str(exc))}") from None
         except OutboundError as exc:
             error = from_outbound_error(exc, integration=definition.id)
-            raise SubscriptionFailed(f"{where} failed: {secrets(str(exc))}", error) from None
-        if not 200 <= response.status < 300:
-            failure = from_http_response(response, integration=definition.id, secrets=secrets)
-            said = f": {failure.excerpt}" if failure.excerpt else ""
-            raise SubscriptionFailed(f"{where} answered HTTP {response.status}{said}", failure)
-        content_type = response.headers.get("content-type")
-        # (ext) docs/format.md, "Look up before create"
-        found = find_in_answer(template.find, response.body, content_type, variables)
-        if found.problem is not None:
-            raise SubscriptionFailed(f"{where}: {found.problem}")
-        if template.response_map is None:
-            return dict(found.values)
-        outcome = map_response(template.response_map, response.body, content_type)
-        if not outcome.accepted:
-            reason = outcome.error or outcome.reason or "the answer is not the expected one"
-            refusal = from_refusal(
-                response, refused=outcome.error, integration=definition.id, secrets=secrets
-            )
-            raise SubscriptionFailed(
-                f"{where} was refused: {secrets.excerpt(reason, EXCERPT)}", refusal
-            )
-        mapped = response_variables(template) - found.values.keys()
-        missing = sorted(mapped - outcome.captures.keys())
-        if missing:
-            names = ", ".join(f"${name}$" for name in missing)
-            raise SubscriptionFailed(f"{where}: the answer does not contain {names}")
-        return {**found.values, **{name: outcome.captures[name] for name in mapped}}
-
-
-def _numbered(requests: tuple[RequestTemplate, ...]) -> frozenset[str]:
-    """The variables whose value depends on the number after ``requests``: ``$number$`` and what
-    a request made per number captures."""
-    numbered = frozenset({"number"})
-    for template in requests:
-        if template_variables(template) & numbered:
-            numbered |= response_variables(template)
-    return numbered
+            raise SubscriptionFailed(f"{step.where} failed: {secrets(str(exc))}", error) from None
+        verdict = steps.judge_step_answer(
+            step, response, integration=definition.id, secrets=secrets
+        )
+        if isinstance(verdict, steps.StepFailure):
+            raise SubscriptionFailed(verdict.text, verdict.error)
+        return verdict

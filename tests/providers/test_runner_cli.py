@@ -115,23 +115,69 @@ def test_one_case_file_runs_that_case_alone(capsys: pytest.CaptureFixture[str]) 
     assert out.splitlines() == ["ok   webhooks/mo", "1 passed, 0 failed"]
 
 
-def test_subscribe_cases_are_left_to_the_live_run(capsys: pytest.CaptureFixture[str]) -> None:
+BULKSMS = ROOT / "integrations" / "bulksms.json"
+BULKSMS_CASES = ROOT / "tests" / "fixtures" / "providers" / "bulksms"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_subscribe_cases_are_proven_offline_and_live(
+    mode: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A lookup that finds nothing then creates, one that finds and updates; Unsubscribe deletes
+    # by the ids kept (docs/format.md, "Look up before create", "Values Subscribe keeps").
+    status, out, _ = _run(capsys, str(BULKSMS), "--cases", str(BULKSMS_CASES), *mode)
+    assert status == 0, out
+    assert "ok   subscribe/create_webhooks" in out.splitlines()
+    assert "ok   subscribe/update_existing_webhooks" in out.splitlines()
+    assert "skip" not in out
     twilio = ROOT / "tests" / "fixtures" / "providers" / "twilio"
-    status, out, _ = _run(
-        capsys, str(ROOT / "integrations" / "twilio.json"), "--cases", str(twilio)
+    case = twilio / "subscribe" / "number_sms_url.json"  # per number, a capture chained
+    status, out, _ = _run(capsys, str(ROOT / "integrations" / "twilio.json"), "--cases", str(case))
+    assert (status, out.splitlines()) == (
+        0,
+        ["ok   subscribe/number_sms_url", "1 passed, 0 failed"],
     )
-    assert status == 0, out
-    assert "skip subscribe/number_sms_url: a Subscribe case is proven by --live" in out
-    assert out.splitlines()[-1].endswith("0 failed, 1 skipped")
-    status, out, _ = _run(
-        capsys,
-        str(ROOT / "integrations" / "twilio.json"),
-        "--cases",
-        str(twilio / "subscribe" / "number_sms_url.json"),
-        "--live",
-    )
-    assert status == 0, out
-    assert out.splitlines() == ["ok   subscribe/number_sms_url", "1 passed, 0 failed"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_wrong_expected_subscribe_request_fails_with_what_differs(
+    mode: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases = Path(shutil.copytree(BULKSMS_CASES, tmp_path / "bulksms"))
+    case = cases / "subscribe" / "create_webhooks.json"
+
+    def wrong(data: dict[str, Any]) -> None:
+        data["steps"][1]["expect"]["json"]["invokeOption"] = "ONE"
+        data["unsubscribe"][1]["expect"]["path"] = "/v1/webhooks/103"
+
+    _edit(case, wrong)
+    status, out, _ = _run(capsys, str(BULKSMS), "--cases", str(case), *mode)
+    assert status == 1, out
+    assert "FAIL subscribe/create_webhooks" in out
+    assert "request 2 JSON body: got {" in out and '"invokeOption": "MANY"' in out
+    assert '"invokeOption": "ONE"' in out  # got, want
+    # The id Unsubscribe deletes is the one the create answer gave (102), not the case's.
+    assert 'unsubscribe request 2 path: got "/v1/webhooks/102", want "/v1/webhooks/103"' in out
+    assert out.splitlines()[-1] == "0 passed, 1 failed"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_subscribe_step_the_provider_refuses_fails_the_case_and_stops_the_run(
+    mode: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases = Path(shutil.copytree(BULKSMS_CASES, tmp_path / "bulksms"))
+    case = cases / "subscribe" / "create_webhooks.json"
+
+    def refused(data: dict[str, Any]) -> None:
+        data["steps"][1]["answer"] = {"status": 400, "json": {"detail": "name already used"}}
+        del data["unsubscribe"]
+
+    _edit(case, refused)
+    status, out, _ = _run(capsys, str(BULKSMS), "--cases", str(case), *mode)
+    assert status == 1, out
+    assert "subscription FAILED: request 3 (/Subscribe/2) answered HTTP 400" in out
+    # The third request is not made once the second failed.
+    assert "requests made [('GET', '/v1/webhooks'), ('POST', '/v1/webhooks')], want [" in out
 
 
 def test_what_cannot_be_read_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
