@@ -146,13 +146,15 @@ def _resolver(definition: Definition, properties: Mapping[str, Value]) -> Resolv
 
 
 async def test_the_outbound_policy_still_judges_a_token_request_sent_to_a_stand_in(
-    provider: RunningAuthorizationServer, fake: RunningFakeProvider, clock: FakeClock
+    provider: RunningAuthorizationServer, clock: FakeClock
 ) -> None:
-    # The default policy refuses loopback, where the stand-in listens: the redirected token
-    # request is refused where it would connect, and reaches nothing.
-    stand_ins = parse_stand_ins([f"{TRIED}={fake.url}"])
-    async with OutboundClient(policy=OutboundPolicy(), stand_ins=stand_ins) as outbound:
-        tokens = _tokens(outbound, fake, clock)
-        with pytest.raises(PolicyRefused, match="loopback"):
-            await tokens.bearer_token("i-1", oauth_definition(flow="1"), _properties(provider))
-    assert fake.state.requests == [] and provider.server.token_requests == []
+    # The policy lets calls reach the definition's own host (127.0.0.1), not the stand-in's
+    # address (127.0.0.2): the redirected token request is refused where it would connect.
+    async with await start_fake_provider(host="127.0.0.2") as fake:
+        stand_ins = parse_stand_ins([f"{TRIED}={fake.url}"])
+        async with OutboundClient(policy=LOOPBACK, stand_ins=stand_ins) as outbound:
+            tokens = _tokens(outbound, fake, clock)
+            with pytest.raises(PolicyRefused, match="loopback"):
+                await tokens.bearer_token("i-1", oauth_definition(flow="1"), _properties(provider))
+        assert fake.state.requests == []
+    assert provider.server.token_requests == []
