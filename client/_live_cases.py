@@ -4,10 +4,9 @@
 Each case gets a gateway of its own — ``build_server`` as ``msgbridge serve`` runs it: embedded
 SQLite in a temporary folder, the webhook sidecar, gRPC and HTTP on 127.0.0.1, an outbound
 policy allowing only loopback — with the definition file registered unchanged and its provider
-calls sent to the fake provider by a stand-in (``--provider-stand-in``). What the provider
-receives is read from the fake; what the caller gets, from the gRPC API; the events, from the
-event log. Only the OAuth2 token endpoint, which a stand-in does not redirect, is pointed at the
-fake in the registered copy.
+calls — OAuth2 token requests included — sent to the fake provider by a stand-in
+(``--provider-stand-in``). What the provider receives is read from the fake; what the caller gets,
+from the gRPC API; the events, from the event log.
 """
 
 from __future__ import annotations
@@ -15,9 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import json
 import logging
-import re
 import tempfile
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -69,7 +66,6 @@ _TYPE_NAMES = {
     gateway_pb2.Event.MESSAGE_STATUS: "messageStatus",
 }
 _ALL_TYPES = sorted(_TYPE_NAMES)
-_BASE = re.compile(r"^[a-z]+://[^/?#]*")
 #: How long a case waits for what the gateway does in the background (a Subscribe, a held
 #: receipt released): generously, as a busy machine is slow.
 _WAIT_S = 30.0
@@ -166,7 +162,7 @@ class _LiveRun:
         fake: RunningFakeProvider,
         folder: Path,
     ) -> None:
-        self._json = _oauth_at(definition_json, doc, fake.url)
+        self._json = definition_json
         self._doc = doc
         self._definition = definition
         self._install = cases.install
@@ -430,20 +426,6 @@ class _LiveRun:
                 if seen != want:
                     result.problems.append(f"answer (status, type, body): got {seen}, want {want}")
         return True
-
-
-def _oauth_at(definition_json: str, doc: Mapping[str, Any], fake_url: str) -> str:
-    """The definition as registered: the file itself, unless it has OAuth2 — whose token and
-    authorization endpoints a stand-in does not redirect — then with those pointed at the
-    fake."""
-    oauth = doc.get("OAuth2")
-    if not isinstance(oauth, dict):
-        return definition_json
-    copy = json.loads(definition_json)
-    for key in ("authorization_endpoint", "token_endpoint"):
-        if key in copy["OAuth2"]:
-            copy["OAuth2"][key] = _BASE.sub(fake_url, copy["OAuth2"][key], count=1)
-    return json.dumps(copy)
 
 
 async def _settled(gateway: _Gateway, installation: gateway_pb2.Installation) -> None:

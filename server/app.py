@@ -194,6 +194,7 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         states=StoreStateStore(store, secret_box),
         transport=OutboundTransport(outbound, default_timeout_s=settings.provider_timeout_s),
         timeout_s=settings.provider_timeout_s,
+        stand_ins=stand_ins,
     )
     auth = InstallationAuth(
         oauth=oauth,

@@ -72,8 +72,9 @@ class Settings:
     )
     provider_stand_in: tuple[str, ...] = _setting(
         (),
-        "send one integration's provider calls to a stand-in instead, to try its definition "
-        "unchanged: the calls keep their path and query and take the URL's scheme, host and port "
+        "send one integration's provider calls (OAuth2 token requests and authorization URL "
+        "included) to a stand-in instead, to try its definition unchanged: the calls keep their "
+        "path and query and take the URL's scheme, host and port "
         "(the outbound policy must allow the host); logged as a warning, for trials only "
         "(repeatable)",
         metavar="INTEGRATION=URL",

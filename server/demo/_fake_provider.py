@@ -5,7 +5,12 @@ so it stays cheap per request: it records the raw request and parses bodies only
 read. Run it alone with ``python -m server.demo --host 127.0.0.1 --port 8090``.
 
 By default every request is answered ``200`` with ``{"data": {"id": "<unique id>"}}`` — the
-seed's response shape. Answers can be scripted per path (or for every path with ``"*"``): status,
+seed's response shape — except an OAuth2 authorization request (a ``GET`` with
+``response_type=code`` and a ``redirect_uri``, RFC 6749 §4.1.1) to a path without a script of its
+own, which the fake approves at once, as an admin would: ``302`` to the ``redirect_uri`` with a
+``code`` (the request's unique id) and the request's ``state`` (§4.1.2). So a gateway whose
+integration has the fake as its stand-in can be authorized with a browser or a plain GET that
+follows redirects. Answers can be scripted per path (or for every path with ``"*"``): status,
 body, headers (``Retry-After``), a delay, closing the connection instead of answering, and a
 sequence of answers (one per request; the last repeats) for retries. In a text or JSON body the
 token ``{id}`` becomes the request's unique id.
@@ -46,7 +51,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 
@@ -319,8 +324,13 @@ class FakeProviderState:
         self.clear_requests()
         self.clear_scripts()
 
-    def _next_answer(self, path: str) -> Answer:
-        script = self._scripts.get(path) or self._scripts.get("*")
+    def _next_answer(self, path: str, authorization: Answer | None = None) -> Answer:
+        """The next scripted answer for ``path``; ``authorization`` (an authorization request's
+        approval) comes before a script for every path and the default."""
+        script = self._scripts.get(path)
+        if not script and authorization is not None:
+            return authorization
+        script = script or self._scripts.get("*")
         if not script:
             return _DEFAULT_ANSWER
         return script.pop(0) if len(script) > 1 else script[0]
@@ -332,12 +342,27 @@ class FakeProviderState:
 _STATE_KEY = web.AppKey("fake_provider_state", FakeProviderState)
 
 
+def _approval(request: web.Request, code: str) -> Answer | None:
+    """For an OAuth2 authorization request (RFC 6749 §4.1.1), the redirect back to its
+    ``redirect_uri`` with ``code`` and its ``state`` (§4.1.2); None for any other request."""
+    if request.method != "GET" or not request.query_string:  # cheap: the fake is a bench target
+        return None
+    query = request.query
+    redirect_uri = query.get("redirect_uri", "")
+    if query.get("response_type") != "code" or not redirect_uri:
+        return None
+    granted = {"code": code, **({"state": query["state"]} if "state" in query else {})}
+    separator = "&" if "?" in redirect_uri else "?"
+    location = f"{redirect_uri}{separator}{urlencode(granted)}"
+    return Answer(status=302, text="", headers=(("Location", location),))
+
+
 async def _handle(request: web.Request) -> web.StreamResponse:
     state = request.app[_STATE_KEY]
     body = await request.read()
     seq = state._next_seq()
     answer_id = f"{state.id_prefix}-{seq}"
-    answer = state._next_answer(request.path)
+    answer = state._next_answer(request.path, _approval(request, answer_id))
     state._record(
         ReceivedRequest(
             seq=seq,

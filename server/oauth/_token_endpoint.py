@@ -43,6 +43,7 @@ from server.outbound import OutboundError, PolicyRefused
 
 from ..security.secrets import SecretMask
 from ._errors import InvalidOAuthSetup, TokenEndpointUnavailable
+from ._transport import INTEGRATION_EXTENSION
 from ._vault import TokenSet
 
 # authlib ≥ 1.7 announces that its httpx integration will move to "httpx2"; the project uses
@@ -85,12 +86,16 @@ class TokenRefused(Exception):
 
 
 class _BorrowedTransport(httpx.AsyncBaseTransport):
-    """The shared transport, lent to one short-lived client that must not close it."""
+    """The shared transport, lent to one short-lived client that must not close it; each request
+    names the ``integration`` it is made for (:data:`INTEGRATION_EXTENSION`)."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+    def __init__(self, inner: httpx.AsyncBaseTransport, integration: str | None) -> None:
         self._inner = inner
+        self._integration = integration
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._integration is not None:
+            request.extensions[INTEGRATION_EXTENSION] = self._integration
         return await self._inner.handle_async_request(request)
 
     async def aclose(self) -> None:
@@ -144,6 +149,8 @@ class TokenEndpoint:
 
     ``mask`` holds the installation's secrets (:func:`installation_secrets`); each request adds
     its own (client secret, code, verifier, refresh token) to mask the endpoint's error text.
+    ``integration`` names the integration the requests are made for (its stand-in, if any,
+    receives them: docs/format.md, "Proving a definition").
     """
 
     url: str
@@ -154,6 +161,7 @@ class TokenEndpoint:
     timeout_s: float
     clock: Callable[[], float] = time.time
     mask: SecretMask = field(default=SecretMask(), repr=False)
+    integration: str | None = None
 
     @property
     def host(self) -> str:
@@ -221,7 +229,7 @@ class TokenEndpoint:
             client_id=self.client_id,
             client_secret=self.client_secret,
             token_endpoint_auth_method=method,
-            transport=_BorrowedTransport(self.transport),
+            transport=_BorrowedTransport(self.transport, self.integration),
             timeout=httpx.Timeout(self.timeout_s),
             follow_redirects=False,
             trust_env=False,

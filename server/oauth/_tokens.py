@@ -28,6 +28,10 @@ PKCE S256 challenge, always (RFC 7636 and RFC 9700 recommend it for every client
 that does not know PKCE ignores the unknown parameters). The gateway's callback calls
 :meth:`~OAuthTokens.complete_authorization` with the state and code it received.
 
+For an integration with a stand-in (docs/format.md, "Proving a definition"), the token requests
+go to the stand-in (the transport redirects them, as it does the integration's other calls) and
+the authorization URL handed to the admin points at it too.
+
 Nothing here logs or reports a token, a secret, a code or a state.
 """
 
@@ -45,6 +49,7 @@ from authlib.common.security import generate_token
 from authlib.oauth2.client import OAuth2Client
 
 from server.engine import Definition, OAuth2Config, Value
+from server.outbound import StandIn
 
 from ._errors import (
     AuthorizationDenied,
@@ -92,7 +97,8 @@ class OAuthTokens:
     the outbound policy, e.g. :class:`OutboundTransport`); ``states`` keeps pending authorizations
     (in memory by default); ``timeout_s`` bounds each token request; ``leeway_s`` is how long
     before expiry a token is renewed; ``state_ttl_s`` is how long an authorization may take;
-    ``clock`` gives epoch seconds.
+    ``clock`` gives epoch seconds; ``stand_ins`` (integration id → stand-in; none by default)
+    says whose authorization URLs point at a stand-in.
     """
 
     def __init__(
@@ -105,6 +111,7 @@ class OAuthTokens:
         leeway_s: float = 60.0,
         state_ttl_s: float = 600.0,
         clock: Callable[[], float] = time.time,
+        stand_ins: Mapping[str, StandIn] | None = None,
     ) -> None:
         self._vault = vault
         self._transport = transport
@@ -113,6 +120,7 @@ class OAuthTokens:
         self._leeway_s = leeway_s
         self._state_ttl_s = state_ttl_s
         self._clock = clock
+        self._stand_ins = dict(stand_ins or {})
         self._renewals: dict[str, asyncio.Task[TokenSet]] = {}
         self._cache: dict[str, TokenSet] = {}  # the last tokens seen, to spare a vault read
 
@@ -300,6 +308,7 @@ class OAuthTokens:
             timeout_s=self._timeout_s,
             clock=self._clock,
             mask=installation_secrets(definition, properties),
+            integration=definition.id,
         )
 
     # -- the authorization-code flow --------------------------------------------------------
@@ -315,8 +324,9 @@ class OAuthTokens:
 
         The URL is the definition's ``authorization_endpoint`` with its
         ``authorization_parameters`` and ``client_id``, ``redirect_uri``, ``response_type=code``,
-        ``state`` and a PKCE S256 ``code_challenge``. The state is good for one callback within
-        ``state_ttl_s``, for this installation only.
+        ``state`` and a PKCE S256 ``code_challenge``; with the stand-in's scheme, host and port
+        when the integration has one. The state is good for one callback within ``state_ttl_s``,
+        for this installation only.
         """
         config = _oauth2(definition)
         if config.flow_type != "0" or not config.authorization_endpoint:
@@ -329,6 +339,13 @@ class OAuthTokens:
             separator = "&" if "?" in endpoint else "?"
             endpoint = f"{endpoint}{separator}{config.authorization_parameters}"
         base_url = render_url(definition, "/OAuth2/authorization_endpoint", endpoint, properties)
+        stand_in = self._stand_ins.get(definition.id)
+        if stand_in is not None:
+            base_url = stand_in.redirect(base_url)
+            logger.info(
+                "authorization URL sent to a stand-in",
+                extra={"integration": definition.id, "stand_in": stand_in.base},
+            )
         state = secrets.token_urlsafe(_STATE_BYTES)
         verifier = generate_token(_VERIFIER_LENGTH)
         client = OAuth2Client(

@@ -11,6 +11,10 @@ Headers that belong to the connection rather than the request (``Host``, ``Conne
 to aiohttp. aiohttp decodes a compressed answer, so ``Content-Encoding`` and ``Content-Length``
 are dropped from the answer given back to httpx.
 
+A request whose ``extensions`` name an integration (:data:`INTEGRATION_EXTENSION`, set by the
+token endpoint for the installation's integration) is sent as that integration's call, so that
+the integration's stand-in, if any, receives it (docs/format.md, "Proving a definition").
+
 Errors from the outbound client are raised as they are (:class:`server.outbound.OutboundError`):
 the caller maps a policy refusal to PERMISSION_DENIED like any provider call's.
 """
@@ -22,7 +26,10 @@ import httpx
 from server.engine import RenderedRequest
 from server.outbound import OutboundClient
 
-__all__ = ["OutboundTransport"]
+__all__ = ["INTEGRATION_EXTENSION", "OutboundTransport"]
+
+#: The httpx request extension naming the integration a request is made for.
+INTEGRATION_EXTENSION = "msgbridge.integration"
 
 _REQUEST_HEADERS_LEFT_OUT = frozenset(
     {"host", "connection", "content-length", "transfer-encoding", "accept-encoding", "user-agent"}
@@ -58,6 +65,7 @@ class OutboundTransport(httpx.AsyncBaseTransport):
             for name, value in request.headers.raw
             if name.decode(encoding).lower() not in _REQUEST_HEADERS_LEFT_OUT
         )
+        integration = request.extensions.get(INTEGRATION_EXTENSION)
         answer = await self._client.send(
             RenderedRequest(
                 method=request.method,
@@ -66,6 +74,7 @@ class OutboundTransport(httpx.AsyncBaseTransport):
                 body=body or None,
             ),
             timeout=_deadline(request, self._default_timeout_s),
+            integration=integration if isinstance(integration, str) else None,
         )
         if answer.truncated:
             raise httpx.ReadError(

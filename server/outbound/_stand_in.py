@@ -2,9 +2,11 @@
 unchanged against a local fake (docs/format.md, "Proving a definition").
 
 A stand-in is given as ``INTEGRATION=URL`` (the ``provider_stand_in`` setting), the URL a bare
-``http(s)://host[:port]``. Each call the integration's requests make keeps its path and query and
-takes the stand-in's scheme, host and port; everything else — method, headers, body, the outbound
-policy judging the address connected to — stays as it is. :func:`check_stand_in` refuses, at
+``http(s)://host[:port]``. Each call the integration's requests make — its OAuth2 token requests
+too — keeps its path and query and takes the stand-in's scheme, host and port; everything else —
+method, headers, body, the outbound policy judging the address connected to — stays as it is.
+The OAuth2 authorization URL handed to the admin is redirected the same way
+(:meth:`server.oauth.OAuthTokens.begin_authorization`). :func:`check_stand_in` refuses, at
 start, a stand-in whose host the outbound policy would not let a call reach.
 """
 

@@ -34,7 +34,11 @@ class FakeClock:
 
 
 def oauth_definition(
-    *, flow: str = "0", content_type: str = FORM, token_query: str = ""
+    *,
+    flow: str = "0",
+    content_type: str = FORM,
+    token_query: str = "",
+    integration_id: str = "oauth-provider",
 ) -> Definition:
     """An integration whose endpoints are templates over the "Auth Host" property;
     ``token_query`` is appended to the token endpoint's URL."""
@@ -50,7 +54,7 @@ def oauth_definition(
         oauth2["authorization_endpoint"] = "http://$Auth Host$/authorize"
         oauth2["authorization_parameters"] = {"default": "scope=api%20refresh_token"}
     document = {
-        "id": "oauth-provider",
+        "id": integration_id,
         "name": "OAuth provider",
         "class": "sms",
         "properties": ["Client ID", "Client Secret", "Auth Host"],

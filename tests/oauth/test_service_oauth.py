@@ -17,6 +17,7 @@ from _authorization_server import RunningAuthorizationServer, start_authorizatio
 from _oauth_setup import CLIENT_ID, CLIENT_SECRET
 
 from msgbridge.v1 import gateway_pb2
+from server.demo import Answer, start_fake_provider
 from tests.service.conftest import (
     TEST_DATABASE,
     Gateway,
@@ -204,3 +205,52 @@ async def test_a_send_answered_401_renews_the_token_once_and_is_sent_again(
     )
     assert got.authorization.state == A.ERROR
     assert got.authorization.error
+
+
+async def test_a_stand_in_serves_the_authorization_the_code_exchange_and_the_sends(
+    start_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    """docs/format.md, "Proving a definition": with ``--provider-stand-in`` the definition's own
+    hosts (which do not resolve here) are never asked; the fake provider plays the provider."""
+    http_port = _free_port()
+    public = f"http://127.0.0.1:{http_port}"
+    async with await start_fake_provider() as fake:
+        gateway: Gateway = await start_gateway(
+            sidecar=True,
+            http_listen=f"127.0.0.1:{http_port}",
+            public_url=public,
+            provider_stand_in=(f"oauth-provider={fake.url}",),
+        )
+        await gateway.register(_definition("auth.provider.invalid"))
+        installation = await gateway.enable(
+            "oauth-provider",
+            properties={
+                "Client ID": CLIENT_ID,
+                "Client Secret": CLIENT_SECRET,
+                "Auth Host": "auth.provider.invalid",
+            },
+        )
+        begun = await gateway.stub.BeginAuthorization(
+            gateway_pb2.BeginAuthorizationRequest(installation_id=installation.id)
+        )
+        assert begun.authorization_url.startswith(f"{fake.url}/authorize?")
+        token = {"access_token": "stand-in-token", "token_type": "Bearer", "expires_in": 3600}
+        fake.state.script("/token", Answer(json={**token, "refresh_token": "r-1"}))
+        async with (
+            aiohttp.ClientSession() as browser,
+            browser.get(begun.authorization_url) as done,  # the fake redirects to the callback
+        ):
+            assert done.status == 200, await done.text()
+            assert "Authorized" in await done.text()
+        got = await gateway.stub.GetInstallation(
+            gateway_pb2.GetInstallationRequest(installation_id=installation.id)
+        )
+        assert got.authorization.state == A.AUTHORIZED
+        (exchange,) = fake.state.requests_to("/token")
+        assert dict(exchange.form or ())["grant_type"] == "authorization_code"
+
+        fake.state.script("/api", Answer(json={"id": "m-1"}))
+        reply = await gateway.send()
+        assert reply.provider_message_id == "m-1"
+        (sent,) = fake.state.requests_to("/api")
+        assert sent.header("Authorization") == "Bearer stand-in-token"

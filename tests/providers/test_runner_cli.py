@@ -227,8 +227,8 @@ def test_every_shipped_definition_passes_its_cases_offline(
 
 
 def test_the_live_gateway_may_call_loopback_only(tmp_path: Path) -> None:
-    """A call the stand-in does not redirect (an OAuth2 token endpoint, say) cannot leave the
-    machine: the live run's outbound policy denies every address but loopback."""
+    """A call no stand-in redirects (another integration's, say) cannot leave the machine: the
+    live run's outbound policy denies every address but loopback."""
     settings = live_settings(tmp_path, "kannel", "http://127.0.0.1:8090")
     policy = OutboundPolicy.from_strings(allow=settings.outbound_allow, deny=settings.outbound_deny)
     policy.check_address("127.0.0.1")
@@ -236,3 +236,17 @@ def test_the_live_gateway_may_call_loopback_only(tmp_path: Path) -> None:
         with pytest.raises(PolicyRefused):
             policy.check_address(public)
     assert settings.provider_stand_in == ("kannel=http://127.0.0.1:8090",)
+
+
+def test_an_oauth2_definition_passes_live_as_shipped(capsys: pytest.CaptureFixture[str]) -> None:
+    """The shipped OAuth2 file, registered unchanged: its token requests reach the fake provider
+    through the stand-in (docs/format.md, "Proving a definition"), as each send case's
+    ``oauth2_token`` expects."""
+    definition = ROOT / "integrations" / "bandwidth.json"
+    before = definition.read_bytes()
+    assert b"https://api.bandwidth.com/api/v1/oauth2/token" in before
+    cases = ROOT / "tests" / "fixtures" / "providers" / "bandwidth"
+    status, out, _ = _run(capsys, str(definition), "--cases", str(cases), "--live")
+    assert status == 0, out
+    assert out.splitlines()[-1].startswith(f"{len(list(cases.glob('*/*.json')))} passed, 0 failed")
+    assert definition.read_bytes() == before

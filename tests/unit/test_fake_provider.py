@@ -345,3 +345,35 @@ async def test_runs_as_a_module() -> None:
     finally:
         process.terminate()
         assert await asyncio.wait_for(process.wait(), 20) == 0
+
+
+async def test_an_authorization_request_is_approved_with_a_redirect_unless_its_path_is_scripted(
+    fake: RunningFakeProvider, http: aiohttp.ClientSession
+) -> None:
+    query = {
+        "response_type": "code",
+        "client_id": "c",
+        "redirect_uri": "https://gw.example/oauth/callback?x=1",
+        "state": "s t",
+    }
+    fake.state.script("*", Answer(status=500))  # a script for every path does not stand in
+    async with http.get(f"{fake.url}/oauth/authorize", params=query, allow_redirects=False) as r:
+        assert r.status == 302
+        location = r.headers["Location"]
+    (received,) = fake.state.requests
+    assert received.answer_status == 302
+    assert location == (
+        f"https://gw.example/oauth/callback?x=1&code={received.answer_id}&state=s+t"
+    )
+    no_state = {k: v for k, v in query.items() if k != "state"}
+    async with http.get(f"{fake.url}/a", params=no_state, allow_redirects=False) as r:
+        assert r.headers["Location"].endswith(f"?x=1&code={fake.state.requests[-1].answer_id}")
+    # Not an authorization request: a POST, another response_type, no redirect_uri.
+    async with http.post(f"{fake.url}/a", params=query, allow_redirects=False) as r:
+        assert r.status == 500
+    for changed in ({"response_type": "token"}, {"redirect_uri": ""}):
+        async with http.get(f"{fake.url}/a", params={**query, **changed}) as r:
+            assert r.status == 500
+    fake.state.script("/oauth/authorize", Answer(status=400, json={"error": "access_denied"}))
+    async with http.get(f"{fake.url}/oauth/authorize", params=query) as r:
+        assert r.status == 400
