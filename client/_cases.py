@@ -31,6 +31,7 @@ __all__ = [
     "answer_of",
     "answer_with_id",
     "default_cases",
+    "earlier_webhooks",
     "event_problems",
     "installation_properties",
     "load_case_set",
@@ -117,6 +118,28 @@ def load_case_set(path: Path) -> CaseSet:
             if only is None or file.resolve() == only.resolve():
                 cases.append(Case(kind=kind, name=f"{kind}/{file.stem}", data=_read(file)))
     return CaseSet(folder=folder, install=install, cases=tuple(cases))
+
+
+#: The most webhook cases one case may have posted before its own body (``after``).
+MAX_AFTER = 5
+
+
+def earlier_webhooks(cases: CaseSet, data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """(ext) The webhook cases a case names in ``after``, read from its set's folder: their bodies
+    are posted first to the same installation and their events not checked, so that a case can
+    prove what the gateway makes of a body after another case's — a duplicate across cases
+    (docs/format.md, "Proving a definition"). Raises ValueError naming what is wrong."""
+    names = data.get("after", [])
+    if not isinstance(names, list) or len(names) > MAX_AFTER:
+        raise ValueError(f'"after" must be a list of at most {MAX_AFTER} webhook case names')
+    earlier: list[Mapping[str, Any]] = []
+    for name in names:
+        kind, _, stem = str(name).partition("/")
+        file = cases.folder / "webhooks" / f"{stem}.json"
+        if kind != "webhooks" or not stem or "/" in stem or not file.is_file():
+            raise ValueError(f'"after" names {name!r}, which is no webhooks case of this set')
+        earlier.append(_read(file))
+    return earlier
 
 
 def _read(file: Path) -> dict[str, Any]:

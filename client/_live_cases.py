@@ -38,6 +38,7 @@ from ._cases import (
     CaseSet,
     answer_of,
     answer_with_id,
+    earlier_webhooks,
     event_problems,
     installation_properties,
     request_problems,
@@ -166,6 +167,7 @@ class _LiveRun:
         self._doc = doc
         self._definition = definition
         self._install = cases.install
+        self._cases = cases
         self._auth = doc.get("WebhookAuth")
         self._fake = fake
         self._folder = folder
@@ -374,6 +376,14 @@ class _LiveRun:
                     f"the message sent first got provider id {sent.provider_message_id!r}, "
                     f"want {first['provider_message_id']!r}"
                 )
+        try:
+            earlier = earlier_webhooks(self._cases, data)
+        except ValueError as exc:
+            result.problems.append(str(exc))
+            return
+        for other in earlier:  # posted first; what this case's own posts give is checked
+            if not await self._post(gateway, installation, other, properties, sent, result):
+                return
         before = await gateway.stub.ListEvents(
             gateway_pb2.ListEventsRequest(page_size=1000, types=_ALL_TYPES)
         )

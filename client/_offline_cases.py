@@ -66,6 +66,7 @@ from ._cases import (
     CaseSet,
     answer_of,
     answer_with_id,
+    earlier_webhooks,
     event_problems,
     installation_properties,
     request_problems,
@@ -127,6 +128,7 @@ class _OfflineRun:
         self._doc = doc
         self._definition = definition
         self._install = cases.install
+        self._cases = cases
         self._auth = doc.get("WebhookAuth")
         self._webhook_url = _OFFLINE_BASE + webhook_path(definition.id, "offline-token")
         self._seen: set[str] = set()  # dedupe keys of the events the set's webhooks gave
@@ -302,6 +304,14 @@ class _OfflineRun:
         sent: tuple[str, str] | None = None  # sent first: our id, the provider's
         if "sent_first" in data:
             sent = self._sent_first(data["sent_first"], properties, result)
+        try:
+            earlier = earlier_webhooks(self._cases, data)
+        except ValueError as exc:
+            result.problems.append(str(exc))
+            return
+        for other in earlier:  # posted first; what this case's own posts give is checked
+            if self._post(other, properties, sent, result) is None:
+                return
         events: list[dict[str, Any]] = []
         for _ in range(posts(data)):  # a provider's retries: their events are duplicates
             given = self._post(data, properties, sent, result)

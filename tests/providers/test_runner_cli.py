@@ -250,3 +250,34 @@ def test_an_oauth2_definition_passes_live_as_shipped(capsys: pytest.CaptureFixtu
     assert status == 0, out
     assert out.splitlines()[-1].startswith(f"{len(list(cases.glob('*/*.json')))} passed, 0 failed")
     assert definition.read_bytes() == before
+
+
+TWILIO = ROOT / "integrations" / "twilio.json"
+TWILIO_CASES = ROOT / "tests" / "fixtures" / "providers" / "twilio"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_case_after_another_proves_a_duplicate_across_cases(
+    mode: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases = Path(shutil.copytree(TWILIO_CASES, tmp_path / "cases"))
+    resent = cases / "webhooks" / "inbound_sms_resent.json"
+    status, out, _ = _run(capsys, str(TWILIO), "--cases", str(resent), *mode)
+    assert (status, out.splitlines()[-1]) == (0, "1 passed, 0 failed"), out
+    # Without the earlier case posted first, the same body is a new message: the case fails.
+    _edit(resent, lambda d: d.pop("after"))
+    status, out, _ = _run(capsys, str(TWILIO), "--cases", str(resent), *mode)
+    assert status == 1
+    assert "1 events ['message SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'], want 0" in out
+
+
+@pytest.mark.parametrize("after", [["webhooks/nope"], ["send/sms"], "webhooks/inbound_sms"])
+def test_after_naming_no_webhook_case_of_the_set_is_reported(
+    after: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases = Path(shutil.copytree(TWILIO_CASES, tmp_path / "cases"))
+    resent = cases / "webhooks" / "inbound_sms_resent.json"
+    _edit(resent, lambda d: d.update({"after": after}))
+    status, out, _ = _run(capsys, str(TWILIO), "--cases", str(resent))
+    assert status == 1
+    assert '"after"' in out
