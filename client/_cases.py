@@ -124,20 +124,25 @@ def load_case_set(path: Path) -> CaseSet:
 MAX_AFTER = 5
 
 
-def earlier_webhooks(cases: CaseSet, data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+def earlier_webhooks(
+    cases: CaseSet, data: Mapping[str, Any], result: CaseResult
+) -> list[Mapping[str, Any]] | None:
     """(ext) The webhook cases a case names in ``after``, read from its set's folder: their bodies
     are posted first to the same installation and their events not checked, so that a case can
     prove what the gateway makes of a body after another case's — a duplicate across cases
-    (docs/format.md, "Proving a definition"). Raises ValueError naming what is wrong."""
+    (docs/format.md, "Proving a definition"). None, with the problem added to ``result``, when
+    ``after`` is not such a list."""
     names = data.get("after", [])
     if not isinstance(names, list) or len(names) > MAX_AFTER:
-        raise ValueError(f'"after" must be a list of at most {MAX_AFTER} webhook case names')
+        result.problems.append(f'"after" must be a list of at most {MAX_AFTER} webhook case names')
+        return None
     earlier: list[Mapping[str, Any]] = []
     for name in names:
         kind, _, stem = str(name).partition("/")
         file = cases.folder / "webhooks" / f"{stem}.json"
         if kind != "webhooks" or not stem or "/" in stem or not file.is_file():
-            raise ValueError(f'"after" names {name!r}, which is no webhooks case of this set')
+            result.problems.append(f'"after" names {name!r}, which is no webhooks case of this set')
+            return None
         earlier.append(_read(file))
     return earlier
 

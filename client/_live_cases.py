@@ -376,10 +376,8 @@ class _LiveRun:
                     f"the message sent first got provider id {sent.provider_message_id!r}, "
                     f"want {first['provider_message_id']!r}"
                 )
-        try:
-            earlier = earlier_webhooks(self._cases, data)
-        except ValueError as exc:
-            result.problems.append(str(exc))
+        earlier = earlier_webhooks(self._cases, data, result)
+        if earlier is None:
             return
         for other in earlier:  # posted first; what this case's own posts give is checked
             if not await self._post(gateway, installation, other, properties, sent, result):

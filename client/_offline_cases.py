@@ -304,10 +304,8 @@ class _OfflineRun:
         sent: tuple[str, str] | None = None  # sent first: our id, the provider's
         if "sent_first" in data:
             sent = self._sent_first(data["sent_first"], properties, result)
-        try:
-            earlier = earlier_webhooks(self._cases, data)
-        except ValueError as exc:
-            result.problems.append(str(exc))
+        earlier = earlier_webhooks(self._cases, data, result)
+        if earlier is None:
             return
         for other in earlier:  # posted first; what this case's own posts give is checked
             if self._post(other, properties, sent, result) is None:
