@@ -18,10 +18,15 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
+
+if TYPE_CHECKING:
+    from ._queue import ClaimOutcome, OptOutRecord, RateSlot
 
 __all__ = [
     "UNSET",
+    "WAITING_STATES",
+    "AttemptRecord",
     "Conflict",
     "EventFilter",
     "EventRecord",
@@ -96,17 +101,40 @@ class MessageKind(enum.StrEnum):
 
 
 class MessageState(enum.StrEnum):
-    """A sent message's state; the same four as ``msgbridge.v1.Message.State``.
+    """A sent message's state; the same as ``msgbridge.v1.Message.State`` (docs/delivery.md).
 
-    ``pending``: recorded, the provider has not answered yet; ``sent``: accepted by the provider;
-    ``delivered``: a delivery receipt said so; ``failed``: refused by the provider, or a failure
-    receipt (an "undelivered" receipt is a failure here).
+    ``queued``: waiting its turn (send time, rate, retry, an earlier message of its
+    conversation); ``sending``: leased to a process that is calling the provider; ``sent``:
+    accepted by the provider; ``delivered``: a delivery receipt said so; ``failed``: refused by
+    the provider, retries exhausted, an unknown outcome, or a failure receipt; ``cancelled``:
+    cancelled while queued. ``pending`` is the state of messages recorded before the queue
+    existed (recorded, provider not answered yet).
     """
 
     PENDING = "pending"
     SENT = "sent"
     DELIVERED = "delivered"
     FAILED = "failed"
+    QUEUED = "queued"
+    SENDING = "sending"
+    CANCELLED = "cancelled"
+
+
+#: The states of a message still in the queue: it holds later messages of its conversation back.
+WAITING_STATES: Final = frozenset({MessageState.QUEUED, MessageState.SENDING})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AttemptRecord:
+    """One provider call made for a message (docs/delivery.md, "Retries")."""
+
+    number: int
+    started_at: datetime
+    ended_at: datetime
+    provider_status: int | None = None
+    reason: str = ""
+    error: str = ""
+    retry_at: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -155,6 +183,9 @@ class InstallationRecord:
     subscription_error: str | None
     created_at: datetime
     updated_at: datetime
+    # The installation's send limits as JSON (docs/delivery.md, "Limits"), interpreted by the
+    # service: "" when it has none of its own.
+    send_limits_json: str = ""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -190,6 +221,20 @@ class MessageRecord:
     # ("" for a request whose answer had none) when the send made several; empty for a send of
     # one request, whose id is ``provider_message_id``.
     provider_message_ids: tuple[str, ...] = ()
+    # The delivery pipeline (docs/delivery.md): the text's encoding and SMS segments; a
+    # scheduled send's time; when a queued message is next tried; whether it keeps its place in
+    # its conversation (from, to); whether its outcome is to be published as an event (the
+    # caller was replied before it was known); the process holding it while ``sending`` and
+    # until when; and its attempts.
+    encoding: str = ""
+    segments: int = 0
+    send_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    ordered: bool = True
+    notify: bool = False
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+    attempt_log: tuple[AttemptRecord, ...] = ()
 
     @property
     def provider_ids(self) -> tuple[str, ...]:
@@ -560,6 +605,157 @@ class Store(Protocol):
     ) -> MessageRecord | None:
         """The message of this integration with this provider id (the newest if several): its
         ``provider_message_id``, else the id of one of its parts."""
+        ...
+
+    # --- the send queue (docs/delivery.md) ------------------------------------------------------
+
+    async def enqueue_message(
+        self,
+        record: MessageRecord,
+        *,
+        claim: tuple[str, datetime, Sequence[RateSlot]] | None = None,
+        now: datetime,
+        max_queued: int = 0,
+    ) -> tuple[MessageRecord, bool]:
+        """Record a new message, or return the one already holding its idempotency key, in ONE
+        transaction.
+
+        As :meth:`claim_message` for the key: ``(existing, False)`` when a message of the same
+        organisation holds ``record.idempotency_key`` (nothing else is checked or changed).
+        Otherwise, in order: :class:`OptedOut` when ``(installation_id, from_number,
+        to_number)`` is an opt-out; then, when ``claim`` — ``(owner, lease_until, rates)`` — is
+        given and the message may leave at ``now`` (it is due: no ``send_at`` after ``now``; it
+        is unordered or no message of its conversation — same installation, from and to — is
+        ``queued`` or ``sending``; every rate has a slot), it is inserted ``sending``, leased to
+        ``owner`` until ``lease_until``, and the rates' slots are taken; else it is inserted
+        ``queued`` (``next_attempt_at`` its ``send_at`` or ``now``), unless ``max_queued`` > 0
+        and the installation already has that many ``queued`` messages: :class:`QueueFull`.
+        Returns ``(stored, True)``; ``stored.state`` says which.
+        """
+        ...
+
+    async def due_messages(self, now: datetime, *, limit: int) -> tuple[MessageRecord, ...]:
+        """Up to ``limit`` ``queued`` messages whose ``next_attempt_at`` is at or before ``now``
+        and that may leave in their conversation's order (unordered, or no earlier message of
+        the conversation is ``queued`` or ``sending``), oldest first: by ``created_at``, then
+        id. At most ``limit`` of any one installation, so that every installation with due
+        messages is among them (the caller serves installations in turn)."""
+        ...
+
+    async def next_due_at(self) -> datetime | None:
+        """The earliest ``next_attempt_at`` of a ``queued`` message, or None when none waits."""
+        ...
+
+    async def claim_queued(
+        self,
+        message_id: str,
+        *,
+        owner: str,
+        lease_until: datetime,
+        rates: Sequence[RateSlot],
+        now: datetime,
+    ) -> ClaimOutcome:
+        """In ONE transaction: when the message is ``queued``, due at ``now``, first of its
+        conversation (as in :meth:`due_messages`) and every rate has a slot, take the slots
+        and make it ``sending``, leased to ``owner`` until ``lease_until``. A rate without a
+        slot changes nothing and says when it will have one. Of several claims at once (on any
+        replicas) at most one succeeds."""
+        ...
+
+    async def finish_attempt(
+        self,
+        message_id: str,
+        *,
+        owner: str | None,
+        state: MessageState,
+        attempt: AttemptRecord | None,
+        attempts: int,
+        provider_message_id: str | Unset | None = UNSET,
+        provider_status: int | Unset | None = UNSET,
+        error: str | Unset | None = UNSET,
+        reply_json: str | Unset | None = UNSET,
+        provider_message_ids: Sequence[str] | Unset = UNSET,
+        next_attempt_at: datetime | None = None,
+        outcome_event: NewEvent | None = None,
+        now: datetime,
+    ) -> tuple[MessageRecord | None, EventRecord | None]:
+        """End an attempt of a ``sending`` message leased to ``owner`` (None: any lease, for a
+        lease that expired), in ONE transaction: set ``state`` (``sent``, ``failed``, or
+        ``queued`` again with ``next_attempt_at`` for a retry), the given fields, ``attempts``,
+        clear the lease, and append ``attempt`` to the attempt log (the last 20 kept).
+        ``provider_message_ids`` makes parts as :meth:`update_message` does. When the message
+        asked for its outcome to be published (``notify``) and ``state`` is ``sent`` or
+        ``failed``, ``outcome_event`` is appended to the event log in the same transaction and
+        returned. Returns ``(None, None)`` and changes nothing when the message is not
+        ``sending`` under that lease (another process took it over)."""
+        ...
+
+    async def expired_leases(self, now: datetime, *, limit: int) -> tuple[MessageRecord, ...]:
+        """Up to ``limit`` ``sending`` messages whose lease ended before ``now`` (their process
+        stopped while calling the provider), oldest lease first."""
+        ...
+
+    async def request_outcome(self, message_id: str) -> MessageRecord:
+        """Mark a ``queued`` or ``sending`` message to publish its outcome as an event (its
+        caller was replied before it was known); return the message as it is — when it already
+        has an outcome, nothing is marked and the caller has it. :class:`RecordNotFound` when
+        unknown."""
+        ...
+
+    async def requeue_message(self, message_id: str, *, now: datetime) -> MessageRecord | None:
+        """Put a ``failed`` message without a stored reply (a failure that sent nothing
+        released its idempotency key) back in the queue as ``queued``, due at ``now``, for a
+        repeat of its key; None when it is not such a message."""
+        ...
+
+    async def cancel_message(self, message_id: str, *, now: datetime) -> tuple[MessageRecord, bool]:
+        """Make a ``queued`` message ``cancelled``; return it and whether it was cancelled
+        (False: it was not queued, and is returned as it is). :class:`RecordNotFound` when
+        unknown."""
+        ...
+
+    async def list_messages(
+        self,
+        *,
+        org_ids: frozenset[str] | None = None,
+        installation_id: str | None = None,
+        states: frozenset[MessageState] = frozenset(),
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 100,
+    ) -> tuple[MessageRecord, ...]:
+        """Messages that match (None or empty: any), newest first (``created_at``, then id,
+        descending); ``after`` is the ``(created_at, id)`` of the last one of a previous page."""
+        ...
+
+    async def count_queued(self, installation_id: str) -> int:
+        """How many ``queued`` messages the installation has."""
+        ...
+
+    # --- opt-outs (docs/delivery.md, "Opt-outs") -------------------------------------------------
+
+    async def record_opt_out(self, record: OptOutRecord) -> None:
+        """Keep an opt-out (an existing one for the same installation, from and to stays as it
+        is)."""
+        ...
+
+    async def clear_opt_out(self, installation_id: str, from_number: str, to_number: str) -> bool:
+        """Remove an opt-out; False when there was none."""
+        ...
+
+    async def list_opt_outs(
+        self,
+        *,
+        org_ids: frozenset[str] | None = None,
+        installation_id: str | None = None,
+        from_number: str | None = None,
+        to_number: str | None = None,
+        after: tuple[datetime, str, str, str] | None = None,
+        limit: int = 100,
+    ) -> tuple[OptOutRecord, ...]:
+        """Opt-outs that match (None: any), newest first (``created_at``, installation, from,
+        to, descending); ``after`` is the last one of a previous page as that tuple."""
         ...
 
     # --- installations: subscription state ----------------------------------------------------

@@ -23,6 +23,7 @@ from types import MappingProxyType
 from typing import Any, Final, Generic, TypeVar
 
 from ._base import (
+    AttemptRecord,
     EventRecord,
     HeldReceipt,
     InstallationRecord,
@@ -244,6 +245,7 @@ INSTALLATION_COLUMNS: Final = (
     "subscription_error",
     "created_at",
     "updated_at",
+    "send_limits_json",  # docs/delivery.md, "Limits"
 )
 
 MESSAGE_COLUMNS: Final = (
@@ -268,6 +270,16 @@ MESSAGE_COLUMNS: Final = (
     "created_at",
     "updated_at",
     "provider_message_ids_json",  # (ext) docs/format.md, "Several requests per send"
+    # the delivery pipeline (docs/delivery.md)
+    "encoding",
+    "segments",
+    "send_at",
+    "next_attempt_at",
+    "ordered",
+    "notify",
+    "lease_owner",
+    "lease_until",
+    "attempt_log_json",
 )
 
 EVENT_COLUMNS: Final = (
@@ -362,6 +374,7 @@ class Rows(Generic[Stored]):
             subscription_error=row[9],
             created_at=time_value(row[10]),
             updated_at=time_value(row[11]),
+            send_limits_json=row[12],
         )
 
     def installation_params(self, record: InstallationRecord) -> tuple[Any, ...]:
@@ -379,6 +392,7 @@ class Rows(Generic[Stored]):
             record.subscription_error,
             time_param(record.created_at),
             time_param(record.updated_at),
+            record.send_limits_json,
         )
 
     def message(self, row: Row) -> MessageRecord:
@@ -405,6 +419,52 @@ class Rows(Generic[Stored]):
             created_at=time_value(row[18]),
             updated_at=time_value(row[19]),
             provider_message_ids=decode_ids(row[20]),
+            encoding=row[21],
+            segments=row[22],
+            send_at=None if row[23] is None else time_value(row[23]),
+            next_attempt_at=None if row[24] is None else time_value(row[24]),
+            ordered=bool(row[25]),
+            notify=bool(row[26]),
+            lease_owner=row[27],
+            lease_until=None if row[28] is None else time_value(row[28]),
+            attempt_log=self.attempt_log(row[29]),
+        )
+
+    def attempt_log(self, text: str | None) -> tuple[AttemptRecord, ...]:
+        """A message's attempts from their JSON (times as the backend's stored form)."""
+        if not text:
+            return ()
+        return tuple(
+            AttemptRecord(
+                number=item["n"],
+                started_at=decode_time(item["s"]),
+                ended_at=decode_time(item["e"]),
+                provider_status=item.get("p"),
+                reason=item.get("r", ""),
+                error=item.get("x", ""),
+                retry_at=None if item.get("t") is None else decode_time(item["t"]),
+            )
+            for item in json.loads(text)
+        )
+
+    @staticmethod
+    def encode_attempt_log(log: Sequence[AttemptRecord]) -> str | None:
+        """The JSON of a message's attempts (times in microseconds since the epoch)."""
+        if not log:
+            return None
+        return _json(
+            [
+                {
+                    "n": a.number,
+                    "s": encode_time(a.started_at),
+                    "e": encode_time(a.ended_at),
+                    **({"p": a.provider_status} if a.provider_status is not None else {}),
+                    **({"r": a.reason} if a.reason else {}),
+                    **({"x": a.error} if a.error else {}),
+                    **({"t": encode_time(a.retry_at)} if a.retry_at is not None else {}),
+                }
+                for a in log
+            ]
         )
 
     def message_params(self, record: MessageRecord) -> tuple[Any, ...]:
@@ -431,6 +491,15 @@ class Rows(Generic[Stored]):
             time_param(record.created_at),
             time_param(record.updated_at),
             encode_ids(record.provider_message_ids),
+            record.encoding,
+            record.segments,
+            None if record.send_at is None else time_param(record.send_at),
+            None if record.next_attempt_at is None else time_param(record.next_attempt_at),
+            bool(record.ordered),
+            bool(record.notify),
+            record.lease_owner,
+            None if record.lease_until is None else time_param(record.lease_until),
+            self.encode_attempt_log(record.attempt_log),
         )
 
     def part_params(self, message: MessageRecord, ids: Sequence[str]) -> list[tuple[Any, ...]]:

@@ -88,15 +88,16 @@ ORDER BY i.created_at, i.id LIMIT $3 OFFSET $4
 INSERT_INSTALLATION = """
 INSERT INTO installations (
     id, org_id, integration_id, properties_json, numbers_json, default_region, enabled,
-    webhook_token_hash, subscription_state, subscription_error, created_at, updated_at
-) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+    webhook_token_hash, subscription_state, subscription_error, created_at, updated_at,
+    send_limits_json
+) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 """
 
 UPDATE_INSTALLATION = """
 UPDATE installations SET
     org_id = $2, integration_id = $3, properties_json = $4, numbers_json = $5,
     default_region = $6, enabled = $7, webhook_token_hash = $8, subscription_state = $9,
-    subscription_error = $10, updated_at = $11
+    subscription_error = $10, updated_at = $11, send_limits_json = $12
 WHERE id = $1
 RETURNING created_at
 """
@@ -111,16 +112,10 @@ RETURNING number
 
 SELECT_MESSAGE = f"SELECT {columns(MESSAGE_COLUMNS)} FROM messages"  # noqa: S608
 
-INSERT_MESSAGE = """
-INSERT INTO messages (
-    id, org_id, installation_id, integration_id, kind, from_number, to_number, text, media_url,
-    state, provider_message_id, provider_status, attempts, error, metadata_json, idempotency_key,
-    request_fingerprint, reply_json, created_at, updated_at, provider_message_ids_json
-) VALUES (
-    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-    $21
-)
-"""
+INSERT_MESSAGE = f"""
+INSERT INTO messages ({columns(MESSAGE_COLUMNS)})
+VALUES ({", ".join(f"${n}" for n in range(1, len(MESSAGE_COLUMNS) + 1))})
+"""  # noqa: S608 - constants
 
 CLAIM_MESSAGE = (
     INSERT_MESSAGE

@@ -303,7 +303,7 @@ class PostgresStore(InboundMethods):
     async def update_installation(self, record: InstallationRecord) -> InstallationRecord:
         params = ROWS.installation_params(record)
         # (id, …, created_at, updated_at) → the UPDATE's: id, fields, updated_at
-        update_params = (*params[:10], params[11])
+        update_params = (*params[:10], params[11], params[12])
 
         async def op(conn: PooledConnection) -> InstallationRecord:
             try:

@@ -101,7 +101,7 @@ UPDATE_INSTALLATION: Final = """
 UPDATE installations SET
     org_id = ?, integration_id = ?, properties_json = ?, numbers_json = ?, default_region = ?,
     enabled = ?, webhook_token_hash = ?, subscription_state = ?, subscription_error = ?,
-    updated_at = ?
+    updated_at = ?, send_limits_json = ?
 WHERE id = ?
 RETURNING created_at
 """

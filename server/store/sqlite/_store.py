@@ -276,7 +276,7 @@ class SqliteStore(InboundMethods):
     async def update_installation(self, record: InstallationRecord) -> InstallationRecord:
         params = ROWS.installation_params(record)
         # (id, …, created_at, updated_at) → the UPDATE's order: fields, updated_at, id
-        update_params = (*params[1:10], params[11], params[0])
+        update_params = (*params[1:10], params[11], params[12], params[0])
 
         def op(conn: sqlite3.Connection) -> InstallationRecord:
             try:

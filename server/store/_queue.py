@@ -1,0 +1,79 @@
+"""The send queue's records and errors (docs/delivery.md): what the store is asked when a message
+is enqueued or claimed, and the opt-outs a send is refused for.
+
+The store applies these rules inside one transaction each, so that they hold across replicas:
+a rate's slots (:class:`RateSlot`, the generic cell rate algorithm: each key keeps the
+*theoretical arrival time* ``tat`` of its next message), the order of a conversation (no message
+leaves while an earlier one of the same installation, from and to is ``queued`` or ``sending``,
+unless it is unordered), the installation's queue cap and the opt-outs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from ._base import MessageRecord, StoreError
+
+__all__ = [
+    "ClaimOutcome",
+    "OptOutRecord",
+    "OptedOut",
+    "QueueFull",
+    "RateSlot",
+]
+
+
+class QueueFull(StoreError):
+    """The installation already has its most queued messages; nothing was recorded."""
+
+    def __init__(self, installation_id: str, limit: int) -> None:
+        super().__init__(f"installation {installation_id!r} has {limit} queued messages")
+        self.installation_id = installation_id
+        self.limit = limit
+
+
+class OptedOut(StoreError):
+    """The recipient opted out of the sender; nothing was recorded."""
+
+    def __init__(self, record: OptOutRecord) -> None:
+        super().__init__("the recipient opted out of this sender")
+        self.record = record
+
+
+@dataclass(frozen=True, slots=True)
+class RateSlot:
+    """One rate a message is sent under: ``cost`` units of a rate of ``1/interval_s`` units a
+    second with a ``burst`` of units at once. Taken when ``max(tat, now) + cost * interval_s -
+    now <= burst * interval_s``; taking it sets ``tat`` to ``max(tat, now) + cost *
+    interval_s``. A cost above the burst is taken when the key is idle (``tat <= now``)."""
+
+    key: str
+    cost: float
+    interval_s: float
+    burst: float
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimOutcome:
+    """What claiming a queued message came to: ``message`` (now ``sending``, leased to the
+    claimer) when it was claimed; else ``retry_in_s`` when a rate refused it (the seconds until
+    ``key`` has a slot), else neither (it is no longer claimable: sent, cancelled, claimed
+    elsewhere, or an earlier message of its conversation is waiting)."""
+
+    message: MessageRecord | None = None
+    retry_in_s: float | None = None
+    key: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OptOutRecord:
+    """A recipient (``to_number``) who opted out of an installation's sender (``from_number``):
+    ``source`` is ``inbound`` (a STOP-type event) or ``provider`` (a send's error)."""
+
+    installation_id: str
+    org_id: str
+    from_number: str
+    to_number: str
+    source: str
+    created_at: datetime

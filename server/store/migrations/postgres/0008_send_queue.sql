@@ -1,0 +1,42 @@
+-- The send queue (docs/delivery.md): every message is recorded first and moves queued →
+-- sending → sent / failed (or cancelled). A queued message waits until next_attempt_at (its
+-- send_at, or a retry's time); a sending one is leased to lease_owner until lease_until. A
+-- message of a conversation (installation, from, to) leaves only when no earlier ordered one
+-- of it is queued or sending. attempt_log_json lists its attempts; notify asks for its outcome
+-- as an event (its caller was replied before the outcome was known).
+ALTER TABLE messages ADD COLUMN encoding text NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN segments integer NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN send_at timestamptz;
+ALTER TABLE messages ADD COLUMN next_attempt_at timestamptz;
+ALTER TABLE messages ADD COLUMN ordered boolean NOT NULL DEFAULT true;
+ALTER TABLE messages ADD COLUMN notify boolean NOT NULL DEFAULT false;
+ALTER TABLE messages ADD COLUMN lease_owner text;
+ALTER TABLE messages ADD COLUMN lease_until timestamptz;
+ALTER TABLE messages ADD COLUMN attempt_log_json text;
+CREATE INDEX messages_queued ON messages (next_attempt_at, created_at, id)
+    WHERE state = 'queued';
+CREATE INDEX messages_queued_by_installation ON messages (installation_id)
+    WHERE state = 'queued';
+CREATE INDEX messages_sending ON messages (lease_until) WHERE state = 'sending';
+CREATE INDEX messages_waiting_by_conversation
+    ON messages (installation_id, from_number, to_number, created_at)
+    WHERE state IN ('queued', 'sending');
+CREATE INDEX messages_by_created ON messages (created_at, id);
+-- Each rate's theoretical arrival time (seconds since the epoch): docs/delivery.md, "Limits".
+CREATE TABLE rate_slots (
+    key text COLLATE "C" NOT NULL PRIMARY KEY,
+    tat double precision NOT NULL
+);
+-- The installation's send limits, as JSON the service reads ('' when it has none).
+ALTER TABLE installations ADD COLUMN send_limits_json text NOT NULL DEFAULT '';
+-- Recipients who opted out of a sender of an installation (docs/delivery.md, "Opt-outs").
+CREATE TABLE opt_outs (
+    installation_id text COLLATE "C" NOT NULL,
+    from_number text COLLATE "C" NOT NULL,
+    to_number text COLLATE "C" NOT NULL,
+    org_id text COLLATE "C" NOT NULL,
+    source text COLLATE "C" NOT NULL,
+    created_at      timestamptz NOT NULL,
+    PRIMARY KEY (installation_id, from_number, to_number)
+);
+CREATE INDEX opt_outs_by_created ON opt_outs (created_at);
