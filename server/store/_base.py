@@ -679,10 +679,12 @@ class Store(Protocol):
         outcome_event: NewEvent | None = None,
         now: datetime,
     ) -> tuple[MessageRecord | None, EventRecord | None]:
-        """End an attempt of a ``sending`` message leased to ``owner`` (None: any lease, for a
-        lease that expired), in ONE transaction: set ``state`` (``sent``, ``failed``, or
-        ``queued`` again with ``next_attempt_at`` for a retry), the given fields, ``attempts``,
-        clear the lease, and append ``attempt`` to the attempt log (the last 20 kept).
+        """End an attempt of a message leased to ``owner`` (None: a ``sending`` message under
+        any lease, for a lease that expired), in ONE transaction: set ``state`` (``sent``,
+        ``failed``, or ``queued`` again with ``next_attempt_at`` for a retry) — unless a receipt
+        already moved it to ``delivered`` or ``failed`` while it was sending (its state stays;
+        the rest is set) — the given fields, ``attempts``, clear the lease, and append
+        ``attempt`` to the attempt log (the last 20 kept).
         ``provider_message_ids`` makes parts as :meth:`update_message` does. When the message
         asked for its outcome to be published (``notify``) and ``state`` is ``sent`` or
         ``failed``, ``outcome_event`` is appended to the event log in the same transaction and

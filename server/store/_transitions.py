@@ -2,8 +2,10 @@
 
 Written once, here, as a table; each backend's ``UPDATE`` is generated from it at import
 (:func:`transition_guard`), and the Python checks read the same table. Terminal states are
-sticky: DELIVERED and FAILED change only a ``pending`` or ``sent`` message, SENT only a
-``pending`` one, and nothing makes a message ``pending`` again (see :meth:`Store.ingest`).
+sticky: DELIVERED and FAILED change only a ``pending``, ``sending`` or ``sent`` message, SENT
+only a ``pending`` or ``sending`` one (a receipt may overtake its send's answer), and nothing
+makes a message ``pending`` again (see :meth:`Store.ingest`). A ``queued`` or ``cancelled``
+message has never been sent: no receipt moves it.
 """
 
 from __future__ import annotations
@@ -27,9 +29,13 @@ __all__ = [
 
 ALLOWED_FROM: Final[Mapping[MessageState, frozenset[MessageState]]] = MappingProxyType(
     {
-        MessageState.SENT: frozenset({MessageState.PENDING}),
-        MessageState.DELIVERED: frozenset({MessageState.PENDING, MessageState.SENT}),
-        MessageState.FAILED: frozenset({MessageState.PENDING, MessageState.SENT}),
+        MessageState.SENT: frozenset({MessageState.PENDING, MessageState.SENDING}),
+        MessageState.DELIVERED: frozenset(
+            {MessageState.PENDING, MessageState.SENDING, MessageState.SENT}
+        ),
+        MessageState.FAILED: frozenset(
+            {MessageState.PENDING, MessageState.SENDING, MessageState.SENT}
+        ),
     }
 )
 """Target state → the states a message may be in for a receipt to move it there."""
