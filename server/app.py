@@ -27,6 +27,7 @@ from .api import GatewayServicer, IngestServicer, add_lenient_servicer
 from .config import Settings, SettingsError
 from .core import (
     AuthorizationStatus,
+    DeliveryQueue,
     EventHub,
     HeldReceipts,
     Ingestor,
@@ -36,10 +37,11 @@ from .core import (
     OAuthCallback,
     Retention,
     RetentionKeeper,
-    SendPath,
+    RetryPolicy,
     StoreStateStore,
     StoreTokenVault,
     SubscriptionKeeper,
+    build_delivery,
 )
 from .engine import MAX_DEFINITION_BYTES
 from .oauth import OAuthTokens, OutboundTransport
@@ -105,6 +107,7 @@ class GatewayServer:
     held_receipts: HeldReceipts
     subscriptions: SubscriptionKeeper
     retention: RetentionKeeper
+    delivery: DeliveryQueue
     http_port: int | None = None
     _sidecar: SidecarServer | None = field(default=None, repr=False)
 
@@ -127,6 +130,7 @@ class GatewayServer:
             # Other replicas' webhooks wake this one's subscribers (the table stays the truth).
             await self.store.listen_events(self.hub.notify)
         await self.held_receipts.start()
+        await self.delivery.start()
         await self.retention.start()
         await self.subscriptions.start()
         for service in ("", GATEWAY_SERVICE, INGEST_SERVICE):
@@ -157,6 +161,8 @@ class GatewayServer:
             await self._sidecar.aclose()
             self._sidecar = None
         await draining
+        # Sends that outlived their callers get what is left of the grace to end.
+        await self.delivery.aclose(grace)
         await self.subscriptions.aclose()
         await self.retention.aclose()
         await self.held_receipts.aclose()
@@ -204,15 +210,24 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
     )
     hub = EventHub()
     held_receipts = HeldReceipts(store=store, hub=hub, receipt_wait_s=settings.receipt_wait_s)
-    send_path = SendPath(
+    delivery = build_delivery(
         store=store,
         catalog=catalog,
         installations=installations,
         outbound=outbound,
-        provider_timeout_s=settings.provider_timeout_s,
-        max_attempts=settings.send_max_attempts,
+        hub=hub,
         auth=auth,
         on_sent=held_receipts.on_message_sent,
+        policy=RetryPolicy(
+            max_attempts=settings.send_max_attempts,
+            initial_s=settings.send_retry_initial_s,
+            max_s=settings.send_retry_max_s,
+            max_age_s=settings.send_max_age_s,
+        ),
+        provider_timeout_s=settings.provider_timeout_s,
+        concurrency=settings.send_concurrency,
+        max_queued=settings.send_max_queued,
+        reply_margin_s=settings.send_reply_margin_s,
     )
     subscriptions = SubscriptionKeeper(
         store=store,
@@ -235,7 +250,7 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         store=store,
         catalog=catalog,
         installations=installations,
-        send_path=send_path,
+        send_path=delivery.send_path,
         ingestor=ingestor,
         hub=hub,
         subscriptions=subscriptions,
@@ -275,6 +290,7 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         ingestor=ingestor,
         held_receipts=held_receipts,
         subscriptions=subscriptions,
+        delivery=delivery.queue,
         retention=RetentionKeeper(
             store,
             Retention(

@@ -85,7 +85,23 @@ class Settings:
         30.0, "deadline of a send when the caller gives none, seconds (retries included)"
     )
     send_max_attempts: int = _setting(
-        3, "provider calls per send at most (retries only where nothing can have been sent)"
+        5, "attempts per message at most (retries only where nothing can have been sent)"
+    )
+    send_retry_initial_s: float = _setting(
+        0.5, "first delay before a failed attempt is retried, seconds (doubling, with jitter)"
+    )
+    send_retry_max_s: float = _setting(60.0, "longest delay between two attempts, seconds")
+    send_max_age_s: float = _setting(
+        3600.0, "a message not sent this long after it was accepted fails, seconds"
+    )
+    send_max_queued: int = _setting(
+        10_000, "queued messages per installation at most (an installation may set its own)"
+    )
+    send_concurrency: int = _setting(256, "messages this process sends at once at most")
+    send_reply_margin_s: float = _setting(
+        0.25,
+        "a waiting send is replied QUEUED this long before the caller's deadline, seconds"
+        " (at most a tenth of the deadline)",
     )
     outbound_connections: int = _setting(256, "outbound HTTP connections kept open at most")
     cache_ttl_s: float = _setting(
@@ -285,6 +301,8 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("database_pool_size: must be at least 1")
     if settings.send_max_attempts < 1:
         raise SettingsError("send_max_attempts: must be at least 1")
+    if settings.send_concurrency < 1:
+        raise SettingsError("send_concurrency: must be at least 1")
     if settings.log_format not in ("json", "text"):
         raise SettingsError("log_format: expected json or text")
     from .outbound import parse_stand_ins  # here: the flags alone need no HTTP client

@@ -9,6 +9,7 @@
      ├── FailedPrecondition         FAILED_PRECONDITION 400
      ├── Unauthenticated            UNAUTHENTICATED   401
      ├── DeadlineExceeded           DEADLINE_EXCEEDED 504
+     ├── ResourceExhausted          RESOURCE_EXHAUSTED 429 RetryInfo (a full send queue)
      ├── Unavailable                UNAVAILABLE       503
      ├── Unimplemented              UNIMPLEMENTED     501
      └── ProviderError              a provider refused or failed a call; provider_status set
@@ -16,7 +17,9 @@
           ├── ProviderCredentials   FAILED_PRECONDITION 400 the provider's 401/403
           ├── ProviderRefused       FAILED_PRECONDITION 400 a 2xx whose response_map says no
           ├── ProviderRateLimited   RESOURCE_EXHAUSTED 429  RetryInfo from Retry-After
-          └── ProviderUnavailable   UNAVAILABLE       503  5xx or no answer
+          ├── ProviderUnavailable   UNAVAILABLE       503  5xx or no answer
+          └── OutcomeUnknown        DEADLINE_EXCEEDED 504  the request may have been sent: no
+                                                           answer came (OUTCOME_UNKNOWN)
 
 :func:`to_rpc_status` turns any of them into a ``grpc.Status`` with google.rpc details:
 ``ErrorInfo`` always (reason, domain ``msgbridge``, metadata such as ``integration`` and
@@ -49,6 +52,7 @@ __all__ = [
     "InvalidDefinition",
     "InvalidRequest",
     "NotFound",
+    "OutcomeUnknown",
     "PermissionDenied",
     "ProviderCredentials",
     "ProviderError",
@@ -56,6 +60,7 @@ __all__ = [
     "ProviderRefused",
     "ProviderRejected",
     "ProviderUnavailable",
+    "ResourceExhausted",
     "Unauthenticated",
     "Unavailable",
     "Unimplemented",
@@ -159,6 +164,12 @@ class DeadlineExceeded(GatewayError):
     default_reason = "DEADLINE_EXCEEDED"
 
 
+class ResourceExhausted(GatewayError):
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    http_status = 429
+    default_reason = "RESOURCE_EXHAUSTED"
+
+
 class Unavailable(GatewayError):
     grpc_code = grpc.StatusCode.UNAVAILABLE
     http_status = 503
@@ -238,6 +249,16 @@ class ProviderUnavailable(ProviderError):
     grpc_code = grpc.StatusCode.UNAVAILABLE
     http_status = 503
     default_reason = "PROVIDER_UNAVAILABLE"
+
+
+class OutcomeUnknown(ProviderError):
+    """A request was written and no answer came (a timeout, a connection broken mid-request):
+    the provider may have sent the message, so it is not sent again (docs/delivery.md,
+    "Retries"). DEADLINE_EXCEEDED, as gRPC says of an operation that may have completed."""
+
+    grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
+    http_status = 504
+    default_reason = "OUTCOME_UNKNOWN"
 
 
 def to_rpc_status(error: GatewayError) -> grpc.Status:

@@ -33,6 +33,13 @@ from ..store import (
     WebhookOutcome,
     WebhookRequestRecord,
 )
+from ._delivery import (
+    MESSAGE_STATES,
+    attempt_pb,
+    number_throughput_pb,
+    send_limits_pb,
+    send_options,
+)
 from ._replies import capped
 
 __all__ = [
@@ -69,12 +76,7 @@ _EVENT_TYPE_NAMES: dict[int, str] = {int(value): name for name, value in _EVENT_
 DEFAULT_EVENT_TYPES = frozenset(
     {"message", "mms", "messageDelivered", "messageFailed", "messageSent"}
 )
-_MESSAGE_STATES = {
-    MessageState.PENDING: gateway_pb2.Message.PENDING,
-    MessageState.SENT: gateway_pb2.Message.SENT,
-    MessageState.DELIVERED: gateway_pb2.Message.DELIVERED,
-    MessageState.FAILED: gateway_pb2.Message.FAILED,
-}
+_MESSAGE_STATES = MESSAGE_STATES
 _UNMATCHED_KINDS = {
     WebhookOutcome.UNMATCHED: gateway_pb2.UnmatchedWebhook.UNMATCHED,
     WebhookOutcome.UNROUTABLE: gateway_pb2.UnmatchedWebhook.UNROUTABLE,
@@ -178,6 +180,14 @@ def message_pb(record: MessageRecord) -> gateway_pb2.Message:
     if record.provider_message_id is not None:
         pb.provider_message_id = record.provider_message_id
     pb.provider_message_ids.extend(record.provider_ids)
+    # docs/delivery.md
+    pb.encoding = record.encoding
+    pb.segments = record.segments
+    if record.send_at is not None:
+        pb.send_at.CopyFrom(timestamp(record.send_at))
+    if record.next_attempt_at is not None and record.state is MessageState.QUEUED:
+        pb.next_attempt_at.CopyFrom(timestamp(record.next_attempt_at))
+    pb.attempt_log.extend(attempt_pb(a) for a in record.attempt_log)
     return capped(pb)
 
 
@@ -251,9 +261,15 @@ def installation_pb(
         integration_id=record.integration_id,
         properties=values,
         numbers=[
-            gateway_pb2.NumberAssignment(number=n.given, users=n.users, normalized=n.number)
+            gateway_pb2.NumberAssignment(
+                number=n.given,
+                users=n.users,
+                normalized=n.number,
+                throughput=number_throughput_pb(record, n.number),
+            )
             for n in record.numbers
         ],
+        send_limits=send_limits_pb(record),
         default_region=record.default_region or "",
         enabled=record.enabled,
         webhook_url=webhook_url,
@@ -280,6 +296,9 @@ def send_reply(outcome: SendOutcome) -> gateway_pb2.SendReply:
         installation_id=outcome.installation_id,
         integration_id=outcome.integration_id,
         replayed=outcome.replayed,
+        state=_MESSAGE_STATES[outcome.state],
+        encoding=outcome.encoding,
+        segments=outcome.segments,
     )
     if outcome.provider_message_id is not None:
         reply.provider_message_id = outcome.provider_message_id
@@ -303,6 +322,7 @@ def send_request(
         if isinstance(request, gateway_pb2.SendFileRequest)
         else None
     )
+    queue, send_at, unordered = send_options(request.options)
     return SendRequest(
         kind=MessageKind.SMS if media is None else MessageKind.MMS,
         org_id=request.org_id,
@@ -318,6 +338,9 @@ def send_request(
         integration_id=request.integration_id,
         idempotency_key=request.idempotency_key,
         metadata=dict(request.metadata),
+        queue=queue,
+        send_at=send_at,
+        unordered=unordered,
     )
 
 

@@ -61,13 +61,30 @@ from ._subscribe_steps import (
 )
 from ._subscriptions import SubscriptionKeeper
 from .ingest import HeldReceipts, Ingestor, ReplayResult, event_dedupe_key
-from .send import SendOutcome, SendPath, SendRequest, plan_requests, send_variables
+from .send import (
+    OUTCOME_UNKNOWN,
+    DeliveryQueue,
+    RetryPolicy,
+    SendLimits,
+    SendOutcome,
+    SendPath,
+    SendRequest,
+    Throughput,
+    build_delivery,
+    check_limits,
+    limits_from_json,
+    limits_to_json,
+    plan_requests,
+    send_variables,
+)
 
 __all__ = [
+    "OUTCOME_UNKNOWN",
     "WEBHOOK_TOKEN_PROPERTY",
     "Accepted",
     "AuthorizationStatus",
     "Capabilities",
+    "DeliveryQueue",
     "EventHub",
     "HeldReceipts",
     "Ingestor",
@@ -81,6 +98,8 @@ __all__ = [
     "ReplayResult",
     "Retention",
     "RetentionKeeper",
+    "RetryPolicy",
+    "SendLimits",
     "SendOutcome",
     "SendPath",
     "SendRequest",
@@ -90,7 +109,10 @@ __all__ = [
     "SubscribeRun",
     "SubscribeStep",
     "SubscriptionKeeper",
+    "Throughput",
+    "build_delivery",
     "capabilities_of",
+    "check_limits",
     "definition_refused",
     "event_dedupe_key",
     "follow_consumer",
@@ -98,6 +120,8 @@ __all__ = [
     "installation_not_found",
     "judge_send_answer",
     "judge_step_answer",
+    "limits_from_json",
+    "limits_to_json",
     "next_step",
     "normalize_number",
     "nothing_sent",

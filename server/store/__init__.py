@@ -17,6 +17,8 @@ open.
 
 from ._base import (
     UNSET,
+    WAITING_STATES,
+    AttemptRecord,
     Conflict,
     EventFilter,
     EventRecord,
@@ -41,6 +43,7 @@ from ._base import (
     WebhookRequestRecord,
 )
 from ._migrations import MigrationError
+from ._queue import ClaimOutcome, OptedOut, OptOutRecord, QueueFull, RateSlot
 from ._transitions import RECEIPT_STATES, part_of
 from .postgres import PostgresStore
 from .sqlite import SqliteStore
@@ -48,6 +51,9 @@ from .sqlite import SqliteStore
 __all__ = [
     "RECEIPT_STATES",
     "UNSET",
+    "WAITING_STATES",
+    "AttemptRecord",
+    "ClaimOutcome",
     "Conflict",
     "EventFilter",
     "EventRecord",
@@ -64,7 +70,11 @@ __all__ = [
     "NewEvent",
     "NumberAssignment",
     "NumberTaken",
+    "OptOutRecord",
+    "OptedOut",
     "PostgresStore",
+    "QueueFull",
+    "RateSlot",
     "RecordNotFound",
     "SqliteStore",
     "Store",

@@ -618,15 +618,21 @@ class Store(Protocol):
         claim: tuple[str, datetime, Sequence[RateSlot]] | None = None,
         now: datetime,
         max_queued: int = 0,
+        opt_out: tuple[str, str] | None = None,
     ) -> tuple[MessageRecord, bool]:
         """Record a new message, or return the one already holding its idempotency key, in ONE
         transaction.
 
+        The conversation rule everywhere: a message's place in its conversation is its
+        ``send_at``, else its ``created_at`` (ties: ``created_at``, then id); an ordered message
+        waits while an earlier *ordered* message of its conversation is ``queued`` or
+        ``sending``; an unordered one neither waits nor holds others back.
+
         As :meth:`claim_message` for the key: ``(existing, False)`` when a message of the same
         organisation holds ``record.idempotency_key`` (nothing else is checked or changed).
-        Otherwise, in order: :class:`OptedOut` when ``(installation_id, from_number,
-        to_number)`` is an opt-out; then, when ``claim`` — ``(owner, lease_until, rates)`` — is
-        given and the message may leave at ``now`` (it is due: no ``send_at`` after ``now``; it
+        Otherwise, in order: :class:`OptedOut` when ``(installation_id, *opt_out)`` —
+        ``opt_out`` defaults to the record's ``(from_number, to_number)`` — is an opt-out; then,
+        when ``claim`` — ``(owner, lease_until, rates)`` — is given and the message may leave at ``now`` (it is due: no ``send_at`` after ``now``; it
         is unordered or no message of its conversation — same installation, from and to — is
         ``queued`` or ``sending``; every rate has a slot), it is inserted ``sending``, leased to
         ``owner`` until ``lease_until``, and the rates' slots are taken; else it is inserted
@@ -639,9 +645,10 @@ class Store(Protocol):
     async def due_messages(self, now: datetime, *, limit: int) -> tuple[MessageRecord, ...]:
         """Up to ``limit`` ``queued`` messages whose ``next_attempt_at`` is at or before ``now``
         and that may leave in their conversation's order (unordered, or no earlier message of
-        the conversation is ``queued`` or ``sending``), oldest first: by ``created_at``, then
-        id. At most ``limit`` of any one installation, so that every installation with due
-        messages is among them (the caller serves installations in turn)."""
+        the conversation is ``queued`` or ``sending``) — a message's place in its conversation
+        is its ``send_at``, else its ``created_at`` — with installations in turn: the oldest
+        (``created_at``, then id) of each installation, then the second oldest of each, and so
+        on, so that one installation's backlog cannot keep another's messages out."""
         ...
 
     async def next_due_at(self) -> datetime | None:

@@ -1,9 +1,53 @@
-"""The send path: a ``SendMessage`` or ``SendFile`` from the API to the provider and back.
+"""The send path and the delivery queue (docs/delivery.md): a ``SendMessage`` or ``SendFile``
+from the API to the provider and back.
 
-:class:`SendPath` finds the installation, renders the definition's request, calls the provider
-through the outbound client, reads the answer with the ``response_map`` and keeps the message.
+:class:`SendPath` records the message in the store's queue and replies; :class:`DeliveryQueue`
+claims due messages within their rates and has :class:`Deliverer` make an attempt
+(:class:`ProviderAttempt`: render, call, judge) and record its end — SENT, FAILED, or QUEUED
+again by the retry rule (``_retry``). :class:`Outcomes` hands an outcome to the callers waiting
+for it. :func:`build_delivery` wires them.
 """
 
-from ._sender import SendOutcome, SendPath, SendRequest, plan_requests, send_variables
+from ._attempt import AttemptFailed, ProviderAttempt, Sendable, plan_requests
+from ._deliver import Deliverer, Outcomes
+from ._limits import (
+    SendLimits,
+    Throughput,
+    check_limits,
+    effective_limits,
+    limits_from_json,
+    limits_to_json,
+    rate_slots,
+)
+from ._queue import DeliveryQueue
+from ._request import SendOutcome, SendRequest, send_variables
+from ._retry import OUTCOME_UNKNOWN, RetryPolicy, Verdict, retry_delay, verdict
+from ._sender import MessageRates, SendPath, build_delivery
 
-__all__ = ["SendOutcome", "SendPath", "SendRequest", "plan_requests", "send_variables"]
+__all__ = [
+    "OUTCOME_UNKNOWN",
+    "AttemptFailed",
+    "Deliverer",
+    "DeliveryQueue",
+    "MessageRates",
+    "Outcomes",
+    "ProviderAttempt",
+    "RetryPolicy",
+    "SendLimits",
+    "SendOutcome",
+    "SendPath",
+    "SendRequest",
+    "Sendable",
+    "Throughput",
+    "Verdict",
+    "build_delivery",
+    "check_limits",
+    "effective_limits",
+    "limits_from_json",
+    "limits_to_json",
+    "plan_requests",
+    "rate_slots",
+    "retry_delay",
+    "send_variables",
+    "verdict",
+]

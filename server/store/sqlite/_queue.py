@@ -79,7 +79,7 @@ SELECT {_COLUMNS} FROM (
     WHERE m.state = 'queued' AND m.next_attempt_at <= ?1
       AND NOT (m.ordered AND {_WAITING_BEFORE})
 )
-WHERE rank <= ?2 ORDER BY created_at, id LIMIT ?3
+WHERE rank <= ?2 ORDER BY rank, created_at, id LIMIT ?3
 """  # noqa: S608 - constants
 
 _CLAIMABLE: Final = f"""
@@ -177,6 +177,7 @@ class QueueMethods:
         claim: tuple[str, datetime, Sequence[RateSlot]] | None = None,
         now: datetime,
         max_queued: int = 0,
+        opt_out: tuple[str, str] | None = None,
     ) -> tuple[MessageRecord, bool]:
         stamp = encode_time(now)
         due = record.send_at is None or record.send_at <= now
@@ -192,7 +193,8 @@ class QueueMethods:
                 if row is not None:
                     return _message(row), False
             address = (record.installation_id, record.from_number, record.to_number)
-            opted = conn.execute(_OPT_OUT, address).fetchone()
+            looked_up = address if opt_out is None else (record.installation_id, *opt_out)
+            opted = conn.execute(_OPT_OUT, looked_up).fetchone()
             if opted is not None:
                 raise OptedOut(
                     OptOutRecord(

@@ -1,0 +1,414 @@
+"""Delivering a claimed message (docs/delivery.md): one attempt, then its end — SENT, FAILED, or
+QUEUED again for a retry — recorded in one store write, with the outcome event when the caller
+was replied before the outcome was known.
+
+    claimed message (``sending``, leased to this process)
+    → its installation and integration → one attempt (core/send/_attempt.py)
+    → the verdict on a failure (core/send/_retry.py) → finish_attempt (one transaction)
+    → the waiting callers of this process, the stream (EventHub), held receipts
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from ...engine import RequestTemplate
+from ...errors import FailedPrecondition, GatewayError, OutcomeUnknown
+from ...store import (
+    AttemptRecord,
+    InboundEventType,
+    InstallationRecord,
+    MessageKind,
+    MessageRecord,
+    MessageState,
+    NewEvent,
+    OptOutRecord,
+    Store,
+)
+from .._catalog import IntegrationCatalog, LoadedIntegration
+from .._events import EventHub
+from .._installations import InstallationDirectory
+from .._provider_failures import nothing_sent
+from ._attempt import AttemptFailed, ProviderAttempt, Sendable
+from ._request import SendOutcome, error_json, outcome_of, request_of, stored_reply
+from ._retry import OUTCOME_UNKNOWN, RetryPolicy, Verdict, retry_delay, verdict
+
+__all__ = ["Deliverer", "Outcome", "Outcomes", "chosen", "outcome_of_final", "template_for"]
+
+logger = logging.getLogger(__name__)
+
+#: The outcome a waiting caller gets: the send's reply, or the error it failed with.
+Outcome = SendOutcome | GatewayError
+
+
+class Outcomes:
+    """The callers of this process waiting for messages' outcomes."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, list[asyncio.Future[Outcome]]] = {}
+
+    def future(self, message_id: str) -> asyncio.Future[Outcome]:
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(message_id, []).append(future)
+        return future
+
+    def forget(self, message_id: str, future: asyncio.Future[Outcome]) -> None:
+        waiting = self._waiting.get(message_id)
+        if waiting is not None and future in waiting:
+            waiting.remove(future)
+            if not waiting:
+                del self._waiting[message_id]
+
+    def settle(self, message_id: str, outcome: Outcome) -> None:
+        for future in self._waiting.pop(message_id, ()):
+            if not future.done():
+                future.set_result(outcome)
+
+
+def outcome_of_final(message: MessageRecord) -> Outcome | None:
+    """A finished message's outcome as a caller of another process gets it (None: not
+    finished). Without a stored reply a failure is told by its recorded error."""
+    if message.state in (MessageState.QUEUED, MessageState.SENDING, MessageState.PENDING):
+        return None
+    if message.reply_json is not None:
+        reply = stored_reply(message.reply_json)
+        return reply if isinstance(reply, GatewayError) else _fresh(reply)
+    if message.state is MessageState.CANCELLED:
+        return FailedPrecondition("the message was cancelled", reason="MESSAGE_CANCELLED")
+    if message.state is MessageState.FAILED:
+        return FailedPrecondition(message.error or "the send failed", reason="SEND_FAILED")
+    return outcome_of(message)
+
+
+def _fresh(outcome: SendOutcome) -> SendOutcome:
+    return replace(outcome, replayed=False)
+
+
+@dataclass(frozen=True, slots=True)
+class _Ending:
+    """How an attempt ends the message."""
+
+    state: MessageState
+    error: GatewayError | None = None
+    retry_at: datetime | None = None
+
+
+class Deliverer:
+    """Makes one attempt of a claimed message and records its end."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        catalog: IntegrationCatalog,
+        installations: InstallationDirectory,
+        attempt: ProviderAttempt,
+        hub: EventHub,
+        outcomes: Outcomes,
+        owner: str,
+        policy: RetryPolicy,
+        on_sent: Callable[[MessageRecord], Awaitable[None]] | None = None,
+    ) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._installations = installations
+        self._attempt = attempt
+        self._hub = hub
+        self._outcomes = outcomes
+        self._owner = owner
+        self._policy = policy
+        self._on_sent = on_sent
+
+    async def sendable(
+        self,
+        message: MessageRecord,
+        resolved: tuple[InstallationRecord, LoadedIntegration] | None = None,
+    ) -> Sendable:
+        """What sending ``message`` needs (``resolved``: its installation and integration, when
+        the caller has them already)."""
+        if resolved is None:
+            installation = await self._installations.get(message.installation_id)
+            integration = chosen(await self._catalog.get(message.integration_id), installation)
+        else:
+            installation, integration = resolved
+        request = request_of(message)
+        return Sendable(
+            message=message,
+            installation=installation,
+            integration=integration,
+            template=template_for(message.kind, integration),
+            request=request,
+        )
+
+    async def deliver(
+        self,
+        message: MessageRecord,
+        resolved: tuple[InstallationRecord, LoadedIntegration] | None = None,
+    ) -> None:
+        """One attempt of ``message`` (``sending``, leased to this process), and its end."""
+        started = datetime.now(UTC)
+        try:
+            sendable = await self.sendable(message, resolved)
+            outcome = await self._attempt.make(sendable)
+        except AttemptFailed as failed:
+            await self._failed(message, failed, started, self._deduplicates(message, resolved))
+        except GatewayError as error:  # before any call: the installation or integration
+            await self._failed(message, AttemptFailed(error, 0), started, False)
+        except Exception:
+            logger.exception("a send attempt failed unexpectedly", extra={"message": message.id})
+            internal = FailedPrecondition("the send failed inside the gateway", reason="INTERNAL")
+            await self._failed(message, AttemptFailed(internal, 0), started, False)
+        else:
+            await self._sent(message, outcome, started)
+
+    def _deduplicates(
+        self,
+        message: MessageRecord,
+        resolved: tuple[InstallationRecord, LoadedIntegration] | None,
+    ) -> bool:
+        if resolved is None:
+            return False
+        template = template_for(message.kind, resolved[1])
+        return bool(getattr(template, "provider_deduplicates", False))
+
+    async def _sent(self, message: MessageRecord, outcome: SendOutcome, started: datetime) -> None:
+        now = datetime.now(UTC)
+        attempts = message.attempts + outcome.attempts
+        outcome = _with_attempts(outcome, attempts)
+        record, event = await self._store.finish_attempt(
+            message.id,
+            owner=self._owner,
+            state=MessageState.SENT,
+            attempt=AttemptRecord(
+                number=len(message.attempt_log) + 1,
+                started_at=started,
+                ended_at=now,
+                provider_status=outcome.provider_status,
+            ),
+            attempts=attempts,
+            provider_message_id=outcome.provider_message_id,
+            provider_status=outcome.provider_status,
+            error=None,
+            reply_json=outcome.to_json() if message.idempotency_key else None,
+            provider_message_ids=outcome.provider_message_ids or (),
+            outcome_event=_event(message, InboundEventType.MESSAGE_SENT, outcome, None, now),
+            now=now,
+        )
+        if record is None:
+            logger.warning("a sent message's lease was taken over", extra={"message": message.id})
+            return
+        if event is not None:
+            self._hub.notify()
+        self._outcomes.settle(message.id, outcome)
+        if self._on_sent is not None:  # also without a provider id: receipts held by our id
+            await self._on_sent(record)
+
+    async def _failed(
+        self,
+        message: MessageRecord,
+        failed: AttemptFailed,
+        started: datetime,
+        deduplicates: bool,
+    ) -> None:
+        now = datetime.now(UTC)
+        attempts = message.attempts + failed.calls
+        ending = self._ending(message, failed, attempts, now, deduplicates)
+        error = ending.error or failed.error
+        status = getattr(failed.error, "provider_status", 0) or None
+        final = ending.state is MessageState.FAILED
+        releasable = nothing_sent(error) and not failed.sent
+        sent = failed.sent
+        record, event = await self._store.finish_attempt(
+            message.id,
+            owner=self._owner,
+            state=ending.state,
+            attempt=AttemptRecord(
+                number=len(message.attempt_log) + 1,
+                started_at=started,
+                ended_at=now,
+                provider_status=status,
+                reason=failed.error.reason,
+                error=failed.error.message[:500],
+                retry_at=ending.retry_at,
+            ),
+            attempts=attempts,
+            provider_status=status,
+            error=error.message[:500],
+            reply_json=(
+                error_json(error) if final and message.idempotency_key and not releasable else None
+            ),
+            provider_message_id=sent[0].provider_message_id if sent else None,
+            provider_message_ids=tuple(o.provider_message_id or "" for o in sent) if sent else (),
+            next_attempt_at=ending.retry_at,
+            outcome_event=(
+                _event(message, InboundEventType.MESSAGE_FAILED, None, error, now)
+                if final
+                else None
+            ),
+            now=now,
+        )
+        if record is None:
+            logger.warning("a message's lease was taken over", extra={"message": message.id})
+            return
+        if event is not None:
+            self._hub.notify()
+        if ending.retry_at is not None:
+            return  # the queue reads again when this delivery ends
+        if error.reason == "RECIPIENT_OPTED_OUT":
+            await self._keep_opt_out(message, now)
+        self._outcomes.settle(message.id, error)
+
+    def _ending(
+        self,
+        message: MessageRecord,
+        failed: AttemptFailed,
+        attempts: int,
+        now: datetime,
+        deduplicates: bool,
+    ) -> _Ending:
+        judged = verdict(failed.error, provider_deduplicates=deduplicates)
+        if judged is Verdict.UNKNOWN:
+            return _Ending(MessageState.FAILED, _unknown(failed.error))
+        if judged is Verdict.FINAL or failed.sent:
+            return _Ending(MessageState.FAILED)
+        delay = retry_delay(self._policy, attempts, failed.error.retry_after_s, random.random())  # noqa: S311 - jitter
+        retry_at = now + timedelta(seconds=delay)
+        age = (retry_at - message.created_at).total_seconds()
+        if attempts >= self._policy.max_attempts or age > self._policy.max_age_s:
+            return _Ending(MessageState.FAILED)
+        return _Ending(MessageState.QUEUED, retry_at=retry_at)
+
+    async def _keep_opt_out(self, message: MessageRecord, now: datetime) -> None:
+        """The provider said the recipient opted out: later sends are refused before they reach
+        it (docs/delivery.md, "Opt-outs")."""
+        try:
+            await self._store.record_opt_out(
+                OptOutRecord(
+                    installation_id=message.installation_id,
+                    org_id=message.org_id,
+                    from_number=message.from_number,
+                    to_number=message.to_number,
+                    source="provider",
+                    created_at=now,
+                )
+            )
+        except Exception:
+            logger.exception("could not keep an opt-out", extra={"message": message.id})
+
+    async def abandon(self, message: MessageRecord) -> None:
+        """A ``sending`` message whose lease expired: its process stopped while calling the
+        provider, so whether the provider has it cannot be known. FAILED with reason
+        OUTCOME_UNKNOWN — or queued again when its request is provider_deduplicates."""
+        now = datetime.now(UTC)
+        deduplicates = False
+        try:
+            installation = await self._installations.get(message.installation_id)
+            integration = chosen(await self._catalog.get(message.integration_id), installation)
+            deduplicates = self._deduplicates(message, (installation, integration))
+        except GatewayError:
+            pass
+        error = OutcomeUnknown(
+            "the gateway stopped while the provider was being called: the message may have been"
+            " sent",
+            integration=message.integration_id,
+        )
+        state = MessageState.QUEUED if deduplicates else MessageState.FAILED
+        record, event = await self._store.finish_attempt(
+            message.id,
+            owner=None,
+            state=state,
+            attempt=AttemptRecord(
+                number=len(message.attempt_log) + 1,
+                started_at=message.updated_at,
+                ended_at=now,
+                reason=OUTCOME_UNKNOWN,
+                error=error.message,
+                retry_at=now if deduplicates else None,
+            ),
+            attempts=message.attempts + 1,
+            error=error.message,
+            reply_json=error_json(error) if message.idempotency_key and not deduplicates else None,
+            next_attempt_at=now if deduplicates else None,
+            outcome_event=(
+                None
+                if deduplicates
+                else _event(message, InboundEventType.MESSAGE_FAILED, None, error, now)
+            ),
+            now=now,
+        )
+        if record is not None:
+            logger.warning(
+                "a send's process stopped while calling the provider",
+                extra={"message": message.id, "requeued": deduplicates},
+            )
+            if event is not None:
+                self._hub.notify()
+
+
+def _unknown(error: GatewayError) -> OutcomeUnknown:
+    return OutcomeUnknown(
+        f"the provider may have sent the message: {error.message}",
+        integration=error.metadata.get("integration", ""),
+        metadata={"cause": error.reason},
+    )
+
+
+def _with_attempts(outcome: SendOutcome, attempts: int) -> SendOutcome:
+    return replace(outcome, attempts=attempts)
+
+
+def _event(
+    message: MessageRecord,
+    kind: InboundEventType,
+    outcome: SendOutcome | None,
+    error: GatewayError | None,
+    now: datetime,
+) -> NewEvent:
+    """The event a message's outcome is published as, when its caller was replied first."""
+    return NewEvent(
+        type=kind.value,
+        org_id=message.org_id,
+        installation_id=message.installation_id,
+        integration_id=message.integration_id,
+        users=(),
+        from_number=message.from_number,
+        to_number=message.to_number,
+        text="",
+        media_urls=(),
+        provider_message_id=(outcome.provider_message_id or "") if outcome else "",
+        message_id=message.id,
+        status="sent" if outcome is not None else "failed",
+        error=f"{error.reason}: {error.message}"[:500] if error is not None else "",
+        metadata=message.metadata,
+        received_at=now,
+        request_id="",
+        dedupe_key=None,
+    )
+
+
+def chosen(integration: LoadedIntegration, installation: InstallationRecord) -> LoadedIntegration:
+    """The integration as this installation's choices make it (docs/format.md, "Variants"): the
+    definition of each combination was built at load, so this is a lookup. Choices are never
+    secret, so their stored values are plain."""
+    definition = integration.definition.choose(installation.properties)
+    if definition is integration.definition:
+        return integration
+    return replace(integration, definition=definition)
+
+
+def template_for(kind: MessageKind, integration: LoadedIntegration) -> RequestTemplate:
+    """The definition's request for this kind of send."""
+    definition = integration.definition
+    template = definition.send_message if kind is MessageKind.SMS else definition.send_file
+    if template is None:
+        raise FailedPrecondition(
+            f"the integration {integration.id!r} cannot send files",
+            reason="SEND_FILE_UNSUPPORTED",
+            metadata={"integration": integration.id},
+        )
+    return template

@@ -1,0 +1,221 @@
+"""The delivery queue of one process (docs/delivery.md): it claims due messages from the store
+and delivers them, serving installations in turn, within the rates the store keeps, at most
+``concurrency`` at once; and it ends the sends of processes that stopped mid-call.
+
+    loop: due messages (store; the head of each conversation, a few per installation)
+          → installations in turn: claim (store: rate slots, the lease) → deliver (a task)
+          → sleep until the earliest of: a rate's next slot, the next due message, a wake-up
+            (a new message, a finished one), ``poll_s`` (other replicas' messages)
+
+A rate refusal is remembered until the slot it names, so that the loop does not ask the store
+again before then; the store's answer is the one that counts (it holds across replicas).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from ...store import InstallationRecord, MessageRecord, RateSlot, Store
+from .._catalog import LoadedIntegration
+
+__all__ = ["DeliveryQueue"]
+
+logger = logging.getLogger(__name__)
+
+Deliver = Callable[
+    [MessageRecord, tuple[InstallationRecord, LoadedIntegration] | None], Awaitable[None]
+]
+RatesOf = Callable[[MessageRecord], Awaitable[tuple[RateSlot, ...]]]
+
+# Fewest seconds between two reads of the due messages while the queue is busy.
+_MIN_READ_INTERVAL_S = 0.05
+
+
+class DeliveryQueue:
+    """Claims and delivers queued messages; :meth:`begin` delivers one claimed elsewhere."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        deliver: Deliver,
+        abandon: Callable[[MessageRecord], Awaitable[None]],
+        rates_of: RatesOf,
+        owner: str,
+        lease_s: float,
+        concurrency: int = 256,
+        batch: int = 200,
+        poll_s: float = 1.0,
+    ) -> None:
+        self._store = store
+        self._deliver = deliver
+        self._abandon = abandon
+        self._rates_of = rates_of
+        self.owner = owner
+        self.lease_s = lease_s
+        self._slots = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        self._batch = batch
+        self._poll_s = poll_s
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._blocked: dict[str, float] = {}  # rate key → monotonic time of its next slot
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._tasks:
+            return
+        self._tasks = [
+            asyncio.create_task(self._claim_loop(), name="msgbridge-delivery-queue"),
+            asyncio.create_task(self._lease_loop(), name="msgbridge-expired-leases"),
+        ]
+
+    async def aclose(self, grace_s: float = 0.0) -> None:
+        """Stop claiming; give the deliveries in flight ``grace_s`` to end, then cancel them
+        (their messages stay ``sending`` until their lease ends: another process, or this one
+        restarted, ends them as OUTCOME_UNKNOWN)."""
+        self._closing = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        running = list(self._running.values())
+        if running:
+            _, pending = await asyncio.wait(running, timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    # --- what the send path asks ----------------------------------------------------------------
+
+    def lease_until(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self.lease_s)
+
+    def wake(self) -> None:
+        """Something may be due: read the queue again soon."""
+        self._wake.set()
+
+    def begin(
+        self,
+        message: MessageRecord,
+        resolved: tuple[InstallationRecord, LoadedIntegration] | None = None,
+    ) -> None:
+        """Deliver a message leased to this process (claimed when it was recorded)."""
+        task = asyncio.create_task(self._run(message, resolved))
+        self._running[message.id] = task
+
+    async def _run(
+        self,
+        message: MessageRecord,
+        resolved: tuple[InstallationRecord, LoadedIntegration] | None,
+    ) -> None:
+        try:
+            await self._deliver(message, resolved)
+        except Exception:
+            logger.exception("a delivery failed unexpectedly", extra={"message": message.id})
+        finally:
+            self._running.pop(message.id, None)
+            self._wake.set()  # a conversation's next message may leave now
+
+    # --- the loops ------------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        last_read = 0.0
+        while not self._closing:
+            try:
+                since = time.monotonic() - last_read
+                if since < _MIN_READ_INTERVAL_S:
+                    await asyncio.sleep(_MIN_READ_INTERVAL_S - since)
+                self._wake.clear()
+                last_read = time.monotonic()
+                sleep_s = await self._claim_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("the delivery queue could not read the store")
+                sleep_s = self._poll_s
+            if sleep_s > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=sleep_s)
+
+    async def _claim_due(self) -> float:
+        """Claim what is due and can leave; the seconds until something may be due next."""
+        now = datetime.now(UTC)
+        due = await self._store.due_messages(now, limit=self._batch)
+        free = self._concurrency - len(self._running)
+        clock = time.monotonic()
+        self._blocked = {k: t for k, t in self._blocked.items() if t > clock}
+        for message in _in_turn(due):
+            if free <= 0:
+                return self._poll_s
+            if message.id in self._running:
+                continue
+            rates = await self._rates_of(message)
+            if any(self._blocked.get(slot.key, 0.0) > clock for slot in rates):
+                continue
+            claim = await self._store.claim_queued(
+                message.id,
+                owner=self.owner,
+                lease_until=self.lease_until(),
+                rates=rates,
+                now=datetime.now(UTC),
+            )
+            if claim.message is not None:
+                free -= 1
+                self.begin(claim.message)
+            elif claim.retry_in_s is not None and claim.key is not None:
+                self._blocked[claim.key] = time.monotonic() + claim.retry_in_s
+            clock = time.monotonic()
+        waits = [t - time.monotonic() for t in self._blocked.values()]
+        next_due = await self._store.next_due_at()
+        if next_due is not None:
+            waits.append((next_due - datetime.now(UTC)).total_seconds())
+        waits = [max(w, 0.001) for w in waits]
+        if len(due) >= self._batch:
+            waits.append(_MIN_READ_INTERVAL_S)  # more may be due than one read returned
+        return min([self._poll_s, *waits])
+
+    async def _lease_loop(self) -> None:
+        """End the sends of processes that stopped while calling the provider."""
+        interval = max(1.0, min(self.lease_s / 4, 15.0))
+        while not self._closing:
+            try:
+                expired = await self._store.expired_leases(datetime.now(UTC), limit=100)
+                for message in expired:
+                    if message.id not in self._running:
+                        await self._abandon(message)
+                if expired:
+                    self._wake.set()  # a message queued again may be due
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("the delivery queue could not end expired sends")
+            await asyncio.sleep(interval)
+
+
+def _in_turn(due: tuple[MessageRecord, ...]) -> list[MessageRecord]:
+    """The due messages with installations served in turn: the first of each installation, then
+    the second of each, …, each installation's in their order (oldest first)."""
+    by_installation: dict[str, list[MessageRecord]] = {}
+    for message in due:
+        by_installation.setdefault(message.installation_id, []).append(message)
+    turns: list[MessageRecord] = []
+    depth = 0
+    lists = list(by_installation.values())
+    while lists:
+        lists = [items for items in lists if len(items) > depth]
+        turns.extend(items[depth] for items in lists)
+        depth += 1
+    return turns
