@@ -282,3 +282,32 @@ def test_msgbridge_check_prints_the_pointer_and_refuses_the_file(
     out = capsys.readouterr().out
     assert f"{path}:/Throughput/per_number/per_second: per_second must be more than 0" in out
     assert f"{path}:/API/SendMessage/provider_deduplicates: a provider can only" in out
+
+
+# -- the shipped providers -------------------------------------------------------------------------
+
+PACED = sorted(
+    p
+    for p in (ROOT / "integrations").glob("*.json")
+    if p.name not in {"schema.json", "template.json", "demo.json"}
+    and '"Throughput"' in p.read_text()
+)
+
+
+def test_twilio_paces_each_long_code_at_one_segment_a_second() -> None:
+    definition = load_definition((ROOT / "integrations" / "twilio.json").read_bytes())
+    expected = ThroughputDefaults(per_number=Rate(1.0, "segments", 1))
+    assert definition.throughput == expected
+    # every variant (a Messaging Service sender) keeps it
+    assert definition.choose({"Send from": "messaging_service"}).throughput == expected
+
+
+@pytest.mark.parametrize("path", PACED, ids=lambda p: p.stem)
+def test_a_shipped_rate_names_its_source(path: Path) -> None:
+    """docs/format.md, "Throughput": a rate only where the provider's documentation states one,
+    and the page named in the case set's sources.md."""
+    assert load_definition(path.read_bytes()).throughput != ThroughputDefaults()
+    sources = ROOT / "tests" / "fixtures" / "providers" / path.stem / "sources.md"
+    text = sources.read_text()
+    assert "`Throughput`" in text
+    assert "https://" in text.split("`Throughput`", 1)[1]
