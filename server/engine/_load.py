@@ -206,7 +206,7 @@ def _rate(value: dict[str, Any] | None) -> Rate | None:
         return None
     per_second = float(value["per_second"])
     # the default burst: one second's worth, at least one send (docs/format.md, "Throughput")
-    burst = value.get("burst", max(1, math.ceil(per_second)))
+    burst = int(value.get("burst", max(1, math.ceil(per_second))))  # JSON may write 2 as 2.0
     return Rate(per_second=per_second, unit=value.get("unit", "messages"), burst=burst)
 
 

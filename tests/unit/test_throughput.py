@@ -61,6 +61,12 @@ def test_rates_load_with_their_unit_and_burst() -> None:
     assert type(definition.throughput.per_number.per_second) is float
 
 
+def test_a_whole_burst_written_as_a_decimal_loads_as_an_integer() -> None:
+    definition = load_definition(_doc({"per_number": {"per_second": 1, "burst": 2.0}}))
+    assert definition.throughput.per_number == Rate(1.0, "messages", 2)
+    assert type(definition.throughput.per_number.burst) is int
+
+
 @pytest.mark.parametrize(
     ("per_second", "burst"), [(1, 1), (0.2, 1), (2.5, 3), (30, 30), (10000, 10000)]
 )
