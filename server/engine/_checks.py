@@ -28,6 +28,7 @@ from ._request_shape_checks import check_request_shapes
 from ._response_rule_checks import check_response_rules
 from ._send_plan_checks import check_send_plans
 from ._template import BASE_URL_FILTER
+from ._throughput_checks import THROUGHPUT_CHECKS
 from ._variables import (
     ALL_VARIABLES,
     RESPONSE_MAP,
@@ -682,4 +683,5 @@ CHECKS: tuple[Check, ...] = (
     check_webhook_answers,
     *CORRELATION_CHECKS,
     *EVENT_VALUE_CHECKS,
+    *THROUGHPUT_CHECKS,
 )

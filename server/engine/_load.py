@@ -9,6 +9,7 @@ travel with it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import replace
 from types import MappingProxyType
@@ -30,12 +31,14 @@ from ._model import (
     JwtAuth,
     OAuth2Config,
     Property,
+    Rate,
     RequestTemplate,
     ResponseCondition,
     ResponseError,
     ResponseRules,
     Split,
     StepCondition,
+    ThroughputDefaults,
     WebhookAnswer,
     WebhookAuth,
     WebhookModel,
@@ -186,7 +189,25 @@ def _one_definition(doc: dict[str, Any], problems: tuple[Problem, ...]) -> Defin
         source=freeze(doc),
         answer_matched=_answer(doc.get("WebhookAnswer", {}).get("matched")),
         answer_unmatched=_answer(doc.get("WebhookAnswer", {}).get("unmatched")),
+        throughput=_throughput(doc.get("Throughput", {})),
     )
+
+
+def _throughput(value: dict[str, Any]) -> ThroughputDefaults:
+    """(ext) docs/format.md, "Throughput"; a rate left out is None (the definition states none)."""
+    return ThroughputDefaults(
+        per_number=_rate(value.get("per_number")),
+        per_installation=_rate(value.get("per_installation")),
+    )
+
+
+def _rate(value: dict[str, Any] | None) -> Rate | None:
+    if value is None:
+        return None
+    per_second = float(value["per_second"])
+    # the default burst: one second's worth, at least one send (docs/format.md, "Throughput")
+    burst = int(value.get("burst", max(1, math.ceil(per_second))))  # JSON may write 2 as 2.0
+    return Rate(per_second=per_second, unit=value.get("unit", "messages"), burst=burst)
 
 
 def _property(item: str | dict[str, Any]) -> Property:
@@ -260,6 +281,7 @@ def _request(at: str, request: dict[str, Any]) -> RequestTemplate:
         ),
         for_each=request.get("for_each"),
         then=_request(f"{at}/then", then) if then is not None else None,
+        provider_deduplicates=request.get("provider_deduplicates", False),
     )
 
 

@@ -28,11 +28,13 @@ __all__ = [
     "NumberFormat",
     "OAuth2Config",
     "Property",
+    "Rate",
     "RequestTemplate",
     "ResponseCondition",
     "ResponseError",
     "ResponseRules",
     "Split",
+    "ThroughputDefaults",
     "WebhookAnswer",
     "WebhookAuth",
     "WebhookModel",
@@ -272,6 +274,36 @@ class RequestTemplate:
     split: Split | None = None
     for_each: ForEach | None = None
     then: RequestTemplate | None = None
+    # (ext) docs/format.md, "Requests" (sends only): the provider recognises a repeat of this
+    # request by the $gateway_id$ it carries and never sends it twice, so a request whose outcome
+    # is unknown (a timeout after it was written) may be sent again (docs/format.md, "Throughput")
+    provider_deduplicates: bool = False
+
+
+# --- (ext) the provider's documented send rates (docs/format.md, "Throughput") ----------------
+
+RateUnit = Literal["messages", "segments"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """(ext) A send rate: ``per_second`` messages (or SMS segments, each counting one) a second on
+    average, with at most ``burst`` at once after a quiet spell (a token bucket's size). A plain
+    record: the loader has checked a definition's (``per_second`` > 0, ``burst`` >= 1)."""
+
+    per_second: float
+    unit: RateUnit
+    burst: int
+
+
+@dataclass(frozen=True, slots=True)
+class ThroughputDefaults:
+    """(ext) The send rates a provider documents, per sender number and per installation (its
+    account); the gateway paces sends by them unless the installation sets its own
+    (docs/format.md, "Throughput"). None: the definition states no such rate."""
+
+    per_number: Rate | None = None
+    per_installation: Rate | None = None
 
 
 # --- (ext) the answer a stored webhook gets (docs/format.md, "Answers") ------------------------
@@ -355,6 +387,9 @@ class Definition:
     # (ext) the definition's answers when no matched model has its own (docs/format.md, "Answers")
     answer_matched: WebhookAnswer | None = None
     answer_unmatched: WebhookAnswer | None = None
+    # (ext) the provider's documented send rates (docs/format.md, "Throughput"); a variant keeps
+    # them, as overlays cannot change them
+    throughput: ThroughputDefaults = ThroughputDefaults()
     # (ext) per-installation variants (docs/format.md, "Variants"): the properties ``variants``
     # is keyed by, in its order, and the definition each combination of their options makes,
     # built once at load. A combination that applies no overlay is this definition itself and

@@ -176,6 +176,14 @@ def _minimum(error: ValidationError, path: list[str | int]) -> Iterator[Problem]
     yield _at(path, f"{_subject(path)} must be at least {_value(error)}")
 
 
+def _exclusive_minimum(error: ValidationError, path: list[str | int]) -> Iterator[Problem]:
+    yield _at(path, f"{_subject(path)} must be more than {_value(error)}")
+
+
+def _maximum(error: ValidationError, path: list[str | int]) -> Iterator[Problem]:
+    yield _at(path, f"{_subject(path)} must be at most {_value(error)}")
+
+
 def _unique(error: ValidationError, path: list[str | int]) -> Iterator[Problem]:
     yield _at(path, f"{_subject(path)} must not hold the same item twice")
 
@@ -196,6 +204,8 @@ _WORDING: dict[str, Wording] = {
     "minItems": _min_items,
     "minProperties": _min_properties,
     "minimum": _minimum,
+    "exclusiveMinimum": _exclusive_minimum,
+    "maximum": _maximum,
     "uniqueItems": _unique,
 }
 
