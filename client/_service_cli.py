@@ -15,7 +15,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
@@ -40,6 +40,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 Action = Callable[[Client, argparse.Namespace], int]
+_M = TypeVar("_M", bound=Message)
 
 
 class _UsageError(Exception):
@@ -168,6 +169,20 @@ def _print_lines(lines: Iterable[str]) -> None:
         print(line)
 
 
+def _show_list(
+    args: argparse.Namespace,
+    records: Iterable[_M],
+    table: Callable[[Iterable[_M]], Iterable[str]],
+) -> int:
+    """A listing: a JSON object per line with --json, else the table."""
+    if args.json:
+        for record in records:
+            _print_json_line(record)
+    else:
+        _print_lines(table(records))
+    return 0
+
+
 def _show(args: argparse.Namespace, message: Message, lines: Callable[[], Iterable[str]]) -> None:
     if args.json:
         _print_json(message)
@@ -210,12 +225,7 @@ def _register(client: Client, args: argparse.Namespace) -> int:
 
 def _integrations(client: Client, args: argparse.Namespace) -> int:
     integrations = client.list_integrations(page_size=args.page_size)
-    if args.json:
-        for integration in integrations:
-            _print_json_line(integration)
-    else:
-        _print_lines(human.integrations_table(integrations))
-    return 0
+    return _show_list(args, integrations, human.integrations_table)
 
 
 def _integration(client: Client, args: argparse.Namespace) -> int:
@@ -303,12 +313,7 @@ def _installations(client: Client, args: argparse.Namespace) -> int:
             org_id=args.org or "", integration_id=args.integration or "", page_size=args.page_size
         )
     )
-    if args.json:
-        for installation in installations:
-            _print_json_line(installation)
-    else:
-        _print_lines(human.installations_table(installations))
-    return 0
+    return _show_list(args, installations, human.installations_table)
 
 
 def _installation(client: Client, args: argparse.Namespace) -> int:
@@ -379,12 +384,7 @@ def _messages(client: Client, args: argparse.Namespace) -> int:
         created_before=until,
         page_size=args.page_size,
     )
-    if args.json:
-        for message in messages:
-            _print_json_line(message)
-    else:
-        _print_lines(human.messages_table(messages))
-    return 0
+    return _show_list(args, messages, human.messages_table)
 
 
 def _cancel(client: Client, args: argparse.Namespace) -> int:
@@ -440,12 +440,7 @@ def _unmatched(client: Client, args: argparse.Namespace) -> int:
     webhooks = client.list_unmatched_webhooks(
         integration_id=args.integration or "", page_size=args.page_size
     )
-    if args.json:
-        for webhook in webhooks:
-            _print_json_line(webhook)
-    else:
-        _print_lines(human.unmatched_table(webhooks))
-    return 0
+    return _show_list(args, webhooks, human.unmatched_table)
 
 
 def _replay(client: Client, args: argparse.Namespace) -> int:
