@@ -4,10 +4,21 @@
         reply = await client.send_message(org_id="acme", from_="+15550001", to="+15550002",
                                           text="hello")
 
-Methods return the generated protobuf messages of ``msgbridge.v1.gateway_pb2``.
+Methods return the generated protobuf messages of ``msgbridge.v1.gateway_pb2``; how a send waits
+(``SendOptions``) and an installation's limits (``SendLimits``, ``Throughput``, ``Number``) are
+given as frozen dataclasses.
 """
 
 from ._client import DEFAULT_TARGET, AsyncClient, Client
+from ._delivery import (
+    MessageState,
+    Number,
+    RateUnit,
+    SendLimits,
+    SendMode,
+    SendOptions,
+    Throughput,
+)
 from ._errors import (
     AlreadyExistsError,
     CancelledError,
@@ -35,12 +46,19 @@ __all__ = [
     "EventType",
     "FailedPreconditionError",
     "InvalidArgumentError",
+    "MessageState",
     "MsgbridgeError",
     "NotFoundError",
+    "Number",
     "NumberAssignments",
     "PermissionDeniedError",
+    "RateUnit",
     "ResourceExhaustedError",
+    "SendLimits",
+    "SendMode",
+    "SendOptions",
     "TLSConfig",
+    "Throughput",
     "UnauthenticatedError",
     "UnavailableError",
     "sender",

@@ -10,6 +10,7 @@ synchronous grpc channel: no event loop is run behind it.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -30,7 +31,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc
 
-from . import _requests
+from . import _delivery, _requests
+from ._delivery import MessageState, SendLimits, SendOptions
 from ._errors import error_from_rpc
 from ._options import ClientOptions
 from ._requests import EventType, NumberAssignments
@@ -144,13 +146,16 @@ class AsyncClient:
         properties: Mapping[str, str],
         numbers: NumberAssignments,
         default_region: str | None = None,
+        send_limits: SendLimits | None = None,
     ) -> gateway_pb2.Installation:
+        """``send_limits``: the installation's own limits (None: the definition's defaults)."""
         request = _requests.enable_integration_request(
             org_id=org_id,
             integration_id=integration_id,
             properties=properties,
             numbers=numbers,
             default_region=default_region,
+            send_limits=send_limits,
         )
         return await self._call(self._stub.EnableIntegration, request, gateway_pb2.Installation)
 
@@ -162,14 +167,17 @@ class AsyncClient:
         clear_properties: Sequence[str] = (),
         numbers: NumberAssignments | None = None,
         default_region: str | None = None,
+        send_limits: SendLimits | None = None,
     ) -> gateway_pb2.Installation:
-        """Sets ``properties`` and clears ``clear_properties``; ``numbers``, given, replace all."""
+        """Sets ``properties`` and clears ``clear_properties``; ``numbers`` and ``send_limits``,
+        given, replace all (an empty ``SendLimits()``: every limit back to the defaults)."""
         request = _requests.update_installation_request(
             installation_id,
             properties=properties,
             clear_properties=clear_properties,
             numbers=numbers,
             default_region=default_region,
+            send_limits=send_limits,
         )
         return await self._call(self._stub.UpdateInstallation, request, gateway_pb2.Installation)
 
@@ -216,7 +224,11 @@ class AsyncClient:
         integration_id: str = "",
         idempotency_key: str = "",
         metadata: Mapping[str, str] | None = None,
+        options: SendOptions | None = None,
     ) -> gateway_pb2.SendReply:
+        """``options``: how the send waits (:class:`~client.SendOptions`; None: WAIT). The
+        reply's ``state`` is SENT, or QUEUED / SENDING when it came before the provider's answer;
+        its ``encoding`` and ``segments`` say what the text takes."""
         request = _requests.send_message_request(
             org_id=org_id,
             from_=from_,
@@ -227,6 +239,7 @@ class AsyncClient:
             integration_id=integration_id,
             idempotency_key=idempotency_key,
             metadata=metadata,
+            options=options,
         )
         return await self._call(self._stub.SendMessage, request, gateway_pb2.SendReply)
 
@@ -246,9 +259,10 @@ class AsyncClient:
         idempotency_key: str = "",
         metadata: Mapping[str, str] | None = None,
         media_urls: Sequence[str] = (),
+        options: SendOptions | None = None,
     ) -> gateway_pb2.SendReply:
         """``media_urls``: the message's further files after ``media_url`` (docs/format.md,
-        "Several requests per send")."""
+        "Several requests per send"); ``options`` as in :meth:`send_message`."""
         request = _requests.send_file_request(
             org_id=org_id,
             from_=from_,
@@ -263,12 +277,51 @@ class AsyncClient:
             idempotency_key=idempotency_key,
             metadata=metadata,
             media_urls=media_urls,
+            options=options,
         )
         return await self._call(self._stub.SendFile, request, gateway_pb2.SendReply)
 
     async def get_message(self, message_id: str) -> gateway_pb2.Message:
         request = gateway_pb2.GetMessageRequest(message_id=message_id)
         return await self._call(self._stub.GetMessage, request, gateway_pb2.Message)
+
+    async def list_messages(
+        self,
+        *,
+        org_id: str = "",
+        installation_id: str = "",
+        states: Sequence[MessageState] = (),
+        created_after: datetime.datetime | None = None,
+        created_before: datetime.datetime | None = None,
+        page_size: int = 0,
+    ) -> AsyncIterator[gateway_pb2.Message]:
+        """Messages, newest first; filters left empty match any. The times must be aware
+        datetimes (``created_after`` inclusive, ``created_before`` exclusive)."""
+        token = ""
+        while True:
+            request = _delivery.list_messages_request(
+                org_id=org_id,
+                installation_id=installation_id,
+                states=states,
+                created_after=created_after,
+                created_before=created_before,
+                page_size=page_size,
+                page_token=token,
+            )
+            page = await self._call(
+                self._stub.ListMessages, request, gateway_pb2.ListMessagesResponse
+            )
+            for message in page.messages:
+                yield message
+            token = page.next_page_token
+            if not token:
+                return
+
+    async def cancel_message(self, message_id: str) -> gateway_pb2.Message:
+        """Cancels a QUEUED or scheduled message (FailedPreconditionError, reason
+        MESSAGE_NOT_CANCELLABLE, once it is SENDING or has an outcome)."""
+        request = _delivery.cancel_message_request(message_id)
+        return await self._call(self._stub.CancelMessage, request, gateway_pb2.Message)
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -496,13 +549,16 @@ class Client:
         properties: Mapping[str, str],
         numbers: NumberAssignments,
         default_region: str | None = None,
+        send_limits: SendLimits | None = None,
     ) -> gateway_pb2.Installation:
+        """``send_limits``: the installation's own limits (None: the definition's defaults)."""
         request = _requests.enable_integration_request(
             org_id=org_id,
             integration_id=integration_id,
             properties=properties,
             numbers=numbers,
             default_region=default_region,
+            send_limits=send_limits,
         )
         return self._call(self._stub.EnableIntegration, request, gateway_pb2.Installation)
 
@@ -514,14 +570,17 @@ class Client:
         clear_properties: Sequence[str] = (),
         numbers: NumberAssignments | None = None,
         default_region: str | None = None,
+        send_limits: SendLimits | None = None,
     ) -> gateway_pb2.Installation:
-        """Sets ``properties`` and clears ``clear_properties``; ``numbers``, given, replace all."""
+        """Sets ``properties`` and clears ``clear_properties``; ``numbers`` and ``send_limits``,
+        given, replace all (an empty ``SendLimits()``: every limit back to the defaults)."""
         request = _requests.update_installation_request(
             installation_id,
             properties=properties,
             clear_properties=clear_properties,
             numbers=numbers,
             default_region=default_region,
+            send_limits=send_limits,
         )
         return self._call(self._stub.UpdateInstallation, request, gateway_pb2.Installation)
 
@@ -567,7 +626,11 @@ class Client:
         integration_id: str = "",
         idempotency_key: str = "",
         metadata: Mapping[str, str] | None = None,
+        options: SendOptions | None = None,
     ) -> gateway_pb2.SendReply:
+        """``options``: how the send waits (:class:`~client.SendOptions`; None: WAIT). The
+        reply's ``state`` is SENT, or QUEUED / SENDING when it came before the provider's answer;
+        its ``encoding`` and ``segments`` say what the text takes."""
         request = _requests.send_message_request(
             org_id=org_id,
             from_=from_,
@@ -578,6 +641,7 @@ class Client:
             integration_id=integration_id,
             idempotency_key=idempotency_key,
             metadata=metadata,
+            options=options,
         )
         return self._call(self._stub.SendMessage, request, gateway_pb2.SendReply)
 
@@ -597,9 +661,10 @@ class Client:
         idempotency_key: str = "",
         metadata: Mapping[str, str] | None = None,
         media_urls: Sequence[str] = (),
+        options: SendOptions | None = None,
     ) -> gateway_pb2.SendReply:
         """``media_urls``: the message's further files after ``media_url`` (docs/format.md,
-        "Several requests per send")."""
+        "Several requests per send"); ``options`` as in :meth:`send_message`."""
         request = _requests.send_file_request(
             org_id=org_id,
             from_=from_,
@@ -614,12 +679,46 @@ class Client:
             idempotency_key=idempotency_key,
             metadata=metadata,
             media_urls=media_urls,
+            options=options,
         )
         return self._call(self._stub.SendFile, request, gateway_pb2.SendReply)
 
     def get_message(self, message_id: str) -> gateway_pb2.Message:
         request = gateway_pb2.GetMessageRequest(message_id=message_id)
         return self._call(self._stub.GetMessage, request, gateway_pb2.Message)
+
+    def list_messages(
+        self,
+        *,
+        org_id: str = "",
+        installation_id: str = "",
+        states: Sequence[MessageState] = (),
+        created_after: datetime.datetime | None = None,
+        created_before: datetime.datetime | None = None,
+        page_size: int = 0,
+    ) -> Iterator[gateway_pb2.Message]:
+        """Messages, newest first; see :meth:`AsyncClient.list_messages`."""
+        token = ""
+        while True:
+            request = _delivery.list_messages_request(
+                org_id=org_id,
+                installation_id=installation_id,
+                states=states,
+                created_after=created_after,
+                created_before=created_before,
+                page_size=page_size,
+                page_token=token,
+            )
+            page = self._call(self._stub.ListMessages, request, gateway_pb2.ListMessagesResponse)
+            yield from page.messages
+            token = page.next_page_token
+            if not token:
+                return
+
+    def cancel_message(self, message_id: str) -> gateway_pb2.Message:
+        """Cancels a QUEUED or scheduled message; see :meth:`AsyncClient.cancel_message`."""
+        request = _delivery.cancel_message_request(message_id)
+        return self._call(self._stub.CancelMessage, request, gateway_pb2.Message)
 
     # -- events ---------------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ __all__ = [
     "integration_lines",
     "integrations_table",
     "message_lines",
+    "messages_table",
     "register_lines",
     "send_line",
     "table",
@@ -193,6 +194,36 @@ def _number(assignment: gateway_pb2.NumberAssignment) -> str:
     return assignment.normalized or assignment.number
 
 
+def _rate(throughput: gateway_pb2.Throughput) -> str:
+    """``3/s``, ``1.5 segments/s, burst 10``, or ``no limit`` (per_second 0)."""
+    if throughput.per_second == 0:
+        return "no limit"
+    unit = " segments" if throughput.unit == gateway_pb2.Throughput.SEGMENTS else ""
+    text = f"{throughput.per_second:g}{unit}/s"
+    return f"{text}, burst {throughput.burst}" if throughput.burst else text
+
+
+def _number_line(assignment: gateway_pb2.NumberAssignment) -> str:
+    line = f"  {_number(assignment)}"
+    if assignment.HasField("throughput"):
+        line += f" ({_rate(assignment.throughput)})"
+    return f"{line} → {', '.join(assignment.users)}" if assignment.users else line
+
+
+def _limits(limits: gateway_pb2.SendLimits) -> str:
+    """The installation's own limits; what it leaves unset takes the definition's defaults."""
+    parts = []
+    if limits.HasField("per_number"):
+        parts.append(f"per number {_rate(limits.per_number)}")
+    if limits.HasField("per_installation"):
+        parts.append(f"per installation {_rate(limits.per_installation)}")
+    if limits.max_queued:
+        parts.append(f"max queued {limits.max_queued}")
+    if limits.max_segments:
+        parts.append(f"max segments {limits.max_segments}")
+    return "; ".join(parts)
+
+
 def _property_value(value: gateway_pb2.PropertyValue) -> str:
     if value.secret:
         return "(secret, set)" if value.set else "(secret, not set)"
@@ -211,14 +242,12 @@ def installation_lines(installation: gateway_pb2.Installation) -> list[str]:
             ("subscription", _subscription(installation.subscription)),
             ("created", _time(installation.created_at, installation.HasField("created_at"))),
             ("updated", _time(installation.updated_at, installation.HasField("updated_at"))),
+            ("send limits", _limits(installation.send_limits)),
         ]
     )
     if installation.numbers:
         lines.append("numbers:")
-        lines.extend(
-            f"  {_number(n)} → {', '.join(n.users)}" if n.users else f"  {_number(n)}"
-            for n in installation.numbers
-        )
+        lines.extend(_number_line(n) for n in installation.numbers)
     if installation.properties:
         lines.append("properties:")
         lines.extend(f"  {p.name} = {_property_value(p)}" for p in installation.properties)
@@ -245,14 +274,42 @@ def installations_table(installations: Iterable[gateway_pb2.Installation]) -> li
 # -- messages -----------------------------------------------------------------------------------
 
 
+def _state(state: gateway_pb2.Message.State.ValueType) -> str:
+    return gateway_pb2.Message.State.Name(state).lower()
+
+
+def _encoding(encoding: str, segments: int) -> str:
+    """``GSM-7, 2 segments`` (empty when the server said nothing of it: an older server)."""
+    if not encoding:
+        return ""
+    return f"{encoding}, {_count(segments, 'segment')}"
+
+
+# A reply that came before the provider's answer (docs/delivery.md): no provider id or status yet.
+_WAITING = (gateway_pb2.Message.QUEUED, gateway_pb2.Message.SENDING)
+
+
 def send_line(reply: gateway_pb2.SendReply) -> str:
-    provider_id = reply.provider_message_id if reply.HasField("provider_message_id") else "unknown"
-    attempts = _count(reply.attempts, "attempt")
+    """``Sent …`` (an older server sets no state: it only replies once sent), ``Queued …`` or
+    ``Sending …`` with the text's encoding and segments."""
+    head = "Sent"
+    if reply.state != gateway_pb2.Message.STATE_UNSPECIFIED:
+        head = _state(reply.state).capitalize()
     line = (
-        f"Sent {reply.message_id} through {reply.integration_id} "
-        f"(installation {reply.installation_id}): provider id {provider_id}, "
-        f"HTTP {reply.provider_status}, {attempts}"
+        f"{head} {reply.message_id} through {reply.integration_id} "
+        f"(installation {reply.installation_id})"
     )
+    if reply.state in _WAITING:
+        line += ": the outcome follows as an event"
+    else:
+        provider_id = (
+            reply.provider_message_id if reply.HasField("provider_message_id") else "unknown"
+        )
+        attempts = _count(reply.attempts, "attempt")
+        line += f": provider id {provider_id}, HTTP {reply.provider_status}, {attempts}"
+    encoding = _encoding(reply.encoding, reply.segments)
+    if encoding:
+        line += f"; {encoding}"
     if len(reply.provider_message_ids) > 1:
         line += f"; {len(reply.provider_message_ids)} provider requests: " + ", ".join(
             i or "unknown" for i in reply.provider_message_ids
@@ -264,10 +321,10 @@ def send_line(reply: gateway_pb2.SendReply) -> str:
 
 def message_lines(message: gateway_pb2.Message) -> list[str]:
     provider_id = message.provider_message_id if message.HasField("provider_message_id") else ""
-    return _fields(
+    lines = _fields(
         [
             ("message", message.message_id),
-            ("state", gateway_pb2.Message.State.Name(message.state).lower()),
+            ("state", _state(message.state)),
             ("org", message.org_id),
             ("integration", message.integration_id),
             ("installation", message.installation_id),
@@ -279,10 +336,53 @@ def message_lines(message: gateway_pb2.Message) -> list[str]:
             ("provider status", str(message.provider_status or "")),
             ("attempts", str(message.attempts)),
             ("error", message.error),
+            ("encoding", _encoding(message.encoding, message.segments)),
             ("metadata", _pairs(message.metadata)),
             ("created", _time(message.created_at, message.HasField("created_at"))),
             ("updated", _time(message.updated_at, message.HasField("updated_at"))),
+            ("send at", _time(message.send_at, message.HasField("send_at"))),
+            ("next attempt", _time(message.next_attempt_at, message.HasField("next_attempt_at"))),
         ]
+    )
+    if message.attempt_log:
+        lines.append("attempt log:")
+        lines.extend("  " + _attempt(attempt) for attempt in message.attempt_log)
+    return lines
+
+
+def _attempt(attempt: gateway_pb2.MessageAttempt) -> str:
+    """``#2 2026-…Z HTTP 503 PROVIDER_UNAVAILABLE: busy; retry at 2026-…Z``."""
+    started = _time(attempt.started_at, attempt.HasField("started_at")) or "-"
+    status = f"HTTP {attempt.provider_status}" if attempt.provider_status else "no answer"
+    line = f"#{attempt.number} {started} {status}"
+    if attempt.reason or attempt.error:
+        line += ": " + ": ".join(part for part in (attempt.reason, attempt.error) if part)
+    else:
+        line += ": ok"
+    retry_at = _time(attempt.retry_at, attempt.HasField("retry_at"))
+    if retry_at:
+        line += f"; retry at {retry_at}"
+    return line
+
+
+def messages_table(messages: Iterable[gateway_pb2.Message]) -> list[str]:
+    """One row a message; NEXT is a waiting message's next try (its send time, or a retry)."""
+    return table(
+        ("ID", "STATE", "CREATED", "ORG", "FROM", "TO", "SEGMENTS", "NEXT", "ERROR"),
+        (
+            (
+                message.message_id,
+                _state(message.state),
+                _time(message.created_at, message.HasField("created_at")) or "-",
+                message.org_id,
+                sender(message),
+                message.to,
+                str(message.segments) if message.encoding else "-",
+                _time(message.next_attempt_at, message.HasField("next_attempt_at")) or "-",
+                message.error,
+            )
+            for message in messages
+        ),
     )
 
 

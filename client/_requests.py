@@ -11,6 +11,8 @@ from typing import TypeAlias
 
 from msgbridge.v1 import gateway_pb2
 
+from ._delivery import Number, SendLimits, SendOptions
+
 __all__ = [
     "EventType",
     "NumberAssignments",
@@ -27,8 +29,9 @@ __all__ = [
 # An Event.Type value, e.g. gateway_pb2.Event.MESSAGE_DELIVERED.
 EventType: TypeAlias = gateway_pb2.Event.Type.ValueType
 
-# Numbers as a mapping (number → the users assigned to it) or as NumberAssignment messages.
-NumberAssignments = Mapping[str, Sequence[str]] | Sequence[gateway_pb2.NumberAssignment]
+# Numbers as a mapping (number → the users assigned to it), or as NumberAssignment messages or
+# Number dataclasses (which may carry the number's own send rate).
+NumberAssignments = Mapping[str, Sequence[str]] | Sequence[gateway_pb2.NumberAssignment | Number]
 
 
 def number_assignments(numbers: NumberAssignments) -> list[gateway_pb2.NumberAssignment]:
@@ -37,7 +40,9 @@ def number_assignments(numbers: NumberAssignments) -> list[gateway_pb2.NumberAss
             gateway_pb2.NumberAssignment(number=number, users=list(users))
             for number, users in numbers.items()
         ]
-    return [_copy(number) for number in numbers]
+    return [
+        number.to_proto() if isinstance(number, Number) else _copy(number) for number in numbers
+    ]
 
 
 def enable_integration_request(
@@ -47,14 +52,18 @@ def enable_integration_request(
     properties: Mapping[str, str],
     numbers: NumberAssignments,
     default_region: str | None,
+    send_limits: SendLimits | None = None,
 ) -> gateway_pb2.EnableIntegrationRequest:
-    return gateway_pb2.EnableIntegrationRequest(
+    request = gateway_pb2.EnableIntegrationRequest(
         org_id=org_id,
         integration_id=integration_id,
         properties=dict(properties),
         numbers=number_assignments(numbers),
         default_region=default_region or "",
     )
+    if send_limits is not None:
+        request.send_limits.CopyFrom(send_limits.to_proto())
+    return request
 
 
 def update_installation_request(
@@ -64,6 +73,7 @@ def update_installation_request(
     clear_properties: Sequence[str],
     numbers: NumberAssignments | None,
     default_region: str | None,
+    send_limits: SendLimits | None = None,
 ) -> gateway_pb2.UpdateInstallationRequest:
     request = gateway_pb2.UpdateInstallationRequest(
         installation_id=installation_id,
@@ -75,6 +85,9 @@ def update_installation_request(
         request.numbers.extend(number_assignments(numbers))
     if default_region is not None:
         request.default_region = default_region
+    if send_limits is not None:
+        # Set (even when empty: every limit back to the definition's default) means "replace".
+        request.send_limits.CopyFrom(send_limits.to_proto())
     return request
 
 
@@ -89,6 +102,7 @@ def send_message_request(
     integration_id: str,
     idempotency_key: str,
     metadata: Mapping[str, str] | None,
+    options: SendOptions | None = None,
 ) -> gateway_pb2.SendMessageRequest:
     request = gateway_pb2.SendMessageRequest(
         org_id=org_id,
@@ -101,6 +115,8 @@ def send_message_request(
         metadata=dict(metadata or {}),
     )
     setattr(request, "from", from_)  # `from` is a keyword
+    if options is not None:
+        request.options.CopyFrom(options.to_proto())
     return request
 
 
@@ -119,6 +135,7 @@ def send_file_request(
     idempotency_key: str,
     metadata: Mapping[str, str] | None,
     media_urls: Sequence[str] = (),
+    options: SendOptions | None = None,
 ) -> gateway_pb2.SendFileRequest:
     request = gateway_pb2.SendFileRequest(
         media_urls=list(media_urls),
@@ -135,6 +152,8 @@ def send_file_request(
         metadata=dict(metadata or {}),
     )
     setattr(request, "from", from_)  # `from` is a keyword
+    if options is not None:
+        request.options.CopyFrom(options.to_proto())
     return request
 
 

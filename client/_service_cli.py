@@ -15,7 +15,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
@@ -23,9 +23,11 @@ from grpc_health.v1 import health_pb2
 
 from msgbridge.v1 import gateway_pb2
 
+from . import _delivery_arguments as delivery
 from . import _human_output as human
 from ._arguments import INT32_MAX, INT64_MAX, integer, seconds
 from ._client import DEFAULT_TARGET, Client
+from ._delivery import SendLimits
 from ._errors import MsgbridgeError
 from ._options import ClientOptions, TLSConfig
 
@@ -38,6 +40,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 Action = Callable[[Client, argparse.Namespace], int]
+_M = TypeVar("_M", bound=Message)
 
 
 class _UsageError(Exception):
@@ -59,17 +62,6 @@ def _key_value(kind: str) -> Callable[[str], tuple[str, str]]:
     return parse
 
 
-def _number(text: str) -> gateway_pb2.NumberAssignment:
-    """``NUMBER=EXT[,EXT...]``; a number without ``=`` has no users."""
-    number, _, users = text.partition("=")
-    number = number.strip()
-    if not number:
-        raise argparse.ArgumentTypeError(f"number must be NUMBER[=EXT,...], got {text!r}")
-    return gateway_pb2.NumberAssignment(
-        number=number, users=[user.strip() for user in users.split(",") if user.strip()]
-    )
-
-
 def _event_type(text: str) -> gateway_pb2.Event.Type.ValueType:
     try:
         return human.EVENT_TYPE_NAMES[text]
@@ -82,6 +74,7 @@ def _event_type(text: str) -> gateway_pb2.Event.Type.ValueType:
 _cursor = integer("a cursor", low=0, high=INT64_MAX)
 _version = integer("a version", low=0, high=INT64_MAX)
 _page_size = integer("the page size", low=1, high=INT32_MAX)
+_count32 = integer("the value", low=0, high=INT32_MAX)
 
 
 def _unique(pairs: Sequence[tuple[str, str]] | None, kind: str) -> dict[str, str]:
@@ -176,6 +169,20 @@ def _print_lines(lines: Iterable[str]) -> None:
         print(line)
 
 
+def _show_list(
+    args: argparse.Namespace,
+    records: Iterable[_M],
+    table: Callable[[Iterable[_M]], Iterable[str]],
+) -> int:
+    """A listing: a JSON object per line with --json, else the table."""
+    if args.json:
+        for record in records:
+            _print_json_line(record)
+    else:
+        _print_lines(table(records))
+    return 0
+
+
 def _show(args: argparse.Namespace, message: Message, lines: Callable[[], Iterable[str]]) -> None:
     if args.json:
         _print_json(message)
@@ -218,12 +225,7 @@ def _register(client: Client, args: argparse.Namespace) -> int:
 
 def _integrations(client: Client, args: argparse.Namespace) -> int:
     integrations = client.list_integrations(page_size=args.page_size)
-    if args.json:
-        for integration in integrations:
-            _print_json_line(integration)
-    else:
-        _print_lines(human.integrations_table(integrations))
-    return 0
+    return _show_list(args, integrations, human.integrations_table)
 
 
 def _integration(client: Client, args: argparse.Namespace) -> int:
@@ -249,26 +251,57 @@ def _enable(client: Client, args: argparse.Namespace) -> int:
         org_id=args.org,
         integration_id=args.integration,
         properties=_unique(args.property, "property"),
-        numbers=args.number or [],
+        numbers=_numbers(args, args.number or []),
         default_region=args.region,
+        send_limits=delivery.send_limits(args) if delivery.limits_given(args) else None,
     )
     return _show_installation(args, installation)
+
+
+def _numbers(
+    args: argparse.Namespace, numbers: Sequence[gateway_pb2.NumberAssignment]
+) -> list[gateway_pb2.NumberAssignment]:
+    """The numbers with their ``@RATE`` qualified by ``--rate-unit`` and ``--burst``."""
+    try:
+        return delivery.with_number_rates(args, numbers)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from exc
+
+
+def _updated_limits(client: Client, args: argparse.Namespace) -> SendLimits | None:
+    """The limits an update sets: None (unchanged), none at all (--no-limits), or the current
+    ones with those the command line names changed (UpdateInstallation replaces them whole)."""
+    if args.no_limits:
+        if delivery.limits_given(args):
+            raise _UsageError("--no-limits and the limit options exclude each other")
+        return SendLimits()
+    if not delivery.limits_given(args):
+        return None
+    current = client.get_installation(args.id).send_limits
+    return delivery.send_limits(args, SendLimits.from_proto(current))
 
 
 def _update_installation(client: Client, args: argparse.Namespace) -> int:
     if args.no_numbers and args.number:
         raise _UsageError("--no-numbers and --number exclude each other")
-    numbers = [] if args.no_numbers else args.number
+    given = _numbers(args, args.number or [])  # refuses --rate-unit or --burst without a rate
+    numbers = given if args.number or args.no_numbers else None
     properties = _unique(args.property, "property")
     clear = args.clear_property or []
-    if not (properties or clear or numbers is not None or args.region is not None):
-        raise _UsageError("nothing to update: give --property, --clear-property, --number, …")
+    changes_limits = args.no_limits or delivery.limits_given(args)
+    if not (
+        properties or clear or numbers is not None or args.region is not None or changes_limits
+    ):
+        raise _UsageError(
+            "nothing to update: give --property, --clear-property, --number, --max-queued, …"
+        )
     installation = client.update_installation(
         args.id,
         properties=properties,
         clear_properties=clear,
         numbers=numbers,
         default_region=args.region,
+        send_limits=_updated_limits(client, args),
     )
     return _show_installation(args, installation)
 
@@ -280,12 +313,7 @@ def _installations(client: Client, args: argparse.Namespace) -> int:
             org_id=args.org or "", integration_id=args.integration or "", page_size=args.page_size
         )
     )
-    if args.json:
-        for installation in installations:
-            _print_json_line(installation)
-    else:
-        _print_lines(human.installations_table(installations))
-    return 0
+    return _show_list(args, installations, human.installations_table)
 
 
 def _installation(client: Client, args: argparse.Namespace) -> int:
@@ -311,6 +339,7 @@ def _send(client: Client, args: argparse.Namespace) -> int:
         integration_id=args.integration,
         idempotency_key=args.idempotency_key,
         metadata=_unique(args.metadata, "metadata"),
+        options=delivery.send_options(args),
     )
     _show(args, reply, lambda: [human.send_line(reply)])
     return 0
@@ -331,6 +360,7 @@ def _send_file(client: Client, args: argparse.Namespace) -> int:
         integration_id=args.integration,
         idempotency_key=args.idempotency_key,
         metadata=_unique(args.metadata, "metadata"),
+        options=delivery.send_options(args),
     )
     _show(args, reply, lambda: [human.send_line(reply)])
     return 0
@@ -339,6 +369,27 @@ def _send_file(client: Client, args: argparse.Namespace) -> int:
 def _message(client: Client, args: argparse.Namespace) -> int:
     message = client.get_message(args.id)
     _show(args, message, lambda: human.message_lines(message))
+    return 0
+
+
+def _messages(client: Client, args: argparse.Namespace) -> int:
+    since, until = args.since, args.until
+    if since is not None and until is not None and since >= until:
+        raise _UsageError("--since must be before --until")
+    messages = client.list_messages(
+        org_id=args.org or "",
+        installation_id=args.installation or "",
+        states=[state for states in args.state or () for state in states],
+        created_after=since,
+        created_before=until,
+        page_size=args.page_size,
+    )
+    return _show_list(args, messages, human.messages_table)
+
+
+def _cancel(client: Client, args: argparse.Namespace) -> int:
+    message = client.cancel_message(args.id)
+    _show(args, message, lambda: [f"Cancelled {message.message_id}", *human.message_lines(message)])
     return 0
 
 
@@ -389,12 +440,7 @@ def _unmatched(client: Client, args: argparse.Namespace) -> int:
     webhooks = client.list_unmatched_webhooks(
         integration_id=args.integration or "", page_size=args.page_size
     )
-    if args.json:
-        for webhook in webhooks:
-            _print_json_line(webhook)
-    else:
-        _print_lines(human.unmatched_table(webhooks))
-    return 0
+    return _show_list(args, webhooks, human.unmatched_table)
 
 
 def _replay(client: Client, args: argparse.Namespace) -> int:
@@ -443,6 +489,25 @@ def _add_send_options(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="caller metadata, returned on delivery events (repeatable)",
     )
+    _add_delivery_options(parser)
+
+
+def _add_delivery_options(parser: argparse.ArgumentParser) -> None:
+    """How a send waits (SendOptions; docs/delivery.md)."""
+    parser.add_argument(
+        "--queue", action="store_true", help="reply at once (state queued); the outcome is an event"
+    )
+    parser.add_argument(
+        "--at",
+        type=delivery.send_time,
+        metavar="TIME",
+        help="send at this time: ISO 8601 with an offset (…+01:00, …Z), or +10m, +2h, +30s",
+    )
+    parser.add_argument(
+        "--unordered",
+        action="store_true",
+        help="may leave before earlier messages from --from to --to",
+    )
 
 
 def _add_installation_options(parser: argparse.ArgumentParser) -> None:
@@ -456,11 +521,40 @@ def _add_installation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--number",
         action="append",
-        type=_number,
-        metavar="NUMBER=EXT[,EXT...]",
-        help="a number and the users/extensions assigned to it (repeatable)",
+        type=delivery.argument_type(delivery.number_with_rate),
+        metavar="NUMBER[@RATE][=EXT,...]",
+        help=(
+            "a number, its own send rate (e.g. @3/s) and the users/extensions assigned to it "
+            "(repeatable)"
+        ),
     )
     parser.add_argument("--region", help="ISO 3166 region for national-format numbers, e.g. US")
+
+
+def _add_limit_options(parser: argparse.ArgumentParser) -> None:
+    """An installation's send limits (SendLimits; docs/delivery.md)."""
+    group = parser.add_argument_group("send limits (unset: the definition's defaults)")
+    rate = delivery.argument_type(delivery.parse_rate)
+    group.add_argument(
+        "--rate-per-number", type=rate, metavar="N[/s]", help="each number's rate (0: no limit)"
+    )
+    group.add_argument(
+        "--rate-per-installation", type=rate, metavar="N[/s]", help="all numbers together"
+    )
+    group.add_argument(
+        "--rate-unit",
+        choices=("messages", "segments"),
+        help="what the rates given count (default messages)",
+    )
+    group.add_argument(
+        "--burst", type=_count32, metavar="N", help="most sent at once (default: 1 s worth)"
+    )
+    group.add_argument(
+        "--max-queued", type=_count32, metavar="N", help="most messages waiting at once"
+    )
+    group.add_argument(
+        "--max-segments", type=_count32, metavar="N", help="most SMS segments a message may take"
+    )
 
 
 def _add_page_size(
@@ -505,6 +599,7 @@ def add_parsers(subparsers: Any) -> None:
     parser.add_argument("--org", required=True, help="the organisation")
     parser.add_argument("--integration", required=True, metavar="ID", help="the integration")
     _add_installation_options(parser)
+    _add_limit_options(parser)
 
     parser = command("update-installation", _update_installation, "change an installation")
     parser.add_argument("id", metavar="ID")
@@ -514,6 +609,10 @@ def add_parsers(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--no-numbers", action="store_true", help="remove every number (--number replaces all)"
+    )
+    _add_limit_options(parser)
+    parser.add_argument(
+        "--no-limits", action="store_true", help="every limit back to the definition's default"
     )
 
     parser = command("installations", _installations, "list installations")
@@ -545,6 +644,30 @@ def add_parsers(subparsers: Any) -> None:
 
     parser = command("message", _message, "show a sent message and its state")
     parser.add_argument("id", metavar="ID")
+
+    parser = command("messages", _messages, "list sent and queued messages, newest first")
+    parser.add_argument("--org", help="only this organisation's")
+    parser.add_argument("--installation", metavar="ID", help="only this installation's")
+    parser.add_argument(
+        "--state",
+        action="append",
+        type=delivery.argument_type(delivery.parse_states),
+        metavar="STATE[,STATE...]",
+        help="only in these states: " + ", ".join(delivery.MESSAGE_STATE_NAMES),
+    )
+    parser.add_argument(
+        "--since",
+        type=delivery.past_time,
+        metavar="TIME",
+        help="created at or after: ISO 8601 with an offset, or a duration ago (2h)",
+    )
+    parser.add_argument(
+        "--until", type=delivery.past_time, metavar="TIME", help="created before (as --since)"
+    )
+    _add_page_size(parser)
+
+    parser = command("cancel", _cancel, "cancel a queued or scheduled message")
+    parser.add_argument("id", metavar="MESSAGE_ID")
 
     parser = command("events", _events, "print inbound events (stored, or --follow new ones)")
     parser.add_argument("--follow", action="store_true", help="keep streaming until interrupted")
