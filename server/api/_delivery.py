@@ -57,7 +57,9 @@ def _throughput(pb: gateway_pb2.Throughput) -> Throughput:
 
 def _throughput_pb(rate: Throughput) -> gateway_pb2.Throughput:
     return gateway_pb2.Throughput(
-        per_second=rate.per_second, unit=_UNIT_PB.get(rate.unit, 0), burst=rate.burst
+        per_second=rate.per_second,
+        unit=_UNIT_PB.get(rate.unit, gateway_pb2.Throughput.MESSAGES),
+        burst=rate.burst,
     )
 
 

@@ -12,7 +12,7 @@ import contextlib
 import functools
 import time
 from collections.abc import AsyncGenerator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 import grpc
 
@@ -26,6 +26,7 @@ from ..core import (
     InstallationDirectory,
     IntegrationCatalog,
     LoadedIntegration,
+    SendLimits,
     SendPath,
     SubscriptionKeeper,
     definition_refused,
@@ -35,7 +36,14 @@ from ..core import (
 from ..engine import DEFINITION_TOO_LARGE, MAX_DEFINITION_BYTES, Property
 from ..errors import FailedPrecondition, InvalidRequest, NotFound
 from ..security.api_access import AccessPolicy, Caller, gateway_method
-from ..store import EventFilter, EventRecord, InstallationRecord, Store
+from ..store import (
+    EventFilter,
+    EventRecord,
+    InstallationRecord,
+    MessageRecord,
+    RecordNotFound,
+    Store,
+)
 from ._authorize import Authorizer, message_not_found
 from ._convert import (
     DEFAULT_EVENT_TYPES,
@@ -50,6 +58,7 @@ from ._convert import (
     send_request,
     unmatched_pb,
 )
+from ._delivery import limits_of, states_of
 from ._paging import Read, as_async, fill, in_memory, list_page, page_request
 from ._replies import REPLY_BUDGET, Page, ReadLimit, clip_text, pages_by_size
 from ._rpc import rpc, rpc_stream
@@ -247,6 +256,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             properties=dict(request.properties),
             numbers=number_inputs(request.numbers),
             default_region=request.default_region or None,
+            limits=limits_of(
+                request.send_limits if request.HasField("send_limits") else None, request.numbers
+            ),
         )
         if record.subscription_state == "pending":
             self._subscriptions.schedule(record)
@@ -264,6 +276,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             clear_properties=list(request.clear_properties),
             numbers=number_inputs(request.numbers) if request.set_numbers else None,
             default_region=(request.default_region if request.HasField("default_region") else None),
+            limits=_update_limits(request),
         )
         await self._subscriptions.after_update(before, record)
         return await self._installation_pb(await self._installations.get(record.id))
@@ -338,6 +351,59 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         record = await self._store.get_message(request.message_id)
         if record is None:
             raise message_not_found(request.message_id)
+        return message_pb(record)
+
+    @rpc
+    async def ListMessages(
+        self, request: gateway_pb2.ListMessagesRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.ListMessagesResponse:
+        caller = await self._authorize(request, context)
+        offset, size = page_request(request.page_size, request.page_token)
+        orgs = caller.orgs
+        if request.org_id:  # a named org was checked by _authorize
+            orgs = frozenset({request.org_id})
+        states = states_of(request.states)
+        after = request.created_after.ToDatetime(UTC) if request.HasField("created_after") else None
+        before = (
+            request.created_before.ToDatetime(UTC) if request.HasField("created_before") else None
+        )
+
+        async def page(position: int, limit: int) -> Sequence[MessageRecord]:
+            return await self._store.list_messages(
+                org_ids=orgs,
+                installation_id=request.installation_id or None,
+                states=states,
+                created_after=after,
+                created_before=before,
+                limit=limit,
+                offset=position,
+            )
+
+        async def convert(record: MessageRecord) -> gateway_pb2.Message:
+            return message_pb(record)
+
+        listing = await list_page(page, offset, size, convert)
+        return gateway_pb2.ListMessagesResponse(
+            messages=listing.page.items, next_page_token=listing.next_token
+        )
+
+    @rpc
+    async def CancelMessage(
+        self, request: gateway_pb2.CancelMessageRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.Message:
+        await self._authorize(request, context)
+        try:
+            record, cancelled = await self._store.cancel_message(
+                request.message_id, now=datetime.now(UTC)
+            )
+        except RecordNotFound:
+            raise message_not_found(request.message_id) from None
+        if not cancelled:
+            raise FailedPrecondition(
+                f"the message is {record.state.value}: only a queued message can be cancelled",
+                reason="MESSAGE_NOT_CANCELLABLE",
+                metadata={"state": record.state.value},
+            )
         return message_pb(record)
 
     # --- inbound ------------------------------------------------------------------------------
@@ -511,3 +577,13 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
 
 def _cursor(event: EventRecord) -> int:
     return event.cursor
+
+
+def _update_limits(request: gateway_pb2.UpdateInstallationRequest) -> SendLimits | None:
+    """The limits an update sets: ``send_limits`` (with the numbers' own rates, when it sets the
+    numbers); None keeps the installation's."""
+    if not request.HasField("send_limits"):
+        if request.set_numbers and any(n.HasField("throughput") for n in request.numbers):
+            return limits_of(None, request.numbers)
+        return None
+    return limits_of(request.send_limits, request.numbers) or SendLimits()

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from types import MappingProxyType
 
 from ..engine import Definition, Property
 from ..errors import AlreadyExists, InvalidRequest, NotFound
@@ -23,6 +24,7 @@ from ..store import InstallationRecord, NumberAssignment, NumberTaken, Store
 from ._capped_cache import CappedCache
 from ._catalog import IntegrationCatalog
 from ._numbers import normalize_number
+from ._send_limits import SendLimits, limits_to_json
 
 __all__ = [
     "WEBHOOK_TOKEN_PROPERTY",
@@ -134,6 +136,7 @@ class InstallationDirectory:
         properties: Mapping[str, str],
         numbers: Sequence[NumberInput],
         default_region: str | None,
+        limits: SendLimits | None = None,
     ) -> InstallationRecord:
         violations: list[tuple[str, str]] = []
         if not org_id.strip():
@@ -163,6 +166,7 @@ class InstallationDirectory:
             subscription_error=None,
             created_at=now,
             updated_at=now,
+            send_limits_json=_limits_json(limits, region),
         )
         try:
             stored = await self._store.create_installation(record)
@@ -183,6 +187,7 @@ class InstallationDirectory:
         clear_properties: Iterable[str],
         numbers: Sequence[NumberInput] | None,
         default_region: str | None,
+        limits: SendLimits | None = None,
     ) -> InstallationRecord:
         record = await self.get(installation_id)
         integration = await self._catalog.get(record.integration_id)
@@ -203,6 +208,9 @@ class InstallationDirectory:
             numbers=new_numbers,
             default_region=region,
             updated_at=datetime.now(UTC),
+            send_limits_json=(
+                record.send_limits_json if limits is None else _limits_json(limits, region)
+            ),
         )
         try:
             stored = await self._store.update_installation(changed)
@@ -338,3 +346,12 @@ def _number_taken(exc: NumberTaken, integration_id: str) -> AlreadyExists:
             "installation": exc.installation_id,
         },
     )
+
+
+def _limits_json(limits: SendLimits | None, region: str | None) -> str:
+    """An installation's limits as kept, each number's own rate under its stored form
+    (docs/delivery.md, "Limits")."""
+    if limits is None:
+        return ""
+    numbers = {normalize_number(n, region): rate for n, rate in limits.numbers.items()}
+    return limits_to_json(replace(limits, numbers=MappingProxyType(numbers)))

@@ -632,12 +632,13 @@ class Store(Protocol):
         organisation holds ``record.idempotency_key`` (nothing else is checked or changed).
         Otherwise, in order: :class:`OptedOut` when ``(installation_id, *opt_out)`` —
         ``opt_out`` defaults to the record's ``(from_number, to_number)`` — is an opt-out; then,
-        when ``claim`` — ``(owner, lease_until, rates)`` — is given and the message may leave at ``now`` (it is due: no ``send_at`` after ``now``; it
-        is unordered or no message of its conversation — same installation, from and to — is
-        ``queued`` or ``sending``; every rate has a slot), it is inserted ``sending``, leased to
-        ``owner`` until ``lease_until``, and the rates' slots are taken; else it is inserted
-        ``queued`` (``next_attempt_at`` its ``send_at`` or ``now``), unless ``max_queued`` > 0
-        and the installation already has that many ``queued`` messages: :class:`QueueFull`.
+        when ``claim`` — ``(owner, lease_until, rates)`` — is given and the message may leave at
+        ``now`` (it is due: no ``send_at`` after ``now``; it is unordered or no earlier ordered
+        message of its conversation is ``queued`` or ``sending``; every rate has a slot), it is
+        inserted ``sending``, leased to ``owner`` until ``lease_until``, and the rates' slots
+        are taken; else it is inserted ``queued`` (``next_attempt_at`` its ``send_at`` or
+        ``now``), unless ``max_queued`` > 0 and the installation already has that many
+        ``queued`` messages: :class:`QueueFull`.
         Returns ``(stored, True)``; ``stored.state`` says which.
         """
         ...
@@ -735,9 +736,11 @@ class Store(Protocol):
         created_before: datetime | None = None,
         after: tuple[datetime, str] | None = None,
         limit: int = 100,
+        offset: int = 0,
     ) -> tuple[MessageRecord, ...]:
         """Messages that match (None or empty: any), newest first (``created_at``, then id,
-        descending); ``after`` is the ``(created_at, id)`` of the last one of a previous page."""
+        descending); ``after`` is the ``(created_at, id)`` of the last one of a previous page;
+        ``offset`` of them are skipped."""
         ...
 
     async def count_queued(self, installation_id: str) -> int:

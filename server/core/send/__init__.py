@@ -8,9 +8,7 @@ again by the retry rule (``_retry``). :class:`Outcomes` hands an outcome to the 
 for it. :func:`build_delivery` wires them.
 """
 
-from ._attempt import AttemptFailed, ProviderAttempt, Sendable, plan_requests
-from ._deliver import Deliverer, Outcomes
-from ._limits import (
+from .._send_limits import (
     SendLimits,
     Throughput,
     check_limits,
@@ -19,6 +17,8 @@ from ._limits import (
     limits_to_json,
     rate_slots,
 )
+from ._attempt import AttemptFailed, ProviderAttempt, Sendable, plan_requests
+from ._deliver import Deliverer, Outcomes
 from ._queue import DeliveryQueue
 from ._request import SendOutcome, SendRequest, send_variables
 from ._retry import OUTCOME_UNKNOWN, RetryPolicy, Verdict, retry_delay, verdict

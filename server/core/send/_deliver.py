@@ -174,7 +174,7 @@ class Deliverer:
         if resolved is None:
             return False
         template = template_for(message.kind, resolved[1])
-        return bool(getattr(template, "provider_deduplicates", False))
+        return template.provider_deduplicates
 
     async def _sent(self, message: MessageRecord, outcome: SendOutcome, started: datetime) -> None:
         now = datetime.now(UTC)

@@ -51,9 +51,9 @@ from .._events import EventHub
 from .._installations import InstallationDirectory
 from .._numbers import normalize_number
 from .._provider_credentials import InstallationAuth
+from .._send_limits import SendLimits, effective_limits, limits_from_json, rate_slots
 from ._attempt import ProviderAttempt
 from ._deliver import Deliverer, Outcome, Outcomes, chosen, outcome_of_final, template_for
-from ._limits import SendLimits, effective_limits, limits_from_json, rate_slots
 from ._queue import DeliveryQueue
 from ._request import (
     SendOutcome,
@@ -269,7 +269,7 @@ def installation_limits(
 ) -> SendLimits:
     """The installation's limits, with the definition's defaults where it sets none."""
     own = limits_from_json(installation.send_limits_json)
-    return effective_limits(own, getattr(integration.definition, "throughput", None))
+    return effective_limits(own, integration.definition.throughput)
 
 
 def _new_message(

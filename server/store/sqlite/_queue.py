@@ -414,6 +414,7 @@ class QueueMethods:
         created_before: datetime | None = None,
         after: tuple[datetime, str] | None = None,
         limit: int = 100,
+        offset: int = 0,
     ) -> tuple[MessageRecord, ...]:
         where: list[str] = []
         params: list[object] = []
@@ -438,8 +439,8 @@ class QueueMethods:
         sql = SELECT_MESSAGE
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
-        params.append(limit)
+        sql += " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
+        params.extend((limit, offset))
 
         def fn(conn: sqlite3.Connection) -> tuple[MessageRecord, ...]:
             return tuple(_message(row) for row in conn.execute(sql, params))

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, Protocol
 
-from ...errors import InvalidRequest
-from ...store import RateSlot
+from ..errors import InvalidRequest
+from ..store import RateSlot
 
 __all__ = [
     "MAX_PER_SECOND",
