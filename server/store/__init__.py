@@ -41,6 +41,7 @@ from ._base import (
     WebhookRequestRecord,
 )
 from ._migrations import MigrationError
+from ._queue import OptOutRecord
 from ._transitions import RECEIPT_STATES, part_of
 from .postgres import PostgresStore
 from .sqlite import SqliteStore
@@ -64,6 +65,7 @@ __all__ = [
     "NewEvent",
     "NumberAssignment",
     "NumberTaken",
+    "OptOutRecord",
     "PostgresStore",
     "RecordNotFound",
     "SqliteStore",
