@@ -862,8 +862,8 @@ class Store(Protocol):
         replayed_at: datetime | None = None,
     ) -> IngestOutcome:
         """Record a replay of a kept request: like :meth:`ingest` (same dedupe, transitions,
-        held receipts and opt-outs, one transaction), but instead of inserting a request it sets the existing
-        one's ``outcome``, ``reason`` and ``replayed_at`` (now when None).
+        held receipts and opt-outs, one transaction), but instead of inserting a request it sets
+        the existing one's ``outcome``, ``reason`` and ``replayed_at`` (now when None).
 
         Raises :class:`RecordNotFound` (and changes nothing) when there is no such request. Events
         of the replay that carry a dedupe key already claimed (by the first attempt or an earlier
