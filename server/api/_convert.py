@@ -30,6 +30,7 @@ from ..store import (
     MessageRecord,
     MessageState,
     NewEvent,
+    OptOutRecord,
     WebhookOutcome,
     WebhookRequestRecord,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "integration_pb",
     "message_pb",
     "number_inputs",
+    "opt_out_pb",
     "send_reply",
     "send_request",
     "timestamp",
@@ -179,6 +181,18 @@ def message_pb(record: MessageRecord) -> gateway_pb2.Message:
         pb.provider_message_id = record.provider_message_id
     pb.provider_message_ids.extend(record.provider_ids)
     return capped(pb)
+
+
+def opt_out_pb(record: OptOutRecord) -> gateway_pb2.OptOut:
+    pb = gateway_pb2.OptOut(
+        org_id=record.org_id,
+        installation_id=record.installation_id,
+        to=record.to_number,
+        source=record.source,
+        created_at=timestamp(record.created_at),
+    )
+    setattr(pb, "from", record.from_number)
+    return pb
 
 
 def integration_pb(
