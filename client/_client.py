@@ -450,6 +450,45 @@ class AsyncClient:
             self._stub.ReplayWebhook, request, gateway_pb2.ReplayWebhookResponse
         )
 
+    # -- opt-outs (docs/delivery.md, "Opt-outs") -----------------------------------------------
+
+    async def list_opt_outs(
+        self,
+        *,
+        org_id: str = "",
+        installation_id: str = "",
+        from_: str = "",
+        to: str = "",
+        page_size: int = 0,
+    ) -> AsyncIterator[gateway_pb2.OptOut]:
+        """Recipients who opted out (newest first), filtered by what is given; numbers may be
+        written in any form (the server normalises them with the installation's region)."""
+        token = ""
+        while True:
+            request = _requests.list_opt_outs_request(
+                org_id=org_id,
+                installation_id=installation_id,
+                from_=from_,
+                to=to,
+                page_size=page_size,
+                page_token=token,
+            )
+            page = await self._call(
+                self._stub.ListOptOuts, request, gateway_pb2.ListOptOutsResponse
+            )
+            for opt_out in page.opt_outs:
+                yield opt_out
+            token = page.next_page_token
+            if not token:
+                return
+
+    async def clear_opt_out(self, installation_id: str, from_: str, to: str) -> bool:
+        """Clear an opt-out: sends from ``from_`` to ``to`` are allowed again. False when there
+        was none."""
+        request = _requests.clear_opt_out_request(installation_id, from_, to)
+        reply = await self._call(self._stub.ClearOptOut, request, gateway_pb2.ClearOptOutResponse)
+        return reply.cleared
+
     # -- health ---------------------------------------------------------------------------------
 
     async def check_health(self, service: str = "") -> health_pb2.HealthCheckResponse:
@@ -831,6 +870,42 @@ class Client:
     def replay_webhook(self, webhook_id: str) -> gateway_pb2.ReplayWebhookResponse:
         request = gateway_pb2.ReplayWebhookRequest(id=webhook_id)
         return self._call(self._stub.ReplayWebhook, request, gateway_pb2.ReplayWebhookResponse)
+
+    # -- opt-outs (docs/delivery.md, "Opt-outs") -----------------------------------------------
+
+    def list_opt_outs(
+        self,
+        *,
+        org_id: str = "",
+        installation_id: str = "",
+        from_: str = "",
+        to: str = "",
+        page_size: int = 0,
+    ) -> Iterator[gateway_pb2.OptOut]:
+        """Recipients who opted out (newest first), filtered by what is given; numbers may be
+        written in any form (the server normalises them with the installation's region)."""
+        token = ""
+        while True:
+            request = _requests.list_opt_outs_request(
+                org_id=org_id,
+                installation_id=installation_id,
+                from_=from_,
+                to=to,
+                page_size=page_size,
+                page_token=token,
+            )
+            page = self._call(self._stub.ListOptOuts, request, gateway_pb2.ListOptOutsResponse)
+            yield from page.opt_outs
+            token = page.next_page_token
+            if not token:
+                return
+
+    def clear_opt_out(self, installation_id: str, from_: str, to: str) -> bool:
+        """Clear an opt-out: sends from ``from_`` to ``to`` are allowed again. False when there
+        was none."""
+        request = _requests.clear_opt_out_request(installation_id, from_, to)
+        reply = self._call(self._stub.ClearOptOut, request, gateway_pb2.ClearOptOutResponse)
+        return reply.cleared
 
     # -- health ---------------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ __all__ = [
     "integrations_table",
     "message_lines",
     "messages_table",
+    "opt_outs_table",
     "register_lines",
     "send_line",
     "table",
@@ -434,6 +435,26 @@ def unmatched_table(webhooks: Iterable[gateway_pb2.UnmatchedWebhook]) -> list[st
                 webhook.reason,
             )
             for webhook in webhooks
+        ),
+    )
+
+
+# -- opt-outs ----------------------------------------------------------------------------------
+
+
+def opt_outs_table(opt_outs: Iterable[gateway_pb2.OptOut]) -> list[str]:
+    return table(
+        ("INSTALLATION", "ORG", "FROM", "TO", "SOURCE", "SINCE"),
+        (
+            (
+                opt_out.installation_id,
+                opt_out.org_id,
+                sender(opt_out),
+                opt_out.to,
+                opt_out.source,
+                _time(opt_out.created_at, opt_out.HasField("created_at")) or "-",
+            )
+            for opt_out in opt_outs
         ),
     )
 

@@ -16,8 +16,10 @@ from ._delivery import Number, SendLimits, SendOptions
 __all__ = [
     "EventType",
     "NumberAssignments",
+    "clear_opt_out_request",
     "enable_integration_request",
     "list_events_request",
+    "list_opt_outs_request",
     "number_assignments",
     "send_file_request",
     "send_message_request",
@@ -203,11 +205,34 @@ def list_events_request(
     )
 
 
+def list_opt_outs_request(
+    *, org_id: str, installation_id: str, from_: str, to: str, page_size: int, page_token: str
+) -> gateway_pb2.ListOptOutsRequest:
+    request = gateway_pb2.ListOptOutsRequest(
+        org_id=org_id,
+        installation_id=installation_id,
+        to=to,
+        page_size=page_size,
+        page_token=page_token,
+    )
+    setattr(request, "from", from_)  # `from` is a keyword
+    return request
+
+
+def clear_opt_out_request(
+    installation_id: str, from_: str, to: str
+) -> gateway_pb2.ClearOptOutRequest:
+    request = gateway_pb2.ClearOptOutRequest(installation_id=installation_id, to=to)
+    setattr(request, "from", from_)  # `from` is a keyword
+    return request
+
+
 def sender(
     message: gateway_pb2.Event
     | gateway_pb2.Message
     | gateway_pb2.SendMessageRequest
-    | gateway_pb2.SendFileRequest,
+    | gateway_pb2.SendFileRequest
+    | gateway_pb2.OptOut,
 ) -> str:
     """The ``from`` field of a message (a keyword, so not an attribute Python can spell)."""
     value: str = getattr(message, "from")  # `from` is a keyword

@@ -459,6 +459,42 @@ def _replay(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def _optouts(client: Client, args: argparse.Namespace) -> int:
+    if args.clear:
+        return _clear_opt_out(client, args)
+    opt_outs = client.list_opt_outs(
+        org_id=args.org or "",
+        installation_id=args.installation or "",
+        from_=args.from_ or "",
+        to=args.to or "",
+        page_size=args.page_size,
+    )
+    if args.json:
+        for opt_out in opt_outs:
+            _print_json_line(opt_out)
+    else:
+        _print_lines(human.opt_outs_table(opt_outs))
+    return 0
+
+
+def _clear_opt_out(client: Client, args: argparse.Namespace) -> int:
+    """``optouts clear INSTALLATION FROM TO``: an operator's decision that the recipient may be
+    sent to again (docs/delivery.md, "Opt-outs")."""
+    if len(args.clear) != 4 or args.clear[0] != "clear":
+        raise _UsageError("expected: optouts clear INSTALLATION FROM TO (or no argument, to list)")
+    if args.org or args.installation or args.from_ or args.to:
+        raise _UsageError("--org, --installation, --from and --to filter the list, not clear")
+    _, installation, from_, to = args.clear
+    reply = gateway_pb2.ClearOptOutResponse(cleared=client.clear_opt_out(installation, from_, to))
+
+    def lines() -> list[str]:
+        what = f"{to} from {from_} (installation {installation})"
+        return [f"Cleared the opt-out of {what}" if reply.cleared else f"No opt-out of {what}"]
+
+    _show(args, reply, lines)
+    return 0
+
+
 def _health(client: Client, args: argparse.Namespace) -> int:
     reply = client.check_health(args.service)
     _show(args, reply, lambda: [health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)])
@@ -700,6 +736,22 @@ def add_parsers(subparsers: Any) -> None:
 
     parser = command("retry-subscription", _retry_subscription, "make Subscribe requests now")
     parser.add_argument("id", metavar="ID")
+
+    parser = command(
+        "optouts",
+        _optouts,
+        "list recipients who opted out, or clear one: optouts clear INSTALLATION FROM TO",
+    )
+    parser.add_argument(
+        "clear", nargs="*", metavar="clear INSTALLATION FROM TO", help="clear this opt-out"
+    )
+    parser.add_argument("--org", help="only this organisation's")
+    parser.add_argument("--installation", metavar="ID", help="only this installation's")
+    parser.add_argument(
+        "--from", dest="from_", metavar="NUMBER", help="only those of this sender (our number)"
+    )
+    parser.add_argument("--to", metavar="NUMBER", help="only those of this recipient")
+    _add_page_size(parser)
 
     parser = command("health", _health, "check the service's health (grpc.health.v1)")
     parser.add_argument("--service", default="", help="a service name (default: the server)")

@@ -30,6 +30,7 @@ from ..store import (
     MessageRecord,
     MessageState,
     NewEvent,
+    OptOutRecord,
     WebhookOutcome,
     WebhookRequestRecord,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "integration_pb",
     "message_pb",
     "number_inputs",
+    "opt_out_pb",
     "send_reply",
     "send_request",
     "timestamp",
@@ -189,6 +191,18 @@ def message_pb(record: MessageRecord) -> gateway_pb2.Message:
         pb.next_attempt_at.CopyFrom(timestamp(record.next_attempt_at))
     pb.attempt_log.extend(attempt_pb(a) for a in record.attempt_log)
     return capped(pb)
+
+
+def opt_out_pb(record: OptOutRecord) -> gateway_pb2.OptOut:
+    pb = gateway_pb2.OptOut(
+        org_id=record.org_id,
+        installation_id=record.installation_id,
+        to=record.to_number,
+        source=record.source,
+        created_at=timestamp(record.created_at),
+    )
+    setattr(pb, "from", record.from_number)
+    return pb
 
 
 def integration_pb(

@@ -32,6 +32,7 @@ from ..core import (
     definition_refused,
     follow_consumer,
     follow_events,
+    normalize_number,
 )
 from ..engine import DEFINITION_TOO_LARGE, MAX_DEFINITION_BYTES, Property
 from ..errors import FailedPrecondition, InvalidRequest, NotFound
@@ -41,6 +42,7 @@ from ..store import (
     EventRecord,
     InstallationRecord,
     MessageRecord,
+    OptOutRecord,
     RecordNotFound,
     Store,
 )
@@ -54,11 +56,13 @@ from ._convert import (
     integration_pb,
     message_pb,
     number_inputs,
+    opt_out_pb,
     send_reply,
     send_request,
     unmatched_pb,
 )
 from ._delivery import limits_of, states_of
+from ._keysets import key_token, keyed_page, read_key_token
 from ._paging import Read, as_async, fill, in_memory, list_page, page_request
 from ._replies import REPLY_BUDGET, Page, ReadLimit, clip_text, pages_by_size
 from ._rpc import rpc, rpc_stream
@@ -74,6 +78,7 @@ _ACK_EVENTS = gateway_method("AckEvents")
 
 
 _event_pb = as_async(event_pb)
+_opt_out_pb = as_async(opt_out_pb)
 _unmatched_pb = as_async(unmatched_pb)
 
 
@@ -406,6 +411,70 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             )
         return message_pb(record)
 
+    # --- opt-outs (docs/delivery.md, "Opt-outs") ----------------------------------------------
+
+    async def _region(self, installation_id: str) -> str | None:
+        """The default region of the installation named (NOT_FOUND when unknown; None when none
+        is named), by which numbers a caller writes are normalised as stored (docs/format.md,
+        "Numbers")."""
+        if not installation_id:
+            return None
+        return (await self._installations.get(installation_id)).default_region
+
+    @rpc
+    async def ListOptOuts(
+        self, request: gateway_pb2.ListOptOutsRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.ListOptOutsResponse:
+        caller = await self._authorize(request, context)
+        _, size = page_request(request.page_size, "")
+        after = _opt_out_key(request.page_token)
+        region = await self._region(request.installation_id)
+        from_number = normalize_number(getattr(request, "from"), region) or None
+        to_number = normalize_number(request.to, region) or None
+        # A named org was checked by _authorize; else a scoped token sees its own orgs only.
+        org_ids = frozenset({request.org_id}) if request.org_id else caller.orgs
+
+        async def read(
+            after: tuple[datetime, str, str, str] | None, limit: int
+        ) -> Sequence[OptOutRecord]:
+            return await self._store.list_opt_outs(
+                org_ids=org_ids,
+                installation_id=request.installation_id or None,
+                from_number=from_number,
+                to_number=to_number,
+                after=after,
+                limit=limit,
+            )
+
+        listing, last = await keyed_page(read, after, size, _opt_out_pb, _opt_out_sort_key)
+        return gateway_pb2.ListOptOutsResponse(
+            opt_outs=listing.page.items, next_page_token="" if last is None else key_token(*last)
+        )
+
+    @rpc
+    async def ClearOptOut(
+        self, request: gateway_pb2.ClearOptOutRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.ClearOptOutResponse:
+        await self._authorize(request, context)
+        missing = [
+            (name, "required")
+            for name, value in (
+                ("installation_id", request.installation_id),
+                ("from", getattr(request, "from")),
+                ("to", request.to),
+            )
+            if not value.strip()
+        ]
+        if missing:
+            raise InvalidRequest("installation_id, from and to are required", violations=missing)
+        region = await self._region(request.installation_id)
+        cleared = await self._store.clear_opt_out(
+            request.installation_id,
+            normalize_number(getattr(request, "from"), region),
+            normalize_number(request.to, region),
+        )
+        return gateway_pb2.ClearOptOutResponse(cleared=cleared)
+
     # --- inbound ------------------------------------------------------------------------------
 
     @staticmethod
@@ -587,3 +656,16 @@ def _update_limits(request: gateway_pb2.UpdateInstallationRequest) -> SendLimits
             return limits_of(None, request.numbers)
         return None
     return limits_of(request.send_limits, request.numbers) or SendLimits()
+
+
+def _opt_out_sort_key(record: OptOutRecord) -> tuple[datetime, str, str, str]:
+    """Where ``Store.list_opt_outs`` goes on after ``record``."""
+    return (record.created_at, record.installation_id, record.from_number, record.to_number)
+
+
+def _opt_out_key(token: str) -> tuple[datetime, str, str, str] | None:
+    key = read_key_token(token, 3)
+    if key is None:
+        return None
+    moment, (installation_id, from_number, to_number) = key
+    return (moment, installation_id, from_number, to_number)

@@ -844,9 +844,18 @@ class Store(Protocol):
            apply whether or not the event they came with was a duplicate (they are idempotent);
         4. insert each held receipt, after claiming its event's ``dedupe_key`` exactly as in 2 (a
            duplicate is counted and not stored). :class:`Conflict` if a held receipt's id is in
-           use.
+           use;
+        5. opt-outs (docs/delivery.md, "Opt-outs"), in event order: each appended (not duplicate)
+           ``optedOut`` event with an ``installation_id`` records an opt-out as
+           :meth:`record_opt_out` does — installation ``installation_id``, ``from_number`` the
+           event's ``to_number`` (our sender), ``to_number`` the event's ``from_number`` (the
+           recipient who opted out), ``org_id`` the event's, source ``inbound``, ``created_at``
+           its ``received_at``; an existing one is kept — and each appended ``optedIn`` clears
+           it. :meth:`mark_replayed` and :meth:`correlate_held` apply the same rule
+           (``server/store/_opt_outs.py``).
 
-        Any error rolls back everything: no request row, no event, no dedupe key, no transition.
+        Any error rolls back everything: no request row, no event, no dedupe key, no transition,
+        no opt-out.
         The returned ``events`` are the appended ones in cursor order (their ``metadata`` may be
         a read-only view); because the call returns only after the commit, waking stream readers
         after it is safe.
@@ -864,9 +873,9 @@ class Store(Protocol):
         held: Sequence[HeldReceipt] = (),
         replayed_at: datetime | None = None,
     ) -> IngestOutcome:
-        """Record a replay of a kept request: like :meth:`ingest` (same dedupe, transitions and
-        held receipts, one transaction), but instead of inserting a request it sets the existing
-        one's ``outcome``, ``reason`` and ``replayed_at`` (now when None).
+        """Record a replay of a kept request: like :meth:`ingest` (same dedupe, transitions,
+        held receipts and opt-outs, one transaction), but instead of inserting a request it sets
+        the existing one's ``outcome``, ``reason`` and ``replayed_at`` (now when None).
 
         Raises :class:`RecordNotFound` (and changes nothing) when there is no such request. Events
         of the replay that carry a dedupe key already claimed (by the first attempt or an earlier

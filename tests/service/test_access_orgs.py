@@ -218,6 +218,12 @@ def on_installation(request: type[Any]) -> Request:
     return lambda w: request(installation_id=installation(w))
 
 
+def clear_opt_out_request(world: World) -> gateway_pb2.ClearOptOutRequest:
+    request = gateway_pb2.ClearOptOutRequest(installation_id=installation(world), to="+15557654321")
+    setattr(request, "from", NUMBERS["org-1"])
+    return request
+
+
 DENIED_ALL = (DENIED, DENIED, DENIED)
 ORG_CHECKED_READ = (OK, OK, NOT_FOUND)
 ORG_CHECKED_WRITE = (DENIED, OK, NOT_FOUND)
@@ -342,6 +348,12 @@ MATRIX: list[tuple[str, Call, tuple[grpc.StatusCode, grpc.StatusCode, grpc.Statu
         unary("BeginAuthorization", on_installation(gateway_pb2.BeginAuthorizationRequest)),
         (DENIED, grpc.StatusCode.FAILED_PRECONDITION, NOT_FOUND),
     ),
+    (
+        "ListOptOuts",
+        unary("ListOptOuts", lambda w: gateway_pb2.ListOptOutsRequest(org_id="org-1")),
+        ORG_NAMED_READ,
+    ),
+    ("ClearOptOut", unary("ClearOptOut", clear_opt_out_request), ORG_CHECKED_WRITE),
     ("IngestWebhook", ingest_call, DENIED_ALL),
 ]
 

@@ -55,6 +55,7 @@ READ_METHODS: frozenset[str] = frozenset(
         "StreamEvents",
         "ListEvents",
         "ListUnmatchedWebhooks",
+        "ListOptOuts",
     }
 )
 
@@ -78,6 +79,8 @@ ORG_SCOPED_METHODS: frozenset[str] = frozenset(
         "ListEvents",
         "RetrySubscription",
         "BeginAuthorization",
+        "ListOptOuts",
+        "ClearOptOut",
     }
 )
 

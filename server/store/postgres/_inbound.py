@@ -28,9 +28,11 @@ from .._base import (
     WebhookRequestRecord,
 )
 from .._inbound import Inbound, part_transitions
+from .._opt_outs import opt_out_changes
 from .._rows import EVENT_RECEIVED_AT, aware_time, frozen_map
 from .._transitions import RECEIPT_STATES, part_of
 from ._batcher import IngestBatcher, QueuedIngest
+from ._opt_outs import apply_opt_out_changes
 from ._pool import PooledConnection, row_count, storable
 from ._sql import (
     APPLY_PART_TRANSITION,
@@ -83,7 +85,8 @@ async def append_events(
 
 async def apply_inbound(conn: PooledConnection, inbounds: Sequence[Inbound]) -> list[IngestOutcome]:
     """Inside the caller's transaction, for one call or a batch of them, in order: dedupe,
-    transitions, held receipts, then the append (see TAKE_CURSORS). One statement per step
+    transitions, held receipts, the opt-outs the events to append record or clear
+    (docs/delivery.md, "Opt-outs"), then the append (see TAKE_CURSORS). One statement per step
     whatever the number of calls."""
     # 1. Claim every dedupe key at once. Per call, its events and then its held receipts, the
     #    first with a key claimed now is kept; any other with that key is a duplicate.
@@ -133,8 +136,11 @@ async def apply_inbound(conn: PooledConnection, inbounds: Sequence[Inbound]) -> 
             await conn.executemany(INSERT_HELD, holding)
         except asyncpg.UniqueViolationError as exc:
             raise Conflict("a held receipt's id is already in use") from exc
-    # 4. The events, last: their cursors lock the counter until the commit.
-    appended = iter(await append_events(conn, [item for kept in appending for item in kept]))
+    # 4. Opt-outs, of the events about to be appended, in their order.
+    to_append = [item for kept in appending for item in kept]
+    await apply_opt_out_changes(conn, opt_out_changes(event for event, _ in to_append))
+    # 5. The events, last: their cursors lock the counter until the commit.
+    appended = iter(await append_events(conn, to_append))
     return [
         IngestOutcome(events=tuple(itertools.islice(appended, len(kept))), duplicates=dups)
         for kept, dups in zip(appending, duplicates, strict=True)
@@ -320,6 +326,7 @@ class InboundMethods:
                 if parts:
                     await conn.executemany(APPLY_PART_TRANSITION, parts)
                 await conn.executemany(APPLY_TRANSITION, transitions)
+            await apply_opt_out_changes(conn, opt_out_changes(event for event, _ in events))
             appended = await append_events(conn, events)
             return IngestOutcome(events=tuple(appended), duplicates=0)
 

@@ -31,6 +31,7 @@ from ._batcher import IngestBatcher
 from ._inbound import InboundMethods
 from ._listener import EventListener
 from ._migrate import apply_migrations
+from ._opt_outs import OptOutMethods
 from ._pool import (
     CONNECT_TIMEOUT_S,
     CONNECTION_ERRORS,
@@ -104,7 +105,7 @@ async def _insert_numbers(conn: PooledConnection, record: InstallationRecord) ->
             raise NumberTaken(number, holder)
 
 
-class PostgresStore(InboundMethods):
+class PostgresStore(InboundMethods, OptOutMethods):
     """The :class:`~server.store.Store` on a PostgreSQL database (``postgresql://…`` DSN).
 
     ``min_size``/``max_size`` bound the pool's connections; several replicas may open stores on

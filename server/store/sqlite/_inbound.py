@@ -26,8 +26,10 @@ from .._base import (
     WebhookRequestRecord,
 )
 from .._inbound import Inbound
+from .._opt_outs import opt_out_changes
 from .._rows import EVENT_RECEIVED_AT, encode_time, frozen_map
 from .._transitions import RECEIPT_STATES, part_of
+from ._opt_outs import apply_opt_out_changes
 from ._sql import (
     APPLY_PART_TRANSITION,
     APPLY_TRANSITION,
@@ -60,7 +62,8 @@ _webhook_request = ROWS.webhook_request
 
 
 def _apply(conn: sqlite3.Connection, inbound: Inbound) -> IngestOutcome:
-    """Inside the caller's transaction: dedupe and append, transitions, held receipts."""
+    """Inside the caller's transaction: dedupe and append, transitions, held receipts, and
+    the opt-outs the appended events record or clear (docs/delivery.md, "Opt-outs")."""
     appended: list[EventRecord] = []
     duplicates = 0
     for event, params in inbound.events:
@@ -88,6 +91,7 @@ def _apply(conn: sqlite3.Connection, inbound: Inbound) -> IngestOutcome:
             conn.execute(INSERT_HELD, params)
         except sqlite3.IntegrityError as exc:
             raise Conflict(f"held receipt {receipt.id!r} already exists") from exc
+    apply_opt_out_changes(conn, opt_out_changes(appended))
     return IngestOutcome(events=tuple(appended), duplicates=duplicates)
 
 
@@ -230,6 +234,7 @@ class InboundMethods:
                         conn.execute(APPLY_PART_TRANSITION, (state.value, message.id, part))
                     conn.execute(APPLY_TRANSITION, (state.value, error, stamp, message.id, part))
                 conn.execute("DELETE FROM held_receipts WHERE id = ?", (receipt.id,))
+            apply_opt_out_changes(conn, opt_out_changes(appended))
             return IngestOutcome(events=tuple(appended), duplicates=0)
 
         return await self._write(op)

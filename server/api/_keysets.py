@@ -1,0 +1,89 @@
+"""Paging a List RPC whose source goes on after a key rather than an offset or a cursor.
+
+Some sources page by a key of their sort order — ``(created_at, id, …)`` of the last record of the
+previous page — so that a page does not shift when records are added or removed before it. The
+page itself is filled by :func:`server.api._paging.list_page` like every other listing (its size,
+its reply budget, whether more follows); here the keys are held for it, so that its position
+stays an int: position ``n`` is the ``n``-th key seen during the call (0: the request's own).
+
+A key's page token is opaque to the caller: URL-safe base64 of a JSON array, the time in
+microseconds since the epoch, then the key's strings.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from google.protobuf.message import Message
+
+from ..errors import InvalidRequest
+from ._paging import Listing, list_page
+
+__all__ = ["key_token", "keyed_page", "read_key_token"]
+
+_Record = TypeVar("_Record")
+_Key = TypeVar("_Key")
+_Pb = TypeVar("_Pb", bound=Message)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def key_token(moment: datetime, *strings: str) -> str:
+    """The page token of the key ``(moment, *strings)``."""
+    text = json.dumps([(moment - _EPOCH) // _MICROSECOND, *strings], separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _invalid() -> InvalidRequest:
+    return InvalidRequest("page_token is not valid", violations=[("page_token", "not valid")])
+
+
+def read_key_token(token: str, strings: int) -> tuple[datetime, tuple[str, ...]] | None:
+    """The key a page token holds, as its time and its ``strings`` strings (None for no token);
+    INVALID_ARGUMENT for anything else."""
+    if not token:
+        return None
+    try:
+        value = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (binascii.Error, ValueError):
+        raise _invalid() from None
+    if (
+        not isinstance(value, list)
+        or len(value) != strings + 1
+        or type(value[0]) is not int
+        or not all(isinstance(item, str) for item in value[1:])
+    ):
+        raise _invalid()
+    try:
+        moment = _EPOCH + value[0] * _MICROSECOND
+    except OverflowError:
+        raise _invalid() from None
+    return moment, tuple(value[1:])
+
+
+async def keyed_page(
+    read: Callable[[_Key | None, int], Awaitable[Sequence[_Record]]],
+    after: _Key | None,
+    size: int,
+    convert: Callable[[_Record], Awaitable[_Pb]],
+    key: Callable[[_Record], _Key],
+) -> tuple[Listing[_Pb], _Key | None]:
+    """The page of at most ``size`` records after the key ``after`` (None: from the start),
+    read through ``read(after, limit)``, with the key the next page goes on after (None when
+    nothing follows); ``key`` is a record's key."""
+    keys: list[_Key | None] = [after]
+
+    def position(record: _Record) -> int:
+        keys.append(key(record))
+        return len(keys) - 1
+
+    listing = await list_page(
+        lambda at, limit: read(keys[at], limit), 0, size, convert, cursor=position
+    )
+    return listing, keys[listing.end] if listing.more else None
