@@ -235,6 +235,8 @@ class MessageRecord:
     lease_owner: str | None = None
     lease_until: datetime | None = None
     attempt_log: tuple[AttemptRecord, ...] = ()
+    # What the service needs to send it later that has no column of its own (JSON it reads).
+    request_json: str | None = None
 
     @property
     def provider_ids(self) -> tuple[str, ...]:

@@ -16,11 +16,14 @@ from datetime import datetime
 from ._base import MessageRecord, StoreError
 
 __all__ = [
+    "ATTEMPT_LOG_SIZE",
     "ClaimOutcome",
     "OptOutRecord",
     "OptedOut",
     "QueueFull",
     "RateSlot",
+    "slot_wait",
+    "taken_tat",
 ]
 
 
@@ -77,3 +80,25 @@ class OptOutRecord:
     to_number: str
     source: str
     created_at: datetime
+
+
+def slot_wait(tat: float | None, now: float, slot: RateSlot) -> float:
+    """Seconds until ``slot`` can be taken from a key whose theoretical arrival time is ``tat``
+    (None: never used), at ``now`` (seconds since the epoch); 0 when it can be taken now. The
+    generic cell rate algorithm: see :class:`RateSlot`."""
+    if tat is None or tat <= now:
+        return 0.0
+    if slot.cost > slot.burst:  # a message bigger than the burst waits for an idle key
+        return tat - now
+    allowed_at = tat + (slot.cost - slot.burst) * slot.interval_s
+    return max(0.0, allowed_at - now)
+
+
+def taken_tat(tat: float | None, now: float, slot: RateSlot) -> float:
+    """The key's theoretical arrival time once ``slot`` is taken at ``now``."""
+    start = now if tat is None else max(tat, now)
+    return start + slot.cost * slot.interval_s
+
+
+#: The attempts a message's log keeps (the latest ones).
+ATTEMPT_LOG_SIZE = 20

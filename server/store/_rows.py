@@ -280,6 +280,7 @@ MESSAGE_COLUMNS: Final = (
     "lease_owner",
     "lease_until",
     "attempt_log_json",
+    "request_json",
 )
 
 EVENT_COLUMNS: Final = (
@@ -428,6 +429,7 @@ class Rows(Generic[Stored]):
             lease_owner=row[27],
             lease_until=None if row[28] is None else time_value(row[28]),
             attempt_log=self.attempt_log(row[29]),
+            request_json=row[30],
         )
 
     def attempt_log(self, text: str | None) -> tuple[AttemptRecord, ...]:
@@ -500,6 +502,7 @@ class Rows(Generic[Stored]):
             record.lease_owner,
             None if record.lease_until is None else time_param(record.lease_until),
             self.encode_attempt_log(record.attempt_log),
+            record.request_json,
         )
 
     def part_params(self, message: MessageRecord, ids: Sequence[str]) -> list[tuple[Any, ...]]:

@@ -13,6 +13,8 @@ ALTER TABLE messages ADD COLUMN notify boolean NOT NULL DEFAULT false;
 ALTER TABLE messages ADD COLUMN lease_owner text;
 ALTER TABLE messages ADD COLUMN lease_until timestamptz;
 ALTER TABLE messages ADD COLUMN attempt_log_json text;
+-- What the send needs besides the columns above (extension, domain, files…), as JSON.
+ALTER TABLE messages ADD COLUMN request_json text;
 CREATE INDEX messages_queued ON messages (next_attempt_at, created_at, id)
     WHERE state = 'queued';
 CREATE INDEX messages_queued_by_installation ON messages (installation_id)

@@ -13,6 +13,8 @@ ALTER TABLE messages ADD COLUMN notify INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE messages ADD COLUMN lease_owner TEXT;
 ALTER TABLE messages ADD COLUMN lease_until INTEGER;
 ALTER TABLE messages ADD COLUMN attempt_log_json TEXT;
+-- What the send needs besides the columns above (extension, domain, files…), as JSON.
+ALTER TABLE messages ADD COLUMN request_json TEXT;
 CREATE INDEX messages_queued ON messages (next_attempt_at, created_at, id)
     WHERE state = 'queued';
 CREATE INDEX messages_queued_by_installation ON messages (installation_id)

@@ -1,0 +1,455 @@
+"""The SQLite store's send queue (docs/delivery.md): the methods
+:class:`~server.store.sqlite.SqliteStore` gets from :class:`QueueMethods`.
+
+The one writer thread makes every rule here a plain check-then-write inside one transaction: no
+other writer can come between the check and the write.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Final, TypeVar
+
+from .._base import (
+    UNSET,
+    AttemptRecord,
+    EventRecord,
+    MessageRecord,
+    MessageState,
+    NewEvent,
+    RecordNotFound,
+    Unset,
+)
+from .._queue import (
+    ATTEMPT_LOG_SIZE,
+    ClaimOutcome,
+    OptedOut,
+    OptOutRecord,
+    QueueFull,
+    RateSlot,
+    slot_wait,
+    taken_tat,
+)
+from .._rows import MESSAGE_COLUMNS, columns, decode_time, encode_ids, encode_time
+from ._sql import INSERT_EVENT, INSERT_MESSAGE, INSERT_MESSAGE_PART, ROWS, SELECT_MESSAGE
+
+__all__ = ["QueueMethods"]
+
+T = TypeVar("T")
+
+_message = ROWS.message
+
+_COLUMNS: Final = columns(MESSAGE_COLUMNS)
+_COLUMNS_M: Final = columns(MESSAGE_COLUMNS, "m")
+
+# A message's place in its conversation: its send time, else when it was accepted.
+_ORDER_KEY: Final = "COALESCE({a}.send_at, {a}.created_at)"
+
+# An earlier ordered message of m's conversation that is still waiting: m must not leave yet.
+_WAITING_BEFORE: Final = f"""
+EXISTS (
+    SELECT 1 FROM messages p
+    WHERE p.installation_id = m.installation_id AND p.from_number = m.from_number
+      AND p.to_number = m.to_number AND p.state IN ('queued', 'sending') AND p.ordered
+      AND p.id <> m.id
+      AND ({_ORDER_KEY.format(a="p")} < {_ORDER_KEY.format(a="m")}
+           OR ({_ORDER_KEY.format(a="p")} = {_ORDER_KEY.format(a="m")}
+               AND (p.created_at < m.created_at
+                    OR (p.created_at = m.created_at AND p.id < m.id))))
+)"""  # noqa: S608 - constants
+
+# ?1 installation, ?2 from, ?3 to, ?4 the new message's order key.
+_WAITING_IN_CONVERSATION: Final = f"""
+SELECT 1 FROM messages p
+WHERE p.installation_id = ?1 AND p.from_number = ?2 AND p.to_number = ?3
+  AND p.state IN ('queued', 'sending') AND p.ordered AND {_ORDER_KEY.format(a="p")} <= ?4
+LIMIT 1
+"""  # noqa: S608 - constants
+
+# ?1 now, ?2 per installation, ?3 limit.
+_DUE: Final = f"""
+SELECT {_COLUMNS} FROM (
+    SELECT {_COLUMNS_M}, ROW_NUMBER() OVER (
+        PARTITION BY m.installation_id ORDER BY m.created_at, m.id
+    ) AS rank
+    FROM messages m
+    WHERE m.state = 'queued' AND m.next_attempt_at <= ?1
+      AND NOT (m.ordered AND {_WAITING_BEFORE})
+)
+WHERE rank <= ?2 ORDER BY created_at, id LIMIT ?3
+"""  # noqa: S608 - constants
+
+_CLAIMABLE: Final = f"""
+SELECT {_COLUMNS_M} FROM messages m
+WHERE m.id = ?1 AND m.state = 'queued' AND m.next_attempt_at <= ?2
+  AND NOT (m.ordered AND {_WAITING_BEFORE})
+"""  # noqa: S608 - constants
+
+_LEASE: Final = f"""
+UPDATE messages SET state = 'sending', lease_owner = ?2, lease_until = ?3, next_attempt_at = NULL,
+    updated_at = ?4
+WHERE id = ?1
+RETURNING {_COLUMNS}
+"""  # noqa: S608 - constants
+
+_FINISH: Final = f"""
+UPDATE messages SET
+    state = ?2, attempts = ?3, attempt_log_json = ?4, next_attempt_at = ?5,
+    provider_message_id = CASE WHEN ?6 THEN ?7 ELSE provider_message_id END,
+    provider_status = CASE WHEN ?8 THEN ?9 ELSE provider_status END,
+    error = CASE WHEN ?10 THEN ?11 ELSE error END,
+    reply_json = CASE WHEN ?12 THEN ?13 ELSE reply_json END,
+    provider_message_ids_json = CASE WHEN ?14 THEN ?15 ELSE provider_message_ids_json END,
+    lease_owner = NULL, lease_until = NULL, updated_at = ?16
+WHERE id = ?1
+RETURNING {_COLUMNS}
+"""  # noqa: S608 - constants
+
+_OPT_OUT: Final = """
+SELECT installation_id, org_id, from_number, to_number, source, created_at FROM opt_outs
+WHERE installation_id = ? AND from_number = ? AND to_number = ?
+"""
+
+_TAT: Final = "SELECT tat FROM rate_slots WHERE key = ?"
+_PUT_TAT: Final = """
+INSERT INTO rate_slots (key, tat) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET tat = excluded.tat
+"""
+
+_REQUEST_OUTCOME: Final = f"""
+UPDATE messages SET notify = 1 WHERE id = ? AND state IN ('queued', 'sending')
+RETURNING {_COLUMNS}
+"""  # noqa: S608 - constants
+
+# ?1 id, ?2 now
+_REQUEUE: Final = f"""
+UPDATE messages SET state = 'queued', next_attempt_at = ?2, updated_at = ?2
+WHERE id = ?1 AND state = 'failed' AND reply_json IS NULL
+RETURNING {_COLUMNS}
+"""  # noqa: S608 - constants
+
+_CANCEL: Final = f"""
+UPDATE messages SET state = 'cancelled', next_attempt_at = NULL, updated_at = ?2
+WHERE id = ?1 AND state = 'queued'
+RETURNING {_COLUMNS}
+"""  # noqa: S608 - constants
+
+
+def _change(value: object) -> tuple[bool, object]:
+    return (not isinstance(value, Unset), None if isinstance(value, Unset) else value)
+
+
+def _refused(conn: sqlite3.Connection, rates: Sequence[RateSlot], now: float) -> ClaimOutcome:
+    """The first rate without a slot at ``now`` (as a refusal), or an empty outcome."""
+    for slot in rates:
+        row = conn.execute(_TAT, (slot.key,)).fetchone()
+        wait = slot_wait(None if row is None else row[0], now, slot)
+        if wait > 0:
+            return ClaimOutcome(retry_in_s=wait, key=slot.key)
+    return ClaimOutcome()
+
+
+def _take(conn: sqlite3.Connection, rates: Sequence[RateSlot], now: float) -> None:
+    for slot in rates:
+        row = conn.execute(_TAT, (slot.key,)).fetchone()
+        conn.execute(_PUT_TAT, (slot.key, taken_tat(None if row is None else row[0], now, slot)))
+
+
+def _epoch_s(when: datetime) -> float:
+    return encode_time(when) / 1_000_000
+
+
+class QueueMethods:
+    """The send queue of the SQLite store; it runs on the store's ``_write``/``_read``."""
+
+    async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        raise NotImplementedError
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        raise NotImplementedError
+
+    async def enqueue_message(
+        self,
+        record: MessageRecord,
+        *,
+        claim: tuple[str, datetime, Sequence[RateSlot]] | None = None,
+        now: datetime,
+        max_queued: int = 0,
+    ) -> tuple[MessageRecord, bool]:
+        stamp = encode_time(now)
+        due = record.send_at is None or record.send_at <= now
+        order_key = encode_time(record.send_at) if record.send_at is not None else stamp
+        key = record.idempotency_key
+
+        def op(conn: sqlite3.Connection) -> tuple[MessageRecord, bool]:
+            if key is not None:
+                row = conn.execute(
+                    SELECT_MESSAGE + " WHERE org_id = ? AND idempotency_key = ?",
+                    (record.org_id, key),
+                ).fetchone()
+                if row is not None:
+                    return _message(row), False
+            address = (record.installation_id, record.from_number, record.to_number)
+            opted = conn.execute(_OPT_OUT, address).fetchone()
+            if opted is not None:
+                raise OptedOut(
+                    OptOutRecord(
+                        installation_id=opted[0],
+                        org_id=opted[1],
+                        from_number=opted[2],
+                        to_number=opted[3],
+                        source=opted[4],
+                        created_at=decode_time(opted[5]),
+                    )
+                )
+            leave = (
+                claim is not None
+                and due
+                and not (
+                    record.ordered
+                    and conn.execute(_WAITING_IN_CONVERSATION, (*address, order_key)).fetchone()
+                )
+                and _refused(conn, claim[2], stamp / 1_000_000).retry_in_s is None
+            )
+            if leave:
+                assert claim is not None
+                owner, lease_until, rates = claim
+                _take(conn, rates, stamp / 1_000_000)
+                stored = replace(
+                    record,
+                    state=MessageState.SENDING,
+                    lease_owner=owner,
+                    lease_until=lease_until,
+                    next_attempt_at=None,
+                )
+            else:
+                if max_queued > 0:
+                    (queued,) = conn.execute(
+                        "SELECT COUNT(*) FROM messages"
+                        " WHERE installation_id = ? AND state = 'queued'",
+                        (record.installation_id,),
+                    ).fetchone()
+                    if queued >= max_queued:
+                        raise QueueFull(record.installation_id, max_queued)
+                stored = replace(
+                    record,
+                    state=MessageState.QUEUED,
+                    lease_owner=None,
+                    lease_until=None,
+                    next_attempt_at=record.send_at if not due else now,
+                )
+            conn.execute(INSERT_MESSAGE, ROWS.message_params(stored))
+            return stored, True
+
+        return await self._write(op)
+
+    async def due_messages(self, now: datetime, *, limit: int) -> tuple[MessageRecord, ...]:
+        params = (encode_time(now), limit, limit)
+
+        def fn(conn: sqlite3.Connection) -> tuple[MessageRecord, ...]:
+            return tuple(_message(row) for row in conn.execute(_DUE, params))
+
+        return await self._read(fn)
+
+    async def next_due_at(self) -> datetime | None:
+        def fn(conn: sqlite3.Connection) -> datetime | None:
+            (value,) = conn.execute(
+                "SELECT MIN(next_attempt_at) FROM messages WHERE state = 'queued'"
+            ).fetchone()
+            return None if value is None else decode_time(value)
+
+        return await self._read(fn)
+
+    async def claim_queued(
+        self,
+        message_id: str,
+        *,
+        owner: str,
+        lease_until: datetime,
+        rates: Sequence[RateSlot],
+        now: datetime,
+    ) -> ClaimOutcome:
+        stamp = encode_time(now)
+
+        def op(conn: sqlite3.Connection) -> ClaimOutcome:
+            if conn.execute(_CLAIMABLE, (message_id, stamp)).fetchone() is None:
+                return ClaimOutcome()
+            refused = _refused(conn, rates, stamp / 1_000_000)
+            if refused.retry_in_s is not None:
+                return refused
+            _take(conn, rates, stamp / 1_000_000)
+            row = conn.execute(
+                _LEASE, (message_id, owner, encode_time(lease_until), stamp)
+            ).fetchone()
+            return ClaimOutcome(message=_message(row))
+
+        return await self._write(op)
+
+    async def finish_attempt(
+        self,
+        message_id: str,
+        *,
+        owner: str | None,
+        state: MessageState,
+        attempt: AttemptRecord | None,
+        attempts: int,
+        provider_message_id: str | Unset | None = UNSET,
+        provider_status: int | Unset | None = UNSET,
+        error: str | Unset | None = UNSET,
+        reply_json: str | Unset | None = UNSET,
+        provider_message_ids: Sequence[str] | Unset = UNSET,
+        next_attempt_at: datetime | None = None,
+        outcome_event: NewEvent | None = None,
+        now: datetime,
+    ) -> tuple[MessageRecord | None, EventRecord | None]:
+        ids = provider_message_ids
+        event_params = None if outcome_event is None else ROWS.event_params(outcome_event)
+
+        def op(conn: sqlite3.Connection) -> tuple[MessageRecord | None, EventRecord | None]:
+            row = conn.execute(
+                "SELECT state, lease_owner, attempt_log_json FROM messages WHERE id = ?",
+                (message_id,),
+            ).fetchone()
+            if row is None:
+                raise RecordNotFound("message", message_id)
+            current, leased_to, log_json = MessageState(row[0]), row[1], row[2]
+            if leased_to is None or (owner is not None and leased_to != owner):
+                return None, None
+            if owner is None and current is not MessageState.SENDING:
+                return None, None
+            target = state
+            if current in (MessageState.DELIVERED, MessageState.FAILED):
+                target = current  # a receipt overtook the answer: it stays
+            log = ROWS.attempt_log(log_json)
+            if attempt is not None:
+                log = (*log, attempt)[-ATTEMPT_LOG_SIZE:]
+            params = (
+                message_id,
+                MessageState(target).value,
+                attempts,
+                ROWS.encode_attempt_log(log),
+                None if next_attempt_at is None else encode_time(next_attempt_at),
+                *_change(provider_message_id),
+                *_change(provider_status),
+                *_change(error),
+                *_change(reply_json),
+                *_change(ids if isinstance(ids, Unset) else encode_ids(ids)),
+                encode_time(now),
+            )
+            message = _message(conn.execute(_FINISH, params).fetchone())
+            if not isinstance(ids, Unset) and ids:
+                conn.executemany(INSERT_MESSAGE_PART, ROWS.part_params(message, ids))
+            published = None
+            if (
+                event_params is not None
+                and outcome_event is not None
+                and message.notify
+                and target in (MessageState.SENT, MessageState.FAILED)
+            ):
+                cursor = conn.execute(INSERT_EVENT, event_params).lastrowid
+                assert cursor is not None
+                published = EventRecord.appended(outcome_event, cursor)
+            return message, published
+
+        return await self._write(op)
+
+    async def expired_leases(self, now: datetime, *, limit: int) -> tuple[MessageRecord, ...]:
+        params = (encode_time(now), limit)
+
+        def fn(conn: sqlite3.Connection) -> tuple[MessageRecord, ...]:
+            rows = conn.execute(
+                SELECT_MESSAGE
+                + " WHERE state = 'sending' AND lease_until < ? ORDER BY lease_until LIMIT ?",
+                params,
+            )
+            return tuple(_message(row) for row in rows)
+
+        return await self._read(fn)
+
+    async def request_outcome(self, message_id: str) -> MessageRecord:
+        def op(conn: sqlite3.Connection) -> MessageRecord:
+            row = conn.execute(_REQUEST_OUTCOME, (message_id,)).fetchone()
+            if row is None:
+                row = conn.execute(SELECT_MESSAGE + " WHERE id = ?", (message_id,)).fetchone()
+            if row is None:
+                raise RecordNotFound("message", message_id)
+            return _message(row)
+
+        return await self._write(op)
+
+    async def requeue_message(self, message_id: str, *, now: datetime) -> MessageRecord | None:
+        stamp = encode_time(now)
+
+        def op(conn: sqlite3.Connection) -> MessageRecord | None:
+            row = conn.execute(_REQUEUE, (message_id, stamp)).fetchone()
+            return None if row is None else _message(row)
+
+        return await self._write(op)
+
+    async def cancel_message(self, message_id: str, *, now: datetime) -> tuple[MessageRecord, bool]:
+        stamp = encode_time(now)
+
+        def op(conn: sqlite3.Connection) -> tuple[MessageRecord, bool]:
+            row = conn.execute(_CANCEL, (message_id, stamp)).fetchone()
+            if row is not None:
+                return _message(row), True
+            row = conn.execute(SELECT_MESSAGE + " WHERE id = ?", (message_id,)).fetchone()
+            if row is None:
+                raise RecordNotFound("message", message_id)
+            return _message(row), False
+
+        return await self._write(op)
+
+    async def list_messages(
+        self,
+        *,
+        org_ids: frozenset[str] | None = None,
+        installation_id: str | None = None,
+        states: frozenset[MessageState] = frozenset(),
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 100,
+    ) -> tuple[MessageRecord, ...]:
+        where: list[str] = []
+        params: list[object] = []
+        if org_ids is not None:
+            where.append(f"org_id IN ({', '.join('?' * len(org_ids)) or 'NULL'})")
+            params.extend(sorted(org_ids))
+        if installation_id is not None:
+            where.append("installation_id = ?")
+            params.append(installation_id)
+        if states:
+            where.append(f"state IN ({', '.join('?' * len(states))})")
+            params.extend(sorted(MessageState(s).value for s in states))
+        if created_after is not None:
+            where.append("created_at >= ?")
+            params.append(encode_time(created_after))
+        if created_before is not None:
+            where.append("created_at < ?")
+            params.append(encode_time(created_before))
+        if after is not None:
+            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            params.extend((encode_time(after[0]), encode_time(after[0]), after[1]))
+        sql = SELECT_MESSAGE
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+        params.append(limit)
+
+        def fn(conn: sqlite3.Connection) -> tuple[MessageRecord, ...]:
+            return tuple(_message(row) for row in conn.execute(sql, params))
+
+        return await self._read(fn)
+
+    async def count_queued(self, installation_id: str) -> int:
+        def fn(conn: sqlite3.Connection) -> int:
+            (count,) = conn.execute(
+                "SELECT COUNT(*) FROM messages WHERE installation_id = ? AND state = 'queued'",
+                (installation_id,),
+            ).fetchone()
+            return int(count)
+
+        return await self._read(fn)
