@@ -28,8 +28,6 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, Final, TypeVar
 
-import asyncpg
-
 from .._base import (
     UNSET,
     AttemptRecord,
@@ -41,20 +39,25 @@ from .._base import (
     RecordNotFound,
     Unset,
 )
-from .._queue import ClaimOutcome, OptedOut, OptOutRecord, QueueFull, RateSlot
-from .._rows import MESSAGE_COLUMNS, aware_time, columns, encode_ids, utc_time
+from .._queue import (
+    ATTEMPT_LOG_SIZE,
+    ClaimOutcome,
+    OptedOut,
+    OptOutRecord,
+    QueueFull,
+    RateSlot,
+    slot_wait,
+)
+from .._rows import MESSAGE_COLUMNS, aware_time, columns, encode_ids, encode_time, utc_time
 from ._inbound import append_events
 from ._pool import PooledConnection, RunAgain
 from ._sql import INSERT_MESSAGE, INSERT_MESSAGE_PART, ROWS, SELECT_MESSAGE
 
-__all__ = ["ATTEMPT_LOG_SIZE", "QueueMethods"]
+__all__ = ["QueueMethods"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-#: How many of a message's attempts its log keeps (the last ones): docs/delivery.md, "Retries".
-ATTEMPT_LOG_SIZE: Final = 20
 
 # Transaction-level advisory locks take two int4 keys: (kind, hashtext(conversation)).
 _LOCK_CONVERSATION: Final = 0x6D73_6702
@@ -69,26 +72,35 @@ _message = ROWS.message
 
 _WAITING = "('queued', 'sending')"
 
+# A message's place in its conversation: its send time, else when it was accepted (so a message
+# scheduled for tomorrow does not hold back today's).
+_ORDER_KEY: Final = "COALESCE({a}.send_at, {a}.created_at)"
+
 # An earlier ordered message of the conversation of `m` still waiting: `m` must not leave yet.
 _BLOCKED = f"""EXISTS (
     SELECT 1 FROM messages AS e
     WHERE e.installation_id = m.installation_id AND e.from_number = m.from_number
-      AND e.to_number = m.to_number AND e.state IN {_WAITING} AND e.ordered
-      AND (e.created_at, e.id) < (m.created_at, m.id)
+      AND e.to_number = m.to_number AND e.state IN {_WAITING} AND e.ordered AND e.id <> m.id
+      AND ({_ORDER_KEY.format(a="e")}, e.created_at, e.id)
+          < ({_ORDER_KEY.format(a="m")}, m.created_at, m.id)
 )"""  # noqa: S608 - constants
 
 LOCK_CONVERSATION = f"""
 SELECT pg_advisory_xact_lock({_LOCK_CONVERSATION}, hashtext($1 || chr(31) || $2 || chr(31) || $3))
 """
 
-# $1 installation, $2 from, $3 to: whether an ordered message of the conversation waits.
+# $1 installation, $2 from, $3 to, $4 the new message's place: whether an ordered message of
+# the conversation waits before it.
 CONVERSATION_WAITING = f"""
 SELECT EXISTS (
-    SELECT 1 FROM messages
+    SELECT 1 FROM messages AS e
     WHERE installation_id = $1 AND from_number = $2 AND to_number = $3
-      AND state IN {_WAITING} AND ordered
+      AND state IN {_WAITING} AND ordered AND {_ORDER_KEY.format(a="e")} <= $4
 )
 """  # noqa: S608 - constants
+
+# Any unique key taken (the id, or the organisation's idempotency key): nothing returned.
+ENQUEUE_MESSAGE = INSERT_MESSAGE + f"ON CONFLICT DO NOTHING RETURNING {_COLUMNS}"
 
 SELECT_OPT_OUT = """
 SELECT installation_id, org_id, from_number, to_number, source, created_at FROM opt_outs
@@ -201,7 +213,7 @@ class _Refused(Exception):
 
 
 def _epoch_s(when: datetime) -> float:
-    return aware_time(when).timestamp()
+    return encode_time(when) / 1_000_000
 
 
 async def _take_slots(
@@ -217,10 +229,7 @@ async def _take_slots(
         if taken is not None:
             continue
         tat = float(await conn.fetchval(SELECT_RATE_TAT, rate.key))
-        # RateSlot: free once max(tat, now) + cost*interval - now <= burst*interval; a cost above
-        # the burst waits for the key to be idle (tat <= now).
-        wait = tat - now_s + (min(rate.cost, rate.burst) - rate.burst) * rate.interval_s
-        return ClaimOutcome(retry_in_s=max(wait, 0.0), key=rate.key)
+        return ClaimOutcome(retry_in_s=slot_wait(tat, now_s, rate), key=rate.key)
     return None
 
 
@@ -258,6 +267,7 @@ class QueueMethods:
         max_queued: int = 0,
     ) -> tuple[MessageRecord, bool]:
         key = record.idempotency_key
+        due = record.send_at is None or record.send_at <= now
 
         async def existing(conn: PooledConnection) -> MessageRecord | None:
             if key is None:
@@ -298,15 +308,11 @@ class QueueMethods:
                 stored = replace(
                     record,
                     state=MessageState.QUEUED,
-                    next_attempt_at=record.send_at or now,
+                    next_attempt_at=now if due else record.send_at,
                     lease_owner=None,
                     lease_until=None,
                 )
-            insert = INSERT_MESSAGE + f" ON CONFLICT DO NOTHING RETURNING {_COLUMNS}"
-            try:
-                row = await conn.fetchrow(insert, *ROWS.message_params(stored))
-            except asyncpg.UniqueViolationError as exc:
-                raise Conflict(f"message {record.id!r} already exists") from exc
+            row = await conn.fetchrow(ENQUEUE_MESSAGE, *ROWS.message_params(stored))
             if row is not None:
                 return _message(row), True
             # The id or the key is held by a message committed meanwhile: decide from scratch
@@ -329,8 +335,13 @@ class QueueMethods:
         if claim is None or (record.send_at is not None and record.send_at > now):
             return None
         owner, lease_until, rates = claim
+        place = aware_time(record.send_at or now)
         if record.ordered and await conn.fetchval(
-            CONVERSATION_WAITING, record.installation_id, record.from_number, record.to_number
+            CONVERSATION_WAITING,
+            record.installation_id,
+            record.from_number,
+            record.to_number,
+            place,
         ):
             return None
         savepoint = conn.raw.transaction()
@@ -403,7 +414,7 @@ class QueueMethods:
         async def op(conn: PooledConnection) -> tuple[MessageRecord | None, EventRecord | None]:
             row = await conn.fetchrow(SELECT_FOR_FINISH, message_id)
             if row is None:
-                return None, None
+                raise RecordNotFound("message", message_id)
             current = _message(row)
             if owner is None:
                 leased = current.state is MessageState.SENDING and current.lease_owner is not None
@@ -418,12 +429,13 @@ class QueueMethods:
                 return None, None
             # A receipt that overtook the answer moved it to its outcome: that stays.
             receipt_moved = current.state in (MessageState.DELIVERED, MessageState.FAILED)
+            target = current.state if receipt_moved else state
             log = current.attempt_log if attempt is None else (*current.attempt_log, attempt)
             ids = _kept(provider_message_ids, current.provider_message_ids)
             updated = await conn.fetchrow(
                 FINISH_ATTEMPT,
                 message_id,
-                (current.state if receipt_moved else state).value,
+                target.value,
                 _kept(provider_message_id, current.provider_message_id),
                 _kept(provider_status, current.provider_status),
                 attempts,
@@ -442,7 +454,7 @@ class QueueMethods:
             if (
                 outcome_event is None
                 or not current.notify
-                or state not in (MessageState.SENT, MessageState.FAILED)
+                or target not in (MessageState.SENT, MessageState.FAILED)
             ):
                 return message, None
             # Last in the transaction: the cursor counter stays locked only until the commit.
