@@ -5,8 +5,9 @@ and open another on the same data). Backends: ``sqlite`` (a file in the test's t
 ``postgres`` (marked ``postgres``): the PostgreSQL server named by ``MSGBRIDGE_TEST_POSTGRES``
 (default ``postgresql://postgres@127.0.0.1:5432/postgres``). The test session creates its own
 ``test_<random>`` database there once, migrates it, empties its tables before each test and drops
-it at the end. When the server cannot be reached, the postgres tests FAIL (never skip): run
-``pytest -m "not postgres"`` to leave them out on purpose.
+it at the end (``replicas``: two stores on it, as two msgbridge replicas). When the server cannot
+be reached, the postgres tests FAIL (never skip): run ``pytest -m "not postgres"`` to leave them
+out on purpose.
 """
 
 from __future__ import annotations
@@ -182,3 +183,16 @@ async def store(store_backend: StoreBackend) -> AsyncIterator[Store]:
         yield opened
     finally:
         await opened.aclose()
+
+
+@pytest.fixture
+async def replicas(postgres_dsn: str) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
+    """Two stores on one database, as two msgbridge replicas would have."""
+    a, b = PostgresStore(postgres_dsn), PostgresStore(postgres_dsn)
+    await a.start()
+    await b.start()
+    try:
+        yield a, b
+    finally:
+        await a.aclose()
+        await b.aclose()

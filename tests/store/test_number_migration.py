@@ -2,15 +2,20 @@
 
 Each test opens a database at schema version 4 with rows keyed as msgbridge keyed them before
 (``A0PNCHHK2`` → ``02``), reopens it with every migration, and checks the result on both backends.
+The old rows are written by today's store, whose insert names a column added later
+(``send_limits_json``, 0008): :func:`write_at_version_4` adds it for the writes and drops it again,
+so the migrations meet the version-4 table.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from server.core import normalize_number
@@ -24,22 +29,71 @@ from server.store import (
     Store,
 )
 from server.store._migrations import Migration, load_migrations
+from server.store.sqlite import DEFAULT_FILENAME
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 MakeStore = Callable[[Sequence[Migration]], Store]
+Alter = Callable[[str], Awaitable[None]]  # runs one statement on the database, store closed
 
 
 @pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres), "sqlite"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, MakeStore]:
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, MakeStore, Alter]:
     if request.param == "sqlite":
         path = tmp_path / "data"
-        return "sqlite", lambda migrations: SqliteStore(path, migrations=migrations)
+
+        async def alter_sqlite(statement: str) -> None:
+            conn = sqlite3.connect(path / DEFAULT_FILENAME)
+            try:
+                with conn:
+                    conn.execute(statement)
+            finally:
+                conn.close()
+
+        return (
+            "sqlite",
+            lambda migrations: SqliteStore(path, migrations=migrations),
+            alter_sqlite,
+        )
     # Asked for here, not as an argument, so that SQLite-only runs never touch PostgreSQL.
     dsn: str = request.getfixturevalue("fresh_postgres_dsn")
-    return "postgres", lambda migrations: PostgresStore(
-        dsn, min_size=1, max_size=2, migrations=migrations
+
+    async def alter_postgres(statement: str) -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    return (
+        "postgres",
+        lambda migrations: PostgresStore(dsn, min_size=1, max_size=2, migrations=migrations),
+        alter_postgres,
     )
+
+
+async def write_at_version_4(
+    make_store: tuple[str, MakeStore, Alter], write: Callable[[Store], Awaitable[None]]
+) -> None:
+    """Open a new database at schema version 4 and ``write`` its rows with today's store.
+
+    Today's installation insert names ``send_limits_json`` (migration 0008), so the column is
+    added for the writes and dropped again afterwards: the later migrations then run on the
+    table as version 4 had it.
+    """
+    dialect, make, alter = make_store
+    migrations = load_migrations(dialect=dialect)[:4]
+    old = make(migrations)
+    await old.start()
+    await old.aclose()
+    await alter("ALTER TABLE installations ADD COLUMN send_limits_json TEXT NOT NULL DEFAULT ''")
+    old = make(migrations)
+    await old.start()
+    try:
+        await write(old)
+    finally:
+        await old.aclose()
+    await alter("ALTER TABLE installations DROP COLUMN send_limits_json")
 
 
 def record(
@@ -87,21 +141,19 @@ BEFORE = (
 
 
 async def test_names_keyed_by_digits_are_rekeyed_by_their_text(
-    make_store: tuple[str, MakeStore],
+    make_store: tuple[str, MakeStore, Alter],
 ) -> None:
-    dialect, make = make_store
+    dialect, make, _ = make_store
     migrations = load_migrations(dialect=dialect)
     assert migrations[4].name == "verbatim_addresses"
 
-    old = make(migrations[:4])
-    await old.start()
-    try:
+    async def write(old: Store) -> None:
         await old.put_integration("acme", "{}")
         await old.put_integration("other", "{}")
         for item in BEFORE:
             await old.create_installation(item)
-    finally:
-        await old.aclose()
+
+    await write_at_version_4(make_store, write)
 
     store = make(migrations)
     await store.start()
@@ -195,13 +247,12 @@ GIVENS = (
 
 
 async def test_the_migration_keys_names_as_the_program_does(
-    make_store: tuple[str, MakeStore],
+    make_store: tuple[str, MakeStore, Alter],
 ) -> None:
-    dialect, make = make_store
+    dialect, make, _ = make_store
     migrations = load_migrations(dialect=dialect)
-    old = make(migrations[:4])
-    await old.start()
-    try:
+
+    async def write(old: Store) -> None:
         for index, given in enumerate(GIVENS):
             # An integration each: several of these are one phone number.
             await old.put_integration(f"i-{index}", "{}")
@@ -213,8 +264,8 @@ async def test_the_migration_keys_names_as_the_program_does(
                     enabled=index % 2 == 0,
                 )
             )
-    finally:
-        await old.aclose()
+
+    await write_at_version_4(make_store, write)
     for _ in range(2):  # opening again applies nothing and changes nothing
         store = make(migrations)
         await store.start()

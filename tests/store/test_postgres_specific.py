@@ -116,19 +116,6 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
 
 
 @pytest.fixture
-async def replicas(postgres_dsn: str) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
-    """Two stores on one database, as two msgbridge replicas would have."""
-    a, b = PostgresStore(postgres_dsn), PostgresStore(postgres_dsn)
-    await a.start()
-    await b.start()
-    try:
-        yield a, b
-    finally:
-        await a.aclose()
-        await b.aclose()
-
-
-@pytest.fixture
 async def sql(postgres_dsn: str) -> AsyncIterator[asyncpg.Connection]:
     """A plain connection to the same database, for what the store does not expose."""
     conn = await asyncpg.connect(postgres_dsn)

@@ -1,6 +1,7 @@
 """The PostgreSQL store: the same :class:`~server.store.Store` on an asyncpg connection pool.
 
 Modules: ``_store`` (:class:`PostgresStore`), ``_inbound`` (its inbound-path methods),
+``_queue`` (its send queue: conversation locks, cluster-wide rate slots),
 ``_batcher`` (concurrent ingests in one transaction), ``_listener`` (LISTEN/NOTIFY), ``_pool``
 (the connection wrapper and error mapping), ``_migrate`` (migrations), ``_sql`` (statements).
 

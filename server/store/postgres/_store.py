@@ -1,5 +1,6 @@
 """The :class:`PostgresStore` itself: lifecycle, running statements on the pool, integrations,
-installations, messages and the small keyed values (the inbound path is :mod:`._inbound`)."""
+installations, messages and the small keyed values (the inbound path is :mod:`._inbound`, the
+send queue :mod:`._queue`)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ from ._pool import (
     row_count,
     run_on_pool,
 )
+from ._queue import QueueMethods
 from ._sql import (
     CLAIM_MESSAGE,
     INSERT_INSTALLATION,
@@ -105,7 +107,7 @@ async def _insert_numbers(conn: PooledConnection, record: InstallationRecord) ->
             raise NumberTaken(number, holder)
 
 
-class PostgresStore(InboundMethods, OptOutMethods):
+class PostgresStore(QueueMethods, InboundMethods, OptOutMethods):
     """The :class:`~server.store.Store` on a PostgreSQL database (``postgresql://…`` DSN).
 
     ``min_size``/``max_size`` bound the pool's connections; several replicas may open stores on
