@@ -228,6 +228,7 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         concurrency=settings.send_concurrency,
         max_queued=settings.send_max_queued,
         reply_margin_s=settings.send_reply_margin_s,
+        lease_s=settings.send_lease_s,
     )
     subscriptions = SubscriptionKeeper(
         store=store,

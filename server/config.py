@@ -98,6 +98,11 @@ class Settings:
         10_000, "queued messages per installation at most (an installation may set its own)"
     )
     send_concurrency: int = _setting(256, "messages this process sends at once at most")
+    send_lease_s: float = _setting(
+        0.0,
+        "how long a process holds a message it is sending before another may end it as"
+        " OUTCOME_UNKNOWN, seconds (0: 4 provider timeouts + 30)",
+    )
     send_reply_margin_s: float = _setting(
         0.25,
         "a waiting send is replied QUEUED this long before the caller's deadline, seconds"

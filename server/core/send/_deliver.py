@@ -38,12 +38,29 @@ from ._attempt import AttemptFailed, ProviderAttempt, Sendable
 from ._request import SendOutcome, error_json, outcome_of, request_of, stored_reply
 from ._retry import OUTCOME_UNKNOWN, RetryPolicy, Verdict, retry_delay, verdict
 
-__all__ = ["Deliverer", "Outcome", "Outcomes", "chosen", "outcome_of_final", "template_for"]
+__all__ = [
+    "Deliverer",
+    "Outcome",
+    "Outcomes",
+    "Requeued",
+    "chosen",
+    "outcome_of_final",
+    "template_for",
+]
 
 logger = logging.getLogger(__name__)
 
-#: The outcome a waiting caller gets: the send's reply, or the error it failed with.
-Outcome = SendOutcome | GatewayError
+
+@dataclass(frozen=True, slots=True)
+class Requeued:
+    """Not an outcome yet: the message is queued again, to be tried at ``retry_at``."""
+
+    retry_at: datetime
+
+
+#: What a waiting caller is told: the send's reply, the error it failed with, or that it waits
+#: for a retry.
+Outcome = SendOutcome | GatewayError | Requeued
 
 
 class Outcomes:
@@ -70,7 +87,7 @@ class Outcomes:
                 future.set_result(outcome)
 
 
-def outcome_of_final(message: MessageRecord) -> Outcome | None:
+def outcome_of_final(message: MessageRecord) -> SendOutcome | GatewayError | None:
     """A finished message's outcome as a caller of another process gets it (None: not
     finished). Without a stored reply a failure is told by its recorded error."""
     if message.state in (MessageState.QUEUED, MessageState.SENDING, MessageState.PENDING):
@@ -257,8 +274,9 @@ class Deliverer:
             return
         if event is not None:
             self._hub.notify()
-        if ending.retry_at is not None:
-            return  # the queue reads again when this delivery ends
+        if ending.retry_at is not None:  # the queue reads again when this delivery ends
+            self._outcomes.settle(message.id, Requeued(ending.retry_at))
+            return
         if error.reason == "RECIPIENT_OPTED_OUT":
             await self._keep_opt_out(message, now)
         self._outcomes.settle(message.id, error)

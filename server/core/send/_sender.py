@@ -53,7 +53,15 @@ from .._numbers import normalize_number
 from .._provider_credentials import InstallationAuth
 from .._send_limits import SendLimits, effective_limits, limits_from_json, rate_slots
 from ._attempt import ProviderAttempt
-from ._deliver import Deliverer, Outcome, Outcomes, chosen, outcome_of_final, template_for
+from ._deliver import (
+    Deliverer,
+    Outcome,
+    Outcomes,
+    Requeued,
+    chosen,
+    outcome_of_final,
+    template_for,
+)
 from ._queue import DeliveryQueue
 from ._request import (
     SendOutcome,
@@ -180,22 +188,21 @@ class SendPath:
             return replace(outcome_of(stored), replayed=True)
         if request.queue:
             return replace(outcome_of(stored), replayed=True)
-        return await self._await(stored, self._outcomes.future(stored.id), deadline)
+        outcome = await self._await(stored, self._outcomes.future(stored.id), deadline)
+        return replace(outcome, replayed=True)
 
     async def _await(
         self, stored: MessageRecord, future: asyncio.Future[Outcome], deadline: float
     ) -> SendOutcome:
-        """Wait for the message's outcome until the caller's deadline nears; then reply it as it
-        stands and have its outcome published as an event."""
+        """Wait for the message's outcome until the caller's deadline nears — or until it is
+        queued again for a retry after that — then reply it as it stands and have its outcome
+        published as an event."""
         budget = deadline - time.monotonic()
         reply_at = deadline - min(self._reply_margin_s, max(budget, 0.0) / 10)
         try:
-            while True:
-                left = reply_at - time.monotonic()
-                if left <= 0:
-                    break
+            while (left := reply_at - time.monotonic()) > 0:
                 try:
-                    outcome: Outcome = await asyncio.wait_for(
+                    outcome = await asyncio.wait_for(
                         asyncio.shield(future), timeout=min(left, _LOOK_AGAIN_S)
                     )
                 except TimeoutError:
@@ -205,6 +212,12 @@ class SendPath:
                     if final is None:
                         continue
                     outcome = final
+                if isinstance(outcome, Requeued):
+                    retry_in = (outcome.retry_at - datetime.now(UTC)).total_seconds()
+                    if time.monotonic() + retry_in >= reply_at:
+                        break  # its next attempt comes after the reply is due
+                    future = self._outcomes.future(stored.id)
+                    continue
                 if isinstance(outcome, GatewayError):
                     raise outcome
                 return outcome
@@ -358,6 +371,7 @@ def build_delivery(
     concurrency: int,
     max_queued: int,
     reply_margin_s: float,
+    lease_s: float = 0.0,
     owner: str | None = None,
 ) -> Delivery:
     """The send path, its delivery queue and what they share, from their collaborators."""
@@ -387,7 +401,7 @@ def build_delivery(
         owner=owner,
         # An attempt makes its requests one after another, each within the provider timeout;
         # a lease this long outlives all but the longest sends (docs/delivery.md, "Leases").
-        lease_s=4 * provider_timeout_s + 30,
+        lease_s=lease_s or 4 * provider_timeout_s + 30,
         concurrency=concurrency,
     )
     send_path = SendPath(
