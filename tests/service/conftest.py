@@ -109,6 +109,9 @@ def service_settings(data_dir: Path, **changes: Any) -> Settings:
         sidecar=False,
         provider_timeout_s=5.0,
         send_deadline_s=10.0,
+        # Retries as in production, only quicker (docs/delivery.md, "Retries").
+        send_retry_initial_s=0.05,
+        send_retry_max_s=0.5,
         log_format="text",
     )
     return replace(base, **changes)

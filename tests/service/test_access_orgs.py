@@ -307,6 +307,19 @@ MATRIX: list[tuple[str, Call, tuple[grpc.StatusCode, grpc.StatusCode, grpc.Statu
         ORG_CHECKED_READ,
     ),
     (
+        "ListMessages",
+        unary("ListMessages", lambda w: gateway_pb2.ListMessagesRequest(org_id="org-1")),
+        ORG_NAMED_READ,
+    ),
+    (
+        "CancelMessage",  # org-1's message was sent: FAILED_PRECONDITION once allowed
+        unary(
+            "CancelMessage",
+            lambda w: gateway_pb2.CancelMessageRequest(message_id=w.messages["org-1"]),
+        ),
+        (DENIED, grpc.StatusCode.FAILED_PRECONDITION, NOT_FOUND),
+    ),
+    (
         "StreamEvents",
         streamed(lambda kind: gateway_pb2.StreamEventsRequest(earliest=True, org_id="org-1")),
         ORG_NAMED_READ,

@@ -128,17 +128,24 @@ async def test_provider_rejection_is_invalid_argument_with_excerpt(
     assert "To is not valid" in (error.details() or "")
 
 
-async def test_rate_limit_is_resource_exhausted_with_retry_info(
+async def test_rate_limit_beyond_the_deadline_is_replied_queued(
     ready: Gateway, provider: RunningFakeProvider
 ) -> None:
-    # Retry-After beyond the caller's deadline: no retry, the delay is handed to the caller.
+    # Retry-After beyond the caller's deadline: the queue keeps the message for its retry, and
+    # the caller hears so at once (docs/delivery.md, "Replies").
     provider.state.script("/messages", Answer(status=429, headers=(("Retry-After", "120"),)))
-    error = await _fails(ready.stub.SendMessage(_request(), timeout=5))
-    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    details = rpc_details(error)
-    assert details["retry_info"].retry_delay.seconds == 120
-    assert details["error_info"].metadata["provider_status"] == "429"
+    reply = await ready.stub.SendMessage(_request(), timeout=5)
+    assert reply.state == gateway_pb2.Message.QUEUED
+    message = await ready.stub.GetMessage(
+        gateway_pb2.GetMessageRequest(message_id=reply.message_id)
+    )
+    assert message.state == gateway_pb2.Message.QUEUED
+    [attempt] = message.attempt_log
+    assert attempt.provider_status == 429 and attempt.reason == "PROVIDER_RATE_LIMITED"
+    wait = message.next_attempt_at.ToSeconds() - attempt.ended_at.ToSeconds()
+    assert 119 <= wait <= 121  # Retry-After, honoured
     assert len(provider.state.requests) == 1
+    await ready.stub.CancelMessage(gateway_pb2.CancelMessageRequest(message_id=reply.message_id))
 
 
 async def test_rate_limit_with_short_retry_after_is_retried(
@@ -152,9 +159,9 @@ async def test_rate_limit_with_short_retry_after_is_retried(
     assert len(provider.state.requests) == 2
 
 
-@pytest.mark.parametrize("status", [500, 502, 503])
+@pytest.mark.parametrize(("status", "calls"), [(500, 1), (502, 1), (503, 5)])
 async def test_provider_failure_is_unavailable(
-    ready: Gateway, provider: RunningFakeProvider, status: int
+    ready: Gateway, provider: RunningFakeProvider, status: int, calls: int
 ) -> None:
     provider.state.script("/messages", Answer(status=status, text="upstream down"))
     error = await _fails(ready.send())
@@ -162,8 +169,9 @@ async def test_provider_failure_is_unavailable(
     info = rpc_details(error)["error_info"]
     assert info.reason == "PROVIDER_UNAVAILABLE"
     assert info.metadata["provider_status"] == str(status)
-    # A 5xx may have been processed: never retried without Retry-After.
-    assert len(provider.state.requests) == 1
+    # A 500 or 502 may have been processed: never retried unless the definition says it is
+    # safe; a 503 is retried until the attempts run out (docs/delivery.md, "Retries").
+    assert len(provider.state.requests) == calls
 
 
 async def test_unreachable_provider_is_unavailable(gateway: Gateway) -> None:
@@ -179,25 +187,33 @@ async def test_unreachable_provider_is_unavailable(gateway: Gateway) -> None:
     assert info.metadata["provider_status"] == "0"
 
 
-async def test_caller_deadline_is_deadline_exceeded(
+async def test_a_send_at_the_provider_at_the_callers_deadline_is_replied_sending(
     ready: Gateway, provider: RunningFakeProvider
 ) -> None:
+    # Not DEADLINE_EXCEEDED any more: the message is the gateway's to finish, and its outcome
+    # follows as an event (docs/delivery.md, "Replies").
     provider.state.script("/messages", Answer(delay_s=600))  # long after the deadline
-    error = await _fails(ready.stub.SendMessage(_request(), timeout=0.5))
-    assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    reply = await ready.stub.SendMessage(_request(), timeout=1.0)
+    assert reply.state == gateway_pb2.Message.SENDING
+    assert reply.message_id
     await asyncio.sleep(0)
 
 
-async def test_server_side_deadline_is_deadline_exceeded_with_details(
+async def test_a_provider_timeout_is_an_unknown_outcome(
     start_gateway: GatewayFactory, provider: RunningFakeProvider
 ) -> None:
-    gateway = await start_gateway(send_deadline_s=0.3, provider_timeout_s=5.0)
+    gateway = await start_gateway(send_deadline_s=5.0, provider_timeout_s=0.3)
     await gateway.register(definition(provider.url))
     await gateway.enable("acme-sms")
-    provider.state.script("/messages", Answer(delay_s=600))  # long after the deadline
+    provider.state.script("/messages", Answer(delay_s=600))  # long after the timeout
     error = await _fails(gateway.send())
+    # The provider may have the message: never sent again, and gRPC's word for "may have
+    # completed" (docs/delivery.md, "Retries").
     assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    assert rpc_details(error)["error_info"].metadata["integration"] == "acme-sms"
+    info = rpc_details(error)["error_info"]
+    assert info.reason == "OUTCOME_UNKNOWN"
+    assert info.metadata["integration"] == "acme-sms"
+    assert len(provider.state.requests) == 1
 
 
 async def test_refused_by_response_map_condition_is_failed_precondition(

@@ -84,7 +84,9 @@ async def test_a_failure_that_sent_nothing_releases_the_key(
 ) -> None:
     await gateway.register(definition(provider.url))
     await gateway.enable("acme-sms")
-    provider.state.script("/messages", Answer(status=503, text="busy"), Answer())
+    # A 500 is not retried by the queue (the provider may have sent the message), but it is
+    # an answer that nothing was sent, so the key is released for the caller's retry.
+    provider.state.script("/messages", Answer(status=500, text="busy"), Answer())
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await gateway.send(idempotency_key="k-4")
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE

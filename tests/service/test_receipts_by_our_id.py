@@ -257,7 +257,7 @@ async def test_a_receipt_that_overtakes_the_sends_answer_is_held_until_the_send_
     tenants: Tenants,
 ) -> None:
     # The provider posts the receipt while its answer to the send is still on its way: the
-    # message is pending, and recording the answer must not overwrite "delivered" with "sent".
+    # message is sending, and recording the answer must not overwrite "delivered" with "sent".
     tenants.provider.state.script(
         "*", Answer(status=202, text="0: Accepted for delivery", delay_s=1.0)
     )
@@ -267,7 +267,7 @@ async def test_a_receipt_that_overtakes_the_sends_answer_is_held_until_the_send_
         assert asyncio.get_running_loop().time() < deadline
         await asyncio.sleep(0.01)
     ref = parse_qs(urlsplit(tenants.provider.state.requests[0].json["callback"]).query)["ref"][0]
-    assert (await tenants.state(ref)).state == M.PENDING
+    assert (await tenants.state(ref)).state == M.SENDING
     assert await tenants.post(delivered(ref), to=tenants.a) == 200
     assert await tenants.events() == []  # held
     reply = await sending

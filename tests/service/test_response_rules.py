@@ -112,13 +112,17 @@ async def test_throttled_inside_a_200_is_retryable(
         Answer(json={"error": {"type": "throttled"}}, headers=(("Retry-After", "30"),)),
         Answer(json={"data": {"id": "SM2"}}),
     )
-    error = await _fails(ruled, idempotency_key="k-throttled")
-    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    details = rpc_details(error)
-    assert details["error_info"].reason == "PROVIDER_RATE_LIMITED"
-    assert details["error_info"].metadata["outcome"] == "throttled"
-    assert details["retry_info"].retry_delay.seconds == 30
-    # Nothing was sent, so the key is released: the caller's retry sends again.
+    # Nothing was sent: the queue tries again after the Retry-After, which is after the
+    # caller's deadline, so the caller hears QUEUED at once (docs/delivery.md, "Retries").
     reply = await ruled.send(idempotency_key="k-throttled")
-    assert reply.provider_message_id == "SM2"
-    assert len(provider.state.requests) == 2
+    assert reply.state == gateway_pb2.Message.QUEUED
+    message = await ruled.stub.GetMessage(
+        gateway_pb2.GetMessageRequest(message_id=reply.message_id)
+    )
+    [attempt] = message.attempt_log
+    assert attempt.reason == "PROVIDER_RATE_LIMITED"
+    assert 29 <= message.next_attempt_at.ToSeconds() - attempt.ended_at.ToSeconds() <= 31
+    # A repeat of the key is the same message, still waiting for its retry.
+    again = await ruled.send(idempotency_key="k-throttled")
+    assert again.message_id == reply.message_id and again.replayed
+    assert len(provider.state.requests) == 1

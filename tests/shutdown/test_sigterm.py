@@ -43,9 +43,9 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
             await running.aclose()
 
 
-def send_request(text: str) -> gateway_pb2.SendMessageRequest:
+def send_request(text: str, to: str = "+15557654321") -> gateway_pb2.SendMessageRequest:
     request = gateway_pb2.SendMessageRequest(
-        org_id=ORG, to="+15557654321", text=text, idempotency_key=f"key {text}"
+        org_id=ORG, to=to, text=text, idempotency_key=f"key {text}"
     )
     setattr(request, "from", FROM_NUMBER)
     return request
@@ -87,7 +87,7 @@ async def test_sigterm_under_load_fails_no_call_in_flight(cluster: Cluster) -> N
     # Sends in flight: at the provider (which answers after 6 s) when A gets SIGTERM.
     async def send_in_flight(n: int) -> gateway_pb2.SendReply:
         reply: gateway_pb2.SendReply = await cluster.stub(a).SendMessage(
-            send_request(f"in flight {n}"), timeout=30
+            send_request(f"in flight {n}", f"+1555765430{n}"), timeout=30
         )
         timeline.append(f"in flight {n} answered")
         return reply
@@ -114,7 +114,7 @@ async def test_sigterm_under_load_fails_no_call_in_flight(cluster: Cluster) -> N
         for replica in (a, b, b, b, b):
             try:
                 reply = await cluster.stub(replica).SendMessage(
-                    send_request(f"late {n}"), timeout=30
+                    send_request(f"late {n}", f"+1555765431{n}"), timeout=30
                 )
             except grpc.aio.AioRpcError as exc:
                 late_outcomes.append(f"{replica.name} {exc.code().name}")

@@ -39,8 +39,10 @@ async def provider() -> AsyncIterator[RunningFakeProvider]:
         await fake.aclose()
 
 
-def send(text: str) -> gateway_pb2.SendMessageRequest:
-    request = gateway_pb2.SendMessageRequest(org_id=ORG, to="+15557654321", text=text)
+def send(text: str, to: str = "+15557654321") -> gateway_pb2.SendMessageRequest:
+    # Messages to one recipient leave one at a time (docs/delivery.md, "Order within a
+    # conversation"): sends meant to be in flight together go to recipients of their own.
+    request = gateway_pb2.SendMessageRequest(org_id=ORG, to=to, text=text)
     setattr(request, "from", FROM_NUMBER)
     return request
 
@@ -94,7 +96,8 @@ async def test_stop_drains_sends_ends_streams_and_refuses_new_calls(
 
         provider.state.script("/messages", Answer(delay_s=1.0))
         in_flight = [
-            asyncio.ensure_future(stub.SendMessage(send(f"in flight {n}"))) for n in range(3)
+            asyncio.ensure_future(stub.SendMessage(send(f"in flight {n}", f"+1555765432{n}")))
+            for n in range(3)
         ]
         await provider.state.wait_for_requests(3, path="/messages")
         stopping = asyncio.create_task(server.stop(grace=20))

@@ -93,11 +93,11 @@ def test_the_generated_guard_is_the_table(current: MessageState, target: Message
 
 
 def test_the_table_is_the_documented_rule() -> None:
-    pending, sent = MessageState.PENDING, MessageState.SENT
+    pending, sending, sent = MessageState.PENDING, MessageState.SENDING, MessageState.SENT
     documented = {
-        MessageState.SENT: {pending},
-        MessageState.DELIVERED: {pending, sent},
-        MessageState.FAILED: {pending, sent},
+        MessageState.SENT: {pending, sending},
+        MessageState.DELIVERED: {pending, sending, sent},
+        MessageState.FAILED: {pending, sending, sent},
     }
     assert dict(ALLOWED_FROM) == documented
 

@@ -447,7 +447,7 @@ class Ingestor:
             and message.integration_id == integration.id
             and (installation is None or message.installation_id == installation.id)
         ):
-            if message.state is MessageState.PENDING:
+            if message.state in (MessageState.PENDING, MessageState.SENDING):
                 # Its send's answer is not recorded yet, and recording it would overwrite what
                 # the receipt says: held until then, as a receipt that overtook its provider id.
                 pending = _new_event(event, installation, integration.id, request_id, now, users=())

@@ -199,6 +199,9 @@ class SendPath:
         published as an event."""
         budget = deadline - time.monotonic()
         reply_at = deadline - min(self._reply_margin_s, max(budget, 0.0) / 10)
+        if stored.state is MessageState.QUEUED and stored.next_attempt_at is not None:
+            # Already waiting for a retry (a repeat of its key): reply now if that comes later.
+            future.set_result(Requeued(stored.next_attempt_at))
         try:
             while (left := reply_at - time.monotonic()) > 0:
                 try:
