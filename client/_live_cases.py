@@ -128,7 +128,7 @@ def live_settings(data_dir: Path, integration_id: str, fake_url: str) -> Setting
     """A live run's gateway: as ``msgbridge serve`` runs it, on 127.0.0.1 with embedded SQLite
     in ``data_dir``, the integration's provider calls sent to the fake by a stand-in, and an
     outbound policy that lets calls reach loopback only — every other address is denied, so a
-    call the stand-in does not redirect never leaves the machine."""
+    call the stand-in does not redirect never leaves the machine — and one attempt a send."""
     return Settings(
         grpc_listen="127.0.0.1:0",
         http_listen="127.0.0.1:0",
@@ -139,6 +139,9 @@ def live_settings(data_dir: Path, integration_id: str, fake_url: str) -> Setting
         sidecar=True,
         provider_timeout_s=5.0,
         send_deadline_s=10.0,
+        # A case proves how the definition judges one answer; the queue's retries of a
+        # retryable one are the gateway's own (docs/delivery.md, "Retries").
+        send_max_attempts=1,
         receipt_wait_s=RECEIPT_WAIT_S,
         log_format="text",
     )
