@@ -12,7 +12,9 @@ import contextlib
 import functools
 import time
 from collections.abc import AsyncGenerator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
+from types import MappingProxyType
 
 import grpc
 
@@ -32,6 +34,7 @@ from ..core import (
     definition_refused,
     follow_consumer,
     follow_events,
+    limits_from_json,
     normalize_number,
 )
 from ..engine import DEFINITION_TOO_LARGE, MAX_DEFINITION_BYTES, Property
@@ -281,7 +284,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             clear_properties=list(request.clear_properties),
             numbers=number_inputs(request.numbers) if request.set_numbers else None,
             default_region=(request.default_region if request.HasField("default_region") else None),
-            limits=_update_limits(request),
+            limits=_update_limits(request, before),
         )
         await self._subscriptions.after_update(before, record)
         return await self._installation_pb(await self._installations.get(record.id))
@@ -648,14 +651,19 @@ def _cursor(event: EventRecord) -> int:
     return event.cursor
 
 
-def _update_limits(request: gateway_pb2.UpdateInstallationRequest) -> SendLimits | None:
-    """The limits an update sets: ``send_limits`` (with the numbers' own rates, when it sets the
-    numbers); None keeps the installation's."""
-    if not request.HasField("send_limits"):
-        if request.set_numbers and any(n.HasField("throughput") for n in request.numbers):
-            return limits_of(None, request.numbers)
+def _update_limits(
+    request: gateway_pb2.UpdateInstallationRequest, before: InstallationRecord
+) -> SendLimits | None:
+    """The limits an update sets: ``send_limits`` when given; the numbers' own rates when it
+    sets the numbers (the new numbers' rates replace the old ones'; the other limits stay);
+    None keeps the installation's."""
+    if request.HasField("send_limits"):
+        return limits_of(request.send_limits, request.numbers) or SendLimits()
+    if not request.set_numbers:
         return None
-    return limits_of(request.send_limits, request.numbers) or SendLimits()
+    own = limits_of(None, request.numbers)
+    kept = limits_from_json(before.send_limits_json)
+    return replace(kept, numbers=own.numbers if own is not None else MappingProxyType({}))
 
 
 def _opt_out_sort_key(record: OptOutRecord) -> tuple[datetime, str, str, str]:

@@ -374,6 +374,11 @@ class Ingestor:
                 return False
         wanted = normalize_number(to, installation.default_region)
         users = next((n.users for n in installation.numbers if n.number == wanted), ())
+        if event.type.is_consent:
+            # Kept as the opt-out of (our number, the recipient), normalised as a send looks
+            # them up (docs/delivery.md, "Opt-outs").
+            sender = normalize_number(event.from_number or "", installation.default_region)
+            event = replace(event, to_number=wanted, from_number=sender)
         routed.events.append(
             _new_event(event, installation, integration.id, request_id, now, users=users)
         )

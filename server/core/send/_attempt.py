@@ -53,13 +53,22 @@ class Sendable:
 
 class AttemptFailed(Exception):
     """The attempt failed with ``error`` after ``calls`` provider calls; ``sent`` are the
-    outcomes of its requests that were sent before (a send of several requests)."""
+    outcomes of its requests that were sent before (a send of several requests);
+    ``deduplicates``: the request that failed is ``provider_deduplicates`` (docs/format.md)."""
 
-    def __init__(self, error: GatewayError, calls: int, sent: Sequence[SendOutcome] = ()) -> None:
+    def __init__(
+        self,
+        error: GatewayError,
+        calls: int,
+        sent: Sequence[SendOutcome] = (),
+        *,
+        deduplicates: bool = False,
+    ) -> None:
         super().__init__(error.message)
         self.error = error
         self.calls = calls
         self.sent = tuple(sent)
+        self.deduplicates = deduplicates
 
 
 class ProviderAttempt:
@@ -100,7 +109,9 @@ class ProviderAttempt:
                 reported = failed.error
                 if sent:
                     reported = partially_sent(reported, number, len(steps))
-                raise AttemptFailed(reported, calls, sent) from None
+                raise AttemptFailed(
+                    reported, calls, sent, deduplicates=failed.deduplicates
+                ) from None
             calls += made
             sent.append(outcome)
         if len(sent) == 1:
@@ -137,7 +148,7 @@ class ProviderAttempt:
                         continue
                 return self._outcome(response, template, sendable, calls, bearer), bearer, calls
         except GatewayError as error:
-            raise AttemptFailed(error, calls) from None
+            raise AttemptFailed(error, calls, deduplicates=template.provider_deduplicates) from None
 
     async def _bearer(self, installation: InstallationRecord, definition: Definition) -> str | None:
         if self._auth is None:

@@ -33,6 +33,7 @@ from ...store import (
 from .._catalog import IntegrationCatalog, LoadedIntegration
 from .._events import EventHub
 from .._installations import InstallationDirectory
+from .._numbers import normalize_number
 from .._provider_failures import nothing_sent
 from ._attempt import AttemptFailed, ProviderAttempt, Sendable
 from ._request import SendOutcome, error_json, outcome_of, request_of, stored_reply
@@ -44,6 +45,7 @@ __all__ = [
     "Outcomes",
     "Requeued",
     "chosen",
+    "opt_out_address",
     "outcome_of_final",
     "template_for",
 ]
@@ -173,25 +175,15 @@ class Deliverer:
             sendable = await self.sendable(message, resolved)
             outcome = await self._attempt.make(sendable)
         except AttemptFailed as failed:
-            await self._failed(message, failed, started, self._deduplicates(message, resolved))
+            await self._failed(message, failed, started)
         except GatewayError as error:  # before any call: the installation or integration
-            await self._failed(message, AttemptFailed(error, 0), started, False)
+            await self._failed(message, AttemptFailed(error, 0), started)
         except Exception:
             logger.exception("a send attempt failed unexpectedly", extra={"message": message.id})
             internal = FailedPrecondition("the send failed inside the gateway", reason="INTERNAL")
-            await self._failed(message, AttemptFailed(internal, 0), started, False)
+            await self._failed(message, AttemptFailed(internal, 0), started)
         else:
             await self._sent(message, outcome, started)
-
-    def _deduplicates(
-        self,
-        message: MessageRecord,
-        resolved: tuple[InstallationRecord, LoadedIntegration] | None,
-    ) -> bool:
-        if resolved is None:
-            return False
-        template = template_for(message.kind, resolved[1])
-        return template.provider_deduplicates
 
     async def _sent(self, message: MessageRecord, outcome: SendOutcome, started: datetime) -> None:
         now = datetime.now(UTC)
@@ -230,11 +222,10 @@ class Deliverer:
         message: MessageRecord,
         failed: AttemptFailed,
         started: datetime,
-        deduplicates: bool,
     ) -> None:
         now = datetime.now(UTC)
         attempts = message.attempts + failed.calls
-        ending = self._ending(message, failed, attempts, now, deduplicates)
+        ending = self._ending(message, failed, now)
         error = ending.error or failed.error
         status = getattr(failed.error, "provider_status", 0) or None
         final = ending.state is MessageState.FAILED
@@ -285,32 +276,39 @@ class Deliverer:
         self,
         message: MessageRecord,
         failed: AttemptFailed,
-        attempts: int,
         now: datetime,
-        deduplicates: bool,
     ) -> _Ending:
-        judged = verdict(failed.error, provider_deduplicates=deduplicates)
+        judged = verdict(failed.error, provider_deduplicates=failed.deduplicates)
         if judged is Verdict.UNKNOWN:
             return _Ending(MessageState.FAILED, _unknown(failed.error))
         if judged is Verdict.FINAL or failed.sent:
             return _Ending(MessageState.FAILED)
-        delay = retry_delay(self._policy, attempts, failed.error.retry_after_s, random.random())  # noqa: S311 - jitter
+        made = len(message.attempt_log) + 1  # attempts, this one included
+        delay = retry_delay(self._policy, made, failed.error.retry_after_s, random.random())  # noqa: S311 - jitter
         retry_at = now + timedelta(seconds=delay)
-        age = (retry_at - message.created_at).total_seconds()
-        if attempts >= self._policy.max_attempts or age > self._policy.max_age_s:
+        if made >= self._policy.max_attempts or self._too_old(message, retry_at):
             return _Ending(MessageState.FAILED)
         return _Ending(MessageState.QUEUED, retry_at=retry_at)
 
+    def _too_old(self, message: MessageRecord, retry_at: datetime) -> bool:
+        """Whether a retry at ``retry_at`` comes later than ``max_age_s`` after the message was
+        due (its send time, for a scheduled one)."""
+        due = max(message.created_at, message.send_at or message.created_at)
+        return (retry_at - due).total_seconds() > self._policy.max_age_s
+
     async def _keep_opt_out(self, message: MessageRecord, now: datetime) -> None:
         """The provider said the recipient opted out: later sends are refused before they reach
-        it (docs/delivery.md, "Opt-outs")."""
+        it (docs/delivery.md, "Opt-outs"), under the numbers normalised as the send's check
+        looks them up."""
         try:
+            installation = await self._installations.get(message.installation_id)
+            sender, recipient = opt_out_address(message, installation)
             await self._store.record_opt_out(
                 OptOutRecord(
                     installation_id=message.installation_id,
                     org_id=message.org_id,
-                    from_number=message.from_number,
-                    to_number=message.to_number,
+                    from_number=sender,
+                    to_number=recipient,
                     source="provider",
                     created_at=now,
                 )
@@ -327,9 +325,13 @@ class Deliverer:
         try:
             installation = await self._installations.get(message.installation_id)
             integration = chosen(await self._catalog.get(message.integration_id), installation)
-            deduplicates = self._deduplicates(message, (installation, integration))
+            # Which request was in flight is not known: only when every one deduplicates.
+            deduplicates = _all_deduplicate(template_for(message.kind, integration))
         except GatewayError:
             pass
+        made = len(message.attempt_log) + 1
+        if made >= self._policy.max_attempts or self._too_old(message, now):
+            deduplicates = False
         error = OutcomeUnknown(
             "the gateway stopped while the provider was being called: the message may have been"
             " sent",
@@ -366,6 +368,16 @@ class Deliverer:
             )
             if event is not None:
                 self._hub.notify()
+
+
+def _all_deduplicate(template: RequestTemplate) -> bool:
+    """Whether every request of a send (its ``then`` chain too) is provider_deduplicates."""
+    step: RequestTemplate | None = template
+    while step is not None:
+        if not step.provider_deduplicates:
+            return False
+        step = step.then
+    return True
 
 
 def _unknown(error: GatewayError) -> OutcomeUnknown:
@@ -406,6 +418,16 @@ def _event(
         received_at=now,
         request_id="",
         dedupe_key=None,
+    )
+
+
+def opt_out_address(message: MessageRecord, installation: InstallationRecord) -> tuple[str, str]:
+    """The (from, to) an opt-out of this message is kept under: both normalised, so that a
+    number written otherwise is the same number (docs/delivery.md, "Opt-outs")."""
+    region = installation.default_region
+    return (
+        normalize_number(message.from_number, region),
+        normalize_number(message.to_number, region),
     )
 
 

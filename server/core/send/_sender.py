@@ -59,6 +59,7 @@ from ._deliver import (
     Outcomes,
     Requeued,
     chosen,
+    opt_out_address,
     outcome_of_final,
     template_for,
 )
@@ -117,7 +118,9 @@ class SendPath:
         installation, integration = await self._resolve(request)
         template_for(request.kind, integration)  # FAILED_PRECONDITION when it cannot send files
         limits = self._limits_of(installation, integration)
-        record = _new_message(request, installation, integration, now)
+        waits = request.queue or (request.send_at is not None and request.send_at > now)
+        # A send replied before its outcome has the outcome published as an event.
+        record = replace(_new_message(request, installation, integration, now), notify=waits)
         if limits.max_segments and record.segments > limits.max_segments:
             raise InvalidRequest(
                 f"the text takes {record.segments} SMS segments; this installation sends at most "
@@ -125,7 +128,6 @@ class SendPath:
                 reason="TOO_MANY_SEGMENTS",
                 violations=[("text", f"at most {limits.max_segments} segments")],
             )
-        waits = request.queue or (request.send_at is not None and request.send_at > now)
         claim = None
         if not waits:
             sender = normalize_number(record.from_number, installation.default_region)
@@ -137,7 +139,7 @@ class SendPath:
                 claim=claim,
                 now=now,
                 max_queued=limits.max_queued or self._max_queued,
-                opt_out=_opt_out_address(record, installation),
+                opt_out=opt_out_address(record, installation),
             )
         except OptedOut:
             raise FailedPrecondition(
@@ -268,16 +270,6 @@ class SendPath:
         installation = holders[0]
         integration = await self._catalog.get(installation.integration_id)
         return installation, chosen(integration, installation)
-
-
-def _opt_out_address(message: MessageRecord, installation: InstallationRecord) -> tuple[str, str]:
-    """The (from, to) an opt-out of this message is kept under: both normalised, so that a
-    number written otherwise is the same number (docs/delivery.md, "Opt-outs")."""
-    region = installation.default_region
-    return (
-        normalize_number(message.from_number, region),
-        normalize_number(message.to_number, region),
-    )
 
 
 def installation_limits(

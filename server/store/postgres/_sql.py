@@ -285,7 +285,10 @@ DELETE FROM webhook_requests WHERE id IN (
     LIMIT $2
 )""",
         "messages": """
-DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE created_at < $1 LIMIT $2)""",
+DELETE FROM messages WHERE id IN (
+    SELECT id FROM messages
+    WHERE created_at < $1 AND state NOT IN ('queued', 'sending') LIMIT $2
+)""",
         "dedupe_keys": """
 DELETE FROM dedupe_keys WHERE key IN (
     SELECT key FROM dedupe_keys WHERE created_at < $1 LIMIT $2
