@@ -395,7 +395,8 @@ def build_delivery(
         rates_of=MessageRates(installations=installations, catalog=catalog),
         owner=owner,
         # An attempt makes its requests one after another, each within the provider timeout;
-        # a lease this long outlives all but the longest sends (docs/delivery.md, "Leases").
+        # a lease this long outlives all but the longest sends (docs/delivery.md, "Leases and
+        # replicas").
         lease_s=lease_s or 4 * provider_timeout_s + 30,
         concurrency=concurrency,
     )
