@@ -14,9 +14,9 @@ from msgbridge.v1 import gateway_pb2
 from server.demo import Answer, RunningFakeProvider, start_fake_provider
 
 from .conftest import GatewayFactory, rpc_details
+from ._delivery import fails, fast_gateway, message, queued_send, until_state
 
 QUEUED = gateway_pb2.Message.QUEUED
-from ._delivery import fails, fast_gateway, message, queued_send, until_state
 
 
 def _attempts(record: gateway_pb2.Message) -> list[tuple[int, str]]:
