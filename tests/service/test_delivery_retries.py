@@ -13,8 +13,8 @@ import grpc
 from msgbridge.v1 import gateway_pb2
 from server.demo import Answer, RunningFakeProvider, start_fake_provider
 
-from .conftest import GatewayFactory, rpc_details
 from ._delivery import fails, fast_gateway, message, queued_send, until_state
+from .conftest import GatewayFactory, rpc_details
 
 QUEUED = gateway_pb2.Message.QUEUED
 
@@ -39,9 +39,7 @@ async def test_connection_refused_is_retried_until_the_provider_listens(
     start_gateway: GatewayFactory,
 ) -> None:
     port = _free_port()
-    gateway = await fast_gateway(
-        start_gateway, f"http://127.0.0.1:{port}", send_max_attempts=1000
-    )
+    gateway = await fast_gateway(start_gateway, f"http://127.0.0.1:{port}", send_max_attempts=1000)
     reply = await queued_send(gateway)
 
     record = await until_state(gateway, reply.message_id, [QUEUED], attempts=2)
