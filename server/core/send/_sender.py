@@ -117,7 +117,9 @@ class SendPath:
         installation, integration = await self._resolve(request)
         template_for(request.kind, integration)  # FAILED_PRECONDITION when it cannot send files
         limits = self._limits_of(installation, integration)
-        record = _new_message(request, installation, integration, now)
+        waits = request.queue or (request.send_at is not None and request.send_at > now)
+        # A caller replied before the outcome is known has it published as an event.
+        record = replace(_new_message(request, installation, integration, now), notify=waits)
         if limits.max_segments and record.segments > limits.max_segments:
             raise InvalidRequest(
                 f"the text takes {record.segments} SMS segments; this installation sends at most "
@@ -125,7 +127,6 @@ class SendPath:
                 reason="TOO_MANY_SEGMENTS",
                 violations=[("text", f"at most {limits.max_segments} segments")],
             )
-        waits = request.queue or (request.send_at is not None and request.send_at > now)
         claim = None
         if not waits:
             sender = normalize_number(record.from_number, installation.default_region)
