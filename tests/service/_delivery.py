@@ -27,9 +27,11 @@ __all__ = [
     "fails",
     "fast_gateway",
     "message",
+    "outcome_event",
     "queued_send",
     "received_texts",
     "send_at",
+    "send_within",
     "until_state",
 ]
 
@@ -148,3 +150,34 @@ async def until_state(
 def received_texts(provider: RunningFakeProvider, path: str = "/messages") -> list[str]:
     """The texts the provider received, in the order it received them."""
     return [r.json["content"] for r in provider.state.requests_to(path)]
+
+
+async def outcome_event(
+    gateway: Gateway, message_id: str, *, bound_s: float = 15.0
+) -> gateway_pb2.Event:
+    """The MESSAGE_SENT or MESSAGE_FAILED event of ``message_id``, read from StreamEvents (from
+    the earliest event; the bound only ends a test that hangs)."""
+    call = gateway.stub.StreamEvents(gateway_pb2.StreamEventsRequest(earliest=True))
+    outcomes = (gateway_pb2.Event.MESSAGE_SENT, gateway_pb2.Event.MESSAGE_FAILED)
+    try:
+        async with asyncio.timeout(bound_s):
+            async for batch in call:
+                for event in batch.events:
+                    if event.message_id == message_id and event.type in outcomes:
+                        return event
+    finally:
+        call.cancel()
+    raise AssertionError("the event stream ended")
+
+
+async def send_within(gateway: Gateway, timeout_s: float, **fields: Any) -> gateway_pb2.SendReply:
+    """A send whose caller waits at most ``timeout_s`` (its gRPC deadline)."""
+    request = gateway_pb2.SendMessageRequest(
+        org_id=fields.pop("org", "org-1"),
+        to=fields.pop("to", "+15557654321"),
+        text=fields.pop("text", "hello"),
+        **fields,
+    )
+    setattr(request, "from", "+15550001111")
+    reply: gateway_pb2.SendReply = await gateway.stub.SendMessage(request, timeout=timeout_s)
+    return reply
