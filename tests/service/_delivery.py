@@ -24,6 +24,7 @@ __all__ = [
     "FINAL",
     "Q",
     "delivery_definition",
+    "enable",
     "fails",
     "fast_gateway",
     "message",
@@ -88,19 +89,27 @@ async def fast_gateway(
     await gateway.register(
         delivery_definition(provider_url, errors=errors, deduplicates=deduplicates)
     )
-    if limits is None:
-        await gateway.enable("acme-sms")
-    else:
-        await gateway.stub.EnableIntegration(
-            gateway_pb2.EnableIntegrationRequest(
-                org_id="org-1",
-                integration_id="acme-sms",
-                properties={"API key": "key-123"},
-                numbers=[gateway_pb2.NumberAssignment(number="+15550001111", users=["101"])],
-                send_limits=limits,
-            )
-        )
+    await enable(gateway, limits=limits)
     return gateway
+
+
+async def enable(
+    gateway: Gateway,
+    *,
+    org: str = "org-1",
+    number: str = "+15550001111",
+    limits: gateway_pb2.SendLimits | None = None,
+) -> gateway_pb2.Installation:
+    """Enable acme-sms for ``org`` with one ``number`` and these ``limits``."""
+    return await gateway.stub.EnableIntegration(
+        gateway_pb2.EnableIntegrationRequest(
+            org_id=org,
+            integration_id="acme-sms",
+            properties={"API key": "key-123"},
+            numbers=[gateway_pb2.NumberAssignment(number=number, users=["101"])],
+            send_limits=limits,
+        )
+    )
 
 
 def send_at(seconds: float) -> gateway_pb2.SendOptions:
