@@ -154,7 +154,7 @@ class SendPath:
                 retry_after_s=1.0,
             ) from None
         if not created:
-            return await self._repeat(stored, request, deadline)
+            return await self._repeat(stored, request, deadline, waits=waits)
         future = None if waits else self._outcomes.future(stored.id)
         if stored.state is MessageState.SENDING:
             self._queue.begin(stored, (installation, integration))
@@ -165,9 +165,11 @@ class SendPath:
         return await self._await(stored, future, deadline)
 
     async def _repeat(
-        self, stored: MessageRecord, request: SendRequest, deadline: float
+        self, stored: MessageRecord, request: SendRequest, deadline: float, *, waits: bool
     ) -> SendOutcome:
-        """A call with a key already used: the first call's reply, or wait with it."""
+        """A call with a key already used: the first call's reply, or wait with it — unless
+        the call is one replied at once (``waits``: QUEUE mode, or a send time still ahead),
+        as the first call was."""
         if stored.request_fingerprint != request.fingerprint():
             raise key_reused()
         if stored.reply_json is not None:
@@ -187,7 +189,7 @@ class SendPath:
             if isinstance(final, GatewayError):
                 raise final
             return replace(outcome_of(stored), replayed=True)
-        if request.queue:
+        if waits:
             return replace(outcome_of(stored), replayed=True)
         outcome = await self._await(stored, self._outcomes.future(stored.id), deadline)
         return replace(outcome, replayed=True)
