@@ -33,6 +33,7 @@ from ...store import (
 from .._catalog import IntegrationCatalog, LoadedIntegration
 from .._events import EventHub
 from .._installations import InstallationDirectory
+from .._numbers import normalize_number
 from .._provider_failures import nothing_sent
 from ._attempt import AttemptFailed, ProviderAttempt, Sendable
 from ._request import SendOutcome, error_json, outcome_of, request_of, stored_reply
@@ -44,6 +45,7 @@ __all__ = [
     "Outcomes",
     "Requeued",
     "chosen",
+    "opt_out_address",
     "outcome_of_final",
     "template_for",
 ]
@@ -305,12 +307,14 @@ class Deliverer:
         """The provider said the recipient opted out: later sends are refused before they reach
         it (docs/delivery.md, "Opt-outs")."""
         try:
+            installation = await self._installations.get(message.installation_id)
+            from_number, to_number = opt_out_address(message, installation)
             await self._store.record_opt_out(
                 OptOutRecord(
                     installation_id=message.installation_id,
                     org_id=message.org_id,
-                    from_number=message.from_number,
-                    to_number=message.to_number,
+                    from_number=from_number,
+                    to_number=to_number,
                     source="provider",
                     created_at=now,
                 )
@@ -406,6 +410,16 @@ def _event(
         received_at=now,
         request_id="",
         dedupe_key=None,
+    )
+
+
+def opt_out_address(message: MessageRecord, installation: InstallationRecord) -> tuple[str, str]:
+    """The (from, to) an opt-out of this message is kept and looked up under: both normalised,
+    so that a number written otherwise is the same number (docs/delivery.md, "Opt-outs")."""
+    region = installation.default_region
+    return (
+        normalize_number(message.from_number, region),
+        normalize_number(message.to_number, region),
     )
 
 

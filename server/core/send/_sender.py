@@ -59,6 +59,7 @@ from ._deliver import (
     Outcomes,
     Requeued,
     chosen,
+    opt_out_address,
     outcome_of_final,
     template_for,
 )
@@ -138,7 +139,7 @@ class SendPath:
                 claim=claim,
                 now=now,
                 max_queued=limits.max_queued or self._max_queued,
-                opt_out=_opt_out_address(record, installation),
+                opt_out=opt_out_address(record, installation),
             )
         except OptedOut:
             raise FailedPrecondition(
@@ -268,16 +269,6 @@ class SendPath:
         installation = holders[0]
         integration = await self._catalog.get(installation.integration_id)
         return installation, chosen(integration, installation)
-
-
-def _opt_out_address(message: MessageRecord, installation: InstallationRecord) -> tuple[str, str]:
-    """The (from, to) an opt-out of this message is kept under: both normalised, so that a
-    number written otherwise is the same number (docs/delivery.md, "Opt-outs")."""
-    region = installation.default_region
-    return (
-        normalize_number(message.from_number, region),
-        normalize_number(message.to_number, region),
-    )
 
 
 def installation_limits(
