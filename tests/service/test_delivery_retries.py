@@ -154,9 +154,10 @@ async def test_a_timeout_fails_outcome_unknown_and_is_not_sent_again(
     message_id = provider.state.requests_to("/messages")[0].json["ref"]
     record = await message(gateway, message_id)
     assert record.state == gateway_pb2.Message.FAILED
-    assert "OUTCOME_UNKNOWN" in record.error or "may have" in record.error
+    assert record.error.startswith("OUTCOME_UNKNOWN: the provider may have sent the message")
     (attempt,) = record.attempt_log
-    assert attempt.provider_status == 0 and not attempt.HasField("retry_at")
+    assert (attempt.provider_status, attempt.reason) == (0, "PROVIDER_TIMEOUT")
+    assert not attempt.HasField("retry_at")
     assert len(provider.state.requests_to("/messages")) == 1
 
 

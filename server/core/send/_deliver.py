@@ -257,7 +257,7 @@ class Deliverer:
             ),
             attempts=attempts,
             provider_status=status,
-            error=error.message[:500],
+            error=_recorded_error(error),
             reply_json=(
                 error_json(error) if final and message.idempotency_key and not releasable else None
             ),
@@ -353,7 +353,7 @@ class Deliverer:
                 retry_at=now if deduplicates else None,
             ),
             attempts=message.attempts + 1,
-            error=error.message,
+            error=_recorded_error(error),
             reply_json=error_json(error) if message.idempotency_key and not deduplicates else None,
             next_attempt_at=now if deduplicates else None,
             outcome_event=(
@@ -370,6 +370,15 @@ class Deliverer:
             )
             if event is not None:
                 self._hub.notify()
+
+
+def _recorded_error(error: GatewayError) -> str:
+    """The error a FAILED message keeps: the error's text, led by its reason when its outcome
+    is unknown, so that GetMessage and ListMessages tell a message that may have been sent from
+    one that was not (gateway.proto, Message.FAILED: "reason OUTCOME_UNKNOWN in `error`")."""
+    if error.reason == OUTCOME_UNKNOWN:
+        return f"{OUTCOME_UNKNOWN}: {error.message}"[:500]
+    return error.message[:500]
 
 
 def _unknown(error: GatewayError) -> OutcomeUnknown:
