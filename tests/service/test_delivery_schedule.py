@@ -8,9 +8,9 @@ import grpc
 import pytest
 
 from msgbridge.v1 import gateway_pb2
-from server.demo import RunningFakeProvider
+from server.demo import Answer, RunningFakeProvider
 
-from ._delivery import fast_gateway, message, received_texts, send_at, until_state
+from ._delivery import Q, fast_gateway, message, received_texts, send_at, until_state
 from .conftest import GatewayFactory, rpc_details
 
 QUEUED = gateway_pb2.Message.QUEUED
@@ -86,3 +86,43 @@ async def test_a_sent_message_cannot_be_cancelled(
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await gateway.stub.CancelMessage(gateway_pb2.CancelMessageRequest(message_id="nope"))
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_scheduled_message_does_not_hold_back_a_later_accepted_one(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider
+) -> None:
+    # A scheduled message's place in its conversation is its send time (docs/delivery.md).
+    gateway = await fast_gateway(start_gateway, provider.url, send_deadline_s=600.0)
+    scheduled = await gateway.send(text="tomorrow", options=send_at(24 * 3600))
+
+    now = await gateway.send(text="now")
+
+    assert now.state == gateway_pb2.Message.SENT
+    assert received_texts(provider) == ["now"]
+    assert (await message(gateway, scheduled.message_id)).state == QUEUED
+
+
+async def test_a_message_waiting_for_its_retry_can_be_cancelled(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider
+) -> None:
+    gateway = await fast_gateway(start_gateway, provider.url)
+    provider.state.script(
+        "/messages", Answer(status=503, headers=(("Retry-After", "1"),)), Answer()
+    )
+    first = await gateway.send(text="first", options=gateway_pb2.SendOptions(mode=Q))
+    await until_state(gateway, first.message_id, [QUEUED], attempts=1)
+
+    cancelled = await gateway.stub.CancelMessage(
+        gateway_pb2.CancelMessageRequest(message_id=first.message_id)
+    )
+
+    assert cancelled.state == gateway_pb2.Message.CANCELLED
+    assert [a.provider_status for a in cancelled.attempt_log] == [503]
+    # The next message of the conversation is no longer held back, and the cancelled one never
+    # leaves again.
+    second = await gateway.send(text="second")
+    assert second.state == gateway_pb2.Message.SENT
+    marker = await gateway.send(text="marker", options=send_at(1.5))
+    assert (await until_state(gateway, marker.message_id)).state == gateway_pb2.Message.SENT
+    assert received_texts(provider) == ["first", "second", "marker"]
+    assert (await message(gateway, first.message_id)).state == gateway_pb2.Message.CANCELLED
