@@ -94,3 +94,26 @@ async def test_a_send_still_at_the_provider_at_the_deadline_is_replied_sending(
     record = await until_state(gateway, reply.message_id)
     assert record.state == gateway_pb2.Message.SENT and record.attempts == 1
     assert len(provider.state.requests_to("/messages")) == 1
+
+
+async def test_a_send_waiting_for_its_rate_is_replied_when_sent_or_queued_at_the_deadline(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider
+) -> None:
+    one_a_second = gateway_pb2.SendLimits(per_number=gateway_pb2.Throughput(per_second=1, burst=1))
+    gateway = await fast_gateway(start_gateway, provider.url, limits=one_a_second)
+    assert (await gateway.send(to="+15557650001")).state == gateway_pb2.Message.SENT
+
+    # The caller waits for its turn, as long as its deadline allows …
+    waited = await send_within(gateway, 10.0, to="+15557650002")
+    assert waited.state == gateway_pb2.Message.SENT and waited.attempts == 1
+    # … and is replied QUEUED when the deadline comes first; the outcome follows.
+    short = await send_within(gateway, 0.5, to="+15557650003", metadata=METADATA)
+    assert short.state == gateway_pb2.Message.QUEUED and short.attempts == 0
+    event = await outcome_event(gateway, short.message_id)
+    assert event.type == gateway_pb2.Event.MESSAGE_SENT
+    assert dict(event.metadata) == METADATA
+    assert [r.json["to"] for r in provider.state.requests_to("/messages")] == [
+        "+15557650001",
+        "+15557650002",
+        "+15557650003",
+    ]
