@@ -70,3 +70,30 @@ async def test_max_segments_refuses_a_longer_text(
     assert len(provider.state.requests_to("/messages")) == 2
     listed = await gateway.stub.ListMessages(gateway_pb2.ListMessagesRequest())
     assert len(listed.messages) == 2
+
+
+async def test_a_file_counts_its_caption(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider
+) -> None:
+    gateway = await fast_gateway(start_gateway, provider.url)
+
+    def file(caption: str) -> gateway_pb2.SendFileRequest:
+        request = gateway_pb2.SendFileRequest(
+            org_id="org-1",
+            to="+15557654321",
+            media_url="https://files.example/a.png",
+            text=caption,
+            options=gateway_pb2.SendOptions(mode=gateway_pb2.SendOptions.QUEUE),
+        )
+        setattr(request, "from", "+15550001111")
+        return request
+
+    bare = await gateway.stub.SendFile(file(""))
+    captioned = await gateway.stub.SendFile(file("€" * 81))
+    emoji = await gateway.stub.SendFile(file(EMOJI))
+
+    assert (bare.state, bare.encoding, bare.segments) == (gateway_pb2.Message.QUEUED, "GSM-7", 0)
+    assert (captioned.encoding, captioned.segments) == ("GSM-7", 2)
+    assert (emoji.encoding, emoji.segments) == ("UCS-2", 1)
+    record = await message(gateway, captioned.message_id)
+    assert (record.encoding, record.segments) == ("GSM-7", 2)
