@@ -206,3 +206,66 @@ async def test_max_attempts_exhausted_fails_with_the_last_error(
     assert record.error == record.attempt_log[-1].error
     assert record.provider_status == 503
     assert len(provider.state.requests_to("/messages")) == 3
+
+
+async def test_deduplicated_timeouts_that_exhaust_the_attempts_fail_outcome_unknown(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider
+) -> None:
+    gateway = await fast_gateway(
+        start_gateway,
+        provider.url,
+        deduplicates=True,
+        provider_timeout_s=0.2,
+        send_max_attempts=2,
+    )
+    provider.state.script("/messages", Answer(delay_s=0.6))
+
+    error = await fails(gateway, idempotency_key="k")
+
+    assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert rpc_details(error)["error_info"].reason == "OUTCOME_UNKNOWN"
+    message_id = provider.state.requests_to("/messages")[0].json["ref"]
+    record = await message(gateway, message_id)
+    assert record.state == gateway_pb2.Message.FAILED and record.attempts == 2
+    assert record.error.startswith("OUTCOME_UNKNOWN: ")
+    # The key's answer is that outcome: a repeat is not sent again.
+    again = await fails(gateway, idempotency_key="k")
+    assert rpc_details(again)["error_info"].reason == "OUTCOME_UNKNOWN"
+    assert len(provider.state.requests_to("/messages")) == 2
+
+
+async def test_a_repeat_of_a_key_whose_retries_ran_out_queues_the_message_again(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider
+) -> None:
+    gateway = await fast_gateway(start_gateway, provider.url, send_max_attempts=2)
+    provider.state.script("/messages", Answer(status=503), Answer(status=503), Answer())
+    queue = gateway_pb2.SendOptions(mode=gateway_pb2.SendOptions.QUEUE)
+    first = await gateway.send(idempotency_key="k", options=queue)
+    assert (await until_state(gateway, first.message_id)).state == gateway_pb2.Message.FAILED
+
+    # Nothing was sent, so the key was released: its repeat sends the same message again.
+    again = await gateway.send(idempotency_key="k", options=queue)
+
+    assert again.message_id == first.message_id and again.replayed
+    record = await until_state(gateway, first.message_id, [gateway_pb2.Message.SENT])
+    assert [a.provider_status for a in record.attempt_log] == [503, 503, 200]
+    listed = await gateway.stub.ListMessages(gateway_pb2.ListMessagesRequest())
+    assert [m.message_id for m in listed.messages] == [first.message_id]
+
+
+async def test_a_retry_later_than_the_maximum_age_fails_with_the_last_error(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider
+) -> None:
+    gateway = await fast_gateway(start_gateway, provider.url, send_max_age_s=0.5)
+    provider.state.script("/messages", Answer(status=429, headers=(("Retry-After", "5"),)))
+
+    error = await fails(gateway)
+
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert rpc_details(error)["error_info"].reason == "PROVIDER_RATE_LIMITED"
+    message_id = provider.state.requests_to("/messages")[0].json["ref"]
+    record = await message(gateway, message_id)
+    assert record.state == gateway_pb2.Message.FAILED
+    assert _attempts(record) == [(429, "PROVIDER_RATE_LIMITED")]
+    assert not record.attempt_log[0].HasField("retry_at")
+    assert len(provider.state.requests_to("/messages")) == 1
