@@ -46,6 +46,7 @@ __all__ = [
     "Requeued",
     "chosen",
     "opt_out_address",
+    "opted_out",
     "outcome_of_final",
     "template_for",
 ]
@@ -173,6 +174,8 @@ class Deliverer:
         started = datetime.now(UTC)
         try:
             sendable = await self.sendable(message, resolved)
+            if resolved is None:  # claimed from the queue, not as it was accepted
+                await self._refuse_opted_out(sendable)
             outcome = await self._attempt.make(sendable)
         except AttemptFailed as failed:
             await self._failed(message, failed, started, self._deduplicates(message, resolved))
@@ -184,6 +187,21 @@ class Deliverer:
             await self._failed(message, AttemptFailed(internal, 0), started, False)
         else:
             await self._sent(message, outcome, started)
+
+    async def _refuse_opted_out(self, sendable: Sendable) -> None:
+        """A queued message whose recipient opted out after it was accepted is not sent: its
+        acceptance checked only that moment (docs/delivery.md, "Opt-outs"). A message claimed
+        as it was accepted was checked in that same transaction."""
+        message, installation = sendable.message, sendable.installation
+        from_number, to_number = opt_out_address(message, installation)
+        found = await self._store.list_opt_outs(
+            installation_id=installation.id,
+            from_number=from_number,
+            to_number=to_number,
+            limit=1,
+        )
+        if found:
+            raise opted_out(installation.id, message.from_number)
 
     def _deduplicates(
         self,
@@ -419,6 +437,15 @@ def _event(
         received_at=now,
         request_id="",
         dedupe_key=None,
+    )
+
+
+def opted_out(installation_id: str, from_number: str) -> FailedPrecondition:
+    """The refusal of a send to a recipient who opted out of ``from_number``."""
+    return FailedPrecondition(
+        "the recipient opted out of messages from this number",
+        reason="RECIPIENT_OPTED_OUT",
+        metadata={"installation": installation_id, "from": from_number},
     )
 
 

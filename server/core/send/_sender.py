@@ -60,6 +60,7 @@ from ._deliver import (
     Requeued,
     chosen,
     opt_out_address,
+    opted_out,
     outcome_of_final,
     template_for,
 )
@@ -142,11 +143,7 @@ class SendPath:
                 opt_out=opt_out_address(record, installation),
             )
         except OptedOut:
-            raise FailedPrecondition(
-                "the recipient opted out of messages from this number",
-                reason="RECIPIENT_OPTED_OUT",
-                metadata={"installation": installation.id, "from": record.from_number},
-            ) from None
+            raise opted_out(installation.id, record.from_number) from None
         except QueueFull as full:
             raise ResourceExhausted(
                 f"the installation has {full.limit} messages waiting; retry later",
