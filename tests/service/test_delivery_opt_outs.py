@@ -2,7 +2,8 @@
 an inbound STOP a send from that number to that recipient is refused FAILED_PRECONDITION
 (RECIPIENT_OPTED_OUT) before anything reaches the provider, until a START; and a provider error
 the definition's `response_rules` maps `opted_out` records an opt-out (source "provider") that
-refuses the next send the same way — numbers written as the caller likes."""
+refuses the next send the same way — numbers written as the caller likes; and a message queued
+before the recipient opted out is not sent when its turn comes."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 from msgbridge.v1 import gateway_pb2
 from server.demo import Answer, RunningFakeProvider
 
-from ._delivery import FAST, Q, delivery_definition, fails
+from ._delivery import FAST, Q, delivery_definition, fails, outcome_event, send_at, until_state
 from .conftest import Gateway, GatewayFactory, rpc_details
 from .test_inbound import hook_path, post
 from .test_more_event_types import WEBHOOKS
@@ -108,3 +109,28 @@ async def test_a_provider_opted_out_error_records_an_opt_out(
     assert (await gateway.send(to="+61855555556", **_from(OURS))).state == (
         gateway_pb2.Message.SENT
     )
+
+
+async def test_a_queued_message_to_a_recipient_who_opts_out_meanwhile_is_not_sent(
+    start_gateway: GatewayFactory,
+    provider: RunningFakeProvider,
+    session: aiohttp.ClientSession,
+) -> None:
+    gateway, installation = await _gateway(start_gateway, provider)
+    scheduled = await gateway.send(
+        to=THEIRS, text="reminder", options=send_at(1.0), metadata={"k": "v"}, **_from(OURS)
+    )
+    assert scheduled.state == gateway_pb2.Message.QUEUED
+
+    assert await post(session, gateway, hook_path(installation), stop()) == (200, "")
+
+    record = await until_state(gateway, scheduled.message_id)
+    assert record.state == gateway_pb2.Message.FAILED
+    assert record.error == "the recipient opted out of messages from this number"
+    assert [(a.reason, a.provider_status) for a in record.attempt_log] == [
+        ("RECIPIENT_OPTED_OUT", 0)
+    ]
+    assert provider.state.requests_to("/messages") == []
+    event = await outcome_event(gateway, scheduled.message_id)
+    assert event.type == gateway_pb2.Event.MESSAGE_FAILED and dict(event.metadata) == {"k": "v"}
+    assert event.error.startswith("RECIPIENT_OPTED_OUT: ")
