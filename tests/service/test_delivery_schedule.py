@@ -4,13 +4,23 @@ can be cancelled and then never reaches the provider; a sent one cannot be cance
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import pytest
 
 from msgbridge.v1 import gateway_pb2
 from server.demo import Answer, RunningFakeProvider
 
-from ._delivery import Q, fast_gateway, message, received_texts, send_at, until_state
+from ._delivery import (
+    Q,
+    fast_gateway,
+    message,
+    received_texts,
+    send_at,
+    send_within,
+    until_state,
+)
 from .conftest import GatewayFactory, rpc_details
 
 QUEUED = gateway_pb2.Message.QUEUED
@@ -126,3 +136,26 @@ async def test_a_message_waiting_for_its_retry_can_be_cancelled(
     assert (await until_state(gateway, marker.message_id)).state == gateway_pb2.Message.SENT
     assert received_texts(provider) == ["first", "second", "marker"]
     assert (await message(gateway, first.message_id)).state == gateway_pb2.Message.CANCELLED
+
+
+async def test_a_caller_waiting_for_a_message_that_is_cancelled_is_told_so(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider
+) -> None:
+    gateway = await fast_gateway(start_gateway, provider.url)
+    provider.state.script(
+        "/messages", Answer(status=503, headers=(("Retry-After", "2"),)), Answer()
+    )
+    # Its retry comes well before its deadline: the caller keeps waiting.
+    waiting = asyncio.ensure_future(send_within(gateway, 10.0))
+    await provider.state.wait_for_requests(1, path="/messages")
+    message_id = provider.state.requests_to("/messages")[0].json["ref"]
+    await until_state(gateway, message_id, [QUEUED], attempts=1)
+
+    await gateway.stub.CancelMessage(gateway_pb2.CancelMessageRequest(message_id=message_id))
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await waiting
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert rpc_details(caught.value)["error_info"].reason == "MESSAGE_CANCELLED"
+    assert (await message(gateway, message_id)).state == gateway_pb2.Message.CANCELLED
+    assert len(provider.state.requests_to("/messages")) == 1
