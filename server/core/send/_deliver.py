@@ -46,6 +46,7 @@ __all__ = [
     "Requeued",
     "chosen",
     "opt_out_address",
+    "opted_out",
     "outcome_of_final",
     "template_for",
 ]
@@ -173,6 +174,8 @@ class Deliverer:
         started = datetime.now(UTC)
         try:
             sendable = await self.sendable(message, resolved)
+            if resolved is None:  # claimed from the queue, not as it was accepted
+                await self._refuse_opted_out(sendable)
             outcome = await self._attempt.make(sendable)
         except AttemptFailed as failed:
             await self._failed(message, failed, started)
@@ -184,6 +187,21 @@ class Deliverer:
             await self._failed(message, AttemptFailed(internal, 0), started)
         else:
             await self._sent(message, outcome, started)
+
+    async def _refuse_opted_out(self, sendable: Sendable) -> None:
+        """A queued message whose recipient opted out after it was accepted is not sent: its
+        acceptance checked only that moment (docs/delivery.md, "Opt-outs"). A message claimed
+        as it was accepted was checked in that same transaction."""
+        message, installation = sendable.message, sendable.installation
+        from_number, to_number = opt_out_address(message, installation)
+        found = await self._store.list_opt_outs(
+            installation_id=installation.id,
+            from_number=from_number,
+            to_number=to_number,
+            limit=1,
+        )
+        if found:
+            raise opted_out(installation.id, message.from_number)
 
     async def _sent(self, message: MessageRecord, outcome: SendOutcome, started: datetime) -> None:
         now = datetime.now(UTC)
@@ -246,7 +264,7 @@ class Deliverer:
             ),
             attempts=attempts,
             provider_status=status,
-            error=error.message[:500],
+            error=_recorded_error(error),
             reply_json=(
                 error_json(error) if final and message.idempotency_key and not releasable else None
             ),
@@ -302,13 +320,13 @@ class Deliverer:
         looks them up."""
         try:
             installation = await self._installations.get(message.installation_id)
-            sender, recipient = opt_out_address(message, installation)
+            from_number, to_number = opt_out_address(message, installation)
             await self._store.record_opt_out(
                 OptOutRecord(
                     installation_id=message.installation_id,
                     org_id=message.org_id,
-                    from_number=sender,
-                    to_number=recipient,
+                    from_number=from_number,
+                    to_number=to_number,
                     source="provider",
                     created_at=now,
                 )
@@ -351,7 +369,7 @@ class Deliverer:
                 retry_at=now if deduplicates else None,
             ),
             attempts=message.attempts + 1,
-            error=error.message,
+            error=_recorded_error(error),
             reply_json=error_json(error) if message.idempotency_key and not deduplicates else None,
             next_attempt_at=now if deduplicates else None,
             outcome_event=(
@@ -378,6 +396,15 @@ def _all_deduplicate(template: RequestTemplate) -> bool:
             return False
         step = step.then
     return True
+
+
+def _recorded_error(error: GatewayError) -> str:
+    """The error a FAILED message keeps: the error's text, led by its reason when its outcome
+    is unknown, so that GetMessage and ListMessages tell a message that may have been sent from
+    one that was not (gateway.proto, Message.FAILED: "reason OUTCOME_UNKNOWN in `error`")."""
+    if error.reason == OUTCOME_UNKNOWN:
+        return f"{OUTCOME_UNKNOWN}: {error.message}"[:500]
+    return error.message[:500]
 
 
 def _unknown(error: GatewayError) -> OutcomeUnknown:
@@ -421,9 +448,18 @@ def _event(
     )
 
 
+def opted_out(installation_id: str, from_number: str) -> FailedPrecondition:
+    """The refusal of a send to a recipient who opted out of ``from_number``."""
+    return FailedPrecondition(
+        "the recipient opted out of messages from this number",
+        reason="RECIPIENT_OPTED_OUT",
+        metadata={"installation": installation_id, "from": from_number},
+    )
+
+
 def opt_out_address(message: MessageRecord, installation: InstallationRecord) -> tuple[str, str]:
-    """The (from, to) an opt-out of this message is kept under: both normalised, so that a
-    number written otherwise is the same number (docs/delivery.md, "Opt-outs")."""
+    """The (from, to) an opt-out of this message is kept and looked up under: both normalised,
+    so that a number written otherwise is the same number (docs/delivery.md, "Opt-outs")."""
     region = installation.default_region
     return (
         normalize_number(message.from_number, region),

@@ -60,6 +60,7 @@ from ._deliver import (
     Requeued,
     chosen,
     opt_out_address,
+    opted_out,
     outcome_of_final,
     template_for,
 )
@@ -119,7 +120,7 @@ class SendPath:
         template_for(request.kind, integration)  # FAILED_PRECONDITION when it cannot send files
         limits = self._limits_of(installation, integration)
         waits = request.queue or (request.send_at is not None and request.send_at > now)
-        # A send replied before its outcome has the outcome published as an event.
+        # A caller replied before the outcome is known has it published as an event.
         record = replace(_new_message(request, installation, integration, now), notify=waits)
         if limits.max_segments and record.segments > limits.max_segments:
             raise InvalidRequest(
@@ -142,11 +143,7 @@ class SendPath:
                 opt_out=opt_out_address(record, installation),
             )
         except OptedOut:
-            raise FailedPrecondition(
-                "the recipient opted out of messages from this number",
-                reason="RECIPIENT_OPTED_OUT",
-                metadata={"installation": installation.id, "from": record.from_number},
-            ) from None
+            raise opted_out(installation.id, record.from_number) from None
         except QueueFull as full:
             raise ResourceExhausted(
                 f"the installation has {full.limit} messages waiting; retry later",
@@ -155,7 +152,7 @@ class SendPath:
                 retry_after_s=1.0,
             ) from None
         if not created:
-            return await self._repeat(stored, request, deadline)
+            return await self._repeat(stored, request, deadline, waits=waits)
         future = None if waits else self._outcomes.future(stored.id)
         if stored.state is MessageState.SENDING:
             self._queue.begin(stored, (installation, integration))
@@ -166,9 +163,11 @@ class SendPath:
         return await self._await(stored, future, deadline)
 
     async def _repeat(
-        self, stored: MessageRecord, request: SendRequest, deadline: float
+        self, stored: MessageRecord, request: SendRequest, deadline: float, *, waits: bool
     ) -> SendOutcome:
-        """A call with a key already used: the first call's reply, or wait with it."""
+        """A call with a key already used: the first call's reply, or wait with it — unless
+        the call is one replied at once (``waits``: QUEUE mode, or a send time still ahead),
+        as the first call was."""
         if stored.request_fingerprint != request.fingerprint():
             raise key_reused()
         if stored.reply_json is not None:
@@ -188,7 +187,7 @@ class SendPath:
             if isinstance(final, GatewayError):
                 raise final
             return replace(outcome_of(stored), replayed=True)
-        if request.queue:
+        if waits:
             return replace(outcome_of(stored), replayed=True)
         outcome = await self._await(stored, self._outcomes.future(stored.id), deadline)
         return replace(outcome, replayed=True)
