@@ -305,7 +305,9 @@ class Deliverer:
         delay = retry_delay(self._policy, made, failed.error.retry_after_s, random.random())  # noqa: S311 - jitter
         retry_at = now + timedelta(seconds=delay)
         if made >= self._policy.max_attempts or self._too_old(message, retry_at):
-            return _Ending(MessageState.FAILED)
+            # Given up: a deduplicated request that got no answer may still have been sent.
+            maybe_sent = verdict(failed.error) is Verdict.UNKNOWN
+            return _Ending(MessageState.FAILED, _unknown(failed.error) if maybe_sent else None)
         return _Ending(MessageState.QUEUED, retry_at=retry_at)
 
     def _too_old(self, message: MessageRecord, retry_at: datetime) -> bool:
