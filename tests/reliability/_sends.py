@@ -25,9 +25,17 @@ from msgbridge.v1 import gateway_pb2
 
 from ._cluster import FROM_NUMBER, ORG, Cluster
 
-__all__ = ["Attempt", "KeyedSender", "SendRecord", "send_text"]
+__all__ = [
+    "FINAL_REASONS",
+    "RETRYABLE",
+    "Attempt",
+    "KeyedSender",
+    "SendRecord",
+    "reason_and_delay",
+    "send_text",
+]
 
-_RETRYABLE = frozenset(
+RETRYABLE = frozenset(
     {
         grpc.StatusCode.UNAVAILABLE,
         grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -38,8 +46,9 @@ _RETRYABLE = frozenset(
 
 
 # Outcomes the service stores as the key's answer (the provider may have sent the message): every
-# retry with the key gets them again, so a caller stops there.
-_FINAL_REASONS = frozenset({"PROVIDER_TIMEOUT", "DEADLINE_EXCEEDED"})
+# retry with the key gets them again, so a caller stops there. OUTCOME_UNKNOWN is what a message
+# whose replica was killed mid-call ends with, once its lease expires (docs/delivery.md).
+FINAL_REASONS = frozenset({"PROVIDER_TIMEOUT", "DEADLINE_EXCEEDED", "OUTCOME_UNKNOWN"})
 
 
 def send_text(run_id: str, n: int) -> str:
@@ -64,7 +73,7 @@ class SendRecord:
     error: str = ""
 
 
-def _reason_and_delay(error: grpc.aio.AioRpcError) -> tuple[str, float | None]:
+def reason_and_delay(error: grpc.aio.AioRpcError) -> tuple[str, float | None]:
     raw = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
     if not isinstance(raw, bytes):
         return "", None
@@ -138,7 +147,7 @@ class KeyedSender:
                     request, timeout=self.call_timeout_s
                 )
             except grpc.aio.AioRpcError as exc:
-                reason, delay = _reason_and_delay(exc)
+                reason, delay = reason_and_delay(exc)
                 outcome = exc.code().name + (f" {reason}" if reason else "")
                 record.attempts.append(
                     Attempt(
@@ -148,7 +157,7 @@ class KeyedSender:
                         outcome=outcome,
                     )
                 )
-                if exc.code() not in _RETRYABLE or reason in _FINAL_REASONS:
+                if exc.code() not in RETRYABLE or reason in FINAL_REASONS:
                     record.error = f"{outcome}: {exc.details()}"
                     return
                 if time.monotonic() - record.attempts[0].started > self.give_up_after_s:

@@ -20,7 +20,7 @@ from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc
 from server.demo import start_fake_provider
 from tests.reliability._cluster import FROM_NUMBER, INTEGRATION, ORG, Cluster, definition_json
 from tests.reliability._processes import ReplicaProcess, write_secret_key
-from tests.reliability._sends import _reason_and_delay
+from tests.reliability._sends import reason_and_delay
 from tests.reliability._waiting import eventually
 from tests.reliability._webhooks import webhook_body
 
@@ -199,7 +199,7 @@ async def test_an_idempotency_key_holds_across_replicas(
     with pytest.raises(grpc.aio.AioRpcError) as in_progress:
         await cluster.stub(b).SendMessage(once, timeout=30)
     assert in_progress.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert _reason_and_delay(in_progress.value)[0] == "SEND_IN_PROGRESS"
+    assert reason_and_delay(in_progress.value)[0] == "SEND_IN_PROGRESS"
     first = await on_a
     again = await cluster.stub(b).SendMessage(once, timeout=30)
     assert again.replayed and not first.replayed
