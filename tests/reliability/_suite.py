@@ -11,6 +11,9 @@
    subscribers to have every acknowledged webhook — an event leased to a subscriber on a
    replica that was killed comes again only after its lease (30 s) — then read the log and the
    provider's records and check.
+5. The queued-send phase on the same processes (:mod:`tests.reliability._queued_phase`): replicas
+   and the provider SIGKILLed while ordered conversations are sent; none stuck, lost, sent twice
+   or out of order.
 """
 
 from __future__ import annotations
