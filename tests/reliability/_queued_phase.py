@@ -93,13 +93,13 @@ async def run_queued_phase(
         result.notes.append(
             f"messages still QUEUED or SENDING {config.settle_timeout_s:.0f} s after the load"
         )
-    for process in cluster.processes:
-        if not process.running:  # it exited by itself: a crash the run must show
-            result.notes.append(
-                f"{process.name} exited on its own; its last log lines:\n"
-                + "".join(list(process.log)[-30:])
-            )
-            await process.start()
+    exited = [p for p in cluster.processes if not p.running]
+    for process in exited:  # it exited by itself: a crash the run must show
+        result.notes.append(
+            f"{process.name} exited on its own; its last log lines:\n"
+            + "".join(list(process.log)[-30:])
+        )
+        await process.start()
     messages = await read_messages(cluster)
     receipts = provider_receipts(provider.record)
     keys = {s.key for s in sender.sends}
@@ -108,6 +108,12 @@ async def run_queued_phase(
     failures = ", ".join(f"{k} ×{v}" for k, v in sender.rpc_failures.most_common()) or "none"
     result.notes.append(f"queued send calls that failed: {failures}")
     result.invariants = [
+        Invariant(
+            name="no process exited but by a kill",
+            ok=not exited,
+            counts={"processes": len(cluster.processes), "exited on their own": len(exited)},
+            examples=[p.name for p in exited],
+        ),
         queued_sends_ended(sender.sends, messages),
         sent_at_most_once(phase, messages, receipts),
         conversation_order(phase, receipts),

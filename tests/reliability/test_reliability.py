@@ -23,4 +23,4 @@ async def test_nothing_acknowledged_is_lost_or_doubled_while_processes_are_kille
     killed = {k.process.split("-")[0] for k in report.kills}
     assert killed == {"replica", "sidecar", "fake"}, text
     assert [i.name for i in report.invariants if not i.ok] == [], text
-    assert len(report.invariants) == 9, text
+    assert len(report.invariants) == 10, text
