@@ -94,10 +94,10 @@ class QueuedSender:
         by_conversation: dict[int, list[QueuedSend]] = collections.defaultdict(list)
         for send in self.sends:
             by_conversation[send.conversation].append(send)
+        rngs = [random.Random(self.rng.random()) for _ in by_conversation]
         await asyncio.gather(
-            *(self._conversation(sends, random.Random(self.rng.random())) for sends in
-              by_conversation.values())
-        )  # fmt: skip
+            *(self._conversation(s, r) for s, r in zip(by_conversation.values(), rngs, strict=True))
+        )
 
     async def _conversation(self, sends: Sequence[QueuedSend], rng: random.Random) -> None:
         gap = self.window_s / max(1, len(sends))
