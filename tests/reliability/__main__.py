@@ -8,6 +8,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
+from ._queued_phase import QueuedConfig
 from ._soak import SoakConfig, run_soak
 from ._suite import SuiteConfig, run_suite
 
@@ -20,6 +21,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, help="seed of the random choices (default: random)")
     parser.add_argument(
         "--window", type=float, help="seconds the load is spread over (default: 5 per kill)"
+    )
+    parser.add_argument(
+        "--conversations", type=int, default=50, help="queued phase: recipients (0: no phase)"
+    )
+    parser.add_argument(
+        "--per-conversation", type=int, default=20, help="queued phase: messages to each"
+    )
+    parser.add_argument(
+        "--queued-kills", type=int, default=8, help="queued phase: SIGKILLs (replicas, provider)"
+    )
+    parser.add_argument(
+        "--queued-window", type=float, default=40.0, help="queued phase: seconds of load"
     )
     parser.add_argument("--soak", action="store_true", help="run the soak instead")
     parser.add_argument("--minutes", type=float, default=5.0, help="length of the soak")
@@ -39,6 +52,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         kills=args.kills,
         seed=args.seed,
         window_s=args.window,
+        queued=QueuedConfig(
+            conversations=args.conversations,
+            per_conversation=args.per_conversation,
+            kills=args.queued_kills,
+            window_s=args.queued_window,
+        )
+        if args.conversations > 0
+        else None,
     )
     report = asyncio.run(run_suite(config, say=say))
     for line in report.lines():

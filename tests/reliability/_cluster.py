@@ -23,12 +23,21 @@ from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc
 from ._processes import (
     FakeProviderProcess,
     ManagedProcess,
+    RecordingProviderProcess,
     ReplicaProcess,
     SidecarProcess,
     write_secret_key,
 )
 
-__all__ = ["CHANNEL_OPTIONS", "FROM_NUMBER", "INTEGRATION", "ORG", "Cluster", "definition_json"]
+__all__ = [
+    "CHANNEL_OPTIONS",
+    "FROM_NUMBER",
+    "INBOUND_TYPES",
+    "INTEGRATION",
+    "ORG",
+    "Cluster",
+    "definition_json",
+]
 
 INTEGRATION = "reliability-sms"
 ORG = "org-reliability"
@@ -41,6 +50,11 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.max_reconnect_backoff_ms", 1000),
     ("grpc.enable_retries", 0),
 ]
+
+# The events the webhooks make (inbound SMS), which subscribers and the log reading ask for: a send
+# whose caller was replied before its outcome publishes that outcome as a MESSAGE_SENT or
+# MESSAGE_FAILED event too (docs/delivery.md), which is no webhook's.
+INBOUND_TYPES = (gateway_pb2.Event.MESSAGE,)
 
 # Inbound SMS with the provider's message id (the dedupe key of a retried webhook).
 _WEBHOOK_MODELS = [
@@ -59,12 +73,19 @@ _WEBHOOK_MODELS = [
 
 
 def definition_json(provider_url: str) -> str:
-    """A JSON-send integration whose sends go to the fake provider."""
+    """A JSON-send integration whose sends go to the fake provider, carrying our message id."""
     request = {
         "request_method": "POST",
         "request_url": provider_url + "/messages",
         "request_content_type": "application/json",
-        "request_parameters": {"from": "$from$", "to": "$to$", "content": "$content$"},
+        # `ref`: our id of the message, by which the provider's records say which message each
+        # request was (docs/format.md, `gateway_id`).
+        "request_parameters": {
+            "from": "$from$",
+            "to": "$to$",
+            "content": "$content$",
+            "ref": "$gateway_id$",
+        },
         "response_map": {"data": {"id": "$messageid$"}},
     }
     return json.dumps(
@@ -100,11 +121,24 @@ class Cluster:
         sidecars: bool = True,
         replica_extra: Sequence[str] = (),
         provider_max_recorded: int = 100_000,
+        record_sends: bool = False,
+        provider_delay_s: float = 0.0,
     ) -> Cluster:
         """Start the fake provider, the replicas (together: they migrate the new database under
-        its advisory lock) and a sidecar per replica."""
+        its advisory lock) and a sidecar per replica. With ``record_sends`` the provider appends
+        every send to ``workdir/provider-sends.jsonl`` (it may then be killed and restarted: see
+        :class:`RecordingProviderProcess`), answering after ``provider_delay_s``."""
         key = write_secret_key(workdir / "secret.key")
-        provider = FakeProviderProcess(name="fake-provider", max_recorded=provider_max_recorded)
+        provider = (
+            RecordingProviderProcess(
+                name="fake-provider",
+                max_recorded=provider_max_recorded,
+                record=workdir / "provider-sends.jsonl",
+                delay_s=provider_delay_s,
+            )
+            if record_sends
+            else FakeProviderProcess(name="fake-provider", max_recorded=provider_max_recorded)
+        )
         names = "abcdefgh"
         cluster = cls(
             workdir=workdir,

@@ -24,6 +24,7 @@ __all__ = [
     "ROOT",
     "FakeProviderProcess",
     "ManagedProcess",
+    "RecordingProviderProcess",
     "ReplicaProcess",
     "SidecarProcess",
     "rss_bytes",
@@ -250,3 +251,28 @@ class FakeProviderProcess(ManagedProcess):
             self.url = text.rsplit(" ", 1)[1]
             return True
         return False
+
+
+@dataclass(eq=False, kw_only=True)
+class RecordingProviderProcess(FakeProviderProcess):
+    """The fake provider that also appends each send to ``record`` before answering it
+    (:mod:`tests.reliability._recording_provider`), answering after ``delay_s``. Started on port
+    0 the first time and on the same port after a kill, so that the integration's URL stays
+    right; while it is down, sends fail to connect."""
+
+    record: Path
+    delay_s: float = 0.0
+    port: int = 0
+
+    def argv(self) -> Sequence[str]:
+        return [
+            sys.executable, "-m", "tests.reliability._recording_provider",
+            "--port", str(self.port), "--record", str(self.record),
+            "--delay-s", str(self.delay_s), "--max-recorded", str(self.max_recorded),
+        ]  # fmt: skip
+
+    def _on_line(self, entry: dict[str, object]) -> bool:
+        if not super()._on_line(entry):
+            return False
+        self.port = int(self.url.rsplit(":", 1)[1])
+        return True

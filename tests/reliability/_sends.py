@@ -25,9 +25,17 @@ from msgbridge.v1 import gateway_pb2
 
 from ._cluster import FROM_NUMBER, ORG, Cluster
 
-__all__ = ["Attempt", "KeyedSender", "SendRecord", "send_text"]
+__all__ = [
+    "FINAL_REASONS",
+    "RETRYABLE",
+    "Attempt",
+    "KeyedSender",
+    "SendRecord",
+    "reason_and_delay",
+    "send_text",
+]
 
-_RETRYABLE = frozenset(
+RETRYABLE = frozenset(
     {
         grpc.StatusCode.UNAVAILABLE,
         grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -38,8 +46,9 @@ _RETRYABLE = frozenset(
 
 
 # Outcomes the service stores as the key's answer (the provider may have sent the message): every
-# retry with the key gets them again, so a caller stops there.
-_FINAL_REASONS = frozenset({"PROVIDER_TIMEOUT", "DEADLINE_EXCEEDED"})
+# retry with the key gets them again, so a caller stops there. OUTCOME_UNKNOWN is what a message
+# whose replica was killed mid-call ends with, once its lease expires (docs/delivery.md).
+FINAL_REASONS = frozenset({"PROVIDER_TIMEOUT", "DEADLINE_EXCEEDED", "OUTCOME_UNKNOWN"})
 
 
 def send_text(run_id: str, n: int) -> str:
@@ -58,13 +67,14 @@ class Attempt:
 class SendRecord:
     key: str
     text: str
+    to: str = "+15557654321"
     attempts: list[Attempt] = field(default_factory=list)
     message_id: str = ""
     succeeded: bool = False
     error: str = ""
 
 
-def _reason_and_delay(error: grpc.aio.AioRpcError) -> tuple[str, float | None]:
+def reason_and_delay(error: grpc.aio.AioRpcError) -> tuple[str, float | None]:
     raw = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
     if not isinstance(raw, bytes):
         return "", None
@@ -88,6 +98,9 @@ class KeyedSender:
     run_id: str
     rate_per_s: float
     concurrency: int = 16
+    # Messages to one recipient leave one at a time, in order (docs/delivery.md): spread over
+    # this many, the sends keep up with the pace at the provider's delay.
+    recipients: int = 100
     call_timeout_s: float = 30.0
     give_up_after_s: float = 600.0
     rng: random.Random = field(default_factory=random.Random)
@@ -100,7 +113,11 @@ class KeyedSender:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Send them all; return once each succeeded, failed for good, or ``stop`` is set."""
         self.records = [
-            SendRecord(key=f"rel-{self.run_id}-{n}", text=send_text(self.run_id, n))
+            SendRecord(
+                key=f"rel-{self.run_id}-{n}",
+                text=send_text(self.run_id, n),
+                to=f"+1555765{n % self.recipients:04d}",
+            )
             for n in range(self.count)
         ]
         queue: asyncio.Queue[SendRecord | None] = asyncio.Queue()
@@ -127,7 +144,7 @@ class KeyedSender:
         replicas = self.cluster.replicas
         index = self.rng.randrange(len(replicas))
         request = gateway_pb2.SendMessageRequest(
-            org_id=ORG, to="+15557654321", text=record.text, idempotency_key=record.key
+            org_id=ORG, to=record.to, text=record.text, idempotency_key=record.key
         )
         setattr(request, "from", FROM_NUMBER)
         while stop is None or not stop.is_set():
@@ -138,7 +155,7 @@ class KeyedSender:
                     request, timeout=self.call_timeout_s
                 )
             except grpc.aio.AioRpcError as exc:
-                reason, delay = _reason_and_delay(exc)
+                reason, delay = reason_and_delay(exc)
                 outcome = exc.code().name + (f" {reason}" if reason else "")
                 record.attempts.append(
                     Attempt(
@@ -148,7 +165,7 @@ class KeyedSender:
                         outcome=outcome,
                     )
                 )
-                if exc.code() not in _RETRYABLE or reason in _FINAL_REASONS:
+                if exc.code() not in RETRYABLE or reason in FINAL_REASONS:
                     record.error = f"{outcome}: {exc.details()}"
                     return
                 if time.monotonic() - record.attempts[0].started > self.give_up_after_s:

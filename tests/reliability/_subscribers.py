@@ -22,7 +22,7 @@ import grpc
 
 from msgbridge.v1 import gateway_pb2
 
-from ._cluster import Cluster
+from ._cluster import INBOUND_TYPES, Cluster
 
 __all__ = ["ConsumerSubscriber", "CursorFollower"]
 
@@ -101,7 +101,7 @@ class ConsumerSubscriber(_Subscriber):
 
     def _request(self) -> gateway_pb2.StreamEventsRequest:
         return gateway_pb2.StreamEventsRequest(
-            consumer=self.consumer, earliest=True, max_batch=self.max_batch
+            consumer=self.consumer, earliest=True, max_batch=self.max_batch, types=INBOUND_TYPES
         )
 
     async def _received(self, replica_index: int, batch: gateway_pb2.StreamEventsResponse) -> bool:
@@ -133,7 +133,9 @@ class CursorFollower(_Subscriber):
         return self.cursors[-1] if self.cursors else self.after
 
     def _request(self) -> gateway_pb2.StreamEventsRequest:
-        return gateway_pb2.StreamEventsRequest(after_cursor=self.position, max_batch=self.max_batch)
+        return gateway_pb2.StreamEventsRequest(
+            after_cursor=self.position, max_batch=self.max_batch, types=INBOUND_TYPES
+        )
 
     async def _received(self, replica_index: int, batch: gateway_pb2.StreamEventsResponse) -> bool:
         for event in batch.events:

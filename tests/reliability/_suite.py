@@ -11,6 +11,9 @@
    subscribers to have every acknowledged webhook — an event leased to a subscriber on a
    replica that was killed comes again only after its lease (30 s) — then read the log and the
    provider's records and check.
+5. The queued-send phase on the same processes (:mod:`tests.reliability._queued_phase`): replicas
+   and the provider SIGKILLed while ordered conversations are sent; none stuck, lost, sent twice
+   or out of order.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import aiohttp
 from msgbridge.v1 import gateway_pb2
 
 from ._chaos import Chaos, Kill
-from ._cluster import Cluster
+from ._cluster import INBOUND_TYPES, Cluster
 from ._database import fresh_database
 from ._invariants import (
     Invariant,
@@ -41,6 +44,7 @@ from ._invariants import (
     keyed_sends_reached_provider,
     one_event_per_webhook,
 )
+from ._queued_phase import QueuedConfig, run_queued_phase
 from ._sends import KeyedSender
 from ._subscribers import ConsumerSubscriber, CursorFollower
 from ._waiting import eventually
@@ -48,11 +52,19 @@ from ._webhooks import WebhookSender
 
 __all__ = ["REPLICA_SETTINGS", "Report", "SuiteConfig", "read_log", "run_suite"]
 
-# Replica settings for a run: a provider call times out after 2 s, and a send retries at most once
-# where nothing can have been sent. A send whose replica died mid-call is resumed by another replica
-# once it is older than 2 × timeout × attempts + 60 s (see server/core/send/_sender.py): this keeps
-# that wait near a minute.
-REPLICA_SETTINGS = ("--provider-timeout-s", "2", "--send-max-attempts", "2")
+# Replica settings for a run (server/config.py), short so that a run ends in minutes: a provider
+# call times out after 2 s; a process killed mid-call leaves its message SENDING for the 5 s lease,
+# then another replica ends it OUTCOME_UNKNOWN; a send that could not reach the provider (killed
+# in the queued phase, for a few seconds) is retried from 0.2 s, at most 1 s apart, up to 200
+# times within 10 minutes — more than a provider's downtime takes.
+REPLICA_SETTINGS = (
+    "--provider-timeout-s", "2",
+    "--send-lease-s", "5",
+    "--send-retry-initial-s", "0.2",
+    "--send-retry-max-s", "1",
+    "--send-max-attempts", "200",
+    "--send-max-age-s", "600",
+)  # fmt: skip
 _CONSUMER = "reliability"
 
 
@@ -69,6 +81,8 @@ class SuiteConfig:
     # How long the fake provider takes to answer a send, as real ones do: the longer, the more
     # sends a kill finds in flight.
     provider_delay_s: float = 0.3
+    # The queued-send phase, after the first (None: skipped).
+    queued: QueuedConfig | None = field(default_factory=QueuedConfig)
     workdir: Path | None = None
 
     @property
@@ -94,7 +108,13 @@ class Report:
         by_process = collections.Counter(k.process for k in self.kills)
         out = [
             f"reliability: {c.webhooks} webhooks, {c.sends} keyed sends, {c.kills} kills "
-            f"(seed {self.seed}), {self.seconds:.0f} s",
+            f"(seed {self.seed}), {self.seconds:.0f} s"
+            + (
+                f"; queued: {c.queued.conversations} conversations × "
+                f"{c.queued.per_conversation} messages, {c.queued.kills} kills"
+                if c.queued is not None
+                else ""
+            ),
             f"kills: {len(self.kills)} — "
             + (", ".join(f"{p} ×{n}" for p, n in sorted(by_process.items())) or "none"),
             *self.notes,
@@ -111,7 +131,8 @@ async def read_log(cluster: Cluster, replica: int = 0) -> list[tuple[int, str]]:
     after = 0
     while True:
         page = await stub.ListEvents(
-            gateway_pb2.ListEventsRequest(after_cursor=after, page_size=1000), timeout=30
+            gateway_pb2.ListEventsRequest(after_cursor=after, page_size=1000, types=INBOUND_TYPES),
+            timeout=30,
         )
         if not page.events:
             return events
@@ -150,9 +171,20 @@ async def run_suite(config: SuiteConfig, *, say: Callable[[str], None] = print) 
     with tempfile.TemporaryDirectory(prefix="msgbridge-reliability-") as tmp:
         workdir = config.workdir or Path(tmp)
         async with fresh_database() as url:
-            cluster = await Cluster.start(workdir, url, replica_extra=REPLICA_SETTINGS)
+            cluster = await Cluster.start(
+                workdir,
+                url,
+                replica_extra=REPLICA_SETTINGS,
+                record_sends=True,
+                provider_delay_s=config.provider_delay_s,
+            )
             try:
                 await _run(cluster, config, rng, run_id, report, say)
+                if config.queued is not None:
+                    queued = await run_queued_phase(cluster, config.queued, rng, run_id, say)
+                    report.kills += queued.kills
+                    report.notes += queued.notes
+                    report.invariants += queued.invariants
             finally:
                 await cluster.aclose()
     report.seconds = time.monotonic() - started
@@ -168,7 +200,6 @@ async def _run(
     say: Callable[[str], None],
 ) -> None:
     await cluster.install()
-    await slow_down_provider(cluster, config.provider_delay_s)
     say(
         f"started {', '.join(p.name for p in cluster.processes)}; "
         f"load over {config.load_window_s:.0f} s"
@@ -251,7 +282,11 @@ async def _run(
         acknowledged_webhooks(webhooks.posted, webhooks.acknowledged),
         delivered_to_consumer(webhooks.acknowledged, deliveries, webhooks.posted),
         one_event_per_webhook(webhooks.acknowledged, webhooks.posted, log),
-        keyed_sends_reached_provider(sender.records, calls),
+        keyed_sends_reached_provider(
+            sender.records,
+            calls,
+            lambda started, ended: any(chaos.hit(r.name, started, ended) for r in cluster.replicas),
+        ),
         keyed_sends_extra_calls(sender.records, calls, chaos.hit),
         follower_without_gap(
             follower.after, follower.cursors, [c for c, _ in log], follower.reconnects

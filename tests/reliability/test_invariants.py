@@ -44,14 +44,28 @@ def _record(n: int, *attempts: Attempt, succeeded: bool = True) -> SendRecord:
     return SendRecord(key=f"k{n}", text=f"t{n}", attempts=list(attempts), succeeded=succeeded)
 
 
+def _no_kill(started: float, ended: float) -> bool:
+    return False
+
+
 def test_every_keyed_send_must_reach_the_provider() -> None:
     ok = Attempt(replica="r", started=0, ended=1, outcome="OK")
     records = [_record(0, ok), _record(1, ok)]
-    assert keyed_sends_reached_provider(records, {"t0": 1, "t1": 1}).ok
-    assert not keyed_sends_reached_provider(records, {"t0": 1}).ok
-    assert not keyed_sends_reached_provider(records, {"t0": 1, "t1": 1, "other": 1}).ok
+    assert keyed_sends_reached_provider(records, {"t0": 1, "t1": 1}, _no_kill).ok
+    assert not keyed_sends_reached_provider(records, {"t0": 1}, _no_kill).ok
+    assert not keyed_sends_reached_provider(records, {"t0": 1, "t1": 1, "other": 1}, _no_kill).ok
     failed = [_record(0, ok), _record(1, succeeded=False)]
-    assert not keyed_sends_reached_provider(failed, {"t0": 1, "t1": 1}).ok
+    assert not keyed_sends_reached_provider(failed, {"t0": 1, "t1": 1}, _no_kill).ok
+
+
+def test_a_keyed_send_may_end_outcome_unknown_only_when_a_kill_cut_it_off() -> None:
+    cut = Attempt(replica="a", started=10, ended=12, outcome="UNAVAILABLE")
+    unknown = _record(1, cut, succeeded=False)
+    unknown.error = "DEADLINE_EXCEEDED OUTCOME_UNKNOWN: the provider may have sent it"
+    records = [_record(0, Attempt(replica="b", started=0, ended=1, outcome="OK")), unknown]
+    allowed = keyed_sends_reached_provider(records, {"t0": 1}, lambda s, e: s <= 11 <= e)
+    assert allowed.ok and allowed.counts["outcome unknown after a kill"] == 1
+    assert not keyed_sends_reached_provider(records, {"t0": 1}, _no_kill).ok
 
 
 def test_an_extra_provider_call_needs_a_kill_that_cut_an_attempt() -> None:

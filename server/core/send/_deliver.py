@@ -264,7 +264,7 @@ class Deliverer:
             ),
             attempts=attempts,
             provider_status=status,
-            error=_recorded_error(error),
+            error=_error_text(error),
             reply_json=(
                 error_json(error) if final and message.idempotency_key and not releasable else None
             ),
@@ -371,7 +371,7 @@ class Deliverer:
                 retry_at=now if deduplicates else None,
             ),
             attempts=message.attempts + 1,
-            error=_recorded_error(error),
+            error=_error_text(error),
             reply_json=error_json(error) if message.idempotency_key and not deduplicates else None,
             next_attempt_at=now if deduplicates else None,
             outcome_event=(
@@ -400,21 +400,19 @@ def _all_deduplicate(template: RequestTemplate) -> bool:
     return True
 
 
-def _recorded_error(error: GatewayError) -> str:
-    """The error a FAILED message keeps: the error's text, led by its reason when its outcome
-    is unknown, so that GetMessage and ListMessages tell a message that may have been sent from
-    one that was not (gateway.proto, Message.FAILED: "reason OUTCOME_UNKNOWN in `error`")."""
-    if error.reason == OUTCOME_UNKNOWN:
-        return f"{OUTCOME_UNKNOWN}: {error.message}"[:500]
-    return error.message[:500]
-
-
 def _unknown(error: GatewayError) -> OutcomeUnknown:
     return OutcomeUnknown(
         f"the provider may have sent the message: {error.message}",
         integration=error.metadata.get("integration", ""),
         metadata={"cause": error.reason},
     )
+
+
+def _error_text(error: GatewayError) -> str:
+    """A failure as the message and its MESSAGE_FAILED event keep it: the reason first, so that
+    a reader of the message can tell OUTCOME_UNKNOWN (the provider may have sent it) from a
+    failure that sent nothing (the Message.State FAILED contract in gateway.proto)."""
+    return f"{error.reason}: {error.message}"[:500]
 
 
 def _with_attempts(outcome: SendOutcome, attempts: int) -> SendOutcome:
@@ -442,7 +440,7 @@ def _event(
         provider_message_id=(outcome.provider_message_id or "") if outcome else "",
         message_id=message.id,
         status="sent" if outcome is not None else "failed",
-        error=f"{error.reason}: {error.message}"[:500] if error is not None else "",
+        error=_error_text(error) if error is not None else "",
         metadata=message.metadata,
         received_at=now,
         request_id="",
