@@ -126,7 +126,9 @@ async def test_a_queued_message_to_a_recipient_who_opts_out_meanwhile_is_not_sen
 
     record = await until_state(gateway, scheduled.message_id)
     assert record.state == gateway_pb2.Message.FAILED
-    assert record.error == "the recipient opted out of messages from this number"
+    assert (
+        record.error == "RECIPIENT_OPTED_OUT: the recipient opted out of messages from this number"
+    )
     assert [(a.reason, a.provider_status) for a in record.attempt_log] == [
         ("RECIPIENT_OPTED_OUT", 0)
     ]

@@ -203,7 +203,8 @@ async def test_max_attempts_exhausted_fails_with_the_last_error(
     ]
     assert [a.number for a in record.attempt_log] == [1, 2, 3]
     assert not record.attempt_log[-1].HasField("retry_at")
-    assert record.error == record.attempt_log[-1].error
+    last = record.attempt_log[-1]
+    assert record.error == f"{last.reason}: {last.error}"  # the last error, led by its reason
     assert record.provider_status == 503
     assert len(provider.state.requests_to("/messages")) == 3
 
