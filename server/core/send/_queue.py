@@ -9,6 +9,13 @@ and delivers them, serving installations in turn, within the rates the store kee
 
 A rate refusal is remembered until the slot it names, so that the loop does not ask the store
 again before then; the store's answer is the one that counts (it holds across replicas).
+
+A slot is claimed ahead, for its instant: up to ``_LEAD_S`` before a remembered slot the loop
+claims the message with ``now`` = the slot's time, and its delivery waits for that instant. A
+slot taken late is lost (the rate's next slot counts from when it was taken; with a burst of 1
+nothing makes up for it: docs/delivery.md, "Limits"), and the loop is always a little late — a
+store read, a busy event loop, other replicas' claims. Claiming ahead keeps the rate exact over
+time; the loop's lateness only shifts a message within its slot.
 """
 
 from __future__ import annotations
@@ -16,9 +23,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Final
 
 from ...store import InstallationRecord, MessageRecord, RateSlot, Store
 from .._catalog import LoadedIntegration
@@ -34,6 +43,11 @@ RatesOf = Callable[[MessageRecord], Awaitable[tuple[RateSlot, ...]]]
 
 # Fewest seconds between two reads of the due messages while the queue is busy.
 _MIN_READ_INTERVAL_S = 0.05
+
+# How long before a rate's slot the loop claims a message for it (two reads' worth: a read that
+# comes late still finds the slot ahead of it).
+_LEAD_S = 0.15
+_LEAD = timedelta(seconds=_LEAD_S)
 
 
 class DeliveryQueue:
@@ -64,7 +78,7 @@ class DeliveryQueue:
         self._poll_s = poll_s
         self._running: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
-        self._blocked: dict[str, float] = {}  # rate key → monotonic time of its next slot
+        self._blocked: dict[str, datetime] = {}  # rate key → its next slot (the store's clock)
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
 
@@ -111,17 +125,23 @@ class DeliveryQueue:
         self,
         message: MessageRecord,
         resolved: tuple[InstallationRecord, LoadedIntegration] | None = None,
+        *,
+        at: datetime | None = None,
     ) -> None:
-        """Deliver a message leased to this process (claimed when it was recorded)."""
-        task = asyncio.create_task(self._run(message, resolved))
+        """Deliver a message leased to this process (claimed when it was recorded, or by the
+        loop for a rate slot at ``at``: not before then)."""
+        task = asyncio.create_task(self._run(message, resolved, at))
         self._running[message.id] = task
 
     async def _run(
         self,
         message: MessageRecord,
         resolved: tuple[InstallationRecord, LoadedIntegration] | None,
+        at: datetime | None = None,
     ) -> None:
         try:
+            if at is not None and (wait := (at - datetime.now(UTC)).total_seconds()) > 0:
+                await asyncio.sleep(wait)
             await self._deliver(message, resolved)
         except Exception:
             logger.exception("a delivery failed unexpectedly", extra={"message": message.id})
@@ -151,41 +171,86 @@ class DeliveryQueue:
                     await asyncio.wait_for(self._wake.wait(), timeout=sleep_s)
 
     async def _claim_due(self) -> float:
-        """Claim what is due and can leave; the seconds until something may be due next."""
+        """Claim what is due and can leave by ``_LEAD_S`` from now, the message that can leave
+        first first (a message whose own number waits must not take a slot of the installation's
+        that another could have had); the seconds until something may be due next."""
         now = datetime.now(UTC)
         due = await self._store.due_messages(now, limit=self._batch)
         free = self._concurrency - len(self._running)
-        clock = time.monotonic()
-        self._blocked = {k: t for k, t in self._blocked.items() if t > clock}
-        for message in _in_turn(due):
+        now = datetime.now(UTC)
+        self._blocked = {k: t for k, t in self._blocked.items() if t > now}
+        waiting = [(m, await self._rates_of(m)) for m in _in_turn(due) if m.id not in self._running]
+        soonest: datetime | None = None  # the earliest slot of a message left waiting
+        while waiting:
             if free <= 0:
                 return self._poll_s
-            if message.id in self._running:
-                continue
-            rates = await self._rates_of(message)
-            if any(self._blocked.get(slot.key, 0.0) > clock for slot in rates):
-                continue
+            now = datetime.now(UTC)
+            # min() keeps the first of equals: installations in turn (_in_turn).
+            index, at = min(
+                ((i, self._slot_at(rates, now)) for i, (_, rates) in enumerate(waiting)),
+                key=lambda pair: pair[1],
+            )
+            if at > now + _LEAD:
+                soonest = at
+                break
+            message, rates = waiting.pop(index)
+            later = await self._claim(message, rates)
+            if later is None:
+                free -= 1
+            elif later is not _NOT_CLAIMABLE:
+                waiting.insert(index, (message, rates))  # refused: its slot is later than known
+        now = datetime.now(UTC)
+        waits = [] if soonest is None else [(soonest - now - _LEAD).total_seconds()]
+        next_due = await self._store.next_due_at()
+        if next_due is not None:
+            waits.append((next_due - now).total_seconds())
+        waits = [max(w, 0.001) for w in waits]
+        if len(due) >= self._batch:
+            waits.append(_MIN_READ_INTERVAL_S)  # more may be due than one read returned
+        return min([self._poll_s, *waits])
+
+    def _slot_at(self, rates: tuple[RateSlot, ...], now: datetime) -> datetime:
+        """The earliest a message under ``rates`` may leave, as far as this process knows."""
+        return max([now, *(self._blocked.get(slot.key, now) for slot in rates)])
+
+    async def _claim(self, message: MessageRecord, rates: tuple[RateSlot, ...]) -> datetime | None:
+        """Claim ``message`` for the earliest slot its rates may have within ``_LEAD_S`` and
+        begin its delivery (None); else the time of its next slot as far as this process knows,
+        or ``_NOT_CLAIMABLE``."""
+        for _ in range(len(rates) + 2):  # each refusal names a later slot of another rate
+            now = datetime.now(UTC)
+            at = self._slot_at(rates, now)
+            if at > now + _LEAD:
+                return at
             claim = await self._store.claim_queued(
                 message.id,
                 owner=self.owner,
                 lease_until=self.lease_until(),
                 rates=rates,
-                now=datetime.now(UTC),
+                now=at,
             )
             if claim.message is not None:
-                free -= 1
-                self.begin(claim.message)
-            elif claim.retry_in_s is not None and claim.key is not None:
-                self._blocked[claim.key] = time.monotonic() + claim.retry_in_s
-            clock = time.monotonic()
-        waits = [t - time.monotonic() for t in self._blocked.values()]
-        next_due = await self._store.next_due_at()
-        if next_due is not None:
-            waits.append((next_due - datetime.now(UTC)).total_seconds())
-        waits = [max(w, 0.001) for w in waits]
-        if len(due) >= self._batch:
-            waits.append(_MIN_READ_INTERVAL_S)  # more may be due than one read returned
-        return min([self._poll_s, *waits])
+                self.begin(claim.message, at=at if at > datetime.now(UTC) else None)
+                for slot in rates:
+                    # The key's next slot is at least this far on (RateSlot: its tat moved to at
+                    # least at + cost * interval; a next message costs at least 1): a hint.
+                    ahead = (slot.cost + 1.0 - slot.burst) * slot.interval_s
+                    if ahead > 0:
+                        self._note(slot.key, at + timedelta(seconds=ahead))
+                return None
+            if claim.retry_in_s is None or claim.key is None:
+                return _NOT_CLAIMABLE
+            # Rounded up to the store's microseconds: a refusal by a rounding error (the slot's
+            # time computed in float seconds) must name a later instant, not the same one.
+            retry_us = max(1, math.ceil(claim.retry_in_s * 1_000_000))
+            self._note(claim.key, at + timedelta(microseconds=retry_us))
+        return _NOT_CLAIMABLE
+
+    def _note(self, key: str, slot_at: datetime) -> None:
+        """Remember that ``key`` has no slot before ``slot_at``."""
+        known = self._blocked.get(key)
+        if known is None or slot_at > known:
+            self._blocked[key] = slot_at
 
     async def _lease_loop(self) -> None:
         """End the sends of processes that stopped while calling the provider."""
@@ -203,6 +268,11 @@ class DeliveryQueue:
             except Exception:
                 logger.exception("the delivery queue could not end expired sends")
             await asyncio.sleep(interval)
+
+
+#: :meth:`DeliveryQueue._claim`: the message can no longer be claimed (sent, cancelled, claimed
+#: elsewhere, or an earlier message of its conversation waits).
+_NOT_CLAIMABLE: Final = datetime.min.replace(tzinfo=UTC)
 
 
 def _in_turn(due: tuple[MessageRecord, ...]) -> list[MessageRecord]:
