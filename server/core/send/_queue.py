@@ -214,37 +214,33 @@ class DeliveryQueue:
         return max([now, *(self._blocked.get(slot.key, now) for slot in rates)])
 
     async def _claim(self, message: MessageRecord, rates: tuple[RateSlot, ...]) -> datetime | None:
-        """Claim ``message`` for the earliest slot its rates may have within ``_LEAD_S`` and
-        begin its delivery (None); else the time of its next slot as far as this process knows,
-        or ``_NOT_CLAIMABLE``."""
-        for _ in range(len(rates) + 2):  # each refusal names a later slot of another rate
-            now = datetime.now(UTC)
-            at = self._slot_at(rates, now)
-            if at > now + _LEAD:
-                return at
-            claim = await self._store.claim_queued(
-                message.id,
-                owner=self.owner,
-                lease_until=self.lease_until(),
-                rates=rates,
-                now=at,
-            )
-            if claim.message is not None:
-                self.begin(claim.message, at=at if at > datetime.now(UTC) else None)
-                for slot in rates:
-                    # The key's next slot is at least this far on (RateSlot: its tat moved to at
-                    # least at + cost * interval; a next message costs at least 1): a hint.
-                    ahead = (slot.cost + 1.0 - slot.burst) * slot.interval_s
-                    if ahead > 0:
-                        self._note(slot.key, at + timedelta(seconds=ahead))
-                return None
-            if claim.retry_in_s is None or claim.key is None:
-                return _NOT_CLAIMABLE
-            # Rounded up to the store's microseconds: a refusal by a rounding error (the slot's
-            # time computed in float seconds) must name a later instant, not the same one.
-            retry_us = max(1, math.ceil(claim.retry_in_s * 1_000_000))
-            self._note(claim.key, at + timedelta(microseconds=retry_us))
-        return _NOT_CLAIMABLE
+        """Claim ``message`` for the earliest slot its rates may have, as far as this process
+        knows, and begin its delivery (None); else when it may leave (a rate refused it: the slot
+        it names), or ``_NOT_CLAIMABLE``."""
+        at = self._slot_at(rates, datetime.now(UTC))
+        claim = await self._store.claim_queued(
+            message.id,
+            owner=self.owner,
+            lease_until=self.lease_until(),
+            rates=rates,
+            now=at,
+        )
+        if claim.message is not None:
+            self.begin(claim.message, at=at if at > datetime.now(UTC) else None)
+            for slot in rates:
+                # The key's next slot is at least this far on (RateSlot: its tat moved to at
+                # least at + cost * interval; a next message costs at least 1): a hint.
+                ahead = (slot.cost + 1.0 - slot.burst) * slot.interval_s
+                if ahead > 0:
+                    self._note(slot.key, at + timedelta(seconds=ahead))
+            return None
+        if claim.retry_in_s is None or claim.key is None:
+            return _NOT_CLAIMABLE
+        # Rounded up to the store's microseconds: a refusal by a rounding error (the slot's time
+        # computed in float seconds) must name a later instant, not the same one.
+        retry_us = max(1, math.ceil(claim.retry_in_s * 1_000_000))
+        self._note(claim.key, at + timedelta(microseconds=retry_us))
+        return self._slot_at(rates, datetime.now(UTC))
 
     def _note(self, key: str, slot_at: datetime) -> None:
         """Remember that ``key`` has no slot before ``slot_at``."""
