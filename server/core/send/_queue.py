@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import math
 import time
@@ -179,26 +180,34 @@ class DeliveryQueue:
         free = self._concurrency - len(self._running)
         now = datetime.now(UTC)
         self._blocked = {k: t for k, t in self._blocked.items() if t > now}
-        waiting = [(m, await self._rates_of(m)) for m in _in_turn(due) if m.id not in self._running]
+        # The messages by the earliest they may leave (from this read on: ``start``),
+        # installations in turn among equals (_in_turn). A key's known slot only moves later, so
+        # an entry's instant is a lower bound: one still right when it comes up is the earliest.
+        start = now
+        waiting: list[tuple[datetime, int, MessageRecord, tuple[RateSlot, ...]]] = []
+        for turn, message in enumerate(_in_turn(due)):
+            if message.id not in self._running:
+                rates = await self._rates_of(message)
+                waiting.append((self._slot_at(rates, start), turn, message, rates))
+        heapq.heapify(waiting)
         soonest: datetime | None = None  # the earliest slot of a message left waiting
         while waiting:
             if free <= 0:
                 return self._poll_s
-            now = datetime.now(UTC)
-            # min() keeps the first of equals: installations in turn (_in_turn).
-            index, at = min(
-                ((i, self._slot_at(rates, now)) for i, (_, rates) in enumerate(waiting)),
-                key=lambda pair: pair[1],
-            )
-            if at > now + _LEAD:
+            known, turn, message, rates = waiting[0]
+            at = self._slot_at(rates, start)
+            if at > known:
+                heapq.heapreplace(waiting, (at, turn, message, rates))
+                continue
+            if at > datetime.now(UTC) + _LEAD:
                 soonest = at
                 break
-            message, rates = waiting.pop(index)
+            heapq.heappop(waiting)
             later = await self._claim(message, rates)
             if later is None:
                 free -= 1
-            elif later is not _NOT_CLAIMABLE:
-                waiting.insert(index, (message, rates))  # refused: its slot is later than known
+            elif later is not _NOT_CLAIMABLE:  # refused: it comes up again at its later slot
+                heapq.heappush(waiting, (self._slot_at(rates, start), turn, message, rates))
         now = datetime.now(UTC)
         waits = [] if soonest is None else [(soonest - now - _LEAD).total_seconds()]
         next_due = await self._store.next_due_at()
