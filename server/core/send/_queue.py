@@ -185,9 +185,13 @@ class DeliveryQueue:
         # an entry's instant is a lower bound: one still right when it comes up is the earliest.
         start = now
         waiting: list[tuple[datetime, int, MessageRecord, tuple[RateSlot, ...]]] = []
+        known_rates: dict[tuple[str, str, int], tuple[RateSlot, ...]] = {}  # for this read
         for turn, message in enumerate(_in_turn(due)):
             if message.id not in self._running:
-                rates = await self._rates_of(message)
+                sender = (message.installation_id, message.from_number, message.segments)
+                rates = known_rates.get(sender)
+                if rates is None:
+                    rates = known_rates[sender] = await self._rates_of(message)
                 waiting.append((self._slot_at(rates, start), turn, message, rates))
         heapq.heapify(waiting)
         soonest: datetime | None = None  # the earliest slot of a message left waiting
