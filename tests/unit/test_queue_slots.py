@@ -165,3 +165,28 @@ async def test_a_message_its_number_holds_back_does_not_hold_back_the_installati
     order = [m.id for m in sorted(recorder.claimed, key=lambda m: m.updated_at)]
     assert order.index(first.id) > 0
     assert [round(gap, 6) for gap in claim_gaps(recorder.claimed)] == [0.05] * 5
+
+
+async def test_a_message_stopped_before_its_slot_is_queued_again(store: SqliteStore) -> None:
+    """Claimed ahead for a slot and waiting for it when the process stops: nothing was sent, so
+    it is queued again for that slot (not left ``sending`` to end as OUTCOME_UNKNOWN)."""
+    recorder = Recorder(1)
+    queue = queue_for(store, recorder)
+    now = datetime.now(UTC)
+    message, _ = await store.enqueue_message(new_message("+15550000002", now), now=now)
+    claimed = await store.claim_queued(
+        message.id, owner="w1", lease_until=now + timedelta(seconds=60), rates=(), now=now
+    )
+    assert claimed.message is not None
+    slot = now + timedelta(seconds=60)
+    queue.begin(claimed.message, at=slot)
+    await asyncio.sleep(0)  # the delivery starts waiting for its slot
+    await queue.aclose(grace_s=0.0)
+    stored = await store.get_message(message.id)
+    assert stored is not None
+    assert (stored.state, stored.next_attempt_at, stored.lease_owner) == (
+        MessageState.QUEUED,
+        slot,
+        None,
+    )
+    assert recorder.claimed == []

@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from ...store import InstallationRecord, MessageRecord, RateSlot, Store
+from ...store import InstallationRecord, MessageRecord, MessageState, RateSlot, Store
 from .._catalog import LoadedIntegration
 
 __all__ = ["DeliveryQueue"]
@@ -45,9 +45,10 @@ RatesOf = Callable[[MessageRecord], Awaitable[tuple[RateSlot, ...]]]
 # Fewest seconds between two reads of the due messages while the queue is busy.
 _MIN_READ_INTERVAL_S = 0.05
 
-# How long before a rate's slot the loop claims a message for it (two reads' worth: a read that
-# comes late still finds the slot ahead of it).
-_LEAD_S = 0.15
+# How long before a rate's slot the loop claims a message for it: a read that comes this late
+# (a slow store, a busy machine) still finds the slot ahead of it. A message claimed ahead is
+# ``sending`` for that long before it leaves (it cannot be cancelled then).
+_LEAD_S = 0.25
 _LEAD = timedelta(seconds=_LEAD_S)
 
 
@@ -142,13 +143,35 @@ class DeliveryQueue:
     ) -> None:
         try:
             if at is not None and (wait := (at - datetime.now(UTC)).total_seconds()) > 0:
-                await asyncio.sleep(wait)
+                try:
+                    await asyncio.sleep(wait)
+                except asyncio.CancelledError:
+                    # Stopped before its slot: nothing was sent, so it is queued again rather
+                    # than left ``sending`` to end as OUTCOME_UNKNOWN when its lease runs out.
+                    await asyncio.shield(self._release(message, at))
+                    raise
             await self._deliver(message, resolved)
         except Exception:
             logger.exception("a delivery failed unexpectedly", extra={"message": message.id})
         finally:
             self._running.pop(message.id, None)
             self._wake.set()  # a conversation's next message may leave now
+
+    async def _release(self, message: MessageRecord, at: datetime) -> None:
+        try:
+            await self._store.finish_attempt(
+                message.id,
+                owner=self.owner,
+                state=MessageState.QUEUED,
+                attempt=None,
+                attempts=message.attempts,
+                next_attempt_at=at,
+                now=datetime.now(UTC),
+            )
+        except Exception:
+            logger.exception(
+                "a claimed message could not be queued again", extra={"message": message.id}
+            )
 
     # --- the loops ------------------------------------------------------------------------------
 
