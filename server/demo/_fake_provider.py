@@ -27,9 +27,11 @@ and over HTTP, for a service running in another process (these paths are never r
 - ``POST /_fake/script`` ``{"path": "/messages", "answers": [{"status": 503, "json": {...},
   "text": "...", "headers": {"Retry-After": "1"}, "delay_s": 0.5, "close": false}]}``; an empty
   ``answers`` list removes the path's script. ``DELETE /_fake/script`` removes every script.
-- ``GET /_fake/requests`` (``?path=/messages`` to filter) → ``{"requests": [...]}``, each with
+- ``GET /_fake/requests`` (``?path=/messages`` to filter, ``?after=SEQ`` for only the requests
+  received after the one numbered ``SEQ``) → ``{"requests": [...]}``, each with its ``seq``,
   method, path, query, headers, ``body_base64``, ``text`` (when UTF-8) and the parsed ``json``,
-  ``form`` or ``parts``, and the answer given (``answer_status``, ``answer_id``).
+  ``form`` or ``parts``, the answer given (``answer_status``, ``answer_id``) and ``received_at``
+  (``time.monotonic()`` when it arrived: the benchmarks measure send rates from it).
 - ``DELETE /_fake/requests`` forgets what was received.
 """
 
@@ -46,6 +48,7 @@ import itertools
 import json
 import signal
 import ssl
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -163,6 +166,9 @@ class ReceivedRequest:
     body: bytes
     answer_status: int | None
     answer_id: str
+    #: ``time.monotonic()`` when the request arrived (before its body was read): the send rates
+    #: the benchmarks check are measured from it, on the provider's side of the wire.
+    received_at: float = 0.0
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (any case), or None."""
@@ -231,6 +237,7 @@ class ReceivedRequest:
             "parts": None if parts is None else [p.to_json() for p in parts],
             "answer_status": self.answer_status,
             "answer_id": self.answer_id,
+            "received_at": self.received_at,
         }
 
 
@@ -358,6 +365,7 @@ def _approval(request: web.Request, code: str) -> Answer | None:
 
 
 async def _handle(request: web.Request) -> web.StreamResponse:
+    received_at = time.monotonic()
     state = request.app[_STATE_KEY]
     body = await request.read()
     seq = state._next_seq()
@@ -373,6 +381,7 @@ async def _handle(request: web.Request) -> web.StreamResponse:
             body=body,
             answer_status=None if answer.close else answer.status,
             answer_id=answer_id,
+            received_at=received_at,
         )
     )
     if answer.delay_s > 0:
@@ -416,6 +425,12 @@ async def _control_requests(request: web.Request) -> web.Response:
         return web.Response(status=204)
     path = request.query.get("path")
     records = state.requests if path is None else state.requests_to(path)
+    if "after" in request.query:
+        try:
+            after = int(request.query["after"])
+        except ValueError:
+            return web.json_response({"error": "after: a request's seq"}, status=400)
+        records = [r for r in records if r.seq > after]
     return web.json_response({"requests": [r.to_json() for r in records]})
 
 

@@ -23,4 +23,8 @@ Absolute numbers describe this machine only, and other work on it shows up as no
 
 Each measurement is bounded: a fixed number of requests or a time cap, whichever comes first,
 after a warm-up that opens connections and is not counted.
+
+The throttle benchmarks (``tests/bench/throttle.py``) measure rates on the provider's side: a
+second fake provider process keeps every request with its arrival time, and each scenario
+reports its worst deviation from the limit as a target of its own (``Check``).
 """

@@ -22,8 +22,9 @@ from ._harness import BenchEnv, Benchmark, Result
 from .baselines import BASELINES
 from .inbound import INBOUND
 from .service import SERVICE
+from .throttle import THROTTLE
 
-BENCHMARKS: list[Benchmark] = [*BASELINES, *SERVICE, *INBOUND]
+BENCHMARKS: list[Benchmark] = [*BASELINES, *SERVICE, *INBOUND, *THROTTLE]
 
 # The targets the issues set, as (what, result name, baseline name, concurrency, kind, bound):
 # "rate" — the service's rate over the baseline's, at least ``bound``; "p50" — the service's p50
@@ -52,6 +53,14 @@ TARGETS: list[tuple[str, str, str, int, str, float]] = [
         1,
         "p50",
         2.0,
+    ),
+    (
+        "QUEUE-mode intake at 64 callers vs synchronous send",
+        "queue intake (QUEUE mode)",
+        "synchronous send (intake)",
+        64,
+        "rate",
+        1.5,
     ),
 ]
 
@@ -87,7 +96,7 @@ ABSOLUTE: list[tuple[str, str, str, str, float]] = [
 def _ratios(results: Sequence[Result]) -> list[dict[str, Any]]:
     by_key = {(r["name"], r["concurrency"]): r for r in results}
     by_name = {r["name"]: r for r in results}
-    out = []
+    out: list[dict[str, Any]] = [dict(c) for r in results for c in r.get("checks", [])]
     for what, name, key, kind, bound in ABSOLUTE:
         result = by_name.get(name)
         if result is None or result[key] is None:  # type: ignore[literal-required]

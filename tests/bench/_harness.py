@@ -12,13 +12,14 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import grpc
 
 __all__ = [
     "BenchEnv",
     "Benchmark",
+    "Check",
     "Result",
     "ServerTarget",
     "grpc_unary_caller",
@@ -33,6 +34,17 @@ PAYLOAD = (
 )
 
 
+class Check(TypedDict):
+    """A target a benchmark judges itself (the throttle accuracy): printed and written with the
+    ratio targets of ``tests.bench.__main__``."""
+
+    what: str
+    value: float
+    target: float
+    met: bool
+    shown: str
+
+
 class Result(TypedDict):
     name: str
     concurrency: int
@@ -43,6 +55,7 @@ class Result(TypedDict):
     p50_ms: float | None
     p99_ms: float | None
     first_error: str | None
+    checks: NotRequired[list[Check]]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -164,6 +177,7 @@ class BenchEnv:
 
     fake_url: str = ""
     _fake: asyncio.subprocess.Process | None = None
+    _recording: tuple[str, asyncio.subprocess.Process] | None = None
     _servers: dict[str, tuple[str, multiprocessing.process.BaseProcess]] = field(
         default_factory=dict
     )
@@ -171,15 +185,14 @@ class BenchEnv:
 
     async def start(self) -> None:
         """Start the fake provider (keeping few records: it answers many thousands)."""
-        self._fake = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "server.demo", "--port", "0", "--max-recorded", "100",
-            stdout=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        assert self._fake.stdout is not None
-        line = await asyncio.wait_for(self._fake.stdout.readline(), 60)
-        if not line.startswith(b"fake provider listening on "):
-            raise RuntimeError(f"the fake provider did not start: {line!r}")
-        self.fake_url = line.decode().rsplit(" ", 1)[1].strip()
+        self.fake_url, self._fake = await _start_fake(max_recorded=100)
+
+    async def recording_fake(self) -> str:
+        """The URL of a second fake provider, started on first use, that keeps every request
+        (with its arrival time): the throttle benchmarks read the rates from it."""
+        if self._recording is None:
+            self._recording = await _start_fake(max_recorded=1_000_000)
+        return self._recording[0]
 
     async def server(self, name: str, start: Callable[..., Awaitable[str]], *args: Any) -> str:
         """The address of server ``name``, started on first use in its own (spawned) process by
@@ -218,6 +231,20 @@ class BenchEnv:
         await self.stop_servers()
         for cleanup in reversed(self._cleanups):
             await cleanup()
-        if self._fake is not None:
-            self._fake.terminate()
-            await asyncio.wait_for(self._fake.wait(), 10)
+        for fake in (self._fake, self._recording[1] if self._recording else None):
+            if fake is not None:
+                fake.terminate()
+                await asyncio.wait_for(fake.wait(), 10)
+
+
+async def _start_fake(*, max_recorded: int) -> tuple[str, asyncio.subprocess.Process]:
+    """A fake provider in its own process (``python -m server.demo``): its URL and process."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "server.demo", "--port", "0", "--max-recorded", str(max_recorded),
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    line = await asyncio.wait_for(process.stdout.readline(), 60)
+    if not line.startswith(b"fake provider listening on "):
+        raise RuntimeError(f"the fake provider did not start: {line!r}")
+    return line.decode().rsplit(" ", 1)[1].strip(), process

@@ -3,11 +3,14 @@
 ``send``: SendMessage over gRPC through the full path — find the installation, claim and record
 the message, render the JSON body with Bearer auth, call the fake provider through the outbound
 client, map its answer, record the result — into a service running in its own process on a
-SQLite file in a temporary directory.
+SQLite file in a temporary directory. Each call goes to another recipient (cycling over 1,000):
+messages to one recipient leave one at a time (docs/delivery.md, conversation order), and this
+benchmark measures the path, not one conversation's turn-taking.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import tempfile
 from pathlib import Path
@@ -20,7 +23,7 @@ from server.config import Settings
 
 from ._harness import BenchEnv, Benchmark, Result, measure
 
-__all__ = ["SERVICE", "start_service"]
+__all__ = ["SERVICE", "bench_number", "recipient", "send_request", "start_service"]
 
 _RUNNING: list[object] = []
 
@@ -65,17 +68,45 @@ def bench_definition(provider_url: str) -> str:
     )
 
 
+def bench_number(index: int) -> str:
+    """The installation's ``index``-th number (the first is +15550001111)."""
+    return f"+1555000{1111 + index}"
+
+
+def recipient(index: int) -> str:
+    return f"+1555{2_000_000 + index:07d}"
+
+
+def _limits(per_number: float, per_installation: float) -> gateway_pb2.SendLimits | None:
+    """Send limits with a burst of 1 (a steady pace); None when neither rate is set."""
+    if not per_number and not per_installation:
+        return None
+    limits = gateway_pb2.SendLimits()
+    for rate, field in (
+        (per_number, limits.per_number),
+        (per_installation, limits.per_installation),
+    ):
+        if rate:
+            field.CopyFrom(gateway_pb2.Throughput(per_second=rate, burst=1))
+    return limits
+
+
 async def start_service(
     provider_url: str,
     sidecar: bool = False,
     database_url: str = "",
     secret_key_file: str = "",
     install: bool = True,
+    numbers: int = 1,
+    per_number: float = 0.0,
+    per_installation: float = 0.0,
 ) -> str:
     """(In a child process.) The service on a temporary SQLite file (or ``database_url``), with
-    the bench integration registered and enabled for org ``bench`` on +15550001111 (unless
-    ``install`` is false: a second replica of a database that has it). Returns the gRPC address,
-    and with the sidecar ``ADDRESS|http://127.0.0.1:PORT/webhooks/bench/TOKEN``."""
+    the bench integration registered and enabled for org ``bench`` on ``numbers`` numbers from
+    +15550001111 (unless ``install`` is false: a second replica of a database that has it), each
+    limited to ``per_number`` messages a second and all to ``per_installation`` (0: no limit).
+    Returns the gRPC address, and with the sidecar
+    ``ADDRESS|http://127.0.0.1:PORT/webhooks/bench/TOKEN``."""
     data_dir = Path(tempfile.mkdtemp(prefix="msgbridge-bench-"))
     settings = Settings(
         grpc_listen="127.0.0.1:0",
@@ -99,7 +130,11 @@ async def start_service(
                     org_id="bench",
                     integration_id="bench",
                     properties={"API key": "bench-key"},
-                    numbers=[gateway_pb2.NumberAssignment(number="+15550001111", users=["101"])],
+                    numbers=[
+                        gateway_pb2.NumberAssignment(number=bench_number(i), users=["101"])
+                        for i in range(numbers)
+                    ],
+                    send_limits=_limits(per_number, per_installation),
                 )
             )
         else:
@@ -111,26 +146,30 @@ async def start_service(
     return f"127.0.0.1:{port}|http://127.0.0.1:{server.http_port}/webhooks/{path}"
 
 
-def send_request() -> gateway_pb2.SendMessageRequest:
+def send_request(
+    to: str = "+15550002222", sender: str = "+15550001111", *, queue: bool = False
+) -> gateway_pb2.SendMessageRequest:
     request = gateway_pb2.SendMessageRequest(
         org_id="bench",
-        to="+15550002222",
+        to=to,
         text="Hello from the benchmark — msgbridge",
         extension="101",
         domain="example.org",
     )
-    setattr(request, "from", "+15550001111")
+    setattr(request, "from", sender)
+    if queue:
+        request.options.mode = gateway_pb2.SendOptions.QUEUE
     return request
 
 
 async def send(env: BenchEnv, benchmark: Benchmark) -> Result:
     target = await env.server("msgbridge service", start_service, env.fake_url)
-    request = send_request()
+    requests = itertools.cycle([send_request(recipient(i)) for i in range(1_000)])
     async with grpc.aio.insecure_channel(target) as channel:
         stub = gateway_pb2_grpc.GatewayStub(channel)
 
         async def call() -> object:
-            return await stub.SendMessage(request)
+            return await stub.SendMessage(next(requests))
 
         return await measure(benchmark, call)
 

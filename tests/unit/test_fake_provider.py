@@ -284,6 +284,23 @@ async def test_control_api_scripts_reads_and_clears(
         assert response.status == 200
 
 
+async def test_records_when_each_request_arrived_and_reads_those_after_a_seq(
+    fake: RunningFakeProvider, http: aiohttp.ClientSession
+) -> None:
+    """The benchmarks measure send rates from the arrival times and poll for new requests."""
+    for n in range(3):
+        async with http.post(f"{fake.url}/m", json={"n": n}) as response:
+            assert response.status == 200
+    arrivals = [r.received_at for r in fake.state.requests]
+    assert arrivals == sorted(arrivals)
+    assert arrivals[0] > 0
+    async with http.get(f"{fake.url}/_fake/requests", params={"after": "1"}) as response:
+        later = (await response.json())["requests"]
+    assert [(r["seq"], r["received_at"]) for r in later] == [(2, arrivals[1]), (3, arrivals[2])]
+    async with http.get(f"{fake.url}/_fake/requests", params={"after": "x"}) as response:
+        assert response.status == 400
+
+
 async def test_control_api_reports_multipart_parts(
     fake: RunningFakeProvider, http: aiohttp.ClientSession
 ) -> None:

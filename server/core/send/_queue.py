@@ -9,18 +9,28 @@ and delivers them, serving installations in turn, within the rates the store kee
 
 A rate refusal is remembered until the slot it names, so that the loop does not ask the store
 again before then; the store's answer is the one that counts (it holds across replicas).
+
+A slot is claimed ahead, for its instant: up to ``_LEAD_S`` before a remembered slot the loop
+claims the message with ``now`` = the slot's time, and its delivery waits for that instant. A
+slot taken late is lost (the rate's next slot counts from when it was taken; with a burst of 1
+nothing makes up for it: docs/delivery.md, "Limits"), and the loop is always a little late — a
+store read, a busy event loop, other replicas' claims. Claiming ahead keeps the rate exact over
+time; the loop's lateness only shifts a message within its slot.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Final
 
-from ...store import InstallationRecord, MessageRecord, RateSlot, Store
+from ...store import InstallationRecord, MessageRecord, MessageState, RateSlot, Store
 from .._catalog import LoadedIntegration
 
 __all__ = ["DeliveryQueue"]
@@ -34,6 +44,12 @@ RatesOf = Callable[[MessageRecord], Awaitable[tuple[RateSlot, ...]]]
 
 # Fewest seconds between two reads of the due messages while the queue is busy.
 _MIN_READ_INTERVAL_S = 0.05
+
+# How long before a rate's slot the loop claims a message for it: a read that comes this late
+# (a slow store, a busy machine) still finds the slot ahead of it. A message claimed ahead is
+# ``sending`` for that long before it leaves (it cannot be cancelled then).
+_LEAD_S = 0.25
+_LEAD = timedelta(seconds=_LEAD_S)
 
 
 class DeliveryQueue:
@@ -64,7 +80,7 @@ class DeliveryQueue:
         self._poll_s = poll_s
         self._running: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
-        self._blocked: dict[str, float] = {}  # rate key → monotonic time of its next slot
+        self._blocked: dict[str, datetime] = {}  # rate key → its next slot (the store's clock)
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
 
@@ -111,23 +127,51 @@ class DeliveryQueue:
         self,
         message: MessageRecord,
         resolved: tuple[InstallationRecord, LoadedIntegration] | None = None,
+        *,
+        at: datetime | None = None,
     ) -> None:
-        """Deliver a message leased to this process (claimed when it was recorded)."""
-        task = asyncio.create_task(self._run(message, resolved))
+        """Deliver a message leased to this process (claimed when it was recorded, or by the
+        loop for a rate slot at ``at``: not before then)."""
+        task = asyncio.create_task(self._run(message, resolved, at))
         self._running[message.id] = task
 
     async def _run(
         self,
         message: MessageRecord,
         resolved: tuple[InstallationRecord, LoadedIntegration] | None,
+        at: datetime | None = None,
     ) -> None:
         try:
+            if at is not None and (wait := (at - datetime.now(UTC)).total_seconds()) > 0:
+                try:
+                    await asyncio.sleep(wait)
+                except asyncio.CancelledError:
+                    # Stopped before its slot: nothing was sent, so it is queued again rather
+                    # than left ``sending`` to end as OUTCOME_UNKNOWN when its lease runs out.
+                    await asyncio.shield(self._release(message, at))
+                    raise
             await self._deliver(message, resolved)
         except Exception:
             logger.exception("a delivery failed unexpectedly", extra={"message": message.id})
         finally:
             self._running.pop(message.id, None)
             self._wake.set()  # a conversation's next message may leave now
+
+    async def _release(self, message: MessageRecord, at: datetime) -> None:
+        try:
+            await self._store.finish_attempt(
+                message.id,
+                owner=self.owner,
+                state=MessageState.QUEUED,
+                attempt=None,
+                attempts=message.attempts,
+                next_attempt_at=at,
+                now=datetime.now(UTC),
+            )
+        except Exception:
+            logger.exception(
+                "a claimed message could not be queued again", extra={"message": message.id}
+            )
 
     # --- the loops ------------------------------------------------------------------------------
 
@@ -151,41 +195,94 @@ class DeliveryQueue:
                     await asyncio.wait_for(self._wake.wait(), timeout=sleep_s)
 
     async def _claim_due(self) -> float:
-        """Claim what is due and can leave; the seconds until something may be due next."""
+        """Claim what is due and can leave by ``_LEAD_S`` from now, the message that can leave
+        first first (a message whose own number waits must not take a slot of the installation's
+        that another could have had); the seconds until something may be due next."""
         now = datetime.now(UTC)
         due = await self._store.due_messages(now, limit=self._batch)
         free = self._concurrency - len(self._running)
-        clock = time.monotonic()
-        self._blocked = {k: t for k, t in self._blocked.items() if t > clock}
-        for message in _in_turn(due):
+        now = datetime.now(UTC)
+        self._blocked = {k: t for k, t in self._blocked.items() if t > now}
+        # The messages by the earliest they may leave (from this read on: ``start``),
+        # installations in turn among equals (_in_turn). A key's known slot only moves later, so
+        # an entry's instant is a lower bound: one still right when it comes up is the earliest.
+        start = now
+        waiting: list[tuple[datetime, int, MessageRecord, tuple[RateSlot, ...]]] = []
+        known_rates: dict[tuple[str, str, int], tuple[RateSlot, ...]] = {}  # for this read
+        for turn, message in enumerate(_in_turn(due)):
+            if message.id not in self._running:
+                sender = (message.installation_id, message.from_number, message.segments)
+                rates = known_rates.get(sender)
+                if rates is None:
+                    rates = known_rates[sender] = await self._rates_of(message)
+                waiting.append((self._slot_at(rates, start), turn, message, rates))
+        heapq.heapify(waiting)
+        soonest: datetime | None = None  # the earliest slot of a message left waiting
+        while waiting:
             if free <= 0:
                 return self._poll_s
-            if message.id in self._running:
+            known, turn, message, rates = waiting[0]
+            at = self._slot_at(rates, start)
+            if at > known:
+                heapq.heapreplace(waiting, (at, turn, message, rates))
                 continue
-            rates = await self._rates_of(message)
-            if any(self._blocked.get(slot.key, 0.0) > clock for slot in rates):
-                continue
-            claim = await self._store.claim_queued(
-                message.id,
-                owner=self.owner,
-                lease_until=self.lease_until(),
-                rates=rates,
-                now=datetime.now(UTC),
-            )
-            if claim.message is not None:
+            if at > datetime.now(UTC) + _LEAD:
+                soonest = at
+                break
+            heapq.heappop(waiting)
+            later = await self._claim(message, rates)
+            if later is None:
                 free -= 1
-                self.begin(claim.message)
-            elif claim.retry_in_s is not None and claim.key is not None:
-                self._blocked[claim.key] = time.monotonic() + claim.retry_in_s
-            clock = time.monotonic()
-        waits = [t - time.monotonic() for t in self._blocked.values()]
+            elif later is not _NOT_CLAIMABLE:  # refused: it comes up again at its later slot
+                heapq.heappush(waiting, (self._slot_at(rates, start), turn, message, rates))
+        now = datetime.now(UTC)
+        waits = [] if soonest is None else [(soonest - now - _LEAD).total_seconds()]
         next_due = await self._store.next_due_at()
         if next_due is not None:
-            waits.append((next_due - datetime.now(UTC)).total_seconds())
+            waits.append((next_due - now).total_seconds())
         waits = [max(w, 0.001) for w in waits]
         if len(due) >= self._batch:
             waits.append(_MIN_READ_INTERVAL_S)  # more may be due than one read returned
         return min([self._poll_s, *waits])
+
+    def _slot_at(self, rates: tuple[RateSlot, ...], now: datetime) -> datetime:
+        """The earliest a message under ``rates`` may leave, as far as this process knows."""
+        return max([now, *(self._blocked.get(slot.key, now) for slot in rates)])
+
+    async def _claim(self, message: MessageRecord, rates: tuple[RateSlot, ...]) -> datetime | None:
+        """Claim ``message`` for the earliest slot its rates may have, as far as this process
+        knows, and begin its delivery (None); else when it may leave (a rate refused it: the slot
+        it names), or ``_NOT_CLAIMABLE``."""
+        at = self._slot_at(rates, datetime.now(UTC))
+        claim = await self._store.claim_queued(
+            message.id,
+            owner=self.owner,
+            lease_until=self.lease_until(),
+            rates=rates,
+            now=at,
+        )
+        if claim.message is not None:
+            self.begin(claim.message, at=at if at > datetime.now(UTC) else None)
+            for slot in rates:
+                # The key's next slot is at least this far on (RateSlot: its tat moved to at
+                # least at + cost * interval; a next message costs at least 1): a hint.
+                ahead = (slot.cost + 1.0 - slot.burst) * slot.interval_s
+                if ahead > 0:
+                    self._note(slot.key, at + timedelta(seconds=ahead))
+            return None
+        if claim.retry_in_s is None or claim.key is None:
+            return _NOT_CLAIMABLE
+        # Rounded up to the store's microseconds: a refusal by a rounding error (the slot's time
+        # computed in float seconds) must name a later instant, not the same one.
+        retry_us = max(1, math.ceil(claim.retry_in_s * 1_000_000))
+        self._note(claim.key, at + timedelta(microseconds=retry_us))
+        return self._slot_at(rates, datetime.now(UTC))
+
+    def _note(self, key: str, slot_at: datetime) -> None:
+        """Remember that ``key`` has no slot before ``slot_at``."""
+        known = self._blocked.get(key)
+        if known is None or slot_at > known:
+            self._blocked[key] = slot_at
 
     async def _lease_loop(self) -> None:
         """End the sends of processes that stopped while calling the provider."""
@@ -203,6 +300,11 @@ class DeliveryQueue:
             except Exception:
                 logger.exception("the delivery queue could not end expired sends")
             await asyncio.sleep(interval)
+
+
+#: :meth:`DeliveryQueue._claim`: the message can no longer be claimed (sent, cancelled, claimed
+#: elsewhere, or an earlier message of its conversation waits).
+_NOT_CLAIMABLE: Final = datetime.min.replace(tzinfo=UTC)
 
 
 def _in_turn(due: tuple[MessageRecord, ...]) -> list[MessageRecord]:
