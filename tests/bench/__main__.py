@@ -158,9 +158,12 @@ async def run(benchmarks: Sequence[Benchmark]) -> list[Result]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
-    parser.add_argument("--only", help="run only benchmarks whose name contains this text")
+    parser.add_argument(
+        "--only", help="run only benchmarks whose name contains this text (A|B: either)"
+    )
     args = parser.parse_args(argv)
-    selected = [b for b in BENCHMARKS if args.only is None or args.only in b.name]
+    wanted = None if args.only is None else args.only.split("|")
+    selected = [b for b in BENCHMARKS if wanted is None or any(w in b.name for w in wanted)]
     results = asyncio.run(run(selected))
     print(_table(results))
     ratios = _ratios(results)
