@@ -338,6 +338,18 @@ REQUEST_COLUMNS: Final = (
 # Records
 
 
+def _attempt_json(a: AttemptRecord) -> dict[str, Any]:
+    return {
+        "n": a.number,
+        "s": encode_time(a.started_at),
+        "e": encode_time(a.ended_at),
+        **({"p": a.provider_status} if a.provider_status is not None else {}),
+        **({"r": a.reason} if a.reason else {}),
+        **({"x": a.error} if a.error else {}),
+        **({"t": encode_time(a.retry_at)} if a.retry_at is not None else {}),
+    }
+
+
 class Rows(Generic[Stored]):
     """Record ⇄ row for one backend: ``time_param`` turns a datetime into the stored form
     (``Stored``), ``time_value`` turns it back into a UTC datetime. One function per record kind,
@@ -454,20 +466,12 @@ class Rows(Generic[Stored]):
         """The JSON of a message's attempts (times in microseconds since the epoch)."""
         if not log:
             return None
-        return _json(
-            [
-                {
-                    "n": a.number,
-                    "s": encode_time(a.started_at),
-                    "e": encode_time(a.ended_at),
-                    **({"p": a.provider_status} if a.provider_status is not None else {}),
-                    **({"r": a.reason} if a.reason else {}),
-                    **({"x": a.error} if a.error else {}),
-                    **({"t": encode_time(a.retry_at)} if a.retry_at is not None else {}),
-                }
-                for a in log
-            ]
-        )
+        return _json([_attempt_json(a) for a in log])
+
+    @staticmethod
+    def encode_attempt(attempt: AttemptRecord) -> str:
+        """The JSON of one attempt, as an element of :meth:`encode_attempt_log`'s list."""
+        return _json(_attempt_json(attempt))
 
     def message_params(self, record: MessageRecord) -> tuple[Any, ...]:
         time_param = self.time_param

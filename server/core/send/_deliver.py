@@ -36,7 +36,7 @@ from .._installations import InstallationDirectory
 from .._numbers import normalize_number
 from .._provider_failures import nothing_sent
 from ._attempt import AttemptFailed, ProviderAttempt, Sendable
-from ._request import SendOutcome, error_json, outcome_of, request_of, stored_reply
+from ._request import SendOutcome, SendRequest, error_json, outcome_of, request_of, stored_reply
 from ._retry import OUTCOME_UNKNOWN, RetryPolicy, Verdict, retry_delay, verdict
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "Outcome",
     "Outcomes",
     "Requeued",
+    "Resolved",
     "chosen",
     "opt_out_address",
     "opted_out",
@@ -52,6 +53,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+#: A message's installation, integration (as its choices make it) and send request, as the send
+#: path resolved them when it accepted the message.
+Resolved = tuple[InstallationRecord, LoadedIntegration, SendRequest]
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,16 +153,16 @@ class Deliverer:
     async def sendable(
         self,
         message: MessageRecord,
-        resolved: tuple[InstallationRecord, LoadedIntegration] | None = None,
+        resolved: Resolved | None = None,
     ) -> Sendable:
-        """What sending ``message`` needs (``resolved``: its installation and integration, when
-        the caller has them already)."""
+        """What sending ``message`` needs (``resolved``: its installation, integration and
+        request, when the caller has them already)."""
         if resolved is None:
             installation = await self._installations.get(message.installation_id)
             integration = chosen(await self._catalog.get(message.integration_id), installation)
+            request = request_of(message)
         else:
-            installation, integration = resolved
-        request = request_of(message)
+            installation, integration, request = resolved
         return Sendable(
             message=message,
             installation=installation,
@@ -168,7 +174,7 @@ class Deliverer:
     async def deliver(
         self,
         message: MessageRecord,
-        resolved: tuple[InstallationRecord, LoadedIntegration] | None = None,
+        resolved: Resolved | None = None,
     ) -> None:
         """One attempt of ``message`` (``sending``, leased to this process), and its end."""
         started = datetime.now(UTC)

@@ -30,16 +30,14 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from ...store import InstallationRecord, MessageRecord, MessageState, RateSlot, Store
-from .._catalog import LoadedIntegration
+from ...store import MessageRecord, MessageState, RateSlot, Store
+from ._deliver import Resolved
 
 __all__ = ["DeliveryQueue"]
 
 logger = logging.getLogger(__name__)
 
-Deliver = Callable[
-    [MessageRecord, tuple[InstallationRecord, LoadedIntegration] | None], Awaitable[None]
-]
+Deliver = Callable[[MessageRecord, Resolved | None], Awaitable[None]]
 RatesOf = Callable[[MessageRecord], Awaitable[tuple[RateSlot, ...]]]
 
 # Fewest seconds between two reads of the due messages while the queue is busy.
@@ -126,7 +124,7 @@ class DeliveryQueue:
     def begin(
         self,
         message: MessageRecord,
-        resolved: tuple[InstallationRecord, LoadedIntegration] | None = None,
+        resolved: Resolved | None = None,
         *,
         at: datetime | None = None,
     ) -> None:
@@ -138,7 +136,7 @@ class DeliveryQueue:
     async def _run(
         self,
         message: MessageRecord,
-        resolved: tuple[InstallationRecord, LoadedIntegration] | None,
+        resolved: Resolved | None,
         at: datetime | None = None,
     ) -> None:
         try:

@@ -121,7 +121,7 @@ class SendPath:
         limits = self._limits_of(installation, integration)
         waits = request.queue or (request.send_at is not None and request.send_at > now)
         # A caller replied before the outcome is known has it published as an event.
-        record = replace(_new_message(request, installation, integration, now), notify=waits)
+        record = _new_message(request, installation, integration, now, notify=waits)
         if limits.max_segments and record.segments > limits.max_segments:
             raise InvalidRequest(
                 f"the text takes {record.segments} SMS segments; this installation sends at most "
@@ -155,7 +155,7 @@ class SendPath:
             return await self._repeat(stored, request, deadline, waits=waits)
         future = None if waits else self._outcomes.future(stored.id)
         if stored.state is MessageState.SENDING:
-            self._queue.begin(stored, (installation, integration))
+            self._queue.begin(stored, (installation, integration, request))
         else:
             self._queue.wake()
         if future is None:
@@ -205,17 +205,17 @@ class SendPath:
             future.set_result(Requeued(stored.next_attempt_at))
         try:
             while (left := reply_at - time.monotonic()) > 0:
-                try:
-                    outcome = await asyncio.wait_for(
-                        asyncio.shield(future), timeout=min(left, _LOOK_AGAIN_S)
-                    )
-                except TimeoutError:
+                outcome_or_none = await _within(future, min(left, _LOOK_AGAIN_S))
+                if outcome_or_none is None:
                     # Delivered by another process? Its record says so.
+                    self._outcomes.forget(stored.id, future)
+                    future = self._outcomes.future(stored.id)
                     current = await self._store.get_message(stored.id)
                     final = None if current is None else outcome_of_final(current)
                     if final is None:
                         continue
-                    outcome = final
+                    outcome_or_none = final
+                outcome = outcome_or_none
                 if isinstance(outcome, Requeued):
                     retry_in = (outcome.retry_at - datetime.now(UTC)).total_seconds()
                     if time.monotonic() + retry_in >= reply_at:
@@ -271,6 +271,34 @@ class SendPath:
         return installation, chosen(integration, installation)
 
 
+async def _within(future: asyncio.Future[Outcome], seconds: float) -> Outcome | None:
+    """``future``'s result, or None when it has none within ``seconds`` (it is then cancelled:
+    its waiter is done with it). One timer, no task: this is every waiting send's path."""
+    loop = asyncio.get_running_loop()
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        future.cancel()
+
+    timer = loop.call_later(seconds, expire)
+    try:
+        return await future
+    except asyncio.CancelledError:
+        if expired and not _cancelling():
+            return None
+        raise
+    finally:
+        timer.cancel()
+
+
+def _cancelling() -> bool:
+    """Whether the running task itself is being cancelled (its caller went away)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 def installation_limits(
     installation: InstallationRecord, integration: LoadedIntegration
 ) -> SendLimits:
@@ -284,6 +312,8 @@ def _new_message(
     installation: InstallationRecord,
     integration: LoadedIntegration,
     now: datetime,
+    *,
+    notify: bool,
 ) -> MessageRecord:
     """The message as recorded before anything else happens."""
     text = request.text
@@ -314,6 +344,7 @@ def _new_message(
         segments=segments if request.kind is MessageKind.SMS or text else 0,
         send_at=request.send_at,
         ordered=not request.unordered,
+        notify=notify,
         request_json=request_json(request),
     )
 

@@ -61,13 +61,6 @@ EXISTS (
                     OR (p.created_at = m.created_at AND p.id < m.id))))
 )"""  # noqa: S608 - constants
 
-# ?1 installation, ?2 from, ?3 to, ?4 the new message's order key.
-_WAITING_IN_CONVERSATION: Final = f"""
-SELECT 1 FROM messages p
-WHERE p.installation_id = ?1 AND p.from_number = ?2 AND p.to_number = ?3
-  AND p.state IN ('queued', 'sending') AND p.ordered AND {_ORDER_KEY.format(a="p")} <= ?4
-LIMIT 1
-"""  # noqa: S608 - constants
 
 # ?1 now, ?2 per installation, ?3 limit.
 _DUE: Final = f"""
@@ -95,16 +88,26 @@ WHERE id = ?1
 RETURNING {_COLUMNS}
 """  # noqa: S608 - constants
 
+# ?1 id, ?2 state, ?3 attempts, ?4 the attempt as JSON (NULL: none), ?5 next attempt, then
+# flag/value pairs, ?16 now, ?17 the lease's owner (NULL: any lease of a sending message). A
+# receipt that moved the message to delivered or failed while it was sending is kept.
 _FINISH: Final = f"""
 UPDATE messages SET
-    state = ?2, attempts = ?3, attempt_log_json = ?4, next_attempt_at = ?5,
+    state = CASE WHEN state IN ('delivered', 'failed') THEN state ELSE ?2 END,
+    attempts = ?3,
+    attempt_log_json = CASE
+        WHEN ?4 IS NULL THEN attempt_log_json
+        WHEN attempt_log_json IS NULL THEN json_array(json(?4))
+        ELSE json_insert(attempt_log_json, '$[#]', json(?4)) END,
+    next_attempt_at = ?5,
     provider_message_id = CASE WHEN ?6 THEN ?7 ELSE provider_message_id END,
     provider_status = CASE WHEN ?8 THEN ?9 ELSE provider_status END,
     error = CASE WHEN ?10 THEN ?11 ELSE error END,
     reply_json = CASE WHEN ?12 THEN ?13 ELSE reply_json END,
     provider_message_ids_json = CASE WHEN ?14 THEN ?15 ELSE provider_message_ids_json END,
     lease_owner = NULL, lease_until = NULL, updated_at = ?16
-WHERE id = ?1
+WHERE id = ?1 AND lease_owner IS NOT NULL
+  AND CASE WHEN ?17 IS NULL THEN state = 'sending' ELSE lease_owner = ?17 END
 RETURNING {_COLUMNS}
 """  # noqa: S608 - constants
 
@@ -112,6 +115,19 @@ _OPT_OUT: Final = """
 SELECT installation_id, org_id, from_number, to_number, source, created_at FROM opt_outs
 WHERE installation_id = ? AND from_number = ? AND to_number = ?
 """
+
+# One look at what may keep a new message from leaving at once: ?1 installation, ?2 ?3 the
+# opt-out's (from, to), ?4 ?5 the conversation's (from, to), ?6 its place (see above).
+_MAY_LEAVE: Final = f"""
+SELECT
+    EXISTS (SELECT 1 FROM opt_outs WHERE installation_id = ?1 AND from_number = ?2
+            AND to_number = ?3),
+    EXISTS (
+        SELECT 1 FROM messages p
+        WHERE p.installation_id = ?1 AND p.from_number = ?4 AND p.to_number = ?5
+          AND p.state IN ('queued', 'sending') AND p.ordered AND {_ORDER_KEY.format(a="p")} <= ?6
+    )
+"""  # noqa: S608 - constants
 
 _TAT: Final = "SELECT tat FROM rate_slots WHERE key = ?"
 _PUT_TAT: Final = """
@@ -194,7 +210,10 @@ class QueueMethods:
                     return _message(row), False
             address = (record.installation_id, record.from_number, record.to_number)
             looked_up = address if opt_out is None else (record.installation_id, *opt_out)
-            opted = conn.execute(_OPT_OUT, looked_up).fetchone()
+            opted_out, waiting = conn.execute(
+                _MAY_LEAVE, (*looked_up, *address[1:], order_key)
+            ).fetchone()
+            opted = conn.execute(_OPT_OUT, looked_up).fetchone() if opted_out else None
             if opted is not None:
                 raise OptedOut(
                     OptOutRecord(
@@ -209,10 +228,7 @@ class QueueMethods:
             leave = (
                 claim is not None
                 and due
-                and not (
-                    record.ordered
-                    and conn.execute(_WAITING_IN_CONVERSATION, (*address, order_key)).fetchone()
-                )
+                and not (record.ordered and waiting)
                 and _refused(conn, claim[2], stamp / 1_000_000).retry_in_s is None
             )
             if leave:
@@ -307,50 +323,45 @@ class QueueMethods:
         now: datetime,
     ) -> tuple[MessageRecord | None, EventRecord | None]:
         ids = provider_message_ids
-        event_params = None if outcome_event is None else ROWS.event_params(outcome_event)
+        params = (
+            message_id,
+            MessageState(state).value,
+            attempts,
+            None if attempt is None else ROWS.encode_attempt(attempt),
+            None if next_attempt_at is None else encode_time(next_attempt_at),
+            *_change(provider_message_id),
+            *_change(provider_status),
+            *_change(error),
+            *_change(reply_json),
+            *_change(ids if isinstance(ids, Unset) else encode_ids(ids)),
+            encode_time(now),
+            owner,
+        )
 
         def op(conn: sqlite3.Connection) -> tuple[MessageRecord | None, EventRecord | None]:
-            row = conn.execute(
-                "SELECT state, lease_owner, attempt_log_json FROM messages WHERE id = ?",
-                (message_id,),
-            ).fetchone()
+            row = conn.execute(_FINISH, params).fetchone()
             if row is None:
+                if conn.execute("SELECT 1 FROM messages WHERE id = ?", (message_id,)).fetchone():
+                    return None, None  # not under that lease: another process took it over
                 raise RecordNotFound("message", message_id)
-            current, leased_to, log_json = MessageState(row[0]), row[1], row[2]
-            if leased_to is None or (owner is not None and leased_to != owner):
-                return None, None
-            if owner is None and current is not MessageState.SENDING:
-                return None, None
-            target = state
-            if current in (MessageState.DELIVERED, MessageState.FAILED):
-                target = current  # a receipt overtook the answer: it stays
-            log = ROWS.attempt_log(log_json)
-            if attempt is not None:
-                log = (*log, attempt)[-ATTEMPT_LOG_SIZE:]
-            params = (
-                message_id,
-                MessageState(target).value,
-                attempts,
-                ROWS.encode_attempt_log(log),
-                None if next_attempt_at is None else encode_time(next_attempt_at),
-                *_change(provider_message_id),
-                *_change(provider_status),
-                *_change(error),
-                *_change(reply_json),
-                *_change(ids if isinstance(ids, Unset) else encode_ids(ids)),
-                encode_time(now),
-            )
-            message = _message(conn.execute(_FINISH, params).fetchone())
+            message = _message(row)
+            if len(message.attempt_log) > ATTEMPT_LOG_SIZE:
+                kept = message.attempt_log[-ATTEMPT_LOG_SIZE:]
+                conn.execute(
+                    "UPDATE messages SET attempt_log_json = ? WHERE id = ?",
+                    (ROWS.encode_attempt_log(kept), message_id),
+                )
+                message = replace(message, attempt_log=kept)
             if not isinstance(ids, Unset) and ids:
                 conn.executemany(INSERT_MESSAGE_PART, ROWS.part_params(message, ids))
             published = None
             if (
-                event_params is not None
-                and outcome_event is not None
+                outcome_event is not None
                 and message.notify
-                and target in (MessageState.SENT, MessageState.FAILED)
+                and message.state is state
+                and state in (MessageState.SENT, MessageState.FAILED)
             ):
-                cursor = conn.execute(INSERT_EVENT, event_params).lastrowid
+                cursor = conn.execute(INSERT_EVENT, ROWS.event_params(outcome_event)).lastrowid
                 assert cursor is not None
                 published = EventRecord.appended(outcome_event, cursor)
             return message, published
