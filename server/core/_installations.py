@@ -82,6 +82,14 @@ class InstallationDirectory:
             raise installation_not_found(installation_id)
         return record
 
+    async def enabled(self, org_id: str, installation_id: str) -> InstallationRecord:
+        """An enabled installation of the organisation, from the cache sends use (changes made
+        through this replica apply at once); NOT_FOUND when it is not enabled (any more)."""
+        for record in await self.enabled_for_org(org_id):
+            if record.id == installation_id:
+                return record
+        raise installation_not_found(installation_id)
+
     async def enabled_for_org(self, org_id: str) -> tuple[InstallationRecord, ...]:
         cached = self._by_org.get(org_id)
         if cached is not None and time.monotonic() - cached[0] < self._cache_ttl_s:

@@ -158,7 +158,9 @@ class Deliverer:
         """What sending ``message`` needs (``resolved``: its installation, integration and
         request, when the caller has them already)."""
         if resolved is None:
-            installation = await self._installations.get(message.installation_id)
+            installation = await self._installations.enabled(
+                message.org_id, message.installation_id
+            )
             integration = chosen(await self._catalog.get(message.integration_id), installation)
             request = request_of(message)
         else:

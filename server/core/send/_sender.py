@@ -358,15 +358,11 @@ class MessageRates:
         self._catalog = catalog
 
     async def __call__(self, message: MessageRecord) -> tuple[RateSlot, ...]:
-        installation = next(
-            (
-                i
-                for i in await self._installations.enabled_for_org(message.org_id)
-                if i.id == message.installation_id
-            ),
-            None,
-        )
-        if installation is None:  # disabled since: its attempt fails with the reason
+        try:
+            installation = await self._installations.enabled(
+                message.org_id, message.installation_id
+            )
+        except NotFound:  # disabled since: its attempt fails with the reason
             return ()
         integration = chosen(await self._catalog.get(installation.integration_id), installation)
         limits = installation_limits(installation, integration)
