@@ -636,7 +636,8 @@ class Store(Protocol):
         ``now`` (it is due: no ``send_at`` after ``now``; it is unordered or no earlier ordered
         message of its conversation is ``queued`` or ``sending``; every rate has a slot), it is
         inserted ``sending``, leased to ``owner`` until ``lease_until``, and the rates' slots
-        are taken; else it is inserted ``queued`` (``next_attempt_at`` its ``send_at`` or
+        are taken (a record given already so is returned as it is); else it is inserted
+        ``queued`` (``next_attempt_at`` its ``send_at`` or
         ``now``), unless ``max_queued`` > 0 and the installation already has that many
         ``queued`` messages: :class:`QueueFull`.
         Returns ``(stored, True)``; ``stored.state`` says which.

@@ -121,7 +121,9 @@ class SendPath:
         limits = self._limits_of(installation, integration)
         waits = request.queue or (request.send_at is not None and request.send_at > now)
         # A caller replied before the outcome is known has it published as an event.
-        record = _new_message(request, installation, integration, now, notify=waits)
+        # Built as it is recorded when it may leave at once (the store keeps it queued if not).
+        lease = None if waits else (self._queue.owner, self._queue.lease_until())
+        record = _new_message(request, installation, integration, now, notify=waits, lease=lease)
         if limits.max_segments and record.segments > limits.max_segments:
             raise InvalidRequest(
                 f"the text takes {record.segments} SMS segments; this installation sends at most "
@@ -130,10 +132,10 @@ class SendPath:
                 violations=[("text", f"at most {limits.max_segments} segments")],
             )
         claim = None
-        if not waits:
+        if lease is not None:
             sender = normalize_number(record.from_number, installation.default_region)
             slots = rate_slots(limits, installation.id, sender, record.segments)
-            claim = (self._queue.owner, self._queue.lease_until(), slots)
+            claim = (*lease, slots)
         try:
             stored, created = await self._store.enqueue_message(
                 record,
@@ -314,6 +316,7 @@ def _new_message(
     now: datetime,
     *,
     notify: bool,
+    lease: tuple[str, datetime] | None,
 ) -> MessageRecord:
     """The message as recorded before anything else happens."""
     text = request.text
@@ -329,7 +332,9 @@ def _new_message(
         to_number=request.to,
         text=request.text,
         media_url=request.media_url or None,
-        state=MessageState.QUEUED,
+        state=MessageState.QUEUED if lease is None else MessageState.SENDING,
+        lease_owner=None if lease is None else lease[0],
+        lease_until=None if lease is None else lease[1],
         provider_message_id=None,
         provider_status=None,
         attempts=0,

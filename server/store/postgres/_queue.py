@@ -108,7 +108,8 @@ WHERE installation_id = $1 AND from_number = $2 AND to_number = $3
 """
 
 COUNT_QUEUED = """
-SELECT COUNT(*) FROM messages WHERE installation_id = $1 AND state = 'queued'
+SELECT COUNT(*) FROM messages
+WHERE installation_id = $1 AND state IN ('queued', 'sending') AND state = 'queued'
 """
 
 # $1 key, $2 now, $3 cost, $4 interval, $5 burst (seconds, epoch seconds): RateSlot's rule. A
@@ -166,7 +167,8 @@ RETURNING {_COLUMNS}
 """  # noqa: S608 - constants
 
 EXPIRED_MESSAGE_LEASES = f"""
-{SELECT_MESSAGE} WHERE state = 'sending' AND lease_until < $1 ORDER BY lease_until, id LIMIT $2
+{SELECT_MESSAGE} WHERE state IN ('queued', 'sending') AND state = 'sending' AND lease_until < $1
+ORDER BY lease_until, id LIMIT $2
 """
 
 REQUEST_OUTCOME = f"""

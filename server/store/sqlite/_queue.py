@@ -235,18 +235,25 @@ class QueueMethods:
                 assert claim is not None
                 owner, lease_until, rates = claim
                 _take(conn, rates, stamp / 1_000_000)
-                stored = replace(
-                    record,
-                    state=MessageState.SENDING,
-                    lease_owner=owner,
-                    lease_until=lease_until,
-                    next_attempt_at=None,
-                )
+                stored = record
+                if (record.state, record.lease_owner, record.lease_until) != (
+                    MessageState.SENDING,
+                    owner,
+                    lease_until,
+                ) or record.next_attempt_at is not None:
+                    stored = replace(
+                        record,
+                        state=MessageState.SENDING,
+                        lease_owner=owner,
+                        lease_until=lease_until,
+                        next_attempt_at=None,
+                    )
             else:
                 if max_queued > 0:
                     (queued,) = conn.execute(
                         "SELECT COUNT(*) FROM messages"
-                        " WHERE installation_id = ? AND state = 'queued'",
+                        " WHERE installation_id = ? AND state IN ('queued', 'sending')"
+                        " AND state = 'queued'",
                         (record.installation_id,),
                     ).fetchone()
                     if queued >= max_queued:
@@ -373,8 +380,8 @@ class QueueMethods:
 
         def fn(conn: sqlite3.Connection) -> tuple[MessageRecord, ...]:
             rows = conn.execute(
-                SELECT_MESSAGE
-                + " WHERE state = 'sending' AND lease_until < ? ORDER BY lease_until LIMIT ?",
+                SELECT_MESSAGE + " WHERE state IN ('queued', 'sending') AND state = 'sending'"
+                " AND lease_until < ? ORDER BY lease_until LIMIT ?",
                 params,
             )
             return tuple(_message(row) for row in rows)
@@ -461,7 +468,8 @@ class QueueMethods:
     async def count_queued(self, installation_id: str) -> int:
         def fn(conn: sqlite3.Connection) -> int:
             (count,) = conn.execute(
-                "SELECT COUNT(*) FROM messages WHERE installation_id = ? AND state = 'queued'",
+                "SELECT COUNT(*) FROM messages WHERE installation_id = ?"
+                " AND state IN ('queued', 'sending') AND state = 'queued'",
                 (installation_id,),
             ).fetchone()
             return int(count)

@@ -17,11 +17,11 @@ ALTER TABLE messages ADD COLUMN attempt_log_json text;
 ALTER TABLE messages ADD COLUMN request_json text;
 CREATE INDEX messages_queued ON messages (next_attempt_at, created_at, id)
     WHERE state = 'queued';
-CREATE INDEX messages_queued_by_installation ON messages (installation_id)
-    WHERE state = 'queued';
-CREATE INDEX messages_sending ON messages (lease_until) WHERE state = 'sending';
-CREATE INDEX messages_waiting_by_conversation
-    ON messages (installation_id, from_number, to_number, created_at)
+-- One index of the messages in flight serves the conversation rule, the queue cap's count and the
+-- expired leases (each query names the index's condition), so that a message sent at once adds
+-- and removes one entry, not three.
+CREATE INDEX messages_in_flight
+    ON messages (state, installation_id, from_number, to_number, created_at)
     WHERE state IN ('queued', 'sending');
 CREATE INDEX messages_by_created ON messages (created_at, id);
 -- Each rate's theoretical arrival time (seconds since the epoch): docs/delivery.md, "Limits".
