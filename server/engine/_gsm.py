@@ -12,6 +12,8 @@ surrogate pair.
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Final, Literal
 
 __all__ = [
@@ -52,6 +54,11 @@ _EXTENSION: Final = {
 _ESCAPE: Final = 0x1B
 _SEPTET_OF: Final = {ch: i for i, ch in enumerate(_BASIC) if i != _ESCAPE}
 _EXTENDED_BY_SEPTET: Final = {code: ch for ch, code in _EXTENSION.items()}
+# Searched in C, so that a long text costs no Python step per character unless it needs one.
+_NOT_GSM7: Final = re.compile(
+    "[^" + re.escape("".join(_SEPTET_OF)) + re.escape("".join(_EXTENSION)) + "]"
+)
+_ASTRAL: Final = re.compile("[\U00010000-\U0010ffff]")
 
 _SINGLE: Final = {GSM7: 160, UCS2: 70}
 _PART: Final = {GSM7: 153, UCS2: 67}
@@ -69,10 +76,7 @@ def _gsm_units(ch: str) -> int:
 def text_encoding(text: str) -> Encoding:
     """``GSM-7`` when every character of ``text`` is in the default alphabet or its extension
     table, else ``UCS-2``."""
-    for ch in text:
-        if ch not in _SEPTET_OF and ch not in _EXTENSION:
-            return UCS2
-    return GSM7
+    return UCS2 if _NOT_GSM7.search(text) else GSM7
 
 
 def _units(text: str, encoding: Encoding) -> list[int]:
@@ -83,20 +87,28 @@ def _units(text: str, encoding: Encoding) -> list[int]:
 
 def segment_count(text: str, encoding: Encoding | None = None) -> int:
     """How many SMS segments ``text`` takes in ``encoding`` (default: its own). An empty text is
-    one segment."""
+    one segment. A text of one-unit characters only (no extension character in GSM-7, no
+    character outside the Basic Multilingual Plane in UCS-2) is counted without a step per
+    character; any other is walked once, without a list of its units."""
     chosen = encoding or text_encoding(text)
-    units = _units(text, chosen)
-    if chosen == GSM7 and 0 in units:
-        raise ValueError("the text does not fit the GSM 03.38 alphabet")
-    if sum(units) <= _SINGLE[chosen]:
-        return 1
+    if chosen == GSM7:
+        if _NOT_GSM7.search(text):
+            raise ValueError("the text does not fit the GSM 03.38 alphabet")
+        double = any(ch in text for ch in _EXTENSION)
+    else:
+        double = _ASTRAL.search(text) is not None
+    if not double:
+        length = len(text)
+        return 1 if length <= _SINGLE[chosen] else math.ceil(length / _PART[chosen])
     limit = _PART[chosen]
-    parts, used = 1, 0
-    for size in units:  # a character's units stay in one part
+    total, parts, used = 0, 1, 0
+    for ch in text:  # a character's units stay in one part
+        size = (2 if ch in _EXTENSION else 1) if chosen == GSM7 else (2 if ord(ch) > 0xFFFF else 1)
+        total += size
         if used + size > limit:
             parts, used = parts + 1, 0
         used += size
-    return parts
+    return 1 if total <= _SINGLE[chosen] else parts
 
 
 def segment_parts(text: str, max_segments: int, most: int) -> list[int]:
