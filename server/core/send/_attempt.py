@@ -115,7 +115,7 @@ class ProviderAttempt:
             calls += made
             sent.append(outcome)
         if len(sent) == 1:
-            return replace(sent[0], attempts=calls)  # one request: its outcome, as it always was
+            return sent[0]  # one request: its outcome (its calls are all the calls made)
         return replace(sent[0], attempts=calls, provider_message_ids=_ids(sent))
 
     async def _call_one(

@@ -214,7 +214,8 @@ class Deliverer:
     async def _sent(self, message: MessageRecord, outcome: SendOutcome, started: datetime) -> None:
         now = datetime.now(UTC)
         attempts = message.attempts + outcome.attempts
-        outcome = _with_attempts(outcome, attempts)
+        if message.attempts:  # the calls of earlier attempts count too
+            outcome = replace(outcome, attempts=attempts)
         record, event = await self._store.finish_attempt(
             message.id,
             owner=self._owner,
@@ -421,10 +422,6 @@ def _error_text(error: GatewayError) -> str:
     a reader of the message can tell OUTCOME_UNKNOWN (the provider may have sent it) from a
     failure that sent nothing (the Message.State FAILED contract in gateway.proto)."""
     return f"{error.reason}: {error.message}"[:500]
-
-
-def _with_attempts(outcome: SendOutcome, attempts: int) -> SendOutcome:
-    return replace(outcome, attempts=attempts)
 
 
 def _event(

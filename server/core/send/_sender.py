@@ -133,9 +133,7 @@ class SendPath:
             )
         claim = None
         if lease is not None:
-            sender = normalize_number(record.from_number, installation.default_region)
-            slots = rate_slots(limits, installation.id, sender, record.segments)
-            claim = (*lease, slots)
+            claim = (*lease, message_slots(limits, installation, record))
         try:
             stored, created = await self._store.enqueue_message(
                 record,
@@ -301,6 +299,14 @@ def _cancelling() -> bool:
     return task is not None and task.cancelling() > 0
 
 
+def message_slots(
+    limits: SendLimits, installation: InstallationRecord, message: MessageRecord
+) -> tuple[RateSlot, ...]:
+    """The rate slots ``message`` leaves under: its sender's number as stored (normalised)."""
+    sender = normalize_number(message.from_number, installation.default_region)
+    return rate_slots(limits, installation.id, sender, message.segments)
+
+
 def installation_limits(
     installation: InstallationRecord, integration: LoadedIntegration
 ) -> SendLimits:
@@ -371,8 +377,7 @@ class MessageRates:
             return ()
         integration = chosen(await self._catalog.get(installation.integration_id), installation)
         limits = installation_limits(installation, integration)
-        sender = normalize_number(message.from_number, installation.default_region)
-        return rate_slots(limits, installation.id, sender, message.segments)
+        return message_slots(limits, installation, message)
 
 
 @dataclass(frozen=True, slots=True)

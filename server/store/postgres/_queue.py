@@ -39,11 +39,12 @@ from .._base import (
     RecordNotFound,
     Unset,
 )
+from .._opt_outs import OPT_OUT_COLUMNS
+from .._opt_outs import opt_out as opt_out_record
 from .._queue import (
     ATTEMPT_LOG_SIZE,
     ClaimOutcome,
     OptedOut,
-    OptOutRecord,
     QueueFull,
     RateSlot,
     slot_wait,
@@ -102,10 +103,10 @@ SELECT EXISTS (
 # Any unique key taken (the id, or the organisation's idempotency key): nothing returned.
 ENQUEUE_MESSAGE = INSERT_MESSAGE + f"ON CONFLICT DO NOTHING RETURNING {_COLUMNS}"
 
-SELECT_OPT_OUT = """
-SELECT installation_id, org_id, from_number, to_number, source, created_at FROM opt_outs
+SELECT_OPT_OUT = f"""
+SELECT {columns(OPT_OUT_COLUMNS)} FROM opt_outs
 WHERE installation_id = $1 AND from_number = $2 AND to_number = $3
-"""
+"""  # noqa: S608 - constants
 
 COUNT_QUEUED = """
 SELECT COUNT(*) FROM messages
@@ -291,16 +292,7 @@ class QueueMethods:
                 return held, False
             opted = await conn.fetchrow(SELECT_OPT_OUT, record.installation_id, *looked_up)
             if opted is not None:
-                raise OptedOut(
-                    OptOutRecord(
-                        installation_id=opted[0],
-                        org_id=opted[1],
-                        from_number=opted[2],
-                        to_number=opted[3],
-                        source=opted[4],
-                        created_at=utc_time(opted[5]),
-                    )
-                )
+                raise OptedOut(opt_out_record(ROWS, opted))
             stored = await self._leave_now(conn, record, claim, now)
             if stored is None:
                 if max_queued > 0:

@@ -23,11 +23,12 @@ from .._base import (
     RecordNotFound,
     Unset,
 )
+from .._opt_outs import OPT_OUT_COLUMNS
+from .._opt_outs import opt_out as opt_out_record
 from .._queue import (
     ATTEMPT_LOG_SIZE,
     ClaimOutcome,
     OptedOut,
-    OptOutRecord,
     QueueFull,
     RateSlot,
     slot_wait,
@@ -111,10 +112,10 @@ WHERE id = ?1 AND lease_owner IS NOT NULL
 RETURNING {_COLUMNS}
 """  # noqa: S608 - constants
 
-_OPT_OUT: Final = """
-SELECT installation_id, org_id, from_number, to_number, source, created_at FROM opt_outs
+_OPT_OUT: Final = f"""
+SELECT {columns(OPT_OUT_COLUMNS)} FROM opt_outs
 WHERE installation_id = ? AND from_number = ? AND to_number = ?
-"""
+"""  # noqa: S608 - constants
 
 # One look at what may keep a new message from leaving at once: ?1 installation, ?2 ?3 the
 # opt-out's (from, to), ?4 ?5 the conversation's (from, to), ?6 its place (see above).
@@ -215,16 +216,7 @@ class QueueMethods:
             ).fetchone()
             opted = conn.execute(_OPT_OUT, looked_up).fetchone() if opted_out else None
             if opted is not None:
-                raise OptedOut(
-                    OptOutRecord(
-                        installation_id=opted[0],
-                        org_id=opted[1],
-                        from_number=opted[2],
-                        to_number=opted[3],
-                        source=opted[4],
-                        created_at=decode_time(opted[5]),
-                    )
-                )
+                raise OptedOut(opt_out_record(ROWS, opted))
             leave = (
                 claim is not None
                 and due
