@@ -140,25 +140,27 @@ async def test_a_message_its_number_holds_back_does_not_hold_back_the_installati
 ) -> None:
     """The oldest message's number has no slot for a while: the installation's slots meanwhile
     go to the messages behind it, then it leaves in the first slot after its number's."""
+    now = datetime.now(UTC)
+    first = new_message("+15550000001", now)
+    await store.enqueue_message(first, now=now)
+    for _ in range(5):
+        await store.enqueue_message(new_message("+15550000002", now), now=now)
+    held = held_back_number("+15550000001")
+    # The number's last message left (elsewhere) 0.88 s ago: its next slot is 0.12 s on.
+    now = datetime.now(UTC)
+    left = now - timedelta(seconds=held.interval_s - 0.12)
+    taken, _ = await store.enqueue_message(
+        new_message("+15550000001", left),
+        claim=("elsewhere", now + timedelta(seconds=60), (held,)),
+        now=left,
+    )
+    assert taken.state is MessageState.SENDING
+    # Started only now: a queue running while the messages arrive may claim one and find the
+    # next slot gone before the next one is written (a slot with nothing to send is lost).
     recorder = Recorder(6)
     queue = queue_for(store, recorder)
     await queue.start()
     try:
-        now = datetime.now(UTC)
-        held = held_back_number("+15550000001")
-        # The number's last message left (elsewhere) 0.88 s ago: its next slot is 0.12 s on.
-        left = now - timedelta(seconds=held.interval_s - 0.12)
-        taken, _ = await store.enqueue_message(
-            new_message("+15550000001", left),
-            claim=("elsewhere", now + timedelta(seconds=60), (held,)),
-            now=left,
-        )
-        assert taken.state is MessageState.SENDING
-        first = new_message("+15550000001", now)
-        await store.enqueue_message(first, now=now)
-        for _ in range(5):
-            await store.enqueue_message(new_message("+15550000002", now), now=now)
-        queue.wake()
         await asyncio.wait_for(recorder.done.wait(), 30)
     finally:
         await queue.aclose(grace_s=1.0)
