@@ -21,6 +21,7 @@ from ._base import (
     AttemptRecord,
     Conflict,
     EventFilter,
+    EventMedia,
     EventRecord,
     HeldReceipt,
     InboundEventType,
@@ -42,6 +43,7 @@ from ._base import (
     WebhookOutcome,
     WebhookRequestRecord,
 )
+from ._media import MediaHold, MediaOrigin, MediaRecord
 from ._migrations import MigrationError
 from ._queue import ClaimOutcome, OptedOut, OptOutRecord, QueueFull, RateSlot
 from ._transitions import RECEIPT_STATES, part_of
@@ -56,12 +58,16 @@ __all__ = [
     "ClaimOutcome",
     "Conflict",
     "EventFilter",
+    "EventMedia",
     "EventRecord",
     "HeldReceipt",
     "InboundEventType",
     "IngestOutcome",
     "InstallationRecord",
     "IntegrationRecord",
+    "MediaHold",
+    "MediaOrigin",
+    "MediaRecord",
     "MessageKind",
     "MessageRecord",
     "MessageState",

@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, Protocol
 
 if TYPE_CHECKING:
+    from ._media import MediaHold, MediaRecord
     from ._queue import ClaimOutcome, OptOutRecord, RateSlot
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "AttemptRecord",
     "Conflict",
     "EventFilter",
+    "EventMedia",
     "EventRecord",
     "HeldReceipt",
     "InboundEventType",
@@ -311,6 +313,24 @@ class InboundEventType(enum.StrEnum):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class EventMedia:
+    """A file of an inbound message as the gateway fetched and kept it (docs/media.md).
+
+    ``original_url`` is the URL the provider gave. A stored file has its ``media_id`` (a
+    :class:`~server.store._media.MediaRecord`), ``content_type`` (sniffed from the bytes),
+    ``size`` and ``sha256`` (hex); a file that could not be fetched or kept has ``error`` (why)
+    and no ``media_id``.
+    """
+
+    original_url: str
+    media_id: str = ""
+    content_type: str = ""
+    size: int = 0
+    sha256: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class NewEvent:
     """An event to append to the event log (it has no cursor yet).
 
@@ -342,6 +362,9 @@ class NewEvent:
     request_id: str
     dedupe_key: str | None
     fields: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: The message's files as kept (docs/media.md), in the order of ``media_urls``; empty when
+    #: media fetching is off or the event has no files.
+    media: tuple[EventMedia, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -385,6 +408,7 @@ class EventRecord(NewEvent):
                 if isinstance(event.fields, MappingProxyType)
                 else MappingProxyType(dict(event.fields))
             ),
+            media=tuple(event.media),
             cursor=cursor,
         )
 
@@ -825,6 +849,7 @@ class Store(Protocol):
         events: Sequence[NewEvent],
         transitions: Sequence[MessageTransition] = (),
         held: Sequence[HeldReceipt] = (),
+        media_holds: Sequence[MediaHold] = (),
     ) -> IngestOutcome:
         """Store a webhook request with what came of it, in ONE transaction; return once committed.
 
@@ -853,7 +878,10 @@ class Store(Protocol):
            recipient who opted out), ``org_id`` the event's, source ``inbound``, ``created_at``
            its ``received_at``; an existing one is kept — and each appended ``optedIn`` clears
            it. :meth:`mark_replayed` and :meth:`correlate_held` apply the same rule
-           (``server/store/_opt_outs.py``).
+           (``server/store/_opt_outs.py``);
+        6. insert each media hold (docs/media.md), after claiming its event's ``dedupe_key``
+           exactly as in 2 (a duplicate is counted and not stored). :class:`Conflict` if its id
+           is in use.
 
         Any error rolls back everything: no request row, no event, no dedupe key, no transition,
         no opt-out.
@@ -873,10 +901,12 @@ class Store(Protocol):
         transitions: Sequence[MessageTransition] = (),
         held: Sequence[HeldReceipt] = (),
         replayed_at: datetime | None = None,
+        media_holds: Sequence[MediaHold] = (),
     ) -> IngestOutcome:
         """Record a replay of a kept request: like :meth:`ingest` (same dedupe, transitions,
-        held receipts and opt-outs, one transaction), but instead of inserting a request it sets
-        the existing one's ``outcome``, ``reason`` and ``replayed_at`` (now when None).
+        held receipts, media holds and opt-outs, one transaction), but instead of inserting a
+        request it sets the existing one's ``outcome``, ``reason`` and ``replayed_at`` (now when
+        None).
 
         Raises :class:`RecordNotFound` (and changes nothing) when there is no such request. Events
         of the replay that carry a dedupe key already claimed (by the first attempt or an earlier
@@ -897,6 +927,62 @@ class Store(Protocol):
         """Kept requests with one of ``outcomes`` (empty: any outcome) and of ``integration_id``
         (when given), newest ``received_at`` first (ties: greater id first); ``offset`` rows
         skipped, at most ``limit`` returned."""
+        ...
+
+    # --- inbound: messages held for their media (docs/media.md) -----------------------------
+
+    async def due_media_holds(self, now: datetime, *, limit: int) -> tuple[MediaHold, ...]:
+        """Up to ``limit`` holds whose ``next_attempt_at`` (or ``release_by``) is ≤ ``now`` and
+        that no live lease covers, earliest ``next_attempt_at`` first. A read: the caller leases
+        each with :meth:`lease_media_hold`."""
+        ...
+
+    async def next_media_hold_at(self) -> datetime | None:
+        """The earliest ``next_attempt_at`` of any hold not leased, else of any lease's end;
+        None when nothing is held."""
+        ...
+
+    async def lease_media_hold(
+        self, hold_id: str, *, owner: str, lease_until: datetime, now: datetime
+    ) -> MediaHold | None:
+        """Lease a hold to ``owner`` until ``lease_until``, atomically, when it exists and no
+        live lease (one ending after ``now``) covers it; else None. Of two callers at once,
+        on any replica, one gets it."""
+        ...
+
+    async def update_media_hold(
+        self,
+        hold_id: str,
+        *,
+        owner: str,
+        progress: Sequence[EventMedia],
+        next_attempt_at: datetime,
+    ) -> bool:
+        """Keep ``progress``, count an attempt, set ``next_attempt_at`` and end the lease — only
+        when ``owner`` still holds it; False (nothing changed) otherwise."""
+        ...
+
+    async def release_media_hold(
+        self, hold_id: str, *, owner: str, media: Sequence[EventMedia]
+    ) -> EventRecord | None:
+        """In one transaction: delete the hold and append its event with ``media`` (its dedupe
+        key was claimed when it was held: it is not checked again), giving it the next cursor.
+        Only when ``owner`` holds the lease; None (nothing changed) otherwise."""
+        ...
+
+    async def put_media(self, record: MediaRecord) -> None:
+        """Keep a stored file's record (:class:`Conflict` if its id is in use)."""
+        ...
+
+    async def get_media(self, media_id: str) -> MediaRecord | None: ...
+
+    async def expired_media(self, before: datetime, *, limit: int) -> tuple[MediaRecord, ...]:
+        """Up to ``limit`` media records created before ``before``, oldest first (retention:
+        the caller deletes their blobs, then :meth:`delete_media`)."""
+        ...
+
+    async def delete_media(self, media_ids: Sequence[str]) -> int:
+        """Delete these media records; how many existed."""
         ...
 
     # --- inbound: the event log -------------------------------------------------------------

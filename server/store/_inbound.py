@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._base import HeldReceipt, MessageTransition, NewEvent
+from ._media import MediaHold, hold_params
 from ._rows import Rows
 from ._transitions import transition_params
 
@@ -28,11 +29,12 @@ def part_transitions(transitions: Sequence[tuple[Any, ...]]) -> list[tuple[Any, 
 class Inbound:
     """Events with their ``Rows.event_params``; transitions with their parameters; held
     receipts with their ``Rows.held_params`` and the stored time their dedupe key is claimed at
-    (their event's ``received_at``)."""
+    (their event's ``received_at``); media holds (docs/media.md) the same way."""
 
     events: tuple[tuple[NewEvent, tuple[Any, ...]], ...]
     transitions: tuple[tuple[Any, ...], ...]
     held: tuple[tuple[HeldReceipt, tuple[Any, ...], Any], ...]
+    media_holds: tuple[tuple[MediaHold, tuple[Any, ...], Any], ...] = ()
 
     @property
     def part_transitions(self) -> list[tuple[Any, ...]]:
@@ -49,6 +51,7 @@ class Inbound:
         transitions: Sequence[MessageTransition],
         held: Sequence[HeldReceipt],
         stamp: object,
+        media_holds: Sequence[MediaHold] = (),
     ) -> Inbound:
         """``stamp`` is the time of the call as stored: the transitions' ``updated_at``."""
         event_params = rows.event_params
@@ -57,4 +60,5 @@ class Inbound:
             tuple((event, event_params(event)) for event in events),
             tuple(transition_params(t, stamp) for t in transitions),
             tuple((h, rows.held_params(h), time_param(h.event.received_at)) for h in held),
+            tuple((h, hold_params(rows, h), time_param(h.event.received_at)) for h in media_holds),
         )

@@ -24,6 +24,7 @@ from typing import Any, Final, Generic, TypeVar
 
 from ._base import (
     AttemptRecord,
+    EventMedia,
     EventRecord,
     HeldReceipt,
     InstallationRecord,
@@ -51,10 +52,12 @@ __all__ = [
     "decode_held_event",
     "decode_ids",
     "decode_map",
+    "decode_media",
     "decode_time",
     "encode_held_event",
     "encode_ids",
     "encode_map",
+    "encode_media",
     "encode_time",
     "frozen_map",
     "utc_time",
@@ -158,6 +161,34 @@ def _decode_headers(text: str) -> tuple[tuple[str, str], ...]:
     return tuple((str(k), str(v)) for k, v in json.loads(text))
 
 
+_MEDIA_KEYS: Final = ("original_url", "media_id", "content_type", "size", "sha256", "error")
+
+
+def encode_media(media: Sequence[EventMedia]) -> str:
+    """An event's files (docs/media.md) as a JSON list of objects, empty keys left out."""
+    if not media:
+        return "[]"
+    return _json(
+        [{key: getattr(item, key) for key in _MEDIA_KEYS if getattr(item, key)} for item in media]
+    )
+
+
+def decode_media(text: str | None) -> tuple[EventMedia, ...]:
+    if not text or text == "[]":
+        return ()
+    return tuple(
+        EventMedia(
+            original_url=str(item["original_url"]),
+            media_id=str(item.get("media_id", "")),
+            content_type=str(item.get("content_type", "")),
+            size=int(item.get("size", 0)),
+            sha256=str(item.get("sha256", "")),
+            error=str(item.get("error", "")),
+        )
+        for item in json.loads(text)
+    )
+
+
 def encode_held_event(event: NewEvent) -> str:
     """A held receipt's event as JSON (``held_receipts.event_json``; times as microseconds)."""
     return _json(
@@ -180,6 +211,7 @@ def encode_held_event(event: NewEvent) -> str:
             "request_id": event.request_id,
             "dedupe_key": event.dedupe_key,
             "fields": dict(event.fields),
+            "media": json.loads(encode_media(event.media)),
         }
     )
 
@@ -217,6 +249,7 @@ def decode_held_event(text: str) -> NewEvent:
         request_id=data["request_id"],
         dedupe_key=data["dedupe_key"],
         fields=_frozen_items(data.get("fields", {})),
+        media=decode_media(json.dumps(data["media"])) if data.get("media") else (),
     )
 
 
@@ -302,6 +335,7 @@ EVENT_COLUMNS: Final = (
     "request_id",
     "dedupe_key",
     "fields_json",
+    "media_json",  # docs/media.md
 )
 """An event's columns but the cursor: what :meth:`Rows.event_params` gives. A read selects
 ``cursor`` first, then these (:meth:`Rows.event`)."""
@@ -540,6 +574,7 @@ class Rows(Generic[Stored]):
             request_id=row[16],
             dedupe_key=row[17],
             fields=decode_map(row[18]),
+            media=decode_media(row[19]),
         )
 
     def event_params(self, event: NewEvent) -> tuple[Any, ...]:
@@ -563,6 +598,7 @@ class Rows(Generic[Stored]):
             event.request_id,
             event.dedupe_key,
             encode_map(event.fields),
+            encode_media(event.media),
         )
 
     def held(self, row: Row) -> HeldReceipt:

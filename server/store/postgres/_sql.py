@@ -171,7 +171,7 @@ SELECT COALESCE((SELECT MIN(cursor) FROM events) - 1, (SELECT last FROM event_cu
 
 INSERT_EVENT = f"""
 INSERT INTO events (cursor, {columns(EVENT_COLUMNS)})
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+VALUES ({", ".join(f"${n}" for n in range(1, len(EVENT_COLUMNS) + 2))})
 """  # noqa: S608 - constants
 
 # $1 after, $2 up to (inclusive), $3 org (NULL: any), $4 integration (NULL: any), $5 types

@@ -26,6 +26,7 @@ from .._base import (
     WebhookRequestRecord,
 )
 from .._inbound import Inbound
+from .._media import HOLD_COLUMNS, MediaHold
 from .._opt_outs import opt_out_changes
 from .._rows import EVENT_RECEIVED_AT, encode_time, frozen_map
 from .._transitions import RECEIPT_STATES, part_of
@@ -58,6 +59,10 @@ T = TypeVar("T")
 
 _event = ROWS.event
 _held = ROWS.held
+_INSERT_MEDIA_HOLD = (
+    f"INSERT INTO media_holds ({', '.join(HOLD_COLUMNS)})"  # noqa: S608 - constants
+    f" VALUES ({', '.join('?' * len(HOLD_COLUMNS))})"
+)
 _webhook_request = ROWS.webhook_request
 
 
@@ -92,6 +97,15 @@ def _apply(conn: sqlite3.Connection, inbound: Inbound) -> IngestOutcome:
         except sqlite3.IntegrityError as exc:
             raise Conflict(f"held receipt {receipt.id!r} already exists") from exc
     apply_opt_out_changes(conn, opt_out_changes(appended))
+    for hold, params, key_time in inbound.media_holds:
+        key = hold.event.dedupe_key
+        if key is not None and conn.execute(CLAIM_KEY, (key, key_time)).rowcount == 0:
+            duplicates += 1
+            continue
+        try:
+            conn.execute(_INSERT_MEDIA_HOLD, params)
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(f"media hold {hold.id!r} already exists") from exc
     return IngestOutcome(events=tuple(appended), duplicates=duplicates)
 
 
@@ -114,9 +128,12 @@ class InboundMethods:
         events: Sequence[NewEvent],
         transitions: Sequence[MessageTransition] = (),
         held: Sequence[HeldReceipt] = (),
+        media_holds: Sequence[MediaHold] = (),
     ) -> IngestOutcome:
         request_params = ROWS.request_params(request)
-        inbound = Inbound.encode(ROWS, events, transitions, held, encode_time(datetime.now(UTC)))
+        inbound = Inbound.encode(
+            ROWS, events, transitions, held, encode_time(datetime.now(UTC)), media_holds
+        )
 
         def op(conn: sqlite3.Connection) -> IngestOutcome:
             try:
@@ -137,10 +154,11 @@ class InboundMethods:
         transitions: Sequence[MessageTransition] = (),
         held: Sequence[HeldReceipt] = (),
         replayed_at: datetime | None = None,
+        media_holds: Sequence[MediaHold] = (),
     ) -> IngestOutcome:
         now = encode_time(datetime.now(UTC))
         stamp = now if replayed_at is None else encode_time(replayed_at)
-        inbound = Inbound.encode(ROWS, events, transitions, held, now)
+        inbound = Inbound.encode(ROWS, events, transitions, held, now, media_holds)
         params = (WebhookOutcome(outcome).value, reason, stamp, request_id)
 
         def op(conn: sqlite3.Connection) -> IngestOutcome:
