@@ -36,13 +36,14 @@ Nothing here logs a header, a body, or a URL's path or query (templates may put 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import logging
 import socket
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -275,22 +276,74 @@ class OutboundClient:
         Any HTTP answer is returned (a 4xx/5xx or a 3xx is the caller's to judge). Raises only
         :class:`OutboundError` subclasses; see :mod:`server.outbound._errors` for the tree.
         """
+        started = time.perf_counter()
+        method = request.method.upper()
+        async with self._exchange(
+            method,
+            request.url,
+            headers=request.headers,
+            body=request.body,
+            timeout=timeout,
+            integration=integration,
+            max_redirects=self._max_redirects,
+        ) as (response, url):
+            content, truncated = await self._read_body(response)
+            elapsed = time.perf_counter() - started
+            logger.debug(
+                "%s %s answered %d in %.1f ms", method, url.host, response.status, elapsed * 1000
+            )
+            return ProviderResponse(
+                status=response.status,
+                headers=response.headers,
+                body=content,
+                elapsed_s=elapsed,
+                truncated=truncated,
+            )
+
+    @contextlib.asynccontextmanager
+    async def open_get(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        timeout: float,  # noqa: ASYNC109 (one deadline for the whole exchange, body included)
+        max_redirects: int,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """GET ``url`` and yield the answer with its body unread, for the caller to stream
+        (a file: docs/media.md), all within ``timeout`` seconds — the reading of the body
+        included. Redirects are followed up to ``max_redirects``, each hop judged by the policy,
+        credentials dropped when the origin changes. Errors as :meth:`send`'s, also those met
+        while the caller reads the body."""
+        async with self._exchange(
+            "GET", url, headers=headers, body=None, timeout=timeout, max_redirects=max_redirects
+        ) as (response, _):
+            yield response
+
+    @contextlib.asynccontextmanager
+    async def _exchange(
+        self,
+        method: str,
+        raw_url: str,
+        *,
+        headers: Mapping[str, str] | Sequence[tuple[str, str]],
+        body: bytes | None,
+        timeout: float,  # noqa: ASYNC109
+        max_redirects: int,
+        integration: str | None = None,
+    ) -> AsyncIterator[tuple[aiohttp.ClientResponse, URL]]:
+        """The exchange both :meth:`send` and :meth:`open_get` make: the stand-in, the policy,
+        the redirects, one deadline, and every failure turned into an :class:`OutboundError`."""
         session = self._session
         if session is None:
             raise RuntimeError("OutboundClient not started")
-        started = time.perf_counter()
-        method = request.method.upper()
         stand_in = self._stand_ins.get(integration) if integration is not None else None
         if stand_in is not None:
             logger.info(
                 "provider call sent to a stand-in",
                 extra={"integration": integration, "stand_in": stand_in.base},
             )
-        url, host = self._target(
-            stand_in.redirect(request.url) if stand_in is not None else request.url
-        )
-        headers = CIMultiDict(request.headers)
-        body = request.body
+        url, host = self._target(stand_in.redirect(raw_url) if stand_in is not None else raw_url)
+        sent_headers = CIMultiDict(headers)
         attempt = _Attempt(host=host)
         try:
             async with asyncio.timeout(timeout):
@@ -300,11 +353,11 @@ class OutboundClient:
                     token = _ATTEMPT.set(attempt)
                     try:
                         async with session.request(
-                            method, url, headers=headers, data=body, allow_redirects=False
+                            method, url, headers=sent_headers, data=body, allow_redirects=False
                         ) as response:
                             location = response.headers.get("Location")
                             if (
-                                hop < self._max_redirects
+                                hop < max_redirects
                                 and response.status in _REDIRECT_STATUSES
                                 and location
                             ):
@@ -312,31 +365,17 @@ class OutboundClient:
                                 next_url = _join(url, location)
                                 if next_url.origin() != url.origin():
                                     for name in _CREDENTIAL_HEADERS:
-                                        headers.popall(name, None)
+                                        sent_headers.popall(name, None)
                                 if response.status == 303 or (
                                     response.status in (301, 302) and method == "POST"
                                 ):
                                     method, body = "GET", None
                                     for name in _BODY_HEADERS:
-                                        headers.popall(name, None)
+                                        sent_headers.popall(name, None)
                                 url, host = self._target(str(next_url))
                                 continue
-                            content, truncated = await self._read_body(response)
-                            elapsed = time.perf_counter() - started
-                            logger.debug(
-                                "%s %s answered %d in %.1f ms",
-                                method,
-                                url.host,
-                                response.status,
-                                elapsed * 1000,
-                            )
-                            return ProviderResponse(
-                                status=response.status,
-                                headers=response.headers,
-                                body=content,
-                                elapsed_s=elapsed,
-                                truncated=truncated,
-                            )
+                            yield response, url
+                            return
                     finally:
                         _ATTEMPT.reset(token)
         except OutboundError:
