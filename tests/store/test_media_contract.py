@@ -9,7 +9,7 @@ import dataclasses
 from datetime import timedelta
 
 import pytest
-from test_inbound_contract import at, event, webhook
+from test_inbound_contract import at, event, held, webhook
 
 from server.store import (
     Conflict,
@@ -19,6 +19,7 @@ from server.store import (
     MediaOrigin,
     MediaRecord,
     Store,
+    WebhookOutcome,
 )
 
 
@@ -158,4 +159,62 @@ async def test_media_records_are_kept_read_and_purged_by_age(store: Store) -> No
     assert (await store.get_media("m2")) is not None
     assert await store.expired_media(at(5) + timedelta(days=1), limit=1) == (
         media("m2", created=10),
+    )
+
+
+async def test_in_one_call_events_then_held_receipts_then_holds_claim_a_key(store: Store) -> None:
+    """The order SQLite claims them in; PostgreSQL claims a batch's keys in one statement and
+    must hand each to the same one."""
+    request = webhook()
+    first = event(request, key="k-event")
+    receipt = held("P-k")
+    holds = [
+        hold("h-after-event", key="k-event"),
+        hold("h-after-receipt", key=receipt.event.dedupe_key),
+        hold("h-kept", key="k-hold"),
+        hold("h-after-hold", key="k-hold"),
+    ]
+    outcome = await store.ingest(request, [first], held=[receipt], media_holds=holds)
+    assert outcome.duplicates == 3
+    assert [e.dedupe_key for e in outcome.events] == ["k-event"]
+    assert [h.id for h in await store.due_media_holds(at(0), limit=10)] == ["h-kept"]
+    assert await store.release_held(at(1_000)) == (receipt,)
+
+
+async def test_a_replay_holds_media_and_dedupes_against_the_first_attempt(store: Store) -> None:
+    request = webhook(outcome=WebhookOutcome.UNMATCHED)
+    await store.ingest(request, [], media_holds=[hold("h1", key="k-first")])
+    outcome = await store.mark_replayed(
+        request.id,
+        outcome=WebhookOutcome.MATCHED,
+        reason="",
+        events=[],
+        media_holds=[hold("h2", key="k-first"), hold("h3", key="k-new")],
+    )
+    assert (outcome.events, outcome.duplicates) == ((), 1)
+    assert [h.id for h in await store.due_media_holds(at(0), limit=10)] == ["h1", "h3"]
+
+
+async def test_a_leased_hold_is_next_due_when_its_lease_ends(store: Store) -> None:
+    await store.ingest(webhook(), [], media_holds=[hold("h1"), hold("h2", received=50)])
+    assert await store.next_media_hold_at() == at(0)
+    assert await store.lease_media_hold("h1", owner="w1", lease_until=at(30), now=at(0))
+    assert await store.next_media_hold_at() == at(30)
+    assert await store.lease_media_hold("h1", owner="w1", lease_until=at(70), now=at(30))
+    assert await store.next_media_hold_at() == at(50)
+    assert [h.id for h in await store.due_media_holds(at(60), limit=10)] == ["h2"]
+
+
+async def test_a_released_opted_out_event_records_its_opt_out(store: Store) -> None:
+    """A released event is appended like any other: an ``optedOut`` records an opt-out in the
+    same transaction (server/store/_opt_outs.py)."""
+    stop = dataclasses.replace(hold("h1"), event=event(type=InboundEventType.OPTED_OUT))
+    await store.ingest(webhook(), [], media_holds=[stop])
+    assert await store.list_opt_outs() == ()
+    assert await store.lease_media_hold("h1", owner="w1", lease_until=at(30), now=at(0))
+    assert await store.release_media_hold("h1", owner="w1", media=()) is not None
+    (recorded,) = await store.list_opt_outs()
+    assert (recorded.from_number, recorded.to_number) == (
+        stop.event.to_number,
+        stop.event.from_number,
     )

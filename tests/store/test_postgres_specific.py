@@ -9,6 +9,7 @@ database, emptied) or ``fresh_postgres_dsn`` (a database of the test's own, not 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,6 +23,7 @@ from server.store import (
     EventFilter,
     InboundEventType,
     IngestOutcome,
+    MediaHold,
     MessageKind,
     MessageRecord,
     MessageState,
@@ -389,6 +391,74 @@ async def test_concurrent_ingests_share_transactions_but_not_their_failures(
         assert sorted(appended) == list(range(2, 2 + 24))
         assert [e.cursor for e in await store.read_events(0)] == list(range(1, 26))
         assert await store.get_webhook_request(requests[3].id) is not None
+
+
+def media_hold(hold_id: str, *, key: str | None = None) -> MediaHold:
+    request = webhook()
+    return MediaHold(
+        id=hold_id,
+        event=event(request, key=key),
+        progress=(),
+        held_at=T0,
+        release_by=T0 + timedelta(minutes=1),
+        next_attempt_at=T0,
+    )
+
+
+async def test_concurrent_ingests_of_media_holds_share_transactions_but_not_their_failures(
+    postgres_dsn: str,
+) -> None:
+    async with PostgresStore(postgres_dsn, min_size=1, max_size=2) as store:
+        await store.ingest(webhook(), [], media_holds=[media_hold("h-taken")])
+        holds = [media_hold(f"h-{n}", key=f"mk-{n % 15}") for n in range(20)]
+        holds[7] = dataclasses.replace(holds[7], id="h-taken")  # only this ingest may fail
+        results = await asyncio.gather(
+            *(store.ingest(webhook(), [], media_holds=[h]) for h in holds),
+            return_exceptions=True,
+        )
+        assert isinstance(results[7], Conflict)
+        outcomes = [r for n, r in enumerate(results) if n != 7]
+        assert all(isinstance(r, IngestOutcome) for r in outcomes)
+        # Keys 0-4 came twice (n and n + 15): the later ones are duplicates.
+        assert [r.duplicates for r in outcomes if isinstance(r, IngestOutcome)] == [0] * 14 + [
+            1
+        ] * 5
+        due = await store.due_media_holds(T0, limit=100)
+        assert sorted(h.id for h in due) == sorted(
+            ["h-taken", *(f"h-{n}" for n in range(15) if n != 7)]
+        )
+        # The failed ingest's key was rolled back with it.
+        late = webhook()
+        assert (await store.ingest(late, [event(late, key="mk-7")])).duplicates == 0
+
+
+async def test_replicas_lease_a_media_hold_once_and_its_release_wakes_the_other(
+    replicas: tuple[PostgresStore, PostgresStore],
+) -> None:
+    a, b = replicas
+    await a.ingest(webhook(), [], media_holds=[media_hold("h1", key="mk")])
+    leases = await asyncio.gather(
+        *(
+            (a, b)[n % 2].lease_media_hold(
+                "h1", owner=f"w{n}", lease_until=T0 + timedelta(seconds=30), now=T0
+            )
+            for n in range(10)
+        )
+    )
+    (leased,) = [(n, lease) for n, lease in enumerate(leases) if lease is not None]
+    owner = leased[1].lease_owner
+    assert owner == f"w{leased[0]}"
+    releasing, other = (a, b)[leased[0] % 2], (a, b)[(leased[0] + 1) % 2]
+    woken = asyncio.Event()
+    listener = await other.listen_events(woken.set)
+    try:
+        released = await releasing.release_media_hold("h1", owner=owner, media=())
+        await asyncio.wait_for(woken.wait(), 30)
+    finally:
+        await listener.aclose()
+    assert released is not None and released.cursor == 1
+    assert await other.read_events(0) == (released,)
+    assert await other.release_media_hold("h1", owner=owner, media=()) is None
 
 
 async def test_close_finishes_the_ingests_already_submitted(postgres_dsn: str) -> None:

@@ -1,7 +1,8 @@
 """The PostgreSQL store: the same :class:`~server.store.Store` on an asyncpg connection pool.
 
 Modules: ``_store`` (:class:`PostgresStore`), ``_inbound`` (its inbound-path methods),
-``_queue`` (its send queue: conversation locks, cluster-wide rate slots),
+``_queue`` (its send queue: conversation locks, cluster-wide rate slots), ``_media`` (media
+records and media holds, docs/media.md),
 ``_batcher`` (concurrent ingests in one transaction), ``_listener`` (LISTEN/NOTIFY), ``_pool``
 (the connection wrapper and error mapping), ``_migrate`` (migrations), ``_sql`` (statements).
 
@@ -21,6 +22,11 @@ write that returned is committed, and the database — not this process — deci
   transaction), so the claim is atomic across replicas.
 - **Held receipts** are taken with ``DELETE … RETURNING`` (``FOR UPDATE SKIP LOCKED`` for the
   due ones), so each is taken by one call on one replica.
+- **Media holds** (docs/media.md) are leased with ``UPDATE … WHERE lease_until IS NULL OR
+  lease_until <= now RETURNING``: a concurrent lease waits for the row and then finds it
+  leased, so one process on one replica works on a hold at a time; only the lease's owner
+  updates it or releases it (``DELETE … WHERE lease_owner = owner RETURNING``, and its event
+  appended in the same transaction, as below).
 - **Durable consumers**: :meth:`PostgresStore.lease_events` locks the consumer's row (created
   on first use) for its transaction, so the subscribers of one consumer, on any replica, take
   turns at its frontier and never get the same fresh event; expired leases are taken
@@ -30,8 +36,8 @@ Event cursors follow commit order. A ``BIGSERIAL`` would not do: a sequence hand
 call order, transactions commit in another, and a reader that has seen cursor N could later
 miss an N-1 committed after it. Here an append takes its cursors from the one-row table
 ``event_cursor`` (``INSERT … ON CONFLICT DO UPDATE SET last = last + n RETURNING last``) as the
-transaction's last statement but one — after the request row, the dedupe keys, the transitions
-and the held receipts, before the events themselves — and the row stays locked until the
+transaction's last statement but one — after the request row, the dedupe keys, the transitions,
+the held receipts and media holds, before the events themselves — and the row stays locked until the
 commit. A concurrent append waits there and gets greater cursors only once this one is visible,
 so once :meth:`~PostgresStore.latest_cursor` (that row) or a read returned N, every cursor up
 to N is committed and none will appear below it. The cost: appends commit one after another

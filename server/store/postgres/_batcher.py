@@ -27,8 +27,8 @@ class IngestBatcher:
     commit waits for its WAL flush, so one transaction per ingest caps a database at one ingest
     per flush. Queued ingests go instead in batches of up to ``max_batch``: one transaction, one
     statement per step for the whole batch, one flush. A batch that fails on a unique key (a
-    request or held receipt id in use) is run again one ingest at a time, so that only the
-    ingest at fault fails; other failures (a lost connection) fail the whole batch.
+    request, held receipt or media hold id in use) is run again one ingest at a time, so that
+    only the ingest at fault fails; other failures (a lost connection) fail the whole batch.
     """
 
     def __init__(

@@ -1,6 +1,6 @@
 """The PostgreSQL store's inbound path: ingest (batched) and replay, the event log, held
-receipts, durable consumers and retention (the methods
-:class:`~server.store.postgres.PostgresStore` gets from :class:`InboundMethods`)."""
+receipts, media holds as ingests write them (docs/media.md), durable consumers and retention
+(the methods :class:`~server.store.postgres.PostgresStore` gets from :class:`InboundMethods`)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from .._base import (
     WebhookRequestRecord,
 )
 from .._inbound import Inbound, part_transitions
+from .._media import MediaHold
 from .._opt_outs import opt_out_changes
 from .._rows import EVENT_RECEIVED_AT, aware_time, frozen_map
 from .._transitions import RECEIPT_STATES, part_of
@@ -43,6 +44,7 @@ from ._sql import (
     EXPIRED_LEASES,
     INSERT_EVENT,
     INSERT_HELD,
+    INSERT_MEDIA_HOLD,
     INSERT_WEBHOOK_REQUEST,
     LATEST_CURSOR,
     LIST_WEBHOOK_REQUESTS,
@@ -85,19 +87,22 @@ async def append_events(
 
 async def apply_inbound(conn: PooledConnection, inbounds: Sequence[Inbound]) -> list[IngestOutcome]:
     """Inside the caller's transaction, for one call or a batch of them, in order: dedupe,
-    transitions, held receipts, the opt-outs the events to append record or clear
-    (docs/delivery.md, "Opt-outs"), then the append (see TAKE_CURSORS). One statement per step
-    whatever the number of calls."""
-    # 1. Claim every dedupe key at once. Per call, its events and then its held receipts, the
-    #    first with a key claimed now is kept; any other with that key is a duplicate.
+    transitions, held receipts, media holds (docs/media.md), the opt-outs the events to append
+    record or clear (docs/delivery.md, "Opt-outs"), then the append (see TAKE_CURSORS). One
+    statement per step whatever the number of calls."""
+    # 1. Claim every dedupe key at once. Per call, its events, then its held receipts, then its
+    #    media holds (the order SQLite claims them in), the first with a key claimed now is
+    #    kept; any other with that key is a duplicate.
     times: dict[str, datetime] = {}
     for inbound in inbounds:
         for event, params in inbound.events:
             if event.dedupe_key is not None:
                 times.setdefault(event.dedupe_key, params[EVENT_RECEIVED_AT])
-        for receipt, _, key_time in inbound.held:
-            if receipt.event.dedupe_key is not None:
-                times.setdefault(receipt.event.dedupe_key, key_time)
+        pending = [(r.event, t) for r, _, t in inbound.held]
+        pending += [(h.event, t) for h, _, t in inbound.media_holds]
+        for held_event, key_time in pending:
+            if held_event.dedupe_key is not None:
+                times.setdefault(held_event.dedupe_key, key_time)
     claimed: set[object] = set()
     if times:
         rows = await conn.fetch(CLAIM_KEYS, list(times), list(times.values()))
@@ -114,15 +119,21 @@ async def apply_inbound(conn: PooledConnection, inbounds: Sequence[Inbound]) -> 
 
     appending: list[list[tuple[NewEvent, tuple[Any, ...]]]] = []
     holding: list[tuple[Any, ...]] = []
+    media_holding: list[tuple[Any, ...]] = []
     duplicates: list[int] = []
     for inbound in inbounds:
         kept = [item for item in inbound.events if first_claim(item[0].dedupe_key)]
         held = [
             params for receipt, params, _ in inbound.held if first_claim(receipt.event.dedupe_key)
         ]
+        waiting = [
+            params for hold, params, _ in inbound.media_holds if first_claim(hold.event.dedupe_key)
+        ]
         appending.append(kept)
         holding.extend(held)
-        duplicates.append(len(inbound.events) - len(kept) + len(inbound.held) - len(held))
+        media_holding.extend(waiting)
+        given = len(inbound.events) + len(inbound.held) + len(inbound.media_holds)
+        duplicates.append(given - len(kept) - len(held) - len(waiting))
     # 2. Transitions, in the given order (one statement each: a later one sees an earlier one).
     transitions = [params for inbound in inbounds for params in inbound.transitions]
     if transitions:
@@ -136,6 +147,12 @@ async def apply_inbound(conn: PooledConnection, inbounds: Sequence[Inbound]) -> 
             await conn.executemany(INSERT_HELD, holding)
         except asyncpg.UniqueViolationError as exc:
             raise Conflict("a held receipt's id is already in use") from exc
+    # 3b. Media holds: their events are appended when they are released (docs/media.md).
+    if media_holding:
+        try:
+            await conn.executemany(INSERT_MEDIA_HOLD, media_holding)
+        except asyncpg.UniqueViolationError as exc:
+            raise Conflict("a media hold's id is already in use") from exc
     # 4. Opt-outs, of the events about to be appended, in their order.
     to_append = [item for kept in appending for item in kept]
     await apply_opt_out_changes(conn, opt_out_changes(event for event, _ in to_append))
@@ -173,9 +190,10 @@ class InboundMethods:
         events: Sequence[NewEvent],
         transitions: Sequence[MessageTransition] = (),
         held: Sequence[HeldReceipt] = (),
+        media_holds: Sequence[MediaHold] = (),
     ) -> IngestOutcome:
         request_params = ROWS.request_params(request)
-        inbound = Inbound.encode(ROWS, events, transitions, held, datetime.now(UTC))
+        inbound = Inbound.encode(ROWS, events, transitions, held, datetime.now(UTC), media_holds)
         if self._pool is None or self._closing:
             raise StoreClosed("the store is not open")
         return await self._ingests.submit(request_params, inbound)
@@ -214,10 +232,11 @@ class InboundMethods:
         transitions: Sequence[MessageTransition] = (),
         held: Sequence[HeldReceipt] = (),
         replayed_at: datetime | None = None,
+        media_holds: Sequence[MediaHold] = (),
     ) -> IngestOutcome:
         now = datetime.now(UTC)
         when = now if replayed_at is None else aware_time(replayed_at)
-        inbound = Inbound.encode(ROWS, events, transitions, held, now)
+        inbound = Inbound.encode(ROWS, events, transitions, held, now, media_holds)
         outcome_value = WebhookOutcome(outcome).value
 
         async def op(conn: PooledConnection) -> IngestOutcome:

@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from .._base import EventFilter, WebhookOutcome
+from .._media import HOLD_COLUMNS
 from .._rows import (
     EVENT_COLUMNS,
     HELD_COLUMNS,
@@ -38,6 +39,7 @@ __all__ = [
     "INSERT_EVENT",
     "INSERT_HELD",
     "INSERT_INSTALLATION",
+    "INSERT_MEDIA_HOLD",
     "INSERT_MESSAGE",
     "INSERT_MESSAGE_PART",
     "INSERT_NUMBERS",
@@ -218,6 +220,12 @@ VALUES ($1, $2, $3, $4, $5)
 
 INSERT_HELD = f"""
 INSERT INTO held_receipts ({HELD_COLUMN_LIST}) VALUES ($1, $2, $3, $4, $5, $6)
+"""  # noqa: S608 - constants
+
+# A media hold (docs/media.md), written by the ingest that holds its event.
+INSERT_MEDIA_HOLD = f"""
+INSERT INTO media_holds ({columns(HOLD_COLUMNS)})
+VALUES ({", ".join(f"${n}" for n in range(1, len(HOLD_COLUMNS) + 1))})
 """  # noqa: S608 - constants
 
 TAKE_HELD_BY_PROVIDER_ID = f"""

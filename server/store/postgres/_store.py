@@ -1,6 +1,6 @@
 """The :class:`PostgresStore` itself: lifecycle, running statements on the pool, integrations,
 installations, messages and the small keyed values (the inbound path is :mod:`._inbound`, the
-send queue :mod:`._queue`)."""
+send queue :mod:`._queue`, media :mod:`._media`)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from .._rows import aware_time, encode_ids, encode_time, utc_time
 from ._batcher import IngestBatcher
 from ._inbound import InboundMethods
 from ._listener import EventListener
+from ._media import MediaMethods
 from ._migrate import apply_migrations
 from ._opt_outs import OptOutMethods
 from ._pool import (
@@ -107,7 +108,7 @@ async def _insert_numbers(conn: PooledConnection, record: InstallationRecord) ->
             raise NumberTaken(number, holder)
 
 
-class PostgresStore(QueueMethods, InboundMethods, OptOutMethods):
+class PostgresStore(QueueMethods, InboundMethods, MediaMethods, OptOutMethods):
     """The :class:`~server.store.Store` on a PostgreSQL database (``postgresql://…`` DSN).
 
     ``min_size``/``max_size`` bound the pool's connections; several replicas may open stores on

@@ -19,7 +19,9 @@ from .._media import (
     media_params,
     media_record,
 )
+from .._opt_outs import opt_out_changes
 from .._rows import columns, encode_media, encode_time
+from ._opt_outs import apply_opt_out_changes
 from ._sql import INSERT_EVENT, ROWS
 
 __all__ = ["MediaMethods"]
@@ -112,6 +114,8 @@ class MediaMethods:
             if row is None:
                 return None
             event = replace(media_hold(ROWS, row).event, media=kept)
+            # The rule every appended event follows (store/_opt_outs.py).
+            apply_opt_out_changes(conn, opt_out_changes([event]))
             cursor = conn.execute(INSERT_EVENT, ROWS.event_params(event)).lastrowid
             assert cursor is not None
             return EventRecord.appended(event, cursor)
