@@ -193,8 +193,9 @@ class ChunkSource(Protocol):
         """The next chunk, ``b""`` at the end of the range."""
         ...
 
-    async def close(self) -> None:
-        """Release the file or connection; called once."""
+    def close(self) -> None:
+        """Release the file or connection at once (it may be called while the task is being
+        cancelled, or when the stream is collected); called once."""
         ...
 
 
@@ -204,7 +205,7 @@ class BlobStream:
     Opened on first use: ``stream = await store.open(key)`` opens it at once (so a missing blob
     raises :class:`BlobNotFound` before anything is sent), or ``async for chunk in
     store.open(key)`` opens it on the first chunk. It is released at its end, on an error, by
-    ``aclose()`` or by leaving ``async with``.
+    ``aclose()``, by leaving ``async with``, or at the latest when it is collected.
     """
 
     __slots__ = ("_closed", "_opener", "_source")
@@ -246,10 +247,18 @@ class BlobStream:
 
     async def aclose(self) -> None:
         """Release the blob; later reads end at once. Closing twice is fine."""
+        self._release()
+
+    def _release(self) -> None:
         self._closed = True
         source, self._source = self._source, None
         if source is not None:
-            await source.close()
+            source.close()
+
+    def __del__(self) -> None:
+        # A stream left before its end without aclose (a ``break``, a client gone): its file or
+        # connection is released when it is collected rather than left to warn.
+        self._release()
 
     async def __aenter__(self) -> BlobStream:
         return await self._opened()

@@ -133,9 +133,7 @@ class FileBlobStore:
     def _make_root(self) -> None:
         self._root.mkdir(mode=_DIRECTORY_MODE, parents=True, exist_ok=True)
 
-    async def _disk(
-        self, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs
-    ) -> _T:
+    async def _disk(self, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """``_run`` for a write; the errors of the chunks being written pass through as they
         are."""
         return await disk_io(self._executor, "write a blob", function, *args, **kwargs)
@@ -240,7 +238,7 @@ class _FileChunks:
         except OSError as exc:
             raise BlobStoreError(f"cannot read a blob: {exc.strerror}") from exc
 
-    async def close(self) -> None:
+    def close(self) -> None:
         # A quick call on a file opened for reading, made on the loop so that it happens even
         # while the reader is being cancelled; _run let any read of it end first.
         self._file.close()

@@ -278,9 +278,7 @@ class S3BlobStore:
                 logger.warning("could not abort a multipart upload: %s", _code_of(exc))
             raise
 
-    async def _spool(
-        self, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs
-    ) -> _T:
+    async def _spool(self, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         return await disk_io(self._executor, "spool a blob", function, *args, **kwargs)
 
 
@@ -299,7 +297,7 @@ class _BodyChunks:
         except (BotoCoreError, ClientError) as exc:
             raise _failed("read a blob", exc) from exc
 
-    async def close(self) -> None:
+    def close(self) -> None:
         self._body.close()
 
 
@@ -309,7 +307,7 @@ class _NoChunks:
     async def read(self) -> bytes:
         return b""
 
-    async def close(self) -> None:
+    def close(self) -> None:
         return None
 
 

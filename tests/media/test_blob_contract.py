@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import random
 from collections.abc import AsyncIterator, Iterable
@@ -34,9 +35,7 @@ def random_bytes(size: int, seed: int = 1) -> bytes:
 async def test_put_then_open_size_and_hash(blob_backend: BlobBackend) -> None:
     store = blob_backend.store
     stored = await store.put(KEY, chunks_of([b"hello ", b"", b"world"]), max_size=100)
-    assert stored == StoredBlob(
-        key=KEY, size=11, sha256=hashlib.sha256(b"hello world").hexdigest()
-    )
+    assert stored == StoredBlob(key=KEY, size=11, sha256=hashlib.sha256(b"hello world").hexdigest())
     assert await read_all(store.open(KEY)) == b"hello world"
     assert await store.size(KEY) == 11
 
@@ -135,6 +134,18 @@ async def test_a_stream_closed_early_releases_its_blob(blob_backend: BlobBackend
     assert await read_all(stream) == b""
     await store.delete(KEY)
     assert await store.size(KEY) is None
+
+
+async def test_a_stream_left_unclosed_is_released(blob_backend: BlobBackend) -> None:
+    """A reader that stops early without closing (a ``break``, a client gone) leaves no open
+    file or connection behind to warn (warnings are errors here) once the stream is collected."""
+    store = blob_backend.store
+    await store.put(KEY, chunks_of([DATA]), max_size=len(DATA))
+    async for chunk in store.open(KEY, chunk_size=10):
+        assert chunk == DATA[:10]
+        break
+    gc.collect()
+    assert await read_all(store.open(KEY)) == DATA
 
 
 async def test_delete(blob_backend: BlobBackend) -> None:
@@ -268,7 +279,8 @@ async def test_concurrent_puts_of_one_key(blob_backend: BlobBackend) -> None:
 
     async def put(payload: bytes) -> StoredBlob:
         return await store.put(
-            KEY, chunks_of(payload[j : j + 50_000] for j in range(0, len(payload), 50_000)),
+            KEY,
+            chunks_of(payload[j : j + 50_000] for j in range(0, len(payload), 50_000)),
             max_size=len(payload),
         )
 
