@@ -12,7 +12,7 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -23,7 +23,7 @@ from grpc_reflection.v1alpha import reflection
 
 from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 
-from .api import GatewayServicer, IngestServicer, add_lenient_servicer
+from .api import GatewayServicer, IngestServicer, MediaRpcs, add_lenient_servicer
 from .config import Settings, SettingsError
 from .core import (
     AuthorizationStatus,
@@ -43,7 +43,9 @@ from .core import (
     SubscriptionKeeper,
     build_delivery,
 )
+from .core.media import Media, MediaLibrary, build_media
 from .engine import MAX_DEFINITION_BYTES
+from .media import BlobStore, FileBlobStore, S3BlobStore
 from .oauth import OAuthTokens, OutboundTransport
 from .outbound import (
     OutboundClient,
@@ -55,7 +57,13 @@ from .outbound import (
 )
 from .security.api_access import ApiAccess
 from .security.secrets import SecretBox
-from .sidecar import OAUTH_CALLBACK_PATH, SidecarServer, build_sidecar_app, split_host_port
+from .sidecar import (
+    OAUTH_CALLBACK_PATH,
+    MediaHead,
+    SidecarServer,
+    build_sidecar_app,
+    split_host_port,
+)
 from .store import PostgresStore, SqliteStore, Store
 
 __all__ = ["Companion", "GatewayServer", "build_server", "max_request_bytes", "open_store", "run"]
@@ -108,6 +116,7 @@ class GatewayServer:
     subscriptions: SubscriptionKeeper
     retention: RetentionKeeper
     delivery: DeliveryQueue
+    media: Media
     http_port: int | None = None
     _sidecar: SidecarServer | None = field(default=None, repr=False)
 
@@ -117,6 +126,7 @@ class GatewayServer:
         if self.settings.sidecar:
             app = build_sidecar_app(
                 self.ingestor,
+                media=LibraryMediaReader(self.media.library),
                 public_url=self.settings.effective_public_url,
                 max_body=self.settings.webhook_max_body,
                 request_timeout_s=self.settings.webhook_timeout_s,
@@ -131,6 +141,7 @@ class GatewayServer:
             await self.store.listen_events(self.hub.notify)
         await self.held_receipts.start()
         await self.delivery.start()
+        await self.media.start()
         await self.retention.start()
         await self.subscriptions.start()
         for service in ("", GATEWAY_SERVICE, INGEST_SERVICE):
@@ -163,6 +174,7 @@ class GatewayServer:
         await draining
         # Sends that outlived their callers get what is left of the grace to end.
         await self.delivery.aclose(grace)
+        await self.media.aclose(grace)
         await self.subscriptions.aclose()
         await self.retention.aclose()
         await self.held_receipts.aclose()
@@ -239,6 +251,23 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         auth=auth,
         retry_base_s=settings.subscribe_retry_s,
     )
+    media = build_media(
+        store=store,
+        blobs=blob_store(settings),
+        outbound=outbound,
+        hub=hub,
+        catalog=catalog,
+        installations=installations,
+        auth=auth,
+        secret_box=secret_box,
+        public_url=settings.effective_public_url,
+        fetch=settings.media_fetch,
+        wait_s=settings.media_wait_s,
+        fetch_timeout_s=settings.media_fetch_timeout_s,
+        max_item_bytes=settings.media_max_item_bytes,
+        max_message_bytes=settings.media_max_message_bytes,
+        url_ttl_s=settings.media_url_ttl_s,
+    )
     ingestor = Ingestor(
         store=store,
         catalog=catalog,
@@ -246,6 +275,12 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         hub=hub,
         held_receipts=held_receipts,
         oauth_callback=OAuthCallback(auth=auth, on_authorized=subscriptions.after_authorization),
+        media=media.fetcher,
+    )
+    media_rpcs = MediaRpcs(
+        media.library,
+        send_max_age_s=settings.send_max_age_s,
+        allowed_for=media.rules.allowed_for,
     )
     servicer = GatewayServicer(
         store=store,
@@ -259,6 +294,7 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         authorization=AuthorizationStatus(store),
         default_deadline_s=settings.send_deadline_s,
         access=access.policy,
+        media=media_rpcs,
     )
     server = grpc.aio.server(
         interceptors=access.interceptors(),
@@ -270,7 +306,7 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
     )
     # A request that is not valid protobuf is INVALID_ARGUMENT, for every method.
     add_lenient_servicer(gateway_pb2_grpc.add_GatewayServicer_to_server, servicer, server)
-    ingest_servicer = IngestServicer(ingestor)
+    ingest_servicer = IngestServicer(ingestor, media_rpcs)
     add_lenient_servicer(ingest_pb2_grpc.add_IngestServicer_to_server, ingest_servicer, server)
     health_servicer = health.aio.HealthServicer()
     add_lenient_servicer(health_pb2_grpc.add_HealthServicer_to_server, health_servicer, server)
@@ -292,6 +328,7 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         held_receipts=held_receipts,
         subscriptions=subscriptions,
         delivery=delivery.queue,
+        media=media,
         retention=RetentionKeeper(
             store,
             Retention(
@@ -300,11 +337,50 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
                 unmatched_days=settings.unmatched_retention_days,
                 messages_days=settings.messages_retention_days,
                 dedupe_days=settings.dedupe_retention_days,
+                media_days=settings.media_retention_days,
             ),
             interval_s=settings.purge_interval_s,
+            purge_media=media.library.purge,
         ),
     )
     return built, port
+
+
+def blob_store(settings: Settings) -> BlobStore:
+    """Where stored files are kept (docs/media.md): files under the data directory, or the
+    S3-compatible store ``media_store`` names (credentials from the AWS_* environment)."""
+    if settings.media_store:
+        bucket, _, prefix = settings.media_store.removeprefix("s3://").partition("/")
+        return S3BlobStore(
+            bucket=bucket,
+            endpoint_url=settings.media_s3_endpoint or None,
+            region=settings.media_s3_region,
+            key_prefix=prefix,
+        )
+    return FileBlobStore(settings.data_dir / "media")
+
+
+class LibraryMediaReader:
+    """The in-process sidecar's media reader (docs/media.md): the stored files, through their
+    signed URLs."""
+
+    def __init__(self, library: MediaLibrary) -> None:
+        self._library = library
+
+    async def head(self, media_id: str, expires_at: int, signature: str) -> MediaHead | None:
+        record = await self._library.verified(media_id, expires_at, signature)
+        if record is None:
+            return None
+        return MediaHead(content_type=record.content_type, size=record.size)
+
+    async def read(
+        self, media_id: str, expires_at: int, signature: str, start: int, end: int | None
+    ) -> AsyncIterator[bytes]:
+        record = await self._library.verified(media_id, expires_at, signature)
+        if record is None:
+            return
+        async for chunk in self._library.read(record, start, end):
+            yield chunk
 
 
 async def _stand_ins(settings: Settings, policy: OutboundPolicy) -> dict[str, StandIn]:

@@ -132,6 +132,40 @@ class Settings:
         14.0, "days provider message ids are remembered against webhook retries (0: forever)"
     )
     purge_interval_s: float = _setting(3600.0, "seconds between retention purges")
+    # Media (docs/media.md)
+    media_fetch: bool = _setting(
+        True,
+        "fetch and keep the files of inbound messages (--no-media-fetch: events carry the"
+        " provider's URLs only)",
+    )
+    media_wait_s: float = _setting(
+        120.0,
+        "an inbound message waits this long for its files before its event is released with"
+        " the provider's URLs and each file's error, seconds",
+    )
+    media_fetch_timeout_s: float = _setting(30.0, "time to fetch one file, seconds")
+    media_max_item_bytes: int = _setting(
+        16 * 1024 * 1024, "largest file kept or uploaded, bytes (a definition may set less)"
+    )
+    media_max_message_bytes: int = _setting(
+        64 * 1024 * 1024, "all files of one inbound message at most, bytes"
+    )
+    media_url_ttl_s: float = _setting(
+        7 * 86400.0,
+        "how long a signed media URL in an event is valid, seconds (an uploaded file's URL given"
+        " to a provider lives at least as long as its message may wait in the queue)",
+    )
+    media_retention_days: float = _setting(30.0, "days stored files are kept (0: forever)")
+    media_store: str = _setting(
+        "",
+        "where files are kept: empty for files under the data dir, or s3://BUCKET/PREFIX for an"
+        " S3-compatible store (credentials from the AWS_* environment)",
+        metavar="URL",
+    )
+    media_s3_endpoint: str = _setting(
+        "", "the S3-compatible store's endpoint URL (empty: AWS's)", metavar="URL"
+    )
+    media_s3_region: str = _setting("us-east-1", "the S3-compatible store's region")
     webhook_max_body: int = _setting(1_048_576, "largest webhook body accepted, bytes")
     webhook_timeout_s: float = _setting(30.0, "time to receive a webhook request, seconds")
     secret_key_file: Path | None = _setting(
@@ -299,7 +333,16 @@ def _validate(settings: Settings) -> None:
     url = settings.effective_database_url
     if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         raise SettingsError(f"database_url: expected sqlite:///PATH or postgresql://…, got {url!r}")
-    for name in ("provider_timeout_s", "send_deadline_s", "webhook_timeout_s", "purge_interval_s"):
+    for name in (
+        "provider_timeout_s",
+        "send_deadline_s",
+        "webhook_timeout_s",
+        "purge_interval_s",
+        "media_fetch_timeout_s",
+        "media_url_ttl_s",
+        "media_max_item_bytes",
+        "media_max_message_bytes",
+    ):
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{name}: must be more than 0")
     if settings.database_pool_size < 1:
@@ -308,6 +351,10 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("send_max_attempts: must be at least 1")
     if settings.send_concurrency < 1:
         raise SettingsError("send_concurrency: must be at least 1")
+    if settings.media_store and not settings.media_store.startswith("s3://"):
+        raise SettingsError(
+            f"media_store: expected empty or s3://BUCKET/PREFIX, got {settings.media_store!r}"
+        )
     if settings.log_format not in ("json", "text"):
         raise SettingsError("log_format: expected json or text")
     from .outbound import parse_stand_ins  # here: the flags alone need no HTTP client

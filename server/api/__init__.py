@@ -12,6 +12,8 @@ into protobuf replies, within the reply size budget.
 - ``_paging``: the List RPCs' page tokens, page filling and next tokens.
 - ``_convert``: records to protobuf messages (:func:`event_pb` and the others), requests to the
   core's inputs, and the enum tables between them.
+- :class:`MediaRpcs` (``_media``): UploadMedia, GetMedia, SendFile's ``media_id`` and the
+  sidecar's ReadMedia (docs/media.md).
 - ``_replies``: the reply size budget (pages filled by bytes, records cut to fit).
 - :func:`add_lenient_servicer` (``_decoding``): registers a servicer whose methods answer a
   request that is not valid protobuf INVALID_ARGUMENT (grpc alone answers UNKNOWN and logs a
@@ -22,5 +24,13 @@ from ._convert import event_pb
 from ._decoding import UNDECODABLE, add_lenient_servicer
 from ._gateway import GatewayServicer
 from ._ingest import IngestServicer
+from ._media import MediaRpcs
 
-__all__ = ["UNDECODABLE", "GatewayServicer", "IngestServicer", "add_lenient_servicer", "event_pb"]
+__all__ = [
+    "UNDECODABLE",
+    "GatewayServicer",
+    "IngestServicer",
+    "MediaRpcs",
+    "add_lenient_servicer",
+    "event_pb",
+]

@@ -9,7 +9,7 @@ page or stream that takes them (:class:`Page`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from google.protobuf import timestamp_pb2
@@ -25,7 +25,9 @@ from ..core import (
 )
 from ..engine import Property
 from ..store import (
+    EventMedia,
     InstallationRecord,
+    MediaRecord,
     MessageKind,
     MessageRecord,
     MessageState,
@@ -50,6 +52,7 @@ __all__ = [
     "event_type_name",
     "installation_pb",
     "integration_pb",
+    "media_info_pb",
     "message_pb",
     "number_inputs",
     "opt_out_pb",
@@ -118,8 +121,41 @@ def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp:
 # --- records to messages -------------------------------------------------------------------------
 
 
-def event_pb(event: NewEvent) -> gateway_pb2.Event:
-    """A stored event (or one about to be stored: its cursor is then 0) as sent to callers."""
+#: A stored file's signed URL and when it expires (docs/media.md).
+MediaUrl = Callable[[str], tuple[str, datetime]]
+
+
+def media_item_pb(item: EventMedia, media_url: MediaUrl | None) -> gateway_pb2.MediaItem:
+    pb = gateway_pb2.MediaItem(
+        original_url=item.original_url,
+        media_id=item.media_id,
+        content_type=item.content_type,
+        size=item.size,
+        sha256=item.sha256,
+        error=item.error,
+    )
+    if item.media_id and media_url is not None:
+        pb.url, expires_at = media_url(item.media_id)
+        pb.url_expires_at.CopyFrom(timestamp(expires_at))
+    return pb
+
+
+def media_info_pb(record: MediaRecord, media_url: MediaUrl | None) -> gateway_pb2.MediaInfo:
+    pb = gateway_pb2.MediaInfo(
+        media_id=record.id,
+        content_type=record.content_type,
+        size=record.size,
+        sha256=record.sha256,
+    )
+    if media_url is not None:
+        pb.url, expires_at = media_url(record.id)
+        pb.url_expires_at.CopyFrom(timestamp(expires_at))
+    return pb
+
+
+def event_pb(event: NewEvent, media_url: MediaUrl | None = None) -> gateway_pb2.Event:
+    """A stored event (or one about to be stored: its cursor is then 0) as sent to callers;
+    its stored files with URLs signed by ``media_url`` (docs/media.md)."""
     pb = gateway_pb2.Event(
         cursor=getattr(event, "cursor", 0),
         type=_EVENT_TYPES.get(event.type, gateway_pb2.Event.TYPE_UNSPECIFIED),
@@ -140,6 +176,8 @@ def event_pb(event: NewEvent) -> gateway_pb2.Event:
         pb.metadata.update(event.metadata)
     if event.fields:
         pb.fields.update(event.fields)
+    if event.media:
+        pb.media.extend(media_item_pb(item, media_url) for item in event.media)
     setattr(pb, "from", event.from_number)  # `from` is a keyword in Python
     return pb
 

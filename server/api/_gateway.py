@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -66,6 +66,7 @@ from ._convert import (
 )
 from ._delivery import limits_of, states_of
 from ._keysets import key_token, keyed_page, read_key_token
+from ._media import MediaRpcs
 from ._paging import Read, as_async, fill, in_memory, list_page, page_request
 from ._replies import REPLY_BUDGET, Page, ReadLimit, clip_text, pages_by_size
 from ._rpc import rpc, rpc_stream
@@ -80,7 +81,6 @@ _STREAM_EVENTS = gateway_method("StreamEvents")
 _ACK_EVENTS = gateway_method("AckEvents")
 
 
-_event_pb = as_async(event_pb)
 _opt_out_pb = as_async(opt_out_pb)
 _unmatched_pb = as_async(unmatched_pb)
 
@@ -101,6 +101,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         default_deadline_s: float,
         lease_s: float = 30.0,
         access: AccessPolicy | None = None,
+        media: MediaRpcs | None = None,
     ) -> None:
         self._authorize = Authorizer(
             access or AccessPolicy(), installations=installations, store=store
@@ -116,6 +117,12 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self._installations = installations
         self._send_path = send_path
         self._default_deadline_s = default_deadline_s
+        self._media = media if media is not None else MediaRpcs(None, send_max_age_s=0.0)
+        # Events carry their stored files' signed URLs (docs/media.md) when media is on.
+        self._event_pb = functools.partial(
+            event_pb, media_url=self._media.media_url if self._media.signs else None
+        )
+        self._event_pb_async = as_async(self._event_pb)
 
     # --- integrations ---------------------------------------------------------------------------
 
@@ -331,7 +338,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         context: grpc.aio.ServicerContext,
     ) -> gateway_pb2.SendReply:
         """SendMessage and SendFile: the same path, with the caller's deadline (at most a day)."""
-        await self._authorize(request, context)
+        caller = await self._authorize(request, context)
+        if isinstance(request, gateway_pb2.SendFileRequest):
+            request = await self._media.hosted(request, caller)
         remaining = context.time_remaining()
         budget = self._default_deadline_s if remaining is None else min(remaining, 24 * 3600)
         outcome = await self._send_path.send(
@@ -350,6 +359,23 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self, request: gateway_pb2.SendFileRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.SendReply:
         return await self._send(request, context)
+
+    @rpc
+    async def UploadMedia(
+        self,
+        request_iterator: AsyncIterator[gateway_pb2.UploadMediaRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> gateway_pb2.MediaInfo:
+        caller = await self._authorize(gateway_pb2.GetMediaRequest(), context)
+        return await self._media.upload(request_iterator, caller)
+
+    @rpc_stream
+    async def GetMedia(
+        self, request: gateway_pb2.GetMediaRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncGenerator[gateway_pb2.GetMediaResponse, None]:
+        caller = await self._authorize(request, context)
+        async for part in self._media.get(request, caller):
+            yield part
 
     @rpc
     async def GetMessage(
@@ -514,7 +540,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             async for events in stream:
                 # A batch is counted in events; each response also fits the reply size limit.
                 largest = 0
-                for page in pages_by_size(event_pb(e) for e in events):
+                for page in pages_by_size(self._event_pb(e) for e in events):
                     largest = max(largest, page.largest)
                     yield gateway_pb2.StreamEventsResponse(events=page.items)
                 batch.saw_largest(largest)
@@ -578,7 +604,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             lambda after, limit: self._store.read_events(after, filter=event_filter, limit=limit),
             after,
             size,
-            _event_pb,
+            self._event_pb_async,
             cursor=_cursor,
         )
         # A full page has a token even when it ended at the newest event: more "may follow"
@@ -619,7 +645,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         page: Page[gateway_pb2.Event] = Page(
             max(1, len(result.events)), budget=REPLY_BUDGET - len(reason.encode())
         )
-        await fill(page, result.events, _event_pb)
+        await fill(page, result.events, self._event_pb_async)
         return gateway_pb2.ReplayWebhookResponse(
             events=page.items,
             reason=reason,

@@ -8,22 +8,33 @@ that the provider retries; an unexpected failure is INTERNAL, answered 500.
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+
 import grpc
 
 from msgbridge.v1 import ingest_pb2, ingest_pb2_grpc
 
 from ..core import Ingestor
-from ._rpc import rpc
+from ._media import MediaRpcs
+from ._rpc import rpc, rpc_stream
 
 __all__ = ["IngestServicer"]
 
 
 class IngestServicer(ingest_pb2_grpc.IngestServicer):
-    def __init__(self, ingestor: Ingestor) -> None:
+    def __init__(self, ingestor: Ingestor, media: MediaRpcs | None = None) -> None:
         self._ingestor = ingestor
+        self._media = media if media is not None else MediaRpcs(None, send_max_age_s=0.0)
 
     @rpc
     async def IngestWebhook(
         self, request: ingest_pb2.WebhookDelivery, context: grpc.aio.ServicerContext
     ) -> ingest_pb2.WebhookVerdict:
         return await self._ingestor.ingest(request)
+
+    @rpc_stream
+    async def ReadMedia(
+        self, request: ingest_pb2.MediaRead, context: grpc.aio.ServicerContext
+    ) -> AsyncGenerator[ingest_pb2.MediaPart, None]:
+        async for part in self._media.read(request):
+            yield part

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -25,13 +26,23 @@ class Retention:
     unmatched_days: float
     messages_days: float
     dedupe_days: float
+    #: Stored files (docs/media.md); 0 keeps them forever.
+    media_days: float = 0.0
 
 
 class RetentionKeeper:
     """Purges every ``interval_s`` seconds once started; :meth:`purge_once` purges now."""
 
-    def __init__(self, store: Store, retention: Retention, *, interval_s: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        retention: Retention,
+        *,
+        interval_s: float,
+        purge_media: Callable[[datetime], Awaitable[int]] | None = None,
+    ) -> None:
         self._store = store
+        self._purge_media = purge_media
         self._retention = retention
         self._interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
@@ -50,6 +61,9 @@ class RetentionKeeper:
             messages_before=before(r.messages_days),
             dedupe_before=before(r.dedupe_days),
         )
+        media_before = before(r.media_days)
+        if self._purge_media is not None and media_before is not None:
+            counts["media"] = await self._purge_media(media_before)
         if any(counts.values()):
             logger.info("retention purge", extra=counts)
         return counts

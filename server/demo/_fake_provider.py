@@ -85,6 +85,11 @@ class Answer:
     headers: tuple[tuple[str, str], ...] = ()
     delay_s: float = 0.0
     close: bool = False
+    #: Bytes to answer with as they are (a file: docs/media.md), in place of ``json``/``text``.
+    body: bytes | None = None
+    #: Answer 401 unless the request's ``Authorization`` header is exactly this (a provider's
+    #: media that needs the account's credentials).
+    authorization: str | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Answer:
@@ -105,6 +110,8 @@ class Answer:
 
     def render(self, answer_id: str) -> tuple[bytes, str]:
         """The body and its content type, with ``{id}`` replaced by ``answer_id``."""
+        if self.body is not None:
+            return self.body, "application/octet-stream"
         if self.text is not None:
             return self.text.replace(
                 _ID_PLACEHOLDER, answer_id
@@ -390,6 +397,10 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         if request.transport is not None:
             request.transport.close()
         return web.Response(status=500)  # never written: the transport is closed
+    if answer.authorization is not None and (
+        request.headers.get("Authorization") != answer.authorization
+    ):
+        return web.Response(status=401, text="unauthorized")
     content, content_type = answer.render(answer_id)
     response = web.Response(status=answer.status, body=content, content_type=None)
     response.headers["Content-Type"] = content_type

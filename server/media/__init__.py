@@ -12,6 +12,7 @@ from ._blobs import (
     BlobStream,
     BlobTooLarge,
     StoredBlob,
+    blob_key,
     check_key,
 )
 from ._file_blobs import FileBlobStore
@@ -26,5 +27,6 @@ __all__ = [
     "FileBlobStore",
     "S3BlobStore",
     "StoredBlob",
+    "blob_key",
     "check_key",
 ]

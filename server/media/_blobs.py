@@ -32,6 +32,7 @@ __all__ = [
     "ChunkSource",
     "Meter",
     "StoredBlob",
+    "blob_key",
     "check_key",
     "check_range",
     "disk_io",
@@ -94,6 +95,13 @@ def check_key(key: str) -> str:
         if len(segment) > _MAX_SEGMENT_LENGTH:
             raise ValueError(f"a blob key's segment has at most {_MAX_SEGMENT_LENGTH} characters")
     return key
+
+
+def blob_key(org_id: str, media_id: str) -> str:
+    """The key of a stored file: ``media/<org hash>/<media id>`` — the organisation hashed (its id
+    is the caller's and may hold any character), the id the gateway's own."""
+    org = hashlib.sha256(org_id.encode()).hexdigest()[:16]
+    return check_key(f"media/{org}/{media_id}")
 
 
 def check_range(start: int, end: int | None, chunk_size: int) -> None:

@@ -932,9 +932,9 @@ class Store(Protocol):
     # --- inbound: messages held for their media (docs/media.md) -----------------------------
 
     async def due_media_holds(self, now: datetime, *, limit: int) -> tuple[MediaHold, ...]:
-        """Up to ``limit`` holds whose ``next_attempt_at`` (or ``release_by``) is ≤ ``now`` and
-        that no live lease covers, earliest ``next_attempt_at`` first. A read: the caller leases
-        each with :meth:`lease_media_hold`."""
+        """Up to ``limit`` holds whose ``next_attempt_at`` (never after ``release_by``) is ≤
+        ``now`` and that no live lease covers, earliest ``next_attempt_at`` first. A read: the
+        caller leases each with :meth:`lease_media_hold`."""
         ...
 
     async def next_media_hold_at(self) -> datetime | None:

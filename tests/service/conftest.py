@@ -112,6 +112,9 @@ def service_settings(data_dir: Path, **changes: Any) -> Settings:
         # Retries as in production, only quicker (docs/delivery.md, "Retries").
         send_retry_initial_s=0.05,
         send_retry_max_s=0.5,
+        # Files of inbound messages are fetched only where a test is about media
+        # (tests/service/test_media.py): elsewhere their made-up URLs are kept as they came.
+        media_fetch=False,
         log_format="text",
     )
     return replace(base, **changes)

@@ -25,8 +25,10 @@ import hmac
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Protocol
 from urllib.parse import parse_qsl
 
 from msgbridge.v1 import ingest_pb2
@@ -51,6 +53,7 @@ from ...sidecar import is_oauth_callback, kept_webhook_path, webhook_target
 from ...store import (
     HeldReceipt,
     InstallationRecord,
+    MediaHold,
     MessageRecord,
     MessageState,
     MessageTransition,
@@ -122,6 +125,16 @@ def _answered(answer: WebhookAnswer) -> ingest_pb2.WebhookVerdict:
     )
 
 
+class MediaHolding(Protocol):
+    """Where inbound files are fetched (:class:`~server.core.media.MediaFetcher`)."""
+
+    def hold(
+        self, events: Sequence[NewEvent], now: datetime
+    ) -> tuple[list[NewEvent], list[MediaHold]]: ...
+
+    def wake(self) -> None: ...
+
+
 class Ingestor:
     """The core side of the webhook path; the sidecar's :class:`IngestHandler` in-process."""
 
@@ -134,8 +147,10 @@ class Ingestor:
         hub: EventHub,
         held_receipts: HeldReceipts,
         oauth_callback: OAuthCallback,
+        media: MediaHolding | None = None,
     ) -> None:
         self._installations = installations
+        self._media = media
         self._store = store
         self._catalog = catalog
         self._hub = hub
@@ -210,11 +225,14 @@ class Ingestor:
             outcome=_outcome(routed),
             reason="; ".join(routed.problems)[:_MAX_REASON],
         )
+        events, holds = self._hold_media(routed.events, now)
         outcome = await self._store.ingest(
-            record, routed.events, transitions=routed.transitions, held=routed.held
+            record, events, transitions=routed.transitions, held=routed.held, media_holds=holds
         )
         if routed.held:
             self._held_receipts.remember(routed.held)
+        if holds and self._media is not None:
+            self._media.wake()
         if outcome.events:
             self._hub.notify()
         logger.info(
@@ -228,6 +246,15 @@ class Ingestor:
             },
         )
         return _answered(choose_answer(integration.definition, result))
+
+    def _hold_media(
+        self, events: list[NewEvent], now: datetime
+    ) -> tuple[Sequence[NewEvent], Sequence[MediaHold]]:
+        """With media fetching on, the events with files are held until their files are kept
+        (docs/media.md); the others go to the log now."""
+        if self._media is None:
+            return events, ()
+        return self._media.hold(events, now)
 
     def _authenticate(
         self, auth: WebhookAuth, installation: InstallationRecord, request: SignedRequest
@@ -499,16 +526,20 @@ class Ingestor:
         result = await _match(integration.definition, request)
         now = datetime.now(UTC)
         routed = await self._route(integration, installation, result, record.id, now)
+        events, holds = self._hold_media(routed.events, now)
         outcome = await self._store.mark_replayed(
             record.id,
             outcome=_outcome(routed),
             reason="; ".join(routed.problems)[:_MAX_REASON],
-            events=routed.events,
+            events=events,
             transitions=routed.transitions,
             held=routed.held,
+            media_holds=holds,
         )
         if routed.held:
             self._held_receipts.remember(routed.held)
+        if holds and self._media is not None:
+            self._media.wake()
         if outcome.events:
             self._hub.notify()
         return ReplayResult(events=tuple(outcome.events), reason="; ".join(routed.problems))

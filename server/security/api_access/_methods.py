@@ -57,6 +57,7 @@ READ_METHODS: frozenset[str] = frozenset(
         "ListEvents",
         "ListUnmatchedWebhooks",
         "ListOptOuts",
+        "GetMedia",
     }
 )
 
@@ -84,6 +85,8 @@ ORG_SCOPED_METHODS: frozenset[str] = frozenset(
         "BeginAuthorization",
         "ListOptOuts",
         "ClearOptOut",
+        "UploadMedia",
+        "GetMedia",
     }
 )
 

@@ -1,0 +1,314 @@
+"""Inbound media (docs/media.md): an inbound message's files are fetched and kept before its
+event is released.
+
+The webhook's transaction holds the event (:class:`~server.store.MediaHold`) instead of
+appending it, so the provider's 2xx never waits for a fetch and nothing is lost when the process
+dies before one. This worker, in every process, leases due holds, fetches each file through the
+outbound client (its policy, the redirect rule, a size cap and a timeout), with the credentials
+the definition declares for media, keeps it (:mod:`server.media`), and releases the event with
+each file's description. A transient failure (no connection, a timeout, 429 or 5xx) is retried
+with backoff until the hold's ``release_by``; then, or at once on a permanent failure, the event
+is released with the provider's URL and the file's error.
+
+    loop: due holds (store) → lease each → fetch its missing files (a task each, bounded)
+          → release (store: the event, with the next cursor; the hub is woken)
+            or keep the progress and come back after a backoff
+          → sleep until the next due hold, a wake-up (a new hold), or ``poll_s``
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from ...media import BlobStore, BlobTooLarge, blob_key, sniff_content_type
+from ...outbound import (
+    ConnectFailed,
+    OutboundClient,
+    OutboundError,
+    OutboundTimeout,
+    TransportError,
+)
+from ...store import EventMedia, MediaHold, MediaOrigin, MediaRecord, NewEvent, Store
+from .._events import EventHub
+
+__all__ = ["FetchRules", "MediaFetcher", "RulesFor"]
+
+logger = logging.getLogger(__name__)
+
+_SNIFF_BYTES: Final = 4096
+_MAX_REDIRECTS: Final = 5
+_RETRY_INITIAL_S: Final = 1.0
+_RETRY_MAX_S: Final = 30.0
+_LEASE_MARGIN_S: Final = 5.0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FetchRules:
+    """What applies to one message's files: the caps (the lower of the definition's and the
+    gateway's), the allowed content types, and the credentials for a file's URL."""
+
+    max_item_bytes: int
+    max_message_bytes: int
+    allowed: Callable[[str], bool]
+    headers_for: Callable[[str], Awaitable[Mapping[str, str]]]
+
+
+#: The rules of an event's integration and installation (the service builds them from the
+#: definition's ``Media``: docs/format.md).
+RulesFor = Callable[[NewEvent], Awaitable[FetchRules]]
+
+
+class _Transient(Exception):
+    """A failure that a later try may not meet (no connection, a timeout, 429, 5xx)."""
+
+
+class _Permanent(Exception):
+    """A failure that will not change (refused by the policy, 404, too large, a type not
+    allowed): the file is given up at once."""
+
+
+def _reason(code: str, detail: str) -> str:
+    return f"{code}: {detail}"
+
+
+class MediaFetcher:
+    """Fetches the files of held inbound messages and releases their events."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        blobs: BlobStore,
+        outbound: OutboundClient,
+        hub: EventHub,
+        rules_for: RulesFor,
+        owner: str,
+        wait_s: float,
+        fetch_timeout_s: float,
+        concurrency: int = 16,
+        poll_s: float = 1.0,
+    ) -> None:
+        self._store = store
+        self._blobs = blobs
+        self._outbound = outbound
+        self._hub = hub
+        self._rules_for = rules_for
+        self.owner = owner
+        self._wait = timedelta(seconds=wait_s)
+        self._fetch_timeout_s = fetch_timeout_s
+        self._slots = asyncio.Semaphore(concurrency)
+        self._poll_s = poll_s
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
+
+    # --- the ingest side ---------------------------------------------------------------------
+
+    def hold(
+        self, events: Sequence[NewEvent], now: datetime
+    ) -> tuple[list[NewEvent], list[MediaHold]]:
+        """Split ``events``: those with files become holds (fetched, then released), the
+        others are appended as they are."""
+        kept: list[NewEvent] = []
+        holds: list[MediaHold] = []
+        for event in events:
+            if event.media_urls and event.installation_id:
+                holds.append(
+                    MediaHold(
+                        id=str(uuid.uuid4()),
+                        event=event,
+                        progress=(),
+                        held_at=now,
+                        release_by=now + self._wait,
+                        next_attempt_at=now,
+                    )
+                )
+            else:
+                kept.append(event)
+        return kept, holds
+
+    def wake(self) -> None:
+        """A hold was written: look for due holds now."""
+        self._wake.set()
+
+    # --- the worker --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="msgbridge-media-fetcher")
+
+    async def aclose(self, grace_s: float = 0.0) -> None:
+        """Stop; fetches still running after ``grace_s`` are cancelled (their holds stay leased
+        until the lease ends, then any process takes them again)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        running = list(self._running)
+        if running:
+            _, pending = await asyncio.wait(running, timeout=grace_s)
+            for one in pending:
+                one.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def run_due(self) -> int:
+        """Lease and start every due hold; how many were started (the loop's step; tests call
+        it directly)."""
+        now = datetime.now(UTC)
+        started = 0
+        for hold in await self._store.due_media_holds(now, limit=64):
+            # The lease outlives a round: each file has its own timeout, fetched one by one.
+            files = max(1, len(hold.event.media_urls))
+            lease = timedelta(seconds=self._fetch_timeout_s * files + _LEASE_MARGIN_S)
+            leased = await self._store.lease_media_hold(
+                hold.id, owner=self.owner, lease_until=now + lease, now=now
+            )
+            if leased is None:
+                continue  # another process took it
+            task = asyncio.create_task(self._work(leased), name="msgbridge-media-fetch")
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+            started += 1
+        return started
+
+    async def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.run_due()
+                next_at = await self._store.next_media_hold_at()
+            except Exception:
+                logger.exception("reading the media holds failed; trying again")
+                next_at = None
+            delay = self._poll_s
+            if next_at is not None:
+                delay = min(delay, max((next_at - datetime.now(UTC)).total_seconds(), 0.0))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=max(delay, 0.01))
+
+    async def _work(self, hold: MediaHold) -> None:
+        async with self._slots:
+            try:
+                await self._fetch_hold(hold)
+            except Exception:
+                # The lease ends and the hold is taken again: nothing is lost.
+                logger.exception("fetching a message's media failed", extra={"hold": hold.id})
+
+    async def _fetch_hold(self, hold: MediaHold) -> None:
+        event = hold.event
+        rules = await self._rules_for(event)
+        progress = list(hold.progress) or [EventMedia(original_url=u) for u in event.media_urls]
+        budget = rules.max_message_bytes - sum(p.size for p in progress if p.media_id)
+        waiting: list[int] = []
+        for index, item in enumerate(progress):
+            if item.media_id or (item.error and not item.error.startswith("RETRYING")):
+                continue
+            try:
+                stored = await self._fetch_one(event, item.original_url, rules, budget)
+            except _Transient as exc:
+                progress[index] = replace(item, error=_reason("RETRYING", str(exc)))
+                waiting.append(index)
+                continue
+            except _Permanent as exc:
+                progress[index] = replace(item, error=str(exc))
+                continue
+            budget -= stored.size
+            progress[index] = stored
+        now = datetime.now(UTC)
+        if not waiting or now >= hold.release_by:
+            media = [
+                replace(p, error=_reason("FETCH_FAILED", p.error.partition(": ")[2]))
+                if p.error.startswith("RETRYING")
+                else p
+                for p in progress
+            ]
+            released = await self._store.release_media_hold(hold.id, owner=self.owner, media=media)
+            if released is not None:
+                self._hub.notify()
+                logger.info(
+                    "message media kept",
+                    extra={
+                        "integration": event.integration_id,
+                        "files": len(media),
+                        "failed": sum(1 for p in media if p.error),
+                    },
+                )
+            return
+        delay = min(_RETRY_MAX_S, _RETRY_INITIAL_S * 2 ** min(hold.attempts, 10))
+        delay *= 0.5 + random.random()  # noqa: S311 (jitter, not a secret)
+        next_at = min(now + timedelta(seconds=delay), hold.release_by)
+        await self._store.update_media_hold(
+            hold.id, owner=self.owner, progress=progress, next_attempt_at=next_at
+        )
+
+    async def _fetch_one(
+        self, event: NewEvent, url: str, rules: FetchRules, budget: int
+    ) -> EventMedia:
+        cap = min(rules.max_item_bytes, budget)
+        if cap <= 0:
+            raise _Permanent(_reason("MEDIA_TOO_LARGE", "the message's files exceed its cap"))
+        media_id = uuid.uuid4().hex
+        key = blob_key(event.org_id, media_id)
+        head = bytearray()
+        headers = await rules.headers_for(url)
+        try:
+            async with self._outbound.open_get(
+                url, headers=headers, timeout=self._fetch_timeout_s, max_redirects=_MAX_REDIRECTS
+            ) as response:
+                status = response.status
+                if status == 429 or status >= 500:
+                    raise _Transient(f"HTTP {status}")
+                if status != 200:
+                    raise _Permanent(_reason("FETCH_REFUSED", f"HTTP {status}"))
+                declared = response.content_length
+                if declared is not None and declared > cap:
+                    raise _Permanent(_reason("MEDIA_TOO_LARGE", f"{declared} bytes over {cap}"))
+
+                async def chunks() -> AsyncIterator[bytes]:
+                    async for chunk in response.content.iter_chunked(64 * 1024):
+                        if len(head) < _SNIFF_BYTES:
+                            head.extend(chunk[: _SNIFF_BYTES - len(head)])
+                        yield chunk
+
+                stored = await self._blobs.put(key, chunks(), max_size=cap)
+        except BlobTooLarge:
+            raise _Permanent(_reason("MEDIA_TOO_LARGE", f"more than {cap} bytes")) from None
+        except (ConnectFailed, OutboundTimeout, TransportError) as exc:
+            raise _Transient(str(exc)) from None
+        except OutboundError as exc:  # refused by the policy, a URL that cannot be called
+            raise _Permanent(_reason("FETCH_REFUSED", str(exc))) from None
+        content_type = sniff_content_type(bytes(head)) or "application/octet-stream"
+        if not rules.allowed(content_type):
+            await self._blobs.delete(key)
+            raise _Permanent(_reason("MEDIA_TYPE_NOT_ALLOWED", content_type))
+        await self._store.put_media(
+            MediaRecord(
+                id=media_id,
+                org_id=event.org_id,
+                installation_id=event.installation_id,
+                integration_id=event.integration_id,
+                origin=MediaOrigin.INBOUND,
+                blob_key=key,
+                content_type=content_type,
+                size=stored.size,
+                sha256=stored.sha256,
+                source=url,
+                created_at=datetime.now(UTC),
+            )
+        )
+        return EventMedia(
+            original_url=url,
+            media_id=media_id,
+            content_type=content_type,
+            size=stored.size,
+            sha256=stored.sha256,
+        )

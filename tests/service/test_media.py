@@ -1,0 +1,317 @@
+"""Media end to end over real sockets (docs/media.md): an inbound message's files are fetched
+from the fake provider — with the definition's media credentials, through the outbound policy,
+under the caps — kept, and served back at signed URLs by the sidecar and by GetMedia; an upload
+is sent with SendFile at a signed URL the provider fetches.
+
+The suite runs on the files under the data directory and on moto's S3 server
+(``MSGBRIDGE_TEST_MEDIA_STORE=s3``), and on SQLite or PostgreSQL as the service tests do."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import grpc
+import pytest
+
+from msgbridge.v1 import gateway_pb2
+from server.demo import Answer, RunningFakeProvider
+
+from .conftest import Gateway, GatewayFactory, definition, rpc_details
+from .test_inbound import SEED_WEBHOOKS, Subscriber, hook_path, post
+
+E = gateway_pb2.Event
+
+# A PNG's first bytes, whatever the provider calls it.
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(256)) * 20
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(1000)
+BASIC = "Basic " + base64.b64encode(b"key-123:").decode()
+
+MEDIA_STORE = os.environ.get("MSGBRIDGE_TEST_MEDIA_STORE", "files")
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str | None]:
+    if MEDIA_STORE != "s3":
+        yield None
+        return
+    from tests.media_support import moto_server
+
+    with moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+async def media_gateway(
+    start_gateway: GatewayFactory, s3_endpoint: str | None, monkeypatch: pytest.MonkeyPatch
+) -> Gateway:
+    changes: dict[str, Any] = {}
+    if s3_endpoint is not None:
+        from tests.media_support import create_bucket
+
+        bucket = await create_bucket(s3_endpoint)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        changes.update(media_store=f"s3://{bucket}/media", media_s3_endpoint=s3_endpoint)
+    gateway: Gateway = await start_gateway(
+        sidecar=True, media_fetch=True, media_fetch_timeout_s=2.0, **changes
+    )
+    return gateway
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def media_definition(provider_url: str, **media: Any) -> str:
+    doc = json.loads(definition(provider_url))
+    doc["Webhook"] = SEED_WEBHOOKS
+    doc["Media"] = media or {"auth": {"type": "Basic", "username": "$API key$", "password": ""}}
+    return json.dumps(doc)
+
+
+def mms(url: str, text: str = "a file") -> dict[str, Any]:
+    return {
+        "method": "file",
+        "params": {"from": "+15557654321", "to": "+15550001111", "text": text, "url": url},
+    }
+
+
+def local(gateway: Gateway, url: str) -> str:
+    """A gateway URL (made with the configured public URL, port 0 here) on the sidecar's port."""
+    parts = urlsplit(url)
+    return f"http://127.0.0.1:{gateway.server.http_port}{parts.path}?{parts.query}"
+
+
+async def one_event(gateway: Gateway, http: aiohttp.ClientSession, url: str) -> gateway_pb2.Event:
+    installation = (
+        await gateway.stub.ListInstallations(gateway_pb2.ListInstallationsRequest())
+    ).installations[0]
+    subscriber = Subscriber(gateway, gateway_pb2.StreamEventsRequest(earliest=True))
+    try:
+        assert (await post(http, gateway, hook_path(installation), mms(url)))[0] == 200
+        (event,) = await subscriber.wait_for(1, within_s=20)
+    finally:
+        await subscriber.close()
+    return event
+
+
+async def get_media(gateway: Gateway, media_id: str) -> tuple[gateway_pb2.MediaInfo, bytes]:
+    info = gateway_pb2.MediaInfo()
+    body = bytearray()
+    async for part in gateway.stub.GetMedia(
+        gateway_pb2.GetMediaRequest(org_id="org-1", media_id=media_id)
+    ):
+        if part.HasField("info"):
+            info = part.info
+        else:
+            body += part.chunk
+    return info, bytes(body)
+
+
+async def test_media_that_needs_the_accounts_credentials_is_fetched_kept_and_served(
+    media_gateway: Gateway, provider: RunningFakeProvider, http: aiohttp.ClientSession
+) -> None:
+    await media_gateway.register(media_definition(provider.url))
+    await media_gateway.enable("acme-sms")
+    # The provider calls it text/plain; the bytes say PNG.
+    provider.state.script(
+        "/media/1",
+        Answer(body=PNG, headers=(("Content-Type", "text/plain"),), authorization=BASIC),
+    )
+    event = await one_event(media_gateway, http, provider.url + "/media/1")
+    assert event.type == E.MMS and list(event.media_urls) == [provider.url + "/media/1"]
+    (item,) = event.media
+    assert (item.original_url, item.error) == (provider.url + "/media/1", "")
+    assert (item.content_type, item.size) == ("image/png", len(PNG))
+    assert item.sha256 == hashlib.sha256(PNG).hexdigest()
+    assert item.url and item.url_expires_at.seconds > 0
+    (fetch,) = provider.state.requests_to("/media/1")
+    assert dict(fetch.headers)["Authorization"] == BASIC
+
+    async with http.get(local(media_gateway, item.url)) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"] == "image/png"
+        assert int(response.headers["Content-Length"]) == len(PNG)
+        assert await response.read() == PNG
+    async with http.get(
+        local(media_gateway, item.url), headers={"Range": "bytes=8-15"}
+    ) as response:
+        assert response.status == 206
+        assert await response.read() == PNG[8:16]
+    info, body = await get_media(media_gateway, item.media_id)
+    assert (info.media_id, info.content_type, info.size, body) == (
+        item.media_id,
+        "image/png",
+        len(PNG),
+        PNG,
+    )
+
+
+async def test_a_url_that_expires_is_kept_while_it_works(
+    media_gateway: Gateway, provider: RunningFakeProvider, http: aiohttp.ClientSession
+) -> None:
+    await media_gateway.register(media_definition(provider.url, auth="none"))
+    await media_gateway.enable("acme-sms")
+    provider.state.script("/media/once", Answer(body=JPEG), Answer(status=404, text="expired"))
+    event = await one_event(media_gateway, http, provider.url + "/media/once")
+    (item,) = event.media
+    assert item.content_type == "image/jpeg" and not item.error
+    async with http.get(provider.url + "/media/once") as response:
+        assert response.status == 404  # the provider's URL is gone
+    async with http.get(local(media_gateway, item.url)) as response:
+        assert (response.status, await response.read()) == (200, JPEG)
+
+
+async def test_a_redirect_to_a_private_address_is_refused_and_the_event_released(
+    media_gateway: Gateway, provider: RunningFakeProvider, http: aiohttp.ClientSession
+) -> None:
+    await media_gateway.register(media_definition(provider.url, auth="none"))
+    await media_gateway.enable("acme-sms")
+    provider.state.script(
+        "/media/r", Answer(status=302, headers=(("Location", "http://10.1.2.3/secret.png"),))
+    )
+    event = await one_event(media_gateway, http, provider.url + "/media/r")
+    (item,) = event.media
+    assert item.error.startswith("FETCH_REFUSED") and not item.media_id and not item.url
+    assert list(event.media_urls) == [provider.url + "/media/r"]
+
+
+async def test_an_oversized_file_is_refused_and_the_event_released_with_the_error(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider, http: aiohttp.ClientSession
+) -> None:
+    gateway = await start_gateway(sidecar=True, media_fetch=True, media_max_item_bytes=4096)
+    await gateway.register(media_definition(provider.url, auth="none"))
+    await gateway.enable("acme-sms")
+    provider.state.script("/media/big", Answer(body=PNG * 4))
+    event = await one_event(gateway, http, provider.url + "/media/big")
+    (item,) = event.media
+    assert item.error.startswith("MEDIA_TOO_LARGE") and not item.media_id
+
+
+async def test_a_type_the_definition_does_not_take_is_refused(
+    media_gateway: Gateway, provider: RunningFakeProvider, http: aiohttp.ClientSession
+) -> None:
+    await media_gateway.register(
+        media_definition(provider.url, auth="none", content_types=["image/jpeg"])
+    )
+    await media_gateway.enable("acme-sms")
+    provider.state.script("/media/p", Answer(body=PNG))
+    event = await one_event(media_gateway, http, provider.url + "/media/p")
+    (item,) = event.media
+    assert item.error == "MEDIA_TYPE_NOT_ALLOWED: image/png"
+
+
+async def test_a_failing_fetch_is_retried_until_it_works(
+    media_gateway: Gateway, provider: RunningFakeProvider, http: aiohttp.ClientSession
+) -> None:
+    await media_gateway.register(media_definition(provider.url, auth="none"))
+    await media_gateway.enable("acme-sms")
+    provider.state.script("/media/flaky", Answer(status=503), Answer(body=JPEG))
+    event = await one_event(media_gateway, http, provider.url + "/media/flaky")
+    (item,) = event.media
+    assert item.content_type == "image/jpeg" and not item.error
+    assert len(provider.state.requests_to("/media/flaky")) == 2
+
+
+async def test_the_webhook_is_answered_before_the_fetch_and_a_restart_fetches_it(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider, http: aiohttp.ClientSession
+) -> None:
+    """The process stops (as if killed: its fetch in flight is abandoned, its lease kept) after
+    the webhook was answered and before the file came; the next process fetches it once its
+    lease ends and releases the event once."""
+    first = await start_gateway(sidecar=True, media_fetch=True, media_fetch_timeout_s=1.0)
+    await first.register(media_definition(provider.url, auth="none"))
+    installation = await first.enable("acme-sms")
+    provider.state.script("/media/slow", Answer(body=JPEG, delay_s=30), Answer(body=JPEG))
+    answered = await post(http, first, hook_path(installation), mms(provider.url + "/media/slow"))
+    assert answered[0] == 200
+    async with asyncio.timeout(10):
+        await provider.state.wait_for_requests(1, path="/media/slow")
+    await first.channel.close()
+    await first.server.stop(0)
+    second = await start_gateway(sidecar=True, media_fetch=True, media_fetch_timeout_s=1.0)
+    subscriber = Subscriber(second, gateway_pb2.StreamEventsRequest(earliest=True))
+    try:
+        (event,) = await subscriber.wait_for(1, within_s=30)
+        await asyncio.sleep(0.5)
+        assert len(subscriber.events) == 1
+    finally:
+        await subscriber.close()
+    (item,) = event.media
+    assert item.content_type == "image/jpeg" and not item.error
+
+
+async def test_an_upload_is_sent_at_a_signed_url_the_provider_fetches(
+    media_gateway: Gateway, provider: RunningFakeProvider, http: aiohttp.ClientSession
+) -> None:
+    await media_gateway.register(media_definition(provider.url))
+    await media_gateway.enable("acme-sms")
+
+    async def parts() -> AsyncIterator[gateway_pb2.UploadMediaRequest]:
+        yield gateway_pb2.UploadMediaRequest(
+            start=gateway_pb2.UploadMediaRequest.Start(org_id="org-1", filename="../../x.png")
+        )
+        for at in range(0, len(PNG), 1000):
+            yield gateway_pb2.UploadMediaRequest(chunk=PNG[at : at + 1000])
+
+    info = await media_gateway.stub.UploadMedia(parts())
+    assert (info.content_type, info.size) == ("image/png", len(PNG))
+    request = gateway_pb2.SendFileRequest(
+        org_id="org-1", to="+15557654321", media_id=info.media_id, text="look"
+    )
+    setattr(request, "from", "+15550001111")
+    reply = await media_gateway.stub.SendFile(request)
+    assert reply.state == gateway_pb2.Message.SENT
+    (sent,) = provider.state.requests_to("/messages")
+    media_url = json.loads(sent.body)["media_url"]
+    assert media_url.startswith("http://127.0.0.1:0/media/")
+    async with http.get(local(media_gateway, media_url)) as response:  # the provider's fetch
+        assert (response.status, await response.read()) == (200, PNG)
+
+
+async def test_an_expired_or_forged_signature_is_not_found(
+    media_gateway: Gateway, provider: RunningFakeProvider, http: aiohttp.ClientSession
+) -> None:
+    await media_gateway.register(media_definition(provider.url, auth="none"))
+    await media_gateway.enable("acme-sms")
+    provider.state.script("/media/f", Answer(body=JPEG))
+    event = await one_event(media_gateway, http, provider.url + "/media/f")
+    url = local(media_gateway, event.media[0].url)
+    parts = urlsplit(url)
+    query = dict(p.split("=", 1) for p in parts.query.split("&"))
+    base = f"http://127.0.0.1:{media_gateway.server.http_port}{parts.path}"
+    forged = {**query, "s": query["s"][:-2] + ("AA" if not query["s"].endswith("AA") else "BB")}
+    expired = {**query, "e": "1000"}
+    later = {**query, "e": str(int(query["e"]) + 1)}
+    for changed in (forged, expired, later):
+        async with http.get(base, params=changed) as response:
+            assert response.status == 404
+    other = parts.path[:-1] + ("0" if not parts.path.endswith("0") else "1")
+    async with http.get(f"http://127.0.0.1:{media_gateway.server.http_port}{other}?{parts.query}") as r:
+        assert r.status == 404
+
+
+async def test_get_media_of_another_organisation_is_not_found(
+    media_gateway: Gateway, provider: RunningFakeProvider, http: aiohttp.ClientSession
+) -> None:
+    await media_gateway.register(media_definition(provider.url, auth="none"))
+    await media_gateway.enable("acme-sms")
+    provider.state.script("/media/o", Answer(body=JPEG))
+    event = await one_event(media_gateway, http, provider.url + "/media/o")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _ in media_gateway.stub.GetMedia(
+            gateway_pb2.GetMediaRequest(org_id="org-2", media_id=event.media[0].media_id)
+        ):
+            pass
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert rpc_details(caught.value)["reason"] == "MEDIA_NOT_FOUND"
