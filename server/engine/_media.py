@@ -71,7 +71,7 @@ def _host_matches(pattern: str, host: str) -> bool:
     """``api.twilio.com`` matches that host; ``*.twilio.com`` any host under twilio.com, not
     twilio.com itself."""
     if pattern.startswith("*."):
-        return host.endswith(pattern[1:]) and len(host) > len(pattern) - 1
+        return host.endswith(pattern[1:])  # ".twilio.com": never twilio.com itself
     return host == pattern
 
 
