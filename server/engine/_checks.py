@@ -21,6 +21,7 @@ from ._errors import Problem
 from ._event_value_checks import EVENT_VALUE_CHECKS, built_names, declared_captures
 from ._filter_checks import FILTER_CHECKS
 from ._find_checks import check_find
+from ._media_checks import MEDIA_CHECKS
 from ._placeholders import Placeholder, has_stray_dollar, parse_template, placeholders_in
 from ._pointer import child
 from ._repeated_checks import check_repeated
@@ -684,4 +685,5 @@ CHECKS: tuple[Check, ...] = (
     *CORRELATION_CHECKS,
     *EVENT_VALUE_CHECKS,
     *THROUGHPUT_CHECKS,
+    *MEDIA_CHECKS,
 )

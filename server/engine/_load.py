@@ -29,6 +29,8 @@ from ._model import (
     FindRule,
     HeaderAuth,
     JwtAuth,
+    MediaAuth,
+    MediaRules,
     OAuth2Config,
     Property,
     Rate,
@@ -190,6 +192,7 @@ def _one_definition(doc: dict[str, Any], problems: tuple[Problem, ...]) -> Defin
         answer_matched=_answer(doc.get("WebhookAnswer", {}).get("matched")),
         answer_unmatched=_answer(doc.get("WebhookAnswer", {}).get("unmatched")),
         throughput=_throughput(doc.get("Throughput", {})),
+        media=_media(doc.get("Media", {})),
     )
 
 
@@ -208,6 +211,30 @@ def _rate(value: dict[str, Any] | None) -> Rate | None:
     # the default burst: one second's worth, at least one send (docs/format.md, "Throughput")
     burst = int(value.get("burst", max(1, math.ceil(per_second))))  # JSON may write 2 as 2.0
     return Rate(per_second=per_second, unit=value.get("unit", "messages"), burst=burst)
+
+
+def _media(value: dict[str, Any]) -> MediaRules:
+    """(ext) docs/format.md, "Media"; hosts and types in lower case, as they are compared."""
+    hosts = value.get("hosts")
+    types = value.get("content_types")
+    return MediaRules(
+        auth=_media_auth(value.get("auth", "none")),
+        hosts=None if hosts is None else tuple(h.lower() for h in hosts),
+        max_item_bytes=value.get("max_item_bytes"),
+        max_message_bytes=value.get("max_message_bytes"),
+        content_types=None if types is None else tuple(t.strip().lower() for t in types),
+    )
+
+
+def _media_auth(auth: str | dict[str, Any]) -> MediaAuth:
+    if auth == "none":
+        return "none"
+    if auth == "api":
+        return "api"
+    assert isinstance(auth, dict)
+    loaded = _auth(auth)
+    assert not isinstance(loaded, JwtAuth)  # the schema takes Basic, Bearer and Header only
+    return loaded
 
 
 def _property(item: str | dict[str, Any]) -> Property:

@@ -25,6 +25,8 @@ __all__ = [
     "Frozen",
     "HeaderAuth",
     "JwtAuth",
+    "MediaAuth",
+    "MediaRules",
     "NumberFormat",
     "OAuth2Config",
     "Property",
@@ -306,6 +308,30 @@ class ThroughputDefaults:
     per_installation: Rate | None = None
 
 
+# --- (ext) how inbound media is fetched and which media is taken (docs/format.md, "Media") ------
+
+#: (ext) The credentials media is fetched with: "none", "api" (the definition's own ``auth`` or
+#: OAuth2, as its requests carry it) or credentials of its own (docs/format.md, "Media").
+MediaAuth: TypeAlias = Literal["none", "api"] | BasicAuth | BearerAuth | HeaderAuth
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MediaRules:
+    """(ext) A definition's ``Media`` (docs/format.md, "Media"): what a media URL of an inbound
+    message is fetched with and where those credentials may go, the size caps and the media types
+    taken. The defaults are a definition without ``Media``: no credentials, the gateway's own caps
+    and list of types."""
+
+    auth: MediaAuth = "none"
+    # host names ("api.twilio.com") or "*." suffixes ("*.twilio.com"), lower case, https only;
+    # None: the hosts of the definition's own request URLs (server/engine/_media.py)
+    hosts: tuple[str, ...] | None = None
+    max_item_bytes: int | None = None  # None: the gateway's cap alone
+    max_message_bytes: int | None = None
+    # "type/subtype" or "type/*", lower case; None: the gateway's own list
+    content_types: tuple[str, ...] | None = None
+
+
 # --- (ext) the answer a stored webhook gets (docs/format.md, "Answers") ------------------------
 
 
@@ -390,6 +416,9 @@ class Definition:
     # (ext) the provider's documented send rates (docs/format.md, "Throughput"); a variant keeps
     # them, as overlays cannot change them
     throughput: ThroughputDefaults = ThroughputDefaults()
+    # (ext) how inbound media is fetched and which media is taken (docs/format.md, "Media"); a
+    # variant keeps it ("api" stands for the variant's own auth)
+    media: MediaRules = MediaRules()
     # (ext) per-installation variants (docs/format.md, "Variants"): the properties ``variants``
     # is keyed by, in its order, and the definition each combination of their options makes,
     # built once at load. A combination that applies no overlay is this definition itself and

@@ -71,7 +71,9 @@ __all__ = [
     "RenderedRequest",
     "Value",
     "auth_variables",
+    "render_credentials",
     "render_request",
+    "request_origins",
     "response_variables",
     "template_variables",
 ]
@@ -236,7 +238,8 @@ class _AuthHeaders:
     takes_bearer_token: bool = False
 
 
-def _compile_auth(auth: Auth) -> _AuthHeaders:
+def _compile_auth(auth: Auth, at: str = "/auth") -> _AuthHeaders:
+    """``auth`` compiled; ``at`` is where it stands (``/auth``, (ext) ``/Media/auth``)."""
     if isinstance(auth, BasicAuth):
         return _AuthHeaders(
             basic=(compile_text(auth.username), compile_text(auth.password)),
@@ -249,11 +252,11 @@ def _compile_auth(auth: Auth) -> _AuthHeaders:
             value = token(values)
             return None if value is None else f"Bearer {value}"
 
-        return _AuthHeaders(templates=(("Authorization", bearer, "/auth/token"),))
+        return _AuthHeaders(templates=(("Authorization", bearer, f"{at}/token"),))
     if isinstance(auth, HeaderAuth):
         templates = []
         for name, value in auth.headers.items():
-            where = f"/auth/headers/{_escape_pointer(name)}"
+            where = f"{at}/headers/{_escape_pointer(name)}"
             templates.append((_header_name(name, where), compile_text(value), where))
         return _AuthHeaders(templates=tuple(templates))
     assert isinstance(auth, JwtAuth)
@@ -263,6 +266,10 @@ def _compile_auth(auth: Auth) -> _AuthHeaders:
 _OAUTH2 = _AuthHeaders(takes_bearer_token=True)
 _requests: _IdentityCache[RequestTemplate, _Request] = _IdentityCache(_compile_request)
 _auths: _IdentityCache[Auth, _AuthHeaders] = _IdentityCache(_compile_auth)
+#: (ext) a ``Media`` auth of its own (docs/format.md, "Media"): its errors point into /Media/auth
+_media_auths: _IdentityCache[Auth, _AuthHeaders] = _IdentityCache(
+    lambda auth: _compile_auth(auth, "/Media/auth")
+)
 
 
 def _auth_headers(
@@ -277,11 +284,21 @@ def _auth_headers(
         auth = _OAUTH2
     else:
         return []
+    return _credentials(auth, values, bearer_token, masked, "/auth")
+
+
+def _credentials(
+    auth: _AuthHeaders,
+    values: Lookup,
+    bearer_token: str | None,
+    masked: frozenset[str] | None,
+    at: str,
+) -> list[tuple[str, str]]:
     if auth.takes_bearer_token:
         if bearer_token is None:
             return []
         token = MASK if masked is not None else bearer_token
-        return [("Authorization", _check_value(f"Bearer {token}", "/auth"))]
+        return [("Authorization", _check_value(f"Bearer {token}", at))]
     if auth.basic is not None:
         if masked is not None and auth.basic_names & masked:
             return [("Authorization", f"Basic {MASK}")]
@@ -290,7 +307,7 @@ def _auth_headers(
         try:
             credentials = base64.b64encode(f"{username}:{password}".encode())
         except UnicodeError:
-            raise RenderError("the Basic credentials are not valid text", pointer="/auth") from None
+            raise RenderError("the Basic credentials are not valid text", pointer=at) from None
         return [("Authorization", f"Basic {credentials.decode('ascii')}")]
     headers = []
     for name, render, where in auth.templates:
@@ -298,6 +315,23 @@ def _auth_headers(
         if value is not None:
             headers.append((name, _check_value(value, where)))
     return headers
+
+
+def render_credentials(
+    definition: Definition,
+    values: Mapping[str, Value],
+    *,
+    own: Auth | None = None,
+    bearer_token: str | None = None,
+) -> tuple[tuple[str, str], ...]:
+    """The auth headers alone, rendered with the installation's property ``values``: those of
+    ``own`` — (ext) a ``Media`` auth of its own (docs/format.md, "Media") — or, without it, those
+    the definition's requests carry (its ``auth``, or the OAuth2 or JWT ``bearer_token`` the
+    caller obtained; none without one). Raises :class:`RenderError` as :func:`render_request`
+    does for a header value that cannot be sent."""
+    if own is not None:
+        return tuple(_credentials(_media_auths.get(own), values, None, None, "/Media/auth"))
+    return tuple(_auth_headers(definition, values, bearer_token, None))
 
 
 def _prepare(
@@ -435,6 +469,26 @@ def render_request(
     return RenderedRequest(
         method=template.method.upper(), url=url, headers=tuple(headers), body=body
     )
+
+
+def request_origins(definition: Definition, values: Mapping[str, Value]) -> tuple[str, ...]:
+    """The origins (``scheme://host[:port]``) the definition's own requests go to — SendMessage,
+    SendFile, their ``then``, Subscribe and Unsubscribe — with the installation's property
+    ``values``, each once, in that order; a URL whose origin these values cannot make (a
+    property without a value) gives none."""
+    templates: list[RequestTemplate] = []
+    for send in (definition.send_message, definition.send_file):
+        while send is not None:
+            templates.append(send)
+            send = send.then
+    templates.extend((*definition.subscribe, *definition.unsubscribe))
+    origins: dict[str, None] = {}
+    for template in templates:
+        try:
+            origins.setdefault(_requests.get(template).url.origin_of(values))
+        except RenderError:
+            continue
+    return tuple(origins)
 
 
 def template_variables(template: RequestTemplate) -> frozenset[str]:

@@ -33,7 +33,7 @@ from ._errors import RenderError
 from ._placeholders import Placeholder, Segment, parse_template
 from ._template import BASE_URL_FILTER, Lookup, placeholder_text
 
-__all__ = ["UrlTemplate", "compile_url"]
+__all__ = ["UrlTemplate", "ascii_host", "compile_url"]
 
 _LITERAL_SAFE = "!#$%&'()*+,/:;=?@[]~"
 _ORIGIN = re.compile(
@@ -124,6 +124,12 @@ def _split(template: str) -> _Parts:
 def _find_any(text: str, chars: str, start: int) -> int:
     found = [i for i in (text.find(c, start) for c in chars) if i != -1]
     return min(found) if found else -1
+
+
+def ascii_host(host: str) -> str | None:
+    """The host in ASCII form, or None when it is not a host name or an IP address (an IPv6
+    address in brackets)."""
+    return _check_host(host)
 
 
 def _check_host(host: str) -> str | None:
@@ -246,6 +252,13 @@ class UrlTemplate:
                 else:
                     self._value(segment, values, verbatim, out)
         return "".join(out)
+
+    def origin_of(self, values: Lookup) -> str:
+        """The URL's origin alone (``scheme://host[:port]``) rendered with ``values``; raises
+        :class:`RenderError` as :meth:`render` does when a value cannot make one."""
+        if self.base_url:
+            return self._base(values, ())[0]
+        return self.static_origin if self.static_origin is not None else self._origin(values, ())
 
     def _value(
         self, placeholder: Placeholder, values: Lookup, verbatim: Collection[str], out: list[str]

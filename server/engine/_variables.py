@@ -93,6 +93,7 @@ WEBHOOK = Scope(
 AUTH = Scope(name="auth", variables=frozenset())
 OAUTH2 = Scope(name="OAuth2", variables=frozenset())
 WEBHOOK_AUTH = Scope(name="WebhookAuth", variables=frozenset())
+MEDIA_AUTH = Scope(name="Media auth", variables=frozenset())  # (ext) docs/format.md, "Media"
 
 _SCOPES = (SEND_MESSAGE, SEND_FILE, SUBSCRIBE, UNSUBSCRIBE, RESPONSE_MAP, WEBHOOK)
 ALL_VARIABLES = frozenset().union(*(s.variables for s in _SCOPES), EACH_VARIABLES, SPLIT_VARIABLES)
@@ -281,6 +282,12 @@ def template_strings(document: Mapping[str, Any]) -> Iterator[TemplateString]:
         if isinstance(parameters, Mapping):
             at = "/OAuth2/authorization_parameters"
             yield from _strings_at(parameters, at, ("default",), OAUTH2)
+    media = document.get("Media")  # (ext) docs/format.md, "Media": credentials of its own
+    media_auth = media.get("auth") if isinstance(media, Mapping) else None
+    if isinstance(media_auth, Mapping):
+        yield from _strings_at(media_auth, "/Media/auth", _AUTH_TEMPLATES, MEDIA_AUTH)
+        if isinstance(media_auth.get("headers"), Mapping):
+            yield from tree_strings(media_auth["headers"], "/Media/auth/headers", MEDIA_AUTH)
     webhook_auth = document.get("WebhookAuth")
     if isinstance(webhook_auth, Mapping):
         yield from _strings_at(webhook_auth, "/WebhookAuth", _WEBHOOK_AUTH_TEMPLATES, WEBHOOK_AUTH)
