@@ -1,0 +1,201 @@
+"""Content types from a file's first bytes (server/media/_sniff.py), over real minimal files of
+every type MMS carries, and the allowed-types policy."""
+
+from __future__ import annotations
+
+import io
+import struct
+import wave
+import zlib
+
+import pytest
+
+from server.media import (
+    MMS_CONTENT_TYPES,
+    SNIFF_BYTES,
+    ContentTypePolicy,
+    allowed,
+    sniff_content_type,
+)
+
+
+def png() -> bytes:
+    """A whole 1×1 PNG (signature, IHDR, IDAT, IEND with their CRCs)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 6, 0, 0, 0)
+    pixels = zlib.compress(b"\x00\xff\x00\x00\xff")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
+def wav() -> bytes:
+    """A whole WAV file as the standard library writes it."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(8000)
+        writer.writeframes(b"\x00\x00" * 80)
+    return out.getvalue()
+
+
+def iso_media(major: bytes, *compatible: bytes) -> bytes:
+    """An ISO base media file's ftyp box, then an empty mdat box."""
+    ftyp = major + b"\x00\x00\x02\x00" + b"".join(compatible)
+    return struct.pack(">I", 8 + len(ftyp)) + b"ftyp" + ftyp + b"\x00\x00\x00\x08mdat"
+
+
+def ogg(packet: bytes) -> bytes:
+    """The first Ogg page (RFC 3533 §6) holding ``packet`` (its CRC is not checked here)."""
+    header = b"OggS\x00\x02" + b"\x00" * 8 + b"\x01\x00\x00\x00" + b"\x00" * 8
+    return header + bytes([1, len(packet)]) + packet
+
+
+# A whole 1×1 GIF89a.
+GIF = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
+    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
+# The start of a baseline JPEG (SOI, JFIF APP0) and of a camera's (SOI, Exif APP1).
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xdb\x00C\x00"
+JPEG_EXIF = b"\xff\xd8\xff\xe1\x00\x16Exif\x00\x00II*\x00\x08\x00\x00\x00"
+WEBP = b"RIFF\x1a\x00\x00\x00WEBPVP8 \x0e\x00\x00\x000\x01\x00\x9d\x01*\x01\x00\x01\x00"
+PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+MP3_ID3 = b"ID3\x04\x00\x00\x00\x00\x00\x00\xff\xfb\x90d\x00"
+MP3_FRAME = b"\xff\xfb\x90d" + b"\x00" * 28
+OPUS = ogg(b"OpusHead\x01\x01\x38\x01\x80\xbb\x00\x00\x00\x00\x00")
+VORBIS = ogg(b"\x01vorbis\x00\x00\x00\x00\x01\x44\xac\x00\x00")
+THEORA = ogg(b"\x80theora\x03\x02\x01")
+VCARD = b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Ann Example\r\nTEL:+15550001111\r\nEND:VCARD\r\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "expected"),
+    [
+        ("jpeg", JPEG, "image/jpeg"),
+        ("jpeg from a camera", JPEG_EXIF, "image/jpeg"),
+        ("png", png(), "image/png"),
+        ("gif", GIF, "image/gif"),
+        ("webp", WEBP, "image/webp"),
+        ("heic", iso_media(b"heic", b"mif1", b"heic"), "image/heic"),
+        ("heic, structural brand first", iso_media(b"mif1", b"mif1", b"heic"), "image/heic"),
+        ("heif", iso_media(b"mif1", b"mif1"), "image/heif"),
+        ("avif", iso_media(b"avif", b"mif1", b"avif"), "image/avif"),
+        ("mp4", iso_media(b"isom", b"isom", b"iso2", b"avc1", b"mp41"), "video/mp4"),
+        ("mp4 mp42", iso_media(b"mp42", b"mp42", b"isom"), "video/mp4"),
+        ("m4a", iso_media(b"M4A ", b"M4A ", b"mp42", b"isom"), "audio/mp4"),
+        ("3gp", iso_media(b"3gp4", b"3gp4"), "video/3gpp"),
+        ("3gp with isom", iso_media(b"3gp5", b"3gp5", b"isom"), "video/3gpp"),
+        ("3g2", iso_media(b"3g2a", b"3g2a"), "video/3gpp2"),
+        ("quicktime", iso_media(b"qt  ", b"qt  "), "video/quicktime"),
+        ("mp3 with ID3", MP3_ID3, "audio/mpeg"),
+        ("mp3 frame", MP3_FRAME, "audio/mpeg"),
+        ("amr", b"#!AMR\n\x3c\x48\xf5\x1f", "audio/amr"),
+        ("amr-wb", b"#!AMR-WB\n\x04\x10", "audio/amr-wb"),
+        ("ogg opus", OPUS, "audio/ogg"),
+        ("ogg vorbis", VORBIS, "audio/ogg"),
+        ("ogg theora", THEORA, "video/ogg"),
+        ("wav", wav(), "audio/wav"),
+        ("pdf", PDF, "application/pdf"),
+        ("vcard", VCARD, "text/vcard"),
+        ("vcard lower case, BOM", b"\xef\xbb\xbf\nbegin:vcard\nEND:VCARD\n", "text/vcard"),
+        ("icalendar", b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n", "text/calendar"),
+        ("text", "Hello 👋\tthere\r\n".encode(), "text/plain"),
+        ("whitespace", b" \n", "text/plain"),
+        ("html is only text", b"<!DOCTYPE html><script>alert(1)</script>", "text/plain"),
+        ("svg is only text", b'<svg xmlns="http://www.w3.org/2000/svg"/>', "text/plain"),
+        ("zip", b"PK\x03\x04\x14\x00\x00\x00\x08\x00", "application/zip"),
+        ("exe", b"MZ\x90\x00\x03\x00\x00\x00\x04\x00", "application/x-msdownload"),
+    ],
+)
+def test_sniffed_types(name: str, data: bytes, expected: str) -> None:
+    assert sniff_content_type(data) == expected, name
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("empty", b""),
+        ("a BOM alone", b"\xef\xbb\xbf"),
+        ("not UTF-8", b"caf\xe9 au lait"),
+        ("a NUL", b"text\x00more"),
+        ("other control", b"text\x1b[31m"),
+        ("UTF-16", "hello".encode("utf-16")),
+        ("unknown ftyp brand", iso_media(b"zzzz", b"yyyy")),
+        ("random", bytes(range(200, 256)) * 3),
+    ],
+)
+def test_unknown(name: str, data: bytes) -> None:
+    assert sniff_content_type(data) is None, name
+
+
+def test_a_character_cut_by_the_head_is_text_unless_the_head_is_the_whole_file() -> None:
+    head = ("a" * (SNIFF_BYTES - 1) + "é").encode()[:SNIFF_BYTES]
+    assert head.endswith(b"\xc3")
+    assert sniff_content_type(head) == "text/plain"
+    assert sniff_content_type(head + b"more of the file") == "text/plain"
+    assert sniff_content_type(head, whole=True) is None
+    # A short head is the whole file: a cut character there is not text.
+    assert sniff_content_type(b"abc\xc3") is None
+
+
+def test_only_the_head_is_read() -> None:
+    # A NUL past SNIFF_BYTES does not make a text binary.
+    assert sniff_content_type(b"a" * SNIFF_BYTES + b"\x00") == "text/plain"
+
+
+def test_the_providers_word_is_not_asked() -> None:
+    # The function has no parameter for a declared type: a PNG named text is a PNG.
+    assert sniff_content_type(bytearray(png())) == "image/png"
+
+
+# -- the allowed types ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content_type", "patterns", "expected"),
+    [
+        ("image/png", ["image/*"], True),
+        ("IMAGE/PNG", ["image/*"], True),
+        ("image/png", ["Image/PNG"], True),
+        ("text/plain; charset=utf-8", ["text/plain"], True),
+        ("video/mp4", ["video/mp4"], True),
+        ("video/3gpp", ["video/mp4"], False),
+        ("imagex/png", ["image/*"], False),
+        ("application/pdf", ["*/*"], True),
+        ("application/pdf", [], False),
+        ("image/*", ["image/*"], False),  # a content type is never a pattern
+        ("image", ["image/*"], False),
+        ("", ["*/*"], False),
+        ("image/png/x", ["*/*"], False),
+    ],
+)
+def test_allowed(content_type: str, patterns: list[str], expected: bool) -> None:
+    assert allowed(content_type, patterns) is expected
+    assert ContentTypePolicy(tuple(patterns)).allows(content_type) is expected
+
+
+@pytest.mark.parametrize(
+    "pattern", ["", "image", "*/png", "image/p*", "image/", "image/png; q=1", "a b/c"]
+)
+def test_a_pattern_must_be_a_type_a_type_star_or_star_star(pattern: str) -> None:
+    with pytest.raises(ValueError, match="pattern"):
+        ContentTypePolicy((pattern,))
+
+
+def test_the_mms_types_allow_every_sniffed_mms_type_and_refuse_executables() -> None:
+    policy = ContentTypePolicy(MMS_CONTENT_TYPES)
+    for data in (JPEG, png(), GIF, WEBP, iso_media(b"3gp4", b"3gp4"), OPUS, wav(), PDF, VCARD):
+        sniffed = sniff_content_type(data)
+        assert sniffed is not None
+        assert policy.allows(sniffed), sniffed
+    for data in (b"MZ\x90\x00\x03\x00\x00\x00\x04\x00", b"PK\x03\x04\x14\x00\x00\x00\x08\x00"):
+        sniffed = sniff_content_type(data)
+        assert sniffed is not None
+        assert not policy.allows(sniffed), sniffed
+    assert not policy.allows("application/octet-stream")
