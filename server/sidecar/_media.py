@@ -17,7 +17,8 @@ Answers:
   an ``If-Range`` (this route gives no validator it could match): RFC 9110 §14.2 lets a server
   ignore any ``Range``;
 - 404 (never 403: nothing tells whether the id exists) for an unknown id, a bad or expired
-  signature, or a query with anything but one ``e`` and one ``s``;
+  signature, or a query with anything but one ``e`` (decimal, as signed) and one ``s``; an
+  expired URL without asking the reader;
 - 503 with ``Retry-After`` when the core is unavailable, 500 when the reader failed.
 
 Every item goes out with ``X-Content-Type-Options: nosniff``, ``Content-Security-Policy:
@@ -184,6 +185,9 @@ class MediaRoute:
         if signed is None or not is_media_id(media_id):
             return _plain(HTTPStatus.NOT_FOUND)
         expires_at, signature = signed
+        now = self._clock()
+        if now >= expires_at:
+            return _plain(HTTPStatus.NOT_FOUND)  # expired: the reader need not be asked
         try:
             head = await self._reader.head(media_id, expires_at, signature)
         except CoreUnavailable as exc:
@@ -205,7 +209,7 @@ class MediaRoute:
             "Accept-Ranges": "bytes",
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": "default-src 'none'; sandbox",
-            "Cache-Control": f"private, max-age={max(0, expires_at - int(self._clock()))}",
+            "Cache-Control": f"private, max-age={max(0, expires_at - int(now))}",
         }
         if not _inline(head.content_type):
             headers["Content-Disposition"] = "attachment"

@@ -61,8 +61,10 @@ class MemoryReader:
     reads: list[tuple[str, int, int | None]] = field(default_factory=list)
     unavailable: bool = False
     closed: int = 0
+    heads: int = 0
 
     async def head(self, media_id: str, expires_at: int, signature: str) -> MediaHead | None:
+        self.heads += 1
         if self.unavailable:
             raise CoreUnavailable("core down", retry_after_s=7)
         if not self.signer.verify(media_id, expires_at, signature, time.time()):
@@ -341,6 +343,7 @@ async def test_an_expired_url_is_404(
     async with http.head(url(port, reader.signer, "pic", expired)) as response:
         assert response.status == 404
     assert reader.reads == []
+    assert reader.heads == 0  # refused before the reader (the core) is asked
 
 
 async def test_an_unknown_id_with_a_valid_signature_is_404_like_a_forged_one(
