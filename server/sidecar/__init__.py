@@ -3,19 +3,27 @@
 Build the application with :func:`build_sidecar_app` around an :class:`IngestHandler` (the core's
 ingest object in-process, or a :class:`GrpcIngestForwarder` to a core elsewhere), serve it with
 a :class:`SidecarServer` (``async start()`` / ``async aclose()``). :func:`run_sidecar` is
-``msgbridge sidecar``. Its paths (:data:`FORWARDED_PATHS`, :func:`webhook_target`…) are written
+``msgbridge sidecar``. Given a :class:`MediaReader`, it also serves stored media at signed URLs
+(``/media/{media_id}``). Its paths (:data:`FORWARDED_PATHS`, :func:`webhook_target`…) are written
 once, for the sidecar and the core alike.
 """
 
 from ._app import SIDECAR_LIMITS, SidecarLimits, build_sidecar_app
 from ._forward import CoreUnavailable, GrpcIngestForwarder, IngestHandler
+from ._media import GrpcMediaReader, MediaHead, MediaRange, MediaReader, byte_range
 from ._routes import (
     FORWARDED_PATHS,
     HEALTH_PATH,
+    MEDIA_EXPIRES_PARAM,
+    MEDIA_PATH,
+    MEDIA_ROUTE,
+    MEDIA_SIGNATURE_PARAM,
     OAUTH_CALLBACK_PATH,
     READY_PATH,
+    is_media_id,
     is_oauth_callback,
     kept_webhook_path,
+    media_path,
     webhook_path,
     webhook_target,
 )
@@ -25,17 +33,28 @@ from ._server import SidecarServer
 __all__ = [
     "FORWARDED_PATHS",
     "HEALTH_PATH",
+    "MEDIA_EXPIRES_PARAM",
+    "MEDIA_PATH",
+    "MEDIA_ROUTE",
+    "MEDIA_SIGNATURE_PARAM",
     "OAUTH_CALLBACK_PATH",
     "READY_PATH",
     "SIDECAR_LIMITS",
     "CoreUnavailable",
     "GrpcIngestForwarder",
+    "GrpcMediaReader",
     "IngestHandler",
+    "MediaHead",
+    "MediaRange",
+    "MediaReader",
     "SidecarLimits",
     "SidecarServer",
     "build_sidecar_app",
+    "byte_range",
+    "is_media_id",
     "is_oauth_callback",
     "kept_webhook_path",
+    "media_path",
     "run_sidecar",
     "split_host_port",
     "webhook_path",

@@ -7,8 +7,9 @@ turned into one :class:`~msgbridge.v1.ingest_pb2.WebhookDelivery` and handed to 
 Statuses of its own: 404 (unknown path), 413 (body over ``max_body``, declared or counted), 415
 (a ``Content-Encoding`` other than ``identity``), 408 (the request not received within
 ``request_timeout_s``), 503 with ``Retry-After`` (core unavailable), 500 (the handler failed or
-gave no valid status). 431 and the head's share of the 408 need the connection layer that
-:class:`SidecarServer` installs.
+gave no valid status). Media (``/media/…``, when a reader is given) is served by
+:class:`~server.sidecar._media.MediaRoute`, with statuses of its own. 431 and the head's share
+of the 408 need the connection layer that :class:`SidecarServer` installs.
 
 A body is forwarded as it was received (aiohttp's decompression is off: a signature covers the
 bytes sent), so ``max_body`` counts the bytes on the wire. A compressed body is refused before
@@ -35,7 +36,8 @@ from msgbridge.v1 import ingest_pb2
 
 from ._connection import HEAD_STARTED_AT
 from ._forward import CoreUnavailable, IngestHandler
-from ._routes import FORWARDED_PATHS, HEALTH_PATH, READY_PATH
+from ._media import MediaReader, MediaRoute
+from ._routes import FORWARDED_PATHS, HEALTH_PATH, MEDIA_ROUTE, READY_PATH
 
 __all__ = ["SIDECAR_LIMITS", "SidecarLimits", "build_sidecar_app"]
 
@@ -262,12 +264,14 @@ def build_sidecar_app(
     readiness: Readiness | None = None,
     max_field_size: int = 8190,
     max_headers: int = 100,
+    media: MediaReader | None = None,
 ) -> web.Application:
     """The sidecar's application; serve it with :class:`SidecarServer` (for 431 and the head's 408).
 
     ``public_url`` is the base the providers call (``https://hooks.example.com``); a delivery's
     ``url`` is it plus the path and query received. ``readiness`` says whether the core can take
-    deliveries (``/readyz``); None means always (the core in-process).
+    deliveries (``/readyz``); None means always (the core in-process). ``media`` serves stored
+    media at ``/media/{media_id}`` (signed URLs); without it that path is 404 like any other.
     """
     limits = SidecarLimits(
         max_body=max_body,
@@ -283,4 +287,6 @@ def build_sidecar_app(
     app.router.add_get(READY_PATH, sidecar.readyz)
     for path in FORWARDED_PATHS:
         app.router.add_route("*", path, sidecar.forward)
+    if media is not None:
+        app.router.add_get(MEDIA_ROUTE, MediaRoute(media).serve)  # and HEAD
     return app

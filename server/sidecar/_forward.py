@@ -10,7 +10,7 @@ with ``Retry-After`` so that the provider retries later.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Protocol
 
 import grpc
@@ -116,6 +116,30 @@ class GrpcIngestForwarder:
                 ) from exc
             raise
         return verdict
+
+    def read_media(
+        self, request: ingest_pb2.MediaRead, *, deadline: bool
+    ) -> AsyncGenerator[ingest_pb2.MediaPart, None]:
+        """The core's ``ReadMedia`` stream (the media route's, docs/media.md); with
+        ``deadline`` the call has this forwarder's timeout, else none of its own (a large file
+        takes its time). A failure the core may not have later raises :class:`CoreUnavailable`."""
+        call = self._stub.ReadMedia(
+            request, timeout=self._timeout_s if deadline else None, metadata=self._metadata
+        )
+        return self._unavailable_as_such(call)
+
+    async def _unavailable_as_such(
+        self, call: AsyncIterator[ingest_pb2.MediaPart]
+    ) -> AsyncGenerator[ingest_pb2.MediaPart, None]:
+        try:
+            async for part in call:
+                yield part
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in _RETRYABLE:
+                raise CoreUnavailable(
+                    f"core unavailable: {exc.code().name}", retry_after_s=self._retry_after_s
+                ) from exc
+            raise
 
     async def ready(self) -> bool:
         """Whether the core answers its health check as SERVING (used by ``/readyz``).

@@ -6,18 +6,28 @@ from them.
 - ``/webhooks/{integration id}``: an integration's webhook, the installation found from the body.
 - ``/oauth/callback``: where the provider sends the admin back after consent (docs/format.md,
   "OAuth2").
+- ``/media/{media id}?e=…&s=…``: stored media at a signed, expiring URL (``server/media``
+  signs it; the sidecar serves it, never forwarding it as a webhook).
 - ``/healthz``, ``/readyz``: the sidecar's own, never forwarded to the core.
 """
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "FORWARDED_PATHS",
     "HEALTH_PATH",
+    "MEDIA_EXPIRES_PARAM",
+    "MEDIA_PATH",
+    "MEDIA_ROUTE",
+    "MEDIA_SIGNATURE_PARAM",
     "OAUTH_CALLBACK_PATH",
     "READY_PATH",
+    "is_media_id",
     "is_oauth_callback",
     "kept_webhook_path",
+    "media_path",
     "webhook_path",
     "webhook_target",
 ]
@@ -25,6 +35,16 @@ __all__ = [
 HEALTH_PATH = "/healthz"
 READY_PATH = "/readyz"
 OAUTH_CALLBACK_PATH = "/oauth/callback"
+#: The prefix of every media URL.
+MEDIA_PATH = "/media"
+#: The media route, as an aiohttp route pattern.
+MEDIA_ROUTE = f"{MEDIA_PATH}/{{media_id}}"
+#: A media URL's query: its expiry (Unix seconds) and its signature.
+MEDIA_EXPIRES_PARAM = "e"
+MEDIA_SIGNATURE_PARAM = "s"
+# What a media id may be: letters, digits, '-' and '_' (hex, UUIDs and base64url tokens fit), so
+# that it stands in a path as it is and never names a folder ('.', '/').
+_MEDIA_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _WEBHOOKS = "webhooks"
 
 #: The paths whose requests are forwarded to the core, as aiohttp route patterns.
@@ -39,6 +59,18 @@ def webhook_path(integration_id: str, token: str | None = None) -> str:
     """The path of an integration's webhook, or of one installation's when ``token`` is given."""
     base = f"/{_WEBHOOKS}/{integration_id}"
     return f"{base}/{token}" if token is not None else base
+
+
+def is_media_id(text: str) -> bool:
+    """Whether ``text`` can be a media id: 1 to 128 of ``A-Z a-z 0-9 - _``."""
+    return _MEDIA_ID.fullmatch(text) is not None
+
+
+def media_path(media_id: str) -> str:
+    """The path of a media item (its signed query comes from ``server.media``)."""
+    if not is_media_id(media_id):
+        raise ValueError("a media id is 1 to 128 of A-Z a-z 0-9 - _")
+    return f"{MEDIA_PATH}/{media_id}"
 
 
 def kept_webhook_path(integration_id: str, *, with_token: bool) -> str:

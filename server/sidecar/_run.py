@@ -11,6 +11,7 @@ import grpc
 
 from ._app import build_sidecar_app
 from ._forward import GrpcIngestForwarder
+from ._media import GrpcMediaReader
 from ._server import SidecarServer
 
 __all__ = ["run_sidecar", "split_host_port"]
@@ -52,6 +53,7 @@ async def run_sidecar(
             max_body=max_body,
             request_timeout_s=request_timeout_s,
             readiness=forwarder.ready,
+            media=GrpcMediaReader(forwarder),
         )
         server = SidecarServer(app, host, port)
         await server.start()

@@ -297,7 +297,9 @@ async def test_an_expired_or_forged_signature_is_not_found(
         async with http.get(base, params=changed) as response:
             assert response.status == 404
     other = parts.path[:-1] + ("0" if not parts.path.endswith("0") else "1")
-    async with http.get(f"http://127.0.0.1:{media_gateway.server.http_port}{other}?{parts.query}") as r:
+    async with http.get(
+        f"http://127.0.0.1:{media_gateway.server.http_port}{other}?{parts.query}"
+    ) as r:
         assert r.status == 404
 
 
@@ -314,4 +316,4 @@ async def test_get_media_of_another_organisation_is_not_found(
         ):
             pass
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
-    assert rpc_details(caught.value)["reason"] == "MEDIA_NOT_FOUND"
+    assert rpc_details(caught.value)["error_info"].reason == "MEDIA_NOT_FOUND"

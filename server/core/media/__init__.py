@@ -6,10 +6,9 @@ together by :func:`build_media`."""
 from ._build import Media, build_media
 from ._fetcher import FetchRules, MediaFetcher, RulesFor
 from ._library import MediaLibrary
-from ._rules import DEFAULT_CONTENT_TYPES, MediaRulesOf
+from ._rules import MediaRulesOf
 
 __all__ = [
-    "DEFAULT_CONTENT_TYPES",
     "FetchRules",
     "Media",
     "MediaFetcher",

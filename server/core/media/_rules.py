@@ -5,7 +5,6 @@ under the gateway's own caps and default types."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Final
 
 from ...engine import (
     content_type_allowed,
@@ -13,25 +12,14 @@ from ...engine import (
     media_credentials,
     media_needs_bearer_token,
 )
+from ...media import MMS_CONTENT_TYPES
 from ...store import NewEvent
 from .._catalog import IntegrationCatalog
 from .._installations import InstallationDirectory
 from .._provider_credentials import InstallationAuth
 from ._fetcher import FetchRules
 
-__all__ = ["DEFAULT_CONTENT_TYPES", "MediaRulesOf"]
-
-#: The files taken when a definition names no types: what MMS and chat platforms carry.
-DEFAULT_CONTENT_TYPES: Final = (
-    "image/*",
-    "video/*",
-    "audio/*",
-    "text/vcard",
-    "text/x-vcard",
-    "text/calendar",
-    "text/plain",
-    "application/pdf",
-)
+__all__ = ["MediaRulesOf"]
 
 
 class MediaRulesOf:
@@ -53,7 +41,7 @@ class MediaRulesOf:
         self._max_message_bytes = max_message_bytes
 
     def allowed_types(self, patterns: Sequence[str] | None) -> Sequence[str]:
-        return DEFAULT_CONTENT_TYPES if patterns is None else patterns
+        return MMS_CONTENT_TYPES if patterns is None else patterns
 
     async def allowed_for(self, integration_id: str) -> Sequence[str]:
         """The types an integration takes (an upload meant for it is checked against them)."""

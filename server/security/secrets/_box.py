@@ -4,6 +4,10 @@ The key file holds one base64 key per line; the first encrypts, every line decry
 rotated by putting a new one first and keeping the old ones below it (data is re-encrypted under
 the first key whenever it is written again). A ciphertext names its key by a short fingerprint.
 When the file does not exist it is created with a fresh key and mode 0600.
+
+Other uses of the operator's keys (the HMAC of signed media URLs, docs/architecture.md) never use
+a key itself: :meth:`SecretBox.derived_keys` derives one key per line and purpose with HKDF-SHA256,
+in the file's order, so the same rotation applies (the first signs, every one verifies).
 """
 
 from __future__ import annotations
@@ -16,13 +20,17 @@ import secrets
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 __all__ = ["SecretBox", "SecretBoxError", "hash_token", "is_sealed", "new_token"]
 
 logger = logging.getLogger(__name__)
 
 _PREFIX = "enc:v1:"
+# HKDF's info for a derived key is this, then the purpose: no purpose can yield the key of another.
+_DERIVED_INFO = b"msgbridge derived key v1\x00"
 
 
 class SecretBoxError(Exception):
@@ -43,6 +51,8 @@ class SecretBox:
             if len(key) != 32:
                 raise SecretBoxError("a key must be 32 bytes (base64 in the key file)")
         self._primary = keys[0]
+        # In the file's order, each key once (a line repeated adds nothing).
+        self._ordered = tuple(dict.fromkeys(keys))
         self._primary_id = _fingerprint(keys[0])
         self._keys = {_fingerprint(k): AESGCM(k) for k in keys}
 
@@ -94,6 +104,21 @@ class SecretBox:
             raise SecretBoxError(
                 "a stored secret is damaged or was sealed with another key"
             ) from exc
+
+    def derived_keys(self, purpose: bytes) -> tuple[bytes, ...]:
+        """One 32-byte key per key of the file, for ``purpose`` only, the primary's first.
+
+        Each is HKDF-SHA256 of a file key with ``purpose`` in its info: never a key of the file,
+        never the key of another purpose, and the same in every process reading the same file.
+        """
+        if not purpose:
+            raise ValueError("a derived key needs a purpose")
+        return tuple(
+            HKDF(
+                algorithm=hashes.SHA256(), length=32, salt=None, info=_DERIVED_INFO + purpose
+            ).derive(key)
+            for key in self._ordered
+        )
 
     def needs_reencryption(self, ciphertext: str) -> bool:
         """True when ``ciphertext`` was sealed under an older key."""
