@@ -16,6 +16,7 @@ import concurrent.futures
 import functools
 import hashlib
 import re
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Generator
 from dataclasses import dataclass
 from types import TracebackType
@@ -25,6 +26,7 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "MAX_KEY_LENGTH",
     "BlobNotFound",
+    "BlobOpener",
     "BlobStore",
     "BlobStoreError",
     "BlobStream",
@@ -270,6 +272,29 @@ class BlobStream:
         traceback: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+class BlobOpener(ABC):
+    """``open`` for a backend: checks the key and the range at once, and makes the stream that
+    calls the backend's ``_open_range`` when it is first used."""
+
+    def open(
+        self,
+        key: str,
+        *,
+        start: int = 0,
+        end: int | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ) -> BlobStream:
+        check_key(key)
+        check_range(start, end, chunk_size)
+        return BlobStream(functools.partial(self._open_range, key, start, end, chunk_size))
+
+    @abstractmethod
+    async def _open_range(
+        self, key: str, start: int, end: int | None, chunk_size: int
+    ) -> ChunkSource:
+        """The range opened (key and range checked); :class:`BlobNotFound` when absent."""
 
 
 class BlobStore(Protocol):

@@ -3,12 +3,11 @@ multipart uploads, key prefixes and errors that name no secret."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import random
 import socket
 import stat
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +15,9 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from server.media import BlobNotFound, BlobStoreError, FileBlobStore, S3BlobStore
-from tests.media_support import MotoS3
+from tests.media_support import MotoS3, chunks_of
 
 MIB = 1024 * 1024
-
-
-async def chunks_of(parts: Iterable[bytes]) -> AsyncIterator[bytes]:
-    for part in parts:
-        await asyncio.sleep(0)
-        yield part
 
 
 async def read_all(store: FileBlobStore | S3BlobStore, key: str) -> bytes:
