@@ -20,17 +20,19 @@ from collections.abc import AsyncIterable, Awaitable, Callable
 from pathlib import Path
 from typing import BinaryIO, Final, ParamSpec, TypeVar
 
-from ._blobs import (
-    BlobNotFound,
+from ._blob_backend import (
     BlobOpener,
-    BlobStoreError,
-    ChunkSource,
     Meter,
-    StoredBlob,
-    check_key,
     disk_io,
     in_thread,
     metered,
+)
+from ._blobs import (
+    BlobNotFound,
+    BlobStoreError,
+    ChunkSource,
+    StoredBlob,
+    check_key,
 )
 
 __all__ = ["FileBlobStore"]

@@ -22,16 +22,18 @@ from typing import IO, TYPE_CHECKING, Final, Literal, ParamSpec, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ._blobs import (
-    BlobNotFound,
+from ._blob_backend import (
     BlobOpener,
-    BlobStoreError,
-    ChunkSource,
     Meter,
-    StoredBlob,
-    check_key,
     disk_io,
     metered,
+)
+from ._blobs import (
+    BlobNotFound,
+    BlobStoreError,
+    ChunkSource,
+    StoredBlob,
+    check_key,
 )
 
 if TYPE_CHECKING:

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from server.media import BlobNotFound, BlobStoreError, FileBlobStore, S3BlobStore
-from tests.media_support import MotoS3, chunks_of
+from server.media import BlobNotFound, BlobStore, BlobStoreError, FileBlobStore, S3BlobStore
+from tests.media_support import MotoS3, blob_store_kind, chunks_of
 
 MIB = 1024 * 1024
 
@@ -225,3 +225,14 @@ async def test_s3_one_client_for_the_store(moto_s3: MotoS3) -> None:
     finally:
         await store.aclose()
     assert store._client is None
+
+
+# ---------------------------------------------------------------------------------------------
+# The fixture other media tests use
+
+
+async def test_media_blobs_follows_the_environment(media_blobs: BlobStore) -> None:
+    expected = {"file": FileBlobStore, "s3": S3BlobStore}[blob_store_kind()]
+    assert isinstance(media_blobs, expected)
+    await media_blobs.put("media/x", chunks_of([b"x"]), max_size=1)
+    assert await media_blobs.size("media/x") == 1
