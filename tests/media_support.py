@@ -12,9 +12,10 @@ To run a media suite against S3 rather than files, set ``MSGBRIDGE_TEST_BLOBS=s3
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -29,6 +30,7 @@ __all__ = [
     "blob_backend",
     "blob_store",
     "blob_store_kind",
+    "chunks_of",
     "start_moto_s3",
 ]
 
@@ -153,3 +155,10 @@ def blob_backend(kind: str, *, tmp_path: Path, moto: MotoS3 | None = None) -> Bl
 
 def _files_under(root: Path) -> list[str]:
     return sorted(str(path.relative_to(root)) for path in root.rglob("*") if not path.is_dir())
+
+
+async def chunks_of(parts: Iterable[bytes]) -> AsyncIterator[bytes]:
+    """``parts`` as a put takes them, yielding to the loop between two."""
+    for part in parts:
+        await asyncio.sleep(0)
+        yield part

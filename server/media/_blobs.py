@@ -6,20 +6,16 @@ is atomic (a reader sees the whole blob or none of it) and capped (:class:`BlobT
 left behind); it returns the blob's size and SHA-256, counted while writing. ``open`` gives the
 bytes of a range in chunks as a :class:`BlobStream`. The backends: files under the data
 directory (:mod:`server.media._file_blobs`), an S3-compatible object store
-(:mod:`server.media._s3`).
+(:mod:`server.media._s3`); what they share is in :mod:`server.media._blob_backend`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import functools
-import hashlib
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import AsyncIterable, Awaitable, Callable, Generator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final, ParamSpec, Protocol, TypeVar
+from typing import Any, Final, Protocol
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -30,18 +26,11 @@ __all__ = [
     "BlobStream",
     "BlobTooLarge",
     "ChunkSource",
-    "Meter",
     "StoredBlob",
     "blob_key",
     "check_key",
     "check_range",
-    "disk_io",
-    "in_thread",
-    "metered",
 ]
-
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
 
 DEFAULT_CHUNK_SIZE: Final = 64 * 1024
 MAX_KEY_LENGTH: Final = 512
@@ -112,86 +101,6 @@ def check_range(start: int, end: int | None, chunk_size: int) -> None:
         raise ValueError("a range ends at or after its start")
     if chunk_size < 1:
         raise ValueError("a chunk holds at least one byte")
-
-
-class Meter:
-    """Counts and hashes the bytes of one put, and refuses them past the cap (``max_size`` is 0
-    or more: ValueError otherwise)."""
-
-    __slots__ = ("_hash", "max_size", "size")
-
-    def __init__(self, max_size: int) -> None:
-        if max_size < 0:
-            raise ValueError("max_size is 0 or more")
-        self.max_size = max_size
-        self.size = 0
-        self._hash = hashlib.sha256()
-
-    def add(self, data: bytes) -> None:
-        self.size += len(data)
-        if self.size > self.max_size:
-            raise BlobTooLarge(self.max_size)
-        self._hash.update(data)
-
-    def stored(self, key: str) -> StoredBlob:
-        return StoredBlob(key=key, size=self.size, sha256=self._hash.hexdigest())
-
-
-async def metered(
-    chunks: AsyncIterable[bytes], meter: Meter, *, batch: int = DEFAULT_CHUNK_SIZE
-) -> AsyncIterator[bytes]:
-    """The bytes of ``chunks`` in batches of at least ``batch`` bytes (the last may be shorter),
-    counted and hashed by ``meter``, which raises :class:`BlobTooLarge` past its cap: a writer
-    hands each batch to a worker thread, so one-byte chunks do not cost a thread hop each."""
-    pending = bytearray()
-    async for chunk in chunks:
-        meter.add(chunk)
-        pending += chunk
-        if len(pending) >= batch:
-            yield bytes(pending)
-            pending.clear()
-    if pending:
-        yield bytes(pending)
-
-
-async def in_thread(
-    executor: concurrent.futures.Executor,
-    function: Callable[_P, _T],
-    *args: _P.args,
-    **kwargs: _P.kwargs,
-) -> _T:
-    """``function(*args, **kwargs)`` on one of a backend's worker threads.
-
-    A thread cannot be stopped: when the caller is cancelled this waits for the call to end
-    before passing the cancellation on, so the caller may then close the file the call used.
-    """
-    loop = asyncio.get_running_loop()
-    try:
-        future = loop.run_in_executor(executor, functools.partial(function, *args, **kwargs))
-    except RuntimeError as exc:  # the executor is shut down
-        raise BlobStoreError("the blob store is closed") from exc
-    try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        await asyncio.wait([future])
-        if not future.cancelled():
-            future.exception()  # retrieved: the caller is cancelled and will not see it
-        raise
-
-
-async def disk_io(
-    executor: concurrent.futures.Executor,
-    action: str,
-    function: Callable[_P, _T],
-    *args: _P.args,
-    **kwargs: _P.kwargs,
-) -> _T:
-    """:func:`in_thread` for a call on a file the store writes: its OSError becomes a
-    :class:`BlobStoreError` saying what could not be done (``action``)."""
-    try:
-        return await in_thread(executor, function, *args, **kwargs)
-    except OSError as exc:
-        raise BlobStoreError(f"cannot {action}: {exc.strerror or exc}") from exc
 
 
 class ChunkSource(Protocol):

@@ -20,19 +20,19 @@ from collections.abc import AsyncIterable, Awaitable, Callable
 from pathlib import Path
 from typing import BinaryIO, Final, ParamSpec, TypeVar
 
-from ._blobs import (
-    DEFAULT_CHUNK_SIZE,
-    BlobNotFound,
-    BlobStoreError,
-    BlobStream,
-    ChunkSource,
+from ._blob_backend import (
+    BlobOpener,
     Meter,
-    StoredBlob,
-    check_key,
-    check_range,
     disk_io,
     in_thread,
     metered,
+)
+from ._blobs import (
+    BlobNotFound,
+    BlobStoreError,
+    ChunkSource,
+    StoredBlob,
+    check_key,
 )
 
 __all__ = ["FileBlobStore"]
@@ -49,7 +49,7 @@ _DIRECTORY_MODE: Final = 0o700
 _Runner = Callable[[Callable[[], bytes]], Awaitable[bytes]]
 
 
-class FileBlobStore:
+class FileBlobStore(BlobOpener):
     """Blobs as files under ``root``, which is made (0700) when missing."""
 
     def __init__(self, root: Path, *, workers: int = 4) -> None:
@@ -64,7 +64,7 @@ class FileBlobStore:
 
     async def start(self) -> None:
         """Make the root directory now, rather than at the first put."""
-        await self._run(self._make_root)
+        await disk_io(self._executor, "make the media directory", self._make_root)
 
     async def put(self, key: str, chunks: AsyncIterable[bytes], *, max_size: int) -> StoredBlob:
         path = self._path(key)
@@ -81,26 +81,16 @@ class FileBlobStore:
             raise
         return meter.stored(key)
 
-    def open(
-        self,
-        key: str,
-        *,
-        start: int = 0,
-        end: int | None = None,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
-    ) -> BlobStream:
+    async def _open_range(
+        self, key: str, start: int, end: int | None, chunk_size: int
+    ) -> ChunkSource:
         path = self._path(key)
-        check_range(start, end, chunk_size)
-
-        async def opener() -> ChunkSource:
-            try:
-                return await self._run(_FileChunks.open, path, start, end, chunk_size, self._run)
-            except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
-                raise BlobNotFound(key) from exc
-            except OSError as exc:
-                raise BlobStoreError(f"cannot read a blob: {exc.strerror}") from exc
-
-        return BlobStream(opener)
+        try:
+            return await self._run(_FileChunks.open, path, start, end, chunk_size, self._run)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+            raise BlobNotFound(key) from exc
+        except OSError as exc:
+            raise BlobStoreError(f"cannot read a blob: {exc.strerror}") from exc
 
     async def size(self, key: str) -> int | None:
         path = self._path(key)

@@ -22,18 +22,18 @@ from typing import IO, TYPE_CHECKING, Final, Literal, ParamSpec, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ._blobs import (
-    DEFAULT_CHUNK_SIZE,
-    BlobNotFound,
-    BlobStoreError,
-    BlobStream,
-    ChunkSource,
+from ._blob_backend import (
+    BlobOpener,
     Meter,
-    StoredBlob,
-    check_key,
-    check_range,
     disk_io,
     metered,
+)
+from ._blobs import (
+    BlobNotFound,
+    BlobStoreError,
+    ChunkSource,
+    StoredBlob,
+    check_key,
 )
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ _RANGE_NOT_SATISFIABLE: Final = frozenset({"416", "InvalidRange"})
 AddressingStyle = Literal["auto", "path", "virtual"]
 
 
-class S3BlobStore:
+class S3BlobStore(BlobOpener):
     """Blobs as objects in ``bucket`` (which must exist), under ``key_prefix`` when given.
 
     ``endpoint_url`` names an S3-compatible service (MinIO, Ceph, R2, a local moto); None is AWS.
@@ -155,44 +155,34 @@ class S3BlobStore:
                 raise _failed("store a blob", exc) from exc
         return stored
 
-    def open(
-        self,
-        key: str,
-        *,
-        start: int = 0,
-        end: int | None = None,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
-    ) -> BlobStream:
+    async def _open_range(
+        self, key: str, start: int, end: int | None, chunk_size: int
+    ) -> ChunkSource:
         name = self._name(key)
-        check_range(start, end, chunk_size)
-
-        async def opener() -> ChunkSource:
-            if end == start:
-                # Nothing to read (a GetObject cannot ask for no bytes), but the blob must exist.
-                if await self.size(key) is None:
-                    raise BlobNotFound(key)
-                return _NoChunks()
-            client = await self._client_now()
-            try:
-                if start == 0 and end is None:
-                    response = await client.get_object(Bucket=self._bucket, Key=name)
-                else:
-                    last = "" if end is None else str(end - 1)  # HTTP ranges end inclusive
-                    response = await client.get_object(
-                        Bucket=self._bucket, Key=name, Range=f"bytes={start}-{last}"
-                    )
-            except ClientError as exc:
-                code = _code(exc)
-                if code in _NOT_FOUND:
-                    raise BlobNotFound(key) from exc
-                if code in _RANGE_NOT_SATISFIABLE:
-                    return _NoChunks()  # the range starts at or past the blob's end
-                raise _failed("read a blob", exc) from exc
-            except BotoCoreError as exc:
-                raise _failed("read a blob", exc) from exc
-            return _BodyChunks(response["Body"], chunk_size)
-
-        return BlobStream(opener)
+        if end == start:
+            # Nothing to read (a GetObject cannot ask for no bytes), but the blob must exist.
+            if await self.size(key) is None:
+                raise BlobNotFound(key)
+            return _NoChunks()
+        client = await self._client_now()
+        try:
+            if start == 0 and end is None:
+                response = await client.get_object(Bucket=self._bucket, Key=name)
+            else:
+                last = "" if end is None else str(end - 1)  # HTTP ranges end inclusive
+                response = await client.get_object(
+                    Bucket=self._bucket, Key=name, Range=f"bytes={start}-{last}"
+                )
+        except ClientError as exc:
+            code = _code(exc)
+            if code in _NOT_FOUND:
+                raise BlobNotFound(key) from exc
+            if code in _RANGE_NOT_SATISFIABLE:
+                return _NoChunks()  # the range starts at or past the blob's end
+            raise _failed("read a blob", exc) from exc
+        except BotoCoreError as exc:
+            raise _failed("read a blob", exc) from exc
+        return _BodyChunks(response["Body"], chunk_size)
 
     async def size(self, key: str) -> int | None:
         name = self._name(key)

@@ -3,28 +3,21 @@ multipart uploads, key prefixes and errors that name no secret."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import random
 import socket
 import stat
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from server.media import BlobNotFound, BlobStoreError, FileBlobStore, S3BlobStore
-from tests.media_support import MotoS3
+from server.media import BlobNotFound, BlobStore, BlobStoreError, FileBlobStore, S3BlobStore
+from tests.media_support import MotoS3, blob_store_kind, chunks_of
 
 MIB = 1024 * 1024
-
-
-async def chunks_of(parts: Iterable[bytes]) -> AsyncIterator[bytes]:
-    for part in parts:
-        await asyncio.sleep(0)
-        yield part
 
 
 async def read_all(store: FileBlobStore | S3BlobStore, key: str) -> bytes:
@@ -232,3 +225,14 @@ async def test_s3_one_client_for_the_store(moto_s3: MotoS3) -> None:
     finally:
         await store.aclose()
     assert store._client is None
+
+
+# ---------------------------------------------------------------------------------------------
+# The fixture other media tests use
+
+
+async def test_media_blobs_follows_the_environment(media_blobs: BlobStore) -> None:
+    expected = {"file": FileBlobStore, "s3": S3BlobStore}[blob_store_kind()]
+    assert isinstance(media_blobs, expected)
+    await media_blobs.put("media/x", chunks_of([b"x"]), max_size=1)
+    assert await media_blobs.size("media/x") == 1

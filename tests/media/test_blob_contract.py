@@ -6,22 +6,16 @@ import asyncio
 import gc
 import hashlib
 import random
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 
 import pytest
 
 from server.media import BlobNotFound, BlobStoreError, BlobStream, BlobTooLarge, StoredBlob
-from tests.media_support import BlobBackend
+from tests.media_support import BlobBackend, chunks_of
 
 KEY = "media/0a1b2c3d/msg-1.part_2"
 DATA = bytes(range(256)) * 4  # 1024 bytes, each offset telling its position mod 256
 MIB = 1024 * 1024
-
-
-async def chunks_of(parts: Iterable[bytes]) -> AsyncIterator[bytes]:
-    for part in parts:
-        await asyncio.sleep(0)
-        yield part
 
 
 async def read_all(stream: BlobStream) -> bytes:
