@@ -11,6 +11,7 @@ directory (:mod:`server.media._file_blobs`), an S3-compatible object store
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import AsyncIterable, Awaitable, Callable, Generator
 from dataclasses import dataclass

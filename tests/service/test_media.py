@@ -4,7 +4,7 @@ under the caps — kept, and served back at signed URLs by the sidecar and by Ge
 is sent with SendFile at a signed URL the provider fetches.
 
 The suite runs on the files under the data directory and on moto's S3 server
-(``MSGBRIDGE_TEST_MEDIA_STORE=s3``), and on SQLite or PostgreSQL as the service tests do."""
+(``MSGBRIDGE_TEST_BLOBS=s3``), and on SQLite or PostgreSQL as the service tests do."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import asyncio
 import base64
 import hashlib
 import json
-import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +22,7 @@ import pytest
 
 from msgbridge.v1 import gateway_pb2
 from server.demo import Answer, RunningFakeProvider
+from tests.media_support import MotoS3, blob_store_kind, start_moto_s3
 
 from .conftest import Gateway, GatewayFactory, definition, rpc_details
 from .test_inbound import SEED_WEBHOOKS, Subscriber, hook_path, post
@@ -34,36 +34,44 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(256)) * 20
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(1000)
 BASIC = "Basic " + base64.b64encode(b"key-123:").decode()
 
-MEDIA_STORE = os.environ.get("MSGBRIDGE_TEST_MEDIA_STORE", "files")
-
 
 @pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str | None]:
-    if MEDIA_STORE != "s3":
+def moto_s3() -> Iterator[MotoS3 | None]:
+    """moto's S3 server on 127.0.0.1 when the suite runs on S3 (``MSGBRIDGE_TEST_BLOBS=s3``)."""
+    if blob_store_kind() != "s3":
         yield None
         return
-    from tests.media_support import moto_server
-
-    with moto_server() as endpoint:
-        yield endpoint
+    moto = start_moto_s3()
+    try:
+        yield moto
+    finally:
+        moto.stop()
 
 
 @pytest.fixture
 async def media_gateway(
-    start_gateway: GatewayFactory, s3_endpoint: str | None, monkeypatch: pytest.MonkeyPatch
+    start_gateway: GatewayFactory, moto_s3: MotoS3 | None, monkeypatch: pytest.MonkeyPatch
 ) -> Gateway:
-    changes: dict[str, Any] = {}
-    if s3_endpoint is not None:
-        from tests.media_support import create_bucket
-
-        bucket = await create_bucket(s3_endpoint)
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        changes.update(media_store=f"s3://{bucket}/media", media_s3_endpoint=s3_endpoint)
     gateway: Gateway = await start_gateway(
-        sidecar=True, media_fetch=True, media_fetch_timeout_s=2.0, **changes
+        sidecar=True,
+        media_fetch=True,
+        media_fetch_timeout_s=2.0,
+        **media_store(moto_s3, monkeypatch),
     )
     return gateway
+
+
+def media_store(moto: MotoS3 | None, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The settings that keep files in a new bucket of moto's server (credentials from the
+    AWS_* environment, as in production); none for files under the data directory."""
+    if moto is None:
+        return {}
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", moto.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", moto.secret_access_key)
+    return {
+        "media_store": f"s3://{moto.new_bucket()}/media",
+        "media_s3_endpoint": moto.endpoint_url,
+    }
 
 
 @pytest.fixture
@@ -187,9 +195,18 @@ async def test_a_redirect_to_a_private_address_is_refused_and_the_event_released
 
 
 async def test_an_oversized_file_is_refused_and_the_event_released_with_the_error(
-    start_gateway: GatewayFactory, provider: RunningFakeProvider, http: aiohttp.ClientSession
+    start_gateway: GatewayFactory,
+    provider: RunningFakeProvider,
+    http: aiohttp.ClientSession,
+    moto_s3: MotoS3 | None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    gateway = await start_gateway(sidecar=True, media_fetch=True, media_max_item_bytes=4096)
+    gateway = await start_gateway(
+        sidecar=True,
+        media_fetch=True,
+        media_max_item_bytes=4096,
+        **media_store(moto_s3, monkeypatch),
+    )
     await gateway.register(media_definition(provider.url, auth="none"))
     await gateway.enable("acme-sms")
     provider.state.script("/media/big", Answer(body=PNG * 4))
@@ -224,12 +241,17 @@ async def test_a_failing_fetch_is_retried_until_it_works(
 
 
 async def test_the_webhook_is_answered_before_the_fetch_and_a_restart_fetches_it(
-    start_gateway: GatewayFactory, provider: RunningFakeProvider, http: aiohttp.ClientSession
+    start_gateway: GatewayFactory,
+    provider: RunningFakeProvider,
+    http: aiohttp.ClientSession,
+    moto_s3: MotoS3 | None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The process stops (as if killed: its fetch in flight is abandoned, its lease kept) after
     the webhook was answered and before the file came; the next process fetches it once its
     lease ends and releases the event once."""
-    first = await start_gateway(sidecar=True, media_fetch=True, media_fetch_timeout_s=1.0)
+    store = media_store(moto_s3, monkeypatch)
+    first = await start_gateway(sidecar=True, media_fetch=True, media_fetch_timeout_s=1.0, **store)
     await first.register(media_definition(provider.url, auth="none"))
     installation = await first.enable("acme-sms")
     provider.state.script("/media/slow", Answer(body=JPEG, delay_s=30), Answer(body=JPEG))
@@ -239,7 +261,7 @@ async def test_the_webhook_is_answered_before_the_fetch_and_a_restart_fetches_it
         await provider.state.wait_for_requests(1, path="/media/slow")
     await first.channel.close()
     await first.server.stop(0)
-    second = await start_gateway(sidecar=True, media_fetch=True, media_fetch_timeout_s=1.0)
+    second = await start_gateway(sidecar=True, media_fetch=True, media_fetch_timeout_s=1.0, **store)
     subscriber = Subscriber(second, gateway_pb2.StreamEventsRequest(earliest=True))
     try:
         (event,) = await subscriber.wait_for(1, within_s=30)
