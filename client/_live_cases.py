@@ -142,6 +142,9 @@ def live_settings(data_dir: Path, integration_id: str, fake_url: str) -> Setting
         # A case proves how the definition judges one answer; the queue's retries of a
         # retryable one are the gateway's own (docs/delivery.md, "Retries").
         send_max_attempts=1,
+        # A case's media URLs are the provider's examples, not files to fetch: its event is
+        # compared as the webhook gave it (docs/media.md, "Inbound files", is the gateway's).
+        media_fetch=False,
         receipt_wait_s=RECEIPT_WAIT_S,
         log_format="text",
     )

@@ -7,13 +7,14 @@ and an error-level traceback in the log. :func:`add_lenient_servicer` registers 
 generated ``add_…Servicer_to_server`` function would, but with the deserializer of every
 unary-request method returning the :data:`UNDECODABLE` marker instead of raising, and the
 method's behaviour answering the marker INVALID_ARGUMENT (reason ``REQUEST_UNDECODABLE``, a
-plain message) before the handler sees it. It serves unary and server-streaming methods alike;
-the handlers themselves never see undecodable input.
+plain message) before the handler sees it. It serves unary and server-streaming methods alike,
+and request-streaming ones (an upload) as the handler reads the stream; the handlers themselves
+never see undecodable input.
 
 The handlers are wrapped once, when the server is built, not per call: a server interceptor
 doing the same costs every call a coroutine and a handler copy (measured: 14 % of the send rate
-at 64 callers). Methods with a request stream (only server reflection has one) are left as grpc
-made them.
+at 64 callers). Methods streaming both ways (only server reflection's) are left as grpc made
+them.
 """
 
 from __future__ import annotations
@@ -75,8 +76,15 @@ def add_lenient_servicer(
 
 
 def _lenient_handler(handler: Any, method: str) -> Any:
-    if handler.request_streaming or handler.request_deserializer is None:
+    if handler.request_deserializer is None:
         return handler
+    if handler.request_streaming:
+        if handler.response_streaming:
+            return handler  # server reflection's: left as grpc made it
+        return handler._replace(
+            request_deserializer=_lenient(handler.request_deserializer),
+            stream_unary=_guard_request_stream(handler.stream_unary, method),
+        )
     if handler.response_streaming:
         return handler._replace(
             request_deserializer=_lenient(handler.request_deserializer),
@@ -118,6 +126,22 @@ def _guard_unary(behaviour: Callable[..., Any], method: str) -> Callable[..., An
             await _refuse(method, context)
         result = behaviour(request, context)
         return await result if inspect.isawaitable(result) else result
+
+    return guarded
+
+
+def _guard_request_stream(behaviour: Callable[..., Any], method: str) -> Callable[..., Any]:
+    """A request-streaming method (an upload): an undecodable request in the stream is refused
+    when the handler reaches it."""
+
+    async def guarded(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+        async def checked() -> AsyncIterator[Any]:
+            async for request in requests:
+                if request is UNDECODABLE:
+                    await _refuse(method, context)
+                yield request
+
+        return await behaviour(checked(), context)
 
     return guarded
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -210,6 +210,33 @@ async def ingest_call(world: World, kind: str) -> Any:
     return await world.ingest.IngestWebhook(delivery, metadata=world.as_(kind), timeout=TIMEOUT)
 
 
+async def upload_call(world: World, kind: str) -> Any:
+    async def parts() -> AsyncIterator[gateway_pb2.UploadMediaRequest]:
+        yield gateway_pb2.UploadMediaRequest(
+            start=gateway_pb2.UploadMediaRequest.Start(org_id="org-1", filename="a.txt")
+        )
+        yield gateway_pb2.UploadMediaRequest(chunk=b"hello")
+
+    return await world.gateway.UploadMedia(parts(), metadata=world.as_(kind), timeout=TIMEOUT)
+
+
+async def get_media_call(world: World, kind: str) -> Any:
+    """org-1's (unknown) file: NOT_FOUND once the call may read org-1's records."""
+    request = gateway_pb2.GetMediaRequest(org_id="org-1", media_id="0" * 32)
+    return [
+        part
+        async for part in world.gateway.GetMedia(request, metadata=world.as_(kind), timeout=TIMEOUT)
+    ]
+
+
+async def read_media_call(world: World, kind: str) -> Any:
+    request = ingest_pb2.MediaRead(media_id="0" * 32, expires_at=1, signature="x")
+    return [
+        part
+        async for part in world.ingest.ReadMedia(request, metadata=world.as_(kind), timeout=TIMEOUT)
+    ]
+
+
 def installation(world: World) -> str:
     return world.installations["org-1"].id
 
@@ -367,10 +394,14 @@ MATRIX: list[tuple[str, Call, tuple[grpc.StatusCode, grpc.StatusCode, grpc.Statu
         ORG_NAMED_READ,
     ),
     ("ClearOptOut", unary("ClearOptOut", clear_opt_out_request), ORG_CHECKED_WRITE),
+    ("UploadMedia", upload_call, ORG_NAMED_WRITE),
+    ("GetMedia", get_media_call, (NOT_FOUND, NOT_FOUND, DENIED)),
     ("IngestWebhook", ingest_call, DENIED_ALL),
+    ("ReadMedia", read_media_call, DENIED_ALL),
 ]
 
 NOT_PER_ORG = {
+    "ReadMedia",
     "RegisterIntegration",
     "DeleteIntegration",
     "ListUnmatchedWebhooks",

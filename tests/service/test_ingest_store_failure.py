@@ -21,6 +21,7 @@ from server.sidecar import GrpcIngestForwarder, SidecarServer, build_sidecar_app
 from server.store import (
     HeldReceipt,
     IngestOutcome,
+    MediaHold,
     MessageTransition,
     NewEvent,
     SqliteStore,
@@ -67,6 +68,7 @@ class GatedStore(SqliteStore):
         events: Sequence[NewEvent],
         transitions: Sequence[MessageTransition] = (),
         held: Sequence[HeldReceipt] = (),
+        media_holds: Sequence[MediaHold] = (),
     ) -> IngestOutcome:
         self.entered.set()
         self._running += 1
@@ -75,7 +77,7 @@ class GatedStore(SqliteStore):
             await self.gate.wait()
             if self.failure is not None:
                 raise self.failure
-            outcome = await super().ingest(request, events, transitions, held)
+            outcome = await super().ingest(request, events, transitions, held, media_holds)
             self.stored += 1
             return outcome
         finally:

@@ -31,8 +31,8 @@ EVENT = NewEvent(
 )
 
 
-def test_the_events_row_ends_with_the_fields_column() -> None:
-    assert EVENT_COLUMNS[-1] == "fields_json"
+def test_the_events_row_ends_with_the_fields_then_the_media_column() -> None:
+    assert EVENT_COLUMNS[-2:] == ("fields_json", "media_json")
 
 
 def test_a_held_receipt_keeps_its_fields_apart_from_its_metadata() -> None:

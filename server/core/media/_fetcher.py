@@ -39,7 +39,7 @@ from ...outbound import (
 from ...store import EventMedia, MediaHold, MediaOrigin, MediaRecord, NewEvent, Store
 from .._events import EventHub
 
-__all__ = ["FetchRules", "MediaFetcher", "RulesFor"]
+__all__ = ["MAX_FILES", "FetchRules", "MediaFetcher", "RulesFor"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,9 @@ _MAX_REDIRECTS: Final = 5
 _RETRY_INITIAL_S: Final = 1.0
 _RETRY_MAX_S: Final = 30.0
 _LEASE_MARGIN_S: Final = 5.0
+#: Files of one message fetched at most (an MMS has up to 10; a hostile webhook may name
+#: thousands): the others are marked MEDIA_TOO_MANY.
+MAX_FILES: Final = 20
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -167,7 +170,7 @@ class MediaFetcher:
         started = 0
         for hold in await self._store.due_media_holds(now, limit=64):
             # The lease outlives a round: each file has its own timeout, fetched one by one.
-            files = max(1, len(hold.event.media_urls))
+            files = max(1, min(len(hold.event.media_urls), MAX_FILES))
             lease = timedelta(seconds=self._fetch_timeout_s * files + _LEASE_MARGIN_S)
             leased = await self._store.lease_media_hold(
                 hold.id, owner=self.owner, lease_until=now + lease, now=now
@@ -206,7 +209,15 @@ class MediaFetcher:
     async def _fetch_hold(self, hold: MediaHold) -> None:
         event = hold.event
         rules = await self._rules_for(event)
-        progress = list(hold.progress) or [EventMedia(original_url=u) for u in event.media_urls]
+        progress = list(hold.progress) or [
+            EventMedia(original_url=url)
+            if index < MAX_FILES
+            else EventMedia(
+                original_url=url,
+                error=_reason("MEDIA_TOO_MANY", f"only the first {MAX_FILES} files are kept"),
+            )
+            for index, url in enumerate(event.media_urls)
+        ]
         budget = rules.max_message_bytes - sum(p.size for p in progress if p.media_id)
         waiting: list[int] = []
         for index, item in enumerate(progress):
