@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(wildcard protos/msgbridge/v1/*.proto)
 GEN_STAMP := msgbridge/.generated
 
-.PHONY: install proto lint test run bench clean test-postgres reliability soak adversarial
+.PHONY: install proto lint test run bench clean test-postgres test-media-s3 reliability soak adversarial
 
 install: $(STAMP) $(GEN_STAMP)
 
@@ -43,6 +43,11 @@ test: lint
 # gets a database of its own, dropped afterwards. Fails, never skips, when the server is down.
 test-postgres: install
 	MSGBRIDGE_TEST_DATABASE=postgres $(BIN)/pytest -q -m "not postgres"
+
+# The media suites again with every file in an S3-compatible store: moto's S3 server on
+# 127.0.0.1, started by the tests (docs/media.md, "Storage").
+test-media-s3: install
+	MSGBRIDGE_TEST_BLOBS=s3 $(BIN)/pytest -q tests/media tests/service/test_media.py
 
 run: install
 	$(BIN)/msgbridge serve --demo --outbound-allow 127.0.0.1
