@@ -339,3 +339,32 @@ async def test_get_media_of_another_organisation_is_not_found(
             pass
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
     assert rpc_details(caught.value)["error_info"].reason == "MEDIA_NOT_FOUND"
+
+
+async def test_only_the_first_twenty_files_of_a_message_are_fetched(
+    media_gateway: Gateway, provider: RunningFakeProvider, http: aiohttp.ClientSession
+) -> None:
+    doc = json.loads(media_definition(provider.url, auth="none"))
+    doc["Webhook"] = [
+        {
+            "event_key": "mms",
+            "event_type": "mms",
+            "request_method": "POST",
+            "request_parameters": {"from": "$from$", "to": "$to$", "media": [{"url": "$url$"}]},
+        }
+    ]
+    await media_gateway.register(json.dumps(doc))
+    installation = await media_gateway.enable("acme-sms")
+    provider.state.script("*", Answer(body=JPEG))
+    urls = [f"{provider.url}/media/{n}" for n in range(22)]
+    body = {"from": "+15557654321", "to": "+15550001111", "media": [{"url": u} for u in urls]}
+    subscriber = Subscriber(media_gateway, gateway_pb2.StreamEventsRequest(earliest=True))
+    try:
+        assert (await post(http, media_gateway, hook_path(installation), body))[0] == 200
+        (event,) = await subscriber.wait_for(1, within_s=30)
+    finally:
+        await subscriber.close()
+    assert [item.original_url for item in event.media] == urls
+    assert all(item.media_id and not item.error for item in event.media[:20])
+    assert all(item.error.startswith("MEDIA_TOO_MANY") for item in event.media[20:])
+    assert len([r for r in provider.state.requests if r.path.startswith("/media/")]) == 20
