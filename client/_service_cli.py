@@ -29,6 +29,7 @@ from ._arguments import INT32_MAX, INT64_MAX, integer, seconds
 from ._client import DEFAULT_TARGET, Client
 from ._delivery import SendLimits
 from ._errors import MsgbridgeError
+from ._follow import DEFAULT_GIVE_UP_AFTER_S, FollowRequest, follow
 from ._options import ClientOptions, TLSConfig
 
 __all__ = ["add_parsers"]
@@ -75,6 +76,10 @@ _cursor = integer("a cursor", low=0, high=INT64_MAX)
 _version = integer("a version", low=0, high=INT64_MAX)
 _page_size = integer("the page size", low=1, high=INT32_MAX)
 _count32 = integer("the value", low=0, high=INT32_MAX)
+
+
+def _give_up(text: str) -> float:
+    return 0.0 if text.strip() == "0" else seconds("--give-up-after")(text)
 
 
 def _unique(pairs: Sequence[tuple[str, str]] | None, kind: str) -> dict[str, str]:
@@ -415,7 +420,7 @@ def _events(client: Client, args: argparse.Namespace) -> int:
         ):
             _print_event(args, event)
         return 0
-    batches = client.stream_event_batches(
+    request = FollowRequest(
         org_id=args.org or "",
         integration_id=args.integration or "",
         types=types,
@@ -423,17 +428,9 @@ def _events(client: Client, args: argparse.Namespace) -> int:
         earliest=args.earliest,
         consumer=args.consumer or "",
         max_batch=args.page_size,
+        give_up_after_s=args.give_up_after,
     )
-    try:
-        for batch in batches:
-            for event in batch.events:
-                _print_event(args, event)
-            # Acknowledged once printed: a consumer that is interrupted gets the rest again.
-            if args.consumer and batch.events:
-                client.ack_events(args.consumer, [event.cursor for event in batch.events])
-    finally:
-        batches.close()
-    return 0
+    return follow(client, request, lambda event: _print_event(args, event))
 
 
 def _unmatched(client: Client, args: argparse.Namespace) -> int:
@@ -706,7 +703,21 @@ def add_parsers(subparsers: Any) -> None:
     parser.add_argument("id", metavar="MESSAGE_ID")
 
     parser = command("events", _events, "print inbound events (stored, or --follow new ones)")
-    parser.add_argument("--follow", action="store_true", help="keep streaming until interrupted")
+    parser.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep streaming until interrupted; when the server stops or restarts, say so on "
+        "stderr and reconnect with backoff, resuming after the last cursor printed (a "
+        "--consumer after its last acknowledged event)",
+    )
+    parser.add_argument(
+        "--give-up-after",
+        type=_give_up,
+        default=DEFAULT_GIVE_UP_AFTER_S,
+        metavar="SECONDS",
+        help=f"with --follow: exit 1 when it could not reconnect for this long, 0 never "
+        f"(default: {DEFAULT_GIVE_UP_AFTER_S:g})",
+    )
     start = parser.add_mutually_exclusive_group()
     start.add_argument("--after", type=_cursor, metavar="CURSOR", help="events after this cursor")
     start.add_argument("--earliest", action="store_true", help="from the earliest kept event")
