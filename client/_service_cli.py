@@ -2,7 +2,8 @@
 
 Every command takes, after its name, the connection options (``--target``, ``--token``, ``--tls``,
 ``--ca``, ``--cert``, ``--key``, ``--timeout``) and ``--json``, which prints the protobuf JSON
-mapping of the reply (lists: one object per line). A failed call prints the gRPC code's name, the
+mapping of the reply as JSON Lines: one object per line, for a single result as for each record
+of a listing. A failed call prints the gRPC code's name, the
 ErrorInfo reason and message, and each field violation as ``pointer: description`` on stderr and
 exits 1; a usage error or an unreadable file exits 2.
 """
@@ -109,9 +110,13 @@ def _connection_parser() -> argparse.ArgumentParser:
         type=seconds("the timeout"),
         default=30.0,
         metavar="SECONDS",
-        help="deadline per call",
+        help="deadline per call (default: 30)",
     )
-    group.add_argument("--json", action="store_true", help="print the protobuf JSON mapping")
+    group.add_argument(
+        "--json",
+        action="store_true",
+        help="print the protobuf JSON mapping, one JSON object per line (JSON Lines)",
+    )
     return parser
 
 
@@ -161,11 +166,9 @@ def _to_dict(message: Message) -> dict[str, Any]:
     return result
 
 
-def _print_json(message: Message) -> None:
-    print(json.dumps(_to_dict(message), indent=2, ensure_ascii=False))
-
-
 def _print_json_line(message: Message) -> None:
+    """--json is JSON Lines for every command: one object per line, a single result as much as
+    each record of a listing (README, "Five minutes with it")."""
     print(json.dumps(_to_dict(message), ensure_ascii=False), flush=True)
 
 
@@ -190,7 +193,7 @@ def _show_list(
 
 def _show(args: argparse.Namespace, message: Message, lines: Callable[[], Iterable[str]]) -> None:
     if args.json:
-        _print_json(message)
+        _print_json_line(message)
     else:
         _print_lines(lines())
 
@@ -577,7 +580,7 @@ def _add_limit_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--rate-unit",
         choices=("messages", "segments"),
-        help="what the rates given count (default messages)",
+        help="what the rates given count (default: messages)",
     )
     group.add_argument(
         "--burst", type=_count32, metavar="N", help="most sent at once (default: 1 s worth)"
@@ -619,7 +622,7 @@ def add_parsers(subparsers: Any) -> None:
     parser = command("integration", _integration, "show an integration and its property form")
     parser.add_argument("id", metavar="ID")
     parser.add_argument(
-        "--version", type=_version, default=0, help="a given version (default latest)"
+        "--version", type=_version, default=0, help="a given version (default: the latest)"
     )
 
     parser = command("delete-integration", _delete_integration, "delete an integration")
