@@ -80,7 +80,12 @@ _count32 = integer("the value", low=0, high=INT32_MAX)
 
 
 def _give_up(text: str) -> float:
-    return 0.0 if text.strip() == "0" else seconds("--give-up-after")(text)
+    """``--give-up-after``: seconds, or 0 for never."""
+    try:
+        never = float(text) == 0
+    except ValueError:
+        never = False
+    return 0.0 if never else seconds("the give-up time (or 0, never)")(text)
 
 
 def _unique(pairs: Sequence[tuple[str, str]] | None, kind: str) -> dict[str, str]:

@@ -14,6 +14,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from _generated import write_or_check  # beside this script, run as docs/…_table.py
+
 from server.config import Settings, env_name, flag_name, shown_default
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,16 +71,7 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if "--check" in argv:
-        if not OUT.exists() or OUT.read_text(encoding="utf-8") != text:
-            print(
-                "docs/configuration.md is out of date: run docs/settings_table.py", file=sys.stderr
-            )
-            return 1
-        return 0
-    OUT.write_text(text, encoding="utf-8")
-    return 0
+    return write_or_check(OUT, render(), argv, script="docs/settings_table.py")
 
 
 if __name__ == "__main__":
