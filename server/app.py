@@ -200,8 +200,9 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
             ("grpc.so_reuseport", 0),
         ],
     )
-    async with contextlib.AsyncExitStack() as undo:
-        undo.push_async_callback(server.stop, None)
+    undo = contextlib.AsyncExitStack()
+    undo.push_async_callback(server.stop, None)
+    try:
         port = _bind_grpc(server, access, settings.grpc_listen)
         http_socket = None
         if settings.sidecar:
@@ -209,130 +210,156 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
             undo.callback(http_socket.close)
         if settings.demo:  # started beside the service by `msgbridge serve --demo`
             check_free("demo_provider_listen", settings.demo_provider_listen)
-        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # only its owner's
-        key_file = settings.secret_key_file or settings.data_dir / "secret.key"
-        secret_box = SecretBox.from_file(key_file)
-        store = open_store(settings)
-        await store.start()
-        undo.push_async_callback(store.aclose)
-        outbound = OutboundClient(
-            policy=policy, max_connections=settings.outbound_connections, stand_ins=stand_ins
-        )
-        await outbound.start()
-        undo.push_async_callback(outbound.aclose)
-        catalog = IntegrationCatalog(store, cache_ttl_s=settings.cache_ttl_s)
-        installations = InstallationDirectory(
-            store=store,
-            catalog=catalog,
-            secret_box=secret_box,
-            public_url=settings.effective_public_url,
-            cache_ttl_s=settings.cache_ttl_s,
-        )
-        oauth = OAuthTokens(
-            vault=StoreTokenVault(store, secret_box),
-            states=StoreStateStore(store, secret_box),
-            transport=OutboundTransport(outbound, default_timeout_s=settings.provider_timeout_s),
-            timeout_s=settings.provider_timeout_s,
+        built = await _assemble(
+            settings,
+            undo,
+            access=access,
+            policy=policy,
             stand_ins=stand_ins,
-        )
-        auth = InstallationAuth(
-            oauth=oauth,
-            catalog=catalog,
-            installations=installations,
-            redirect_uri=settings.effective_public_url + OAUTH_CALLBACK_PATH,
-        )
-        hub = EventHub()
-        held_receipts = HeldReceipts(store=store, hub=hub, receipt_wait_s=settings.receipt_wait_s)
-        delivery = build_delivery(
-            store=store,
-            catalog=catalog,
-            installations=installations,
-            outbound=outbound,
-            hub=hub,
-            auth=auth,
-            on_sent=held_receipts.on_message_sent,
-            policy=RetryPolicy(
-                max_attempts=settings.send_max_attempts,
-                initial_s=settings.send_retry_initial_s,
-                max_s=settings.send_retry_max_s,
-                max_age_s=settings.send_max_age_s,
-            ),
-            provider_timeout_s=settings.provider_timeout_s,
-            concurrency=settings.send_concurrency,
-            max_queued=settings.send_max_queued,
-            reply_margin_s=settings.send_reply_margin_s,
-            lease_s=settings.send_lease_s,
-        )
-        subscriptions = SubscriptionKeeper(
-            store=store,
-            catalog=catalog,
-            installations=installations,
-            outbound=outbound,
-            timeout_s=settings.provider_timeout_s,
-            auth=auth,
-            retry_base_s=settings.subscribe_retry_s,
-        )
-        ingestor = Ingestor(
-            store=store,
-            catalog=catalog,
-            installations=installations,
-            hub=hub,
-            held_receipts=held_receipts,
-            oauth_callback=OAuthCallback(
-                auth=auth, on_authorized=subscriptions.after_authorization
-            ),
-        )
-        servicer = GatewayServicer(
-            store=store,
-            catalog=catalog,
-            installations=installations,
-            send_path=delivery.send_path,
-            ingestor=ingestor,
-            hub=hub,
-            subscriptions=subscriptions,
-            auth=auth,
-            authorization=AuthorizationStatus(store),
-            default_deadline_s=settings.send_deadline_s,
-            access=access.policy,
-        )
-        # A request that is not valid protobuf is INVALID_ARGUMENT, for every method.
-        add_lenient_servicer(gateway_pb2_grpc.add_GatewayServicer_to_server, servicer, server)
-        ingest_servicer = IngestServicer(ingestor)
-        add_lenient_servicer(ingest_pb2_grpc.add_IngestServicer_to_server, ingest_servicer, server)
-        health_servicer = health.aio.HealthServicer()
-        add_lenient_servicer(health_pb2_grpc.add_HealthServicer_to_server, health_servicer, server)
-        reflection.enable_server_reflection(
-            (GATEWAY_SERVICE, INGEST_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-        )
-        built = GatewayServer(
-            settings=settings,
-            grpc_server=server,
+            server=server,
             grpc_port=port,
             http_socket=http_socket,
-            store=store,
-            outbound=outbound,
-            health=health_servicer,
-            catalog=catalog,
-            installations=installations,
-            hub=hub,
-            ingestor=ingestor,
-            held_receipts=held_receipts,
-            subscriptions=subscriptions,
-            delivery=delivery.queue,
-            retention=RetentionKeeper(
-                store,
-                Retention(
-                    events_days=settings.events_retention_days,
-                    requests_days=settings.requests_retention_days,
-                    unmatched_days=settings.unmatched_retention_days,
-                    messages_days=settings.messages_retention_days,
-                    dedupe_days=settings.dedupe_retention_days,
-                ),
-                interval_s=settings.purge_interval_s,
-            ),
         )
-        undo.pop_all()
+    except BaseException:
+        await undo.aclose()
+        raise
     return built, port
+
+
+async def _assemble(
+    settings: Settings,
+    undo: contextlib.AsyncExitStack,
+    *,
+    access: ApiAccess,
+    policy: OutboundPolicy,
+    stand_ins: dict[str, StandIn],
+    server: grpc.aio.Server,
+    grpc_port: int,
+    http_socket: socket.socket | None,
+) -> GatewayServer:
+    """The service around its bound ports; what it opens is pushed on ``undo``, which
+    :func:`build_server` unwinds when a step fails."""
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # only its owner's
+    key_file = settings.secret_key_file or settings.data_dir / "secret.key"
+    secret_box = SecretBox.from_file(key_file)
+    store = open_store(settings)
+    await store.start()
+    undo.push_async_callback(store.aclose)
+    outbound = OutboundClient(
+        policy=policy, max_connections=settings.outbound_connections, stand_ins=stand_ins
+    )
+    await outbound.start()
+    undo.push_async_callback(outbound.aclose)
+    catalog = IntegrationCatalog(store, cache_ttl_s=settings.cache_ttl_s)
+    installations = InstallationDirectory(
+        store=store,
+        catalog=catalog,
+        secret_box=secret_box,
+        public_url=settings.effective_public_url,
+        cache_ttl_s=settings.cache_ttl_s,
+    )
+    oauth = OAuthTokens(
+        vault=StoreTokenVault(store, secret_box),
+        states=StoreStateStore(store, secret_box),
+        transport=OutboundTransport(outbound, default_timeout_s=settings.provider_timeout_s),
+        timeout_s=settings.provider_timeout_s,
+        stand_ins=stand_ins,
+    )
+    auth = InstallationAuth(
+        oauth=oauth,
+        catalog=catalog,
+        installations=installations,
+        redirect_uri=settings.effective_public_url + OAUTH_CALLBACK_PATH,
+    )
+    hub = EventHub()
+    held_receipts = HeldReceipts(store=store, hub=hub, receipt_wait_s=settings.receipt_wait_s)
+    delivery = build_delivery(
+        store=store,
+        catalog=catalog,
+        installations=installations,
+        outbound=outbound,
+        hub=hub,
+        auth=auth,
+        on_sent=held_receipts.on_message_sent,
+        policy=RetryPolicy(
+            max_attempts=settings.send_max_attempts,
+            initial_s=settings.send_retry_initial_s,
+            max_s=settings.send_retry_max_s,
+            max_age_s=settings.send_max_age_s,
+        ),
+        provider_timeout_s=settings.provider_timeout_s,
+        concurrency=settings.send_concurrency,
+        max_queued=settings.send_max_queued,
+        reply_margin_s=settings.send_reply_margin_s,
+        lease_s=settings.send_lease_s,
+    )
+    subscriptions = SubscriptionKeeper(
+        store=store,
+        catalog=catalog,
+        installations=installations,
+        outbound=outbound,
+        timeout_s=settings.provider_timeout_s,
+        auth=auth,
+        retry_base_s=settings.subscribe_retry_s,
+    )
+    ingestor = Ingestor(
+        store=store,
+        catalog=catalog,
+        installations=installations,
+        hub=hub,
+        held_receipts=held_receipts,
+        oauth_callback=OAuthCallback(auth=auth, on_authorized=subscriptions.after_authorization),
+    )
+    servicer = GatewayServicer(
+        store=store,
+        catalog=catalog,
+        installations=installations,
+        send_path=delivery.send_path,
+        ingestor=ingestor,
+        hub=hub,
+        subscriptions=subscriptions,
+        auth=auth,
+        authorization=AuthorizationStatus(store),
+        default_deadline_s=settings.send_deadline_s,
+        access=access.policy,
+    )
+    # A request that is not valid protobuf is INVALID_ARGUMENT, for every method.
+    add_lenient_servicer(gateway_pb2_grpc.add_GatewayServicer_to_server, servicer, server)
+    ingest_servicer = IngestServicer(ingestor)
+    add_lenient_servicer(ingest_pb2_grpc.add_IngestServicer_to_server, ingest_servicer, server)
+    health_servicer = health.aio.HealthServicer()
+    add_lenient_servicer(health_pb2_grpc.add_HealthServicer_to_server, health_servicer, server)
+    reflection.enable_server_reflection(
+        (GATEWAY_SERVICE, INGEST_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    built = GatewayServer(
+        settings=settings,
+        grpc_server=server,
+        grpc_port=grpc_port,
+        http_socket=http_socket,
+        store=store,
+        outbound=outbound,
+        health=health_servicer,
+        catalog=catalog,
+        installations=installations,
+        hub=hub,
+        ingestor=ingestor,
+        held_receipts=held_receipts,
+        subscriptions=subscriptions,
+        delivery=delivery.queue,
+        retention=RetentionKeeper(
+            store,
+            Retention(
+                events_days=settings.events_retention_days,
+                requests_days=settings.requests_retention_days,
+                unmatched_days=settings.unmatched_retention_days,
+                messages_days=settings.messages_retention_days,
+                dedupe_days=settings.dedupe_retention_days,
+            ),
+            interval_s=settings.purge_interval_s,
+        ),
+    )
+    return built
 
 
 def _bind_grpc(server: grpc.aio.Server, access: ApiAccess, listen: str) -> int:
