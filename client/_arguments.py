@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import textwrap
 from collections.abc import Callable
 
-__all__ = ["INT32_MAX", "INT64_MAX", "MAX_SECONDS", "integer", "seconds"]
+__all__ = ["INT32_MAX", "INT64_MAX", "MAX_SECONDS", "HelpFormatter", "integer", "seconds"]
 
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
@@ -53,3 +54,11 @@ def seconds(what: str, *, high: float = MAX_SECONDS) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's, except that a line never breaks inside a hyphenated word, so that a flag or
+    a placeholder such as ``<data-dir>/secret.key`` reads (and greps) as written."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)

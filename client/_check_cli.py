@@ -67,7 +67,12 @@ def add_parsers(subparsers: Any) -> None:
         "as unmatched, a send the answer fails), 2 a file is unreadable or not JSON.",
     )
     check.add_argument("files", nargs="*", metavar="FILE", help="definition files to check")
-    check.add_argument("--json", action="store_true", help="print the result as JSON")
+    check.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON Lines: a JSON object per problem, or the one result of --render, "
+        "--match or --response",
+    )
     modes = check.add_mutually_exclusive_group()
     modes.add_argument(
         "--render",
@@ -96,7 +101,7 @@ def add_parsers(subparsers: Any) -> None:
         "--request",
         choices=_REQUESTS,
         default="SendMessage",
-        help="for --render: which request to show (default SendMessage); for --response: "
+        help="for --render: which request to show (default: SendMessage); for --response: "
         "SendMessage or SendFile",
     )
     check.add_argument(
@@ -108,7 +113,7 @@ def add_parsers(subparsers: Any) -> None:
         "--status",
         type=int,
         metavar="N",
-        help="for --response: the provider answer's HTTP status (default 200)",
+        help="for --response: the provider answer's HTTP status (default: 200)",
     )
     check.add_argument(
         "--region",
@@ -126,7 +131,7 @@ def add_parsers(subparsers: Any) -> None:
         "with { or [, XML when it starts with <, else form for --match, text for --response)",
     )
     check.add_argument(
-        "--method", default="POST", help="for --match: the request method (default POST)"
+        "--method", default="POST", help="for --match: the request method (default: POST)"
     )
     check.add_argument(
         "--header",
@@ -283,7 +288,7 @@ def _lint(files: Sequence[str], *, as_json: bool) -> int:
                 print(finding.line())
             print(_summary(file, findings), file=sys.stderr)
     if as_json:
-        _print_json([f.as_json() for f in everything])
+        _print_json_lines(f.as_json() for f in everything)
     return status
 
 
@@ -300,13 +305,20 @@ def _count(n: int, noun: str) -> str:
 
 
 def _print_json(value: object) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False))
+    """One result: one JSON object on one line (--json is JSON Lines, as every command's)."""
+    print(json.dumps(value, ensure_ascii=False))
+
+
+def _print_json_lines(values: Iterable[object]) -> None:
+    """A list: a JSON object per line, nothing when it is empty."""
+    for value in values:
+        _print_json(value)
 
 
 def _report(findings: Sequence[_Finding], *, as_json: bool) -> None:
     """Problems of a definition that --render or --match could not use."""
     if as_json:
-        _print_json([f.as_json() for f in findings])
+        _print_json_lines(f.as_json() for f in findings)
     else:
         for finding in findings:
             print(finding.line())

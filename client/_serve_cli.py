@@ -7,6 +7,8 @@ import asyncio
 import sys
 from typing import Any
 
+from ._arguments import HelpFormatter
+
 __all__ = ["add_parsers"]
 
 
@@ -18,7 +20,7 @@ def add_parsers(subparsers: Any) -> None:
         help="run the service",
         description="Run msgbridge: the gRPC API and, in-process, the webhook sidecar. Every "
         "setting can also come from an MSGBRIDGE_* environment variable or the --config file.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_settings_arguments(serve)
     serve.set_defaults(handler=_serve)

@@ -2,7 +2,8 @@
 
 Every command takes, after its name, the connection options (``--target``, ``--token``, ``--tls``,
 ``--ca``, ``--cert``, ``--key``, ``--timeout``) and ``--json``, which prints the protobuf JSON
-mapping of the reply (lists: one object per line). A failed call prints the gRPC code's name, the
+mapping of the reply as JSON Lines: one object per line, for a single result as for each record
+of a listing. A failed call prints the gRPC code's name, the
 ErrorInfo reason and message, and each field violation as ``pointer: description`` on stderr and
 exits 1; a usage error or an unreadable file exits 2.
 """
@@ -29,6 +30,7 @@ from ._arguments import INT32_MAX, INT64_MAX, integer, seconds
 from ._client import DEFAULT_TARGET, Client
 from ._delivery import SendLimits
 from ._errors import MsgbridgeError
+from ._follow import DEFAULT_GIVE_UP_AFTER_S, FollowRequest, follow
 from ._options import ClientOptions, TLSConfig
 
 __all__ = ["add_parsers"]
@@ -77,6 +79,15 @@ _page_size = integer("the page size", low=1, high=INT32_MAX)
 _count32 = integer("the value", low=0, high=INT32_MAX)
 
 
+def _give_up(text: str) -> float:
+    """``--give-up-after``: seconds, or 0 for never."""
+    try:
+        never = float(text) == 0
+    except ValueError:
+        never = False
+    return 0.0 if never else seconds("the give-up time (or 0, never)")(text)
+
+
 def _unique(pairs: Sequence[tuple[str, str]] | None, kind: str) -> dict[str, str]:
     values: dict[str, str] = {}
     for name, value in pairs or ():
@@ -104,9 +115,13 @@ def _connection_parser() -> argparse.ArgumentParser:
         type=seconds("the timeout"),
         default=30.0,
         metavar="SECONDS",
-        help="deadline per call",
+        help="deadline per call (default: 30)",
     )
-    group.add_argument("--json", action="store_true", help="print the protobuf JSON mapping")
+    group.add_argument(
+        "--json",
+        action="store_true",
+        help="print the protobuf JSON mapping, one JSON object per line (JSON Lines)",
+    )
     return parser
 
 
@@ -156,11 +171,9 @@ def _to_dict(message: Message) -> dict[str, Any]:
     return result
 
 
-def _print_json(message: Message) -> None:
-    print(json.dumps(_to_dict(message), indent=2, ensure_ascii=False))
-
-
 def _print_json_line(message: Message) -> None:
+    """--json is JSON Lines for every command: one object per line, a single result as much as
+    each record of a listing (README, "Five minutes with it")."""
     print(json.dumps(_to_dict(message), ensure_ascii=False), flush=True)
 
 
@@ -185,7 +198,7 @@ def _show_list(
 
 def _show(args: argparse.Namespace, message: Message, lines: Callable[[], Iterable[str]]) -> None:
     if args.json:
-        _print_json(message)
+        _print_json_line(message)
     else:
         _print_lines(lines())
 
@@ -415,7 +428,7 @@ def _events(client: Client, args: argparse.Namespace) -> int:
         ):
             _print_event(args, event)
         return 0
-    batches = client.stream_event_batches(
+    request = FollowRequest(
         org_id=args.org or "",
         integration_id=args.integration or "",
         types=types,
@@ -423,17 +436,9 @@ def _events(client: Client, args: argparse.Namespace) -> int:
         earliest=args.earliest,
         consumer=args.consumer or "",
         max_batch=args.page_size,
+        give_up_after_s=args.give_up_after,
     )
-    try:
-        for batch in batches:
-            for event in batch.events:
-                _print_event(args, event)
-            # Acknowledged once printed: a consumer that is interrupted gets the rest again.
-            if args.consumer and batch.events:
-                client.ack_events(args.consumer, [event.cursor for event in batch.events])
-    finally:
-        batches.close()
-    return 0
+    return follow(client, request, lambda event: _print_event(args, event))
 
 
 def _unmatched(client: Client, args: argparse.Namespace) -> int:
@@ -580,7 +585,7 @@ def _add_limit_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--rate-unit",
         choices=("messages", "segments"),
-        help="what the rates given count (default messages)",
+        help="what the rates given count (default: messages)",
     )
     group.add_argument(
         "--burst", type=_count32, metavar="N", help="most sent at once (default: 1 s worth)"
@@ -622,7 +627,7 @@ def add_parsers(subparsers: Any) -> None:
     parser = command("integration", _integration, "show an integration and its property form")
     parser.add_argument("id", metavar="ID")
     parser.add_argument(
-        "--version", type=_version, default=0, help="a given version (default latest)"
+        "--version", type=_version, default=0, help="a given version (default: the latest)"
     )
 
     parser = command("delete-integration", _delete_integration, "delete an integration")
@@ -706,7 +711,21 @@ def add_parsers(subparsers: Any) -> None:
     parser.add_argument("id", metavar="MESSAGE_ID")
 
     parser = command("events", _events, "print inbound events (stored, or --follow new ones)")
-    parser.add_argument("--follow", action="store_true", help="keep streaming until interrupted")
+    parser.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep streaming until interrupted; when the server stops or restarts, say so on "
+        "stderr and reconnect with backoff, resuming after the last cursor printed (a "
+        "--consumer after its last acknowledged event)",
+    )
+    parser.add_argument(
+        "--give-up-after",
+        type=_give_up,
+        default=DEFAULT_GIVE_UP_AFTER_S,
+        metavar="SECONDS",
+        help=f"with --follow: exit 1 when it could not reconnect for this long, 0 never "
+        f"(default: {DEFAULT_GIVE_UP_AFTER_S:g})",
+    )
     start = parser.add_mutually_exclusive_group()
     start.add_argument("--after", type=_cursor, metavar="CURSOR", help="events after this cursor")
     start.add_argument("--earliest", action="store_true", help="from the earliest kept event")

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._arguments import INT32_MAX, integer, seconds
+from ._arguments import INT32_MAX, HelpFormatter, integer, seconds
 
 __all__ = ["add_parsers"]
 
@@ -27,7 +27,7 @@ def add_parsers(subparsers: Any) -> None:
         description="Serve the providers' webhooks over HTTP and forward each one, raw, to the "
         "core's internal Ingest gRPC service; answer with what the core decides (503 while the "
         "core is unreachable, so that providers retry). Runs until SIGINT or SIGTERM.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     sidecar.add_argument(
         "--core", required=True, metavar="HOST:PORT", help="the core's gRPC address"
@@ -36,7 +36,7 @@ def add_parsers(subparsers: Any) -> None:
         "--http-listen",
         default="127.0.0.1:8080",
         metavar="HOST:PORT",
-        help="address the sidecar listens on",
+        help="address the sidecar listens on (default: 127.0.0.1:8080)",
     )
     sidecar.add_argument(
         "--public-url",
@@ -47,34 +47,39 @@ def add_parsers(subparsers: Any) -> None:
         "--max-body",
         type=integer("the largest body", low=1, high=INT32_MAX),
         default=1_048_576,
-        help="largest body accepted, bytes",
+        help="largest body accepted, bytes (default: 1048576)",
     )
     sidecar.add_argument(
         "--timeout",
         type=seconds("the receive timeout"),
         default=30.0,
-        help="time to receive one request, seconds",
+        help="time to receive one request, seconds (default: 30)",
     )
     sidecar.add_argument(
         "--core-timeout",
         type=seconds("the core timeout"),
         default=10.0,
-        help="deadline of one call to the core, seconds",
+        help="deadline of one call to the core, seconds (default: 10)",
     )
     sidecar.add_argument(
         "--core-token",
         metavar="TOKEN",
-        help=f"bearer token sent to the core (env: {_TOKEN_ENV})",
+        help=f"bearer token sent to the core (env: {_TOKEN_ENV}; default: none)",
     )
     sidecar.add_argument(
         "--core-ca",
         type=Path,
         metavar="PEM",
-        help="reach the core over TLS, trusting these root certificates",
+        help="reach the core over TLS, trusting these root certificates (default: plaintext)",
     )
-    sidecar.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     sidecar.add_argument(
-        "--log-format", choices=("json", "text"), default="json", help="log line format"
+        "--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default: INFO)"
+    )
+    sidecar.add_argument(
+        "--log-format",
+        choices=("json", "text"),
+        default="json",
+        help="log line format (default: json)",
     )
     sidecar.set_defaults(handler=_sidecar)
 

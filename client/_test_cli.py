@@ -48,7 +48,9 @@ def add_parsers(subparsers: Any) -> None:
         action="store_true",
         help="run the cases through a temporary gateway and the fake provider over real sockets",
     )
-    test.add_argument("--json", action="store_true", help="print the results as JSON")
+    test.add_argument(
+        "--json", action="store_true", help="print the summary and results as one JSON line"
+    )
     test.set_defaults(handler=_test)
 
 
@@ -105,7 +107,7 @@ def _print(
             "skipped": skipped,
             "results": [r.as_json() for r in results],
         }
-        print(json.dumps(summary, indent=2, ensure_ascii=False))
+        print(json.dumps(summary, ensure_ascii=False))  # one object on one line: JSON Lines
         return status
     for result in results:
         print(_line(result))

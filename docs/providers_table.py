@@ -11,6 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from _generated import write_or_check  # beside this script, run as docs/…_table.py
+
 from server.core import capabilities_of
 from server.engine import load_definition
 
@@ -40,7 +42,9 @@ def render() -> str:
         definition = load_definition(path.read_bytes())
         caps = capabilities_of(definition)
         page = f"providers/{path.stem}.md"
-        name = f"[{definition.name}]({page})" if (ROOT / "docs" / page).exists() else definition.name
+        name = (
+            f"[{definition.name}]({page})" if (ROOT / "docs" / page).exists() else definition.name
+        )
         signature = definition.webhook_auth.type if definition.webhook_auth else "–"
         lines.append(
             f"| {name} | `{path.name}` | {caps.auth or '–'} | {_mark(caps.send_message)} "
@@ -58,14 +62,7 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if "--check" in argv:
-        if not OUT.exists() or OUT.read_text(encoding="utf-8") != text:
-            print("docs/providers.md is out of date: run docs/providers_table.py", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(text, encoding="utf-8")
-    return 0
+    return write_or_check(OUT, render(), argv, script="docs/providers_table.py")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import contextlib
 import gc
 import logging
 import signal
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from grpc_reflection.v1alpha import reflection
 
 from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 
+from ._listen import ListenError, check_free, listen_socket
 from .api import GatewayServicer, IngestServicer, MediaRpcs, add_lenient_servicer
 from .config import Settings, SettingsError
 from .core import (
@@ -118,6 +120,8 @@ class GatewayServer:
     delivery: DeliveryQueue
     media: Media
     http_port: int | None = None
+    # The sidecar's address, bound by build_server (server/_listen.py); served by start().
+    http_socket: socket.socket | None = field(default=None, repr=False)
     _sidecar: SidecarServer | None = field(default=None, repr=False)
 
     async def start(self) -> None:
@@ -132,7 +136,8 @@ class GatewayServer:
                 request_timeout_s=self.settings.webhook_timeout_s,
             )
             host, port = split_host_port(self.settings.http_listen)
-            self._sidecar = SidecarServer(app, host, port)
+            self._sidecar = SidecarServer(app, host, port, sock=self.http_socket)
+            self.http_socket = None  # the sidecar's now
             await self._sidecar.start()
             self.http_port = self._sidecar.port
             logger.info("webhook sidecar serving", extra={"port": self.http_port})
@@ -171,6 +176,9 @@ class GatewayServer:
         if self._sidecar is not None:
             await self._sidecar.aclose()
             self._sidecar = None
+        if self.http_socket is not None:  # built, never started
+            self.http_socket.close()
+            self.http_socket = None
         await draining
         # Sends that outlived their callers get what is left of the grace to end.
         await self.delivery.aclose(grace)
@@ -190,15 +198,70 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
     access = ApiAccess.from_settings(settings)  # SettingsError before anything is opened
     policy = OutboundPolicy.from_strings(allow=settings.outbound_allow, deny=settings.outbound_deny)
     stand_ins = await _stand_ins(settings, policy)  # SettingsError too
+    # The ports first: an address already taken is refused before the data directory, the
+    # secret key or the database is made (server/_listen.py); what is made after is undone when
+    # building fails.
+    server = grpc.aio.server(
+        interceptors=access.interceptors(),
+        options=[
+            ("grpc.max_receive_message_length", max_request_bytes(settings)),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            # A second server on a port this one holds must fail to start, not share the
+            # calls (and split them between two databases).
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    undo = contextlib.AsyncExitStack()
+    undo.push_async_callback(server.stop, None)
+    try:
+        port = _bind_grpc(server, access, settings.grpc_listen)
+        http_socket = None
+        if settings.sidecar:
+            http_socket = listen_socket("http_listen", settings.http_listen)
+            undo.callback(http_socket.close)
+        if settings.demo:  # started beside the service by `msgbridge serve --demo`
+            check_free("demo_provider_listen", settings.demo_provider_listen)
+        built = await _assemble(
+            settings,
+            undo,
+            access=access,
+            policy=policy,
+            stand_ins=stand_ins,
+            server=server,
+            grpc_port=port,
+            http_socket=http_socket,
+        )
+    except BaseException:
+        await undo.aclose()
+        raise
+    return built, port
+
+
+async def _assemble(
+    settings: Settings,
+    undo: contextlib.AsyncExitStack,
+    *,
+    access: ApiAccess,
+    policy: OutboundPolicy,
+    stand_ins: dict[str, StandIn],
+    server: grpc.aio.Server,
+    grpc_port: int,
+    http_socket: socket.socket | None,
+) -> GatewayServer:
+    """The service around its bound ports; what it opens is pushed on ``undo``, which
+    :func:`build_server` unwinds when a step fails."""
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # only its owner's
     key_file = settings.secret_key_file or settings.data_dir / "secret.key"
     secret_box = SecretBox.from_file(key_file)
     store = open_store(settings)
     await store.start()
+    undo.push_async_callback(store.aclose)
     outbound = OutboundClient(
         policy=policy, max_connections=settings.outbound_connections, stand_ins=stand_ins
     )
     await outbound.start()
+    undo.push_async_callback(outbound.aclose)
     catalog = IntegrationCatalog(store, cache_ttl_s=settings.cache_ttl_s)
     installations = InstallationDirectory(
         store=store,
@@ -296,14 +359,6 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         access=access.policy,
         media=media_rpcs,
     )
-    server = grpc.aio.server(
-        interceptors=access.interceptors(),
-        options=[
-            ("grpc.max_receive_message_length", max_request_bytes(settings)),
-            ("grpc.keepalive_permit_without_calls", 1),
-            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-        ],
-    )
     # A request that is not valid protobuf is INVALID_ARGUMENT, for every method.
     add_lenient_servicer(gateway_pb2_grpc.add_GatewayServicer_to_server, servicer, server)
     ingest_servicer = IngestServicer(ingestor, media_rpcs)
@@ -313,11 +368,11 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
     reflection.enable_server_reflection(
         (GATEWAY_SERVICE, INGEST_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    port = access.bind(server, settings.grpc_listen)
     built = GatewayServer(
         settings=settings,
         grpc_server=server,
-        grpc_port=port,
+        grpc_port=grpc_port,
+        http_socket=http_socket,
         store=store,
         outbound=outbound,
         health=health_servicer,
@@ -343,7 +398,16 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
             purge_media=media.library.purge,
         ),
     )
-    return built, port
+    return built
+
+
+def _bind_grpc(server: grpc.aio.Server, access: ApiAccess, listen: str) -> int:
+    """Bind the gRPC API's address; :class:`ListenError` naming ``grpc_listen`` when taken."""
+    check_free("grpc_listen", listen)  # the reason (in use, not available) in one line
+    try:
+        return access.bind(server, listen)
+    except (RuntimeError, OSError) as exc:  # grpc says RuntimeError("Failed to bind …")
+        raise ListenError(f"grpc_listen {listen}: cannot listen: {exc}") from None
 
 
 def blob_store(settings: Settings) -> BlobStore:
@@ -424,8 +488,16 @@ async def run(
     passes :func:`server.demo.start_demo`, so that the service itself never imports the demo.
     """
     built, _ = await build_server(settings)
-    started = await companion(built) if companion is not None else None
-    await built.start()
+    started = None
+    try:
+        started = await companion(built) if companion is not None else None
+        await built.start()
+    except BaseException:
+        # Released in order, so that nothing is left to complain at exit (grpc's Server.__del__).
+        await built.stop(0)
+        if started is not None:
+            await started.aclose()
+        raise
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -18,7 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "add_settings_arguments", "load_settings"]
+__all__ = [
+    "ENV_PREFIX",
+    "Settings",
+    "SettingsError",
+    "add_settings_arguments",
+    "env_name",
+    "flag_name",
+    "load_settings",
+    "shown_default",
+]
 
 ENV_PREFIX = "MSGBRIDGE_"
 
@@ -27,8 +36,18 @@ class SettingsError(ValueError):
     """A setting has a value that cannot be used; the message names the setting and its source."""
 
 
-def _setting(default: Any, help: str, *, metavar: str | None = None, repeat: bool = False) -> Any:
-    meta = {"help": help, "metavar": metavar, "repeat": repeat}
+def _setting(
+    default: Any,
+    help: str,
+    *,
+    metavar: str | None = None,
+    repeat: bool = False,
+    shown: str | None = None,
+) -> Any:
+    """A field of :class:`Settings`: its default, help text and flag's metavar; ``repeat`` for a
+    flag given once per value; ``shown``, how ``--help`` and docs/configuration.md state a
+    default that is not a value (an empty one that means something else)."""
+    meta = {"help": help, "metavar": metavar, "repeat": repeat, "shown": shown}
     if isinstance(default, tuple | list):
         return field(default_factory=lambda: tuple(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -49,14 +68,16 @@ class Settings:
     )
     database_url: str = _setting(
         "",
-        "database URL: sqlite:///PATH or postgresql://… (default: a SQLite file in the data dir)",
+        "database URL: sqlite:///PATH or postgresql://…",
         metavar="URL",
+        shown="sqlite:///<data-dir>/msgbridge.db",
     )
     database_pool_size: int = _setting(10, "PostgreSQL connections per replica at most")
     public_url: str = _setting(
         "",
-        "base of the webhook URLs given to providers (default: http:// plus --http-listen)",
+        "base of the webhook URLs given to providers",
         metavar="URL",
+        shown="http://<http-listen>",
     )
     outbound_allow: tuple[str, ...] = _setting(
         (),
@@ -102,6 +123,7 @@ class Settings:
         0.0,
         "how long a process holds a message it is sending before another may end it as"
         " OUTCOME_UNKNOWN, seconds (0: 4 provider timeouts + 30)",
+        shown="0 (4 provider timeouts + 30)",
     )
     send_reply_margin_s: float = _setting(
         0.25,
@@ -161,9 +183,10 @@ class Settings:
         "where files are kept: empty for files under the data dir, or s3://BUCKET/PREFIX for an"
         " S3-compatible store (credentials from the AWS_* environment)",
         metavar="URL",
+        shown="<data-dir>/media",
     )
     media_s3_endpoint: str = _setting(
-        "", "the S3-compatible store's endpoint URL (empty: AWS's)", metavar="URL"
+        "", "the S3-compatible store's endpoint URL", metavar="URL", shown="AWS's"
     )
     media_s3_region: str = _setting("us-east-1", "the S3-compatible store's region")
     webhook_max_body: int = _setting(1_048_576, "largest webhook body accepted, bytes")
@@ -172,6 +195,7 @@ class Settings:
         None,
         "file holding the key that encrypts secrets at rest (created 0600 if missing)",
         metavar="PATH",
+        shown="<data-dir>/secret.key",
     )
     sidecar: bool = _setting(True, "run the webhook sidecar in-process (--no-sidecar: gRPC only)")
     demo: bool = _setting(
@@ -212,28 +236,53 @@ class Settings:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+_DEFAULTS = Settings()
 
 
-def _flag(name: str) -> str:
+def flag_name(name: str) -> str:
+    """The flag of the setting ``name``: ``--grpc-listen``."""
     return "--" + name.replace("_", "-")
 
 
+def env_name(name: str) -> str:
+    """The environment variable of the setting ``name``: ``MSGBRIDGE_GRPC_LISTEN``."""
+    return ENV_PREFIX + name.upper()
+
+
+def shown_default(name: str) -> str:
+    """The default of the setting ``name`` as ``--help`` and docs/configuration.md state it."""
+    f = _FIELDS[name]
+    if f.metadata["shown"] is not None:
+        return str(f.metadata["shown"])
+    value = getattr(_DEFAULTS, name)
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, tuple):
+        return ", ".join(value) or "none"
+    if value is None or value == "":
+        return "none"
+    if isinstance(value, Path) and not value.is_absolute():
+        return f"./{value}"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add a flag for every setting (and ``--config``). Unset flags stay ``None``."""
+    """Add a flag for every setting (and ``--config``). Unset flags stay ``None``: the help
+    states each setting's own default once (not argparse's)."""
     parser.add_argument(
-        "--config", type=Path, metavar="FILE", help="TOML file of settings (env: MSGBRIDGE_CONFIG)"
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="TOML file of settings, keys as the settings' names (env: MSGBRIDGE_CONFIG; "
+        "default: none)",
     )
-    defaults = Settings()
     for f in dataclasses.fields(Settings):
-        env = ENV_PREFIX + f.name.upper()
-        default = getattr(defaults, f.name)
-        shown = ", ".join(default) if isinstance(default, tuple) else default
-        text = (
-            f"{f.metadata['help']} (env: {env}; default: {shown if shown not in ('', ()) else '-'})"
-        )
+        text = f"{f.metadata['help']} (env: {env_name(f.name)}; default: {shown_default(f.name)})"
         if f.type in ("bool", bool):
             parser.add_argument(
-                _flag(f.name),
+                flag_name(f.name),
                 dest=f.name,
                 action=argparse.BooleanOptionalAction,
                 default=None,
@@ -241,7 +290,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
             )
         elif f.metadata["repeat"]:
             parser.add_argument(
-                _flag(f.name),
+                flag_name(f.name),
                 dest=f.name,
                 action="append",
                 default=None,
@@ -250,7 +299,11 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
             )
         else:
             parser.add_argument(
-                _flag(f.name), dest=f.name, default=None, metavar=f.metadata["metavar"], help=text
+                flag_name(f.name),
+                dest=f.name,
+                default=None,
+                metavar=f.metadata["metavar"],
+                help=text,
             )
 
 
@@ -312,11 +365,11 @@ def load_settings(
             raise SettingsError(f"config file {path}: unknown settings {', '.join(unknown)}")
     values: dict[str, Any] = {}
     for name in _FIELDS:
-        env_name = ENV_PREFIX + name.upper()
+        variable = env_name(name)
         if given.get(name) is not None:
-            values[name] = _convert(name, given[name], _flag(name))
-        elif env_name in env:
-            values[name] = _convert(name, env[env_name], env_name)
+            values[name] = _convert(name, given[name], flag_name(name))
+        elif variable in env:
+            values[name] = _convert(name, env[variable], variable)
         elif name in from_file:
             values[name] = _convert(name, from_file[name], str(path))
     settings = Settings(**values)

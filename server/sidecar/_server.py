@@ -3,6 +3,7 @@ enforces the head's limits (431, and the head's share of the 408)."""
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from aiohttp import web
@@ -20,12 +21,20 @@ class SidecarServer:
     """Serves ``app`` (from :func:`build_sidecar_app`) on ``host:port``; port 0 picks a free one.
 
     :meth:`start` binds and serves (``OSError`` when the address cannot be bound); :attr:`port`
-    is then the port bound. :meth:`aclose` stops listening, lets the requests in flight finish
+    is then the port bound. With ``sock``, a socket already listening, it serves that one
+    instead (``msgbridge serve`` binds its ports before it makes anything else) and owns it.
+    :meth:`aclose` stops listening, lets the requests in flight finish
     (up to ``shutdown_timeout_s``) and closes.
     """
 
     def __init__(
-        self, app: web.Application, host: str, port: int, *, shutdown_timeout_s: float = 10.0
+        self,
+        app: web.Application,
+        host: str,
+        port: int,
+        *,
+        shutdown_timeout_s: float = 10.0,
+        sock: socket.socket | None = None,
     ) -> None:
         try:
             self._limits = app[SIDECAR_LIMITS]
@@ -34,6 +43,7 @@ class SidecarServer:
         self._app = app
         self._host = host
         self._requested_port = port
+        self._sock = sock
         self._shutdown_timeout_s = shutdown_timeout_s
         self._runner: SidecarRunner | None = None
         self._port: int | None = None
@@ -68,7 +78,11 @@ class SidecarServer:
             shutdown_timeout=self._shutdown_timeout_s,
         )
         await runner.setup()
-        site = web.TCPSite(runner, self._host, self._requested_port, backlog=1024)
+        site: web.BaseSite
+        if self._sock is not None:
+            site = web.SockSite(runner, self._sock)
+        else:
+            site = web.TCPSite(runner, self._host, self._requested_port, backlog=1024)
         try:
             await site.start()
         except BaseException:
@@ -84,3 +98,5 @@ class SidecarServer:
         self._port = None
         if runner is not None:
             await runner.cleanup()
+        elif self._sock is not None:
+            self._sock.close()

@@ -148,6 +148,9 @@ class FakeGateway(gateway_pb2_grpc.GatewayServicer):
         self.hold_stream = False  # keep StreamEvents open after its events (as a live stream)
         self.stream_cancelled = threading.Event()
         self.fail_stream_after_first_batch: status_pb2.Status | None = None
+        # StreamEvents calls past this many are refused PERMISSION_DENIED, so that a follower,
+        # which reconnects whenever a stream ends, stops (None: never refused).
+        self.refuse_streams_after: int | None = None
 
     def reset(self) -> None:
         self.calls.clear()
@@ -155,6 +158,7 @@ class FakeGateway(gateway_pb2_grpc.GatewayServicer):
         self.hold_stream = False
         self.stream_cancelled.clear()
         self.fail_stream_after_first_batch = None
+        self.refuse_streams_after = None
 
     def fail(self, method: str, status: status_pb2.Status) -> None:
         self.failures[method] = Failure(status=status)
@@ -359,6 +363,9 @@ class FakeGateway(gateway_pb2_grpc.GatewayServicer):
 
     async def StreamEvents(self, request: Any, context: Any) -> AsyncIterator[Any]:
         await self._enter("StreamEvents", request, context)
+        limit = self.refuse_streams_after
+        if limit is not None and len(self.requests("StreamEvents")) > limit:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "no more streams (test)")
         start = request.WhichOneof("start")
         after = request.after_cursor if start == "after_cursor" else 0
         events = (

@@ -406,13 +406,18 @@ def test_events_json_filters_one_event_per_line(run: RunCommand, gateway: Runnin
 def test_events_follow_streams_and_acknowledges_each_batch(
     run: RunCommand, gateway: RunningGateway
 ) -> None:
-    code, out, _ = run("events", "--follow", "--earliest", "--consumer", "core", "--org", "acme")
+    gateway.fake.refuse_streams_after = 1
+    code, out, err = run("events", "--follow", "--earliest", "--consumer", "core", "--org", "acme")
 
-    assert code == 0
+    assert code == 1  # the second stream was refused: an error no reconnection mends
     assert [line.split()[0] for line in out.splitlines()] == ["#1", "#2", "#3", "#5"]
-    (stream,) = gateway.fake.requests("StreamEvents")
+    assert "the stream ended" in err and "reconnected; resuming after cursor 5" in err
+    assert "PERMISSION_DENIED" in err
+    stream, again = gateway.fake.requests("StreamEvents")
     assert stream.WhichOneof("start") == "earliest"
     assert (stream.consumer, stream.org_id) == ("core", "acme")
+    # A consumer resumes where the server keeps it: after its last acknowledged event.
+    assert (again.consumer, again.org_id) == ("core", "acme")
     acks = gateway.fake.requests("AckEvents")
     assert [(a.consumer, list(a.cursors)) for a in acks] == [("core", [1, 2]), ("core", [3, 5])]
 
@@ -420,12 +425,15 @@ def test_events_follow_streams_and_acknowledges_each_batch(
 def test_events_follow_after_a_cursor_without_consumer_acknowledges_nothing(
     run: RunCommand, gateway: RunningGateway
 ) -> None:
-    code, out, _ = run("events", "--follow", "--after", "0", "--json")
+    gateway.fake.refuse_streams_after = 2
+    code, out, err = run("events", "--follow", "--after", "0", "--json")
 
-    assert code == 0
+    assert code == 1
     assert [e["cursor"] for e in json_lines(out)] == ["1", "2", "3", "4", "5"]
-    (stream,) = gateway.fake.requests("StreamEvents")
+    stream, resumed, _ = gateway.fake.requests("StreamEvents")
     assert stream.WhichOneof("start") == "after_cursor"
+    assert (resumed.WhichOneof("start"), resumed.after_cursor) == ("after_cursor", 5)
+    assert err.count("reconnected; resuming after cursor 5") == 2
     assert gateway.fake.requests("AckEvents") == []
 
 
@@ -565,7 +573,8 @@ def test_numeric_options_at_their_limits_reach_the_service(
     int64_max, int32_max = str(2**63 - 1), str(2**31 - 1)
 
     assert run("events", "--after", int64_max, "--page-size", int32_max)[0] == 0
-    assert run("events", "--follow", "--after", "0", "--page-size", "7")[0] == 0
+    gateway.fake.refuse_streams_after = 1  # the follower ends on the second stream, refused
+    assert run("events", "--follow", "--after", "0", "--page-size", "7")[0] == 1
     assert run("integration", "acme", "--version", int64_max, "--timeout", "31536000")[0] == 0
     assert run("integrations", "--page-size", "1")[0] == 0
     assert run("installations", "--page-size", "3")[0] == 0
@@ -578,3 +587,32 @@ def test_numeric_options_at_their_limits_reach_the_service(
     assert {r.page_size for r in gateway.fake.requests("ListIntegrations")} == {1}
     assert {r.page_size for r in gateway.fake.requests("ListInstallations")} == {3}
     assert {r.page_size for r in gateway.fake.requests("ListUnmatchedWebhooks")} == {4}
+
+
+# -- one --json convention: JSON Lines ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["integration", "acme"],
+        ["installation", "inst-4"],
+        ["send", *SEND],
+        ["message", "msg-7"],
+        ["health"],
+        ["integrations"],
+        ["installations"],
+        ["events"],
+    ],
+    ids=lambda arguments: arguments[0],
+)
+def test_json_prints_one_object_per_line_for_results_and_listings(
+    run: RunCommand, gateway: RunningGateway, arguments: list[str]
+) -> None:
+    code, out, err = run(*arguments, "--json")
+
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines
+    for line in lines:
+        assert isinstance(json.loads(line), dict), line
