@@ -23,6 +23,7 @@ __all__ = ["mms_files_kept_or_failed", "mms_released_once", "no_media_holds_left
 # The error (its code, docs/media.md) each kind of file ends with when it is not kept; any file
 # may also end FETCH_FAILED when the provider was down while its message waited.
 _EXPECTED_ERROR = {"gone": "FETCH_REFUSED", "big": "MEDIA_TOO_LARGE", "down": "FETCH_FAILED"}
+_READ_BACK = "kept and read back"
 
 
 def _first(events: Iterable[gateway_pb2.Event]) -> dict[str, gateway_pb2.Event]:
@@ -97,7 +98,7 @@ def mms_files_kept_or_failed(
             files += 1
             outcome = _outcome(item, stored, provider_down(provider_id))
             outcomes[outcome] += 1
-            if not outcome.startswith(("kept", "error ")):
+            if outcome != _READ_BACK and not outcome.startswith("error "):
                 wrong.append(f"{item.original_url.rsplit('/', 1)[-1]}: {outcome}")
     counts = {"files": files, **dict(sorted(outcomes.items()))}
     return Invariant(
@@ -121,7 +122,7 @@ def _outcome(item: gateway_pb2.MediaItem, stored: Mapping[str, str | None], down
             return "kept but GetMedia failed"
         if got != item.sha256:
             return "GetMedia's bytes differ"
-        return "kept and read back"
+        return _READ_BACK
     code = item.error.split(":", 1)[0]
     if not code:
         return "neither kept nor an error"
