@@ -61,7 +61,9 @@ SOAK_MINUTES ?= 10
 # Two replicas on PostgreSQL, two sidecars and the fake provider, SIGKILLed at random under load;
 # prints the invariants with their counts (default 5,000 webhooks, 1,000 sends, 10 kills). Then
 # queued sends (50 conversations × 20 ordered messages, QUEUE mode and synchronous) while replicas
-# and the provider are SIGKILLed (8 kills): none stuck, lost, sent twice or out of order.
+# and the provider are SIGKILLed (8 kills): none stuck, lost, sent twice or out of order. About one
+# webhook in five, and 100 more during the queued phase, is an MMS whose files the replicas fetch
+# into one moto S3 server: each released once, in time, each file kept or its error; no hold left.
 # RELIABILITY_ARGS="--conversations 20 --per-conversation 10 --queued-kills 4" runs a smaller one.
 reliability: install
 	$(BIN)/python -m tests.reliability $(RELIABILITY_ARGS)

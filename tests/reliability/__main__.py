@@ -34,6 +34,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--queued-window", type=float, default=40.0, help="queued phase: seconds of load"
     )
+    parser.add_argument(
+        "--mms-every", type=int, default=5, help="about one webhook in N is an MMS (0: none)"
+    )
+    parser.add_argument(
+        "--queued-mms", type=int, default=100, help="queued phase: MMS webhooks posted meanwhile"
+    )
     parser.add_argument("--soak", action="store_true", help="run the soak instead")
     parser.add_argument("--minutes", type=float, default=5.0, help="length of the soak")
     args = parser.parse_args(argv)
@@ -52,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         kills=args.kills,
         seed=args.seed,
         window_s=args.window,
+        mms_every=args.mms_every,
+        queued_mms=args.queued_mms,
         queued=QueuedConfig(
             conversations=args.conversations,
             per_conversation=args.per_conversation,

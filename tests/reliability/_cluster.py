@@ -23,6 +23,7 @@ from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc
 from ._processes import (
     FakeProviderProcess,
     ManagedProcess,
+    MotoProcess,
     RecordingProviderProcess,
     ReplicaProcess,
     SidecarProcess,
@@ -51,24 +52,32 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.enable_retries", 0),
 ]
 
-# The events the webhooks make (inbound SMS), which subscribers and the log reading ask for: a send
-# whose caller was replied before its outcome publishes that outcome as a MESSAGE_SENT or
-# MESSAGE_FAILED event too (docs/delivery.md), which is no webhook's.
-INBOUND_TYPES = (gateway_pb2.Event.MESSAGE,)
+# The events the webhooks make (inbound SMS and MMS), which subscribers and the log reading ask
+# for: a send whose caller was replied before its outcome publishes that outcome as a MESSAGE_SENT
+# or MESSAGE_FAILED event too (docs/delivery.md), which is no webhook's.
+INBOUND_TYPES = (gateway_pb2.Event.MESSAGE, gateway_pb2.Event.MMS)
 
-# Inbound SMS with the provider's message id (the dedupe key of a retried webhook).
+# moto takes any credentials; the replicas read them from the environment, as from a real store's
+# (docs/media.md, "Storage").
+_MOTO_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+# Inbound SMS and MMS (with `media`, a list of URLs) with the provider's message id (the dedupe
+# key of a retried webhook). An SMS has no `media` (docs/format.md, "Choosing a model").
+_MESSAGE = {"id": "$messageid$", "from": "$from$", "to": "$to$", "text": "$content$"}
 _WEBHOOK_MODELS = [
     {
         "event_key": "sms",
         "event_type": "message",
         "request_method": "POST",
-        "request_parameters": {
-            "id": "$messageid$",
-            "from": "$from$",
-            "to": "$to$",
-            "text": "$content$",
-        },
-    }
+        "request_parameters": _MESSAGE,
+        "absent": ["/media"],
+    },
+    {
+        "event_key": "mms",
+        "event_type": "mms",
+        "request_method": "POST",
+        "request_parameters": {**_MESSAGE, "media": "$url$"},
+    },
 ]
 
 
@@ -108,6 +117,8 @@ class Cluster:
     provider: FakeProviderProcess
     replicas: list[ReplicaProcess]
     sidecars: list[SidecarProcess]
+    # The object store the replicas share their media in, when started with ``media_store``.
+    store: MotoProcess | None = None
     webhook_path: str = ""
     _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
 
@@ -123,11 +134,14 @@ class Cluster:
         provider_max_recorded: int = 100_000,
         record_sends: bool = False,
         provider_delay_s: float = 0.0,
+        media_store: bool = False,
     ) -> Cluster:
         """Start the fake provider, the replicas (together: they migrate the new database under
         its advisory lock) and a sidecar per replica. With ``record_sends`` the provider appends
         every send to ``workdir/provider-sends.jsonl`` (it may then be killed and restarted: see
-        :class:`RecordingProviderProcess`), answering after ``provider_delay_s``."""
+        :class:`RecordingProviderProcess`), answering after ``provider_delay_s``. With
+        ``media_store`` the replicas keep their media in one bucket of moto's S3 server, started
+        first (:class:`MotoProcess`); otherwise each under its own data directory."""
         key = write_secret_key(workdir / "secret.key")
         provider = (
             RecordingProviderProcess(
@@ -139,6 +153,14 @@ class Cluster:
             if record_sends
             else FakeProviderProcess(name="fake-provider", max_recorded=provider_max_recorded)
         )
+        store = MotoProcess(name="moto-s3") if media_store else None
+        if store is not None:
+            await store.start()
+        extra, env = tuple(replica_extra), {}
+        if store is not None:
+            extra += ("--media-store", f"s3://{store.bucket}/media")
+            extra += ("--media-s3-endpoint", store.url)
+            env = dict(_MOTO_CREDENTIALS)
         names = "abcdefgh"
         cluster = cls(
             workdir=workdir,
@@ -150,11 +172,13 @@ class Cluster:
                     database_url=database_url,
                     data_dir=workdir / f"replica-{names[i]}",
                     secret_key_file=key,
-                    extra=tuple(replica_extra),
+                    extra=extra,
+                    env=env,
                 )
                 for i in range(replicas)
             ],
             sidecars=[],
+            store=store,
         )
         try:
             await provider.start()
@@ -172,7 +196,12 @@ class Cluster:
 
     @property
     def processes(self) -> list[ManagedProcess]:
-        return [*self.replicas, *self.sidecars, self.provider]
+        return [
+            *self.replicas,
+            *self.sidecars,
+            self.provider,
+            *([self.store] if self.store else []),
+        ]
 
     def channel(self, replica: ReplicaProcess) -> grpc.aio.Channel:
         """A channel to ``replica``'s address (kept across its restarts)."""

@@ -16,7 +16,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +24,7 @@ __all__ = [
     "ROOT",
     "FakeProviderProcess",
     "ManagedProcess",
+    "MotoProcess",
     "RecordingProviderProcess",
     "ReplicaProcess",
     "SidecarProcess",
@@ -65,6 +66,8 @@ class ManagedProcess:
     """
 
     name: str
+    # Added to the run's environment (e.g. the object store's credentials).
+    env: Mapping[str, str] = field(default_factory=dict)
     log: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=5000))
     process: asyncio.subprocess.Process | None = None
     starts: int = 0
@@ -94,6 +97,7 @@ class ManagedProcess:
         self.process = await asyncio.create_subprocess_exec(
             *self.argv(),
             cwd=ROOT,
+            env={**os.environ, **self.env} if self.env else None,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -276,3 +280,26 @@ class RecordingProviderProcess(FakeProviderProcess):
             return False
         self.port = int(self.url.rsplit(":", 1)[1])
         return True
+
+
+@dataclass(eq=False, kw_only=True)
+class MotoProcess(ManagedProcess):
+    """moto's S3 server with one bucket (:mod:`tests.reliability._moto_server`), the object store
+    the replicas share."""
+
+    url: str = ""
+    bucket: str = ""
+
+    def argv(self) -> Sequence[str]:
+        return [sys.executable, "-m", "tests.reliability._moto_server"]
+
+    def _on_line(self, entry: dict[str, object]) -> bool:
+        url, bucket = entry.get("url"), entry.get("bucket")
+        if (
+            entry.get("msg") == "moto s3 serving"
+            and isinstance(url, str)
+            and isinstance(bucket, str)
+        ):
+            self.url, self.bucket = url, bucket
+            return True
+        return False

@@ -8,6 +8,9 @@ plain ``write`` before the handler answers: a process killed after that line was
 it in the file (the kernel has it), and a request it never recorded was never answered either.
 The file's line order is the order of receipt. Sends are answered after ``--delay-s``, as real
 providers answer, so that kills find sends in flight.
+
+It also serves the MMS files of the run: ``GET /media/<name>`` is answered as
+:func:`tests.reliability._media_files.media_file` says (never recorded: it is no send).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from server.demo import Answer, build_fake_provider
+
+from ._media_files import media_file
 
 __all__ = ["main", "read_records"]
 
@@ -43,6 +48,17 @@ def read_records(path: Path) -> list[dict[str, str]]:
     return records
 
 
+@web.middleware
+async def _media(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.method != "GET" or not request.path.startswith("/media/"):
+        return await handler(request)
+    file = media_file(request.path.removeprefix("/media/"))
+    if file.delay_s > 0:
+        await asyncio.sleep(file.delay_s)
+    kind = "image/png" if file.status == 200 else "text/plain"
+    return web.Response(status=file.status, body=file.body, content_type=kind)
+
+
 def _recorder(out: TextIO) -> Middleware:
     @web.middleware
     async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -59,7 +75,7 @@ def _recorder(out: TextIO) -> Middleware:
 async def _serve(port: int, record: Path, delay_s: float, max_recorded: int) -> None:
     app, state = build_fake_provider(max_recorded=max_recorded)
     with record.open("a", encoding="utf-8") as out:
-        app.middlewares.append(_recorder(out))
+        app.middlewares.extend((_media, _recorder(out)))
         if delay_s > 0:
             state.script("*", Answer(delay_s=delay_s))
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)

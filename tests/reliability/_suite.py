@@ -13,7 +13,12 @@
    provider's records and check.
 5. The queued-send phase on the same processes (:mod:`tests.reliability._queued_phase`): replicas
    and the provider SIGKILLed while ordered conversations are sent; none stuck, lost, sent twice
-   or out of order.
+   or out of order; meanwhile MMS webhooks are posted too, their files fetched while the provider
+   is killed.
+6. The MMS (:mod:`tests.reliability._mms`): about one webhook in five of the first load, and those
+   of the queued phase, are MMS with one or two files on the provider, kept in moto's S3 server
+   that the replicas share. Once every acknowledged MMS is released (bounded): one event each,
+   each file kept (``GetMedia`` reads back the provider's bytes) or its error, no hold left.
 """
 
 from __future__ import annotations
@@ -30,10 +35,8 @@ from pathlib import Path
 
 import aiohttp
 
-from msgbridge.v1 import gateway_pb2
-
 from ._chaos import Chaos, Kill
-from ._cluster import INBOUND_TYPES, Cluster
+from ._cluster import Cluster
 from ._database import fresh_database
 from ._invariants import (
     Invariant,
@@ -44,6 +47,9 @@ from ._invariants import (
     keyed_sends_reached_provider,
     one_event_per_webhook,
 )
+from ._log import read_events
+from ._media_files import KINDS, MmsPlan, kind_of
+from ._mms import MEDIA_SETTINGS, MmsWatcher, check_mms
 from ._queued_phase import QueuedConfig, run_queued_phase
 from ._sends import KeyedSender
 from ._subscribers import ConsumerSubscriber, CursorFollower
@@ -83,6 +89,10 @@ class SuiteConfig:
     provider_delay_s: float = 0.3
     # The queued-send phase, after the first (None: skipped).
     queued: QueuedConfig | None = field(default_factory=QueuedConfig)
+    # About one webhook in this many is an MMS (0: none, and no object store).
+    mms_every: int = 5
+    # MMS webhooks posted during the queued phase, while the provider is killed.
+    queued_mms: int = 100
     workdir: Path | None = None
 
     @property
@@ -107,7 +117,9 @@ class Report:
         c = self.config
         by_process = collections.Counter(k.process for k in self.kills)
         out = [
-            f"reliability: {c.webhooks} webhooks, {c.sends} keyed sends, {c.kills} kills "
+            f"reliability: {c.webhooks} webhooks"
+            + (f" (1 in {c.mms_every} MMS)" if c.mms_every > 0 else "")
+            + f", {c.sends} keyed sends, {c.kills} kills "
             f"(seed {self.seed}), {self.seconds:.0f} s"
             + (
                 f"; queued: {c.queued.conversations} conversations × "
@@ -126,18 +138,7 @@ class Report:
 
 async def read_log(cluster: Cluster, replica: int = 0) -> list[tuple[int, str]]:
     """Every event in the log as (cursor, provider message id), in cursor order."""
-    stub = cluster.stub(cluster.replicas[replica])
-    events: list[tuple[int, str]] = []
-    after = 0
-    while True:
-        page = await stub.ListEvents(
-            gateway_pb2.ListEventsRequest(after_cursor=after, page_size=1000, types=INBOUND_TYPES),
-            timeout=30,
-        )
-        if not page.events:
-            return events
-        events.extend((e.cursor, e.provider_message_id) for e in page.events)
-        after = page.events[-1].cursor
+    return [(e.cursor, e.provider_message_id) for e in await read_events(cluster, replica)]
 
 
 async def slow_down_provider(cluster: Cluster, delay_s: float) -> None:
@@ -171,24 +172,90 @@ async def run_suite(config: SuiteConfig, *, say: Callable[[str], None] = print) 
     with tempfile.TemporaryDirectory(prefix="msgbridge-reliability-") as tmp:
         workdir = config.workdir or Path(tmp)
         async with fresh_database() as url:
+            mms = config.mms_every > 0
             cluster = await Cluster.start(
                 workdir,
                 url,
-                replica_extra=REPLICA_SETTINGS,
+                replica_extra=(*REPLICA_SETTINGS, *(MEDIA_SETTINGS if mms else ())),
                 record_sends=True,
                 provider_delay_s=config.provider_delay_s,
+                media_store=mms,
             )
+            watcher = MmsWatcher(cluster=cluster)
             try:
-                await _run(cluster, config, rng, run_id, report, say)
+                await cluster.install()
+                if mms:
+                    watcher.start()
+                plan = MmsPlan(
+                    base_url=cluster.provider.url,
+                    every=config.mms_every,
+                    rng=random.Random(rng.random()),
+                )
+                webhooks = await _run(cluster, config, rng, run_id, plan, report, say)
+                senders = [webhooks]
                 if config.queued is not None:
-                    queued = await run_queued_phase(cluster, config.queued, rng, run_id, say)
+                    queued_mms = _queued_mms(cluster, config, plan, rng, run_id)
+                    queued, _ = await asyncio.gather(
+                        run_queued_phase(cluster, config.queued, rng, run_id, say),
+                        queued_mms.run(),
+                    )
+                    senders.append(queued_mms)
                     report.kills += queued.kills
                     report.notes += queued.notes
                     report.invariants += queued.invariants
+                if mms:
+                    await _check_mms(cluster, plan, senders, watcher, report, say)
             finally:
+                await watcher.stop()
                 await cluster.aclose()
     report.seconds = time.monotonic() - started
     return report
+
+
+def _queued_mms(
+    cluster: Cluster, config: SuiteConfig, plan: MmsPlan, rng: random.Random, run_id: str
+) -> WebhookSender:
+    """MMS webhooks (only) paced over the queued phase's window, noted in ``plan``'s URLs."""
+    window = config.queued.window_s if config.queued is not None else 10.0
+    count = config.queued_mms if plan.every > 0 else 0
+    only_mms = MmsPlan(
+        base_url=plan.base_url, every=1, rng=random.Random(rng.random()), urls=plan.urls
+    )
+    return WebhookSender(
+        urls=lambda: [s.url for s in cluster.sidecars],
+        path=cluster.webhook_path,
+        count=count,
+        run_id=f"{run_id}q",
+        rate_per_s=max(1.0, count / window),
+        rng=random.Random(rng.random()),
+        bodies=only_mms.body,
+    )
+
+
+async def _check_mms(
+    cluster: Cluster,
+    plan: MmsPlan,
+    senders: list[WebhookSender],
+    watcher: MmsWatcher,
+    report: Report,
+    say: Callable[[str], None],
+) -> None:
+    acknowledged_at = {p: t for s in senders for p, t in s.acknowledged_at.items()}
+    invariants, notes = await check_mms(
+        cluster,
+        urls=plan.urls,
+        acknowledged_at=acknowledged_at,
+        watcher=watcher,
+        kills=report.kills,
+        say=say,
+    )
+    kinds = collections.Counter(kind_of(u) for urls in plan.urls.values() for u in urls)
+    report.notes += [
+        f"MMS posted: {len(plan.urls)}, files by kind: "
+        + ", ".join(f"{k} ×{kinds[k]}" for k in KINDS),
+        *notes,
+    ]
+    report.invariants += invariants
 
 
 async def _run(
@@ -196,10 +263,10 @@ async def _run(
     config: SuiteConfig,
     rng: random.Random,
     run_id: str,
+    plan: MmsPlan,
     report: Report,
     say: Callable[[str], None],
-) -> None:
-    await cluster.install()
+) -> WebhookSender:
     say(
         f"started {', '.join(p.name for p in cluster.processes)}; "
         f"load over {config.load_window_s:.0f} s"
@@ -230,6 +297,7 @@ async def _run(
         run_id=run_id,
         rate_per_s=max(1.0, config.webhooks / window),
         rng=random.Random(rng.random()),
+        bodies=plan.body,
     )
     sender = KeyedSender(
         cluster=cluster,
@@ -292,3 +360,4 @@ async def _run(
             follower.after, follower.cursors, [c for c, _ in log], follower.reconnects
         ),
     ]
+    return webhooks

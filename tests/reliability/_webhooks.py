@@ -1,6 +1,7 @@
 """A provider posting webhooks the way real ones do: each until it is answered 2xx.
 
-Every webhook is an inbound SMS with a provider message id of its own. It is posted to one of the
+Every webhook is an inbound message with a provider message id of its own: an SMS, or what
+``bodies`` makes (MMS: :class:`tests.reliability._media_files.MmsPlan`). It is posted to one of the
 sidecars (a load balancer in front of them: the next one after a failure) and, on anything but a
 2xx — a 503 while a replica is down, a reset connection when a sidecar is killed mid-request, a
 timeout — posted again, unchanged, after an exponential backoff with jitter (for ten minutes at
@@ -49,6 +50,10 @@ class WebhookSender:
     # Why attempts were not answered 2xx: "503", "ClientConnectorError", … → count.
     refusals: collections.Counter[str] = field(default_factory=collections.Counter)
     posted: list[str] = field(default_factory=list)
+    # Provider message id → time.monotonic() when it was answered 2xx.
+    acknowledged_at: dict[str, float] = field(default_factory=dict)
+    # The body of webhook ``n`` with its provider message id (an inbound SMS unless given).
+    bodies: Callable[[str, int], bytes] = field(default=webhook_body)
 
     def provider_id(self, n: int) -> str:
         return f"wh-{self.run_id}-{n}"
@@ -94,7 +99,7 @@ class WebhookSender:
         self, http: aiohttp.ClientSession, n: int, stop: asyncio.Event | None
     ) -> None:
         provider_id = self.provider_id(n)
-        body = webhook_body(provider_id, n)
+        body = self.bodies(provider_id, n)
         headers = {"Content-Type": "application/json"}
         choice = self.rng.randrange(1 << 16)
         attempt = 0
@@ -108,6 +113,7 @@ class WebhookSender:
                     await answer.read()
                     if 200 <= answer.status < 300:
                         self.acknowledged[provider_id] = attempt
+                        self.acknowledged_at[provider_id] = time.monotonic()
                         return
                     self.refusals[str(answer.status)] += 1
             except (aiohttp.ClientError, TimeoutError) as exc:

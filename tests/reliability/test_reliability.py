@@ -12,7 +12,7 @@ from . import QueuedConfig, SuiteConfig, run_suite
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 
 QUEUED = QueuedConfig(conversations=10, per_conversation=8, kills=4, window_s=15.0)
-CI_SIZE = SuiteConfig(webhooks=600, sends=150, kills=3, queued=QUEUED)
+CI_SIZE = SuiteConfig(webhooks=600, sends=150, kills=3, queued=QUEUED, queued_mms=30)
 
 
 async def test_nothing_acknowledged_is_lost_or_doubled_while_processes_are_killed() -> None:
@@ -23,4 +23,4 @@ async def test_nothing_acknowledged_is_lost_or_doubled_while_processes_are_kille
     killed = {k.process.split("-")[0] for k in report.kills}
     assert killed == {"replica", "sidecar", "fake"}, text
     assert [i.name for i in report.invariants if not i.ok] == [], text
-    assert len(report.invariants) == 10, text
+    assert len(report.invariants) == 13, text
