@@ -525,6 +525,7 @@ class AsyncClient:
         sent = _media.Sent()
         async with _media.async_source_chunks(source) as chunks:
             call = self._stub.UploadMedia(metadata=self._metadata)
+            first = _FirstStatus(call)
             try:
                 try:
                     await call.write(start)
@@ -533,11 +534,13 @@ class AsyncClient:
                             break
                         await call.write(sent.add(chunk))
                     await call.done_writing()
-                except asyncio.InvalidStateError:  # the same, seen by write()
+                except (asyncio.InvalidStateError, grpc.RpcError):
+                    # The call ended while being written (a refusal, or the write raced with
+                    # it and grpc said INTERNAL): its final status, awaited below, says why.
                     pass
                 reply = await call
             except grpc.RpcError as exc:
-                raise error_from_rpc(exc) from exc
+                raise error_from_rpc(first.error or exc) from exc
             except BaseException:
                 call.cancel()
                 raise
@@ -1116,6 +1119,36 @@ class Client:
         """grpc.health.v1 Check: ``status`` is SERVING when the service (or the server) is up."""
         request = health_pb2.HealthCheckRequest(service=service)
         return self._call(self._health.Check, request, health_pb2.HealthCheckResponse)
+
+
+class _FirstStatus:
+    """The status a grpc.aio call ended with first.
+
+    When a write fails because the server has just ended the call (an upload refused while being
+    sent), grpc.aio replaces the server's status with its own INTERNAL "Internal error from
+    Core"; the server's status, with its details, is kept here as the call reports it, for the
+    caller's error. Reads the call's status as grpc.aio's own ``_create_rpc_error`` does; None
+    when that is not there (another grpc), and the call's error stands.
+    """
+
+    def __init__(self, call: Any) -> None:
+        self.error: grpc.aio.AioRpcError | None = None
+        call.add_done_callback(self._done)
+
+    def _done(self, call: Any) -> None:
+        status = getattr(getattr(call, "_cython_call", None), "_status", None)
+        if self.error is not None or status is None or status.code() == 0:
+            return
+        try:
+            code = next(c for c in grpc.StatusCode if c.value[0] == status.code())
+            self.error = grpc.aio.AioRpcError(
+                code,
+                grpc.aio.Metadata(),
+                grpc.aio.Metadata.from_tuple(status.trailing_metadata() or ()),
+                details=status.details(),
+            )
+        except (AttributeError, StopIteration, TypeError, ValueError):  # pragma: no cover
+            self.error = None
 
 
 def _expect(reply: object, reply_type: type[_R]) -> _R:
