@@ -517,11 +517,7 @@ class AsyncClient:
         ``MEDIA_TYPE_NOT_ALLOWED`` or ``MEDIA_EMPTY`` when the gateway keeps nothing. Like
         every stream, it has no deadline.
         """
-        start = _media.upload_start(
-            org_id=org_id,
-            filename=_media.filename_of(source, filename),
-            integration_id=integration_id,
-        )
+        start = _media.upload_start(org_id, source, filename, integration_id)
         sent = _media.Sent()
         async with _media.async_source_chunks(source) as chunks:
             call = self._stub.UploadMedia(metadata=self._metadata)
@@ -1038,11 +1034,7 @@ class Client:
     ) -> gateway_pb2.MediaInfo:
         """Store a file for :meth:`send_file`'s ``media_id``; see :meth:`AsyncClient.upload_media`
         (a sync client takes no async iterable)."""
-        start = _media.upload_start(
-            org_id=org_id,
-            filename=_media.filename_of(source, filename),
-            integration_id=integration_id,
-        )
+        start = _media.upload_start(org_id, source, filename, integration_id)
         sent = _media.Sent()
         with _media.source_chunks(source) as chunks:
             feed = _media.SyncUploadFeed(start, chunks, sent)

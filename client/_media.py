@@ -69,11 +69,14 @@ def filename_of(source: object, filename: str | None) -> str:
 
 
 def upload_start(
-    *, org_id: str, filename: str, integration_id: str
+    org_id: str, source: object, filename: str | None, integration_id: str
 ) -> gateway_pb2.UploadMediaRequest:
+    """An upload's first message: the file named ``filename``, else by its path."""
     return gateway_pb2.UploadMediaRequest(
         start=gateway_pb2.UploadMediaRequest.Start(
-            org_id=org_id, filename=filename, integration_id=integration_id
+            org_id=org_id,
+            filename=filename_of(source, filename),
+            integration_id=integration_id,
         )
     )
 
