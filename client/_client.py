@@ -521,7 +521,7 @@ class AsyncClient:
         sent = _media.Sent()
         async with _media.async_source_chunks(source) as chunks:
             call = self._stub.UploadMedia(metadata=self._metadata)
-            first = _FirstStatus(call)
+            server = _ServerStatus(call)
             try:
                 try:
                     await call.write(start)
@@ -536,7 +536,7 @@ class AsyncClient:
                     pass
                 reply = await call
             except grpc.RpcError as exc:
-                raise error_from_rpc(first.error or exc) from exc
+                raise error_from_rpc(server.error or exc) from exc
             except BaseException:
                 call.cancel()
                 raise
@@ -1113,15 +1113,18 @@ class Client:
         return self._call(self._health.Check, request, health_pb2.HealthCheckResponse)
 
 
-class _FirstStatus:
-    """The status a grpc.aio call ended with first.
+class _ServerStatus:
+    """The status the server ended a grpc.aio call with, when grpc.aio reports another.
 
     When a write fails because the server has just ended the call (an upload refused while being
-    sent), grpc.aio replaces the server's status with its own INTERNAL "Internal error from
-    Core"; the server's status, with its details, is kept here as the call reports it, for the
-    caller's error. Reads the call's status as grpc.aio's own ``_create_rpc_error`` does; None
-    when that is not there (another grpc), and the call's error stands.
+    sent), grpc.aio sets its own INTERNAL "Internal error from Core" — before or after the
+    server's status, which it then replaces or is replaced by. The server's status, with its
+    details, is kept here as the call reports it, for the caller's error. Reads the call's status
+    as grpc.aio's own ``_create_rpc_error`` does; ``error`` stays None when that is not there
+    (another grpc) or the server's status never came, and the call's error stands.
     """
+
+    _GRPC_OWN = "Internal error from Core"
 
     def __init__(self, call: Any) -> None:
         self.error: grpc.aio.AioRpcError | None = None
@@ -1129,10 +1132,14 @@ class _FirstStatus:
 
     def _done(self, call: Any) -> None:
         status = getattr(getattr(call, "_cython_call", None), "_status", None)
-        if self.error is not None or status is None or status.code() == 0:
+        if self.error is not None or status is None:
             return
         try:
             code = next(c for c in grpc.StatusCode if c.value[0] == status.code())
+            if code == grpc.StatusCode.OK or (
+                code == grpc.StatusCode.INTERNAL and status.details() == self._GRPC_OWN
+            ):
+                return
             self.error = grpc.aio.AioRpcError(
                 code,
                 grpc.aio.Metadata(),
