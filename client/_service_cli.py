@@ -346,7 +346,7 @@ def _send(client: Client, args: argparse.Namespace) -> int:
 
 
 def _send_file(client: Client, args: argparse.Namespace) -> int:
-    urls, media_id, filename = args.url or [""], "", args.filename
+    urls, media_id, filename = args.url or [""], args.media_id or "", args.filename
     if args.file is not None:  # uploaded first, then sent by its media id (docs/media.md)
         from ._media_cli import upload  # here: _media_cli builds on this module
 
@@ -689,6 +689,9 @@ def add_parsers(subparsers: Any) -> None:
     )
     source.add_argument(
         "--file", metavar="PATH", help="a local file: uploaded to the gateway, which hosts it"
+    )
+    source.add_argument(
+        "--media-id", metavar="ID", help="a file stored by 'media upload' (or an inbound one)"
     )
     parser.add_argument("--text", default="", help="a caption")
     parser.add_argument("--media-type", default="", metavar="TYPE", help="e.g. image/png")

@@ -84,8 +84,9 @@ async def test_send_file_uploads_the_file_and_sends_it_by_its_id(
     )  # a second upload, a second file
 
 
-async def test_media_upload_then_get_to_stdout_and_to_a_file(
+async def test_media_upload_then_send_and_get_to_stdout_and_to_a_file(
     media_gateway: Gateway,  # noqa: F811
+    provider: RunningFakeProvider,
     tmp_path: Path,
     capsysbinary: pytest.CaptureFixture[bytes],
 ) -> None:
@@ -104,6 +105,14 @@ async def test_media_upload_then_get_to_stdout_and_to_a_file(
 
     assert await run_cli("media", "get", media_id, *connect) == 0  # no -o: the bytes on stdout
     assert capsysbinary.readouterr().out == PNG
+
+    # Sent by its id.
+    await media_gateway.register(media_definition(provider.url))
+    await media_gateway.enable("acme-sms")
+    assert await run_cli(*SEND, "--media-id", media_id, "--text", "again", *connect) == 0
+    assert capsysbinary.readouterr().out.decode().startswith("Sent ")
+    (sent,) = provider.state.requests_to("/messages")
+    assert f"/media/{media_id}?" in json.loads(sent.body)["media_url"]
 
     saved = tmp_path / "copy.png"
     assert await run_cli("media", "get", media_id, "-o", str(saved), *connect) == 0
@@ -163,7 +172,7 @@ async def test_the_errors_are_the_gateways_reasons_or_usage_errors(
     assert "not allowed with argument" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         await run_cli(*SEND, *connect)  # one of them is required
-    assert "one of the arguments --url --file is required" in capsys.readouterr().err
+    assert "one of the arguments --url --file --media-id is required" in capsys.readouterr().err
     assert await run_cli("media", "get", "some-id", "--json", *connect) == 2
     assert "give -o FILE" in capsys.readouterr().err
     assert provider.state.requests_to("/messages") == []
