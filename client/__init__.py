@@ -6,7 +6,10 @@
 
 Methods return the generated protobuf messages of ``msgbridge.v1.gateway_pb2``; how a send waits
 (``SendOptions``) and an installation's limits (``SendLimits``, ``Throughput``, ``Number``) are
-given as frozen dataclasses.
+given as frozen dataclasses. Files (docs/media.md): ``upload_media`` takes an ``UploadSource``
+(bytes, a path, a binary file or chunks) and returns its ``MediaInfo``, whose ``media_id``
+``send_file`` sends; ``get_media`` returns a stored file, ``download_media`` writes it to a
+``MediaDestination``.
 """
 
 from ._client import DEFAULT_TARGET, AsyncClient, Client
@@ -32,6 +35,7 @@ from ._errors import (
     UnauthenticatedError,
     UnavailableError,
 )
+from ._media import AsyncUploadSource, MediaDestination, UploadSource
 from ._options import ClientOptions, TLSConfig
 from ._requests import EventType, NumberAssignments, sender
 
@@ -39,6 +43,7 @@ __all__ = [
     "DEFAULT_TARGET",
     "AlreadyExistsError",
     "AsyncClient",
+    "AsyncUploadSource",
     "CancelledError",
     "Client",
     "ClientOptions",
@@ -46,6 +51,7 @@ __all__ = [
     "EventType",
     "FailedPreconditionError",
     "InvalidArgumentError",
+    "MediaDestination",
     "MessageState",
     "MsgbridgeError",
     "NotFoundError",
@@ -61,5 +67,6 @@ __all__ = [
     "Throughput",
     "UnauthenticatedError",
     "UnavailableError",
+    "UploadSource",
     "sender",
 ]

@@ -10,7 +10,9 @@ synchronous grpc channel: no event loop is run behind it.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import functools
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -31,9 +33,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc
 
-from . import _delivery, _requests
+from . import _delivery, _media, _requests
 from ._delivery import MessageState, SendLimits, SendOptions
 from ._errors import error_from_rpc
+from ._media import AsyncUploadSource, MediaDestination, UploadSource
 from ._options import ClientOptions
 from ._requests import EventType, NumberAssignments
 
@@ -249,7 +252,8 @@ class AsyncClient:
         org_id: str,
         from_: str,
         to: str,
-        media_url: str,
+        media_url: str = "",
+        media_id: str = "",
         text: str = "",
         media_type: str = "",
         filename: str = "",
@@ -261,8 +265,9 @@ class AsyncClient:
         media_urls: Sequence[str] = (),
         options: SendOptions | None = None,
     ) -> gateway_pb2.SendReply:
-        """``media_urls``: the message's further files after ``media_url`` (docs/format.md,
-        "Several requests per send"); ``options`` as in :meth:`send_message`."""
+        """The file is at ``media_url``, or stored by :meth:`upload_media` as ``media_id`` (one
+        of them; docs/media.md). ``media_urls``: the message's further files after it
+        (docs/format.md, "Several requests per send"); ``options`` as in :meth:`send_message`."""
         request = _requests.send_file_request(
             org_id=org_id,
             from_=from_,
@@ -278,6 +283,7 @@ class AsyncClient:
             metadata=metadata,
             media_urls=media_urls,
             options=options,
+            media_id=media_id,
         )
         return await self._call(self._stub.SendFile, request, gateway_pb2.SendReply)
 
@@ -489,6 +495,112 @@ class AsyncClient:
         reply = await self._call(self._stub.ClearOptOut, request, gateway_pb2.ClearOptOutResponse)
         return reply.cleared
 
+    # -- files (docs/media.md) ------------------------------------------------------------------
+
+    async def upload_media(
+        self,
+        org_id: str,
+        source: AsyncUploadSource,
+        *,
+        filename: str | None = None,
+        integration_id: str = "",
+    ) -> gateway_pb2.MediaInfo:
+        """Store a file for :meth:`send_file`'s ``media_id``: its id, sniffed type, size, SHA-256
+        and a signed URL.
+
+        ``source``: the bytes, a path (read a chunk at a time on a worker thread, never whole),
+        a binary file, or chunks of any size (sync or async iterable); they are sent in chunks of
+        at most 1 MiB. ``filename`` is for the caller's records (default: a path's name);
+        ``integration_id`` applies that integration's content types. An unreadable path raises
+        ``OSError`` before anything is sent; a source that fails cancels the upload and its
+        exception is raised. :class:`~client.InvalidArgumentError` ``MEDIA_TOO_LARGE``,
+        ``MEDIA_TYPE_NOT_ALLOWED`` or ``MEDIA_EMPTY`` when the gateway keeps nothing. Like
+        every stream, it has no deadline.
+        """
+        start = _media.upload_start(org_id, source, filename, integration_id)
+        sent = _media.Sent()
+        async with _media.async_source_chunks(source) as chunks:
+            call = self._stub.UploadMedia(metadata=self._metadata)
+            server = _ServerStatus(call)
+            try:
+                try:
+                    await call.write(start)
+                    async for chunk in chunks:
+                        if call.done():  # the gateway refused it already: its status says why
+                            break
+                        await call.write(sent.add(chunk))
+                    await call.done_writing()
+                except (asyncio.InvalidStateError, grpc.RpcError):
+                    # The call ended while being written (a refusal, or the write raced with
+                    # it and grpc said INTERNAL): its final status, awaited below, says why.
+                    pass
+                reply = await call
+            except grpc.RpcError as exc:
+                raise error_from_rpc(server.error or exc) from exc
+            except BaseException:
+                call.cancel()
+                raise
+        return sent.checked(_expect(reply, gateway_pb2.MediaInfo))
+
+    async def _media_parts(
+        self, org_id: str, media_id: str
+    ) -> AsyncGenerator[gateway_pb2.GetMediaResponse, None]:
+        call = self._stub.GetMedia(
+            _media.get_media_request(org_id, media_id), metadata=self._metadata
+        )
+        try:
+            async for part in call:
+                yield _expect(part, gateway_pb2.GetMediaResponse)
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc) from exc
+        finally:
+            call.cancel()
+
+    async def get_media(self, org_id: str, media_id: str) -> tuple[gateway_pb2.MediaInfo, bytes]:
+        """A stored file (an upload or an inbound message's) and its description, whole in
+        memory (:meth:`download_media` writes it to a file instead). ``org_id`` "": any of the
+        token's organisations. :class:`~client.NotFoundError` ``MEDIA_NOT_FOUND`` when unknown
+        or another organisation's; a ``MsgbridgeError`` DATA_LOSS when the bytes do not match
+        their description."""
+        received = _media.Received()
+        body = bytearray()
+        parts = self._media_parts(org_id, media_id)
+        try:
+            async for part in parts:
+                body += received.take(part)
+        finally:
+            await parts.aclose()
+        return received.finish(), bytes(body)
+
+    async def download_media(
+        self,
+        org_id: str,
+        media_id: str,
+        destination: MediaDestination,
+        *,
+        overwrite: bool = False,
+    ) -> gateway_pb2.MediaInfo:
+        """Write a stored file to ``destination`` (a path, or a binary file open for writing) as
+        it comes, a chunk at a time; its description. A path that exists raises
+        ``FileExistsError`` before anything is fetched, unless ``overwrite``; a download that
+        fails leaves no file at the path (an existing file is replaced only once the new one is
+        complete). Errors as :meth:`get_media`."""
+        target = _media.DownloadTarget(destination, overwrite=overwrite)
+        await asyncio.to_thread(target.open)
+        complete = False
+        parts = self._media_parts(org_id, media_id)
+        try:
+            received = _media.Received()
+            async for part in parts:
+                if chunk := received.take(part):
+                    await asyncio.to_thread(target.write, chunk)
+            info = received.finish()
+            complete = True
+        finally:
+            await parts.aclose()
+            await asyncio.to_thread(functools.partial(target.close, complete=complete))
+        return info
+
     # -- health ---------------------------------------------------------------------------------
 
     async def check_health(self, service: str = "") -> health_pb2.HealthCheckResponse:
@@ -690,7 +802,8 @@ class Client:
         org_id: str,
         from_: str,
         to: str,
-        media_url: str,
+        media_url: str = "",
+        media_id: str = "",
         text: str = "",
         media_type: str = "",
         filename: str = "",
@@ -702,8 +815,9 @@ class Client:
         media_urls: Sequence[str] = (),
         options: SendOptions | None = None,
     ) -> gateway_pb2.SendReply:
-        """``media_urls``: the message's further files after ``media_url`` (docs/format.md,
-        "Several requests per send"); ``options`` as in :meth:`send_message`."""
+        """The file is at ``media_url``, or stored by :meth:`upload_media` as ``media_id`` (one
+        of them; docs/media.md). ``media_urls``: the message's further files after it
+        (docs/format.md, "Several requests per send"); ``options`` as in :meth:`send_message`."""
         request = _requests.send_file_request(
             org_id=org_id,
             from_=from_,
@@ -719,6 +833,7 @@ class Client:
             metadata=metadata,
             media_urls=media_urls,
             options=options,
+            media_id=media_id,
         )
         return self._call(self._stub.SendFile, request, gateway_pb2.SendReply)
 
@@ -907,12 +1022,132 @@ class Client:
         reply = self._call(self._stub.ClearOptOut, request, gateway_pb2.ClearOptOutResponse)
         return reply.cleared
 
+    # -- files (docs/media.md) ------------------------------------------------------------------
+
+    def upload_media(
+        self,
+        org_id: str,
+        source: UploadSource,
+        *,
+        filename: str | None = None,
+        integration_id: str = "",
+    ) -> gateway_pb2.MediaInfo:
+        """Store a file for :meth:`send_file`'s ``media_id``; see :meth:`AsyncClient.upload_media`
+        (a sync client takes no async iterable)."""
+        start = _media.upload_start(org_id, source, filename, integration_id)
+        sent = _media.Sent()
+        with _media.source_chunks(source) as chunks:
+            feed = _media.SyncUploadFeed(start, chunks, sent)
+            call = self._stub.UploadMedia.future(iter(feed), metadata=self._metadata)
+            feed.attach(call)
+            try:
+                reply = call.result()
+            except grpc.FutureCancelledError:
+                if feed.failure is None:  # pragma: no cover - only the feed cancels it
+                    raise
+                raise feed.failure from None
+            except grpc.RpcError as exc:
+                raise error_from_rpc(exc) from exc
+            except BaseException:
+                call.cancel()
+                raise
+        return sent.checked(_expect(reply, gateway_pb2.MediaInfo))
+
+    def _media_parts(
+        self, org_id: str, media_id: str
+    ) -> Generator[gateway_pb2.GetMediaResponse, None, None]:
+        call = self._stub.GetMedia(
+            _media.get_media_request(org_id, media_id), metadata=self._metadata
+        )
+        try:
+            for part in call:
+                yield _expect(part, gateway_pb2.GetMediaResponse)
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc) from exc
+        finally:
+            call.cancel()
+
+    def get_media(self, org_id: str, media_id: str) -> tuple[gateway_pb2.MediaInfo, bytes]:
+        """A stored file and its description, whole; see :meth:`AsyncClient.get_media`."""
+        received = _media.Received()
+        body = bytearray()
+        parts = self._media_parts(org_id, media_id)
+        try:
+            for part in parts:
+                body += received.take(part)
+        finally:
+            parts.close()
+        return received.finish(), bytes(body)
+
+    def download_media(
+        self,
+        org_id: str,
+        media_id: str,
+        destination: MediaDestination,
+        *,
+        overwrite: bool = False,
+    ) -> gateway_pb2.MediaInfo:
+        """Write a stored file to ``destination`` as it comes; see
+        :meth:`AsyncClient.download_media`."""
+        target = _media.DownloadTarget(destination, overwrite=overwrite)
+        target.open()
+        complete = False
+        parts = self._media_parts(org_id, media_id)
+        try:
+            received = _media.Received()
+            for part in parts:
+                if chunk := received.take(part):
+                    target.write(chunk)
+            info = received.finish()
+            complete = True
+        finally:
+            parts.close()
+            target.close(complete=complete)
+        return info
+
     # -- health ---------------------------------------------------------------------------------
 
     def check_health(self, service: str = "") -> health_pb2.HealthCheckResponse:
         """grpc.health.v1 Check: ``status`` is SERVING when the service (or the server) is up."""
         request = health_pb2.HealthCheckRequest(service=service)
         return self._call(self._health.Check, request, health_pb2.HealthCheckResponse)
+
+
+class _ServerStatus:
+    """The status the server ended a grpc.aio call with, when grpc.aio reports another.
+
+    When a write fails because the server has just ended the call (an upload refused while being
+    sent), grpc.aio sets its own INTERNAL "Internal error from Core" — before or after the
+    server's status, which it then replaces or is replaced by. The server's status, with its
+    details, is kept here as the call reports it, for the caller's error. Reads the call's status
+    as grpc.aio's own ``_create_rpc_error`` does; ``error`` stays None when that is not there
+    (another grpc) or the server's status never came, and the call's error stands.
+    """
+
+    _GRPC_OWN = "Internal error from Core"
+
+    def __init__(self, call: Any) -> None:
+        self.error: grpc.aio.AioRpcError | None = None
+        call.add_done_callback(self._done)
+
+    def _done(self, call: Any) -> None:
+        status = getattr(getattr(call, "_cython_call", None), "_status", None)
+        if self.error is not None or status is None:
+            return
+        try:
+            code = next(c for c in grpc.StatusCode if c.value[0] == status.code())
+            if code == grpc.StatusCode.OK or (
+                code == grpc.StatusCode.INTERNAL and status.details() == self._GRPC_OWN
+            ):
+                return
+            self.error = grpc.aio.AioRpcError(
+                code,
+                grpc.aio.Metadata(),
+                grpc.aio.Metadata.from_tuple(status.trailing_metadata() or ()),
+                details=status.details(),
+            )
+        except (AttributeError, StopIteration, TypeError, ValueError):  # pragma: no cover
+            self.error = None
 
 
 def _expect(reply: object, reply_type: type[_R]) -> _R:

@@ -25,6 +25,7 @@ __all__ = [
     "installations_table",
     "integration_lines",
     "integrations_table",
+    "media_lines",
     "message_lines",
     "messages_table",
     "opt_outs_table",
@@ -456,6 +457,20 @@ def opt_outs_table(opt_outs: Iterable[gateway_pb2.OptOut]) -> list[str]:
             )
             for opt_out in opt_outs
         ),
+    )
+
+
+def media_lines(info: gateway_pb2.MediaInfo) -> list[str]:
+    """A stored file's description (docs/media.md)."""
+    return _fields(
+        [
+            ("media id", info.media_id),
+            ("type", info.content_type),
+            ("size", f"{info.size} bytes"),
+            ("sha256", info.sha256),
+            ("url", info.url),
+            ("url expires", _time(info.url_expires_at, info.HasField("url_expires_at"))),
+        ]
     )
 
 

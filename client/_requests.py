@@ -138,12 +138,17 @@ def send_file_request(
     metadata: Mapping[str, str] | None,
     media_urls: Sequence[str] = (),
     options: SendOptions | None = None,
+    media_id: str = "",
 ) -> gateway_pb2.SendFileRequest:
+    # The first file is a URL or a file stored by UploadMedia (docs/media.md).
+    if bool(media_url) == bool(media_id):
+        raise ValueError("give media_url or media_id, one of them")
     request = gateway_pb2.SendFileRequest(
         media_urls=list(media_urls),
         org_id=org_id,
         to=to,
         media_url=media_url,
+        media_id=media_id,
         text=text,
         media_type=media_type,
         filename=filename,

@@ -33,7 +33,7 @@ from ._errors import MsgbridgeError
 from ._follow import DEFAULT_GIVE_UP_AFTER_S, FollowRequest, follow
 from ._options import ClientOptions, TLSConfig
 
-__all__ = ["add_parsers"]
+__all__ = ["UsageError", "add_parsers", "connection_parser", "run_command", "show"]
 
 TARGET_ENV = "MSGBRIDGE_TARGET"
 TOKEN_ENV = "MSGBRIDGE_TOKEN"  # noqa: S105 - the variable's name, not a token
@@ -359,15 +359,28 @@ def _send(client: Client, args: argparse.Namespace) -> int:
 
 
 def _send_file(client: Client, args: argparse.Namespace) -> int:
+    urls, media_id, filename = args.url or [""], args.media_id or "", args.filename
+    if args.file is not None:  # uploaded first, then sent by its media id (docs/media.md)
+        from ._media_cli import upload  # here: _media_cli builds on this module
+
+        filename = filename or os.path.basename(args.file)
+        media_id = upload(
+            client,
+            org_id=args.org,
+            path=args.file,
+            filename=filename,
+            integration_id=args.integration,
+        ).media_id
     reply = client.send_file(
         org_id=args.org,
         from_=args.from_,
         to=args.to,
-        media_url=args.url[0],
-        media_urls=args.url[1:],
+        media_url=urls[0],
+        media_urls=urls[1:],
+        media_id=media_id,
         text=args.text,
         media_type=args.media_type,
-        filename=args.filename,
+        filename=filename,
         extension=args.extension,
         domain=args.domain,
         integration_id=args.integration,
@@ -673,11 +686,17 @@ def add_parsers(subparsers: Any) -> None:
 
     parser = command("send-file", _send_file, "send a file (MMS)")
     _add_send_options(parser)
-    parser.add_argument(
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
         "--url",
-        required=True,
         action="append",
         help="the file's URL; repeat it for several files (at most 10)",
+    )
+    source.add_argument(
+        "--file", metavar="PATH", help="a local file: uploaded to the gateway, which hosts it"
+    )
+    source.add_argument(
+        "--media-id", metavar="ID", help="a file stored by 'media upload' (or an inbound one)"
     )
     parser.add_argument("--text", default="", help="a caption")
     parser.add_argument("--media-type", default="", metavar="TYPE", help="e.g. image/png")
@@ -774,3 +793,10 @@ def add_parsers(subparsers: Any) -> None:
 
     parser = command("health", _health, "check the service's health (grpc.health.v1)")
     parser.add_argument("--service", default="", help="a service name (default: the server)")
+
+
+# What the other command modules (_media_cli) share with this one.
+UsageError = _UsageError
+connection_parser = _connection_parser
+run_command = _command
+show = _show

@@ -2,10 +2,10 @@
 
 Each group of subcommands lives in its own module and registers itself on the parser here:
 ``_serve_cli`` (``serve``) and ``_sidecar_cli`` (``sidecar``) run the service; ``_service_cli``
-talks to a running service (register, enable, send …); ``_check_cli`` is the integration
-author's linter (no server needed); ``_test_cli`` runs a definition's cases (``_cases``), offline
-(``_offline_cases``) or through a temporary gateway (``_live_cases``). A subcommand's handler
-returns the exit code.
+talks to a running service (register, enable, send …), and ``_media_cli`` (``media``) to its
+files; ``_check_cli`` is the integration author's linter (no server needed); ``_test_cli`` runs
+a definition's cases (``_cases``), offline (``_offline_cases``) or through a temporary gateway
+(``_live_cases``). A subcommand's handler returns the exit code.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "._serve_cli",
     "._sidecar_cli",
     "._service_cli",
+    "._media_cli",
     "._check_cli",
     "._test_cli",
 )

@@ -69,8 +69,10 @@ class FileBlobStore(BlobOpener):
     async def put(self, key: str, chunks: AsyncIterable[bytes], *, max_size: int) -> StoredBlob:
         path = self._path(key)
         meter = Meter(max_size)
-        draft = await self._disk(_Draft.begin, self._root, path)
+        draft = _Draft(path)
         try:
+            # Inside the try: a put cancelled while its file is made still closes and removes it.
+            await self._disk(draft.begin, self._root)
             async for batch in metered(chunks, meter):
                 await self._disk(draft.write, batch)
             await self._disk(draft.commit)
@@ -137,13 +139,13 @@ class _Draft:
 
     __slots__ = ("_file", "_path", "_temp")
 
-    def __init__(self, file: BinaryIO, temp: Path, path: Path) -> None:
-        self._file = file
-        self._temp = temp
+    def __init__(self, path: Path) -> None:
+        self._file: BinaryIO | None = None
+        self._temp: Path | None = None
         self._path = path
 
-    @classmethod
-    def begin(cls, root: Path, path: Path) -> _Draft:
+    def begin(self, root: Path) -> None:
+        path = self._path
         root.mkdir(mode=_DIRECTORY_MODE, parents=True, exist_ok=True)
         # Each directory below the root is made here with 0700: mkdir(parents=True) would make
         # the intermediate ones with the default mode.
@@ -153,12 +155,15 @@ class _Draft:
             with contextlib.suppress(FileExistsError):
                 directory.mkdir(mode=_DIRECTORY_MODE)
         fd, temp = tempfile.mkstemp(prefix=_DRAFT_PREFIX, dir=path.parent)  # mode 0600
-        return cls(os.fdopen(fd, "wb"), Path(temp), path)
+        self._temp = Path(temp)
+        self._file = os.fdopen(fd, "wb")
 
     def write(self, data: bytes) -> None:
+        assert self._file is not None, "begin() first"
         self._file.write(data)
 
     def commit(self) -> None:
+        assert self._file is not None and self._temp is not None, "begin() first"
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
@@ -166,9 +171,12 @@ class _Draft:
         _sync_directory(self._path.parent)
 
     def discard(self) -> None:
-        self._file.close()
-        with contextlib.suppress(FileNotFoundError):
-            self._temp.unlink()
+        """Close and remove what begin() made, however far it got."""
+        if self._file is not None:
+            self._file.close()
+        if self._temp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._temp.unlink()
 
 
 def _sync_directory(directory: Path) -> None:
