@@ -248,6 +248,45 @@ async def test_the_queue_cap_counts_the_installations_queued_messages(store: Sto
     assert created and await store.count_queued("inst-1") == 3
 
 
+async def test_the_queue_cap_follows_messages_leaving_and_reentering_the_queue(
+    store: Store,
+) -> None:
+    """Every way out of ``queued`` (a claim, a cancel) frees a place under the cap, and every way
+    back in (a retry, the repeat of a released key) takes one."""
+    full = [await queued(store) for _ in range(3)]
+
+    async def fits() -> bool:
+        try:
+            record = new_message()
+            await store.enqueue_message(record, now=at(0), max_queued=4)
+        except QueueFull:
+            return False
+        await store.cancel_message(record.id, now=at(0))  # and out again
+        return True
+
+    assert await fits()
+    await queued(store)
+    assert not await fits()
+    claimed = await store.claim_queued(
+        full[0].id, owner="w1", lease_until=at(30), rates=(), now=at(0)
+    )
+    assert claimed.message is not None
+    assert await fits()
+    await queued(store)
+    assert not await fits()
+    await store.cancel_message(full[1].id, now=at(1))
+    assert await fits()
+    await queued(store)
+    # The claimed message fails in a way that sent nothing; it is queued for a retry.
+    retry = dataclasses.replace(FIRST_ATTEMPT, retry_at=at(5))
+    await finish(store, full[0].id, MessageState.QUEUED, tried=retry, next_attempt_at=at(5))
+    assert await store.count_queued("inst-1") == 5
+    assert not await fits()
+    await store.cancel_message(full[2].id, now=at(2))
+    assert not await fits()  # still at the cap: 4 queued
+    assert await store.count_queued("inst-1") == 4
+
+
 # ---------------------------------------------------------------------------------------------
 # Conversation order
 

@@ -242,13 +242,12 @@ class QueueMethods:
                     )
             else:
                 if max_queued > 0:
-                    (queued,) = conn.execute(
-                        "SELECT COUNT(*) FROM messages"
-                        " WHERE installation_id = ? AND state IN ('queued', 'sending')"
-                        " AND state = 'queued'",
+                    # Kept by triggers (migration 0009_queued_counts): not a count of the queue.
+                    row = conn.execute(
+                        "SELECT queued FROM queued_counts WHERE installation_id = ?",
                         (record.installation_id,),
                     ).fetchone()
-                    if queued >= max_queued:
+                    if row is not None and row[0] >= max_queued:
                         raise QueueFull(record.installation_id, max_queued)
                 stored = replace(
                     record,
