@@ -611,6 +611,32 @@ async def test_a_message_that_asked_for_its_outcome_publishes_it(store: Store) -
     assert await store.read_events(0) == (published,)
 
 
+async def test_an_outcome_event_given_as_a_function_is_built_only_when_published(
+    store: Store,
+) -> None:
+    built: list[str] = []
+
+    def outcome_of(message: MessageRecord) -> Any:
+        def build() -> Any:
+            built.append(message.id)
+            return event(type=InboundEventType.MESSAGE_SENT, message_id=message.id)
+
+        return build
+
+    quiet = await sending(store)  # its caller has the outcome
+    _, published = await finish(store, quiet.id, MessageState.SENT, outcome_event=outcome_of(quiet))
+    assert published is None and built == []
+    waited = await queued(store)
+    await store.request_outcome(waited.id)
+    await store.claim_queued(waited.id, owner="w1", lease_until=at(30), rates=(), now=at(0))
+    _, published = await finish(
+        store, waited.id, MessageState.SENT, outcome_event=outcome_of(waited)
+    )
+    assert built == [waited.id]
+    assert published is not None and published.message_id == waited.id
+    assert await store.read_events(0) == (published,)
+
+
 async def test_a_retry_publishes_nothing_yet(store: Store) -> None:
     message = await queued(store)
     await store.request_outcome(message.id)
