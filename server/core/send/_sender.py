@@ -364,7 +364,7 @@ def _new_message(
     encoding = text_encoding(text)
     segments = segment_count(text, encoding) if text else 0
     return MessageRecord(
-        id=str(uuid.uuid4()),
+        id=new_message_id(),
         org_id=request.org_id,
         installation_id=installation.id,
         integration_id=integration.id,
@@ -393,6 +393,17 @@ def _new_message(
         notify=notify,
         request_json=request_json(request),
     )
+
+
+def new_message_id() -> str:
+    """A random (version 4) UUID in its usual text form, as ``str(uuid.uuid4())`` makes it from
+    the same 16 bytes of ``os.urandom``, without building a ``uuid.UUID`` (a third of the cost;
+    every send makes one)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class MessageRates:
