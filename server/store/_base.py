@@ -13,7 +13,7 @@ Times are timezone-aware UTC datetimes, kept to the microsecond.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -711,7 +711,7 @@ class Store(Protocol):
         reply_json: str | Unset | None = UNSET,
         provider_message_ids: Sequence[str] | Unset = UNSET,
         next_attempt_at: datetime | None = None,
-        outcome_event: NewEvent | None = None,
+        outcome_event: NewEvent | Callable[[], NewEvent] | None = None,
         now: datetime,
     ) -> tuple[MessageRecord | None, EventRecord | None]:
         """End an attempt of a message leased to ``owner`` (None: a ``sending`` message under
@@ -723,8 +723,9 @@ class Store(Protocol):
         ``provider_message_ids`` makes parts as :meth:`update_message` does. When the message
         asked for its outcome to be published (``notify``) and ``state`` is ``sent`` or
         ``failed``, ``outcome_event`` is appended to the event log in the same transaction and
-        returned. Returns ``(None, None)`` and changes nothing when the message is not
-        ``sending`` under that lease (another process took it over)."""
+        returned (a function giving the event is called only then: most messages publish none).
+        Returns ``(None, None)`` and changes nothing when the message is not ``sending`` under
+        that lease (another process took it over)."""
         ...
 
     async def expired_leases(self, now: datetime, *, limit: int) -> tuple[MessageRecord, ...]:

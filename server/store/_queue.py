@@ -10,18 +10,21 @@ unless it is unordered), the installation's queue cap and the opt-outs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from ._base import MessageRecord, StoreError
+from ._base import MessageRecord, NewEvent, StoreError
 
 __all__ = [
     "ATTEMPT_LOG_SIZE",
     "ClaimOutcome",
     "OptOutRecord",
     "OptedOut",
+    "OutcomeEvent",
     "QueueFull",
     "RateSlot",
+    "outcome_event",
     "slot_wait",
     "taken_tat",
 ]
@@ -80,6 +83,16 @@ class OptOutRecord:
     to_number: str
     source: str
     created_at: datetime
+
+
+#: An attempt's outcome event as :meth:`Store.finish_attempt` takes it: the event, or a function
+#: giving it (called only when the event is published).
+OutcomeEvent = NewEvent | Callable[[], NewEvent]
+
+
+def outcome_event(event: OutcomeEvent) -> NewEvent:
+    """The event itself."""
+    return event if isinstance(event, NewEvent) else event()
 
 
 def slot_wait(tat: float | None, now: float, slot: RateSlot) -> float:

@@ -248,6 +248,45 @@ async def test_the_queue_cap_counts_the_installations_queued_messages(store: Sto
     assert created and await store.count_queued("inst-1") == 3
 
 
+async def test_the_queue_cap_follows_messages_leaving_and_reentering_the_queue(
+    store: Store,
+) -> None:
+    """Every way out of ``queued`` (a claim, a cancel) frees a place under the cap, and every way
+    back in (a retry, the repeat of a released key) takes one."""
+    full = [await queued(store) for _ in range(3)]
+
+    async def fits() -> bool:
+        try:
+            record = new_message()
+            await store.enqueue_message(record, now=at(0), max_queued=4)
+        except QueueFull:
+            return False
+        await store.cancel_message(record.id, now=at(0))  # and out again
+        return True
+
+    assert await fits()
+    await queued(store)
+    assert not await fits()
+    claimed = await store.claim_queued(
+        full[0].id, owner="w1", lease_until=at(30), rates=(), now=at(0)
+    )
+    assert claimed.message is not None
+    assert await fits()
+    await queued(store)
+    assert not await fits()
+    await store.cancel_message(full[1].id, now=at(1))
+    assert await fits()
+    await queued(store)
+    # The claimed message fails in a way that sent nothing; it is queued for a retry.
+    retry = dataclasses.replace(FIRST_ATTEMPT, retry_at=at(5))
+    await finish(store, full[0].id, MessageState.QUEUED, tried=retry, next_attempt_at=at(5))
+    assert await store.count_queued("inst-1") == 5
+    assert not await fits()
+    await store.cancel_message(full[2].id, now=at(2))
+    assert not await fits()  # still at the cap: 4 queued
+    assert await store.count_queued("inst-1") == 4
+
+
 # ---------------------------------------------------------------------------------------------
 # Conversation order
 
@@ -569,6 +608,32 @@ async def test_a_message_that_asked_for_its_outcome_publishes_it(store: Store) -
     assert finished is not None and finished.state is MessageState.SENT
     assert published is not None and published.cursor >= 1
     assert published.message_id == message.id and published.type == "messageSent"
+    assert await store.read_events(0) == (published,)
+
+
+async def test_an_outcome_event_given_as_a_function_is_built_only_when_published(
+    store: Store,
+) -> None:
+    built: list[str] = []
+
+    def outcome_of(message: MessageRecord) -> Any:
+        def build() -> Any:
+            built.append(message.id)
+            return event(type=InboundEventType.MESSAGE_SENT, message_id=message.id)
+
+        return build
+
+    quiet = await sending(store)  # its caller has the outcome
+    _, published = await finish(store, quiet.id, MessageState.SENT, outcome_event=outcome_of(quiet))
+    assert published is None and built == []
+    waited = await queued(store)
+    await store.request_outcome(waited.id)
+    await store.claim_queued(waited.id, owner="w1", lease_until=at(30), rates=(), now=at(0))
+    _, published = await finish(
+        store, waited.id, MessageState.SENT, outcome_event=outcome_of(waited)
+    )
+    assert built == [waited.id]
+    assert published is not None and published.message_id == waited.id
     assert await store.read_events(0) == (published,)
 
 

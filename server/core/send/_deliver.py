@@ -16,6 +16,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from ...engine import RequestTemplate
 from ...errors import FailedPrecondition, GatewayError, OutcomeUnknown
@@ -232,7 +233,9 @@ class Deliverer:
             error=None,
             reply_json=outcome.to_json() if message.idempotency_key else None,
             provider_message_ids=outcome.provider_message_ids or (),
-            outcome_event=_event(message, InboundEventType.MESSAGE_SENT, outcome, None, now),
+            outcome_event=partial(
+                _event, message, InboundEventType.MESSAGE_SENT, outcome, None, now
+            ),
             now=now,
         )
         if record is None:
@@ -281,7 +284,7 @@ class Deliverer:
             provider_message_ids=tuple(o.provider_message_id or "" for o in sent) if sent else (),
             next_attempt_at=ending.retry_at,
             outcome_event=(
-                _event(message, InboundEventType.MESSAGE_FAILED, None, error, now)
+                partial(_event, message, InboundEventType.MESSAGE_FAILED, None, error, now)
                 if final
                 else None
             ),
@@ -386,7 +389,7 @@ class Deliverer:
             outcome_event=(
                 None
                 if deduplicates
-                else _event(message, InboundEventType.MESSAGE_FAILED, None, error, now)
+                else partial(_event, message, InboundEventType.MESSAGE_FAILED, None, error, now)
             ),
             now=now,
         )
@@ -431,7 +434,8 @@ def _event(
     error: GatewayError | None,
     now: datetime,
 ) -> NewEvent:
-    """The event a message's outcome is published as, when its caller was replied first."""
+    """The event a message's outcome is published as, when its caller was replied first (the
+    store builds it only then: ``partial`` of this is what an attempt's end hands it)."""
     return NewEvent(
         type=kind.value,
         org_id=message.org_id,

@@ -35,7 +35,6 @@ from .._base import (
     EventRecord,
     MessageRecord,
     MessageState,
-    NewEvent,
     RecordNotFound,
     Unset,
 )
@@ -45,10 +44,12 @@ from .._queue import (
     ATTEMPT_LOG_SIZE,
     ClaimOutcome,
     OptedOut,
+    OutcomeEvent,
     QueueFull,
     RateSlot,
     slot_wait,
 )
+from .._queue import outcome_event as outcome_event_of
 from .._rows import MESSAGE_COLUMNS, aware_time, columns, encode_ids, encode_time, utc_time
 from ._inbound import append_events
 from ._pool import PooledConnection, RunAgain
@@ -400,7 +401,7 @@ class QueueMethods:
         reply_json: str | Unset | None = UNSET,
         provider_message_ids: Sequence[str] | Unset = UNSET,
         next_attempt_at: datetime | None = None,
-        outcome_event: NewEvent | None = None,
+        outcome_event: OutcomeEvent | None = None,
         now: datetime,
     ) -> tuple[MessageRecord | None, EventRecord | None]:
         state = MessageState(state)
@@ -452,8 +453,9 @@ class QueueMethods:
             ):
                 return message, None
             # Last in the transaction: the cursor counter stays locked only until the commit.
-            params = ROWS.event_params(outcome_event)
-            (event,) = await append_events(conn, [(outcome_event, params)])
+            new_event = outcome_event_of(outcome_event)
+            params = ROWS.event_params(new_event)
+            (event,) = await append_events(conn, [(new_event, params)])
             return message, event
 
         return await self._write(op)

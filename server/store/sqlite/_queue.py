@@ -19,7 +19,6 @@ from .._base import (
     EventRecord,
     MessageRecord,
     MessageState,
-    NewEvent,
     RecordNotFound,
     Unset,
 )
@@ -29,11 +28,13 @@ from .._queue import (
     ATTEMPT_LOG_SIZE,
     ClaimOutcome,
     OptedOut,
+    OutcomeEvent,
     QueueFull,
     RateSlot,
     slot_wait,
     taken_tat,
 )
+from .._queue import outcome_event as outcome_event_of
 from .._rows import MESSAGE_COLUMNS, columns, decode_time, encode_ids, encode_time
 from ._sql import INSERT_EVENT, INSERT_MESSAGE, INSERT_MESSAGE_PART, ROWS, SELECT_MESSAGE
 
@@ -242,13 +243,12 @@ class QueueMethods:
                     )
             else:
                 if max_queued > 0:
-                    (queued,) = conn.execute(
-                        "SELECT COUNT(*) FROM messages"
-                        " WHERE installation_id = ? AND state IN ('queued', 'sending')"
-                        " AND state = 'queued'",
+                    # Kept by triggers (migration 0009_queued_counts): not a count of the queue.
+                    row = conn.execute(
+                        "SELECT queued FROM queued_counts WHERE installation_id = ?",
                         (record.installation_id,),
                     ).fetchone()
-                    if queued >= max_queued:
+                    if row is not None and row[0] >= max_queued:
                         raise QueueFull(record.installation_id, max_queued)
                 stored = replace(
                     record,
@@ -318,7 +318,7 @@ class QueueMethods:
         reply_json: str | Unset | None = UNSET,
         provider_message_ids: Sequence[str] | Unset = UNSET,
         next_attempt_at: datetime | None = None,
-        outcome_event: NewEvent | None = None,
+        outcome_event: OutcomeEvent | None = None,
         now: datetime,
     ) -> tuple[MessageRecord | None, EventRecord | None]:
         ids = provider_message_ids
@@ -360,9 +360,10 @@ class QueueMethods:
                 and message.state is state
                 and state in (MessageState.SENT, MessageState.FAILED)
             ):
-                cursor = conn.execute(INSERT_EVENT, ROWS.event_params(outcome_event)).lastrowid
+                event = outcome_event_of(outcome_event)
+                cursor = conn.execute(INSERT_EVENT, ROWS.event_params(event)).lastrowid
                 assert cursor is not None
-                published = EventRecord.appended(outcome_event, cursor)
+                published = EventRecord.appended(event, cursor)
             return message, published
 
         return await self._write(op)
