@@ -243,7 +243,7 @@ class QueueMethods:
                     )
             else:
                 if max_queued > 0:
-                    # Kept by triggers (migration 0009_queued_counts): not a count of the queue.
+                    # Kept by triggers (migration 0010_queued_counts): not a count of the queue.
                     row = conn.execute(
                         "SELECT queued FROM queued_counts WHERE installation_id = ?",
                         (record.installation_id,),
