@@ -6,10 +6,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTOS := $(wildcard protos/msgbridge/v1/*.proto)
 GEN_STAMP := msgbridge/.generated
+# The Node.js tools (package.json, versions pinned by package-lock.json): buf, which lints
+# protos/ and checks them for breaking changes, and the Node.js client test's gRPC libraries.
+NODE_STAMP := node_modules/.installed
+BUF := node_modules/.bin/buf
 
-.PHONY: install proto lint test run bench clean test-postgres test-media-s3 reliability soak adversarial
+.PHONY: install proto lint breaking test run bench clean test-postgres test-media-s3 reliability soak adversarial
 
-install: $(STAMP) $(GEN_STAMP)
+install: $(STAMP) $(GEN_STAMP) $(NODE_STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +23,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
 		--config-settings editable_mode=compat -e '.[dev]'
 	touch $(STAMP)
+
+# npm ci installs exactly the lockfile's versions. --ignore-scripts: no package needs its install
+# script (buf's only links its binary, which bin/buf finds without it); --prefer-offline takes
+# what the npm cache holds without asking the registry again.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
 
 proto: $(STAMP)
 	rm -f $(GEN_STAMP)
@@ -35,6 +46,35 @@ $(GEN_STAMP): $(PROTOS) $(STAMP)
 lint: install
 	$(BIN)/ruff check server client tests
 	$(BIN)/mypy server client
+	$(BUF) lint
+	$(MAKE) --no-print-directory breaking
+
+# `buf breaking`: the working tree's protos/ against the protos before this change (buf.yaml
+# says which rules). "Before" is, off main, the merge base with main (a branch's commits and
+# uncommitted edits); on main itself — CI's fresh clone, where HEAD is main — and where there is
+# no main, HEAD~1: main before its last commit (a branch lands as one merge commit, so its whole
+# change is checked).
+# BREAKING_AGAINST=REF compares with another commit. The old protos come from `git archive`, so
+# a worktree, a detached HEAD or a branch without an upstream all work; a shallow clone cannot
+# (its history is missing) and says so.
+BREAKING_AGAINST ?=
+breaking: $(NODE_STAMP)
+	@set -eu; ref='$(BREAKING_AGAINST)'; \
+	if [ -z "$$ref" ]; then \
+		main=$$(git rev-parse -q --verify main || true); \
+		if [ -n "$$main" ] && [ "$$main" != "$$(git rev-parse HEAD)" ]; then \
+			ref=$$(git merge-base HEAD main); \
+		elif [ "$$(git rev-parse --is-shallow-repository)" = true ]; then \
+			echo "buf breaking: a shallow clone has no earlier protos (git fetch --unshallow)" >&2; \
+			exit 1; \
+		elif git rev-parse --verify -q HEAD~1 >/dev/null; then ref=HEAD~1; \
+		else echo "buf breaking: no earlier commit to compare with"; exit 0; fi; \
+	fi; \
+	old=$$(mktemp -d); trap 'rm -rf "$$old"' EXIT; \
+	git archive -o "$$old/protos.tar" "$$ref" protos; \
+	tar -x -C "$$old" -f "$$old/protos.tar"; \
+	echo "buf breaking: protos/ against $$ref ($$(git rev-parse --short "$$ref"))"; \
+	$(BUF) breaking --against "$$old/protos"
 
 test: lint
 	$(BIN)/pytest -q
@@ -49,7 +89,8 @@ test-postgres: install
 test-media-s3: install
 	MSGBRIDGE_TEST_BLOBS=s3 $(BIN)/pytest -q tests/media tests/service/test_media.py
 
-run: install
+# Python only: the Node.js tools are for the checks (make lint, make test).
+run: $(STAMP) $(GEN_STAMP)
 	$(BIN)/msgbridge serve --demo --outbound-allow 127.0.0.1
 
 bench: install
@@ -81,4 +122,4 @@ adversarial: install
 	$(BIN)/python -m tests.adversarial $(ADVERSARIAL_ARGS)
 
 clean:
-	rm -rf $(VENV) msgbridge .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) msgbridge node_modules .mypy_cache .pytest_cache .ruff_cache
