@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from client.cli import main
 from server.core import normalize_address, normalize_number
 from server.engine import (
     HandshakeRefused,
@@ -246,3 +247,27 @@ def test_phone_addresses_are_normalised_as_before() -> None:
     # what an id would become as a phone number: why ids must not be read as one
     assert normalize_number("5551234567", "US") == "+15551234567"
     assert normalize_number("-1001234567890", None) == "1001234567890"
+
+
+# -- msgbridge check --match -------------------------------------------------------------------
+
+
+def test_check_match_says_a_handshake_is_answered_and_no_event(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = _doc(META)
+    doc["properties"] = ["API key", "Verify token"]
+    file = tmp_path / "meta.json"
+    file.write_text(json.dumps(doc))
+    query = tmp_path / "query.txt"
+    query.write_text("hub.mode=subscribe&hub.verify_token=abc&hub.challenge=99")
+    argv = ["check", "--match", str(file), "--webhook", str(query), "--method", "GET"]
+    assert main([*argv, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["events"] == [] and out["unmatched"] == []
+    assert out["handshake"]["pointer"] == "/Handshake/0"
+    assert out["handshake"]["captures"]["challenge"] == "99"
+    assert out["handshake"]["require"] == ["verify_token"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "verification handshake /Handshake/0" in text and "403" in text
