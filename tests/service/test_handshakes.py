@@ -15,6 +15,7 @@ import aiohttp
 
 from msgbridge.v1 import gateway_pb2
 from server.demo import RunningFakeProvider
+from server.sidecar import GrpcIngestForwarder, SidecarServer, build_sidecar_app
 
 from .conftest import Gateway, GatewayFactory, definition
 
@@ -77,17 +78,21 @@ async def test_meta_get_verification_answers_the_challenge_for_the_right_token(
         # a body that is not the handshake still needs its signature
         async with http.post(url, json={"object": "page"}) as unsigned:
             assert unsigned.status == 401
+        # through the per-integration URL no installation's token can be checked
+        shared = f"http://127.0.0.1:{gateway.server.http_port}/webhooks/meta-like"
+        anyone = await _get(http, shared, {**query, "hub.verify_token": "tok-3f9"})
     assert right == (200, b"1158201444")
     assert wrong[0] == 403 and b"1158201444" not in wrong[1]
+    assert anyone[0] == 403 and b"1158201444" not in anyone[1]
     # a handshake is no event
     listed = await gateway.stub.ListEvents(gateway_pb2.ListEventsRequest(page_size=100))
     assert list(listed.events) == []
     # the refused one is kept with its reason, never repeating a token
     kept = await gateway.stub.ListUnmatchedWebhooks(gateway_pb2.ListUnmatchedWebhooksRequest())
     refused = [w for w in kept.webhooks if "handshake" in w.reason]
-    assert len(refused) == 1
-    assert refused[0].kind == gateway_pb2.UnmatchedWebhook.UNAUTHENTICATED
-    assert "tok-" not in refused[0].reason
+    assert len(refused) == 2
+    assert {w.kind for w in refused} == {gateway_pb2.UnmatchedWebhook.UNAUTHENTICATED}
+    assert not any("tok-" in w.reason for w in refused)
 
 
 def _slack(provider_url: str) -> str:
@@ -199,3 +204,31 @@ async def test_a_bot_keeps_platform_ids_verbatim_and_takes_its_inbound_messages(
     assert reply.provider_message_id
     [sent] = provider.state.requests_to("/messages")
     assert sent.json == {"chat_id": GROUP_CHAT, "text": "hello chat", "bot": BOT_ID}
+
+
+async def test_a_separate_sidecar_sends_the_same_handshake_answer(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider
+) -> None:
+    core: Gateway = await start_gateway(sidecar=True)
+    await core.register(_meta(provider.url))
+    installation = await core.enable(
+        "meta-like",
+        properties={"API key": "k", "Verify token": "tok-3f9", "App secret": "s3cret"},
+    )
+    forwarder = GrpcIngestForwarder(f"127.0.0.1:{core.port}", timeout_s=5.0)
+    app = build_sidecar_app(
+        forwarder, public_url="http://127.0.0.1:0", max_body=1 << 20, request_timeout_s=10
+    )
+    sidecar = SidecarServer(app, "127.0.0.1", 0)
+    await sidecar.start()
+    query = {"hub.mode": "subscribe", "hub.challenge": "C-77", "hub.verify_token": "tok-3f9"}
+    try:
+        async with aiohttp.ClientSession() as http:
+            url = f"http://127.0.0.1:{sidecar.port}{_path(installation)}"
+            async with http.get(url, params=query) as answer:
+                assert answer.status == 200
+                assert answer.headers["Content-Type"] == "text/plain"
+                assert await answer.read() == b"C-77"
+    finally:
+        await forwarder.aclose()
+        await sidecar.aclose()
