@@ -12,12 +12,14 @@ import time
 from typing import Any
 
 import aiohttp
+import grpc
+import pytest
 
 from msgbridge.v1 import gateway_pb2
 from server.demo import RunningFakeProvider
 from server.sidecar import GrpcIngestForwarder, SidecarServer, build_sidecar_app
 
-from .conftest import Gateway, GatewayFactory, definition
+from .conftest import Gateway, GatewayFactory, definition, rpc_details
 
 BOT_ID = "5551234567"  # a bot's id: ten digits, which a US default region would read as a phone
 GROUP_CHAT = "-1001234567890"  # a group chat's id: its sign is part of it
@@ -173,7 +175,19 @@ def _bot(provider_url: str) -> str:
                 },
             },
             "keep": ["update"],
-        }
+        },
+        {
+            "event_key": "blocked",
+            "event_type": "optedOut",
+            "request_method": "POST",
+            "request_parameters": {
+                "my_chat_member": {
+                    "chat": {"id": "$from$"},
+                    "new_chat_member": {"status": "kicked"},
+                    "bot": "$to?$",
+                }
+            },
+        },
     ]
     return json.dumps(doc)
 
@@ -232,3 +246,33 @@ async def test_a_separate_sidecar_sends_the_same_handshake_answer(
     finally:
         await forwarder.aclose()
         await sidecar.aclose()
+
+
+async def test_a_user_who_blocks_the_bot_is_opted_out_under_their_id(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider
+) -> None:
+    gateway: Gateway = await start_gateway(sidecar=True)
+    await gateway.register(_bot(provider.url))
+    installation = await gateway.enable("bot-like", numbers={BOT_ID: ["101"]}, region="US")
+    url = f"http://127.0.0.1:{gateway.server.http_port}{_path(installation)}"
+    user = "2025550123"  # a user's id, which a US region would read as +12025550123
+    blocked = {
+        "my_chat_member": {"chat": {"id": int(user)}, "new_chat_member": {"status": "kicked"}}
+    }
+    async with aiohttp.ClientSession() as http, http.post(url, json=blocked) as answer:
+        assert answer.status == 200
+    kept = await gateway.stub.ListOptOuts(
+        gateway_pb2.ListOptOutsRequest(installation_id=installation.id)
+    )
+    assert [(getattr(o, "from"), o.to) for o in kept.opt_outs] == [(BOT_ID, user)]
+    # the send to them is refused before it reaches the provider, found under the same id
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await gateway.send(**{"from": BOT_ID}, to=user, text="still there?")
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert rpc_details(refused.value)["error_info"].reason == "RECIPIENT_OPTED_OUT"
+    assert provider.state.requests_to("/messages") == []
+    # and cleared by the same id as written
+    cleared = await gateway.stub.ClearOptOut(
+        gateway_pb2.ClearOptOutRequest(installation_id=installation.id, to=user, **{"from": BOT_ID})
+    )
+    assert cleared.cleared
