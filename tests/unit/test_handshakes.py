@@ -230,6 +230,15 @@ def test_ids_are_not_written_as_phone_numbers() -> None:
     assert [p for p, _ in _problems(_doc(addresses="email"))] == ["/addresses"]
 
 
+def test_a_pattern_on_platform_ids_is_not_warned_about_phone_shapes() -> None:
+    doc = _doc()
+    doc["Webhook"][2]["patterns"] = {"from": "^-?[0-9]{1,20}$"}
+    warned = [p for p, _ in _problems(doc, "warning") if p.startswith("/Webhook")]
+    assert warned == ["/Webhook/2/patterns/from"]  # a phone definition: a sender name refused
+    doc["addresses"] = "id"
+    assert [p for p, _ in _problems(doc, "warning") if p.startswith("/Webhook")] == []
+
+
 # -- addresses ---------------------------------------------------------------------------------
 
 
