@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from client._cases import load_case_set
+from client._offline_cases import run_offline
 from client.cli import main
 from server.core import normalize_address, normalize_number
 from server.engine import (
@@ -280,3 +282,34 @@ def test_check_match_says_a_handshake_is_answered_and_no_event(
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "verification handshake /Handshake/0" in text and "403" in text
+
+
+# -- msgbridge test (offline) ------------------------------------------------------------------
+
+
+def _case_set(tmp_path: Path, token: str) -> Path:
+    folder = tmp_path / f"cases-{token}"
+    (folder / "webhooks").mkdir(parents=True)
+    install = {"properties": {"API key": "k", "Verify token": "Tq9-secret"}, "numbers": {}}
+    (folder / "install.json").write_text(json.dumps(install))
+    case = {
+        "source": "made up",
+        "method": "GET",
+        "query": f"hub.mode=subscribe&hub.verify_token={token}&hub.challenge=C-1",
+        "body_text": "",
+        "expect_answer": {"status": 200, "content_type": "text/plain", "body_text": "C-1"},
+        "expect_events": [],
+    }
+    (folder / "webhooks" / "verify.json").write_text(json.dumps(case))
+    return folder
+
+
+def test_msgbridge_test_runs_a_handshake_case_as_the_endpoint_answers_it(tmp_path: Path) -> None:
+    doc = _doc(META)
+    doc["properties"] = ["API key", "Verify token"]
+    doc["WebhookAuth"] = {"type": "hmac", "header": "X-Hub-Signature-256", "secret": "$API key$"}
+    definition = load_definition(doc)
+    [good] = run_offline(doc, definition, load_case_set(_case_set(tmp_path, "Tq9-secret")))
+    assert good.problems == []
+    [bad] = run_offline(doc, definition, load_case_set(_case_set(tmp_path, "Zx1-guess")))
+    assert any(p.startswith("refused (403)") for p in bad.problems)
