@@ -99,10 +99,10 @@ def match_handshake(definition: Definition, request: WebhookRequest) -> Handshak
     """The first of ``definition``'s handshakes, in file order, that ``request`` matches; None
     when it matches none (or the definition has none). Raises WebhookParseError when the body
     cannot be parsed."""
-    if not definition.handshakes:
-        return None
-    body = parse_webhook(request)
     method = request.method.upper()
+    if all(h.method != method for h in definition.handshakes):
+        return None  # not parsed at all: a POST message to a definition with a GET handshake
+    body = parse_webhook(request)
     headers = header_fields(request.headers)
     for compiled in _compile(_ByIdentity(definition)):
         if compiled.handshake.method != method:

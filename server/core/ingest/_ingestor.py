@@ -197,7 +197,7 @@ class Ingestor:
         )
         if integration.definition.handshakes:
             try:
-                handshake = match_handshake(integration.definition, request)
+                handshake = await _handshake_of(integration.definition, request)
             except WebhookParseError as exc:
                 logger.info("webhook body not parseable", extra={"integration": integration_id})
                 return _verdict(400, f"the body cannot be parsed: {exc}")
@@ -628,14 +628,26 @@ class Ingestor:
 
 async def _match(definition: Definition, request: WebhookRequest) -> MatchResult:
     """:func:`match_webhook`, without holding the event loop for more than a few milliseconds."""
+    if _inline(request):
+        return match_webhook(definition, request)
+    return await off_loop(match_webhook, definition, request)
+
+
+async def _handshake_of(definition: Definition, request: WebhookRequest) -> HandshakeMatch | None:
+    """(ext) :func:`match_handshake` (it parses the body too), off the loop as :func:`_match`."""
+    if _inline(request):
+        return match_handshake(definition, request)
+    return await off_loop(match_handshake, definition, request)
+
+
+def _inline(request: WebhookRequest) -> bool:
+    """Whether parsing and matching ``request`` is sure to be quick enough for the event loop."""
     body = request.body
-    if (
+    return (
         len(body) <= _INLINE_MAX_BYTES
         and body.count(b",") <= _INLINE_MAX_COMMAS
         and body.count(b"<") <= _INLINE_MAX_TAGS
-    ):
-        return match_webhook(definition, request)
-    return await off_loop(match_webhook, definition, request)
+    )
 
 
 def _our_id(event: InboundEvent) -> str | None:
