@@ -1,6 +1,8 @@
 """Ingest: a provider's webhook request becomes stored events, before it is answered.
 
     path → integration (and installation, when the URL carries its token)
+    → (ext) a verification handshake? answered, kept, no event (docs/format.md,
+      "Verification handshakes")
     → match (engine) → route each event → dedupe + store request and events in one transaction
     → wake subscribers → answer 2xx (the definition's answer: docs/format.md, "Answers")
 
