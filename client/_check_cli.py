@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl
 from server.engine import (
     Definition,
     DefinitionError,
+    HandshakeMatch,
     InboundEvent,
     JwtAuth,
     MatchResult,
@@ -38,6 +39,7 @@ from server.engine import (
     check_definition,
     choose_answer,
     load_definition,
+    match_handshake,
     match_webhook,
     only_if_holds,
     plan_send,
@@ -489,6 +491,13 @@ def _match(args: argparse.Namespace) -> int:
         body, method=args.method.upper(), content_type=args.content_type, headers=headers
     )
     try:
+        handshake = match_handshake(definition, request)
+        if handshake is not None:
+            if args.json:
+                _print_json(_handshake_json(args.match, args.webhook, handshake))
+            else:
+                print("\n".join(_handshake_lines(definition, handshake)))
+            return OK
         result = match_webhook(definition, request)
     except WebhookParseError as exc:
         # The live endpoint answers 400 and keeps nothing (docs/format.md, "Unmatched payloads").
@@ -504,6 +513,52 @@ def _match(args: argparse.Namespace) -> int:
     # Only a payload kept as unmatched is a failure: a body without payloads (an empty batch)
     # gives no event and is answered 2xx like any stored request.
     return ERRORS if result.unmatched else OK
+
+
+def _handshake_lines(definition: Definition, match: HandshakeMatch) -> list[str]:
+    """(ext) What the live endpoint does with a verification handshake (docs/format.md,
+    "Verification handshakes"): never an event; checked against an installation's properties,
+    which are not known here."""
+    handshake = match.handshake
+    lines = [f"the body is the verification handshake {handshake.pointer}: it gives no event"]
+    lines.extend(f"  {name}: {value}" for name, value in sorted(match.captures.items()))
+    if handshake.signed and definition.webhook_auth is not None:
+        lines.append("first, the WebhookAuth check (not made here): a failure is answered 401")
+    elif definition.webhook_auth is not None:
+        lines.append("it is not signed: the WebhookAuth is not checked")
+    for name in handshake.require:
+        lines.append(
+            f"${name}$ must equal what the installation's properties make (not checked here): "
+            "else it is answered 403 and kept as unauthenticated"
+        )
+    answer = handshake.answer
+    body = json.dumps(answer.body, ensure_ascii=False) if answer.body else "empty"
+    lines.append(
+        f"the live endpoint answers {answer.status} ({answer.content_type}, body template "
+        f"{body}) and keeps the request with no event"
+    )
+    return lines
+
+
+def _handshake_json(file: str, webhook: str, match: HandshakeMatch) -> dict[str, Any]:
+    handshake = match.handshake
+    return {
+        "file": file,
+        "webhook": webhook,
+        "events": [],
+        "unmatched": [],
+        "handshake": {
+            "pointer": handshake.pointer,
+            "captures": dict(match.captures),
+            "signed": handshake.signed,
+            "require": sorted(handshake.require),
+            "answer": {
+                "status": handshake.answer.status,
+                "content_type": handshake.answer.content_type,
+                "body_template": handshake.answer.body,
+            },
+        },
+    }
 
 
 def _headers(given: list[str]) -> tuple[tuple[str, str], ...] | str:

@@ -32,7 +32,7 @@ from server.core import (
     judge_send_answer,
     judge_step_answer,
     next_step,
-    normalize_number,
+    normalize_address,
     numbered_after,
     partially_sent,
     plan_requests,
@@ -42,14 +42,19 @@ from server.core import (
 from server.demo import Answer, ReceivedRequest
 from server.engine import (
     Definition,
+    HandshakeMatch,
+    HandshakeRefused,
     InboundEvent,
     JwtAuth,
     RenderedRequest,
     RenderError,
     RequestTemplate,
+    WebhookAnswer,
     WebhookParseError,
     WebhookRequest,
+    answer_handshake,
     choose_answer,
+    match_handshake,
     match_webhook,
     render_request,
 )
@@ -239,7 +244,10 @@ class _OfflineRun:
             result.problems.append("the definition has no Subscribe request")
             return
         region = self._install.get("region") or None
-        numbers = (normalize_number(n, region) for n in self._install.get("numbers", {}))
+        numbers = (
+            normalize_address(n, region, definition.addresses)
+            for n in self._install.get("numbers", {})
+        )
         gateway = {**properties, "webhook_url": self._webhook_url, "orgid": ORG}
         run = SubscribeRun(
             requests=definition.subscribe,
@@ -338,13 +346,6 @@ class _OfflineRun:
         webhook = webhook_of(data, self._auth, properties, self._webhook_url, ours)
         method, query, body = webhook.method, webhook.query, webhook.body
         pairs = tuple(webhook.headers.items())
-        if definition.webhook_auth is not None:
-            signed = SignedRequest(method=method, url=webhook.url, headers=pairs, body=body)
-            try:
-                verify_webhook(definition.webhook_auth, properties, signed, now=time.time())
-            except WebhookAuthFailed as exc:
-                result.problems.append(f"refused (401): the WebhookAuth check fails: {exc}")
-                return None
         request = WebhookRequest(
             method=method,
             content_type=webhook.headers.get("Content-Type"),
@@ -353,22 +354,53 @@ class _OfflineRun:
             headers=pairs,
         )
         try:
+            # (ext) a verification handshake is answered before anything else, and checked by
+            # the WebhookAuth only when signed (docs/format.md, "Verification handshakes")
+            handshake = match_handshake(definition, request)
+        except WebhookParseError as exc:
+            result.problems.append(f"answered 400: the body cannot be parsed: {exc}")
+            return None
+        if definition.webhook_auth is not None and (
+            handshake is None or handshake.handshake.signed
+        ):
+            signed = SignedRequest(method=method, url=webhook.url, headers=pairs, body=body)
+            try:
+                verify_webhook(definition.webhook_auth, properties, signed, now=time.time())
+            except WebhookAuthFailed as exc:
+                result.problems.append(f"refused (401): the WebhookAuth check fails: {exc}")
+                return None
+        if handshake is not None:
+            return self._handshake(handshake, data, properties, result)
+        try:
             matched = match_webhook(definition, request)
         except WebhookParseError as exc:
             result.problems.append(f"answered 400: the body cannot be parsed: {exc}")
             return None
         if "expect_answer" in data:
-            answer = choose_answer(definition, matched)
-            wanted = data["expect_answer"]
-            got = (answer.status, answer.content_type, answer.body)
-            want = (wanted.get("status", 200), wanted["content_type"], wanted["body_text"])
-            if got != want:
-                result.problems.append(f"answer (status, type, body): got {got}, want {want}")
+            result.problems += _answer_problems(choose_answer(definition, matched), data)
         return [
             fields
             for event in matched.events
             if (fields := self._routed(definition, event, sent)) is not None
         ]
+
+    @staticmethod
+    def _handshake(
+        match: HandshakeMatch,
+        data: Mapping[str, Any],
+        properties: dict[str, str],
+        result: CaseResult,
+    ) -> list[dict[str, Any]] | None:
+        """(ext) A verification handshake: its answer, checked against ``expect_answer``; no
+        event. A ``require`` that fails is refused, as the live endpoint answers it 403."""
+        try:
+            answer = answer_handshake(match, properties)
+        except HandshakeRefused as exc:
+            result.problems.append(f"refused (403): {exc.reason}")
+            return None
+        if "expect_answer" in data:
+            result.problems += _answer_problems(answer, data)
+        return []
 
     def _sent_first(
         self, first: Mapping[str, Any], properties: dict[str, str], result: CaseResult
@@ -528,3 +560,11 @@ def _response(answer: Answer, answer_id: str) -> ProviderResponse:
         else:
             headers.add(name, value)
     return ProviderResponse(status=answer.status, headers=headers, body=body, elapsed_s=0.0)
+
+
+def _answer_problems(answer: WebhookAnswer, data: Mapping[str, Any]) -> list[str]:
+    """How ``answer`` differs from the case's ``expect_answer`` (docs/format.md, "Answers")."""
+    wanted = data["expect_answer"]
+    got = (answer.status, answer.content_type, answer.body)
+    want = (wanted.get("status", 200), wanted["content_type"], wanted["body_text"])
+    return [] if got == want else [f"answer (status, type, body): got {got}, want {want}"]

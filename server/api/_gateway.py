@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -35,6 +35,7 @@ from ..core import (
     follow_consumer,
     follow_events,
     limits_from_json,
+    normalize_address,
     normalize_number,
 )
 from ..engine import DEFINITION_TOO_LARGE, MAX_DEFINITION_BYTES, Property
@@ -442,13 +443,17 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
 
     # --- opt-outs (docs/delivery.md, "Opt-outs") ----------------------------------------------
 
-    async def _region(self, installation_id: str) -> str | None:
-        """The default region of the installation named (NOT_FOUND when unknown; None when none
-        is named), by which numbers a caller writes are normalised as stored (docs/format.md,
-        "Numbers")."""
+    async def _normalizer(self, installation_id: str) -> Callable[[str], str]:
+        """How numbers a caller writes are normalised as the installation named stores them
+        (NOT_FOUND when unknown): with its default region, or (ext) verbatim when its
+        definition's addresses are ids or user names (docs/format.md, "Numbers", "Addresses").
+        With none named, as phone numbers without a region."""
         if not installation_id:
-            return None
-        return (await self._installations.get(installation_id)).default_region
+            return lambda text: normalize_number(text, None)
+        installation = await self._installations.get(installation_id)
+        integration = await self._catalog.get(installation.integration_id)
+        region, addresses = installation.default_region, integration.definition.addresses
+        return lambda text: normalize_address(text, region, addresses)
 
     @rpc
     async def ListOptOuts(
@@ -457,9 +462,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         caller = await self._authorize(request, context)
         _, size = page_request(request.page_size, "")
         after = _opt_out_key(request.page_token)
-        region = await self._region(request.installation_id)
-        from_number = normalize_number(getattr(request, "from"), region) or None
-        to_number = normalize_number(request.to, region) or None
+        normalize = await self._normalizer(request.installation_id)
+        from_number = normalize(getattr(request, "from")) or None
+        to_number = normalize(request.to) or None
         # A named org was checked by _authorize; else a scoped token sees its own orgs only.
         org_ids = frozenset({request.org_id}) if request.org_id else caller.orgs
 
@@ -496,11 +501,11 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         ]
         if missing:
             raise InvalidRequest("installation_id, from and to are required", violations=missing)
-        region = await self._region(request.installation_id)
+        normalize = await self._normalizer(request.installation_id)
         cleared = await self._store.clear_opt_out(
             request.installation_id,
-            normalize_number(getattr(request, "from"), region),
-            normalize_number(request.to, region),
+            normalize(getattr(request, "from")),
+            normalize(request.to),
         )
         return gateway_pb2.ClearOptOutResponse(cleared=cleared)
 

@@ -33,7 +33,7 @@ from ._installations import (
     NumberInput,
     installation_not_found,
 )
-from ._numbers import normalize_number
+from ._numbers import normalize_address, normalize_number
 from ._oauth_callback import OAuthCallback
 from ._provider_credentials import (
     AuthorizationStatus,
@@ -123,6 +123,7 @@ __all__ = [
     "limits_from_json",
     "limits_to_json",
     "next_step",
+    "normalize_address",
     "normalize_number",
     "nothing_sent",
     "numbered_after",

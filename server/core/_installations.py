@@ -23,7 +23,7 @@ from ..sidecar import webhook_path
 from ..store import InstallationRecord, NumberAssignment, NumberTaken, Store
 from ._capped_cache import CappedCache
 from ._catalog import IntegrationCatalog
-from ._numbers import normalize_number
+from ._numbers import normalize_address, normalize_number
 from ._send_limits import SendLimits, limits_to_json
 
 __all__ = [
@@ -164,7 +164,7 @@ class InstallationDirectory:
             org_id=org_id,
             integration_id=integration_id,
             properties=sealed,
-            numbers=_assignments(numbers, region),
+            numbers=_assignments(numbers, region, integration.definition.addresses),
             default_region=region,
             enabled=True,
             webhook_token_hash=hash_token(token),
@@ -203,11 +203,14 @@ class InstallationDirectory:
         sealed = self._seal_properties(
             integration.definition, record.properties, properties, tuple(clear_properties)
         )
+        addresses = integration.definition.addresses
         new_numbers = (
-            _assignments(numbers, region)
+            _assignments(numbers, region, addresses)
             if numbers is not None
             else _assignments(
-                [NumberInput(number=n.given, users=n.users) for n in record.numbers], region
+                [NumberInput(number=n.given, users=n.users) for n in record.numbers],
+                region,
+                addresses,
             )
         )
         changed = replace(
@@ -315,12 +318,14 @@ def _region(default_region: str | None) -> str | None:
 
 
 def _assignments(
-    numbers: Sequence[NumberInput], region: str | None
+    numbers: Sequence[NumberInput], region: str | None, addresses: str = "phone"
 ) -> tuple[NumberAssignment, ...]:
+    """The numbers as stored: normalised, or (ext) kept verbatim when the definition's
+    ``addresses`` are ids or user names (docs/format.md, "Addresses")."""
     out: dict[str, NumberAssignment] = {}
     violations = []
     for index, item in enumerate(numbers):
-        normalized = normalize_number(item.number, region)
+        normalized = normalize_address(item.number, region, addresses)
         if not normalized:
             violations.append((f"numbers[{index}].number", "a number is required"))
             continue

@@ -10,6 +10,11 @@ trimmed, case preserved. Keying a name by its digits made different names collid
 and ``B0PNCHHK2`` are both ``02``); the names are what the provider shows and sends back, so their
 exact text is the only safe key. Migration ``0005_verbatim_addresses`` re-keys stored names the
 same way, so keep the two in step.
+
+(ext) A definition whose ``addresses`` are ``id`` or ``username`` (docs/format.md, "Addresses")
+uses no phone numbers at all: a Telegram chat id (``-1001234567890``) or a ten-digit user id is
+not a number to normalise (the first would lose its sign, the second become E.164 under a
+default region). :func:`normalize_address` keeps such addresses verbatim, trimmed.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from functools import lru_cache
 
 import phonenumbers
 
-__all__ = ["is_phone_shaped", "normalize_number"]
+__all__ = ["is_phone_shaped", "normalize_address", "normalize_number"]
 
 # A URI scheme before the number (RFC 3986: a letter, then letters, digits, "+", "-", ".").
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
@@ -49,6 +54,15 @@ def normalize_number(number: str, default_region: str | None = None) -> str:
     if parsed is not None and phonenumbers.is_possible_number(parsed) and len(digits) > 6:
         return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     return digits or text.casefold()
+
+
+def normalize_address(text: str, default_region: str | None, addresses: str) -> str:
+    """The stored form of an address of a definition whose ``addresses`` is ``addresses``:
+    :func:`normalize_number` for phone numbers, else the address itself, trimmed (docs/format.md,
+    "Addresses")."""
+    if addresses == "phone":
+        return normalize_number(text, default_region)
+    return text.strip()
 
 
 def is_phone_shaped(text: str) -> bool:

@@ -13,6 +13,13 @@ from ._document import TOO_LARGE as DEFINITION_TOO_LARGE
 from ._errors import DefinitionError, EngineError, Problem, RenderError, WebhookParseError
 from ._find import Found, find_in_answer, only_if_holds
 from ._gsm import Encoding, segment_count, text_encoding
+from ._handshake import (
+    HandshakeMatch,
+    HandshakeRefused,
+    answer_handshake,
+    match_handshake,
+    needs_properties,
+)
 from ._load import check_definition, load_definition
 from ._match import (
     InboundEvent,
@@ -31,6 +38,7 @@ from ._media import (
     media_needs_bearer_token,
 )
 from ._model import (
+    AddressKind,
     Auth,
     BasicAuth,
     BearerAuth,
@@ -38,6 +46,7 @@ from ._model import (
     EventType,
     FindRule,
     Frozen,
+    Handshake,
     HeaderAuth,
     JwtAuth,
     MediaAuth,
@@ -82,6 +91,7 @@ __all__ = [
     "DEFINITION_TOO_LARGE",
     "MAX_DEFINITION_BYTES",
     "MAX_REQUESTS_PER_SEND",
+    "AddressKind",
     "Auth",
     "BasicAuth",
     "BearerAuth",
@@ -94,6 +104,9 @@ __all__ = [
     "FindRule",
     "Found",
     "Frozen",
+    "Handshake",
+    "HandshakeMatch",
+    "HandshakeRefused",
     "HeaderAuth",
     "InboundEvent",
     "Judgement",
@@ -124,6 +137,7 @@ __all__ = [
     "WebhookModel",
     "WebhookParseError",
     "WebhookRequest",
+    "answer_handshake",
     "auth_variables",
     "check_definition",
     "choose_answer",
@@ -134,11 +148,13 @@ __all__ = [
     "judge_response",
     "load_definition",
     "map_response",
+    "match_handshake",
     "match_webhook",
     "media_caps",
     "media_credentials",
     "media_credentials_apply",
     "media_needs_bearer_token",
+    "needs_properties",
     "only_if_holds",
     "parse_template",
     "parse_webhook",

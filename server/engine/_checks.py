@@ -21,6 +21,7 @@ from ._errors import Problem
 from ._event_value_checks import EVENT_VALUE_CHECKS, built_names, declared_captures
 from ._filter_checks import FILTER_CHECKS
 from ._find_checks import check_find
+from ._handshake_checks import HANDSHAKE_CHECKS, handshake_templates
 from ._media_checks import MEDIA_CHECKS
 from ._placeholders import Placeholder, has_stray_dollar, parse_template, placeholders_in
 from ._pointer import child
@@ -97,6 +98,8 @@ def check_property_names(document: Mapping[str, Any]) -> Iterator[Problem]:
 def check_unused_properties(document: Mapping[str, Any]) -> Iterator[Problem]:
     used = {p.name for t in template_strings(document) for p in placeholders_in(t.text)}
     used |= used_in_variants(document)  # (ext) docs/format.md, "Variants"
+    # (ext) docs/format.md, "Verification handshakes"
+    used |= {p.name for _, text in handshake_templates(document) for p in placeholders_in(text)}
     reported: set[str] = set()
     for at, name in property_names(document):
         if name not in used and name not in reported:
@@ -686,4 +689,5 @@ CHECKS: tuple[Check, ...] = (
     *EVENT_VALUE_CHECKS,
     *THROUGHPUT_CHECKS,
     *MEDIA_CHECKS,
+    *HANDSHAKE_CHECKS,
 )

@@ -27,6 +27,8 @@ from ._model import (
     Definition,
     EventType,
     FindRule,
+    Handshake,
+    HandshakeDigest,
     HeaderAuth,
     JwtAuth,
     MediaAuth,
@@ -193,6 +195,8 @@ def _one_definition(doc: dict[str, Any], problems: tuple[Problem, ...]) -> Defin
         answer_unmatched=_answer(doc.get("WebhookAnswer", {}).get("unmatched")),
         throughput=_throughput(doc.get("Throughput", {})),
         media=_media(doc.get("Media", {})),
+        addresses=doc.get("addresses", "phone"),
+        handshakes=tuple(_handshake(i, item) for i, item in enumerate(doc.get("Handshake", ()))),
     )
 
 
@@ -395,6 +399,30 @@ def _webhook(index: int, model: dict[str, Any]) -> WebhookModel:
         keep=tuple(model.get("keep", ())),
         repeated=MappingProxyType(dict(model.get("repeated", {}))),
         also=tuple(EventType(t) for t in model.get("also", ())),
+    )
+
+
+def _handshake(index: int, item: dict[str, Any]) -> Handshake:
+    """(ext) docs/format.md, "Verification handshakes"."""
+    require: dict[str, str | HandshakeDigest] = {}
+    for name, wanted in item.get("require", {}).items():
+        if isinstance(wanted, str):
+            require[name] = wanted
+        else:
+            sha1 = "sha1" in wanted
+            require[name] = HandshakeDigest(
+                algorithm="sha1" if sha1 else "sha256",
+                values=tuple(wanted["sha1" if sha1 else "sha256"]),
+                sorted=bool(wanted.get("sorted", False)),
+            )
+    return Handshake(
+        pointer=f"/Handshake/{index}",
+        method=item["request_method"],
+        parameters=freeze(item.get("request_parameters", {})),
+        headers=MappingProxyType(dict(item.get("request_headers", {}))),
+        require=MappingProxyType(require),
+        answer=_answer(item.get("answer")) or WebhookAnswer(),
+        signed=bool(item.get("signed", True)),
     )
 
 

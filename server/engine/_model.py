@@ -16,6 +16,7 @@ from typing import Any, Literal, TypeAlias
 from ._errors import Problem
 
 __all__ = [
+    "AddressKind",
     "Auth",
     "BasicAuth",
     "BearerAuth",
@@ -23,6 +24,8 @@ __all__ = [
     "EventType",
     "ForEach",
     "Frozen",
+    "Handshake",
+    "HandshakeDigest",
     "HeaderAuth",
     "JwtAuth",
     "MediaAuth",
@@ -46,6 +49,10 @@ __all__ = [
 
 Frozen: TypeAlias = "bool | int | float | str | tuple[Frozen, ...] | Mapping[str, Frozen] | None"
 NumberFormat = Literal["as_given", "e164", "e164_digits", "national"]
+#: (ext) The kind of address a definition's ``from``, ``to`` and numbers are (docs/format.md,
+#: "Addresses"): phone numbers, normalised as "Numbers" says, or a platform's ids or user names,
+#: kept verbatim.
+AddressKind = Literal["phone", "id", "username"]
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
@@ -382,6 +389,34 @@ class WebhookModel:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class HandshakeDigest:
+    """(ext) A ``require`` entry that is a digest (docs/format.md, "Verification handshakes"):
+    the capture must be the hex ``algorithm`` digest of ``values`` (templates) joined with no
+    separator, sorted first when ``sorted`` (WeChat's SHA-1 over token, timestamp and nonce)."""
+
+    algorithm: Literal["sha1", "sha256"]
+    values: tuple[str, ...]
+    sorted: bool = False
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Handshake:
+    """(ext) One ``Handshake`` entry (docs/format.md, "Verification handshakes"): a request the
+    provider sends to verify the webhook URL, answered and never an event."""
+
+    pointer: str  # "/Handshake/0"
+    method: HttpMethod
+    parameters: Frozen  # pattern tree, as a webhook model's
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # capture name → a template of properties and captures it must equal, or a digest
+    require: Mapping[str, str | HandshakeDigest] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    answer: WebhookAnswer = WebhookAnswer()  # its body a template of captures and properties
+    signed: bool = True  # False: the definition's WebhookAuth is not checked
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class WebhookAuth:
     """(ext) how the provider proves a webhook is genuine (docs/format.md, "WebhookAuth");
     options keep templates."""
@@ -419,6 +454,11 @@ class Definition:
     # (ext) how inbound media is fetched and which media is taken (docs/format.md, "Media"); a
     # variant keeps it ("api" stands for the variant's own auth)
     media: MediaRules = MediaRules()
+    # (ext) the kind of address the provider uses (docs/format.md, "Addresses")
+    addresses: AddressKind = "phone"
+    # (ext) the verification requests the provider sends, answered and never events
+    # (docs/format.md, "Verification handshakes")
+    handshakes: tuple[Handshake, ...] = ()
     # (ext) per-installation variants (docs/format.md, "Variants"): the properties ``variants``
     # is keyed by, in its order, and the definition each combination of their options makes,
     # built once at load. A combination that applies no overlay is this definition itself and

@@ -1,6 +1,8 @@
 """Ingest: a provider's webhook request becomes stored events, before it is answered.
 
     path → integration (and installation, when the URL carries its token)
+    → (ext) a verification handshake? answered, kept, no event (docs/format.md,
+      "Verification handshakes")
     → match (engine) → route each event → dedupe + store request and events in one transaction
     → wake subscribers → answer 2xx (the definition's answer: docs/format.md, "Answers")
 
@@ -37,14 +39,19 @@ from ..._cpu import off_loop
 from ...engine import (
     Definition,
     EventType,
+    HandshakeMatch,
+    HandshakeRefused,
     InboundEvent,
     MatchResult,
     WebhookAnswer,
     WebhookAuth,
     WebhookParseError,
     WebhookRequest,
+    answer_handshake,
     choose_answer,
+    match_handshake,
     match_webhook,
+    needs_properties,
 )
 from ...errors import NotFound
 from ...security.secrets import hash_token
@@ -65,7 +72,7 @@ from ...store import (
 from .._catalog import IntegrationCatalog, LoadedIntegration
 from .._events import EventHub
 from .._installations import InstallationDirectory
-from .._numbers import normalize_number
+from .._numbers import normalize_address
 from .._oauth_callback import OAuthCallback
 from ._held_receipts import HeldReceipts, is_our_id_key, our_id_key
 from ._transitions import transition_for
@@ -190,6 +197,16 @@ class Ingestor:
         signed = SignedRequest(
             method=request.method, url=delivery.url, headers=headers, body=delivery.body
         )
+        if integration.definition.handshakes:
+            try:
+                handshake = await _handshake_of(integration.definition, request)
+            except WebhookParseError as exc:
+                logger.info("webhook body not parseable", extra={"integration": integration_id})
+                return _verdict(400, f"the body cannot be parsed: {exc}")
+            if handshake is not None:
+                return await self._handshake(
+                    delivery, integration, installation, handshake, signed, now
+                )
         if auth is not None and installation is not None:
             refused = self._authenticate(auth, installation, signed)
             if refused is not None:
@@ -247,6 +264,64 @@ class Ingestor:
         )
         return _answered(choose_answer(integration.definition, result))
 
+    async def _handshake(
+        self,
+        delivery: ingest_pb2.WebhookDelivery,
+        integration: LoadedIntegration,
+        installation: InstallationRecord | None,
+        match: HandshakeMatch,
+        signed: SignedRequest,
+        now: datetime,
+    ) -> ingest_pb2.WebhookVerdict:
+        """(ext) A verification handshake (docs/format.md, "Verification handshakes"): checked
+        (its WebhookAuth unless the handshake is unsigned, then its ``require``), kept as a
+        matched request with no event, and answered as the handshake says; refused 401 (the
+        signature) or 403 (``require``), and kept with the reason, otherwise."""
+        definition = integration.definition
+        handshake = match.handshake
+        auth = definition.webhook_auth if handshake.signed else None
+        properties = frozenset(p.name for p in definition.properties)
+        if installation is None and (auth is not None or needs_properties(handshake, properties)):
+            reason = (
+                f"handshake {handshake.pointer} is checked against an installation's properties "
+                "or signature, and through the per-integration URL there is no installation: "
+                "point the provider at the installation's webhook URL"
+            )
+            return await self._refuse(delivery, integration.id, None, reason, now, status=403)
+        if auth is not None and installation is not None:
+            refused = self._authenticate(auth, installation, signed)
+            if refused is not None:
+                return await self._refuse(delivery, integration.id, installation, refused, now)
+        values = self._installations.property_values(installation) if installation else {}
+        try:
+            answer = answer_handshake(match, values)
+        except HandshakeRefused as exc:
+            reason = f"handshake {handshake.pointer} refused: {exc.reason}"
+            return await self._refuse(
+                delivery, integration.id, installation, reason, now, status=403
+            )
+        headers = tuple((h.name, h.value) for h in delivery.headers)
+        record = WebhookRequestRecord(
+            id=str(uuid.uuid4()),
+            received_at=now,
+            integration_id=integration.id,
+            installation_id=installation.id if installation else None,
+            method=delivery.method.upper(),
+            path=kept_webhook_path(integration.id, with_token=installation is not None),
+            query=delivery.query,
+            headers=headers,
+            body=delivery.body,
+            content_type=next((v for k, v in headers if k.lower() == "content-type"), ""),
+            outcome=WebhookOutcome.MATCHED,
+            reason=f"verification handshake {handshake.pointer} answered",
+        )
+        await self._store.ingest(record, ())
+        logger.info(
+            "webhook handshake answered",
+            extra={"integration": integration.id, "handshake": handshake.pointer},
+        )
+        return _answered(answer)
+
     def _hold_media(
         self, events: list[NewEvent], now: datetime
     ) -> tuple[Sequence[NewEvent], Sequence[MediaHold]]:
@@ -284,8 +359,11 @@ class Ingestor:
         installation: InstallationRecord | None,
         reason: str,
         now: datetime,
+        *,
+        status: int = 401,
     ) -> ingest_pb2.WebhookVerdict:
-        """A request that failed its authenticity check: recorded, no event, answered 401."""
+        """A request that failed its authenticity check: recorded, no event, answered 401 (or
+        403: a verification handshake whose ``require`` fails)."""
         headers = tuple((h.name, h.value) for h in delivery.headers)
         record = WebhookRequestRecord(
             id=str(uuid.uuid4()),
@@ -306,6 +384,8 @@ class Ingestor:
             "webhook refused: authenticity check failed",
             extra={"integration": integration_id, "reason": reason},
         )
+        if status == 403:
+            return _verdict(403, "the verification request was refused")
         return _verdict(401, "the request could not be authenticated")
 
     async def _installation_for_token(
@@ -376,6 +456,7 @@ class Ingestor:
         routed: _Routed,
     ) -> bool:
         to = event.to_number or ""
+        addresses = integration.definition.addresses
         if installation is None and not to:
             # (ext) A provider that leaves `to` out relies on the URL to say whose the message
             # is; the per-integration URL does not (docs/format.md, "Numbers and routing").
@@ -391,7 +472,7 @@ class Ingestor:
             event = replace(event, to_number=to)
         if installation is None:
             installation = await self._store.find_installation_by_number(
-                integration.id, normalize_number(to)
+                integration.id, normalize_address(to, None, addresses)
             )
             if installation is None:
                 routed.problems.append(
@@ -399,12 +480,14 @@ class Ingestor:
                     f"{event.model} but no enabled installation holds that number"
                 )
                 return False
-        wanted = normalize_number(to, installation.default_region)
+        wanted = normalize_address(to, installation.default_region, addresses)
         users = next((n.users for n in installation.numbers if n.number == wanted), ())
         if event.type.is_consent:
             # Kept as the opt-out of (our number, the recipient), normalised as a send looks
             # them up (docs/delivery.md, "Opt-outs").
-            sender = normalize_number(event.from_number or "", installation.default_region)
+            sender = normalize_address(
+                event.from_number or "", installation.default_region, addresses
+            )
             event = replace(event, to_number=wanted, from_number=sender)
         routed.events.append(
             _new_event(event, installation, integration.id, request_id, now, users=users)
@@ -547,14 +630,26 @@ class Ingestor:
 
 async def _match(definition: Definition, request: WebhookRequest) -> MatchResult:
     """:func:`match_webhook`, without holding the event loop for more than a few milliseconds."""
+    if _inline(request):
+        return match_webhook(definition, request)
+    return await off_loop(match_webhook, definition, request)
+
+
+async def _handshake_of(definition: Definition, request: WebhookRequest) -> HandshakeMatch | None:
+    """(ext) :func:`match_handshake` (it parses the body too), off the loop as :func:`_match`."""
+    if _inline(request):
+        return match_handshake(definition, request)
+    return await off_loop(match_handshake, definition, request)
+
+
+def _inline(request: WebhookRequest) -> bool:
+    """Whether parsing and matching ``request`` is sure to be quick enough for the event loop."""
     body = request.body
-    if (
+    return (
         len(body) <= _INLINE_MAX_BYTES
         and body.count(b",") <= _INLINE_MAX_COMMAS
         and body.count(b"<") <= _INLINE_MAX_TAGS
-    ):
-        return match_webhook(definition, request)
-    return await off_loop(match_webhook, definition, request)
+    )
 
 
 def _our_id(event: InboundEvent) -> str | None:

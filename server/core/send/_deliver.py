@@ -34,7 +34,7 @@ from ...store import (
 from .._catalog import IntegrationCatalog, LoadedIntegration
 from .._events import EventHub
 from .._installations import InstallationDirectory
-from .._numbers import normalize_number
+from .._numbers import normalize_address
 from .._provider_failures import nothing_sent
 from ._attempt import AttemptFailed, ProviderAttempt, Sendable
 from ._request import SendOutcome, SendRequest, error_json, outcome_of, request_of, stored_reply
@@ -202,7 +202,9 @@ class Deliverer:
         acceptance checked only that moment (docs/delivery.md, "Opt-outs"). A message claimed
         as it was accepted was checked in that same transaction."""
         message, installation = sendable.message, sendable.installation
-        from_number, to_number = opt_out_address(message, installation)
+        from_number, to_number = opt_out_address(
+            message, installation, sendable.integration.definition.addresses
+        )
         found = await self._store.list_opt_outs(
             installation_id=installation.id,
             from_number=from_number,
@@ -334,7 +336,10 @@ class Deliverer:
         looks them up."""
         try:
             installation = await self._installations.get(message.installation_id)
-            from_number, to_number = opt_out_address(message, installation)
+            integration = await self._catalog.get(message.integration_id)
+            from_number, to_number = opt_out_address(
+                message, installation, integration.definition.addresses
+            )
             await self._store.record_opt_out(
                 OptOutRecord(
                     installation_id=message.installation_id,
@@ -466,13 +471,15 @@ def opted_out(installation_id: str, from_number: str) -> FailedPrecondition:
     )
 
 
-def opt_out_address(message: MessageRecord, installation: InstallationRecord) -> tuple[str, str]:
+def opt_out_address(
+    message: MessageRecord, installation: InstallationRecord, addresses: str = "phone"
+) -> tuple[str, str]:
     """The (from, to) an opt-out of this message is kept and looked up under: both normalised,
     so that a number written otherwise is the same number (docs/delivery.md, "Opt-outs")."""
     region = installation.default_region
     return (
-        normalize_number(message.from_number, region),
-        normalize_number(message.to_number, region),
+        normalize_address(message.from_number, region, addresses),
+        normalize_address(message.to_number, region, addresses),
     )
 
 

@@ -141,7 +141,7 @@ class SendPath:
                 claim=claim,
                 now=now,
                 max_queued=limits.max_queued or self._max_queued,
-                opt_out=opt_out_address(record, installation),
+                opt_out=opt_out_address(record, installation, integration.definition.addresses),
             )
         except OptedOut:
             raise opted_out(installation.id, record.from_number) from None
@@ -249,12 +249,7 @@ class SendPath:
                 reason="INSTALLATION_NOT_FOUND",
                 metadata={"org": request.org_id},
             )
-        holders = [
-            c
-            for c in enabled
-            if normalize_number(request.from_number, c.default_region)
-            in {n.number for n in c.numbers}
-        ]
+        holders = [c for c in enabled if _holds(c, request.from_number)]
         if not holders:
             raise PermissionDenied(
                 "the from number is not a number of the organisation's installations",
@@ -298,6 +293,19 @@ def _cancelling() -> bool:
     """Whether the running task itself is being cancelled (its caller went away)."""
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
+
+
+def _holds(installation: InstallationRecord, from_number: str) -> bool:
+    """Whether ``installation`` holds ``from``: normalised as a phone number, or (ext) as
+    written, trimmed — how an installation of a definition whose ``addresses`` are ids or user
+    names keeps its numbers (docs/format.md, "Addresses"). A phone installation's numbers are
+    all in their normalised form, which normalises to itself, so ``from`` written as stored is
+    found either way."""
+    numbers = {n.number for n in installation.numbers}
+    return (
+        normalize_number(from_number, installation.default_region) in numbers
+        or from_number.strip() in numbers
+    )
 
 
 def message_slots(
