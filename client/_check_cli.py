@@ -31,6 +31,7 @@ from server.engine import (
     RenderedRequest,
     RenderError,
     RequestTemplate,
+    TokenAuth,
     TooManyRequests,
     Value,
     WebhookParseError,
@@ -340,7 +341,7 @@ def _render(args: argparse.Namespace) -> int:
             as_json=args.json,
         )
         return ERRORS
-    needs_token = definition.oauth2 is not None or isinstance(definition.auth, JwtAuth)
+    needs_token = definition.oauth2 is not None or isinstance(definition.auth, JwtAuth | TokenAuth)
     rendered: list[tuple[RequestTemplate, RenderedRequest]] = []
     steps = _steps(templates, variables, args.request)
     if isinstance(steps, str):
@@ -712,7 +713,7 @@ def _response(args: argparse.Namespace) -> int:
             installation_secrets(definition, variables) if variables else SecretMask.of(())
         ),
     )
-    needs_token = definition.oauth2 is not None or isinstance(definition.auth, JwtAuth)
+    needs_token = definition.oauth2 is not None or isinstance(definition.auth, JwtAuth | TokenAuth)
     notes = _live_send_notes(answer, needs_token=needs_token)
     result: dict[str, Any] = {
         "file": args.response,
@@ -761,7 +762,8 @@ def _live_send_notes(answer: ProviderResponse, *, needs_token: bool) -> list[str
         )
     if answer.status == 401 and needs_token:
         notes.append(
-            "live, a 401 to a call with an OAuth2 or JWT token renews the token once and calls "
+            "live, a 401 to a call with an OAuth2, JWT or Token auth's token renews the token "
+            "once and calls "
             "again; this is the outcome when the provider answers 401 again"
         )
     return notes
