@@ -26,6 +26,7 @@ from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc, ingest_pb2, ingest_pb2_g
 from .api import GatewayServicer, IngestServicer, MediaRpcs, add_lenient_servicer
 from .config import Settings, SettingsError
 from .core import (
+    REQUEST_TOKEN_KEYS,
     AuthorizationStatus,
     DeliveryQueue,
     EventHub,
@@ -46,7 +47,7 @@ from .core import (
 from .core.media import Media, MediaLibrary, build_media
 from .engine import MAX_DEFINITION_BYTES
 from .media import BlobStore, FileBlobStore, S3BlobStore
-from .oauth import OAuthTokens, OutboundTransport
+from .oauth import OAuthTokens, OutboundTransport, RequestTokens
 from .outbound import (
     OutboundClient,
     OutboundPolicy,
@@ -216,6 +217,11 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
     )
     auth = InstallationAuth(
         oauth=oauth,
+        tokens=RequestTokens(
+            vault=StoreTokenVault(store, secret_box, keys=REQUEST_TOKEN_KEYS),
+            outbound=outbound,
+            timeout_s=settings.provider_timeout_s,
+        ),
         catalog=catalog,
         installations=installations,
         redirect_uri=settings.effective_public_url + OAUTH_CALLBACK_PATH,
