@@ -23,7 +23,6 @@ property value.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -41,6 +40,7 @@ from server.errors import FailedPrecondition
 from server.outbound import OutboundClient, OutboundError, PolicyRefused
 
 from ._errors import TokenRequestRefused, TokenRequestUnavailable
+from ._renewals import Renewals
 from ._secrets import installation_secrets
 from ._vault import TokenSet, TokenVault
 
@@ -78,22 +78,18 @@ class RequestTokens:
         self._timeout_s = timeout_s
         self._leeway_s = leeway_s
         self._clock = clock
-        self._renewals: dict[str, asyncio.Task[TokenSet]] = {}
-        self._cache: dict[str, TokenSet] = {}  # the last token seen, to spare a vault read
+        self._renewals = Renewals()
 
     async def token(
         self, installation_id: str, definition: Definition, properties: Mapping[str, Value]
     ) -> str:
         """A fresh token for the installation: the one kept, or a new one."""
         _token_auth(definition)
-        now = self._clock()
-        cached = self._cache.get(installation_id)
-        if cached is not None and cached.is_fresh(now, self._leeway_s):
-            return cached.access_token
-        stored = await self._vault.load(installation_id)
-        if stored is not None and stored.is_fresh(now, self._leeway_s):
-            self._cache[installation_id] = stored
-            return stored.access_token
+        fresh = await self._renewals.fresh(
+            installation_id, self._vault, self._clock(), self._leeway_s
+        )
+        if fresh is not None:
+            return fresh.access_token
         renewed = await self._renew(installation_id, definition, properties, rejected=None)
         return renewed.access_token
 
@@ -116,8 +112,8 @@ class RequestTokens:
 
     def known_tokens(self, installation_id: str) -> tuple[str, ...]:
         """The token last seen for the installation (in memory), to mask it in an answer."""
-        cached = self._cache.get(installation_id)
-        return () if cached is None else (cached.access_token,)
+        seen = self._renewals.seen(installation_id)
+        return () if seen is None else (seen.access_token,)
 
     def _renew(
         self,
@@ -128,23 +124,11 @@ class RequestTokens:
         rejected: str | None,
     ) -> Awaitable[TokenSet]:
         """Join the installation's renewal in progress, or start one."""
-        task = self._renewals.get(installation_id)
-        if task is None:
-            task = asyncio.get_running_loop().create_task(
-                self._renew_locked(installation_id, definition, properties, rejected),
-                name=f"token-renew-{installation_id}",
-            )
-            self._renewals[installation_id] = task
-            task.add_done_callback(lambda done: self._renewal_done(installation_id, done))
-        return asyncio.shield(task)
-
-    def _renewal_done(self, installation_id: str, task: asyncio.Task[TokenSet]) -> None:
-        if self._renewals.get(installation_id) is task:
-            del self._renewals[installation_id]
-        if task.cancelled() or task.exception() is not None:  # retrieved: awaiters may be gone
-            self._cache.pop(installation_id, None)
-        else:
-            self._cache[installation_id] = task.result()
+        return self._renewals.join(
+            installation_id,
+            lambda: self._renew_locked(installation_id, definition, properties, rejected),
+            name=f"token-renew-{installation_id}",
+        )
 
     async def _renew_locked(
         self,
