@@ -16,7 +16,7 @@ from _oauth_setup import FakeClock
 from server.demo import Answer, RunningFakeProvider, start_fake_provider
 from server.engine import Definition, load_definition
 from server.oauth import MemoryTokenVault, RequestTokens, TokenSet
-from server.outbound import OutboundClient, OutboundPolicy, PolicyRefused
+from server.outbound import OutboundClient, OutboundPolicy, PolicyRefused, parse_stand_ins
 
 PROPERTIES = {"Login": "acct-1", "Password": "pw-91c2"}
 
@@ -169,3 +169,17 @@ async def test_the_token_request_obeys_the_outbound_policy(fake: RunningFakeProv
         with pytest.raises(PolicyRefused):
             await tokens.token("inst-1", _definition(fake.url), PROPERTIES)
     assert fake.state.requests_to("/auth/login") == []
+
+
+async def test_the_token_request_of_an_integration_with_a_stand_in_goes_to_it(
+    fake: RunningFakeProvider,
+) -> None:
+    fake.state.script("/auth/login", _token("sess-1"))
+    stand_ins = parse_stand_ins([f"json-login={fake.url}"])
+    policy = OutboundPolicy.from_strings(allow=["127.0.0.1"])
+    async with OutboundClient(policy=policy, stand_ins=stand_ins) as outbound:
+        tokens = _tokens(outbound, MemoryTokenVault(), FakeClock())
+        # The definition names a provider host that does not exist: only the stand-in answers.
+        definition = _definition("https://api.provider.invalid")
+        assert await tokens.token("inst-1", definition, PROPERTIES) == "sess-1"
+    assert len(fake.state.requests_to("/auth/login")) == 1

@@ -3,6 +3,7 @@ fake provider plays both the token endpoint and the API; every call goes over re
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -257,3 +258,25 @@ async def test_the_token_is_never_in_clear_in_the_store_or_the_logs(
     logged = "\n".join(r.getMessage() + " " + str(r.__dict__) for r in ours)
     assert token not in logged
     assert APP_SECRET not in logged
+
+
+async def test_subscribe_carries_the_token_too(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider
+) -> None:
+    provider.state.script("/cgi-bin/token", _token("tok-1"))
+    document = json.loads(_definition(provider, QUERY_USE))
+    document["Subscribe"] = {
+        "request_method": "POST",
+        "request_url": f"{provider.url}/webhooks",
+        "request_parameters": {"url": "$webhook_url$"},
+    }
+    gateway = await start_gateway()
+    await gateway.register(json.dumps(document))
+    await gateway.enable("token-provider", properties=PROPERTIES)
+
+    async with asyncio.timeout(30):  # a bound on a failure, not a figure the test checks
+        await provider.state.wait_for_requests(1, path="/webhooks")
+
+    (subscribed,) = provider.state.requests_to("/webhooks")
+    assert _carried(subscribed) == "tok-1"
+    assert len(_tokens_requested(provider)) == 1
