@@ -52,7 +52,8 @@ __all__ = ["add_parsers"]
 
 OK, ERRORS, UNREADABLE = 0, 1, 2
 
-_REQUESTS = ("SendMessage", "SendFile", "Subscribe", "Unsubscribe")
+#: (ext) "Token": a Token auth's token request (docs/format.md, "Tokens from a request")
+_REQUESTS = ("SendMessage", "SendFile", "Subscribe", "Unsubscribe", "Token")
 # Stands in for the OAuth2 access token or signed JWT that the gateway would obtain; masked anyway.
 _TOKEN_STAND_IN = "access-token"  # noqa: S105 - not a secret: a stand-in, masked on output
 
@@ -97,7 +98,8 @@ def add_parsers(subparsers: Any) -> None:
         "--request",
         choices=_REQUESTS,
         default="SendMessage",
-        help="for --render: which request to show (default SendMessage); for --response: "
+        help="for --render: which request to show (default SendMessage; Token: a Token auth's "
+        "token request); for --response: "
         "SendMessage or SendFile",
     )
     check.add_argument(
@@ -341,7 +343,10 @@ def _render(args: argparse.Namespace) -> int:
             as_json=args.json,
         )
         return ERRORS
-    needs_token = definition.oauth2 is not None or isinstance(definition.auth, JwtAuth | TokenAuth)
+    # The token request itself carries no token (docs/format.md, "Tokens from a request").
+    needs_token = args.request != "Token" and (
+        definition.oauth2 is not None or isinstance(definition.auth, JwtAuth | TokenAuth)
+    )
     rendered: list[tuple[RequestTemplate, RenderedRequest]] = []
     steps = _steps(templates, variables, args.request)
     if isinstance(steps, str):
@@ -421,6 +426,9 @@ def _templates(definition: Definition, name: str) -> tuple[RequestTemplate, ...]
         return (definition.send_message,)
     if name == "SendFile":
         return (definition.send_file,) if definition.send_file is not None else ()
+    if name == "Token":
+        auth = definition.auth
+        return (auth.request,) if isinstance(auth, TokenAuth) else ()
     return definition.subscribe if name == "Subscribe" else definition.unsubscribe
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from client.cli import main
 from server.engine import (
     TokenAuth,
     check_definition,
@@ -258,3 +260,34 @@ def test_a_failed_status(status: int, verdict: str) -> None:
     answer = read_token(_auth(), status, _json({"access_token": "T"}), None)
     assert (answer.verdict, answer.token) == (verdict, None)
     assert str(status) in answer.reason
+
+
+# -- msgbridge check --render ------------------------------------------------------------------
+
+
+def _check(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main(["check", *argv])
+    return code, capsys.readouterr().out
+
+
+def test_render_shows_the_token_request_and_a_send_with_the_token_masked(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    definition = tmp_path / "token.json"
+    definition.write_text(json.dumps(WECHAT))
+    variables = tmp_path / "vars.json"
+    variables.write_text(json.dumps({**PROPERTIES, "to": "u1", "content": "hi"}))
+
+    code, out = _check(capsys, "--render", str(definition), "--vars", str(variables))
+    assert code == 0
+    assert out.splitlines()[0] == (
+        "POST https://api.example.com/cgi-bin/message/send?access_token=••••••"
+    )
+
+    code, out = _check(
+        capsys, "--render", str(definition), "--vars", str(variables), "--request", "Token"
+    )
+    assert code == 0
+    first = out.splitlines()[0]
+    assert first.startswith("GET https://api.example.com/cgi-bin/token?grant_type=")
+    assert "access_token" not in first and "s3cret" not in out
