@@ -159,6 +159,7 @@ class RequestTokens:
     async def _request(
         self, installation_id: str, definition: Definition, properties: Mapping[str, Value]
     ) -> TokenSet:
+        """Make the token request and read its answer; raise what a failure is."""
         auth = _token_auth(definition)
         metadata = {"integration": definition.id, "installation": installation_id}
         try:
@@ -177,23 +178,17 @@ class RequestTokens:
         except PolicyRefused:
             raise
         except OutboundError as exc:
-            why = f"no answer from {host} ({type(exc).__name__})"
-            logger.warning("installation %s: the token request failed: %s", installation_id, why)
-            raise TokenRequestUnavailable(
-                f"the provider's token request failed: {why}; try again later", metadata=metadata
-            ) from None
-        read = read_token(auth, answer.status, answer.body, answer.headers.get("Content-Type"))
+            raise _unavailable(f"no answer from {host} ({type(exc).__name__})", metadata) from None
+        if answer.truncated:
+            raise _unavailable(f"{host} answered more than the outbound client accepts", metadata)
+        read = read_token(auth, answer.status, answer.body, answer.headers.get("content-type"))
         if read.verdict == "token" and read.token:
             expires_at = None
             if read.lifetime_s is not None:
                 expires_at = int(self._clock() + read.lifetime_s)
             return TokenSet(access_token=read.token, expires_at=expires_at)
         if read.verdict == "unavailable":
-            why = f"{host} {read.reason}"
-            logger.warning("installation %s: the token request failed: %s", installation_id, why)
-            raise TokenRequestUnavailable(
-                f"the provider's token request failed: {why}; try again later", metadata=metadata
-            )
+            raise _unavailable(f"{host} {read.reason}", metadata)
         mask = installation_secrets(definition, properties)
         reason = mask.excerpt(read.reason, _REASON_LIMIT)
         reason = "".join(ch if ch.isprintable() else " " for ch in reason).strip()
@@ -203,3 +198,12 @@ class RequestTokens:
             f"sends: {reason or 'no reason given'}",
             metadata=metadata,
         )
+
+
+def _unavailable(why: str, metadata: Mapping[str, str]) -> TokenRequestUnavailable:
+    """A token request that failed for a reason that may pass (``why`` names the host and the
+    status or the error's kind, never a value)."""
+    logger.warning("installation %s: the token request failed: %s", metadata["installation"], why)
+    return TokenRequestUnavailable(
+        f"the provider's token request failed: {why}; try again later", metadata=metadata
+    )

@@ -15,7 +15,7 @@ from _oauth_setup import FakeClock
 
 from server.demo import Answer, RunningFakeProvider, start_fake_provider
 from server.engine import Definition, load_definition
-from server.oauth import MemoryTokenVault, RequestTokens, TokenSet
+from server.oauth import MemoryTokenVault, RequestTokens, TokenRequestUnavailable, TokenSet
 from server.outbound import OutboundClient, OutboundPolicy, PolicyRefused, parse_stand_ins
 
 PROPERTIES = {"Login": "acct-1", "Password": "pw-91c2"}
@@ -183,3 +183,15 @@ async def test_the_token_request_of_an_integration_with_a_stand_in_goes_to_it(
         definition = _definition("https://api.provider.invalid")
         assert await tokens.token("inst-1", definition, PROPERTIES) == "sess-1"
     assert len(fake.state.requests_to("/auth/login")) == 1
+
+
+async def test_an_answer_larger_than_the_client_takes_is_unavailable(
+    fake: RunningFakeProvider,
+) -> None:
+    fake.state.script("/auth/login", Answer(json={"data": {"token": "x" * 4096}}))
+    policy = OutboundPolicy.from_strings(allow=["127.0.0.1"])
+    async with OutboundClient(policy=policy, max_response_bytes=1024) as small:
+        tokens = _tokens(small, MemoryTokenVault(), FakeClock())
+        with pytest.raises(TokenRequestUnavailable, match="more than the outbound client"):
+            await tokens.token("inst-1", _definition(fake.url), PROPERTIES)
+    assert tokens.known_tokens("inst-1") == ()
