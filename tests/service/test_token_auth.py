@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,14 @@ import grpc
 import pytest
 
 from server.demo import Answer, ReceivedRequest, RunningFakeProvider
-from tests.service.conftest import TEST_DATABASE, GatewayFactory, rpc_details
+from tests.service.conftest import (
+    TEST_DATABASE,
+    GatewayFactory,
+    _create_database,
+    _database_url,
+    _drop_database,
+    rpc_details,
+)
 
 APP_SECRET = "app-secret-7f3c"
 PROPERTIES = {"App ID": "wx-app-1", "App secret": APP_SECRET}
@@ -280,3 +288,33 @@ async def test_subscribe_carries_the_token_too(
     (subscribed,) = provider.state.requests_to("/webhooks")
     assert _carried(subscribed) == "tok-1"
     assert len(_tokens_requested(provider)) == 1
+
+
+@pytest.fixture
+async def shared_database() -> AsyncIterator[str]:
+    """A PostgreSQL database of the test's own, for two replicas (dropped after them: this
+    fixture comes before ``start_gateway`` in the test's arguments)."""
+    name = await _create_database()
+    try:
+        yield _database_url(name)
+    finally:
+        await _drop_database(name)
+
+
+async def test_replicas_renew_the_token_once_between_them(
+    shared_database: str, start_gateway: GatewayFactory, provider: RunningFakeProvider
+) -> None:
+    # The token request takes a while: both replicas need a token while it is under way.
+    provider.state.script(
+        "/cgi-bin/token", Answer(json={"access_token": "tok-1", "expires_in": 7200}, delay_s=0.5)
+    )
+    a = await start_gateway(database_url=shared_database)
+    b = await start_gateway(database_url=shared_database)
+    await a.register(_definition(provider, HEADER_USE))
+    await a.enable("token-provider", properties=PROPERTIES)
+
+    replies = await asyncio.gather(a.send(), b.send(), a.send(), b.send())
+
+    assert all(r.provider_status == 200 for r in replies)
+    assert len(_tokens_requested(provider)) == 1
+    assert _sent(provider) == ["tok-1"] * 4
