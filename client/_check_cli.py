@@ -32,6 +32,7 @@ from server.engine import (
     RenderedRequest,
     RenderError,
     RequestTemplate,
+    TokenAuth,
     TooManyRequests,
     Value,
     WebhookParseError,
@@ -53,7 +54,8 @@ __all__ = ["add_parsers"]
 
 OK, ERRORS, UNREADABLE = 0, 1, 2
 
-_REQUESTS = ("SendMessage", "SendFile", "Subscribe", "Unsubscribe")
+#: (ext) "Token": a Token auth's token request (docs/format.md, "Tokens from a request")
+_REQUESTS = ("SendMessage", "SendFile", "Subscribe", "Unsubscribe", "Token")
 # Stands in for the OAuth2 access token or signed JWT that the gateway would obtain; masked anyway.
 _TOKEN_STAND_IN = "access-token"  # noqa: S105 - not a secret: a stand-in, masked on output
 
@@ -103,7 +105,8 @@ def add_parsers(subparsers: Any) -> None:
         "--request",
         choices=_REQUESTS,
         default="SendMessage",
-        help="for --render: which request to show (default: SendMessage); for --response: "
+        help="for --render: which request to show (default: SendMessage; Token: a Token "
+        "auth's token request); for --response: "
         "SendMessage or SendFile",
     )
     check.add_argument(
@@ -354,7 +357,10 @@ def _render(args: argparse.Namespace) -> int:
             as_json=args.json,
         )
         return ERRORS
-    needs_token = definition.oauth2 is not None or isinstance(definition.auth, JwtAuth)
+    # The token request itself carries no token (docs/format.md, "Tokens from a request").
+    needs_token = args.request != "Token" and (
+        definition.oauth2 is not None or isinstance(definition.auth, JwtAuth | TokenAuth)
+    )
     rendered: list[tuple[RequestTemplate, RenderedRequest]] = []
     steps = _steps(templates, variables, args.request)
     if isinstance(steps, str):
@@ -434,6 +440,9 @@ def _templates(definition: Definition, name: str) -> tuple[RequestTemplate, ...]
         return (definition.send_message,)
     if name == "SendFile":
         return (definition.send_file,) if definition.send_file is not None else ()
+    if name == "Token":
+        auth = definition.auth
+        return (auth.request,) if isinstance(auth, TokenAuth) else ()
     return definition.subscribe if name == "Subscribe" else definition.unsubscribe
 
 
@@ -779,7 +788,7 @@ def _response(args: argparse.Namespace) -> int:
             installation_secrets(definition, variables) if variables else SecretMask.of(())
         ),
     )
-    needs_token = definition.oauth2 is not None or isinstance(definition.auth, JwtAuth)
+    needs_token = definition.oauth2 is not None or isinstance(definition.auth, JwtAuth | TokenAuth)
     notes = _live_send_notes(answer, needs_token=needs_token)
     result: dict[str, Any] = {
         "file": args.response,
@@ -828,7 +837,8 @@ def _live_send_notes(answer: ProviderResponse, *, needs_token: bool) -> list[str
         )
     if answer.status == 401 and needs_token:
         notes.append(
-            "live, a 401 to a call with an OAuth2 or JWT token renews the token once and calls "
+            "live, a 401 to a call with an OAuth2, JWT or Token auth's token renews the token "
+            "once and calls "
             "again; this is the outcome when the provider answers 401 again"
         )
     return notes

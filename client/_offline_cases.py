@@ -49,6 +49,7 @@ from server.engine import (
     RenderedRequest,
     RenderError,
     RequestTemplate,
+    TokenAuth,
     WebhookAnswer,
     WebhookParseError,
     WebhookRequest,
@@ -519,6 +520,8 @@ def _bearer(
     a JWT signed now with the installation's key."""
     if isinstance(definition.auth, JwtAuth):
         return sign_jwt(definition.auth, properties, now=time.time())
+    if isinstance(definition.auth, TokenAuth):
+        return TEST_ACCESS_TOKEN  # (ext) its token request is proven by --live
     if definition.oauth2 is None:
         return None
     given = data.get("oauth2_token", {}).get("answer", {}).get("json", {})

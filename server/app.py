@@ -28,6 +28,7 @@ from ._listen import ListenError, check_free, listen_socket
 from .api import GatewayServicer, IngestServicer, MediaRpcs, add_lenient_servicer
 from .config import Settings, SettingsError
 from .core import (
+    REQUEST_TOKEN_KEYS,
     AuthorizationStatus,
     DeliveryQueue,
     EventHub,
@@ -48,7 +49,7 @@ from .core import (
 from .core.media import Media, MediaLibrary, build_media
 from .engine import MAX_DEFINITION_BYTES
 from .media import BlobStore, FileBlobStore, S3BlobStore
-from .oauth import OAuthTokens, OutboundTransport
+from .oauth import OAuthTokens, OutboundTransport, RequestTokens
 from .outbound import (
     OutboundClient,
     OutboundPolicy,
@@ -279,6 +280,11 @@ async def _assemble(
     )
     auth = InstallationAuth(
         oauth=oauth,
+        tokens=RequestTokens(
+            vault=StoreTokenVault(store, secret_box, keys=REQUEST_TOKEN_KEYS),
+            outbound=outbound,
+            timeout_s=settings.provider_timeout_s,
+        ),
         catalog=catalog,
         installations=installations,
         redirect_uri=settings.effective_public_url + OAUTH_CALLBACK_PATH,

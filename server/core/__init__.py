@@ -36,6 +36,7 @@ from ._installations import (
 from ._numbers import normalize_address, normalize_number
 from ._oauth_callback import OAuthCallback
 from ._provider_credentials import (
+    REQUEST_TOKEN_KEYS,
     AuthorizationStatus,
     InstallationAuth,
     StoreStateStore,
@@ -80,6 +81,7 @@ from .send import (
 
 __all__ = [
     "OUTCOME_UNKNOWN",
+    "REQUEST_TOKEN_KEYS",
     "WEBHOOK_TOKEN_PROPERTY",
     "Accepted",
     "AuthorizationStatus",

@@ -23,6 +23,7 @@ from ..engine import (
     EventType,
     HeaderAuth,
     JwtAuth,
+    TokenAuth,
     load_definition,
 )
 from ..engine import Problem as DefinitionProblem
@@ -64,6 +65,8 @@ def _auth_name(auth: Auth) -> str:
             return "Header"
         case JwtAuth():
             return "JWT"
+        case TokenAuth():
+            return "Token"
         case _:
             assert_never(auth)
 

@@ -1,4 +1,5 @@
-"""OAuth2 and JWT for installations: where tokens are kept, and the bearer token of a send.
+"""OAuth2, JWT and (ext) Token auth for installations: where tokens are kept, and the token a
+send carries.
 
 Tokens are sealed with the :class:`SecretBox` and kept as installation values in the store (so a
 refresh never races with an operator's update of the installation); the authorization state
@@ -15,42 +16,69 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from ..engine import Definition, JwtAuth, Value
-from ..oauth import ConsumedState, JwtTokens, OAuthTokens, PendingAuthorization, TokenSet
+from ..engine import Definition, JwtAuth, TokenAuth, Value
+from ..oauth import (
+    ConsumedState,
+    JwtTokens,
+    OAuthTokens,
+    PendingAuthorization,
+    RequestTokens,
+    TokenSet,
+)
 from ..security.secrets import SecretBox
 from ..store import InstallationRecord, Store
 from ._catalog import IntegrationCatalog
 from ._installations import InstallationDirectory
 
-__all__ = ["AuthorizationStatus", "InstallationAuth", "StoreStateStore", "StoreTokenVault"]
+__all__ = [
+    "REQUEST_TOKEN_KEYS",
+    "AuthorizationStatus",
+    "InstallationAuth",
+    "StoreStateStore",
+    "StoreTokenVault",
+]
 
 _TOKENS = "oauth_tokens"
 _STATE = "oauth_state"
 
 
-class StoreTokenVault:
-    """The :class:`server.oauth.TokenVault` of the service: sealed tokens in the store."""
+#: (ext) The installation values of a Token auth's token (docs/format.md, "Tokens from a
+#: request"), apart from OAuth2's: a definition that changes its auth never reuses the other's.
+REQUEST_TOKEN_KEYS = ("request_token", "request_token_state", "request-token-renewal")
 
-    def __init__(self, store: Store, box: SecretBox) -> None:
+
+class StoreTokenVault:
+    """The :class:`server.oauth.TokenVault` of the service: sealed tokens in the store. ``keys``
+    name the installation values of the tokens and the state, and the renewal lock: OAuth2's by
+    default, :data:`REQUEST_TOKEN_KEYS` for a Token auth's."""
+
+    def __init__(
+        self,
+        store: Store,
+        box: SecretBox,
+        *,
+        keys: tuple[str, str, str] = (_TOKENS, _STATE, "oauth-renewal"),
+    ) -> None:
         self._store = store
         self._box = box
+        self._tokens, self._state, self._lock = keys
 
     async def load(self, installation_id: str) -> TokenSet | None:
-        sealed = await self._store.get_installation_value(installation_id, _TOKENS)
+        sealed = await self._store.get_installation_value(installation_id, self._tokens)
         if sealed is None:
             return None
         return TokenSet(**json.loads(self._box.decrypt(sealed)))
 
     async def save(self, installation_id: str, tokens: TokenSet) -> None:
         sealed = self._box.encrypt(json.dumps(asdict(tokens)))
-        await self._store.put_installation_value(installation_id, _TOKENS, sealed)
+        await self._store.put_installation_value(installation_id, self._tokens, sealed)
 
     async def mark(self, installation_id: str, state: str, error: str | None) -> None:
         value = json.dumps({"state": state, "error": error})
-        await self._store.put_installation_value(installation_id, _STATE, value)
+        await self._store.put_installation_value(installation_id, self._state, value)
 
     def renewal(self, installation_id: str) -> AbstractAsyncContextManager[None]:
-        return self._store.exclusive(f"oauth-renewal:{installation_id}")
+        return self._store.exclusive(f"{self._lock}:{installation_id}")
 
 
 class StoreStateStore:
@@ -93,7 +121,9 @@ class AuthorizationStatus:
 
 
 class InstallationAuth:
-    """The bearer token a provider call carries, for definitions whose auth needs one."""
+    """The token a provider call carries, for definitions whose auth needs one: an OAuth2 access
+    token, a signed JWT, or (ext) a Token auth's token (``tokens``; none: such a definition's
+    calls carry no token)."""
 
     def __init__(
         self,
@@ -102,8 +132,10 @@ class InstallationAuth:
         catalog: IntegrationCatalog,
         installations: InstallationDirectory,
         redirect_uri: str,
+        tokens: RequestTokens | None = None,
     ) -> None:
         self._oauth = oauth
+        self._tokens = tokens
         self._jwt = JwtTokens()
         self._catalog = catalog
         self._installations = installations
@@ -127,18 +159,33 @@ class InstallationAuth:
             return await self._oauth.bearer_token(installation.id, definition, properties)
         if isinstance(definition.auth, JwtAuth):
             return self._jwt.bearer_token(definition.auth, properties, now=time.time())
+        if isinstance(definition.auth, TokenAuth) and self._tokens is not None:
+            return await self._tokens.token(installation.id, definition, properties)
         return None
 
     async def after_unauthorized(
         self, installation: InstallationRecord, definition: Definition, rejected: str
     ) -> str | None:
-        """A renewed OAuth2 token after a 401, or None when renewing cannot help."""
+        """A renewed OAuth2 or (ext) Token auth token after a 401, or None when renewing cannot
+        help."""
+        properties = self._installations.property_values(installation)
+        if isinstance(definition.auth, TokenAuth) and self._tokens is not None:
+            return await self._tokens.after_unauthorized(
+                installation.id, definition, properties, rejected=rejected
+            )
         if definition.oauth2 is None:
             return None
-        properties = self._installations.property_values(installation)
         return await self._oauth.after_unauthorized(
             installation.id, definition, properties, rejected_token=rejected
         )
+
+    def known_tokens(self, installation_id: str) -> tuple[str, ...]:
+        """The tokens last seen for the installation (OAuth2's, a Token auth's), to mask them in
+        a provider's answer (docs/format.md, "Authentication")."""
+        known = self._oauth.known_tokens(installation_id)
+        if self._tokens is not None:
+            known += self._tokens.known_tokens(installation_id)
+        return known
 
     async def resolve(self, installation_id: str) -> tuple[Definition, Mapping[str, Value]]:
         record = await self._installations.get(installation_id)

@@ -289,7 +289,7 @@ class SubscriptionKeeper:
         properties = self._installations.property_values(record)
         secrets = installation_secrets(definition, properties)
         bearer = await self._bearer(record, definition, secrets)
-        known = self._auth.oauth.known_tokens(record.id) if self._auth else ()
+        known = self._auth.known_tokens(record.id) if self._auth else ()
         secrets = secrets.with_values((bearer, *known))
         run = steps.SubscribeRun(
             requests=requests,

@@ -59,6 +59,7 @@ from ._model import (
     ResponseRules,
     StepCondition,
     ThroughputDefaults,
+    TokenAuth,
     WebhookAnswer,
     WebhookAuth,
     WebhookModel,
@@ -84,6 +85,7 @@ from ._send_plan import (
     plan_send,
     split_text,
 )
+from ._token_answer import TokenAnswer, read_token
 
 __all__ = [
     "ANSWER_BODY_MAX_BYTES",
@@ -129,6 +131,8 @@ __all__ = [
     "ResponseRules",
     "StepCondition",
     "ThroughputDefaults",
+    "TokenAnswer",
+    "TokenAuth",
     "TooManyRequests",
     "UnmatchedPayload",
     "Value",
@@ -159,6 +163,7 @@ __all__ = [
     "parse_template",
     "parse_webhook",
     "plan_send",
+    "read_token",
     "render_request",
     "response_variables",
     "segment_count",

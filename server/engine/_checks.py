@@ -31,6 +31,7 @@ from ._response_rule_checks import check_response_rules
 from ._send_plan_checks import check_send_plans
 from ._template import BASE_URL_FILTER
 from ._throughput_checks import THROUGHPUT_CHECKS
+from ._token_auth_checks import TOKEN_AUTH_CHECKS
 from ._variables import (
     ALL_VARIABLES,
     RESPONSE_MAP,
@@ -39,6 +40,7 @@ from ._variables import (
     property_names,
     request_pointers,
     template_strings,
+    token_request,
     tree_strings,
     webhook_model_strings,
     webhook_models,
@@ -222,6 +224,17 @@ def check_oauth2_flow(document: Mapping[str, Any]) -> Iterator[Problem]:
 
 # -- requests -------------------------------------------------------------------------------------
 
+
+def _all_requests(document: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """Every request object: the definition's, then (ext) a Token auth's token request
+    (docs/format.md, "Tokens from a request"), which is written and encoded like them."""
+    for at, request, _ in request_pointers(document):
+        yield at, request
+    token = token_request(document)
+    if token is not None:
+        yield "/auth/request", token
+
+
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
@@ -260,8 +273,7 @@ def url_problem(text: str, base_url_ok: bool = False) -> str | None:
 
 def check_urls(document: Mapping[str, Any]) -> Iterator[Problem]:
     places: list[tuple[str, object]] = [
-        (f"{at}/request_url", request.get("request_url"))
-        for at, request, _ in request_pointers(document)
+        (f"{at}/request_url", request.get("request_url")) for at, request in _all_requests(document)
     ]
     requests = len(places)
     oauth2 = document.get("OAuth2")
@@ -291,7 +303,7 @@ def _is_json(media: str) -> bool:
 
 def check_bodies(document: Mapping[str, Any]) -> Iterator[Problem]:
     """A content type msgbridge can encode, and parameters that fit it."""
-    for at, request, _ in request_pointers(document):
+    for at, request in _all_requests(document):
         content_type = request.get("request_content_type", "application/json")
         if not isinstance(content_type, str):
             continue
@@ -405,7 +417,7 @@ def check_list_patterns(document: Mapping[str, Any]) -> Iterator[Problem]:
     "response_map" and "Webhook models")."""
     places: list[tuple[str, object]] = [
         (f"{at}/response_map", request.get("response_map"))
-        for at, request, _ in request_pointers(document)
+        for at, request in _all_requests(document)
     ]
     for i, model in webhook_models(document):
         places.append((f"/Webhook/{i}/request_parameters", model.get("request_parameters")))
@@ -668,6 +680,7 @@ CHECKS: tuple[Check, ...] = (
     check_placeholders,
     check_auth_exclusive,
     check_oauth2_flow,
+    *TOKEN_AUTH_CHECKS,
     check_urls,
     check_bodies,
     check_request_shapes,

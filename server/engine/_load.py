@@ -43,6 +43,7 @@ from ._model import (
     Split,
     StepCondition,
     ThroughputDefaults,
+    TokenAuth,
     WebhookAnswer,
     WebhookAuth,
     WebhookModel,
@@ -237,7 +238,8 @@ def _media_auth(auth: str | dict[str, Any]) -> MediaAuth:
         return "api"
     assert isinstance(auth, dict)
     loaded = _auth(auth)
-    assert not isinstance(loaded, JwtAuth)  # the schema takes Basic, Bearer and Header only
+    # the schema takes Basic, Bearer and Header only
+    assert not isinstance(loaded, JwtAuth | TokenAuth)
     return loaded
 
 
@@ -266,6 +268,14 @@ def _auth(auth: dict[str, Any]) -> Auth:
         return BearerAuth(token=auth["token"])
     if kind == "Header":
         return HeaderAuth(headers=MappingProxyType(dict(auth["headers"])))
+    if kind == "Token":  # (ext) docs/format.md, "Tokens from a request"
+        use = auth["use"]
+        return TokenAuth(
+            request=_request("/auth/request", auth["request"]),
+            ttl_s=auth.get("ttl_s"),
+            headers=MappingProxyType(dict(use.get("headers", {}))),
+            query=MappingProxyType(dict(use.get("query", {}))),
+        )
     return JwtAuth(
         algorithm=auth["algorithm"],
         key=auth["key"],

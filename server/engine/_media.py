@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ._model import Definition, JwtAuth, MediaRules
+from ._model import Definition, JwtAuth, MediaRules, TokenAuth
 from ._render import Value, render_credentials, request_origins
 from ._url import ascii_host
 
@@ -99,7 +99,8 @@ def media_needs_bearer_token(definition: Definition) -> bool:
     (``"api"`` with an OAuth2 or JWT definition): pass it to :func:`media_credentials`."""
     if definition.media.auth != "api":
         return False
-    return isinstance(definition.auth, JwtAuth) or (
+    # (ext) a Token auth's token goes in the headers its use names (not its query parameters)
+    return isinstance(definition.auth, JwtAuth | TokenAuth) or (
         definition.auth is None and definition.oauth2 is not None
     )
 

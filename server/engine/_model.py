@@ -40,6 +40,7 @@ __all__ = [
     "ResponseRules",
     "Split",
     "ThroughputDefaults",
+    "TokenAuth",
     "WebhookAnswer",
     "WebhookAuth",
     "WebhookModel",
@@ -155,7 +156,24 @@ class JwtAuth:
     ttl_s: int = 900
 
 
-Auth: TypeAlias = BasicAuth | BearerAuth | HeaderAuth | JwtAuth
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TokenAuth:
+    """(ext) a token obtained with a request of its own and renewed before it expires
+    (docs/format.md, "Tokens from a request"); obtaining it needs I/O, so the caller does it.
+
+    ``request`` is the token request (its ``response_map`` captures ``$token$`` and, optionally,
+    ``$expires_in$`` in seconds); ``ttl_s`` is the token's lifetime when the answer gives none
+    (None: used until the provider answers 401); ``headers`` and ``query`` are where each call
+    carries it: templates of properties and ``$token$``.
+    """
+
+    request: RequestTemplate
+    ttl_s: int | None = None
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    query: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+Auth: TypeAlias = BasicAuth | BearerAuth | HeaderAuth | JwtAuth | TokenAuth
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

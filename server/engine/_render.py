@@ -24,6 +24,7 @@ import threading
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+from urllib.parse import quote
 
 from ._body import (
     BodyKind,
@@ -47,6 +48,7 @@ from ._model import (
     HeaderAuth,
     JwtAuth,
     RequestTemplate,
+    TokenAuth,
 )
 from ._numbers import NUMBER_VARIABLES, format_number
 from ._template import (
@@ -236,6 +238,10 @@ class _AuthHeaders:
     basic_names: frozenset[str] = frozenset()
     templates: tuple[tuple[str, TextRenderer, str], ...] = ()  # name, value, pointer
     takes_bearer_token: bool = False
+    # (ext) a token from a request (docs/format.md, "Tokens from a request"): the templates
+    # above and these query parameters render with the caller's token as $token$
+    query: tuple[tuple[str, TextRenderer, str], ...] = ()
+    token_variable: bool = False
 
 
 def _compile_auth(auth: Auth, at: str = "/auth") -> _AuthHeaders:
@@ -259,8 +265,27 @@ def _compile_auth(auth: Auth, at: str = "/auth") -> _AuthHeaders:
             where = f"{at}/headers/{_escape_pointer(name)}"
             templates.append((_header_name(name, where), compile_text(value), where))
         return _AuthHeaders(templates=tuple(templates))
+    if isinstance(auth, TokenAuth):
+        return _compile_token_use(auth, at)
     assert isinstance(auth, JwtAuth)
     return _AuthHeaders(takes_bearer_token=True)
+
+
+#: (ext) The variable a token auth's ``use`` puts the token with (docs/format.md, "Tokens from a
+#: request").
+TOKEN_VARIABLE = "token"  # noqa: S105 (a variable name, not a secret)
+
+
+def _compile_token_use(auth: TokenAuth, at: str) -> _AuthHeaders:
+    headers = []
+    for name, value in auth.headers.items():
+        where = f"{at}/use/headers/{_escape_pointer(name)}"
+        headers.append((_header_name(name, where), compile_text(value), where))
+    query = tuple(
+        (name, compile_text(value), f"{at}/use/query/{_escape_pointer(name)}")
+        for name, value in auth.query.items()
+    )
+    return _AuthHeaders(templates=tuple(headers), query=query, token_variable=True)
 
 
 _OAUTH2 = _AuthHeaders(takes_bearer_token=True)
@@ -299,6 +324,10 @@ def _credentials(
             return []
         token = MASK if masked is not None else bearer_token
         return [("Authorization", _check_value(f"Bearer {token}", at))]
+    if auth.token_variable:
+        if bearer_token is None:
+            return []
+        values = _with_token(values, bearer_token, masked)
     if auth.basic is not None:
         if masked is not None and auth.basic_names & masked:
             return [("Authorization", f"Basic {MASK}")]
@@ -315,6 +344,31 @@ def _credentials(
         if value is not None:
             headers.append((name, _check_value(value, where)))
     return headers
+
+
+def _with_token(values: Lookup, token: str, masked: frozenset[str] | None) -> Lookup:
+    """(ext) ``values`` with the caller's token as ``$token$`` (masked for display)."""
+    return {**values, TOKEN_VARIABLE: Masked(MASK) if masked is not None else token}
+
+
+def _auth_query(
+    definition: Definition,
+    values: Lookup,
+    bearer_token: str | None,
+    masked: frozenset[str] | None,
+) -> list[tuple[str, str]]:
+    """(ext) The query parameters a token auth's ``use`` adds to every request (docs/format.md,
+    "Tokens from a request"); none without a token."""
+    if not isinstance(definition.auth, TokenAuth) or bearer_token is None:
+        return []
+    auth = _auths.get(definition.auth)
+    values = _with_token(values, bearer_token, masked)
+    fields = []
+    for name, render, _ in auth.query:
+        value = render(values)
+        if value is not None:
+            fields.append((name, value))  # percent-encoded with the URL's query
+    return fields
 
 
 def render_credentials(
@@ -449,6 +503,12 @@ def render_request(
         else:
             body, used = encode_multipart(form_fields(tree, pointer), boundary, pointer)
             content_type = multipart_content_type(compiled.content_type, used)
+    auth_query = _auth_query(definition, values, bearer_token, hidden)
+    if auth_query:
+        query = encode_query(auth_query, "/auth/use/query")
+        if hidden is not None:  # the display shows the mask as other secrets in a URL
+            query = query.replace(quote(MASK), MASK)
+        extra_query = f"{extra_query}&{query}" if extra_query else query
     verbatim: Collection[str] = hidden or ()
     try:
         url = compiled.url.render(values, verbatim=verbatim, extra_query=extra_query)
@@ -514,6 +574,9 @@ def auth_variables(auth: Auth | None) -> frozenset[str]:
         return text_names(auth.token)
     if isinstance(auth, HeaderAuth):
         return frozenset().union(*(text_names(v) for v in auth.headers.values()))
+    if isinstance(auth, TokenAuth):  # (ext) what its use renders beside the token
+        used = [*auth.headers.values(), *auth.query.values()]
+        return frozenset().union(*(text_names(v) for v in used)) - {TOKEN_VARIABLE}
     return frozenset()
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "property_names",
     "request_pointers",
     "template_strings",
+    "token_request",
     "tree_strings",
     "webhook_model_strings",
     "webhook_models",
@@ -91,6 +92,16 @@ WEBHOOK = Scope(
     optional=True,
 )
 AUTH = Scope(name="auth", variables=frozenset())
+#: (ext) docs/format.md, "Tokens from a request": the token request takes properties only, its
+#: response_map captures the token, its lifetime and a refusal's reason, and ``use`` places the
+#: token. None of these names is a variable anywhere else, so none is in ALL_VARIABLES.
+TOKEN_REQUEST = Scope(name="the token request", variables=frozenset())
+TOKEN_RESPONSE_MAP = Scope(
+    name="the token request's response_map",
+    variables=frozenset({"token", "expires_in", "error"}),
+    captures=True,
+)
+TOKEN_USE = Scope(name="the token's use", variables=frozenset({"token"}))
 OAUTH2 = Scope(name="OAuth2", variables=frozenset())
 WEBHOOK_AUTH = Scope(name="WebhookAuth", variables=frozenset())
 MEDIA_AUTH = Scope(name="Media auth", variables=frozenset())  # (ext) docs/format.md, "Media"
@@ -269,6 +280,7 @@ def template_strings(document: Mapping[str, Any]) -> Iterator[TemplateString]:
             where = rule.get("where")
             if isinstance(where, Mapping):
                 yield from tree_strings(where, f"{rule_at}/where", scope)
+    yield from _token_auth_strings(document)
     auth = document.get("auth")
     if isinstance(auth, Mapping):
         yield from _strings_at(auth, "/auth", _AUTH_TEMPLATES, AUTH)
@@ -293,6 +305,35 @@ def template_strings(document: Mapping[str, Any]) -> Iterator[TemplateString]:
         yield from _strings_at(webhook_auth, "/WebhookAuth", _WEBHOOK_AUTH_TEMPLATES, WEBHOOK_AUTH)
     for i, model in webhook_models(document):
         yield from webhook_model_strings(i, model)
+
+
+def token_request(document: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """(ext) The request of a Token ``auth`` (docs/format.md, "Tokens from a request"), if the
+    file has one that is an object."""
+    auth = document.get("auth")
+    if not isinstance(auth, Mapping) or auth.get("type") != "Token":
+        return None
+    request = auth.get("request")
+    return request if isinstance(request, Mapping) else None
+
+
+def _token_auth_strings(document: Mapping[str, Any]) -> Iterator[TemplateString]:
+    """(ext) The templates of a Token ``auth``: its request's, its response_map's, its use's."""
+    request = token_request(document)
+    at = "/auth/request"
+    if request is not None:
+        yield from _strings_at(request, at, ("request_url",), TOKEN_REQUEST)
+        for key in ("request_parameters", "request_query", "request_headers"):
+            yield from tree_strings(request.get(key), f"{at}/{key}", TOKEN_REQUEST)
+        yield from tree_strings(
+            request.get("response_map"), f"{at}/response_map", TOKEN_RESPONSE_MAP
+        )
+    auth = document.get("auth")
+    use = auth.get("use") if isinstance(auth, Mapping) and auth.get("type") == "Token" else None
+    if isinstance(use, Mapping):
+        for key in ("headers", "query"):
+            if isinstance(use.get(key), Mapping):
+                yield from tree_strings(use[key], f"/auth/use/{key}", TOKEN_USE)
 
 
 def webhook_models(document: Mapping[str, Any]) -> Iterator[tuple[int, Mapping[str, Any]]]:

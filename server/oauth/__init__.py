@@ -8,7 +8,8 @@ authorizations in a :class:`StateStore`; both have in-memory forms. Token reques
 httpx transport: :class:`OutboundTransport` sends them through the gateway's
 :class:`server.outbound.OutboundClient`, under its outbound policy.
 
-:class:`JwtTokens` and :func:`sign_jwt` sign the (ext) JWT auth's tokens.
+:class:`JwtTokens` and :func:`sign_jwt` sign the (ext) JWT auth's tokens; :class:`RequestTokens`
+obtains and renews the (ext) Token auth's tokens with the definition's own token request.
 
 :func:`installation_secrets` gives the :class:`server.security.secrets.SecretMask` of every secret
 an installation's provider calls carry; whatever a provider answers is masked with it before it is
@@ -29,9 +30,12 @@ from ._errors import (
     InvalidOAuthSetup,
     ReauthorizationRequired,
     TokenEndpointUnavailable,
+    TokenRequestRefused,
+    TokenRequestUnavailable,
     UnknownAuthorizationState,
 )
 from ._jwt import JwtTokens, sign_jwt
+from ._request_tokens import RequestTokens
 from ._secrets import installation_secrets
 from ._state import (
     ConsumedState,
@@ -61,9 +65,12 @@ __all__ = [
     "OutboundTransport",
     "PendingAuthorization",
     "ReauthorizationRequired",
+    "RequestTokens",
     "ResolveInstallation",
     "StateStore",
     "TokenEndpointUnavailable",
+    "TokenRequestRefused",
+    "TokenRequestUnavailable",
     "TokenSet",
     "TokenVault",
     "UnknownAuthorizationState",

@@ -8,6 +8,10 @@
                                                         or JWT key that cannot be used
     TokenEndpointUnavailable       UNAVAILABLE          5xx, 429, timeout, no connection: transient,
                                                         the installation is not marked
+    TokenRequestRefused            FAILED_PRECONDITION  (ext) a Token auth's request was refused
+                                                        (4xx, or a 2xx that yields no token)
+    TokenRequestUnavailable        UNAVAILABLE          (ext) a Token auth's request failed: 5xx,
+                                                        429, timeout, no connection
     AuthorizationStateError        INVALID_ARGUMENT     a callback's ``state`` is refused:
      ├── UnknownAuthorizationState                      never issued (or long forgotten)
      ├── AuthorizationStateExpired                      issued too long ago
@@ -32,6 +36,8 @@ __all__ = [
     "InvalidOAuthSetup",
     "ReauthorizationRequired",
     "TokenEndpointUnavailable",
+    "TokenRequestRefused",
+    "TokenRequestUnavailable",
     "UnknownAuthorizationState",
 ]
 
@@ -94,6 +100,21 @@ class TokenEndpointUnavailable(Unavailable):
     """The token endpoint could not be reached or failed (5xx, 429, timeout): try again later."""
 
     default_reason = "OAUTH_TOKEN_ENDPOINT_UNAVAILABLE"
+
+
+class TokenRequestRefused(FailedPrecondition):
+    """(ext) A Token auth's token request was refused (docs/format.md, "Tokens from a request"):
+    the properties it sends need fixing. Built with the plain constructor, so that it can be
+    stored and read back like any error (:meth:`GatewayError.from_stored`)."""
+
+    default_reason = "TOKEN_REQUEST_REFUSED"
+
+
+class TokenRequestUnavailable(Unavailable):
+    """(ext) A Token auth's token request failed (5xx, 429, timeout, no connection): try again
+    later."""
+
+    default_reason = "TOKEN_REQUEST_UNAVAILABLE"
 
 
 class AuthorizationStateError(InvalidRequest):

@@ -61,6 +61,7 @@ from ._errors import (
     ReauthorizationRequired,
     UnknownAuthorizationState,
 )
+from ._renewals import Renewals
 from ._secrets import installation_secrets
 from ._state import MemoryStateStore, PendingAuthorization, StateStore, state_key
 from ._templates import render_text, render_url
@@ -121,8 +122,7 @@ class OAuthTokens:
         self._state_ttl_s = state_ttl_s
         self._clock = clock
         self._stand_ins = dict(stand_ins or {})
-        self._renewals: dict[str, asyncio.Task[TokenSet]] = {}
-        self._cache: dict[str, TokenSet] = {}  # the last tokens seen, to spare a vault read
+        self._renewals = Renewals()
 
     # -- the send path ----------------------------------------------------------------------
 
@@ -137,14 +137,11 @@ class OAuthTokens:
         :class:`server.outbound.PolicyRefused`.
         """
         _oauth2(definition)
-        now = self._clock()
-        cached = self._cache.get(installation_id)
-        if cached is not None and cached.is_fresh(now, self._leeway_s):
-            return cached.access_token
-        tokens = await self._vault.load(installation_id)
-        if tokens is not None and tokens.is_fresh(now, self._leeway_s):
-            self._cache[installation_id] = tokens
-            return tokens.access_token
+        fresh = await self._renewals.fresh(
+            installation_id, self._vault, self._clock(), self._leeway_s
+        )
+        if fresh is not None:
+            return fresh.access_token
         renewed = await self._renew(installation_id, definition, properties, force=False)
         return renewed.access_token
 
@@ -183,28 +180,16 @@ class OAuthTokens:
         rejected: str | None = None,
     ) -> Awaitable[TokenSet]:
         """Join the installation's renewal in progress, or start one."""
-        task = self._renewals.get(installation_id)
-        if task is None:
-            task = asyncio.get_running_loop().create_task(
-                self._renew_now(installation_id, definition, properties, force, rejected),
-                name=f"oauth-renew-{installation_id}",
-            )
-            self._renewals[installation_id] = task
-            task.add_done_callback(lambda done: self._renewal_done(installation_id, done))
-        return asyncio.shield(task)
-
-    def _renewal_done(self, installation_id: str, task: asyncio.Task[TokenSet]) -> None:
-        if self._renewals.get(installation_id) is task:
-            del self._renewals[installation_id]
-        if task.cancelled() or task.exception() is not None:  # retrieved: awaiters may be gone
-            self._cache.pop(installation_id, None)
-        else:
-            self._cache[installation_id] = task.result()
+        return self._renewals.join(
+            installation_id,
+            lambda: self._renew_now(installation_id, definition, properties, force, rejected),
+            name=f"oauth-renew-{installation_id}",
+        )
 
     def known_tokens(self, installation_id: str) -> tuple[str, ...]:
         """The access and refresh tokens last seen for the installation (in memory; after a
         :meth:`bearer_token` call, the ones in use), to mask them in a provider's answer."""
-        tokens = self._cache.get(installation_id)
+        tokens = self._renewals.seen(installation_id)
         if tokens is None:
             return ()
         return tuple(t for t in (tokens.access_token, tokens.refresh_token) if t)
@@ -429,11 +414,11 @@ class OAuthTokens:
             explanation = f"the provider refused the authorization code ({exc.summary})"
             await self._vault.mark(owner, "error", explanation)
             raise ReauthorizationRequired(explanation, installation_id=owner) from None
-        running = self._renewals.get(owner)
+        running = self._renewals.running(owner)
         if running is not None:
             await asyncio.wait([running])  # a renewal of the old tokens must not overwrite these
         await self._vault.save(owner, tokens)
-        self._cache[owner] = tokens
+        self._renewals.remember(owner, tokens)
         await self._vault.mark(owner, "authorized", None)
         logger.info("installation %s: authorized", owner)
         return owner

@@ -83,8 +83,8 @@ def test_every_problem_is_one_line_errors_first_by_pointer(
     assert code == 1
     assert out.splitlines() == [
         f'{file}:/Webhooks: unknown key "Webhooks"; did you mean "Webhook"?',
-        f'{file}:/auth/type: type must be "Basic", "Bearer", "Header" or "JWT", not "bearer" '
-        '(did you mean "Bearer"?)',
+        f'{file}:/auth/type: type must be "Basic", "Bearer", "Header", "JWT" or "Token", '
+        'not "bearer" (did you mean "Bearer"?)',
         f'{file}:/properties/1: warning: property "Unused" is declared but never used '
         "(no $Unused$ in the file)",
     ]

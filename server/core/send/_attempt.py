@@ -194,7 +194,7 @@ class ProviderAttempt:
         secrets, the token this call carried and the OAuth2 tokens known for the installation
         (docs/format.md, "Authentication")."""
         properties = self._installations.property_values(installation)
-        known = self._auth.oauth.known_tokens(installation.id) if self._auth else ()
+        known = self._auth.known_tokens(installation.id) if self._auth else ()
         return installation_secrets(definition, properties, tokens=(bearer, *known))
 
 
