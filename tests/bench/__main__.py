@@ -21,10 +21,11 @@ from typing import Any
 from ._harness import BenchEnv, Benchmark, Result
 from .baselines import BASELINES
 from .inbound import INBOUND
+from .media import MEDIA
 from .service import SERVICE
 from .throttle import THROTTLE
 
-BENCHMARKS: list[Benchmark] = [*BASELINES, *SERVICE, *INBOUND, *THROTTLE]
+BENCHMARKS: list[Benchmark] = [*BASELINES, *SERVICE, *INBOUND, *MEDIA, *THROTTLE]
 
 # The targets the issues set, as (what, result name, baseline name, concurrency, kind, bound):
 # "rate" — the service's rate over the baseline's, at least ``bound``; "p50" — the service's p50
@@ -61,6 +62,22 @@ TARGETS: list[tuple[str, str, str, int, str, float]] = [
         64,
         "rate",
         1.5,
+    ),
+    (
+        "MMS ingest, media fetch on vs off",
+        "webhook ingest, one media item per MMS (media fetch on)",
+        "webhook ingest, MMS (media fetch off)",
+        64,
+        "rate",
+        0.9,
+    ),
+    (
+        "media served vs static file handler (100 KB)",
+        "media served (sidecar, signed URL, 100 KB)",
+        "static file handler (aiohttp FileResponse, 100 KB)",
+        32,
+        "rate",
+        0.5,
     ),
 ]
 
