@@ -10,10 +10,14 @@ each file's description. A transient failure (no connection, a timeout, 429 or 5
 with backoff until the hold's ``release_by``; then, or at once on a permanent failure, the event
 is released with the provider's URL and the file's error.
 
-    loop: due holds (store) → lease each → fetch its missing files (a task each, bounded)
-          → release (store: the event, with the next cursor; the hub is woken)
-            or keep the progress and come back after a backoff
-          → sleep until the next due hold, a wake-up (a new hold), or ``poll_s``
+    loop: due holds (store), as many as there are free fetch slots → lease each → fetch its
+          missing files (a task each) → release (store: the event, with the next cursor; the
+          hub is woken) or keep the progress and come back after a backoff
+          → sleep until the next due hold, a wake-up (a new hold, a slot freed), or ``poll_s``
+
+Only what can be fetched at once is leased: a hold waits in the store, not leased in this
+process behind a queue of others, so its lease never runs out before its fetch begins (another
+process would take it again), and while every slot is busy a new hold costs the loop nothing.
 """
 
 from __future__ import annotations
@@ -104,7 +108,7 @@ class MediaFetcher:
         self.owner = owner
         self._wait = timedelta(seconds=wait_s)
         self._fetch_timeout_s = fetch_timeout_s
-        self._slots = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
         self._poll_s = poll_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -161,11 +165,14 @@ class MediaFetcher:
             await asyncio.gather(*pending, return_exceptions=True)
 
     async def run_due(self) -> int:
-        """Lease and start every due hold; how many were started (the loop's step; tests call
-        it directly)."""
+        """Lease and start due holds, as many as there are free slots; how many were started
+        (the loop's step; tests call it directly)."""
+        free = self._concurrency - len(self._running)
+        if free <= 0:
+            return 0
         now = datetime.now(UTC)
         started = 0
-        for hold in await self._store.due_media_holds(now, limit=64):
+        for hold in await self._store.due_media_holds(now, limit=free):
             # The lease outlives a round: each file has its own timeout, fetched one by one.
             files = max(1, len(hold.event.media_urls))
             lease = timedelta(seconds=self._fetch_timeout_s * files + _LEASE_MARGIN_S)
@@ -176,19 +183,26 @@ class MediaFetcher:
                 continue  # another process took it
             task = asyncio.create_task(self._work(leased), name="msgbridge-media-fetch")
             self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            task.add_done_callback(self._finished)
             started += 1
         return started
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        """A fetch ended: its slot is free for the next due hold."""
+        self._running.discard(task)
+        self._wake.set()
 
     async def _loop(self) -> None:
         while True:
             self._wake.clear()
+            next_at = None
             try:
                 await self.run_due()
-                next_at = await self._store.next_media_hold_at()
+                # With every slot busy, a freed slot wakes the loop: nothing to read till then.
+                if len(self._running) < self._concurrency:
+                    next_at = await self._store.next_media_hold_at()
             except Exception:
                 logger.exception("reading the media holds failed; trying again")
-                next_at = None
             delay = self._poll_s
             if next_at is not None:
                 delay = min(delay, max((next_at - datetime.now(UTC)).total_seconds(), 0.0))
@@ -196,12 +210,11 @@ class MediaFetcher:
                 await asyncio.wait_for(self._wake.wait(), timeout=max(delay, 0.01))
 
     async def _work(self, hold: MediaHold) -> None:
-        async with self._slots:
-            try:
-                await self._fetch_hold(hold)
-            except Exception:
-                # The lease ends and the hold is taken again: nothing is lost.
-                logger.exception("fetching a message's media failed", extra={"hold": hold.id})
+        try:
+            await self._fetch_hold(hold)
+        except Exception:
+            # The lease ends and the hold is taken again: nothing is lost.
+            logger.exception("fetching a message's media failed", extra={"hold": hold.id})
 
     async def _fetch_hold(self, hold: MediaHold) -> None:
         event = hold.event
