@@ -15,6 +15,10 @@ is released with the provider's URL and the file's error.
           hub is woken) or keep the progress and come back after a backoff
           → sleep until the next due hold, a wake-up (a new hold, a slot freed), or ``poll_s``
 
+While the event loop runs its timers late (:class:`LoopLag`: webhooks keep it busy), at most
+``busy_concurrency`` fetches run, so that the files never take the loop from the 2xx path; the
+rest wait in the store, and are fetched at full concurrency once the loop has time again.
+
 Only what can be fetched at once is leased: a hold waits in the store, not leased in this
 process behind a queue of others, so its lease never runs out before its fetch begins (another
 process would take it again), and while every slot is busy a new hold costs the loop nothing.
@@ -42,6 +46,7 @@ from ...outbound import (
 )
 from ...store import EventMedia, MediaHold, MediaOrigin, MediaRecord, NewEvent, Store
 from .._events import EventHub
+from ._loop_lag import LoopLag
 
 __all__ = ["FetchRules", "MediaFetcher", "RulesFor"]
 
@@ -98,6 +103,7 @@ class MediaFetcher:
         wait_s: float,
         fetch_timeout_s: float,
         concurrency: int = 16,
+        busy_concurrency: int = 2,
         poll_s: float = 1.0,
     ) -> None:
         self._store = store
@@ -109,6 +115,8 @@ class MediaFetcher:
         self._wait = timedelta(seconds=wait_s)
         self._fetch_timeout_s = fetch_timeout_s
         self._concurrency = concurrency
+        self._busy_concurrency = min(busy_concurrency, concurrency)
+        self._lag = LoopLag()
         self._poll_s = poll_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -147,12 +155,14 @@ class MediaFetcher:
 
     async def start(self) -> None:
         if self._task is None:
+            self._lag.start()
             self._task = asyncio.create_task(self._loop(), name="msgbridge-media-fetcher")
 
     async def aclose(self, grace_s: float = 0.0) -> None:
         """Stop; fetches still running after ``grace_s`` are cancelled (their holds stay leased
         until the lease ends, then any process takes them again)."""
         task, self._task = self._task, None
+        self._lag.stop()
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -167,7 +177,7 @@ class MediaFetcher:
     async def run_due(self) -> int:
         """Lease and start due holds, as many as there are free slots; how many were started
         (the loop's step; tests call it directly)."""
-        free = self._concurrency - len(self._running)
+        free = self._slots() - len(self._running)
         if free <= 0:
             return 0
         now = datetime.now(UTC)
@@ -187,6 +197,10 @@ class MediaFetcher:
             started += 1
         return started
 
+    def _slots(self) -> int:
+        """How many fetches may run: fewer while the loop is busy (webhooks come first)."""
+        return self._busy_concurrency if self._lag.busy else self._concurrency
+
     def _finished(self, task: asyncio.Task[None]) -> None:
         """A fetch ended: its slot is free for the next due hold."""
         self._running.discard(task)
@@ -199,7 +213,7 @@ class MediaFetcher:
             try:
                 await self.run_due()
                 # With every slot busy, a freed slot wakes the loop: nothing to read till then.
-                if len(self._running) < self._concurrency:
+                if len(self._running) < self._slots():
                     next_at = await self._store.next_media_hold_at()
             except Exception:
                 logger.exception("reading the media holds failed; trying again")
