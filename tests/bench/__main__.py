@@ -87,7 +87,8 @@ def _latencies(result: Result) -> tuple[float | None, float | None]:
 
 
 def _table(results: Sequence[Result]) -> str:
-    header = f"{'benchmark':<38} {'callers':>7} {'rate/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+    width = max([38, *(len(r["name"]) for r in results)])
+    header = f"{'benchmark':<{width}} {'callers':>7} {'rate/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
     header += f"{'requests':>9} {'errors':>6}"
     lines = [header, "-" * len(header)]
     for r in results:
@@ -95,7 +96,7 @@ def _table(results: Sequence[Result]) -> str:
             f"{v:>8.3f}" if v is not None else f"{'-':>8}" for v in (r["p50_ms"], r["p99_ms"])
         )
         lines.append(
-            f"{r['name']:<38} {r['concurrency']:>7} {r['rate']:>9.1f} {p50} {p99} "
+            f"{r['name']:<{width}} {r['concurrency']:>7} {r['rate']:>9.1f} {p50} {p99} "
             f"{r['requests']:>9} {r['errors']:>6}"
         )
         if r["first_error"]:
