@@ -13,6 +13,7 @@ import gc
 import logging
 import signal
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,7 +68,7 @@ from .sidecar import (
     build_sidecar_app,
     split_host_port,
 )
-from .store import PostgresStore, SqliteStore, Store
+from .store import MediaRecord, PostgresStore, SqliteStore, Store
 
 __all__ = ["Companion", "GatewayServer", "build_server", "max_request_bytes", "open_store", "run"]
 
@@ -430,23 +431,40 @@ def blob_store(settings: Settings) -> BlobStore:
     return FileBlobStore(settings.data_dir / "media")
 
 
+# A record verified by the media route's ``head``, kept for the ``read`` that follows.
+_HANDED_FOR_S = 5.0
+_MAX_HANDED = 1024
+
+
 class LibraryMediaReader:
     """The in-process sidecar's media reader (docs/media.md): the stored files, through their
-    signed URLs."""
+    signed URLs.
+
+    The route calls ``read`` right after ``head`` accepted the same URL: the record ``head``
+    verified and read is handed to that ``read`` (for a few seconds at most) rather than read
+    from the store and verified a second time for every GET."""
 
     def __init__(self, library: MediaLibrary) -> None:
         self._library = library
+        self._heads: dict[tuple[str, int, str], tuple[float, MediaRecord]] = {}
 
     async def head(self, media_id: str, expires_at: int, signature: str) -> MediaHead | None:
         record = await self._library.verified(media_id, expires_at, signature)
         if record is None:
             return None
+        if len(self._heads) >= _MAX_HANDED:  # HEAD requests and 416s leave theirs
+            self._heads.clear()
+        self._heads[(media_id, expires_at, signature)] = (time.monotonic(), record)
         return MediaHead(content_type=record.content_type, size=record.size)
 
     async def read(
         self, media_id: str, expires_at: int, signature: str, start: int, end: int | None
     ) -> AsyncIterator[bytes]:
-        record = await self._library.verified(media_id, expires_at, signature)
+        handed = self._heads.pop((media_id, expires_at, signature), None)
+        if handed is not None and time.monotonic() - handed[0] < _HANDED_FOR_S:
+            record: MediaRecord | None = handed[1]
+        else:
+            record = await self._library.verified(media_id, expires_at, signature)
         if record is None:
             return
         async for chunk in self._library.read(record, start, end):

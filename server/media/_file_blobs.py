@@ -189,9 +189,12 @@ def _sync_directory(directory: Path) -> None:
 
 
 class _FileChunks:
-    """An opened range of a blob file, read a chunk at a time on a worker thread."""
+    """An opened range of a blob file, read a chunk at a time on a worker thread.
 
-    __slots__ = ("_chunk_size", "_file", "_left", "_run")
+    The first chunk is read by the call that opens the file, and the end of the range is known
+    without asking the thread: a file of one chunk costs one thread hop, not three."""
+
+    __slots__ = ("_chunk_size", "_file", "_first", "_left", "_run")
 
     def __init__(
         self,
@@ -204,6 +207,7 @@ class _FileChunks:
         self._left = left
         self._chunk_size = chunk_size
         self._run = run
+        self._first: bytes | None = None
 
     @classmethod
     def open(
@@ -216,10 +220,12 @@ class _FileChunks:
                 raise FileNotFoundError(path)
             stop = status.st_size if end is None else min(end, status.st_size)
             file.seek(start)
+            chunks = cls(file, max(0, stop - start), chunk_size, run)
+            chunks._first = chunks._read()
         except BaseException:
             file.close()
             raise
-        return cls(file, max(0, stop - start), chunk_size, run)
+        return chunks
 
     def _read(self) -> bytes:
         size = min(self._chunk_size, self._left)
@@ -231,6 +237,11 @@ class _FileChunks:
         return data
 
     async def read(self) -> bytes:
+        first, self._first = self._first, None
+        if first is not None:
+            return first
+        if self._left <= 0:
+            return b""
         try:
             return await self._run(self._read)
         except OSError as exc:

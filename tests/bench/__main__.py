@@ -21,10 +21,11 @@ from typing import Any
 from ._harness import BenchEnv, Benchmark, Result
 from .baselines import BASELINES
 from .inbound import INBOUND
+from .media import MEDIA
 from .service import SERVICE
 from .throttle import THROTTLE
 
-BENCHMARKS: list[Benchmark] = [*BASELINES, *SERVICE, *INBOUND, *THROTTLE]
+BENCHMARKS: list[Benchmark] = [*BASELINES, *SERVICE, *INBOUND, *MEDIA, *THROTTLE]
 
 # The targets the issues set, as (what, result name, baseline name, concurrency, kind, bound):
 # "rate" — the service's rate over the baseline's, at least ``bound``; "p50" — the service's p50
@@ -62,6 +63,22 @@ TARGETS: list[tuple[str, str, str, int, str, float]] = [
         "rate",
         1.5,
     ),
+    (
+        "MMS ingest, media fetch on vs off",
+        "webhook ingest, one media item per MMS (media fetch on)",
+        "webhook ingest, MMS (media fetch off)",
+        64,
+        "rate",
+        0.9,
+    ),
+    (
+        "media served vs static file handler (100 KB)",
+        "media served (sidecar, signed URL, 100 KB)",
+        "static file handler (aiohttp FileResponse, 100 KB)",
+        32,
+        "rate",
+        0.5,
+    ),
 ]
 
 
@@ -70,7 +87,8 @@ def _latencies(result: Result) -> tuple[float | None, float | None]:
 
 
 def _table(results: Sequence[Result]) -> str:
-    header = f"{'benchmark':<38} {'callers':>7} {'rate/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+    width = max([38, *(len(r["name"]) for r in results)])
+    header = f"{'benchmark':<{width}} {'callers':>7} {'rate/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
     header += f"{'requests':>9} {'errors':>6}"
     lines = [header, "-" * len(header)]
     for r in results:
@@ -78,7 +96,7 @@ def _table(results: Sequence[Result]) -> str:
             f"{v:>8.3f}" if v is not None else f"{'-':>8}" for v in (r["p50_ms"], r["p99_ms"])
         )
         lines.append(
-            f"{r['name']:<38} {r['concurrency']:>7} {r['rate']:>9.1f} {p50} {p99} "
+            f"{r['name']:<{width}} {r['concurrency']:>7} {r['rate']:>9.1f} {p50} {p99} "
             f"{r['requests']:>9} {r['errors']:>6}"
         )
         if r["first_error"]:

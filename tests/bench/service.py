@@ -14,6 +14,7 @@ import itertools
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -28,44 +29,63 @@ __all__ = ["SERVICE", "bench_number", "recipient", "send_request", "start_servic
 _RUNNING: list[object] = []
 
 
-def bench_definition(provider_url: str) -> str:
-    return json.dumps(
-        {
-            "id": "bench",
-            "name": "bench",
-            "class": "sms",
-            "properties": ["API key"],
-            "auth": {"type": "Bearer", "token": "$API key$"},
-            "API": {
-                "SendMessage": {
-                    "request_method": "POST",
-                    "request_url": f"{provider_url}/messages",
-                    "request_content_type": "application/json",
-                    "request_parameters": {
-                        "from": "$from$",
-                        "to": "$to$",
-                        "extension": "$extension$",
-                        "domain": "$domain$",
-                        "content": "$content$",
-                    },
-                    "response_map": {"data": {"id": "$messageid$"}},
-                }
-            },
-            "Webhook": [
-                {
-                    "event_key": "sms",
-                    "event_type": "message",
-                    "request_method": "POST",
-                    "request_parameters": {
-                        "id": "$messageid$",
-                        "from": "$from$",
-                        "to": "$to$",
-                        "text": "$content$",
-                    },
-                }
-            ],
-        }
-    )
+# An MMS model (docs/media.md): listed with the SMS model, it wins a body that has a ``url``
+# (the model with the most captures, docs/format.md); its files are fetched without credentials.
+_MMS_MODEL = {
+    "event_key": "mms",
+    "event_type": "mms",
+    "request_method": "POST",
+    "request_parameters": {
+        "id": "$messageid$",
+        "from": "$from$",
+        "to": "$to$",
+        "text": "$content$",
+        "url": "$url$",
+    },
+}
+
+
+def bench_definition(provider_url: str, mms: bool = False) -> str:
+    """The bench integration; with ``mms`` also an MMS model and ``Media`` auth ``none``."""
+    definition: dict[str, Any] = {
+        "id": "bench",
+        "name": "bench",
+        "class": "sms",
+        "properties": ["API key"],
+        "auth": {"type": "Bearer", "token": "$API key$"},
+        "API": {
+            "SendMessage": {
+                "request_method": "POST",
+                "request_url": f"{provider_url}/messages",
+                "request_content_type": "application/json",
+                "request_parameters": {
+                    "from": "$from$",
+                    "to": "$to$",
+                    "extension": "$extension$",
+                    "domain": "$domain$",
+                    "content": "$content$",
+                },
+                "response_map": {"data": {"id": "$messageid$"}},
+            }
+        },
+        "Webhook": [
+            {
+                "event_key": "sms",
+                "event_type": "message",
+                "request_method": "POST",
+                "request_parameters": {
+                    "id": "$messageid$",
+                    "from": "$from$",
+                    "to": "$to$",
+                    "text": "$content$",
+                },
+            }
+        ],
+    }
+    if mms:
+        definition["Webhook"].append(_MMS_MODEL)
+        definition["Media"] = {"auth": "none"}
+    return json.dumps(definition)
 
 
 def bench_number(index: int) -> str:
@@ -100,11 +120,15 @@ async def start_service(
     numbers: int = 1,
     per_number: float = 0.0,
     per_installation: float = 0.0,
+    mms: bool = False,
+    media_fetch: bool = True,
 ) -> str:
     """(In a child process.) The service on a temporary SQLite file (or ``database_url``), with
     the bench integration registered and enabled for org ``bench`` on ``numbers`` numbers from
     +15550001111 (unless ``install`` is false: a second replica of a database that has it), each
-    limited to ``per_number`` messages a second and all to ``per_installation`` (0: no limit).
+    limited to ``per_number`` messages a second and all to ``per_installation`` (0: no limit);
+    with ``mms`` the integration has an MMS model, whose files are fetched unless ``media_fetch``
+    is false (docs/media.md).
     Returns the gRPC address, and with the sidecar
     ``ADDRESS|http://127.0.0.1:PORT/webhooks/bench/TOKEN``."""
     data_dir = Path(tempfile.mkdtemp(prefix="msgbridge-bench-"))
@@ -116,6 +140,7 @@ async def start_service(
         secret_key_file=Path(secret_key_file) if secret_key_file else None,
         outbound_allow=("127.0.0.1",),
         sidecar=sidecar,
+        media_fetch=media_fetch,
         log_level="WARNING",
     )
     server, port = await build_server(settings)
@@ -124,7 +149,7 @@ async def start_service(
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = gateway_pb2_grpc.GatewayStub(channel)
         if install:
-            await server.catalog.register(bench_definition(provider_url))
+            await server.catalog.register(bench_definition(provider_url, mms))
             installation = await stub.EnableIntegration(
                 gateway_pb2.EnableIntegrationRequest(
                     org_id="bench",

@@ -10,10 +10,18 @@ each file's description. A transient failure (no connection, a timeout, 429 or 5
 with backoff until the hold's ``release_by``; then, or at once on a permanent failure, the event
 is released with the provider's URL and the file's error.
 
-    loop: due holds (store) → lease each → fetch its missing files (a task each, bounded)
-          → release (store: the event, with the next cursor; the hub is woken)
-            or keep the progress and come back after a backoff
-          → sleep until the next due hold, a wake-up (a new hold), or ``poll_s``
+    loop: due holds (store), as many as there are free fetch slots → lease each → fetch its
+          missing files (a task each) → release (store: the event, with the next cursor; the
+          hub is woken) or keep the progress and come back after a backoff
+          → sleep until the next due hold, a wake-up (a new hold, a slot freed), or ``poll_s``
+
+While the event loop runs its timers late (:class:`LoopLag`: webhooks keep it busy), at most
+``busy_concurrency`` fetches run, so that the files never take the loop from the 2xx path; the
+rest wait in the store, and are fetched at full concurrency once the loop has time again.
+
+Only what can be fetched at once is leased: a hold waits in the store, not leased in this
+process behind a queue of others, so its lease never runs out before its fetch begins (another
+process would take it again), and while every slot is busy a new hold costs the loop nothing.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from ...outbound import (
 )
 from ...store import EventMedia, MediaHold, MediaOrigin, MediaRecord, NewEvent, Store
 from .._events import EventHub
+from ._loop_lag import LoopLag
 
 __all__ = ["MAX_FILES", "FetchRules", "MediaFetcher", "RulesFor"]
 
@@ -97,6 +106,7 @@ class MediaFetcher:
         wait_s: float,
         fetch_timeout_s: float,
         concurrency: int = 16,
+        busy_concurrency: int = 2,
         poll_s: float = 1.0,
     ) -> None:
         self._store = store
@@ -107,7 +117,9 @@ class MediaFetcher:
         self.owner = owner
         self._wait = timedelta(seconds=wait_s)
         self._fetch_timeout_s = fetch_timeout_s
-        self._slots = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        self._busy_concurrency = min(busy_concurrency, concurrency)
+        self._lag = LoopLag()
         self._poll_s = poll_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -146,12 +158,14 @@ class MediaFetcher:
 
     async def start(self) -> None:
         if self._task is None:
+            self._lag.start()
             self._task = asyncio.create_task(self._loop(), name="msgbridge-media-fetcher")
 
     async def aclose(self, grace_s: float = 0.0) -> None:
         """Stop; fetches still running after ``grace_s`` are cancelled (their holds stay leased
         until the lease ends, then any process takes them again)."""
         task, self._task = self._task, None
+        self._lag.stop()
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -164,11 +178,14 @@ class MediaFetcher:
             await asyncio.gather(*pending, return_exceptions=True)
 
     async def run_due(self) -> int:
-        """Lease and start every due hold; how many were started (the loop's step; tests call
-        it directly)."""
+        """Lease and start due holds, as many as there are free slots; how many were started
+        (the loop's step; tests call it directly)."""
+        free = self._slots() - len(self._running)
+        if free <= 0:
+            return 0
         now = datetime.now(UTC)
         started = 0
-        for hold in await self._store.due_media_holds(now, limit=64):
+        for hold in await self._store.due_media_holds(now, limit=free):
             # The lease outlives a round: each file has its own timeout, fetched one by one.
             files = max(1, min(len(hold.event.media_urls), MAX_FILES))
             lease = timedelta(seconds=self._fetch_timeout_s * files + _LEASE_MARGIN_S)
@@ -179,19 +196,30 @@ class MediaFetcher:
                 continue  # another process took it
             task = asyncio.create_task(self._work(leased), name="msgbridge-media-fetch")
             self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            task.add_done_callback(self._finished)
             started += 1
         return started
+
+    def _slots(self) -> int:
+        """How many fetches may run: fewer while the loop is busy (webhooks come first)."""
+        return self._busy_concurrency if self._lag.busy else self._concurrency
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        """A fetch ended: its slot is free for the next due hold."""
+        self._running.discard(task)
+        self._wake.set()
 
     async def _loop(self) -> None:
         while True:
             self._wake.clear()
+            next_at = None
             try:
                 await self.run_due()
-                next_at = await self._store.next_media_hold_at()
+                # With every slot busy, a freed slot wakes the loop: nothing to read till then.
+                if len(self._running) < self._slots():
+                    next_at = await self._store.next_media_hold_at()
             except Exception:
                 logger.exception("reading the media holds failed; trying again")
-                next_at = None
             delay = self._poll_s
             if next_at is not None:
                 delay = min(delay, max((next_at - datetime.now(UTC)).total_seconds(), 0.0))
@@ -199,12 +227,11 @@ class MediaFetcher:
                 await asyncio.wait_for(self._wake.wait(), timeout=max(delay, 0.01))
 
     async def _work(self, hold: MediaHold) -> None:
-        async with self._slots:
-            try:
-                await self._fetch_hold(hold)
-            except Exception:
-                # The lease ends and the hold is taken again: nothing is lost.
-                logger.exception("fetching a message's media failed", extra={"hold": hold.id})
+        try:
+            await self._fetch_hold(hold)
+        except Exception:
+            # The lease ends and the hold is taken again: nothing is lost.
+            logger.exception("fetching a message's media failed", extra={"hold": hold.id})
 
     async def _fetch_hold(self, hold: MediaHold) -> None:
         event = hold.event
