@@ -15,9 +15,11 @@ import contextlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
+from types import TracebackType
 from typing import Protocol, TypeVar
 
 import grpc
+from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode
@@ -73,7 +75,7 @@ def span(
     tracer = _tracer
     if tracer is None:
         return _NO_SPAN
-    return _started(tracer, name, attributes, SpanKind.INTERNAL, None)
+    return _Started(tracer, name, attributes, SpanKind.INTERNAL, None)
 
 
 _T = TypeVar("_T")
@@ -96,7 +98,7 @@ async def _awaited(
     awaitable: Awaitable[_T],
     attributes: Mapping[str, AttributeValue] | None,
 ) -> _T:
-    with _started(tracer, name, attributes, SpanKind.INTERNAL, None):
+    with _Started(tracer, name, attributes, SpanKind.INTERNAL, None):
         return await awaitable
 
 
@@ -108,7 +110,7 @@ def rpc_span(method: str, context: grpc.aio.ServicerContext) -> AbstractContextM
         return _NO_SPAN
     carrier = {k: v for k, v in context.invocation_metadata() or () if k in _TRACE_HEADERS}
     attributes = {"rpc.system": "grpc", "rpc.method": method}
-    return _started(tracer, method, attributes, SpanKind.SERVER, _PROPAGATOR.extract(carrier))
+    return _Started(tracer, method, attributes, SpanKind.SERVER, _PROPAGATOR.extract(carrier))
 
 
 def webhook_span(method: str, integration: str) -> AbstractContextManager[Span]:
@@ -118,7 +120,7 @@ def webhook_span(method: str, integration: str) -> AbstractContextManager[Span]:
     if tracer is None:
         return _NO_SPAN
     attributes = {"http.request.method": method, "msgbridge.integration": integration}
-    return _started(tracer, "webhook", attributes, SpanKind.SERVER, Context())
+    return _Started(tracer, "webhook", attributes, SpanKind.SERVER, Context())
 
 
 def provider_call_span(method: str, integration: str | None) -> AbstractContextManager[Span]:
@@ -130,33 +132,51 @@ def provider_call_span(method: str, integration: str | None) -> AbstractContextM
     attributes: dict[str, AttributeValue] = {"http.request.method": method}
     if integration:
         attributes["msgbridge.integration"] = integration
-    return _started(tracer, "provider call", attributes, SpanKind.CLIENT, None)
+    return _Started(tracer, "provider call", attributes, SpanKind.CLIENT, None)
 
 
-@contextlib.contextmanager
-def _started(
-    tracer: trace.Tracer,
-    name: str,
-    attributes: Mapping[str, AttributeValue] | None,
-    kind: SpanKind,
-    context: Context | None,
-) -> Iterator[Span]:
-    # The SDK's own exception recording would keep the exception's text: not here.
-    with tracer.start_as_current_span(
-        name,
-        context=context,
-        kind=kind,
-        attributes=attributes,
-        record_exception=False,
-        set_status_on_exception=False,
-    ) as current:
+class _Started(AbstractContextManager[Span]):
+    """A span, current between ``__enter__`` and ``__exit__``; a failure is its exception's class
+    (the SDK's own exception recording would keep the exception's text). A class, not a
+    generator: half the cost of the SDK's ``start_as_current_span`` per span."""
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(
+        self,
+        tracer: trace.Tracer,
+        name: str,
+        attributes: Mapping[str, AttributeValue] | None,
+        kind: SpanKind,
+        context: Context | None,
+    ) -> None:
+        self._span = tracer.start_span(
+            name,
+            context=context,
+            kind=kind,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+        self._token: object = None
+
+    def __enter__(self) -> Span:
+        self._token = context_api.attach(trace.set_span_in_context(self._span))
+        return self._span
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         try:
-            yield current
-        except grpc.aio.AbortError:
-            raise  # the RPC's status was noted by its boundary (note_grpc_status)
-        except BaseException as exc:
-            _failed(current, type(exc).__name__)
-            raise
+            # An AbortError's status was noted by the RPC boundary (note_grpc_status).
+            if exc_type is not None and not issubclass(exc_type, grpc.aio.AbortError):
+                _failed(self._span, exc_type.__name__)
+        finally:
+            context_api.detach(self._token)  # type: ignore[arg-type]
+            self._span.end()
 
 
 def _failed(current: Span, what: str) -> None:
