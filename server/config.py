@@ -134,7 +134,7 @@ class Settings:
     trace_providers: bool = _setting(
         False,
         "send the W3C traceparent header of each provider call's span to the provider, when"
-        " traces are on (OTEL_* environment: docs/operations.md, \"Traces\"); off: never",
+        ' traces are on (OTEL_* environment: docs/operations.md, "Traces"); off: never',
     )
     cache_ttl_s: float = _setting(
         2.0,
