@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from typing import Any
 
@@ -31,6 +32,7 @@ def _serve(args: argparse.Namespace) -> int:
     from server._memory import limit_malloc_arenas
     from server.app import run
     from server.config import SettingsError, load_settings
+    from server.tracing import TracingError, configure_tracing
 
     try:
         settings = load_settings(args)
@@ -38,6 +40,11 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"msgbridge serve: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
+    try:
+        tracing = configure_tracing(os.environ)  # off unless OTEL_* asks (docs/operations.md)
+    except TracingError as exc:
+        print(f"msgbridge serve: {exc}", file=sys.stderr)
+        return 2
     limit_malloc_arenas()
     companion = None
     if settings.demo:
@@ -52,4 +59,7 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"msgbridge serve: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if tracing is not None:
+            tracing.shutdown()  # exports the spans still waiting
     return 0

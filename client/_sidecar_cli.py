@@ -90,6 +90,7 @@ def _sidecar(args: argparse.Namespace) -> int:
     from server._logging import configure_logging
     from server._memory import limit_malloc_arenas
     from server.sidecar import run_sidecar, split_host_port
+    from server.tracing import TracingError, configure_tracing
 
     try:
         split_host_port(args.core)
@@ -107,6 +108,11 @@ def _sidecar(args: argparse.Namespace) -> int:
             return 2
     public_url = args.public_url or f"http://{args.http_listen}"
     configure_logging(args.log_level, args.log_format)
+    try:
+        tracing = configure_tracing(os.environ)  # off unless OTEL_* asks (docs/operations.md)
+    except TracingError as exc:
+        print(f"msgbridge sidecar: {exc}", file=sys.stderr)
+        return 2
     limit_malloc_arenas()
     try:
         asyncio.run(
@@ -124,4 +130,7 @@ def _sidecar(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"msgbridge sidecar: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if tracing is not None:
+            tracing.shutdown()  # exports the spans still waiting
     return 0

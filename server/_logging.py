@@ -1,7 +1,8 @@
 """Structured logs: one JSON object per line (or readable text), with the ``extra`` fields.
 
 Callers pass identifiers (integration, installation, message, org) in ``extra``; never a header,
-token or property value.
+token or property value. With traces on, a line logged within a span carries its ``trace_id`` and
+``span_id``.
 """
 
 from __future__ import annotations
@@ -12,15 +13,21 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from .tracing import log_trace_ids
+
 __all__ = ["configure_logging"]
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
-    return {
+    fields = {
         k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")
     }
+    # The current span's trace_id and span_id, when traces are on (docs/operations.md,
+    # "Traces"): formatted as the record is emitted, in the emitting task's context.
+    fields.update(log_trace_ids())
+    return fields
 
 
 class JsonFormatter(logging.Formatter):

@@ -260,7 +260,10 @@ async def _assemble(
     await store.start()
     undo.push_async_callback(store.aclose)
     outbound = OutboundClient(
-        policy=policy, max_connections=settings.outbound_connections, stand_ins=stand_ins
+        policy=policy,
+        max_connections=settings.outbound_connections,
+        stand_ins=stand_ins,
+        trace_providers=settings.trace_providers,
     )
     await outbound.start()
     undo.push_async_callback(outbound.aclose)

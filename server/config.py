@@ -131,6 +131,11 @@ class Settings:
         " (at most a tenth of the deadline)",
     )
     outbound_connections: int = _setting(256, "outbound HTTP connections kept open at most")
+    trace_providers: bool = _setting(
+        False,
+        "send the W3C traceparent header of each provider call's span to the provider, when"
+        ' traces are on (OTEL_* environment: docs/operations.md, "Traces"); off: never',
+    )
     cache_ttl_s: float = _setting(
         2.0,
         "seconds an integration's latest version and an organisation's installations are cached"

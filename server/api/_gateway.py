@@ -50,6 +50,7 @@ from ..store import (
     RecordNotFound,
     Store,
 )
+from ..tracing import streamed_spans
 from ._authorize import Authorizer, message_not_found
 from ._convert import (
     DEFAULT_EVENT_TYPES,
@@ -545,9 +546,10 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             async for events in stream:
                 # A batch is counted in events; each response also fits the reply size limit.
                 largest = 0
-                for page in pages_by_size(self._event_pb(e) for e in events):
-                    largest = max(largest, page.largest)
-                    yield gateway_pb2.StreamEventsResponse(events=page.items)
+                with streamed_spans(events):  # docs/operations.md, "Traces"
+                    for page in pages_by_size(self._event_pb(e) for e in events):
+                        largest = max(largest, page.largest)
+                        yield gateway_pb2.StreamEventsResponse(events=page.items)
                 batch.saw_largest(largest)
 
     async def _follow(

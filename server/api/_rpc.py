@@ -25,6 +25,7 @@ import grpc
 
 from ..errors import GatewayError, Unavailable, to_rpc_status
 from ..store import StoreError
+from ..tracing import note_grpc_status, rpc_span
 
 __all__ = ["rpc", "rpc_stream"]
 
@@ -59,13 +60,18 @@ def rpc(handler: _Unary[_Req, _Resp]) -> _Unary[_Req, _Resp]:
 
     @functools.wraps(handler)
     async def answered(self: Any, request: _Req, context: grpc.aio.ServicerContext) -> _Resp:
-        try:
-            return await handler(self, request, context)
-        except grpc.aio.AbortError:
-            raise  # the call was ended with its status already
-        except Exception as exc:  # not CancelledError: a cancelled call is answered by grpc
-            status = _status_of(exc, handler.__name__)
-        await context.abort_with_status(status)
+        # The call's server span (docs/operations.md, "Traces"); a shared no-op when off.
+        with rpc_span(handler.__name__, context) as span:
+            try:
+                reply = await handler(self, request, context)
+                note_grpc_status(span, grpc.StatusCode.OK)
+                return reply
+            except grpc.aio.AbortError:
+                raise  # the call was ended with its status already
+            except Exception as exc:  # not CancelledError: a cancelled call is answered by grpc
+                status = _status_of(exc, handler.__name__)
+            note_grpc_status(span, status.code)
+            await context.abort_with_status(status)
         raise AssertionError("abort_with_status returned")  # pragma: no cover
 
     return answered

@@ -57,6 +57,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from server.engine import RenderedRequest
+from server.tracing import note_http_status, provider_call_span, provider_trace_headers
 
 from ._errors import (
     ConnectFailed,
@@ -188,7 +189,9 @@ class OutboundClient:
     ``max_response_bytes`` (larger answers are truncated), ``dns_cache_ttl_s``,
     ``max_redirects`` (0: a 3xx is returned as the answer), ``ssl_context`` (None: the system's
     trust store), ``user_agent``, ``resolver`` (the resolver the policy wraps; None: aiohttp's
-    default), ``stand_ins`` (integration id → where its calls go instead; none by default).
+    default), ``stand_ins`` (integration id → where its calls go instead; none by default),
+    ``trace_providers`` (send the W3C ``traceparent`` of the call's span to the provider; off:
+    no trace header ever leaves for a provider, docs/operations.md "Traces").
     """
 
     def __init__(
@@ -203,6 +206,7 @@ class OutboundClient:
         user_agent: str = "msgbridge",
         resolver: AbstractResolver | None = None,
         stand_ins: Mapping[str, StandIn] | None = None,
+        trace_providers: bool = False,
     ) -> None:
         if max_connections < 1 or max_response_bytes < 0 or max_redirects < 0:
             raise ValueError("max_connections must be ≥ 1, the other limits ≥ 0")
@@ -215,6 +219,7 @@ class OutboundClient:
         self._user_agent = user_agent
         self._inner_resolver = resolver
         self._stand_ins = dict(stand_ins or {})
+        self._trace_providers = trace_providers
         self._session: aiohttp.ClientSession | None = None
         self._resolver: PolicyResolver | None = None
 
@@ -278,27 +283,35 @@ class OutboundClient:
         """
         started = time.perf_counter()
         method = request.method.upper()
-        async with self._exchange(
-            method,
-            request.url,
-            headers=request.headers,
-            body=request.body,
-            timeout=timeout,
-            integration=integration,
-            max_redirects=self._max_redirects,
-        ) as (response, url):
-            content, truncated = await self._read_body(response)
-            elapsed = time.perf_counter() - started
-            logger.debug(
-                "%s %s answered %d in %.1f ms", method, url.host, response.status, elapsed * 1000
-            )
-            return ProviderResponse(
-                status=response.status,
-                headers=response.headers,
-                body=content,
-                elapsed_s=elapsed,
-                truncated=truncated,
-            )
+        # The `provider call` span (docs/operations.md, "Traces"): host, port, status, never
+        # the path or query; a shared no-op when traces are off.
+        with provider_call_span(method, integration) as span:
+            async with self._exchange(
+                method,
+                request.url,
+                headers=request.headers,
+                body=request.body,
+                timeout=timeout,
+                integration=integration,
+                max_redirects=self._max_redirects,
+            ) as (response, url):
+                content, truncated = await self._read_body(response)
+                elapsed = time.perf_counter() - started
+                logger.debug(
+                    "%s %s answered %d in %.1f ms",
+                    method,
+                    url.host,
+                    response.status,
+                    elapsed * 1000,
+                )
+                note_http_status(span, response.status, url.host, url.port)
+                return ProviderResponse(
+                    status=response.status,
+                    headers=response.headers,
+                    body=content,
+                    elapsed_s=elapsed,
+                    truncated=truncated,
+                )
 
     @contextlib.asynccontextmanager
     async def open_get(
@@ -344,6 +357,8 @@ class OutboundClient:
             )
         url, host = self._target(stand_in.redirect(raw_url) if stand_in is not None else raw_url)
         sent_headers = CIMultiDict(headers)
+        if self._trace_providers:  # asked for: docs/operations.md, "Traces"
+            sent_headers.update(provider_trace_headers())
         attempt = _Attempt(host=host)
         try:
             async with asyncio.timeout(timeout):

@@ -34,6 +34,7 @@ from multidict import CIMultiDict
 
 from msgbridge.v1 import ingest_pb2
 
+from ..tracing import note_http_status, webhook_span
 from ._connection import HEAD_STARTED_AT
 from ._forward import CoreUnavailable, IngestHandler
 from ._media import MediaReader, MediaRoute
@@ -145,7 +146,15 @@ class _Sidecar:
         return _plain(HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE)
 
     async def forward(self, request: web.Request) -> web.StreamResponse:
-        """Any webhook (or OAuth callback): forward it raw and answer with the core's verdict."""
+        """Any webhook (or OAuth callback), in its ``webhook`` span (docs/operations.md,
+        "Traces"): forward it raw and answer with the core's verdict."""
+        integration = request.match_info.get("integration_id", "")
+        with webhook_span(request.method, integration) as span:
+            response = await self._forward(request)
+            note_http_status(span, response.status, failed_from=500)
+            return response
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
         if _content_coded(request):
             return _plain(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, close=True)
         try:

@@ -18,6 +18,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from msgbridge.v1 import ingest_pb2, ingest_pb2_grpc
 
+from ..tracing import trace_metadata
+
 __all__ = ["CoreUnavailable", "GrpcIngestForwarder", "IngestHandler"]
 
 logger = logging.getLogger(__name__)
@@ -107,7 +109,7 @@ class GrpcIngestForwarder:
         """
         try:
             verdict: ingest_pb2.WebhookVerdict = await self._stub.IngestWebhook(
-                delivery, timeout=self._timeout_s, metadata=self._metadata
+                delivery, timeout=self._timeout_s, metadata=self._metadata + trace_metadata()
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() in _RETRYABLE:

@@ -69,6 +69,7 @@ from ...store import (
     WebhookOutcome,
     WebhookRequestRecord,
 )
+from ...tracing import remember_webhook_trace, span, traced
 from .._catalog import IntegrationCatalog, LoadedIntegration
 from .._events import EventHub
 from .._installations import InstallationDirectory
@@ -212,11 +213,12 @@ class Ingestor:
             if refused is not None:
                 return await self._refuse(delivery, integration_id, installation, refused, now)
         try:
-            result = await _match(integration.definition, request)
+            result = await traced("match", _match(integration.definition, request))
         except WebhookParseError as exc:
             logger.info("webhook body not parseable", extra={"integration": integration_id})
             return _verdict(400, f"the body cannot be parsed: {exc}")
-        routed = await self._route(integration, installation, result, request_id, now)
+        routing = self._route(integration, installation, result, request_id, now)
+        routed = await traced("route", routing)
         if auth is not None and installation is None:
             # Through the per-integration URL the owner is known only once the body is routed:
             # the request is verified with that installation's secret before anything is kept.
@@ -243,9 +245,11 @@ class Ingestor:
             reason="; ".join(routed.problems)[:_MAX_REASON],
         )
         events, holds = self._hold_media(routed.events, now)
-        outcome = await self._store.ingest(
+        storing = self._store.ingest(
             record, events, transitions=routed.transitions, held=routed.held, media_holds=holds
         )
+        outcome = await traced("store.ingest", storing)
+        remember_webhook_trace(request_id)  # its events' `stream` spans join this trace
         if routed.held:
             self._held_receipts.remember(routed.held)
         if holds and self._media is not None:
@@ -336,12 +340,13 @@ class Ingestor:
     ) -> str | None:
         """None when the request is genuine, else why not (docs/format.md, "WebhookAuth")."""
         try:
-            verify_webhook(
-                auth,
-                self._installations.property_values(installation),
-                request,
-                now=time.time(),
-            )
+            with span("verify", {"msgbridge.installation": installation.id}):
+                verify_webhook(
+                    auth,
+                    self._installations.property_values(installation),
+                    request,
+                    now=time.time(),
+                )
         except WebhookAuthFailed as exc:
             return exc.reason
         return None

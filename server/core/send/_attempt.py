@@ -30,6 +30,7 @@ from ...oauth import installation_secrets
 from ...outbound import OutboundClient, OutboundError, PolicyRefused, ProviderResponse
 from ...security.secrets import SecretMask
 from ...store import InstallationRecord, MessageRecord
+from ...tracing import span
 from .._catalog import LoadedIntegration
 from .._installations import InstallationDirectory
 from .._provider_credentials import InstallationAuth
@@ -225,17 +226,18 @@ def _render(
     installation: InstallationRecord,
     bearer: str | None,
 ) -> RenderedRequest:
-    try:
-        return render_request(
-            integration.definition,
-            template,
-            variables,
-            bearer_token=bearer,
-            default_region=installation.default_region,
-        )
-    except RenderError as exc:
-        raise FailedPrecondition(
-            f"the request cannot be built from the installation's settings: {exc}",
-            reason="RENDER_FAILED",
-            metadata={"integration": integration.id, "pointer": exc.pointer},
-        ) from None
+    with span("render", {"msgbridge.integration": integration.id}):
+        try:
+            return render_request(
+                integration.definition,
+                template,
+                variables,
+                bearer_token=bearer,
+                default_region=installation.default_region,
+            )
+        except RenderError as exc:
+            raise FailedPrecondition(
+                f"the request cannot be built from the installation's settings: {exc}",
+                reason="RENDER_FAILED",
+                metadata={"integration": integration.id, "pointer": exc.pointer},
+            ) from None

@@ -31,6 +31,7 @@ from ...store import (
     OptOutRecord,
     Store,
 )
+from ...tracing import traced
 from .._catalog import IntegrationCatalog, LoadedIntegration
 from .._events import EventHub
 from .._installations import InstallationDirectory
@@ -219,7 +220,7 @@ class Deliverer:
         attempts = message.attempts + outcome.attempts
         if message.attempts:  # the calls of earlier attempts count too
             outcome = replace(outcome, attempts=attempts)
-        record, event = await self._store.finish_attempt(
+        finishing = self._store.finish_attempt(
             message.id,
             owner=self._owner,
             state=MessageState.SENT,
@@ -240,6 +241,7 @@ class Deliverer:
             ),
             now=now,
         )
+        record, event = await traced("store.finish_attempt", finishing)
         if record is None:
             logger.warning("a sent message's lease was taken over", extra={"message": message.id})
             return
@@ -263,7 +265,7 @@ class Deliverer:
         final = ending.state is MessageState.FAILED
         releasable = nothing_sent(error) and not failed.sent
         sent = failed.sent
-        record, event = await self._store.finish_attempt(
+        finishing = self._store.finish_attempt(
             message.id,
             owner=self._owner,
             state=ending.state,
@@ -292,6 +294,7 @@ class Deliverer:
             ),
             now=now,
         )
+        record, event = await traced("store.finish_attempt", finishing)
         if record is None:
             logger.warning("a message's lease was taken over", extra={"message": message.id})
             return

@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from ...store import MessageRecord, MessageState, RateSlot, Store
+from ...tracing import traced
 from ._deliver import Resolved
 
 __all__ = ["DeliveryQueue"]
@@ -148,7 +149,9 @@ class DeliveryQueue:
                     # than left ``sending`` to end as OUTCOME_UNKNOWN when its lease runs out.
                     await asyncio.shield(self._release(message, at))
                     raise
-            await self._deliver(message, resolved)
+            await traced(
+                "deliver", self._deliver(message, resolved), {"msgbridge.message_id": message.id}
+            )
         except Exception:
             logger.exception("a delivery failed unexpectedly", extra={"message": message.id})
         finally:

@@ -46,6 +46,7 @@ from ...store import (
     RateSlot,
     Store,
 )
+from ...tracing import traced
 from .._capped_cache import CappedCache
 from .._catalog import IntegrationCatalog, LoadedIntegration
 from .._events import EventHub
@@ -136,13 +137,14 @@ class SendPath:
         if lease is not None:
             claim = (*lease, message_slots(limits, installation, record))
         try:
-            stored, created = await self._store.enqueue_message(
+            enqueueing = self._store.enqueue_message(
                 record,
                 claim=claim,
                 now=now,
                 max_queued=limits.max_queued or self._max_queued,
                 opt_out=opt_out_address(record, installation, integration.definition.addresses),
             )
+            stored, created = await traced("store.enqueue", enqueueing)
         except OptedOut:
             raise opted_out(installation.id, record.from_number) from None
         except QueueFull as full:
