@@ -9,6 +9,7 @@ benchmarks and the ``make run`` demo integration send to it. Run it alone with
 from ._fake_provider import (
     Answer,
     FakeProviderState,
+    FetchedFile,
     Part,
     ReceivedRequest,
     RunningFakeProvider,
@@ -22,6 +23,7 @@ __all__ = [
     "DEMO_DEFINITION",
     "Answer",
     "FakeProviderState",
+    "FetchedFile",
     "Part",
     "ReceivedRequest",
     "RunningFakeProvider",

@@ -61,6 +61,7 @@ from aiohttp import web
 __all__ = [
     "Answer",
     "FakeProviderState",
+    "FetchedFile",
     "Part",
     "ReceivedRequest",
     "RunningFakeProvider",
@@ -132,6 +133,35 @@ def _replace_id(tree: Any, answer_id: str) -> Any:
     if isinstance(tree, list):
         return [_replace_id(v, answer_id) for v in tree]
     return tree
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FetchedFile:
+    """A file the provider fetched from a URL a send gave it: the status and the bytes."""
+
+    url: str
+    status: int
+    body: bytes
+
+
+async def _fetch_file(state: FakeProviderState, url: str) -> None:
+    import aiohttp  # only a provider told to fetch files needs a client
+
+    try:
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            state.fetched.append(
+                FetchedFile(url=url, status=response.status, body=await response.read())
+            )
+    except aiohttp.ClientError:
+        state.fetched.append(FetchedFile(url=url, status=0, body=b""))
+
+
+def _file_url(body: bytes, key: str) -> str | None:
+    try:
+        value = json.loads(body).get(key)
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) and value.startswith(("http://", "https://")) else None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -283,14 +313,21 @@ def _parse_multipart(body: bytes, boundary: bytes) -> tuple[Part, ...] | None:
 
 @dataclass(kw_only=True, slots=True)
 class FakeProviderState:
-    """What the fake provider received and how it answers. Mutate only from its event loop."""
+    """What the fake provider received and how it answers. Mutate only from its event loop.
+
+    ``fetch_files_from`` names a key of a JSON request body: when a request carries an http(s)
+    URL there, the provider fetches that file afterwards, as a real one fetches a send's media
+    (docs/media.md), and keeps what it got in ``fetched``."""
 
     max_recorded: int | None = 100_000
     id_prefix: str = field(default_factory=lambda: f"fake-{uuid.uuid4().hex[:8]}")
+    fetch_files_from: str | None = None
+    fetched: list[FetchedFile] = field(default_factory=list)
     _requests: collections.deque[ReceivedRequest] = field(init=False)
     _scripts: dict[str, list[Answer]] = field(init=False, default_factory=dict)
     _counter: itertools.count[int] = field(init=False, default_factory=lambda: itertools.count(1))
     _waiters: list[asyncio.Future[None]] = field(init=False, default_factory=list)
+    _fetches: set[asyncio.Task[None]] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
         self._requests = collections.deque(maxlen=self.max_recorded)
@@ -318,6 +355,10 @@ class FakeProviderState:
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
+
+    async def fetches_done(self) -> None:
+        """Return once every file fetch begun so far has ended (see ``fetch_files_from``)."""
+        await asyncio.gather(*list(self._fetches))
 
     def clear_requests(self) -> None:
         self._requests.clear()
@@ -391,6 +432,12 @@ async def _handle(request: web.Request) -> web.StreamResponse:
             received_at=received_at,
         )
     )
+    if state.fetch_files_from is not None:
+        url = _file_url(body, state.fetch_files_from)
+        if url is not None:
+            fetch = asyncio.get_running_loop().create_task(_fetch_file(state, url))
+            state._fetches.add(fetch)
+            fetch.add_done_callback(state._fetches.discard)
     if answer.delay_s > 0:
         await asyncio.sleep(answer.delay_s)
     if answer.close:

@@ -12,6 +12,8 @@ import asyncio
 import base64
 import hashlib
 import json
+import socket
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,6 +24,7 @@ import pytest
 
 from msgbridge.v1 import gateway_pb2
 from server.demo import Answer, RunningFakeProvider
+from server.sidecar import GrpcIngestForwarder, GrpcMediaReader, SidecarServer, build_sidecar_app
 from tests.media_support import MotoS3, blob_store_kind, start_moto_s3
 
 from .conftest import Gateway, GatewayFactory, definition, rpc_details
@@ -274,10 +277,25 @@ async def test_the_webhook_is_answered_before_the_fetch_and_a_restart_fetches_it
 
 
 async def test_an_upload_is_sent_at_a_signed_url_the_provider_fetches(
-    media_gateway: Gateway, provider: RunningFakeProvider, http: aiohttp.ClientSession
+    start_gateway: GatewayFactory,
+    provider: RunningFakeProvider,
+    moto_s3: MotoS3 | None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    await media_gateway.register(media_definition(provider.url))
-    await media_gateway.enable("acme-sms")
+    # The provider fetches the file from the URL it is given: the public URL must be the
+    # sidecar's real address here.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    gateway = await start_gateway(
+        sidecar=True,
+        http_listen=f"127.0.0.1:{port}",
+        public_url=f"http://127.0.0.1:{port}",
+        **media_store(moto_s3, monkeypatch),
+    )
+    await gateway.register(media_definition(provider.url))
+    await gateway.enable("acme-sms")
+    provider.state.fetch_files_from = "media_url"
 
     async def parts() -> AsyncIterator[gateway_pb2.UploadMediaRequest]:
         yield gateway_pb2.UploadMediaRequest(
@@ -286,19 +304,21 @@ async def test_an_upload_is_sent_at_a_signed_url_the_provider_fetches(
         for at in range(0, len(PNG), 1000):
             yield gateway_pb2.UploadMediaRequest(chunk=PNG[at : at + 1000])
 
-    info = await media_gateway.stub.UploadMedia(parts())
+    info = await gateway.stub.UploadMedia(parts())
     assert (info.content_type, info.size) == ("image/png", len(PNG))
     request = gateway_pb2.SendFileRequest(
         org_id="org-1", to="+15557654321", media_id=info.media_id, text="look"
     )
     setattr(request, "from", "+15550001111")
-    reply = await media_gateway.stub.SendFile(request)
+    reply = await gateway.stub.SendFile(request)
     assert reply.state == gateway_pb2.Message.SENT
     (sent,) = provider.state.requests_to("/messages")
     media_url = json.loads(sent.body)["media_url"]
-    assert media_url.startswith("http://127.0.0.1:0/media/")
-    async with http.get(local(media_gateway, media_url)) as response:  # the provider's fetch
-        assert (response.status, await response.read()) == (200, PNG)
+    assert media_url.startswith(f"http://127.0.0.1:{port}/media/{info.media_id}?")
+    async with asyncio.timeout(10):
+        await provider.state.fetches_done()
+    (fetched,) = provider.state.fetched
+    assert (fetched.url, fetched.status, fetched.body) == (media_url, 200, PNG)
 
 
 async def test_an_expired_or_forged_signature_is_not_found(
@@ -368,3 +388,67 @@ async def test_only_the_first_twenty_files_of_a_message_are_fetched(
     assert all(item.media_id and not item.error for item in event.media[:20])
     assert all(item.error.startswith("MEDIA_TOO_MANY") for item in event.media[20:])
     assert len([r for r in provider.state.requests if r.path.startswith("/media/")]) == 20
+
+
+async def test_a_separate_sidecar_serves_files_the_core_signed(
+    media_gateway: Gateway, provider: RunningFakeProvider, http: aiohttp.ClientSession
+) -> None:
+    """``msgbridge sidecar --core``: the edge sidecar holds no key and no store; it asks the
+    core's ReadMedia, which checks the signature (docs/media.md, "Serving")."""
+    await media_gateway.register(media_definition(provider.url, auth="none"))
+    await media_gateway.enable("acme-sms")
+    provider.state.script("/media/edge", Answer(body=PNG))
+    event = await one_event(media_gateway, http, provider.url + "/media/edge")
+    forwarder = GrpcIngestForwarder(f"127.0.0.1:{media_gateway.port}", timeout_s=5.0)
+    app = build_sidecar_app(
+        forwarder,
+        public_url="http://127.0.0.1:0",
+        max_body=1 << 20,
+        request_timeout_s=30,
+        media=GrpcMediaReader(forwarder),
+    )
+    edge = SidecarServer(app, "127.0.0.1", 0)
+    await edge.start()
+    try:
+        parts = urlsplit(event.media[0].url)
+        url = f"http://127.0.0.1:{edge.port}{parts.path}?{parts.query}"
+        async with http.get(url) as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"] == "image/png"
+            assert await response.read() == PNG
+        async with http.get(url, headers={"Range": "bytes=-16"}) as response:
+            assert (response.status, await response.read()) == (206, PNG[-16:])
+        forged = url[:-3] + ("AAA" if not url.endswith("AAA") else "BBB")
+        async with http.get(forged) as response:
+            assert response.status == 404
+    finally:
+        await edge.aclose()
+        await forwarder.aclose()
+
+
+async def test_a_hosted_files_url_outlives_the_queue_and_the_send_time(
+    media_gateway: Gateway, provider: RunningFakeProvider
+) -> None:
+    await media_gateway.register(media_definition(provider.url, auth="none"))
+    await media_gateway.enable("acme-sms")
+
+    async def parts() -> AsyncIterator[gateway_pb2.UploadMediaRequest]:
+        yield gateway_pb2.UploadMediaRequest(
+            start=gateway_pb2.UploadMediaRequest.Start(org_id="org-1", filename="a.jpg")
+        )
+        yield gateway_pb2.UploadMediaRequest(chunk=JPEG)
+
+    info = await media_gateway.stub.UploadMedia(parts())
+    send_at = int(time.time()) + 30 * 86400  # a month on: beyond the URL's own time
+    request = gateway_pb2.SendFileRequest(org_id="org-1", to="+15557654321", media_id=info.media_id)
+    setattr(request, "from", "+15550001111")
+    request.options.send_at.FromSeconds(send_at)
+    reply = await media_gateway.stub.SendFile(request)
+    assert reply.state == gateway_pb2.Message.QUEUED
+    message = await media_gateway.stub.GetMessage(
+        gateway_pb2.GetMessageRequest(message_id=reply.message_id)
+    )
+    expires = int(dict(p.split("=", 1) for p in urlsplit(message.media_url).query.split("&"))["e"])
+    max_age = media_gateway.server.settings.send_max_age_s
+    assert expires >= send_at + max_age
+    assert message.media_url.startswith("http://127.0.0.1:0/media/" + info.media_id)
