@@ -349,6 +349,30 @@ def message_lines(message: gateway_pb2.Message) -> list[str]:
     if message.attempt_log:
         lines.append("attempt log:")
         lines.extend("  " + _attempt(attempt) for attempt in message.attempt_log)
+    if message.exchanges:
+        lines.append("provider exchanges:")
+        for exchange in message.exchanges:
+            lines.extend("  " + line for line in _exchange_lines(exchange))
+    return lines
+
+
+def _exchange_lines(exchange: gateway_pb2.ProviderExchange) -> list[str]:
+    """One exchange with a provider as the log keeps it (masked, bodies capped):
+    ``send 2026-…Z POST https://… → HTTP 201 in 12.3 ms``, then its headers and bodies."""
+    started = _time(exchange.started_at, exchange.HasField("started_at")) or "-"
+    answer = f"HTTP {exchange.status}" if exchange.status else f"no answer ({exchange.error})"
+    lines = [
+        f"{exchange.kind} {started} {exchange.method} {exchange.url} → {answer}"
+        f" in {exchange.duration_ms:.1f} ms"
+    ]
+    for arrow, headers, body in (
+        (">", exchange.request_headers, exchange.request_body),
+        ("<", exchange.response_headers, exchange.response_body),
+    ):
+        lines.extend(f"  {arrow} {header.name}: {header.value}" for header in headers)
+        if body:
+            lines.append(f"  {arrow}")
+            lines.extend(f"  {arrow} " + line for line in body.splitlines())
     return lines
 
 

@@ -31,6 +31,7 @@ from .core import (
     AuthorizationStatus,
     DeliveryQueue,
     EventHub,
+    ExchangeLog,
     HeldReceipts,
     Ingestor,
     InstallationAuth,
@@ -119,6 +120,7 @@ class GatewayServer:
     retention: RetentionKeeper
     delivery: DeliveryQueue
     media: Media
+    exchanges: ExchangeLog | None = None
     http_port: int | None = None
     # The sidecar's address, bound by build_server (server/_listen.py); served by start().
     http_socket: socket.socket | None = field(default=None, repr=False)
@@ -144,6 +146,8 @@ class GatewayServer:
         if isinstance(self.store, PostgresStore):
             # Other replicas' webhooks wake this one's subscribers (the table stays the truth).
             await self.store.listen_events(self.hub.notify)
+        if self.exchanges is not None:
+            await self.exchanges.start()
         await self.held_receipts.start()
         await self.delivery.start()
         await self.media.start()
@@ -186,6 +190,8 @@ class GatewayServer:
         await self.subscriptions.aclose()
         await self.retention.aclose()
         await self.held_receipts.aclose()
+        if self.exchanges is not None:
+            await self.exchanges.aclose()  # what the sends above logged
         await self.outbound.aclose()
         await self.store.aclose()
 
@@ -284,6 +290,7 @@ async def _assemble(
         redirect_uri=settings.effective_public_url + OAUTH_CALLBACK_PATH,
     )
     hub = EventHub()
+    exchanges = ExchangeLog(store, enabled=settings.exchange_log)
     held_receipts = HeldReceipts(store=store, hub=hub, receipt_wait_s=settings.receipt_wait_s)
     delivery = build_delivery(
         store=store,
@@ -304,6 +311,7 @@ async def _assemble(
         max_queued=settings.send_max_queued,
         reply_margin_s=settings.send_reply_margin_s,
         lease_s=settings.send_lease_s,
+        exchanges=exchanges,
     )
     subscriptions = SubscriptionKeeper(
         store=store,
@@ -358,6 +366,7 @@ async def _assemble(
         default_deadline_s=settings.send_deadline_s,
         access=access.policy,
         media=media_rpcs,
+        exchanges=exchanges,
     )
     # A request that is not valid protobuf is INVALID_ARGUMENT, for every method.
     add_lenient_servicer(gateway_pb2_grpc.add_GatewayServicer_to_server, servicer, server)
@@ -384,6 +393,7 @@ async def _assemble(
         subscriptions=subscriptions,
         delivery=delivery.queue,
         media=media,
+        exchanges=exchanges,
         retention=RetentionKeeper(
             store,
             Retention(
@@ -393,6 +403,7 @@ async def _assemble(
                 messages_days=settings.messages_retention_days,
                 dedupe_days=settings.dedupe_retention_days,
                 media_days=settings.media_retention_days,
+                exchanges_days=settings.exchanges_retention_days,
             ),
             interval_s=settings.purge_interval_s,
             purge_media=media.library.purge,

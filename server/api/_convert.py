@@ -33,6 +33,7 @@ from ..store import (
     MessageState,
     NewEvent,
     OptOutRecord,
+    ProviderExchange,
     WebhookOutcome,
     WebhookRequestRecord,
 )
@@ -43,6 +44,7 @@ from ._delivery import (
     send_limits_pb,
     send_options,
 )
+from ._exchanges import exchange_pb
 from ._replies import capped
 
 __all__ = [
@@ -199,7 +201,10 @@ def unmatched_pb(record: WebhookRequestRecord) -> gateway_pb2.UnmatchedWebhook:
     )
 
 
-def message_pb(record: MessageRecord) -> gateway_pb2.Message:
+def message_pb(
+    record: MessageRecord, exchanges: Sequence[ProviderExchange] = ()
+) -> gateway_pb2.Message:
+    """The message; ``exchanges`` (GetMessage's only) its provider exchanges."""
     pb = gateway_pb2.Message(
         message_id=record.id,
         org_id=record.org_id,
@@ -228,6 +233,7 @@ def message_pb(record: MessageRecord) -> gateway_pb2.Message:
     if record.next_attempt_at is not None and record.state is MessageState.QUEUED:
         pb.next_attempt_at.CopyFrom(timestamp(record.next_attempt_at))
     pb.attempt_log.extend(attempt_pb(a) for a in record.attempt_log)
+    pb.exchanges.extend(exchange_pb(x) for x in exchanges)
     return capped(pb)
 
 

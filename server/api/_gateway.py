@@ -23,6 +23,7 @@ from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc
 from ..core import (
     AuthorizationStatus,
     EventHub,
+    ExchangeLog,
     Ingestor,
     InstallationAuth,
     InstallationDirectory,
@@ -102,7 +103,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         lease_s: float = 30.0,
         access: AccessPolicy | None = None,
         media: MediaRpcs | None = None,
+        exchanges: ExchangeLog | None = None,
     ) -> None:
+        self._exchanges = exchanges
         self._authorize = Authorizer(
             access or AccessPolicy(), installations=installations, store=store
         )
@@ -385,7 +388,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         record = await self._store.get_message(request.message_id)
         if record is None:
             raise message_not_found(request.message_id)
-        return message_pb(record)
+        if self._exchanges is None:
+            return message_pb(record)
+        return message_pb(record, await self._exchanges.of_message(record.id))
 
     @rpc
     async def ListMessages(

@@ -27,6 +27,7 @@ from ._catalog import (
     definition_refused,
 )
 from ._events import EventHub, follow_consumer, follow_events
+from ._exchange_log import ExchangeLog
 from ._installations import (
     WEBHOOK_TOKEN_PROPERTY,
     InstallationDirectory,
@@ -86,6 +87,7 @@ __all__ = [
     "Capabilities",
     "DeliveryQueue",
     "EventHub",
+    "ExchangeLog",
     "HeldReceipts",
     "Ingestor",
     "InstallationAuth",

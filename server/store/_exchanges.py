@@ -35,7 +35,7 @@ class ExchangeKind(enum.StrEnum):
     """A later attempt of a message."""
     SUBSCRIBE = "subscribe"
     """A Subscribe call of an installation (docs/format.md, "Subscribe")."""
-    OAUTH_TOKEN = "oauth_token"
+    OAUTH_TOKEN = "oauth_token"  # noqa: S105 - a kind, not a secret
     """A token request of an installation's OAuth2 grant (docs/format.md, "Authentication")."""
     MEDIA_FETCH = "media_fetch"
     """A fetch of an inbound message's file (docs/media.md)."""

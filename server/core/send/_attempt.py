@@ -11,8 +11,10 @@ the provider refused it, so nothing was sent.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from ...engine import (
     Definition,
@@ -29,8 +31,10 @@ from ...errors import FailedPrecondition, GatewayError, InvalidRequest
 from ...oauth import installation_secrets
 from ...outbound import OutboundClient, OutboundError, PolicyRefused, ProviderResponse
 from ...security.secrets import SecretMask
-from ...store import InstallationRecord, MessageRecord
+from ...store import ExchangeKind, InstallationRecord, MessageRecord
 from .._catalog import LoadedIntegration
+from .._exchange_log import ExchangeLog
+from .._exchanges import exchange_of
 from .._installations import InstallationDirectory
 from .._provider_credentials import InstallationAuth
 from .._provider_failures import from_outbound_error, judge_send_answer, partially_sent
@@ -81,11 +85,13 @@ class ProviderAttempt:
         outbound: OutboundClient,
         provider_timeout_s: float,
         auth: InstallationAuth | None = None,
+        exchanges: ExchangeLog | None = None,
     ) -> None:
         self._installations = installations
         self._outbound = outbound
         self._timeout_s = provider_timeout_s
         self._auth = auth
+        self._exchanges = exchanges if exchanges is not None and exchanges.enabled else None
 
     async def make(self, sendable: Sendable) -> SendOutcome:
         """Make the message's requests in order; its outcome (``calls`` in ``attempts``), or
@@ -131,12 +137,7 @@ class ProviderAttempt:
             renewed = False
             while True:
                 calls += 1
-                try:
-                    response = await self._outbound.send(
-                        rendered, timeout=self._timeout_s, integration=integration.id
-                    )
-                except OutboundError as exc:
-                    raise from_outbound_error(exc, integration=integration.id) from None
+                response = await self._call(rendered, sendable, bearer)
                 if response.status == 401 and bearer and not renewed and self._auth:
                     # A token the provider no longer takes: renew it once and try again.
                     fresh = await self._auth.after_unauthorized(
@@ -149,6 +150,48 @@ class ProviderAttempt:
                 return self._outcome(response, template, sendable, calls, bearer), bearer, calls
         except GatewayError as error:
             raise AttemptFailed(error, calls, deduplicates=template.provider_deduplicates) from None
+
+    async def _call(
+        self, rendered: RenderedRequest, sendable: Sendable, bearer: str | None
+    ) -> ProviderResponse:
+        """One provider call, kept in the exchange log (masked) when there is one."""
+        integration = sendable.integration.id
+        started_at, started = datetime.now(UTC), time.perf_counter()
+        try:
+            response = await self._outbound.send(
+                rendered, timeout=self._timeout_s, integration=integration
+            )
+        except OutboundError as exc:
+            self._keep(rendered, sendable, bearer, started_at, time.perf_counter() - started, exc)
+            raise from_outbound_error(exc, integration=integration) from None
+        self._keep(rendered, sendable, bearer, started_at, response.elapsed_s, response)
+        return response
+
+    def _keep(
+        self,
+        rendered: RenderedRequest,
+        sendable: Sendable,
+        bearer: str | None,
+        started_at: datetime,
+        duration_s: float,
+        answer: ProviderResponse | OutboundError,
+    ) -> None:
+        if self._exchanges is None:
+            return
+        message, installation = sendable.message, sendable.installation
+        mask = self.secrets(installation, sendable.integration.definition, bearer)
+        self._exchanges.record(
+            exchange_of(
+                mask,
+                installation=installation,
+                kind=ExchangeKind.RETRY if message.attempt_log else ExchangeKind.SEND,
+                message_id=message.id,
+                request=rendered,
+                answer=answer,
+                started_at=started_at,
+                duration_s=duration_s,
+            )
+        )
 
     async def _bearer(self, installation: InstallationRecord, definition: Definition) -> str | None:
         if self._auth is None:
