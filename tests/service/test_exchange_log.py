@@ -1,0 +1,135 @@
+"""The provider exchange log (docs/operations.md, "Provider exchanges"): a send's HTTP exchange
+with the provider is returned by GetMessage and shown by `msgbridge message`, with every secret —
+the bearer token, secret property values in the URL, the body and the answer — replaced by ``***``
+before it is written: none is in GetMessage, the CLI's output, the SQLite files or the logs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import grpc
+import pytest
+
+from msgbridge.v1 import gateway_pb2
+from server.demo import Answer, RunningFakeProvider
+
+from .conftest import TEST_DATABASE, Gateway, GatewayFactory, definition
+from .test_provider_echo import (  # the fixtures: the CLI's environment unset, logs captured
+    PASSWORD,
+    SECRET,
+    USER,
+    _no_cli_environment,  # noqa: F401
+    assert_no_secret,
+    logged,
+    logs,  # noqa: F401
+    run_cli,
+    store_bytes,
+)
+
+
+async def gateway_sending_secrets(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider, data_dir: Path, **settings: bool
+) -> Gateway:
+    """A definition that sends the bearer token, a secret property in the URL's query and two
+    in the body."""
+    gateway: Gateway = await start_gateway(data_dir=data_dir, **settings)
+    await gateway.register(
+        definition(
+            provider.url,
+            path="/messages?account=$User$",
+            properties=["API key", "User", "Password"],
+            parameters={"to": "$to$", "text": "$content$", "user": "$User$", "pw": "$Password$"},
+        )
+    )
+    await gateway.enable(
+        "acme-sms", properties={"API key": SECRET, "User": USER, "Password": PASSWORD}
+    )
+    return gateway
+
+
+async def test_a_send_is_kept_in_the_exchange_log_with_no_secret_anywhere(
+    start_gateway: GatewayFactory,
+    provider: RunningFakeProvider,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    logs: pytest.LogCaptureFixture,  # noqa: F811
+) -> None:
+    data_dir = tmp_path / "data"
+    gateway = await gateway_sending_secrets(start_gateway, provider, data_dir)
+    echoed = {"data": {"id": "P-77"}, "seen": f"Bearer {SECRET}", "user": USER, "pw": PASSWORD}
+    provider.state.script(
+        "/messages", Answer(json=echoed, headers=(("X-Echo", f"key={SECRET}"), ("X-Kept", "ok")))
+    )
+
+    reply = await gateway.send(text="hello exchange")
+    seen = provider.state.requests[-1]
+    assert dict(seen.headers)["Authorization"] == f"Bearer {SECRET}"  # the provider got them
+    assert PASSWORD in json.loads(seen.body)["pw"]
+
+    got = await gateway.stub.GetMessage(gateway_pb2.GetMessageRequest(message_id=reply.message_id))
+    assert len(got.exchanges) == 1
+    exchange = got.exchanges[0]
+    assert (exchange.kind, exchange.method, exchange.status) == ("send", "POST", 200)
+    assert exchange.url == provider.url + "/messages?account=***"
+    assert exchange.installation_id == got.installation_id
+    assert exchange.duration_ms > 0 and exchange.HasField("started_at")
+    request_headers = {h.name: h.value for h in exchange.request_headers}
+    assert request_headers["Authorization"] == "***"
+    body = json.loads(exchange.request_body)
+    assert body == {"to": "+15557654321", "text": "hello exchange", "user": "***", "pw": "***"}
+    answer = json.loads(exchange.response_body)
+    assert answer == {"data": {"id": "P-77"}, "seen": "Bearer ***", "user": "***", "pw": "***"}
+    response_headers = {h.name: h.value for h in exchange.response_headers}
+    assert (response_headers["X-Echo"], response_headers["X-Kept"]) == ("key=***", "ok")
+    assert_no_secret(str(got), "GetMessage")
+
+    listed = await gateway.stub.ListMessages(gateway_pb2.ListMessagesRequest(org_id="org-1"))
+    assert [len(m.exchanges) for m in listed.messages] == [0]  # GetMessage's only
+
+    target = ("--target", f"127.0.0.1:{gateway.port}")
+    code, out = await run_cli(capsys, "message", reply.message_id, *target)
+    assert code == 0
+    assert "send " in out and f"POST {provider.url}/messages?account=*** → HTTP 200" in out
+    assert "> Authorization: ***" in out and '"pw":"***"' in out and "< X-Kept: ok" in out
+    assert_no_secret(out, "msgbridge message")
+    code, out = await run_cli(capsys, "message", reply.message_id, "--json", *target)
+    assert code == 0 and '"exchanges"' in out
+    assert_no_secret(out, "msgbridge message --json")
+
+    if TEST_DATABASE == "sqlite":
+        stored = store_bytes(data_dir)  # the database and its -wal, while the service runs
+        assert b"hello exchange" in stored and b"P-77" in stored
+        assert_no_secret(stored.decode("latin-1"), "the SQLite files")
+    assert_no_secret(logged(logs), "the logs")
+
+
+async def test_a_call_that_got_no_answer_is_kept_with_its_error(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider, tmp_path: Path
+) -> None:
+    gateway = await gateway_sending_secrets(
+        start_gateway, provider, tmp_path / "data", send_max_attempts=1
+    )
+    provider.state.script("/messages", Answer(close=True))
+    with pytest.raises(grpc.aio.AioRpcError):  # its code is test_send's
+        await gateway.send()
+    message = (
+        await gateway.stub.ListMessages(gateway_pb2.ListMessagesRequest(org_id="org-1"))
+    ).messages[0]
+    got = await gateway.stub.GetMessage(
+        gateway_pb2.GetMessageRequest(message_id=message.message_id)
+    )
+    [exchange] = got.exchanges
+    assert exchange.status == 0 and exchange.error and not exchange.response_body
+    assert_no_secret(str(got), "GetMessage")
+
+
+async def test_without_the_exchange_log_nothing_is_kept(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider, tmp_path: Path
+) -> None:
+    gateway = await gateway_sending_secrets(
+        start_gateway, provider, tmp_path / "data", exchange_log=False
+    )
+    reply = await gateway.send()
+    got = await gateway.stub.GetMessage(gateway_pb2.GetMessageRequest(message_id=reply.message_id))
+    assert got.state == gateway_pb2.Message.SENT and not got.exchanges
