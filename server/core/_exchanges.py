@@ -13,7 +13,7 @@ masked before they are cut (server/security/secrets/_mask.py, "Mask before cutti
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Final
 
@@ -48,10 +48,9 @@ def masked_headers(
 ) -> tuple[tuple[str, str], ...]:
     """``headers`` in order, credential headers' values as :data:`MASK`, secrets masked in the
     others."""
-    pairs = headers.items() if isinstance(headers, Mapping) else headers
     return tuple(
         (name, MASK if name.lower() in _CREDENTIAL_HEADERS else mask(value))
-        for name, value in pairs
+        for name, value in _pairs(headers)
     )
 
 
@@ -61,16 +60,8 @@ def masked_body(
     """At most ``cap`` characters of ``body`` (bytes read as UTF-8), masked before being cut;
     ``truncated`` says ``body`` is itself only the start of what was sent. A cut body ends
     with ``…``."""
-    if not body:
-        return ""
-    window = cap + 4 * mask.longest  # enough for the cap even where secrets shrink to MASK
-    start = body[:window]
-    text = start.decode("utf-8", "replace") if isinstance(start, bytes) else start
-    more = truncated or len(body) > window
-    masked = mask(text, cut=more)
-    if len(masked) > cap:
-        return masked[:cap] + _CUT
-    return masked + _CUT if more else masked
+    text, more = _window(mask, body, truncated, cap)
+    return _capped(mask(text, cut=more), more, cap)
 
 
 def exchange_of(
@@ -86,29 +77,86 @@ def exchange_of(
 ) -> ProviderExchange:
     """The exchange of ``request`` and its ``answer`` (an error when none came) to keep, masked
     with ``mask``."""
-    headers: tuple[tuple[str, str], ...] = ()
+    answer_headers: tuple[tuple[str, str], ...] = ()
+    answer_body: bytes | None = None
+    truncated = False
     if isinstance(answer, OutboundError):
-        status, body = 0, ""
-        error = mask(f"{type(answer).__name__}: {answer}")
+        status, error = 0, f"{type(answer).__name__}: {answer}"
     else:
-        status, error = answer.status, ""
-        headers = masked_headers(mask, answer.headers)
-        body = masked_body(mask, answer.body, truncated=answer.truncated)
+        status, error, answer_headers = answer.status, "", tuple(_pairs(answer.headers))
+        answer_body, truncated = answer.body, answer.truncated
+    sent_headers = tuple(request.headers)
+    sent, sent_more = _window(mask, request.body, False, BODY_CAP)
+    got, got_more = _window(mask, answer_body, truncated, BODY_CAP)
+    # One pass of the mask over every text at once (the common case: whole bodies, no NUL);
+    # else each text on its own, a body cut short masked as the start it is.
+    texts = [request.url, error, sent, got, *(v for _, v in sent_headers + answer_headers)]
+    masked = mask(_SEPARATOR.join(texts)).split(_SEPARATOR) if mask.values else texts
+    if sent_more or got_more or len(masked) != len(texts):
+        masked = [
+            mask(request.url),
+            mask(error),
+            mask(sent, cut=sent_more),
+            mask(got, cut=got_more),
+        ]
+        masked += [mask(v) for _, v in sent_headers + answer_headers]
+    values = iter(masked[4:])
     return ProviderExchange(
-        id=os.urandom(12).hex(),
+        id=_exchange_id(started_at),
         org_id=installation.org_id,
         installation_id=installation.id,
         integration_id=installation.integration_id,
         message_id=message_id,
         kind=kind,
         method=request.method.upper(),
-        url=mask(request.url),
-        request_headers=masked_headers(mask, request.headers),
-        request_body=masked_body(mask, request.body),
+        url=masked[0],
+        request_headers=_masked_pairs(sent_headers, values),
+        request_body=_capped(masked[2], sent_more, BODY_CAP),
         status=status,
-        response_headers=headers,
-        response_body=body,
+        response_headers=_masked_pairs(answer_headers, values),
+        response_body=_capped(masked[3], got_more, BODY_CAP),
         started_at=started_at,
         duration_ms=round(duration_s * 1000, 3),
-        error=error,
+        error=masked[1],
     )
+
+
+_SEPARATOR: Final = "\x00"
+
+
+def _exchange_id(started_at: datetime) -> str:
+    """Ordered by time (the store's index takes it at its end), unique by 8 random bytes."""
+    return f"{int(started_at.timestamp() * 1_000_000):015x}{os.urandom(8).hex()}"
+
+
+def _pairs(headers: Iterable[tuple[str, str]] | Mapping[str, str]) -> Iterable[tuple[str, str]]:
+    return headers.items() if isinstance(headers, Mapping) else headers
+
+
+def _masked_pairs(
+    pairs: tuple[tuple[str, str], ...], masked: Iterator[str]
+) -> tuple[tuple[str, str], ...]:
+    """``pairs`` with their values taken from ``masked`` in order; credential headers whole."""
+    return tuple(
+        (name, MASK if name.lower() in _CREDENTIAL_HEADERS else value)
+        for (name, _), value in zip(pairs, masked, strict=False)
+    )
+
+
+def _window(
+    mask: SecretMask, body: bytes | str | None, truncated: bool, cap: int
+) -> tuple[str, bool]:
+    """The start of ``body`` to mask, enough for ``cap`` characters even where secrets shrink
+    to :data:`MASK`, and whether there is more after it."""
+    if not body:
+        return "", False
+    window = cap + 4 * mask.longest
+    start = body[:window]
+    text = start.decode("utf-8", "replace") if isinstance(start, bytes) else start
+    return text, truncated or len(body) > window
+
+
+def _capped(masked: str, more: bool, cap: int) -> str:
+    if len(masked) > cap:
+        return masked[:cap] + _CUT
+    return masked + _CUT if more else masked
