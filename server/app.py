@@ -321,6 +321,7 @@ async def _assemble(
         timeout_s=settings.provider_timeout_s,
         auth=auth,
         retry_base_s=settings.subscribe_retry_s,
+        exchanges=exchanges,
     )
     media = build_media(
         store=store,

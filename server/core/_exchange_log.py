@@ -13,10 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 
-from ..store import ProviderExchange, Store
+from ..engine import RenderedRequest
+from ..outbound import OutboundClient, OutboundError, ProviderResponse
+from ..security.secrets import SecretMask
+from ..store import ExchangeKind, InstallationRecord, ProviderExchange, Store
+from ._exchanges import exchange_of
 
-__all__ = ["ExchangeLog"]
+__all__ = ["ExchangeLog", "send_logged"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,3 +96,45 @@ class ExchangeLog:
                 await self._task
             self._task = None
         await self.flush()
+
+
+async def send_logged(
+    outbound: OutboundClient,
+    request: RenderedRequest,
+    *,
+    timeout: float,  # noqa: ASYNC109 (OutboundClient.send's deadline)
+    integration: str,
+    log: ExchangeLog | None,
+    mask: Callable[[], SecretMask],
+    installation: InstallationRecord,
+    kind: ExchangeKind,
+    message_id: str | None = None,
+) -> ProviderResponse:
+    """``outbound.send(request)``, its exchange kept in ``log`` (when there is one, and it is
+    enabled) masked with ``mask()``; raises what :meth:`OutboundClient.send` raises."""
+    if log is None or not log.enabled:
+        return await outbound.send(request, timeout=timeout, integration=integration)
+    started_at, started = datetime.now(UTC), time.perf_counter()
+    answer: ProviderResponse | OutboundError
+    try:
+        answer = await outbound.send(request, timeout=timeout, integration=integration)
+    except OutboundError as exc:
+        answer = exc
+    duration_s = (
+        answer.elapsed_s if isinstance(answer, ProviderResponse) else time.perf_counter() - started
+    )
+    log.record(
+        exchange_of(
+            mask(),
+            installation=installation,
+            kind=kind,
+            message_id=message_id,
+            request=request,
+            answer=answer,
+            started_at=started_at,
+            duration_s=duration_s,
+        )
+    )
+    if isinstance(answer, OutboundError):
+        raise answer
+    return answer

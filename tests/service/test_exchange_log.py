@@ -5,7 +5,9 @@ before it is written: none is in GetMessage, the CLI's output, the SQLite files 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from pathlib import Path
 
 import grpc
@@ -26,6 +28,7 @@ from .test_provider_echo import (  # the fixtures: the CLI's environment unset, 
     run_cli,
     store_bytes,
 )
+from .test_subscribe_chain import subscription_after
 
 
 async def gateway_sending_secrets(
@@ -133,3 +136,41 @@ async def test_without_the_exchange_log_nothing_is_kept(
     reply = await gateway.send()
     got = await gateway.stub.GetMessage(gateway_pb2.GetMessageRequest(message_id=reply.message_id))
     assert got.state == gateway_pb2.Message.SENT and not got.exchanges
+
+
+async def test_a_subscribe_call_is_kept_masked(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    gateway: Gateway = await start_gateway(data_dir=data_dir)
+    doc = json.loads(definition(provider.url, properties=["API key", "User", "Password"]))
+    doc["Subscribe"] = [
+        {
+            "request_method": "POST",
+            "request_url": provider.url + "/hooks?key=$API key$",
+            "request_parameters": {"url": "$webhook_url$", "user": "$User$"},
+        }
+    ]
+    await gateway.register(json.dumps(doc))
+    provider.state.script("/hooks", Answer(status=403, text=f"no, {SECRET}"))
+    installation = await gateway.enable(
+        "acme-sms", properties={"API key": SECRET, "User": USER, "Password": PASSWORD}
+    )
+    subscription = await subscription_after(gateway, installation.id)
+    assert subscription.state == gateway_pb2.Subscription.FAILED
+    exchanges = gateway.server.exchanges
+    assert exchanges is not None
+    await exchanges.flush()
+
+    if TEST_DATABASE == "sqlite":
+        with contextlib.closing(sqlite3.connect(data_dir / "msgbridge.db")) as db:
+            rows = db.execute(
+                "SELECT kind, message_id, url, status, request_body, response_body,"
+                " request_headers_json FROM provider_exchanges"
+            ).fetchall()
+        [(kind, message_id, url, status, sent, answered, headers)] = rows
+        assert (kind, message_id, status) == ("subscribe", None, 403)
+        assert url == provider.url + "/hooks?key=***" and answered == "no, ***"
+        assert '"user":"***"' in sent.replace(" ", "") and '["Authorization","***"]' in headers
+        assert_no_secret(repr(rows), "the stored Subscribe exchange")
+        assert_no_secret(store_bytes(data_dir).decode("latin-1"), "the SQLite files")

@@ -11,10 +11,8 @@ the provider refused it, so nothing was sent.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 
 from ...engine import (
     Definition,
@@ -33,8 +31,7 @@ from ...outbound import OutboundClient, OutboundError, PolicyRefused, ProviderRe
 from ...security.secrets import SecretMask
 from ...store import ExchangeKind, InstallationRecord, MessageRecord
 from .._catalog import LoadedIntegration
-from .._exchange_log import ExchangeLog
-from .._exchanges import exchange_of
+from .._exchange_log import ExchangeLog, send_logged
 from .._installations import InstallationDirectory
 from .._provider_credentials import InstallationAuth
 from .._provider_failures import from_outbound_error, judge_send_answer, partially_sent
@@ -91,7 +88,7 @@ class ProviderAttempt:
         self._outbound = outbound
         self._timeout_s = provider_timeout_s
         self._auth = auth
-        self._exchanges = exchanges if exchanges is not None and exchanges.enabled else None
+        self._exchanges = exchanges
 
     async def make(self, sendable: Sendable) -> SendOutcome:
         """Make the message's requests in order; its outcome (``calls`` in ``attempts``), or
@@ -155,43 +152,25 @@ class ProviderAttempt:
         self, rendered: RenderedRequest, sendable: Sendable, bearer: str | None
     ) -> ProviderResponse:
         """One provider call, kept in the exchange log (masked) when there is one."""
-        integration = sendable.integration.id
-        started_at, started = datetime.now(UTC), time.perf_counter()
+        message, installation, integration = (
+            sendable.message,
+            sendable.installation,
+            sendable.integration,
+        )
         try:
-            response = await self._outbound.send(
-                rendered, timeout=self._timeout_s, integration=integration
-            )
-        except OutboundError as exc:
-            self._keep(rendered, sendable, bearer, started_at, time.perf_counter() - started, exc)
-            raise from_outbound_error(exc, integration=integration) from None
-        self._keep(rendered, sendable, bearer, started_at, response.elapsed_s, response)
-        return response
-
-    def _keep(
-        self,
-        rendered: RenderedRequest,
-        sendable: Sendable,
-        bearer: str | None,
-        started_at: datetime,
-        duration_s: float,
-        answer: ProviderResponse | OutboundError,
-    ) -> None:
-        if self._exchanges is None:
-            return
-        message, installation = sendable.message, sendable.installation
-        mask = self.secrets(installation, sendable.integration.definition, bearer)
-        self._exchanges.record(
-            exchange_of(
-                mask,
+            return await send_logged(
+                self._outbound,
+                rendered,
+                timeout=self._timeout_s,
+                integration=integration.id,
+                log=self._exchanges,
+                mask=lambda: self.secrets(installation, integration.definition, bearer),
                 installation=installation,
                 kind=ExchangeKind.RETRY if message.attempt_log else ExchangeKind.SEND,
                 message_id=message.id,
-                request=rendered,
-                answer=answer,
-                started_at=started_at,
-                duration_s=duration_s,
             )
-        )
+        except OutboundError as exc:
+            raise from_outbound_error(exc, integration=integration.id) from None
 
     async def _bearer(self, installation: InstallationRecord, definition: Definition) -> str | None:
         if self._auth is None:
