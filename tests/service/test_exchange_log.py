@@ -8,7 +8,9 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -16,6 +18,7 @@ import pytest
 from msgbridge.v1 import gateway_pb2
 from server.demo import Answer, RunningFakeProvider
 
+from ._delivery import fast_gateway
 from .conftest import TEST_DATABASE, Gateway, GatewayFactory, definition
 from .test_provider_echo import (  # the fixtures: the CLI's environment unset, logs captured
     PASSWORD,
@@ -32,7 +35,7 @@ from .test_subscribe_chain import subscription_after
 
 
 async def gateway_sending_secrets(
-    start_gateway: GatewayFactory, provider: RunningFakeProvider, data_dir: Path, **settings: bool
+    start_gateway: GatewayFactory, provider: RunningFakeProvider, data_dir: Path, **settings: Any
 ) -> Gateway:
     """A definition that sends the bearer token, a secret property in the URL's query and two
     in the body."""
@@ -174,3 +177,44 @@ async def test_a_subscribe_call_is_kept_masked(
         assert '"user":"***"' in sent.replace(" ", "") and '["Authorization","***"]' in headers
         assert_no_secret(repr(rows), "the stored Subscribe exchange")
         assert_no_secret(store_bytes(data_dir).decode("latin-1"), "the SQLite files")
+
+
+async def test_each_attempt_of_a_retried_send_is_kept_in_order(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider
+) -> None:
+    gateway = await fast_gateway(start_gateway, provider.url)
+    provider.state.script(
+        "/messages", Answer(status=503, text="busy"), Answer(status=503), Answer()
+    )
+    reply = await gateway.send()
+    assert reply.state == gateway_pb2.Message.SENT
+    got = await gateway.stub.GetMessage(gateway_pb2.GetMessageRequest(message_id=reply.message_id))
+    assert [(x.kind, x.status) for x in got.exchanges] == [
+        ("send", 503),
+        ("retry", 503),
+        ("retry", 200),
+    ]
+    assert got.exchanges[0].response_body == "busy"
+    started = [x.started_at.ToDatetime() for x in got.exchanges]
+    assert started == sorted(started)
+
+
+async def test_exchanges_are_purged_after_their_retention(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider, tmp_path: Path
+) -> None:
+    gateway = await gateway_sending_secrets(
+        start_gateway, provider, tmp_path / "data", exchanges_retention_days=3
+    )
+    reply = await gateway.send()
+    keeper = gateway.server.retention
+    exchanges = gateway.server.exchanges
+    assert exchanges is not None
+    await exchanges.flush()
+    soon = await keeper.purge_once(datetime.now(UTC) + timedelta(days=2))
+    assert soon.get("exchanges", 0) == 0
+    kept = await gateway.stub.GetMessage(gateway_pb2.GetMessageRequest(message_id=reply.message_id))
+    assert len(kept.exchanges) == 1
+    later = await keeper.purge_once(datetime.now(UTC) + timedelta(days=4))
+    assert later["exchanges"] == 1 and later["messages"] == 0  # the message is kept longer
+    got = await gateway.stub.GetMessage(gateway_pb2.GetMessageRequest(message_id=reply.message_id))
+    assert got.state == gateway_pb2.Message.SENT and not got.exchanges
