@@ -33,6 +33,7 @@ __all__ = [
     "send_line",
     "table",
     "unmatched_table",
+    "webhooks_table",
 ]
 
 
@@ -457,6 +458,26 @@ def unmatched_table(webhooks: Iterable[gateway_pb2.UnmatchedWebhook]) -> list[st
                 _time(webhook.received_at, webhook.HasField("received_at")) or "-",
                 f"{webhook.method} {webhook.path}",
                 _yes(webhook.replayed),
+                webhook.reason,
+            )
+            for webhook in webhooks
+        ),
+    )
+
+
+def webhooks_table(webhooks: Iterable[gateway_pb2.UnmatchedWebhook]) -> list[str]:
+    """Kept webhook requests of every outcome (``msgbridge webhooks``)."""
+    return table(
+        ("ID", "RECEIVED", "OUTCOME", "INTEGRATION", "INSTALLATION", "REQUEST", "REASON"),
+        (
+            (
+                webhook.id,
+                _time(webhook.received_at, webhook.HasField("received_at")) or "-",
+                gateway_pb2.UnmatchedWebhook.Kind.Name(webhook.kind).lower()
+                + (" (replayed)" if webhook.replayed else ""),
+                webhook.integration_id,
+                webhook.installation_id or "-",
+                f"{webhook.method} {webhook.path}",
                 webhook.reason,
             )
             for webhook in webhooks

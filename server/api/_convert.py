@@ -91,6 +91,7 @@ _UNMATCHED_KINDS = {
 }
 #: The outcomes of the kept webhooks ``ListUnmatchedWebhooks`` lists.
 UNMATCHED_OUTCOMES = frozenset(_UNMATCHED_KINDS)
+_WEBHOOK_KINDS = {**_UNMATCHED_KINDS, WebhookOutcome.MATCHED: gateway_pb2.UnmatchedWebhook.MATCHED}
 _SUBSCRIPTION_STATES = {
     "not_required": gateway_pb2.Subscription.NOT_REQUIRED,
     "pending": gateway_pb2.Subscription.PENDING,
@@ -187,7 +188,7 @@ def event_pb(event: NewEvent, media_url: MediaUrl | None = None) -> gateway_pb2.
 def unmatched_pb(record: WebhookRequestRecord) -> gateway_pb2.UnmatchedWebhook:
     return gateway_pb2.UnmatchedWebhook(
         id=record.id,
-        kind=_UNMATCHED_KINDS.get(record.outcome, gateway_pb2.UnmatchedWebhook.KIND_UNSPECIFIED),
+        kind=_WEBHOOK_KINDS.get(record.outcome, gateway_pb2.UnmatchedWebhook.KIND_UNSPECIFIED),
         integration_id=record.integration_id,
         installation_id=record.installation_id or "",
         reason=record.reason,

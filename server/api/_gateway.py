@@ -49,6 +49,7 @@ from ..store import (
     OptOutRecord,
     RecordNotFound,
     Store,
+    WebhookOutcome,
 )
 from ._authorize import Authorizer, message_not_found
 from ._convert import (
@@ -624,10 +625,28 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self, request: gateway_pb2.ListUnmatchedWebhooksRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.ListUnmatchedWebhooksResponse:
         await self._authorize(request, context)
+        webhooks, token = await self._webhooks(request, UNMATCHED_OUTCOMES)
+        return gateway_pb2.ListUnmatchedWebhooksResponse(webhooks=webhooks, next_page_token=token)
+
+    @rpc
+    async def ListWebhooks(
+        self, request: gateway_pb2.ListWebhooksRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.ListWebhooksResponse:
+        await self._authorize(request, context)
+        webhooks, token = await self._webhooks(request, frozenset())  # every outcome
+        return gateway_pb2.ListWebhooksResponse(webhooks=webhooks, next_page_token=token)
+
+    async def _webhooks(
+        self,
+        request: gateway_pb2.ListUnmatchedWebhooksRequest | gateway_pb2.ListWebhooksRequest,
+        outcomes: frozenset[WebhookOutcome],
+    ) -> tuple[Sequence[gateway_pb2.UnmatchedWebhook], str]:
+        """A page of the kept webhook requests with one of ``outcomes`` (empty: any), newest
+        first, and the next page's token."""
         offset, size = page_request(request.page_size, request.page_token)
         listing = await list_page(
             lambda offset, limit: self._store.list_webhook_requests(
-                outcomes=UNMATCHED_OUTCOMES,
+                outcomes=outcomes,
                 integration_id=request.integration_id or None,
                 limit=limit,
                 offset=offset,
@@ -636,9 +655,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             size,
             _unmatched_pb,
         )
-        return gateway_pb2.ListUnmatchedWebhooksResponse(
-            webhooks=listing.page.items, next_page_token=listing.next_token
-        )
+        return listing.page.items, listing.next_token
 
     @rpc
     async def ReplayWebhook(
