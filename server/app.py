@@ -45,6 +45,7 @@ from .core import (
     StoreTokenVault,
     SubscriptionKeeper,
     build_delivery,
+    token_exchanges,
 )
 from .core.media import Media, MediaLibrary, build_media
 from .engine import MAX_DEFINITION_BYTES
@@ -276,10 +277,15 @@ async def _assemble(
         public_url=settings.effective_public_url,
         cache_ttl_s=settings.cache_ttl_s,
     )
+    exchanges = ExchangeLog(store, enabled=settings.exchange_log)
     oauth = OAuthTokens(
         vault=StoreTokenVault(store, secret_box),
         states=StoreStateStore(store, secret_box),
-        transport=OutboundTransport(outbound, default_timeout_s=settings.provider_timeout_s),
+        transport=OutboundTransport(
+            outbound,
+            default_timeout_s=settings.provider_timeout_s,
+            on_exchange=token_exchanges(exchanges, installations),
+        ),
         timeout_s=settings.provider_timeout_s,
         stand_ins=stand_ins,
     )
@@ -290,7 +296,6 @@ async def _assemble(
         redirect_uri=settings.effective_public_url + OAUTH_CALLBACK_PATH,
     )
     hub = EventHub()
-    exchanges = ExchangeLog(store, enabled=settings.exchange_log)
     held_receipts = HeldReceipts(store=store, hub=hub, receipt_wait_s=settings.receipt_wait_s)
     delivery = build_delivery(
         store=store,

@@ -27,7 +27,7 @@ from ._catalog import (
     definition_refused,
 )
 from ._events import EventHub, follow_consumer, follow_events
-from ._exchange_log import ExchangeLog
+from ._exchange_log import ExchangeLog, token_exchanges
 from ._installations import (
     WEBHOOK_TOKEN_PROPERTY,
     InstallationDirectory,
@@ -133,4 +133,5 @@ __all__ = [
     "render_step",
     "retry_after",
     "send_variables",
+    "token_exchanges",
 ]

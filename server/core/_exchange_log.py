@@ -18,12 +18,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from ..engine import RenderedRequest
+from ..errors import GatewayError
+from ..oauth import ExchangeHook
 from ..outbound import OutboundClient, OutboundError, ProviderResponse
 from ..security.secrets import SecretMask
 from ..store import ExchangeKind, InstallationRecord, ProviderExchange, Store
-from ._exchanges import exchange_of
+from ._exchanges import exchange_of, token_answer_values
+from ._installations import InstallationDirectory
 
-__all__ = ["ExchangeLog", "send_logged"]
+__all__ = ["ExchangeLog", "send_logged", "token_exchanges"]
 
 logger = logging.getLogger(__name__)
 
@@ -138,3 +141,40 @@ async def send_logged(
     if isinstance(answer, OutboundError):
         raise answer
     return answer
+
+
+def token_exchanges(log: ExchangeLog, installations: InstallationDirectory) -> ExchangeHook:
+    """The OAuth2 transport's hook (server/oauth/_transport.py) keeping each token request in
+    ``log``: masked with the installation's secrets, the request's own (client secret, code,
+    refresh token) and the tokens its answer carries."""
+
+    async def keep(
+        installation_id: str,
+        mask: SecretMask,
+        request: RenderedRequest,
+        answer: ProviderResponse | OutboundError,
+        started_at: datetime,
+        duration_s: float,
+    ) -> None:
+        if not log.enabled:
+            return
+        try:
+            installation = await installations.get(installation_id)
+        except GatewayError:
+            return  # gone meanwhile: nothing to keep it under
+        if isinstance(answer, ProviderResponse):
+            mask = mask.with_values(token_answer_values(answer.body))
+        log.record(
+            exchange_of(
+                mask,
+                installation=installation,
+                kind=ExchangeKind.OAUTH_TOKEN,
+                message_id=None,
+                request=request,
+                answer=answer,
+                started_at=started_at,
+                duration_s=duration_s,
+            )
+        )
+
+    return keep

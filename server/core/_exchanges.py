@@ -12,17 +12,19 @@ masked before they are cut (server/security/secrets/_mask.py, "Mask before cutti
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Final
+from urllib.parse import parse_qsl
 
 from ..engine import RenderedRequest
 from ..outbound import OutboundError, ProviderResponse
 from ..security.secrets import MASK, SecretMask
 from ..store import ExchangeKind, InstallationRecord, ProviderExchange
 
-__all__ = ["BODY_CAP", "exchange_of", "masked_body", "masked_headers"]
+__all__ = ["BODY_CAP", "exchange_of", "masked_body", "masked_headers", "token_answer_values"]
 
 #: The most of a body kept, characters.
 BODY_CAP: Final = 8192
@@ -160,3 +162,20 @@ def _capped(masked: str, more: bool, cap: int) -> str:
     if len(masked) > cap:
         return masked[:cap] + _CUT
     return masked + _CUT if more else masked
+
+
+#: The fields of a token endpoint's answer that hold tokens (RFC 6749 §5.1, OpenID Connect).
+_TOKEN_FIELDS: Final = ("access_token", "refresh_token", "id_token")
+
+
+def token_answer_values(body: bytes) -> tuple[str, ...]:
+    """The tokens a token endpoint's answer carries (JSON, or a form as some providers answer),
+    to be masked in its exchange: they are not known to any mask before it."""
+    text = body.decode("utf-8", "replace")
+    try:
+        fields = json.loads(text)
+    except ValueError:
+        fields = dict(parse_qsl(text))
+    if not isinstance(fields, dict):
+        return ()
+    return tuple(v for k in _TOKEN_FIELDS if isinstance(v := fields.get(k), str))

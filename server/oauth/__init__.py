@@ -41,7 +41,7 @@ from ._state import (
     state_key,
 )
 from ._tokens import OAuthTokens, ResolveInstallation
-from ._transport import OutboundTransport
+from ._transport import ExchangeHook, OutboundTransport
 from ._vault import AuthorizationState, MemoryTokenVault, TokenSet, TokenVault
 
 __all__ = [
@@ -53,6 +53,7 @@ __all__ = [
     "AuthorizationStateReplayed",
     "ClientCredentialsRefused",
     "ConsumedState",
+    "ExchangeHook",
     "InvalidOAuthSetup",
     "JwtTokens",
     "MemoryStateStore",

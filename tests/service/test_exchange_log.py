@@ -218,3 +218,53 @@ async def test_exchanges_are_purged_after_their_retention(
     assert later["exchanges"] == 1 and later["messages"] == 0  # the message is kept longer
     got = await gateway.stub.GetMessage(gateway_pb2.GetMessageRequest(message_id=reply.message_id))
     assert got.state == gateway_pb2.Message.SENT and not got.exchanges
+
+
+async def test_a_token_request_is_kept_with_no_token_or_client_secret(
+    start_gateway: GatewayFactory,
+    provider: RunningFakeProvider,
+    tmp_path: Path,
+    logs: pytest.LogCaptureFixture,  # noqa: F811
+) -> None:
+    access, refresh, client_secret = "AT-access-5150", "RT-refresh-8080", "CS-client-9090"
+    doc = json.loads(definition(provider.url, properties=["Client ID", "Client Secret"]))
+    del doc["auth"]
+    doc["OAuth2"] = {
+        "client_id": "$Client ID$",
+        "client_secret": "$Client Secret$",
+        "flow_type": {"default": "1"},
+        "token_endpoint": provider.url + "/token",
+        "token_parameters": {"content_type": "application/x-www-form-urlencoded"},
+        "request_auth": "Bearer",
+    }
+    data_dir = tmp_path / "data"
+    gateway: Gateway = await start_gateway(data_dir=data_dir)
+    await gateway.register(json.dumps(doc))
+    installation = await gateway.enable(
+        "acme-sms", properties={"Client ID": "client-1", "Client Secret": client_secret}
+    )
+    token = {"access_token": access, "refresh_token": refresh, "expires_in": 3600}
+    provider.state.script("/token", Answer(json=token))
+    reply = await gateway.send()
+    assert dict(provider.state.requests[-1].headers)["Authorization"] == f"Bearer {access}"
+
+    got = await gateway.stub.GetMessage(gateway_pb2.GetMessageRequest(message_id=reply.message_id))
+    [sent] = got.exchanges
+    assert {h.name: h.value for h in sent.request_headers}["Authorization"] == "***"
+    stored = await gateway.server.store.list_exchanges(reply.message_id)
+    assert [x.kind for x in stored] == ["send"]
+    secrets = (access, refresh, client_secret)
+    if TEST_DATABASE == "sqlite":
+        with contextlib.closing(sqlite3.connect(data_dir / "msgbridge.db")) as db:
+            rows = db.execute(
+                "SELECT installation_id, message_id, method, url, status, request_headers_json,"
+                " request_body, response_body FROM provider_exchanges WHERE kind = 'oauth_token'"
+            ).fetchall()
+        [(owner, message_id, method, url, status, headers, body, answer)] = rows
+        assert (owner, message_id, method, status) == (installation.id, None, "POST", 200)
+        assert url == provider.url + "/token"
+        assert "grant_type=client_credentials" in body and '["Authorization","***"]' in headers
+        assert json.loads(answer) == {**token, "access_token": "***", "refresh_token": "***"}
+        everything = store_bytes(data_dir).decode("latin-1")
+        assert not [s for s in secrets if s in repr(rows) or s in everything]
+    assert not [s for s in secrets if s in logged(logs)]
