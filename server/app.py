@@ -344,6 +344,7 @@ async def _assemble(
         max_item_bytes=settings.media_max_item_bytes,
         max_message_bytes=settings.media_max_message_bytes,
         url_ttl_s=settings.media_url_ttl_s,
+        exchanges=exchanges,
     )
     ingestor = Ingestor(
         store=store,
