@@ -59,6 +59,33 @@ class ExchangeLog:
         if len(self._pending) >= self._max_pending:
             self._wake.set()
 
+    def keep(
+        self,
+        mask: SecretMask,
+        installation: InstallationRecord,
+        kind: ExchangeKind,
+        request: RenderedRequest,
+        answer: ProviderResponse | OutboundError,
+        timing: tuple[datetime, float],
+        message_id: str | None = None,
+    ) -> None:
+        """Keep the exchange of ``request`` and ``answer``, masked with ``mask`` now
+        (``core/_exchanges.py``); ``timing``: when it started and how long it took, seconds."""
+        if self.enabled:
+            started_at, duration_s = timing
+            self.record(
+                exchange_of(
+                    mask,
+                    installation=installation,
+                    kind=kind,
+                    message_id=message_id,
+                    request=request,
+                    answer=answer,
+                    started_at=started_at,
+                    duration_s=duration_s,
+                )
+            )
+
     async def flush(self) -> None:
         """Write what is waiting now."""
         async with self._lock:
@@ -126,18 +153,7 @@ async def send_logged(
     duration_s = (
         answer.elapsed_s if isinstance(answer, ProviderResponse) else time.perf_counter() - started
     )
-    log.record(
-        exchange_of(
-            mask(),
-            installation=installation,
-            kind=kind,
-            message_id=message_id,
-            request=request,
-            answer=answer,
-            started_at=started_at,
-            duration_s=duration_s,
-        )
-    )
+    log.keep(mask(), installation, kind, request, answer, (started_at, duration_s), message_id)
     if isinstance(answer, OutboundError):
         raise answer
     return answer
@@ -164,17 +180,7 @@ def token_exchanges(log: ExchangeLog, installations: InstallationDirectory) -> E
             return  # gone meanwhile: nothing to keep it under
         if isinstance(answer, ProviderResponse):
             mask = mask.with_values(token_answer_values(answer.body))
-        log.record(
-            exchange_of(
-                mask,
-                installation=installation,
-                kind=ExchangeKind.OAUTH_TOKEN,
-                message_id=None,
-                request=request,
-                answer=answer,
-                started_at=started_at,
-                duration_s=duration_s,
-            )
-        )
+        kind = ExchangeKind.OAUTH_TOKEN
+        log.keep(mask, installation, kind, request, answer, (started_at, duration_s))
 
     return keep

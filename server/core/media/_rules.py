@@ -20,7 +20,6 @@ from ...outbound import OutboundError, ProviderResponse
 from ...store import ExchangeKind, NewEvent
 from .._catalog import IntegrationCatalog
 from .._exchange_log import ExchangeLog
-from .._exchanges import exchange_of
 from .._installations import InstallationDirectory
 from .._provider_credentials import InstallationAuth
 from ._fetcher import FetchRules
@@ -90,18 +89,8 @@ class MediaRulesOf:
             known = auth.oauth.known_tokens(installation.id) if auth is not None else ()
             values = installations.property_values(installation)
             mask = installation_secrets(definition, values, tokens=known)
-            log.record(
-                exchange_of(
-                    mask,
-                    installation=installation,
-                    kind=ExchangeKind.MEDIA_FETCH,
-                    message_id=None,
-                    request=request,
-                    answer=answer,
-                    started_at=started_at,
-                    duration_s=duration_s,
-                )
-            )
+            kind = ExchangeKind.MEDIA_FETCH
+            log.keep(mask, installation, kind, request, answer, (started_at, duration_s))
 
         return FetchRules(
             max_item_bytes=item,
