@@ -450,6 +450,24 @@ class AsyncClient:
             if not token:
                 return
 
+    async def list_webhooks(
+        self, *, integration_id: str = "", page_size: int = 0
+    ) -> AsyncIterator[gateway_pb2.UnmatchedWebhook]:
+        """Every kept webhook request, whatever its outcome, newest first."""
+        token = ""
+        while True:
+            request = gateway_pb2.ListWebhooksRequest(
+                integration_id=integration_id, page_size=page_size, page_token=token
+            )
+            page = await self._call(
+                self._stub.ListWebhooks, request, gateway_pb2.ListWebhooksResponse
+            )
+            for webhook in page.webhooks:
+                yield webhook
+            token = page.next_page_token
+            if not token:
+                return
+
     async def replay_webhook(self, webhook_id: str) -> gateway_pb2.ReplayWebhookResponse:
         request = gateway_pb2.ReplayWebhookRequest(id=webhook_id)
         return await self._call(
@@ -977,6 +995,21 @@ class Client:
             page = self._call(
                 self._stub.ListUnmatchedWebhooks, request, gateway_pb2.ListUnmatchedWebhooksResponse
             )
+            yield from page.webhooks
+            token = page.next_page_token
+            if not token:
+                return
+
+    def list_webhooks(
+        self, *, integration_id: str = "", page_size: int = 0
+    ) -> Iterator[gateway_pb2.UnmatchedWebhook]:
+        """Every kept webhook request, whatever its outcome, newest first."""
+        token = ""
+        while True:
+            request = gateway_pb2.ListWebhooksRequest(
+                integration_id=integration_id, page_size=page_size, page_token=token
+            )
+            page = self._call(self._stub.ListWebhooks, request, gateway_pb2.ListWebhooksResponse)
             yield from page.webhooks
             token = page.next_page_token
             if not token:

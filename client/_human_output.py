@@ -33,6 +33,7 @@ __all__ = [
     "send_line",
     "table",
     "unmatched_table",
+    "webhooks_table",
 ]
 
 
@@ -349,6 +350,30 @@ def message_lines(message: gateway_pb2.Message) -> list[str]:
     if message.attempt_log:
         lines.append("attempt log:")
         lines.extend("  " + _attempt(attempt) for attempt in message.attempt_log)
+    if message.exchanges:
+        lines.append("provider exchanges:")
+        for exchange in message.exchanges:
+            lines.extend("  " + line for line in _exchange_lines(exchange))
+    return lines
+
+
+def _exchange_lines(exchange: gateway_pb2.ProviderExchange) -> list[str]:
+    """One exchange with a provider as the log keeps it (masked, bodies capped):
+    ``send 2026-…Z POST https://… → HTTP 201 in 12.3 ms``, then its headers and bodies."""
+    started = _time(exchange.started_at, exchange.HasField("started_at")) or "-"
+    answer = f"HTTP {exchange.status}" if exchange.status else f"no answer ({exchange.error})"
+    lines = [
+        f"{exchange.kind} {started} {exchange.method} {exchange.url} → {answer}"
+        f" in {exchange.duration_ms:.1f} ms"
+    ]
+    for arrow, headers, body in (
+        (">", exchange.request_headers, exchange.request_body),
+        ("<", exchange.response_headers, exchange.response_body),
+    ):
+        lines.extend(f"  {arrow} {header.name}: {header.value}" for header in headers)
+        if body:
+            lines.append(f"  {arrow}")
+            lines.extend(f"  {arrow} " + line for line in body.splitlines())
     return lines
 
 
@@ -433,6 +458,26 @@ def unmatched_table(webhooks: Iterable[gateway_pb2.UnmatchedWebhook]) -> list[st
                 _time(webhook.received_at, webhook.HasField("received_at")) or "-",
                 f"{webhook.method} {webhook.path}",
                 _yes(webhook.replayed),
+                webhook.reason,
+            )
+            for webhook in webhooks
+        ),
+    )
+
+
+def webhooks_table(webhooks: Iterable[gateway_pb2.UnmatchedWebhook]) -> list[str]:
+    """Kept webhook requests of every outcome (``msgbridge webhooks``)."""
+    return table(
+        ("ID", "RECEIVED", "OUTCOME", "INTEGRATION", "INSTALLATION", "REQUEST", "REASON"),
+        (
+            (
+                webhook.id,
+                _time(webhook.received_at, webhook.HasField("received_at")) or "-",
+                gateway_pb2.UnmatchedWebhook.Kind.Name(webhook.kind).lower()
+                + (" (replayed)" if webhook.replayed else ""),
+                webhook.integration_id,
+                webhook.installation_id or "-",
+                f"{webhook.method} {webhook.path}",
                 webhook.reason,
             )
             for webhook in webhooks

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import json
 import os
 import sys
@@ -76,6 +77,7 @@ def _event_type(text: str) -> gateway_pb2.Event.Type.ValueType:
 _cursor = integer("a cursor", low=0, high=INT64_MAX)
 _version = integer("a version", low=0, high=INT64_MAX)
 _page_size = integer("the page size", low=1, high=INT32_MAX)
+_limit = integer("the limit", low=1, high=INT32_MAX)
 _count32 = integer("the value", low=0, high=INT32_MAX)
 
 
@@ -461,6 +463,13 @@ def _unmatched(client: Client, args: argparse.Namespace) -> int:
     return _show_list(args, webhooks, human.unmatched_table)
 
 
+def _webhooks(client: Client, args: argparse.Namespace) -> int:
+    webhooks = client.list_webhooks(
+        integration_id=args.integration or "", page_size=args.page_size or min(args.limit, 100)
+    )
+    return _show_list(args, itertools.islice(webhooks, args.limit), human.webhooks_table)
+
+
 def _replay(client: Client, args: argparse.Namespace) -> int:
     reply = client.replay_webhook(args.id)
 
@@ -767,6 +776,15 @@ def add_parsers(subparsers: Any) -> None:
 
     parser = command("unmatched", _unmatched, "list webhook requests that produced no event")
     parser.add_argument("--integration", metavar="ID", help="only this integration's")
+    _add_page_size(parser)
+
+    parser = command(
+        "webhooks", _webhooks, "list the latest webhook requests, newest first, with their outcome"
+    )
+    parser.add_argument("--integration", metavar="ID", help="only this integration's")
+    parser.add_argument(
+        "--limit", type=_limit, default=50, metavar="N", help="at most N requests (default: 50)"
+    )
     _add_page_size(parser)
 
     parser = command("replay", _replay, "match a kept webhook request again")

@@ -33,6 +33,7 @@ from .core import (
     AuthorizationStatus,
     DeliveryQueue,
     EventHub,
+    ExchangeLog,
     HeldReceipts,
     Ingestor,
     InstallationAuth,
@@ -46,6 +47,7 @@ from .core import (
     StoreTokenVault,
     SubscriptionKeeper,
     build_delivery,
+    token_exchanges,
 )
 from .core.media import Media, MediaLibrary, build_media
 from .engine import MAX_DEFINITION_BYTES
@@ -121,6 +123,7 @@ class GatewayServer:
     retention: RetentionKeeper
     delivery: DeliveryQueue
     media: Media
+    exchanges: ExchangeLog | None = None
     http_port: int | None = None
     # The sidecar's address, bound by build_server (server/_listen.py); served by start().
     http_socket: socket.socket | None = field(default=None, repr=False)
@@ -146,6 +149,8 @@ class GatewayServer:
         if isinstance(self.store, PostgresStore):
             # Other replicas' webhooks wake this one's subscribers (the table stays the truth).
             await self.store.listen_events(self.hub.notify)
+        if self.exchanges is not None:
+            await self.exchanges.start()
         await self.held_receipts.start()
         await self.delivery.start()
         await self.media.start()
@@ -188,6 +193,8 @@ class GatewayServer:
         await self.subscriptions.aclose()
         await self.retention.aclose()
         await self.held_receipts.aclose()
+        if self.exchanges is not None:
+            await self.exchanges.aclose()  # what the sends above logged
         await self.outbound.aclose()
         await self.store.aclose()
 
@@ -275,10 +282,15 @@ async def _assemble(
         public_url=settings.effective_public_url,
         cache_ttl_s=settings.cache_ttl_s,
     )
+    exchanges = ExchangeLog(store, enabled=settings.exchange_log)
     oauth = OAuthTokens(
         vault=StoreTokenVault(store, secret_box),
         states=StoreStateStore(store, secret_box),
-        transport=OutboundTransport(outbound, default_timeout_s=settings.provider_timeout_s),
+        transport=OutboundTransport(
+            outbound,
+            default_timeout_s=settings.provider_timeout_s,
+            on_exchange=token_exchanges(exchanges, installations),
+        ),
         timeout_s=settings.provider_timeout_s,
         stand_ins=stand_ins,
     )
@@ -314,6 +326,7 @@ async def _assemble(
         max_queued=settings.send_max_queued,
         reply_margin_s=settings.send_reply_margin_s,
         lease_s=settings.send_lease_s,
+        exchanges=exchanges,
     )
     subscriptions = SubscriptionKeeper(
         store=store,
@@ -323,6 +336,7 @@ async def _assemble(
         timeout_s=settings.provider_timeout_s,
         auth=auth,
         retry_base_s=settings.subscribe_retry_s,
+        exchanges=exchanges,
     )
     media = build_media(
         store=store,
@@ -340,6 +354,7 @@ async def _assemble(
         max_item_bytes=settings.media_max_item_bytes,
         max_message_bytes=settings.media_max_message_bytes,
         url_ttl_s=settings.media_url_ttl_s,
+        exchanges=exchanges,
     )
     ingestor = Ingestor(
         store=store,
@@ -368,6 +383,7 @@ async def _assemble(
         default_deadline_s=settings.send_deadline_s,
         access=access.policy,
         media=media_rpcs,
+        exchanges=exchanges,
     )
     # A request that is not valid protobuf is INVALID_ARGUMENT, for every method.
     add_lenient_servicer(gateway_pb2_grpc.add_GatewayServicer_to_server, servicer, server)
@@ -394,6 +410,7 @@ async def _assemble(
         subscriptions=subscriptions,
         delivery=delivery.queue,
         media=media,
+        exchanges=exchanges,
         retention=RetentionKeeper(
             store,
             Retention(
@@ -403,6 +420,7 @@ async def _assemble(
                 messages_days=settings.messages_retention_days,
                 dedupe_days=settings.dedupe_retention_days,
                 media_days=settings.media_retention_days,
+                exchanges_days=settings.exchanges_retention_days,
             ),
             interval_s=settings.purge_interval_s,
             purge_media=media.library.purge,

@@ -158,6 +158,14 @@ class Settings:
     dedupe_retention_days: float = _setting(
         14.0, "days provider message ids are remembered against webhook retries (0: forever)"
     )
+    exchanges_retention_days: float = _setting(
+        7.0, "days provider exchanges (the exchange log) are kept (0: forever)"
+    )
+    exchange_log: bool = _setting(
+        True,
+        "keep every HTTP exchange with a provider, masked (--no-exchange-log: keep none;"
+        ' docs/operations.md, "Provider exchanges")',
+    )
     purge_interval_s: float = _setting(3600.0, "seconds between retention purges")
     # Media (docs/media.md)
     media_fetch: bool = _setting(

@@ -33,6 +33,7 @@ from ..store import (
     MessageState,
     NewEvent,
     OptOutRecord,
+    ProviderExchange,
     WebhookOutcome,
     WebhookRequestRecord,
 )
@@ -43,6 +44,7 @@ from ._delivery import (
     send_limits_pb,
     send_options,
 )
+from ._exchanges import exchange_pb
 from ._replies import capped
 
 __all__ = [
@@ -89,6 +91,7 @@ _UNMATCHED_KINDS = {
 }
 #: The outcomes of the kept webhooks ``ListUnmatchedWebhooks`` lists.
 UNMATCHED_OUTCOMES = frozenset(_UNMATCHED_KINDS)
+_WEBHOOK_KINDS = {**_UNMATCHED_KINDS, WebhookOutcome.MATCHED: gateway_pb2.UnmatchedWebhook.MATCHED}
 _SUBSCRIPTION_STATES = {
     "not_required": gateway_pb2.Subscription.NOT_REQUIRED,
     "pending": gateway_pb2.Subscription.PENDING,
@@ -185,7 +188,7 @@ def event_pb(event: NewEvent, media_url: MediaUrl | None = None) -> gateway_pb2.
 def unmatched_pb(record: WebhookRequestRecord) -> gateway_pb2.UnmatchedWebhook:
     return gateway_pb2.UnmatchedWebhook(
         id=record.id,
-        kind=_UNMATCHED_KINDS.get(record.outcome, gateway_pb2.UnmatchedWebhook.KIND_UNSPECIFIED),
+        kind=_WEBHOOK_KINDS.get(record.outcome, gateway_pb2.UnmatchedWebhook.KIND_UNSPECIFIED),
         integration_id=record.integration_id,
         installation_id=record.installation_id or "",
         reason=record.reason,
@@ -199,7 +202,10 @@ def unmatched_pb(record: WebhookRequestRecord) -> gateway_pb2.UnmatchedWebhook:
     )
 
 
-def message_pb(record: MessageRecord) -> gateway_pb2.Message:
+def message_pb(
+    record: MessageRecord, exchanges: Sequence[ProviderExchange] = ()
+) -> gateway_pb2.Message:
+    """The message; ``exchanges`` (GetMessage's only) its provider exchanges."""
     pb = gateway_pb2.Message(
         message_id=record.id,
         org_id=record.org_id,
@@ -228,6 +234,7 @@ def message_pb(record: MessageRecord) -> gateway_pb2.Message:
     if record.next_attempt_at is not None and record.state is MessageState.QUEUED:
         pb.next_attempt_at.CopyFrom(timestamp(record.next_attempt_at))
     pb.attempt_log.extend(attempt_pb(a) for a in record.attempt_log)
+    pb.exchanges.extend(exchange_pb(x) for x in exchanges)
     return capped(pb)
 
 

@@ -23,6 +23,7 @@ from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc
 from ..core import (
     AuthorizationStatus,
     EventHub,
+    ExchangeLog,
     Ingestor,
     InstallationAuth,
     InstallationDirectory,
@@ -49,6 +50,7 @@ from ..store import (
     OptOutRecord,
     RecordNotFound,
     Store,
+    WebhookOutcome,
 )
 from ..tracing import streamed_spans
 from ._authorize import Authorizer, message_not_found
@@ -104,7 +106,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         lease_s: float = 30.0,
         access: AccessPolicy | None = None,
         media: MediaRpcs | None = None,
+        exchanges: ExchangeLog | None = None,
     ) -> None:
+        self._exchanges = exchanges
         self._authorize = Authorizer(
             access or AccessPolicy(), installations=installations, store=store
         )
@@ -387,7 +391,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         record = await self._store.get_message(request.message_id)
         if record is None:
             raise message_not_found(request.message_id)
-        return message_pb(record)
+        if self._exchanges is None:
+            return message_pb(record)
+        return message_pb(record, await self._exchanges.of_message(record.id))
 
     @rpc
     async def ListMessages(
@@ -626,10 +632,28 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self, request: gateway_pb2.ListUnmatchedWebhooksRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.ListUnmatchedWebhooksResponse:
         await self._authorize(request, context)
+        webhooks, token = await self._webhooks(request, UNMATCHED_OUTCOMES)
+        return gateway_pb2.ListUnmatchedWebhooksResponse(webhooks=webhooks, next_page_token=token)
+
+    @rpc
+    async def ListWebhooks(
+        self, request: gateway_pb2.ListWebhooksRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.ListWebhooksResponse:
+        await self._authorize(request, context)
+        webhooks, token = await self._webhooks(request, frozenset())  # every outcome
+        return gateway_pb2.ListWebhooksResponse(webhooks=webhooks, next_page_token=token)
+
+    async def _webhooks(
+        self,
+        request: gateway_pb2.ListUnmatchedWebhooksRequest | gateway_pb2.ListWebhooksRequest,
+        outcomes: frozenset[WebhookOutcome],
+    ) -> tuple[Sequence[gateway_pb2.UnmatchedWebhook], str]:
+        """A page of the kept webhook requests with one of ``outcomes`` (empty: any), newest
+        first, and the next page's token."""
         offset, size = page_request(request.page_size, request.page_token)
         listing = await list_page(
             lambda offset, limit: self._store.list_webhook_requests(
-                outcomes=UNMATCHED_OUTCOMES,
+                outcomes=outcomes,
                 integration_id=request.integration_id or None,
                 limit=limit,
                 offset=offset,
@@ -638,9 +662,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             size,
             _unmatched_pb,
         )
-        return gateway_pb2.ListUnmatchedWebhooksResponse(
-            webhooks=listing.page.items, next_page_token=listing.next_token
-        )
+        return listing.page.items, listing.next_token
 
     @rpc
     async def ReplayWebhook(

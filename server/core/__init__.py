@@ -27,6 +27,7 @@ from ._catalog import (
     definition_refused,
 )
 from ._events import EventHub, follow_consumer, follow_events
+from ._exchange_log import ExchangeLog, token_exchanges
 from ._installations import (
     WEBHOOK_TOKEN_PROPERTY,
     InstallationDirectory,
@@ -88,6 +89,7 @@ __all__ = [
     "Capabilities",
     "DeliveryQueue",
     "EventHub",
+    "ExchangeLog",
     "HeldReceipts",
     "Ingestor",
     "InstallationAuth",
@@ -134,4 +136,5 @@ __all__ = [
     "render_step",
     "retry_after",
     "send_variables",
+    "token_exchanges",
 ]

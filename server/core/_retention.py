@@ -28,6 +28,8 @@ class Retention:
     dedupe_days: float
     #: Stored files (docs/media.md); 0 keeps them forever.
     media_days: float = 0.0
+    #: The provider exchange log (docs/operations.md, "Provider exchanges"); 0 keeps it forever.
+    exchanges_days: float = 0.0
 
 
 class RetentionKeeper:
@@ -64,6 +66,9 @@ class RetentionKeeper:
         media_before = before(r.media_days)
         if self._purge_media is not None and media_before is not None:
             counts["media"] = await self._purge_media(media_before)
+        exchanges_before = before(r.exchanges_days)
+        if exchanges_before is not None:
+            counts["exchanges"] = await self._store.purge_exchanges(exchanges_before)
         if any(counts.values()):
             logger.info("retention purge", extra=counts)
         return counts

@@ -47,9 +47,10 @@ from ..errors import GatewayError
 from ..oauth import installation_secrets
 from ..outbound import OutboundClient, OutboundError
 from ..security.secrets import SecretMask
-from ..store import InstallationRecord, Store
+from ..store import ExchangeKind, InstallationRecord, Store
 from . import _subscribe_steps as steps
 from ._catalog import IntegrationCatalog
+from ._exchange_log import ExchangeLog, send_logged
 from ._installations import InstallationDirectory
 from ._provider_credentials import InstallationAuth
 from ._provider_failures import from_outbound_error
@@ -87,7 +88,9 @@ class SubscriptionKeeper:
         auth: InstallationAuth | None = None,
         retry_base_s: float = 5.0,
         retry_max_s: float = 600.0,
+        exchanges: ExchangeLog | None = None,
     ) -> None:
+        self._exchanges = exchanges
         self._store = store
         self._catalog = catalog
         self._installations = installations
@@ -305,7 +308,9 @@ class SubscriptionKeeper:
         region = record.default_region or None
         step = steps.next_step(run, kept, None)
         while step is not None:
-            kept.record(await self._call(definition, step, bearer, region, secrets), step.number)
+            kept.record(
+                await self._call(record, definition, step, bearer, region, secrets), step.number
+            )
             step = steps.next_step(run, kept, step)
 
     async def _bearer(
@@ -326,6 +331,7 @@ class SubscriptionKeeper:
 
     async def _call(
         self,
+        record: InstallationRecord,
         definition: Definition,
         step: steps.SubscribeStep,
         bearer: str | None,
@@ -340,8 +346,15 @@ class SubscriptionKeeper:
         if isinstance(rendered, steps.StepFailure):
             raise SubscriptionFailed(rendered.text)
         try:
-            response = await self._outbound.send(
-                rendered, timeout=self._timeout_s, integration=definition.id
+            response = await send_logged(
+                self._outbound,
+                rendered,
+                timeout=self._timeout_s,
+                integration=definition.id,
+                log=self._exchanges,
+                mask=lambda: secrets,
+                installation=record,
+                kind=ExchangeKind.SUBSCRIBE,
             )
         except OutboundError as exc:
             error = from_outbound_error(exc, integration=definition.id)

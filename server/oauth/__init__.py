@@ -45,7 +45,7 @@ from ._state import (
     state_key,
 )
 from ._tokens import OAuthTokens, ResolveInstallation
-from ._transport import OutboundTransport
+from ._transport import ExchangeHook, OutboundTransport
 from ._vault import AuthorizationState, MemoryTokenVault, TokenSet, TokenVault
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "AuthorizationStateReplayed",
     "ClientCredentialsRefused",
     "ConsumedState",
+    "ExchangeHook",
     "InvalidOAuthSetup",
     "JwtTokens",
     "MemoryStateStore",

@@ -43,7 +43,7 @@ from server.outbound import OutboundError, PolicyRefused
 
 from ..security.secrets import SecretMask
 from ._errors import InvalidOAuthSetup, TokenEndpointUnavailable
-from ._transport import INTEGRATION_EXTENSION
+from ._transport import EXCHANGE_EXTENSION, INTEGRATION_EXTENSION
 from ._vault import TokenSet
 
 # authlib ≥ 1.7 announces that its httpx integration will move to "httpx2"; the project uses
@@ -89,13 +89,21 @@ class _BorrowedTransport(httpx.AsyncBaseTransport):
     """The shared transport, lent to one short-lived client that must not close it; each request
     names the ``integration`` it is made for (:data:`INTEGRATION_EXTENSION`)."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, integration: str | None) -> None:
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        integration: str | None,
+        exchange: tuple[str, SecretMask] | None = None,
+    ) -> None:
         self._inner = inner
         self._integration = integration
+        self._exchange = exchange
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self._integration is not None:
             request.extensions[INTEGRATION_EXTENSION] = self._integration
+        if self._exchange is not None:
+            request.extensions[EXCHANGE_EXTENSION] = self._exchange
         return await self._inner.handle_async_request(request)
 
     async def aclose(self) -> None:
@@ -150,7 +158,8 @@ class TokenEndpoint:
     ``mask`` holds the installation's secrets (:func:`installation_secrets`); each request adds
     its own (client secret, code, verifier, refresh token) to mask the endpoint's error text.
     ``integration`` names the integration the requests are made for (its stand-in, if any,
-    receives them: docs/format.md, "Proving a definition").
+    receives them: docs/format.md, "Proving a definition"); ``installation_id`` the installation,
+    whose exchanges are then kept, masked (docs/operations.md, "Provider exchanges").
     """
 
     url: str
@@ -162,6 +171,7 @@ class TokenEndpoint:
     clock: Callable[[], float] = time.time
     mask: SecretMask = field(default=SecretMask(), repr=False)
     integration: str | None = None
+    installation_id: str | None = None
 
     @property
     def host(self) -> str:
@@ -229,7 +239,13 @@ class TokenEndpoint:
             client_id=self.client_id,
             client_secret=self.client_secret,
             token_endpoint_auth_method=method,
-            transport=_BorrowedTransport(self.transport, self.integration),
+            transport=_BorrowedTransport(
+                self.transport,
+                self.integration,
+                None
+                if self.installation_id is None
+                else (self.installation_id, self.mask.with_values(secrets)),
+            ),
             timeout=httpx.Timeout(self.timeout_s),
             follow_redirects=False,
             trust_env=False,

@@ -223,7 +223,7 @@ class OAuthTokens:
             and (not force or (rejected is not None and stored.access_token != rejected))
         ):
             return stored  # renewed meanwhile (by another caller or replica)
-        endpoint = self._endpoint(definition, config, properties)
+        endpoint = self._endpoint(definition, config, properties, installation_id)
         if config.flow_type == "1":
             try:
                 tokens = await endpoint.client_credentials()
@@ -282,7 +282,11 @@ class OAuthTokens:
         return tokens
 
     def _endpoint(
-        self, definition: Definition, config: OAuth2Config, properties: Mapping[str, Value]
+        self,
+        definition: Definition,
+        config: OAuth2Config,
+        properties: Mapping[str, Value],
+        installation_id: str,
     ) -> TokenEndpoint:
         return TokenEndpoint(
             url=render_url(definition, "/OAuth2/token_endpoint", config.token_endpoint, properties),
@@ -294,6 +298,7 @@ class OAuthTokens:
             clock=self._clock,
             mask=installation_secrets(definition, properties),
             integration=definition.id,
+            installation_id=installation_id,
         )
 
     # -- the authorization-code flow --------------------------------------------------------
@@ -405,7 +410,7 @@ class OAuthTokens:
             raise AuthorizationDenied(explanation, installation_id=owner)
         definition, properties = await resolve(owner)
         config = _oauth2(definition)
-        endpoint = self._endpoint(definition, config, properties)
+        endpoint = self._endpoint(definition, config, properties, owner)
         try:
             tokens = await endpoint.exchange_code(
                 code, redirect_uri=pending.redirect_uri, code_verifier=pending.code_verifier

@@ -43,6 +43,7 @@ from ._base import (
     WebhookOutcome,
     WebhookRequestRecord,
 )
+from ._exchanges import ExchangeKind, ProviderExchange
 from ._media import MediaHold, MediaOrigin, MediaRecord
 from ._migrations import MigrationError
 from ._queue import ClaimOutcome, OptedOut, OptOutRecord, QueueFull, RateSlot
@@ -60,6 +61,7 @@ __all__ = [
     "EventFilter",
     "EventMedia",
     "EventRecord",
+    "ExchangeKind",
     "HeldReceipt",
     "InboundEventType",
     "IngestOutcome",
@@ -79,6 +81,7 @@ __all__ = [
     "OptOutRecord",
     "OptedOut",
     "PostgresStore",
+    "ProviderExchange",
     "QueueFull",
     "RateSlot",
     "RecordNotFound",

@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, Protocol
 
 if TYPE_CHECKING:
+    from ._exchanges import ProviderExchange
     from ._media import MediaHold, MediaRecord
     from ._queue import ClaimOutcome, OptOutRecord, RateSlot
 
@@ -1086,6 +1087,24 @@ class Store(Protocol):
     async def release_leases(self, consumer: str, subscriber: str) -> None:
         """A subscriber left: expire its unacknowledged leases at once, so the next
         :meth:`lease_events` of any subscriber of the consumer takes them."""
+        ...
+
+    # --- the provider exchange log (store/_exchanges.py) -------------------------------------
+
+    async def record_exchanges(self, exchanges: Sequence[ProviderExchange]) -> None:
+        """Keep ``exchanges`` (already masked), in one write; an id already kept is skipped."""
+        ...
+
+    async def list_exchanges(
+        self, message_id: str, *, limit: int = 100
+    ) -> tuple[ProviderExchange, ...]:
+        """The first ``limit`` exchanges made for ``message_id``, oldest ``started_at`` first
+        (ties: smaller id first)."""
+        ...
+
+    async def purge_exchanges(self, before: datetime) -> int:
+        """Delete the exchanges started before ``before`` (in chunks, as :meth:`purge` may);
+        returns how many were deleted."""
         ...
 
     # --- retention --------------------------------------------------------------------------

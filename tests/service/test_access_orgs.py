@@ -374,6 +374,11 @@ MATRIX: list[tuple[str, Call, tuple[grpc.StatusCode, grpc.StatusCode, grpc.Statu
         ORG_NAMED_READ,
     ),
     (
+        "ListWebhooks",
+        unary("ListWebhooks", lambda w: gateway_pb2.ListWebhooksRequest()),
+        ORG_NAMED_READ,
+    ),
+    (
         "ReplayWebhook",
         unary("ReplayWebhook", lambda w: gateway_pb2.ReplayWebhookRequest(id=w.unmatched)),
         ORG_NAMED_WRITE,
@@ -405,6 +410,7 @@ NOT_PER_ORG = {
     "RegisterIntegration",
     "DeleteIntegration",
     "ListUnmatchedWebhooks",
+    "ListWebhooks",
     "ReplayWebhook",
     "IngestWebhook",
 }

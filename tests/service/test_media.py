@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import socket
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -27,7 +29,7 @@ from server.demo import Answer, RunningFakeProvider
 from server.sidecar import GrpcIngestForwarder, GrpcMediaReader, SidecarServer, build_sidecar_app
 from tests.media_support import MotoS3, blob_store_kind, start_moto_s3
 
-from .conftest import Gateway, GatewayFactory, definition, rpc_details
+from .conftest import TEST_DATABASE, Gateway, GatewayFactory, definition, rpc_details
 from .test_inbound import SEED_WEBHOOKS, Subscriber, hook_path, post
 
 E = gateway_pb2.Event
@@ -452,3 +454,29 @@ async def test_a_hosted_files_url_outlives_the_queue_and_the_send_time(
     max_age = media_gateway.server.settings.send_max_age_s
     assert expires >= send_at + max_age
     assert message.media_url.startswith("http://127.0.0.1:0/media/" + info.media_id)
+
+
+async def test_a_fetch_is_kept_in_the_exchange_log_with_its_credentials_masked(
+    media_gateway: Gateway, provider: RunningFakeProvider, http: aiohttp.ClientSession
+) -> None:
+    await media_gateway.register(media_definition(provider.url))
+    await media_gateway.enable("acme-sms")
+    provider.state.script("/media/1", Answer(body=PNG, authorization=BASIC))
+    event = await one_event(media_gateway, http, provider.url + "/media/1")
+    assert event.media[0].error == ""
+    exchanges = media_gateway.server.exchanges
+    assert exchanges is not None
+    await exchanges.flush()
+    if TEST_DATABASE != "sqlite":
+        return  # the rows are read from the SQLite file
+    database = media_gateway.server.settings.data_dir / "msgbridge.db"
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        rows = db.execute(
+            "SELECT kind, message_id, method, url, status, request_headers_json, response_body"
+            " FROM provider_exchanges"
+        ).fetchall()
+    [(kind, message_id, method, url, status, headers, body)] = rows
+    assert (kind, message_id, method, status, body) == ("media_fetch", None, "GET", 200, "")
+    assert url == provider.url + "/media/1"
+    assert json.loads(headers) == [["Authorization", "***"]]
+    assert BASIC.split()[1] not in repr(rows) and "key-123" not in repr(rows)

@@ -94,6 +94,7 @@ def test_a_scoped_token_may_call_the_per_org_methods_only() -> None:
         "RegisterIntegration",
         "DeleteIntegration",
         "ListUnmatchedWebhooks",
+        "ListWebhooks",
         "ReplayWebhook",
     }
 

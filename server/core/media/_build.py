@@ -11,6 +11,7 @@ from ...security.secrets import SecretBox
 from ...store import Store
 from .._catalog import IntegrationCatalog
 from .._events import EventHub
+from .._exchange_log import ExchangeLog
 from .._installations import InstallationDirectory
 from .._provider_credentials import InstallationAuth
 from ._fetcher import MediaFetcher
@@ -56,6 +57,7 @@ def build_media(
     max_item_bytes: int,
     max_message_bytes: int,
     url_ttl_s: float,
+    exchanges: ExchangeLog | None = None,
 ) -> Media:
     rules = MediaRulesOf(
         catalog=catalog,
@@ -63,6 +65,7 @@ def build_media(
         auth=auth,
         max_item_bytes=max_item_bytes,
         max_message_bytes=max_message_bytes,
+        exchanges=exchanges,
     )
     library = MediaLibrary(
         store=store,

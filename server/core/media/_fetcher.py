@@ -30,18 +30,21 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
+from ...engine import RenderedRequest
 from ...media import BlobStore, BlobTooLarge, blob_key, sniff_content_type
 from ...outbound import (
     ConnectFailed,
     OutboundClient,
     OutboundError,
     OutboundTimeout,
+    ProviderResponse,
     TransportError,
 )
 from ...store import EventMedia, MediaHold, MediaOrigin, MediaRecord, NewEvent, Store
@@ -71,6 +74,11 @@ class FetchRules:
     max_message_bytes: int
     allowed: Callable[[str], bool]
     headers_for: Callable[[str], Awaitable[Mapping[str, str]]]
+    #: Keeps a fetch's exchange in the exchange log, masked (None: not kept): the request, the
+    #: answer without its body (a file) or the error met, when it started, how long it took.
+    keep: (
+        Callable[[RenderedRequest, ProviderResponse | OutboundError, datetime, float], None] | None
+    ) = None
 
 
 #: The rules of an event's integration and installation (the service builds them from the
@@ -298,10 +306,18 @@ class MediaFetcher:
         key = blob_key(event.org_id, media_id)
         head = bytearray()
         headers = await rules.headers_for(url)
+        started_at, started = datetime.now(UTC), time.perf_counter()
+        answer: ProviderResponse | OutboundError | None = None
         try:
             async with self._outbound.open_get(
                 url, headers=headers, timeout=self._fetch_timeout_s, max_redirects=_MAX_REDIRECTS
             ) as response:
+                answer = ProviderResponse(
+                    status=response.status,
+                    headers=response.headers,
+                    body=b"",
+                    elapsed_s=time.perf_counter() - started,
+                )
                 status = response.status
                 if status == 429 or status >= 500:
                     raise _Transient(f"HTTP {status}")
@@ -321,9 +337,17 @@ class MediaFetcher:
         except BlobTooLarge:
             raise _Permanent(_reason("MEDIA_TOO_LARGE", f"more than {cap} bytes")) from None
         except (ConnectFailed, OutboundTimeout, TransportError) as exc:
+            answer = exc
             raise _Transient(str(exc)) from None
         except OutboundError as exc:  # refused by the policy, a URL that cannot be called
+            answer = exc
             raise _Permanent(_reason("FETCH_REFUSED", str(exc))) from None
+        finally:
+            if rules.keep is not None and answer is not None:
+                request = RenderedRequest(
+                    method="GET", url=url, headers=tuple(headers.items()), body=None
+                )
+                rules.keep(request, answer, started_at, time.perf_counter() - started)
         content_type = sniff_content_type(bytes(head)) or "application/octet-stream"
         if not rules.allowed(content_type):
             await self._blobs.delete(key)

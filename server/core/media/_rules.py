@@ -5,16 +5,21 @@ under the gateway's own caps and default types."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 from ...engine import (
+    RenderedRequest,
     content_type_allowed,
     media_caps,
     media_credentials,
     media_needs_bearer_token,
 )
 from ...media import MMS_CONTENT_TYPES
-from ...store import NewEvent
+from ...oauth import installation_secrets
+from ...outbound import OutboundError, ProviderResponse
+from ...store import ExchangeKind, NewEvent
 from .._catalog import IntegrationCatalog
+from .._exchange_log import ExchangeLog
 from .._installations import InstallationDirectory
 from .._provider_credentials import InstallationAuth
 from ._fetcher import FetchRules
@@ -33,7 +38,9 @@ class MediaRulesOf:
         auth: InstallationAuth | None,
         max_item_bytes: int,
         max_message_bytes: int,
+        exchanges: ExchangeLog | None = None,
     ) -> None:
+        self._exchanges = exchanges
         self._catalog = catalog
         self._installations = installations
         self._auth = auth
@@ -68,9 +75,27 @@ class MediaRulesOf:
                 bearer = await auth.bearer_token(installation, definition)
             return dict(media_credentials(definition, url, values, bearer_token=bearer))
 
+        log = self._exchanges
+
+        def keep(
+            request: RenderedRequest,
+            answer: ProviderResponse | OutboundError,
+            started_at: datetime,
+            duration_s: float,
+        ) -> None:
+            """The fetch kept in the exchange log, masked with the installation's secrets and
+            tokens (a bearer token travels in Authorization, masked whole)."""
+            assert log is not None
+            known = auth.oauth.known_tokens(installation.id) if auth is not None else ()
+            values = installations.property_values(installation)
+            mask = installation_secrets(definition, values, tokens=known)
+            kind = ExchangeKind.MEDIA_FETCH
+            log.keep(mask, installation, kind, request, answer, (started_at, duration_s))
+
         return FetchRules(
             max_item_bytes=item,
             max_message_bytes=message,
             allowed=lambda content_type: content_type_allowed(content_type, patterns),
             headers_for=headers_for,
+            keep=keep if log is not None and log.enabled else None,
         )

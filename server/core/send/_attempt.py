@@ -29,9 +29,10 @@ from ...errors import FailedPrecondition, GatewayError, InvalidRequest
 from ...oauth import installation_secrets
 from ...outbound import OutboundClient, OutboundError, PolicyRefused, ProviderResponse
 from ...security.secrets import SecretMask
-from ...store import InstallationRecord, MessageRecord
+from ...store import ExchangeKind, InstallationRecord, MessageRecord
 from ...tracing import span
 from .._catalog import LoadedIntegration
+from .._exchange_log import ExchangeLog, send_logged
 from .._installations import InstallationDirectory
 from .._provider_credentials import InstallationAuth
 from .._provider_failures import from_outbound_error, judge_send_answer, partially_sent
@@ -82,11 +83,13 @@ class ProviderAttempt:
         outbound: OutboundClient,
         provider_timeout_s: float,
         auth: InstallationAuth | None = None,
+        exchanges: ExchangeLog | None = None,
     ) -> None:
         self._installations = installations
         self._outbound = outbound
         self._timeout_s = provider_timeout_s
         self._auth = auth
+        self._exchanges = exchanges
 
     async def make(self, sendable: Sendable) -> SendOutcome:
         """Make the message's requests in order; its outcome (``calls`` in ``attempts``), or
@@ -132,12 +135,7 @@ class ProviderAttempt:
             renewed = False
             while True:
                 calls += 1
-                try:
-                    response = await self._outbound.send(
-                        rendered, timeout=self._timeout_s, integration=integration.id
-                    )
-                except OutboundError as exc:
-                    raise from_outbound_error(exc, integration=integration.id) from None
+                response = await self._call(rendered, sendable, bearer)
                 if response.status == 401 and bearer and not renewed and self._auth:
                     # A token the provider no longer takes: renew it once and try again.
                     fresh = await self._auth.after_unauthorized(
@@ -150,6 +148,30 @@ class ProviderAttempt:
                 return self._outcome(response, template, sendable, calls, bearer), bearer, calls
         except GatewayError as error:
             raise AttemptFailed(error, calls, deduplicates=template.provider_deduplicates) from None
+
+    async def _call(
+        self, rendered: RenderedRequest, sendable: Sendable, bearer: str | None
+    ) -> ProviderResponse:
+        """One provider call, kept in the exchange log (masked) when there is one."""
+        message, installation, integration = (
+            sendable.message,
+            sendable.installation,
+            sendable.integration,
+        )
+        try:
+            return await send_logged(
+                self._outbound,
+                rendered,
+                timeout=self._timeout_s,
+                integration=integration.id,
+                log=self._exchanges,
+                mask=lambda: self.secrets(installation, integration.definition, bearer),
+                installation=installation,
+                kind=ExchangeKind.RETRY if message.attempt_log else ExchangeKind.SEND,
+                message_id=message.id,
+            )
+        except OutboundError as exc:
+            raise from_outbound_error(exc, integration=integration.id) from None
 
     async def _bearer(self, installation: InstallationRecord, definition: Definition) -> str | None:
         if self._auth is None:

@@ -50,6 +50,7 @@ from ...tracing import traced
 from .._capped_cache import CappedCache
 from .._catalog import IntegrationCatalog, LoadedIntegration
 from .._events import EventHub
+from .._exchange_log import ExchangeLog
 from .._installations import InstallationDirectory
 from .._numbers import normalize_number
 from .._provider_credentials import InstallationAuth
@@ -460,6 +461,7 @@ def build_delivery(
     reply_margin_s: float,
     lease_s: float = 0.0,
     owner: str | None = None,
+    exchanges: ExchangeLog | None = None,
 ) -> Delivery:
     """The send path, its delivery queue and what they share, from their collaborators."""
     owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -473,6 +475,7 @@ def build_delivery(
             outbound=outbound,
             provider_timeout_s=provider_timeout_s,
             auth=auth,
+            exchanges=exchanges,
         ),
         hub=hub,
         outcomes=outcomes,

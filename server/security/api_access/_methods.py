@@ -11,7 +11,7 @@ request names or the record it reads belongs to (:class:`server.security.api_acc
 others hold or change every organisation's data and are refused to such a token:
 ``RegisterIntegration`` and ``DeleteIntegration`` (the catalog is shared) and
 ``ListUnmatchedWebhooks`` / ``ReplayWebhook`` (an unmatched request belongs to no known
-organisation), as is any method added later.
+organisation) and ``ListWebhooks`` (every organisation's requests), as is any method added later.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ READ_METHODS: frozenset[str] = frozenset(
         "StreamEvents",
         "ListEvents",
         "ListUnmatchedWebhooks",
+        "ListWebhooks",
         "ListOptOuts",
         "GetMedia",
     }

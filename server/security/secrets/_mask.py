@@ -78,8 +78,11 @@ def _compile(value: str) -> tuple[re.Pattern[str], int]:
     return re.compile("".join(p for p, _ in parts)), sum(n for _, n in parts)
 
 
-def _base64_forms(value: str) -> set[str]:
-    forms = set()
+@functools.lru_cache(maxsize=1024)
+def _base64_forms(value: str) -> frozenset[str]:
+    """The base64 forms of ``value`` at least :data:`MIN_LENGTH` long (cached: a mask is made
+    per provider call, of the same few values)."""
+    forms: set[str] = set()
     for encoding in ("utf-8", "latin-1"):
         try:
             raw = value.encode(encoding)
@@ -88,7 +91,12 @@ def _base64_forms(value: str) -> set[str]:
         for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
             # With its padding and without (a provider may drop it).
             forms |= {encoded.decode("ascii"), encoded.decode("ascii").rstrip("=")}
-    return forms
+    return frozenset(form for form in forms if len(form) >= MIN_LENGTH)
+
+
+@functools.lru_cache(maxsize=1024)
+def _longest(values: frozenset[str]) -> int:
+    return max((_compile(v)[1] for v in values), default=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +114,7 @@ class SecretMask:
             if value is None or len(value) < MIN_LENGTH:
                 continue
             kept.add(value)
-            kept |= {form for form in _base64_forms(value) if len(form) >= MIN_LENGTH}
+            kept |= _base64_forms(value)
         return cls(frozenset(kept))
 
     def with_values(self, values: Iterable[str | None]) -> SecretMask:
@@ -116,7 +124,7 @@ class SecretMask:
     @property
     def longest(self) -> int:
         """The longest text one secret can occupy in any of its forms (0 without secrets)."""
-        return max((_compile(v)[1] for v in self.values), default=0)
+        return _longest(self.values)
 
     def __call__(self, text: str, *, cut: bool = False) -> str:
         """``text`` with every secret replaced by :data:`MASK`.

@@ -29,6 +29,7 @@ from .._base import (
 from .._migrations import Migration, load_migrations
 from .._rows import aware_time, encode_ids, encode_time, utc_time
 from ._batcher import IngestBatcher
+from ._exchanges import ExchangeMethods
 from ._inbound import InboundMethods
 from ._listener import EventListener
 from ._media import MediaMethods
@@ -108,7 +109,7 @@ async def _insert_numbers(conn: PooledConnection, record: InstallationRecord) ->
             raise NumberTaken(number, holder)
 
 
-class PostgresStore(QueueMethods, InboundMethods, MediaMethods, OptOutMethods):
+class PostgresStore(QueueMethods, InboundMethods, MediaMethods, OptOutMethods, ExchangeMethods):
     """The :class:`~server.store.Store` on a PostgreSQL database (``postgresql://…`` DSN).
 
     ``min_size``/``max_size`` bound the pool's connections; several replicas may open stores on

@@ -28,6 +28,7 @@ from .._base import (
 from .._migrations import Migration
 from .._rows import decode_time, encode_ids, encode_time
 from ._connect import Synchronous, connect, open_database
+from ._exchanges import ExchangeMethods
 from ._inbound import InboundMethods
 from ._media import MediaMethods
 from ._opt_outs import OptOutMethods
@@ -83,7 +84,7 @@ def _insert_numbers(conn: sqlite3.Connection, record: InstallationRecord) -> Non
             raise NumberTaken(assignment.number, holder[0]) from exc
 
 
-class SqliteStore(InboundMethods, MediaMethods, OptOutMethods, QueueMethods):
+class SqliteStore(ExchangeMethods, InboundMethods, MediaMethods, OptOutMethods, QueueMethods):
     """The :class:`~server.store.Store` on an SQLite database file in a data directory.
 
     ``path`` is the data directory (created if missing); the database is ``path / filename``.
