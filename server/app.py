@@ -48,6 +48,14 @@ from .core import (
 from .core.media import Media, MediaLibrary, build_media
 from .engine import MAX_DEFINITION_BYTES
 from .media import BlobStore, FileBlobStore, S3BlobStore
+from .metrics import (
+    NO_METRICS,
+    Metrics,
+    MetricsServer,
+    PrometheusMetrics,
+    StoreGauges,
+    build_metrics_app,
+)
 from .oauth import OAuthTokens, OutboundTransport
 from .outbound import (
     OutboundClient,
@@ -123,6 +131,12 @@ class GatewayServer:
     # The sidecar's address, bound by build_server (server/_listen.py); served by start().
     http_socket: socket.socket | None = field(default=None, repr=False)
     _sidecar: SidecarServer | None = field(default=None, repr=False)
+    # Metrics (docs/operations.md, "Metrics"): NO_METRICS unless metrics_listen is set, whose
+    # socket build_server binds and start() serves.
+    metrics: Metrics = NO_METRICS
+    metrics_socket: socket.socket | None = field(default=None, repr=False)
+    metrics_port: int | None = None
+    _metrics_server: MetricsServer | None = field(default=None, repr=False)
 
     async def start(self) -> None:
         """Serve gRPC and, when configured, the webhook sidecar in-process."""
@@ -141,6 +155,14 @@ class GatewayServer:
             await self._sidecar.start()
             self.http_port = self._sidecar.port
             logger.info("webhook sidecar serving", extra={"port": self.http_port})
+        if self.metrics_socket is not None and isinstance(self.metrics, PrometheusMetrics):
+            gauges = StoreGauges(self.store, self.metrics)
+            self._metrics_server = MetricsServer(
+                build_metrics_app(self.metrics, gauges), self.metrics_socket
+            )
+            self.metrics_socket = None  # the metrics server's now
+            await self._metrics_server.start()
+            self.metrics_port = self._metrics_server.port
         if isinstance(self.store, PostgresStore):
             # Other replicas' webhooks wake this one's subscribers (the table stays the truth).
             await self.store.listen_events(self.hub.notify)
@@ -180,6 +202,12 @@ class GatewayServer:
             self.http_socket.close()
             self.http_socket = None
         await draining
+        if self._metrics_server is not None:
+            await self._metrics_server.aclose()
+            self._metrics_server = None
+        if self.metrics_socket is not None:  # built, never started
+            self.metrics_socket.close()
+            self.metrics_socket = None
         # Sends that outlived their callers get what is left of the grace to end.
         await self.delivery.aclose(grace)
         await self.media.aclose(grace)
@@ -220,6 +248,10 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         if settings.sidecar:
             http_socket = listen_socket("http_listen", settings.http_listen)
             undo.callback(http_socket.close)
+        metrics_socket = None
+        if settings.metrics_listen:
+            metrics_socket = listen_socket("metrics_listen", settings.metrics_listen)
+            undo.callback(metrics_socket.close)
         if settings.demo:  # started beside the service by `msgbridge serve --demo`
             check_free("demo_provider_listen", settings.demo_provider_listen)
         built = await _assemble(
@@ -231,6 +263,7 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
             server=server,
             grpc_port=port,
             http_socket=http_socket,
+            metrics_socket=metrics_socket,
         )
     except BaseException:
         await undo.aclose()
@@ -248,9 +281,12 @@ async def _assemble(
     server: grpc.aio.Server,
     grpc_port: int,
     http_socket: socket.socket | None,
+    metrics_socket: socket.socket | None = None,
 ) -> GatewayServer:
     """The service around its bound ports; what it opens is pushed on ``undo``, which
     :func:`build_server` unwinds when a step fails."""
+    # One registry for the whole service, given to each part that counts (docs/operations.md).
+    metrics = PrometheusMetrics() if metrics_socket is not None else NO_METRICS
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # only its owner's
     key_file = settings.secret_key_file or settings.data_dir / "secret.key"
     secret_box = SecretBox.from_file(key_file)
@@ -258,7 +294,10 @@ async def _assemble(
     await store.start()
     undo.push_async_callback(store.aclose)
     outbound = OutboundClient(
-        policy=policy, max_connections=settings.outbound_connections, stand_ins=stand_ins
+        policy=policy,
+        max_connections=settings.outbound_connections,
+        stand_ins=stand_ins,
+        metrics=metrics,
     )
     await outbound.start()
     undo.push_async_callback(outbound.aclose)
@@ -276,6 +315,7 @@ async def _assemble(
         transport=OutboundTransport(outbound, default_timeout_s=settings.provider_timeout_s),
         timeout_s=settings.provider_timeout_s,
         stand_ins=stand_ins,
+        metrics=metrics,
     )
     auth = InstallationAuth(
         oauth=oauth,
@@ -304,6 +344,7 @@ async def _assemble(
         max_queued=settings.send_max_queued,
         reply_margin_s=settings.send_reply_margin_s,
         lease_s=settings.send_lease_s,
+        metrics=metrics,
     )
     subscriptions = SubscriptionKeeper(
         store=store,
@@ -313,6 +354,7 @@ async def _assemble(
         timeout_s=settings.provider_timeout_s,
         auth=auth,
         retry_base_s=settings.subscribe_retry_s,
+        metrics=metrics,
     )
     media = build_media(
         store=store,
@@ -330,6 +372,7 @@ async def _assemble(
         max_item_bytes=settings.media_max_item_bytes,
         max_message_bytes=settings.media_max_message_bytes,
         url_ttl_s=settings.media_url_ttl_s,
+        metrics=metrics,
     )
     ingestor = Ingestor(
         store=store,
@@ -339,6 +382,7 @@ async def _assemble(
         held_receipts=held_receipts,
         oauth_callback=OAuthCallback(auth=auth, on_authorized=subscriptions.after_authorization),
         media=media.fetcher,
+        metrics=metrics,
     )
     media_rpcs = MediaRpcs(
         media.library,
@@ -358,6 +402,7 @@ async def _assemble(
         default_deadline_s=settings.send_deadline_s,
         access=access.policy,
         media=media_rpcs,
+        metrics=metrics,
     )
     # A request that is not valid protobuf is INVALID_ARGUMENT, for every method.
     add_lenient_servicer(gateway_pb2_grpc.add_GatewayServicer_to_server, servicer, server)
@@ -373,6 +418,8 @@ async def _assemble(
         grpc_server=server,
         grpc_port=grpc_port,
         http_socket=http_socket,
+        metrics=metrics,
+        metrics_socket=metrics_socket,
         store=store,
         outbound=outbound,
         health=health_servicer,

@@ -201,7 +201,7 @@ class Settings:
     metrics_listen: str = _setting(
         "",
         "address Prometheus metrics are served on, at /metrics (a non-loopback address needs"
-        " --insecure: docs/operations.md, \"Metrics\")",
+        ' --insecure: docs/operations.md, "Metrics")',
         metavar="HOST:PORT",
         shown="off",
     )

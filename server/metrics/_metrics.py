@@ -85,10 +85,12 @@ class _Bound(Generic[_C]):
         self._children: dict[tuple[str, ...], _C] = {}
 
     def __call__(self, *labels: str) -> _C:
-        child = self._children.get(labels)
-        if child is None:
-            child = self._children[labels] = self._metric.labels(*labels)  # type: ignore[assignment]
-        return child
+        try:
+            return self._children[labels]
+        except KeyError:
+            child: _C = self._metric.labels(*labels)  # type: ignore[assignment]
+            self._children[labels] = child
+            return child
 
 
 def _status_class(status: int | None) -> str:

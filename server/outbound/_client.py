@@ -57,6 +57,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from server.engine import RenderedRequest
+from server.metrics import NO_METRICS, Metrics
 
 from ._errors import (
     ConnectFailed,
@@ -203,6 +204,7 @@ class OutboundClient:
         user_agent: str = "msgbridge",
         resolver: AbstractResolver | None = None,
         stand_ins: Mapping[str, StandIn] | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         if max_connections < 1 or max_response_bytes < 0 or max_redirects < 0:
             raise ValueError("max_connections must be ≥ 1, the other limits ≥ 0")
@@ -215,6 +217,7 @@ class OutboundClient:
         self._user_agent = user_agent
         self._inner_resolver = resolver
         self._stand_ins = dict(stand_ins or {})
+        self._metrics = metrics
         self._session: aiohttp.ClientSession | None = None
         self._resolver: PolicyResolver | None = None
 
@@ -278,27 +281,33 @@ class OutboundClient:
         """
         started = time.perf_counter()
         method = request.method.upper()
-        async with self._exchange(
-            method,
-            request.url,
-            headers=request.headers,
-            body=request.body,
-            timeout=timeout,
-            integration=integration,
-            max_redirects=self._max_redirects,
-        ) as (response, url):
-            content, truncated = await self._read_body(response)
-            elapsed = time.perf_counter() - started
-            logger.debug(
-                "%s %s answered %d in %.1f ms", method, url.host, response.status, elapsed * 1000
+        try:
+            exchange = self._exchange(
+                method,
+                request.url,
+                headers=request.headers,
+                body=request.body,
+                timeout=timeout,
+                integration=integration,
+                max_redirects=self._max_redirects,
             )
-            return ProviderResponse(
-                status=response.status,
-                headers=response.headers,
-                body=content,
-                elapsed_s=elapsed,
-                truncated=truncated,
-            )
+            async with exchange as (response, url):
+                content, truncated = await self._read_body(response)
+        except OutboundError:  # no answer: counted with status "none" (docs/operations.md)
+            self._metrics.provider_call(integration or "", None, time.perf_counter() - started)
+            raise
+        elapsed = time.perf_counter() - started
+        self._metrics.provider_call(integration or "", response.status, elapsed)
+        logger.debug(
+            "%s %s answered %d in %.1f ms", method, url.host, response.status, elapsed * 1000
+        )
+        return ProviderResponse(
+            status=response.status,
+            headers=response.headers,
+            body=content,
+            elapsed_s=elapsed,
+            truncated=truncated,
+        )
 
     @contextlib.asynccontextmanager
     async def open_get(

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from ...engine import RequestTemplate
 from ...errors import FailedPrecondition, GatewayError, OutcomeUnknown
+from ...metrics import NO_METRICS, Metrics
 from ...store import (
     AttemptRecord,
     InboundEventType,
@@ -139,7 +140,9 @@ class Deliverer:
         owner: str,
         policy: RetryPolicy,
         on_sent: Callable[[MessageRecord], Awaitable[None]] | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
+        self._metrics = metrics
         self._store = store
         self._catalog = catalog
         self._installations = installations
@@ -238,6 +241,7 @@ class Deliverer:
         if record is None:
             logger.warning("a sent message's lease was taken over", extra={"message": message.id})
             return
+        self._ended(message, "sent", "OK", outcome.provider_status, now - started, attempts, event)
         if event is not None:
             self._hub.notify()
         self._outcomes.settle(message.id, outcome)
@@ -290,6 +294,8 @@ class Deliverer:
         if record is None:
             logger.warning("a message's lease was taken over", extra={"message": message.id})
             return
+        outcome = "failed" if final else "retried"
+        self._ended(message, outcome, error.grpc_code.name, status, now - started, attempts, event)
         if event is not None:
             self._hub.notify()
         if ending.retry_at is not None:  # the queue reads again when this delivery ends
@@ -298,6 +304,35 @@ class Deliverer:
         if error.reason == "RECIPIENT_OPTED_OUT":
             await self._keep_opt_out(message, now)
         self._outcomes.settle(message.id, error)
+
+    def _ended(
+        self,
+        message: MessageRecord,
+        outcome: str,
+        code: str,
+        provider_status: int | None,
+        took: timedelta,
+        attempts: int,
+        event: object,
+    ) -> None:
+        """Count an attempt's end and log it: one line per attempt, with identifiers, the
+        outcome and timings only — never a number, text, header or property value."""
+        integration = message.integration_id
+        self._metrics.send_ended(integration, outcome, code)
+        if event is not None:
+            self._metrics.events_appended(integration, 1)
+        logger.info(
+            "send ended",
+            extra={
+                "message": message.id,
+                "integration": integration,
+                "outcome": outcome,
+                "code": code,
+                "provider_status": provider_status,
+                "duration_ms": round(took.total_seconds() * 1000, 1),
+                "attempts": attempts,
+            },
+        )
 
     def _ending(
         self,
@@ -391,6 +426,7 @@ class Deliverer:
             now=now,
         )
         if record is not None:
+            self._metrics.send_ended(message.integration_id, "abandoned", error.grpc_code.name)
             logger.warning(
                 "a send's process stopped while calling the provider",
                 extra={"message": message.id, "requeued": deduplicates},
