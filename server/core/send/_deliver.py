@@ -193,7 +193,7 @@ class Deliverer:
         except GatewayError as error:  # before any call: the installation or integration
             await self._failed(message, AttemptFailed(error, 0), started)
         except Exception:
-            logger.exception("a send attempt failed unexpectedly", extra={"message": message.id})
+            logger.exception("a send attempt failed unexpectedly", extra={"message_id": message.id})
             internal = FailedPrecondition("the send failed inside the gateway", reason="INTERNAL")
             await self._failed(message, AttemptFailed(internal, 0), started)
         else:
@@ -239,7 +239,7 @@ class Deliverer:
             now=now,
         )
         if record is None:
-            logger.warning("a sent message's lease was taken over", extra={"message": message.id})
+            logger.warning("a sent message's lease was taken over", extra={"message_id": message.id})
             return
         self._ended(message, "sent", "OK", outcome.provider_status, now - started, attempts, event)
         if event is not None:
@@ -292,7 +292,7 @@ class Deliverer:
             now=now,
         )
         if record is None:
-            logger.warning("a message's lease was taken over", extra={"message": message.id})
+            logger.warning("a message's lease was taken over", extra={"message_id": message.id})
             return
         outcome = "failed" if final else "retried"
         self._ended(message, outcome, error.grpc_code.name, status, now - started, attempts, event)
@@ -324,7 +324,7 @@ class Deliverer:
         logger.info(
             "send ended",
             extra={
-                "message": message.id,
+                "message_id": message.id,
                 "integration": integration,
                 "outcome": outcome,
                 "code": code,
@@ -378,7 +378,7 @@ class Deliverer:
                 )
             )
         except Exception:
-            logger.exception("could not keep an opt-out", extra={"message": message.id})
+            logger.exception("could not keep an opt-out", extra={"message_id": message.id})
 
     async def abandon(self, message: MessageRecord) -> None:
         """A ``sending`` message whose lease expired: its process stopped while calling the
@@ -429,7 +429,7 @@ class Deliverer:
             self._metrics.send_ended(message.integration_id, "abandoned", error.grpc_code.name)
             logger.warning(
                 "a send's process stopped while calling the provider",
-                extra={"message": message.id, "requeued": deduplicates},
+                extra={"message_id": message.id, "requeued": deduplicates},
             )
             if event is not None:
                 self._hub.notify()
