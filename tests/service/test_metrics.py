@@ -11,9 +11,9 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import grpc
@@ -69,6 +69,20 @@ def _definition(provider_url: str) -> str:
     return json.dumps(doc)
 
 
+CURSOR_STREAMS = ("msgbridge_stream_subscribers", "kind=cursor")
+_T = TypeVar("_T")
+
+
+async def until(read: Callable[[], Awaitable[_T]], done: Callable[[_T], bool]) -> _T:
+    """``read()`` again until ``done`` says its value is the one awaited (10 s at most)."""
+    async with asyncio.timeout(10):
+        while True:
+            value = await read()
+            if done(value):
+                return value
+            await asyncio.sleep(0.02)
+
+
 @pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
@@ -116,19 +130,16 @@ async def test_scraped_metrics_count_sends_webhooks_events_streams_and_the_queue
         INTEGRATION, properties={"API key": API_KEY, "Webhook secret": SECRET}
     )
     path = installation.webhook_url.split("127.0.0.1:0", 1)[1]
-    async with asyncio.timeout(10):  # Subscribe runs in the background
-        while (
-            await gateway.stub.GetInstallation(
-                gateway_pb2.GetInstallationRequest(installation_id=installation.id)
-            )
-        ).subscription.state != gateway_pb2.Subscription.SUBSCRIBED:
-            await asyncio.sleep(0.02)
+    request = gateway_pb2.GetInstallationRequest(installation_id=installation.id)
+    subscribed = gateway_pb2.Subscription.SUBSCRIBED
+    # Subscribe runs in the background.
+    await until(
+        lambda: gateway.stub.GetInstallation(request), lambda i: i.subscription.state == subscribed
+    )
     # A durable consumer that reads nothing after this: every later event is its lag.
     consumer = gateway.stub.StreamEvents(gateway_pb2.StreamEventsRequest(consumer="audit"))
     reading = asyncio.create_task(consumer.read())
-    async with asyncio.timeout(10):
-        while not await gateway.server.store.consumer_frontiers():
-            await asyncio.sleep(0.02)
+    await until(gateway.server.store.consumer_frontiers, bool)
     consumer.cancel()
     await asyncio.gather(reading, return_exceptions=True)
 
@@ -150,11 +161,8 @@ async def test_scraped_metrics_count_sends_webhooks_events_streams_and_the_queue
     stream = gateway.stub.StreamEvents(gateway_pb2.StreamEventsRequest())
     streaming = asyncio.create_task(stream.read())
     try:
-        async with asyncio.timeout(10):  # the stream is counted once its handler runs
-            while (
-                got := await scrape(http, gateway)
-            ).get(("msgbridge_stream_subscribers", "kind=cursor")) != 1:
-                await asyncio.sleep(0.02)
+        # The stream is counted once its handler runs.
+        got = await until(lambda: scrape(http, gateway), lambda m: m.get(CURSOR_STREAMS) == 1)
     finally:
         stream.cancel()
         await asyncio.gather(streaming, return_exceptions=True)
@@ -188,11 +196,8 @@ async def test_scraped_metrics_count_sends_webhooks_events_streams_and_the_queue
     for never in ("org-1", "+1555", "1555", queued.message_id, "m-1", API_KEY, SECRET):
         assert never not in text, never
 
-    async with asyncio.timeout(10):  # the stream's end is counted too
-        while (await scrape(http, gateway)).get(
-            ("msgbridge_stream_subscribers", "kind=cursor")
-        ) != 0:
-            await asyncio.sleep(0.02)
+    # The stream's end is counted too.
+    await until(lambda: scrape(http, gateway), lambda m: m.get(CURSOR_STREAMS) == 0)
 
 
 async def test_metrics_are_off_by_default(gateway: Gateway) -> None:

@@ -239,7 +239,9 @@ class Deliverer:
             now=now,
         )
         if record is None:
-            logger.warning("a sent message's lease was taken over", extra={"message_id": message.id})
+            logger.warning(
+                "a sent message's lease was taken over", extra={"message_id": message.id}
+            )
             return
         self._ended(message, "sent", "OK", outcome.provider_status, now - started, attempts, event)
         if event is not None:
