@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -26,6 +27,10 @@ from ._harness import BenchEnv, Benchmark, Result, measure
 __all__ = ["SERVICE", "bench_number", "recipient", "send_request", "start_service"]
 
 _RUNNING: list[object] = []
+
+#: ``python -m tests.bench --metrics`` sets it (inherited by the service's child processes): the
+#: service counts its metrics and serves them on a port of its own (docs/operations.md).
+METRICS_VARIABLE = "MSGBRIDGE_BENCH_METRICS"
 
 
 def bench_definition(provider_url: str) -> str:
@@ -117,6 +122,7 @@ async def start_service(
         outbound_allow=("127.0.0.1",),
         sidecar=sidecar,
         log_level="WARNING",
+        metrics_listen="127.0.0.1:0" if os.environ.get(METRICS_VARIABLE) == "1" else "",
     )
     server, port = await build_server(settings)
     await server.start()
