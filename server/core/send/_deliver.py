@@ -323,6 +323,8 @@ class Deliverer:
         self._metrics.send_ended(integration, outcome, code)
         if event is not None:
             self._metrics.events_appended(integration, 1)
+        if not logger.isEnabledFor(logging.INFO):
+            return
         logger.info(
             "send ended",
             extra={
