@@ -52,6 +52,14 @@ from .core import (
 from .core.media import Media, MediaLibrary, build_media
 from .engine import MAX_DEFINITION_BYTES
 from .media import BlobStore, FileBlobStore, S3BlobStore
+from .metrics import (
+    NO_METRICS,
+    Metrics,
+    MetricsServer,
+    PrometheusMetrics,
+    StoreGauges,
+    build_metrics_app,
+)
 from .oauth import OAuthTokens, OutboundTransport, RequestTokens
 from .outbound import (
     OutboundClient,
@@ -128,6 +136,12 @@ class GatewayServer:
     # The sidecar's address, bound by build_server (server/_listen.py); served by start().
     http_socket: socket.socket | None = field(default=None, repr=False)
     _sidecar: SidecarServer | None = field(default=None, repr=False)
+    # Metrics (docs/operations.md, "Metrics"): NO_METRICS unless metrics_listen is set, whose
+    # socket build_server binds and start() serves.
+    metrics: Metrics = NO_METRICS
+    metrics_socket: socket.socket | None = field(default=None, repr=False)
+    metrics_port: int | None = None
+    _metrics_server: MetricsServer | None = field(default=None, repr=False)
 
     async def start(self) -> None:
         """Serve gRPC and, when configured, the webhook sidecar in-process."""
@@ -146,6 +160,14 @@ class GatewayServer:
             await self._sidecar.start()
             self.http_port = self._sidecar.port
             logger.info("webhook sidecar serving", extra={"port": self.http_port})
+        if self.metrics_socket is not None and isinstance(self.metrics, PrometheusMetrics):
+            gauges = StoreGauges(self.store, self.metrics)
+            self._metrics_server = MetricsServer(
+                build_metrics_app(self.metrics, gauges), self.metrics_socket
+            )
+            self.metrics_socket = None  # the metrics server's now
+            await self._metrics_server.start()
+            self.metrics_port = self._metrics_server.port
         if isinstance(self.store, PostgresStore):
             # Other replicas' webhooks wake this one's subscribers (the table stays the truth).
             await self.store.listen_events(self.hub.notify)
@@ -187,6 +209,12 @@ class GatewayServer:
             self.http_socket.close()
             self.http_socket = None
         await draining
+        if self._metrics_server is not None:
+            await self._metrics_server.aclose()
+            self._metrics_server = None
+        if self.metrics_socket is not None:  # built, never started
+            self.metrics_socket.close()
+            self.metrics_socket = None
         # Sends that outlived their callers get what is left of the grace to end.
         await self.delivery.aclose(grace)
         await self.media.aclose(grace)
@@ -229,6 +257,10 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
         if settings.sidecar:
             http_socket = listen_socket("http_listen", settings.http_listen)
             undo.callback(http_socket.close)
+        metrics_socket = None
+        if settings.metrics_listen:
+            metrics_socket = listen_socket("metrics_listen", settings.metrics_listen)
+            undo.callback(metrics_socket.close)
         if settings.demo:  # started beside the service by `msgbridge serve --demo`
             check_free("demo_provider_listen", settings.demo_provider_listen)
         built = await _assemble(
@@ -240,6 +272,7 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
             server=server,
             grpc_port=port,
             http_socket=http_socket,
+            metrics_socket=metrics_socket,
         )
     except BaseException:
         await undo.aclose()
@@ -257,9 +290,12 @@ async def _assemble(
     server: grpc.aio.Server,
     grpc_port: int,
     http_socket: socket.socket | None,
+    metrics_socket: socket.socket | None = None,
 ) -> GatewayServer:
     """The service around its bound ports; what it opens is pushed on ``undo``, which
     :func:`build_server` unwinds when a step fails."""
+    # One registry for the whole service, given to each part that counts (docs/operations.md).
+    metrics = PrometheusMetrics() if metrics_socket is not None else NO_METRICS
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # only its owner's
     key_file = settings.secret_key_file or settings.data_dir / "secret.key"
     secret_box = SecretBox.from_file(key_file)
@@ -271,6 +307,7 @@ async def _assemble(
         max_connections=settings.outbound_connections,
         stand_ins=stand_ins,
         trace_providers=settings.trace_providers,
+        metrics=metrics,
     )
     await outbound.start()
     undo.push_async_callback(outbound.aclose)
@@ -293,6 +330,7 @@ async def _assemble(
         ),
         timeout_s=settings.provider_timeout_s,
         stand_ins=stand_ins,
+        metrics=metrics,
     )
     auth = InstallationAuth(
         oauth=oauth,
@@ -327,6 +365,7 @@ async def _assemble(
         reply_margin_s=settings.send_reply_margin_s,
         lease_s=settings.send_lease_s,
         exchanges=exchanges,
+        metrics=metrics,
     )
     subscriptions = SubscriptionKeeper(
         store=store,
@@ -337,6 +376,7 @@ async def _assemble(
         auth=auth,
         retry_base_s=settings.subscribe_retry_s,
         exchanges=exchanges,
+        metrics=metrics,
     )
     media = build_media(
         store=store,
@@ -355,6 +395,7 @@ async def _assemble(
         max_message_bytes=settings.media_max_message_bytes,
         url_ttl_s=settings.media_url_ttl_s,
         exchanges=exchanges,
+        metrics=metrics,
     )
     ingestor = Ingestor(
         store=store,
@@ -364,6 +405,7 @@ async def _assemble(
         held_receipts=held_receipts,
         oauth_callback=OAuthCallback(auth=auth, on_authorized=subscriptions.after_authorization),
         media=media.fetcher,
+        metrics=metrics,
     )
     media_rpcs = MediaRpcs(
         media.library,
@@ -384,6 +426,7 @@ async def _assemble(
         access=access.policy,
         media=media_rpcs,
         exchanges=exchanges,
+        metrics=metrics,
     )
     # A request that is not valid protobuf is INVALID_ARGUMENT, for every method.
     add_lenient_servicer(gateway_pb2_grpc.add_GatewayServicer_to_server, servicer, server)
@@ -399,6 +442,8 @@ async def _assemble(
         grpc_server=server,
         grpc_port=grpc_port,
         http_socket=http_socket,
+        metrics=metrics,
+        metrics_socket=metrics_socket,
         store=store,
         outbound=outbound,
         health=health_servicer,

@@ -211,6 +211,13 @@ class Settings:
         shown="<data-dir>/secret.key",
     )
     sidecar: bool = _setting(True, "run the webhook sidecar in-process (--no-sidecar: gRPC only)")
+    metrics_listen: str = _setting(
+        "",
+        "address Prometheus metrics are served on, at /metrics (a non-loopback address needs"
+        ' --insecure: docs/operations.md, "Metrics")',
+        metavar="HOST:PORT",
+        shown="off",
+    )
     demo: bool = _setting(
         False, "also start a local fake provider and register a demo integration for it"
     )
@@ -392,7 +399,10 @@ def load_settings(
 
 
 def _validate(settings: Settings) -> None:
-    for name in ("grpc_listen", "http_listen", "demo_provider_listen"):
+    listens = ["grpc_listen", "http_listen", "demo_provider_listen"]
+    if settings.metrics_listen:
+        listens.append("metrics_listen")
+    for name in listens:
         host, sep, port = getattr(settings, name).rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise SettingsError(f"{name}: expected HOST:PORT, got {getattr(settings, name)!r}")
@@ -421,6 +431,7 @@ def _validate(settings: Settings) -> None:
         raise SettingsError(
             f"media_store: expected empty or s3://BUCKET/PREFIX, got {settings.media_store!r}"
         )
+    _check_metrics_exposure(settings)
     if settings.log_format not in ("json", "text"):
         raise SettingsError("log_format: expected json or text")
     from .outbound import parse_stand_ins  # here: the flags alone need no HTTP client
@@ -429,6 +440,20 @@ def _validate(settings: Settings) -> None:
         parse_stand_ins(settings.provider_stand_in)
     except ValueError as exc:
         raise SettingsError(f"provider_stand_in: {exc}") from None
+
+
+def _check_metrics_exposure(settings: Settings) -> None:
+    """The metrics listener has no TLS or tokens: like the API's (security/api_access,
+    ``check_exposure``), a non-loopback address is refused unless ``insecure`` accepts it."""
+    from .security.api_access import is_loopback_listen  # here: no import cycle
+
+    listen = settings.metrics_listen
+    if listen and not settings.insecure and not is_loopback_listen(listen):
+        raise SettingsError(
+            f"metrics_listen: refusing to serve metrics on {listen}, which is not a loopback "
+            "address: they name the integrations and their traffic. Listen on 127.0.0.1 (a "
+            "scraper beside the process, or a proxy), or pass --insecure to accept the exposure"
+        )
 
 
 # Numbers beyond these are mistakes, and some would overflow later (a timedelta of 1e400 days, a

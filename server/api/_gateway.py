@@ -41,6 +41,7 @@ from ..core import (
 )
 from ..engine import DEFINITION_TOO_LARGE, MAX_DEFINITION_BYTES, Property
 from ..errors import FailedPrecondition, InvalidRequest, NotFound
+from ..metrics import NO_METRICS, Metrics
 from ..security.api_access import AccessPolicy, Caller, gateway_method
 from ..store import (
     EventFilter,
@@ -107,8 +108,10 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         access: AccessPolicy | None = None,
         media: MediaRpcs | None = None,
         exchanges: ExchangeLog | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self._exchanges = exchanges
+        self._metrics = metrics
         self._authorize = Authorizer(
             access or AccessPolicy(), installations=installations, store=store
         )
@@ -547,16 +550,21 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         event_filter = self._filter(request.org_id, request.integration_id, request.types, caller)
         batch = ReadLimit(request.max_batch if 0 < request.max_batch <= 5000 else 500)
         stream = await self._follow(request, caller, event_filter, batch)
+        kind = "consumer" if request.consumer else "cursor"
+        self._metrics.subscriber(kind, 1)
         # Closed with the call, not when collected: a consumer's leases are released at once.
-        async with contextlib.aclosing(stream):
-            async for events in stream:
-                # A batch is counted in events; each response also fits the reply size limit.
-                largest = 0
-                with streamed_spans(events):  # docs/operations.md, "Traces"
-                    for page in pages_by_size(self._event_pb(e) for e in events):
-                        largest = max(largest, page.largest)
-                        yield gateway_pb2.StreamEventsResponse(events=page.items)
-                batch.saw_largest(largest)
+        try:
+            async with contextlib.aclosing(stream):
+                async for events in stream:
+                    # A batch is counted in events; each response also fits the reply size limit.
+                    largest = 0
+                    with streamed_spans(events):  # docs/operations.md, "Traces"
+                        for page in pages_by_size(self._event_pb(e) for e in events):
+                            largest = max(largest, page.largest)
+                            yield gateway_pb2.StreamEventsResponse(events=page.items)
+                    batch.saw_largest(largest)
+        finally:
+            self._metrics.subscriber(kind, -1)
 
     async def _follow(
         self,

@@ -44,6 +44,7 @@ from ..engine import (
     thaw,
 )
 from ..errors import GatewayError
+from ..metrics import NO_METRICS, Metrics
 from ..oauth import installation_secrets
 from ..outbound import OutboundClient, OutboundError
 from ..security.secrets import SecretMask
@@ -89,8 +90,10 @@ class SubscriptionKeeper:
         retry_base_s: float = 5.0,
         retry_max_s: float = 600.0,
         exchanges: ExchangeLog | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self._exchanges = exchanges
+        self._metrics = metrics
         self._store = store
         self._catalog = catalog
         self._installations = installations
@@ -224,6 +227,7 @@ class SubscriptionKeeper:
             requests = integration.definition.choose(record.properties).subscribe
             if not requests:
                 await self._store.set_subscription(record.id, state="not_required", error=None)
+                self._metrics.subscribe(record.integration_id, "not_required")
                 return True
             kept = await self._kept(record.id)
             before = kept.to_json()
@@ -246,10 +250,12 @@ class SubscriptionKeeper:
                     },
                 )
                 await self._store.set_subscription(record.id, state="failed", error=str(exc))
+                self._metrics.subscribe(record.integration_id, "failed")
                 return False
             kept.fingerprint = await self._depends_on(record)
             await self._installations.keep_subscription_values(record.id, kept.to_json())
             await self._store.set_subscription(record.id, state="subscribed", error=None)
+            self._metrics.subscribe(record.integration_id, "subscribed")
             logger.info("subscribed", extra={"installation": record.id})
             return True
 

@@ -49,6 +49,7 @@ from authlib.common.security import generate_token
 from authlib.oauth2.client import OAuth2Client
 
 from server.engine import Definition, OAuth2Config, Value
+from server.metrics import NO_METRICS, Metrics
 from server.outbound import StandIn
 
 from ._errors import (
@@ -113,7 +114,9 @@ class OAuthTokens:
         state_ttl_s: float = 600.0,
         clock: Callable[[], float] = time.time,
         stand_ins: Mapping[str, StandIn] | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
+        self._metrics = metrics
         self._vault = vault
         self._transport = transport
         self._states: StateStore = states if states is not None else MemoryStateStore()
@@ -203,9 +206,13 @@ class OAuthTokens:
         rejected: str | None,
     ) -> TokenSet:
         async with self._vault.renewal(installation_id):
-            return await self._renew_locked(
-                installation_id, definition, properties, force, rejected
-            )
+            try:
+                return await self._renew_locked(
+                    installation_id, definition, properties, force, rejected
+                )
+            except Exception:
+                self._metrics.oauth_refresh(definition.id, "failed")
+                raise
 
     async def _renew_locked(
         self,
@@ -237,6 +244,7 @@ class OAuthTokens:
             tokens = await self._refresh(installation_id, endpoint, stored, rejected=force)
         await self._vault.save(installation_id, tokens)
         await self._vault.mark(installation_id, "authorized", None)
+        self._metrics.oauth_refresh(definition.id, "ok")
         logger.info(
             "installation %s: new OAuth2 access token (%s)",
             installation_id,

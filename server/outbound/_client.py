@@ -57,6 +57,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from server.engine import RenderedRequest
+from server.metrics import NO_METRICS, Metrics
 from server.tracing import note_http_status, provider_call_span, provider_trace_headers
 
 from ._errors import (
@@ -207,6 +208,7 @@ class OutboundClient:
         resolver: AbstractResolver | None = None,
         stand_ins: Mapping[str, StandIn] | None = None,
         trace_providers: bool = False,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         if max_connections < 1 or max_response_bytes < 0 or max_redirects < 0:
             raise ValueError("max_connections must be ≥ 1, the other limits ≥ 0")
@@ -220,6 +222,7 @@ class OutboundClient:
         self._inner_resolver = resolver
         self._stand_ins = dict(stand_ins or {})
         self._trace_providers = trace_providers
+        self._metrics = metrics
         self._session: aiohttp.ClientSession | None = None
         self._resolver: PolicyResolver | None = None
 
@@ -286,32 +289,34 @@ class OutboundClient:
         # The `provider call` span (docs/operations.md, "Traces"): host, port, status, never
         # the path or query; a shared no-op when traces are off.
         with provider_call_span(method, integration) as span:
-            async with self._exchange(
-                method,
-                request.url,
-                headers=request.headers,
-                body=request.body,
-                timeout=timeout,
-                integration=integration,
-                max_redirects=self._max_redirects,
-            ) as (response, url):
-                content, truncated = await self._read_body(response)
-                elapsed = time.perf_counter() - started
-                logger.debug(
-                    "%s %s answered %d in %.1f ms",
+            try:
+                exchange = self._exchange(
                     method,
-                    url.host,
-                    response.status,
-                    elapsed * 1000,
+                    request.url,
+                    headers=request.headers,
+                    body=request.body,
+                    timeout=timeout,
+                    integration=integration,
+                    max_redirects=self._max_redirects,
                 )
-                note_http_status(span, response.status, url.host, url.port)
-                return ProviderResponse(
-                    status=response.status,
-                    headers=response.headers,
-                    body=content,
-                    elapsed_s=elapsed,
-                    truncated=truncated,
-                )
+                async with exchange as (response, url):
+                    content, truncated = await self._read_body(response)
+            except OutboundError:  # no answer: counted with status "none" (docs/operations.md)
+                self._metrics.provider_call(integration or "", None, time.perf_counter() - started)
+                raise
+            elapsed = time.perf_counter() - started
+            self._metrics.provider_call(integration or "", response.status, elapsed)
+            logger.debug(
+                "%s %s answered %d in %.1f ms", method, url.host, response.status, elapsed * 1000
+            )
+            note_http_status(span, response.status, url.host, url.port)
+            return ProviderResponse(
+                status=response.status,
+                headers=response.headers,
+                body=content,
+                elapsed_s=elapsed,
+                truncated=truncated,
+            )
 
     @contextlib.asynccontextmanager
     async def open_get(

@@ -774,6 +774,11 @@ class Store(Protocol):
         """How many ``queued`` messages the installation has."""
         ...
 
+    async def queue_depth(self) -> int:
+        """How many ``queued`` messages there are, of every installation (the metrics read it at
+        each scrape: docs/operations.md, "Metrics")."""
+        ...
+
     # --- opt-outs (docs/delivery.md, "Opt-outs") -------------------------------------------------
 
     async def record_opt_out(self, record: OptOutRecord) -> None:
@@ -1009,6 +1014,11 @@ class Store(Protocol):
         Every event committed so far has a cursor ≤ it and every later one a greater cursor: the
         position "from now". It never decreases, not even when a purge deletes every event.
         """
+        ...
+
+    async def consumer_frontiers(self) -> dict[str, int]:
+        """Each durable consumer's frontier (the cursor after which it has handed nothing out),
+        by name; the metrics read it at each scrape (docs/operations.md, "Metrics")."""
         ...
 
     async def earliest_cursor(self) -> int:

@@ -22,7 +22,7 @@ from ._harness import BenchEnv, Benchmark, Result
 from .baselines import BASELINES
 from .inbound import INBOUND
 from .media import MEDIA
-from .service import SERVICE
+from .service import METRICS_VARIABLE, SERVICE
 from .throttle import THROTTLE
 
 BENCHMARKS: list[Benchmark] = [*BASELINES, *SERVICE, *INBOUND, *MEDIA, *THROTTLE]
@@ -179,7 +179,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only", help="run only benchmarks whose name contains this text (A|B: either)"
     )
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="serve Prometheus metrics from the service under test (metrics_listen), to measure "
+        "their cost against a run without",
+    )
     args = parser.parse_args(argv)
+    if args.metrics:
+        os.environ[METRICS_VARIABLE] = "1"
     wanted = None if args.only is None else args.only.split("|")
     selected = [b for b in BENCHMARKS if wanted is None or any(w in b.name for w in wanted)]
     results = asyncio.run(run(selected))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,10 @@ from ._harness import BenchEnv, Benchmark, Result, measure
 __all__ = ["SERVICE", "bench_number", "recipient", "send_request", "start_service"]
 
 _RUNNING: list[object] = []
+
+#: ``python -m tests.bench --metrics`` sets it (inherited by the service's child processes): the
+#: service counts its metrics and serves them on a port of its own (docs/operations.md).
+METRICS_VARIABLE = "MSGBRIDGE_BENCH_METRICS"
 
 
 # An MMS model (docs/media.md): listed with the SMS model, it wins a body that has a ``url``
@@ -142,6 +147,7 @@ async def start_service(
         sidecar=sidecar,
         media_fetch=media_fetch,
         log_level="WARNING",
+        metrics_listen="127.0.0.1:0" if os.environ.get(METRICS_VARIABLE) == "1" else "",
     )
     server, port = await build_server(settings)
     await server.start()

@@ -75,6 +75,27 @@ async def test_a_taken_http_port_fails_to_start_and_makes_nothing(
     _assert_refused_cleanly(code, err, "http_listen", tmp_path / "data")
 
 
+async def test_a_taken_metrics_port_fails_to_start_and_makes_nothing(
+    tmp_path: Path, taken_port: int
+) -> None:
+    code, err = await _serve(
+        "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+        "--metrics-listen", f"127.0.0.1:{taken_port}", "--data-dir", str(tmp_path / "data"),
+    )  # fmt: skip
+    _assert_refused_cleanly(code, err, "metrics_listen", tmp_path / "data")
+
+
+async def test_a_non_loopback_metrics_address_is_refused_without_insecure(tmp_path: Path) -> None:
+    code, err = await _serve(
+        "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+        "--metrics-listen", "0.0.0.0:0", "--data-dir", str(tmp_path / "data"),
+    )  # fmt: skip
+    assert code != 0, err
+    assert "metrics_listen: refusing to serve metrics on 0.0.0.0:0" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "data").exists()
+
+
 async def test_a_taken_demo_port_fails_to_start_and_makes_nothing(
     tmp_path: Path, taken_port: int
 ) -> None:

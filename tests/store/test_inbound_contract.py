@@ -888,3 +888,11 @@ def test_event_filter_matches() -> None:
     assert EventFilter(org_id="o", integration_id="i", types=frozenset({"mms"})).matches(sample[0])
     assert not EventFilter(types=frozenset({"message"})).matches(sample[0])
     assert not EventFilter(org_id="x").matches(sample[0])
+
+
+async def test_consumer_frontiers_name_each_consumer_and_its_frontier(store: Store) -> None:
+    assert await store.consumer_frontiers() == {}
+    first = await append(store, 3)
+    await lease(store, "audit", "s1", limit=2, start_after=0)  # hands out two of three
+    await lease(store, "billing", "s1")  # from now: after the three
+    assert await store.consumer_frontiers() == {"audit": first[1], "billing": first[2]}

@@ -898,3 +898,13 @@ async def test_a_rate_holds_for_the_cluster(
     assert sum(o.message is not None for o in outcomes) == 3
     refused = [o for o in outcomes if o.message is None]
     assert all(o.key == rate.key and o.retry_in_s == pytest.approx(1.0) for o in refused)
+
+
+async def test_the_queue_depth_counts_queued_messages_of_every_installation(
+    store: Store,
+) -> None:
+    assert await store.queue_depth() == 0
+    await store.enqueue_message(new_message(created=1), now=at(1))
+    await store.enqueue_message(new_message(created=2, installation="inst-2"), now=at(2))
+    await store.enqueue_message(new_message(), claim=claim("w1", lease=30), now=at(3))
+    assert await store.queue_depth() == 2  # the claimed one is sending, not queued

@@ -54,6 +54,7 @@ from ...engine import (
     needs_properties,
 )
 from ...errors import NotFound
+from ...metrics import NO_METRICS, Metrics
 from ...security.secrets import hash_token
 from ...security.webhook_auth import SignedRequest, WebhookAuthFailed, verify_webhook
 from ...sidecar import is_oauth_callback, kept_webhook_path, webhook_target
@@ -156,7 +157,9 @@ class Ingestor:
         held_receipts: HeldReceipts,
         oauth_callback: OAuthCallback,
         media: MediaHolding | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
+        self._metrics = metrics
         self._installations = installations
         self._media = media
         self._store = store
@@ -168,6 +171,7 @@ class Ingestor:
     # --- the sidecar's entry point --------------------------------------------------------------
 
     async def ingest(self, delivery: ingest_pb2.WebhookDelivery) -> ingest_pb2.WebhookVerdict:
+        started = time.perf_counter()
         target = webhook_target(delivery.path)
         if target is None:
             if is_oauth_callback(delivery.path):
@@ -177,11 +181,13 @@ class Ingestor:
         try:
             integration = await self._catalog.get(integration_id)
         except NotFound:
+            self._metrics.webhook("", "not_found")  # the path's id is anyone's text: no label
             return _verdict(404, "unknown integration")
         installation: InstallationRecord | None = None
         if token is not None:
             installation = await self._installation_for_token(integration_id, token)
             if installation is None:
+                self._metrics.webhook(integration_id, "not_found")
                 return _verdict(404, "unknown webhook address")
         headers = tuple((h.name, h.value) for h in delivery.headers)
         content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
@@ -215,6 +221,7 @@ class Ingestor:
         try:
             result = await traced("match", _match(integration.definition, request))
         except WebhookParseError as exc:
+            self._metrics.webhook(integration_id, "unparseable")
             logger.info("webhook body not parseable", extra={"integration": integration_id})
             return _verdict(400, f"the body cannot be parsed: {exc}")
         routing = self._route(integration, installation, result, request_id, now)
@@ -256,6 +263,9 @@ class Ingestor:
             self._media.wake()
         if outcome.events:
             self._hub.notify()
+        kind = "duplicate" if outcome.duplicates and not outcome.events else str(record.outcome)
+        self._metrics.webhook(integration_id, kind)
+        self._metrics.events_appended(integration_id, len(outcome.events))
         logger.info(
             "webhook ingested",
             extra={
@@ -263,7 +273,8 @@ class Ingestor:
                 "events": len(outcome.events),
                 "duplicates": outcome.duplicates,
                 "held": len(routed.held),
-                "outcome": str(record.outcome),
+                "outcome": kind,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
             },
         )
         return _answered(choose_answer(integration.definition, result))
@@ -385,6 +396,7 @@ class Ingestor:
             reason=reason,
         )
         await self._store.ingest(record, ())
+        self._metrics.webhook(integration_id, "refused_signature")
         logger.warning(
             "webhook refused: authenticity check failed",
             extra={"integration": integration_id, "reason": reason},

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 from ...media import BlobStore, MediaSigner
+from ...metrics import NO_METRICS, Metrics
 from ...outbound import OutboundClient
 from ...security.secrets import SecretBox
 from ...store import Store
@@ -58,6 +59,7 @@ def build_media(
     max_message_bytes: int,
     url_ttl_s: float,
     exchanges: ExchangeLog | None = None,
+    metrics: Metrics = NO_METRICS,
 ) -> Media:
     rules = MediaRulesOf(
         catalog=catalog,
@@ -85,6 +87,7 @@ def build_media(
             owner=f"media-{uuid.uuid4().hex[:12]}",
             wait_s=wait_s,
             fetch_timeout_s=fetch_timeout_s,
+            metrics=metrics,
         )
         if fetch
         else None

@@ -39,6 +39,7 @@ from typing import Final
 
 from ...engine import RenderedRequest
 from ...media import BlobStore, BlobTooLarge, blob_key, sniff_content_type
+from ...metrics import NO_METRICS, Metrics
 from ...outbound import (
     ConnectFailed,
     OutboundClient,
@@ -116,7 +117,9 @@ class MediaFetcher:
         concurrency: int = 16,
         busy_concurrency: int = 2,
         poll_s: float = 1.0,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
+        self._metrics = metrics
         self._store = store
         self._blobs = blobs
         self._outbound = outbound
@@ -263,10 +266,13 @@ class MediaFetcher:
             except _Transient as exc:
                 progress[index] = replace(item, error=_reason("RETRYING", str(exc)))
                 waiting.append(index)
+                self._metrics.media_fetch(event.integration_id, "retrying")
                 continue
             except _Permanent as exc:
                 progress[index] = replace(item, error=str(exc))
+                self._metrics.media_fetch(event.integration_id, "failed")
                 continue
+            self._metrics.media_fetch(event.integration_id, "kept")
             budget -= stored.size
             progress[index] = stored
         now = datetime.now(UTC)
@@ -280,6 +286,7 @@ class MediaFetcher:
             released = await self._store.release_media_hold(hold.id, owner=self.owner, media=media)
             if released is not None:
                 self._hub.notify()
+                self._metrics.events_appended(event.integration_id, 1)
                 logger.info(
                     "message media kept",
                     extra={

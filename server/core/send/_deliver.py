@@ -20,6 +20,7 @@ from functools import partial
 
 from ...engine import RequestTemplate
 from ...errors import FailedPrecondition, GatewayError, OutcomeUnknown
+from ...metrics import NO_METRICS, Metrics
 from ...store import (
     AttemptRecord,
     InboundEventType,
@@ -141,7 +142,9 @@ class Deliverer:
         owner: str,
         policy: RetryPolicy,
         on_sent: Callable[[MessageRecord], Awaitable[None]] | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
+        self._metrics = metrics
         self._store = store
         self._catalog = catalog
         self._installations = installations
@@ -192,7 +195,7 @@ class Deliverer:
         except GatewayError as error:  # before any call: the installation or integration
             await self._failed(message, AttemptFailed(error, 0), started)
         except Exception:
-            logger.exception("a send attempt failed unexpectedly", extra={"message": message.id})
+            logger.exception("a send attempt failed unexpectedly", extra={"message_id": message.id})
             internal = FailedPrecondition("the send failed inside the gateway", reason="INTERNAL")
             await self._failed(message, AttemptFailed(internal, 0), started)
         else:
@@ -243,8 +246,11 @@ class Deliverer:
         )
         record, event = await traced("store.finish_attempt", finishing)
         if record is None:
-            logger.warning("a sent message's lease was taken over", extra={"message": message.id})
+            logger.warning(
+                "a sent message's lease was taken over", extra={"message_id": message.id}
+            )
             return
+        self._ended(message, "sent", "OK", outcome.provider_status, now - started, attempts, event)
         if event is not None:
             self._hub.notify()
         self._outcomes.settle(message.id, outcome)
@@ -296,8 +302,10 @@ class Deliverer:
         )
         record, event = await traced("store.finish_attempt", finishing)
         if record is None:
-            logger.warning("a message's lease was taken over", extra={"message": message.id})
+            logger.warning("a message's lease was taken over", extra={"message_id": message.id})
             return
+        outcome = "failed" if final else "retried"
+        self._ended(message, outcome, error.grpc_code.name, status, now - started, attempts, event)
         if event is not None:
             self._hub.notify()
         if ending.retry_at is not None:  # the queue reads again when this delivery ends
@@ -306,6 +314,37 @@ class Deliverer:
         if error.reason == "RECIPIENT_OPTED_OUT":
             await self._keep_opt_out(message, now)
         self._outcomes.settle(message.id, error)
+
+    def _ended(
+        self,
+        message: MessageRecord,
+        outcome: str,
+        code: str,
+        provider_status: int | None,
+        took: timedelta,
+        attempts: int,
+        event: object,
+    ) -> None:
+        """Count an attempt's end and log it: one line per attempt, with identifiers, the
+        outcome and timings only — never a number, text, header or property value."""
+        integration = message.integration_id
+        self._metrics.send_ended(integration, outcome, code)
+        if event is not None:
+            self._metrics.events_appended(integration, 1)
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        logger.info(
+            "send ended",
+            extra={
+                "message_id": message.id,
+                "integration": integration,
+                "outcome": outcome,
+                "code": code,
+                "provider_status": provider_status,
+                "duration_ms": round(took.total_seconds() * 1000, 1),
+                "attempts": attempts,
+            },
+        )
 
     def _ending(
         self,
@@ -354,7 +393,7 @@ class Deliverer:
                 )
             )
         except Exception:
-            logger.exception("could not keep an opt-out", extra={"message": message.id})
+            logger.exception("could not keep an opt-out", extra={"message_id": message.id})
 
     async def abandon(self, message: MessageRecord) -> None:
         """A ``sending`` message whose lease expired: its process stopped while calling the
@@ -402,9 +441,10 @@ class Deliverer:
             now=now,
         )
         if record is not None:
+            self._metrics.send_ended(message.integration_id, "abandoned", error.grpc_code.name)
             logger.warning(
                 "a send's process stopped while calling the provider",
-                extra={"message": message.id, "requeued": deduplicates},
+                extra={"message_id": message.id, "requeued": deduplicates},
             )
             if event is not None:
                 self._hub.notify()

@@ -153,7 +153,7 @@ class DeliveryQueue:
                 "deliver", self._deliver(message, resolved), {"msgbridge.message_id": message.id}
             )
         except Exception:
-            logger.exception("a delivery failed unexpectedly", extra={"message": message.id})
+            logger.exception("a delivery failed unexpectedly", extra={"message_id": message.id})
         finally:
             self._running.pop(message.id, None)
             self._wake.set()  # a conversation's next message may leave now
@@ -171,7 +171,7 @@ class DeliveryQueue:
             )
         except Exception:
             logger.exception(
-                "a claimed message could not be queued again", extra={"message": message.id}
+                "a claimed message could not be queued again", extra={"message_id": message.id}
             )
 
     # --- the loops ------------------------------------------------------------------------------

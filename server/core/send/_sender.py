@@ -35,6 +35,7 @@ from ...errors import (
     PermissionDenied,
     ResourceExhausted,
 )
+from ...metrics import NO_METRICS, Metrics
 from ...outbound import OutboundClient
 from ...store import (
     InstallationRecord,
@@ -462,6 +463,7 @@ def build_delivery(
     lease_s: float = 0.0,
     owner: str | None = None,
     exchanges: ExchangeLog | None = None,
+    metrics: Metrics = NO_METRICS,
 ) -> Delivery:
     """The send path, its delivery queue and what they share, from their collaborators."""
     owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -482,6 +484,7 @@ def build_delivery(
         owner=owner,
         policy=policy,
         on_sent=on_sent,
+        metrics=metrics,
     )
     queue = DeliveryQueue(
         store=store,

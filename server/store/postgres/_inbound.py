@@ -303,6 +303,13 @@ class InboundMethods:
 
         return await self._read(fn)
 
+    async def consumer_frontiers(self) -> dict[str, int]:
+        async def fn(conn: PooledConnection) -> dict[str, int]:
+            rows = await conn.fetch("SELECT name, frontier FROM event_consumers")
+            return {str(row["name"]): int(row["frontier"]) for row in rows}
+
+        return await self._read(fn)
+
     async def earliest_cursor(self) -> int:
         async def fn(conn: PooledConnection) -> int:
             return int(await conn.fetchval(EARLIEST_CURSOR))

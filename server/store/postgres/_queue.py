@@ -140,6 +140,7 @@ SELECT {_COLUMNS} FROM due WHERE place <= $2 ORDER BY place, created_at, id LIMI
 """  # noqa: S608 - constants
 
 NEXT_DUE_AT = "SELECT MIN(next_attempt_at) FROM messages WHERE state = 'queued'"
+QUEUE_DEPTH = "SELECT COUNT(*) FROM messages WHERE state = 'queued'"
 
 # $1 id, $2 now: the message, locked, with whether it may leave now.
 SELECT_CLAIMABLE = f"""
@@ -473,6 +474,12 @@ class QueueMethods:
         async def fn(conn: PooledConnection) -> datetime | None:
             value = await conn.fetchval(NEXT_DUE_AT)
             return None if value is None else utc_time(value)
+
+        return await self._read(fn)
+
+    async def queue_depth(self) -> int:
+        async def fn(conn: PooledConnection) -> int:
+            return int(await conn.fetchval(QUEUE_DEPTH))
 
         return await self._read(fn)
 

@@ -214,6 +214,13 @@ class InboundMethods:
     async def latest_cursor(self) -> int:
         return await self._read(lambda conn: int(conn.execute(LATEST_CURSOR).fetchone()[0]))
 
+    async def consumer_frontiers(self) -> dict[str, int]:
+        def fn(conn: sqlite3.Connection) -> dict[str, int]:
+            rows = conn.execute("SELECT name, frontier FROM event_consumers").fetchall()
+            return {str(name): int(frontier) for name, frontier in rows}
+
+        return await self._read(fn)
+
     async def earliest_cursor(self) -> int:
         return await self._read(lambda conn: int(conn.execute(EARLIEST_CURSOR).fetchone()[0]))
 

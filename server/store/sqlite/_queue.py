@@ -458,6 +458,15 @@ class QueueMethods:
 
         return await self._read(fn)
 
+    async def queue_depth(self) -> int:
+        def fn(conn: sqlite3.Connection) -> int:
+            (count,) = conn.execute(
+                "SELECT COUNT(*) FROM messages WHERE state = 'queued'"
+            ).fetchone()
+            return int(count)
+
+        return await self._read(fn)
+
     async def count_queued(self, installation_id: str) -> int:
         def fn(conn: sqlite3.Connection) -> int:
             (count,) = conn.execute(
