@@ -59,9 +59,12 @@ async def _read_ports(process: asyncio.subprocess.Process, log: list[str]) -> tu
 
 
 async def start_service(data_dir: Path, *extra: str) -> Service:
+    """``msgbridge serve`` on ``data_dir``; on PostgreSQL, on the database of ``data_dir`` (a
+    service started again on the same data dir sees what the first one stored)."""
     if TEST_DATABASE == "postgres":
-        name = await _create_database()
-        _DATABASES.append(name)
+        name = _DATABASES.get(data_dir)
+        if name is None:
+            name = _DATABASES[data_dir] = await _create_database()
         extra = (*extra, "--database-url", _database_url(name))
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "client.cli", "serve",
@@ -82,14 +85,14 @@ async def start_service(data_dir: Path, *extra: str) -> Service:
     return service
 
 
-_DATABASES: list[str] = []
+_DATABASES: dict[Path, str] = {}
 
 
 @pytest.fixture(autouse=True)
 async def _drop_databases() -> AsyncIterator[None]:
     yield
     while _DATABASES:
-        await _drop_database(_DATABASES.pop())
+        await _drop_database(_DATABASES.popitem()[1])
 
 
 async def stop_service(service: Service) -> int:
