@@ -134,9 +134,7 @@ class MediaRpcs:
             start = max(now, request.options.send_at.ToDatetime(UTC))
         url, _ = library.signed_url(
             record.id,
-            valid_until=max(
-                start + self._send_max_age + _HOSTED_MARGIN, library.signed_url(record.id)[1]
-            ),
+            valid_until=max(start + self._send_max_age + _HOSTED_MARGIN, now + library.url_ttl),
         )
         hosted = gateway_pb2.SendFileRequest()
         hosted.CopyFrom(request)

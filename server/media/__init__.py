@@ -24,7 +24,13 @@ from ._blobs import (
 from ._file_blobs import FileBlobStore
 from ._s3 import S3BlobStore
 from ._signing import MEDIA_KEY_PURPOSE, MediaSigner
-from ._sniff import MMS_CONTENT_TYPES, SNIFF_BYTES, UNKNOWN_CONTENT_TYPE, sniff_content_type
+from ._sniff import (
+    MMS_CONTENT_TYPES,
+    SNIFF_BYTES,
+    UNKNOWN_CONTENT_TYPE,
+    SniffedStream,
+    sniff_content_type,
+)
 
 __all__ = [
     "MEDIA_KEY_PURPOSE",
@@ -39,6 +45,7 @@ __all__ = [
     "FileBlobStore",
     "MediaSigner",
     "S3BlobStore",
+    "SniffedStream",
     "StoredBlob",
     "blob_key",
     "check_key",

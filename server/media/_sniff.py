@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import AsyncIterable, AsyncIterator
 
 import filetype
 
@@ -34,6 +35,7 @@ __all__ = [
     "MMS_CONTENT_TYPES",
     "SNIFF_BYTES",
     "UNKNOWN_CONTENT_TYPE",
+    "SniffedStream",
     "sniff_content_type",
 ]
 
@@ -153,3 +155,25 @@ def sniff_content_type(head: bytes, *, whole: bool = False) -> str | None:
         mime = str(kind.mime)
         return _NAMES.get(mime, mime)
     return _text(head, whole=whole or len(head) < SNIFF_BYTES)
+
+
+class SniffedStream:
+    """Passes a file's chunks on (to a blob store's put) and keeps its first
+    :data:`SNIFF_BYTES` meanwhile; :attr:`content_type` is then what they say it is."""
+
+    __slots__ = ("_chunks", "_head")
+
+    def __init__(self, chunks: AsyncIterable[bytes]) -> None:
+        self._chunks = chunks
+        self._head = bytearray()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        head = self._head
+        async for chunk in self._chunks:
+            if len(head) < SNIFF_BYTES:
+                head.extend(chunk[: SNIFF_BYTES - len(head)])
+            yield chunk
+
+    @property
+    def content_type(self) -> str:
+        return sniff_content_type(bytes(self._head)) or UNKNOWN_CONTENT_TYPE

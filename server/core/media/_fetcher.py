@@ -32,13 +32,13 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from ...engine import RenderedRequest
-from ...media import BlobStore, BlobTooLarge, blob_key, sniff_content_type
+from ...media import BlobStore, BlobTooLarge, SniffedStream, blob_key
 from ...metrics import NO_METRICS, Metrics
 from ...outbound import (
     ConnectFailed,
@@ -56,7 +56,6 @@ __all__ = ["MAX_FILES", "FetchRules", "MediaFetcher", "RulesFor"]
 
 logger = logging.getLogger(__name__)
 
-_SNIFF_BYTES: Final = 4096
 _MAX_REDIRECTS: Final = 5
 _RETRY_INITIAL_S: Final = 1.0
 _RETRY_MAX_S: Final = 30.0
@@ -316,7 +315,6 @@ class MediaFetcher:
             raise _Permanent(_reason("MEDIA_TOO_LARGE", "the message's files exceed its cap"))
         media_id = uuid.uuid4().hex
         key = blob_key(event.org_id, media_id)
-        head = bytearray()
         headers = await rules.headers_for(url)
         started_at, started = datetime.now(UTC), time.perf_counter()
         answer: ProviderResponse | OutboundError | None = None
@@ -339,13 +337,8 @@ class MediaFetcher:
                 if declared is not None and declared > cap:
                     raise _Permanent(_reason("MEDIA_TOO_LARGE", f"{declared} bytes over {cap}"))
 
-                async def chunks() -> AsyncIterator[bytes]:
-                    async for chunk in response.content.iter_chunked(64 * 1024):
-                        if len(head) < _SNIFF_BYTES:
-                            head.extend(chunk[: _SNIFF_BYTES - len(head)])
-                        yield chunk
-
-                stored = await self._blobs.put(key, chunks(), max_size=cap)
+                sniffed = SniffedStream(response.content.iter_chunked(64 * 1024))
+                stored = await self._blobs.put(key, sniffed, max_size=cap)
         except BlobTooLarge:
             raise _Permanent(_reason("MEDIA_TOO_LARGE", f"more than {cap} bytes")) from None
         except (ConnectFailed, OutboundTimeout, TransportError) as exc:
@@ -360,7 +353,7 @@ class MediaFetcher:
                     method="GET", url=url, headers=tuple(headers.items()), body=None
                 )
                 rules.keep(request, answer, started_at, time.perf_counter() - started)
-        content_type = sniff_content_type(bytes(head)) or "application/octet-stream"
+        content_type = sniffed.content_type
         if not rules.allowed(content_type):
             await self._blobs.delete(key)
             raise _Permanent(_reason("MEDIA_TYPE_NOT_ALLOWED", content_type))

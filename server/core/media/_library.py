@@ -20,8 +20,8 @@ from ...media import (
     BlobStore,
     BlobTooLarge,
     MediaSigner,
+    SniffedStream,
     blob_key,
-    sniff_content_type,
 )
 from ...store import MediaOrigin, MediaRecord, Store
 
@@ -29,7 +29,6 @@ __all__ = ["MediaLibrary"]
 
 logger = logging.getLogger(__name__)
 
-_SNIFF_BYTES: Final = 4096
 _PURGE_BATCH: Final = 500
 
 
@@ -50,7 +49,8 @@ class MediaLibrary:
         self._blobs = blobs
         self._signer = signer
         self._public_url = public_url.rstrip("/")
-        self._url_ttl = timedelta(seconds=url_ttl_s)
+        #: How long a signed URL is valid by default.
+        self.url_ttl = timedelta(seconds=url_ttl_s)
         self.max_item_bytes = max_item_bytes
 
     # --- URLs --------------------------------------------------------------------------------
@@ -60,7 +60,7 @@ class MediaLibrary:
     ) -> tuple[str, datetime]:
         """A signed URL of the file and when it expires: ``valid_until`` (rounded up to the
         second), or the setting's time from now."""
-        until = valid_until if valid_until is not None else datetime.now(UTC) + self._url_ttl
+        until = valid_until if valid_until is not None else datetime.now(UTC) + self.url_ttl
         expires_at = int(until.timestamp()) + (0 if until.microsecond == 0 else 1)
         return (
             self._signer.url(self._public_url, media_id, expires_at),
@@ -85,16 +85,9 @@ class MediaLibrary:
         cap = min(self.max_item_bytes, max_bytes or self.max_item_bytes)
         media_id = uuid.uuid4().hex
         key = blob_key(org_id, media_id)
-        head = bytearray()
-
-        async def counted() -> AsyncIterator[bytes]:
-            async for chunk in chunks:
-                if len(head) < _SNIFF_BYTES:
-                    head.extend(chunk[: _SNIFF_BYTES - len(head)])
-                yield chunk
-
+        sniffed = SniffedStream(chunks)
         try:
-            stored = await self._blobs.put(key, counted(), max_size=cap)
+            stored = await self._blobs.put(key, sniffed, max_size=cap)
         except BlobTooLarge:
             raise InvalidRequest(
                 f"the file is larger than {cap} bytes", reason="MEDIA_TOO_LARGE"
@@ -102,7 +95,7 @@ class MediaLibrary:
         if stored.size == 0:
             await self._blobs.delete(key)
             raise InvalidRequest("the file is empty", reason="MEDIA_EMPTY")
-        content_type = sniff_content_type(bytes(head)) or "application/octet-stream"
+        content_type = sniffed.content_type
         if allowed is not None and not allowed(content_type):
             await self._blobs.delete(key)
             raise InvalidRequest(
