@@ -468,7 +468,17 @@ def unmatched_table(webhooks: Iterable[gateway_pb2.UnmatchedWebhook]) -> list[st
 def webhooks_table(webhooks: Iterable[gateway_pb2.UnmatchedWebhook]) -> list[str]:
     """Kept webhook requests of every outcome (``msgbridge webhooks``)."""
     return table(
-        ("ID", "RECEIVED", "OUTCOME", "INTEGRATION", "INSTALLATION", "REQUEST", "REASON"),
+        (
+            "ID",
+            "RECEIVED",
+            "OUTCOME",
+            "INTEGRATION",
+            "INSTALLATION",
+            "REQUEST",
+            "ANSWER",
+            "MS",
+            "REASON",
+        ),
         (
             (
                 webhook.id,
@@ -478,6 +488,8 @@ def webhooks_table(webhooks: Iterable[gateway_pb2.UnmatchedWebhook]) -> list[str
                 webhook.integration_id,
                 webhook.installation_id or "-",
                 f"{webhook.method} {webhook.path}",
+                str(webhook.answer_status or "-"),
+                f"{webhook.duration_ms:.1f}" if webhook.answer_status else "-",
                 webhook.reason,
             )
             for webhook in webhooks

@@ -44,7 +44,7 @@ from ._delivery import (
     send_limits_pb,
     send_options,
 )
-from ._exchanges import exchange_pb
+from ._exchanges import exchange_pb, headers_pb
 from ._replies import capped
 
 __all__ = [
@@ -199,6 +199,10 @@ def unmatched_pb(record: WebhookRequestRecord) -> gateway_pb2.UnmatchedWebhook:
         body=record.body,
         received_at=timestamp(record.received_at),
         replayed=record.replayed_at is not None,
+        headers=headers_pb(record.headers),
+        answer_status=record.answer_status,
+        answer_body=record.answer_body,
+        duration_ms=record.duration_ms,
     )
 
 

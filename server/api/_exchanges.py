@@ -11,10 +11,10 @@ from msgbridge.v1 import gateway_pb2
 
 from ..store import ProviderExchange
 
-__all__ = ["exchange_pb"]
+__all__ = ["exchange_pb", "headers_pb"]
 
 
-def _headers(pairs: Iterable[tuple[str, str]]) -> list[gateway_pb2.ProviderExchange.Header]:
+def headers_pb(pairs: Iterable[tuple[str, str]]) -> list[gateway_pb2.ProviderExchange.Header]:
     return [gateway_pb2.ProviderExchange.Header(name=name, value=value) for name, value in pairs]
 
 
@@ -26,10 +26,10 @@ def exchange_pb(record: ProviderExchange) -> gateway_pb2.ProviderExchange:
         kind=record.kind.value,
         method=record.method,
         url=record.url,
-        request_headers=_headers(record.request_headers),
+        request_headers=headers_pb(record.request_headers),
         request_body=record.request_body,
         status=record.status,
-        response_headers=_headers(record.response_headers),
+        response_headers=headers_pb(record.response_headers),
         response_body=record.response_body,
         started_at=started_at,
         duration_ms=record.duration_ms,

@@ -276,6 +276,12 @@ class WebhookRequestRecord:
     so nothing kept can be used to post as the installation. ``headers`` keep their order and
     repeats. ``reason`` is ``""`` for a matched request. ``replayed_at`` is set by
     :meth:`Store.mark_replayed`.
+
+    Kept as the provider exchange log keeps a call (docs/operations.md, "Webhook requests"):
+    credential headers and every known secret value are masked (``***``) before the record is
+    made; ``answer_status`` and ``answer_body`` (capped) are what the gateway answered, and
+    ``duration_ms`` how long it took from receipt to that answer, the store write excluded. A
+    row written before these were kept has ``0``, ``""`` and ``0.0``.
     """
 
     id: str
@@ -291,6 +297,9 @@ class WebhookRequestRecord:
     outcome: WebhookOutcome
     reason: str
     replayed_at: datetime | None = None
+    answer_status: int = 0
+    answer_body: str = ""
+    duration_ms: float = 0.0
 
 
 class InboundEventType(enum.StrEnum):

@@ -365,6 +365,9 @@ REQUEST_COLUMNS: Final = (
     "outcome",
     "reason",
     "replayed_at",
+    "answer_status",
+    "answer_body",
+    "duration_ms",
 )
 
 
@@ -636,6 +639,9 @@ class Rows(Generic[Stored]):
             WebhookOutcome(request.outcome).value,
             request.reason,
             None if request.replayed_at is None else self.time_param(request.replayed_at),
+            request.answer_status,
+            request.answer_body,
+            request.duration_ms,
         )
 
     def webhook_request(self, row: Row) -> WebhookRequestRecord:
@@ -653,4 +659,7 @@ class Rows(Generic[Stored]):
             outcome=WebhookOutcome(row[10]),
             reason=row[11],
             replayed_at=None if row[12] is None else self.time_value(row[12]),
+            answer_status=row[13],
+            answer_body=row[14],
+            duration_ms=row[15],
         )

@@ -15,13 +15,16 @@ released after ``receipt_wait`` (:class:`HeldReceipts`).
 
 Nothing is dropped: a request no model matches, or whose events no installation owns, is kept
 with its reason (listable, replayable) and answered 2xx so the provider does not retry forever.
-A body that cannot be parsed is answered 400; an unknown integration or token 404. The OAuth2
+A body that cannot be parsed is kept (unmatched, with the reason) and answered 400; an unknown
+integration or token 404. Every kept request is masked and holds its answer and timing
+(``_kept``, docs/operations.md "Webhook requests"). The OAuth2
 callback comes the same way (the sidecar forwards it like a webhook) and is handed to the
 :class:`OAuthCallback`.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -77,6 +80,7 @@ from .._installations import InstallationDirectory
 from .._numbers import normalize_address
 from .._oauth_callback import OAuthCallback
 from ._held_receipts import HeldReceipts, is_our_id_key, our_id_key
+from ._kept import KeptRequest, WebhookMasks
 from ._transitions import transition_for
 
 __all__ = ["Ingestor", "ReplayResult"]
@@ -167,6 +171,7 @@ class Ingestor:
         self._hub = hub
         self._held_receipts = held_receipts
         self._oauth_callback = oauth_callback
+        self._masks = WebhookMasks(installations)
 
     # --- the sidecar's entry point --------------------------------------------------------------
 
@@ -201,6 +206,18 @@ class Ingestor:
         auth = integration.definition.webhook_auth
         now = datetime.now(UTC)
         request_id = str(uuid.uuid4())
+        kept = KeptRequest(
+            id=request_id,
+            received_at=now,
+            integration_id=integration_id,
+            method=request.method,
+            path=kept_webhook_path(integration_id, with_token=token is not None),
+            query=delivery.query,
+            headers=headers,
+            body=delivery.body,
+            content_type=content_type,
+            started=started,
+        )
         signed = SignedRequest(
             method=request.method, url=delivery.url, headers=headers, body=delivery.body
         )
@@ -208,22 +225,17 @@ class Ingestor:
             try:
                 handshake = await _handshake_of(integration.definition, request)
             except WebhookParseError as exc:
-                logger.info("webhook body not parseable", extra={"integration": integration_id})
-                return _verdict(400, f"the body cannot be parsed: {exc}")
+                return await self._unparseable(kept, integration, installation, exc)
             if handshake is not None:
-                return await self._handshake(
-                    delivery, integration, installation, handshake, signed, now
-                )
+                return await self._handshake(kept, integration, installation, handshake, signed)
         if auth is not None and installation is not None:
             refused = self._authenticate(auth, installation, signed)
             if refused is not None:
-                return await self._refuse(delivery, integration_id, installation, refused, now)
+                return await self._refuse(kept, integration, installation, refused)
         try:
             result = await traced("match", _match(integration.definition, request))
         except WebhookParseError as exc:
-            self._metrics.webhook(integration_id, "unparseable")
-            logger.info("webhook body not parseable", extra={"integration": integration_id})
-            return _verdict(400, f"the body cannot be parsed: {exc}")
+            return await self._unparseable(kept, integration, installation, exc)
         routing = self._route(integration, installation, result, request_id, now)
         routed = await traced("route", routing)
         if auth is not None and installation is None:
@@ -236,20 +248,16 @@ class Ingestor:
                 else self._authenticate(auth, owner, signed)
             )
             if refused is not None:
-                return await self._refuse(delivery, integration_id, None, refused, now)
-        record = WebhookRequestRecord(
-            id=request_id,
-            received_at=now,
-            integration_id=integration_id,
-            installation_id=installation.id if installation else None,
-            method=request.method,
-            path=kept_webhook_path(integration_id, with_token=token is not None),
-            query=delivery.query,
-            headers=headers,
-            body=delivery.body,
-            content_type=content_type,
+                return await self._refuse(kept, integration, None, refused)
+        verdict = _answered(choose_answer(integration.definition, result))
+        record = await self._record(
+            kept,
+            integration.definition,
+            installation,
             outcome=_outcome(routed),
             reason="; ".join(routed.problems)[:_MAX_REASON],
+            verdict=verdict,
+            owner_id=_owner_id(routed),
         )
         events, holds = self._hold_media(routed.events, now)
         storing = self._store.ingest(
@@ -277,16 +285,69 @@ class Ingestor:
                 "duration_ms": round((time.perf_counter() - started) * 1000, 1),
             },
         )
-        return _answered(choose_answer(integration.definition, result))
+        return verdict
+
+    async def _record(
+        self,
+        kept: KeptRequest,
+        definition: Definition,
+        installation: InstallationRecord | None,
+        *,
+        outcome: WebhookOutcome,
+        reason: str,
+        verdict: ingest_pb2.WebhookVerdict,
+        owner_id: str | None = None,
+    ) -> WebhookRequestRecord:
+        """``kept`` as its record, masked with the secrets of the installation whose URL it came
+        through, else of ``owner_id`` (the installation that owns its first event), off the event
+        loop for a body too large to mask quickly, as parsing is."""
+        mask = (
+            self._masks.of(definition, installation)
+            if installation is not None
+            else await self._masks.of_id(definition, owner_id)
+        )
+        record = functools.partial(
+            kept.record,
+            mask,
+            definition,
+            installation_id=installation.id if installation else None,
+            outcome=outcome,
+            reason=reason,
+            answer=(verdict.http_status, verdict.body),
+        )
+        if not mask.values or len(kept.body) <= _INLINE_MAX_BYTES:
+            return record()
+        return await off_loop(record)
+
+    async def _unparseable(
+        self,
+        kept: KeptRequest,
+        integration: LoadedIntegration,
+        installation: InstallationRecord | None,
+        exc: WebhookParseError,
+    ) -> ingest_pb2.WebhookVerdict:
+        """A body that cannot be parsed: kept as unmatched with the reason, answered 400."""
+        self._metrics.webhook(integration.id, "unparseable")
+        logger.info("webhook body not parseable", extra={"integration": integration.id})
+        verdict = _verdict(400, f"the body cannot be parsed: {exc}")
+        record = await self._record(
+            kept,
+            integration.definition,
+            installation,
+            outcome=WebhookOutcome.UNMATCHED,
+            reason=f"the body cannot be parsed: {exc}"[:_MAX_REASON],
+            verdict=verdict,
+        )
+        await self._store.ingest(record, ())
+        return verdict
 
     async def _handshake(
         self,
-        delivery: ingest_pb2.WebhookDelivery,
+        kept: KeptRequest,
         integration: LoadedIntegration,
         installation: InstallationRecord | None,
         match: HandshakeMatch,
         signed: SignedRequest,
-        now: datetime,
     ) -> ingest_pb2.WebhookVerdict:
         """(ext) A verification handshake (docs/format.md, "Verification handshakes"): checked
         (its WebhookAuth unless the handshake is unsigned, then its ``require``), kept as a
@@ -302,40 +363,32 @@ class Ingestor:
                 "or signature, and through the per-integration URL there is no installation: "
                 "point the provider at the installation's webhook URL"
             )
-            return await self._refuse(delivery, integration.id, None, reason, now, status=403)
+            return await self._refuse(kept, integration, None, reason, status=403)
         if auth is not None and installation is not None:
             refused = self._authenticate(auth, installation, signed)
             if refused is not None:
-                return await self._refuse(delivery, integration.id, installation, refused, now)
+                return await self._refuse(kept, integration, installation, refused)
         values = self._installations.property_values(installation) if installation else {}
         try:
             answer = answer_handshake(match, values)
         except HandshakeRefused as exc:
             reason = f"handshake {handshake.pointer} refused: {exc.reason}"
-            return await self._refuse(
-                delivery, integration.id, installation, reason, now, status=403
-            )
-        headers = tuple((h.name, h.value) for h in delivery.headers)
-        record = WebhookRequestRecord(
-            id=str(uuid.uuid4()),
-            received_at=now,
-            integration_id=integration.id,
-            installation_id=installation.id if installation else None,
-            method=delivery.method.upper(),
-            path=kept_webhook_path(integration.id, with_token=installation is not None),
-            query=delivery.query,
-            headers=headers,
-            body=delivery.body,
-            content_type=next((v for k, v in headers if k.lower() == "content-type"), ""),
+            return await self._refuse(kept, integration, installation, reason, status=403)
+        verdict = _answered(answer)
+        record = await self._record(
+            kept,
+            definition,
+            installation,
             outcome=WebhookOutcome.MATCHED,
             reason=f"verification handshake {handshake.pointer} answered",
+            verdict=verdict,
         )
         await self._store.ingest(record, ())
         logger.info(
             "webhook handshake answered",
             extra={"integration": integration.id, "handshake": handshake.pointer},
         )
-        return _answered(answer)
+        return verdict
 
     def _hold_media(
         self, events: list[NewEvent], now: datetime
@@ -363,47 +416,40 @@ class Ingestor:
         return None
 
     async def _owner(self, routed: _Routed) -> InstallationRecord | None:
-        for event in (*routed.events, *(h.event for h in routed.held)):
-            if event.installation_id:
-                return await self._store.get_installation(event.installation_id)
-        return None
+        owner_id = _owner_id(routed)
+        return None if owner_id is None else await self._store.get_installation(owner_id)
 
     async def _refuse(
         self,
-        delivery: ingest_pb2.WebhookDelivery,
-        integration_id: str,
+        kept: KeptRequest,
+        integration: LoadedIntegration,
         installation: InstallationRecord | None,
         reason: str,
-        now: datetime,
         *,
         status: int = 401,
     ) -> ingest_pb2.WebhookVerdict:
         """A request that failed its authenticity check: recorded, no event, answered 401 (or
         403: a verification handshake whose ``require`` fails)."""
-        headers = tuple((h.name, h.value) for h in delivery.headers)
-        record = WebhookRequestRecord(
-            id=str(uuid.uuid4()),
-            received_at=now,
-            integration_id=integration_id,
-            installation_id=installation.id if installation else None,
-            method=delivery.method.upper(),
-            path=kept_webhook_path(integration_id, with_token=installation is not None),
-            query=delivery.query,
-            headers=headers,
-            body=delivery.body,
-            content_type=next((v for k, v in headers if k.lower() == "content-type"), ""),
+        verdict = (
+            _verdict(403, "the verification request was refused")
+            if status == 403
+            else _verdict(401, "the request could not be authenticated")
+        )
+        record = await self._record(
+            kept,
+            integration.definition,
+            installation,
             outcome=WebhookOutcome.UNAUTHENTICATED,
             reason=reason,
+            verdict=verdict,
         )
         await self._store.ingest(record, ())
-        self._metrics.webhook(integration_id, "refused_signature")
+        self._metrics.webhook(integration.id, "refused_signature")
         logger.warning(
             "webhook refused: authenticity check failed",
-            extra={"integration": integration_id, "reason": reason},
+            extra={"integration": integration.id, "reason": reason},
         )
-        if status == 403:
-            return _verdict(403, "the verification request was refused")
-        return _verdict(401, "the request could not be authenticated")
+        return verdict
 
     async def _installation_for_token(
         self, integration_id: str, token: str
@@ -623,7 +669,10 @@ class Ingestor:
             query=tuple(parse_qsl(record.query, keep_blank_values=True)),
             headers=record.headers,
         )
-        result = await _match(integration.definition, request)
+        try:
+            result = await _match(integration.definition, request)
+        except WebhookParseError as exc:
+            return ReplayResult(events=(), reason=f"the body cannot be parsed: {exc}")
         now = datetime.now(UTC)
         routed = await self._route(integration, installation, result, record.id, now)
         events, holds = self._hold_media(routed.events, now)
@@ -643,6 +692,14 @@ class Ingestor:
         if outcome.events:
             self._hub.notify()
         return ReplayResult(events=tuple(outcome.events), reason="; ".join(routed.problems))
+
+
+def _owner_id(routed: _Routed) -> str | None:
+    """The installation that owns the request's first event, if any does."""
+    for event in (*routed.events, *(h.event for h in routed.held)):
+        if event.installation_id:
+            return event.installation_id
+    return None
 
 
 async def _match(definition: Definition, request: WebhookRequest) -> MatchResult:

@@ -13,6 +13,14 @@ timestamp, a request outside the replay window (``tolerance_s``, default 300 s) 
 from ._configuration import key_problems
 from ._failed import WebhookAuthFailed
 from ._request import SignedRequest
+from ._secrets import secret_header, secret_values
 from ._verify import verify_webhook
 
-__all__ = ["SignedRequest", "WebhookAuthFailed", "key_problems", "verify_webhook"]
+__all__ = [
+    "SignedRequest",
+    "WebhookAuthFailed",
+    "key_problems",
+    "secret_header",
+    "secret_values",
+    "verify_webhook",
+]

@@ -243,7 +243,7 @@ RETURNING {HELD_COLUMN_LIST}
 
 INSERT_WEBHOOK_REQUEST = f"""
 INSERT INTO webhook_requests ({REQUEST_COLUMN_LIST})
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+VALUES ({", ".join(f"${i}" for i in range(1, len(REQUEST_COLUMNS) + 1))})
 """  # noqa: S608 - constants
 
 LIST_WEBHOOK_REQUESTS = f"""
