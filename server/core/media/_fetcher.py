@@ -15,9 +15,11 @@ is released with the provider's URL and the file's error.
           hub is woken) or keep the progress and come back after a backoff
           → sleep until the next due hold, a wake-up (a new hold, a slot freed), or ``poll_s``
 
-While the event loop runs its timers late (:class:`LoopLag`: webhooks keep it busy), at most
-``busy_concurrency`` fetches run, so that the files never take the loop from the 2xx path; the
-rest wait in the store, and are fetched at full concurrency once the loop has time again.
+While the event loop runs most of its timers late (:class:`LoopLag`: a burst of webhooks keeps
+it busy), the fetcher only trickles — one fetch at a time, one started every
+``busy_interval_s`` — so that the files never take the loop from the 2xx path; the rest wait in
+the store, and are fetched at full concurrency once the loop has time again (or released after
+the wait, as any hold).
 
 Only what can be fetched at once is leased: a hold waits in the store, not leased in this
 process behind a queue of others, so its lease never runs out before its fetch begins (another
@@ -116,7 +118,7 @@ class MediaFetcher:
         wait_s: float,
         fetch_timeout_s: float,
         concurrency: int = 16,
-        busy_concurrency: int = 2,
+        busy_interval_s: float = 0.1,
         poll_s: float = 1.0,
         metrics: Metrics = NO_METRICS,
     ) -> None:
@@ -130,7 +132,8 @@ class MediaFetcher:
         self._wait = timedelta(seconds=wait_s)
         self._fetch_timeout_s = fetch_timeout_s
         self._concurrency = concurrency
-        self._busy_concurrency = min(busy_concurrency, concurrency)
+        self._busy_interval_s = busy_interval_s
+        self._last_start = 0.0  # time.monotonic() of the last fetch started
         self._lag = LoopLag()
         self._poll_s = poll_s
         self._wake = asyncio.Event()
@@ -192,7 +195,7 @@ class MediaFetcher:
     async def run_due(self) -> int:
         """Lease and start due holds, as many as there are free slots; how many were started
         (the loop's step; tests call it directly)."""
-        free = self._slots() - len(self._running)
+        free = self._free_slots()
         if free <= 0:
             return 0
         now = datetime.now(UTC)
@@ -206,15 +209,21 @@ class MediaFetcher:
             )
             if leased is None:
                 continue  # another process took it
+            self._last_start = time.monotonic()
             task = asyncio.create_task(self._work(leased), name="msgbridge-media-fetch")
             self._running.add(task)
             task.add_done_callback(self._finished)
             started += 1
         return started
 
-    def _slots(self) -> int:
-        """How many fetches may run: fewer while the loop is busy (webhooks come first)."""
-        return self._busy_concurrency if self._lag.busy else self._concurrency
+    def _free_slots(self) -> int:
+        """How many more fetches may start now: up to ``concurrency`` at once, but while the
+        loop is busy (webhooks come first) one at a time, and one per ``busy_interval_s``."""
+        if not self._lag.busy:
+            return self._concurrency - len(self._running)
+        if self._running or time.monotonic() - self._last_start < self._busy_interval_s:
+            return 0
+        return 1
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         """A fetch ended: its slot is free for the next due hold."""
@@ -230,14 +239,17 @@ class MediaFetcher:
             next_at = None
             try:
                 await self.run_due()
-                # With every slot busy, a freed slot wakes the loop: nothing to read till then.
-                if len(self._running) < self._slots():
+                # With no slot free, a freed slot (or the next round, while the loop is busy)
+                # comes back here: nothing to read till then.
+                if self._free_slots() > 0:
                     next_at = await self._store.next_media_hold_at()
             except Exception:
                 logger.exception("reading the media holds failed; trying again")
             delay = self._poll_s
             if next_at is not None:
                 delay = min(delay, max((next_at - datetime.now(UTC)).total_seconds(), 0.0))
+            if self._lag.busy and not self._running:
+                delay = min(delay, self._busy_interval_s)  # the trickle's next start
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=max(delay, 0.01))
 
