@@ -22,7 +22,7 @@ from ._harness import BenchEnv, Benchmark, Result
 from .baselines import BASELINES
 from .inbound import INBOUND
 from .media import MEDIA
-from .service import METRICS_VARIABLE, SERVICE
+from .service import METRICS_VARIABLE, NO_EXCHANGE_LOG_VARIABLE, SERVICE
 from .throttle import THROTTLE
 
 BENCHMARKS: list[Benchmark] = [*BASELINES, *SERVICE, *INBOUND, *MEDIA, *THROTTLE]
@@ -89,15 +89,16 @@ def _latencies(result: Result) -> tuple[float | None, float | None]:
 def _table(results: Sequence[Result]) -> str:
     width = max([38, *(len(r["name"]) for r in results)])
     header = f"{'benchmark':<{width}} {'callers':>7} {'rate/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-    header += f"{'requests':>9} {'errors':>6}"
+    header += f"{'requests':>9} {'errors':>6} {'cpu µs/op':>9}"
     lines = [header, "-" * len(header)]
     for r in results:
         p50, p99 = (
             f"{v:>8.3f}" if v is not None else f"{'-':>8}" for v in (r["p50_ms"], r["p99_ms"])
         )
+        cpu = r.get("cpu_us")
         lines.append(
             f"{r['name']:<{width}} {r['concurrency']:>7} {r['rate']:>9.1f} {p50} {p99} "
-            f"{r['requests']:>9} {r['errors']:>6}"
+            f"{r['requests']:>9} {r['errors']:>6} {f'{cpu:.0f}' if cpu is not None else '-':>9}"
         )
         if r["first_error"]:
             lines.append(f"    first error: {r['first_error']}")
@@ -185,9 +186,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="serve Prometheus metrics from the service under test (metrics_listen), to measure "
         "their cost against a run without",
     )
+    parser.add_argument(
+        "--no-exchange-log",
+        action="store_true",
+        help="keep no provider exchanges in the service under test (exchange_log = false), to "
+        "measure the log's cost against a run with it (docs/operations.md, 'Metrics', 'Cost')",
+    )
     args = parser.parse_args(argv)
     if args.metrics:
         os.environ[METRICS_VARIABLE] = "1"
+    if args.no_exchange_log:
+        os.environ[NO_EXCHANGE_LOG_VARIABLE] = "1"
     wanted = None if args.only is None else args.only.split("|")
     selected = [b for b in BENCHMARKS if wanted is None or any(w in b.name for w in wanted)]
     results = asyncio.run(run(selected))

@@ -8,6 +8,7 @@ import contextlib
 import math
 import multiprocessing
 import multiprocessing.connection
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -22,9 +23,11 @@ __all__ = [
     "Check",
     "Result",
     "ServerTarget",
+    "cpu_per_call_us",
     "grpc_unary_caller",
     "measure",
     "serve_forever_in_child",
+    "servers_cpu_s",
 ]
 
 # The sample SendMessage-sized payload every baseline sends.
@@ -56,6 +59,9 @@ class Result(TypedDict):
     p99_ms: float | None
     first_error: str | None
     checks: NotRequired[list[Check]]
+    #: CPU time the servers the run started (every process but the load generator) spent per
+    #: completed call, µs: steadier than a rate on a shared machine (None: not measured).
+    cpu_us: NotRequired[float | None]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -70,6 +76,35 @@ class Benchmark:
     #: Stop the servers earlier benchmarks started before this one runs: a latency percentile
     #: should not measure their background work (a large WAL being checkpointed, say).
     alone: bool = False
+
+
+# The processes a run started (servers, fake providers), whose CPU time is the cost of a call.
+_SERVER_PIDS: set[int] = set()
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def servers_cpu_s() -> float | None:
+    """CPU seconds (user + system) the running server processes have spent so far, read from
+    ``/proc`` (None where there is none)."""
+    total = 0
+    for pid in list(_SERVER_PIDS):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except FileNotFoundError:
+            _SERVER_PIDS.discard(pid)
+            continue
+        except OSError:
+            return None
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / _CLOCK_TICKS
+
+
+def cpu_per_call_us(before: float | None, after: float | None, calls: int) -> float | None:
+    """µs of server CPU per call between two :func:`servers_cpu_s` readings."""
+    if before is None or after is None or calls <= 0:
+        return None
+    return round((after - before) * 1_000_000 / calls, 1)
 
 
 def _percentile_ms(sorted_values: list[float], fraction: float) -> float | None:
@@ -118,9 +153,11 @@ async def measure(
     first_error = None
 
     latencies: list[float] = []
+    cpu_before = servers_cpu_s()
     started = time.perf_counter()
     errors = await run_callers(benchmark.count, started + benchmark.time_cap_s, latencies)
     seconds = time.perf_counter() - started
+    cpu_after = servers_cpu_s()
     latencies.sort()
     return Result(
         name=benchmark.name,
@@ -132,6 +169,7 @@ async def measure(
         p50_ms=_percentile_ms(latencies, 0.50),
         p99_ms=_percentile_ms(latencies, 0.99),
         first_error=first_error,
+        cpu_us=cpu_per_call_us(cpu_before, cpu_after, len(latencies)),
     )
 
 
@@ -206,6 +244,8 @@ class BenchEnv:
         )
         process.start()
         child.close()
+        if process.pid is not None:
+            _SERVER_PIDS.add(process.pid)
         ready = await asyncio.to_thread(parent.poll, 60)
         if not ready:
             process.terminate()
@@ -244,6 +284,7 @@ async def _start_fake(*, max_recorded: int) -> tuple[str, asyncio.subprocess.Pro
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert process.stdout is not None
+    _SERVER_PIDS.add(process.pid)
     line = await asyncio.wait_for(process.stdout.readline(), 60)
     if not line.startswith(b"fake provider listening on "):
         raise RuntimeError(f"the fake provider did not start: {line!r}")

@@ -32,7 +32,15 @@ from aiohttp import web
 from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc
 from server.sidecar import GrpcIngestForwarder, SidecarServer, build_sidecar_app
 
-from ._harness import BenchEnv, Benchmark, Result, _percentile_ms, measure
+from ._harness import (
+    BenchEnv,
+    Benchmark,
+    Result,
+    _percentile_ms,
+    cpu_per_call_us,
+    measure,
+    servers_cpu_s,
+)
 from .service import start_service
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -173,6 +181,7 @@ async def _measure_delay(
                     errors += 1
                     first_error = first_error or repr(exc)
 
+            cpu_before = servers_cpu_s()
             started = time.perf_counter()
             tasks = []
             for i in range(total):
@@ -194,6 +203,7 @@ async def _measure_delay(
         errors=errors, seconds=round(elapsed, 3), rate=round(total / elapsed, 1),
         p50_ms=_percentile_ms(latencies, 0.5), p99_ms=_percentile_ms(latencies, 0.99),
         first_error=first_error,
+        cpu_us=cpu_per_call_us(cpu_before, servers_cpu_s(), len(latencies)),
     )  # fmt: skip
 
 
@@ -243,6 +253,7 @@ async def stream_rate(env: BenchEnv, benchmark: Benchmark) -> Result:
     count = 0
     async with grpc.aio.insecure_channel(core) as channel:
         stub = gateway_pb2_grpc.GatewayStub(channel)
+        cpu_before = servers_cpu_s()
         started = time.perf_counter()
         call = stub.StreamEvents(gateway_pb2.StreamEventsRequest(earliest=True, max_batch=1000))
         async for batch in call:
@@ -254,7 +265,7 @@ async def stream_rate(env: BenchEnv, benchmark: Benchmark) -> Result:
     return Result(
         name=benchmark.name, concurrency=1, requests=count, errors=0,
         seconds=round(elapsed, 3), rate=round(count / elapsed, 1), p50_ms=None, p99_ms=None,
-        first_error=None,
+        first_error=None, cpu_us=cpu_per_call_us(cpu_before, servers_cpu_s(), count),
     )  # fmt: skip
 
 

@@ -32,6 +32,9 @@ _RUNNING: list[object] = []
 #: ``python -m tests.bench --metrics`` sets it (inherited by the service's child processes): the
 #: service counts its metrics and serves them on a port of its own (docs/operations.md).
 METRICS_VARIABLE = "MSGBRIDGE_BENCH_METRICS"
+#: ``python -m tests.bench --no-exchange-log`` sets it: the service keeps no provider exchanges
+#: (on by default, as in the product), to measure their cost against a run with them.
+NO_EXCHANGE_LOG_VARIABLE = "MSGBRIDGE_BENCH_NO_EXCHANGE_LOG"
 
 
 # An MMS model (docs/media.md): listed with the SMS model, it wins a body that has a ``url``
@@ -148,6 +151,7 @@ async def start_service(
         media_fetch=media_fetch,
         log_level="WARNING",
         metrics_listen="127.0.0.1:0" if os.environ.get(METRICS_VARIABLE) == "1" else "",
+        exchange_log=os.environ.get(NO_EXCHANGE_LOG_VARIABLE) != "1",
     )
     server, port = await build_server(settings)
     await server.start()

@@ -38,7 +38,15 @@ import grpc
 
 from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc
 
-from ._harness import BenchEnv, Benchmark, Check, Result, measure
+from ._harness import (
+    BenchEnv,
+    Benchmark,
+    Check,
+    Result,
+    cpu_per_call_us,
+    measure,
+    servers_cpu_s,
+)
 from .inbound import POSTGRES_ADMIN
 from .service import bench_number, recipient, send_request, start_service
 
@@ -163,6 +171,7 @@ async def _run_scenario(
     async with aiohttp.ClientSession() as session:
         async with session.delete(f"{fake_url}/_fake/requests") as response:
             response.raise_for_status()
+        cpu_before = servers_cpu_s()
         started = time.perf_counter()
         errors, first_error = await _submit(targets, scenario.count)
         by_number = await _fetch_arrivals(session, fake_url, scenario.count - errors)
@@ -180,6 +189,7 @@ async def _run_scenario(
         p50_ms=None,
         p99_ms=None,
         first_error=first_error,
+        cpu_us=cpu_per_call_us(cpu_before, servers_cpu_s(), len(everything)),
     )
     return result, by_number
 
