@@ -11,6 +11,7 @@ variable. :func:`media_kind` is the rule that names a file's kind from its media
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
@@ -23,6 +24,7 @@ __all__ = [
     "MEDIA_KINDS",
     "ItemList",
     "media_kind",
+    "media_kinds",
 ]
 
 #: The key that makes a template object a list rendered per item, and the item's template.
@@ -92,3 +94,12 @@ def media_kind(media_type: str, url: str) -> str:
     name = path.rpartition("/")[2]
     extension = name.rpartition(".")[2].lower() if "." in name else ""
     return _BY_EXTENSION.get(extension, "document")
+
+
+def media_kinds(urls: Sequence[str], media_type: str = "", given: str = "") -> tuple[str, ...]:
+    """The kind of each file of a send: the first's as the caller ``given`` it, else by its
+    ``media_type`` or URL; each further file's by its URL (a type is given for the first only)."""
+    if not urls:
+        return ()
+    first = given or media_kind(media_type, urls[0])
+    return (first, *(media_kind("", url) for url in urls[1:]))

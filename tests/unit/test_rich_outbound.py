@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from client._offline_cases import send_of
 from server.core import QuickReply, SendRequest, send_variables
 from server.core.send._request import request_json, request_of, validate
 from server.engine import (
@@ -403,3 +404,26 @@ def test_bad_rich_parts_are_refused(fields: dict[str, Any], field: str) -> None:
 
 def test_a_template_needs_no_text() -> None:
     validate(SendRequest(**{**_fields(_message()), "text": "", "template_name": "t"}), NOW)
+
+
+def test_a_send_case_carries_rich_parts() -> None:
+    sms = send_of(
+        {
+            "from": "1",
+            "to": "2",
+            "replies": [{"id": "a", "title": "A"}, {"id": "b", "title": "B", "description": "d"}],
+            "template": {"name": "t", "language": "en", "parameters": ["x"]},
+            "reply_to": "m-1",
+        }
+    )
+    assert sms.replies == (QuickReply("a", "A"), QuickReply("b", "B", "d"))
+    assert (sms.template_name, sms.template_language, sms.template_parameters) == (
+        "t",
+        "en",
+        ("x",),
+    )
+    assert sms.reply_to == "m-1"
+    mms = send_of(
+        {"kind": "mms", "from": "1", "to": "2", "media_url": "https://x/a", "media_kind": "audio"}
+    )
+    assert mms.media_kind == "audio"

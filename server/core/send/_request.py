@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Final
 
-from ...engine import MEDIA_KINDS, Value, media_kind
+from ...engine import MEDIA_KINDS, Value, media_kinds
 from ...errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -379,10 +379,7 @@ def send_variables(request: SendRequest, message_id: str, webhook_url: str) -> d
         variables.update(_replies_and_template(request))
     else:  # (ext) every file's URL, a list ("Several requests per send"), and its kind
         urls = (request.media_url, *request.media_urls)
-        kinds = (
-            request.media_kind or media_kind(request.media_type, request.media_url),
-            *(media_kind("", url) for url in request.media_urls),
-        )
+        kinds = media_kinds(urls, request.media_type, request.media_kind)
         variables.update(media_urls=urls, media_kinds=kinds, media_kind=kinds[0])
     return variables
 
