@@ -6,6 +6,7 @@ files by kind — sent at once and from the delivery queue."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -14,7 +15,7 @@ import pytest
 from msgbridge.v1 import gateway_pb2
 from server.demo import RunningFakeProvider
 
-from .conftest import Gateway, rpc_details
+from .conftest import Gateway, GatewayFactory, rpc_details
 
 _HEAD = {"messaging_product": "whatsapp", "to": "$to$", "context": {"message_id": "$reply_to$"}}
 _TEXT = {**_HEAD, "type": "text", "text": {"body": "$content$"}}
@@ -275,3 +276,27 @@ async def test_the_caller_names_the_kind_and_bad_rich_parts_are_refused(
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await gateway.stub.SendFile(request)
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_an_uploaded_files_kind_is_read_from_its_bytes(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider
+) -> None:
+    gateway: Gateway = await start_gateway(sidecar=True)
+    await _ready(gateway, provider)
+
+    async def parts() -> AsyncIterator[gateway_pb2.UploadMediaRequest]:
+        start = gateway_pb2.UploadMediaRequest.Start(org_id="org-1", filename="scan.pdf")
+        yield gateway_pb2.UploadMediaRequest(start=start)
+        yield gateway_pb2.UploadMediaRequest(chunk=_PNG)
+
+    info = await gateway.stub.UploadMedia(parts())
+    assert info.content_type == "image/png"
+    request = gateway_pb2.SendFileRequest(org_id="org-1", to="4471", media_id=info.media_id)
+    setattr(request, "from", "1055")
+    await gateway.stub.SendFile(request)
+    (received,) = provider.state.requests
+    assert (received.path, received.json["type"]) == ("/media/sendPhoto", "image")
+
+
+# A PNG's first bytes: the sniffer reads the type from them, whatever the file is called.
+_PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(256)) * 4
