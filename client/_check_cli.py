@@ -352,6 +352,11 @@ def _render(args: argparse.Namespace) -> int:
     definition = definition.choose({k: v for k, v in variables.items() if isinstance(v, str)})
     if args.request == "SendFile":
         variables = _with_media_kinds(variables)
+    elif args.request == "SendMessage" and "reply_count" not in variables:
+        # (ext) as the service counts a call's quick replies ("Replies, templates and reply-to")
+        replies = variables.get("reply_ids")
+        count = len(replies) if isinstance(replies, tuple) else 0
+        variables = {**variables, "reply_count": str(count)}
     templates = _templates(definition, args.request)
     if not templates:
         message = f"the definition has no {args.request} request"

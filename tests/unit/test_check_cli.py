@@ -571,3 +571,26 @@ def test_render_derives_each_files_media_kind_unless_the_vars_give_them(
     given = write(tmp_path, "given.json", kinds)
     code, out, _ = run(capsys, "--render", definition, "--vars", given, "--request", "SendFile")
     assert (code, out.splitlines()[0]) == (0, "POST https://api.example.com/video")
+
+
+def test_render_counts_the_quick_replies_the_vars_give(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    doc = json.loads(Path(TEMPLATE).read_text())
+    doc["API"]["SendMessage"]["request_parameters"] = {
+        "n": "$reply_count$",
+        "b": {"$each": "replies", "item": {"id": "$reply_id$", "title": "$reply_title$"}},
+    }
+    definition = write(tmp_path, "replies.json", doc)
+    call = {"from": "+1555", "to": "+1666", "API key": "k"}
+    vars_file = write(
+        tmp_path, "vars.json", {**call, "reply_ids": ["y", "n"], "reply_titles": ["Yes", "No"]}
+    )
+    code, out, _ = run(capsys, "--render", definition, "--vars", vars_file)
+    assert code == 0
+    assert json.loads(out.split("\n\n", 1)[1]) == {
+        "n": "2",
+        "b": [{"id": "y", "title": "Yes"}, {"id": "n", "title": "No"}],
+    }
+    code, out, _ = run(capsys, "--render", definition, "--vars", write(tmp_path, "v.json", call))
+    assert (code, json.loads(out.split("\n\n", 1)[1])) == (0, {"n": "0"})
