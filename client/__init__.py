@@ -9,7 +9,8 @@ Methods return the generated protobuf messages of ``msgbridge.v1.gateway_pb2``; 
 given as frozen dataclasses. Files (docs/media.md): ``upload_media`` takes an ``UploadSource``
 (bytes, a path, a binary file or chunks) and returns its ``MediaInfo``, whose ``media_id``
 ``send_file`` sends; ``get_media`` returns a stored file, ``download_media`` writes it to a
-``MediaDestination``.
+``MediaDestination``. (ext) A message's quick replies and template are ``QuickReply`` and
+``MessageTemplate`` (docs/format.md, "Replies, templates and reply-to").
 """
 
 from ._client import DEFAULT_TARGET, AsyncClient, Client
@@ -38,6 +39,7 @@ from ._errors import (
 from ._media import AsyncUploadSource, MediaDestination, UploadSource
 from ._options import ClientOptions, TLSConfig
 from ._requests import EventType, NumberAssignments, sender
+from ._rich import MessageTemplate, QuickReply
 
 __all__ = [
     "DEFAULT_TARGET",
@@ -53,11 +55,13 @@ __all__ = [
     "InvalidArgumentError",
     "MediaDestination",
     "MessageState",
+    "MessageTemplate",
     "MsgbridgeError",
     "NotFoundError",
     "Number",
     "NumberAssignments",
     "PermissionDeniedError",
+    "QuickReply",
     "RateUnit",
     "ResourceExhaustedError",
     "SendLimits",

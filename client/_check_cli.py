@@ -42,6 +42,7 @@ from server.engine import (
     load_definition,
     match_handshake,
     match_webhook,
+    media_kinds,
     only_if_holds,
     plan_send,
     render_request,
@@ -349,6 +350,13 @@ def _render(args: argparse.Namespace) -> int:
         return UNREADABLE
     # (ext) the variant the --vars' property values choose (docs/format.md, "Variants")
     definition = definition.choose({k: v for k, v in variables.items() if isinstance(v, str)})
+    if args.request == "SendFile":
+        variables = _with_media_kinds(variables)
+    elif args.request == "SendMessage" and "reply_count" not in variables:
+        # (ext) as the service counts a call's quick replies ("Replies, templates and reply-to")
+        replies = variables.get("reply_ids")
+        count = len(replies) if isinstance(replies, tuple) else 0
+        variables = {**variables, "reply_count": str(count)}
     templates = _templates(definition, args.request)
     if not templates:
         message = f"the definition has no {args.request} request"
@@ -390,6 +398,24 @@ def _render(args: argparse.Namespace) -> int:
     else:
         print("\n\n".join(_request_text(request) for _, request in rendered))
     return OK
+
+
+def _with_media_kinds(variables: Mapping[str, Value]) -> Mapping[str, Value]:
+    """(ext) A SendFile's ``$media_kinds$`` and ``$media_kind$`` as the service derives them
+    (docs/format.md, "Media kinds"), unless --vars gives ``media_kinds``."""
+    if "media_kinds" in variables:
+        return variables
+    urls = variables.get("media_urls")
+    content = variables.get("content")
+    if not isinstance(urls, tuple):
+        urls = (content,) if isinstance(content, str) else ()
+    media_type, given = variables.get("media_type"), variables.get("media_kind")
+    kinds = media_kinds(
+        urls,
+        media_type if isinstance(media_type, str) else "",
+        given if isinstance(given, str) else "",
+    )
+    return {**variables, "media_kinds": kinds, "media_kind": kinds[0]} if kinds else variables
 
 
 def _read_variables(file: str, *, as_json: bool) -> Mapping[str, Value] | None:

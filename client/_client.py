@@ -39,6 +39,7 @@ from ._errors import error_from_rpc
 from ._media import AsyncUploadSource, MediaDestination, UploadSource
 from ._options import ClientOptions
 from ._requests import EventType, NumberAssignments
+from ._rich import MessageTemplate, QuickReply
 
 __all__ = ["DEFAULT_TARGET", "AsyncClient", "Client"]
 
@@ -228,10 +229,16 @@ class AsyncClient:
         idempotency_key: str = "",
         metadata: Mapping[str, str] | None = None,
         options: SendOptions | None = None,
+        replies: Sequence[QuickReply] = (),
+        template: MessageTemplate | None = None,
+        reply_to: str = "",
     ) -> gateway_pb2.SendReply:
         """``options``: how the send waits (:class:`~client.SendOptions`; None: WAIT). The
         reply's ``state`` is SENT, or QUEUED / SENDING when it came before the provider's answer;
-        its ``encoding`` and ``segments`` say what the text takes."""
+        its ``encoding`` and ``segments`` say what the text takes. (ext) ``replies``: quick
+        replies or buttons; ``template``: an approved message template (``text`` may then be
+        empty); ``reply_to``: the provider's id of the message this one answers
+        (docs/format.md, "Replies, templates and reply-to")."""
         request = _requests.send_message_request(
             org_id=org_id,
             from_=from_,
@@ -243,6 +250,9 @@ class AsyncClient:
             idempotency_key=idempotency_key,
             metadata=metadata,
             options=options,
+            replies=replies,
+            template=template,
+            reply_to=reply_to,
         )
         return await self._call(self._stub.SendMessage, request, gateway_pb2.SendReply)
 
@@ -264,10 +274,15 @@ class AsyncClient:
         metadata: Mapping[str, str] | None = None,
         media_urls: Sequence[str] = (),
         options: SendOptions | None = None,
+        reply_to: str = "",
+        media_kind: str = "",
     ) -> gateway_pb2.SendReply:
         """The file is at ``media_url``, or stored by :meth:`upload_media` as ``media_id`` (one
         of them; docs/media.md). ``media_urls``: the message's further files after it
-        (docs/format.md, "Several requests per send"); ``options`` as in :meth:`send_message`."""
+        (docs/format.md, "Several requests per send"); ``options`` and ``reply_to`` as in
+        :meth:`send_message`; ``media_kind``: the first file's kind — image, video, audio or
+        document — when not the one its media type or URL says (docs/format.md, "Media
+        kinds")."""
         request = _requests.send_file_request(
             org_id=org_id,
             from_=from_,
@@ -284,6 +299,8 @@ class AsyncClient:
             media_urls=media_urls,
             options=options,
             media_id=media_id,
+            reply_to=reply_to,
+            media_kind=media_kind,
         )
         return await self._call(self._stub.SendFile, request, gateway_pb2.SendReply)
 
@@ -796,10 +813,16 @@ class Client:
         idempotency_key: str = "",
         metadata: Mapping[str, str] | None = None,
         options: SendOptions | None = None,
+        replies: Sequence[QuickReply] = (),
+        template: MessageTemplate | None = None,
+        reply_to: str = "",
     ) -> gateway_pb2.SendReply:
         """``options``: how the send waits (:class:`~client.SendOptions`; None: WAIT). The
         reply's ``state`` is SENT, or QUEUED / SENDING when it came before the provider's answer;
-        its ``encoding`` and ``segments`` say what the text takes."""
+        its ``encoding`` and ``segments`` say what the text takes. (ext) ``replies``: quick
+        replies or buttons; ``template``: an approved message template (``text`` may then be
+        empty); ``reply_to``: the provider's id of the message this one answers
+        (docs/format.md, "Replies, templates and reply-to")."""
         request = _requests.send_message_request(
             org_id=org_id,
             from_=from_,
@@ -811,6 +834,9 @@ class Client:
             idempotency_key=idempotency_key,
             metadata=metadata,
             options=options,
+            replies=replies,
+            template=template,
+            reply_to=reply_to,
         )
         return self._call(self._stub.SendMessage, request, gateway_pb2.SendReply)
 
@@ -832,10 +858,15 @@ class Client:
         metadata: Mapping[str, str] | None = None,
         media_urls: Sequence[str] = (),
         options: SendOptions | None = None,
+        reply_to: str = "",
+        media_kind: str = "",
     ) -> gateway_pb2.SendReply:
         """The file is at ``media_url``, or stored by :meth:`upload_media` as ``media_id`` (one
         of them; docs/media.md). ``media_urls``: the message's further files after it
-        (docs/format.md, "Several requests per send"); ``options`` as in :meth:`send_message`."""
+        (docs/format.md, "Several requests per send"); ``options`` and ``reply_to`` as in
+        :meth:`send_message`; ``media_kind``: the first file's kind — image, video, audio or
+        document — when not the one its media type or URL says (docs/format.md, "Media
+        kinds")."""
         request = _requests.send_file_request(
             org_id=org_id,
             from_=from_,
@@ -852,6 +883,8 @@ class Client:
             media_urls=media_urls,
             options=options,
             media_id=media_id,
+            reply_to=reply_to,
+            media_kind=media_kind,
         )
         return self._call(self._stub.SendFile, request, gateway_pb2.SendReply)
 

@@ -467,13 +467,32 @@ async def _send(gateway: _Gateway, request: Mapping[str, Any]) -> gateway_pb2.Se
             to=send.to,
             extension=send.extension,
             domain=send.domain,
+            reply_to=send.reply_to,
+            media_kind=send.media_kind,
         )
         setattr(file, "from", send.from_number)
         reply: gateway_pb2.SendReply = await gateway.stub.SendFile(file)
         return reply
     message = gateway_pb2.SendMessageRequest(
-        text=send.text, org_id=ORG, to=send.to, extension=send.extension, domain=send.domain
+        text=send.text,
+        org_id=ORG,
+        to=send.to,
+        extension=send.extension,
+        domain=send.domain,
+        reply_to=send.reply_to,
+        replies=[
+            gateway_pb2.QuickReply(id=r.id, title=r.title, description=r.description)
+            for r in send.replies
+        ],
     )
+    if send.template_name:
+        message.template.CopyFrom(
+            gateway_pb2.MessageTemplate(
+                name=send.template_name,
+                language=send.template_language,
+                parameters=send.template_parameters,
+            )
+        )
     setattr(message, "from", send.from_number)
     reply = await gateway.stub.SendMessage(message)
     return reply

@@ -25,6 +25,7 @@ from multidict import CIMultiDict
 
 from server.core import (
     Kept,
+    QuickReply,
     SendRequest,
     StepFailure,
     SubscribeRun,
@@ -104,8 +105,11 @@ def run_offline(doc: Mapping[str, Any], definition: Definition, cases: CaseSet) 
 
 
 def send_of(request: Mapping[str, Any]) -> SendRequest:
-    """A send case's ``request`` as the send path gets it."""
+    """A send case's ``request`` as the send path gets it; (ext) with its ``reply_to``, an SMS's
+    ``replies`` and ``template``, an MMS's ``media_kind`` (docs/format.md, "Replies, templates
+    and reply-to")."""
     mms = request.get("kind", "sms") == "mms"
+    template = request.get("template") or {}
     return SendRequest(
         kind=MessageKind.MMS if mms else MessageKind.SMS,
         org_id=ORG,
@@ -118,6 +122,17 @@ def send_of(request: Mapping[str, Any]) -> SendRequest:
         filename=request.get("filename", ""),
         extension=request.get("extension", ""),
         domain=request.get("domain", ""),
+        reply_to=request.get("reply_to", ""),
+        replies=tuple(
+            QuickReply(r["id"], r["title"], r.get("description", ""))
+            for r in request.get("replies", ())
+        )
+        if not mms
+        else (),
+        template_name=template.get("name", "") if not mms else "",
+        template_language=template.get("language", "") if not mms else "",
+        template_parameters=tuple(template.get("parameters", ())) if not mms else (),
+        media_kind=request.get("media_kind", "") if mms else "",
     )
 
 

@@ -12,6 +12,7 @@ from typing import TypeAlias
 from msgbridge.v1 import gateway_pb2
 
 from ._delivery import Number, SendLimits, SendOptions
+from ._rich import MessageTemplate, QuickReply
 
 __all__ = [
     "EventType",
@@ -105,6 +106,9 @@ def send_message_request(
     idempotency_key: str,
     metadata: Mapping[str, str] | None,
     options: SendOptions | None = None,
+    replies: Sequence[QuickReply] = (),
+    template: MessageTemplate | None = None,
+    reply_to: str = "",
 ) -> gateway_pb2.SendMessageRequest:
     request = gateway_pb2.SendMessageRequest(
         org_id=org_id,
@@ -115,7 +119,11 @@ def send_message_request(
         integration_id=integration_id,
         idempotency_key=idempotency_key,
         metadata=dict(metadata or {}),
+        replies=[reply.to_proto() for reply in replies],
+        reply_to=reply_to,
     )
+    if template is not None:
+        request.template.CopyFrom(template.to_proto())
     setattr(request, "from", from_)  # `from` is a keyword
     if options is not None:
         request.options.CopyFrom(options.to_proto())
@@ -139,6 +147,8 @@ def send_file_request(
     media_urls: Sequence[str] = (),
     options: SendOptions | None = None,
     media_id: str = "",
+    reply_to: str = "",
+    media_kind: str = "",
 ) -> gateway_pb2.SendFileRequest:
     # The first file is a URL or a file stored by UploadMedia (docs/media.md).
     if bool(media_url) == bool(media_id):
@@ -157,6 +167,8 @@ def send_file_request(
         integration_id=integration_id,
         idempotency_key=idempotency_key,
         metadata=dict(metadata or {}),
+        reply_to=reply_to,
+        media_kind=media_kind,
     )
     setattr(request, "from", from_)  # `from` is a keyword
     if options is not None:

@@ -33,6 +33,7 @@ from ._delivery import SendLimits
 from ._errors import MsgbridgeError
 from ._follow import DEFAULT_GIVE_UP_AFTER_S, FollowRequest, follow
 from ._options import ClientOptions, TLSConfig
+from ._rich import reply_argument, template_of
 
 __all__ = ["UsageError", "add_parsers", "connection_parser", "run_command", "show"]
 
@@ -344,6 +345,12 @@ def _retry_subscription(client: Client, args: argparse.Namespace) -> int:
 
 
 def _send(client: Client, args: argparse.Namespace) -> int:
+    try:
+        template = template_of(args.template, args.language, args.param or ())
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
+    if not args.text and template is None:
+        raise _UsageError("--text is required (unless --template is given)")
     reply = client.send_message(
         org_id=args.org,
         from_=args.from_,
@@ -355,6 +362,9 @@ def _send(client: Client, args: argparse.Namespace) -> int:
         idempotency_key=args.idempotency_key,
         metadata=_unique(args.metadata, "metadata"),
         options=delivery.send_options(args),
+        replies=args.reply or (),
+        template=template,
+        reply_to=args.reply_to,
     )
     _show(args, reply, lambda: [human.send_line(reply)])
     return 0
@@ -389,6 +399,8 @@ def _send_file(client: Client, args: argparse.Namespace) -> int:
         idempotency_key=args.idempotency_key,
         metadata=_unique(args.metadata, "metadata"),
         options=delivery.send_options(args),
+        reply_to=args.reply_to,
+        media_kind=args.media_kind,
     )
     _show(args, reply, lambda: [human.send_line(reply)])
     return 0
@@ -546,6 +558,12 @@ def _add_send_options(parser: argparse.ArgumentParser) -> None:
         "--idempotency-key", default="", metavar="KEY", help="a retry with it sends nothing again"
     )
     parser.add_argument(
+        "--reply-to",
+        default="",
+        metavar="ID",
+        help="the provider's id of the message this one answers",
+    )
+    parser.add_argument(
         "--metadata",
         action="append",
         type=_key_value("metadata"),
@@ -689,9 +707,28 @@ def add_parsers(subparsers: Any) -> None:
     parser = command("disable", _disable, "disable an installation")
     parser.add_argument("id", metavar="ID")
 
-    parser = command("send", _send, "send an SMS")
+    parser = command("send", _send, "send an SMS (or a chat message)")
     _add_send_options(parser)
-    parser.add_argument("--text", required=True, help="the message")
+    parser.add_argument("--text", default="", help="the message (required without --template)")
+    parser.add_argument(
+        "--reply",
+        action="append",
+        type=reply_argument,
+        metavar="ID:TITLE[:DESCRIPTION]",
+        help="a quick reply or button offered with the message (repeatable, at most 13)",
+    )
+    parser.add_argument(
+        "--template", default="", metavar="NAME", help="an approved message template's name"
+    )
+    parser.add_argument(
+        "--language", default="", metavar="CODE", help="the template's language (e.g. en_US)"
+    )
+    parser.add_argument(
+        "--param",
+        action="append",
+        metavar="TEXT",
+        help="the template's next parameter (repeatable, in order)",
+    )
 
     parser = command("send-file", _send_file, "send a file (MMS)")
     _add_send_options(parser)
@@ -710,6 +747,13 @@ def add_parsers(subparsers: Any) -> None:
     parser.add_argument("--text", default="", help="a caption")
     parser.add_argument("--media-type", default="", metavar="TYPE", help="e.g. image/png")
     parser.add_argument("--filename", default="", help="the file's name")
+    parser.add_argument(
+        "--kind",
+        dest="media_kind",
+        default="",
+        choices=("image", "video", "audio", "document"),
+        help="the first file's kind (default: from --media-type, else the URL's extension)",
+    )
 
     parser = command("message", _message, "show a sent message and its state")
     parser.add_argument("id", metavar="ID")

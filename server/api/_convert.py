@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 from google.protobuf import timestamp_pb2
 
@@ -19,6 +20,7 @@ from msgbridge.v1 import gateway_pb2
 from ..core import (
     LoadedIntegration,
     NumberInput,
+    QuickReply,
     SendOutcome,
     SendRequest,
     capabilities_of,
@@ -379,13 +381,26 @@ def send_reply(outcome: SendOutcome) -> gateway_pb2.SendReply:
 def send_request(
     request: gateway_pb2.SendMessageRequest | gateway_pb2.SendFileRequest,
 ) -> SendRequest:
-    """What the send path takes for a ``SendMessage`` (an SMS) or ``SendFile`` (an MMS)."""
+    """What the send path takes for a ``SendMessage`` (an SMS) or ``SendFile`` (an MMS); (ext)
+    with a reply-to, a SendMessage's quick replies and template, a SendFile's media kind
+    (docs/format.md, "Replies, templates and reply-to", "Media kinds")."""
     media = (
         (request.media_url, request.media_type, request.filename, tuple(request.media_urls))
         if isinstance(request, gateway_pb2.SendFileRequest)
         else None
     )
     queue, send_at, unordered = send_options(request.options)
+    rich: dict[str, Any] = {}
+    if isinstance(request, gateway_pb2.SendMessageRequest):
+        template = request.template
+        rich.update(
+            replies=tuple(QuickReply(r.id, r.title, r.description) for r in request.replies),
+            template_name=template.name,
+            template_language=template.language,
+            template_parameters=tuple(template.parameters),
+        )
+    else:
+        rich["media_kind"] = request.media_kind
     return SendRequest(
         kind=MessageKind.SMS if media is None else MessageKind.MMS,
         org_id=request.org_id,
@@ -404,6 +419,8 @@ def send_request(
         queue=queue,
         send_at=send_at,
         unordered=unordered,
+        reply_to=request.reply_to,
+        **rich,
     )
 
 

@@ -66,6 +66,7 @@ from .ingest import HeldReceipts, Ingestor, ReplayResult, event_dedupe_key
 from .send import (
     OUTCOME_UNKNOWN,
     DeliveryQueue,
+    QuickReply,
     RetryPolicy,
     SendLimits,
     SendOutcome,
@@ -99,6 +100,7 @@ __all__ = [
     "LoadedIntegration",
     "NumberInput",
     "OAuthCallback",
+    "QuickReply",
     "ReplayResult",
     "Retention",
     "RetentionKeeper",

@@ -10,6 +10,7 @@ segments it takes. Every error raised is an :class:`EngineError`.
 from ._answer import ANSWER_BODY_MAX_BYTES, DEFAULT_ANSWER, choose_answer
 from ._document import MAX_SIZE as MAX_DEFINITION_BYTES
 from ._document import TOO_LARGE as DEFINITION_TOO_LARGE
+from ._each import MEDIA_KINDS, media_kind, media_kinds
 from ._errors import DefinitionError, EngineError, Problem, RenderError, WebhookParseError
 from ._find import Found, find_in_answer, only_if_holds
 from ._gsm import Encoding, segment_count, text_encoding
@@ -93,6 +94,7 @@ __all__ = [
     "DEFINITION_TOO_LARGE",
     "MAX_DEFINITION_BYTES",
     "MAX_REQUESTS_PER_SEND",
+    "MEDIA_KINDS",
     "AddressKind",
     "Auth",
     "BasicAuth",
@@ -157,6 +159,8 @@ __all__ = [
     "media_caps",
     "media_credentials",
     "media_credentials_apply",
+    "media_kind",
+    "media_kinds",
     "media_needs_bearer_token",
     "needs_properties",
     "only_if_holds",

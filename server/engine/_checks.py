@@ -16,6 +16,7 @@ from typing import Any
 from ._answer_checks import check_webhook_answers
 from ._body import parameters_in_query
 from ._correlation_checks import CORRELATION_CHECKS, correlates_by_our_id
+from ._each_checks import EACH_CHECKS
 from ._encoding_checks import ENCODING_CHECKS
 from ._errors import Problem
 from ._event_value_checks import EVENT_VALUE_CHECKS, built_names, declared_captures
@@ -697,6 +698,7 @@ CHECKS: tuple[Check, ...] = (
     check_webhook_auth,
     *FILTER_CHECKS,
     *ENCODING_CHECKS,
+    *EACH_CHECKS,
     check_webhook_answers,
     *CORRELATION_CHECKS,
     *EVENT_VALUE_CHECKS,

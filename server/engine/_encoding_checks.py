@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ._codecs import ENCODINGS
+from ._each import MEDIA_KINDS
 from ._errors import Problem
 from ._gsm import GSM7, UCS2
 from ._placeholders import placeholders_in, sole_placeholder
@@ -24,6 +25,9 @@ __all__ = ["ENCODING_CHECKS", "guess"]
 #: The scopes whose templates are rendered as requests: filters and switches work there.
 _REQUEST_SCOPES = frozenset({"SendMessage", "SendFile", "Subscribe", "Unsubscribe"})
 _ENCODING_VALUES = (GSM7, UCS2)
+#: The variables whose every value is known: a $switch on one must say what each sends
+#: (docs/format.md, "Text encodings" and "Media kinds").
+_CHOICES = {"encoding": _ENCODING_VALUES, "media_kind": MEDIA_KINDS}
 _SWITCH_KEYS = frozenset({SWITCH, "cases", "default"})
 
 
@@ -52,7 +56,8 @@ def _switches(tree: object, at: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
 
 def check_switches(document: Mapping[str, Any]) -> Iterator[Problem]:
     """A ``$switch`` object has a template to choose by and its cases; one on ``$encoding$``
-    names only GSM-7 and UCS-2 and covers both unless it has a default."""
+    names only GSM-7 and UCS-2 and covers both unless it has a default, (ext) one on
+    ``$media_kind$`` likewise its four kinds."""
     for at, request, scope in request_pointers(document):
         if scope.name not in _REQUEST_SCOPES:
             continue
@@ -95,22 +100,29 @@ def _check_switch(at: str, switch: Mapping[str, Any]) -> Iterator[Problem]:
         )
         return
     placeholder = sole_placeholder(on)
-    if placeholder is None or placeholder.name != "encoding" or placeholder.filters:
+    if placeholder is None or placeholder.filters or placeholder.name not in _CHOICES:
         return
+    name = placeholder.name
+    values = _CHOICES[name]
     for key in cases:
-        if key not in _ENCODING_VALUES:
+        if key not in values:
             yield _error(
                 child(child(at, "cases"), str(key)),
-                f'"{key}" is not a value of $encoding${guess(str(key), _ENCODING_VALUES)}; '
-                f"it is {GSM7} or {UCS2}",
+                f'"{key}" is not a value of ${name}${guess(str(key), values)}; '
+                f"it is {_one_of(values)}",
             )
-    missing = [value for value in _ENCODING_VALUES if value not in cases]
+    missing = [value for value in values if value not in cases]
     if missing and "default" not in switch:
         yield _error(
             child(at, "cases"),
-            f"this $encoding$ switch has no case for {' or '.join(missing)} and no default: "
-            "say what is sent for every encoding (null: the key is left out)",
+            f"this ${name}$ switch has no case for {_one_of(missing)} and no default: "
+            f"say what is sent for every {'encoding' if name == 'encoding' else 'kind'} "
+            "(null: the key is left out)",
         )
+
+
+def _one_of(values: tuple[str, ...] | list[str]) -> str:
+    return values[0] if len(values) == 1 else f"{', '.join(values[:-1])} or {values[-1]}"
 
 
 def check_decode(document: Mapping[str, Any]) -> Iterator[Problem]:

@@ -40,6 +40,9 @@ PART: Final = "part"
 PARTS: Final = "parts"
 TEXT_PARTS: Final = "text_parts"
 MEDIA_URLS: Final = "media_urls"
+#: (ext) each file's kind, and the one of the request's file (docs/format.md, "Media kinds")
+MEDIA_KINDS: Final = "media_kinds"
+MEDIA_KIND: Final = "media_kind"
 _ENCODING: Final = "encoding"
 
 
@@ -144,11 +147,15 @@ class _Expansion:
         if self._mode == "once":
             return (RequestStep(self._template, self._base),)
         count = str(self.count)
-        key = "content" if self._mode == "media" else self._name
+        media = self._mode == "media"
+        key = "content" if media else self._name
+        kinds = self._base.get(MEDIA_KINDS) if media else None
         steps = []
         for number, item in enumerate(self._items, 1):
             values = {**self._base, PART: str(number), PARTS: count}
             if item:
                 values[key] = item
+            if isinstance(kinds, tuple) and number <= len(kinds):
+                values[MEDIA_KIND] = kinds[number - 1]  # this file's kind
             steps.append(RequestStep(self._template, values))
         return tuple(steps)

@@ -15,7 +15,9 @@ placeholder with a default is never left out (docs/format.md, "Requests", "Value
 object
 ``{"$switch": "$encoding$", "cases": {...}, "default": ...}`` renders as
 the case named by the text of its ``$switch`` template, else its ``default``, else it is left out,
-as is a case or default that is ``null`` (docs/format.md, "Text encodings").
+as is a case or default that is ``null`` (docs/format.md, "Text encodings"); and an object
+``{"$each": "replies", "item": {...}}`` renders as a list, its ``item`` once per item of the send's
+list with that item's variables (:mod:`._each`; docs/format.md, "Lists of items: $each").
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from functools import lru_cache
 from typing import Final, TypeAlias
 
 from ._codecs import encode_value
+from ._each import EACH, ITEM, LISTS
 from ._errors import RenderError
 from ._filters import ValueFilter, apply_value_filter, parse_value_filter
 from ._model import Frozen, thaw
@@ -216,6 +219,44 @@ def _compile_switch(tree: Mapping[str, Frozen], omit_empty: bool) -> TreeRendere
     )
 
 
+def _compile_each(tree: Mapping[str, Frozen], omit_empty: bool) -> TreeRenderer:
+    """(ext) ``{"$each": list, "item": template}``: the item once per item of the list, as a
+    list; no item (or a list the checker refuses) leaves it out."""
+    spec = LISTS.get(tree[EACH]) if isinstance(tree[EACH], str) else None
+    if spec is None or ITEM not in tree:
+        return _left_out
+    item = compile_tree(tree[ITEM], omit_empty=omit_empty)
+    binds = spec.binds
+    count_of = binds[0][1]
+
+    def render(values: Lookup) -> Rendered:
+        first = values.get(count_of)
+        count = len(first) if isinstance(first, tuple) else 0
+        if not count:
+            return MISSING
+        lists = [(name, values.get(source)) for name, source in binds]
+        out = []
+        for i in range(count):
+            own: dict[str, Value] = {
+                name: (v[i] or None) if isinstance(v, tuple) and i < len(v) else None
+                for name, v in lists
+            }
+            rendered = item({**values, **own})
+            if rendered is not MISSING:
+                out.append(rendered)
+        return out
+
+    return render
+
+
+def _has_each(tree: Frozen) -> bool:
+    if isinstance(tree, Mapping):
+        return EACH in tree or any(_has_each(v) for v in tree.values())
+    if isinstance(tree, tuple):
+        return any(_has_each(v) for v in tree)
+    return False
+
+
 def _constant(value: object) -> TreeRenderer:
     return lambda values: value
 
@@ -256,7 +297,9 @@ def compile_tree(tree: Frozen, *, omit_empty: bool = False) -> TreeRenderer:
     (ext, ``request_omit_empty``) an object all of whose keys were left out is left out too."""
     if isinstance(tree, Mapping) and SWITCH in tree:
         return _compile_switch(tree, omit_empty)
-    if not tree_names(tree):
+    if isinstance(tree, Mapping) and EACH in tree:
+        return _compile_each(tree, omit_empty)
+    if not tree_names(tree) and not _has_each(tree):
         return _constant(thaw(_unescape(tree)))
     if isinstance(tree, str):
         return _string(tree)

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ._each import EACH, ITEM, ITEM_VARIABLES, LISTS
 from ._model import freeze
 from ._placeholders import placeholders_in
 from ._pointer import child
@@ -44,6 +45,7 @@ _SEND = _EVERY_REQUEST | {
     "orgid",
     "gateway_id",
     "encoding",
+    "reply_to",  # (ext) docs/format.md, "Replies, templates and reply-to"
 }
 
 
@@ -59,9 +61,23 @@ class Scope:
     introduces: bool = False  # its captures name new variables (a chained request's response_map)
 
 
-SEND_MESSAGE = Scope(name="SendMessage", variables=_SEND)
+#: (ext) docs/format.md, "Replies, templates and reply-to": a SendMessage's quick replies (their
+#: count, and each item variable's values as a list) and its message template.
+_REPLIES_AND_TEMPLATE = frozenset(
+    {
+        "reply_count",
+        "reply_ids",
+        "reply_titles",
+        "reply_descriptions",
+        "template_name",
+        "template_language",
+        "template_parameters",
+    }
+)
+SEND_MESSAGE = Scope(name="SendMessage", variables=_SEND | _REPLIES_AND_TEMPLATE)
 SEND_FILE = Scope(
-    name="SendFile", variables=_SEND | {"text", "media_type", "filename", "media_urls"}
+    name="SendFile",
+    variables=_SEND | {"text", "media_type", "filename", "media_urls", "media_kind", "media_kinds"},
 )  # content is the media URL (the seed's "media_url": "$content$"); (ext) media_urls: all of them
 #: (ext) docs/format.md, "Several requests per send": the variables a request has when it is one
 #: of several (part, parts) and when it splits the text (text_parts).
@@ -107,7 +123,9 @@ WEBHOOK_AUTH = Scope(name="WebhookAuth", variables=frozenset())
 MEDIA_AUTH = Scope(name="Media auth", variables=frozenset())  # (ext) docs/format.md, "Media"
 
 _SCOPES = (SEND_MESSAGE, SEND_FILE, SUBSCRIBE, UNSUBSCRIBE, RESPONSE_MAP, WEBHOOK)
-ALL_VARIABLES = frozenset().union(*(s.variables for s in _SCOPES), EACH_VARIABLES, SPLIT_VARIABLES)
+ALL_VARIABLES = frozenset().union(
+    *(s.variables for s in _SCOPES), EACH_VARIABLES, SPLIT_VARIABLES, ITEM_VARIABLES
+)
 
 #: Where each variable can be used, for messages that explain why one is not available.
 WHERE: Mapping[str, str] = {
@@ -135,6 +153,15 @@ WHERE: Mapping[str, str] = {
     "parts": "a SendMessage or SendFile request with split or for_each (one request per part or "
     "media item)",
     "text_parts": "a SendMessage or SendFile request with split",
+    "reply_to": "SendMessage and SendFile",
+    "media_kind": "SendFile",
+    "media_kinds": "SendFile",
+    **dict.fromkeys(_REPLIES_AND_TEMPLATE, "SendMessage"),
+    **{
+        name: f'an item of {{"$each": "{item.name}"}} in {item.send}'
+        for item in LISTS.values()
+        for name in item.item_variables & ITEM_VARIABLES
+    },
 }
 
 
@@ -360,12 +387,17 @@ def webhook_model_strings(i: int, model: Mapping[str, Any]) -> Iterator[Template
 
 
 def tree_strings(tree: object, at: str, scope: Scope) -> Iterator[TemplateString]:
-    """The string leaves of a JSON tree (values only, never keys)."""
+    """The string leaves of a JSON tree (values only, never keys); (ext) those of an ``$each``
+    object's ``item`` have its list's item variables too (docs/format.md, "Lists of items")."""
     if isinstance(tree, str):
         yield TemplateString(pointer=at, text=tree, scope=scope)
     elif isinstance(tree, Mapping):
+        listed = LISTS.get(tree[EACH]) if isinstance(tree.get(EACH), str) else None
         for key, value in tree.items():
-            yield from tree_strings(value, child(at, key), scope)
+            inner = scope
+            if listed is not None and key == ITEM:
+                inner = replace(scope, variables=scope.variables | listed.item_variables)
+            yield from tree_strings(value, child(at, key), inner)
     elif isinstance(tree, list):
         for i, value in enumerate(tree):
             yield from tree_strings(value, child(at, i), scope)

@@ -542,3 +542,55 @@ def test_render_leaves_out_a_step_its_only_if_skips(
     assert code == 0
     assert out.splitlines()[0] == "DELETE https://api.bulksms.com/v1/webhooks/7"
     assert "DELETE https://api.bulksms.com/v1/webhooks/\n" not in out + "\n"
+
+
+def test_render_derives_each_files_media_kind_unless_the_vars_give_them(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    doc = json.loads(Path(TEMPLATE).read_text())
+    doc["API"]["SendFile"].update(
+        for_each="media",
+        request_url="https://api.example.com/$media_kind|map:image=photo,video=video$",
+        request_parameters={"to": "$to$", "url": "$content$", "kind": "$media_kind$"},
+    )
+    definition = write(tmp_path, "kinds.json", doc)
+    urls = ["https://x/a", "https://x/b.mp4", "https://x/c.pdf"]
+    call = {"from": "+1555", "to": "+1666", "API key": "k", "media_type": "image/png"}
+    vars_file = write(tmp_path, "vars.json", {**call, "media_urls": urls})
+    code, out, _ = run(capsys, "--render", definition, "--vars", vars_file, "--request", "SendFile")
+    assert code == 0
+    requests = out.split("\n\n")
+    assert [r.splitlines()[0] for r in requests[::2]] == [
+        "POST https://api.example.com/photo",
+        "POST https://api.example.com/video",
+        "POST https://api.example.com/document",
+    ]
+    assert [json.loads(r)["kind"] for r in requests[1::2]] == ["image", "video", "document"]
+
+    kinds = {**call, "media_urls": urls[:1], "media_kinds": ["video"]}
+    given = write(tmp_path, "given.json", kinds)
+    code, out, _ = run(capsys, "--render", definition, "--vars", given, "--request", "SendFile")
+    assert (code, out.splitlines()[0]) == (0, "POST https://api.example.com/video")
+
+
+def test_render_counts_the_quick_replies_the_vars_give(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    doc = json.loads(Path(TEMPLATE).read_text())
+    doc["API"]["SendMessage"]["request_parameters"] = {
+        "n": "$reply_count$",
+        "b": {"$each": "replies", "item": {"id": "$reply_id$", "title": "$reply_title$"}},
+    }
+    definition = write(tmp_path, "replies.json", doc)
+    call = {"from": "+1555", "to": "+1666", "API key": "k"}
+    vars_file = write(
+        tmp_path, "vars.json", {**call, "reply_ids": ["y", "n"], "reply_titles": ["Yes", "No"]}
+    )
+    code, out, _ = run(capsys, "--render", definition, "--vars", vars_file)
+    assert code == 0
+    assert json.loads(out.split("\n\n", 1)[1]) == {
+        "n": "2",
+        "b": [{"id": "y", "title": "Yes"}, {"id": "n", "title": "No"}],
+    }
+    code, out, _ = run(capsys, "--render", definition, "--vars", write(tmp_path, "v.json", call))
+    assert (code, json.loads(out.split("\n\n", 1)[1])) == (0, {"n": "0"})

@@ -297,6 +297,78 @@ def test_send_json_prints_the_reply_with_the_provider_message_id(
     assert dict(request.metadata) == {"ticket": "4=2"}
 
 
+def test_send_carries_quick_replies_a_template_and_reply_to(
+    run: RunCommand, gateway: RunningGateway
+) -> None:
+    code, _, err = run(
+        "send",
+        *SEND[:6],
+        "--reply",
+        "yes:Yes",
+        "--reply",
+        "later:Later:in an hour: or two",
+        "--template",
+        "order_update",
+        "--language",
+        "en_US",
+        "--param",
+        "Ann",
+        "--param",
+        "#42",
+        "--reply-to",
+        "wamid.IN1",
+    )
+
+    assert (code, err) == (0, "")
+    (request,) = gateway.fake.requests("SendMessage")
+    assert request.text == ""
+    assert [(r.id, r.title, r.description) for r in request.replies] == [
+        ("yes", "Yes", ""),
+        ("later", "Later", "in an hour: or two"),
+    ]
+    template = request.template
+    assert (template.name, template.language, list(template.parameters)) == (
+        "order_update",
+        "en_US",
+        ["Ann", "#42"],
+    )
+    assert request.reply_to == "wamid.IN1"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "words"),
+    [
+        ((), "--text is required"),
+        (("--text", "x", "--param", "Ann"), "--param need --template"),
+    ],
+)
+def test_send_usage_mistakes_of_rich_parts(
+    run: RunCommand, gateway: RunningGateway, arguments: tuple[str, ...], words: str
+) -> None:
+    code, _, err = run("send", *SEND[:6], *arguments)
+
+    assert code == 2
+    assert words in err
+    assert not gateway.fake.requests("SendMessage")
+
+
+def test_send_file_carries_its_kind_and_reply_to(run: RunCommand, gateway: RunningGateway) -> None:
+    code, _, err = run(
+        "send-file",
+        *SEND[:6],
+        "--url",
+        "https://files.example/a",
+        "--kind",
+        "document",
+        "--reply-to",
+        "m-1",
+    )
+
+    assert (code, err) == (0, "")
+    (request,) = gateway.fake.requests("SendFile")
+    assert (request.media_kind, request.reply_to) == ("document", "m-1")
+
+
 def test_send_human_line(run: RunCommand) -> None:
     code, out, _ = run("send", *SEND, "--idempotency-key", "used")
 

@@ -20,7 +20,7 @@ from .._send_limits import (
 from ._attempt import AttemptFailed, ProviderAttempt, Sendable, plan_requests
 from ._deliver import Deliverer, Outcomes
 from ._queue import DeliveryQueue
-from ._request import SendOutcome, SendRequest, send_variables
+from ._request import QuickReply, SendOutcome, SendRequest, send_variables
 from ._retry import OUTCOME_UNKNOWN, RetryPolicy, Verdict, retry_delay, verdict
 from ._sender import MessageRates, SendPath, build_delivery
 
@@ -32,6 +32,7 @@ __all__ = [
     "MessageRates",
     "Outcomes",
     "ProviderAttempt",
+    "QuickReply",
     "RetryPolicy",
     "SendLimits",
     "SendOutcome",

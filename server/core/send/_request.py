@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Final
 
-from ...engine import Value
+from ...engine import MEDIA_KINDS, Value, media_kinds
 from ...errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -30,6 +30,9 @@ from ...store import MessageKind, MessageRecord, MessageState
 
 __all__ = [
     "MAX_MEDIA_URLS",
+    "MAX_REPLIES",
+    "MAX_TEMPLATE_PARAMETERS",
+    "QuickReply",
     "SendOutcome",
     "SendRequest",
     "error_json",
@@ -48,6 +51,25 @@ MAX_MEDIA_URLS: Final = 10
 
 #: How far ahead a send may be scheduled.
 MAX_SCHEDULE_DAYS: Final = 366
+
+#: (ext) docs/format.md, "Replies, templates and reply-to": the quick replies one SendMessage may
+#: offer (Messenger and LINE take 13, the most of the platforms), a message template's
+#: parameters, and the length of each text they carry.
+MAX_REPLIES: Final = 13
+MAX_TEMPLATE_PARAMETERS: Final = 32
+_MAX_REPLY_TEXT: Final = 256
+_MAX_PARAMETER_TEXT: Final = 1024
+_MAX_NAME_TEXT: Final = 512
+
+
+@dataclass(frozen=True, slots=True)
+class QuickReply:
+    """(ext) A quick reply or button offered with a message: what comes back when it is chosen
+    (``id``), what it shows (``title``) and an optional ``description``."""
+
+    id: str
+    title: str
+    description: str = ""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -75,12 +97,25 @@ class SendRequest:
     queue: bool = False
     send_at: datetime | None = None
     unordered: bool = False
+    # (ext) docs/format.md, "Replies, templates and reply-to" and "Media kinds": the provider's id
+    # of the message this one answers; SendMessage's quick replies and message template;
+    # SendFile's kind of its first file (else derived from media_type or the URL)
+    reply_to: str = ""
+    replies: tuple[QuickReply, ...] = ()
+    template_name: str = ""
+    template_language: str = ""
+    template_parameters: tuple[str, ...] = ()
+    media_kind: str = ""
 
     def fingerprint(self) -> str:
         """What tells a repeat of this request from another request with the same key."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
-        if not self.media_urls:  # a request of one file keeps the fingerprint it always had
-            del values["media_urls"]
+        # A request without the later fields keeps the fingerprint it always had.
+        for name in _LATER:
+            if not values[name]:
+                del values[name]
+        if self.replies:
+            values["replies"] = [list(_reply_fields(r)) for r in self.replies]
         # How a send waits is not what it sends: a repeat may wait otherwise. A scheduled time
         # or the order is, but a request without them keeps the fingerprint it always had.
         del values["queue"]
@@ -91,6 +126,23 @@ class SendRequest:
         values["kind"] = str(self.kind)
         values["metadata"] = dict(sorted(self.metadata.items()))
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
+
+
+#: The fields added after the first version, left out of a fingerprint when empty; kept in
+#: ``request_json`` with the others the record has no column for.
+_LATER: Final = (
+    "media_urls",
+    "reply_to",
+    "replies",
+    "template_name",
+    "template_language",
+    "template_parameters",
+    "media_kind",
+)
+
+
+def _reply_fields(reply: QuickReply) -> tuple[str, ...]:
+    return (reply.id, reply.title, reply.description)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -176,14 +228,19 @@ def outcome_of(message: MessageRecord, *, replayed: bool = False) -> SendOutcome
 
 # --- the request's parts kept on the record -------------------------------------------------------
 
-_KEPT: Final = ("media_urls", "media_type", "filename", "extension", "domain", "integration_id")
+_KEPT: Final = ("media_type", "filename", "extension", "domain", "integration_id", *_LATER)
 
 
 def request_json(request: SendRequest) -> str | None:
     """What a later send needs of the request that the message record has no column for."""
-    kept = {name: getattr(request, name) for name in _KEPT if getattr(request, name)}
-    if "media_urls" in kept:
-        kept["media_urls"] = list(kept["media_urls"])
+    kept: dict[str, Any] = {
+        name: getattr(request, name) for name in _KEPT if getattr(request, name)
+    }
+    for name in ("media_urls", "template_parameters"):
+        if name in kept:
+            kept[name] = list(kept[name])
+    if "replies" in kept:
+        kept["replies"] = [list(_reply_fields(r)) for r in request.replies]
     return json.dumps(kept, sort_keys=True) if kept else None
 
 
@@ -207,6 +264,12 @@ def request_of(message: MessageRecord) -> SendRequest:
         metadata=dict(message.metadata),
         send_at=message.send_at,
         unordered=not message.ordered,
+        reply_to=kept.get("reply_to", ""),
+        replies=tuple(QuickReply(*item) for item in kept.get("replies", ())),
+        template_name=kept.get("template_name", ""),
+        template_language=kept.get("template_language", ""),
+        template_parameters=tuple(kept.get("template_parameters", ())),
+        media_kind=kept.get("media_kind", ""),
     )
 
 
@@ -227,8 +290,8 @@ def validate(request: SendRequest, now: datetime) -> None:
         violations.append(("from", "required"))
     if not request.to.strip():
         violations.append(("to", "required"))
-    if request.kind is MessageKind.SMS and not request.text:
-        violations.append(("text", "required"))
+    if request.kind is MessageKind.SMS and not request.text and not request.template_name:
+        violations.append(("text", "required (or a template)"))
     if request.kind is MessageKind.MMS:
         if not request.media_url:
             violations.append(("media_url", "required"))
@@ -242,12 +305,51 @@ def validate(request: SendRequest, now: datetime) -> None:
             for i, url in enumerate(request.media_urls)
             if not _is_http_url(url)
         )
+    violations.extend(_rich_violations(request))
     if len(request.idempotency_key) > 256:
         violations.append(("idempotency_key", "at most 256 characters"))
     if request.send_at is not None and (request.send_at - now).days >= MAX_SCHEDULE_DAYS:
         violations.append(("options.send_at", f"at most {MAX_SCHEDULE_DAYS} days ahead"))
     if violations:
         raise InvalidRequest("the send request is not valid", violations=violations)
+
+
+def _rich_violations(request: SendRequest) -> list[tuple[str, str]]:
+    """(ext) What is wrong with a send's reply-to, quick replies, template and media kind
+    (docs/format.md, "Replies, templates and reply-to", "Media kinds")."""
+    violations: list[tuple[str, str]] = []
+    if len(request.reply_to) > _MAX_REPLY_TEXT:
+        violations.append(("reply_to", f"at most {_MAX_REPLY_TEXT} characters"))
+    if request.media_kind and request.media_kind not in MEDIA_KINDS:
+        violations.append(("media_kind", f"one of {', '.join(MEDIA_KINDS)}"))
+    if len(request.replies) > MAX_REPLIES:
+        violations.append(("replies", f"at most {MAX_REPLIES}"))
+    else:
+        for i, reply in enumerate(request.replies):
+            for name, value in zip(
+                ("id", "title", "description"), _reply_fields(reply), strict=True
+            ):
+                if name != "description" and not value:
+                    violations.append((f"replies[{i}].{name}", "required"))
+                elif len(value) > _MAX_REPLY_TEXT:
+                    violations.append(
+                        (f"replies[{i}].{name}", f"at most {_MAX_REPLY_TEXT} characters")
+                    )
+    if len(request.template_name) > _MAX_NAME_TEXT:
+        violations.append(("template.name", f"at most {_MAX_NAME_TEXT} characters"))
+    if len(request.template_language) > _MAX_NAME_TEXT:
+        violations.append(("template.language", f"at most {_MAX_NAME_TEXT} characters"))
+    if not request.template_name and (request.template_language or request.template_parameters):
+        violations.append(("template.name", "required with a language or parameters"))
+    if len(request.template_parameters) > MAX_TEMPLATE_PARAMETERS:
+        violations.append(("template.parameters", f"at most {MAX_TEMPLATE_PARAMETERS}"))
+    else:
+        violations.extend(
+            (f"template.parameters[{i}]", f"at most {_MAX_PARAMETER_TEXT} characters")
+            for i, value in enumerate(request.template_parameters)
+            if len(value) > _MAX_PARAMETER_TEXT
+        )
+    return violations
 
 
 def _is_http_url(url: str) -> bool:
@@ -271,6 +373,30 @@ def send_variables(request: SendRequest, message_id: str, webhook_url: str) -> d
         "media_type": request.media_type or None,
         "filename": request.filename or None,
     }
-    if not sms:  # (ext) every file's URL, a list ("Several requests per send")
-        variables["media_urls"] = (request.media_url, *request.media_urls)
+    if request.reply_to:  # (ext) "Replies, templates and reply-to"
+        variables["reply_to"] = request.reply_to
+    if sms:
+        variables.update(_replies_and_template(request))
+    else:  # (ext) every file's URL, a list ("Several requests per send"), and its kind
+        urls = (request.media_url, *request.media_urls)
+        kinds = media_kinds(urls, request.media_type, request.media_kind)
+        variables.update(media_urls=urls, media_kinds=kinds, media_kind=kinds[0])
+    return variables
+
+
+def _replies_and_template(request: SendRequest) -> dict[str, Value]:
+    """(ext) A SendMessage's quick replies and template as variables: each item variable's values
+    as a list (docs/format.md, "Lists of items: $each"), the count, the template's parts."""
+    replies = request.replies
+    variables: dict[str, Value] = {"reply_count": str(len(replies))}
+    if replies:
+        variables["reply_ids"] = tuple(r.id for r in replies)
+        variables["reply_titles"] = tuple(r.title for r in replies)
+        variables["reply_descriptions"] = tuple(r.description for r in replies)
+    if request.template_name:
+        variables["template_name"] = request.template_name
+    if request.template_language:
+        variables["template_language"] = request.template_language
+    if request.template_parameters:
+        variables["template_parameters"] = request.template_parameters
     return variables
