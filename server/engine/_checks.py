@@ -16,6 +16,7 @@ from typing import Any
 from ._answer_checks import check_webhook_answers
 from ._body import parameters_in_query
 from ._correlation_checks import CORRELATION_CHECKS, correlates_by_our_id
+from ._each_checks import check_each
 from ._encoding_checks import ENCODING_CHECKS
 from ._errors import Problem
 from ._event_value_checks import EVENT_VALUE_CHECKS, built_names, declared_captures
@@ -421,6 +422,9 @@ def check_list_patterns(document: Mapping[str, Any]) -> Iterator[Problem]:
     ]
     for i, model in webhook_models(document):
         places.append((f"/Webhook/{i}/request_parameters", model.get("request_parameters")))
+        enclosing = model.get("enclosing")  # (ext) "Nested lists"
+        if isinstance(enclosing, Mapping):
+            places.extend((child(f"/Webhook/{i}/enclosing", k), v) for k, v in enclosing.items())
     for at, tree in places:
         for where, items in _lists(tree, at):
             if len(items) != 1:
@@ -577,6 +581,11 @@ def check_webhook_constraints(document: Mapping[str, Any]) -> Iterator[Problem]:
             lowered = {str(name).lower(): value for name, value in headers.items()}
             header_path = (_HEADERS,)
             constraints |= frozenset(_constraints(lowered, event_key, properties, header_path))
+        enclosing = model.get("enclosing")  # (ext) "Nested lists": literals around the payload
+        if isinstance(enclosing, Mapping):
+            for at, tree in enclosing.items():
+                place = (*_ENCLOSING, at)
+                constraints |= frozenset(_constraints(tree, event_key, properties, place))
         signature = (method, each, constraints, gone)
         if signature not in first:
             first[signature] = (i, event_key)
@@ -601,6 +610,7 @@ def check_webhook_constraints(document: Mapping[str, Any]) -> Iterator[Problem]:
 
 _ANY_ELEMENT = ("list element",)  # a path step into a list pattern; never equal to a key
 _HEADERS = ("request headers",)  # the first path step of a header constraint; never a key
+_ENCLOSING = ("enclosing",)  # the first path step of an enclosing constraint; never a key
 
 
 def _constraints(
@@ -694,6 +704,7 @@ CHECKS: tuple[Check, ...] = (
     check_webhook_header_names,
     check_webhook_constraints,
     check_repeated,
+    check_each,
     check_webhook_auth,
     *FILTER_CHECKS,
     *ENCODING_CHECKS,

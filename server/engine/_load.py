@@ -400,6 +400,9 @@ def _webhook(index: int, model: dict[str, Any]) -> WebhookModel:
         method=model["request_method"],
         parameters=freeze(model["request_parameters"]),
         each=model.get("each"),
+        enclosing=MappingProxyType(
+            {at: freeze(pattern) for at, pattern in model.get("enclosing", {}).items()}
+        ),
         absent=tuple(model.get("absent") or ()),
         headers=MappingProxyType(dict(model.get("request_headers", {}))),
         decode=MappingProxyType(dict(model.get("decode", {}))),

@@ -381,7 +381,12 @@ class WebhookModel:
     event_type: EventType
     method: HttpMethod
     parameters: Frozen  # pattern tree, with $event_key$ still in it
-    each: str | None = None  # (ext) JSON Pointer of a list whose elements are payloads
+    # (ext) JSON Pointer of a list whose elements are payloads; a "*" token walks every element
+    # of a list on the way (docs/format.md, "Nested lists")
+    each: str | None = None
+    # (ext) pointer of an element enclosing the payload (a prefix of ``each``) → pattern laid
+    # over that element (docs/format.md, "Nested lists")
+    enclosing: Mapping[str, Frozen] = field(default_factory=lambda: MappingProxyType({}))
     absent: tuple[str, ...] = ()  # (ext) JSON Pointers that must not be in the payload
     headers: Mapping[str, str] = field(  # (ext) header name → pattern string
         default_factory=lambda: MappingProxyType({})
