@@ -102,7 +102,7 @@ def _post(document: dict[str, Any], body: Any) -> Any:
 
 # A body as WhatsApp Cloud API documents it: two entries, one change holding a message and a
 # status together, another change holding a status only.
-BODY = {
+BODY: dict[str, Any] = {
     "object": "whatsapp_business_account",
     "entry": [
         {
