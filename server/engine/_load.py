@@ -374,6 +374,7 @@ def _response_rules(rules: dict[str, Any] | None) -> ResponseRules | None:
                 status=tuple(entry.get("status", ())),
                 when=tuple(_condition(c) for c in when),
                 outcome=entry["outcome"],
+                retry_after=entry.get("retry_after"),
             )
         )
     return ResponseRules(

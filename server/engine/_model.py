@@ -11,7 +11,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, get_args
 
 from ._errors import Problem
 
@@ -194,17 +194,16 @@ class OAuth2Config:
 
 #: The outcomes an ``errors`` entry may name; server/core/_provider_failures.py maps each to its
 #: gRPC code and reason.
-RESPONSE_OUTCOMES = (
+ResponseOutcomeName = Literal[
     "rejected",
     "invalid_number",
     "opted_out",
     "blocked",
+    "outside_window",
     "throttled",
     "unavailable",
-)
-ResponseOutcomeName = Literal[
-    "rejected", "invalid_number", "opted_out", "blocked", "throttled", "unavailable"
 ]
+RESPONSE_OUTCOMES: tuple[str, ...] = get_args(ResponseOutcomeName)
 ConditionTest = Literal["one_of", "not", "present", "absent"]
 
 
@@ -228,6 +227,9 @@ class ResponseError:
     status: tuple[int, ...]
     when: tuple[ResponseCondition, ...]
     outcome: ResponseOutcomeName
+    # (ext) a JSON Pointer to the seconds to wait, in the answer (a throttled or unavailable
+    # outcome's; docs/format.md, "response_rules")
+    retry_after: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
