@@ -12,6 +12,7 @@ import aiohttp
 
 from msgbridge.v1 import gateway_pb2
 from server.demo import RunningFakeProvider
+from tests.nested_lists_support import whatsapp_status, whatsapp_text
 
 from .conftest import Gateway
 from .test_inbound import (
@@ -23,44 +24,10 @@ from .test_inbound import (
 )
 
 E = gateway_pb2.Event
-EACH = "/entry/*/changes/*/value"
-AROUND = {"": {"object": "whatsapp_business_account"}}
-
 WEBHOOKS: list[dict[str, Any]] = [
-    {
-        "event_key": "text",
-        "event_type": "message",
-        "request_method": "POST",
-        "each": f"{EACH}/messages",
-        "enclosing": {
-            **AROUND,
-            "/entry/*/changes/*": {
-                "field": "messages",
-                "value": {
-                    "metadata": {"phone_number_id": "$to$"},
-                    "contacts": [{"profile": {"name": "$contact_name?$"}}],
-                },
-            },
-        },
-        "request_parameters": {
-            "from": "$from$",
-            "id": "$messageid$",
-            "type": "text",
-            "text": {"body": "$content$"},
-        },
-        "keep": ["contact_name"],
-    },
-    *(
-        {
-            "event_key": status,
-            "event_type": event_type,
-            "request_method": "POST",
-            "each": f"{EACH}/statuses",
-            "enclosing": AROUND,
-            "request_parameters": {"id": "$messageid$", "status": status},
-        }
-        for status, event_type in (("delivered", "messageDelivered"), ("read", "messageRead"))
-    ),
+    whatsapp_text(),
+    whatsapp_status("delivered", "messageDelivered"),
+    whatsapp_status("read", "messageRead"),
 ]
 
 

@@ -15,50 +15,9 @@ import pytest
 
 from server.engine import WebhookRequest, check_definition, load_definition, match_webhook
 from server.engine._each import find_lists
+from tests.nested_lists_support import AROUND, MESSAGES, whatsapp_status, whatsapp_text
 
 TEMPLATE = Path(__file__).parents[2] / "integrations" / "template.json"
-
-MESSAGES = "/entry/*/changes/*/value/messages"
-STATUSES = "/entry/*/changes/*/value/statuses"
-# Around every WhatsApp payload: the body's object, and the change whose value holds it.
-AROUND = {
-    "": {"object": "whatsapp_business_account"},
-    "/entry/*/changes/*": {
-        "field": "messages",
-        "value": {
-            "metadata": {"phone_number_id": "$to$"},
-            "contacts": [{"profile": {"name": "$contact_name?$"}}],
-        },
-    },
-}
-
-
-def _whatsapp_text() -> dict[str, Any]:
-    return {
-        "event_key": "text",
-        "event_type": "message",
-        "request_method": "POST",
-        "each": MESSAGES,
-        "enclosing": copy.deepcopy(AROUND),
-        "request_parameters": {
-            "from": "$from$",
-            "id": "$messageid$",
-            "type": "text",
-            "text": {"body": "$content$"},
-        },
-        "keep": ["contact_name"],
-    }
-
-
-def _whatsapp_status(status: str, event_type: str) -> dict[str, Any]:
-    return {
-        "event_key": status,
-        "event_type": event_type,
-        "request_method": "POST",
-        "each": STATUSES,
-        "enclosing": {"": {"object": "whatsapp_business_account"}},
-        "request_parameters": {"id": "$messageid$", "status": status},
-    }
 
 
 def _doc(*models: dict[str, Any]) -> dict[str, Any]:
@@ -68,11 +27,11 @@ def _doc(*models: dict[str, Any]) -> dict[str, Any]:
 
 
 WHATSAPP = _doc(
-    _whatsapp_text(),
-    _whatsapp_status("sent", "messageSent"),
-    _whatsapp_status("delivered", "messageDelivered"),
-    _whatsapp_status("read", "messageRead"),
-    _whatsapp_status("failed", "messageFailed"),
+    whatsapp_text(),
+    whatsapp_status("sent", "messageSent"),
+    whatsapp_status("delivered", "messageDelivered"),
+    whatsapp_status("read", "messageRead"),
+    whatsapp_status("failed", "messageFailed"),
 )
 
 
@@ -164,7 +123,7 @@ def test_each_payload_takes_the_values_of_its_own_enclosing_element() -> None:
 
 
 def test_the_payloads_own_capture_wins_over_an_enclosing_one() -> None:
-    model = _whatsapp_text()
+    model = whatsapp_text()
     model["request_parameters"]["to"] = "$to$"
     [message] = [
         e for e in _post(_doc(model), _with_to(BODY)).events if e.provider_message_id == "wamid.IN1"
@@ -298,7 +257,7 @@ def test_messenger_messages_and_deliveries_in_one_list_of_each_entry() -> None:
 
 
 def _problems(**fields: Any) -> list[tuple[str, str]]:
-    model = _whatsapp_text() | fields
+    model = whatsapp_text() | fields
     return [(p.pointer, p.message) for p in check_definition(_doc(model)) if p.severity == "error"]
 
 
@@ -331,7 +290,7 @@ def test_check_refuses_an_enclosing_pointer_at_a_walked_list() -> None:
 
 
 def test_check_refuses_enclosing_without_each() -> None:
-    model = _whatsapp_text()
+    model = whatsapp_text()
     del model["each"]
     problems = [p for p in check_definition(_doc(model)) if p.severity == "error"]
     assert [p.pointer for p in problems] == ["/Webhook/0/enclosing"]
@@ -348,7 +307,7 @@ def test_schema_refuses_a_bad_enclosing_pointer_and_a_non_object_pattern() -> No
 def test_check_knows_the_captures_of_enclosing_patterns() -> None:
     # $to$ is captured only around the payload: the model still captures what a message needs
     assert _problems() == []
-    model = _whatsapp_text()
+    model = whatsapp_text()
     model["enclosing"]["/entry/*/changes/*"]["value"]["metadata"]["phone_number_id"] = "$tto$"
     assert any("$tto$" in message or "tto" in message for _, message in _problems(**model))
 
