@@ -341,3 +341,38 @@ def test_an_enclosing_element_is_matched_once_however_many_payloads_it_holds(
     result = _post(WHATSAPP, body)
     assert len(result.events) == 2_000
     assert time.perf_counter() - started < 5
+
+
+# --- ranking and bounds --------------------------------------------------------------------------
+
+
+def test_an_enclosing_literal_ranks_a_model_first_and_tells_models_apart() -> None:
+    # Two models of one each pointer, told apart only by a literal around the payload.
+    loose = whatsapp_text() | {"event_key": "any"}
+    del loose["enclosing"]["/entry/*/changes/*"]["field"]
+    other = whatsapp_text() | {"event_key": "other"}
+    other["enclosing"]["/entry/*/changes/*"]["field"] = "other_field"
+    doc = _doc(loose, whatsapp_text(), other)
+    assert [p for p in check_definition(doc) if p.severity == "warning"] == []
+    result = _post(doc, BODY)
+    assert [e.event_key for e in result.events if e.type.value == "message"] == ["text"]
+
+
+def test_the_same_enclosing_constraints_are_warned_about() -> None:
+    doc = _doc(whatsapp_text(), whatsapp_text() | {"event_key": "again"})
+    [warning] = [p for p in check_definition(doc) if p.severity == "warning"]
+    assert warning.pointer == "/Webhook/1"
+
+
+def test_enclosing_values_count_to_the_pattern_bound_but_its_keys_are_no_star_keys() -> None:
+    model = whatsapp_text()
+    model["enclosing"][""] = {f"k{i}": "x" for i in range(1_001)}
+    problems = [p for p in check_definition(_doc(model)) if p.severity == "error"]
+    [problem] = problems  # at the value past the bound, under the "" key
+    assert problem.pointer.startswith("/Webhook/0/enclosing//k")
+    assert "at most 1000 values" in problems[0].message
+    many = [whatsapp_text() | {"event_key": f"m{i}"} for i in range(40)]
+    for i, m in enumerate(many):
+        m["request_parameters"]["id"] = f"$messageid$-{i}"
+    problems = [p for p in check_definition(_doc(*many)) if "ending in" in p.message]
+    assert problems == []  # 80 "/entry/*/changes/*" keys, no `*` key among them
