@@ -19,6 +19,13 @@ RULES = {
     "errors": [
         {"status": [400], "when": {"pointer": "/code", "one_of": [21610]}, "outcome": "opted_out"},
         {"when": {"pointer": "/error/type", "one_of": ["throttled"]}, "outcome": "throttled"},
+        # (ext) WhatsApp's closed conversation window; Telegram's wait in the body
+        {
+            "status": [400],
+            "when": {"pointer": "/error/code", "one_of": [131047]},
+            "outcome": "outside_window",
+        },
+        {"status": [429], "outcome": "throttled", "retry_after": "/parameters/retry_after"},
     ],
     "require": [
         {"capture": "messageid", "not": ["", "0"]},
@@ -126,3 +133,43 @@ async def test_throttled_inside_a_200_is_retryable(
     again = await ruled.send(idempotency_key="k-throttled")
     assert again.message_id == reply.message_id and again.replayed
     assert len(provider.state.requests) == 1
+
+
+async def test_outside_the_conversation_window_asks_for_a_template(
+    ruled: Gateway, provider: RunningFakeProvider
+) -> None:
+    body = {"error": {"message": "(#131047) Re-engagement message", "code": 131047}}
+    provider.state.script("*", Answer(status=400, json=body))
+    error = await _fails(ruled, idempotency_key="k-window")
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    info = rpc_details(error)["error_info"]
+    assert info.reason == "TEMPLATE_REQUIRED"
+    assert info.metadata["outcome"] == "outside_window"
+    assert info.metadata["provider_code"] == "131047"
+    message = await _failed_message(ruled, provider)
+    assert message.state == gateway_pb2.Message.FAILED
+    assert "TEMPLATE_REQUIRED" in message.error
+    # Final: the same key answers the same error without calling the provider again.
+    again = await _fails(ruled, idempotency_key="k-window")
+    assert rpc_details(again)["error_info"].reason == "TEMPLATE_REQUIRED"
+    assert len(provider.state.requests) == 1
+
+
+async def test_a_wait_given_in_the_body_is_the_retry_s_wait(
+    ruled: Gateway, provider: RunningFakeProvider
+) -> None:
+    body = {
+        "ok": False,
+        "error_code": 429,
+        "description": "Too Many Requests: retry after 40",
+        "parameters": {"retry_after": 40},
+    }
+    provider.state.script("*", Answer(status=429, json=body))
+    reply = await ruled.send(idempotency_key="k-telegram-429")
+    assert reply.state == gateway_pb2.Message.QUEUED
+    message = await ruled.stub.GetMessage(
+        gateway_pb2.GetMessageRequest(message_id=reply.message_id)
+    )
+    [attempt] = message.attempt_log
+    assert attempt.reason == "PROVIDER_RATE_LIMITED"
+    assert 39 <= message.next_attempt_at.ToSeconds() - attempt.ended_at.ToSeconds() <= 41
