@@ -225,12 +225,20 @@ def _compile(key: _ByIdentity) -> tuple[_Group, ...]:
 
 
 def _compile_enclosing(model: WebhookModel) -> tuple[_Enclosing, ...]:
-    """(ext) The model's ``enclosing`` patterns, nearest the payload (deepest) first."""
+    """(ext) The model's ``enclosing`` patterns, nearest the payload (deepest) first. The loader
+    has refused a pointer that is not a shorter prefix of ``each``; a model built otherwise
+    with one is refused here, since it would read another node (docs/format.md, "Nested
+    lists")."""
+    each = pointer_steps(model.each) if model.each is not None else None
     found = []
     for at, tree in model.enclosing.items():
         steps = pointer_steps(at)
-        if steps is None:  # the loader has refused it (docs/format.md, "Nested lists")
-            continue
+        if each is None or steps is None or len(steps) >= len(each) or each[: len(steps)] != steps:
+            problem = Problem(
+                pointer=f"{model.pointer}/enclosing",
+                message=f"{at!r} is not an element around the payloads of each",
+            )
+            raise DefinitionError((problem,))
         found.append(_Enclosing(depth=len(steps), pattern=compile_pattern(tree, model.event_key)))
     return tuple(sorted(found, key=lambda e: -e.depth))
 

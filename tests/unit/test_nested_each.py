@@ -8,12 +8,21 @@ from __future__ import annotations
 import copy
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
 
-from server.engine import WebhookRequest, check_definition, load_definition, match_webhook
+from server.engine import (
+    DefinitionError,
+    WebhookRequest,
+    check_definition,
+    freeze,
+    load_definition,
+    match_webhook,
+)
 from server.engine._each import find_lists
 from tests.nested_lists_support import AROUND, MESSAGES, whatsapp_status, whatsapp_text
 
@@ -376,3 +385,14 @@ def test_enclosing_values_count_to_the_pattern_bound_but_its_keys_are_no_star_ke
         m["request_parameters"]["id"] = f"$messageid$-{i}"
     problems = [p for p in check_definition(_doc(*many)) if "ending in" in p.message]
     assert problems == []  # 80 "/entry/*/changes/*" keys, no `*` key among them
+
+
+def test_a_definition_built_without_the_loader_cannot_read_another_node() -> None:
+    # The checker refuses such a pointer; a Definition made in code is refused by the matcher
+    # rather than read a node that does not enclose the payload.
+    loaded = load_definition(WHATSAPP)
+    wrong = replace(loaded.webhooks[0], enclosing=MappingProxyType({"/other": freeze({})}))
+    definition = replace(loaded, webhooks=(wrong,))
+    request = WebhookRequest(method="POST", content_type="application/json", body=b"{}")
+    with pytest.raises(DefinitionError):
+        match_webhook(definition, request)
