@@ -3,9 +3,10 @@
 :func:`match_webhook` parses the request (:func:`parse_webhook`), splits it into payloads — the
 whole body, each element of a top-level JSON array (a batch), and for models with an ``each``
 pointer each element of the lists found there (``*`` walking nested lists, :mod:`._each`) — and
-gives every payload to the most specific
-model that matches it. The result holds the events in order of pointer, then element index, and
-every payload that no model matched, with the models that came closest and why they failed.
+gives every payload to the most specific model that matches it (a model's ``enclosing`` patterns
+laid over the elements around its payload, once per element). The result holds the events in
+order of pointer, then document order, and every payload that no model matched, with the models
+that came closest and why they failed.
 
 Each definition's models are compiled once (:mod:`._patterns`) and ranked by specificity, so
 matching a payload is a walk down that ranking that stops at the first model that matches.
