@@ -374,6 +374,7 @@ def _response_rules(rules: dict[str, Any] | None) -> ResponseRules | None:
                 status=tuple(entry.get("status", ())),
                 when=tuple(_condition(c) for c in when),
                 outcome=entry["outcome"],
+                retry_after=entry.get("retry_after"),
             )
         )
     return ResponseRules(
@@ -400,6 +401,9 @@ def _webhook(index: int, model: dict[str, Any]) -> WebhookModel:
         method=model["request_method"],
         parameters=freeze(model["request_parameters"]),
         each=model.get("each"),
+        enclosing=MappingProxyType(
+            {at: freeze(pattern) for at, pattern in model.get("enclosing", {}).items()}
+        ),
         absent=tuple(model.get("absent") or ()),
         headers=MappingProxyType(dict(model.get("request_headers", {}))),
         decode=MappingProxyType(dict(model.get("decode", {}))),

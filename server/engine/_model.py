@@ -11,7 +11,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, get_args
 
 from ._errors import Problem
 
@@ -194,17 +194,16 @@ class OAuth2Config:
 
 #: The outcomes an ``errors`` entry may name; server/core/_provider_failures.py maps each to its
 #: gRPC code and reason.
-RESPONSE_OUTCOMES = (
+ResponseOutcomeName = Literal[
     "rejected",
     "invalid_number",
     "opted_out",
     "blocked",
+    "outside_window",
     "throttled",
     "unavailable",
-)
-ResponseOutcomeName = Literal[
-    "rejected", "invalid_number", "opted_out", "blocked", "throttled", "unavailable"
 ]
+RESPONSE_OUTCOMES: tuple[str, ...] = get_args(ResponseOutcomeName)
 ConditionTest = Literal["one_of", "not", "present", "absent"]
 
 
@@ -228,6 +227,9 @@ class ResponseError:
     status: tuple[int, ...]
     when: tuple[ResponseCondition, ...]
     outcome: ResponseOutcomeName
+    # (ext) a JSON Pointer to the seconds to wait, in the answer (a throttled or unavailable
+    # outcome's; docs/format.md, "response_rules")
+    retry_after: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -381,7 +383,12 @@ class WebhookModel:
     event_type: EventType
     method: HttpMethod
     parameters: Frozen  # pattern tree, with $event_key$ still in it
-    each: str | None = None  # (ext) JSON Pointer of a list whose elements are payloads
+    # (ext) JSON Pointer of a list whose elements are payloads; a "*" token walks every element
+    # of a list on the way (docs/format.md, "Nested lists")
+    each: str | None = None
+    # (ext) pointer of an element enclosing the payload (a prefix of ``each``) → pattern laid
+    # over that element (docs/format.md, "Nested lists")
+    enclosing: Mapping[str, Frozen] = field(default_factory=lambda: MappingProxyType({}))
     absent: tuple[str, ...] = ()  # (ext) JSON Pointers that must not be in the payload
     headers: Mapping[str, str] = field(  # (ext) header name → pattern string
         default_factory=lambda: MappingProxyType({})

@@ -29,6 +29,10 @@ _MAX_REQUIRE, _MAX_ERRORS, _MAX_WHEN = 32, 100, 16
 _CAPTURES = ("messageid", "status", "error")  # the schema refuses any other
 
 
+#: (ext) The outcomes whose send may be retried, so that a ``retry_after`` pointer means something.
+_WAITS = frozenset({"throttled", "unavailable"})
+
+
 def _error(at: str, message: str) -> Problem:
     return Problem(pointer=at, message=message)
 
@@ -80,6 +84,12 @@ def _rules_problems(at: str, rules: Mapping[str, Any], response_map: object) -> 
                 continue
             yield from _condition_problems(where, condition, response_map, captures, on_2xx)
         yield from _contradictions(here, conditions)
+        if "retry_after" in entry and entry.get("outcome") not in _WAITS:
+            yield _error(
+                f"{here}/retry_after",
+                "retry_after says how long to wait before sending again: only a throttled or "
+                "unavailable outcome sends again",
+            )
         keys = frozenset(json.dumps(c, sort_keys=True) for c in conditions)
         status_set = frozenset(statuses)
         for earlier, earlier_status, earlier_keys in seen:

@@ -377,13 +377,17 @@ def model_captures(i: int, model: Mapping[str, Any]) -> set[str]:
 
 
 def webhook_model_strings(i: int, model: Mapping[str, Any]) -> Iterator[TemplateString]:
-    """The pattern strings of the model at ``/Webhook/i``: its parameters, then (ext) headers."""
+    """The pattern strings of the model at ``/Webhook/i``: its parameters, then (ext) headers,
+    then (ext) its ``enclosing`` patterns ("Nested lists")."""
     yield from tree_strings(
         model.get("request_parameters"), f"/Webhook/{i}/request_parameters", WEBHOOK
     )
     headers = model.get("request_headers")
     if isinstance(headers, Mapping):
         yield from tree_strings(headers, f"/Webhook/{i}/request_headers", WEBHOOK)
+    enclosing = model.get("enclosing")
+    if isinstance(enclosing, Mapping):
+        yield from tree_strings(enclosing, f"/Webhook/{i}/enclosing", WEBHOOK)
 
 
 def tree_strings(tree: object, at: str, scope: Scope) -> Iterator[TemplateString]:

@@ -442,6 +442,13 @@ def _answer(status: int, body: bytes = b"", headers: dict[str, str] | None = Non
         ),
         ("blocked", ProviderRefused, grpc.StatusCode.FAILED_PRECONDITION, "MESSAGE_BLOCKED", False),
         (
+            "outside_window",
+            ProviderRefused,
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "TEMPLATE_REQUIRED",
+            False,
+        ),
+        (
             "throttled",
             ProviderRateLimited,
             grpc.StatusCode.RESOURCE_EXHAUSTED,
