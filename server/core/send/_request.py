@@ -32,6 +32,7 @@ __all__ = [
     "MAX_MEDIA_URLS",
     "SendOutcome",
     "SendRequest",
+    "conversation_violations",
     "error_json",
     "key_reused",
     "outcome_of",
@@ -220,13 +221,7 @@ def key_reused() -> InvalidRequest:
 
 def validate(request: SendRequest, now: datetime) -> None:
     """INVALID_ARGUMENT with every problem of the request."""
-    violations = []
-    if not request.org_id.strip():
-        violations.append(("org_id", "required"))
-    if not request.from_number.strip():
-        violations.append(("from", "required"))
-    if not request.to.strip():
-        violations.append(("to", "required"))
+    violations = conversation_violations(request.org_id, request.from_number, request.to)
     if request.kind is MessageKind.SMS and not request.text:
         violations.append(("text", "required"))
     if request.kind is MessageKind.MMS:
@@ -248,6 +243,18 @@ def validate(request: SendRequest, now: datetime) -> None:
         violations.append(("options.send_at", f"at most {MAX_SCHEDULE_DAYS} days ahead"))
     if violations:
         raise InvalidRequest("the send request is not valid", violations=violations)
+
+
+def conversation_violations(org_id: str, from_number: str, to: str) -> list[tuple[str, str]]:
+    """What a send or (ext) a conversation signal lacks of the conversation it names."""
+    violations = []
+    if not org_id.strip():
+        violations.append(("org_id", "required"))
+    if not from_number.strip():
+        violations.append(("from", "required"))
+    if not to.strip():
+        violations.append(("to", "required"))
+    return violations
 
 
 def _is_http_url(url: str) -> bool:
