@@ -287,6 +287,59 @@ class AsyncClient:
         )
         return await self._call(self._stub.SendFile, request, gateway_pb2.SendReply)
 
+    # -- (ext) conversation signals (docs/format.md, "Conversation signals") -----------------------
+
+    async def send_typing(
+        self,
+        *,
+        org_id: str,
+        from_: str,
+        to: str,
+        provider_message_id: str = "",
+        integration_id: str = "",
+        extension: str = "",
+        domain: str = "",
+    ) -> gateway_pb2.SignalReply:
+        """Shows ``to`` that ``from_`` is typing, at once (never queued); ``provider_message_id``:
+        the inbound message being answered, for providers that want it. FailedPreconditionError
+        (reason NOT_SUPPORTED) when the integration has no SendTyping request."""
+        request = _requests.signal_request(
+            org_id=org_id,
+            from_=from_,
+            to=to,
+            provider_message_id=provider_message_id,
+            integration_id=integration_id,
+            extension=extension,
+            domain=domain,
+        )
+        return await self._call(self._stub.SendTyping, request, gateway_pb2.SignalReply)
+
+    async def mark_read(
+        self,
+        *,
+        org_id: str,
+        from_: str,
+        to: str,
+        provider_message_id: str,
+        integration_id: str = "",
+        extension: str = "",
+        domain: str = "",
+    ) -> gateway_pb2.SignalReply:
+        """Tells the provider that the inbound message ``provider_message_id`` (its event's
+        ``provider_message_id``) from ``to`` to our number ``from_`` was read, at once.
+        FailedPreconditionError (reason NOT_SUPPORTED) when the integration has no MarkRead
+        request."""
+        request = _requests.signal_request(
+            org_id=org_id,
+            from_=from_,
+            to=to,
+            provider_message_id=provider_message_id,
+            integration_id=integration_id,
+            extension=extension,
+            domain=domain,
+        )
+        return await self._call(self._stub.MarkRead, request, gateway_pb2.SignalReply)
+
     async def get_message(self, message_id: str) -> gateway_pb2.Message:
         request = gateway_pb2.GetMessageRequest(message_id=message_id)
         return await self._call(self._stub.GetMessage, request, gateway_pb2.Message)
@@ -854,6 +907,59 @@ class Client:
             media_id=media_id,
         )
         return self._call(self._stub.SendFile, request, gateway_pb2.SendReply)
+
+    # -- (ext) conversation signals (docs/format.md, "Conversation signals") -----------------------
+
+    def send_typing(
+        self,
+        *,
+        org_id: str,
+        from_: str,
+        to: str,
+        provider_message_id: str = "",
+        integration_id: str = "",
+        extension: str = "",
+        domain: str = "",
+    ) -> gateway_pb2.SignalReply:
+        """Shows ``to`` that ``from_`` is typing, at once (never queued); ``provider_message_id``:
+        the inbound message being answered, for providers that want it. FailedPreconditionError
+        (reason NOT_SUPPORTED) when the integration has no SendTyping request."""
+        request = _requests.signal_request(
+            org_id=org_id,
+            from_=from_,
+            to=to,
+            provider_message_id=provider_message_id,
+            integration_id=integration_id,
+            extension=extension,
+            domain=domain,
+        )
+        return self._call(self._stub.SendTyping, request, gateway_pb2.SignalReply)
+
+    def mark_read(
+        self,
+        *,
+        org_id: str,
+        from_: str,
+        to: str,
+        provider_message_id: str,
+        integration_id: str = "",
+        extension: str = "",
+        domain: str = "",
+    ) -> gateway_pb2.SignalReply:
+        """Tells the provider that the inbound message ``provider_message_id`` (its event's
+        ``provider_message_id``) from ``to`` to our number ``from_`` was read, at once.
+        FailedPreconditionError (reason NOT_SUPPORTED) when the integration has no MarkRead
+        request."""
+        request = _requests.signal_request(
+            org_id=org_id,
+            from_=from_,
+            to=to,
+            provider_message_id=provider_message_id,
+            integration_id=integration_id,
+            extension=extension,
+            domain=domain,
+        )
+        return self._call(self._stub.MarkRead, request, gateway_pb2.SignalReply)
 
     def get_message(self, message_id: str) -> gateway_pb2.Message:
         request = gateway_pb2.GetMessageRequest(message_id=message_id)
