@@ -15,6 +15,7 @@ import pytest
 
 from msgbridge.v1 import gateway_pb2
 from server.demo import Answer, RunningFakeProvider
+from server.store import ExchangeKind, ProviderExchange
 
 from .conftest import SEED_MODELS, Gateway, definition, rpc_details
 from .test_inbound import (
@@ -70,11 +71,15 @@ def _signal(**fields: Any) -> gateway_pb2.SignalRequest:
 
 
 async def test_typing_and_read_reach_the_provider_as_rendered(
-    gateway: Gateway, provider: RunningFakeProvider
+    gateway: Gateway, provider: RunningFakeProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await gateway.register(signals_definition(provider.url))
     installation = await gateway.enable("acme-sms")
     provider.state.script("/messages/wamid.7/read", Answer(json={"ok": True}))
+    log = gateway.server.exchanges
+    assert log is not None
+    kept: list[ProviderExchange] = []
+    monkeypatch.setattr(log, "record", kept.append)
 
     typing = await gateway.stub.SendTyping(_signal(provider_message_id="wamid.7", extension="101"))
     read = await gateway.stub.MarkRead(_signal(provider_message_id="wamid.7"))
@@ -93,6 +98,12 @@ async def test_typing_and_read_reach_the_provider_as_rendered(
     assert first.header("Authorization") == "Bearer key-123"
     assert (second.method, second.path) == ("PUT", "/messages/wamid.7/read")
     assert second.json == {"status": "read", "chat": THEIRS}
+    # Each call is in the exchange log, masked, as a signal of no message.
+    assert [(e.kind, e.url, e.message_id) for e in kept] == [
+        (ExchangeKind.SIGNAL, provider.url + "/typing", None),
+        (ExchangeKind.SIGNAL, provider.url + "/messages/wamid.7/read", None),
+    ]
+    assert ("Authorization", "***") in kept[0].request_headers
     # A signal is no message: nothing was recorded or queued.
     listed = await gateway.stub.ListMessages(gateway_pb2.ListMessagesRequest(org_id="org-1"))
     assert list(listed.messages) == []
@@ -169,7 +180,10 @@ WEBHOOKS: list[dict[str, Any]] = [
         "event_key": "typing",
         "event_type": "typing",
         "request_method": "POST",
-        "request_parameters": {"method": "$event_key$", "params": {"from": "$from$", "to": "$to$"}},
+        "request_parameters": {
+            "method": "$event_key$",
+            "params": {"from": "$from$", "to": "$to$", "state": "$status?$"},
+        },
     },
     {
         "event_key": "referral",
@@ -207,7 +221,7 @@ async def test_inbound_signals_reach_only_a_subscriber_that_names_them(
     numbers = {"from": "+61855555555", "to": "+61123456789"}
     posts = [
         {"method": "referral", "params": {**numbers, "ref": "summer-ad"}},
-        {"method": "typing", "params": numbers},
+        {"method": "typing", "params": {**numbers, "state": "on"}},
         {"method": "message", "params": {**numbers, "content": "hi"}},
         {"method": "deleted", "params": {**numbers, "mid": "m-42"}},
         {"method": "deleted", "params": {**numbers, "mid": "m-42"}},  # a retry: no new event
@@ -222,6 +236,7 @@ async def test_inbound_signals_reach_only_a_subscriber_that_names_them(
 
     assert [e.type for e in named] == [E.CONVERSATION_STARTED, E.TYPING, E.MESSAGE_DELETED]
     started, typing, deleted = named
+    assert typing.status == "on"
     for event in named:  # routed by `to`, with its users, and no message of ours
         assert (getattr(event, "from"), event.to) == ("+61855555555", "+61123456789")
         assert event.installation_id == installation.id and list(event.users) == ["101"]
