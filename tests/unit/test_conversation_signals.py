@@ -216,3 +216,18 @@ def test_also_cannot_list_them() -> None:
     doc = with_model("message", {"from": "$from$", "to": "$to$", "text": "$content$"})
     doc["Webhook"][0]["also"] = ["typing"]
     assert errors(doc) != []
+
+
+def test_a_string_map_is_laid_over_the_text_answer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = with_signals(read={"response_map": "OK"})
+    del doc["API"]["MarkRead"]["response_rules"]
+    assert errors(doc) == []
+    file, answer = tmp_path / "chat.json", tmp_path / "answer.txt"
+    file.write_text(json.dumps(doc), encoding="utf-8")
+    for body, code in (("OK", 0), ("NO", 1)):
+        answer.write_text(body, encoding="utf-8")
+        argv = ["check", "--response", str(file), "--answer", str(answer), "--request", "MarkRead"]
+        assert main(argv) == code
+    capsys.readouterr()
