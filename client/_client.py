@@ -401,8 +401,9 @@ class AsyncClient:
         ``consumer`` resumes after its last acknowledged event (it takes leases, so it needs a
         ``full`` token; a ``read`` token streams without one). Runs until the caller stops
         iterating (which cancels the call) or the server ends the stream. Empty ``types``: the
-        first five types; ``OPTED_OUT``, ``OPTED_IN``, ``MESSAGE_READ`` and ``MESSAGE_STATUS``
-        come only when named.
+        first five types; the later ones (``OPTED_OUT``, ``OPTED_IN``, ``MESSAGE_READ``,
+        ``MESSAGE_STATUS``, ``TYPING``, ``CONVERSATION_STARTED``, ``MESSAGE_DELETED``) come only
+        when named.
         """
         request = _requests.stream_events_request(
             org_id=org_id,

@@ -815,7 +815,8 @@ def add_parsers(subparsers: Any) -> None:
         metavar="|".join(human.EVENT_TYPE_NAMES),
         help=(
             "only events of this type (repeatable); without it: message, mms and the delivery "
-            "reports; optedOut, optedIn, messageRead and messageStatus come only when named"
+            "reports; optedOut, optedIn, messageRead, messageStatus, typing, conversationStarted "
+            "and messageDeleted come only when named"
         ),
     )
     _add_page_size(parser, "events per reply (with --follow: per batch; default: the server's)")
