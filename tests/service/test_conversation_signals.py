@@ -7,6 +7,7 @@ reach a subscriber that names their type."""
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import aiohttp
@@ -119,8 +120,9 @@ async def test_typing_without_a_message_id_leaves_the_key_out(
 
 
 async def test_a_provider_refusal_is_the_calls_error_and_is_not_retried(
-    gateway: Gateway, provider: RunningFakeProvider
+    gateway: Gateway, provider: RunningFakeProvider, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)
     await gateway.register(signals_definition(provider.url))
     await gateway.enable("acme-sms")
     provider.state.script("/messages/wamid.9/read", Answer(status=400, json={"code": 131047}))
@@ -131,6 +133,14 @@ async def test_a_provider_refusal_is_the_calls_error_and_is_not_retried(
     assert info.reason == "MESSAGE_BLOCKED"
     assert info.metadata["provider_code"] == "131047"
     assert len([r for r in provider.state.requests if r.path == "/messages/wamid.9/read"]) == 1
+    (line,) = [r for r in caplog.records if r.getMessage() == "signal ended"]
+    assert (line.signal, line.outcome, line.code, line.reason, line.provider_status) == (  # type: ignore[attr-defined]
+        "MarkRead",
+        "failed",
+        "FAILED_PRECONDITION",
+        "MESSAGE_BLOCKED",
+        400,
+    )
 
     # A 2xx whose map literal fails is refused as a send's would be.
     provider.state.script("/messages/wamid.8/read", Answer(json={"ok": False, "error": "gone"}))

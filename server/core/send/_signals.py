@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ...engine import RequestTemplate, Value
@@ -89,7 +91,6 @@ class ConversationSignals:
             integration_id=request.integration_id,
         )
         template = signal_template(request.signal, integration)
-        definition = integration.definition
         variables = self._installations.property_values(installation) | signal_variables(
             request, self._installations.webhook_url(installation)
         )
@@ -99,6 +100,27 @@ class ConversationSignals:
             kind=ExchangeKind.SIGNAL,
             message_id=None,
         )
+        started = time.perf_counter()
+        try:
+            status = await self._call(template, variables, target)
+        except GatewayError as error:
+            answered = error.metadata.get("provider_status", "")
+            status = int(answered) if answered.isdigit() else 0
+            _log_end(request.signal, integration.id, error, status, started)
+            raise
+        _log_end(request.signal, integration.id, None, status, started)
+        return SignalOutcome(
+            installation_id=installation.id,
+            integration_id=integration.id,
+            provider_status=status,
+        )
+
+    async def _call(
+        self, template: RequestTemplate, variables: Mapping[str, Value], target: CallTarget
+    ) -> int:
+        """The signal's one provider call (a token renewed once on 401), judged as a send's
+        answer: the provider's status, or the error the answer is."""
+        installation, definition = target.installation, target.integration.definition
         bearer = await self._attempt.bearer(installation, definition)
         try:
             response, bearer, _ = await self._attempt.call(template, variables, target, bearer)
@@ -107,24 +129,30 @@ class ConversationSignals:
         judged = judge_send_answer(
             template,
             response,
-            integration=integration.id,
+            integration=target.integration.id,
             secrets=lambda: self._attempt.secrets(installation, definition, bearer),
         )
         if isinstance(judged, GatewayError):
-            logger.info(
-                "signal refused",
-                extra={
-                    "integration": integration.id,
-                    "signal": request.signal.value,
-                    "reason": judged.reason,
-                },
-            )
             raise judged
-        return SignalOutcome(
-            installation_id=installation.id,
-            integration_id=integration.id,
-            provider_status=response.status,
-        )
+        return response.status
+
+
+def _log_end(
+    signal: Signal, integration: str, error: GatewayError | None, status: int, started: float
+) -> None:
+    """One line per signal that reached its provider call, as the send path logs each send."""
+    logger.info(
+        "signal ended",
+        extra={
+            "signal": signal.value,
+            "integration": integration,
+            "outcome": "sent" if error is None else "failed",
+            "code": "OK" if error is None else error.grpc_code.name,
+            "reason": "" if error is None else error.reason,
+            "provider_status": status,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+        },
+    )
 
 
 def signal_template(signal: Signal, integration: LoadedIntegration) -> RequestTemplate:
