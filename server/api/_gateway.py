@@ -22,6 +22,7 @@ from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc
 
 from ..core import (
     AuthorizationStatus,
+    ConversationSignals,
     EventHub,
     ExchangeLog,
     Ingestor,
@@ -31,6 +32,7 @@ from ..core import (
     LoadedIntegration,
     SendLimits,
     SendPath,
+    Signal,
     SubscriptionKeeper,
     definition_refused,
     follow_consumer,
@@ -75,6 +77,7 @@ from ._media import MediaRpcs
 from ._paging import Read, as_async, fill, in_memory, list_page, page_request
 from ._replies import REPLY_BUDGET, Page, ReadLimit, clip_text, pages_by_size
 from ._rpc import rpc, rpc_stream
+from ._signals import signal_reply, signal_request
 
 __all__ = ["GatewayServicer"]
 
@@ -98,6 +101,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         catalog: IntegrationCatalog,
         installations: InstallationDirectory,
         send_path: SendPath,
+        signals: ConversationSignals,
         ingestor: Ingestor,
         hub: EventHub,
         subscriptions: SubscriptionKeeper,
@@ -125,6 +129,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self._catalog = catalog
         self._installations = installations
         self._send_path = send_path
+        self._signals = signals
         self._default_deadline_s = default_deadline_s
         self._media = media if media is not None else MediaRpcs(None, send_max_age_s=0.0)
         # Events carry their stored files' signed URLs (docs/media.md) when media is on.
@@ -368,6 +373,27 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self, request: gateway_pb2.SendFileRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.SendReply:
         return await self._send(request, context)
+
+    # (ext) conversation signals (docs/format.md, "Conversation signals"): authorised as a send,
+    # made at once, never queued
+
+    @rpc
+    async def SendTyping(
+        self, request: gateway_pb2.SignalRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.SignalReply:
+        return await self._signal(request, context, Signal.TYPING)
+
+    @rpc
+    async def MarkRead(
+        self, request: gateway_pb2.SignalRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.SignalReply:
+        return await self._signal(request, context, Signal.READ)
+
+    async def _signal(
+        self, request: gateway_pb2.SignalRequest, context: grpc.aio.ServicerContext, signal: Signal
+    ) -> gateway_pb2.SignalReply:
+        await self._authorize(request, context)
+        return signal_reply(await self._signals.send(signal_request(request, signal)))
 
     @rpc
     async def UploadMedia(

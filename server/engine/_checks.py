@@ -459,6 +459,11 @@ _NEEDS: Mapping[str, tuple[tuple[str, ...], ...]] = {
     "optedIn": (("from",), ("to",)),
     "messageRead": (("messageid",),),
     "messageStatus": (("messageid",), ("status",)),
+    # (ext) docs/format.md, "Conversation signals": about a conversation, so both its ends (``to``
+    # may be ``$to?$``); a deleted message also names the message, by the provider's id.
+    "typing": (("from",), ("to",)),
+    "conversationStarted": (("from",), ("to",)),
+    "messageDeleted": (("from",), ("to",), ("messageid",)),
 }
 #: (ext) A receipt that captures our id needs no provider id (docs/format.md, "Receipts": by our
 #: id).

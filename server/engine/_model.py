@@ -91,6 +91,11 @@ class EventType(enum.Enum):
     OPTED_IN = "optedIn"
     MESSAGE_READ = "messageRead"
     MESSAGE_STATUS = "messageStatus"
+    # --- (ext) conversation signals (docs/format.md, "Conversation signals"): about a
+    # conversation, routed like an inbound message by ``to``
+    TYPING = "typing"
+    CONVERSATION_STARTED = "conversationStarted"
+    MESSAGE_DELETED = "messageDeleted"
 
     @property
     def is_delivery(self) -> bool:
@@ -275,8 +280,8 @@ class StepCondition:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RequestTemplate:
-    """A request the gateway makes: SendMessage, SendFile, Subscribe or Unsubscribe
-    (docs/format.md, "Requests")."""
+    """A request the gateway makes: SendMessage, SendFile, (ext) SendTyping, MarkRead, Subscribe
+    or Unsubscribe (docs/format.md, "Requests")."""
 
     pointer: str  # where it stands in the file, e.g. "/API/SendMessage" or "/Subscribe/1"
     method: HttpMethod
@@ -484,6 +489,10 @@ class Definition:
     # (ext) the verification requests the provider sends, answered and never events
     # (docs/format.md, "Verification handshakes")
     handshakes: tuple[Handshake, ...] = ()
+    # (ext) the conversation signals' requests, each made once and at once (docs/format.md,
+    # "Conversation signals"); None: the provider has none (the RPC is NOT_SUPPORTED)
+    send_typing: RequestTemplate | None = None
+    mark_read: RequestTemplate | None = None
     # (ext) per-installation variants (docs/format.md, "Variants"): the properties ``variants``
     # is keyed by, in its order, and the definition each combination of their options makes,
     # built once at load. A combination that applies no overlay is this definition itself and

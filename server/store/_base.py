@@ -320,6 +320,10 @@ class InboundEventType(enum.StrEnum):
     OPTED_IN = "optedIn"
     MESSAGE_READ = "messageRead"
     MESSAGE_STATUS = "messageStatus"
+    # docs/format.md, "Conversation signals": about a conversation, no message of ours.
+    TYPING = "typing"
+    CONVERSATION_STARTED = "conversationStarted"
+    MESSAGE_DELETED = "messageDeleted"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -255,7 +255,8 @@ def test_rules_in_a_subscribe_request_are_refused() -> None:
     assert _errors(doc) == [
         (
             "/Subscribe/response_rules",
-            "response_rules judge a send's answer: only SendMessage and SendFile",
+            "response_rules judge a send's answer: only SendMessage, SendFile, SendTyping and "
+            "MarkRead",
         )
     ]
 
