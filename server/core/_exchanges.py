@@ -133,12 +133,17 @@ class _IdParts:
     forked child, which must not repeat its parent's."""
 
     def __init__(self) -> None:
+        self.process = ""
+        self.count = itertools.count()
+        self.renew()
+
+    def renew(self) -> None:
         self.process = os.urandom(4).hex()
         self.count = itertools.count()
 
 
 _ID_PARTS = _IdParts()
-os.register_at_fork(after_in_child=_ID_PARTS.__init__)
+os.register_at_fork(after_in_child=_ID_PARTS.renew)
 
 
 def _exchange_id(started_at: datetime) -> str:
