@@ -455,7 +455,7 @@ class Ingestor:
         self, integration_id: str, token: str
     ) -> InstallationRecord | None:
         token_hash = hash_token(token)
-        record = await self._store.find_installation_by_token_hash(integration_id, token_hash)
+        record = await self._installations.by_webhook_token(integration_id, token_hash)
         if record is None or not record.enabled:
             return None
         # The lookup is by hash; the comparison of what was found is constant-time as well.
