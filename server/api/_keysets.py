@@ -1,7 +1,9 @@
 """Paging a List RPC whose source goes on after a key rather than an offset or a cursor.
 
-Some sources page by a key of their sort order — ``(created_at, id, …)`` of the last record of the
-previous page — so that a page does not shift when records are added or removed before it. The
+The store's listings page by a key of their sort order — ``(created_at, id, …)`` of the last
+record of the previous page — so that a page does not shift when records are added or removed
+before it, and so that each page is one range of an index, whatever the size of the store (no
+offset to skip: ``server/store/_keyset_sql.py``). The
 page itself is filled by :func:`server.api._paging.list_page` like every other listing (its size,
 its reply budget, whether more follows); here the keys are held for it, so that its position
 stays an int: position ``n`` is the ``n``-th key seen during the call (0: the request's own).
@@ -24,7 +26,7 @@ from google.protobuf.message import Message
 from ..errors import InvalidRequest
 from ._paging import Listing, list_page
 
-__all__ = ["key_token", "keyed_page", "read_key_token"]
+__all__ = ["key_token", "keyed_page", "read_key_token", "read_time_id_token"]
 
 _Record = TypeVar("_Record")
 _Key = TypeVar("_Key")
@@ -65,6 +67,16 @@ def read_key_token(token: str, strings: int) -> tuple[datetime, tuple[str, ...]]
     except OverflowError:
         raise _invalid() from None
     return moment, tuple(value[1:])
+
+
+def read_time_id_token(token: str) -> tuple[datetime, str] | None:
+    """The ``(time, id)`` key a page token holds — the key of the listings ordered by a time,
+    then an id (installations, messages, webhook requests) — or None for no token."""
+    key = read_key_token(token, 1)
+    if key is None:
+        return None
+    moment, (record_id,) = key
+    return moment, record_id
 
 
 async def keyed_page(

@@ -566,11 +566,14 @@ class Store(Protocol):
         *,
         org_id: str | None = None,
         integration_id: str | None = None,
+        org_ids: frozenset[str] | None = None,
+        after: tuple[datetime, str] | None = None,
         limit: int | None = None,
-        offset: int = 0,
     ) -> tuple[InstallationRecord, ...]:
-        """Installations (enabled or not) filtered by what is given, oldest first (``created_at``,
-        then id); ``offset`` of them skipped, at most ``limit`` returned (None: all)."""
+        """Installations (enabled or not) filtered by what is given (``org_ids``: of one of these
+        organisations), oldest first (``created_at``, then id); ``after`` is the ``(created_at,
+        id)`` of the last one of a previous page; at most ``limit`` returned (None: all). A page
+        is read from an index in this order, whatever the number of installations."""
         ...
 
     async def find_installation_by_number(
@@ -763,11 +766,9 @@ class Store(Protocol):
         created_before: datetime | None = None,
         after: tuple[datetime, str] | None = None,
         limit: int = 100,
-        offset: int = 0,
     ) -> tuple[MessageRecord, ...]:
         """Messages that match (None or empty: any), newest first (``created_at``, then id,
-        descending); ``after`` is the ``(created_at, id)`` of the last one of a previous page;
-        ``offset`` of them are skipped."""
+        descending); ``after`` is the ``(created_at, id)`` of the last one of a previous page."""
         ...
 
     async def count_queued(self, installation_id: str) -> int:
@@ -928,12 +929,12 @@ class Store(Protocol):
         *,
         outcomes: frozenset[WebhookOutcome],
         integration_id: str | None = None,
+        after: tuple[datetime, str] | None = None,
         limit: int = 100,
-        offset: int = 0,
     ) -> tuple[WebhookRequestRecord, ...]:
         """Kept requests with one of ``outcomes`` (empty: any outcome) and of ``integration_id``
-        (when given), newest ``received_at`` first (ties: greater id first); ``offset`` rows
-        skipped, at most ``limit`` returned."""
+        (when given), newest ``received_at`` first (ties: greater id first); ``after`` is the
+        ``(received_at, id)`` of the last one of a previous page; at most ``limit`` returned."""
         ...
 
     # --- inbound: messages held for their media (docs/media.md) -----------------------------

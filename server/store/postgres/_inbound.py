@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from .. import _keyset_sql as keyset_sql
 from .._base import (
     Conflict,
     EventFilter,
@@ -39,7 +40,9 @@ from ._sql import (
     APPLY_PART_TRANSITION,
     APPLY_TRANSITION,
     CLAIM_KEYS,
+    DIALECT,
     EARLIEST_CURSOR,
+    EVENT_SELECT,
     EVENTS_PURGE_BOUND,
     EXPIRED_LEASES,
     INSERT_EVENT,
@@ -47,18 +50,14 @@ from ._sql import (
     INSERT_MEDIA_HOLD,
     INSERT_WEBHOOK_REQUEST,
     LATEST_CURSOR,
-    LIST_WEBHOOK_REQUESTS,
     LOCK_CONSUMER,
-    NO_BOUND,
     PURGE_STATEMENTS,
     PUT_LEASES,
-    READ_EVENTS,
-    REQUEST_COLUMN_LIST,
     ROWS,
+    SELECT_WEBHOOK_REQUEST,
     TAKE_CURSORS,
     TAKE_DUE_HELD,
     TAKE_HELD_BY_PROVIDER_ID,
-    filter_params,
 )
 
 __all__ = ["InboundMethods"]
@@ -68,6 +67,24 @@ T = TypeVar("T")
 _event = ROWS.event
 _held = ROWS.held
 _webhook_request = ROWS.webhook_request
+
+
+async def _read_events(
+    conn: PooledConnection,
+    after_cursor: int,
+    up_to: int | None,
+    event_filter: EventFilter,
+    limit: int,
+) -> tuple[EventRecord, ...]:
+    statement = keyset_sql.read_events(
+        DIALECT,
+        EVENT_SELECT,
+        after_cursor=after_cursor,
+        up_to=up_to,
+        event_filter=event_filter,
+        limit=limit,
+    )
+    return tuple(_event(row) for row in await conn.fetch(statement.sql, *statement.params))
 
 
 async def append_events(
@@ -258,44 +275,14 @@ class InboundMethods:
     async def get_webhook_request(self, request_id: str) -> WebhookRequestRecord | None:
         async def fn(conn: PooledConnection) -> WebhookRequestRecord | None:
             row = await conn.fetchrow(
-                f"SELECT {REQUEST_COLUMN_LIST} FROM webhook_requests WHERE id = $1",  # noqa: S608
+                SELECT_WEBHOOK_REQUEST + " WHERE id = $1",
                 request_id,
             )
             return None if row is None else _webhook_request(row)
 
         return await self._read(fn)
 
-    async def list_webhook_requests(
-        self,
-        *,
-        outcomes: frozenset[WebhookOutcome],
-        integration_id: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> tuple[WebhookRequestRecord, ...]:
-        wanted = sorted(WebhookOutcome(o).value for o in (outcomes or WebhookOutcome))
-
-        async def fn(conn: PooledConnection) -> tuple[WebhookRequestRecord, ...]:
-            rows = await conn.fetch(LIST_WEBHOOK_REQUESTS, wanted, integration_id, limit, offset)
-            return tuple(_webhook_request(row) for row in rows)
-
-        return await self._read(fn)
-
-    # --- inbound: the event log -------------------------------------------------------------
-
-    async def read_events(
-        self,
-        after_cursor: int,
-        *,
-        filter: EventFilter = EventFilter(),  # noqa: B008 (frozen, never mutated)
-        limit: int = 500,
-    ) -> tuple[EventRecord, ...]:
-        params = (after_cursor, NO_BOUND, *filter_params(filter), limit)
-
-        async def fn(conn: PooledConnection) -> tuple[EventRecord, ...]:
-            return tuple(_event(row) for row in await conn.fetch(READ_EVENTS, *params))
-
-        return await self._read(fn)
+    # --- inbound: the event log (read_events: server/store/_keyset_sql.py) ---------------
 
     async def latest_cursor(self) -> int:
         async def fn(conn: PooledConnection) -> int:
@@ -384,7 +371,6 @@ class InboundMethods:
             raise ValueError("limit must be at least 1")
         when = aware_time(now)
         until = when + timedelta(seconds=lease_s)
-        filter_values = filter_params(filter)
 
         async def op(conn: PooledConnection) -> tuple[EventRecord, ...]:
             frontier = int(await conn.fetchval(LOCK_CONSUMER, consumer, start_after, when))
@@ -398,8 +384,7 @@ class InboundMethods:
                 latest = int(await conn.fetchval(LATEST_CURSOR))
                 fresh: list[EventRecord] = []
                 if latest > frontier:
-                    rows = await conn.fetch(READ_EVENTS, frontier, latest, *filter_values, rest)
-                    fresh = [_event(row) for row in rows]
+                    fresh = list(await _read_events(conn, frontier, latest, filter, rest))
                 new_frontier = fresh[-1].cursor if len(fresh) == rest else max(frontier, latest)
                 if new_frontier != frontier:
                     await conn.execute(
