@@ -56,6 +56,10 @@ class Dialect:
     time: Callable[[datetime], Any]
     #: The limit that means "no limit".
     no_limit: Any
+    #: Whether each arm of a merge is written ``(SELECT … ORDER BY … LIMIT …)``: PostgreSQL
+    #: merges arms in order (a Merge Append) only when each is ordered by itself; SQLite orders
+    #: the arms of a compound SELECT by the compound's ORDER BY and takes no parentheses.
+    ordered_arms: bool = False
 
 
 class Statement(NamedTuple):
@@ -113,17 +117,47 @@ def _ordered(select: str, where: _Where, order: str, limit: Any) -> Statement:
     return where.statement(select + where.where() + f" ORDER BY {order} LIMIT {where.param(limit)}")
 
 
+# A listing of rows with one of more values than this (a token scoped to many organisations)
+# filters the rows of the listing's own order instead of merging one range per value.
+_MERGED_AT_MOST = 16
+
+
+def _one_of(
+    select: str,
+    where: _Where,
+    column: str,
+    values: frozenset[str] | None,
+    order: str,
+    limit: Any,
+) -> Statement:
+    """``select`` of the rows ``where`` takes whose ``column`` is one of ``values`` (None: any),
+    in ``order`` up to ``limit``: the ranges of an index that starts with ``column`` merged (no
+    sort), or for many values (or none) one range of the order's own index, filtered."""
+    if values is None:
+        return _ordered(select, where, order, limit)
+    if not values or len(values) > _MERGED_AT_MOST:
+        # ``column || ''`` is no column an index holds: the planner keeps to the order's index.
+        where.one_of(f"({column} || '')", values)
+        return _ordered(select, where, order, limit)
+    return _merged(select, where, column, values, order, limit)
+
+
 def _merged(
-    select: str, where: _Where, column: str, values: Iterable[str], order: str, limit: int
+    select: str, where: _Where, column: str, values: Iterable[str], order: str, limit: Any
 ) -> Statement:
     """``select`` of the rows ``where`` takes, in ``order`` up to ``limit``: one range per value
     of ``column`` (each served in ``order`` by an index that starts with ``column``), merged. Each
     range is read only as far as the merge takes rows from it, so a value that matches few rows
-    costs a seek, not a walk."""
-    arms = [select + where.where(f"{column} = {where.param(value)}") for value in sorted(values)]
-    return where.statement(
-        " UNION ALL ".join(arms) + f" ORDER BY {order} LIMIT {where.param(limit)}"
-    )
+    costs a seek, not a walk, and many matching rows cost no more than one range would."""
+    values = sorted(values)
+    if len(values) == 1:  # one range: nothing to merge
+        where.equal(column, values[0])
+        return _ordered(select, where, order, limit)
+    arms = [select + where.where(f"{column} = {where.param(value)}") for value in values]
+    tail = f" ORDER BY {order} LIMIT {where.param(limit)}"
+    if where.dialect.ordered_arms:
+        arms = [f"({arm}{tail})" for arm in arms]
+    return where.statement(" UNION ALL ".join(arms) + tail)
 
 
 def read_events(
@@ -187,14 +221,18 @@ class KeysetListings:
         limit: int | None = None,
     ) -> tuple[InstallationRecord, ...]:
         """Oldest first (``created_at``, id): a range of ``installations_by_created``, or of
-        ``installations_by_org`` or ``installations_by_integration`` for one of them."""
+        ``installations_by_org`` or ``installations_by_integration`` for one of them; for a
+        few organisations, their ranges of ``installations_by_org`` merged."""
         where = _Where(self._DIALECT)
         where.equal("org_id", org_id)
         where.equal("integration_id", integration_id)
-        where.one_of("org_id", org_ids)
         where.after_key(("created_at", "id"), self._time_key(after), descending=False)
         no_limit = self._DIALECT.no_limit if limit is None else limit
-        statement = _ordered(self._SELECTS.installation, where, "created_at, id", no_limit)
+        select, order = self._SELECTS.installation, "created_at, id"
+        if org_id is not None:  # the named organisation's range, unless out of scope
+            where.one_of("org_id", org_ids)
+            org_ids = None
+        statement = _one_of(select, where, "org_id", org_ids, order, no_limit)
         return await self._fetch(statement, self._ROWS.installation)
 
     async def list_messages(
@@ -209,16 +247,20 @@ class KeysetListings:
         limit: int = 100,
     ) -> tuple[MessageRecord, ...]:
         """Newest first (``created_at``, id, descending): a range of ``messages_by_created``,
-        or of ``messages_by_installation`` or ``messages_by_org`` for one of them."""
+        or of ``messages_by_installation`` for one; for a few organisations, their ranges of
+        ``messages_by_org`` merged."""
         time = self._DIALECT.time
         where = _Where(self._DIALECT)
         where.equal("installation_id", installation_id)
-        where.one_of("org_id", org_ids)
         where.one_of("state", {MessageState(s).value for s in states} if states else None)
         where.compare("created_at", ">=", None if created_after is None else time(created_after))
         where.compare("created_at", "<", None if created_before is None else time(created_before))
         where.after_key(("created_at", "id"), self._time_key(after), descending=True)
-        statement = _ordered(self._SELECTS.message, where, "created_at DESC, id DESC", limit)
+        select, order = self._SELECTS.message, "created_at DESC, id DESC"
+        if installation_id is not None:  # the installation's range, unless out of scope
+            where.one_of("org_id", org_ids)
+            org_ids = None
+        statement = _one_of(select, where, "org_id", org_ids, order, limit)
         return await self._fetch(statement, self._ROWS.message)
 
     async def list_webhook_requests(

@@ -76,6 +76,7 @@ DIALECT: Final = Dialect(
     listed=list,
     time=aware_time,
     no_limit=None,
+    ordered_arms=True,
 )
 
 INTEGRATION_COLUMN_LIST: Final = columns(INTEGRATION_COLUMNS)
