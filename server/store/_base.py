@@ -1139,7 +1139,9 @@ class Store(Protocol):
 
         - ``events_before``: events are purged as a prefix of the log — every event whose cursor
           is below that of the first event received at or after the time (all events when none
-          is) — so what is kept has no holes. Retention wins over consumers: leases of purged
+          is) — so what is kept has no holes. That event is looked for a chunk of the log's
+          head at a time, as the chunk before is deleted: no statement reads more than a chunk,
+          however many events are due. Retention wins over consumers: leases of purged
           events are deleted too (counted in ``leases``), and a consumer whose frontier is
           behind continues with the first kept event.
         - ``requests_before``: MATCHED webhook requests received before the time.

@@ -33,6 +33,7 @@ from ._rows import Rows
 
 __all__ = [
     "Dialect",
+    "EventsPurgeStep",
     "KeysetListings",
     "Selects",
     "Statement",
@@ -158,6 +159,41 @@ def _merged(
     if where.dialect.ordered_arms:
         arms = [f"({arm}{tail})" for arm in arms]
     return where.statement(" UNION ALL ".join(arms) + tail)
+
+
+class EventsPurgeStep(NamedTuple):
+    """One step of purging the oldest events (``Store.purge``'s ``events_before``) as a
+    prefix of the log, a chunk at a time: each statement reads at most a chunk of rows, however
+    many are due (the step's ``head`` once gave the whole due prefix to one query)."""
+
+    #: ``1`` the time, ``2`` the chunk: the first cursor of the log's first ``chunk`` events that
+    #: was received at or after the time (NULL: none was), and the last of them (NULL: no event).
+    head: str
+    #: ``1`` a cursor: delete the events below it (at most the chunk the head read).
+    delete: str
+
+    @classmethod
+    def of(cls, dialect: Dialect) -> EventsPurgeStep:
+        time, chunk = dialect.mark(1), dialect.mark(2)
+        return cls(
+            head=f"""
+WITH head AS (SELECT cursor, received_at FROM events ORDER BY cursor LIMIT {chunk})
+SELECT (SELECT MIN(cursor) FROM head WHERE received_at >= {time}), (SELECT MAX(cursor) FROM head)
+""",  # noqa: S608 - marks only
+            delete=f"DELETE FROM events WHERE cursor < {dialect.mark(1)}",  # noqa: S608
+        )
+
+    @staticmethod
+    def next(head: Sequence[int | None], bound: int) -> tuple[int, bool]:
+        """From a head's row and the bound of the step before (1 at first): the cursor to delete
+        below — the first kept event's, once every event is kept — and whether the purge
+        ends there (a kept event was found, or no event is left)."""
+        first_kept, last = head
+        if first_kept is not None:
+            return first_kept, True
+        if last is None:
+            return bound, True
+        return last + 1, False
 
 
 def read_events(

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from test_inbound_contract import event, webhook
+from test_inbound_contract import at, event, webhook
 from test_queue_contract import new_message, queued
 from test_store_contract import installation
 
@@ -29,7 +29,9 @@ from server.store import (
     Store,
     WebhookOutcome,
 )
-from server.store._keyset_sql import Statement
+from server.store._keyset_sql import EventsPurgeStep, Statement
+from server.store.postgres._sql import DIALECT as POSTGRES_DIALECT
+from server.store.sqlite._sql import DIALECT as SQLITE_DIALECT
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -269,3 +271,34 @@ async def test_message_pages_list_every_message_once_while_more_are_added(store:
         # Newer than the key: a later listing's, never this one's (newest first).
         await queued(store, new_message(created=100 + len(seen)), now=100 + len(seen))
     assert [m.id for m in seen] == [m.id for m in reversed(present)]
+
+
+# --- retention: the purge's bound is found a chunk at a time --------------------------------
+
+
+async def test_each_step_of_an_event_purge_reads_one_chunk_of_the_log_head(store: Store) -> None:
+    dialect = SQLITE_DIALECT if isinstance(store, SqliteStore) else POSTGRES_DIALECT
+    step = EventsPurgeStep.of(dialect)
+    head = Statement(step.head, (dialect.time(T0), 1000))
+    plan = await explain(store, head)
+    assert "TEMP B-TREE" not in plan and not _SORT.search(plan), plan
+    assert "Seq Scan" not in plan, plan
+    if isinstance(store, PostgresStore):
+        assert "events_pkey" in plan, plan
+
+
+async def test_events_are_purged_as_a_prefix_of_the_log_a_chunk_at_a_time(store: Store) -> None:
+    received = [0, 1, 2, 3, 4, 1, 6, 7, 8, 9]  # the sixth came late: kept behind the fifth
+    for n, seconds in enumerate(received):
+        request = webhook(received=seconds)
+        await store.ingest(request, [event(request, received=seconds, key=f"k{n}")])
+    cursors = [e.cursor for e in await store.read_events(0, limit=100)]
+    store._purge_chunk = 3  # type: ignore[attr-defined]
+
+    counts = await store.purge(events_before=at(4))
+
+    assert counts["events"] == 4
+    assert [e.cursor for e in await store.read_events(0, limit=100)] == cursors[4:]
+    assert (await store.purge(events_before=at(100)))["events"] == 6
+    assert await store.read_events(0, limit=100) == ()
+    assert (await store.purge(events_before=at(100)))["events"] == 0

@@ -4,6 +4,7 @@ receipts, media holds as ingests write them (docs/media.md), durable consumers a
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -29,6 +30,7 @@ from .._base import (
     WebhookRequestRecord,
 )
 from .._inbound import Inbound, part_transitions
+from .._keyset_sql import EventsPurgeStep
 from .._media import MediaHold
 from .._opt_outs import opt_out_changes
 from .._rows import EVENT_RECEIVED_AT, aware_time, frozen_map
@@ -43,7 +45,6 @@ from ._sql import (
     DIALECT,
     EARLIEST_CURSOR,
     EVENT_SELECT,
-    EVENTS_PURGE_BOUND,
     EXPIRED_LEASES,
     INSERT_EVENT,
     INSERT_HELD,
@@ -67,6 +68,9 @@ T = TypeVar("T")
 _event = ROWS.event
 _held = ROWS.held
 _webhook_request = ROWS.webhook_request
+
+
+_PURGE_STEP = EventsPurgeStep.of(DIALECT)
 
 
 async def _read_events(
@@ -440,13 +444,6 @@ class InboundMethods:
         """Deletes in chunks of ``purge_chunk`` rows, each a statement of its own, so that a
         large purge never holds locks for long."""
         bounds: dict[str, object] = {}
-        if events_before is not None:
-            stamp = aware_time(events_before)
-
-            async def bound(conn: PooledConnection) -> int:
-                return int(await conn.fetchval(EVENTS_PURGE_BOUND, stamp))
-
-            bounds["events"] = await self._read(bound)
         for kind, before in (
             ("requests", requests_before),
             ("unmatched", unmatched_before),
@@ -460,8 +457,8 @@ class InboundMethods:
         )
         for kind, limit in bounds.items():
             counts[kind] = await self._delete_in_chunks(PURGE_STATEMENTS[kind], limit)
-        if "events" in bounds:
-            first_kept = bounds["events"]
+        if events_before is not None:
+            counts["events"], first_kept = await self._purge_events(aware_time(events_before))
 
             async def drop_leases(conn: PooledConnection) -> int:
                 return row_count(
@@ -470,6 +467,23 @@ class InboundMethods:
 
             counts["leases"] = await self._statement(drop_leases)
         return counts
+
+    async def _purge_events(self, stamp: datetime) -> tuple[int, int]:
+        """Delete the prefix of the log received before ``stamp``, a chunk per transaction;
+        how many were deleted and the first cursor kept."""
+        chunk = self._purge_chunk
+
+        async def op(conn: PooledConnection, bound: int) -> tuple[int, int, bool]:
+            head = await conn.fetchrow(_PURGE_STEP.head, stamp, chunk)
+            assert head is not None  # one row, always
+            bound, done = EventsPurgeStep.next(tuple(head), bound)
+            return row_count(await conn.execute(_PURGE_STEP.delete, bound)), bound, done
+
+        total, bound, done = 0, 1, False
+        while not done:
+            deleted, bound, done = await self._write(functools.partial(op, bound=bound))
+            total += deleted
+        return total, bound
 
     async def _delete_in_chunks(self, statement: str, bound: object) -> int:
         chunk = self._purge_chunk

@@ -35,7 +35,6 @@ __all__ = [
     "CLAIM_MESSAGE",
     "DIALECT",
     "EARLIEST_CURSOR",
-    "EVENTS_PURGE_BOUND",
     "EVENT_SELECT",
     "EXPIRED_LEASES",
     "HELD_COLUMN_LIST",
@@ -302,13 +301,6 @@ assert {o.value for o in WebhookOutcome} == {
     "unauthenticated",
 }
 
-# The first cursor to keep when events received before $1 are purged (a prefix of the log).
-EVENTS_PURGE_BOUND = """
-SELECT COALESCE(
-    (SELECT cursor FROM events WHERE received_at >= $1 ORDER BY cursor LIMIT 1),
-    (SELECT COALESCE(MAX(cursor), 0) + 1 FROM events)
-)
-"""
 
 # What the store's listings select (server/store/_keyset_sql.py, KeysetListings).
 SELECTS: Final = Selects(SELECT_INSTALLATION, SELECT_MESSAGE, SELECT_WEBHOOK_REQUEST, EVENT_SELECT)

@@ -4,6 +4,7 @@ consumers and retention (the methods :class:`~server.store.sqlite.SqliteStore` g
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -26,6 +27,7 @@ from .._base import (
     WebhookRequestRecord,
 )
 from .._inbound import Inbound
+from .._keyset_sql import EventsPurgeStep
 from .._media import HOLD_COLUMNS, MediaHold
 from .._opt_outs import opt_out_changes
 from .._rows import EVENT_RECEIVED_AT, encode_time, frozen_map
@@ -38,7 +40,6 @@ from ._sql import (
     DIALECT,
     EARLIEST_CURSOR,
     EVENT_SELECT,
-    EVENTS_PURGE_BOUND,
     EXPIRED_LEASES,
     HELD_COLUMN_LIST,
     INSERT_EVENT,
@@ -63,6 +64,9 @@ _INSERT_MEDIA_HOLD = (
     f" VALUES ({', '.join('?' * len(HOLD_COLUMNS))})"
 )
 _webhook_request = ROWS.webhook_request
+
+
+_PURGE_STEP = EventsPurgeStep.of(DIALECT)
 
 
 def _read_events(
@@ -346,11 +350,6 @@ class InboundMethods:
         """Deletes in chunks of ``purge_chunk`` rows, each its own short transaction, so that a
         large purge never holds up the webhooks queued behind it on the writer thread."""
         bounds: dict[str, int] = {}
-        if events_before is not None:
-            stamp = encode_time(events_before)
-            bounds["events"] = await self._read(
-                lambda conn: int(conn.execute(EVENTS_PURGE_BOUND, (stamp,)).fetchone()[0])
-            )
         for kind, before in (
             ("requests", requests_before),
             ("unmatched", unmatched_before),
@@ -364,8 +363,8 @@ class InboundMethods:
         )
         for kind, bound in bounds.items():
             counts[kind] = await self._delete_in_chunks(PURGE_STATEMENTS[kind], bound)
-        if "events" in bounds:
-            first_kept = bounds["events"]
+        if events_before is not None:
+            counts["events"], first_kept = await self._purge_events(encode_time(events_before))
             counts["leases"] = await self._write(
                 lambda conn: (
                     conn.execute(
@@ -374,6 +373,22 @@ class InboundMethods:
                 )
             )
         return counts
+
+    async def _purge_events(self, stamp: int) -> tuple[int, int]:
+        """Delete the prefix of the log received before ``stamp``, a chunk per transaction;
+        how many were deleted and the first cursor kept."""
+        chunk = self._purge_chunk
+
+        def op(conn: sqlite3.Connection, bound: int) -> tuple[int, int, bool]:
+            head = conn.execute(_PURGE_STEP.head, (stamp, chunk)).fetchone()
+            bound, done = EventsPurgeStep.next(head, bound)
+            return conn.execute(_PURGE_STEP.delete, (bound,)).rowcount, bound, done
+
+        total, bound, done = 0, 1, False
+        while not done:
+            deleted, bound, done = await self._write(functools.partial(op, bound=bound))
+            total += deleted
+        return total, bound
 
     async def _delete_in_chunks(self, statement: str, bound: int) -> int:
         chunk = self._purge_chunk

@@ -33,7 +33,6 @@ __all__ = [
     "CLAIM_MESSAGE",
     "DIALECT",
     "EARLIEST_CURSOR",
-    "EVENTS_PURGE_BOUND",
     "EVENT_SELECT",
     "EXPIRED_LEASES",
     "HELD_COLUMN_LIST",
@@ -223,13 +222,6 @@ DELETE FROM events WHERE cursor IN (
     }
 )
 
-# The first cursor to keep when events received before ?1 are purged (a prefix of the log).
-EVENTS_PURGE_BOUND: Final = """
-SELECT COALESCE(
-    (SELECT cursor FROM events WHERE received_at >= ?1 ORDER BY cursor LIMIT 1),
-    (SELECT COALESCE(MAX(cursor), 0) + 1 FROM events)
-)
-"""
 
 LONG_AGO: Final = -(2**62)  # a released lease's lease_until: expired for any `now`
 
