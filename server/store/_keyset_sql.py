@@ -144,17 +144,28 @@ def _one_of(
 
 
 def _merged(
-    select: str, where: _Where, column: str, values: Iterable[str], order: str, limit: Any
+    select: str,
+    where: _Where,
+    column: str | tuple[str, ...],
+    values: Iterable[str] | Iterable[tuple[str, ...]],
+    order: str,
+    limit: Any,
 ) -> Statement:
     """``select`` of the rows ``where`` takes, in ``order`` up to ``limit``: one range per value
-    of ``column`` (each served in ``order`` by an index that starts with ``column``), merged. Each
-    range is read only as far as the merge takes rows from it, so a value that matches few rows
-    costs a seek, not a walk, and many matching rows cost no more than one range would."""
-    values = sorted(values)
-    if len(values) == 1:  # one range: nothing to merge
-        where.equal(column, values[0])
+    of ``column`` (or per tuple of values of several columns; each range served in ``order`` by
+    an index that starts with those columns), merged. Each range is read only as far as the merge
+    takes rows from it, so a value that matches few rows costs a seek, not a walk, and many
+    matching rows cost no more than one range would."""
+    names = (column,) if isinstance(column, str) else column
+    keys = sorted((value,) if isinstance(value, str) else value for value in values)
+
+    def equal(key: tuple[str, ...]) -> list[str]:
+        return [f"{name} = {where.param(value)}" for name, value in zip(names, key, strict=True)]
+
+    if len(keys) == 1:  # one range: nothing to merge
+        where.conditions.extend(equal(keys[0]))
         return _ordered(select, where, order, limit)
-    arms = [select + where.where(f"{column} = {where.param(value)}") for value in values]
+    arms = [select + where.where(*equal(key)) for key in keys]
     tail = f" ORDER BY {order} LIMIT {where.param(limit)}"
     if where.dialect.ordered_arms:
         arms = [f"({arm}{tail})" for arm in arms]
@@ -207,16 +218,22 @@ def read_events(
 ) -> Statement:
     """Events with ``after_cursor < cursor (<= up_to)`` that ``event_filter`` matches, in cursor
     order: with types (an API read always has them), each type's range of ``events_by_type``, or
-    of ``events_by_org_type`` for a named organisation, merged."""
+    of ``events_by_org_type`` for a named organisation — or for each of the few organisations a
+    scoped caller sees — merged."""
     where = _Where(dialect)
     where.compare("cursor", ">", after_cursor)
     where.compare("cursor", "<=", up_to)
     where.equal("org_id", event_filter.org_id)
     where.equal("integration_id", event_filter.integration_id)
-    where.one_of("org_id", event_filter.orgs)
-    if not event_filter.types:
+    types, orgs = event_filter.types, event_filter.orgs
+    if not types:
+        where.one_of("org_id", orgs)
         return _ordered(select, where, "cursor", limit)
-    return _merged(select, where, "type", event_filter.types, "cursor", limit)
+    if event_filter.org_id is None and orgs and len(orgs) * len(types) <= _MERGED_AT_MOST * 4:
+        pairs = [(org, kind) for org in orgs for kind in types]
+        return _merged(select, where, ("org_id", "type"), pairs, "cursor", limit)
+    where.one_of("org_id", orgs)
+    return _merged(select, where, "type", types, "cursor", limit)
 
 
 @dataclass(frozen=True, slots=True)

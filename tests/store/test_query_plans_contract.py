@@ -194,8 +194,9 @@ async def test_a_page_of_webhook_requests_is_a_range_of_an_index(
                 types=frozenset({"message", "messageDelivered", "messageFailed"}),
                 orgs=frozenset({"org-1", "org-2"}),
             ),
-            "events_by_type",
+            "events_by_org_type",
         ),
+        (EventFilter(types=frozenset({"message", "mms"}), orgs=MANY_ORGS), "events_by_type"),
     ],
 )
 async def test_a_filtered_event_read_seeks_each_type_instead_of_walking_the_log(
@@ -219,14 +220,20 @@ async def test_a_filtered_event_read_returns_what_the_filter_matches_in_cursor_o
     for n in range(40):
         request = webhook(received=n)
         await store.ingest(request, [event(request, type=kinds[n % 4], org_id=f"org-{n % 3}")])
-    wanted = EventFilter(org_id="org-1", types=frozenset({"message", "mms"}))
     everything = await store.read_events(0, limit=1000)
-    expected = [e.cursor for e in everything if wanted.matches(e)]
-    got = [e.cursor for e in await store.read_events(0, filter=wanted, limit=1000)]
-    assert got == expected and got
-    assert [e.cursor for e in await store.read_events(expected[1], filter=wanted, limit=2)] == (
-        expected[2:4]
-    )
+    for wanted in (
+        EventFilter(org_id="org-1", types=frozenset({"message", "mms"})),
+        EventFilter(types=frozenset({"message", "mms"}), orgs=frozenset({"org-0", "org-2"})),
+        EventFilter(types=frozenset({"messageFailed"}), orgs=frozenset()),
+        EventFilter(org_id="org-1", types=frozenset({"mms"}), orgs=frozenset({"org-2"})),
+        EventFilter(types=frozenset({"messageDelivered"}), integration_id="acme"),
+    ):
+        expected = [e.cursor for e in everything if wanted.matches(e)]
+        got = [e.cursor for e in await store.read_events(0, filter=wanted, limit=1000)]
+        assert got == expected, wanted
+        if len(expected) > 4:
+            after = await store.read_events(expected[1], filter=wanted, limit=2)
+            assert [e.cursor for e in after] == expected[2:4]
 
 
 # --- pages stay complete while rows are added -----------------------------------------------
