@@ -71,7 +71,14 @@ from ._convert import (
     unmatched_pb,
 )
 from ._delivery import limits_of, states_of
-from ._keysets import key_token, keyed_page, read_key_token, read_time_id_token
+from ._keysets import (
+    key_token,
+    keyed_page,
+    name_token,
+    read_key_token,
+    read_name_token,
+    read_time_id_token,
+)
 from ._media import MediaRpcs
 from ._paging import as_async, fill, list_page, page_request
 from ._replies import REPLY_BUDGET, Page, ReadLimit, clip_text, pages_by_size
@@ -197,15 +204,17 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self, request: gateway_pb2.ListIntegrationsRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.ListIntegrationsResponse:
         caller = await self._authorize(request, context)
-        offset, size = page_request(request.page_size, request.page_token)
-        listing = await list_page(
-            lambda offset, limit: self._catalog.list(offset=offset, limit=limit),
-            offset,
+        _, size = page_request(request.page_size, "")
+        listing, last = await keyed_page(
+            lambda after, limit: self._catalog.list(after=after, limit=limit),
+            read_name_token(request.page_token),
             size,
             functools.partial(self._integration_pb, count_for=caller),
+            _integration_id,
         )
         return gateway_pb2.ListIntegrationsResponse(
-            integrations=listing.page.items, next_page_token=listing.next_token
+            integrations=listing.page.items,
+            next_page_token="" if last is None else name_token(last),
         )
 
     @rpc
@@ -721,6 +730,11 @@ def _update_limits(
     own = limits_of(None, request.numbers)
     kept = limits_from_json(before.send_limits_json)
     return replace(kept, numbers=own.numbers if own is not None else MappingProxyType({}))
+
+
+def _integration_id(loaded: LoadedIntegration) -> str:
+    """Where ``IntegrationCatalog.list`` goes on after ``loaded``."""
+    return loaded.id
 
 
 def _created_key(record: InstallationRecord | MessageRecord) -> tuple[datetime, str]:

@@ -6,10 +6,11 @@ Pages are read from the source a few records at a time (:meth:`Page.read_limit`:
 are likely to fit the reply), each read one record longer than wanted to learn whether anything
 follows, and converted only while the page takes them.
 
-The position is an offset for ``ListIntegrations`` (the catalog, held in memory), a cursor for
-``ListEvents`` (whose token is the cursor to go on after), and for the store's other listings
-the index of a key held by :func:`server.api._keysets.keyed_page`; :func:`list_page` advances it
-by count, or by the ``cursor`` of the last record taken.
+The position is a cursor for ``ListEvents`` (whose token is the cursor to go on after), and for
+every other listing the index of a key held by :func:`server.api._keysets.keyed_page` (each page
+read from the store after the key of the previous one: no listing skips an offset or slices a
+whole table in memory); :func:`list_page` advances it by count, or by the ``cursor`` of the last
+record taken.
 """
 
 from __future__ import annotations

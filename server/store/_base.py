@@ -529,8 +529,11 @@ class Store(Protocol):
         """A version of an integration (the latest when ``version`` is None); deleted: None."""
         ...
 
-    async def list_integrations(self) -> tuple[IntegrationRecord, ...]:
-        """The latest version of every integration not deleted, ordered by id."""
+    async def list_integrations(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> tuple[IntegrationRecord, ...]:
+        """The latest version of every integration not deleted, ordered by id: those whose id
+        is after ``after`` (the last of a previous page), at most ``limit`` (None: all)."""
         ...
 
     async def delete_integration(self, integration_id: str) -> bool:

@@ -1,7 +1,7 @@
 """Every List RPC reads its page request alike: a negative page_size or a page_token the server
 did not give is INVALID_ARGUMENT with the field named, ListEvents included. The lists that page
-by key (installations, messages, webhooks) list every row once however many are added between
-pages."""
+by key (integrations, installations, messages, webhooks) list every row once however many are
+added between pages."""
 
 from __future__ import annotations
 
@@ -57,6 +57,9 @@ def _token(value: object) -> str:
 
 
 _KEYED_LISTS: dict[str, Callable[[Gateway, str], Awaitable[object]]] = {
+    "ListIntegrations": lambda g, token: g.stub.ListIntegrations(
+        gateway_pb2.ListIntegrationsRequest(page_token=token)
+    ),
     "ListInstallations": lambda g, token: g.stub.ListInstallations(
         gateway_pb2.ListInstallationsRequest(page_token=token)
     ),
@@ -78,6 +81,7 @@ _KEYED_LISTS: dict[str, Callable[[Gateway, str], Awaitable[object]]] = {
     [
         "40",  # an offset, as these lists' tokens were before they paged by key
         _token([1, "a", "b"]),
+        _token([1]),
         _token(["1", "a"]),
         _token({"at": 1, "id": "a"}),
         _token([10**30, "a"]),

@@ -581,3 +581,18 @@ async def test_exclusive_admits_one_holder_at_a_time(store: Store) -> None:
 
     await asyncio.gather(*(hold() for _ in range(5)))
     assert most == 1
+
+
+async def test_integrations_page_by_id_after_the_last_of_the_page_before(store: Store) -> None:
+    for name in ("delta", "alpha", "charlie", "bravo"):
+        await store.put_integration(name, "{}")
+    await store.put_integration("bravo", '{"v": 2}')
+    await store.put_integration("echo", "{}")
+    await store.delete_integration("echo")
+
+    first = await store.list_integrations(limit=2)
+    assert [(i.id, i.version) for i in first] == [("alpha", 1), ("bravo", 2)]
+    rest = await store.list_integrations(after="bravo")
+    assert [i.id for i in rest] == ["charlie", "delta"]
+    assert await store.list_integrations(after="delta") == ()
+    assert [i.id for i in await store.list_integrations()] == ["alpha", "bravo", "charlie", "delta"]

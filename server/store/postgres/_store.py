@@ -282,11 +282,18 @@ class PostgresStore(
 
         return await self._read(fn)
 
-    async def list_integrations(self) -> tuple[IntegrationRecord, ...]:
+    async def list_integrations(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> tuple[IntegrationRecord, ...]:
+        # A page is a range of the primary key (id, version), after the previous page's id.
         async def fn(conn: PooledConnection) -> tuple[IntegrationRecord, ...]:
             rows = await conn.fetch(
-                f"SELECT DISTINCT ON (id) {INTEGRATION_COLUMN_LIST} FROM integrations"  # noqa: S608
-                " WHERE NOT deleted ORDER BY id, version DESC"
+                f"SELECT {INTEGRATION_COLUMN_LIST} FROM integrations AS i"  # noqa: S608
+                " WHERE id > $1 AND NOT deleted AND version = ("
+                "   SELECT MAX(version) FROM integrations WHERE id = i.id AND NOT deleted"
+                " ) ORDER BY id LIMIT $2",
+                "" if after is None else after,
+                limit,
             )
             return tuple(_integration(row) for row in rows)
 

@@ -249,13 +249,19 @@ class SqliteStore(
 
         return await self._read(fn)
 
-    async def list_integrations(self) -> tuple[IntegrationRecord, ...]:
+    async def list_integrations(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> tuple[IntegrationRecord, ...]:
+        # A page is a range of the primary key (id, version), after the previous page's id.
+        params = ("" if after is None else after, -1 if limit is None else limit)
+
         def fn(conn: sqlite3.Connection) -> tuple[IntegrationRecord, ...]:
             rows = conn.execute(
                 "SELECT id, version, definition_json, created_at, deleted FROM integrations AS i"
-                " WHERE deleted = 0 AND version = ("
+                " WHERE id > ? AND deleted = 0 AND version = ("
                 "   SELECT MAX(version) FROM integrations WHERE id = i.id AND deleted = 0"
-                " ) ORDER BY id"
+                " ) ORDER BY id LIMIT ?",
+                params,
             ).fetchall()
             return tuple(_integration(row) for row in rows)
 
