@@ -31,7 +31,9 @@ from server.store import (
 )
 from server.store._keyset_sql import EventsPurgeStep, Statement
 from server.store.postgres._sql import DIALECT as POSTGRES_DIALECT
+from server.store.postgres._sql import LIST_INTEGRATIONS as POSTGRES_LIST_INTEGRATIONS
 from server.store.sqlite._sql import DIALECT as SQLITE_DIALECT
+from server.store.sqlite._sql import LIST_INTEGRATIONS as SQLITE_LIST_INTEGRATIONS
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -309,3 +311,12 @@ async def test_events_are_purged_as_a_prefix_of_the_log_a_chunk_at_a_time(store:
     assert (await store.purge(events_before=at(100)))["events"] == 6
     assert await store.read_events(0, limit=100) == ()
     assert (await store.purge(events_before=at(100)))["events"] == 0
+
+
+async def test_a_page_of_integrations_is_a_range_of_the_primary_key(store: Store) -> None:
+    if isinstance(store, SqliteStore):
+        plan = await explain(store, Statement(SQLITE_LIST_INTEGRATIONS, ("acme", 101)))
+        assert_served(plan, "USING PRIMARY KEY (id>?)")
+    else:
+        plan = await explain(store, Statement(POSTGRES_LIST_INTEGRATIONS, ("acme", 101)))
+        assert_served(plan, "integrations_pkey")

@@ -48,6 +48,7 @@ __all__ = [
     "INSERT_WEBHOOK_REQUEST",
     "INTEGRATION_COLUMN_LIST",
     "LATEST_CURSOR",
+    "LIST_INTEGRATIONS",
     "LOCK_CONSUMER",
     "PURGE_STATEMENTS",
     "PUT_LEASES",
@@ -81,6 +82,15 @@ DIALECT: Final = Dialect(
 INTEGRATION_COLUMN_LIST: Final = columns(INTEGRATION_COLUMNS)
 HELD_COLUMN_LIST: Final = columns(HELD_COLUMNS)
 REQUEST_COLUMN_LIST: Final = columns(REQUEST_COLUMNS)
+
+# $1 the id of the previous page's last (""), $2 the limit (NULL: none): a range of the primary
+# key (id, version), each integration's latest version not deleted.
+LIST_INTEGRATIONS: Final = f"""
+SELECT {INTEGRATION_COLUMN_LIST} FROM integrations AS i
+WHERE id > $1 AND NOT deleted
+  AND version = (SELECT MAX(version) FROM integrations WHERE id = i.id AND NOT deleted)
+ORDER BY id LIMIT $2
+"""  # noqa: S608 - constants
 
 SELECT_INSTALLATION = f"SELECT {columns(INSTALLATION_COLUMNS, 'i')} FROM installations AS i"  # noqa: S608
 

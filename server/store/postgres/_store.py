@@ -54,6 +54,7 @@ from ._sql import (
     INSERT_MESSAGE_PART,
     INSERT_NUMBERS,
     INTEGRATION_COLUMN_LIST,
+    LIST_INTEGRATIONS,
     ROWS,
     SELECT_INSTALLATION,
     SELECT_INSTALLATION_BY_NUMBER,
@@ -285,16 +286,8 @@ class PostgresStore(
     async def list_integrations(
         self, *, after: str | None = None, limit: int | None = None
     ) -> tuple[IntegrationRecord, ...]:
-        # A page is a range of the primary key (id, version), after the previous page's id.
         async def fn(conn: PooledConnection) -> tuple[IntegrationRecord, ...]:
-            rows = await conn.fetch(
-                f"SELECT {INTEGRATION_COLUMN_LIST} FROM integrations AS i"  # noqa: S608
-                " WHERE id > $1 AND NOT deleted AND version = ("
-                "   SELECT MAX(version) FROM integrations WHERE id = i.id AND NOT deleted"
-                " ) ORDER BY id LIMIT $2",
-                "" if after is None else after,
-                limit,
-            )
+            rows = await conn.fetch(LIST_INTEGRATIONS, "" if after is None else after, limit)
             return tuple(_integration(row) for row in rows)
 
         return await self._read(fn)

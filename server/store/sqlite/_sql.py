@@ -43,6 +43,7 @@ __all__ = [
     "INSERT_MESSAGE_PART",
     "INSERT_WEBHOOK_REQUEST",
     "LATEST_CURSOR",
+    "LIST_INTEGRATIONS",
     "LONG_AGO",
     "PURGE_STATEMENTS",
     "PUT_LEASE",
@@ -78,6 +79,15 @@ def _insert(table: str, names: tuple[str, ...]) -> str:
 
 
 HELD_COLUMN_LIST: Final = columns(HELD_COLUMNS)
+
+# ?1 the id of the previous page's last (""), ?2 the limit (-1: none): a range of the primary key
+# (id, version), each integration's latest version not deleted.
+LIST_INTEGRATIONS: Final = """
+SELECT id, version, definition_json, created_at, deleted FROM integrations AS i
+WHERE id > ?1 AND deleted = 0
+  AND version = (SELECT MAX(version) FROM integrations WHERE id = i.id AND deleted = 0)
+ORDER BY id LIMIT ?2
+"""
 
 SELECT_INSTALLATION: Final = f"SELECT {columns(INSTALLATION_COLUMNS)} FROM installations"  # noqa: S608
 

@@ -40,6 +40,7 @@ from ._sql import (
     INSERT_INSTALLATION,
     INSERT_MESSAGE,
     INSERT_MESSAGE_PART,
+    LIST_INTEGRATIONS,
     ROWS,
     SELECT_INSTALLATION,
     SELECT_INSTALLATION_BY_NUMBER,
@@ -252,17 +253,10 @@ class SqliteStore(
     async def list_integrations(
         self, *, after: str | None = None, limit: int | None = None
     ) -> tuple[IntegrationRecord, ...]:
-        # A page is a range of the primary key (id, version), after the previous page's id.
         params = ("" if after is None else after, -1 if limit is None else limit)
 
         def fn(conn: sqlite3.Connection) -> tuple[IntegrationRecord, ...]:
-            rows = conn.execute(
-                "SELECT id, version, definition_json, created_at, deleted FROM integrations AS i"
-                " WHERE id > ? AND deleted = 0 AND version = ("
-                "   SELECT MAX(version) FROM integrations WHERE id = i.id AND deleted = 0"
-                " ) ORDER BY id LIMIT ?",
-                params,
-            ).fetchall()
+            rows = conn.execute(LIST_INTEGRATIONS, params).fetchall()
             return tuple(_integration(row) for row in rows)
 
         return await self._read(fn)
