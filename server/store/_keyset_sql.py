@@ -3,8 +3,10 @@
 A listing reads its page from an index whose order is the listing's own, going on after the key
 of the previous page's last row — ``(created_at, id)``, ``(received_at, id)`` — rather than
 sorting the table and skipping an offset; a filtered read of the event log seeks each wanted type
-(within an organisation when one is named) in cursor order and merges those ranges, rather than
-walking the log until enough rows match (the indexes: ``migrations/*/…_keyset_indexes.sql``).
+(within each organisation named or, for a few, in scope) in cursor order and merges those ranges,
+rather than walking the log until enough rows match (the indexes:
+``migrations/*/…_keyset_indexes.sql``). The oldest events are purged a chunk at a time
+(:class:`EventsPurgeStep`).
 
 Only the conditions a call gives are written, each as a plain comparison, so that the planner of
 either backend sees which index serves it (a ``? IS NULL OR column = ?`` serves none). The text
@@ -119,8 +121,14 @@ def _ordered(select: str, where: _Where, order: str, limit: Any) -> Statement:
 
 
 # A listing of rows with one of more values than this (a token scoped to many organisations)
-# filters the rows of the listing's own order instead of merging one range per value.
+# filters the rows of the listing's own order instead of merging one range per value; an event
+# read merges at most this many (organisation, type) ranges.
 _MERGED_AT_MOST = 16
+_MERGED_PAIRS_AT_MOST = 64
+# ``column || ''`` is no column an index holds: filtering on it keeps the planner to the index
+# that gives the order (a membership test on an indexed column can make it use that index's
+# ranges and then sort them).
+_UNINDEXED = "({} || '')"
 
 
 def _one_of(
@@ -137,8 +145,7 @@ def _one_of(
     if values is None:
         return _ordered(select, where, order, limit)
     if not values or len(values) > _MERGED_AT_MOST:
-        # ``column || ''`` is no column an index holds: the planner keeps to the order's index.
-        where.one_of(f"({column} || '')", values)
+        where.one_of(_UNINDEXED.format(column), values)
         return _ordered(select, where, order, limit)
     return _merged(select, where, column, values, order, limit)
 
@@ -175,7 +182,7 @@ def _merged(
 class EventsPurgeStep(NamedTuple):
     """One step of purging the oldest events (``Store.purge``'s ``events_before``) as a
     prefix of the log, a chunk at a time: each statement reads at most a chunk of rows, however
-    many are due (the step's ``head`` once gave the whole due prefix to one query)."""
+    many are due (one query used to read the whole due prefix to find the first event kept)."""
 
     #: ``1`` the time, ``2`` the chunk: the first cursor of the log's first ``chunk`` events that
     #: was received at or after the time (NULL: none was), and the last of them (NULL: no event).
@@ -226,13 +233,13 @@ def read_events(
     where.equal("org_id", event_filter.org_id)
     where.equal("integration_id", event_filter.integration_id)
     types, orgs = event_filter.types, event_filter.orgs
-    if not types:
-        where.one_of("org_id", orgs)
-        return _ordered(select, where, "cursor", limit)
-    if event_filter.org_id is None and orgs and len(orgs) * len(types) <= _MERGED_AT_MOST * 4:
-        pairs = [(org, kind) for org in orgs for kind in types]
+    scope = orgs if orgs is not None and event_filter.org_id is None else frozenset()
+    if 0 < len(scope) * len(types) <= _MERGED_PAIRS_AT_MOST:
+        pairs = [(org, kind) for org in scope for kind in types]
         return _merged(select, where, ("org_id", "type"), pairs, "cursor", limit)
-    where.one_of("org_id", orgs)
+    where.one_of(_UNINDEXED.format("org_id"), orgs)
+    if not types:
+        return _ordered(select, where, "cursor", limit)
     return _merged(select, where, "type", types, "cursor", limit)
 
 
