@@ -29,11 +29,13 @@ from server.store import (
     Store,
     WebhookOutcome,
 )
-from server.store._keyset_sql import EventsPurgeStep, Statement
+from server.store._keyset_sql import EventsPurgeStep, Statement, read_events
 from server.store.postgres._sql import DIALECT as POSTGRES_DIALECT
 from server.store.postgres._sql import LIST_INTEGRATIONS as POSTGRES_LIST_INTEGRATIONS
+from server.store.postgres._sql import SELECTS as POSTGRES_SELECTS
 from server.store.sqlite._sql import DIALECT as SQLITE_DIALECT
 from server.store.sqlite._sql import LIST_INTEGRATIONS as SQLITE_LIST_INTEGRATIONS
+from server.store.sqlite._sql import SELECTS as SQLITE_SELECTS
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -320,3 +322,26 @@ async def test_a_page_of_integrations_is_a_range_of_the_primary_key(store: Store
     else:
         plan = await explain(store, Statement(POSTGRES_LIST_INTEGRATIONS, ("acme", 101)))
         assert_served(plan, "integrations_pkey")
+
+
+async def test_a_consumer_claim_reads_each_type_up_to_the_latest_cursor_the_same_way(
+    store: Store,
+) -> None:
+    # Store.claim_events reads after the consumer's frontier (PostgreSQL: up to the latest
+    # committed cursor) through the same statement as read_events.
+    dialect, selects = (
+        (SQLITE_DIALECT, SQLITE_SELECTS)
+        if isinstance(store, SqliteStore)
+        else (POSTGRES_DIALECT, POSTGRES_SELECTS)
+    )
+    statement = read_events(
+        dialect,
+        selects.event,
+        after_cursor=10,
+        up_to=None if isinstance(store, SqliteStore) else 5000,
+        event_filter=EventFilter(types=frozenset({"message", "messageFailed"})),
+        limit=500,
+    )
+    plan = await explain(store, statement)
+    assert "events_by_type" in plan, plan
+    assert "Seq Scan" not in plan and not _SORT.search(plan) and "TEMP B-TREE" not in plan, plan
