@@ -601,9 +601,9 @@ def _holds(installation: InstallationRecord, from_number: str) -> bool:
     written, trimmed — how an installation of a definition whose ``addresses`` are ids or user
     names keeps its numbers (docs/format.md, "Addresses"). A phone installation's numbers are
     all in their normalised form, which normalises to itself, so ``from`` written as stored is
-    found either way."""
+    found either way — first as written, with no parsing (core/_numbers.py)."""
     numbers = {n.number for n in installation.numbers}
     return (
-        normalize_number(from_number, installation.default_region) in numbers
-        or from_number.strip() in numbers
+        from_number.strip() in numbers
+        or normalize_number(from_number, installation.default_region) in numbers
     )
