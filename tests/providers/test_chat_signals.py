@@ -42,7 +42,7 @@ def _signal(provider: str) -> gateway_pb2.SignalRequest:
     return request
 
 
-@pytest.mark.parametrize("provider", sorted(SIGNALS))
+@pytest.mark.parametrize("provider", sorted(SIGNALS), ids=[f"{p}.json" for p in sorted(SIGNALS)])
 async def test_mark_read_and_typing_are_sent_as_documented(
     provider: str, start_gateway: GatewayFactory, provider_fake: RunningFakeProvider
 ) -> None:

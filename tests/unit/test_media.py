@@ -580,16 +580,20 @@ def test_vonage_fetches_secured_media_with_the_applications_jwt() -> None:
 @pytest.mark.parametrize("path", WITH_MEDIA, ids=lambda p: p.stem)
 def test_the_media_of_a_providers_own_cases_gets_its_credentials(path: Path) -> None:
     """Each inbound media URL of the provider's cases (taken from its documentation) is on a host
-    its ``Media`` sends credentials to: the hosts fit where the provider serves media."""
+    its ``Media`` sends credentials to: the hosts fit where the provider serves media. A case whose
+    media another party serves (LINE's ``external`` content) says so with ``"media_elsewhere":
+    true``, and its URLs must get none."""
     definition = load_definition(path.read_bytes())
     cases = ROOT / "tests" / "fixtures" / "providers" / path.stem
     values = json.loads((cases / "install.json").read_text())["properties"]
-    urls = [
-        url
-        for case in sorted((cases / "webhooks").glob("*.json"))
-        for event in json.loads(case.read_text()).get("expect_events", ())
-        for url in event.get("media_urls", ())
-    ]
+    webhooks = [json.loads(c.read_text()) for c in sorted((cases / "webhooks").glob("*.json"))]
+    urls: list[str] = []
+    elsewhere: list[str] = []
+    for case in webhooks:
+        found = [u for e in case.get("expect_events", ()) for u in e.get("media_urls", ())]
+        (elsewhere if case.get("media_elsewhere") else urls).extend(found)
+    for url in elsewhere:
+        assert not media_credentials_apply(definition, url, values), url
     assert urls
     for url in urls:
         assert media_credentials_apply(definition, url, values), url
