@@ -494,7 +494,7 @@ def test_an_auth_of_its_own_names_properties_only() -> None:
     doc["properties"] = ["API key", {"name": "User", "secret": False}]
     assert _problems(doc) == [
         "error /Media/auth/password: $to$ is not available in Media auth; it can be used in "
-        "SendMessage, SendFile, SendTyping, MarkRead and webhook models",
+        "SendMessage, SendFile, SendTyping, MarkRead, LookupContact and webhook models",
         "error /Media/auth/username: unknown placeholder $Usr$: only properties can be used in "
         'Media auth, and there is no "Usr" (did you mean $User$?)',
         'warning /properties/1/name: property "User" is declared but never used (no $User$ in '
