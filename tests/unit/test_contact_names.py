@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, cast
@@ -220,3 +221,20 @@ async def test_closing_cancels_the_lookups_under_way_and_starts_none() -> None:
     names.named(_event("b"), installation, integration)
     await names.idle()
     assert [c["from"] for c in attempt.calls] == ["a"]
+
+
+async def test_the_lookup_of_the_installations_variant() -> None:
+    doc = with_lookup()
+    lookup = doc["API"].pop("LookupContact")
+    doc["properties"] = [*doc["properties"], {"name": "Names", "options": ["off", "on"]}]
+    doc["variants"] = {"Names": {"on": {"API": {"LookupContact": lookup}}}}
+    attempt, clock = _Attempt(PROFILE), _Clock()
+    names = _names(attempt, clock)
+    integration = _integration(doc)
+    off = replace(_installation("off"), properties={"Names": "off"})
+    on = replace(_installation("on"), properties={"Names": "on"})
+    names.named(_event(), off, integration)
+    names.named(_event(), on, integration)
+    await names.idle()
+    assert len(attempt.calls) == 1
+    assert names.named(_event(), on, integration).fields == {"contact_name": "Peter Chang"}

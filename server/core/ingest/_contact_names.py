@@ -86,15 +86,15 @@ class ContactNames:
     ) -> InboundEvent:
         """``event`` with its sender's cached name in its extra fields; without one, the same
         event, and a lookup started when the definition has one and nothing is known yet."""
+        sender = event.from_number
+        if not sender or event.type not in _NAMED_TYPES or CONTACT_NAME_FIELD in event.fields:
+            return event
+        definition = integration.definition
+        if definition.lookup_contact is None and not definition.choosers:
+            return event  # no variant can have one: what an SMS provider's message costs
         integration = chosen(integration, installation)  # its variant's lookup
         lookup = integration.definition.lookup_contact
-        sender = event.from_number
-        if (
-            lookup is None
-            or not sender
-            or event.type not in _NAMED_TYPES
-            or CONTACT_NAME_FIELD in event.fields
-        ):
+        if lookup is None:
             return event
         key = (installation.id, sender)
         cached = self._cache.get(key)
