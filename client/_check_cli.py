@@ -57,11 +57,13 @@ OK, ERRORS, UNREADABLE = 0, 1, 2
 
 #: (ext) "Token": a Token auth's token request (docs/format.md, "Tokens from a request")
 #: (ext) "SendTyping", "MarkRead": the conversation signals (docs/format.md, "Conversation signals")
+#: (ext) "LookupContact": a sender's name looked up (docs/format.md, "Contact names")
 _REQUESTS = (
     "SendMessage",
     "SendFile",
     "SendTyping",
     "MarkRead",
+    "LookupContact",
     "Subscribe",
     "Unsubscribe",
     "Token",
@@ -483,6 +485,9 @@ def _templates(definition: Definition, name: str) -> tuple[RequestTemplate, ...]
     if name in ("SendTyping", "MarkRead"):  # (ext) "Conversation signals"
         signal = definition.send_typing if name == "SendTyping" else definition.mark_read
         return (signal,) if signal is not None else ()
+    if name == "LookupContact":  # (ext) "Contact names"
+        lookup = definition.lookup_contact
+        return (lookup.request,) if lookup is not None else ()
     return definition.subscribe if name == "Subscribe" else definition.unsubscribe
 
 

@@ -31,6 +31,7 @@ from .config import Settings, SettingsError
 from .core import (
     REQUEST_TOKEN_KEYS,
     AuthorizationStatus,
+    ContactNames,
     DeliveryQueue,
     EventHub,
     ExchangeLog,
@@ -40,6 +41,7 @@ from .core import (
     InstallationDirectory,
     IntegrationCatalog,
     OAuthCallback,
+    ProviderAttempt,
     Retention,
     RetentionKeeper,
     RetryPolicy,
@@ -49,6 +51,7 @@ from .core import (
     build_delivery,
     token_exchanges,
 )
+from .core.ingest import LOOKUP_TIMEOUT_S
 from .core.media import Media, MediaLibrary, build_media
 from .engine import MAX_DEFINITION_BYTES
 from .media import BlobStore, FileBlobStore, S3BlobStore
@@ -131,6 +134,7 @@ class GatewayServer:
     retention: RetentionKeeper
     delivery: DeliveryQueue
     media: Media
+    contact_names: ContactNames | None = None
     exchanges: ExchangeLog | None = None
     http_port: int | None = None
     # The sidecar's address, bound by build_server (server/_listen.py); served by start().
@@ -218,6 +222,8 @@ class GatewayServer:
         # Sends that outlived their callers get what is left of the grace to end.
         await self.delivery.aclose(grace)
         await self.media.aclose(grace)
+        if self.contact_names is not None:
+            await self.contact_names.aclose()
         await self.subscriptions.aclose()
         await self.retention.aclose()
         await self.held_receipts.aclose()
@@ -397,6 +403,18 @@ async def _assemble(
         exchanges=exchanges,
         metrics=metrics,
     )
+    # (ext) docs/format.md, "Contact names": lookups in the background, each bounded by a
+    # timeout of its own, through the provider call a send makes
+    contact_names = ContactNames(
+        installations=installations,
+        attempt=ProviderAttempt(
+            installations=installations,
+            outbound=outbound,
+            provider_timeout_s=min(settings.provider_timeout_s, LOOKUP_TIMEOUT_S),
+            auth=auth,
+            exchanges=exchanges,
+        ),
+    )
     ingestor = Ingestor(
         store=store,
         catalog=catalog,
@@ -405,6 +423,7 @@ async def _assemble(
         held_receipts=held_receipts,
         oauth_callback=OAuthCallback(auth=auth, on_authorized=subscriptions.after_authorization),
         media=media.fetcher,
+        contact_names=contact_names,
         metrics=metrics,
     )
     media_rpcs = MediaRpcs(
@@ -456,6 +475,7 @@ async def _assemble(
         subscriptions=subscriptions,
         delivery=delivery.queue,
         media=media,
+        contact_names=contact_names,
         exchanges=exchanges,
         retention=RetentionKeeper(
             store,

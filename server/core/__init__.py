@@ -62,11 +62,12 @@ from ._subscribe_steps import (
     render_step,
 )
 from ._subscriptions import SubscriptionKeeper
-from .ingest import HeldReceipts, Ingestor, ReplayResult, event_dedupe_key
+from .ingest import ContactNames, HeldReceipts, Ingestor, ReplayResult, event_dedupe_key
 from .send import (
     OUTCOME_UNKNOWN,
     ConversationSignals,
     DeliveryQueue,
+    ProviderAttempt,
     QuickReply,
     RetryPolicy,
     SendLimits,
@@ -92,6 +93,7 @@ __all__ = [
     "Accepted",
     "AuthorizationStatus",
     "Capabilities",
+    "ContactNames",
     "ConversationSignals",
     "DeliveryQueue",
     "EventHub",
@@ -105,6 +107,7 @@ __all__ = [
     "LoadedIntegration",
     "NumberInput",
     "OAuthCallback",
+    "ProviderAttempt",
     "QuickReply",
     "ReplayResult",
     "Retention",

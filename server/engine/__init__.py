@@ -8,6 +8,7 @@ segments it takes. Every error raised is an :class:`EngineError`.
 """
 
 from ._answer import ANSWER_BODY_MAX_BYTES, DEFAULT_ANSWER, choose_answer
+from ._contact_lookup import CONTACT_NAME_FIELD, contact_name_from_answer
 from ._document import MAX_SIZE as MAX_DEFINITION_BYTES
 from ._document import TOO_LARGE as DEFINITION_TOO_LARGE
 from ._each import MEDIA_KINDS, media_kind, media_kinds
@@ -43,6 +44,7 @@ from ._model import (
     Auth,
     BasicAuth,
     BearerAuth,
+    ContactLookup,
     Definition,
     EventType,
     FindRule,
@@ -90,6 +92,7 @@ from ._token_answer import TokenAnswer, read_token
 
 __all__ = [
     "ANSWER_BODY_MAX_BYTES",
+    "CONTACT_NAME_FIELD",
     "DEFAULT_ANSWER",
     "DEFINITION_TOO_LARGE",
     "MAX_DEFINITION_BYTES",
@@ -99,6 +102,7 @@ __all__ = [
     "Auth",
     "BasicAuth",
     "BearerAuth",
+    "ContactLookup",
     "Definition",
     "DefinitionError",
     "Encoding",
@@ -147,6 +151,7 @@ __all__ = [
     "auth_variables",
     "check_definition",
     "choose_answer",
+    "contact_name_from_answer",
     "content_type_allowed",
     "credentials_follow_redirect",
     "find_in_answer",

@@ -15,6 +15,7 @@ from typing import Any
 
 from ._answer_checks import check_webhook_answers
 from ._body import parameters_in_query
+from ._contact_lookup_checks import CONTACT_LOOKUP_CHECKS
 from ._correlation_checks import CORRELATION_CHECKS, correlates_by_our_id
 from ._each_checks import EACH_CHECKS
 from ._encoding_checks import ENCODING_CHECKS
@@ -697,6 +698,7 @@ CHECKS: tuple[Check, ...] = (
     check_auth_exclusive,
     check_oauth2_flow,
     *TOKEN_AUTH_CHECKS,
+    *CONTACT_LOOKUP_CHECKS,
     check_urls,
     check_bodies,
     check_request_shapes,

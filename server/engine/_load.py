@@ -24,6 +24,7 @@ from ._model import (
     BasicAuth,
     BearerAuth,
     ConditionTest,
+    ContactLookup,
     Definition,
     EventType,
     FindRule,
@@ -199,6 +200,18 @@ def _one_definition(doc: dict[str, Any], problems: tuple[Problem, ...]) -> Defin
         handshakes=tuple(_handshake(i, item) for i, item in enumerate(doc.get("Handshake", ()))),
         send_typing=_optional_request(api, "SendTyping"),  # (ext) "Conversation signals"
         mark_read=_optional_request(api, "MarkRead"),
+        lookup_contact=_contact_lookup(api.get("LookupContact")),  # (ext) "Contact names"
+    )
+
+
+def _contact_lookup(value: dict[str, Any] | None) -> ContactLookup | None:
+    if value is None:
+        return None
+    names = value["contact_name"]
+    request = {k: v for k, v in value.items() if k != "contact_name"}
+    return ContactLookup(
+        request=_request("/API/LookupContact", request),
+        names=(names,) if isinstance(names, str) else tuple(names),
     )
 
 

@@ -314,6 +314,17 @@ class RequestTemplate:
     provider_deduplicates: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class ContactLookup:
+    """(ext) ``API.LookupContact`` (docs/format.md, "Contact names"): the request that asks the
+    provider for a sender's profile (``$from$``, ``$to$``, the installation's properties) and
+    the templates over its response_map's captures that make the name, tried in order: the
+    first whose every capture has a value gives it."""
+
+    request: RequestTemplate
+    names: tuple[str, ...]
+
+
 # --- (ext) the provider's documented send rates (docs/format.md, "Throughput") ----------------
 
 RateUnit = Literal["messages", "segments"]
@@ -493,6 +504,10 @@ class Definition:
     # "Conversation signals"); None: the provider has none (the RPC is NOT_SUPPORTED)
     send_typing: RequestTemplate | None = None
     mark_read: RequestTemplate | None = None
+    # (ext) the request that looks up an inbound message's sender's name when its payload has
+    # none, and the templates that build the name from its answer (docs/format.md, "Contact
+    # names"); None: the definition has none
+    lookup_contact: ContactLookup | None = None
     # (ext) per-installation variants (docs/format.md, "Variants"): the properties ``variants``
     # is keyed by, in its order, and the definition each combination of their options makes,
     # built once at load. A combination that applies no overlay is this definition itself and

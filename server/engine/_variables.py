@@ -22,6 +22,7 @@ from ._template import captured_names
 __all__ = [
     "ALL_VARIABLES",
     "CHAINED_RESPONSE_MAP",
+    "LOOKUP_RESPONSE_MAP",
     "REQUEST_SCOPES",
     "SIGNALS",
     "WHERE",
@@ -89,6 +90,16 @@ SEND_TYPING = Scope(name="SendTyping", variables=_SIGNAL)
 MARK_READ = Scope(name="MarkRead", variables=_SIGNAL)
 #: (ext) The API sections that are signals, each one request made at once (never queued).
 SIGNALS: Mapping[str, Scope] = {"SendTyping": SEND_TYPING, "MarkRead": MARK_READ}
+#: (ext) docs/format.md, "Contact names": the lookup of an inbound message's sender, by its
+#: address (``from``) and ours (``to``); its response_map captures names of its own, which only
+#: its ``contact_name`` templates read.
+LOOKUP_CONTACT = Scope(name="LookupContact", variables=_EVERY_REQUEST | {"from", "to"})
+LOOKUP_RESPONSE_MAP = Scope(
+    name="the LookupContact response_map",
+    variables=frozenset({"error"}),
+    captures=True,
+    introduces=True,
+)
 #: (ext) docs/format.md, "Several requests per send": the variables a request has when it is one
 #: of several (part, parts) and when it splits the text (text_parts).
 EACH_VARIABLES = frozenset({"part", "parts"})
@@ -132,28 +143,28 @@ OAUTH2 = Scope(name="OAuth2", variables=frozenset())
 WEBHOOK_AUTH = Scope(name="WebhookAuth", variables=frozenset())
 MEDIA_AUTH = Scope(name="Media auth", variables=frozenset())  # (ext) docs/format.md, "Media"
 
-_SCOPES = (
+#: The scopes whose templates are rendered as requests
+_REQUESTS = (
     SEND_MESSAGE,
     SEND_FILE,
     SEND_TYPING,
     MARK_READ,
+    LOOKUP_CONTACT,
     SUBSCRIBE,
     UNSUBSCRIBE,
-    RESPONSE_MAP,
-    WEBHOOK,
 )
-#: The scopes whose templates are rendered as requests: filters and switches work there.
-REQUEST_SCOPES = frozenset(
-    s.name for s in (SEND_MESSAGE, SEND_FILE, SEND_TYPING, MARK_READ, SUBSCRIBE, UNSUBSCRIBE)
-)
+_SCOPES = (*_REQUESTS, RESPONSE_MAP, WEBHOOK)
+#: The names of the scopes whose templates are rendered as requests: filters and switches work
+#: there.
+REQUEST_SCOPES = frozenset(s.name for s in _REQUESTS)
 ALL_VARIABLES = frozenset().union(
     *(s.variables for s in _SCOPES), EACH_VARIABLES, SPLIT_VARIABLES, ITEM_VARIABLES
 )
 
 #: Where each variable can be used, for messages that explain why one is not available.
 WHERE: Mapping[str, str] = {
-    "from": "SendMessage, SendFile, SendTyping, MarkRead and webhook models",
-    "to": "SendMessage, SendFile, SendTyping, MarkRead and webhook models",
+    "from": "SendMessage, SendFile, SendTyping, MarkRead, LookupContact and webhook models",
+    "to": "SendMessage, SendFile, SendTyping, MarkRead, LookupContact and webhook models",
     "content": "SendMessage, SendFile and webhook models",
     "text": "SendFile and webhook models",
     "url": "webhook models",
@@ -162,7 +173,7 @@ WHERE: Mapping[str, str] = {
     "orgid": "SendMessage, SendFile, SendTyping, MarkRead and Subscribe",
     "messageid": "a response_map, webhook models, SendTyping and MarkRead",
     "event_key": "webhook models",
-    "webhook_url": "SendMessage, SendFile, SendTyping, MarkRead, Subscribe and Unsubscribe",
+    "webhook_url": "every request but a Token auth's",
     "number": "Subscribe and Unsubscribe",
     "status": "a response_map and webhook models",
     "error": "a response_map and webhook models",
@@ -225,6 +236,9 @@ def request_pointers(document: Mapping[str, Any]) -> Iterator[tuple[str, Mapping
             request = api.get(key)
             if isinstance(request, Mapping):
                 yield f"/API/{key}", request, scope
+        lookup = api.get("LookupContact")  # (ext) "Contact names"
+        if isinstance(lookup, Mapping):
+            yield "/API/LookupContact", lookup, LOOKUP_CONTACT
     kept = kept_names(document)
     for key, scope in (("Subscribe", SUBSCRIBE), ("Unsubscribe", UNSUBSCRIBE)):
         value = document.get(key)
@@ -328,7 +342,7 @@ def template_strings(document: Mapping[str, Any]) -> Iterator[TemplateString]:
         yield from tree_strings(
             request.get("response_map"),
             f"{at}/response_map",
-            CHAINED_RESPONSE_MAP if scope.chained else RESPONSE_MAP,
+            _response_map_scope(scope),
         )
         for rule_at, rule in find_rules(request, at):  # (ext) "Look up before create"
             where = rule.get("where")
@@ -359,6 +373,14 @@ def template_strings(document: Mapping[str, Any]) -> Iterator[TemplateString]:
         yield from _strings_at(webhook_auth, "/WebhookAuth", _WEBHOOK_AUTH_TEMPLATES, WEBHOOK_AUTH)
     for i, model in webhook_models(document):
         yield from webhook_model_strings(i, model)
+
+
+def _response_map_scope(scope: Scope) -> Scope:
+    """What a request's response_map may capture: a Subscribe step's and (ext) a contact lookup's
+    name new variables, a send's and a signal's the answer's id, status and error."""
+    if scope.chained:
+        return CHAINED_RESPONSE_MAP
+    return LOOKUP_RESPONSE_MAP if scope is LOOKUP_CONTACT else RESPONSE_MAP
 
 
 def token_request(document: Mapping[str, Any]) -> Mapping[str, Any] | None:

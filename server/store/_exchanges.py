@@ -42,6 +42,8 @@ class ExchangeKind(enum.StrEnum):
     SIGNAL = "signal"
     """(ext) A conversation signal: SendTyping or MarkRead (docs/format.md, "Conversation
     signals")."""
+    CONTACT_LOOKUP = "contact_lookup"
+    """(ext) A lookup of an inbound message's sender's name (docs/format.md, "Contact names")."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

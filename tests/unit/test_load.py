@@ -395,7 +395,8 @@ def test_response_maps_capture_messageid_status_and_error() -> None:
     doc["API"]["SendMessage"]["response_map"]["who"] = "$to$"
     assert problems_of(doc) == [
         "error /API/SendMessage/response_map/who: $to$ is not available in a response_map; "
-        "it can be used in SendMessage, SendFile, SendTyping, MarkRead and webhook models"
+        "it can be used in SendMessage, SendFile, SendTyping, MarkRead, LookupContact and webhook "
+        "models"
     ]
 
 

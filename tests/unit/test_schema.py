@@ -132,7 +132,8 @@ def test_a_key_with_no_close_match_lists_the_allowed_keys() -> None:
     doc["API"]["zzz"] = {}
     [problem] = structure_problems(doc)
     assert problem.message == (
-        'unknown key "zzz"; allowed here: "SendMessage", "SendFile", "SendTyping", "MarkRead"'
+        'unknown key "zzz"; allowed here: "SendMessage", "SendFile", "SendTyping", "MarkRead", '
+        '"LookupContact"'
     )
 
 

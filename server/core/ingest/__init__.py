@@ -6,7 +6,15 @@
 those still held after ``receipt_wait``.
 """
 
+from ._contact_names import LOOKUP_TIMEOUT_S, ContactNames
 from ._held_receipts import HeldReceipts
 from ._ingestor import Ingestor, ReplayResult, event_dedupe_key
 
-__all__ = ["HeldReceipts", "Ingestor", "ReplayResult", "event_dedupe_key"]
+__all__ = [
+    "LOOKUP_TIMEOUT_S",
+    "ContactNames",
+    "HeldReceipts",
+    "Ingestor",
+    "ReplayResult",
+    "event_dedupe_key",
+]

@@ -79,6 +79,7 @@ from .._events import EventHub
 from .._installations import InstallationDirectory
 from .._numbers import as_stored, normalize_address
 from .._oauth_callback import OAuthCallback
+from ._contact_names import ContactNames
 from ._held_receipts import HeldReceipts, is_our_id_key, our_id_key
 from ._kept import KeptRequest, WebhookMasks
 from ._transitions import transition_for
@@ -161,8 +162,10 @@ class Ingestor:
         held_receipts: HeldReceipts,
         oauth_callback: OAuthCallback,
         media: MediaHolding | None = None,
+        contact_names: ContactNames | None = None,
         metrics: Metrics = NO_METRICS,
     ) -> None:
+        self._contact_names = contact_names
         self._metrics = metrics
         self._installations = installations
         self._media = media
@@ -557,6 +560,10 @@ class Ingestor:
                 event.from_number or "", installation.default_region, addresses
             )
             event = replace(event, to_number=wanted, from_number=sender)
+        if self._contact_names is not None:
+            # (ext) a name cached for the sender, or a lookup started for its later messages
+            # (docs/format.md, "Contact names"); the request is never held for one
+            event = self._contact_names.named(event, installation, integration)
         routed.events.append(
             _new_event(event, installation, integration.id, request_id, now, users=users)
         )

@@ -18,8 +18,8 @@ from .._send_limits import (
     limits_to_json,
     rate_slots,
 )
-from ._attempt import AttemptFailed, ProviderAttempt, Sendable, plan_requests
-from ._deliver import Deliverer, Outcomes
+from ._attempt import AttemptFailed, CallTarget, ProviderAttempt, Sendable, plan_requests
+from ._deliver import Deliverer, Outcomes, chosen
 from ._queue import DeliveryQueue
 from ._request import QuickReply, SendOutcome, SendRequest, send_variables
 from ._retry import OUTCOME_UNKNOWN, RetryPolicy, Verdict, retry_delay, verdict
@@ -29,6 +29,7 @@ from ._signals import ConversationSignals, Signal, SignalOutcome, SignalRequest
 __all__ = [
     "OUTCOME_UNKNOWN",
     "AttemptFailed",
+    "CallTarget",
     "ConversationSignals",
     "Deliverer",
     "DeliveryQueue",
@@ -49,6 +50,7 @@ __all__ = [
     "Verdict",
     "build_delivery",
     "check_limits",
+    "chosen",
     "effective_limits",
     "limits_from_json",
     "limits_to_json",
