@@ -18,6 +18,8 @@ from ._filters import MAX_FILTERS, VALUE_FILTERS, FilterSyntaxError, parse_value
 from ._placeholders import Placeholder, parse_template, placeholders_in
 from ._template import BASE_URL_FILTER
 from ._variables import (
+    MEDIA_DOWNLOAD,
+    MEDIA_RESOLVE,
     WEBHOOK,
     TemplateString,
     template_strings,
@@ -28,7 +30,10 @@ from ._variables import (
 __all__ = ["FILTER_CHECKS"]
 
 #: The scopes whose templates are rendered as requests: every filter works there.
-_REQUEST_SCOPES = frozenset({"SendMessage", "SendFile", "Subscribe", "Unsubscribe"})
+_REQUEST_SCOPES = frozenset(
+    # (ext) a Media resolve's request and download are rendered as requests are
+    {"SendMessage", "SendFile", "Subscribe", "Unsubscribe", MEDIA_RESOLVE.name, MEDIA_DOWNLOAD}
+)
 _EVERY_FILTER = (*ENCODINGS, BASE_URL_FILTER, *VALUE_FILTERS)
 
 
@@ -115,7 +120,9 @@ def _check_placeholder(template: TemplateString, placeholder: Placeholder) -> It
 
 def _opens_request_url(pointer: str, text: str, placeholder: Placeholder) -> bool:
     segments = parse_template(text)
-    return pointer.endswith("/request_url") and bool(segments) and segments[0] == placeholder
+    # (ext) a Media resolve's download is a URL too ("Media given as an id")
+    opens = pointer.endswith("/request_url") or pointer == "/Media/resolve/download"
+    return opens and bool(segments) and segments[0] == placeholder
 
 
 def check_capture_filters(document: Mapping[str, Any]) -> Iterator[Problem]:

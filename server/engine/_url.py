@@ -200,10 +200,17 @@ class UrlTemplate:
     base_url: bool = False  # (ext) the opening placeholder is a whole base URL ($x|base_url$)
 
     def render(
-        self, values: Lookup, *, verbatim: Collection[str] = (), extra_query: str = ""
+        self,
+        values: Lookup,
+        *,
+        verbatim: Collection[str] = (),
+        extra_query: str = "",
+        paths: Collection[str] = (),
     ) -> str:
         """The URL. ``verbatim`` names values written as they are, unchecked (display masks);
-        ``extra_query`` is an encoded query string appended to the template's own query."""
+        ``extra_query`` is an encoded query string appended to the template's own query;
+        (ext) ``paths`` names values that in the path are a relative path of several segments,
+        each encoded (a media ``download``'s captures: docs/format.md, "Media given as an id")."""
         base_query: str | None = None
         if self.base_url:
             origin, base_path, base_query = self._base(values, verbatim)
@@ -219,6 +226,9 @@ class UrlTemplate:
         for segment in self.path:
             if isinstance(segment, str):
                 out.append(segment)
+                continue
+            if segment.name in paths:
+                out.append(self._path_value(segment, values))
                 continue
             text = self._value(segment, values, verbatim, out)
             risky_dots = risky_dots or (text != "" and text.strip(".") == "")
@@ -271,6 +281,18 @@ class UrlTemplate:
             else _encode_value(text, self.pointer)
         )
         return text
+
+    def _path_value(self, placeholder: Placeholder, values: Lookup) -> str:
+        """(ext) A value written as a relative path: each ``/``-separated segment encoded; an
+        empty, ``.`` or ``..`` segment is refused (it would climb or fold the template's path)."""
+        segments = placeholder_text(placeholder, values).split("/")
+        if any(s == "" or _is_dot_segment(s) or s.strip(".") == "" for s in segments):
+            raise RenderError(
+                f"the value of ${placeholder.name}$ is not a relative path (an empty, "
+                '"." or ".." segment)',
+                pointer=self.pointer,
+            )
+        return "/".join(_encode_value(s, self.pointer) for s in segments)
 
     def _base(self, values: Lookup, verbatim: Collection[str]) -> tuple[str, str, str | None]:
         """(ext) The origin, the encoded path and the encoded query (None: no ``?``) of the

@@ -160,7 +160,7 @@ def test_a_variant_cannot_change_media() -> None:
         ({"content_types": [""]}, "/Media/content_types/0: item 0 of content_types must not be "
          "empty"),
         ({"types": ["image/*"]}, '/Media/types: unknown key "types"; allowed here: "auth", '
-         '"hosts", "max_item_bytes", "max_message_bytes", "content_types"'),
+         '"hosts", "max_item_bytes", "max_message_bytes", "content_types", "resolve"'),
     ],
 )  # fmt: skip
 def test_a_malformed_media_is_an_error_at_its_pointer(media: Any, expected: str) -> None:
