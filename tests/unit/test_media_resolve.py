@@ -19,6 +19,7 @@ from server.engine import (
     download_url,
     load_definition,
     match_webhook,
+    media_credentials,
     media_id_of,
     media_id_url,
     read_resolve_answer,
@@ -205,3 +206,13 @@ def test_the_checker_reports_a_resolve_that_cannot_work(
 def test_a_broken_resolve_refuses_the_file() -> None:
     with pytest.raises(DefinitionError):
         load_definition(_doc({"download": "https://api.example.com/file/x"}))
+
+
+def test_the_resolve_requests_origin_may_take_the_media_credentials() -> None:
+    doc = _doc({**GET_FILE, "request_url": "https://files.example.org/bot$API key$/getFile"})
+    doc["Media"]["auth"] = "api"
+    definition = load_definition(doc)
+    url = "https://files.example.org/file/1"
+    assert media_credentials(definition, url, {"API key": "k3y"}) == (
+        ("Authorization", "Bearer k3y"),
+    )

@@ -1,0 +1,184 @@
+"""Inbound media given as an id, over real sockets (docs/format.md, "Media given as an id";
+docs/media.md): the definition's resolve request is made to the fake provider with the
+installation's credentials, the file is fetched at the URL its answer gives and kept — and the
+secret that URL holds (a bot token, as in Telegram's file URLs) appears in no event, no error and
+no row of the exchange log."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+import pytest
+
+from msgbridge.v1 import gateway_pb2
+from server.demo import Answer, RunningFakeProvider
+
+from .conftest import Gateway, GatewayFactory, definition
+from .test_inbound import Subscriber, hook_path, post
+from .test_media import JPEG, PNG, http, kept_exchanges, media_gateway, moto_s3
+
+__all__ = ["http", "media_gateway", "moto_s3"]  # the fixtures this module uses
+
+TOKEN = "123456:ABC-bot-secret"
+BEARER = f"Bearer {TOKEN}"
+
+PHOTO_MODEL: dict[str, Any] = {
+    "event_key": "photo",
+    "event_type": "mms",
+    "request_method": "POST",
+    "request_parameters": {
+        "message": {
+            "chat": {"id": "$from$"},
+            "caption": "$text?$",
+            "photo": [{"file_id": "$media_id$"}],
+        }
+    },
+}
+
+
+def id_definition(provider_url: str) -> str:
+    doc = json.loads(definition(provider_url, properties=["Bot token"]))
+    doc["auth"] = {"type": "Bearer", "token": "$Bot token$"}
+    doc["addresses"] = "id"
+    doc["Webhook"] = [{**PHOTO_MODEL, "request_parameters": _with_to_optional()}]
+    doc["Media"] = {
+        "resolve": {
+            "request_method": "GET",
+            "request_url": provider_url + "/bot$Bot token$/getFile",
+            "request_parameters": {"file_id": "$media_id$"},
+            "response_map": {
+                "ok": True,
+                "result": {"file_path": "$file_path$"},
+                "description": "$error$",
+            },
+            "download": provider_url + "/file/bot$Bot token$/$file_path$",
+        }
+    }
+    return json.dumps(doc)
+
+
+def _with_to_optional() -> dict[str, Any]:
+    message = dict(PHOTO_MODEL["request_parameters"]["message"])
+    message["to"] = "$to?$"
+    return {"message": message}
+
+
+def update(*file_ids: str) -> dict[str, Any]:
+    return {
+        "message": {
+            "chat": {"id": 111222333},
+            "caption": "look",
+            "photo": [{"file_id": file_id} for file_id in file_ids],
+        }
+    }
+
+
+async def enable(gateway: Gateway, provider: RunningFakeProvider) -> gateway_pb2.Installation:
+    await gateway.register(id_definition(provider.url))
+    return await gateway.enable(
+        "acme-sms", properties={"Bot token": TOKEN}, numbers={"bot-1": ["101"]}
+    )
+
+
+async def one_event(
+    gateway: Gateway, http: aiohttp.ClientSession, body: dict[str, Any]
+) -> gateway_pb2.Event:
+    installation = (
+        await gateway.stub.ListInstallations(gateway_pb2.ListInstallationsRequest())
+    ).installations[0]
+    subscriber = Subscriber(gateway, gateway_pb2.StreamEventsRequest(earliest=True))
+    try:
+        assert (await post(http, gateway, hook_path(installation), body))[0] == 200
+        (event,) = await subscriber.wait_for(1, within_s=20)
+    finally:
+        await subscriber.close()
+    return event
+
+
+def get_file(path: str) -> Answer:
+    return Answer(json={"ok": True, "result": {"file_id": "x", "file_path": path}})
+
+
+async def test_a_file_given_by_id_is_resolved_fetched_and_kept(
+    media_gateway: Gateway, provider: RunningFakeProvider, http: aiohttp.ClientSession
+) -> None:
+    await enable(media_gateway, provider)
+    provider.state.script(f"/bot{TOKEN}/getFile", get_file("photos/file_1.jpg"))
+    provider.state.script(f"/file/bot{TOKEN}/photos/file_1.jpg", Answer(body=JPEG))
+
+    event = await one_event(media_gateway, http, update("AgAD-small_1"))
+
+    assert event.type == gateway_pb2.Event.MMS
+    assert (getattr(event, "from"), event.to, event.text) == ("111222333", "bot-1", "look")
+    assert list(event.media_urls) == ["media-id:AgAD-small_1"]
+    (item,) = event.media
+    assert (item.original_url, item.error) == ("media-id:AgAD-small_1", "")
+    assert (item.content_type, item.size) == ("image/jpeg", len(JPEG))
+    assert TOKEN not in str(event)
+    (resolve,) = provider.state.requests_to(f"/bot{TOKEN}/getFile")
+    assert (resolve.method, resolve.query) == ("GET", (("file_id", "AgAD-small_1"),))
+    assert dict(resolve.headers)["Authorization"] == BEARER  # the definition's own auth
+    assert len(provider.state.requests_to(f"/file/bot{TOKEN}/photos/file_1.jpg")) == 1
+
+    rows = await kept_exchanges(media_gateway, "kind, method, url, status")
+    everything = repr(await kept_exchanges(media_gateway, "*"))
+    if rows is None:
+        return  # the rows are read from the SQLite file
+    assert rows == [
+        ("media_fetch", "GET", provider.url + "/bot***/getFile?file_id=AgAD-small_1", 200),
+        ("media_fetch", "GET", provider.url + "/file/bot***/photos/file_1.jpg", 200),
+    ]
+    assert TOKEN not in everything and "ABC-bot-secret" not in everything
+
+
+async def test_a_refused_id_is_given_up_with_the_providers_reason_and_no_secret(
+    media_gateway: Gateway, provider: RunningFakeProvider, http: aiohttp.ClientSession
+) -> None:
+    await enable(media_gateway, provider)
+    refusal = {"ok": False, "error_code": 400, "description": f"Bad Request: bot{TOKEN} no"}
+    provider.state.script(f"/bot{TOKEN}/getFile", Answer(json=refusal))
+
+    event = await one_event(media_gateway, http, update("gone"))
+
+    (item,) = event.media
+    assert item.error.startswith("FETCH_REFUSED: the provider did not resolve the media id: ")
+    assert "Bad Request" in item.error and TOKEN not in item.error
+    assert not item.media_id and item.original_url == "media-id:gone"
+
+
+async def test_a_resolve_that_fails_for_now_is_tried_again(
+    media_gateway: Gateway, provider: RunningFakeProvider, http: aiohttp.ClientSession
+) -> None:
+    await enable(media_gateway, provider)
+    provider.state.script(
+        f"/bot{TOKEN}/getFile",
+        Answer(status=502, text="bad gateway"),
+        get_file("documents/file_7.png"),
+    )
+    provider.state.script(f"/file/bot{TOKEN}/documents/file_7.png", Answer(body=PNG))
+
+    event = await one_event(media_gateway, http, update("doc-1"))
+
+    (item,) = event.media
+    assert (item.error, item.content_type) == ("", "image/png")
+    assert len(provider.state.requests_to(f"/bot{TOKEN}/getFile")) == 2
+
+
+async def test_without_media_fetching_the_event_names_the_ids(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider, http: aiohttp.ClientSession
+) -> None:
+    gateway = await start_gateway(sidecar=True, media_fetch=False)
+    await enable(gateway, provider)
+
+    event = await one_event(gateway, http, update("AgAD-1", "AgAD-2"))
+
+    assert list(event.media_urls) == ["media-id:AgAD-1", "media-id:AgAD-2"]
+    assert not event.media
+    assert not provider.state.requests  # nothing resolved, nothing fetched
+
+
+@pytest.fixture(autouse=True)
+def _no_stale_scripts(provider: RunningFakeProvider) -> None:
+    provider.state.clear_scripts()
