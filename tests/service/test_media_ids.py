@@ -18,6 +18,8 @@ from server.demo import Answer, RunningFakeProvider
 from .conftest import Gateway, GatewayFactory, definition
 from .test_inbound import Subscriber, hook_path, post
 from .test_media import JPEG, PNG, http, kept_exchanges, media_gateway, moto_s3
+from .test_stand_in import FIXTURES, install, shipped
+from .test_subscribe_chain import subscription_after
 
 __all__ = ["http", "media_gateway", "moto_s3"]  # the fixtures this module uses
 
@@ -182,3 +184,44 @@ async def test_without_media_fetching_the_event_names_the_ids(
 @pytest.fixture(autouse=True)
 def _no_stale_scripts(provider: RunningFakeProvider) -> None:
     provider.state.clear_scripts()
+
+
+async def test_the_shipped_telegram_definition_resolves_a_photo_at_its_stand_in(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider, http: aiohttp.ClientSession
+) -> None:
+    # integrations/telegram.json unchanged: getFile and the file URL it makes go to the stand-in
+    gateway = await start_gateway(
+        sidecar=True,
+        media_fetch=True,
+        media_fetch_timeout_s=2.0,
+        provider_stand_in=(f"telegram={provider.url}",),
+    )
+    await gateway.register(shipped("telegram"))
+    values: dict[str, Any] = install("telegram")
+    provider.state.script("*", Answer(json={"ok": True, "result": True}))  # setWebhook
+    installation = await gateway.enable(
+        "telegram", numbers=values["numbers"], properties=values["properties"]
+    )
+    subscription = await subscription_after(gateway, installation.id)
+    assert subscription.state == gateway_pb2.Subscription.SUBSCRIBED, subscription.last_error
+    token = values["properties"]["Bot token"]
+    provider.state.script(f"/bot{token}/getFile", get_file("photos/file_9.jpg"))
+    provider.state.script(f"/file/bot{token}/photos/file_9.jpg", Answer(body=JPEG))
+    body = json.loads((FIXTURES / "telegram" / "webhooks" / "photo_largest_size.json").read_text())
+    secret = values["properties"]["Webhook secret"]
+
+    subscriber = Subscriber(gateway, gateway_pb2.StreamEventsRequest(earliest=True))
+    try:
+        path = hook_path(installation)
+        headers = {"X-Telegram-Bot-Api-Secret-Token": secret}
+        assert (await post(http, gateway, path, body["body"], headers=headers))[0] == 200
+        (event,) = await subscriber.wait_for(1, within_s=20)
+    finally:
+        await subscriber.close()
+
+    assert list(event.media_urls) == ["media-id:AgACAgQAAxkBAAIBR2dT-x"]  # the largest size
+    (item,) = event.media
+    assert (item.error, item.content_type, item.size) == ("", "image/jpeg", len(JPEG))
+    (resolve,) = provider.state.requests_to(f"/bot{token}/getFile")
+    assert resolve.query == (("file_id", "AgACAgQAAxkBAAIBR2dT-x"),)
+    assert token not in str(event)

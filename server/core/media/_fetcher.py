@@ -367,7 +367,12 @@ class MediaFetcher:
         answer: ProviderResponse | OutboundError | None = None
         try:
             async with self._outbound.open_get(
-                url, headers=headers, timeout=self._fetch_timeout_s, max_redirects=_MAX_REDIRECTS
+                url,
+                headers=headers,
+                timeout=self._fetch_timeout_s,
+                max_redirects=_MAX_REDIRECTS,
+                # (ext) a URL the definition made goes where its requests go: its stand-in
+                integration=event.integration_id if url != source else None,
             ) as response:
                 answer = ProviderResponse(
                     status=response.status,
