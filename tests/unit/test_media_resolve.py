@@ -216,3 +216,19 @@ def test_the_resolve_requests_origin_may_take_the_media_credentials() -> None:
     assert media_credentials(definition, url, {"API key": "k3y"}) == (
         ("Authorization", "Bearer k3y"),
     )
+
+
+def test_a_model_may_build_the_id_as_an_event_field() -> None:
+    model = {
+        **PHOTO_MODEL,
+        "request_parameters": {"from": "$from$", "to": "$to$", "file": {"uid": "$uid$"}},
+        "build": {"media_id": "file-$uid$"},
+    }
+    doc = _doc(GET_FILE, models=[model])
+    assert not [p for p in _problems(doc) if p.startswith("error")]
+    body = b'{"from": "1", "to": "2", "file": {"uid": "77"}}'
+    request = WebhookRequest(method="POST", content_type="application/json", body=body)
+    (event,) = match_webhook(load_definition(doc), request).events
+    assert event.media_urls == ("media-id:file-77",)
+    kept = _doc(GET_FILE, models=[{**PHOTO_MODEL, "keep": ["media_id"]}])
+    assert any("/keep/0" in p and "error" in p for p in _problems(kept)), _problems(kept)
