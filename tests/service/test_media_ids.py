@@ -17,7 +17,8 @@ from server.demo import Answer, RunningFakeProvider
 
 from .conftest import Gateway, GatewayFactory, definition
 from .test_inbound import Subscriber, hook_path, post
-from .test_media import JPEG, PNG, http, kept_exchanges, media_gateway, moto_s3
+from .test_media import JPEG, PNG, http, kept_exchanges, media_definition, media_gateway, moto_s3
+from .test_media import one_event as media_event
 from .test_stand_in import FIXTURES, install, shipped
 from .test_subscribe_chain import subscription_after
 
@@ -225,3 +226,16 @@ async def test_the_shipped_telegram_definition_resolves_a_photo_at_its_stand_in(
     (resolve,) = provider.state.requests_to(f"/bot{token}/getFile")
     assert resolve.query == (("file_id", "AgACAgQAAxkBAAIBR2dT-x"),)
     assert token not in str(event)
+
+
+async def test_an_id_named_as_a_url_is_never_resolved_without_a_resolve(
+    media_gateway: Gateway, provider: RunningFakeProvider, http: aiohttp.ClientSession
+) -> None:
+    await media_gateway.register(media_definition(provider.url, auth="none"))
+    await media_gateway.enable("acme-sms")
+
+    event = await media_event(media_gateway, http, "media-id:forged")
+
+    (item,) = event.media
+    assert item.error == "FETCH_REFUSED: the definition has no Media resolve for a media id"
+    assert not provider.state.requests  # nothing was called
