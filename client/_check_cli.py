@@ -56,7 +56,18 @@ __all__ = ["add_parsers"]
 OK, ERRORS, UNREADABLE = 0, 1, 2
 
 #: (ext) "Token": a Token auth's token request (docs/format.md, "Tokens from a request")
-_REQUESTS = ("SendMessage", "SendFile", "Subscribe", "Unsubscribe", "Token")
+#: (ext) "SendTyping", "MarkRead": the conversation signals (docs/format.md, "Conversation signals")
+_REQUESTS = (
+    "SendMessage",
+    "SendFile",
+    "SendTyping",
+    "MarkRead",
+    "Subscribe",
+    "Unsubscribe",
+    "Token",
+)
+#: The requests whose answer --response judges: a send's, or (ext) a signal's.
+_JUDGED = ("SendMessage", "SendFile", "SendTyping", "MarkRead")
 # Stands in for the OAuth2 access token or signed JWT that the gateway would obtain; masked anyway.
 _TOKEN_STAND_IN = "access-token"  # noqa: S105 - not a secret: a stand-in, masked on output
 
@@ -108,7 +119,7 @@ def add_parsers(subparsers: Any) -> None:
         default="SendMessage",
         help="for --render: which request to show (default: SendMessage; Token: a Token "
         "auth's token request); for --response: "
-        "SendMessage or SendFile",
+        "SendMessage, SendFile, SendTyping or MarkRead",
     )
     check.add_argument(
         "--answer",
@@ -469,6 +480,9 @@ def _templates(definition: Definition, name: str) -> tuple[RequestTemplate, ...]
     if name == "Token":
         auth = definition.auth
         return (auth.request,) if isinstance(auth, TokenAuth) else ()
+    if name in ("SendTyping", "MarkRead"):  # (ext) "Conversation signals"
+        signal = definition.send_typing if name == "SendTyping" else definition.mark_read
+        return (signal,) if signal is not None else ()
     return definition.subscribe if name == "Subscribe" else definition.unsubscribe
 
 
@@ -771,8 +785,10 @@ def _response(args: argparse.Namespace) -> int:
         _report(findings, as_json=args.json)
         return status
     _warn(findings, as_json=args.json)
-    if args.request not in ("SendMessage", "SendFile"):
-        return _usage_error("--response judges a SendMessage or SendFile answer")
+    if args.request not in _JUDGED:
+        return _usage_error(
+            "--response judges a SendMessage, SendFile, SendTyping or MarkRead answer"
+        )
     variables: Mapping[str, Value] = {}
     if args.vars is not None:
         read = _read_variables(args.vars, as_json=args.json)

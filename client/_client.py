@@ -304,6 +304,59 @@ class AsyncClient:
         )
         return await self._call(self._stub.SendFile, request, gateway_pb2.SendReply)
 
+    # -- (ext) conversation signals (docs/format.md, "Conversation signals") -----------------------
+
+    async def send_typing(
+        self,
+        *,
+        org_id: str,
+        from_: str,
+        to: str,
+        provider_message_id: str = "",
+        integration_id: str = "",
+        extension: str = "",
+        domain: str = "",
+    ) -> gateway_pb2.SignalReply:
+        """Shows ``to`` that ``from_`` is typing, at once (never queued); ``provider_message_id``:
+        the inbound message being answered, for providers that want it. FailedPreconditionError
+        (reason NOT_SUPPORTED) when the integration has no SendTyping request."""
+        request = _requests.signal_request(
+            org_id=org_id,
+            from_=from_,
+            to=to,
+            provider_message_id=provider_message_id,
+            integration_id=integration_id,
+            extension=extension,
+            domain=domain,
+        )
+        return await self._call(self._stub.SendTyping, request, gateway_pb2.SignalReply)
+
+    async def mark_read(
+        self,
+        *,
+        org_id: str,
+        from_: str,
+        to: str,
+        provider_message_id: str,
+        integration_id: str = "",
+        extension: str = "",
+        domain: str = "",
+    ) -> gateway_pb2.SignalReply:
+        """Tells the provider that the inbound message ``provider_message_id`` (its event's
+        ``provider_message_id``) from ``to`` to our number ``from_`` was read, at once.
+        FailedPreconditionError (reason NOT_SUPPORTED) when the integration has no MarkRead
+        request."""
+        request = _requests.signal_request(
+            org_id=org_id,
+            from_=from_,
+            to=to,
+            provider_message_id=provider_message_id,
+            integration_id=integration_id,
+            extension=extension,
+            domain=domain,
+        )
+        return await self._call(self._stub.MarkRead, request, gateway_pb2.SignalReply)
+
     async def get_message(self, message_id: str) -> gateway_pb2.Message:
         request = gateway_pb2.GetMessageRequest(message_id=message_id)
         return await self._call(self._stub.GetMessage, request, gateway_pb2.Message)
@@ -365,8 +418,9 @@ class AsyncClient:
         ``consumer`` resumes after its last acknowledged event (it takes leases, so it needs a
         ``full`` token; a ``read`` token streams without one). Runs until the caller stops
         iterating (which cancels the call) or the server ends the stream. Empty ``types``: the
-        first five types; ``OPTED_OUT``, ``OPTED_IN``, ``MESSAGE_READ`` and ``MESSAGE_STATUS``
-        come only when named.
+        first five types; the later ones (``OPTED_OUT``, ``OPTED_IN``, ``MESSAGE_READ``,
+        ``MESSAGE_STATUS``, ``TYPING``, ``CONVERSATION_STARTED``, ``MESSAGE_DELETED``) come only
+        when named.
         """
         request = _requests.stream_events_request(
             org_id=org_id,
@@ -887,6 +941,59 @@ class Client:
             media_kind=media_kind,
         )
         return self._call(self._stub.SendFile, request, gateway_pb2.SendReply)
+
+    # -- (ext) conversation signals (docs/format.md, "Conversation signals") -----------------------
+
+    def send_typing(
+        self,
+        *,
+        org_id: str,
+        from_: str,
+        to: str,
+        provider_message_id: str = "",
+        integration_id: str = "",
+        extension: str = "",
+        domain: str = "",
+    ) -> gateway_pb2.SignalReply:
+        """Shows ``to`` that ``from_`` is typing, at once (never queued); ``provider_message_id``:
+        the inbound message being answered, for providers that want it. FailedPreconditionError
+        (reason NOT_SUPPORTED) when the integration has no SendTyping request."""
+        request = _requests.signal_request(
+            org_id=org_id,
+            from_=from_,
+            to=to,
+            provider_message_id=provider_message_id,
+            integration_id=integration_id,
+            extension=extension,
+            domain=domain,
+        )
+        return self._call(self._stub.SendTyping, request, gateway_pb2.SignalReply)
+
+    def mark_read(
+        self,
+        *,
+        org_id: str,
+        from_: str,
+        to: str,
+        provider_message_id: str,
+        integration_id: str = "",
+        extension: str = "",
+        domain: str = "",
+    ) -> gateway_pb2.SignalReply:
+        """Tells the provider that the inbound message ``provider_message_id`` (its event's
+        ``provider_message_id``) from ``to`` to our number ``from_`` was read, at once.
+        FailedPreconditionError (reason NOT_SUPPORTED) when the integration has no MarkRead
+        request."""
+        request = _requests.signal_request(
+            org_id=org_id,
+            from_=from_,
+            to=to,
+            provider_message_id=provider_message_id,
+            integration_id=integration_id,
+            extension=extension,
+            domain=domain,
+        )
+        return self._call(self._stub.MarkRead, request, gateway_pb2.SignalReply)
 
     def get_message(self, message_id: str) -> gateway_pb2.Message:
         request = gateway_pb2.GetMessageRequest(message_id=message_id)

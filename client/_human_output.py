@@ -31,6 +31,7 @@ __all__ = [
     "opt_outs_table",
     "register_lines",
     "send_line",
+    "signal_line",
     "table",
     "unmatched_table",
     "webhooks_table",
@@ -290,6 +291,14 @@ def _encoding(encoding: str, segments: int) -> str:
 
 # A reply that came before the provider's answer (docs/delivery.md): no provider id or status yet.
 _WAITING = (gateway_pb2.Message.QUEUED, gateway_pb2.Message.SENDING)
+
+
+def signal_line(head: str, reply: gateway_pb2.SignalReply) -> str:
+    """(ext) ``Typing shown …`` or ``Marked read …``: the provider took the signal."""
+    return (
+        f"{head} through {reply.integration_id} (installation {reply.installation_id}): "
+        f"HTTP {reply.provider_status}"
+    )
 
 
 def send_line(reply: gateway_pb2.SendReply) -> str:

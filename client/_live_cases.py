@@ -65,6 +65,9 @@ _TYPE_NAMES = {
     gateway_pb2.Event.OPTED_IN: "optedIn",
     gateway_pb2.Event.MESSAGE_READ: "messageRead",
     gateway_pb2.Event.MESSAGE_STATUS: "messageStatus",
+    gateway_pb2.Event.TYPING: "typing",
+    gateway_pb2.Event.CONVERSATION_STARTED: "conversationStarted",
+    gateway_pb2.Event.MESSAGE_DELETED: "messageDeleted",
 }
 _ALL_TYPES = sorted(_TYPE_NAMES)
 #: How long a case waits for what the gateway does in the background (a Subscribe, a held

@@ -130,6 +130,29 @@ def send_message_request(
     return request
 
 
+def signal_request(
+    *,
+    org_id: str,
+    from_: str,
+    to: str,
+    provider_message_id: str,
+    integration_id: str,
+    extension: str,
+    domain: str,
+) -> gateway_pb2.SignalRequest:
+    """(ext) A SendTyping or MarkRead call (docs/format.md, "Conversation signals")."""
+    request = gateway_pb2.SignalRequest(
+        org_id=org_id,
+        to=to,
+        provider_message_id=provider_message_id,
+        integration_id=integration_id,
+        extension=extension,
+        domain=domain,
+    )
+    setattr(request, "from", from_)  # `from` is a keyword
+    return request
+
+
 def send_file_request(
     *,
     org_id: str,

@@ -406,6 +406,26 @@ def _send_file(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def _signal(client: Client, args: argparse.Namespace) -> int:
+    """(ext) ``typing`` and ``mark-read``: one call each, made at once."""
+    call, head = (
+        (client.send_typing, "Typing shown")
+        if args.signal == "typing"
+        else (client.mark_read, "Marked read")
+    )
+    reply = call(
+        org_id=args.org,
+        from_=args.from_,
+        to=args.to,
+        provider_message_id=args.message_id,
+        integration_id=args.integration,
+        extension=args.extension,
+        domain=args.domain,
+    )
+    _show(args, reply, lambda: [human.signal_line(head, reply)])
+    return 0
+
+
 def _message(client: Client, args: argparse.Namespace) -> int:
     message = client.get_message(args.id)
     _show(args, message, lambda: human.message_lines(message))
@@ -543,7 +563,8 @@ def _health(client: Client, args: argparse.Namespace) -> int:
 # -- the parsers --------------------------------------------------------------------------------
 
 
-def _add_send_options(parser: argparse.ArgumentParser) -> None:
+def _add_conversation_options(parser: argparse.ArgumentParser) -> None:
+    """Who sends to whom: a send's, and (ext) a conversation signal's."""
     parser.add_argument("--org", required=True, help="the organisation")
     parser.add_argument(
         "--from", dest="from_", required=True, metavar="NUMBER", help="a number of the org"
@@ -554,6 +575,10 @@ def _add_send_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--integration", default="", metavar="ID", help="when several integrations hold --from"
     )
+
+
+def _add_send_options(parser: argparse.ArgumentParser) -> None:
+    _add_conversation_options(parser)
     parser.add_argument(
         "--idempotency-key", default="", metavar="KEY", help="a retry with it sends nothing again"
     )
@@ -755,6 +780,27 @@ def add_parsers(subparsers: Any) -> None:
         help="the first file's kind (default: from --media-type, else the URL's extension)",
     )
 
+    # (ext) conversation signals (docs/format.md, "Conversation signals"): made at once
+    parser = command("typing", _signal, "show the recipient that --from is typing")
+    parser.set_defaults(signal="typing")
+    _add_conversation_options(parser)
+    parser.add_argument(
+        "--message-id",
+        default="",
+        metavar="ID",
+        help="the provider's id of the inbound message being answered (some providers need it)",
+    )
+
+    parser = command("mark-read", _signal, "tell the provider an inbound message was read")
+    parser.set_defaults(signal="mark-read")
+    _add_conversation_options(parser)
+    parser.add_argument(
+        "--message-id",
+        required=True,
+        metavar="ID",
+        help="the provider's id of the inbound message read (its event's provider_message_id)",
+    )
+
     parser = command("message", _message, "show a sent message and its state")
     parser.add_argument("id", metavar="ID")
 
@@ -813,7 +859,8 @@ def add_parsers(subparsers: Any) -> None:
         metavar="|".join(human.EVENT_TYPE_NAMES),
         help=(
             "only events of this type (repeatable); without it: message, mms and the delivery "
-            "reports; optedOut, optedIn, messageRead and messageStatus come only when named"
+            "reports; optedOut, optedIn, messageRead, messageStatus, typing, conversationStarted "
+            "and messageDeleted come only when named"
         ),
     )
     _add_page_size(parser, "events per reply (with --follow: per batch; default: the server's)")

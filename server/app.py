@@ -417,6 +417,7 @@ async def _assemble(
         catalog=catalog,
         installations=installations,
         send_path=delivery.send_path,
+        signals=delivery.signals,
         ingestor=ingestor,
         hub=hub,
         subscriptions=subscriptions,

@@ -78,6 +78,9 @@ _EVENT_TYPES = {
     "optedIn": gateway_pb2.Event.OPTED_IN,
     "messageRead": gateway_pb2.Event.MESSAGE_READ,
     "messageStatus": gateway_pb2.Event.MESSAGE_STATUS,
+    "typing": gateway_pb2.Event.TYPING,
+    "conversationStarted": gateway_pb2.Event.CONVERSATION_STARTED,
+    "messageDeleted": gateway_pb2.Event.MESSAGE_DELETED,
 }
 _EVENT_TYPE_NAMES: dict[int, str] = {int(value): name for name, value in _EVENT_TYPES.items()}
 #: The types an event filter without types means (docs/format.md, "More event types"): those of

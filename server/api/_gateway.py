@@ -22,6 +22,7 @@ from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc
 
 from ..core import (
     AuthorizationStatus,
+    ConversationSignals,
     EventHub,
     ExchangeLog,
     Ingestor,
@@ -31,6 +32,7 @@ from ..core import (
     LoadedIntegration,
     SendLimits,
     SendPath,
+    Signal,
     SubscriptionKeeper,
     definition_refused,
     follow_consumer,
@@ -52,6 +54,7 @@ from ..store import (
     RecordNotFound,
     Store,
     WebhookOutcome,
+    WebhookRequestRecord,
 )
 from ..tracing import streamed_spans
 from ._authorize import Authorizer, message_not_found
@@ -70,11 +73,19 @@ from ._convert import (
     unmatched_pb,
 )
 from ._delivery import limits_of, states_of
-from ._keysets import key_token, keyed_page, read_key_token
+from ._keysets import (
+    key_token,
+    keyed_page,
+    name_token,
+    read_key_token,
+    read_name_token,
+    read_time_id_token,
+)
 from ._media import MediaRpcs
-from ._paging import Read, as_async, fill, in_memory, list_page, page_request
+from ._paging import as_async, fill, list_page, page_request
 from ._replies import REPLY_BUDGET, Page, ReadLimit, clip_text, pages_by_size
 from ._rpc import rpc, rpc_stream
+from ._signals import signal_reply, signal_request
 
 __all__ = ["GatewayServicer"]
 
@@ -88,6 +99,7 @@ _ACK_EVENTS = gateway_method("AckEvents")
 
 _opt_out_pb = as_async(opt_out_pb)
 _unmatched_pb = as_async(unmatched_pb)
+_message_pb = as_async(message_pb)
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
@@ -98,6 +110,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         catalog: IntegrationCatalog,
         installations: InstallationDirectory,
         send_path: SendPath,
+        signals: ConversationSignals,
         ingestor: Ingestor,
         hub: EventHub,
         subscriptions: SubscriptionKeeper,
@@ -125,6 +138,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self._catalog = catalog
         self._installations = installations
         self._send_path = send_path
+        self._signals = signals
         self._default_deadline_s = default_deadline_s
         self._media = media if media is not None else MediaRpcs(None, send_max_age_s=0.0)
         # Events carry their stored files' signed URLs (docs/media.md) when media is on.
@@ -148,8 +162,10 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     async def _installation_count(self, integration_id: str, caller: Caller) -> int:
         if caller.orgs is None:
             return await self._store.count_installations(integration_id)
-        installations = await self._store.list_installations(integration_id=integration_id)
-        return sum(1 for i in installations if i.enabled and caller.sees(i.org_id))
+        installations = await self._store.list_installations(
+            integration_id=integration_id, org_ids=caller.orgs
+        )
+        return sum(1 for i in installations if i.enabled)
 
     @rpc
     async def RegisterIntegration(
@@ -193,15 +209,17 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self, request: gateway_pb2.ListIntegrationsRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.ListIntegrationsResponse:
         caller = await self._authorize(request, context)
-        offset, size = page_request(request.page_size, request.page_token)
-        listing = await list_page(
-            lambda offset, limit: self._catalog.list(offset=offset, limit=limit),
-            offset,
+        _, size = page_request(request.page_size, "")
+        listing, last = await keyed_page(
+            lambda after, limit: self._catalog.list(after=after, limit=limit),
+            read_name_token(request.page_token),
             size,
             functools.partial(self._integration_pb, count_for=caller),
+            _integration_id,
         )
         return gateway_pb2.ListIntegrationsResponse(
-            integrations=listing.page.items, next_page_token=listing.next_token
+            integrations=listing.page.items,
+            next_page_token="" if last is None else name_token(last),
         )
 
     @rpc
@@ -245,29 +263,6 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             webhook_url=self._installations.webhook_url(record),
             authorization=authorization,
         )
-
-    def _installation_pages(
-        self, request: gateway_pb2.ListInstallationsRequest, caller: Caller
-    ) -> Read[InstallationRecord]:
-        """Pages of the installations ``request`` lists that ``caller`` may see: read a page at a
-        time from the store, unless a token scoped to organisations lists every organisation's
-        (then the visible ones are picked from the whole list, so offsets stay right)."""
-        org_id = request.org_id or None
-        integration_id = request.integration_id or None
-        if caller.orgs is None or org_id is not None:  # a named org was checked by _authorize
-
-            async def page(offset: int, limit: int) -> Sequence[InstallationRecord]:
-                return await self._store.list_installations(
-                    org_id=org_id, integration_id=integration_id, offset=offset, limit=limit
-                )
-
-            return page
-
-        async def visible() -> Sequence[InstallationRecord]:
-            everything = await self._store.list_installations(integration_id=integration_id)
-            return tuple(r for r in everything if caller.sees(r.org_id))
-
-        return in_memory(visible)
 
     @rpc
     async def EnableIntegration(
@@ -317,15 +312,26 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self, request: gateway_pb2.ListInstallationsRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.ListInstallationsResponse:
         caller = await self._authorize(request, context)
-        offset, size = page_request(request.page_size, request.page_token)
-        listing = await list_page(
-            self._installation_pages(request, caller),
-            offset,
-            size,
-            self._installation_pb,
+        _, size = page_request(request.page_size, "")
+        org_id = request.org_id or None  # a named org was checked by _authorize
+
+        async def read(
+            after: tuple[datetime, str] | None, limit: int
+        ) -> Sequence[InstallationRecord]:
+            return await self._store.list_installations(
+                org_id=org_id,
+                integration_id=request.integration_id or None,
+                # Else a scoped token sees its own organisations' only.
+                org_ids=caller.orgs if org_id is None else None,
+                after=after,
+                limit=limit,
+            )
+
+        listing, last = await keyed_page(
+            read, read_time_id_token(request.page_token), size, self._installation_pb, _created_key
         )
         return gateway_pb2.ListInstallationsResponse(
-            installations=listing.page.items, next_page_token=listing.next_token
+            installations=listing.page.items, next_page_token=_time_id_token(last)
         )
 
     @rpc
@@ -369,6 +375,27 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     ) -> gateway_pb2.SendReply:
         return await self._send(request, context)
 
+    # (ext) conversation signals (docs/format.md, "Conversation signals"): authorised as a send,
+    # made at once, never queued
+
+    @rpc
+    async def SendTyping(
+        self, request: gateway_pb2.SignalRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.SignalReply:
+        return await self._signal(request, context, Signal.TYPING)
+
+    @rpc
+    async def MarkRead(
+        self, request: gateway_pb2.SignalRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.SignalReply:
+        return await self._signal(request, context, Signal.READ)
+
+    async def _signal(
+        self, request: gateway_pb2.SignalRequest, context: grpc.aio.ServicerContext, signal: Signal
+    ) -> gateway_pb2.SignalReply:
+        await self._authorize(request, context)
+        return signal_reply(await self._signals.send(signal_request(request, signal)))
+
     @rpc
     async def UploadMedia(
         self,
@@ -403,7 +430,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self, request: gateway_pb2.ListMessagesRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.ListMessagesResponse:
         caller = await self._authorize(request, context)
-        offset, size = page_request(request.page_size, request.page_token)
+        _, size = page_request(request.page_size, "")
         orgs = caller.orgs
         if request.org_id:  # a named org was checked by _authorize
             orgs = frozenset({request.org_id})
@@ -413,23 +440,22 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             request.created_before.ToDatetime(UTC) if request.HasField("created_before") else None
         )
 
-        async def page(position: int, limit: int) -> Sequence[MessageRecord]:
+        async def read(key: tuple[datetime, str] | None, limit: int) -> Sequence[MessageRecord]:
             return await self._store.list_messages(
                 org_ids=orgs,
                 installation_id=request.installation_id or None,
                 states=states,
                 created_after=after,
                 created_before=before,
+                after=key,
                 limit=limit,
-                offset=position,
             )
 
-        async def convert(record: MessageRecord) -> gateway_pb2.Message:
-            return message_pb(record)
-
-        listing = await list_page(page, offset, size, convert)
+        listing, last = await keyed_page(
+            read, read_time_id_token(request.page_token), size, _message_pb, _created_key
+        )
         return gateway_pb2.ListMessagesResponse(
-            messages=listing.page.items, next_page_token=listing.next_token
+            messages=listing.page.items, next_page_token=_time_id_token(last)
         )
 
     @rpc
@@ -658,19 +684,22 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     ) -> tuple[Sequence[gateway_pb2.UnmatchedWebhook], str]:
         """A page of the kept webhook requests with one of ``outcomes`` (empty: any), newest
         first, and the next page's token."""
-        offset, size = page_request(request.page_size, request.page_token)
-        listing = await list_page(
-            lambda offset, limit: self._store.list_webhook_requests(
+        _, size = page_request(request.page_size, "")
+
+        async def read(
+            after: tuple[datetime, str] | None, limit: int
+        ) -> Sequence[WebhookRequestRecord]:
+            return await self._store.list_webhook_requests(
                 outcomes=outcomes,
                 integration_id=request.integration_id or None,
+                after=after,
                 limit=limit,
-                offset=offset,
-            ),
-            offset,
-            size,
-            _unmatched_pb,
+            )
+
+        listing, last = await keyed_page(
+            read, read_time_id_token(request.page_token), size, _unmatched_pb, _received_key
         )
-        return listing.page.items, listing.next_token
+        return listing.page.items, _time_id_token(last)
 
     @rpc
     async def ReplayWebhook(
@@ -727,6 +756,26 @@ def _update_limits(
     own = limits_of(None, request.numbers)
     kept = limits_from_json(before.send_limits_json)
     return replace(kept, numbers=own.numbers if own is not None else MappingProxyType({}))
+
+
+def _integration_id(loaded: LoadedIntegration) -> str:
+    """Where ``IntegrationCatalog.list`` goes on after ``loaded``."""
+    return loaded.id
+
+
+def _created_key(record: InstallationRecord | MessageRecord) -> tuple[datetime, str]:
+    """Where ``Store.list_installations`` and ``Store.list_messages`` go on after ``record``."""
+    return (record.created_at, record.id)
+
+
+def _received_key(record: WebhookRequestRecord) -> tuple[datetime, str]:
+    """Where ``Store.list_webhook_requests`` goes on after ``record``."""
+    return (record.received_at, record.id)
+
+
+def _time_id_token(key: tuple[datetime, str] | None) -> str:
+    """The next page's token after ``key`` (none when nothing follows)."""
+    return "" if key is None else key_token(*key)
 
 
 def _opt_out_sort_key(record: OptOutRecord) -> tuple[datetime, str, str, str]:

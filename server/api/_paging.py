@@ -6,10 +6,11 @@ Pages are read from the source a few records at a time (:meth:`Page.read_limit`:
 are likely to fit the reply), each read one record longer than wanted to learn whether anything
 follows, and converted only while the page takes them.
 
-The position is an offset for most lists and a cursor for ``ListEvents`` (whose token is the
-cursor to go on after); :func:`list_page` advances it by count, or by the ``cursor`` of the last
-record taken. A source that cannot page yet is read through :func:`in_memory` (loaded once per
-call, then sliced).
+The position is a cursor for ``ListEvents`` (whose token is the cursor to go on after), and for
+every other listing the index of a key held by :func:`server.api._keysets.keyed_page` (each page
+read from the store after the key of the previous one: no listing skips an offset or slices a
+whole table in memory); :func:`list_page` advances it by count, or by the ``cursor`` of the last
+record taken.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from google.protobuf.message import Message
 from ..errors import InvalidRequest
 from ._replies import Page
 
-__all__ = ["Listing", "Read", "as_async", "fill", "in_memory", "list_page", "page_request"]
+__all__ = ["Listing", "Read", "as_async", "fill", "list_page", "page_request"]
 
 _Record = TypeVar("_Record")
 _Pb = TypeVar("_Pb", bound=Message)
@@ -103,19 +104,6 @@ async def list_page(
             position = cursor(records[taken - 1]) if cursor else position + taken
         more = len(records) > limit or page.cut
     return Listing(page, more, position)
-
-
-def in_memory(load: Callable[[], Awaitable[Sequence[_Record]]]) -> Read[_Record]:
-    """A :data:`Read` over everything ``load`` returns, loaded on the first read of the call
-    and sliced after: for a source that cannot read a page by itself."""
-    loaded: list[Sequence[_Record]] = []
-
-    async def read(offset: int, limit: int) -> Sequence[_Record]:
-        if not loaded:
-            loaded.append(await load())
-        return loaded[0][offset : offset + limit]
-
-    return read
 
 
 def as_async(convert: Callable[[_Record], _Pb]) -> Callable[[_Record], Awaitable[_Pb]]:

@@ -174,12 +174,13 @@ class IntegrationCatalog:
         self._loaded[(record.id, record.version)] = loaded
         return loaded
 
-    async def list(self, *, offset: int = 0, limit: int | None = None) -> list[LoadedIntegration]:
-        """Registered integrations, oldest first; ``offset`` of them skipped, at most ``limit``
-        (None: all). Only the definitions returned are loaded."""
-        records = await self._store.list_integrations()
-        end = None if limit is None else offset + limit
-        return [await self.loaded(record) for record in records[offset:end]]
+    async def list(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> list[LoadedIntegration]:
+        """Registered integrations by id, after the id ``after`` (the last of a previous page);
+        at most ``limit`` (None: all). Only the definitions returned are read and loaded."""
+        records = await self._store.list_integrations(after=after, limit=limit)
+        return [await self.loaded(record) for record in records]
 
     async def delete(self, integration_id: str) -> bool:
         self._latest.pop(integration_id, None)

@@ -25,18 +25,31 @@ from functools import lru_cache
 
 import phonenumbers
 
-__all__ = ["is_phone_shaped", "normalize_address", "normalize_number"]
+__all__ = ["as_stored", "is_phone_shaped", "normalize_address", "normalize_number"]
 
 # A URI scheme before the number (RFC 3986: a letter, then letters, digits, "+", "-", ".").
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 _PUNCTUATION = frozenset("+-.()/＋－．／（）")
+# Written as a stored number is: "+", a country code (no leading 0), at most 15 digits in all.
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
-@lru_cache(maxsize=65536)
+def as_stored(text: str) -> str | None:
+    """``text`` when it is written as a stored phone number is (E.164, nothing around it), to be
+    compared with stored numbers as it is; else None (normalise it first)."""
+    return text if _E164.fullmatch(text) else None
+
+
 def normalize_number(number: str, default_region: str | None = None) -> str:
     """The stored form of ``number``: E.164 when it parses as a possible number, its digits for
     another phone-shaped address, else the address itself, trimmed (a name)."""
     text = number.strip()
+    # An international number is read without the region: one cache entry, whoever asks.
+    return _normalized(text, None if text.startswith("+") else default_region)
+
+
+@lru_cache(maxsize=65536)
+def _normalized(text: str, default_region: str | None) -> str:
     if not text:
         return ""
     if not is_phone_shaped(text):

@@ -13,6 +13,7 @@ transport failure to a :class:`GatewayError`, whose class fixes the gRPC code an
      invalid_number                 ProviderRejected     INVALID_ARGUMENT (INVALID_RECIPIENT)
      opted_out                      ProviderRefused      FAILED_PRECONDITION (RECIPIENT_OPTED_OUT)
      blocked                        ProviderRefused      FAILED_PRECONDITION (MESSAGE_BLOCKED)
+     outside_window                 ProviderRefused      FAILED_PRECONDITION (TEMPLATE_REQUIRED)
      throttled                      ProviderRateLimited  RESOURCE_EXHAUSTED (PROVIDER_RATE_LIMITED)
      unavailable                    ProviderUnavailable  UNAVAILABLE (PROVIDER_UNAVAILABLE)
     no connection could be made     ProviderUnavailable  UNAVAILABLE (PROVIDER_UNREACHABLE)
@@ -25,8 +26,9 @@ transport failure to a :class:`GatewayError`, whose class fixes the gRPC code an
     requests of the send were sent                         part's reason in ``part_reason``
 
 An outcome's error carries the provider's code (``provider_code``) and the ``outcome`` in its
-metadata; ``throttled`` and ``unavailable`` sent nothing, so the caller may retry (and the answer's
-``Retry-After``, if any, is the RetryInfo). A non-2xx answer fails with the provider's status and
+metadata; ``throttled`` and ``unavailable`` sent nothing, so the caller may retry (and the seconds
+at the entry's ``retry_after`` pointer, else the answer's ``Retry-After``, if any, is the
+RetryInfo). A non-2xx answer fails with the provider's status and
 an excerpt of its body (docs/format.md, "response_map"); the excerpt is masked with the
 installation's secrets first, since a provider's answer may echo what it was sent (docs/format.md,
 "Authentication"). :func:`nothing_sent` says which of these errors left the provider without the
@@ -185,6 +187,11 @@ _OUTCOMES: dict[str, tuple[type[ProviderError], str, str]] = {
         "the recipient has opted out of messages from this sender",
     ),
     "blocked": (ProviderRefused, "MESSAGE_BLOCKED", "the provider blocked the message"),
+    "outside_window": (
+        ProviderRefused,
+        "TEMPLATE_REQUIRED",
+        "the recipient's conversation window is closed: only a template message reaches them now",
+    ),
     "throttled": (ProviderRateLimited, "PROVIDER_RATE_LIMITED", "the provider is throttling sends"),
     "unavailable": (
         ProviderUnavailable,
@@ -205,7 +212,11 @@ def from_error_rule(
         metadata["provider_code"] = code
     excerpt = answer_excerpt(response, secrets)
     said = f" ({reason}, provider code {code})" if code else f" ({reason})"
-    retry = retry_after(response) if cls in (ProviderRateLimited, ProviderUnavailable) else None
+    retry = None
+    if cls in (ProviderRateLimited, ProviderUnavailable):
+        retry = _seconds(match.retry_after)
+        if retry is None:
+            retry = retry_after(response)
     return cls(
         f"{what}{said}: HTTP {response.status}" + (f" {excerpt}" if excerpt else ""),
         integration=integration,
@@ -215,6 +226,25 @@ def from_error_rule(
         retry_after_s=retry,
         metadata=metadata,
     )
+
+
+#: (ext) The longest wait an answer's ``retry_after`` value is taken for (docs/format.md,
+#: "response_rules"); a longer one is the provider's, but the send's own limits end it sooner.
+_MAX_RETRY_AFTER_S = 86_400.0
+
+
+def _seconds(text: str | None) -> float | None:
+    """(ext) An errors entry's ``retry_after`` value — a number of seconds, at most a day — or
+    None when there is none or it is not one."""
+    if text is None or len(text) > 32:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        return None
+    if not 0.0 <= seconds <= _MAX_RETRY_AFTER_S:  # NaN fails both
+        return None
+    return seconds
 
 
 def from_outbound_error(

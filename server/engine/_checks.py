@@ -24,6 +24,7 @@ from ._filter_checks import FILTER_CHECKS
 from ._find_checks import check_find
 from ._handshake_checks import HANDSHAKE_CHECKS, handshake_templates
 from ._media_checks import MEDIA_CHECKS
+from ._nested_each_checks import check_nested_each
 from ._placeholders import Placeholder, has_stray_dollar, parse_template, placeholders_in
 from ._pointer import child
 from ._repeated_checks import check_repeated
@@ -430,6 +431,9 @@ def check_list_patterns(document: Mapping[str, Any]) -> Iterator[Problem]:
     ]
     for i, model in webhook_models(document):
         places.append((f"/Webhook/{i}/request_parameters", model.get("request_parameters")))
+        enclosing = model.get("enclosing")  # (ext) "Nested lists"
+        if isinstance(enclosing, Mapping):
+            places.extend((child(f"/Webhook/{i}/enclosing", k), v) for k, v in enclosing.items())
     for at, tree in places:
         for where, items in _lists(tree, at):
             if len(items) != 1:
@@ -463,6 +467,11 @@ _NEEDS: Mapping[str, tuple[tuple[str, ...], ...]] = {
     "optedIn": (("from",), ("to",)),
     "messageRead": (("messageid",),),
     "messageStatus": (("messageid",), ("status",)),
+    # (ext) docs/format.md, "Conversation signals": about a conversation, so both its ends (``to``
+    # may be ``$to?$``); a deleted message also names the message, by the provider's id.
+    "typing": (("from",), ("to",)),
+    "conversationStarted": (("from",), ("to",)),
+    "messageDeleted": (("from",), ("to",), ("messageid",)),
 }
 #: (ext) A receipt that captures our id needs no provider id (docs/format.md, "Receipts": by our
 #: id).
@@ -586,6 +595,11 @@ def check_webhook_constraints(document: Mapping[str, Any]) -> Iterator[Problem]:
             lowered = {str(name).lower(): value for name, value in headers.items()}
             header_path = (_HEADERS,)
             constraints |= frozenset(_constraints(lowered, event_key, properties, header_path))
+        enclosing = model.get("enclosing")  # (ext) "Nested lists": literals around the payload
+        if isinstance(enclosing, Mapping):
+            for at, tree in enclosing.items():
+                place = (*_ENCLOSING, at)
+                constraints |= frozenset(_constraints(tree, event_key, properties, place))
         signature = (method, each, constraints, gone)
         if signature not in first:
             first[signature] = (i, event_key)
@@ -610,6 +624,7 @@ def check_webhook_constraints(document: Mapping[str, Any]) -> Iterator[Problem]:
 
 _ANY_ELEMENT = ("list element",)  # a path step into a list pattern; never equal to a key
 _HEADERS = ("request headers",)  # the first path step of a header constraint; never a key
+_ENCLOSING = ("enclosing",)  # the first path step of an enclosing constraint; never a key
 
 
 def _constraints(
@@ -703,6 +718,7 @@ CHECKS: tuple[Check, ...] = (
     check_webhook_header_names,
     check_webhook_constraints,
     check_repeated,
+    check_nested_each,
     check_webhook_auth,
     *FILTER_CHECKS,
     *ENCODING_CHECKS,

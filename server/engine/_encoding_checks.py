@@ -18,12 +18,10 @@ from ._gsm import GSM7, UCS2
 from ._placeholders import placeholders_in, sole_placeholder
 from ._pointer import child
 from ._template import SWITCH
-from ._variables import model_captures, request_pointers, webhook_models
+from ._variables import REQUEST_SCOPES, model_captures, request_pointers, webhook_models
 
 __all__ = ["ENCODING_CHECKS", "guess"]
 
-#: The scopes whose templates are rendered as requests: filters and switches work there.
-_REQUEST_SCOPES = frozenset({"SendMessage", "SendFile", "Subscribe", "Unsubscribe"})
 _ENCODING_VALUES = (GSM7, UCS2)
 #: The variables whose every value is known: a $switch on one must say what each sends
 #: (docs/format.md, "Text encodings" and "Media kinds").
@@ -59,7 +57,7 @@ def check_switches(document: Mapping[str, Any]) -> Iterator[Problem]:
     names only GSM-7 and UCS-2 and covers both unless it has a default, (ext) one on
     ``$media_kind$`` likewise its four kinds."""
     for at, request, scope in request_pointers(document):
-        if scope.name not in _REQUEST_SCOPES:
+        if scope.name not in REQUEST_SCOPES:
             continue
         for where, switch in _switches(
             request.get("request_parameters"), f"{at}/request_parameters"

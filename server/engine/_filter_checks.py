@@ -18,8 +18,7 @@ from ._filters import MAX_FILTERS, VALUE_FILTERS, FilterSyntaxError, parse_value
 from ._placeholders import Placeholder, parse_template, placeholders_in
 from ._template import BASE_URL_FILTER
 from ._variables import (
-    MEDIA_DOWNLOAD,
-    MEDIA_RESOLVE,
+    REQUEST_SCOPES,
     WEBHOOK,
     TemplateString,
     template_strings,
@@ -29,11 +28,6 @@ from ._variables import (
 
 __all__ = ["FILTER_CHECKS"]
 
-#: The scopes whose templates are rendered as requests: every filter works there.
-_REQUEST_SCOPES = frozenset(
-    # (ext) a Media resolve's request and download are rendered as requests are
-    {"SendMessage", "SendFile", "Subscribe", "Unsubscribe", MEDIA_RESOLVE.name, MEDIA_DOWNLOAD}
-)
 _EVERY_FILTER = (*ENCODINGS, BASE_URL_FILTER, *VALUE_FILTERS)
 
 
@@ -53,11 +47,12 @@ def check_filters(document: Mapping[str, Any]) -> Iterator[Problem]:
 
 def _check_placeholder(template: TemplateString, placeholder: Placeholder) -> Iterator[Problem]:
     at, shown, scope = template.pointer, placeholder.shown, template.scope
-    in_request = scope.name in _REQUEST_SCOPES
+    in_request = scope.name in REQUEST_SCOPES
     if not in_request and scope is not WEBHOOK:
         yield _error(
             at,
-            f"{shown}: filters work in requests (SendMessage, SendFile, Subscribe, Unsubscribe) "
+            f"{shown}: filters work in requests (SendMessage, SendFile, SendTyping, MarkRead, "
+            "Subscribe, Unsubscribe) "
             f"and webhook models, not in {scope.name}",
         )
         return

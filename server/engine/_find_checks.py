@@ -27,8 +27,10 @@ def check_find(document: Mapping[str, Any]) -> Iterator[Problem]:
     kept = kept_names(document)  # a test of what the last run kept is always meaningful
     for at, request, scope in request_pointers(document):
         if not scope.chained:
-            # a send's follow-up may have only_if: the send plan's check judges it
-            for key in ("find",) if at.startswith("/API/") else ("find", "only_if"):
+            # a send's follow-up may have only_if: the send plan's check judges it; (ext) a
+            # signal is one request, never skipped ("Conversation signals")
+            sends = at.startswith(("/API/SendMessage", "/API/SendFile"))
+            for key in ("find",) if sends else ("find", "only_if"):
                 if key in request:
                     yield Problem(
                         pointer=f"{at}/{key}",

@@ -77,6 +77,12 @@ def _pattern_problems(document: Mapping[str, Any]) -> Iterator[Problem]:
             continue
         for key in ("request_parameters", "request_headers", "absent"):
             counter.walk(model.get(key), (((None, "Webhook"), i), key))
+        enclosing = model.get("enclosing")
+        if isinstance(enclosing, Mapping):
+            # (ext) "Nested lists": its keys are pointers, where a "*" is no `*` key
+            for at, pattern in enclosing.items():
+                place: _Place = ((((None, "Webhook"), i), "enclosing"), at)
+                counter.walk(pattern, place, key_counts=False)
     if counter.values_past is not None:
         yield Problem(
             pointer=counter.values_past,
@@ -115,14 +121,17 @@ class _Counter:
         self.values_past: str | None = None
         self.stars_past: str | None = None
 
-    def walk(self, tree: object, place: _Place) -> None:
+    def walk(self, tree: object, place: _Place, *, key_counts: bool = True) -> None:
+        """Count ``tree``'s values; its own key at ``place`` is a ``*`` key only when
+        ``key_counts`` (an ``enclosing`` key is a pointer, where ``*`` means every element)."""
         stack: list[tuple[object, _Place]] = [(tree, place)] if tree is not None else []
         while stack:  # iterative and in document order
             value, here = stack.pop()
             self.values += 1
             if self.values == MAX_PATTERN_VALUES + 1:
                 self.values_past = _pointer(here)
-            if here is not None and isinstance(here[1], str) and here[1].endswith("*"):
+            counts = key_counts or here is not place
+            if counts and here is not None and isinstance(here[1], str) and here[1].endswith("*"):
                 self.stars += 1  # a key of an object (list places are indices)
                 if self.stars == MAX_STAR_KEYS + 1:
                     self.stars_past = _pointer(here)

@@ -175,7 +175,6 @@ def _definition(doc: dict[str, Any], problems: tuple[Problem, ...]) -> Definitio
 
 def _one_definition(doc: dict[str, Any], problems: tuple[Problem, ...]) -> Definition:
     api = doc["API"]
-    send_file = api.get("SendFile")
     return Definition(
         id=doc["id"],
         name=doc["name"],
@@ -185,7 +184,7 @@ def _one_definition(doc: dict[str, Any], problems: tuple[Problem, ...]) -> Defin
         auth=_auth(doc["auth"]) if "auth" in doc else None,
         oauth2=_oauth2(doc["OAuth2"]) if "OAuth2" in doc else None,
         send_message=_request("/API/SendMessage", api["SendMessage"]),
-        send_file=_request("/API/SendFile", send_file) if send_file is not None else None,
+        send_file=_optional_request(api, "SendFile"),
         webhooks=tuple(_webhook(i, model) for i, model in enumerate(doc.get("Webhook", ()))),
         subscribe=_requests("/Subscribe", doc.get("Subscribe")),
         unsubscribe=_requests("/Unsubscribe", doc.get("Unsubscribe")),
@@ -199,7 +198,14 @@ def _one_definition(doc: dict[str, Any], problems: tuple[Problem, ...]) -> Defin
         media=_media(doc.get("Media", {})),
         addresses=doc.get("addresses", "phone"),
         handshakes=tuple(_handshake(i, item) for i, item in enumerate(doc.get("Handshake", ()))),
+        send_typing=_optional_request(api, "SendTyping"),  # (ext) "Conversation signals"
+        mark_read=_optional_request(api, "MarkRead"),
     )
+
+
+def _optional_request(api: dict[str, Any], key: str) -> RequestTemplate | None:
+    request = api.get(key)
+    return _request(f"/API/{key}", request) if request is not None else None
 
 
 def _throughput(value: dict[str, Any]) -> ThroughputDefaults:
@@ -387,6 +393,7 @@ def _response_rules(rules: dict[str, Any] | None) -> ResponseRules | None:
                 status=tuple(entry.get("status", ())),
                 when=tuple(_condition(c) for c in when),
                 outcome=entry["outcome"],
+                retry_after=entry.get("retry_after"),
             )
         )
     return ResponseRules(
@@ -413,6 +420,9 @@ def _webhook(index: int, model: dict[str, Any]) -> WebhookModel:
         method=model["request_method"],
         parameters=freeze(model["request_parameters"]),
         each=model.get("each"),
+        enclosing=MappingProxyType(
+            {at: freeze(pattern) for at, pattern in model.get("enclosing", {}).items()}
+        ),
         absent=tuple(model.get("absent") or ()),
         headers=MappingProxyType(dict(model.get("request_headers", {}))),
         decode=MappingProxyType(dict(model.get("decode", {}))),

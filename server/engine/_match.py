@@ -2,9 +2,12 @@
 
 :func:`match_webhook` parses the request (:func:`parse_webhook`), splits it into payloads — the
 whole body, each element of a top-level JSON array (a batch), and for models with an ``each``
-pointer each element of the list found there — and gives every payload to the most specific
-model that matches it. The result holds the events in order of pointer, then element index, and
-every payload that no model matched, with the models that came closest and why they failed.
+pointer each element of the lists found there (``*`` walking nested lists,
+:mod:`._nested_each`) — and
+gives every payload to the most specific model that matches it (a model's ``enclosing`` patterns
+laid over the elements around its payload, once per element). The result holds the events in
+order of pointer, then document order, and every payload that no model matched, with the models
+that came closest and why they failed.
 
 Each definition's models are compiled once (:mod:`._patterns`) and ranked by specificity, so
 matching a payload is a walk down that ranking that stops at the first model that matches.
@@ -31,9 +34,9 @@ from ._event_values import (
 from ._filters import ValueFilter
 from ._media_resolve import MEDIA_ID, media_id_url
 from ._model import Definition, EventType, WebhookModel
+from ._nested_each import MISSING, find_lists, pointer_steps, resolve
 from ._parse import WebhookRequest, parse_webhook
 from ._patterns import Captured, Captures, Pattern, compile_headers, compile_pattern, header_fields
-from ._pointer import tokens
 from ._repeated import apply_repeated
 from ._value_patterns import PatternSyntaxError, ValuePattern, compile_value_pattern
 
@@ -62,7 +65,9 @@ class InboundEvent:
     type: EventType
     model: int  # index into definition.webhooks
     event_key: str
-    payload_pointer: str  # "" the whole body, "/3" a batch element, "/results/2" under `each`
+    # "" the whole body, "/3" a batch element, "/results/2" or "/entry/0/changes/1/value/
+    # messages/2" under `each`
+    payload_pointer: str
     from_number: str | None
     to_number: str | None
     text: str | None  # the `content` capture, else `text`
@@ -104,6 +109,15 @@ class MatchResult:
 
 
 @dataclass(frozen=True, slots=True)
+class _Enclosing:
+    """(ext) One ``enclosing`` pattern of a model: laid over the node ``depth`` tokens down the
+    payload's concrete pointer (docs/format.md, "Nested lists")."""
+
+    depth: int
+    pattern: Pattern
+
+
+@dataclass(frozen=True, slots=True)
 class _CompiledModel:
     position: int  # index into definition.webhooks
     model: WebhookModel
@@ -116,15 +130,19 @@ class _CompiledModel:
     patterns: Mapping[str, ValuePattern]
     # (ext) each capture's value filters ("Value filters"), parsed once
     filters: Mapping[str, tuple[ValueFilter, ...]]
+    # (ext) the model's `enclosing` patterns, nearest the payload first
+    enclosing: tuple[_Enclosing, ...] = ()
 
     @property
     def constraints(self) -> int:
         extra = self.headers.constraints if self.headers else 0
+        extra += sum(e.pattern.constraints for e in self.enclosing)
         return self.pattern.constraints + extra + len(self.model.absent)
 
     @property
     def captures(self) -> int:
-        return self.pattern.captures + (self.headers.captures if self.headers else 0)
+        extra = sum(e.pattern.captures for e in self.enclosing)
+        return self.pattern.captures + (self.headers.captures if self.headers else 0) + extra
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +152,10 @@ class _Group:
     each: str | None
     ranked: tuple[_CompiledModel, ...]  # most literal constraints, most captures, file order
     in_file_order: tuple[_CompiledModel, ...]
+    steps: tuple[str, ...] | None = None  # the tokens of `each`, "*" for every element
+    # (ext) the depths the models' `enclosing` patterns read, shallowest first: the nodes kept
+    # for each payload, in this order
+    depths: tuple[int, ...] = ()
 
 
 class _ByIdentity:
@@ -164,13 +186,14 @@ def _compile(key: _ByIdentity) -> tuple[_Group, ...]:
         try:
             pattern = compile_pattern(model.parameters, model.event_key)
             headers = compile_headers(model.headers, model.event_key)
+            enclosing = _compile_enclosing(model)
         except RecursionError:
             problem = Problem(
                 pointer=f"{model.pointer}/request_parameters",
                 message="the pattern is nested too deeply",
             )
             raise DefinitionError((problem,)) from None
-        absent = tuple((at, _split(at)) for at in model.absent)
+        absent = tuple((at, pointer_steps(at)) for at in model.absent)
         compiled.append(
             _CompiledModel(
                 position=position,
@@ -180,6 +203,7 @@ def _compile(key: _ByIdentity) -> tuple[_Group, ...]:
                 absent=absent,
                 patterns=_value_patterns(model),
                 filters=capture_filters(_pattern_strings(model)),
+                enclosing=enclosing,
             )
         )
     pointers = sorted({c.model.each for c in compiled}, key=lambda p: (p is not None, p or ""))
@@ -190,13 +214,49 @@ def _compile(key: _ByIdentity) -> tuple[_Group, ...]:
             members,
             key=lambda c: (-c.constraints, -c.captures, c.position),
         )
-        groups.append(_Group(each=each, ranked=tuple(ranked), in_file_order=members))
+        depths = sorted({e.depth for c in members for e in c.enclosing})
+        groups.append(
+            _Group(
+                each=each,
+                ranked=tuple(ranked),
+                in_file_order=members,
+                steps=None if each is None else pointer_steps(each),
+                depths=tuple(depths),
+            )
+        )
     return tuple(groups)
 
 
+def _compile_enclosing(model: WebhookModel) -> tuple[_Enclosing, ...]:
+    """(ext) The model's ``enclosing`` patterns, nearest the payload (deepest) first. The loader
+    has refused a pointer that is not a shorter prefix of ``each``; a model built otherwise
+    with one is refused here, since it would read another node (docs/format.md, "Nested
+    lists")."""
+    each = pointer_steps(model.each) if model.each is not None else None
+    found = []
+    for at, tree in model.enclosing.items():
+        steps = pointer_steps(at)
+        if each is None or steps is None or len(steps) >= len(each) or each[: len(steps)] != steps:
+            problem = Problem(
+                pointer=f"{model.pointer}/enclosing",
+                message=f"{at!r} is not an element around the payloads of each",
+            )
+            raise DefinitionError((problem,))
+        found.append(_Enclosing(depth=len(steps), pattern=compile_pattern(tree, model.event_key)))
+    return tuple(sorted(found, key=lambda e: -e.depth))
+
+
 def _pattern_strings(model: WebhookModel) -> Iterator[str]:
-    """The model's pattern strings: its parameters' string leaves, then its header patterns."""
-    stack: list[object] = [model.parameters]
+    """The model's pattern strings: its parameters' string leaves, then its header patterns,
+    then (ext) its ``enclosing`` patterns' string leaves."""
+    yield from _tree_strings(model.parameters)
+    yield from model.headers.values()
+    for tree in model.enclosing.values():
+        yield from _tree_strings(tree)
+
+
+def _tree_strings(tree: object) -> Iterator[str]:
+    stack: list[object] = [tree]
     while stack:
         node = stack.pop()
         if isinstance(node, str):
@@ -205,7 +265,6 @@ def _pattern_strings(model: WebhookModel) -> Iterator[str]:
             stack.extend(reversed(list(node.values())))
         elif isinstance(node, tuple | list):
             stack.extend(reversed(node))
-    yield from model.headers.values()
 
 
 def _value_patterns(model: WebhookModel) -> Mapping[str, ValuePattern]:
@@ -240,15 +299,18 @@ def match_webhook(definition: Definition, request: WebhookRequest) -> MatchResul
     method = request.method.upper()
     headers = header_fields(request.headers)
 
-    outcomes: list[tuple[_Group, bool, list[InboundEvent], list[tuple[str, object]]]] = []
+    outcomes: list[tuple[_Group, bool, list[InboundEvent], list[_Payload]]] = []
     for group in groups:
-        payloads = _payloads(body, group.each)
+        payloads = _payloads(body, group)
         events: list[InboundEvent] = []
-        misses: list[tuple[str, object]] = []
-        for pointer, payload in payloads or ():
-            event = _match_payload(group, method, headers, pointer, payload)
+        misses: list[_Payload] = []
+        # (ext) each enclosing element is matched once per model, however many payloads it
+        # holds (docs/format.md, "Limits": linear cost)
+        seen: _Seen = {}
+        for payload in payloads or ():
+            event = _match_payload(group, method, headers, payload, seen)
             if event is None:
-                misses.append((pointer, payload))
+                misses.append(payload)
             else:
                 events.append(event)
                 # (ext) the other events the same payload gives ("More event types")
@@ -264,69 +326,80 @@ def match_webhook(definition: Definition, request: WebhookRequest) -> MatchResul
         # as a whole is one only when nothing in it produced an event: a batch's body is not
         # also a plain message.
         if events or not all_events or (group.each is not None and found):
-            for pointer, payload in misses:
+            for miss in misses:
                 if len(unmatched) < _EXPLAINED:
-                    unmatched.append(_unmatched(group, method, headers, pointer, payload))
+                    unmatched.append(_unmatched(group, method, headers, miss))
                 else:
-                    unmatched.append(_unexplained(pointer))
+                    unmatched.append(_unexplained(miss.pointer))
         if not all_events and not found:
             unmatched.append(_no_batch(group))
     return MatchResult(events=all_events, unmatched=tuple(unmatched))
 
 
-def _payloads(body: object, each: str | None) -> list[tuple[str, object]] | None:
+@dataclass(frozen=True, slots=True)
+class _Payload:
+    pointer: str  # its concrete place in the body
+    value: object
+    # (ext) the nodes enclosing it at the group's `depths`, shallowest first
+    enclosing: tuple[object, ...] = ()
+
+
+#: (ext) The captures of an ``enclosing`` pattern over one node, by (model, depth, node's id);
+#: None when it did not match. The body outlives the dictionary, so an id names one node.
+_Seen = dict[tuple[int, int, int], "Captures | None"]
+
+
+def _payloads(body: object, group: _Group) -> list[_Payload] | None:
     """The payloads a group matches, with their pointers; None when ``each`` names no list."""
-    if each is None:
+    if group.each is None:
         if isinstance(body, list):
-            return [(f"/{i}", element) for i, element in enumerate(body)]
-        return [("", body)]
-    found = _resolve(body, _split(each))
-    if not isinstance(found, list):
+            return [_Payload(f"/{i}", element) for i, element in enumerate(body)]
+        return [_Payload("", body)]
+    if group.steps is None:
         return None
-    return [(f"{each}/{i}", element) for i, element in enumerate(found)]
-
-
-_MISSING: Final = object()
-
-
-def _split(pointer: str) -> tuple[str, ...] | None:
-    """The unescaped tokens of a JSON Pointer (RFC 6901); None when it is not one."""
-    if pointer and not pointer.startswith("/"):
+    lists = find_lists(body, group.steps, frozenset(group.depths))
+    if not lists:
         return None
-    return tokens(pointer)
+    return [
+        _Payload(f"{at}/{i}", element, kept)
+        for at, found, kept in lists
+        for i, element in enumerate(found)
+    ]
 
 
-def _resolve(document: object, steps: tuple[str, ...] | None) -> object:
-    """The value at a JSON Pointer given by its tokens, or ``_MISSING``."""
-    if steps is None:
-        return _MISSING
-    node = document
-    for step in steps:
-        if isinstance(node, dict):
-            if step not in node:
-                return _MISSING
-            node = node[step]
-        elif isinstance(node, list):
-            if not (step.isascii() and step.isdigit()) or len(step) > 9:
-                return _MISSING
-            if (step.startswith("0") and step != "0") or int(step) >= len(node):
-                return _MISSING
-            node = node[int(step)]
+def _enclosing_captures(
+    group: _Group, candidate: _CompiledModel, found: _Payload, seen: _Seen, out: Captures
+) -> bool:
+    """(ext) Lay the model's ``enclosing`` patterns over the nodes that enclose the payload,
+    adding their captures after the payload's own; False when one does not match."""
+    for enclosing in candidate.enclosing:
+        node = found.enclosing[group.depths.index(enclosing.depth)]
+        key = (candidate.position, enclosing.depth, id(node))
+        if key in seen:
+            captured = seen[key]
         else:
-            return _MISSING
-    return node
+            fresh: Captures = {}
+            captured = fresh if enclosing.pattern.match(node, fresh) else None
+            seen[key] = captured
+        if captured is None:
+            return False
+        for name, value in captured.items():
+            out.setdefault(name, value)
+    return True
 
 
 def _match_payload(
-    group: _Group, method: str, headers: dict[str, str], pointer: str, payload: object
+    group: _Group, method: str, headers: dict[str, str], found: _Payload, seen: _Seen
 ) -> InboundEvent | None:
     for candidate in group.ranked:
         if candidate.model.method != method:
             continue
         captures: Captures = {}
         # (ext) the value of a repeated field the model reads ("Webhook bodies")
-        seen = apply_repeated(candidate.model.repeated, payload)
-        if not candidate.pattern.match(seen, captures) or _present(candidate, seen):
+        payload = apply_repeated(candidate.model.repeated, found.value)
+        if not candidate.pattern.match(payload, captures) or _present(candidate, payload):
+            continue
+        if candidate.enclosing and not _enclosing_captures(group, candidate, found, seen, captures):
             continue
         # The body's captures come first: a name captured in both keeps the body's value.
         if (
@@ -334,7 +407,7 @@ def _match_payload(
             and _cleaned(candidate, captures) is None
             and failed_pattern(candidate.patterns, captures) is None
         ):
-            return _event(candidate, pointer, captures)
+            return _event(candidate, found.pointer, captures)
     return None
 
 
@@ -366,7 +439,7 @@ def _decode(model: WebhookModel, captures: Captures) -> str | None:
 
 def _present(candidate: _CompiledModel, payload: object) -> list[str]:
     """The model's ``absent`` pointers that the payload has (ext)."""
-    return [at for at, steps in candidate.absent if _resolve(payload, steps) is not _MISSING]
+    return [at for at, steps in candidate.absent if resolve(payload, steps) is not MISSING]
 
 
 def _clean(value: Captured) -> Captured:
@@ -428,14 +501,24 @@ def _event(candidate: _CompiledModel, pointer: str, raw: Captures) -> InboundEve
 
 
 def _near_miss(
-    candidate: _CompiledModel, method: str, headers: dict[str, str], payload: object
+    group: _Group,
+    candidate: _CompiledModel,
+    method: str,
+    headers: dict[str, str],
+    found: _Payload,
 ) -> tuple[NearMiss, int, str]:
     model = candidate.model
-    payload = apply_repeated(model.repeated, payload)  # (ext) as _match_payload reads it
+    payload = apply_repeated(model.repeated, found.value)  # (ext) as _match_payload reads it
     held, failures = candidate.pattern.explain(payload, "")
     present = _present(candidate, payload)
     failures.extend(f"{at}: must be absent" for at in present)
     held += len(model.absent) - len(present)
+    for enclosing in candidate.enclosing:  # (ext) "Nested lists": at the enclosing node's place
+        node = found.enclosing[group.depths.index(enclosing.depth)]
+        place = "".join(f"/{t}" for t in found.pointer.split("/")[1 : enclosing.depth + 1])
+        enclosing_held, enclosing_failures = enclosing.pattern.explain(node, place)
+        held += enclosing_held
+        failures.extend(enclosing_failures)
     if candidate.headers is not None:
         headers_held, header_failures = candidate.headers.explain(headers, "")
         held += headers_held
@@ -443,18 +526,12 @@ def _near_miss(
     if model.method != method:
         failures.insert(0, f"method {method}, model wants {model.method}")
     if not failures and model.decode:
-        captures: Captures = {}
-        candidate.pattern.match(payload, captures)
-        if candidate.headers is not None:
-            candidate.headers.match(headers, captures)
+        captures = _captures(group, candidate, headers, found, payload)
         reason = _decode(model, captures)
         if reason is not None:
             failures.append(reason)
     if not failures and candidate.patterns:
-        captures = {}
-        candidate.pattern.match(payload, captures)
-        if candidate.headers is not None:
-            candidate.headers.match(headers, captures)
+        captures = _captures(group, candidate, headers, found, payload)
         if _cleaned(candidate, captures) is None:
             reason = failed_pattern(candidate.patterns, captures)
             if reason is not None:
@@ -474,10 +551,27 @@ def _near_miss(
     return miss, len(failures), model.pointer
 
 
+def _captures(
+    group: _Group,
+    candidate: _CompiledModel,
+    headers: dict[str, str],
+    found: _Payload,
+    payload: object,
+) -> Captures:
+    """The captures of a model whose patterns all hold, as _match_payload takes them."""
+    captures: Captures = {}
+    candidate.pattern.match(payload, captures)
+    _enclosing_captures(group, candidate, found, {}, captures)
+    if candidate.headers is not None:
+        candidate.headers.match(headers, captures)
+    return captures
+
+
 def _unmatched(
-    group: _Group, method: str, headers: dict[str, str], pointer: str, payload: object
+    group: _Group, method: str, headers: dict[str, str], found: _Payload
 ) -> UnmatchedPayload:
-    scored = [_near_miss(c, method, headers, payload) for c in group.in_file_order]
+    pointer = found.pointer
+    scored = [_near_miss(group, c, method, headers, found) for c in group.in_file_order]
     scored.sort(key=lambda s: (-s[0].matched_constraints, s[1], s[0].model))
     scored = scored[:_NEAR_MISSES]
     closest = tuple(miss for miss, _, _ in scored)

@@ -11,7 +11,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, get_args
 
 from ._errors import Problem
 
@@ -92,6 +92,11 @@ class EventType(enum.Enum):
     OPTED_IN = "optedIn"
     MESSAGE_READ = "messageRead"
     MESSAGE_STATUS = "messageStatus"
+    # --- (ext) conversation signals (docs/format.md, "Conversation signals"): about a
+    # conversation, routed like an inbound message by ``to``
+    TYPING = "typing"
+    CONVERSATION_STARTED = "conversationStarted"
+    MESSAGE_DELETED = "messageDeleted"
 
     @property
     def is_delivery(self) -> bool:
@@ -195,17 +200,16 @@ class OAuth2Config:
 
 #: The outcomes an ``errors`` entry may name; server/core/_provider_failures.py maps each to its
 #: gRPC code and reason.
-RESPONSE_OUTCOMES = (
+ResponseOutcomeName = Literal[
     "rejected",
     "invalid_number",
     "opted_out",
     "blocked",
+    "outside_window",
     "throttled",
     "unavailable",
-)
-ResponseOutcomeName = Literal[
-    "rejected", "invalid_number", "opted_out", "blocked", "throttled", "unavailable"
 ]
+RESPONSE_OUTCOMES: tuple[str, ...] = get_args(ResponseOutcomeName)
 ConditionTest = Literal["one_of", "not", "present", "absent"]
 
 
@@ -229,6 +233,9 @@ class ResponseError:
     status: tuple[int, ...]
     when: tuple[ResponseCondition, ...]
     outcome: ResponseOutcomeName
+    # (ext) a JSON Pointer to the seconds to wait, in the answer (a throttled or unavailable
+    # outcome's; docs/format.md, "response_rules")
+    retry_after: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -274,8 +281,8 @@ class StepCondition:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RequestTemplate:
-    """A request the gateway makes: SendMessage, SendFile, Subscribe or Unsubscribe
-    (docs/format.md, "Requests")."""
+    """A request the gateway makes: SendMessage, SendFile, (ext) SendTyping, MarkRead, Subscribe
+    or Unsubscribe (docs/format.md, "Requests")."""
 
     pointer: str  # where it stands in the file, e.g. "/API/SendMessage" or "/Subscribe/1"
     method: HttpMethod
@@ -396,7 +403,12 @@ class WebhookModel:
     event_type: EventType
     method: HttpMethod
     parameters: Frozen  # pattern tree, with $event_key$ still in it
-    each: str | None = None  # (ext) JSON Pointer of a list whose elements are payloads
+    # (ext) JSON Pointer of a list whose elements are payloads; a "*" token walks every element
+    # of a list on the way (docs/format.md, "Nested lists")
+    each: str | None = None
+    # (ext) pointer of an element enclosing the payload (a prefix of ``each``) → pattern laid
+    # over that element (docs/format.md, "Nested lists")
+    enclosing: Mapping[str, Frozen] = field(default_factory=lambda: MappingProxyType({}))
     absent: tuple[str, ...] = ()  # (ext) JSON Pointers that must not be in the payload
     headers: Mapping[str, str] = field(  # (ext) header name → pattern string
         default_factory=lambda: MappingProxyType({})
@@ -492,6 +504,10 @@ class Definition:
     # (ext) the verification requests the provider sends, answered and never events
     # (docs/format.md, "Verification handshakes")
     handshakes: tuple[Handshake, ...] = ()
+    # (ext) the conversation signals' requests, each made once and at once (docs/format.md,
+    # "Conversation signals"); None: the provider has none (the RPC is NOT_SUPPORTED)
+    send_typing: RequestTemplate | None = None
+    mark_read: RequestTemplate | None = None
     # (ext) per-installation variants (docs/format.md, "Variants"): the properties ``variants``
     # is keyed by, in its order, and the definition each combination of their options makes,
     # built once at load. A combination that applies no overlay is this definition itself and

@@ -1,12 +1,12 @@
 """(ext) What the schema cannot say about a request's ``response_rules`` (docs/format.md,
 "response_rules").
 
-Rules are for sends only. A condition must be able to hold: a capture must be one its
-``response_map`` makes, a pointer must be one the answer can have — not into a text answer, not
-below a place the map says holds a scalar, not a key where the map has a list. An ``errors`` entry
-must be able to match: not one whose conditions contradict each other, not one that tests a
-capture (captures exist only on 2xx answers) on non-2xx statuses only, not one an earlier entry
-always matches first.
+Rules are for sends (and (ext) conversation signals) only. A condition must be able to hold: a
+capture must be one its ``response_map`` makes, a pointer must be one the answer can have — not
+into a text answer, not below a place the map says holds a scalar, not a key where the map has a
+list. An ``errors`` entry must be able to match: not one whose conditions contradict each other,
+not one that tests a capture (captures exist only on 2xx answers) on non-2xx statuses only, not
+one an earlier entry always matches first.
 """
 
 from __future__ import annotations
@@ -22,11 +22,16 @@ from ._variables import RESPONSE_MAP, request_pointers, tree_strings
 
 __all__ = ["check_response_rules"]
 
-_SENDS = ("/API/SendMessage", "/API/SendFile")
+#: (ext) A signal's answer is judged as a send's (docs/format.md, "Conversation signals").
+_JUDGED = ("/API/SendMessage", "/API/SendFile", "/API/SendTyping", "/API/MarkRead")
 # The schema's bounds (docs/format.md, "Limits"): past them only the first are checked, so that a
 # hostile file cannot make the pairwise comparison of errors entries quadratic in its size.
 _MAX_REQUIRE, _MAX_ERRORS, _MAX_WHEN = 32, 100, 16
 _CAPTURES = ("messageid", "status", "error")  # the schema refuses any other
+
+
+#: (ext) The outcomes whose send may be retried, so that a ``retry_after`` pointer means something.
+_WAITS = frozenset({"throttled", "unavailable"})
 
 
 def _error(at: str, message: str) -> Problem:
@@ -40,8 +45,12 @@ def check_response_rules(document: Mapping[str, Any]) -> Iterator[Problem]:
         if not isinstance(rules, Mapping):
             continue
         at = f"{at}/response_rules"
-        if not at.startswith(_SENDS):
-            yield _error(at, "response_rules judge a send's answer: only SendMessage and SendFile")
+        if not at.startswith(_JUDGED):
+            yield _error(
+                at,
+                "response_rules judge a send's answer: only SendMessage, SendFile, SendTyping and "
+                "MarkRead",
+            )
             continue
         yield from _rules_problems(at, rules, request.get("response_map"))
 
@@ -80,6 +89,12 @@ def _rules_problems(at: str, rules: Mapping[str, Any], response_map: object) -> 
                 continue
             yield from _condition_problems(where, condition, response_map, captures, on_2xx)
         yield from _contradictions(here, conditions)
+        if "retry_after" in entry and entry.get("outcome") not in _WAITS:
+            yield _error(
+                f"{here}/retry_after",
+                "retry_after says how long to wait before sending again: only a throttled or "
+                "unavailable outcome sends again",
+            )
         keys = frozenset(json.dumps(c, sort_keys=True) for c in conditions)
         status_set = frozenset(statuses)
         for earlier, earlier_status, earlier_keys in seen:

@@ -29,11 +29,13 @@ _EXCERPT = 80
 class ErrorMatch:
     """The ``errors`` entry an answer matched: its ``outcome``, its index in the list, and the
     provider's ``code`` — the text found at the entry's first condition (None when it has none,
-    or nothing is there)."""
+    or nothing is there) — and (ext) the text at its ``retry_after`` pointer."""
 
     outcome: ResponseOutcomeName
     index: int
     code: str | None
+    # the text at the entry's ``retry_after`` pointer, when it has one and something is there
+    retry_after: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -153,7 +155,9 @@ def judge_response(
             code = None
             if entry.when:
                 code = as_text(_subject(entry.when[0], document, captures))
-            return Judgement(error=ErrorMatch(outcome=entry.outcome, index=index, code=code))
+            wait = None if entry.retry_after is None else as_text(_at(document, entry.retry_after))
+            match = ErrorMatch(outcome=entry.outcome, index=index, code=code, retry_after=wait)
+            return Judgement(error=match)
     if not 200 <= status < 300:
         return _NOTHING
     for condition in rules.require:

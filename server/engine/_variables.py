@@ -24,6 +24,8 @@ __all__ = [
     "CHAINED_RESPONSE_MAP",
     "MEDIA_DOWNLOAD",
     "MEDIA_RESOLVE",
+    "REQUEST_SCOPES",
+    "SIGNALS",
     "WHERE",
     "Scope",
     "TemplateString",
@@ -82,6 +84,14 @@ SEND_FILE = Scope(
     name="SendFile",
     variables=_SEND | {"text", "media_type", "filename", "media_urls", "media_kind", "media_kinds"},
 )  # content is the media URL (the seed's "media_url": "$content$"); (ext) media_urls: all of them
+#: (ext) docs/format.md, "Conversation signals": a typing indicator and a read mark name the
+#: conversation and, when the provider wants it, the provider's id of the message they are about
+#: (MarkRead: the inbound message read). They carry no text and no message of ours.
+_SIGNAL = _EVERY_REQUEST | {"from", "to", "extension", "domain", "orgid", "messageid"}
+SEND_TYPING = Scope(name="SendTyping", variables=_SIGNAL)
+MARK_READ = Scope(name="MarkRead", variables=_SIGNAL)
+#: (ext) The API sections that are signals, each one request made at once (never queued).
+SIGNALS: Mapping[str, Scope] = {"SendTyping": SEND_TYPING, "MarkRead": MARK_READ}
 #: (ext) docs/format.md, "Several requests per send": the variables a request has when it is one
 #: of several (part, parts) and when it splits the text (text_parts).
 EACH_VARIABLES = frozenset({"part", "parts"})
@@ -138,24 +148,38 @@ MEDIA_RESOLVE_MAP = Scope(
     introduces=True,
 )
 
-_SCOPES = (SEND_MESSAGE, SEND_FILE, SUBSCRIBE, UNSUBSCRIBE, RESPONSE_MAP, WEBHOOK)
+_SCOPES = (
+    SEND_MESSAGE,
+    SEND_FILE,
+    SEND_TYPING,
+    MARK_READ,
+    SUBSCRIBE,
+    UNSUBSCRIBE,
+    RESPONSE_MAP,
+    WEBHOOK,
+)
+#: The scopes whose templates are rendered as requests: filters and switches work there; (ext)
+#: a Media resolve's request and download are rendered as requests are.
+REQUEST_SCOPES = frozenset(
+    s.name for s in (SEND_MESSAGE, SEND_FILE, SEND_TYPING, MARK_READ, SUBSCRIBE, UNSUBSCRIBE)
+) | {MEDIA_RESOLVE.name, MEDIA_DOWNLOAD}
 ALL_VARIABLES = frozenset().union(
     *(s.variables for s in _SCOPES), EACH_VARIABLES, SPLIT_VARIABLES, ITEM_VARIABLES
 )
 
 #: Where each variable can be used, for messages that explain why one is not available.
 WHERE: Mapping[str, str] = {
-    "from": "SendMessage, SendFile and webhook models",
-    "to": "SendMessage, SendFile and webhook models",
+    "from": "SendMessage, SendFile, SendTyping, MarkRead and webhook models",
+    "to": "SendMessage, SendFile, SendTyping, MarkRead and webhook models",
     "content": "SendMessage, SendFile and webhook models",
     "text": "SendFile and webhook models",
     "url": "webhook models",
-    "extension": "SendMessage and SendFile",
-    "domain": "SendMessage and SendFile",
-    "orgid": "SendMessage, SendFile and Subscribe",
-    "messageid": "a response_map and webhook models",
+    "extension": "SendMessage, SendFile, SendTyping and MarkRead",
+    "domain": "SendMessage, SendFile, SendTyping and MarkRead",
+    "orgid": "SendMessage, SendFile, SendTyping, MarkRead and Subscribe",
+    "messageid": "a response_map, webhook models, SendTyping and MarkRead",
     "event_key": "webhook models",
-    "webhook_url": "SendMessage, SendFile, Subscribe and Unsubscribe",
+    "webhook_url": "SendMessage, SendFile, SendTyping, MarkRead, Subscribe and Unsubscribe",
     "number": "Subscribe and Unsubscribe",
     "status": "a response_map and webhook models",
     "error": "a response_map and webhook models",
@@ -215,6 +239,10 @@ def request_pointers(document: Mapping[str, Any]) -> Iterator[tuple[str, Mapping
                 then = request.get("then")  # (ext) "Several requests per send"
                 if isinstance(then, Mapping):
                     yield f"/API/{key}/then", then, send_scope(scope, then)
+        for key, scope in SIGNALS.items():  # (ext) "Conversation signals"
+            request = api.get(key)
+            if isinstance(request, Mapping):
+                yield f"/API/{key}", request, scope
     kept = kept_names(document)
     for key, scope in (("Subscribe", SUBSCRIBE), ("Unsubscribe", UNSUBSCRIBE)):
         value = document.get(key)
@@ -419,13 +447,17 @@ def model_captures(i: int, model: Mapping[str, Any]) -> set[str]:
 
 
 def webhook_model_strings(i: int, model: Mapping[str, Any]) -> Iterator[TemplateString]:
-    """The pattern strings of the model at ``/Webhook/i``: its parameters, then (ext) headers."""
+    """The pattern strings of the model at ``/Webhook/i``: its parameters, then (ext) headers,
+    then (ext) its ``enclosing`` patterns ("Nested lists")."""
     yield from tree_strings(
         model.get("request_parameters"), f"/Webhook/{i}/request_parameters", WEBHOOK
     )
     headers = model.get("request_headers")
     if isinstance(headers, Mapping):
         yield from tree_strings(headers, f"/Webhook/{i}/request_headers", WEBHOOK)
+    enclosing = model.get("enclosing")
+    if isinstance(enclosing, Mapping):
+        yield from tree_strings(enclosing, f"/Webhook/{i}/enclosing", WEBHOOK)
 
 
 def tree_strings(tree: object, at: str, scope: Scope) -> Iterator[TemplateString]:

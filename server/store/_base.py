@@ -320,6 +320,10 @@ class InboundEventType(enum.StrEnum):
     OPTED_IN = "optedIn"
     MESSAGE_READ = "messageRead"
     MESSAGE_STATUS = "messageStatus"
+    # docs/format.md, "Conversation signals": about a conversation, no message of ours.
+    TYPING = "typing"
+    CONVERSATION_STARTED = "conversationStarted"
+    MESSAGE_DELETED = "messageDeleted"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -538,8 +542,11 @@ class Store(Protocol):
         """A version of an integration (the latest when ``version`` is None); deleted: None."""
         ...
 
-    async def list_integrations(self) -> tuple[IntegrationRecord, ...]:
-        """The latest version of every integration not deleted, ordered by id."""
+    async def list_integrations(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> tuple[IntegrationRecord, ...]:
+        """The latest version of every integration not deleted, ordered by id: those whose id
+        is after ``after`` (the last of a previous page), at most ``limit`` (None: all)."""
         ...
 
     async def delete_integration(self, integration_id: str) -> bool:
@@ -575,11 +582,14 @@ class Store(Protocol):
         *,
         org_id: str | None = None,
         integration_id: str | None = None,
+        org_ids: frozenset[str] | None = None,
+        after: tuple[datetime, str] | None = None,
         limit: int | None = None,
-        offset: int = 0,
     ) -> tuple[InstallationRecord, ...]:
-        """Installations (enabled or not) filtered by what is given, oldest first (``created_at``,
-        then id); ``offset`` of them skipped, at most ``limit`` returned (None: all)."""
+        """Installations (enabled or not) filtered by what is given (``org_ids``: of one of these
+        organisations), oldest first (``created_at``, then id); ``after`` is the ``(created_at,
+        id)`` of the last one of a previous page; at most ``limit`` returned (None: all). A page
+        is read from an index in this order, whatever the number of installations."""
         ...
 
     async def find_installation_by_number(
@@ -772,11 +782,9 @@ class Store(Protocol):
         created_before: datetime | None = None,
         after: tuple[datetime, str] | None = None,
         limit: int = 100,
-        offset: int = 0,
     ) -> tuple[MessageRecord, ...]:
         """Messages that match (None or empty: any), newest first (``created_at``, then id,
-        descending); ``after`` is the ``(created_at, id)`` of the last one of a previous page;
-        ``offset`` of them are skipped."""
+        descending); ``after`` is the ``(created_at, id)`` of the last one of a previous page."""
         ...
 
     async def count_queued(self, installation_id: str) -> int:
@@ -937,12 +945,12 @@ class Store(Protocol):
         *,
         outcomes: frozenset[WebhookOutcome],
         integration_id: str | None = None,
+        after: tuple[datetime, str] | None = None,
         limit: int = 100,
-        offset: int = 0,
     ) -> tuple[WebhookRequestRecord, ...]:
         """Kept requests with one of ``outcomes`` (empty: any outcome) and of ``integration_id``
-        (when given), newest ``received_at`` first (ties: greater id first); ``offset`` rows
-        skipped, at most ``limit`` returned."""
+        (when given), newest ``received_at`` first (ties: greater id first); ``after`` is the
+        ``(received_at, id)`` of the last one of a previous page; at most ``limit`` returned."""
         ...
 
     # --- inbound: messages held for their media (docs/media.md) -----------------------------
@@ -1147,7 +1155,9 @@ class Store(Protocol):
 
         - ``events_before``: events are purged as a prefix of the log — every event whose cursor
           is below that of the first event received at or after the time (all events when none
-          is) — so what is kept has no holes. Retention wins over consumers: leases of purged
+          is) — so what is kept has no holes. That event is looked for a chunk of the log's
+          head at a time, as the chunk before is deleted: no statement reads more than a chunk,
+          however many events are due. Retention wins over consumers: leases of purged
           events are deleted too (counted in ``leases``), and a consumer whose frontier is
           behind continues with the first kept event.
         - ``requests_before``: MATCHED webhook requests received before the time.

@@ -39,6 +39,9 @@ class ExchangeKind(enum.StrEnum):
     """A token request of an installation's OAuth2 grant (docs/format.md, "Authentication")."""
     MEDIA_FETCH = "media_fetch"
     """A fetch of an inbound message's file (docs/media.md)."""
+    SIGNAL = "signal"
+    """(ext) A conversation signal: SendTyping or MarkRead (docs/format.md, "Conversation
+    signals")."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -1,7 +1,8 @@
 """Shipped definitions whose WebhookAuth is one of the (ext) schemes refuse, through the real
 service, a documented webhook that is unsigned, signed wrongly or without its token
 (docs/format.md, "WebhookAuth": answered 401, no event); test_conformance.py shows the same
-webhooks, signed or carrying the token as the provider sends them, give their events.
+webhooks, signed or carrying the token as the provider sends them, give their events. A
+verification handshake with another token than the installation's is refused too.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ CASES = [
     ("plivo", "status_delivered"),
     ("messagemedia", "inbound_sms_non_ascii"),
     ("messagemedia", "status_delivered"),
+    ("whatsapp", "inbound_text_non_ascii"),
+    ("whatsapp", "messages_and_statuses_in_one_body"),
+    ("360dialog", "inbound_text_non_ascii"),
 ]
 
 
@@ -67,9 +71,17 @@ async def _install(
 # Another key pair of the same size: an rsa webhook signed by someone else.
 OTHER_RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
+# A static token (docs/format.md, "WebhookAuth": `token`) signs nothing, so a changed body that
+# still carries it is not refused: it is tried unsigned and with another token only.
+TAMPERED = [
+    (provider, webhook, tamper)
+    for provider, webhook in CASES
+    for tamper in ("unsigned", "wrong secret", "changed body")
+    if tamper != "changed body" or _definition(provider)["WebhookAuth"]["type"] != "token"
+]
 
-@pytest.mark.parametrize(("provider", "webhook"), CASES)
-@pytest.mark.parametrize("tamper", ["unsigned", "wrong secret", "changed body"])
+
+@pytest.mark.parametrize(("provider", "webhook", "tamper"), TAMPERED)
 async def test_a_webhook_not_signed_as_the_provider_signs_is_refused(
     provider: str,
     webhook: str,
@@ -82,7 +94,7 @@ async def test_a_webhook_not_signed_as_the_provider_signs_is_refused(
     body = json.dumps(case["body"]).encode() if "body" in case else case["body_text"].encode()
     path = installation.webhook_url.split("127.0.0.1:0", 1)[1]
     url = f"http://127.0.0.1:{gateway.server.http_port}{path}"
-    headers = {"Content-Type": case["content_type"]}
+    headers = {"Content-Type": case.get("content_type", "application/json")}  # the case default
     auth = _definition(provider)["WebhookAuth"]
     if tamper != "unsigned":
         properties = dict(install["properties"])
@@ -151,5 +163,29 @@ async def test_a_webhook_without_the_right_token_field_is_refused(
         ) as answer,
     ):
         assert answer.status == 401, await answer.text()
+    after = await gateway.stub.ListEvents(gateway_pb2.ListEventsRequest(page_size=1000))
+    assert len(after.events) == len(before.events)
+
+
+# Meta's verification request (docs/format.md, "Verification handshakes") with a token that is not
+# the installation's, or none, is refused 403 and gives no event; the right one is answered with
+# the challenge (test_conformance.py, whatsapp/webhooks/handshake_verify).
+@pytest.mark.parametrize(
+    "query",
+    [
+        "hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=meatyhamhocK",
+        "hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=",
+    ],
+)
+async def test_a_verification_request_with_another_token_is_refused(
+    query: str, start_gateway: GatewayFactory, provider_fake: RunningFakeProvider
+) -> None:
+    gateway, installation, _ = await _install(start_gateway, "whatsapp", provider_fake)
+    path = installation.webhook_url.split("127.0.0.1:0", 1)[1]
+    url = f"http://127.0.0.1:{gateway.server.http_port}{path}?{query}"
+    before = await gateway.stub.ListEvents(gateway_pb2.ListEventsRequest(page_size=1000))
+    async with aiohttp.ClientSession() as http, http.get(yarl.URL(url, encoded=True)) as answer:
+        assert answer.status == 403
+        assert "1158201444" not in await answer.text()
     after = await gateway.stub.ListEvents(gateway_pb2.ListEventsRequest(page_size=1000))
     assert len(after.events) == len(before.events)

@@ -159,6 +159,12 @@ def send_request(org: str) -> gateway_pb2.SendMessageRequest:
     return request
 
 
+def signal_request(org: str) -> gateway_pb2.SignalRequest:
+    request = gateway_pb2.SignalRequest(org_id=org, to="+15557654321", provider_message_id="m-1")
+    setattr(request, "from", NUMBERS[org])
+    return request
+
+
 def send_file_request(org: str) -> gateway_pb2.SendFileRequest:
     request = gateway_pb2.SendFileRequest(
         org_id=org, to="+15557654321", media_url="https://example.com/cat.png"
@@ -326,6 +332,15 @@ MATRIX: list[tuple[str, Call, tuple[grpc.StatusCode, grpc.StatusCode, grpc.Statu
     ),
     ("SendMessage", unary("SendMessage", lambda w: send_request("org-1")), ORG_NAMED_WRITE),
     ("SendFile", unary("SendFile", lambda w: send_file_request("org-1")), ORG_NAMED_WRITE),
+    # (ext) authorised as a send; acme-sms has no such request: FAILED_PRECONDITION once allowed
+    *(
+        (
+            name,
+            unary(name, lambda w: signal_request("org-1")),
+            (DENIED, grpc.StatusCode.FAILED_PRECONDITION, DENIED),
+        )
+        for name in ("SendTyping", "MarkRead")
+    ),
     (
         "GetMessage",
         unary(

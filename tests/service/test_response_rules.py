@@ -19,6 +19,13 @@ RULES = {
     "errors": [
         {"status": [400], "when": {"pointer": "/code", "one_of": [21610]}, "outcome": "opted_out"},
         {"when": {"pointer": "/error/type", "one_of": ["throttled"]}, "outcome": "throttled"},
+        # (ext) WhatsApp's closed conversation window; Telegram's wait in the body
+        {
+            "status": [400],
+            "when": {"pointer": "/error/code", "one_of": [131047]},
+            "outcome": "outside_window",
+        },
+        {"status": [429], "outcome": "throttled", "retry_after": "/parameters/retry_after"},
     ],
     "require": [
         {"capture": "messageid", "not": ["", "0"]},
@@ -47,6 +54,19 @@ async def _failed_message(gateway: Gateway, provider: RunningFakeProvider) -> ga
     """The message the provider was sent, as the gateway recorded it."""
     gateway_id = provider.state.requests[-1].json["ref"]  # a failed send has no reply
     return await gateway.stub.GetMessage(gateway_pb2.GetMessageRequest(message_id=gateway_id))
+
+
+async def _rate_limited(gateway: Gateway, key: str) -> tuple[gateway_pb2.SendReply, int]:
+    """A send the provider rate limits: its reply (QUEUED) and the seconds its retry waits."""
+    reply = await gateway.send(idempotency_key=key)
+    assert reply.state == gateway_pb2.Message.QUEUED
+    message = await gateway.stub.GetMessage(
+        gateway_pb2.GetMessageRequest(message_id=reply.message_id)
+    )
+    [attempt] = message.attempt_log
+    assert attempt.reason == "PROVIDER_RATE_LIMITED"
+    wait: int = message.next_attempt_at.ToSeconds() - attempt.ended_at.ToSeconds()
+    return reply, wait
 
 
 async def test_a_success_answer_still_succeeds(
@@ -80,27 +100,46 @@ async def test_a_200_that_is_not_a_success_fails_the_send(
     assert says in message.error
 
 
-async def test_an_opted_out_recipient(ruled: Gateway, provider: RunningFakeProvider) -> None:
-    provider.state.script(
-        "*",
-        Answer(
-            status=400,
-            json={"code": 21610, "message": "Attempt to send to unsubscribed recipient"},
+@pytest.mark.parametrize(
+    ("answer", "outcome", "reason", "code"),
+    [
+        (
+            {"code": 21610, "message": "Attempt to send to unsubscribed recipient"},
+            "opted_out",
+            "RECIPIENT_OPTED_OUT",
+            "21610",
         ),
-    )
-    error = await _fails(ruled, idempotency_key="k-opted-out")
+        # (ext) WhatsApp's closed conversation window: only a template reaches the recipient
+        (
+            {"error": {"message": "(#131047) Re-engagement message", "code": 131047}},
+            "outside_window",
+            "TEMPLATE_REQUIRED",
+            "131047",
+        ),
+    ],
+)
+async def test_a_final_outcome(
+    ruled: Gateway,
+    provider: RunningFakeProvider,
+    answer: Any,
+    outcome: str,
+    reason: str,
+    code: str,
+) -> None:
+    provider.state.script("*", Answer(status=400, json=answer))
+    error = await _fails(ruled, idempotency_key="k-final")
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
     info = rpc_details(error)["error_info"]
-    assert info.reason == "RECIPIENT_OPTED_OUT"
-    assert info.metadata["provider_code"] == "21610"
-    assert info.metadata["outcome"] == "opted_out"
+    assert info.reason == reason
+    assert info.metadata["provider_code"] == code
+    assert info.metadata["outcome"] == outcome
     assert info.metadata["provider_status"] == "400"
     message = await _failed_message(ruled, provider)
     assert message.state == gateway_pb2.Message.FAILED
-    assert "RECIPIENT_OPTED_OUT" in message.error and "21610" in message.error
+    assert reason in message.error and code in message.error
     # Not retryable: the same key answers the same error without calling the provider again.
-    again = await _fails(ruled, idempotency_key="k-opted-out")
-    assert rpc_details(again)["error_info"].reason == "RECIPIENT_OPTED_OUT"
+    again = await _fails(ruled, idempotency_key="k-final")
+    assert rpc_details(again)["error_info"].reason == reason
     assert len(provider.state.requests) == 1
 
 
@@ -114,15 +153,23 @@ async def test_throttled_inside_a_200_is_retryable(
     )
     # Nothing was sent: the queue tries again after the Retry-After, which is after the
     # caller's deadline, so the caller hears QUEUED at once (docs/delivery.md, "Retries").
-    reply = await ruled.send(idempotency_key="k-throttled")
-    assert reply.state == gateway_pb2.Message.QUEUED
-    message = await ruled.stub.GetMessage(
-        gateway_pb2.GetMessageRequest(message_id=reply.message_id)
-    )
-    [attempt] = message.attempt_log
-    assert attempt.reason == "PROVIDER_RATE_LIMITED"
-    assert 29 <= message.next_attempt_at.ToSeconds() - attempt.ended_at.ToSeconds() <= 31
+    reply, wait = await _rate_limited(ruled, "k-throttled")
+    assert 29 <= wait <= 31
     # A repeat of the key is the same message, still waiting for its retry.
     again = await ruled.send(idempotency_key="k-throttled")
     assert again.message_id == reply.message_id and again.replayed
     assert len(provider.state.requests) == 1
+
+
+async def test_a_wait_given_in_the_body_is_the_retry_s_wait(
+    ruled: Gateway, provider: RunningFakeProvider
+) -> None:
+    body = {
+        "ok": False,
+        "error_code": 429,
+        "description": "Too Many Requests: retry after 40",
+        "parameters": {"retry_after": 40},
+    }
+    provider.state.script("*", Answer(status=429, json=body))
+    _, wait = await _rate_limited(ruled, "k-telegram-429")
+    assert 39 <= wait <= 41

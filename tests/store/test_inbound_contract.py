@@ -697,10 +697,15 @@ async def test_list_webhook_requests_filters_newest_first_with_paging(store: Sto
         unroutable,
         unmatched_old,
     )
-    assert await store.list_webhook_requests(outcomes=kept, limit=2, offset=1) == (
+    after_newest = (unmatched_new.received_at, unmatched_new.id)
+    assert await store.list_webhook_requests(outcomes=kept, limit=2, after=after_newest) == (
         other,
         unroutable,
     )
+    after_other = (other.received_at, other.id)
+    assert [
+        r.id for r in await store.list_webhook_requests(outcomes=frozenset(), after=after_other)
+    ] == [r.id for r in (unroutable, unmatched_old, matched)]
     assert await store.list_webhook_requests(
         outcomes=frozenset({WebhookOutcome.UNAUTHENTICATED})
     ) == (refused,)

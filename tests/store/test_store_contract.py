@@ -176,7 +176,11 @@ async def test_list_installations_filters_and_orders_oldest_first(store: Store) 
     assert await store.list_installations(org_id="org-3") == ()
 
 
-async def test_list_installations_pages_in_the_same_order(store: Store) -> None:
+def _key(record: InstallationRecord) -> tuple[datetime, str]:
+    return (record.created_at, record.id)
+
+
+async def test_list_installations_pages_by_key_in_the_same_order(store: Store) -> None:
     records = [
         installation(org_id="org-1" if n % 2 else "org-2", numbers=(f"+1555000{n:04d}",), created=n)
         for n in range(7)
@@ -186,16 +190,26 @@ async def test_list_installations_pages_in_the_same_order(store: Store) -> None:
     in_org_1 = tuple(r for r in records if r.org_id == "org-1")
 
     assert await store.list_installations(limit=3) == tuple(records[:3])
-    assert await store.list_installations(limit=3, offset=3) == tuple(records[3:6])
-    assert await store.list_installations(limit=3, offset=6) == tuple(records[6:])
-    assert await store.list_installations(offset=5) == tuple(records[5:])
+    assert await store.list_installations(limit=3, after=_key(records[2])) == tuple(records[3:6])
+    assert await store.list_installations(limit=3, after=_key(records[5])) == tuple(records[6:])
+    assert await store.list_installations(after=_key(records[4])) == tuple(records[5:])
     assert await store.list_installations(limit=0) == ()
-    assert await store.list_installations(limit=10, offset=7) == ()
-    assert await store.list_installations(org_id="org-1", limit=2, offset=1) == in_org_1[1:3]
+    assert await store.list_installations(limit=10, after=_key(records[6])) == ()
     assert (
-        await store.list_installations(org_id="org-1", integration_id="acme", offset=2)
+        await store.list_installations(org_id="org-1", limit=2, after=_key(in_org_1[0]))
+        == in_org_1[1:3]
+    )
+    assert (
+        await store.list_installations(
+            org_id="org-1", integration_id="acme", after=_key(in_org_1[1])
+        )
         == in_org_1[2:]
     )
+    assert await store.list_installations(org_ids=frozenset({"org-1"})) == in_org_1
+    assert await store.list_installations(org_ids=frozenset()) == ()
+    assert await store.list_installations(
+        org_ids=frozenset({"org-1", "org-2"}), limit=2, after=_key(records[0])
+    ) == tuple(records[1:3])
     assert await store.list_installations(integration_id="acme", limit=1) == (records[0],)
 
 
@@ -567,3 +581,18 @@ async def test_exclusive_admits_one_holder_at_a_time(store: Store) -> None:
 
     await asyncio.gather(*(hold() for _ in range(5)))
     assert most == 1
+
+
+async def test_integrations_page_by_id_after_the_last_of_the_page_before(store: Store) -> None:
+    for name in ("delta", "alpha", "charlie", "bravo"):
+        await store.put_integration(name, "{}")
+    await store.put_integration("bravo", '{"v": 2}')
+    await store.put_integration("echo", "{}")
+    await store.delete_integration("echo")
+
+    first = await store.list_integrations(limit=2)
+    assert [(i.id, i.version) for i in first] == [("alpha", 1), ("bravo", 2)]
+    rest = await store.list_integrations(after="bravo")
+    assert [i.id for i in rest] == ["charlie", "delta"]
+    assert await store.list_integrations(after="delta") == ()
+    assert [i.id for i in await store.list_integrations()] == ["alpha", "bravo", "charlie", "delta"]

@@ -113,6 +113,12 @@ INVALID_DEFINITION = rich_status(
         ("/properties/0", "a property needs a name"),
     ),
 )
+NOT_SUPPORTED = rich_status(
+    code_pb2.FAILED_PRECONDITION,
+    "the integration 'acme' has no MarkRead request",
+    reason="NOT_SUPPORTED",
+    metadata={"integration": "acme", "signal": "MarkRead"},
+)
 RATE_LIMITED = rich_status(
     code_pb2.RESOURCE_EXHAUSTED,
     "the provider answered 429",
@@ -317,6 +323,20 @@ class FakeGateway(gateway_pb2_grpc.GatewayServicer):
             installation_id="inst-1",
             integration_id=request.integration_id or "acme",
             replayed=bool(request.idempotency_key == "used"),
+        )
+
+    async def SendTyping(self, request: Any, context: Any) -> Any:
+        return await self._signal("SendTyping", request, context)
+
+    async def MarkRead(self, request: Any, context: Any) -> Any:
+        return await self._signal("MarkRead", request, context)
+
+    async def _signal(self, method: str, request: Any, context: Any) -> Any:
+        await self._enter(method, request, context)
+        return gateway_pb2.SignalReply(
+            installation_id="inst-1",
+            integration_id=request.integration_id or "acme",
+            provider_status=200,
         )
 
     async def SendFile(self, request: Any, context: Any) -> Any:

@@ -25,6 +25,7 @@ from server.engine import (
     media_caps,
     media_credentials,
     media_credentials_apply,
+    media_id_of,
     media_needs_bearer_token,
 )
 
@@ -494,7 +495,7 @@ def test_an_auth_of_its_own_names_properties_only() -> None:
     doc["properties"] = ["API key", {"name": "User", "secret": False}]
     assert _problems(doc) == [
         "error /Media/auth/password: $to$ is not available in Media auth; it can be used in "
-        "SendMessage, SendFile and webhook models",
+        "SendMessage, SendFile, SendTyping, MarkRead and webhook models",
         "error /Media/auth/username: unknown placeholder $Usr$: only properties can be used in "
         'Media auth, and there is no "Usr" (did you mean $User$?)',
         'warning /properties/1/name: property "User" is declared but never used (no $User$ in '
@@ -586,16 +587,23 @@ WITH_CREDENTIALS = [p for p in WITH_MEDIA if load_definition(p.read_bytes()).med
 @pytest.mark.parametrize("path", WITH_CREDENTIALS, ids=lambda p: p.stem)
 def test_the_media_of_a_providers_own_cases_gets_its_credentials(path: Path) -> None:
     """Each inbound media URL of the provider's cases (taken from its documentation) is on a host
-    its ``Media`` sends credentials to: the hosts fit where the provider serves media."""
+    its ``Media`` sends credentials to: the hosts fit where the provider serves media. A case whose
+    media another party serves (LINE's ``external`` content) says so with ``"media_elsewhere":
+    true``, and its URLs must get none."""
     definition = load_definition(path.read_bytes())
     cases = ROOT / "tests" / "fixtures" / "providers" / path.stem
     values = json.loads((cases / "install.json").read_text())["properties"]
-    urls = [
-        url
-        for case in sorted((cases / "webhooks").glob("*.json"))
-        for event in json.loads(case.read_text()).get("expect_events", ())
-        for url in event.get("media_urls", ())
-    ]
+    webhooks = [json.loads(c.read_text()) for c in sorted((cases / "webhooks").glob("*.json"))]
+    urls: list[str] = []
+    elsewhere: list[str] = []
+    for case in webhooks:
+        found = [u for e in case.get("expect_events", ()) for u in e.get("media_urls", ())]
+        (elsewhere if case.get("media_elsewhere") else urls).extend(found)
+    for url in elsewhere:
+        assert not media_credentials_apply(definition, url, values), url
     assert urls
-    for url in urls:
+    # (ext) a file given as an id is found by the definition's resolve, not fetched as named
+    fetched = [url for url in urls if media_id_of(url) is None]
+    assert fetched or definition.media.resolve is not None
+    for url in fetched:
         assert media_credentials_apply(definition, url, values), url

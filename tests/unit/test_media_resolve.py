@@ -101,7 +101,9 @@ def test_the_answer_gives_the_file_url_a_path_of_several_segments() -> None:
     assert url == "https://api.example.com/file/bot123%3Aabc/photos/file_1.jpg"
 
 
-@pytest.mark.parametrize("path", ["../../etc/passwd", "photos//x", "/abs", ".", "a/%2e%2e/b"])
+@pytest.mark.parametrize(
+    "path", ["../../etc/passwd", "photos//x", "/abs", ".", "a/%2e%2e/b", "", "a/..?q=1"]
+)
 def test_a_captured_path_cannot_climb_or_fold_the_template(path: str) -> None:
     resolve = load_definition(_doc(GET_FILE)).media.resolve
     assert resolve is not None
@@ -112,8 +114,30 @@ def test_a_captured_path_cannot_climb_or_fold_the_template(path: str) -> None:
 def test_a_captured_path_is_encoded_segment_by_segment() -> None:
     resolve = load_definition(_doc(GET_FILE)).media.resolve
     assert resolve is not None
-    url = download_url(resolve, {"API key": "k"}, "x", {"file_path": "a b/c?d#e"})
-    assert url == "https://api.example.com/file/botk/a%20b/c%3Fd%23e"
+    url = download_url(resolve, {"API key": "k"}, "x", {"file_path": "a b/c%d"})
+    assert url == "https://api.example.com/file/botk/a%20b/c%25d"
+
+
+def test_a_captured_path_may_end_with_a_slash_and_a_query() -> None:
+    # 360dialog serves Meta's attachment URL on its own host: the path and query are Meta's
+    resolve_doc = {
+        "request_method": "GET",
+        "request_url": "https://waba.example.io/$media_id$",
+        "response_map": {"url": "$file_url$"},
+        "download": "https://waba.example.io/$file_url|trim_prefix:https://cdn.example.com/$",
+    }
+    resolve = load_definition(_doc(resolve_doc)).media.resolve
+    assert resolve is not None
+    answer = read_resolve_answer(
+        resolve,
+        200,
+        b'{"url": "https://cdn.example.com/biz/attachments/?mid=77&ext=1&hash=A%2Fb"}',
+        "application/json",
+    )
+    url = download_url(resolve, {}, "77", answer.captures)
+    assert url == "https://waba.example.io/biz/attachments/?mid=77&ext=1&hash=A%2Fb"
+    with pytest.raises(RenderError, match="not a relative path"):
+        download_url(resolve, {}, "77", {"file_url": "https://cdn.example.com/a?b#frag"})
 
 
 @pytest.mark.parametrize(

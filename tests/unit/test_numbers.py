@@ -3,10 +3,11 @@ else their digits; anything else is a name, kept trimmed with its case."""
 
 from __future__ import annotations
 
+import phonenumbers
 import pytest
 
 from server.core import normalize_number
-from server.core._numbers import is_phone_shaped
+from server.core._numbers import _normalized, as_stored, is_phone_shaped
 
 
 @pytest.mark.parametrize(
@@ -78,3 +79,62 @@ def test_a_long_address_is_linear_and_kept() -> None:
     assert normalize_number(name) == name
     digits = "1" * 100_000
     assert normalize_number(digits) == digits  # too long to be a phone number: its digits
+
+
+def _example_numbers() -> list[str]:
+    """An example number of each kind phonenumbers knows, in every region, in E.164."""
+    found = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in (
+            phonenumbers.PhoneNumberType.MOBILE,
+            phonenumbers.PhoneNumberType.FIXED_LINE,
+            phonenumbers.PhoneNumberType.TOLL_FREE,
+        ):
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is not None:
+                found.append(
+                    phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+                )
+    return found
+
+
+def test_a_stored_number_normalises_to_itself_so_one_written_as_stored_needs_no_parsing() -> None:
+    """What lets routing compare a number written as stored (as_stored) without parsing it."""
+    numbers = _example_numbers()
+    assert len(numbers) > 500
+    for region in (None, "US", "GB", "DE"):
+        for number in numbers:
+            stored = normalize_number(number, region)
+            assert normalize_number(stored, region) == stored
+            if as_stored(stored) is not None:
+                assert stored == number
+
+
+@pytest.mark.parametrize(
+    ("text", "stored"),
+    [
+        ("+15551234567", "+15551234567"),
+        ("+447911123456", "+447911123456"),
+        ("+1 555 123 4567", None),
+        (" +15551234567", None),
+        ("15551234567", None),
+        ("+0123456789", None),
+        ("+1234567890123456", None),
+        ("A0PNCHHK2", None),
+    ],
+)
+def test_only_a_number_written_as_stored_is_compared_as_it_is(
+    text: str, stored: str | None
+) -> None:
+    assert as_stored(text) == stored
+
+
+def test_an_international_number_is_parsed_once_whatever_the_region_asked() -> None:
+    _normalized.cache_clear()
+    for region in (None, "US", "GB", "de"):
+        assert normalize_number("+15557654321", region) == "+15557654321"
+    assert _normalized.cache_info().misses == 1
+    # A national number depends on its region: one entry per region.
+    for region in ("US", "GB"):
+        normalize_number("5557654321", region)
+    assert _normalized.cache_info().misses == 3

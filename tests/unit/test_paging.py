@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pytest
 
 from msgbridge.v1 import gateway_pb2
-from server.api._paging import as_async, in_memory, list_page, page_request
+from server.api._paging import as_async, list_page, page_request
 from server.api._replies import REPLY_BUDGET
 from server.errors import InvalidRequest
 
@@ -87,15 +87,3 @@ async def test_cursor_pages_go_on_after_the_last_record_taken() -> None:
     )
     assert [e.cursor for e in listing.page.items] == [3, 4]
     assert (listing.end, listing.more) == (4, True)
-
-
-async def test_in_memory_loads_once_per_listing() -> None:
-    loads = 0
-
-    async def load() -> list[gateway_pb2.Event]:
-        nonlocal loads
-        loads += 1
-        return Source(100).events
-
-    listing = await list_page(in_memory(load), 0, 100, as_async(_same))
-    assert len(listing.page.items) == 100 and loads == 1

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from server.core import _numbers
 from server.core.ingest import Ingestor, _held_receipts, _ingestor
 from server.engine import WebhookRequest, check_definition, load_definition, match_webhook
 from server.store import MessageState
@@ -373,3 +374,35 @@ async def test_a_receipt_held_by_our_id_is_released_to_its_message_only_in_scope
         assert changes["transitions"] == []
     else:
         assert changes["events"] == () and changes["outcome"] == "unroutable"
+
+
+class CountingStore(LookupStore):
+    def __init__(self, *installations: Any) -> None:
+        super().__init__(installations=installations)
+        self.numbers: list[str] = []
+
+    async def find_installation_by_number(self, integration_id: str, number: str) -> Any:
+        self.numbers.append(number)
+        return await super().find_installation_by_number(integration_id, number)
+
+
+async def test_a_number_written_as_stored_is_routed_without_parsing_it() -> None:
+    # Routing by number costs the same among 100,000 numbers as among one (issue 20): no parse,
+    # so no cache of parsed numbers whose size would matter.
+    store = CountingStore(_installation("a", "+4790000000"))
+    _numbers._normalized.cache_clear()
+    routed = await _route(store, None, "from=%2B4791&to=%2B4790000000&text=hi")
+    (event,) = routed.events
+    assert (event.installation_id, event.to_number, event.users) == ("a", "+4790000000", ("u0",))
+    assert store.numbers == ["+4790000000"]
+    assert _numbers._normalized.cache_info().misses == 0
+
+
+async def test_a_number_written_otherwise_is_normalised_and_looked_up_once_more() -> None:
+    store = CountingStore(_installation("a", "+4790000000"))
+    routed = await _route(store, None, "from=%2B4791&to=%2B47+900+00+000&text=hi")
+    assert [(e.installation_id, e.users) for e in routed.events] == [("a", ("u0",))]
+    assert store.numbers == ["+4790000000"]
+    unknown = CountingStore(_installation("a", "+4790000000"))
+    routed = await _route(unknown, None, "from=%2B4791&to=%2B4790000009&text=hi")
+    assert routed.unroutable and unknown.numbers == ["+4790000009"]  # one look-up, not two

@@ -255,7 +255,8 @@ def test_rules_in_a_subscribe_request_are_refused() -> None:
     assert _errors(doc) == [
         (
             "/Subscribe/response_rules",
-            "response_rules judge a send's answer: only SendMessage and SendFile",
+            "response_rules judge a send's answer: only SendMessage, SendFile, SendTyping and "
+            "MarkRead",
         )
     ]
 
@@ -441,6 +442,13 @@ def _answer(status: int, body: bytes = b"", headers: dict[str, str] | None = Non
             False,
         ),
         ("blocked", ProviderRefused, grpc.StatusCode.FAILED_PRECONDITION, "MESSAGE_BLOCKED", False),
+        (
+            "outside_window",
+            ProviderRefused,
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "TEMPLATE_REQUIRED",
+            False,
+        ),
         (
             "throttled",
             ProviderRateLimited,

@@ -131,7 +131,9 @@ def test_a_key_with_no_close_match_lists_the_allowed_keys() -> None:
     doc = template()
     doc["API"]["zzz"] = {}
     [problem] = structure_problems(doc)
-    assert problem.message == 'unknown key "zzz"; allowed here: "SendMessage", "SendFile"'
+    assert problem.message == (
+        'unknown key "zzz"; allowed here: "SendMessage", "SendFile", "SendTyping", "MarkRead"'
+    )
 
 
 def test_auth_branches_check_their_own_keys() -> None:

@@ -365,8 +365,8 @@ def test_filters_where_they_have_no_meaning_are_refused() -> None:
     found = problems(document)
     assert (
         "/API/SendMessage/response_map/id",
-        "$messageid|lower$: filters work in requests (SendMessage, SendFile, Subscribe, "
-        "Unsubscribe) and webhook models, not in a response_map",
+        "$messageid|lower$: filters work in requests (SendMessage, SendFile, SendTyping, "
+        "MarkRead, Subscribe, Unsubscribe) and webhook models, not in a response_map",
     ) in found
     assert any(at == "/auth/token" and "filters work in requests" in m for at, m in found)
 

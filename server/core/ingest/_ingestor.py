@@ -77,7 +77,7 @@ from ...tracing import remember_webhook_trace, span, traced
 from .._catalog import IntegrationCatalog, LoadedIntegration
 from .._events import EventHub
 from .._installations import InstallationDirectory
-from .._numbers import normalize_address
+from .._numbers import as_stored, normalize_address
 from .._oauth_callback import OAuthCallback
 from ._held_receipts import HeldReceipts, is_our_id_key, our_id_key
 from ._kept import KeptRequest, WebhookMasks
@@ -455,7 +455,7 @@ class Ingestor:
         self, integration_id: str, token: str
     ) -> InstallationRecord | None:
         token_hash = hash_token(token)
-        record = await self._store.find_installation_by_token_hash(integration_id, token_hash)
+        record = await self._installations.by_webhook_token(integration_id, token_hash)
         if record is None or not record.enabled:
             return None
         # The lookup is by hash; the comparison of what was found is constant-time as well.
@@ -533,17 +533,22 @@ class Ingestor:
             # (ext) Through the installation's URL: its number, when it has only one.
             to = installation.numbers[0].number
             event = replace(event, to_number=to)
+        exact = as_stored(to) if addresses == "phone" else None
         if installation is None:
-            installation = await self._store.find_installation_by_number(
-                integration.id, normalize_address(to, None, addresses)
-            )
+            installation = await self._installation_by_number(integration.id, to, exact, addresses)
             if installation is None:
                 routed.problems.append(
                     f"a {event.type.value} event to {to or 'no number'} matched model "
                     f"{event.model} but no enabled installation holds that number"
                 )
                 return False
-        wanted = normalize_address(to, installation.default_region, addresses)
+        held = {n.number for n in installation.numbers}
+        # Written as stored: compared as it is; else normalised first.
+        wanted = (
+            exact
+            if exact is not None and exact in held
+            else normalize_address(to, installation.default_region, addresses)
+        )
         users = next((n.users for n in installation.numbers if n.number == wanted), ())
         if event.type.is_consent:
             # Kept as the opt-out of (our number, the recipient), normalised as a send looks
@@ -556,6 +561,20 @@ class Ingestor:
             _new_event(event, installation, integration.id, request_id, now, users=users)
         )
         return True
+
+    async def _installation_by_number(
+        self, integration_id: str, to: str, exact: str | None, addresses: str
+    ) -> InstallationRecord | None:
+        """The enabled installation holding ``to``: looked up as it is written when that is
+        how a number is stored (``exact``, no parsing: core/_numbers.py), else normalised."""
+        if exact is not None:
+            found = await self._store.find_installation_by_number(integration_id, exact)
+            if found is not None:
+                return found
+        key = normalize_address(to, None, addresses)
+        if key == exact:  # looked up already
+            return None
+        return await self._store.find_installation_by_number(integration_id, key)
 
     async def _route_receipt(
         self,

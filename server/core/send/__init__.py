@@ -5,7 +5,8 @@ from the API to the provider and back.
 claims due messages within their rates and has :class:`Deliverer` make an attempt
 (:class:`ProviderAttempt`: render, call, judge) and record its end — SENT, FAILED, or QUEUED
 again by the retry rule (``_retry``). :class:`Outcomes` hands an outcome to the callers waiting
-for it. :func:`build_delivery` wires them.
+for it. (ext) :class:`ConversationSignals` makes SendTyping and MarkRead calls at once, through
+the same :class:`ProviderAttempt`. :func:`build_delivery` wires them.
 """
 
 from .._send_limits import (
@@ -23,10 +24,12 @@ from ._queue import DeliveryQueue
 from ._request import QuickReply, SendOutcome, SendRequest, send_variables
 from ._retry import OUTCOME_UNKNOWN, RetryPolicy, Verdict, retry_delay, verdict
 from ._sender import MessageRates, SendPath, build_delivery
+from ._signals import ConversationSignals, Signal, SignalOutcome, SignalRequest
 
 __all__ = [
     "OUTCOME_UNKNOWN",
     "AttemptFailed",
+    "ConversationSignals",
     "Deliverer",
     "DeliveryQueue",
     "MessageRates",
@@ -39,6 +42,9 @@ __all__ = [
     "SendPath",
     "SendRequest",
     "Sendable",
+    "Signal",
+    "SignalOutcome",
+    "SignalRequest",
     "Throughput",
     "Verdict",
     "build_delivery",

@@ -38,7 +38,7 @@ from .._provider_credentials import InstallationAuth
 from .._provider_failures import from_outbound_error, judge_send_answer, partially_sent
 from ._request import SendOutcome, SendRequest, send_variables
 
-__all__ = ["AttemptFailed", "ProviderAttempt", "Sendable", "plan_requests"]
+__all__ = ["AttemptFailed", "CallTarget", "ProviderAttempt", "Sendable", "plan_requests"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +51,18 @@ class Sendable:
     integration: LoadedIntegration
     template: RequestTemplate
     request: SendRequest
+
+
+@dataclass(frozen=True, slots=True)
+class CallTarget:
+    """Whose provider call a request is, as its exchange is kept: the installation, the
+    integration as its choices make it, the kind of exchange, and the message it is for (None:
+    for no message — (ext) a conversation signal)."""
+
+    installation: InstallationRecord
+    integration: LoadedIntegration
+    kind: ExchangeKind
+    message_id: str | None
 
 
 class AttemptFailed(Exception):
@@ -102,7 +114,7 @@ class ProviderAttempt:
         sent: list[SendOutcome] = []
         try:
             steps = plan_requests(sendable.template, variables)
-            bearer = await self._bearer(installation, sendable.integration.definition)
+            bearer = await self.bearer(installation, sendable.integration.definition)
         except GatewayError as error:
             raise AttemptFailed(error, 0) from None
         for number, step in enumerate(steps, 1):
@@ -127,15 +139,37 @@ class ProviderAttempt:
     ) -> tuple[SendOutcome, str | None, int]:
         """One request of the attempt: its outcome, the bearer token it ended with and the calls
         it made; a failure is raised as :class:`AttemptFailed`."""
-        integration, installation = sendable.integration, sendable.installation
-        template, variables = step.template, step.variables
+        message, template = sendable.message, step.template
+        target = CallTarget(
+            installation=sendable.installation,
+            integration=sendable.integration,
+            kind=ExchangeKind.RETRY if message.attempt_log else ExchangeKind.SEND,
+            message_id=message.id,
+        )
+        response, bearer, calls = await self.call(template, step.variables, target, bearer)
+        try:
+            return self._outcome(response, template, sendable, calls, bearer), bearer, calls
+        except GatewayError as error:
+            raise AttemptFailed(error, calls, deduplicates=template.provider_deduplicates) from None
+
+    async def call(
+        self,
+        template: RequestTemplate,
+        variables: Mapping[str, Value],
+        target: CallTarget,
+        bearer: str | None,
+    ) -> tuple[ProviderResponse, str | None, int]:
+        """Render ``template`` and make it, once more with a renewed token when the provider no
+        longer takes ``bearer`` (401): the answer, the bearer token it ended with and the calls
+        made. A failure is raised as :class:`AttemptFailed`; the answer is not judged here."""
+        integration, installation = target.integration, target.installation
         calls = 0
         try:
             rendered = _render(integration, template, variables, installation, bearer)
             renewed = False
             while True:
                 calls += 1
-                response = await self._call(rendered, sendable, bearer)
+                response = await self._call(rendered, target, bearer)
                 if response.status == 401 and bearer and not renewed and self._auth:
                     # A token the provider no longer takes: renew it once and try again.
                     fresh = await self._auth.after_unauthorized(
@@ -145,19 +179,15 @@ class ProviderAttempt:
                         renewed, bearer = True, fresh
                         rendered = _render(integration, template, variables, installation, bearer)
                         continue
-                return self._outcome(response, template, sendable, calls, bearer), bearer, calls
+                return response, bearer, calls
         except GatewayError as error:
             raise AttemptFailed(error, calls, deduplicates=template.provider_deduplicates) from None
 
     async def _call(
-        self, rendered: RenderedRequest, sendable: Sendable, bearer: str | None
+        self, rendered: RenderedRequest, target: CallTarget, bearer: str | None
     ) -> ProviderResponse:
         """One provider call, kept in the exchange log (masked) when there is one."""
-        message, installation, integration = (
-            sendable.message,
-            sendable.installation,
-            sendable.integration,
-        )
+        installation, integration = target.installation, target.integration
         try:
             return await send_logged(
                 self._outbound,
@@ -167,13 +197,15 @@ class ProviderAttempt:
                 log=self._exchanges,
                 mask=lambda: self.secrets(installation, integration.definition, bearer),
                 installation=installation,
-                kind=ExchangeKind.RETRY if message.attempt_log else ExchangeKind.SEND,
-                message_id=message.id,
+                kind=target.kind,
+                message_id=target.message_id,
             )
         except OutboundError as exc:
             raise from_outbound_error(exc, integration=integration.id) from None
 
-    async def _bearer(self, installation: InstallationRecord, definition: Definition) -> str | None:
+    async def bearer(self, installation: InstallationRecord, definition: Definition) -> str | None:
+        """The bearer token the installation's calls carry (OAuth2, JWT), if its definition uses
+        one."""
         if self._auth is None:
             return None
         try:

@@ -19,7 +19,14 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from ...engine import RequestTemplate
-from ...errors import FailedPrecondition, GatewayError, OutcomeUnknown
+from ...errors import (
+    FailedPrecondition,
+    GatewayError,
+    InvalidRequest,
+    NotFound,
+    OutcomeUnknown,
+    PermissionDenied,
+)
 from ...metrics import NO_METRICS, Metrics
 from ...store import (
     AttemptRecord,
@@ -36,7 +43,7 @@ from ...tracing import traced
 from .._catalog import IntegrationCatalog, LoadedIntegration
 from .._events import EventHub
 from .._installations import InstallationDirectory
-from .._numbers import normalize_address
+from .._numbers import normalize_address, normalize_number
 from .._provider_failures import nothing_sent
 from ._attempt import AttemptFailed, ProviderAttempt, Sendable
 from ._request import SendOutcome, SendRequest, error_json, outcome_of, request_of, stored_reply
@@ -52,6 +59,7 @@ __all__ = [
     "opt_out_address",
     "opted_out",
     "outcome_of_final",
+    "resolve_sender",
     "template_for",
 ]
 
@@ -547,3 +555,55 @@ def template_for(kind: MessageKind, integration: LoadedIntegration) -> RequestTe
             metadata={"integration": integration.id},
         )
     return template
+
+
+async def resolve_sender(
+    installations: InstallationDirectory,
+    catalog: IntegrationCatalog,
+    *,
+    org_id: str,
+    from_number: str,
+    integration_id: str,
+) -> tuple[InstallationRecord, LoadedIntegration]:
+    """The installation that sends from ``from_number``: the organisation's enabled one holding
+    it (docs/format.md, "Sending"), with the integration as its choices make it; a send's and
+    (ext) a conversation signal's."""
+    enabled = list(await installations.enabled_for_org(org_id))
+    if integration_id:
+        enabled = [c for c in enabled if c.integration_id == integration_id]
+    if not enabled:
+        what = f" of integration {integration_id!r}" if integration_id else ""
+        raise NotFound(
+            f"organisation {org_id!r} has no enabled installation{what}",
+            reason="INSTALLATION_NOT_FOUND",
+            metadata={"org": org_id},
+        )
+    holders = [c for c in enabled if _holds(c, from_number)]
+    if not holders:
+        raise PermissionDenied(
+            "the from number is not a number of the organisation's installations",
+            reason="NUMBER_NOT_ASSIGNED",
+            metadata={"org": org_id, "from": from_number},
+        )
+    if len(holders) > 1:
+        raise InvalidRequest(
+            "several integrations hold this number; name one with integration_id",
+            reason="AMBIGUOUS_INTEGRATION",
+            violations=[("integration_id", "required: several integrations hold the number")],
+        )
+    installation = holders[0]
+    integration = await catalog.get(installation.integration_id)
+    return installation, chosen(integration, installation)
+
+
+def _holds(installation: InstallationRecord, from_number: str) -> bool:
+    """Whether ``installation`` holds ``from``: normalised as a phone number, or (ext) as
+    written, trimmed — how an installation of a definition whose ``addresses`` are ids or user
+    names keeps its numbers (docs/format.md, "Addresses"). A phone installation's numbers are
+    all in their normalised form, which normalises to itself, so ``from`` written as stored is
+    found either way — first as written, with no parsing (core/_numbers.py)."""
+    numbers = {n.number for n in installation.numbers}
+    return (
+        from_number.strip() in numbers
+        or normalize_number(from_number, installation.default_region) in numbers
+    )

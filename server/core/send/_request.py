@@ -35,6 +35,7 @@ __all__ = [
     "QuickReply",
     "SendOutcome",
     "SendRequest",
+    "conversation_violations",
     "error_json",
     "key_reused",
     "outcome_of",
@@ -283,13 +284,7 @@ def key_reused() -> InvalidRequest:
 
 def validate(request: SendRequest, now: datetime) -> None:
     """INVALID_ARGUMENT with every problem of the request."""
-    violations = []
-    if not request.org_id.strip():
-        violations.append(("org_id", "required"))
-    if not request.from_number.strip():
-        violations.append(("from", "required"))
-    if not request.to.strip():
-        violations.append(("to", "required"))
+    violations = conversation_violations(request.org_id, request.from_number, request.to)
     if request.kind is MessageKind.SMS and not request.text and not request.template_name:
         violations.append(("text", "required (or a template)"))
     if request.kind is MessageKind.MMS:
@@ -312,6 +307,18 @@ def validate(request: SendRequest, now: datetime) -> None:
         violations.append(("options.send_at", f"at most {MAX_SCHEDULE_DAYS} days ahead"))
     if violations:
         raise InvalidRequest("the send request is not valid", violations=violations)
+
+
+def conversation_violations(org_id: str, from_number: str, to: str) -> list[tuple[str, str]]:
+    """What a send or (ext) a conversation signal lacks of the conversation it names."""
+    violations = []
+    if not org_id.strip():
+        violations.append(("org_id", "required"))
+    if not from_number.strip():
+        violations.append(("from", "required"))
+    if not to.strip():
+        violations.append(("to", "required"))
+    return violations
 
 
 def _rich_violations(request: SendRequest) -> list[tuple[str, str]]:

@@ -32,7 +32,6 @@ from ...errors import (
     GatewayError,
     InvalidRequest,
     NotFound,
-    PermissionDenied,
     ResourceExhausted,
 )
 from ...metrics import NO_METRICS, Metrics
@@ -66,6 +65,7 @@ from ._deliver import (
     opt_out_address,
     opted_out,
     outcome_of_final,
+    resolve_sender,
     template_for,
 )
 from ._queue import DeliveryQueue
@@ -79,6 +79,7 @@ from ._request import (
     validate,
 )
 from ._retry import RetryPolicy
+from ._signals import ConversationSignals
 
 __all__ = ["Delivery", "MessageRates", "SendPath", "build_delivery"]
 
@@ -241,34 +242,13 @@ class SendPath:
         return final
 
     async def _resolve(self, request: SendRequest) -> tuple[InstallationRecord, LoadedIntegration]:
-        """The installation that sends: the organisation's enabled one holding ``from``
-        (docs/format.md, "Sending")."""
-        enabled = list(await self._installations.enabled_for_org(request.org_id))
-        if request.integration_id:
-            enabled = [c for c in enabled if c.integration_id == request.integration_id]
-        if not enabled:
-            what = f" of integration {request.integration_id!r}" if request.integration_id else ""
-            raise NotFound(
-                f"organisation {request.org_id!r} has no enabled installation{what}",
-                reason="INSTALLATION_NOT_FOUND",
-                metadata={"org": request.org_id},
-            )
-        holders = [c for c in enabled if _holds(c, request.from_number)]
-        if not holders:
-            raise PermissionDenied(
-                "the from number is not a number of the organisation's installations",
-                reason="NUMBER_NOT_ASSIGNED",
-                metadata={"org": request.org_id, "from": request.from_number},
-            )
-        if len(holders) > 1:
-            raise InvalidRequest(
-                "several integrations hold this number; name one with integration_id",
-                reason="AMBIGUOUS_INTEGRATION",
-                violations=[("integration_id", "required: several integrations hold the number")],
-            )
-        installation = holders[0]
-        integration = await self._catalog.get(installation.integration_id)
-        return installation, chosen(integration, installation)
+        return await resolve_sender(
+            self._installations,
+            self._catalog,
+            org_id=request.org_id,
+            from_number=request.from_number,
+            integration_id=request.integration_id,
+        )
 
 
 async def _within(future: asyncio.Future[Outcome], seconds: float) -> Outcome | None:
@@ -297,19 +277,6 @@ def _cancelling() -> bool:
     """Whether the running task itself is being cancelled (its caller went away)."""
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
-
-
-def _holds(installation: InstallationRecord, from_number: str) -> bool:
-    """Whether ``installation`` holds ``from``: normalised as a phone number, or (ext) as
-    written, trimmed — how an installation of a definition whose ``addresses`` are ids or user
-    names keeps its numbers (docs/format.md, "Addresses"). A phone installation's numbers are
-    all in their normalised form, which normalises to itself, so ``from`` written as stored is
-    found either way."""
-    numbers = {n.number for n in installation.numbers}
-    return (
-        normalize_number(from_number, installation.default_region) in numbers
-        or from_number.strip() in numbers
-    )
 
 
 def message_slots(
@@ -440,10 +407,13 @@ class MessageRates:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """The send path and the queue it feeds, wired (:func:`build_delivery`)."""
+    """The send path and the queue it feeds, and (ext) the conversation signals, wired
+    (:func:`build_delivery`)."""
 
     send_path: SendPath
     queue: DeliveryQueue
+    # (ext) SendTyping and MarkRead, through the same provider calls as the sends
+    signals: ConversationSignals
 
 
 def build_delivery(
@@ -468,17 +438,18 @@ def build_delivery(
     """The send path, its delivery queue and what they share, from their collaborators."""
     owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     outcomes = Outcomes()
+    attempt = ProviderAttempt(
+        installations=installations,
+        outbound=outbound,
+        provider_timeout_s=provider_timeout_s,
+        auth=auth,
+        exchanges=exchanges,
+    )
     deliverer = Deliverer(
         store=store,
         catalog=catalog,
         installations=installations,
-        attempt=ProviderAttempt(
-            installations=installations,
-            outbound=outbound,
-            provider_timeout_s=provider_timeout_s,
-            auth=auth,
-            exchanges=exchanges,
-        ),
+        attempt=attempt,
         hub=hub,
         outcomes=outcomes,
         owner=owner,
@@ -507,4 +478,5 @@ def build_delivery(
         max_queued=max_queued,
         reply_margin_s=reply_margin_s,
     )
-    return Delivery(send_path=send_path, queue=queue)
+    signals = ConversationSignals(catalog=catalog, installations=installations, attempt=attempt)
+    return Delivery(send_path=send_path, queue=queue, signals=signals)

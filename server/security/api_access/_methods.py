@@ -76,6 +76,8 @@ ORG_SCOPED_METHODS: frozenset[str] = frozenset(
         "DisableIntegration",
         "SendMessage",
         "SendFile",
+        "SendTyping",
+        "MarkRead",
         "GetMessage",
         "ListMessages",
         "CancelMessage",

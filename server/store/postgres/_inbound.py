@@ -4,6 +4,7 @@ receipts, media holds as ingests write them (docs/media.md), durable consumers a
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from .. import _keyset_sql as keyset_sql
 from .._base import (
     Conflict,
     EventFilter,
@@ -28,6 +30,7 @@ from .._base import (
     WebhookRequestRecord,
 )
 from .._inbound import Inbound, part_transitions
+from .._keyset_sql import EventsPurgeStep
 from .._media import MediaHold
 from .._opt_outs import opt_out_changes
 from .._rows import EVENT_RECEIVED_AT, aware_time, frozen_map
@@ -39,26 +42,23 @@ from ._sql import (
     APPLY_PART_TRANSITION,
     APPLY_TRANSITION,
     CLAIM_KEYS,
+    DIALECT,
     EARLIEST_CURSOR,
-    EVENTS_PURGE_BOUND,
+    EVENT_SELECT,
     EXPIRED_LEASES,
     INSERT_EVENT,
     INSERT_HELD,
     INSERT_MEDIA_HOLD,
     INSERT_WEBHOOK_REQUEST,
     LATEST_CURSOR,
-    LIST_WEBHOOK_REQUESTS,
     LOCK_CONSUMER,
-    NO_BOUND,
     PURGE_STATEMENTS,
     PUT_LEASES,
-    READ_EVENTS,
-    REQUEST_COLUMN_LIST,
     ROWS,
+    SELECT_WEBHOOK_REQUEST,
     TAKE_CURSORS,
     TAKE_DUE_HELD,
     TAKE_HELD_BY_PROVIDER_ID,
-    filter_params,
 )
 
 __all__ = ["InboundMethods"]
@@ -68,6 +68,27 @@ T = TypeVar("T")
 _event = ROWS.event
 _held = ROWS.held
 _webhook_request = ROWS.webhook_request
+
+
+_PURGE_STEP = EventsPurgeStep.of(DIALECT)
+
+
+async def _read_events(
+    conn: PooledConnection,
+    after_cursor: int,
+    up_to: int | None,
+    event_filter: EventFilter,
+    limit: int,
+) -> tuple[EventRecord, ...]:
+    statement = keyset_sql.read_events(
+        DIALECT,
+        EVENT_SELECT,
+        after_cursor=after_cursor,
+        up_to=up_to,
+        event_filter=event_filter,
+        limit=limit,
+    )
+    return tuple(_event(row) for row in await conn.fetch(statement.sql, *statement.params))
 
 
 async def append_events(
@@ -258,44 +279,14 @@ class InboundMethods:
     async def get_webhook_request(self, request_id: str) -> WebhookRequestRecord | None:
         async def fn(conn: PooledConnection) -> WebhookRequestRecord | None:
             row = await conn.fetchrow(
-                f"SELECT {REQUEST_COLUMN_LIST} FROM webhook_requests WHERE id = $1",  # noqa: S608
+                SELECT_WEBHOOK_REQUEST + " WHERE id = $1",
                 request_id,
             )
             return None if row is None else _webhook_request(row)
 
         return await self._read(fn)
 
-    async def list_webhook_requests(
-        self,
-        *,
-        outcomes: frozenset[WebhookOutcome],
-        integration_id: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> tuple[WebhookRequestRecord, ...]:
-        wanted = sorted(WebhookOutcome(o).value for o in (outcomes or WebhookOutcome))
-
-        async def fn(conn: PooledConnection) -> tuple[WebhookRequestRecord, ...]:
-            rows = await conn.fetch(LIST_WEBHOOK_REQUESTS, wanted, integration_id, limit, offset)
-            return tuple(_webhook_request(row) for row in rows)
-
-        return await self._read(fn)
-
-    # --- inbound: the event log -------------------------------------------------------------
-
-    async def read_events(
-        self,
-        after_cursor: int,
-        *,
-        filter: EventFilter = EventFilter(),  # noqa: B008 (frozen, never mutated)
-        limit: int = 500,
-    ) -> tuple[EventRecord, ...]:
-        params = (after_cursor, NO_BOUND, *filter_params(filter), limit)
-
-        async def fn(conn: PooledConnection) -> tuple[EventRecord, ...]:
-            return tuple(_event(row) for row in await conn.fetch(READ_EVENTS, *params))
-
-        return await self._read(fn)
+    # --- inbound: the event log (read_events: server/store/_keyset_sql.py) ---------------
 
     async def latest_cursor(self) -> int:
         async def fn(conn: PooledConnection) -> int:
@@ -384,7 +375,6 @@ class InboundMethods:
             raise ValueError("limit must be at least 1")
         when = aware_time(now)
         until = when + timedelta(seconds=lease_s)
-        filter_values = filter_params(filter)
 
         async def op(conn: PooledConnection) -> tuple[EventRecord, ...]:
             frontier = int(await conn.fetchval(LOCK_CONSUMER, consumer, start_after, when))
@@ -398,8 +388,7 @@ class InboundMethods:
                 latest = int(await conn.fetchval(LATEST_CURSOR))
                 fresh: list[EventRecord] = []
                 if latest > frontier:
-                    rows = await conn.fetch(READ_EVENTS, frontier, latest, *filter_values, rest)
-                    fresh = [_event(row) for row in rows]
+                    fresh = list(await _read_events(conn, frontier, latest, filter, rest))
                 new_frontier = fresh[-1].cursor if len(fresh) == rest else max(frontier, latest)
                 if new_frontier != frontier:
                     await conn.execute(
@@ -455,13 +444,6 @@ class InboundMethods:
         """Deletes in chunks of ``purge_chunk`` rows, each a statement of its own, so that a
         large purge never holds locks for long."""
         bounds: dict[str, object] = {}
-        if events_before is not None:
-            stamp = aware_time(events_before)
-
-            async def bound(conn: PooledConnection) -> int:
-                return int(await conn.fetchval(EVENTS_PURGE_BOUND, stamp))
-
-            bounds["events"] = await self._read(bound)
         for kind, before in (
             ("requests", requests_before),
             ("unmatched", unmatched_before),
@@ -475,8 +457,8 @@ class InboundMethods:
         )
         for kind, limit in bounds.items():
             counts[kind] = await self._delete_in_chunks(PURGE_STATEMENTS[kind], limit)
-        if "events" in bounds:
-            first_kept = bounds["events"]
+        if events_before is not None:
+            counts["events"], first_kept = await self._purge_events(aware_time(events_before))
 
             async def drop_leases(conn: PooledConnection) -> int:
                 return row_count(
@@ -485,6 +467,23 @@ class InboundMethods:
 
             counts["leases"] = await self._statement(drop_leases)
         return counts
+
+    async def _purge_events(self, stamp: datetime) -> tuple[int, int]:
+        """Delete the prefix of the log received before ``stamp``, a chunk per transaction;
+        how many were deleted and the first cursor kept."""
+        chunk = self._purge_chunk
+
+        async def op(conn: PooledConnection, bound: int) -> tuple[int, int, bool]:
+            head = await conn.fetchrow(_PURGE_STEP.head, stamp, chunk)
+            assert head is not None  # one row, always
+            bound, done = EventsPurgeStep.next(tuple(head), bound)
+            return row_count(await conn.execute(_PURGE_STEP.delete, bound)), bound, done
+
+        total, bound, done = 0, 1, False
+        while not done:
+            deleted, bound, done = await self._write(functools.partial(op, bound=bound))
+            total += deleted
+        return total, bound
 
     async def _delete_in_chunks(self, statement: str, bound: object) -> int:
         chunk = self._purge_chunk

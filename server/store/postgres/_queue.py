@@ -26,7 +26,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar
 
 from .._base import (
     UNSET,
@@ -195,19 +195,9 @@ WHERE id = $1 AND state = 'queued'
 RETURNING {_COLUMNS}
 """  # noqa: S608 - constants
 
+
 # $1 orgs, $2 installation, $3 states (NULL: any of each), $4 created at or after, $5 created
 # before, $6/$7 the (created_at, id) of the last message of the previous page, $8 limit.
-LIST_MESSAGES = f"""
-{SELECT_MESSAGE}
-WHERE ($1::text[] IS NULL OR org_id = ANY ($1)) AND ($2::text IS NULL OR installation_id = $2)
-  AND ($3::text[] IS NULL OR state = ANY ($3))
-  AND ($4::timestamptz IS NULL OR created_at >= $4)
-  AND ($5::timestamptz IS NULL OR created_at < $5)
-  AND ($6::timestamptz IS NULL OR (created_at, id) < ($6, $7::text))
-ORDER BY created_at DESC, id DESC LIMIT $8 OFFSET $9
-"""
-
-
 class _Refused(Exception):
     """Raised inside a claim's transaction to roll it back (slots already taken included) when a
     rate has no slot; carries what the claim came to."""
@@ -486,36 +476,6 @@ class QueueMethods:
     async def expired_leases(self, now: datetime, *, limit: int) -> tuple[MessageRecord, ...]:
         async def fn(conn: PooledConnection) -> tuple[MessageRecord, ...]:
             rows = await conn.fetch(EXPIRED_MESSAGE_LEASES, aware_time(now), limit)
-            return tuple(_message(row) for row in rows)
-
-        return await self._read(fn)
-
-    async def list_messages(
-        self,
-        *,
-        org_ids: frozenset[str] | None = None,
-        installation_id: str | None = None,
-        states: frozenset[MessageState] = frozenset(),
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        after: tuple[datetime, str] | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> tuple[MessageRecord, ...]:
-        params: tuple[Any, ...] = (
-            None if org_ids is None else sorted(org_ids),
-            installation_id,
-            sorted(MessageState(s).value for s in states) if states else None,
-            None if created_after is None else aware_time(created_after),
-            None if created_before is None else aware_time(created_before),
-            None if after is None else aware_time(after[0]),
-            None if after is None else after[1],
-            limit,
-            offset,
-        )
-
-        async def fn(conn: PooledConnection) -> tuple[MessageRecord, ...]:
-            rows = await conn.fetch(LIST_MESSAGES, *params)
             return tuple(_message(row) for row in rows)
 
         return await self._read(fn)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Final
 
-from .._base import EventFilter, WebhookOutcome
+from .._base import WebhookOutcome
+from .._keyset_sql import Dialect, Selects
 from .._media import HOLD_COLUMNS
 from .._rows import (
     EVENT_COLUMNS,
@@ -32,8 +33,9 @@ __all__ = [
     "APPLY_TRANSITION",
     "CLAIM_KEYS",
     "CLAIM_MESSAGE",
+    "DIALECT",
     "EARLIEST_CURSOR",
-    "EVENTS_PURGE_BOUND",
+    "EVENT_SELECT",
     "EXPIRED_LEASES",
     "HELD_COLUMN_LIST",
     "INSERT_EVENT",
@@ -46,32 +48,49 @@ __all__ = [
     "INSERT_WEBHOOK_REQUEST",
     "INTEGRATION_COLUMN_LIST",
     "LATEST_CURSOR",
-    "LIST_INSTALLATIONS",
-    "LIST_WEBHOOK_REQUESTS",
+    "LIST_INTEGRATIONS",
     "LOCK_CONSUMER",
-    "NO_BOUND",
     "PURGE_STATEMENTS",
     "PUT_LEASES",
-    "READ_EVENTS",
     "REQUEST_COLUMN_LIST",
     "ROWS",
+    "SELECTS",
     "SELECT_INSTALLATION",
     "SELECT_INSTALLATION_BY_NUMBER",
     "SELECT_MESSAGE",
     "SELECT_MESSAGE_BY_PART",
+    "SELECT_WEBHOOK_REQUEST",
     "TAKE_CURSORS",
     "TAKE_DUE_HELD",
     "TAKE_HELD_BY_PROVIDER_ID",
     "UPDATE_INSTALLATION",
     "UPDATE_MESSAGE",
-    "filter_params",
 ]
 
 ROWS: Final = Rows(time_param=aware_time, time_value=utc_time)
 
+# How the statements of server/store/_keyset_sql.py are written here.
+DIALECT: Final = Dialect(
+    mark=lambda n: f"${n}",
+    member=lambda column, mark: f"{column} = ANY ({mark}::text[])",
+    listed=list,
+    time=aware_time,
+    no_limit=None,
+    ordered_arms=True,
+)
+
 INTEGRATION_COLUMN_LIST: Final = columns(INTEGRATION_COLUMNS)
 HELD_COLUMN_LIST: Final = columns(HELD_COLUMNS)
 REQUEST_COLUMN_LIST: Final = columns(REQUEST_COLUMNS)
+
+# $1 the id of the previous page's last (""), $2 the limit (NULL: none): a range of the primary
+# key (id, version), each integration's latest version not deleted.
+LIST_INTEGRATIONS: Final = f"""
+SELECT {INTEGRATION_COLUMN_LIST} FROM integrations AS i
+WHERE id > $1 AND NOT deleted
+  AND version = (SELECT MAX(version) FROM integrations WHERE id = i.id AND NOT deleted)
+ORDER BY id LIMIT $2
+"""  # noqa: S608 - constants
 
 SELECT_INSTALLATION = f"SELECT {columns(INSTALLATION_COLUMNS, 'i')} FROM installations AS i"  # noqa: S608
 
@@ -79,13 +98,6 @@ SELECT_INSTALLATION_BY_NUMBER = f"""
 SELECT {columns(INSTALLATION_COLUMNS, "i")}
 FROM installation_numbers AS n JOIN installations AS i ON i.id = n.installation_id
 """  # noqa: S608
-
-# $1 org (NULL: any), $2 integration (NULL: any), $3 limit (NULL: none), $4 offset.
-LIST_INSTALLATIONS = f"""
-{SELECT_INSTALLATION}
-WHERE ($1::text IS NULL OR i.org_id = $1) AND ($2::text IS NULL OR i.integration_id = $2)
-ORDER BY i.created_at, i.id LIMIT $3 OFFSET $4
-"""
 
 INSERT_INSTALLATION = """
 INSERT INTO installations (
@@ -163,8 +175,6 @@ WITH taken AS (
 SELECT last, pg_notify('{EVENTS_CHANNEL}', last::text) FROM taken
 """  # noqa: S608 - a constant
 
-NO_BOUND: Final = 2**63 - 1  # the greatest bigint: "no upper bound" for READ_EVENTS
-
 LATEST_CURSOR = "SELECT COALESCE((SELECT last FROM event_cursor), 0)"
 
 EARLIEST_CURSOR = """
@@ -176,16 +186,9 @@ INSERT INTO events (cursor, {columns(EVENT_COLUMNS)})
 VALUES ({", ".join(f"${n}" for n in range(1, len(EVENT_COLUMNS) + 2))})
 """  # noqa: S608 - constants
 
-# $1 after, $2 up to (inclusive), $3 org (NULL: any), $4 integration (NULL: any), $5 types
-# (NULL: any), $6 orgs (NULL: any), $7 limit. The scan walks the cursor key forward and filters
-# as it goes.
-READ_EVENTS = f"""
-SELECT cursor, {columns(EVENT_COLUMNS)} FROM events
-WHERE cursor > $1 AND cursor <= $2
-  AND ($3::text IS NULL OR org_id = $3) AND ($4::text IS NULL OR integration_id = $4)
-  AND ($5::text[] IS NULL OR type = ANY ($5)) AND ($6::text[] IS NULL OR org_id = ANY ($6))
-ORDER BY cursor LIMIT $7
-"""  # noqa: S608 - constants
+SELECT_WEBHOOK_REQUEST: Final = f"SELECT {REQUEST_COLUMN_LIST} FROM webhook_requests"  # noqa: S608
+
+EVENT_SELECT: Final = f"SELECT cursor, {columns(EVENT_COLUMNS)} FROM events"  # noqa: S608
 
 # The dedupe keys of one call, each once and in key order (the same order in every transaction,
 # which keeps two ingests claiming the same keys from deadlocking); returns the ones claimed now.
@@ -244,12 +247,6 @@ RETURNING {HELD_COLUMN_LIST}
 INSERT_WEBHOOK_REQUEST = f"""
 INSERT INTO webhook_requests ({REQUEST_COLUMN_LIST})
 VALUES ({", ".join(f"${i}" for i in range(1, len(REQUEST_COLUMNS) + 1))})
-"""  # noqa: S608 - constants
-
-LIST_WEBHOOK_REQUESTS = f"""
-SELECT {REQUEST_COLUMN_LIST} FROM webhook_requests
-WHERE outcome = ANY ($1::text[]) AND ($2::text IS NULL OR integration_id = $2)
-ORDER BY received_at DESC, id DESC LIMIT $3 OFFSET $4
 """  # noqa: S608 - constants
 
 # Creates the consumer if new (its frontier "from now" unless $2 says where), and in any case
@@ -314,17 +311,6 @@ assert {o.value for o in WebhookOutcome} == {
     "unauthenticated",
 }
 
-# The first cursor to keep when events received before $1 are purged (a prefix of the log).
-EVENTS_PURGE_BOUND = """
-SELECT COALESCE(
-    (SELECT cursor FROM events WHERE received_at >= $1 ORDER BY cursor LIMIT 1),
-    (SELECT COALESCE(MAX(cursor), 0) + 1 FROM events)
-)
-"""
 
-
-def filter_params(event_filter: EventFilter) -> tuple[Any, ...]:
-    """``READ_EVENTS``' $3 … $6 for a filter."""
-    types = sorted(event_filter.types) if event_filter.types else None
-    orgs = sorted(event_filter.orgs) if event_filter.orgs is not None else None
-    return (event_filter.org_id, event_filter.integration_id, types, orgs)
+# What the store's listings select (server/store/_keyset_sql.py, KeysetListings).
+SELECTS: Final = Selects(SELECT_INSTALLATION, SELECT_MESSAGE, SELECT_WEBHOOK_REQUEST, EVENT_SELECT)

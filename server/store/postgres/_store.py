@@ -26,6 +26,7 @@ from .._base import (
     StoreError,
     Unset,
 )
+from .._keyset_sql import KeysetListings, Statement
 from .._migrations import Migration, load_migrations
 from .._rows import aware_time, encode_ids, encode_time, utc_time
 from ._batcher import IngestBatcher
@@ -47,17 +48,19 @@ from ._pool import (
 from ._queue import QueueMethods
 from ._sql import (
     CLAIM_MESSAGE,
+    DIALECT,
     INSERT_INSTALLATION,
     INSERT_MESSAGE,
     INSERT_MESSAGE_PART,
     INSERT_NUMBERS,
     INTEGRATION_COLUMN_LIST,
-    LIST_INSTALLATIONS,
+    LIST_INTEGRATIONS,
     ROWS,
     SELECT_INSTALLATION,
     SELECT_INSTALLATION_BY_NUMBER,
     SELECT_MESSAGE,
     SELECT_MESSAGE_BY_PART,
+    SELECTS,
     UPDATE_INSTALLATION,
     UPDATE_MESSAGE,
 )
@@ -65,6 +68,7 @@ from ._sql import (
 __all__ = ["PostgresStore"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 # Transaction-level advisory locks take two int4 keys: (kind, hashtext(id)).
 _LOCK_INTEGRATION: Final = 0x6D73_6701
@@ -109,13 +113,19 @@ async def _insert_numbers(conn: PooledConnection, record: InstallationRecord) ->
             raise NumberTaken(number, holder)
 
 
-class PostgresStore(QueueMethods, InboundMethods, MediaMethods, OptOutMethods, ExchangeMethods):
+class PostgresStore(
+    KeysetListings, QueueMethods, InboundMethods, MediaMethods, OptOutMethods, ExchangeMethods
+):
     """The :class:`~server.store.Store` on a PostgreSQL database (``postgresql://…`` DSN).
 
     ``min_size``/``max_size`` bound the pool's connections; several replicas may open stores on
     one database at once. Concurrent ingests go in transactions of up to ``ingest_batch`` (see
     ``_batcher.IngestBatcher``); a purge deletes ``purge_chunk`` rows per statement.
     """
+
+    _DIALECT = DIALECT
+    _ROWS = ROWS
+    _SELECTS = SELECTS
 
     def __init__(
         self,
@@ -214,6 +224,12 @@ class PostgresStore(QueueMethods, InboundMethods, MediaMethods, OptOutMethods, E
     async def _read(self, fn: Callable[[PooledConnection], Awaitable[T]]) -> T:
         return await run_on_pool(lambda: self._pool, fn, transaction=False, read_only=True)
 
+    async def _fetch(self, statement: Statement, convert: Callable[[Any], R]) -> tuple[R, ...]:
+        async def fn(conn: PooledConnection) -> tuple[R, ...]:
+            return tuple(map(convert, await conn.fetch(statement.sql, *statement.params)))
+
+        return await self._read(fn)
+
     async def _statement(self, fn: Callable[[PooledConnection], Awaitable[T]]) -> T:
         """Run ``fn``, whose each statement is a write that commits on its own."""
         return await run_on_pool(lambda: self._pool, fn, transaction=False)
@@ -267,12 +283,11 @@ class PostgresStore(QueueMethods, InboundMethods, MediaMethods, OptOutMethods, E
 
         return await self._read(fn)
 
-    async def list_integrations(self) -> tuple[IntegrationRecord, ...]:
+    async def list_integrations(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> tuple[IntegrationRecord, ...]:
         async def fn(conn: PooledConnection) -> tuple[IntegrationRecord, ...]:
-            rows = await conn.fetch(
-                f"SELECT DISTINCT ON (id) {INTEGRATION_COLUMN_LIST} FROM integrations"  # noqa: S608
-                " WHERE NOT deleted ORDER BY id, version DESC"
-            )
+            rows = await conn.fetch(LIST_INTEGRATIONS, "" if after is None else after, limit)
             return tuple(_integration(row) for row in rows)
 
         return await self._read(fn)
@@ -330,20 +345,6 @@ class PostgresStore(QueueMethods, InboundMethods, MediaMethods, OptOutMethods, E
         async def fn(conn: PooledConnection) -> InstallationRecord | None:
             row = await conn.fetchrow(SELECT_INSTALLATION + " WHERE i.id = $1", installation_id)
             return None if row is None else _installation(row)
-
-        return await self._read(fn)
-
-    async def list_installations(
-        self,
-        *,
-        org_id: str | None = None,
-        integration_id: str | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> tuple[InstallationRecord, ...]:
-        async def fn(conn: PooledConnection) -> tuple[InstallationRecord, ...]:
-            rows = await conn.fetch(LIST_INSTALLATIONS, org_id, integration_id, limit, offset)
-            return tuple(_installation(row) for row in rows)
 
         return await self._read(fn)
 

@@ -6,9 +6,10 @@ Modules: ``_store`` (:class:`SqliteStore`), ``_inbound`` (its inbound-path metho
 
 Writes. One dedicated thread owns the only write connection. A coroutine hands it a write
 operation — a plain function ``op(conn) -> T`` — through a queue and awaits a future. The thread
-takes everything queued (up to ``max_batch``), runs it in ONE transaction with each operation
-inside its own SAVEPOINT (an operation that raises is rolled back alone; the others' work stays),
-commits once, and only then resolves the futures, one ``call_soon_threadsafe`` per batch. So a
+takes everything queued (up to ``max_batch``), runs it in ONE transaction (when an operation
+raises, that transaction is rolled back and the batch runs again with each operation inside its
+own SAVEPOINT: the one that raises is rolled back alone; the others' work stays), commits once,
+and only then resolves the futures, one ``call_soon_threadsafe`` per batch. So a
 write that returned is committed, and under load one commit (one fsync at most) serves many
 writes: from the event loop, one commit per row is several times slower.
 

@@ -4,13 +4,14 @@ consumers and retention (the methods :class:`~server.store.sqlite.SqliteStore` g
 
 from __future__ import annotations
 
-import json
+import functools
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from .. import _keyset_sql as keyset_sql
 from .._base import (
     Conflict,
     EventFilter,
@@ -26,6 +27,7 @@ from .._base import (
     WebhookRequestRecord,
 )
 from .._inbound import Inbound
+from .._keyset_sql import EventsPurgeStep
 from .._media import HOLD_COLUMNS, MediaHold
 from .._opt_outs import opt_out_changes
 from .._rows import EVENT_RECEIVED_AT, encode_time, frozen_map
@@ -35,22 +37,20 @@ from ._sql import (
     APPLY_PART_TRANSITION,
     APPLY_TRANSITION,
     CLAIM_KEY,
+    DIALECT,
     EARLIEST_CURSOR,
-    EVENTS_PURGE_BOUND,
+    EVENT_SELECT,
     EXPIRED_LEASES,
     HELD_COLUMN_LIST,
     INSERT_EVENT,
     INSERT_HELD,
     INSERT_WEBHOOK_REQUEST,
     LATEST_CURSOR,
-    LIST_WEBHOOK_REQUESTS,
     LONG_AGO,
     PURGE_STATEMENTS,
     PUT_LEASE,
-    READ_EVENTS,
     ROWS,
     SELECT_WEBHOOK_REQUEST,
-    filter_params,
 )
 
 __all__ = ["InboundMethods"]
@@ -64,6 +64,18 @@ _INSERT_MEDIA_HOLD = (
     f" VALUES ({', '.join('?' * len(HOLD_COLUMNS))})"
 )
 _webhook_request = ROWS.webhook_request
+
+
+_PURGE_STEP = EventsPurgeStep.of(DIALECT)
+
+
+def _read_events(
+    conn: sqlite3.Connection, after_cursor: int, event_filter: EventFilter, limit: int
+) -> tuple[EventRecord, ...]:
+    statement = keyset_sql.read_events(
+        DIALECT, EVENT_SELECT, after_cursor=after_cursor, event_filter=event_filter, limit=limit
+    )
+    return tuple(_event(row) for row in conn.execute(*statement))
 
 
 def _apply(conn: sqlite3.Connection, inbound: Inbound) -> IngestOutcome:
@@ -179,37 +191,7 @@ class InboundMethods:
 
         return await self._read(fn)
 
-    async def list_webhook_requests(
-        self,
-        *,
-        outcomes: frozenset[WebhookOutcome],
-        integration_id: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> tuple[WebhookRequestRecord, ...]:
-        wanted = sorted(WebhookOutcome(o).value for o in (outcomes or WebhookOutcome))
-        params = (json.dumps(wanted), integration_id, limit, offset)
-
-        def fn(conn: sqlite3.Connection) -> tuple[WebhookRequestRecord, ...]:
-            return tuple(_webhook_request(r) for r in conn.execute(LIST_WEBHOOK_REQUESTS, params))
-
-        return await self._read(fn)
-
-    # --- inbound: the event log -------------------------------------------------------------
-
-    async def read_events(
-        self,
-        after_cursor: int,
-        *,
-        filter: EventFilter = EventFilter(),  # noqa: B008 (frozen, never mutated)
-        limit: int = 500,
-    ) -> tuple[EventRecord, ...]:
-        params = (after_cursor, *filter_params(filter), limit)
-
-        def fn(conn: sqlite3.Connection) -> tuple[EventRecord, ...]:
-            return tuple(_event(row) for row in conn.execute(READ_EVENTS, params))
-
-        return await self._read(fn)
+    # --- inbound: the event log (read_events: server/store/_keyset_sql.py) ---------------
 
     async def latest_cursor(self) -> int:
         return await self._read(lambda conn: int(conn.execute(LATEST_CURSOR).fetchone()[0]))
@@ -293,7 +275,6 @@ class InboundMethods:
             raise ValueError("limit must be at least 1")
         stamp = encode_time(now)
         until = stamp + round(lease_s * 1_000_000)
-        filter_values = filter_params(filter)
 
         def op(conn: sqlite3.Connection) -> tuple[EventRecord, ...]:
             row = conn.execute(
@@ -314,9 +295,7 @@ class InboundMethods:
             leased = [_event(r) for r in conn.execute(EXPIRED_LEASES, (consumer, stamp, limit))]
             rest = limit - len(leased)
             if rest > 0:
-                fresh = [
-                    _event(r) for r in conn.execute(READ_EVENTS, (frontier, *filter_values, rest))
-                ]
+                fresh = list(_read_events(conn, frontier, filter, rest))
                 if len(fresh) == rest:
                     new_frontier = fresh[-1].cursor
                 else:  # everything after the frontier was read: skip what the filter left out
@@ -371,11 +350,6 @@ class InboundMethods:
         """Deletes in chunks of ``purge_chunk`` rows, each its own short transaction, so that a
         large purge never holds up the webhooks queued behind it on the writer thread."""
         bounds: dict[str, int] = {}
-        if events_before is not None:
-            stamp = encode_time(events_before)
-            bounds["events"] = await self._read(
-                lambda conn: int(conn.execute(EVENTS_PURGE_BOUND, (stamp,)).fetchone()[0])
-            )
         for kind, before in (
             ("requests", requests_before),
             ("unmatched", unmatched_before),
@@ -389,8 +363,8 @@ class InboundMethods:
         )
         for kind, bound in bounds.items():
             counts[kind] = await self._delete_in_chunks(PURGE_STATEMENTS[kind], bound)
-        if "events" in bounds:
-            first_kept = bounds["events"]
+        if events_before is not None:
+            counts["events"], first_kept = await self._purge_events(encode_time(events_before))
             counts["leases"] = await self._write(
                 lambda conn: (
                     conn.execute(
@@ -399,6 +373,22 @@ class InboundMethods:
                 )
             )
         return counts
+
+    async def _purge_events(self, stamp: int) -> tuple[int, int]:
+        """Delete the prefix of the log received before ``stamp``, a chunk per transaction;
+        how many were deleted and the first cursor kept."""
+        chunk = self._purge_chunk
+
+        def op(conn: sqlite3.Connection, bound: int) -> tuple[int, int, bool]:
+            head = conn.execute(_PURGE_STEP.head, (stamp, chunk)).fetchone()
+            bound, done = EventsPurgeStep.next(head, bound)
+            return conn.execute(_PURGE_STEP.delete, (bound,)).rowcount, bound, done
+
+        total, bound, done = 0, 1, False
+        while not done:
+            deleted, bound, done = await self._write(functools.partial(op, bound=bound))
+            total += deleted
+        return total, bound
 
     async def _delete_in_chunks(self, statement: str, bound: int) -> int:
         chunk = self._purge_chunk

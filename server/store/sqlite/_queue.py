@@ -36,7 +36,13 @@ from .._queue import (
 )
 from .._queue import outcome_event as outcome_event_of
 from .._rows import MESSAGE_COLUMNS, columns, decode_time, encode_ids, encode_time
-from ._sql import INSERT_EVENT, INSERT_MESSAGE, INSERT_MESSAGE_PART, ROWS, SELECT_MESSAGE
+from ._sql import (
+    INSERT_EVENT,
+    INSERT_MESSAGE,
+    INSERT_MESSAGE_PART,
+    ROWS,
+    SELECT_MESSAGE,
+)
 
 __all__ = ["QueueMethods"]
 
@@ -414,49 +420,6 @@ class QueueMethods:
             return _message(row), False
 
         return await self._write(op)
-
-    async def list_messages(
-        self,
-        *,
-        org_ids: frozenset[str] | None = None,
-        installation_id: str | None = None,
-        states: frozenset[MessageState] = frozenset(),
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        after: tuple[datetime, str] | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> tuple[MessageRecord, ...]:
-        where: list[str] = []
-        params: list[object] = []
-        if org_ids is not None:
-            where.append(f"org_id IN ({', '.join('?' * len(org_ids)) or 'NULL'})")
-            params.extend(sorted(org_ids))
-        if installation_id is not None:
-            where.append("installation_id = ?")
-            params.append(installation_id)
-        if states:
-            where.append(f"state IN ({', '.join('?' * len(states))})")
-            params.extend(sorted(MessageState(s).value for s in states))
-        if created_after is not None:
-            where.append("created_at >= ?")
-            params.append(encode_time(created_after))
-        if created_before is not None:
-            where.append("created_at < ?")
-            params.append(encode_time(created_before))
-        if after is not None:
-            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
-            params.extend((encode_time(after[0]), encode_time(after[0]), after[1]))
-        sql = SELECT_MESSAGE
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
-        params.extend((limit, offset))
-
-        def fn(conn: sqlite3.Connection) -> tuple[MessageRecord, ...]:
-            return tuple(_message(row) for row in conn.execute(sql, params))
-
-        return await self._read(fn)
 
     async def queue_depth(self) -> int:
         def fn(conn: sqlite3.Connection) -> int:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Final
 
-from .._base import EventFilter, WebhookOutcome
+from .._base import WebhookOutcome
+from .._keyset_sql import Dialect, Selects
 from .._rows import (
     EVENT_COLUMNS,
     HELD_COLUMNS,
@@ -30,8 +31,9 @@ __all__ = [
     "APPLY_TRANSITION",
     "CLAIM_KEY",
     "CLAIM_MESSAGE",
+    "DIALECT",
     "EARLIEST_CURSOR",
-    "EVENTS_PURGE_BOUND",
+    "EVENT_SELECT",
     "EXPIRED_LEASES",
     "HELD_COLUMN_LIST",
     "INSERT_EVENT",
@@ -41,13 +43,12 @@ __all__ = [
     "INSERT_MESSAGE_PART",
     "INSERT_WEBHOOK_REQUEST",
     "LATEST_CURSOR",
-    "LIST_INSTALLATIONS",
-    "LIST_WEBHOOK_REQUESTS",
+    "LIST_INTEGRATIONS",
     "LONG_AGO",
     "PURGE_STATEMENTS",
     "PUT_LEASE",
-    "READ_EVENTS",
     "ROWS",
+    "SELECTS",
     "SELECT_INSTALLATION",
     "SELECT_INSTALLATION_BY_NUMBER",
     "SELECT_MESSAGE",
@@ -55,10 +56,18 @@ __all__ = [
     "SELECT_WEBHOOK_REQUEST",
     "UPDATE_INSTALLATION",
     "UPDATE_MESSAGE",
-    "filter_params",
 ]
 
 ROWS: Final = Rows(time_param=encode_time, time_value=decode_time)
+
+# How the statements of server/store/_keyset_sql.py are written here: a list is a JSON array.
+DIALECT: Final = Dialect(
+    mark=lambda n: f"?{n}",
+    member=lambda column, mark: f"{column} IN (SELECT value FROM json_each({mark}))",  # noqa: S608
+    listed=json.dumps,
+    time=encode_time,
+    no_limit=-1,
+)
 
 
 def _marks(count: int) -> str:
@@ -71,29 +80,21 @@ def _insert(table: str, names: tuple[str, ...]) -> str:
 
 HELD_COLUMN_LIST: Final = columns(HELD_COLUMNS)
 
+# ?1 the id of the previous page's last (""), ?2 the limit (-1: none): a range of the primary key
+# (id, version), each integration's latest version not deleted.
+LIST_INTEGRATIONS: Final = """
+SELECT id, version, definition_json, created_at, deleted FROM integrations AS i
+WHERE id > ?1 AND deleted = 0
+  AND version = (SELECT MAX(version) FROM integrations WHERE id = i.id AND deleted = 0)
+ORDER BY id LIMIT ?2
+"""
+
 SELECT_INSTALLATION: Final = f"SELECT {columns(INSTALLATION_COLUMNS)} FROM installations"  # noqa: S608
 
 SELECT_INSTALLATION_BY_NUMBER: Final = f"""
 SELECT {columns(INSTALLATION_COLUMNS, "i")}
 FROM installation_numbers AS n JOIN installations AS i ON i.id = n.installation_id
 """  # noqa: S608
-
-# By which filters are given (org, integration): literal conditions, so that each uses its index.
-# Parameters: the given filters, then the limit (-1: none) and the offset.
-LIST_INSTALLATIONS: Final[Mapping[tuple[bool, bool], str]] = MappingProxyType(
-    {
-        (org, integration): SELECT_INSTALLATION
-        + {
-            (True, True): " WHERE org_id = ? AND integration_id = ?",
-            (True, False): " WHERE org_id = ?",
-            (False, True): " WHERE integration_id = ?",
-            (False, False): "",
-        }[org, integration]
-        + " ORDER BY created_at, id LIMIT ? OFFSET ?"
-        for org in (True, False)
-        for integration in (True, False)
-    }
-)
 
 INSERT_INSTALLATION: Final = _insert("installations", INSTALLATION_COLUMNS)
 
@@ -140,18 +141,7 @@ RETURNING {columns(MESSAGE_COLUMNS)}
 
 INSERT_EVENT: Final = _insert("events", EVENT_COLUMNS)
 
-_EVENT_SELECT: Final = f"SELECT cursor, {columns(EVENT_COLUMNS)} FROM events"  # noqa: S608
-
-# ?1 cursor, ?2 org (NULL: any), ?3 integration (NULL: any), ?4 JSON list of types (NULL: any),
-# ?5 JSON list of orgs (NULL: any), ?6 limit. The scan walks the cursor key forward and filters
-# as it goes.
-READ_EVENTS: Final = f"""
-{_EVENT_SELECT}
-WHERE cursor > ?1 AND (?2 IS NULL OR org_id = ?2) AND (?3 IS NULL OR integration_id = ?3)
-  AND (?4 IS NULL OR type IN (SELECT value FROM json_each(?4)))
-  AND (?5 IS NULL OR org_id IN (SELECT value FROM json_each(?5)))
-ORDER BY cursor LIMIT ?6
-"""  # noqa: S608
+EVENT_SELECT: Final = f"SELECT cursor, {columns(EVENT_COLUMNS)} FROM events"  # noqa: S608
 
 LATEST_CURSOR: Final = "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)"
 
@@ -191,13 +181,6 @@ INSERT_HELD: Final = _insert("held_receipts", HELD_COLUMNS)
 SELECT_WEBHOOK_REQUEST: Final = f"SELECT {columns(REQUEST_COLUMNS)} FROM webhook_requests"  # noqa: S608
 
 INSERT_WEBHOOK_REQUEST: Final = _insert("webhook_requests", REQUEST_COLUMNS)
-
-# ?1 JSON list of outcomes, ?2 integration (NULL: any), ?3 limit, ?4 offset.
-LIST_WEBHOOK_REQUESTS: Final = f"""
-{SELECT_WEBHOOK_REQUEST}
-WHERE outcome IN (SELECT value FROM json_each(?1)) AND (?2 IS NULL OR integration_id = ?2)
-ORDER BY received_at DESC, id DESC LIMIT ?3 OFFSET ?4
-"""  # noqa: S608
 
 # ?1 consumer, ?2 now, ?3 limit: expired leases whose event is kept, lowest cursor first.
 EXPIRED_LEASES: Final = f"""
@@ -249,19 +232,8 @@ DELETE FROM events WHERE cursor IN (
     }
 )
 
-# The first cursor to keep when events received before ?1 are purged (a prefix of the log).
-EVENTS_PURGE_BOUND: Final = """
-SELECT COALESCE(
-    (SELECT cursor FROM events WHERE received_at >= ?1 ORDER BY cursor LIMIT 1),
-    (SELECT COALESCE(MAX(cursor), 0) + 1 FROM events)
-)
-"""
 
 LONG_AGO: Final = -(2**62)  # a released lease's lease_until: expired for any `now`
 
-
-def filter_params(event_filter: EventFilter) -> tuple[Any, ...]:
-    """``READ_EVENTS``' ?2 … ?5 for a filter."""
-    types = json.dumps(sorted(event_filter.types)) if event_filter.types else None
-    orgs = json.dumps(sorted(event_filter.orgs)) if event_filter.orgs is not None else None
-    return (event_filter.org_id, event_filter.integration_id, types, orgs)
+# What the store's listings select (server/store/_keyset_sql.py, KeysetListings).
+SELECTS: Final = Selects(SELECT_INSTALLATION, SELECT_MESSAGE, SELECT_WEBHOOK_REQUEST, EVENT_SELECT)

@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 from .._base import (
     UNSET,
@@ -25,6 +25,7 @@ from .._base import (
     StoreClosed,
     Unset,
 )
+from .._keyset_sql import KeysetListings, Statement
 from .._migrations import Migration
 from .._rows import decode_time, encode_ids, encode_time
 from ._connect import Synchronous, connect, open_database
@@ -35,15 +36,17 @@ from ._opt_outs import OptOutMethods
 from ._queue import QueueMethods
 from ._sql import (
     CLAIM_MESSAGE,
+    DIALECT,
     INSERT_INSTALLATION,
     INSERT_MESSAGE,
     INSERT_MESSAGE_PART,
-    LIST_INSTALLATIONS,
+    LIST_INTEGRATIONS,
     ROWS,
     SELECT_INSTALLATION,
     SELECT_INSTALLATION_BY_NUMBER,
     SELECT_MESSAGE,
     SELECT_MESSAGE_BY_PART,
+    SELECTS,
     UPDATE_INSTALLATION,
     UPDATE_MESSAGE,
 )
@@ -52,6 +55,7 @@ from ._workers import Checkpointer, Readers, Writer
 __all__ = ["DEFAULT_FILENAME", "SqliteStore"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 DEFAULT_FILENAME = "msgbridge.sqlite3"
 
@@ -84,11 +88,17 @@ def _insert_numbers(conn: sqlite3.Connection, record: InstallationRecord) -> Non
             raise NumberTaken(assignment.number, holder[0]) from exc
 
 
-class SqliteStore(ExchangeMethods, InboundMethods, MediaMethods, OptOutMethods, QueueMethods):
+class SqliteStore(
+    KeysetListings, ExchangeMethods, InboundMethods, MediaMethods, OptOutMethods, QueueMethods
+):
     """The :class:`~server.store.Store` on an SQLite database file in a data directory.
 
     ``path`` is the data directory (created if missing); the database is ``path / filename``.
     """
+
+    _DIALECT = DIALECT
+    _ROWS = ROWS
+    _SELECTS = SELECTS
 
     def __init__(
         self,
@@ -197,6 +207,9 @@ class SqliteStore(ExchangeMethods, InboundMethods, MediaMethods, OptOutMethods, 
             raise StoreClosed("the store is not open")
         return await self._readers.submit(fn)
 
+    async def _fetch(self, statement: Statement, convert: Callable[[Any], R]) -> tuple[R, ...]:
+        return await self._read(lambda conn: tuple(map(convert, conn.execute(*statement))))
+
     # --- integrations -----------------------------------------------------------------------
 
     async def put_integration(
@@ -237,14 +250,13 @@ class SqliteStore(ExchangeMethods, InboundMethods, MediaMethods, OptOutMethods, 
 
         return await self._read(fn)
 
-    async def list_integrations(self) -> tuple[IntegrationRecord, ...]:
+    async def list_integrations(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> tuple[IntegrationRecord, ...]:
+        params = ("" if after is None else after, -1 if limit is None else limit)
+
         def fn(conn: sqlite3.Connection) -> tuple[IntegrationRecord, ...]:
-            rows = conn.execute(
-                "SELECT id, version, definition_json, created_at, deleted FROM integrations AS i"
-                " WHERE deleted = 0 AND version = ("
-                "   SELECT MAX(version) FROM integrations WHERE id = i.id AND deleted = 0"
-                " ) ORDER BY id"
-            ).fetchall()
+            rows = conn.execute(LIST_INTEGRATIONS, params).fetchall()
             return tuple(_integration(row) for row in rows)
 
         return await self._read(fn)
@@ -300,23 +312,6 @@ class SqliteStore(ExchangeMethods, InboundMethods, MediaMethods, OptOutMethods, 
         def fn(conn: sqlite3.Connection) -> InstallationRecord | None:
             row = conn.execute(SELECT_INSTALLATION + " WHERE id = ?", (installation_id,)).fetchone()
             return None if row is None else _installation(row)
-
-        return await self._read(fn)
-
-    async def list_installations(
-        self,
-        *,
-        org_id: str | None = None,
-        integration_id: str | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> tuple[InstallationRecord, ...]:
-        statement = LIST_INSTALLATIONS[org_id is not None, integration_id is not None]
-        given = tuple(value for value in (org_id, integration_id) if value is not None)
-        params = (*given, -1 if limit is None else limit, offset)
-
-        def fn(conn: sqlite3.Connection) -> tuple[InstallationRecord, ...]:
-            return tuple(_installation(row) for row in conn.execute(statement, params))
 
         return await self._read(fn)
 
