@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from client._webhook_signing import sign_webhook
 from msgbridge.v1 import gateway_pb2
 from server.demo import Answer, RunningFakeProvider
 
@@ -187,38 +188,78 @@ def _no_stale_scripts(provider: RunningFakeProvider) -> None:
     provider.state.clear_scripts()
 
 
-async def test_the_shipped_telegram_definition_resolves_a_photo_at_its_stand_in(
-    start_gateway: GatewayFactory, provider: RunningFakeProvider, http: aiohttp.ClientSession
-) -> None:
-    # integrations/telegram.json unchanged: getFile and the file URL it makes go to the stand-in
+async def shipped_gateway(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider, name: str, subscribed: Answer
+) -> tuple[Gateway, gateway_pb2.Installation, dict[str, str]]:
+    """A gateway with ``integrations/<name>.json`` registered unchanged, its calls sent to the
+    fake provider (the stand-in), enabled with its cases' settings and subscribed; media
+    fetching on. The installation and its properties."""
     gateway = await start_gateway(
         sidecar=True,
         media_fetch=True,
         media_fetch_timeout_s=2.0,
-        provider_stand_in=(f"telegram={provider.url}",),
+        provider_stand_in=(f"{name}={provider.url}",),
     )
-    await gateway.register(shipped("telegram"))
-    values: dict[str, Any] = install("telegram")
-    provider.state.script("*", Answer(json={"ok": True, "result": True}))  # setWebhook
+    await gateway.register(shipped(name))
+    values: dict[str, Any] = install(name)
+    provider.state.script("*", subscribed)
     installation = await gateway.enable(
-        "telegram", numbers=values["numbers"], properties=values["properties"]
+        name,
+        numbers=values["numbers"],
+        properties=values["properties"],
+        region=values.get("region", ""),
     )
     subscription = await subscription_after(gateway, installation.id)
     assert subscription.state == gateway_pb2.Subscription.SUBSCRIBED, subscription.last_error
-    token = values["properties"]["Bot token"]
-    provider.state.script(f"/bot{token}/getFile", get_file("photos/file_9.jpg"))
-    provider.state.script(f"/file/bot{token}/photos/file_9.jpg", Answer(body=JPEG))
-    body = json.loads((FIXTURES / "telegram" / "webhooks" / "photo_largest_size.json").read_text())
-    secret = values["properties"]["Webhook secret"]
+    provider.state.reset()
+    return gateway, installation, values["properties"]
 
+
+async def post_case(
+    gateway: Gateway,
+    http: aiohttp.ClientSession,
+    installation: gateway_pb2.Installation,
+    properties: dict[str, str],
+    case: str,
+) -> gateway_pb2.Event:
+    """The body of the provider's webhook case ``case`` (``<name>/<file>``), signed as the
+    provider signs it and posted: its one event, once released."""
+    name, _, file = case.partition("/")
+    body = json.dumps(json.loads((FIXTURES / name / "webhooks" / file).read_text())["body"])
+    auth = json.loads(shipped(name)).get("WebhookAuth")
+    headers = sign_webhook(
+        auth,
+        properties,
+        method="POST",
+        url=installation.webhook_url,
+        headers={},
+        body=body.encode(),
+    )
     subscriber = Subscriber(gateway, gateway_pb2.StreamEventsRequest(earliest=True))
     try:
         path = hook_path(installation)
-        headers = {"X-Telegram-Bot-Api-Secret-Token": secret}
-        assert (await post(http, gateway, path, body["body"], headers=headers))[0] == 200
+        assert (await post(http, gateway, path, body, headers=headers))[0] == 200
         (event,) = await subscriber.wait_for(1, within_s=20)
     finally:
         await subscriber.close()
+    return event
+
+
+async def test_the_shipped_telegram_definition_resolves_a_photo_at_its_stand_in(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider, http: aiohttp.ClientSession
+) -> None:
+    # integrations/telegram.json unchanged: getFile and the file URL it makes go to the stand-in
+    setwebhook = Answer(json={"ok": True, "result": True})
+    gateway, installation, properties = await shipped_gateway(
+        start_gateway, provider, "telegram", setwebhook
+    )
+    token = properties["Bot token"]
+    provider.state.script(f"/bot{token}/getFile", get_file("photos/file_9.jpg"))
+    provider.state.script(f"/file/bot{token}/photos/file_9.jpg", Answer(body=JPEG))
+
+    event = await post_case(
+        gateway, http, installation, properties, "telegram/photo_largest_size.json"
+    )
 
     assert list(event.media_urls) == ["media-id:AgACAgQAAxkBAAIBR2dT-x"]  # the largest size
     (item,) = event.media
@@ -226,6 +267,36 @@ async def test_the_shipped_telegram_definition_resolves_a_photo_at_its_stand_in(
     (resolve,) = provider.state.requests_to(f"/bot{token}/getFile")
     assert resolve.query == (("file_id", "AgACAgQAAxkBAAIBR2dT-x"),)
     assert token not in str(event)
+
+
+async def test_the_shipped_whatsapp_definition_keeps_an_image_given_by_id(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider, http: aiohttp.ClientSession
+) -> None:
+    # GET /<media id> on the Graph API answers the file's URL on lookaside.fbsbx.com, fetched
+    # with the same access token (docs/format.md, "Media given as an id")
+    subscribed = Answer(json={"success": True})
+    gateway, installation, properties = await shipped_gateway(
+        start_gateway, provider, "whatsapp", subscribed
+    )
+    lookaside = "https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1003383421387256"
+    provider.state.script("/v25.0/1003383421387256", Answer(json={"url": lookaside}))
+    bearer = f"Bearer {properties['Access token']}"
+    provider.state.script(
+        "/whatsapp_business/attachments/", Answer(body=JPEG, authorization=bearer)
+    )
+
+    event = await post_case(
+        gateway, http, installation, properties, "whatsapp/inbound_image_caption.json"
+    )
+
+    assert event.type == gateway_pb2.Event.MMS
+    assert list(event.media_urls) == ["media-id:1003383421387256"]
+    (item,) = event.media
+    assert (item.error, item.content_type) == ("", "image/jpeg")
+    (resolve,) = provider.state.requests_to("/v25.0/1003383421387256")
+    assert dict(resolve.headers)["Authorization"] == bearer
+    (fetch,) = provider.state.requests_to("/whatsapp_business/attachments/")
+    assert fetch.query == (("mid", "1003383421387256"),)
 
 
 async def test_an_id_named_as_a_url_is_never_resolved_without_a_resolve(
@@ -239,3 +310,27 @@ async def test_an_id_named_as_a_url_is_never_resolved_without_a_resolve(
     (item,) = event.media
     assert item.error == "FETCH_REFUSED: the definition has no Media resolve for a media id"
     assert not provider.state.requests  # nothing was called
+
+
+async def test_the_shipped_360dialog_definition_keeps_an_image_through_360dialog(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider, http: aiohttp.ClientSession
+) -> None:
+    # 360dialog answers Meta's URL; the file is Meta's path and query on 360dialog's host
+    gateway, installation, properties = await shipped_gateway(
+        start_gateway, provider, "360dialog", Answer(json={"url": "ok"})
+    )
+    lookaside = "https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=77&ext=9&hash=A-b"
+    provider.state.script("/1003383421387256", Answer(json={"url": lookaside}))
+    provider.state.script("/whatsapp_business/attachments/", Answer(body=JPEG))
+
+    event = await post_case(
+        gateway, http, installation, properties, "360dialog/inbound_image_caption.json"
+    )
+
+    (item,) = event.media
+    assert (item.error, item.content_type) == ("", "image/jpeg")
+    key = ("D360-API-KEY", properties["API key"])
+    (resolve,) = provider.state.requests_to("/1003383421387256")
+    (fetch,) = provider.state.requests_to("/whatsapp_business/attachments/")
+    assert key in resolve.headers and key in fetch.headers
+    assert fetch.query == (("mid", "77"), ("ext", "9"), ("hash", "A-b"))
