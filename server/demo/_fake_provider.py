@@ -25,8 +25,9 @@ Scripting and reading records, in process::
 and over HTTP, for a service running in another process (these paths are never recorded):
 
 - ``POST /_fake/script`` ``{"path": "/messages", "answers": [{"status": 503, "json": {...},
-  "text": "...", "headers": {"Retry-After": "1"}, "delay_s": 0.5, "close": false}]}``; an empty
-  ``answers`` list removes the path's script. ``DELETE /_fake/script`` removes every script.
+  "text": "...", "headers": {"Retry-After": "1"}, "delay_s": 0.5, "close": false}]}`` (or
+  ``"body_base64"``: a file's bytes, answered as they are); an empty ``answers`` list removes
+  the path's script. ``DELETE /_fake/script`` removes every script.
 - ``GET /_fake/requests`` (``?path=/messages`` to filter, ``?after=SEQ`` for only the requests
   received after the one numbered ``SEQ``) → ``{"requests": [...]}``, each with its ``seq``,
   method, path, query, headers, ``body_base64``, ``text`` (when UTF-8) and the parsed ``json``,
@@ -95,9 +96,11 @@ class Answer:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Answer:
         """An answer from the control API's JSON form (``headers`` a mapping or a list of pairs)."""
-        unknown = set(data) - {"status", "json", "text", "headers", "delay_s", "close"}
+        known = {"status", "json", "text", "headers", "delay_s", "close", "body_base64"}
+        unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown answer keys: {sorted(unknown)}")
+        encoded = data.get("body_base64")
         raw_headers = data.get("headers") or ()
         pairs = raw_headers.items() if isinstance(raw_headers, Mapping) else raw_headers
         return cls(
@@ -107,6 +110,7 @@ class Answer:
             headers=tuple((str(k), str(v)) for k, v in pairs),
             delay_s=float(data.get("delay_s", 0.0)),
             close=bool(data.get("close", False)),
+            body=None if encoded is None else base64.b64decode(str(encoded), validate=True),
         )
 
     def render(self, answer_id: str) -> tuple[bytes, str]:

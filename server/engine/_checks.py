@@ -40,6 +40,7 @@ from ._variables import (
     RESPONSE_MAP,
     WHERE,
     Scope,
+    media_resolve,
     property_names,
     request_pointers,
     template_strings,
@@ -236,6 +237,9 @@ def _all_requests(document: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[st
     token = token_request(document)
     if token is not None:
         yield "/auth/request", token
+    resolve = media_resolve(document.get("Media"))  # (ext) "Media given as an id"
+    if resolve is not None and "request_url" in resolve:
+        yield "/Media/resolve", resolve
 
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -283,6 +287,10 @@ def check_urls(document: Mapping[str, Any]) -> Iterator[Problem]:
     if isinstance(oauth2, Mapping):
         for key in ("authorization_endpoint", "token_endpoint"):
             places.append((f"/OAuth2/{key}", oauth2.get(key)))
+    resolve = media_resolve(document.get("Media"))  # (ext) the file's URL may be a base_url
+    if resolve is not None:
+        places.insert(requests, ("/Media/resolve/download", resolve.get("download")))
+        requests += 1
     places.append(("/logo", document.get("logo")))  # an optional URL (docs/format.md, "The file")
     for index, (at, url) in enumerate(places):
         if isinstance(url, str):
@@ -450,7 +458,7 @@ def _lists(tree: object, at: str) -> Iterator[tuple[str, list[Any]]]:
 _NEEDS: Mapping[str, tuple[tuple[str, ...], ...]] = {
     # each inner tuple: one of these names must be captured
     "message": (("from",), ("to",), ("content", "text")),
-    "mms": (("from",), ("to",), ("url",)),
+    "mms": (("from",), ("to",), ("url", "media_id")),  # (ext) "Media given as an id"
     "messageDelivered": (("messageid",),),
     "messageFailed": (("messageid",),),
     "messageSent": (("messageid",),),

@@ -33,7 +33,8 @@ __all__ = [
 
 #: The capture names that make the event's own fields (docs/format.md, "Webhook models").
 EVENT_CAPTURES: Final = frozenset(
-    {"from", "to", "content", "text", "url", "messageid", "status", "error"}
+    # (ext) media_id: files given as an id, in the event's media_urls ("Media given as an id")
+    {"from", "to", "content", "text", "url", "messageid", "status", "error", "media_id"}
 )
 MAX_FIELDS: Final = 32  # extra fields one model may keep (the schema refuses more)
 MAX_FIELD_VALUE: Final = 1024  # characters of one extra field's value; a longer one is cut

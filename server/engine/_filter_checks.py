@@ -115,7 +115,9 @@ def _check_placeholder(template: TemplateString, placeholder: Placeholder) -> It
 
 def _opens_request_url(pointer: str, text: str, placeholder: Placeholder) -> bool:
     segments = parse_template(text)
-    return pointer.endswith("/request_url") and bool(segments) and segments[0] == placeholder
+    # (ext) a Media resolve's download is a URL too ("Media given as an id")
+    opens = pointer.endswith("/request_url") or pointer == "/Media/resolve/download"
+    return opens and bool(segments) and segments[0] == placeholder
 
 
 def check_capture_filters(document: Mapping[str, Any]) -> Iterator[Problem]:

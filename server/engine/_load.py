@@ -33,6 +33,7 @@ from ._model import (
     HeaderAuth,
     JwtAuth,
     MediaAuth,
+    MediaResolve,
     MediaRules,
     OAuth2Config,
     Property,
@@ -247,7 +248,19 @@ def _media(value: dict[str, Any]) -> MediaRules:
         max_item_bytes=value.get("max_item_bytes"),
         max_message_bytes=value.get("max_message_bytes"),
         content_types=None if types is None else tuple(t.strip().lower() for t in types),
+        resolve=_media_resolve(value.get("resolve")),
     )
+
+
+def _media_resolve(value: dict[str, Any] | None) -> MediaResolve | None:
+    """(ext) docs/format.md, "Media given as an id": a request only when it names a URL."""
+    if value is None:
+        return None
+    request = None
+    if "request_url" in value:
+        keys = {k: v for k, v in value.items() if k != "download"}
+        request = _request("/Media/resolve", keys)
+    return MediaResolve(request=request, download=value["download"])
 
 
 def _media_auth(auth: str | dict[str, Any]) -> MediaAuth:

@@ -32,6 +32,7 @@ from ._event_values import (
     filter_captures,
 )
 from ._filters import ValueFilter
+from ._media_resolve import MEDIA_ID, media_id_url
 from ._model import Definition, EventType, WebhookModel
 from ._nested_each import MISSING, find_lists, pointer_steps, resolve
 from ._parse import WebhookRequest, parse_webhook
@@ -70,7 +71,7 @@ class InboundEvent:
     from_number: str | None
     to_number: str | None
     text: str | None  # the `content` capture, else `text`
-    media_urls: tuple[str, ...]  # the `url` capture(s)
+    media_urls: tuple[str, ...]  # the `url` capture(s), then (ext) `media_id`'s as media-id:
     provider_message_id: str | None  # `messageid`
     status: str | None
     error: str | None
@@ -470,6 +471,11 @@ def _event(candidate: _CompiledModel, pointer: str, raw: Captures) -> InboundEve
     built = build_values(candidate.model.build, raw)
     captures = {name: _clean(value) for name, value in built.items()}
     urls = captures.get("url")
+    media_urls = (urls,) if isinstance(urls, str) else (urls or ())
+    # (ext) files named by id come after those named by URL ("Media given as an id")
+    ids = captures.get(MEDIA_ID)
+    ids = (ids,) if isinstance(ids, str) else ids or ()
+    media_urls += tuple(media_id_url(i) for i in ids if i)
     text = _first(captures.get("content"))
     if text is None:
         text = _first(captures.get("text"))
@@ -482,7 +488,7 @@ def _event(candidate: _CompiledModel, pointer: str, raw: Captures) -> InboundEve
         from_number=_first(captures.get("from")),
         to_number=_first(captures.get("to")),
         text=text,
-        media_urls=(urls,) if isinstance(urls, str) else (urls or ()),
+        media_urls=media_urls,
         provider_message_id=_first(captures.get("messageid")),
         status=_first(captures.get("status")),
         error=_first(captures.get("error")),

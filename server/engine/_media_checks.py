@@ -14,9 +14,25 @@ from typing import Any, TypeGuard
 
 from ._errors import Problem
 from ._media import content_type_pattern_problem, host_pattern_problem
+from ._media_resolve import MEDIA_ID
+from ._placeholders import placeholders_in
 from ._pointer import child
+from ._variables import (
+    MEDIA_RESOLVE,
+    map_captures,
+    media_resolve,
+    model_captures,
+    tree_strings,
+    webhook_models,
+)
 
-__all__ = ["MEDIA_CHECKS", "check_media_auth", "check_media_caps", "check_media_patterns"]
+__all__ = [
+    "MEDIA_CHECKS",
+    "check_media_auth",
+    "check_media_caps",
+    "check_media_patterns",
+    "check_media_resolve",
+]
 
 
 def _media(document: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -83,4 +99,49 @@ def _is_integer(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-MEDIA_CHECKS = (check_media_patterns, check_media_caps, check_media_auth)
+def _names(tree: object, at: str) -> set[str]:
+    """The placeholder names in a template tree."""
+    return {p.name for t in tree_strings(tree, at, MEDIA_RESOLVE) for p in placeholders_in(t.text)}
+
+
+def check_media_resolve(document: Mapping[str, Any]) -> Iterator[Problem]:
+    """(ext) docs/format.md, "Media given as an id": a model that names files by id needs
+    ``Media.resolve``; a resolve must use the id, and its request's captures are for
+    ``download``."""
+    resolve = media_resolve(document.get("Media"))
+    if resolve is None:
+        for i, model in webhook_models(document):
+            if MEDIA_ID in model_captures(i, model):
+                yield Problem(
+                    pointer=f"/Webhook/{i}/request_parameters",
+                    message=f"the model captures ${MEDIA_ID}$, a file given as an id, but the "
+                    "definition has no Media resolve to find the file by its id: add "
+                    '"Media": {"resolve": {...}}',
+                )
+        return
+    download = _names(resolve.get("download"), "/Media/resolve/download")
+    used = download | set().union(
+        *(
+            _names(resolve.get(key), f"/Media/resolve/{key}")
+            for key in ("request_url", "request_parameters", "request_query", "request_headers")
+        )
+    )
+    if MEDIA_ID not in used:
+        yield Problem(
+            pointer="/Media/resolve",
+            message=f"neither the resolve request nor download uses ${MEDIA_ID}$: every file "
+            "would be found at the same place",
+        )
+    if "request_url" not in resolve:
+        return
+    unused = sorted(map_captures(resolve) - download)
+    if unused:
+        shown = ", ".join(f"${name}$" for name in unused)
+        yield Problem(
+            pointer="/Media/resolve/response_map",
+            message=f"{shown}: captured but not used by download",
+            severity="warning",
+        )
+
+
+MEDIA_CHECKS = (check_media_patterns, check_media_caps, check_media_auth, check_media_resolve)

@@ -29,6 +29,7 @@ __all__ = [
     "HeaderAuth",
     "JwtAuth",
     "MediaAuth",
+    "MediaResolve",
     "MediaRules",
     "NumberFormat",
     "OAuth2Config",
@@ -359,6 +360,18 @@ MediaAuth: TypeAlias = Literal["none", "api"] | BasicAuth | BearerAuth | HeaderA
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class MediaResolve:
+    """(ext) How a file an inbound message names by id is found (docs/format.md, "Media given as
+    an id"): an optional request of the provider's API (properties and ``$media_id$``, sent with
+    the definition's auth) whose ``response_map`` captures what ``download`` needs, and
+    ``download``, the URL template of the file itself (properties, ``$media_id$`` and the
+    request's captures; a capture in its path may be a path of several segments)."""
+
+    request: RequestTemplate | None
+    download: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class MediaRules:
     """(ext) A definition's ``Media`` (docs/format.md, "Media"): what a media URL of an inbound
     message is fetched with and where those credentials may go, the size caps and the media types
@@ -373,6 +386,8 @@ class MediaRules:
     max_message_bytes: int | None = None
     # "type/subtype" or "type/*", lower case; None: the gateway's own list
     content_types: tuple[str, ...] | None = None
+    # (ext) files named by id: how each is found (docs/format.md, "Media given as an id")
+    resolve: MediaResolve | None = None
 
 
 # --- (ext) the answer a stored webhook gets (docs/format.md, "Answers") ------------------------

@@ -533,15 +533,18 @@ def render_request(
 
 def request_origins(definition: Definition, values: Mapping[str, Value]) -> tuple[str, ...]:
     """The origins (``scheme://host[:port]``) the definition's own requests go to — SendMessage,
-    SendFile, their ``then``, Subscribe and Unsubscribe — with the installation's property
-    ``values``, each once, in that order; a URL whose origin these values cannot make (a
-    property without a value) gives none."""
+    SendFile, their ``then``, Subscribe and Unsubscribe, (ext) a Media resolve request — with
+    the installation's property ``values``, each once, in that order; a URL whose origin these
+    values cannot make (a property without a value) gives none."""
     templates: list[RequestTemplate] = []
     for send in (definition.send_message, definition.send_file):
         while send is not None:
             templates.append(send)
             send = send.then
     templates.extend((*definition.subscribe, *definition.unsubscribe))
+    resolve = definition.media.resolve  # (ext) docs/format.md, "Media given as an id"
+    if resolve is not None and resolve.request is not None:
+        templates.append(resolve.request)
     origins: dict[str, None] = {}
     for template in templates:
         try:

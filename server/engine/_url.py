@@ -200,10 +200,18 @@ class UrlTemplate:
     base_url: bool = False  # (ext) the opening placeholder is a whole base URL ($x|base_url$)
 
     def render(
-        self, values: Lookup, *, verbatim: Collection[str] = (), extra_query: str = ""
+        self,
+        values: Lookup,
+        *,
+        verbatim: Collection[str] = (),
+        extra_query: str = "",
+        paths: Collection[str] = (),
     ) -> str:
         """The URL. ``verbatim`` names values written as they are, unchecked (display masks);
-        ``extra_query`` is an encoded query string appended to the template's own query."""
+        ``extra_query`` is an encoded query string appended to the template's own query;
+        (ext) ``paths`` names values that in the path are a relative path of several segments,
+        each encoded, and may end with a query, which opens the URL's (a media ``download``'s
+        captures: docs/format.md, "Media given as an id")."""
         base_query: str | None = None
         if self.base_url:
             origin, base_path, base_query = self._base(values, verbatim)
@@ -219,6 +227,12 @@ class UrlTemplate:
         for segment in self.path:
             if isinstance(segment, str):
                 out.append(segment)
+                continue
+            if segment.name in paths:
+                path, query = self._path_value(segment, values)
+                out.append(path)
+                if query is not None:
+                    base_query = query if base_query is None else f"{base_query}&{query}"
                 continue
             text = self._value(segment, values, verbatim, out)
             risky_dots = risky_dots or (text != "" and text.strip(".") == "")
@@ -271,6 +285,28 @@ class UrlTemplate:
             else _encode_value(text, self.pointer)
         )
         return text
+
+    def _path_value(self, placeholder: Placeholder, values: Lookup) -> tuple[str, str | None]:
+        """(ext) A value written as a relative path — each ``/``-separated segment encoded, a
+        final ``/`` kept — and its query, if it has a ``?`` (encoded as a base URL's: what it
+        encodes already is kept). An empty segment but the last, a ``.`` or ``..`` segment (it
+        would climb or fold the template's path) and a fragment are refused."""
+        text = placeholder_text(placeholder, values)
+        path, mark, query = text.partition("?")
+        segments = path.split("/")
+        inner = segments[:-1] if len(segments) > 1 and not segments[-1] else segments
+        if (
+            any(s == "" or _is_dot_segment(s) or s.strip(".") == "" for s in inner)
+            or "#" in query
+            or _CONTROL.search(query)
+        ):
+            raise RenderError(
+                f"the value of ${placeholder.name}$ is not a relative path (an empty, "
+                '"." or ".." segment, or a fragment)',
+                pointer=self.pointer,
+            )
+        encoded = "/".join(_encode_value(s, self.pointer) for s in segments)
+        return encoded, _encode_literal(query, self.pointer) if mark else None
 
     def _base(self, values: Lookup, verbatim: Collection[str]) -> tuple[str, str, str | None]:
         """(ext) The origin, the encoded path and the encoded query (None: no ``?``) of the

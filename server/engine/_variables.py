@@ -23,11 +23,14 @@ __all__ = [
     "ALL_VARIABLES",
     "CHAINED_RESPONSE_MAP",
     "LOOKUP_RESPONSE_MAP",
+    "MEDIA_DOWNLOAD",
+    "MEDIA_RESOLVE",
     "REQUEST_SCOPES",
     "SIGNALS",
     "WHERE",
     "Scope",
     "TemplateString",
+    "media_resolve",
     "model_captures",
     "property_names",
     "request_pointers",
@@ -124,6 +127,8 @@ WEBHOOK = Scope(
         # (ext) our id, sent back by the provider: a receipt finds its message by it
         # (docs/format.md, "Receipts")
         | {"gateway_id"}
+        # (ext) a file named by id (docs/format.md, "Media given as an id")
+        | {"media_id"}
     ),
     captures=True,
     optional=True,
@@ -142,6 +147,17 @@ TOKEN_USE = Scope(name="the token's use", variables=frozenset({"token"}))
 OAUTH2 = Scope(name="OAuth2", variables=frozenset())
 WEBHOOK_AUTH = Scope(name="WebhookAuth", variables=frozenset())
 MEDIA_AUTH = Scope(name="Media auth", variables=frozenset())  # (ext) docs/format.md, "Media"
+#: (ext) docs/format.md, "Media given as an id": the resolve request takes properties and the
+#: file's id; its response_map captures any name for ``download`` (and ``$error$``, a refusal's
+#: reason); ``download`` takes properties, the id and those captures.
+MEDIA_RESOLVE = Scope(name="the Media resolve request", variables=frozenset({"media_id"}))
+MEDIA_DOWNLOAD = "the Media download"  # a scope of its own per definition: its captures
+MEDIA_RESOLVE_MAP = Scope(
+    name="the Media resolve response_map",
+    variables=frozenset({"error"}),
+    captures=True,
+    introduces=True,
+)
 
 #: The scopes whose templates are rendered as requests
 _REQUESTS = (
@@ -155,8 +171,8 @@ _REQUESTS = (
 )
 _SCOPES = (*_REQUESTS, RESPONSE_MAP, WEBHOOK)
 #: The names of the scopes whose templates are rendered as requests: filters and switches work
-#: there.
-REQUEST_SCOPES = frozenset(s.name for s in _REQUESTS)
+#: there; (ext) a Media resolve's request and download are rendered as requests are.
+REQUEST_SCOPES = frozenset(s.name for s in _REQUESTS) | {MEDIA_RESOLVE.name, MEDIA_DOWNLOAD}
 ALL_VARIABLES = frozenset().union(
     *(s.variables for s in _SCOPES), EACH_VARIABLES, SPLIT_VARIABLES, ITEM_VARIABLES
 )
@@ -182,6 +198,7 @@ WHERE: Mapping[str, str] = {
     "gateway_id": "SendMessage, SendFile and webhook models",
     "encoding": "SendMessage and SendFile",
     "media_urls": "SendFile",
+    "media_id": "webhook models and Media resolve",
     "part": "a SendMessage or SendFile request with split or for_each (one request per part or "
     "media item)",
     "parts": "a SendMessage or SendFile request with split or for_each (one request per part or "
@@ -368,6 +385,7 @@ def template_strings(document: Mapping[str, Any]) -> Iterator[TemplateString]:
         yield from _strings_at(media_auth, "/Media/auth", _AUTH_TEMPLATES, MEDIA_AUTH)
         if isinstance(media_auth.get("headers"), Mapping):
             yield from tree_strings(media_auth["headers"], "/Media/auth/headers", MEDIA_AUTH)
+    yield from _media_resolve_strings(media)
     webhook_auth = document.get("WebhookAuth")
     if isinstance(webhook_auth, Mapping):
         yield from _strings_at(webhook_auth, "/WebhookAuth", _WEBHOOK_AUTH_TEMPLATES, WEBHOOK_AUTH)
@@ -381,6 +399,30 @@ def _response_map_scope(scope: Scope) -> Scope:
     if scope.chained:
         return CHAINED_RESPONSE_MAP
     return LOOKUP_RESPONSE_MAP if scope is LOOKUP_CONTACT else RESPONSE_MAP
+
+
+def media_resolve(media: object) -> Mapping[str, Any] | None:
+    """(ext) A ``Media`` object's ``resolve``, if it is an object."""
+    resolve = media.get("resolve") if isinstance(media, Mapping) else None
+    return resolve if isinstance(resolve, Mapping) else None
+
+
+def _media_resolve_strings(media: object) -> Iterator[TemplateString]:
+    """(ext) The templates of ``Media.resolve`` (docs/format.md, "Media given as an id"): its
+    request's, its response_map's and ``download``, which may use what the map captures."""
+    resolve = media_resolve(media)
+    if resolve is None:
+        return
+    at = "/Media/resolve"
+    yield from _strings_at(resolve, at, ("request_url",), MEDIA_RESOLVE)
+    for key in ("request_parameters", "request_query", "request_headers"):
+        yield from tree_strings(resolve.get(key), f"{at}/{key}", MEDIA_RESOLVE)
+    yield from tree_strings(resolve.get("response_map"), f"{at}/response_map", MEDIA_RESOLVE_MAP)
+    captured = map_captures(resolve)
+    download = replace(
+        MEDIA_RESOLVE, name=MEDIA_DOWNLOAD, variables=MEDIA_RESOLVE.variables | captured
+    )
+    yield from _strings_at(resolve, at, ("download",), download)
 
 
 def token_request(document: Mapping[str, Any]) -> Mapping[str, Any] | None:

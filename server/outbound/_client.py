@@ -326,14 +326,22 @@ class OutboundClient:
         headers: Mapping[str, str],
         timeout: float,  # noqa: ASYNC109 (one deadline for the whole exchange, body included)
         max_redirects: int,
+        integration: str | None = None,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """GET ``url`` and yield the answer with its body unread, for the caller to stream
         (a file: docs/media.md), all within ``timeout`` seconds — the reading of the body
         included. Redirects are followed up to ``max_redirects``, each hop judged by the policy,
-        credentials dropped when the origin changes. Errors as :meth:`send`'s, also those met
-        while the caller reads the body."""
+        credentials dropped when the origin changes. ``integration``, for a URL the definition
+        made (a file given as an id), sends it to that integration's stand-in, if any. Errors as
+        :meth:`send`'s, also those met while the caller reads the body."""
         async with self._exchange(
-            "GET", url, headers=headers, body=None, timeout=timeout, max_redirects=max_redirects
+            "GET",
+            url,
+            headers=headers,
+            body=None,
+            timeout=timeout,
+            max_redirects=max_redirects,
+            integration=integration,
         ) as (response, _):
             yield response
 

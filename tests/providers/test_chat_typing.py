@@ -21,17 +21,31 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "providers"
 ORG = "org-1"
 
-# provider → (its answer, the request it must receive: method, path, JSON body, the headers named)
-TYPING: dict[str, tuple[Answer, tuple[str, str, Any, dict[str, str]]]] = {
+# provider → (its answer, the signal's to, the request it must receive: method, path, JSON
+# body, the headers named)
+TYPING: dict[str, tuple[Answer, str, tuple[str, str, Any, dict[str, str]]]] = {
     # https://developers.line.biz/en/reference/messaging-api/#display-a-loading-indicator:
     # 202 and an empty object
     "line": (
         Answer(status=202, json={}),
+        "U4af4980629d8b3a8e3b9e4f1e1d2c3b4",
         (
             "POST",
             "/v2/bot/chat/loading/start",
             {"chatId": "U4af4980629d8b3a8e3b9e4f1e1d2c3b4", "loadingSeconds": 5},
             {"Authorization": "Bearer W1DhJ8sbR6QvNnq0cLx3fZ2yVpKe9gTtUo4aXiY7mHs="},
+        ),
+    ),
+    # https://core.telegram.org/bots/api#sendchataction: chat_id and action "typing"; "Returns
+    # True on success"
+    "telegram": (
+        Answer(json={"ok": True, "result": True}),
+        "111222333",
+        (
+            "POST",
+            "/bot123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11/sendChatAction",
+            {"chat_id": "111222333", "action": "typing"},
+            {"Content-Type": "application/json"},
         ),
     ),
 }
@@ -41,7 +55,7 @@ TYPING: dict[str, tuple[Answer, tuple[str, str, Any, dict[str, str]]]] = {
 async def test_send_typing_makes_the_documented_request(
     provider: str, provider_fake: RunningFakeProvider, tmp_path: Path
 ) -> None:
-    answer, (method, path, body, headers) = TYPING[provider]
+    answer, to, (method, path, body, headers) = TYPING[provider]
     text = (ROOT / "integrations" / f"{provider}.json").read_text(encoding="utf-8")
     install = json.loads((FIXTURES / provider / "install.json").read_text(encoding="utf-8"))
     [ours] = install["numbers"]
@@ -60,7 +74,7 @@ async def test_send_typing_makes_the_documented_request(
             )
         )
         provider_fake.state.script(path, answer)
-        request = gateway_pb2.SignalRequest(org_id=ORG, to=body["chatId"])
+        request = gateway_pb2.SignalRequest(org_id=ORG, to=to)
         setattr(request, "from", ours)
         reply = await stub.SendTyping(request)
     finally:

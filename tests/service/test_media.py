@@ -456,6 +456,21 @@ async def test_a_hosted_files_url_outlives_the_queue_and_the_send_time(
     assert message.media_url.startswith("http://127.0.0.1:0/media/" + info.media_id)
 
 
+async def kept_exchanges(gateway: Gateway, columns: str) -> list[tuple[Any, ...]] | None:
+    """``columns`` of every row of the exchange log, oldest first; None on PostgreSQL (the rows
+    are read from the SQLite file)."""
+    exchanges = gateway.server.exchanges
+    assert exchanges is not None
+    await exchanges.flush()
+    if TEST_DATABASE != "sqlite":
+        return None
+    database = gateway.server.settings.data_dir / "msgbridge.db"
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        query = f"SELECT {columns} FROM provider_exchanges ORDER BY started_at"
+        rows: list[tuple[Any, ...]] = db.execute(query).fetchall()
+    return rows
+
+
 async def test_a_fetch_is_kept_in_the_exchange_log_with_its_credentials_masked(
     media_gateway: Gateway, provider: RunningFakeProvider, http: aiohttp.ClientSession
 ) -> None:
@@ -464,17 +479,12 @@ async def test_a_fetch_is_kept_in_the_exchange_log_with_its_credentials_masked(
     provider.state.script("/media/1", Answer(body=PNG, authorization=BASIC))
     event = await one_event(media_gateway, http, provider.url + "/media/1")
     assert event.media[0].error == ""
-    exchanges = media_gateway.server.exchanges
-    assert exchanges is not None
-    await exchanges.flush()
-    if TEST_DATABASE != "sqlite":
+    rows = await kept_exchanges(
+        media_gateway,
+        "kind, message_id, method, url, status, request_headers_json, response_body",
+    )
+    if rows is None:
         return  # the rows are read from the SQLite file
-    database = media_gateway.server.settings.data_dir / "msgbridge.db"
-    with contextlib.closing(sqlite3.connect(database)) as db:
-        rows = db.execute(
-            "SELECT kind, message_id, method, url, status, request_headers_json, response_body"
-            " FROM provider_exchanges"
-        ).fetchall()
     [(kind, message_id, method, url, status, headers, body)] = rows
     assert (kind, message_id, method, status, body) == ("media_fetch", None, "GET", 200, "")
     assert url == provider.url + "/media/1"

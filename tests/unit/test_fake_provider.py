@@ -394,3 +394,17 @@ async def test_an_authorization_request_is_approved_with_a_redirect_unless_its_p
     fake.state.script("/oauth/authorize", Answer(status=400, json={"error": "access_denied"}))
     async with http.get(f"{fake.url}/oauth/authorize", params=query) as r:
         assert r.status == 400
+
+
+async def test_control_api_scripts_a_files_bytes(
+    fake: RunningFakeProvider, http: aiohttp.ClientSession
+) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+    script = {"path": "/f.png", "answers": [{"body_base64": base64.b64encode(png).decode()}]}
+    async with http.post(f"{fake.url}/_fake/script", json=script) as response:
+        assert response.status == 204
+    async with http.get(f"{fake.url}/f.png") as response:
+        assert (response.status, await response.read()) == (200, png)
+    bad = {"path": "/f.png", "answers": [{"body_base64": "not base64!"}]}
+    async with http.post(f"{fake.url}/_fake/script", json=bad) as response:
+        assert response.status == 400

@@ -25,6 +25,7 @@ from server.engine import (
     media_caps,
     media_credentials,
     media_credentials_apply,
+    media_id_of,
     media_needs_bearer_token,
 )
 
@@ -160,7 +161,7 @@ def test_a_variant_cannot_change_media() -> None:
         ({"content_types": [""]}, "/Media/content_types/0: item 0 of content_types must not be "
          "empty"),
         ({"types": ["image/*"]}, '/Media/types: unknown key "types"; allowed here: "auth", '
-         '"hosts", "max_item_bytes", "max_message_bytes", "content_types"'),
+         '"hosts", "max_item_bytes", "max_message_bytes", "content_types", "resolve"'),
     ],
 )  # fmt: skip
 def test_a_malformed_media_is_an_error_at_its_pointer(media: Any, expected: str) -> None:
@@ -558,8 +559,10 @@ def test_bandwidth_fetches_its_media_with_the_oauth2_token() -> None:
 @pytest.mark.parametrize("path", WITH_MEDIA, ids=lambda p: p.stem)
 def test_shipped_media_names_its_source(path: Path) -> None:
     """docs/format.md, "Media": credentials only where the provider's documentation says media
-    needs them, and the page named in the case set's sources.md."""
-    assert load_definition(path.read_bytes()).media.auth != "none"
+    needs them — or (ext) files found by id ("Media given as an id") —, and the page named in
+    the case set's sources.md."""
+    media = load_definition(path.read_bytes()).media
+    assert media.auth != "none" or media.resolve is not None
     sources = ROOT / "tests" / "fixtures" / "providers" / path.stem / "sources.md"
     text = sources.read_text()
     assert "`Media`" in text
@@ -580,7 +583,11 @@ def test_vonage_fetches_secured_media_with_the_applications_jwt() -> None:
     assert media_credentials(definition, "https://nexmo.com.evil.test/v3/media/1", {}) == ()
 
 
-@pytest.mark.parametrize("path", WITH_MEDIA, ids=lambda p: p.stem)
+#: (ext) Those whose media needs credentials (a file found by id may carry its own, in its URL).
+WITH_CREDENTIALS = [p for p in WITH_MEDIA if load_definition(p.read_bytes()).media.auth != "none"]
+
+
+@pytest.mark.parametrize("path", WITH_CREDENTIALS, ids=lambda p: p.stem)
 def test_the_media_of_a_providers_own_cases_gets_its_credentials(path: Path) -> None:
     """Each inbound media URL of the provider's cases (taken from its documentation) is on a host
     its ``Media`` sends credentials to: the hosts fit where the provider serves media. A case whose
@@ -598,5 +605,8 @@ def test_the_media_of_a_providers_own_cases_gets_its_credentials(path: Path) -> 
     for url in elsewhere:
         assert not media_credentials_apply(definition, url, values), url
     assert urls
-    for url in urls:
+    # (ext) a file given as an id is found by the definition's resolve, not fetched as named
+    fetched = [url for url in urls if media_id_of(url) is None]
+    assert fetched or definition.media.resolve is not None
+    for url in fetched:
         assert media_credentials_apply(definition, url, values), url

@@ -108,3 +108,35 @@ def test_repeated_checks() -> None:
     ]
     [wrong] = _problems(_doc(repeated={"mediaUrls": "all"}))
     assert wrong.startswith("error /Webhook/0/repeated/mediaUrls")
+
+
+def test_a_pointer_reduces_a_list_inside_nested_objects() -> None:
+    # Telegram's photo is its sizes, smallest first: the model reads the largest (the last)
+    pattern = {"message": {"chat": {"id": "$from$"}, "to": "$to?$", "photo": {"file_id": "$url$"}}}
+    doc = _doc(request_parameters=pattern, repeated={"/message/photo": "last"})
+    assert list(check_definition(doc)) == []
+    sizes = [{"file_id": "small"}, {"file_id": "medium"}, {"file_id": "large"}]
+    message: dict[str, Any] = {"chat": {"id": 7}, "photo": sizes}
+    data = json.dumps({"update_id": 1, "message": message}).encode()
+    request = WebhookRequest(method="POST", content_type="application/json", body=data)
+    [event] = match_webhook(load_definition(doc), request).events
+    assert event.media_urls == ("large",)
+    reduced = apply_repeated({"/message/photo": "last"}, {"message": message})
+    assert reduced == {"message": {"chat": {"id": 7}, "photo": {"file_id": "large"}}}
+    assert message["photo"] == sizes  # the payload as parsed is never changed
+
+
+def test_a_pointer_through_something_that_is_not_an_object_changes_nothing() -> None:
+    payload = {"message": [{"photo": [1, 2]}]}
+    assert apply_repeated({"/message/photo": "last"}, payload) is payload
+    assert apply_repeated({"/missing/photo": "first"}, payload) is payload
+
+
+def test_the_checker_refuses_a_pointer_the_pattern_does_not_have() -> None:
+    pattern = {"message": {"chat": {"id": "$from$"}, "to": "$to$", "photo": {"file_id": "$url$"}}}
+    doc = _doc(request_parameters=pattern, repeated={"/message/video": "last"})
+    assert [str(p) for p in check_definition(doc)] == [
+        '/Webhook/0/repeated/~1message~1video: "/message/video" does not lead through this '
+        "model's request_parameters objects to a key of them, so nothing reads it: name a "
+        "field the model matches or captures"
+    ]

@@ -68,6 +68,8 @@ def build_media(
         max_item_bytes=max_item_bytes,
         max_message_bytes=max_message_bytes,
         exchanges=exchanges,
+        outbound=outbound,
+        resolve_timeout_s=fetch_timeout_s,
     )
     library = MediaLibrary(
         store=store,

@@ -39,7 +39,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from ...engine import RenderedRequest
+from ...engine import RenderedRequest, media_id_of
 from ...media import BlobStore, BlobTooLarge, SniffedStream, blob_key
 from ...metrics import NO_METRICS, Metrics
 from ...outbound import (
@@ -54,7 +54,7 @@ from ...store import EventMedia, MediaHold, MediaOrigin, MediaRecord, NewEvent, 
 from .._events import EventHub
 from ._loop_lag import LoopLag
 
-__all__ = ["MAX_FILES", "FetchRules", "MediaFetcher", "RulesFor"]
+__all__ = ["MAX_FILES", "FetchRules", "MediaFetcher", "ResolveFailed", "RulesFor"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +83,21 @@ class FetchRules:
     keep: (
         Callable[[RenderedRequest, ProviderResponse | OutboundError, datetime, float], None] | None
     ) = None
+    #: (ext) The URL of a file given by its provider id (docs/format.md, "Media given as an
+    #: id"), found through the definition's ``Media.resolve``; raises :class:`ResolveFailed`.
+    #: None: the definition names files by URL only.
+    resolve: Callable[[str], Awaitable[str]] | None = None
+    #: Masks the installation's secrets in a file's error (a resolved URL may hold one).
+    mask: Callable[[str], str] = str
+
+
+class ResolveFailed(Exception):
+    """A file given by id could not be found: ``transient`` when a later try may succeed (no
+    connection, a timeout, 429, 5xx). The message is masked and names no resolved URL."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 #: The rules of an event's integration and installation (the service builds them from the
@@ -319,12 +334,32 @@ class MediaFetcher:
             hold.id, owner=self.owner, progress=progress, next_attempt_at=next_at
         )
 
+    @staticmethod
+    async def _resolve(url: str, rules: FetchRules) -> str:
+        """The URL to fetch: ``url``, or (ext) the file's URL found for a ``media-id:`` entry
+        (docs/format.md, "Media given as an id")."""
+        media_id = media_id_of(url)
+        if media_id is None:
+            return url
+        if rules.resolve is None:
+            raise _Permanent(
+                _reason("FETCH_REFUSED", "the definition has no Media resolve for a media id")
+            )
+        try:
+            return await rules.resolve(media_id)
+        except ResolveFailed as exc:
+            if exc.transient:
+                raise _Transient(str(exc)) from None
+            raise _Permanent(_reason("FETCH_REFUSED", str(exc))) from None
+
     async def _fetch_one(
         self, event: NewEvent, url: str, rules: FetchRules, budget: int
     ) -> EventMedia:
         cap = min(rules.max_item_bytes, budget)
         if cap <= 0:
             raise _Permanent(_reason("MEDIA_TOO_LARGE", "the message's files exceed its cap"))
+        source = url  # what the event names: the provider's URL, or (ext) media-id:<id>
+        url = await self._resolve(url, rules)
         media_id = uuid.uuid4().hex
         key = blob_key(event.org_id, media_id)
         headers = await rules.headers_for(url)
@@ -332,7 +367,12 @@ class MediaFetcher:
         answer: ProviderResponse | OutboundError | None = None
         try:
             async with self._outbound.open_get(
-                url, headers=headers, timeout=self._fetch_timeout_s, max_redirects=_MAX_REDIRECTS
+                url,
+                headers=headers,
+                timeout=self._fetch_timeout_s,
+                max_redirects=_MAX_REDIRECTS,
+                # (ext) a URL the definition made goes where its requests go: its stand-in
+                integration=event.integration_id if url != source else None,
             ) as response:
                 answer = ProviderResponse(
                     status=response.status,
@@ -355,10 +395,10 @@ class MediaFetcher:
             raise _Permanent(_reason("MEDIA_TOO_LARGE", f"more than {cap} bytes")) from None
         except (ConnectFailed, OutboundTimeout, TransportError) as exc:
             answer = exc
-            raise _Transient(str(exc)) from None
+            raise _Transient(rules.mask(str(exc))) from None
         except OutboundError as exc:  # refused by the policy, a URL that cannot be called
             answer = exc
-            raise _Permanent(_reason("FETCH_REFUSED", str(exc))) from None
+            raise _Permanent(_reason("FETCH_REFUSED", rules.mask(str(exc)))) from None
         finally:
             if rules.keep is not None and answer is not None:
                 request = RenderedRequest(
@@ -380,12 +420,12 @@ class MediaFetcher:
                 content_type=content_type,
                 size=stored.size,
                 sha256=stored.sha256,
-                source=url,
+                source=source,
                 created_at=datetime.now(UTC),
             )
         )
         return EventMedia(
-            original_url=url,
+            original_url=source,
             media_id=media_id,
             content_type=content_type,
             size=stored.size,
