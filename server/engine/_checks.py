@@ -25,6 +25,8 @@ from ._find_checks import check_find
 from ._handshake_checks import HANDSHAKE_CHECKS, handshake_templates
 from ._media_checks import MEDIA_CHECKS
 from ._nested_each_checks import check_nested_each
+from ._optional_key_checks import check_optional_keys
+from ._patterns import optional_key
 from ._placeholders import Placeholder, has_stray_dollar, parse_template, placeholders_in
 from ._pointer import child
 from ._repeated_checks import check_repeated
@@ -489,7 +491,7 @@ def check_webhook_events(document: Mapping[str, Any]) -> Iterator[Problem]:
             p.name
             for t in webhook_model_strings(i, model)
             for p in placeholders_in(t.text)
-            if not p.optional or p.name in _OPTIONAL_COUNTS
+            if not (p.optional or t.optional) or p.name in _OPTIONAL_COUNTS
         }
         captured |= {_STANDS_FOR[name] for name in captured if name in _STANDS_FOR}
         captured |= built_names(i, model)  # (ext) "Built values, …"
@@ -626,7 +628,8 @@ def _constraints(
     model")."""
     if isinstance(pattern, Mapping):
         for key, value in pattern.items():
-            yield from _constraints(value, event_key, properties, (*path, key))
+            if not optional_key(str(key))[1]:  # (ext) an optional key's literals are no constraint
+                yield from _constraints(value, event_key, properties, (*path, key))
     elif isinstance(pattern, list):
         for item in pattern:
             yield from _constraints(item, event_key, properties, (*path, _ANY_ELEMENT))
@@ -710,6 +713,7 @@ CHECKS: tuple[Check, ...] = (
     check_webhook_header_names,
     check_webhook_constraints,
     check_repeated,
+    check_optional_keys,
     check_nested_each,
     check_webhook_auth,
     *FILTER_CHECKS,

@@ -15,6 +15,7 @@ from typing import Any
 
 from ._each import EACH, ITEM, ITEM_VARIABLES, LISTS
 from ._model import freeze
+from ._patterns import optional_key
 from ._placeholders import placeholders_in
 from ._pointer import child
 from ._template import captured_names
@@ -28,6 +29,7 @@ __all__ = [
     "Scope",
     "TemplateString",
     "model_captures",
+    "pattern_strings",
     "property_names",
     "request_pointers",
     "template_strings",
@@ -193,6 +195,9 @@ class TemplateString:
     pointer: str
     text: str
     scope: Scope
+    #: (ext) A webhook pattern string under a ``"key?"`` key (docs/format.md, "Webhook models"):
+    #: its captures may have no value, as a ``$x?$``'s may.
+    optional: bool = False
 
 
 def property_names(document: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -406,15 +411,28 @@ def model_captures(i: int, model: Mapping[str, Any]) -> set[str]:
 def webhook_model_strings(i: int, model: Mapping[str, Any]) -> Iterator[TemplateString]:
     """The pattern strings of the model at ``/Webhook/i``: its parameters, then (ext) headers,
     then (ext) its ``enclosing`` patterns ("Nested lists")."""
-    yield from tree_strings(
-        model.get("request_parameters"), f"/Webhook/{i}/request_parameters", WEBHOOK
-    )
+    yield from pattern_strings(model.get("request_parameters"), f"/Webhook/{i}/request_parameters")
     headers = model.get("request_headers")
     if isinstance(headers, Mapping):
         yield from tree_strings(headers, f"/Webhook/{i}/request_headers", WEBHOOK)
     enclosing = model.get("enclosing")
     if isinstance(enclosing, Mapping):
-        yield from tree_strings(enclosing, f"/Webhook/{i}/enclosing", WEBHOOK)
+        for key, tree in enclosing.items():  # its keys are pointers, never optional keys
+            yield from pattern_strings(tree, child(f"/Webhook/{i}/enclosing", str(key)))
+
+
+def pattern_strings(tree: object, at: str, optional: bool = False) -> Iterator[TemplateString]:
+    """The string leaves of a webhook pattern, each marked ``optional`` when it is under a
+    ``"key?"`` key (docs/format.md, "Webhook models")."""
+    if isinstance(tree, str):
+        yield TemplateString(pointer=at, text=tree, scope=WEBHOOK, optional=optional)
+    elif isinstance(tree, Mapping):
+        for key, value in tree.items():
+            inner = optional or optional_key(str(key))[1]
+            yield from pattern_strings(value, child(at, key), inner)
+    elif isinstance(tree, list):
+        for i, value in enumerate(tree):
+            yield from pattern_strings(value, child(at, i), optional)
 
 
 def tree_strings(tree: object, at: str, scope: Scope) -> Iterator[TemplateString]:
