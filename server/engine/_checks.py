@@ -30,6 +30,7 @@ from ._patterns import optional_key
 from ._placeholders import Placeholder, has_stray_dollar, parse_template, placeholders_in
 from ._pointer import child
 from ._repeated_checks import check_repeated
+from ._request_build_checks import check_request_builds
 from ._request_shape_checks import check_request_shapes
 from ._response_rule_checks import check_response_rules
 from ._send_plan_checks import check_send_plans
@@ -703,6 +704,7 @@ CHECKS: tuple[Check, ...] = (
     check_urls,
     check_bodies,
     check_request_shapes,
+    check_request_builds,
     check_response_maps,
     check_response_rules,
     check_find,

@@ -25,9 +25,11 @@ __all__ = [
     "CHAINED_RESPONSE_MAP",
     "REQUEST_SCOPES",
     "SIGNALS",
+    "TOKEN_REQUEST",
     "WHERE",
     "Scope",
     "TemplateString",
+    "built_request_names",
     "model_captures",
     "pattern_strings",
     "property_names",
@@ -37,6 +39,7 @@ __all__ = [
     "tree_strings",
     "webhook_model_strings",
     "webhook_models",
+    "with_built",
 ]
 
 _EVERY_REQUEST = frozenset({"webhook_url"})
@@ -216,7 +219,27 @@ def property_names(document: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def request_pointers(document: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any], Scope]]:
-    """Every request object of the definition: (pointer, request, scope)."""
+    """Every request object of the definition: (pointer, request, scope); (ext) the scope has the
+    names the request builds (docs/format.md, "Value filters")."""
+    for at, request, scope in _request_pointers(document):
+        yield at, request, with_built(scope, request)
+
+
+def built_request_names(request: Mapping[str, Any]) -> frozenset[str]:
+    """(ext) The names a request's ``build`` gives (docs/format.md, "Value filters")."""
+    build = request.get("build")
+    return frozenset(str(n) for n in build) if isinstance(build, Mapping) else frozenset()
+
+
+def with_built(scope: Scope, request: Mapping[str, Any]) -> Scope:
+    """``scope`` with the names ``request`` builds among its variables."""
+    built = built_request_names(request)
+    return replace(scope, variables=scope.variables | built) if built else scope
+
+
+def _request_pointers(
+    document: Mapping[str, Any],
+) -> Iterator[tuple[str, Mapping[str, Any], Scope]]:
     api = document.get("API")
     if isinstance(api, Mapping):
         for key, scope in (("SendMessage", SEND_MESSAGE), ("SendFile", SEND_FILE)):
@@ -322,6 +345,7 @@ def template_strings(document: Mapping[str, Any]) -> Iterator[TemplateString]:
     """Every string of ``document`` that is a template or a pattern, with its scope."""
     for at, request, scope in request_pointers(document):
         yield from _strings_at(request, at, ("request_url",), scope)
+        yield from _build_strings(request, at, scope)
         yield from tree_strings(
             request.get("request_parameters"), f"{at}/request_parameters", scope
         )
@@ -366,6 +390,14 @@ def template_strings(document: Mapping[str, Any]) -> Iterator[TemplateString]:
         yield from webhook_model_strings(i, model)
 
 
+def _build_strings(request: Mapping[str, Any], at: str, scope: Scope) -> Iterator[TemplateString]:
+    """(ext) A request's ``build`` templates: they read its variables, never a built name."""
+    build = request.get("build")
+    if isinstance(build, Mapping):
+        own = replace(scope, variables=scope.variables - built_request_names(request))
+        yield from tree_strings(build, f"{at}/build", own)
+
+
 def token_request(document: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """(ext) The request of a Token ``auth`` (docs/format.md, "Tokens from a request"), if the
     file has one that is an object."""
@@ -381,9 +413,11 @@ def _token_auth_strings(document: Mapping[str, Any]) -> Iterator[TemplateString]
     request = token_request(document)
     at = "/auth/request"
     if request is not None:
-        yield from _strings_at(request, at, ("request_url",), TOKEN_REQUEST)
+        scope = with_built(TOKEN_REQUEST, request)
+        yield from _strings_at(request, at, ("request_url",), scope)
+        yield from _build_strings(request, at, scope)
         for key in ("request_parameters", "request_query", "request_headers"):
-            yield from tree_strings(request.get(key), f"{at}/{key}", TOKEN_REQUEST)
+            yield from tree_strings(request.get(key), f"{at}/{key}", scope)
         yield from tree_strings(
             request.get("response_map"), f"{at}/response_map", TOKEN_RESPONSE_MAP
         )
