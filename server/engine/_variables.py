@@ -147,9 +147,19 @@ _SCOPES = (
     RESPONSE_MAP,
     WEBHOOK,
 )
-#: The scopes whose templates are rendered as requests: filters and switches work there.
+#: The scopes whose templates are rendered as requests: filters and switches work there; (ext)
+#: the token request is one (docs/format.md, "Value filters": a Basic header it builds).
 REQUEST_SCOPES = frozenset(
-    s.name for s in (SEND_MESSAGE, SEND_FILE, SEND_TYPING, MARK_READ, SUBSCRIBE, UNSUBSCRIBE)
+    s.name
+    for s in (
+        SEND_MESSAGE,
+        SEND_FILE,
+        SEND_TYPING,
+        MARK_READ,
+        SUBSCRIBE,
+        UNSUBSCRIBE,
+        TOKEN_REQUEST,
+    )
 )
 ALL_VARIABLES = frozenset().union(
     *(s.variables for s in _SCOPES), EACH_VARIABLES, SPLIT_VARIABLES, ITEM_VARIABLES

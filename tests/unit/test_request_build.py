@@ -114,3 +114,21 @@ def test_a_definition_with_a_build_checks_clean() -> None:
 def test_a_build_is_checked(send: dict[str, Any], problem: str) -> None:
     found = [str(p) for p in check_definition(document(**send)) if p.severity == "error"]
     assert any(f.startswith(problem) for f in found), found
+
+
+def test_the_token_request_builds_too() -> None:
+    from test_token_auth import PROPERTIES, WECHAT
+
+    doc = copy.deepcopy(WECHAT)
+    token = doc["auth"]["request"]
+    token["request_method"] = "POST"
+    token["request_parameters"] = {"grant_type": "client_credentials"}
+    token["request_content_type"] = "application/x-www-form-urlencoded"
+    token["build"] = {"client": "$App ID$:$App secret$"}
+    token["request_headers"] = {"Authorization": "Basic $client|base64$"}
+    assert [p for p in check_definition(doc) if p.severity == "error"] == []
+    definition = load_definition(doc)
+    request = definition.auth.request  # type: ignore[union-attr]
+    rendered = render_request(definition, request, PROPERTIES)
+    expected = base64.b64encode(b"wx123:s3cret").decode()
+    assert dict(rendered.headers)["Authorization"] == f"Basic {expected}"
