@@ -474,6 +474,19 @@ _STANDS_FOR = {"gateway_id": "messageid"}
 #: (ext) Captures an optional ``$x?$`` satisfies: a message whose ``to`` the provider may leave out
 #: goes to the installation's number (docs/format.md, "Numbers and routing": without ``to``).
 _OPTIONAL_COUNTS = frozenset({"to"})
+#: (ext) Captures an optional ``$x|default:…?$`` satisfies: a message's text, which a media message
+#: may leave out (docs/format.md, "Webhook models"). A default never stands for an address or an
+#: id: a constant message id would make every message without one a duplicate of the first.
+_DEFAULT_COUNTS = frozenset({"content", "text"})
+
+
+def _counts(placeholder: Placeholder, optional: bool) -> bool:
+    """Whether a capture counts for what its model must capture."""
+    if not (placeholder.optional or optional) or placeholder.name in _OPTIONAL_COUNTS:
+        return True
+    return placeholder.name in _DEFAULT_COUNTS and any(
+        f.startswith("default:") for f in placeholder.filters
+    )
 
 
 def check_webhook_events(document: Mapping[str, Any]) -> Iterator[Problem]:
@@ -492,7 +505,7 @@ def check_webhook_events(document: Mapping[str, Any]) -> Iterator[Problem]:
             p.name
             for t in webhook_model_strings(i, model)
             for p in placeholders_in(t.text)
-            if not (p.optional or t.optional) or p.name in _OPTIONAL_COUNTS
+            if _counts(p, t.optional)
         }
         captured |= {_STANDS_FOR[name] for name in captured if name in _STANDS_FOR}
         captured |= built_names(i, model)  # (ext) "Built values, …"
