@@ -26,9 +26,12 @@ from ._find_checks import check_find
 from ._handshake_checks import HANDSHAKE_CHECKS, handshake_templates
 from ._media_checks import MEDIA_CHECKS
 from ._nested_each_checks import check_nested_each
+from ._optional_key_checks import check_optional_keys
+from ._patterns import optional_key
 from ._placeholders import Placeholder, has_stray_dollar, parse_template, placeholders_in
 from ._pointer import child
 from ._repeated_checks import check_repeated
+from ._request_build_checks import check_request_builds
 from ._request_shape_checks import check_request_shapes
 from ._response_rule_checks import check_response_rules
 from ._send_plan_checks import check_send_plans
@@ -480,6 +483,19 @@ _STANDS_FOR = {"gateway_id": "messageid"}
 #: (ext) Captures an optional ``$x?$`` satisfies: a message whose ``to`` the provider may leave out
 #: goes to the installation's number (docs/format.md, "Numbers and routing": without ``to``).
 _OPTIONAL_COUNTS = frozenset({"to"})
+#: (ext) Captures an optional ``$x|default:…?$`` satisfies: a message's text, which a media message
+#: may leave out (docs/format.md, "Webhook models"). A default never stands for an address or an
+#: id: a constant message id would make every message without one a duplicate of the first.
+_DEFAULT_COUNTS = frozenset({"content", "text"})
+
+
+def _counts(placeholder: Placeholder, optional: bool) -> bool:
+    """Whether a capture counts for what its model must capture."""
+    if not (placeholder.optional or optional) or placeholder.name in _OPTIONAL_COUNTS:
+        return True
+    return placeholder.name in _DEFAULT_COUNTS and any(
+        f.startswith("default:") for f in placeholder.filters
+    )
 
 
 def check_webhook_events(document: Mapping[str, Any]) -> Iterator[Problem]:
@@ -498,7 +514,7 @@ def check_webhook_events(document: Mapping[str, Any]) -> Iterator[Problem]:
             p.name
             for t in webhook_model_strings(i, model)
             for p in placeholders_in(t.text)
-            if not p.optional or p.name in _OPTIONAL_COUNTS
+            if _counts(p, t.optional)
         }
         captured |= {_STANDS_FOR[name] for name in captured if name in _STANDS_FOR}
         captured |= built_names(i, model)  # (ext) "Built values, …"
@@ -635,7 +651,8 @@ def _constraints(
     model")."""
     if isinstance(pattern, Mapping):
         for key, value in pattern.items():
-            yield from _constraints(value, event_key, properties, (*path, key))
+            if not optional_key(str(key))[1]:  # (ext) an optional key's literals are no constraint
+                yield from _constraints(value, event_key, properties, (*path, key))
     elif isinstance(pattern, list):
         for item in pattern:
             yield from _constraints(item, event_key, properties, (*path, _ANY_ELEMENT))
@@ -710,6 +727,7 @@ CHECKS: tuple[Check, ...] = (
     check_urls,
     check_bodies,
     check_request_shapes,
+    check_request_builds,
     check_response_maps,
     check_response_rules,
     check_find,
@@ -720,6 +738,7 @@ CHECKS: tuple[Check, ...] = (
     check_webhook_header_names,
     check_webhook_constraints,
     check_repeated,
+    check_optional_keys,
     check_nested_each,
     check_webhook_auth,
     *FILTER_CHECKS,

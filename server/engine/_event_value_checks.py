@@ -24,7 +24,7 @@ def _captures(i: int, model: Mapping[str, Any]) -> dict[str, bool]:
     for string in webhook_model_strings(i, model):
         for p in placeholders_in(string.text):
             if p.name != "event_key":
-                names[p.name] = names.get(p.name, False) or not p.optional
+                names[p.name] = names.get(p.name, False) or not (p.optional or string.optional)
     return names
 
 

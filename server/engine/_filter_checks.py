@@ -52,7 +52,7 @@ def _check_placeholder(template: TemplateString, placeholder: Placeholder) -> It
         yield _error(
             at,
             f"{shown}: filters work in requests (SendMessage, SendFile, SendTyping, MarkRead, "
-            "Subscribe, Unsubscribe) "
+            "Subscribe, Unsubscribe, the token request) "
             f"and webhook models, not in {scope.name}",
         )
         return

@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Final, TypeAlias
 
 from ._errors import Problem
+from ._patterns import optional_key
 from ._placeholders import placeholders_in
 from ._pointer import child, pointer
 from ._variables import template_strings
@@ -131,7 +132,8 @@ class _Counter:
             if self.values == MAX_PATTERN_VALUES + 1:
                 self.values_past = _pointer(here)
             counts = key_counts or here is not place
-            if counts and here is not None and isinstance(here[1], str) and here[1].endswith("*"):
+            key = here[1] if counts and here is not None else None
+            if isinstance(key, str) and optional_key(key)[0].endswith("*"):  # (ext) "Prefix*?"
                 self.stars += 1  # a key of an object (list places are indices)
                 if self.stars == MAX_STAR_KEYS + 1:
                     self.stars_past = _pointer(here)

@@ -355,6 +355,7 @@ def _request(at: str, request: dict[str, Any]) -> RequestTemplate:
         for_each=request.get("for_each"),
         then=_request(f"{at}/then", then) if then is not None else None,
         provider_deduplicates=request.get("provider_deduplicates", False),
+        build=MappingProxyType(dict(request.get("build", {}))),
     )
 
 

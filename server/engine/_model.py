@@ -313,6 +313,9 @@ class RequestTemplate:
     # request by the $gateway_id$ it carries and never sends it twice, so a request whose outcome
     # is unknown (a timeout after it was written) may be sent again (docs/format.md, "Throughput")
     provider_deduplicates: bool = False
+    # (ext) docs/format.md, "Value filters": name → a template over the request's variables, whose
+    # text the request's other templates read as $name$ (a filter on it filters the whole text)
+    build: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True)

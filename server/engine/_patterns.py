@@ -34,6 +34,7 @@ __all__ = [
     "compile_pattern",
     "describe",
     "header_fields",
+    "optional_key",
 ]
 
 Captured = str | tuple[str, ...]
@@ -362,21 +363,35 @@ def _numbered_keys(payload: dict[object, object], prefix: str) -> list[str]:
 
 
 class _Star:
-    """(ext) a ``"Prefix*"`` key: every ``Prefix``/``Prefix<digits>`` key, as one list."""
+    """(ext) a ``"Prefix*"`` key: every ``Prefix``/``Prefix<digits>`` key, as one list;
+    (ext) ``"Prefix*?"`` also matches when there is none."""
 
-    __slots__ = ("node", "prefix")
+    __slots__ = ("is_optional", "node", "prefix")
 
-    def __init__(self, prefix: str, node: Pattern) -> None:
+    def __init__(self, prefix: str, node: Pattern, optional: bool) -> None:
         self.prefix = prefix
         self.node = node
+        self.is_optional = optional
+
+    @property
+    def constraints(self) -> int:
+        return 0 if self.is_optional else self.node.constraints
+
+    @property
+    def captures(self) -> int:
+        return 0 if self.is_optional else self.node.captures
 
     def match(self, payload: dict[object, object], out: Captures) -> bool:
         keys = _numbered_keys(payload, self.prefix)
-        return bool(keys) and _collect(self.node, [payload[k] for k in keys], out)
+        if not keys:
+            return self.is_optional
+        return _collect(self.node, [payload[k] for k in keys], out)
 
     def explain(self, payload: dict[object, object], path: str) -> Explanation:
         keys = _numbered_keys(payload, self.prefix)
         if not keys:
+            if self.is_optional:
+                return 0, []
             key = show(self.prefix + "*")
             return 0, [f"{_at(path)}: no key matches {key}"]
         if _collect(self.node, [payload[k] for k in keys], {}):
@@ -396,9 +411,9 @@ class _Dict(Pattern):
         self.entries = entries
         self.stars = stars
         self.constraints = sum(p.constraints for _, p in entries) + sum(
-            s.node.constraints for s in stars
+            s.constraints for s in stars
         )
-        self.captures = sum(p.captures for _, p in entries) + sum(s.node.captures for s in stars)
+        self.captures = sum(p.captures for _, p in entries) + sum(s.captures for s in stars)
 
     def match(self, value: object, out: Captures) -> bool:
         if not isinstance(value, dict):
@@ -428,6 +443,39 @@ class _Dict(Pattern):
             held += star_held
             failures.extend(star_failures)
         return held, failures
+
+
+class _OptionalKey(Pattern):
+    """(ext) The value of a ``"key?"`` key: the key may be absent (or null), and then gives no
+    captures; when it has a value, that must match. Counts nothing in the ranking
+    (docs/format.md, "Choosing a model"): a payload without it matches as well."""
+
+    __slots__ = ("node",)
+
+    def __init__(self, node: Pattern) -> None:
+        self.node = node
+        self.constraints = 0
+        self.captures = 0
+
+    @property
+    def optional(self) -> bool:
+        return True
+
+    def match(self, value: object, out: Captures) -> bool:
+        return value is None or self.node.match(value, out)
+
+    def explain(self, value: object, path: str) -> Explanation:
+        if value is None:
+            return 0, []
+        return self.node.explain(value, path)
+
+
+def optional_key(key: str) -> tuple[str, bool]:
+    """(ext) A pattern object's key as the key it names and whether it is optional: ``"context?"``
+    names ``context``, which may be absent (docs/format.md, "Webhook models")."""
+    if len(key) > 1 and key.endswith("?"):
+        return key[:-1], True
+    return key, False
 
 
 def _template(text: str, event_key: str) -> Pattern:
@@ -512,13 +560,13 @@ def compile_pattern(tree: object, event_key: str) -> Pattern:
     if isinstance(tree, Mapping):
         entries: list[tuple[str, Pattern]] = []
         stars: list[_Star] = []
-        for key, sub in tree.items():
+        for written, sub in tree.items():
             node = compile_pattern(sub, event_key)
-            key = str(key)
+            key, optional = optional_key(str(written))
             if key.endswith("*"):
-                stars.append(_Star(key[:-1], node))
+                stars.append(_Star(key[:-1], node, optional))
             else:
-                entries.append((key, node))
+                entries.append((key, _OptionalKey(node) if optional else node))
         return _Dict(tuple(entries), tuple(stars))
     if isinstance(tree, list | tuple):
         return _List(tuple(compile_pattern(item, event_key) for item in tree))

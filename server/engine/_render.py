@@ -51,6 +51,7 @@ from ._model import (
     TokenAuth,
 )
 from ._numbers import NUMBER_VARIABLES, format_number
+from ._placeholders import placeholders_in
 from ._template import (
     MISSING,
     Lookup,
@@ -157,6 +158,8 @@ class _Request:
     encoding_of: str | None
     xml: XmlRenderer | None = None  # an XML body's template (docs/format.md, "XML bodies")
     query: TreeRenderer | None = None  # (ext) request_query (docs/format.md, "Requests")
+    # (ext) built values: (name, renderer, the names it reads) (docs/format.md, "Value filters")
+    build: tuple[tuple[str, TextRenderer, frozenset[str]], ...] = ()
 
 
 def _compile_request(template: RequestTemplate) -> _Request:
@@ -190,7 +193,34 @@ def _compile_request(template: RequestTemplate) -> _Request:
         xml=xml,
         encoding_of=_encoding_source(template),
         query=(None if template.query is None else _top(template.query, template.omit_empty)),
+        build=tuple(
+            (name, compile_text(text), _needed(text)) for name, text in template.build.items()
+        ),
     )
+
+
+def _needed(text: str) -> frozenset[str]:
+    """The names a built value needs a value of: every placeholder but one with a default."""
+    return frozenset(
+        p.name
+        for p in placeholders_in(text)
+        if not any(f.startswith("default:") for f in p.filters)
+    )
+
+
+def _with_built(compiled: _Request, values: Lookup, hidden: frozenset[str] | None) -> Lookup:
+    """(ext) ``values`` and the request's built values (docs/format.md, "Value filters"): each
+    template's text; no value when a name it reads has none; the mask when it reads a secret
+    that a display masks, so that no filter writes the secret's neighbours around it."""
+    built: dict[str, Value] = {}
+    for name, render, needed in compiled.build:
+        if any(values.get(n) in (None, ()) for n in needed):
+            built[name] = None
+        elif hidden and not hidden.isdisjoint(needed):
+            built[name] = Masked(MASK)
+        else:
+            built[name] = render(values)
+    return {**values, **built}
 
 
 def _top(tree: Frozen, omit_empty: bool) -> TreeRenderer:
@@ -472,6 +502,8 @@ def render_request(
         # "Several requests per send".)
         text = value_text(values.get(compiled.encoding_of))
         values = {**values, ENCODING: text_encoding(text)}
+    if compiled.build:
+        values = _with_built(compiled, values, hidden)
     pointer = f"{compiled.pointer}/request_parameters"
     body: bytes | None = None
     content_type: str | None = None
@@ -565,6 +597,8 @@ def template_variables(template: RequestTemplate) -> frozenset[str]:
             names |= text_names(text)
     if template.only_if is not None:
         names |= {template.only_if.name}
+    for text in template.build.values():  # (ext) what its built values read
+        names |= text_names(text)
     return names
 
 

@@ -46,7 +46,7 @@ def check_repeated(document: Mapping[str, Any]) -> Iterator[Problem]:
                     pointer=child(at, name),
                     message=f'"{name}" is a family of keys; repeated names one field as sent',
                 )
-            elif name not in pattern:
+            elif name not in pattern and f"{name}?" not in pattern:  # (ext) an optional key
                 yield Problem(
                     pointer=child(at, name),
                     message=f'"{name}" is not a key of this model\'s request_parameters, so '

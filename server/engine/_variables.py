@@ -15,6 +15,7 @@ from typing import Any
 
 from ._each import EACH, ITEM, ITEM_VARIABLES, LISTS
 from ._model import freeze
+from ._patterns import optional_key
 from ._placeholders import placeholders_in
 from ._pointer import child
 from ._template import captured_names
@@ -27,11 +28,14 @@ __all__ = [
     "MEDIA_RESOLVE",
     "REQUEST_SCOPES",
     "SIGNALS",
+    "TOKEN_REQUEST",
     "WHERE",
     "Scope",
     "TemplateString",
+    "built_request_names",
     "media_resolve",
     "model_captures",
+    "pattern_strings",
     "property_names",
     "request_pointers",
     "template_strings",
@@ -39,6 +43,7 @@ __all__ = [
     "tree_strings",
     "webhook_model_strings",
     "webhook_models",
+    "with_built",
 ]
 
 _EVERY_REQUEST = frozenset({"webhook_url"})
@@ -171,8 +176,13 @@ _REQUESTS = (
 )
 _SCOPES = (*_REQUESTS, RESPONSE_MAP, WEBHOOK)
 #: The names of the scopes whose templates are rendered as requests: filters and switches work
-#: there; (ext) a Media resolve's request and download are rendered as requests are.
-REQUEST_SCOPES = frozenset(s.name for s in _REQUESTS) | {MEDIA_RESOLVE.name, MEDIA_DOWNLOAD}
+#: there; (ext) a Media resolve's request and download are rendered as requests are, and so is
+#: the token request (docs/format.md, "Value filters": a Basic header it builds).
+REQUEST_SCOPES = frozenset(s.name for s in _REQUESTS) | {
+    MEDIA_RESOLVE.name,
+    MEDIA_DOWNLOAD,
+    TOKEN_REQUEST.name,
+}
 ALL_VARIABLES = frozenset().union(
     *(s.variables for s in _SCOPES), EACH_VARIABLES, SPLIT_VARIABLES, ITEM_VARIABLES
 )
@@ -221,6 +231,9 @@ class TemplateString:
     pointer: str
     text: str
     scope: Scope
+    #: (ext) A webhook pattern string under a ``"key?"`` key (docs/format.md, "Webhook models"):
+    #: its captures may have no value, as a ``$x?$``'s may.
+    optional: bool = False
 
 
 def property_names(document: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -239,7 +252,27 @@ def property_names(document: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def request_pointers(document: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any], Scope]]:
-    """Every request object of the definition: (pointer, request, scope)."""
+    """Every request object of the definition: (pointer, request, scope); (ext) the scope has the
+    names the request builds (docs/format.md, "Value filters")."""
+    for at, request, scope in _request_pointers(document):
+        yield at, request, with_built(scope, request)
+
+
+def built_request_names(request: Mapping[str, Any]) -> frozenset[str]:
+    """(ext) The names a request's ``build`` gives (docs/format.md, "Value filters")."""
+    build = request.get("build")
+    return frozenset(str(n) for n in build) if isinstance(build, Mapping) else frozenset()
+
+
+def with_built(scope: Scope, request: Mapping[str, Any]) -> Scope:
+    """``scope`` with the names ``request`` builds among its variables."""
+    built = built_request_names(request)
+    return replace(scope, variables=scope.variables | built) if built else scope
+
+
+def _request_pointers(
+    document: Mapping[str, Any],
+) -> Iterator[tuple[str, Mapping[str, Any], Scope]]:
     api = document.get("API")
     if isinstance(api, Mapping):
         for key, scope in (("SendMessage", SEND_MESSAGE), ("SendFile", SEND_FILE)):
@@ -348,6 +381,7 @@ def template_strings(document: Mapping[str, Any]) -> Iterator[TemplateString]:
     """Every string of ``document`` that is a template or a pattern, with its scope."""
     for at, request, scope in request_pointers(document):
         yield from _strings_at(request, at, ("request_url",), scope)
+        yield from _build_strings(request, at, scope)
         yield from tree_strings(
             request.get("request_parameters"), f"{at}/request_parameters", scope
         )
@@ -425,6 +459,14 @@ def _media_resolve_strings(media: object) -> Iterator[TemplateString]:
     yield from _strings_at(resolve, at, ("download",), download)
 
 
+def _build_strings(request: Mapping[str, Any], at: str, scope: Scope) -> Iterator[TemplateString]:
+    """(ext) A request's ``build`` templates: they read its variables, never a built name."""
+    build = request.get("build")
+    if isinstance(build, Mapping):
+        own = replace(scope, variables=scope.variables - built_request_names(request))
+        yield from tree_strings(build, f"{at}/build", own)
+
+
 def token_request(document: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """(ext) The request of a Token ``auth`` (docs/format.md, "Tokens from a request"), if the
     file has one that is an object."""
@@ -440,9 +482,11 @@ def _token_auth_strings(document: Mapping[str, Any]) -> Iterator[TemplateString]
     request = token_request(document)
     at = "/auth/request"
     if request is not None:
-        yield from _strings_at(request, at, ("request_url",), TOKEN_REQUEST)
+        scope = with_built(TOKEN_REQUEST, request)
+        yield from _strings_at(request, at, ("request_url",), scope)
+        yield from _build_strings(request, at, scope)
         for key in ("request_parameters", "request_query", "request_headers"):
-            yield from tree_strings(request.get(key), f"{at}/{key}", TOKEN_REQUEST)
+            yield from tree_strings(request.get(key), f"{at}/{key}", scope)
         yield from tree_strings(
             request.get("response_map"), f"{at}/response_map", TOKEN_RESPONSE_MAP
         )
@@ -470,15 +514,28 @@ def model_captures(i: int, model: Mapping[str, Any]) -> set[str]:
 def webhook_model_strings(i: int, model: Mapping[str, Any]) -> Iterator[TemplateString]:
     """The pattern strings of the model at ``/Webhook/i``: its parameters, then (ext) headers,
     then (ext) its ``enclosing`` patterns ("Nested lists")."""
-    yield from tree_strings(
-        model.get("request_parameters"), f"/Webhook/{i}/request_parameters", WEBHOOK
-    )
+    yield from pattern_strings(model.get("request_parameters"), f"/Webhook/{i}/request_parameters")
     headers = model.get("request_headers")
     if isinstance(headers, Mapping):
         yield from tree_strings(headers, f"/Webhook/{i}/request_headers", WEBHOOK)
     enclosing = model.get("enclosing")
     if isinstance(enclosing, Mapping):
-        yield from tree_strings(enclosing, f"/Webhook/{i}/enclosing", WEBHOOK)
+        for key, tree in enclosing.items():  # its keys are pointers, never optional keys
+            yield from pattern_strings(tree, child(f"/Webhook/{i}/enclosing", str(key)))
+
+
+def pattern_strings(tree: object, at: str, optional: bool = False) -> Iterator[TemplateString]:
+    """The string leaves of a webhook pattern, each marked ``optional`` when it is under a
+    ``"key?"`` key (docs/format.md, "Webhook models")."""
+    if isinstance(tree, str):
+        yield TemplateString(pointer=at, text=tree, scope=WEBHOOK, optional=optional)
+    elif isinstance(tree, Mapping):
+        for key, value in tree.items():
+            inner = optional or optional_key(str(key))[1]
+            yield from pattern_strings(value, child(at, key), inner)
+    elif isinstance(tree, list):
+        for i, value in enumerate(tree):
+            yield from pattern_strings(value, child(at, i), optional)
 
 
 def tree_strings(tree: object, at: str, scope: Scope) -> Iterator[TemplateString]:

@@ -366,7 +366,8 @@ def test_filters_where_they_have_no_meaning_are_refused() -> None:
     assert (
         "/API/SendMessage/response_map/id",
         "$messageid|lower$: filters work in requests (SendMessage, SendFile, SendTyping, "
-        "MarkRead, Subscribe, Unsubscribe) and webhook models, not in a response_map",
+        "MarkRead, Subscribe, Unsubscribe, the token request) and webhook models, not in a "
+        "response_map",
     ) in found
     assert any(at == "/auth/token" and "filters work in requests" in m for at, m in found)
 
