@@ -15,11 +15,11 @@ is released with the provider's URL and the file's error.
           hub is woken) or keep the progress and come back after a backoff
           → sleep until the next due hold, a wake-up (a new hold, a slot freed), or ``poll_s``
 
-While the event loop runs most of its timers late (:class:`LoopLag`: a burst of webhooks keeps
-it busy), the fetcher only trickles — one fetch at a time, one started every
+While there is no time to spare (:class:`LoopLag`: the event loop runs most of its timers late,
+as under a burst of webhooks, or its thread is on a processor most of the time), the fetcher only
+trickles — one fetch at a time, one started every
 ``busy_interval_s`` — so that the files never take the loop from the 2xx path; the rest wait in
-the store, and are fetched at full concurrency once the loop has time again (or released after
-the wait, as any hold).
+the store, and are fetched at full concurrency once there is time again.
 
 Only what can be fetched at once is leased: a hold waits in the store, not leased in this
 process behind a queue of others, so its lease never runs out before its fetch begins (another
