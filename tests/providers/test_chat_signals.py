@@ -54,7 +54,8 @@ async def test_mark_read_and_typing_are_sent_as_documented(
     typing = await gateway.stub.SendTyping(_signal(provider))
 
     assert read.provider_status == 200 and typing.provider_status == 200
-    first, second = provider_fake.state.requests[-2:]
+    # Subscribe runs beside them after the enable: only the requests to the signals' path
+    first, second = provider_fake.state.requests_to(path)[-2:]
     for request in (first, second):
         assert (request.method, request.path) == ("POST", path)
         assert request.header(header) == value
