@@ -8,7 +8,6 @@ webhook URL can be shown again.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -21,7 +20,7 @@ from ..security.secrets import SecretBox, hash_token, is_sealed, new_token
 from ..security.webhook_auth import key_problems
 from ..sidecar import webhook_path
 from ..store import InstallationRecord, NumberAssignment, NumberTaken, Store
-from ._capped_cache import CappedCache
+from ._capped_cache import CappedCache, FreshCache
 from ._catalog import IntegrationCatalog
 from ._numbers import normalize_address, normalize_number
 from ._send_limits import SendLimits, limits_to_json
@@ -71,14 +70,11 @@ class InstallationDirectory:
         self._webhook_urls: CappedCache[tuple[str, datetime], str] = CappedCache()
         # Each organisation's enabled installations, for the send path: re-read after
         # ``cache_ttl_s`` (another replica may have changed them) and at once after a change here.
-        self._by_org: CappedCache[str, tuple[float, tuple[InstallationRecord, ...]]] = CappedCache()
+        self._by_org: FreshCache[str, tuple[InstallationRecord, ...]] = FreshCache(cache_ttl_s)
         # The installation each webhook URL's token names, for the webhook path: as fresh as the
         # send path's (``cache_ttl_s``, at once after a change here); a token that names none is
         # not kept, so unknown tokens cannot push the known ones out.
-        self._by_token: CappedCache[tuple[str, str], tuple[float, InstallationRecord]] = (
-            CappedCache()
-        )
-        self._cache_ttl_s = cache_ttl_s
+        self._by_token: FreshCache[tuple[str, str], InstallationRecord] = FreshCache(cache_ttl_s)
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -97,12 +93,11 @@ class InstallationDirectory:
         raise installation_not_found(installation_id)
 
     async def enabled_for_org(self, org_id: str) -> tuple[InstallationRecord, ...]:
-        cached = self._by_org.get(org_id)
-        if cached is not None and time.monotonic() - cached[0] < self._cache_ttl_s:
-            return cached[1]
+        cached = self._by_org.fresh(org_id)
+        if cached is not None:
+            return cached
         records = tuple(r for r in await self._store.list_installations(org_id=org_id) if r.enabled)
-        self._by_org.put(org_id, (time.monotonic(), records))
-        return records
+        return self._by_org.keep(org_id, records)
 
     async def by_webhook_token(
         self, integration_id: str, token_hash: str
@@ -111,12 +106,12 @@ class InstallationDirectory:
         from the cache the webhook path uses (a webhook read it by token every time: about a
         tenth of the event loop's time under load)."""
         key = (integration_id, token_hash)
-        cached = self._by_token.get(key)
-        if cached is not None and time.monotonic() - cached[0] < self._cache_ttl_s:
-            return cached[1]
+        cached = self._by_token.fresh(key)
+        if cached is not None:
+            return cached
         record = await self._store.find_installation_by_token_hash(integration_id, token_hash)
         if record is not None:
-            self._by_token.put(key, (time.monotonic(), record))
+            self._by_token.keep(key, record)
         return record
 
     def _forget(self, record: InstallationRecord) -> None:

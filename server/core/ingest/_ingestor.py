@@ -241,6 +241,7 @@ class Ingestor:
             return await self._unparseable(kept, integration, installation, exc)
         routing = self._route(integration, installation, result, request_id, now)
         routed = await traced("route", routing)
+        owner: InstallationRecord | str | None = _owner_id(routed)
         if auth is not None and installation is None:
             # Through the per-integration URL the owner is known only once the body is routed:
             # the request is verified with that installation's secret before anything is kept.
@@ -260,7 +261,7 @@ class Ingestor:
             outcome=_outcome(routed),
             reason="; ".join(routed.problems)[:_MAX_REASON],
             verdict=verdict,
-            owner_id=_owner_id(routed),
+            owner=owner,
         )
         events, holds = self._hold_media(routed.events, now)
         storing = self._store.ingest(
@@ -299,15 +300,17 @@ class Ingestor:
         outcome: WebhookOutcome,
         reason: str,
         verdict: ingest_pb2.WebhookVerdict,
-        owner_id: str | None = None,
+        owner: InstallationRecord | str | None = None,
     ) -> WebhookRequestRecord:
         """``kept`` as its record, masked with the secrets of the installation whose URL it came
-        through, else of ``owner_id`` (the installation that owns its first event), off the event
-        loop for a body too large to mask quickly, as parsing is."""
+        through, else of ``owner`` (the installation that owns its first event: its record when
+        the signature check has read it, else its id), off the event loop for a body too large
+        to mask quickly, as parsing is."""
+        known = installation or owner
         mask = (
-            self._masks.of(definition, installation)
-            if installation is not None
-            else await self._masks.of_id(definition, owner_id)
+            await self._masks.of_id(definition, known)
+            if known is None or isinstance(known, str)
+            else self._masks.of(definition, known)
         )
         record = functools.partial(
             kept.record,

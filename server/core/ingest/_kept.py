@@ -25,7 +25,7 @@ from ...oauth import installation_secrets
 from ...security.secrets import MASK, SecretMask
 from ...security.webhook_auth import secret_header, secret_values
 from ...store import InstallationRecord, WebhookOutcome, WebhookRequestRecord
-from .._capped_cache import CappedCache
+from .._capped_cache import CappedCache, FreshCache
 from .._exchanges import BODY_CAP, masked_body, masked_headers
 from .._installations import InstallationDirectory
 
@@ -95,9 +95,8 @@ class WebhookMasks:
         self, installations: InstallationDirectory, *, ttl_s: float = 2.0, max_entries: int = 10_000
     ) -> None:
         self._installations = installations
-        self._ttl_s = ttl_s
         self._masks: CappedCache[tuple[str, datetime], SecretMask] = CappedCache(max_entries)
-        self._by_id: CappedCache[str, tuple[float, SecretMask]] = CappedCache(max_entries)
+        self._by_id: FreshCache[str, SecretMask] = FreshCache(ttl_s, max_entries)
 
     def of(self, definition: Definition, installation: InstallationRecord | None) -> SecretMask:
         """The mask of ``installation``'s secrets (none without an installation)."""
@@ -116,16 +115,14 @@ class WebhookMasks:
         """The mask of the secrets of the installation ``installation_id``."""
         if installation_id is None:
             return _NO_SECRETS
-        cached = self._by_id.get(installation_id)
-        if cached is not None and time.monotonic() - cached[0] < self._ttl_s:
-            return cached[1]
+        cached = self._by_id.fresh(installation_id)
+        if cached is not None:
+            return cached
         try:
             record = await self._installations.get(installation_id)
         except NotFound:
             return _NO_SECRETS
-        mask = self.of(definition, record)
-        self._by_id.put(installation_id, (time.monotonic(), mask))
-        return mask
+        return self._by_id.keep(installation_id, self.of(definition, record))
 
 
 def _masked(mask: SecretMask, body: bytes) -> bytes:
