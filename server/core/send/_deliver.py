@@ -190,8 +190,9 @@ class Deliverer:
         self,
         message: MessageRecord,
         resolved: Resolved | None = None,
-    ) -> None:
-        """One attempt of ``message`` (``sending``, leased to this process), and its end."""
+    ) -> bool:
+        """One attempt of ``message`` (``sending``, leased to this process), and its end: True
+        when the message ended here, False when it is queued again for a retry."""
         started = datetime.now(UTC)
         try:
             sendable = await self.sendable(message, resolved)
@@ -199,15 +200,15 @@ class Deliverer:
                 await self._refuse_opted_out(sendable)
             outcome = await self._attempt.make(sendable)
         except AttemptFailed as failed:
-            await self._failed(message, failed, started)
+            return await self._failed(message, failed, started)
         except GatewayError as error:  # before any call: the installation or integration
-            await self._failed(message, AttemptFailed(error, 0), started)
+            return await self._failed(message, AttemptFailed(error, 0), started)
         except Exception:
             logger.exception("a send attempt failed unexpectedly", extra={"message_id": message.id})
             internal = FailedPrecondition("the send failed inside the gateway", reason="INTERNAL")
-            await self._failed(message, AttemptFailed(internal, 0), started)
-        else:
-            await self._sent(message, outcome, started)
+            return await self._failed(message, AttemptFailed(internal, 0), started)
+        await self._sent(message, outcome, started)
+        return True
 
     async def _refuse_opted_out(self, sendable: Sendable) -> None:
         """A queued message whose recipient opted out after it was accepted is not sent: its
@@ -270,7 +271,8 @@ class Deliverer:
         message: MessageRecord,
         failed: AttemptFailed,
         started: datetime,
-    ) -> None:
+    ) -> bool:
+        """Record a failed attempt; True when the message ended (False: queued again)."""
         now = datetime.now(UTC)
         attempts = message.attempts + failed.calls
         ending = self._ending(message, failed, now)
@@ -311,17 +313,18 @@ class Deliverer:
         record, event = await traced("store.finish_attempt", finishing)
         if record is None:
             logger.warning("a message's lease was taken over", extra={"message_id": message.id})
-            return
+            return True
         outcome = "failed" if final else "retried"
         self._ended(message, outcome, error.grpc_code.name, status, now - started, attempts, event)
         if event is not None:
             self._hub.notify()
         if ending.retry_at is not None:  # the queue reads again when this delivery ends
             self._outcomes.settle(message.id, Requeued(ending.retry_at))
-            return
+            return False
         if error.reason == "RECIPIENT_OPTED_OUT":
             await self._keep_opt_out(message, now)
         self._outcomes.settle(message.id, error)
+        return True
 
     def _ended(
         self,

@@ -38,7 +38,9 @@ __all__ = ["DeliveryQueue"]
 
 logger = logging.getLogger(__name__)
 
-Deliver = Callable[[MessageRecord, Resolved | None], Awaitable[None]]
+#: Delivers a message leased to this process; True when it ended there (sent, failed for good,
+#: its lease taken over), False when it is queued again (a retry): the queue then reads again.
+Deliver = Callable[[MessageRecord, Resolved | None], Awaitable[bool]]
 RatesOf = Callable[[MessageRecord], Awaitable[tuple[RateSlot, ...]]]
 
 # Fewest seconds between two reads of the due messages while the queue is busy.
@@ -79,6 +81,9 @@ class DeliveryQueue:
         self._poll_s = poll_s
         self._running: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
+        # True while the last read found nothing queued: a delivery that ends then cannot have
+        # made another message due (a message queued since woke the loop itself).
+        self._nothing_queued = False
         self._blocked: dict[str, datetime] = {}  # rate key → its next slot (the store's clock)
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
@@ -120,6 +125,7 @@ class DeliveryQueue:
 
     def wake(self) -> None:
         """Something may be due: read the queue again soon."""
+        self._nothing_queued = False
         self._wake.set()
 
     def begin(
@@ -140,6 +146,7 @@ class DeliveryQueue:
         resolved: Resolved | None,
         at: datetime | None = None,
     ) -> None:
+        ended = False
         try:
             if at is not None and (wait := (at - datetime.now(UTC)).total_seconds()) > 0:
                 try:
@@ -149,14 +156,17 @@ class DeliveryQueue:
                     # than left ``sending`` to end as OUTCOME_UNKNOWN when its lease runs out.
                     await asyncio.shield(self._release(message, at))
                     raise
-            await traced(
+            ended = await traced(
                 "deliver", self._deliver(message, resolved), {"msgbridge.message_id": message.id}
             )
         except Exception:
             logger.exception("a delivery failed unexpectedly", extra={"message_id": message.id})
         finally:
             self._running.pop(message.id, None)
-            self._wake.set()  # a conversation's next message may leave now
+            # A conversation's next message may leave now, or this one again later; unless
+            # this one ended and nothing else was queued when the queue was read last.
+            if not (ended and self._nothing_queued):
+                self._wake.set()
 
     async def _release(self, message: MessageRecord, at: datetime) -> None:
         try:
@@ -190,6 +200,7 @@ class DeliveryQueue:
                 raise
             except Exception:
                 logger.exception("the delivery queue could not read the store")
+                self._nothing_queued = False
                 sleep_s = self._poll_s
             if sleep_s > 0:
                 with contextlib.suppress(TimeoutError):
@@ -201,6 +212,8 @@ class DeliveryQueue:
         that another could have had); the seconds until something may be due next."""
         now = datetime.now(UTC)
         due = await self._store.due_messages(now, limit=self._batch)
+        if due:
+            self._nothing_queued = False
         free = self._concurrency - len(self._running)
         now = datetime.now(UTC)
         self._blocked = {k: t for k, t in self._blocked.items() if t > now}
@@ -239,6 +252,7 @@ class DeliveryQueue:
         now = datetime.now(UTC)
         waits = [] if soonest is None else [(soonest - now - _LEAD).total_seconds()]
         next_due = await self._store.next_due_at()
+        self._nothing_queued = not due and next_due is None
         if next_due is not None:
             waits.append((next_due - now).total_seconds())
         waits = [max(w, 0.001) for w in waits]
