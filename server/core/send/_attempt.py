@@ -31,6 +31,7 @@ from ...outbound import OutboundClient, OutboundError, PolicyRefused, ProviderRe
 from ...security.secrets import SecretMask
 from ...store import ExchangeKind, InstallationRecord, MessageRecord
 from ...tracing import span
+from .._capped_cache import CappedCache
 from .._catalog import LoadedIntegration
 from .._exchange_log import ExchangeLog, send_logged
 from .._installations import InstallationDirectory
@@ -250,7 +251,20 @@ class ProviderAttempt:
         (docs/format.md, "Authentication")."""
         properties = self._installations.property_values(installation)
         known = self._auth.known_tokens(installation.id) if self._auth else ()
-        return installation_secrets(definition, properties, tokens=(bearer, *known))
+        # Every provider call of a send masks its exchange: the mask is kept, keyed by what it
+        # is made of — the deciphered properties and the definition by identity (checked on a
+        # hit: an id is only reused once its object is gone), the tokens by value.
+        key = (id(properties), id(definition), bearer, known)
+        found = _MASKS.get(key)
+        if found is None or found[0] is not properties or found[1] is not definition:
+            mask = installation_secrets(definition, properties, tokens=(bearer, *known))
+            found = _MASKS.put(key, (properties, definition, mask))
+        return found[2]
+
+
+_MASKS: CappedCache[
+    tuple[int, int, str | None, tuple[str, ...]], tuple[Mapping[str, Value], Definition, SecretMask]
+] = CappedCache(1_000)
 
 
 def _ids(sent: Sequence[SendOutcome]) -> tuple[str, ...]:
