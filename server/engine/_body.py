@@ -38,6 +38,8 @@ __all__ = [
 BodyKind: TypeAlias = Literal["json", "form", "multipart", "xml"]
 Fields: TypeAlias = Sequence[tuple[str, str]]
 
+# A JSON body's encoder, made once (``json.dumps`` with options makes one per call).
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=?]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 _NAME_ESCAPES = str.maketrans({'"': "%22", "\r": "%0D", "\n": "%0A"})
 
@@ -70,7 +72,7 @@ def body_kind(content_type: str) -> BodyKind | None:
 
 def encode_json(tree: Rendered, where: str) -> bytes:
     try:
-        text = json.dumps(tree, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        text = _COMPACT.encode(tree)
         return text.encode("utf-8")
     except (ValueError, TypeError, RecursionError):  # UnicodeError is a ValueError
         raise RenderError("the request body cannot be written as JSON", pointer=where) from None

@@ -93,8 +93,12 @@ EXCHANGE_COLUMNS: Final = (
 )
 
 
+# Made once: ``json.dumps`` with options makes a new encoder per call (two per exchange).
+_COMPACT: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _headers_json(headers: tuple[tuple[str, str], ...]) -> str:
-    return json.dumps([list(pair) for pair in headers], ensure_ascii=False, separators=(",", ":"))
+    return _COMPACT.encode(headers)  # each pair as a JSON array
 
 
 def _headers(text: str) -> tuple[tuple[str, str], ...]:

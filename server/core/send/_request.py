@@ -59,6 +59,8 @@ MAX_SCHEDULE_DAYS: Final = 366
 MAX_REPLIES: Final = 13
 MAX_TEMPLATE_PARAMETERS: Final = 32
 _MAX_REPLY_TEXT: Final = 256
+#: The kept request's encoder, made once (``json.dumps`` with options makes one per call).
+_SORTED: Final = json.JSONEncoder(sort_keys=True)
 _MAX_PARAMETER_TEXT: Final = 1024
 _MAX_NAME_TEXT: Final = 512
 
@@ -242,7 +244,7 @@ def request_json(request: SendRequest) -> str | None:
             kept[name] = list(kept[name])
     if "replies" in kept:
         kept["replies"] = [list(_reply_fields(r)) for r in request.replies]
-    return json.dumps(kept, sort_keys=True) if kept else None
+    return _SORTED.encode(kept) if kept else None
 
 
 def request_of(message: MessageRecord) -> SendRequest:
