@@ -1,6 +1,13 @@
-"""The provider exchange log's writer: exchanges (already masked, ``core/_exchanges.py``) are
-kept in memory for a moment and written to the store in batches, so that logging a send costs
-the send path an append, not a store write (docs/operations.md, "Provider exchanges").
+"""The provider exchange log's writer: exchanges are kept in memory for a moment and written to
+the store in batches, so that logging a send costs the send path an append, not a store write
+(docs/operations.md, "Provider exchanges").
+
+An exchange is kept as it was made — its request, its answer (each body cut to what the record
+can hold) and the mask of its secrets — and built into its record, masked (``core/_exchanges.py``),
+when its batch is written: a few dozen built in a row cost half what each costs built on its own
+between two sends, and the send path pays only the append. Nothing unmasked leaves this module:
+a batch is masked before it is written, and a message's exchanges are read only after its
+waiting ones are written.
 
 A batch is written every ``flush_interval_s`` seconds, at once when ``max_pending`` are waiting,
 before a message's exchanges are read (:meth:`ExchangeLog.of_message`) and at :meth:`aclose`. A
@@ -15,7 +22,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Final, NamedTuple
 
 from ..engine import RenderedRequest
 from ..errors import GatewayError
@@ -23,12 +32,45 @@ from ..oauth import ExchangeHook
 from ..outbound import OutboundClient, OutboundError, ProviderResponse
 from ..security.secrets import SecretMask
 from ..store import ExchangeKind, InstallationRecord, ProviderExchange, Store
-from ._exchanges import exchange_of, token_answer_values
+from ._exchanges import BODY_CAP, exchange_of, token_answer_values
 from ._installations import InstallationDirectory
 
 __all__ = ["ExchangeLog", "send_logged", "token_exchanges"]
 
 logger = logging.getLogger(__name__)
+
+#: How many kept exchanges are built in a row before the event loop serves others.
+_BUILD_CHUNK: Final = 64
+
+
+class _Unbuilt(NamedTuple):
+    """An exchange as it was made (bodies cut to what its record can hold), built and masked
+    when its batch is written."""
+
+    mask: SecretMask
+    installation: InstallationRecord
+    kind: ExchangeKind
+    request: RenderedRequest
+    answer: ProviderResponse | OutboundError
+    started_at: datetime
+    duration_s: float
+    message_id: str | None
+
+    def build(self) -> ProviderExchange:
+        return exchange_of(
+            self.mask,
+            installation=self.installation,
+            kind=self.kind,
+            message_id=self.message_id,
+            request=self.request,
+            answer=self.answer,
+            started_at=self.started_at,
+            duration_s=self.duration_s,
+        )
+
+
+def _built(item: ProviderExchange | _Unbuilt) -> ProviderExchange:
+    return item.build() if isinstance(item, _Unbuilt) else item
 
 
 class ExchangeLog:
@@ -46,12 +88,12 @@ class ExchangeLog:
         self.enabled = enabled
         self._interval_s = flush_interval_s
         self._max_pending = max_pending
-        self._pending: list[ProviderExchange] = []
+        self._pending: list[ProviderExchange | _Unbuilt] = []
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
-    def record(self, exchange: ProviderExchange) -> None:
+    def record(self, exchange: ProviderExchange | _Unbuilt) -> None:
         """Keep ``exchange`` (written with the next batch)."""
         if not self.enabled:
             return
@@ -69,29 +111,40 @@ class ExchangeLog:
         timing: tuple[datetime, float],
         message_id: str | None = None,
     ) -> None:
-        """Keep the exchange of ``request`` and ``answer``, masked with ``mask`` now
-        (``core/_exchanges.py``); ``timing``: when it started and how long it took, seconds."""
+        """Keep the exchange of ``request`` and ``answer``, to be masked with ``mask`` when it
+        is written (``core/_exchanges.py``); ``timing``: when it started and how long it took,
+        seconds."""
         if self.enabled:
+            # What the record can hold of each body, and one byte more to tell that it was cut
+            # (``core/_exchanges.py`` masks a window this long before cutting): a provider's
+            # megabyte is not kept waiting for its batch.
+            window = BODY_CAP + 4 * mask.longest + 1
+            if request.body is not None and len(request.body) > window:
+                request = replace(request, body=request.body[:window])
+            if isinstance(answer, ProviderResponse) and len(answer.body) > window:
+                answer = replace(answer, body=answer.body[:window], truncated=True)
             started_at, duration_s = timing
             self.record(
-                exchange_of(
-                    mask,
-                    installation=installation,
-                    kind=kind,
-                    message_id=message_id,
-                    request=request,
-                    answer=answer,
-                    started_at=started_at,
-                    duration_s=duration_s,
+                _Unbuilt(
+                    mask, installation, kind, request, answer, started_at, duration_s, message_id
                 )
             )
 
     async def flush(self) -> None:
         """Write what is waiting now."""
         async with self._lock:
-            batch, self._pending = self._pending, []
-            if not batch:
+            pending, self._pending = self._pending, []
+            if not pending:
                 return
+            batch: list[ProviderExchange] = []
+            try:
+                for start in range(0, len(pending), _BUILD_CHUNK):
+                    if start:
+                        await asyncio.sleep(0)  # a large batch does not hold the loop long
+                    batch += map(_built, pending[start : start + _BUILD_CHUNK])
+            except asyncio.CancelledError:  # closing: what is not written yet waits again
+                self._pending[:0] = [*batch, *pending[len(batch) :]]
+                raise
             try:
                 # Shielded: a close that cancels the loop mid-write does not lose the batch.
                 await asyncio.shield(self._store.record_exchanges(batch))

@@ -1,6 +1,8 @@
 """The exchange log's writer (server/core/_exchange_log.py): exchanges are written in batches —
 at the interval, at once when enough wait, before a message's are read and at close — and a
-batch the store refuses is dropped with a log line that says how many, nothing of their content."""
+batch the store refuses is dropped with a log line that says how many, nothing of their content.
+An exchange the send path keeps is built and masked when its batch is written, into the record
+it would have been built into at once."""
 
 from __future__ import annotations
 
@@ -12,8 +14,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from server.core import ExchangeLog
+from server.core._exchanges import BODY_CAP, exchange_of
+from server.engine import RenderedRequest
+from server.outbound import ProviderResponse
+from server.security.secrets import SecretMask
 from server.store import ExchangeKind, ProviderExchange
 
 
@@ -115,3 +122,77 @@ async def test_a_refused_batch_is_dropped_and_logged_without_its_content(
     store.refuse = False
     await log.flush()
     assert store.batches == []  # dropped, not retried
+
+
+# --- kept as made, built and masked when written --------------------------------------------
+
+SECRET = "s3cr3t-Value/+x"
+
+
+class _Installation:
+    id, org_id, integration_id = "inst-1", "org-1", "acme"
+
+
+def kept_by(log: ExchangeLog, request_body: bytes, answer_body: bytes, number: int) -> Any:
+    """Keep one exchange in ``log`` as the send path does; returns what it was made of."""
+    mask = SecretMask.of([SECRET])
+    request = RenderedRequest(
+        method="POST",
+        url=f"https://api.example/send?key={SECRET}",
+        headers=(("Authorization", f"Bearer {SECRET}"), ("X-Echo", SECRET)),
+        body=request_body,
+    )
+    answer = ProviderResponse(
+        status=200,
+        headers=CIMultiDictProxy(CIMultiDict([("X-Echo", SECRET)])),
+        body=answer_body,
+        elapsed_s=0.01,
+    )
+    when = (datetime(2026, 12, 6, tzinfo=UTC), 0.01)
+    installation: Any = _Installation()
+    log.keep(mask, installation, ExchangeKind.SEND, request, answer, when, f"m{number}")
+    return mask, installation, request, answer, when
+
+
+@pytest.mark.parametrize("size", [10, BODY_CAP - 20, BODY_CAP + 3, 1_000_000])
+async def test_an_exchange_kept_as_made_is_written_as_built_at_once(size: int) -> None:
+    """Bodies of every size, a secret straddling the cap: the written record is the one
+    ``exchange_of`` makes of the whole exchange, masked — only its id (a running count) differs."""
+    store = FakeStore()
+    log = log_of(store)
+    body = b"x" * (size - 5) + SECRET.encode() + b"y" * 50
+    mask, installation, request, answer, (started_at, duration_s) = kept_by(log, body, body, 1)
+    await log.flush()
+    [[written]] = store.batches
+    whole = exchange_of(
+        mask,
+        installation=installation,
+        kind=ExchangeKind.SEND,
+        message_id="m1",
+        request=request,
+        answer=answer,
+        started_at=started_at,
+        duration_s=duration_s,
+    )
+    assert dataclasses.replace(written, id=whole.id) == whole
+    assert SECRET not in repr(written)
+    assert len(written.request_body) <= BODY_CAP + 1 and len(written.response_body) <= BODY_CAP + 1
+
+
+async def test_a_flush_cancelled_while_building_loses_nothing() -> None:
+    """More exchanges than one building chunk, and the flush cancelled between two chunks
+    (a close): every exchange is written by the next flush, in order, each once."""
+    store = FakeStore()
+    log = log_of(store, flush_interval_s=3600)
+    count = 150  # three chunks
+    for number in range(count):
+        kept_by(log, b"hello", b"ok", number)
+    flushing = asyncio.create_task(log.flush())
+    await asyncio.sleep(0)  # the first chunk is built, then it waits for the loop
+    flushing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await flushing
+    assert store.batches == []
+    await log.flush()
+    [batch] = store.batches
+    assert [x.message_id for x in batch] == [f"m{n}" for n in range(count)]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -17,10 +18,22 @@ __all__ = ["ExchangeMethods"]
 T = TypeVar("T")
 
 _LIST: Final = columns(EXCHANGE_COLUMNS)
-_INSERT: Final = (
-    f"INSERT OR IGNORE INTO provider_exchanges ({_LIST}) "  # noqa: S608 - constants
-    f"VALUES ({', '.join('?' * len(EXCHANGE_COLUMNS))})"
-)
+# Rows go in several to a statement: the writer gives up the interpreter lock for each statement
+# it runs and then waits to take it back from the event loop's thread, so a batch of a few
+# hundred exchanges written a row at a time made as many of those hand-overs.
+_ROWS_PER_STATEMENT: Final = 32
+
+
+@functools.cache
+def _insert(rows: int) -> str:
+    """The statement inserting ``rows`` exchanges (at most :data:`_ROWS_PER_STATEMENT`)."""
+    row = f"({', '.join('?' * len(EXCHANGE_COLUMNS))})"
+    return (
+        f"INSERT OR IGNORE INTO provider_exchanges ({_LIST}) "  # noqa: S608 - constants
+        f"VALUES {', '.join([row] * rows)}"
+    )
+
+
 _OF_MESSAGE: Final = f"""
 SELECT {_LIST} FROM provider_exchanges WHERE message_id = ? ORDER BY started_at, id LIMIT ?
 """  # noqa: S608 - constants
@@ -48,7 +61,9 @@ class ExchangeMethods:
             return
 
         def op(conn: sqlite3.Connection) -> None:
-            conn.executemany(_INSERT, params)
+            for start in range(0, len(params), _ROWS_PER_STATEMENT):
+                chunk = params[start : start + _ROWS_PER_STATEMENT]
+                conn.execute(_insert(len(chunk)), [value for row in chunk for value in row])
 
         await self._write(op)
 
