@@ -7,6 +7,7 @@ is kept as it is, with no lookup."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -74,8 +75,12 @@ async def test_one_lookup_names_the_senders_later_messages(
     log = inbound.server.exchanges
     names = inbound.server.contact_names
     assert log is not None and names is not None
-    kept: list[ProviderExchange] = []
-    monkeypatch.setattr(log, "record", kept.append)
+    kept: list[ProviderExchange] = []  # as the store is given them: built and masked
+
+    async def record_exchanges(exchanges: Sequence[ProviderExchange]) -> None:
+        kept.extend(exchanges)
+
+    monkeypatch.setattr(inbound.server.store, "record_exchanges", record_exchanges)
     subscriber = await subscribe_from_now(inbound)
     try:
         # The first message is stored and answered without waiting for the lookup it starts.
@@ -95,6 +100,7 @@ async def test_one_lookup_names_the_senders_later_messages(
     [asked] = provider.state.requests_to(profile)
     assert asked.method == "GET"
     assert asked.query == (("fields", "first_name,last_name"), ("access_token", "key-123"))
+    await log.flush()
     [exchange] = kept
     assert (exchange.kind, exchange.message_id) == (ExchangeKind.CONTACT_LOOKUP, None)
     assert "key-123" not in exchange.url and "key-123" not in str(exchange.request_headers)

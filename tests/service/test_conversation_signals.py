@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -79,8 +80,12 @@ async def test_typing_and_read_reach_the_provider_as_rendered(
     provider.state.script("/messages/wamid.7/read", Answer(json={"ok": True}))
     log = gateway.server.exchanges
     assert log is not None
-    kept: list[ProviderExchange] = []
-    monkeypatch.setattr(log, "record", kept.append)
+    kept: list[ProviderExchange] = []  # as the store is given them: built and masked
+
+    async def record_exchanges(exchanges: Sequence[ProviderExchange]) -> None:
+        kept.extend(exchanges)
+
+    monkeypatch.setattr(gateway.server.store, "record_exchanges", record_exchanges)
 
     typing = await gateway.stub.SendTyping(_signal(provider_message_id="wamid.7", extension="101"))
     read = await gateway.stub.MarkRead(_signal(provider_message_id="wamid.7"))
@@ -100,6 +105,7 @@ async def test_typing_and_read_reach_the_provider_as_rendered(
     assert (second.method, second.path) == ("PUT", "/messages/wamid.7/read")
     assert second.json == {"status": "read", "chat": THEIRS}
     # Each call is in the exchange log, masked, as a signal of no message.
+    await log.flush()
     assert [(e.kind, e.url, e.message_id) for e in kept] == [
         (ExchangeKind.SIGNAL, provider.url + "/typing", None),
         (ExchangeKind.SIGNAL, provider.url + "/messages/wamid.7/read", None),
