@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from typing import Any
@@ -28,6 +27,7 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from server._event_loop import run_on
     from server._logging import configure_logging
     from server._memory import limit_malloc_arenas
     from server.app import run
@@ -52,7 +52,7 @@ def _serve(args: argparse.Namespace) -> int:
 
         companion = start_demo
     try:
-        asyncio.run(run(settings, companion=companion))
+        run_on(settings.event_loop, run(settings, companion=companion))
     except SettingsError as exc:
         print(f"msgbridge serve: {exc}", file=sys.stderr)
         return 2

@@ -7,7 +7,6 @@ may come from ``MSGBRIDGE_CORE_TOKEN`` instead of the command line (where ``ps``
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from pathlib import Path
@@ -76,6 +75,13 @@ def add_parsers(subparsers: Any) -> None:
         "--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default: INFO)"
     )
     sidecar.add_argument(
+        "--event-loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="the event loop: uvloop (asyncio's where uvloop is not installed) or asyncio"
+        " (default: uvloop)",
+    )
+    sidecar.add_argument(
         "--log-format",
         choices=("json", "text"),
         default="json",
@@ -87,6 +93,7 @@ def add_parsers(subparsers: Any) -> None:
 def _sidecar(args: argparse.Namespace) -> int:
     import grpc
 
+    from server._event_loop import run_on
     from server._logging import configure_logging
     from server._memory import limit_malloc_arenas
     from server.sidecar import run_sidecar, split_host_port
@@ -115,7 +122,8 @@ def _sidecar(args: argparse.Namespace) -> int:
         return 2
     limit_malloc_arenas()
     try:
-        asyncio.run(
+        run_on(
+            args.event_loop,
             run_sidecar(
                 core=args.core,
                 http_listen=args.http_listen,
@@ -125,7 +133,7 @@ def _sidecar(args: argparse.Namespace) -> int:
                 core_token=token,
                 core_credentials=credentials,
                 core_timeout_s=args.core_timeout,
-            )
+            ),
         )
     except (OSError, ValueError) as exc:
         print(f"msgbridge sidecar: {exc}", file=sys.stderr)

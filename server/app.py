@@ -25,6 +25,7 @@ from grpc_reflection.v1alpha import reflection
 
 from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 
+from ._event_loop import running_loop_name
 from ._listen import ListenError, check_free, listen_socket
 from .api import GatewayServicer, IngestServicer, MediaRpcs, add_lenient_servicer
 from .config import Settings, SettingsError
@@ -189,7 +190,9 @@ class GatewayServer:
         # milliseconds otherwise shows in the webhook path's p99).
         gc.collect()
         gc.freeze()
-        logger.info("gRPC API serving", extra={"port": self.grpc_port})
+        logger.info(
+            "gRPC API serving", extra={"port": self.grpc_port, "event_loop": running_loop_name()}
+        )
 
     async def stop(self, grace: float = 5.0) -> None:
         """Drain, then release everything (what SIGTERM does).

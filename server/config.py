@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._event_loop import EVENT_LOOPS
+
 __all__ = [
     "ENV_PREFIX",
     "Settings",
@@ -244,6 +246,11 @@ class Settings:
         metavar="PATH",
     )
     log_level: str = _setting("INFO", "DEBUG, INFO, WARNING or ERROR")
+    event_loop: str = _setting(
+        "uvloop",
+        "the event loop: uvloop (libuv's, less CPU per operation; asyncio's where uvloop is not"
+        " installed) or asyncio",
+    )
     log_format: str = _setting("json", "json (one object per line) or text")
 
     @property
@@ -434,6 +441,8 @@ def _validate(settings: Settings) -> None:
     _check_metrics_exposure(settings)
     if settings.log_format not in ("json", "text"):
         raise SettingsError("log_format: expected json or text")
+    if settings.event_loop not in EVENT_LOOPS:
+        raise SettingsError(f"event_loop: expected {' or '.join(EVENT_LOOPS)}")
     from .outbound import parse_stand_ins  # here: the flags alone need no HTTP client
 
     try:

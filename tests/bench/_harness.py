@@ -17,6 +17,9 @@ from typing import Any, NotRequired, TypedDict
 
 import grpc
 
+from server._event_loop import run_on
+from server.config import Settings
+
 __all__ = [
     "BenchEnv",
     "Benchmark",
@@ -80,6 +83,9 @@ class Benchmark:
 
 # The processes a run started (servers, fake providers), whose CPU time is the cost of a call.
 _SERVER_PIDS: set[int] = set()
+#: The loop every server a benchmark starts runs on — the product and its baselines alike: the
+#: product's default (server/_event_loop.py), so that a ratio compares like with like.
+_PRODUCT_LOOP = Settings().event_loop
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -197,7 +203,8 @@ def serve_forever_in_child(
     *args: Any,
 ) -> None:
     """Child-process body: run ``start(*args)`` (which returns the address it serves on) in a new
-    event loop, report the address on ``conn``, and serve until terminated."""
+    event loop (the product's: ``_PRODUCT_LOOP``), report the address on ``conn``, and serve
+    until terminated."""
 
     async def main() -> None:
         address = await start(*args)
@@ -205,7 +212,7 @@ def serve_forever_in_child(
         await asyncio.Event().wait()
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+        run_on(_PRODUCT_LOOP, main())
 
 
 @dataclass(kw_only=True)

@@ -41,6 +41,7 @@ class Service:
 async def _read_ports(process: asyncio.subprocess.Process, log: list[str]) -> tuple[int, int]:
     assert process.stderr is not None
     grpc_port = http_port = 0
+    loop = ""
     async with asyncio.timeout(60):
         while not (grpc_port and http_port):
             line = (await process.stderr.readline()).decode()
@@ -53,8 +54,11 @@ async def _read_ports(process: asyncio.subprocess.Process, log: list[str]) -> tu
                 continue
             if entry.get("msg") == "gRPC API serving":
                 grpc_port = entry["port"]
+                loop = entry["event_loop"]
             if entry.get("msg") == "webhook sidecar serving":
                 http_port = entry["port"]
+    # uvloop is a dependency: the default loop (server/_event_loop.py) is the one serving.
+    assert loop == "uvloop", loop
     return grpc_port, http_port
 
 
