@@ -2,7 +2,7 @@
 
 ``uvloop`` (the default) is libuv's loop for asyncio, written in Cython: each callback, socket
 read and timer costs less CPU than on asyncio's own loop, which is what the send and webhook
-paths spend most of their time in (issue 20; docs/operations.md, "Sizing"). Where uvloop is not
+paths spend much of their time in (docs/operations.md, "Sizing"). Where uvloop is not
 installed (a platform without a wheel) the service runs on asyncio's loop; ``asyncio`` chooses
 that loop outright. The benchmarks run the product and its baselines on the same loop, so that a
 ratio compares like with like.
