@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Final
 from urllib.parse import parse_qsl
@@ -89,11 +89,13 @@ def exchange_of(
         status, error, answer_headers = answer.status, "", tuple(_pairs(answer.headers))
         answer_body, truncated = answer.body, answer.truncated
     sent_headers = tuple(request.headers)
+    headers = sent_headers + answer_headers
     sent, sent_more = _window(mask, request.body, False, BODY_CAP)
     got, got_more = _window(mask, answer_body, truncated, BODY_CAP)
+    texts = [request.url, error, sent, got]
+    texts += [value for _, value in headers]
     # One pass of the mask over every text at once (the common case: whole bodies, no NUL);
     # else each text on its own, a body cut short masked as the start it is.
-    texts = [request.url, error, sent, got, *(v for _, v in sent_headers + answer_headers)]
     masked = mask(_SEPARATOR.join(texts)).split(_SEPARATOR) if mask.values else texts
     if sent_more or got_more or len(masked) != len(texts):
         masked = [
@@ -102,8 +104,13 @@ def exchange_of(
             mask(sent, cut=sent_more),
             mask(got, cut=got_more),
         ]
-        masked += [mask(v) for _, v in sent_headers + answer_headers]
-    values = iter(masked[4:])
+        masked += [mask(value) for _, value in headers]
+    # Credential headers' values whole (the masked values of the others, in order).
+    pairs = [
+        (name, MASK if name.lower() in _CREDENTIAL_HEADERS else value)
+        for (name, _), value in zip(headers, masked[4:], strict=False)
+    ]
+    split = len(sent_headers)
     return ProviderExchange(
         id=_exchange_id(started_at),
         org_id=installation.org_id,
@@ -113,10 +120,10 @@ def exchange_of(
         kind=kind,
         method=request.method.upper(),
         url=masked[0],
-        request_headers=_masked_pairs(sent_headers, values),
+        request_headers=tuple(pairs[:split]),
         request_body=_capped(masked[2], sent_more, BODY_CAP),
         status=status,
-        response_headers=_masked_pairs(answer_headers, values),
+        response_headers=tuple(pairs[split:]),
         response_body=_capped(masked[3], got_more, BODY_CAP),
         started_at=started_at,
         duration_ms=round(duration_s * 1000, 3),
@@ -155,16 +162,6 @@ def _exchange_id(started_at: datetime) -> str:
 
 def _pairs(headers: Iterable[tuple[str, str]] | Mapping[str, str]) -> Iterable[tuple[str, str]]:
     return headers.items() if isinstance(headers, Mapping) else headers
-
-
-def _masked_pairs(
-    pairs: tuple[tuple[str, str], ...], masked: Iterator[str]
-) -> tuple[tuple[str, str], ...]:
-    """``pairs`` with their values taken from ``masked`` in order; credential headers whole."""
-    return tuple(
-        (name, MASK if name.lower() in _CREDENTIAL_HEADERS else value)
-        for (name, _), value in zip(pairs, masked, strict=False)
-    )
 
 
 def _window(
