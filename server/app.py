@@ -88,9 +88,6 @@ __all__ = ["Companion", "GatewayServer", "build_server", "max_request_bytes", "o
 
 logger = logging.getLogger(__name__)
 
-#: The collector's young generation, objects (see GatewayServer.start).
-_GC_YOUNG_OBJECTS = 20_000
-
 GATEWAY_SERVICE = gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name
 INGEST_SERVICE = ingest_pb2.DESCRIPTOR.services_by_name["Ingest"].full_name
 
@@ -193,12 +190,6 @@ class GatewayServer:
         # milliseconds otherwise shows in the webhook path's p99).
         gc.collect()
         gc.freeze()
-        # A young generation of 20,000 objects rather than 700: under load a collection came every
-        # few sends and traversed the objects of every send in flight, only to promote them. With
-        # 20,000 (and older generations collected half as often), three alternating runs of 8,000
-        # sends at 64 callers twice gave 6.6 % and 13 % less CPU per send (746 → 697 and 776 →
-        # 672 µs; 50,000 did worse than 20,000). Only cyclic garbage waits longer; it is small.
-        gc.set_threshold(_GC_YOUNG_OBJECTS, 20, 20)
         logger.info(
             "gRPC API serving", extra={"port": self.grpc_port, "event_loop": running_loop_name()}
         )
