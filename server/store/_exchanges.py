@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from ._rows import Rows
+from ._rows import Rows, _json
 
 __all__ = [
     "EXCHANGE_COLUMNS",
@@ -93,12 +93,8 @@ EXCHANGE_COLUMNS: Final = (
 )
 
 
-# Made once: ``json.dumps`` with options makes a new encoder per call (two per exchange).
-_COMPACT: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-
-
 def _headers_json(headers: tuple[tuple[str, str], ...]) -> str:
-    return _COMPACT.encode(headers)  # each pair as a JSON array
+    return _json(headers)  # the store's compact JSON; each pair as a JSON array
 
 
 def _headers(text: str) -> tuple[tuple[str, str], ...]:
