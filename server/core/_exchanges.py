@@ -80,20 +80,27 @@ def exchange_of(
 ) -> ProviderExchange:
     """The exchange of ``request`` and its ``answer`` (an error when none came) to keep, masked
     with ``mask``."""
-    answer_headers: tuple[tuple[str, str], ...] = ()
+    answer_headers: Iterable[tuple[str, str]] = ()
     answer_body: bytes | None = None
     truncated = False
     if isinstance(answer, OutboundError):
         status, error = 0, f"{type(answer).__name__}: {answer}"
     else:
-        status, error, answer_headers = answer.status, "", tuple(_pairs(answer.headers))
+        status, error, answer_headers = answer.status, "", answer.headers.items()
         answer_body, truncated = answer.body, answer.truncated
-    sent_headers = tuple(request.headers)
-    headers = sent_headers + answer_headers
+    # Credential headers' values are kept as MASK whole: only the others' values are masked.
+    names: list[str] = []
+    values: list[str] = []
+    credentials: list[int] = []
+    for name, value in itertools.chain(request.headers, answer_headers):
+        if name.lower() in _CREDENTIAL_HEADERS:
+            credentials.append(len(names))
+            value = ""
+        names.append(name)
+        values.append(value)
     sent, sent_more = _window(mask, request.body, False, BODY_CAP)
     got, got_more = _window(mask, answer_body, truncated, BODY_CAP)
-    texts = [request.url, error, sent, got]
-    texts += [value for _, value in headers]
+    texts = [request.url, error, sent, got, *values]
     # One pass of the mask over every text at once (the common case: whole bodies, no NUL);
     # else each text on its own, a body cut short masked as the start it is.
     masked = mask(_SEPARATOR.join(texts)).split(_SEPARATOR) if mask.values else texts
@@ -104,13 +111,11 @@ def exchange_of(
             mask(sent, cut=sent_more),
             mask(got, cut=got_more),
         ]
-        masked += [mask(value) for _, value in headers]
-    # Credential headers' values whole (the masked values of the others, in order).
-    pairs = [
-        (name, MASK if name.lower() in _CREDENTIAL_HEADERS else value)
-        for (name, _), value in zip(headers, masked[4:], strict=False)
-    ]
-    split = len(sent_headers)
+        masked += [mask(value) for value in values]
+    for index in credentials:
+        masked[4 + index] = MASK
+    pairs = list(zip(names, masked[4:], strict=True))
+    split = len(request.headers)
     return ProviderExchange(
         id=_exchange_id(started_at),
         org_id=installation.org_id,

@@ -10,12 +10,14 @@ secret ever reaches a row.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from json.encoder import encode_basestring as _string
 from typing import Any, Final
 
-from ._rows import Rows, _json
+from ._rows import Rows
 
 __all__ = [
     "EXCHANGE_COLUMNS",
@@ -93,12 +95,22 @@ EXCHANGE_COLUMNS: Final = (
 )
 
 
+@functools.lru_cache(maxsize=256)
 def _headers_json(headers: tuple[tuple[str, str], ...]) -> str:
-    return _json(headers)  # the store's compact JSON; each pair as a JSON array
+    """The store's compact JSON of ``headers``, each pair as a JSON array: the text
+    ``_rows._json`` writes (tests/unit/test_store_rows.py checks), made from the strings the
+    ``json`` module's own encoder writes — without the encoder it builds per call — and kept
+    for the next exchange with the same headers (a send's request headers are the same every
+    time)."""
+    return "[" + ",".join([f"[{_string(name)},{_string(value)}]" for name, value in headers]) + "]"
 
 
 def _headers(text: str) -> tuple[tuple[str, str], ...]:
     return tuple((str(name), str(value)) for name, value in json.loads(text))
+
+
+def _kind(kind: ExchangeKind) -> str:
+    return kind.value if type(kind) is ExchangeKind else ExchangeKind(kind).value
 
 
 def exchange_params(rows: Rows[Any], record: ProviderExchange) -> tuple[Any, ...]:
@@ -108,7 +120,7 @@ def exchange_params(rows: Rows[Any], record: ProviderExchange) -> tuple[Any, ...
         record.installation_id,
         record.integration_id,
         record.message_id,
-        ExchangeKind(record.kind).value,
+        _kind(record.kind),
         record.method,
         record.url,
         _headers_json(record.request_headers),

@@ -17,6 +17,7 @@ from server.store._rows import (
     encode_map,
     encode_time,
 )
+from server.store._exchanges import _headers_json
 from server.store._transitions import ALLOWED_FROM, transition_guard, transition_params
 from server.store.postgres._sql import ROWS as POSTGRES_ROWS
 from server.store.sqlite._sql import ROWS as SQLITE_ROWS
@@ -105,3 +106,19 @@ def test_the_table_is_the_documented_rule() -> None:
 def test_no_receipt_makes_a_message_pending() -> None:
     with pytest.raises(ValueError, match="pending"):
         transition_params(MessageTransition(message_id="m", state=MessageState.PENDING), 0)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        (),
+        (("Content-Type", "application/json"),),
+        (("X-Quote", 'say "hi"\\ / \n\t\x00\x1f'), ("X-Ünïcode", "héllo — ☃ 😀")),
+        (("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")),
+        (("X-Surrogate", "\ud800 lone"),),
+    ],
+)
+def test_exchange_headers_are_the_stores_compact_json(headers: tuple[tuple[str, str], ...]) -> None:
+    text = _headers_json(headers)
+    assert text == json.dumps(headers, ensure_ascii=False, separators=(",", ":"))
+    assert tuple(tuple(pair) for pair in json.loads(text)) == headers
