@@ -3,9 +3,15 @@
 The parts of the service call one method of :class:`Metrics` at each point worth counting. The
 base class records nothing: with metrics off every call returns at once, which is all the hot
 paths (a send's end, a webhook, a provider call) pay. :class:`PrometheusMetrics` records into one
-``CollectorRegistry`` of its own (never prometheus_client's global one), and keeps each label
-set's child the first time it is seen, so that a call after the first is a dictionary lookup
-and an add — no label dictionary is built per call.
+``CollectorRegistry`` of its own (never prometheus_client's global one).
+
+The counters and the histogram the hot paths feed are plain numbers in dictionaries keyed by
+their label values, read by a collector of their own at each scrape (prometheus_client's custom
+collector API: ``CounterMetricFamily``, ``HistogramMetricFamily``): a call is a dictionary
+update. prometheus_client's own ``Counter`` takes a lock and a label lookup per increment, and
+its ``Histogram`` walks its buckets under a lock — several microseconds a send. Every call comes
+from the event loop's thread, as does the scrape (``_server.py``), so no lock is needed. The
+gauges, set rarely, are prometheus_client's.
 
 Labels are bounded: an integration id (registered by the operator), an outcome, a gRPC code, an
 HTTP status class — never an organisation, a number or a message id.
@@ -13,9 +19,13 @@ HTTP status class — never an organisation, a number or a message id.
 
 from __future__ import annotations
 
-from typing import Generic, Protocol, TypeVar
+import bisect
+from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 __all__ = ["NO_METRICS", "Metrics", "PrometheusMetrics"]
 
@@ -68,28 +78,82 @@ class Metrics:
 NO_METRICS = Metrics()
 
 
-class _Child(Protocol):
-    def inc(self, amount: float = 1) -> None: ...
+_Labels = tuple[str, ...]
 
 
-_C = TypeVar("_C")
+class _Counts:
+    """A counter by label values (exposed as ``NAME_total``)."""
+
+    __slots__ = ("_documentation", "_labels", "_name", "values")
+
+    def __init__(self, name: str, documentation: str, labels: _Labels) -> None:
+        self._name, self._documentation, self._labels = name, documentation, labels
+        self.values: dict[_Labels, float] = {}
+
+    def family(self) -> Metric:
+        family = CounterMetricFamily(self._name, self._documentation, labels=self._labels)
+        for labels, value in list(self.values.items()):
+            family.add_metric(labels, value)
+        return family
 
 
-class _Bound(Generic[_C]):
-    """A metric's children by label values, each made once."""
+class _Durations:
+    """A histogram by label values: per label set, the count in each bucket (the last one past
+    every bound) and the sum of the values."""
+
+    __slots__ = ("_bounds", "_documentation", "_labels", "_name", "values")
+
+    def __init__(
+        self, name: str, documentation: str, labels: _Labels, bounds: tuple[float, ...]
+    ) -> None:
+        self._name, self._documentation, self._labels = name, documentation, labels
+        self._bounds = bounds
+        self.values: dict[_Labels, tuple[list[int], list[float]]] = {}
+
+    def observe(self, labels: _Labels, value: float) -> None:
+        entry = self.values.get(labels)
+        if entry is None:
+            entry = self.values[labels] = ([0] * (len(self._bounds) + 1), [0.0])
+        # A bucket counts the values at most its bound ("le"): the first bound ≥ value.
+        entry[0][bisect.bisect_left(self._bounds, value)] += 1
+        entry[1][0] += value
+
+    def family(self) -> Metric:
+        family = HistogramMetricFamily(self._name, self._documentation, labels=self._labels)
+        edges = [*map(floatToGoString, self._bounds), "+Inf"]
+        for labels, (counts, total) in list(self.values.items()):
+            running, buckets = 0, []
+            for edge, count in zip(edges, counts, strict=True):
+                running += count
+                buckets.append((edge, float(running)))
+            family.add_metric(labels, buckets, total[0])
+        return family
+
+
+class _Families(Collector):
+    """The counters and histograms, read at each scrape."""
+
+    def __init__(self, families: tuple[_Counts | _Durations, ...]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return (family.family() for family in self._families)
+
+
+class _Bound:
+    """A gauge's children by label values, each made once."""
 
     __slots__ = ("_children", "_metric")
 
-    def __init__(self, metric: Counter | Gauge | Histogram) -> None:
+    def __init__(self, metric: Gauge) -> None:
         self._metric = metric
-        self._children: dict[tuple[str, ...], _C] = {}
+        self._children: dict[_Labels, Gauge] = {}
 
-    def __call__(self, *labels: str) -> _C:
+    def __call__(self, *labels: str) -> Gauge:
         try:
             return self._children[labels]
         except KeyError:
-            child: _C = self._metric.labels(*labels)  # type: ignore[assignment]
-            self._children[labels] = child
+            child = self._children[labels] = self._metric.labels(*labels)
             return child
 
 
@@ -107,76 +171,66 @@ class PrometheusMetrics(Metrics):
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         r = self.registry
-        self._sends: _Bound[_Child] = _Bound(
-            Counter(
-                "msgbridge_sends",
-                "Attempts of messages ended, by integration, outcome and gRPC code",
-                ("integration", "outcome", "code"),
-                registry=r,
+        self._sends = _Counts(
+            "msgbridge_sends",
+            "Attempts of messages ended, by integration, outcome and gRPC code",
+            ("integration", "outcome", "code"),
+        )
+        self._provider_seconds = _Durations(
+            "msgbridge_provider_request_duration_seconds",
+            "Provider HTTP calls' duration (sends, retries, Subscribe, OAuth2 tokens)",
+            ("integration",),
+            _PROVIDER_BUCKETS,
+        )
+        self._provider_status = _Counts(
+            "msgbridge_provider_responses",
+            "Provider HTTP calls by integration and answer's status class (none: no answer)",
+            ("integration", "status"),
+        )
+        self._webhooks = _Counts(
+            "msgbridge_webhooks",
+            "Webhook requests answered, by integration and outcome",
+            ("integration", "outcome"),
+        )
+        self._events = _Counts(
+            "msgbridge_events_appended",
+            "Events appended to the event log by webhooks and sends' outcomes",
+            ("integration",),
+        )
+        self._oauth = _Counts(
+            "msgbridge_oauth_refreshes",
+            "OAuth2 access-token renewals, by integration and outcome",
+            ("integration", "outcome"),
+        )
+        self._subscribe = _Counts(
+            "msgbridge_subscribe_runs",
+            "Subscribe runs of installations, by integration and resulting state",
+            ("integration", "state"),
+        )
+        self._media = _Counts(
+            "msgbridge_media_fetches",
+            "Inbound files fetched, by integration and outcome",
+            ("integration", "outcome"),
+        )
+        r.register(
+            _Families(
+                (
+                    self._sends,
+                    self._provider_seconds,
+                    self._provider_status,
+                    self._webhooks,
+                    self._events,
+                    self._oauth,
+                    self._subscribe,
+                    self._media,
+                )
             )
         )
-        self._provider_seconds: _Bound[Histogram] = _Bound(
-            Histogram(
-                "msgbridge_provider_request_duration_seconds",
-                "Provider HTTP calls' duration (sends, retries, Subscribe, OAuth2 tokens)",
-                ("integration",),
-                buckets=_PROVIDER_BUCKETS,
-                registry=r,
-            )
-        )
-        self._provider_status: _Bound[_Child] = _Bound(
-            Counter(
-                "msgbridge_provider_responses",
-                "Provider HTTP calls by integration and answer's status class (none: no answer)",
-                ("integration", "status"),
-                registry=r,
-            )
-        )
-        self._webhooks: _Bound[_Child] = _Bound(
-            Counter(
-                "msgbridge_webhooks",
-                "Webhook requests answered, by integration and outcome",
-                ("integration", "outcome"),
-                registry=r,
-            )
-        )
-        self._events: _Bound[_Child] = _Bound(
-            Counter(
-                "msgbridge_events_appended",
-                "Events appended to the event log by webhooks and sends' outcomes",
-                ("integration",),
-                registry=r,
-            )
-        )
-        self._subscribers: _Bound[Gauge] = _Bound(
+        self._subscribers = _Bound(
             Gauge(
                 "msgbridge_stream_subscribers",
                 "StreamEvents calls open on this process, by kind (cursor, consumer)",
                 ("kind",),
-                registry=r,
-            )
-        )
-        self._oauth: _Bound[_Child] = _Bound(
-            Counter(
-                "msgbridge_oauth_refreshes",
-                "OAuth2 access-token renewals, by integration and outcome",
-                ("integration", "outcome"),
-                registry=r,
-            )
-        )
-        self._subscribe: _Bound[_Child] = _Bound(
-            Counter(
-                "msgbridge_subscribe_runs",
-                "Subscribe runs of installations, by integration and resulting state",
-                ("integration", "state"),
-                registry=r,
-            )
-        )
-        self._media: _Bound[_Child] = _Bound(
-            Counter(
-                "msgbridge_media_fetches",
-                "Inbound files fetched, by integration and outcome",
-                ("integration", "outcome"),
                 registry=r,
             )
         )
@@ -198,30 +252,30 @@ class PrometheusMetrics(Metrics):
         )
 
     def send_ended(self, integration: str, outcome: str, code: str) -> None:
-        self._sends(integration, outcome, code).inc()
+        _add(self._sends.values, (integration, outcome, code))
 
     def provider_call(self, integration: str, status: int | None, seconds: float) -> None:
-        self._provider_seconds(integration).observe(seconds)
-        self._provider_status(integration, _status_class(status)).inc()
+        self._provider_seconds.observe((integration,), seconds)
+        _add(self._provider_status.values, (integration, _status_class(status)))
 
     def webhook(self, integration: str, outcome: str) -> None:
-        self._webhooks(integration, outcome).inc()
+        _add(self._webhooks.values, (integration, outcome))
 
     def events_appended(self, integration: str, count: int) -> None:
         if count:
-            self._events(integration).inc(count)
+            _add(self._events.values, (integration,), count)
 
     def subscriber(self, kind: str, delta: int) -> None:
         self._subscribers(kind).inc(delta)
 
     def oauth_refresh(self, integration: str, outcome: str) -> None:
-        self._oauth(integration, outcome).inc()
+        _add(self._oauth.values, (integration, outcome))
 
     def subscribe(self, integration: str, outcome: str) -> None:
-        self._subscribe(integration, outcome).inc()
+        _add(self._subscribe.values, (integration, outcome))
 
     def media_fetch(self, integration: str, outcome: str) -> None:
-        self._media(integration, outcome).inc()
+        _add(self._media.values, (integration, outcome))
 
     def queue(self, depth: int, oldest_due_age_s: float) -> None:
         self._queue_depth.set(depth)
@@ -230,3 +284,7 @@ class PrometheusMetrics(Metrics):
     def consumers(self, count: int, max_lag: int) -> None:
         self._consumers.set(count)
         self._consumer_lag.set(max_lag)
+
+
+def _add(values: dict[_Labels, float], labels: _Labels, amount: float = 1) -> None:
+    values[labels] = values.get(labels, 0) + amount
