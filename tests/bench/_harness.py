@@ -85,7 +85,9 @@ class Benchmark:
 _SERVER_PIDS: set[int] = set()
 #: The loop every server a benchmark starts runs on — the product and its baselines alike: the
 #: product's default (server/_event_loop.py), so that a ratio compares like with like.
-_PRODUCT_LOOP = Settings().event_loop
+#: ``MSGBRIDGE_BENCH_EVENT_LOOP=asyncio`` runs them all on asyncio's own loop instead: to compare
+#: a ratio with one a parent commit measured before uvloop became the default.
+_PRODUCT_LOOP = os.environ.get("MSGBRIDGE_BENCH_EVENT_LOOP") or Settings().event_loop
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
