@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from server.store import MessageState, MessageTransition, NewEvent
+from server.store._exchanges import _headers_json
 from server.store._rows import (
     Rows,
     decode_held_event,
@@ -17,7 +18,6 @@ from server.store._rows import (
     encode_map,
     encode_time,
 )
-from server.store._exchanges import _headers_json
 from server.store._transitions import ALLOWED_FROM, transition_guard, transition_params
 from server.store.postgres._sql import ROWS as POSTGRES_ROWS
 from server.store.sqlite._sql import ROWS as SQLITE_ROWS
