@@ -15,46 +15,18 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from server.engine import DefinitionError, load_definition
 
 from ._cases import CaseResult, CasesUnreadable, default_cases, load_case_set
 
-__all__ = ["add_parsers"]
+__all__ = ["run_cases"]
 
 OK, FAILED, UNREADABLE = 0, 1, 2
 
 
-def add_parsers(subparsers: Any) -> None:
-    test = subparsers.add_parser(
-        "test",
-        help="run a definition's cases (no server needed; --live starts one)",
-        description="Run a definition's cases: install.json, send/, webhooks/ and subscribe/ "
-        "in the case folder (default: the folder beside DEFINITION named after it, "
-        "bulksms.json -> bulksms.cases/). Offline, each case goes through the engine; with "
-        "--live, through a temporary gateway (SQLite in a temporary folder) and the fake "
-        "provider on 127.0.0.1. Exit status: 0 every case passed, 1 a case failed or there "
-        "is none, 2 the definition or a case file cannot be read.",
-    )
-    test.add_argument("definition", metavar="DEFINITION", help="the definition file")
-    test.add_argument(
-        "--cases",
-        metavar="DIR|FILE",
-        help="the case folder, or one case file in it (default: DEFINITION's stem + .cases/)",
-    )
-    test.add_argument(
-        "--live",
-        action="store_true",
-        help="run the cases through a temporary gateway and the fake provider over real sockets",
-    )
-    test.add_argument(
-        "--json", action="store_true", help="print the summary and results as one JSON line"
-    )
-    test.set_defaults(handler=_test)
-
-
-def _test(args: argparse.Namespace) -> int:
+def run_cases(args: argparse.Namespace) -> int:
+    """``msgbridge test``'s handler (its arguments: ``_test_cli``)."""
     file = Path(args.definition)
     try:
         data = file.read_bytes()
