@@ -24,6 +24,7 @@ from ..engine import (
     HeaderAuth,
     JwtAuth,
     TokenAuth,
+    compile_requests,
     load_definition,
 )
 from ..engine import Problem as DefinitionProblem
@@ -106,6 +107,14 @@ class LoadedIntegration:
         return self.definition.warnings
 
 
+def _prepared(definition_json: str) -> Definition:
+    """The definition loaded, its requests compiled (``compile_requests``): both on the worker
+    thread of ``off_loop``, so that neither holds the event loop."""
+    definition = load_definition(definition_json)
+    compile_requests(definition)
+    return definition
+
+
 class IntegrationCatalog:
     """Registers definitions in the store and keeps each loaded version in memory."""
 
@@ -123,7 +132,7 @@ class IntegrationCatalog:
 
         Off the event loop: a definition near the size limit takes a while to check."""
         try:
-            return await off_loop(load_definition, definition_json)
+            return await off_loop(_prepared, definition_json)
         except DefinitionError as exc:
             raise definition_refused(exc.errors) from None
 
@@ -161,7 +170,7 @@ class IntegrationCatalog:
         cached = self._loaded.get((record.id, record.version))
         if cached is not None:
             return cached
-        return self._remember(record, await off_loop(load_definition, record.definition_json))
+        return self._remember(record, await off_loop(_prepared, record.definition_json))
 
     def _remember(self, record: IntegrationRecord, definition: Definition) -> LoadedIntegration:
         loaded = LoadedIntegration(

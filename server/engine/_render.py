@@ -19,6 +19,7 @@ rendered first, so a masked rendering fails exactly when a real one would.
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 import threading
 from collections.abc import Callable, Collection, Mapping
@@ -74,6 +75,7 @@ __all__ = [
     "RenderedRequest",
     "Value",
     "auth_variables",
+    "compile_requests",
     "render_credentials",
     "render_request",
     "request_origins",
@@ -325,6 +327,28 @@ _auths: _IdentityCache[Auth, _AuthHeaders] = _IdentityCache(_compile_auth)
 _media_auths: _IdentityCache[Auth, _AuthHeaders] = _IdentityCache(
     lambda auth: _compile_auth(auth, "/Media/auth")
 )
+
+
+def compile_requests(definition: Definition) -> None:
+    """Compile every request template of ``definition`` and of its variants now, into the cache
+    :func:`render_request` reads: a large template (thousands of ``$switch`` cases) then costs
+    its compile where the caller loads the definition — off the event loop — not at its first
+    send. A template that does not compile is left for its render to report."""
+    for each in (definition, *definition.variants.values()):
+        auth, lookup = each.auth, each.lookup_contact
+        for template in (
+            each.send_message,
+            each.send_file,
+            each.send_typing,
+            each.mark_read,
+            *each.subscribe,
+            *each.unsubscribe,
+            lookup.request if lookup is not None else None,
+            auth.request if isinstance(auth, TokenAuth) else None,
+        ):
+            if template is not None:
+                with contextlib.suppress(RenderError):
+                    _requests.get(template)
 
 
 def _auth_headers(

@@ -22,6 +22,7 @@ from server.engine import (
     RenderedRequest,
     RenderError,
     RequestTemplate,
+    compile_requests,
     freeze,
     render_request,
     template_variables,
@@ -774,3 +775,28 @@ def test_rendering_is_deterministic_and_independent_of_earlier_calls() -> None:
     first = render_request(defn, defn.send_message, {**CALL, "content": "a"})
     render_request(defn, defn.send_message, {**CALL, "content": "b", "to": "x"})
     assert render_request(defn, defn.send_message, {**CALL, "content": "a"}) == first
+
+
+def test_requests_compiled_ahead_are_the_ones_a_render_uses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from server.engine import _render
+
+    send_file = request({"url": "$url$"}, pointer="/API/SendFile")
+    subscribe = request({"hook": "$webhook_url$"}, pointer="/API/Subscribe/0")
+    broken = request({"to": "$to$"}, headers={"Bad Header": "x"}, pointer="/API/Subscribe/1")
+    example = definition(SEED_SEND_MESSAGE, send_file=send_file, subscribe=(subscribe, broken))
+
+    compile_requests(example)  # the broken header is left for its render to report
+
+    def no_compile(template: RequestTemplate) -> object:
+        raise AssertionError(f"{template.pointer} compiled at render time")
+
+    monkeypatch.setattr(_render._requests, "_compile", no_compile)
+    variables = {"from": "+15550001111", "to": "+15550002222", "content": "hi", "API key": "k"}
+    sent = render_request(example, SEED_SEND_MESSAGE, variables)
+    assert json.loads(sent.body or b"")["content"] == "hi"
+    assert render_request(example, send_file, {**variables, "url": "https://f.test/a"}).body
+    assert render_request(example, subscribe, {**variables, "webhook_url": "https://h.test"}).body
+    with pytest.raises(AssertionError, match="/API/Subscribe/1 compiled at render time"):
+        render_request(example, broken, variables)
