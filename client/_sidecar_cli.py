@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from server._event_loop import EVENT_LOOPS
+
 from ._arguments import INT32_MAX, HelpFormatter, integer, seconds
 
 __all__ = ["add_parsers"]
@@ -76,8 +78,8 @@ def add_parsers(subparsers: Any) -> None:
     )
     sidecar.add_argument(
         "--event-loop",
-        choices=("uvloop", "asyncio"),
-        default="uvloop",
+        choices=EVENT_LOOPS,
+        default=EVENT_LOOPS[0],
         help="the event loop: uvloop (asyncio's where uvloop is not installed) or asyncio"
         " (default: uvloop)",
     )

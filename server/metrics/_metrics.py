@@ -140,23 +140,6 @@ class _Families(Collector):
         return (family.family() for family in self._families)
 
 
-class _Bound:
-    """A gauge's children by label values, each made once."""
-
-    __slots__ = ("_children", "_metric")
-
-    def __init__(self, metric: Gauge) -> None:
-        self._metric = metric
-        self._children: dict[_Labels, Gauge] = {}
-
-    def __call__(self, *labels: str) -> Gauge:
-        try:
-            return self._children[labels]
-        except KeyError:
-            child = self._children[labels] = self._metric.labels(*labels)
-            return child
-
-
 def _status_class(status: int | None) -> str:
     if status is None:
         return "none"
@@ -226,13 +209,11 @@ class PrometheusMetrics(Metrics):
                 )
             )
         )
-        self._subscribers = _Bound(
-            Gauge(
-                "msgbridge_stream_subscribers",
-                "StreamEvents calls open on this process, by kind (cursor, consumer)",
-                ("kind",),
-                registry=r,
-            )
+        self._subscribers = Gauge(
+            "msgbridge_stream_subscribers",
+            "StreamEvents calls open on this process, by kind (cursor, consumer)",
+            ("kind",),
+            registry=r,
         )
         self._queue_depth = Gauge(
             "msgbridge_queue_depth", "Messages queued (all installations)", registry=r
@@ -266,7 +247,7 @@ class PrometheusMetrics(Metrics):
             _add(self._events.values, (integration,), count)
 
     def subscriber(self, kind: str, delta: int) -> None:
-        self._subscribers(kind).inc(delta)
+        self._subscribers.labels(kind).inc(delta)
 
     def oauth_refresh(self, integration: str, outcome: str) -> None:
         _add(self._oauth.values, (integration, outcome))

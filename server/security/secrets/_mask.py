@@ -152,7 +152,7 @@ class SecretMask:
         if cut:
             end = max(0, len(text) - (self.longest - 1))
         if not spans:  # the common case: no secret in the text
-            return text[:end] if cut else text
+            return text[:end]
         pieces: list[str] = []
         position = 0  # the text before it is in pieces
         for start, stop in sorted(spans):
