@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
@@ -27,12 +26,9 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from server._event_loop import run_on
     from server._logging import configure_logging
-    from server._memory import limit_malloc_arenas
-    from server.app import run
+    from server._serving import serve_process
     from server.config import SettingsError, load_settings
-    from server.tracing import TracingError, configure_tracing
 
     try:
         settings = load_settings(args)
@@ -40,26 +36,17 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"msgbridge serve: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
-    try:
-        tracing = configure_tracing(os.environ)  # off unless OTEL_* asks (docs/operations.md)
-    except TracingError as exc:
-        print(f"msgbridge serve: {exc}", file=sys.stderr)
-        return 2
-    limit_malloc_arenas()
+    if settings.workers > 1:
+        from server._supervisor import supervise
+
+        try:
+            return supervise(settings)
+        except OSError as exc:  # a port is taken: refused before any worker starts
+            print(f"msgbridge serve: {exc}", file=sys.stderr)
+            return 1
     companion = None
     if settings.demo:
         from server.demo import start_demo
 
         companion = start_demo
-    try:
-        run_on(settings.event_loop, run(settings, companion=companion))
-    except SettingsError as exc:
-        print(f"msgbridge serve: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"msgbridge serve: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if tracing is not None:
-            tracing.shutdown()  # exports the spans still waiting
-    return 0
+    return serve_process(settings, companion=companion)

@@ -239,8 +239,14 @@ class GatewayServer:
         await self.grpc_server.wait_for_termination()
 
 
-async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
-    """Assemble the service and bind its gRPC port; returns it and the bound port."""
+async def build_server(
+    settings: Settings, *, shared_ports: bool = False
+) -> tuple[GatewayServer, int]:
+    """Assemble the service and bind its gRPC port; returns it and the bound port.
+
+    ``shared_ports``: a worker of ``msgbridge serve --workers N``, whose supervisor holds the
+    gRPC and webhook ports; it listens on them beside its sibling workers (server/_listen.py).
+    """
     access = ApiAccess.from_settings(settings)  # SettingsError before anything is opened
     policy = OutboundPolicy.from_strings(allow=settings.outbound_allow, deny=settings.outbound_deny)
     stand_ins = await _stand_ins(settings, policy)  # SettingsError too
@@ -254,17 +260,17 @@ async def build_server(settings: Settings) -> tuple[GatewayServer, int]:
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
             # A second server on a port this one holds must fail to start, not share the
-            # calls (and split them between two databases).
-            ("grpc.so_reuseport", 0),
+            # calls (and split them between two databases); a worker shares its supervisor's.
+            ("grpc.so_reuseport", int(shared_ports)),
         ],
     )
     undo = contextlib.AsyncExitStack()
     undo.push_async_callback(server.stop, None)
     try:
-        port = _bind_grpc(server, access, settings.grpc_listen)
+        port = _bind_grpc(server, access, settings.grpc_listen, shared=shared_ports)
         http_socket = None
         if settings.sidecar:
-            http_socket = listen_socket("http_listen", settings.http_listen)
+            http_socket = listen_socket("http_listen", settings.http_listen, shared=shared_ports)
             undo.callback(http_socket.close)
         metrics_socket = None
         if settings.metrics_listen:
@@ -498,9 +504,10 @@ async def _assemble(
     return built
 
 
-def _bind_grpc(server: grpc.aio.Server, access: ApiAccess, listen: str) -> int:
+def _bind_grpc(server: grpc.aio.Server, access: ApiAccess, listen: str, *, shared: bool) -> int:
     """Bind the gRPC API's address; :class:`ListenError` naming ``grpc_listen`` when taken."""
-    check_free("grpc_listen", listen)  # the reason (in use, not available) in one line
+    if not shared:  # a worker's port is held by its supervisor, which checked it
+        check_free("grpc_listen", listen)  # the reason (in use, not available) in one line
     try:
         return access.bind(server, listen)
     except (RuntimeError, OSError) as exc:  # grpc says RuntimeError("Failed to bind …")
@@ -594,14 +601,18 @@ async def run(
     settings: Settings,
     *,
     companion: Callable[[GatewayServer], Awaitable[Companion]] | None = None,
+    shared_ports: bool = False,
+    on_serving: Callable[[GatewayServer], None] | None = None,
 ) -> None:
     """Serve until SIGINT or SIGTERM.
 
     ``companion``, when given, is started once the service is built, before it serves (it may
     register integrations), and closed after the service stopped: ``msgbridge serve --demo``
     passes :func:`server.demo.start_demo`, so that the service itself never imports the demo.
+    A worker of ``msgbridge serve --workers N`` (server/_supervisor.py) passes ``shared_ports``
+    (see :func:`build_server`) and ``on_serving``, called once it serves.
     """
-    built, _ = await build_server(settings)
+    built, _ = await build_server(settings, shared_ports=shared_ports)
     started = None
     try:
         started = await companion(built) if companion is not None else None
@@ -616,6 +627,8 @@ async def run(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
+    if on_serving is not None:
+        on_serving(built)
     await stopping.wait()
     # In-flight sends get the time a send without a caller's deadline is given.
     grace = settings.send_deadline_s

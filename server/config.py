@@ -75,6 +75,12 @@ class Settings:
         shown="sqlite:///<data-dir>/msgbridge.db",
     )
     database_pool_size: int = _setting(10, "PostgreSQL connections per replica at most")
+    workers: int = _setting(
+        1,
+        "service processes on this machine, sharing its ports (the kernel spreads connections "
+        'among them); more than 1 needs PostgreSQL (docs/operations.md, "Workers")',
+        metavar="N",
+    )
     public_url: str = _setting(
         "",
         "base of the webhook URLs given to providers",
@@ -430,6 +436,7 @@ def _validate(settings: Settings) -> None:
             raise SettingsError(f"{name}: must be more than 0")
     if settings.database_pool_size < 1:
         raise SettingsError("database_pool_size: must be at least 1")
+    _check_workers(settings)
     if settings.send_max_attempts < 1:
         raise SettingsError("send_max_attempts: must be at least 1")
     if settings.send_concurrency < 1:
@@ -449,6 +456,30 @@ def _validate(settings: Settings) -> None:
         parse_stand_ins(settings.provider_stand_in)
     except ValueError as exc:
         raise SettingsError(f"provider_stand_in: {exc}") from None
+
+
+def _check_workers(settings: Settings) -> None:
+    """Several workers share one database, which only PostgreSQL lets several processes write:
+    the SQLite store's one writer is a thread of one process (docs/operations.md, "Workers")."""
+    if settings.workers < 1:
+        raise SettingsError("workers: must be at least 1")
+    if settings.workers == 1:
+        return
+    if not settings.effective_database_url.startswith(("postgresql://", "postgres://")):
+        raise SettingsError(
+            f"workers: {settings.workers} processes need PostgreSQL (database_url "
+            "postgresql://…): the embedded SQLite store is written by one process; run one "
+            "worker on SQLite"
+        )
+    if settings.demo:
+        raise SettingsError("workers: --demo runs one process; leave workers at 1 with it")
+    if settings.metrics_listen:
+        port = int(settings.metrics_listen.rpartition(":")[2])
+        if port and port + settings.workers - 1 > 65535:
+            raise SettingsError(
+                f"metrics_listen: worker i serves its metrics on port {port} + i, and "
+                f"{port} + {settings.workers - 1} is past 65535"
+            )
 
 
 def _check_metrics_exposure(settings: Settings) -> None:

@@ -3,6 +3,7 @@ error (exit 2, the setting named), never a traceback from a background task late
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,33 @@ def test_serve_numbers_within_range_are_kept() -> None:
         environ={},
     )
     assert (settings.events_retention_days, settings.receipt_wait_s) == (36500.0, 0.0)
+
+
+_POSTGRES = ["--database-url", "postgresql://postgres@127.0.0.1:5432/never-opened"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--workers", "0"], "workers: must be at least 1"),
+        (["--workers", "2"], "workers: 2 processes need PostgreSQL"),
+        ([*_POSTGRES, "--workers", "2", "--demo"], "workers: --demo runs one process"),
+        (
+            [*_POSTGRES, "--workers", "3", "--metrics-listen", "127.0.0.1:65534"],
+            "metrics_listen: worker i serves its metrics on port 65534 + i",
+        ),
+    ],
+)
+def test_serve_refuses_workers_it_cannot_run(
+    tmp_path: Path, arguments: list[str], message: str
+) -> None:
+    parsed = build_parser().parse_args(["serve", "--data-dir", str(tmp_path), *arguments])
+    with pytest.raises(SettingsError, match=f"^{re.escape(message)}"):
+        load_settings(parsed, environ={})
+
+
+def test_workers_on_postgresql_are_accepted(tmp_path: Path) -> None:
+    parsed = build_parser().parse_args(
+        ["serve", "--data-dir", str(tmp_path), *_POSTGRES, "--workers", "4"]
+    )
+    assert load_settings(parsed, environ={}).workers == 4
