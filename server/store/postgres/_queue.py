@@ -91,14 +91,19 @@ LOCK_CONVERSATION = f"""
 SELECT pg_advisory_xact_lock({_LOCK_CONVERSATION}, hashtext($1 || chr(31) || $2 || chr(31) || $3))
 """
 
-# $1 installation, $2 from, $3 to, $4 the new message's place: whether an ordered message of
-# the conversation waits before it.
-CONVERSATION_WAITING = f"""
-SELECT EXISTS (
-    SELECT 1 FROM messages AS e
-    WHERE installation_id = $1 AND from_number = $2 AND to_number = $3
-      AND state IN {_WAITING} AND ordered AND {_ORDER_KEY.format(a="e")} <= $4
-)
+# One look, after the conversation's lock, at what may keep a new message from leaving at once:
+# $1 installation, $2 $3 the opt-out's (from, to), $4 $5 the conversation's (from, to), $6 the
+# message's place — whether its recipient opted out, and whether an ordered message of its
+# conversation waits before it.
+MAY_LEAVE = f"""
+SELECT
+    EXISTS (SELECT 1 FROM opt_outs WHERE installation_id = $1 AND from_number = $2
+            AND to_number = $3),
+    EXISTS (
+        SELECT 1 FROM messages AS e
+        WHERE installation_id = $1 AND from_number = $4 AND to_number = $5
+          AND state IN {_WAITING} AND ordered AND {_ORDER_KEY.format(a="e")} <= $6
+    )
 """  # noqa: S608 - constants
 
 # Any unique key taken (the id, or the organisation's idempotency key): nothing returned.
@@ -282,10 +287,23 @@ class QueueMethods:
             held = await existing(conn)
             if held is not None:
                 return held, False
-            opted = await conn.fetchrow(SELECT_OPT_OUT, record.installation_id, *looked_up)
-            if opted is not None:
-                raise OptedOut(opt_out_record(ROWS, opted))
-            stored = await self._leave_now(conn, record, claim, now)
+            looks = await conn.fetchrow(
+                MAY_LEAVE,
+                record.installation_id,
+                *looked_up,
+                record.from_number,
+                record.to_number,
+                aware_time(record.send_at or now),
+            )
+            assert looks is not None  # one row, always
+            opted_out, waiting = looks
+            if opted_out:
+                opted = await conn.fetchrow(SELECT_OPT_OUT, record.installation_id, *looked_up)
+                if opted is not None:
+                    raise OptedOut(opt_out_record(ROWS, opted))
+            stored = None
+            if not (record.ordered and waiting):
+                stored = await self._leave_now(conn, record, claim, now)
             if stored is None:
                 if max_queued > 0:
                     queued = await conn.fetchval(COUNT_QUEUED, record.installation_id)
@@ -316,26 +334,19 @@ class QueueMethods:
         claim: tuple[str, datetime, Sequence[RateSlot]] | None,
         now: datetime,
     ) -> MessageRecord | None:
-        """The record as it is stored ``sending`` when it may leave at once (the slots taken,
-        in a savepoint of the caller's transaction), else None (nothing taken)."""
+        """The record as it is stored ``sending`` when it may leave at once (no earlier message
+        of its conversation waits: the caller looked) — the slots taken, in a savepoint of the
+        caller's transaction (none without rates) — else None (nothing taken)."""
         if claim is None or (record.send_at is not None and record.send_at > now):
             return None
         owner, lease_until, rates = claim
-        place = aware_time(record.send_at or now)
-        if record.ordered and await conn.fetchval(
-            CONVERSATION_WAITING,
-            record.installation_id,
-            record.from_number,
-            record.to_number,
-            place,
-        ):
-            return None
-        savepoint = conn.raw.transaction()
-        await savepoint.start()
-        if await _take_slots(conn, rates, now) is not None:
-            await savepoint.rollback()
-            return None
-        await savepoint.commit()
+        if rates:
+            savepoint = conn.raw.transaction()
+            await savepoint.start()
+            if await _take_slots(conn, rates, now) is not None:
+                await savepoint.rollback()
+                return None
+            await savepoint.commit()
         return replace(
             record,
             state=MessageState.SENDING,
