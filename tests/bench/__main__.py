@@ -24,12 +24,14 @@ from .inbound import INBOUND
 from .media import MEDIA
 from .service import METRICS_VARIABLE, NO_EXCHANGE_LOG_VARIABLE, SERVICE
 from .throttle import THROTTLE
+from .workers import WORKERS, workers_name
 
-BENCHMARKS: list[Benchmark] = [*BASELINES, *SERVICE, *INBOUND, *MEDIA, *THROTTLE]
+BENCHMARKS: list[Benchmark] = [*BASELINES, *SERVICE, *INBOUND, *MEDIA, *THROTTLE, *WORKERS]
 
 # The targets the issues set, as (what, result name, baseline name, concurrency, kind, bound):
 # "rate" — the service's rate over the baseline's, at least ``bound``; "p50" — the service's p50
-# minus the baseline's, in ms, at most ``bound``.
+# minus the baseline's, in ms, at most ``bound``; "cpu" — the service's CPU per call over the
+# baseline's, at most ``bound``.
 TARGETS: list[tuple[str, str, str, int, str, float]] = [
     (
         "send rate at 64 callers vs bare relay",
@@ -70,6 +72,22 @@ TARGETS: list[tuple[str, str, str, int, str, float]] = [
         64,
         "rate",
         0.9,
+    ),
+    (
+        "--workers 2 vs 1 on PostgreSQL: send rate",
+        workers_name(2),
+        workers_name(1),
+        64,
+        "rate",
+        1.3,
+    ),
+    (
+        "--workers 2 vs 1 on PostgreSQL: CPU per send",
+        workers_name(2),
+        workers_name(1),
+        64,
+        "cpu",
+        1.15,
     ),
     (
         "media served vs static file handler (100 KB)",
@@ -140,6 +158,13 @@ def _ratios(results: Sequence[Result]) -> list[dict[str, Any]]:
             value = mine["rate"] / base["rate"] if base["rate"] else 0.0
             met = value >= bound
             shown = f"{value:.2f}× (target ≥ {bound:.2f}×)"
+        elif kind == "cpu":
+            cpu, base_cpu = mine.get("cpu_us"), base.get("cpu_us")
+            if not cpu or not base_cpu:
+                continue
+            value = cpu / base_cpu
+            met = value <= bound
+            shown = f"{value:.2f}× (target ≤ {bound:.2f}×)"
         else:
             value = (mine["p50_ms"] or 0.0) - (base["p50_ms"] or 0.0)
             met = value <= bound

@@ -11,6 +11,7 @@ import multiprocessing.connection
 import os
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, NotRequired, TypedDict
@@ -21,6 +22,7 @@ from server._event_loop import run_on
 from server.config import Settings
 
 __all__ = [
+    "POSTGRES_ADMIN",
     "BenchEnv",
     "Benchmark",
     "Check",
@@ -80,6 +82,9 @@ class Benchmark:
     #: should not measure their background work (a large WAL being checkpointed, say).
     alone: bool = False
 
+
+#: The machine's PostgreSQL, where the PostgreSQL benchmarks make (and drop) their databases.
+POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 # The processes a run started (servers, fake providers), whose CPU time is the cost of a call.
 _SERVER_PIDS: set[int] = set()
@@ -265,6 +270,28 @@ class BenchEnv:
 
     def add_cleanup(self, cleanup: Callable[[], Awaitable[None]]) -> None:
         self._cleanups.append(cleanup)
+
+    async def postgres_database(self) -> str:
+        """The URL of a new database on the machine's PostgreSQL, dropped when the run ends
+        (after the servers that use it stopped)."""
+        import asyncpg  # here: only the PostgreSQL benchmarks need it
+
+        name = f"bench_{uuid.uuid4().hex[:12]}"
+        admin = await asyncpg.connect(POSTGRES_ADMIN)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+
+        async def drop() -> None:
+            conn = await asyncpg.connect(POSTGRES_ADMIN)
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await conn.close()
+
+        self.add_cleanup(drop)
+        return POSTGRES_ADMIN.rsplit("/", 1)[0] + "/" + name
 
     async def stop_servers(self) -> None:
         """Stop every server started so far (they start again on next use)."""

@@ -21,11 +21,9 @@ import itertools
 import json
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 import grpc
 from aiohttp import web
 
@@ -42,8 +40,6 @@ from ._harness import (
     servers_cpu_s,
 )
 from .service import start_service
-
-POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 __all__ = ["INBOUND"]
 
@@ -210,32 +206,17 @@ async def _measure_delay(
 async def replica_delay(env: BenchEnv, benchmark: Benchmark) -> Result:
     """Two replicas on one PostgreSQL database: webhooks posted to A at 200/s for 3 s, a
     subscriber on B; the delay from A's POST to the event on B."""
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(POSTGRES_ADMIN)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    database_url = POSTGRES_ADMIN.rsplit("/", 1)[0] + "/" + name
+    database_url = await env.postgres_database()
     key_file = str(Path(tempfile.mkdtemp(prefix="msgbridge-bench-key-")) / "secret.key")
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(POSTGRES_ADMIN)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    try:
-        address_a = await env.server(
-            "replica A", start_service, env.fake_url, True, database_url, key_file, True
-        )
-        address_b = await env.server(
-            "replica B", start_service, env.fake_url, True, database_url, key_file, False
-        )
-        _, url = address_a.split("|", 1)
-        core_b = address_b.split("|", 1)[0]
-        return await _open_loop_delay(benchmark, url, core_b, seconds=3.0, rate=200)
-    finally:
-        env.add_cleanup(drop)
+    address_a = await env.server(
+        "replica A", start_service, env.fake_url, True, database_url, key_file, True
+    )
+    address_b = await env.server(
+        "replica B", start_service, env.fake_url, True, database_url, key_file, False
+    )
+    _, url = address_a.split("|", 1)
+    core_b = address_b.split("|", 1)[0]
+    return await _open_loop_delay(benchmark, url, core_b, seconds=3.0, rate=200)
 
 
 async def stream_rate(env: BenchEnv, benchmark: Benchmark) -> Result:

@@ -25,7 +25,6 @@ import itertools
 import sys
 import tempfile
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import grpc
 
 from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc
@@ -47,7 +45,6 @@ from ._harness import (
     measure,
     servers_cpu_s,
 )
-from .inbound import POSTGRES_ADMIN
 from .service import bench_number, recipient, send_request, start_service
 
 __all__ = ["THROTTLE", "deviation", "rate_over", "window_rates"]
@@ -273,22 +270,7 @@ async def throttle_per_number(env: BenchEnv, benchmark: Benchmark) -> Result:
 async def throttle_cluster(env: BenchEnv, benchmark: Benchmark) -> Result:
     """The first scenario on two replicas on one new PostgreSQL database (dropped after)."""
     scenario = _INSTALLATION
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(POSTGRES_ADMIN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(POSTGRES_ADMIN)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    env.add_cleanup(drop)
-    database_url = POSTGRES_ADMIN.rsplit("/", 1)[0] + "/" + name
+    database_url = await env.postgres_database()
     key_file = str(Path(tempfile.mkdtemp(prefix="msgbridge-bench-key-")) / "secret.key")
     fake_url = await env.recording_fake()
     limits = (_NUMBERS, scenario.per_number, scenario.per_installation)
