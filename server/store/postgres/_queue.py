@@ -148,19 +148,24 @@ NEXT_DUE_AT = "SELECT MIN(next_attempt_at) FROM messages WHERE state = 'queued'"
 QUEUE_DEPTH = "SELECT COUNT(*) FROM messages WHERE state = 'queued'"
 
 # $1 id, $2 now: the message, locked, with whether it may leave now.
-SELECT_CLAIMABLE = f"""
-SELECT {columns(MESSAGE_COLUMNS, "m")},
-       m.state = 'queued' AND m.next_attempt_at <= $2 AND (NOT m.ordered OR NOT {_BLOCKED})
-FROM messages AS m WHERE m.id = $1
-FOR UPDATE
+# $1 id: the message's conversation locked, read and locked in one statement (a message's
+# conversation never changes, so reading it before the lock is safe); no row: no such message.
+LOCK_MESSAGE_CONVERSATION = f"""
+SELECT pg_advisory_xact_lock(
+    {_LOCK_CONVERSATION},
+    hashtext(installation_id || chr(31) || from_number || chr(31) || to_number)
+) FROM messages WHERE id = $1
 """  # noqa: S608 - constants
 
-# $1 id, $2 owner, $3 lease until, $4 now.
-MAKE_SENDING = f"""
-UPDATE messages SET state = 'sending', lease_owner = $2, lease_until = $3,
-    next_attempt_at = NULL, updated_at = $4
-WHERE id = $1
-RETURNING {_COLUMNS}
+# $1 id, $2 now, $3 owner, $4 lease until: the message leased when it is claimable — queued,
+# due, and the head of its conversation — in one statement (its own snapshot, taken after the
+# conversation's lock); no row when it is not.
+CLAIM_IF_CLAIMABLE = f"""
+UPDATE messages AS m SET state = 'sending', lease_owner = $3, lease_until = $4,
+    next_attempt_at = NULL, updated_at = $2
+WHERE m.id = $1 AND m.state = 'queued' AND m.next_attempt_at <= $2
+  AND (NOT m.ordered OR NOT {_BLOCKED})
+RETURNING {columns(MESSAGE_COLUMNS, "m")}
 """  # noqa: S608 - constants
 
 SELECT_FOR_FINISH = SELECT_MESSAGE + " WHERE id = $1 FOR UPDATE"
@@ -365,23 +370,19 @@ class QueueMethods:
         now: datetime,
     ) -> ClaimOutcome:
         async def op(conn: PooledConnection) -> ClaimOutcome:
-            row = await conn.fetchrow(SELECT_MESSAGE + " WHERE id = $1", message_id)
-            if row is None:
+            if await conn.fetchrow(LOCK_MESSAGE_CONVERSATION, message_id) is None:
                 return ClaimOutcome()
-            message = _message(row)
-            if message.state is not MessageState.QUEUED:
-                return ClaimOutcome()
-            await _lock_conversation(conn, message)
             # Under the lock: whatever another claim or enqueue did is committed and seen here.
-            row = await conn.fetchrow(SELECT_CLAIMABLE, message_id, aware_time(now))
-            if row is None or not row[len(MESSAGE_COLUMNS)]:
+            claimed = await conn.fetchrow(
+                CLAIM_IF_CLAIMABLE, message_id, aware_time(now), owner, aware_time(lease_until)
+            )
+            if claimed is None:
                 return ClaimOutcome()
+            # The slots last, so that the rates' rows — which every claim of the installation
+            # needs, on every replica — stay locked for as little as the rest and the commit.
             refused = await _take_slots(conn, rates, now)
             if refused is not None:
-                raise _Refused(refused)
-            claimed = await conn.fetchrow(
-                MAKE_SENDING, message_id, owner, aware_time(lease_until), aware_time(now)
-            )
+                raise _Refused(refused)  # the lease above is rolled back with it
             return ClaimOutcome(message=_message(claimed))
 
         try:
