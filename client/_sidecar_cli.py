@@ -31,7 +31,13 @@ def add_parsers(subparsers: Any) -> None:
         formatter_class=HelpFormatter,
     )
     sidecar.add_argument(
-        "--core", required=True, metavar="HOST:PORT", help="the core's gRPC address"
+        "--core",
+        required=True,
+        action="append",
+        metavar="HOST:PORT",
+        help="the core's gRPC address; repeat it for replicas of one database: a webhook goes "
+        "to the first that answers, and a core that is not reachable is passed over for a while "
+        '(docs/operations.md, "The sidecar at the edge")',
     )
     sidecar.add_argument(
         "--http-listen",
@@ -102,7 +108,8 @@ def _sidecar(args: argparse.Namespace) -> int:
     from server.tracing import TracingError, configure_tracing
 
     try:
-        split_host_port(args.core)
+        for core in args.core:
+            split_host_port(core)
         split_host_port(args.http_listen)
     except ValueError as exc:
         print(f"msgbridge sidecar: {exc}", file=sys.stderr)
@@ -127,7 +134,7 @@ def _sidecar(args: argparse.Namespace) -> int:
         run_on(
             args.event_loop,
             run_sidecar(
-                core=args.core,
+                cores=args.core,
                 http_listen=args.http_listen,
                 public_url=public_url,
                 max_body=args.max_body,

@@ -2,15 +2,26 @@
 
 Under ``msgbridge serve`` the core's own ingest object is the handler (no network in between);
 alone, as ``msgbridge sidecar``, the sidecar forwards each delivery with
-:class:`GrpcIngestForwarder` to ``msgbridge.v1.Ingest/IngestWebhook``. Either raises
-:class:`CoreUnavailable` when the core cannot take the delivery now; the sidecar then answers 503
+:class:`GrpcIngestForwarder` to ``msgbridge.v1.Ingest/IngestWebhook`` — of one core, or of the
+first of several that answers (replicas of one database: any takes any webhook). Either raises
+:class:`CoreUnavailable` when no core can take the delivery now; the sidecar then answers 503
 with ``Retry-After`` so that the provider retries later.
+
+Failover: a core whose call fails UNAVAILABLE (not reachable, or shutting down) is passed over
+for ``down_s`` seconds, and the delivery goes to the next core at once, in the order given,
+starting from the one that answered last. A delivery the failed core may have stored before it
+went away is recognised when it arrives again (by its provider message id), as when the provider
+retries it. Other failures are not failed over: a deadline already spent, or a core that is busy
+(RESOURCE_EXHAUSTED, ABORTED), is the provider's to retry later (503), and a refusal
+(UNAUTHENTICATED for a wrong token, say) the operator's to fix.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import grpc
@@ -57,25 +68,40 @@ _RETRYABLE = frozenset(
 )
 
 
-class GrpcIngestForwarder:
-    """An :class:`IngestHandler` that calls the core's ``Ingest`` service over gRPC.
+@dataclass(eq=False)
+class _Core:
+    target: str
+    channel: grpc.aio.Channel
+    ingest: ingest_pb2_grpc.IngestStub
+    health: health_pb2_grpc.HealthStub
+    down_until: float = 0.0
 
-    ``target`` is ``HOST:PORT`` (or any gRPC target). ``credentials`` makes the channel TLS
-    (``grpc.ssl_channel_credentials(...)``), else it is plaintext. ``token`` is sent on every call
-    as ``authorization: Bearer <token>``. ``timeout_s`` is the deadline of one call. The channel
-    connects on the first call and reconnects by itself; close it with :meth:`aclose`.
+
+class GrpcIngestForwarder:
+    """An :class:`IngestHandler` that calls the ``Ingest`` service of a core over gRPC, failing
+    over between several (see the module's docstring).
+
+    ``targets`` is one ``HOST:PORT`` (or any gRPC target) or several. ``credentials`` makes the
+    channels TLS (``grpc.ssl_channel_credentials(...)``), else they are plaintext. ``token`` is
+    sent on every call as ``authorization: Bearer <token>``. ``timeout_s`` is the deadline of one
+    call. Each channel connects on its first call and reconnects by itself; close them with
+    :meth:`aclose`.
     """
 
     def __init__(
         self,
-        target: str,
+        targets: str | Sequence[str],
         *,
         credentials: grpc.ChannelCredentials | None = None,
         token: str | None = None,
         timeout_s: float = 10.0,
         retry_after_s: int = 5,
+        down_s: float = 5.0,
         channel_options: Sequence[tuple[str, str | int]] = (),
     ) -> None:
+        targets = [targets] if isinstance(targets, str) else list(targets)
+        if not targets:
+            raise ValueError("at least one core is needed")
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, not {timeout_s}")
         if token is not None and (not token or "\n" in token):
@@ -86,76 +112,128 @@ class GrpcIngestForwarder:
             ("grpc.keepalive_timeout_ms", 10_000),
             *channel_options,
         ]
-        if credentials is None:
-            self._channel = grpc.aio.insecure_channel(target, options=options)
-        else:
-            self._channel = grpc.aio.secure_channel(target, credentials, options=options)
-        self._stub = ingest_pb2_grpc.IngestStub(self._channel)
-        self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._cores: list[_Core] = []
+        for target in targets:
+            if credentials is None:
+                channel = grpc.aio.insecure_channel(target, options=options)
+            else:
+                channel = grpc.aio.secure_channel(target, credentials, options=options)
+            self._cores.append(
+                _Core(
+                    target,
+                    channel,
+                    ingest_pb2_grpc.IngestStub(channel),
+                    health_pb2_grpc.HealthStub(channel),
+                )
+            )
+        self._preferred = 0
         self._metadata: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {token}"),) if token is not None else ()
         )
         self._timeout_s = timeout_s
         self._retry_after_s = retry_after_s
+        self._down_s = down_s
 
     def __repr__(self) -> str:  # never shows the token
-        return f"<GrpcIngestForwarder timeout_s={self._timeout_s}>"
+        return f"<GrpcIngestForwarder cores={len(self._cores)} timeout_s={self._timeout_s}>"
+
+    def _in_turn(self) -> Iterator[_Core]:
+        """The cores to try, from the one that answered last: those not passed over first, then
+        those that are (a last resort: one may be back)."""
+        count = len(self._cores)
+        ordered = [self._cores[(self._preferred + i) % count] for i in range(count)]
+        now = time.monotonic()
+        yield from (core for core in ordered if core.down_until <= now)
+        yield from (core for core in ordered if core.down_until > now)
+
+    def _answered(self, core: _Core) -> None:
+        core.down_until = 0.0
+        self._preferred = self._cores.index(core)
+
+    def _failed(self, core: _Core, code: grpc.StatusCode) -> None:
+        if core.down_until <= time.monotonic():
+            logger.warning(
+                "core unavailable; passing it over",
+                extra={"core": core.target, "code": code.name, "seconds": self._down_s},
+            )
+        core.down_until = time.monotonic() + self._down_s
+
+    def _unavailable(self, exc: grpc.aio.AioRpcError) -> CoreUnavailable:
+        return CoreUnavailable(
+            f"core unavailable: {exc.code().name}", retry_after_s=self._retry_after_s
+        )
 
     async def ingest(self, delivery: ingest_pb2.WebhookDelivery) -> ingest_pb2.WebhookVerdict:
-        """Forward one delivery; :class:`CoreUnavailable` when the core cannot take it now.
+        """Forward one delivery; :class:`CoreUnavailable` when no core can take it now.
 
         Other gRPC failures (say UNAUTHENTICATED for a wrong token) propagate as
         ``grpc.aio.AioRpcError``: they are the operator's to fix, not the provider's to retry.
         """
-        try:
-            verdict: ingest_pb2.WebhookVerdict = await self._stub.IngestWebhook(
-                delivery, timeout=self._timeout_s, metadata=self._metadata + trace_metadata()
-            )
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() in _RETRYABLE:
-                raise CoreUnavailable(
-                    f"core unavailable: {exc.code().name}", retry_after_s=self._retry_after_s
-                ) from exc
-            raise
-        return verdict
+        metadata = self._metadata + trace_metadata()
+        failed: grpc.aio.AioRpcError | None = None
+        for core in self._in_turn():
+            try:
+                verdict: ingest_pb2.WebhookVerdict = await core.ingest.IngestWebhook(
+                    delivery, timeout=self._timeout_s, metadata=metadata
+                )
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                    self._failed(core, exc.code())
+                    failed = exc
+                    continue  # the next core, at once
+                if exc.code() in _RETRYABLE:
+                    raise self._unavailable(exc) from exc
+                raise
+            self._answered(core)
+            return verdict
+        assert failed is not None
+        raise self._unavailable(failed) from failed
 
     def read_media(
         self, request: ingest_pb2.MediaRead, *, deadline: bool
     ) -> AsyncGenerator[ingest_pb2.MediaPart, None]:
-        """The core's ``ReadMedia`` stream (the media route's, docs/media.md); with
-        ``deadline`` the call has this forwarder's timeout, else none of its own (a large file
-        takes its time). A failure the core may not have later raises :class:`CoreUnavailable`."""
-        call = self._stub.ReadMedia(
+        """The ``ReadMedia`` stream (the media route's, docs/media.md) of the core that answered
+        last; with ``deadline`` the call has this forwarder's timeout, else none of its own (a
+        large file takes its time). A failure the core may not have later raises
+        :class:`CoreUnavailable` (and passes that core over when it is UNAVAILABLE)."""
+        core = next(self._in_turn())
+        call = core.ingest.ReadMedia(
             request, timeout=self._timeout_s if deadline else None, metadata=self._metadata
         )
-        return self._unavailable_as_such(call)
+        return self._unavailable_as_such(core, call)
 
     async def _unavailable_as_such(
-        self, call: AsyncIterator[ingest_pb2.MediaPart]
+        self, core: _Core, call: AsyncIterator[ingest_pb2.MediaPart]
     ) -> AsyncGenerator[ingest_pb2.MediaPart, None]:
         try:
             async for part in call:
                 yield part
         except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                self._failed(core, exc.code())
             if exc.code() in _RETRYABLE:
-                raise CoreUnavailable(
-                    f"core unavailable: {exc.code().name}", retry_after_s=self._retry_after_s
-                ) from exc
+                raise self._unavailable(exc) from exc
             raise
 
     async def ready(self) -> bool:
-        """Whether the core answers its health check as SERVING (used by ``/readyz``).
+        """Whether a core answers its health check as SERVING (used by ``/readyz``).
 
         A core without the health service counts as ready once it answers at all.
         """
         request = health_pb2.HealthCheckRequest(service="")
-        try:
-            reply = await self._health.Check(
-                request, timeout=min(self._timeout_s, 2.0), metadata=self._metadata
-            )
-        except grpc.aio.AioRpcError as exc:
-            return bool(exc.code() == grpc.StatusCode.UNIMPLEMENTED)
-        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+        for core in self._in_turn():
+            try:
+                reply = await core.health.Check(
+                    request, timeout=min(self._timeout_s, 2.0), metadata=self._metadata
+                )
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                    return True
+                continue
+            if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                return True
+        return False
 
     async def aclose(self) -> None:
-        await self._channel.close()
+        for core in self._cores:
+            await core.channel.close()

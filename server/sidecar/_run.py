@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Sequence
 
 import grpc
 
@@ -31,7 +32,7 @@ def split_host_port(address: str) -> tuple[str, int]:
 
 async def run_sidecar(
     *,
-    core: str,
+    cores: Sequence[str],
     http_listen: str,
     public_url: str,
     max_body: int,
@@ -40,11 +41,11 @@ async def run_sidecar(
     core_credentials: grpc.ChannelCredentials | None = None,
     core_timeout_s: float = 10.0,
 ) -> None:
-    """``msgbridge sidecar``: serve webhooks, forwarding them to the core at ``core``, until
-    SIGINT or SIGTERM."""
+    """``msgbridge sidecar``: serve webhooks, forwarding them to the first of ``cores`` that
+    answers, until SIGINT or SIGTERM."""
     host, port = split_host_port(http_listen)
     forwarder = GrpcIngestForwarder(
-        core, credentials=core_credentials, token=core_token, timeout_s=core_timeout_s
+        cores, credentials=core_credentials, token=core_token, timeout_s=core_timeout_s
     )
     try:
         app = build_sidecar_app(
