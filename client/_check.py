@@ -270,13 +270,8 @@ def _render(args: argparse.Namespace) -> int:
         replies = variables.get("reply_ids")
         count = len(replies) if isinstance(replies, tuple) else 0
         variables = {**variables, "reply_count": str(count)}
-    templates = _templates(definition, args.request)
+    templates = _templates_or_report(definition, args.request, args.render, as_json=args.json)
     if not templates:
-        message = f"the definition has no {args.request} request"
-        _report(
-            [_Finding(file=args.render, pointer="", severity="error", message=message)],
-            as_json=args.json,
-        )
         return ERRORS
     # The token request itself carries no token (docs/format.md, "Tokens from a request").
     needs_token = args.request != "Token" and (
@@ -372,6 +367,20 @@ def _steps(
         return [(s.template, s.variables) for t in templates for s in plan_send(t, variables)]
     except TooManyRequests as exc:
         return str(exc)
+
+
+def _templates_or_report(
+    definition: Definition, name: str, file: str, *, as_json: bool
+) -> tuple[RequestTemplate, ...]:
+    """The definition's ``name`` requests; none (and reported, against ``file``) when it has
+    no such request."""
+    templates = _templates(definition, name)
+    if not templates:
+        message = f"the definition has no {name} request"
+        _report(
+            [_Finding(file=file, pointer="", severity="error", message=message)], as_json=as_json
+        )
+    return templates
 
 
 def _templates(definition: Definition, name: str) -> tuple[RequestTemplate, ...]:
@@ -702,13 +711,8 @@ def _response(args: argparse.Namespace) -> int:
         variables = read
     # (ext) the variant the --vars' property values choose (docs/format.md, "Variants")
     definition = definition.choose({k: v for k, v in variables.items() if isinstance(v, str)})
-    templates = _templates(definition, args.request)
+    templates = _templates_or_report(definition, args.request, args.response, as_json=args.json)
     if not templates:
-        message = f"the definition has no {args.request} request"
-        _report(
-            [_Finding(file=args.response, pointer="", severity="error", message=message)],
-            as_json=args.json,
-        )
         return ERRORS
     body = _read(args.answer)
     if isinstance(body, _Finding):

@@ -102,7 +102,7 @@ def _hold_ports(settings: Settings) -> tuple[list[socket.socket], Settings]:
     return holds, dataclasses.replace(settings, grpc_listen=grpc_listen, http_listen=http_listen)
 
 
-def worker_settings(settings: Settings, index: int) -> Settings:
+def _worker_settings(settings: Settings, index: int) -> Settings:
     """Worker ``index``'s settings: its metrics on ``metrics_listen``'s port + ``index`` (port 0:
     one of its own), everything else as given."""
     if not settings.metrics_listen:
@@ -149,7 +149,7 @@ class _Supervisor:
         receive, send = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=serve_worker,
-            args=(worker_settings(self._settings, index), index, send, os.getpid()),
+            args=(_worker_settings(self._settings, index), index, send, os.getpid()),
             name=f"msgbridge-worker-{index}",
         )
         process.start()
