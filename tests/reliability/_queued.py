@@ -28,6 +28,7 @@ import grpc
 from msgbridge.v1 import gateway_pb2
 
 from ._cluster import FROM_NUMBER, ORG, Cluster
+from ._processes import ReplicaProcess
 from ._queued_checks import MessageView
 from ._recording_provider import read_records
 from ._sends import FINAL_REASONS, RETRYABLE, reason_and_delay
@@ -176,8 +177,20 @@ async def waiting_count(cluster: Cluster) -> int | None:
 
 
 async def read_messages(cluster: Cluster) -> list[MessageView]:
-    """Every message of the organisation (the run's phases are over: the list holds still)."""
-    stub = cluster.stub(cluster.replicas[0])
+    """Every message of the organisation (the run's phases are over: the list holds still), from
+    the first replica that answers (they share one store); the last replica's error when none
+    does."""
+    for replica in cluster.replicas:
+        try:
+            return await _read_messages_from(cluster, replica)
+        except grpc.aio.AioRpcError:
+            if replica is cluster.replicas[-1]:
+                raise
+    raise AssertionError("a cluster has at least one replica")
+
+
+async def _read_messages_from(cluster: Cluster, replica: ReplicaProcess) -> list[MessageView]:
+    stub = cluster.stub(replica)
     views: list[MessageView] = []
     token = ""
     while True:

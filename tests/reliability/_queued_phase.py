@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from ._chaos import Chaos, Kill
 from ._cluster import Cluster
 from ._invariants import Invariant
-from ._processes import RecordingProviderProcess
+from ._processes import ManagedProcess, RecordingProviderProcess
 from ._queued import QueuedSender, provider_receipts, read_messages, waiting_count
 from ._queued_checks import conversation_order, queued_sends_ended, sent_at_most_once
 from ._waiting import eventually
@@ -48,6 +48,20 @@ class QueuedResult:
 
 async def _nothing_waiting(cluster: Cluster) -> bool:
     return await waiting_count(cluster) == 0
+
+
+async def _restart_exited(cluster: Cluster, result: QueuedResult) -> list[ManagedProcess]:
+    """The processes that exited by themselves (no kill is due now: a crash the run must show),
+    noted with their last log lines and started again."""
+    exited = [p for p in cluster.processes if not p.running]
+    for process in exited:
+        result.notes.append(
+            f"{process.name} exited on its own "
+            f"(status {process.process.returncode if process.process else None}); "
+            "its last log lines:\n" + "".join(list(process.log)[-30:])
+        )
+        await process.start()
+    return exited
 
 
 async def run_queued_phase(
@@ -93,14 +107,9 @@ async def run_queued_phase(
         result.notes.append(
             f"messages still QUEUED or SENDING {config.settle_timeout_s:.0f} s after the load"
         )
-    exited = [p for p in cluster.processes if not p.running]
-    for process in exited:  # it exited by itself: a crash the run must show
-        result.notes.append(
-            f"{process.name} exited on its own; its last log lines:\n"
-            + "".join(list(process.log)[-30:])
-        )
-        await process.start()
+    exited = await _restart_exited(cluster, result)
     messages = await read_messages(cluster)
+    exited += await _restart_exited(cluster, result)  # one that died while the list was read
     receipts = provider_receipts(provider.record)
     keys = {s.key for s in sender.sends}
     phase = [m for m in messages if m.key in keys]
