@@ -29,7 +29,6 @@ import hashlib
 import hmac
 import logging
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -76,6 +75,7 @@ from ...store import (
 from ...tracing import remember_webhook_trace, span, traced
 from .._catalog import IntegrationCatalog, LoadedIntegration
 from .._events import EventHub
+from .._ids import new_id
 from .._installations import InstallationDirectory
 from .._numbers import as_stored, normalize_address
 from .._oauth_callback import OAuthCallback
@@ -208,7 +208,7 @@ class Ingestor:
         )
         auth = integration.definition.webhook_auth
         now = datetime.now(UTC)
-        request_id = str(uuid.uuid4())
+        request_id = new_id()
         kept = KeptRequest(
             id=request_id,
             received_at=now,
@@ -615,7 +615,7 @@ class Ingestor:
             pending = _new_event(event, installation, integration.id, request_id, now, users=())
             routed.held.append(
                 HeldReceipt(
-                    id=str(uuid.uuid4()),
+                    id=new_id(),
                     integration_id=integration.id,
                     provider_message_id=provider_id,
                     event=pending,
@@ -660,7 +660,7 @@ class Ingestor:
                 pending = _new_event(event, installation, integration.id, request_id, now, users=())
                 routed.held.append(
                     HeldReceipt(
-                        id=str(uuid.uuid4()),
+                        id=new_id(),
                         integration_id=integration.id,
                         provider_message_id=our_id_key(message.id),
                         event=pending,

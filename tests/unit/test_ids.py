@@ -1,19 +1,20 @@
-"""A message's id: a time-ordered (version 7, RFC 9562) UUID in canonical text form."""
+"""The id of a message or a webhook request: a time-ordered (version 7, RFC 9562) UUID in
+canonical text form."""
 
 from __future__ import annotations
 
 import time
 import uuid
 
-from server.core.send._sender import new_message_id
+from server.core._ids import new_id
 
 
 def _milliseconds(text: str) -> int:
     return uuid.UUID(text).int >> 80
 
 
-def test_a_message_id_is_a_canonical_version_7_uuid() -> None:
-    ids = [new_message_id() for _ in range(2000)]
+def test_an_id_is_a_canonical_version_7_uuid() -> None:
+    ids = [new_id() for _ in range(2000)]
     for text in ids:
         parsed = uuid.UUID(text)
         assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
@@ -21,16 +22,16 @@ def test_a_message_id_is_a_canonical_version_7_uuid() -> None:
     assert len(set(ids)) == len(ids)
 
 
-def test_a_message_id_starts_with_the_unix_milliseconds_it_was_made_at() -> None:
+def test_an_id_starts_with_the_unix_milliseconds_it_was_made_at() -> None:
     before = time.time_ns() // 1_000_000
-    made = new_message_id()
+    made = new_id()
     after = time.time_ns() // 1_000_000
     assert before <= _milliseconds(made) <= after
 
 
 def test_ids_made_in_later_milliseconds_sort_after_earlier_ones() -> None:
-    first = new_message_id()
+    first = new_id()
     time.sleep(0.002)
-    second = new_message_id()
+    second = new_id()
     assert _milliseconds(first) < _milliseconds(second)
     assert first < second  # as text too: the store's index orders them by time
