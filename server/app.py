@@ -27,7 +27,13 @@ from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc, ingest_pb2, ingest_pb2_g
 
 from ._event_loop import running_loop_name
 from ._listen import ListenError, check_free, listen_socket
-from .api import GatewayServicer, IngestServicer, MediaRpcs, add_lenient_servicer
+from .api import (
+    DeliveryStreams,
+    GatewayServicer,
+    IngestServicer,
+    MediaRpcs,
+    add_lenient_servicer,
+)
 from .config import Settings, SettingsError
 from .core import (
     REQUEST_TOKEN_KEYS,
@@ -135,6 +141,8 @@ class GatewayServer:
     retention: RetentionKeeper
     delivery: DeliveryQueue
     media: Media
+    # The separate sidecars' long-lived calls, ended first when draining.
+    delivery_streams: DeliveryStreams
     contact_names: ContactNames | None = None
     exchanges: ExchangeLog | None = None
     http_port: int | None = None
@@ -199,13 +207,16 @@ class GatewayServer:
 
         Health turns NOT_SERVING at once (a health Watch hears it before anything else
         happens); the event streams end, so that their subscribers resume elsewhere from their
-        cursor; new calls and webhooks are refused from then on, while the sends and webhook
-        ingests in flight finish — gRPC calls within ``grace`` seconds (then they are
-        cancelled), the in-process sidecar's requests within its shutdown timeout.
+        cursor, as do separate sidecars' delivery calls once what they brought is stored (the
+        sidecars send the rest elsewhere); new calls and webhooks are refused from then on,
+        while the sends and webhook ingests in flight finish — gRPC calls within ``grace``
+        seconds (then they are cancelled), the in-process sidecar's requests within its shutdown
+        timeout.
         """
         with contextlib.suppress(Exception):
             await self.health.enter_graceful_shutdown()
         self.hub.close()
+        self.delivery_streams.close()
         # Stopping the gRPC server refuses new calls at once and waits for those in flight;
         # the sidecar stops listening and finishes its requests meanwhile.
         draining = asyncio.create_task(self.grpc_server.stop(grace))
@@ -459,7 +470,8 @@ async def _assemble(
     )
     # A request that is not valid protobuf is INVALID_ARGUMENT, for every method.
     add_lenient_servicer(gateway_pb2_grpc.add_GatewayServicer_to_server, servicer, server)
-    ingest_servicer = IngestServicer(ingestor, media_rpcs)
+    delivery_streams = DeliveryStreams()
+    ingest_servicer = IngestServicer(ingestor, media_rpcs, delivery_streams)
     add_lenient_servicer(ingest_pb2_grpc.add_IngestServicer_to_server, ingest_servicer, server)
     health_servicer = health.aio.HealthServicer()
     add_lenient_servicer(health_pb2_grpc.add_HealthServicer_to_server, health_servicer, server)
@@ -484,6 +496,7 @@ async def _assemble(
         subscriptions=subscriptions,
         delivery=delivery.queue,
         media=media,
+        delivery_streams=delivery_streams,
         contact_names=contact_names,
         exchanges=exchanges,
         retention=RetentionKeeper(

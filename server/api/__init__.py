@@ -4,7 +4,7 @@ into protobuf replies, within the reply size budget.
 - :class:`GatewayServicer` (``_gateway``): the ``msgbridge.v1.Gateway`` service (integrations,
   installations, sends, messages, the event stream, unmatched webhooks).
 - :class:`IngestServicer` (``_ingest``): the ``msgbridge.v1.Ingest`` service the sidecar forwards
-  webhooks to.
+  webhooks to; ``_delivery_stream`` answers the many of one long-lived ``IngestWebhooks`` call.
 - ``_rpc``: the one error boundary of every RPC, unary and streaming (a :class:`GatewayError`'s
   status with google.rpc details; a store failure UNAVAILABLE; anything else INTERNAL with an
   incident id).
@@ -22,12 +22,14 @@ into protobuf replies, within the reply size budget.
 
 from ._convert import event_pb
 from ._decoding import UNDECODABLE, add_lenient_servicer
+from ._delivery_stream import DeliveryStreams
 from ._gateway import GatewayServicer
 from ._ingest import IngestServicer
 from ._media import MediaRpcs
 
 __all__ = [
     "UNDECODABLE",
+    "DeliveryStreams",
     "GatewayServicer",
     "IngestServicer",
     "MediaRpcs",

@@ -7,7 +7,7 @@
   goes to the log only, never to the caller.
 
 :func:`rpc` wraps a unary handler, :func:`rpc_stream` a server-streaming one (an async
-generator); both answer through :func:`_status_of`. The stream is wrapped once per call: the
+generator); both answer through :func:`status_of`. The stream is wrapped once per call: the
 ``try`` encloses the whole iteration, so a response costs one hand-over between two generators
 and nothing else (no per-item ``try`` set up, no copy).
 """
@@ -27,7 +27,7 @@ from ..errors import GatewayError, Unavailable, to_rpc_status
 from ..store import StoreError
 from ..tracing import note_grpc_status, rpc_span
 
-__all__ = ["rpc", "rpc_stream"]
+__all__ = ["rpc", "rpc_stream", "status_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ _Unary = Callable[[Any, _Req, grpc.aio.ServicerContext], Awaitable[_Resp]]
 _Streaming = Callable[[Any, _Req, grpc.aio.ServicerContext], AsyncGenerator[_Resp, None]]
 
 
-def _status_of(error: Exception, rpc_name: str) -> grpc.Status:
+def status_of(error: Exception, rpc_name: str) -> grpc.Status:
     """The status a caller gets for ``error``, raised by the handler of ``rpc_name``."""
     if isinstance(error, GatewayError):
         return to_rpc_status(error)
@@ -56,7 +56,7 @@ def _status_of(error: Exception, rpc_name: str) -> grpc.Status:
 
 
 def rpc(handler: _Unary[_Req, _Resp]) -> _Unary[_Req, _Resp]:
-    """``handler`` (a unary servicer method), answering what it raises by :func:`_status_of`."""
+    """``handler`` (a unary servicer method), answering what it raises by :func:`status_of`."""
 
     @functools.wraps(handler)
     async def answered(self: Any, request: _Req, context: grpc.aio.ServicerContext) -> _Resp:
@@ -69,7 +69,7 @@ def rpc(handler: _Unary[_Req, _Resp]) -> _Unary[_Req, _Resp]:
             except grpc.aio.AbortError:
                 raise  # the call was ended with its status already
             except Exception as exc:  # not CancelledError: a cancelled call is answered by grpc
-                status = _status_of(exc, handler.__name__)
+                status = status_of(exc, handler.__name__)
             note_grpc_status(span, status.code)
             await context.abort_with_status(status)
         raise AssertionError("abort_with_status returned")  # pragma: no cover
@@ -79,7 +79,7 @@ def rpc(handler: _Unary[_Req, _Resp]) -> _Unary[_Req, _Resp]:
 
 def rpc_stream(handler: _Streaming[_Req, _Resp]) -> _Streaming[_Req, _Resp]:
     """``handler`` (a server-streaming servicer method, an async generator), answering what it
-    raises — before its first response or between two — by :func:`_status_of`.
+    raises — before its first response or between two — by :func:`status_of`.
 
     The handler's generator is closed when the call ends however it ends (the caller went away,
     the server stops), so that its ``finally`` blocks (a durable consumer's lease release) run
@@ -98,7 +98,7 @@ def rpc_stream(handler: _Streaming[_Req, _Resp]) -> _Streaming[_Req, _Resp]:
         except grpc.aio.AbortError:
             raise  # the call was ended with its status already
         except Exception as exc:  # not CancelledError, nor GeneratorExit when the call ends
-            status = _status_of(exc, handler.__name__)
+            status = status_of(exc, handler.__name__)
         await context.abort_with_status(status)
 
     return answered

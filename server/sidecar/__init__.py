@@ -1,7 +1,8 @@
 """The webhook sidecar: HTTP in from providers, the raw request out to the core, its verdict back.
 
 Build the application with :func:`build_sidecar_app` around an :class:`IngestHandler` (the core's
-ingest object in-process, or a :class:`GrpcIngestForwarder` to a core elsewhere), serve it with
+ingest object in-process, or a :class:`GrpcIngestForwarder` to a core elsewhere, over one
+long-lived call per core), serve it with
 a :class:`SidecarServer` (``async start()`` / ``async aclose()``). :func:`run_sidecar` is
 ``msgbridge sidecar``. Given a :class:`MediaReader`, it also serves stored media at signed URLs
 (``/media/{media_id}``). Its paths (:data:`FORWARDED_PATHS`, :func:`webhook_target`…) are written

@@ -2,8 +2,10 @@
 
 Under ``msgbridge serve`` the core's own ingest object is the handler (no network in between);
 alone, as ``msgbridge sidecar``, the sidecar forwards each delivery with
-:class:`GrpcIngestForwarder` to ``msgbridge.v1.Ingest/IngestWebhook`` — of one core, or of the
-first of several that answers (replicas of one database: any takes any webhook). Either raises
+:class:`GrpcIngestForwarder` — of one core, or of the first of several that answers (replicas of
+one database: any takes any webhook) — over one long-lived ``msgbridge.v1.Ingest/IngestWebhooks``
+call per core, in batches (:mod:`._stream`), or with one ``IngestWebhook`` call per delivery to a
+core that lacks it (an older one answers UNIMPLEMENTED). Either raises
 :class:`CoreUnavailable` when no core can take the delivery now; the sidecar then answers 503
 with ``Retry-After`` so that the provider retries later.
 
@@ -18,6 +20,7 @@ retries it. Other failures are not failed over: a deadline already spent, or a c
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
@@ -29,7 +32,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from msgbridge.v1 import ingest_pb2, ingest_pb2_grpc
 
-from ..tracing import trace_metadata
+from ..tracing import trace_carrier, trace_metadata
+from ._stream import DeliveryCall, StreamEnded
 
 __all__ = ["CoreUnavailable", "GrpcIngestForwarder", "IngestHandler"]
 
@@ -74,6 +78,9 @@ class _Core:
     channel: grpc.aio.Channel
     ingest: ingest_pb2_grpc.IngestStub
     health: health_pb2_grpc.HealthStub
+    # The long-lived call; None once the core answered it UNIMPLEMENTED (a core older than
+    # IngestWebhooks): then one IngestWebhook call per delivery.
+    deliveries: DeliveryCall | None
     down_until: float = 0.0
 
 
@@ -98,6 +105,7 @@ class GrpcIngestForwarder:
         retry_after_s: int = 5,
         down_s: float = 5.0,
         channel_options: Sequence[tuple[str, str | int]] = (),
+        stream: bool = True,
     ) -> None:
         targets = [targets] if isinstance(targets, str) else list(targets)
         if not targets:
@@ -112,24 +120,26 @@ class GrpcIngestForwarder:
             ("grpc.keepalive_timeout_ms", 10_000),
             *channel_options,
         ]
+        self._metadata: tuple[tuple[str, str], ...] = (
+            (("authorization", f"Bearer {token}"),) if token is not None else ()
+        )
         self._cores: list[_Core] = []
         for target in targets:
             if credentials is None:
                 channel = grpc.aio.insecure_channel(target, options=options)
             else:
                 channel = grpc.aio.secure_channel(target, credentials, options=options)
+            stub = ingest_pb2_grpc.IngestStub(channel)
             self._cores.append(
                 _Core(
                     target,
                     channel,
-                    ingest_pb2_grpc.IngestStub(channel),
+                    stub,
                     health_pb2_grpc.HealthStub(channel),
+                    DeliveryCall(stub, metadata=self._metadata) if stream else None,
                 )
             )
         self._preferred = 0
-        self._metadata: tuple[tuple[str, str], ...] = (
-            (("authorization", f"Bearer {token}"),) if token is not None else ()
-        )
         self._timeout_s = timeout_s
         self._retry_after_s = retry_after_s
         self._down_s = down_s
@@ -169,13 +179,10 @@ class GrpcIngestForwarder:
         Other gRPC failures (say UNAUTHENTICATED for a wrong token) propagate as
         ``grpc.aio.AioRpcError``: they are the operator's to fix, not the provider's to retry.
         """
-        metadata = self._metadata + trace_metadata()
         failed: grpc.aio.AioRpcError | None = None
         for core in self._in_turn():
             try:
-                verdict: ingest_pb2.WebhookVerdict = await core.ingest.IngestWebhook(
-                    delivery, timeout=self._timeout_s, metadata=metadata
-                )
+                verdict = await self._deliver(core, delivery)
             except grpc.aio.AioRpcError as exc:
                 if exc.code() == grpc.StatusCode.UNAVAILABLE:
                     self._failed(core, exc.code())
@@ -188,6 +195,37 @@ class GrpcIngestForwarder:
             return verdict
         assert failed is not None
         raise self._unavailable(failed) from failed
+
+    async def _deliver(
+        self, core: _Core, delivery: ingest_pb2.WebhookDelivery
+    ) -> ingest_pb2.WebhookVerdict:
+        """The core's verdict on ``delivery``, over its long-lived call when it has one; how
+        either way failed as the ``AioRpcError`` of a unary call."""
+        deliveries = core.deliveries
+        if deliveries is None:
+            verdict: ingest_pb2.WebhookVerdict = await core.ingest.IngestWebhook(
+                delivery, timeout=self._timeout_s, metadata=self._metadata + trace_metadata()
+            )
+            return verdict
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                answer = await deliveries.deliver(delivery, trace_carrier())
+        except TimeoutError:
+            raise _rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "no answer in time") from None
+        except StreamEnded as ended:
+            if ended.code == grpc.StatusCode.UNIMPLEMENTED:
+                logger.info("core without IngestWebhooks; one call per webhook to it")
+                core.deliveries = None
+                await deliveries.aclose()
+                return await self._deliver(core, delivery)
+            if ended.error is not None:
+                raise ended.error from None
+            raise _rpc_error(ended.code, ended.details) from ended
+        if answer.HasField("failure"):
+            failure = answer.failure
+            code = _CODES.get(failure.code, grpc.StatusCode.UNKNOWN)
+            raise _rpc_error(code, failure.message, failure.details)
+        return answer.verdict
 
     def read_media(
         self, request: ingest_pb2.MediaRead, *, deadline: bool
@@ -236,4 +274,21 @@ class GrpcIngestForwarder:
 
     async def aclose(self) -> None:
         for core in self._cores:
+            if core.deliveries is not None:
+                await core.deliveries.aclose()
             await core.channel.close()
+
+
+# google.rpc.Code values (a DeliveryFailure's code) to grpc's status codes.
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def _rpc_error(
+    code: grpc.StatusCode, details: str, rich_status: bytes = b""
+) -> grpc.aio.AioRpcError:
+    """A failure over the long-lived call as a unary call's would have been (with its
+    google.rpc.Status in the trailer that would have carried it)."""
+    trailer = grpc.aio.Metadata(("grpc-status-details-bin", rich_status)) if rich_status else None
+    return grpc.aio.AioRpcError(
+        code, grpc.aio.Metadata(), trailer or grpc.aio.Metadata(), details=details
+    )

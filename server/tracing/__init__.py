@@ -4,6 +4,7 @@ webhook paths (:mod:`._spans`). Nothing here imports the rest of the service."""
 
 from ._setup import Tracing, TracingError, configure_tracing, exporter_names
 from ._spans import (
+    delivery_span,
     log_trace_ids,
     note_grpc_status,
     note_http_status,
@@ -13,6 +14,7 @@ from ._spans import (
     rpc_span,
     span,
     streamed_spans,
+    trace_carrier,
     trace_metadata,
     traced,
     tracing_on,
@@ -23,6 +25,7 @@ __all__ = [
     "Tracing",
     "TracingError",
     "configure_tracing",
+    "delivery_span",
     "exporter_names",
     "log_trace_ids",
     "note_grpc_status",
@@ -33,6 +36,7 @@ __all__ = [
     "rpc_span",
     "span",
     "streamed_spans",
+    "trace_carrier",
     "trace_metadata",
     "traced",
     "tracing_on",

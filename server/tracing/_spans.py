@@ -27,6 +27,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from opentelemetry.util.types import AttributeValue
 
 __all__ = [
+    "delivery_span",
     "install_tracer",
     "log_trace_ids",
     "note_grpc_status",
@@ -37,6 +38,7 @@ __all__ = [
     "rpc_span",
     "span",
     "streamed_spans",
+    "trace_carrier",
     "trace_metadata",
     "traced",
     "tracing_on",
@@ -111,6 +113,20 @@ def rpc_span(method: str, context: grpc.aio.ServicerContext) -> AbstractContextM
     carrier = {k: v for k, v in context.invocation_metadata() or () if k in _TRACE_HEADERS}
     attributes = {"rpc.system": "grpc", "rpc.method": method}
     return _Started(tracer, method, attributes, SpanKind.SERVER, _PROPAGATOR.extract(carrier))
+
+
+def delivery_span(
+    name: str, method: str, trace_context: Mapping[str, str]
+) -> AbstractContextManager[Span]:
+    """The server span ``name`` of one delivery of the streaming RPC ``method``
+    (``IngestWebhooks``), continuing the trace its sender put beside it (:func:`trace_carrier`),
+    as :func:`rpc_span` does a call's."""
+    tracer = _tracer
+    if tracer is None:
+        return _NO_SPAN
+    carrier = {k: v for k, v in trace_context.items() if k in _TRACE_HEADERS}
+    attributes = {"rpc.system": "grpc", "rpc.method": method}
+    return _Started(tracer, name, attributes, SpanKind.SERVER, _PROPAGATOR.extract(carrier))
 
 
 def webhook_span(method: str, integration: str) -> AbstractContextManager[Span]:
@@ -216,11 +232,17 @@ def note_http_status(
 
 def trace_metadata() -> tuple[tuple[str, str], ...]:
     """The current trace as gRPC metadata, for a call to the core (none when off)."""
+    return tuple(trace_carrier().items())
+
+
+def trace_carrier() -> Mapping[str, str]:
+    """The current trace as W3C fields, for one delivery of a stream to the core (none when
+    off; the receiver's :func:`delivery_span` continues it)."""
     if _tracer is None:
-        return ()
+        return _NO_IDS
     carrier: dict[str, str] = {}
     _PROPAGATOR.inject(carrier)
-    return tuple(carrier.items())
+    return carrier
 
 
 def provider_trace_headers() -> Mapping[str, str]:

@@ -8,6 +8,7 @@
   process, forwarding over gRPC to the core;
 - ``POST → subscriber at 1,000/s``: webhooks posted at a steady 1,000 per second while one
   StreamEvents subscriber receives them; the latency is from the POST to the event's arrival;
+  ``(separate sidecar)``: the same through ``msgbridge sidecar``;
 - ``events to one subscriber``: a subscriber reading 20,000 stored events from the earliest;
 - ``replica A → subscriber on B``: two replicas on one PostgreSQL database; webhooks posted to A
   at 200/s, the delay until they reach a StreamEvents subscriber on B (LISTEN/NOTIFY wake-up).
@@ -112,10 +113,16 @@ async def ingest_serve(env: BenchEnv, benchmark: Benchmark) -> Result:
     return await _poster_measure(benchmark, url)
 
 
-async def ingest_separate(env: BenchEnv, benchmark: Benchmark) -> Result:
-    core, url = await _service(env, "msgbridge service (inbound)")
+async def _behind_separate_sidecar(env: BenchEnv, name: str) -> tuple[str, str]:
+    """The service ``name`` and ``msgbridge sidecar`` in front of it: the core's gRPC address
+    and the sidecar's webhook URL."""
+    core, url = await _service(env, name)
     path = "/webhooks/" + url.split("/webhooks/", 1)[1]
-    sidecar_url = await env.server("msgbridge sidecar", start_separate_sidecar, core, path)
+    return core, await env.server(f"msgbridge sidecar → {name}", start_separate_sidecar, core, path)
+
+
+async def ingest_separate(env: BenchEnv, benchmark: Benchmark) -> Result:
+    _, sidecar_url = await _behind_separate_sidecar(env, "msgbridge service (inbound)")
     return await _poster_measure(benchmark, sidecar_url)
 
 
@@ -123,6 +130,12 @@ async def post_to_subscriber(env: BenchEnv, benchmark: Benchmark) -> Result:
     """Open loop: a POST every millisecond for 3 s; latency POST → event received."""
     core, url = await _service(env, "msgbridge service (latency)")
     return await _open_loop_delay(benchmark, url, core, seconds=3.0, rate=1000)
+
+
+async def post_to_subscriber_separate(env: BenchEnv, benchmark: Benchmark) -> Result:
+    """The same through ``msgbridge sidecar`` in its own process."""
+    core, sidecar_url = await _behind_separate_sidecar(env, "msgbridge service (latency)")
+    return await _open_loop_delay(benchmark, sidecar_url, core, seconds=3.0, rate=1000)
 
 
 async def _open_loop_delay(
@@ -256,6 +269,12 @@ INBOUND: list[Benchmark] = [
     Benchmark(name="webhook ingest (separate sidecar)", concurrency=64, run=ingest_separate),
     Benchmark(
         name="POST → subscriber at 1,000/s", concurrency=1, run=post_to_subscriber, alone=True
+    ),
+    Benchmark(
+        name="POST → subscriber at 1,000/s (separate sidecar)",
+        concurrency=1,
+        run=post_to_subscriber_separate,
+        alone=True,
     ),
     Benchmark(name="events to one subscriber", concurrency=1, run=stream_rate),
     Benchmark(

@@ -1,6 +1,8 @@
 """``msgbridge sidecar --core A --core B``: the forwarder sends each webhook to the first core
 that answers, passes over one that is not reachable, and answers 503 with ``Retry-After`` only
-when none is (docs/operations.md, "The sidecar at the edge"). Real grpc.aio cores on 127.0.0.1."""
+when none is (docs/operations.md, "The sidecar at the edge"). Real grpc.aio cores on 127.0.0.1,
+each test against cores that take the long-lived ``IngestWebhooks`` call and against cores that
+have only ``IngestWebhook`` (an older core)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from msgbridge.v1 import ingest_pb2, ingest_pb2_grpc
+from server.api._delivery_stream import DeliveryStream
+from server.errors import GatewayError
 from server.sidecar import CoreUnavailable, GrpcIngestForwarder
 
 
@@ -30,6 +34,11 @@ class Core(ingest_pb2_grpc.IngestServicer):
     ) -> ingest_pb2.WebhookVerdict:
         if self.abort_with is not None:
             await context.abort(self.abort_with, "refused")
+        return await self.take(request)
+
+    async def take(self, request: ingest_pb2.WebhookDelivery) -> ingest_pb2.WebhookVerdict:
+        if self.abort_with is not None:  # as the core's error boundary answers a failure
+            raise type("Refusal", (GatewayError,), {"grpc_code": self.abort_with})("refused")
         self.bodies.append(request.body)
         return ingest_pb2.WebhookVerdict(http_status=200, body=self.name.encode(), events=1)
 
@@ -49,15 +58,25 @@ class Core(ingest_pb2_grpc.IngestServicer):
             self.server = None
 
 
+class StreamingCore(Core):
+    """A core that also takes the long-lived call, answered as the real core answers it."""
+
+    async def IngestWebhooks(
+        self, request_iterator: AsyncIterator[ingest_pb2.DeliveryBatch], context: Any
+    ) -> AsyncIterator[ingest_pb2.VerdictBatch]:
+        async for batch in DeliveryStream(self.take).verdicts(request_iterator):
+            yield batch
+
+
 StartCore = Callable[[str], Awaitable[Core]]
 
 
-@pytest.fixture
-async def start_core() -> AsyncIterator[StartCore]:
+@pytest.fixture(params=[StreamingCore, Core], ids=["streaming", "unary only"])
+async def start_core(request: pytest.FixtureRequest) -> AsyncIterator[StartCore]:
     cores: list[Core] = []
 
     async def start(name: str) -> Core:
-        core = Core(name)
+        core: Core = request.param(name)
         await core.start()
         cores.append(core)
         return core
