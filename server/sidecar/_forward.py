@@ -72,6 +72,17 @@ _RETRYABLE = frozenset(
 )
 
 
+# How the core refuses a call for the operator to fix (a wrong token, a request it cannot read),
+# not a failure to pass to another core.
+_REFUSALS = frozenset(
+    {
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.INVALID_ARGUMENT,
+    }
+)
+
+
 @dataclass(eq=False)
 class _Core:
     target: str
@@ -218,9 +229,11 @@ class GrpcIngestForwarder:
                 core.deliveries = None
                 await deliveries.aclose()
                 return await self._deliver(core, delivery)
-            if ended.error is not None:
+            if ended.code in _REFUSALS and ended.error is not None:
                 raise ended.error from None
-            raise _rpc_error(ended.code, ended.details) from ended
+            # However else the call ended (grpc reports a connection lost in the middle of a
+            # write as INTERNAL), the core went away: the next core takes the delivery.
+            raise _rpc_error(grpc.StatusCode.UNAVAILABLE, f"the call ended: {ended}") from ended
         if answer.HasField("failure"):
             failure = answer.failure
             code = _CODES.get(failure.code, grpc.StatusCode.UNKNOWN)

@@ -216,6 +216,15 @@ async def ingest_call(world: World, kind: str) -> Any:
     return await world.ingest.IngestWebhook(delivery, metadata=world.as_(kind), timeout=TIMEOUT)
 
 
+async def ingest_stream_call(world: World, kind: str) -> Any:
+    delivery = ingest_pb2.WebhookDelivery(method="POST", path="/webhooks/acme-sms/x")
+    batch = ingest_pb2.DeliveryBatch(
+        deliveries=[ingest_pb2.NumberedDelivery(id=1, delivery=delivery)]
+    )
+    call = world.ingest.IngestWebhooks(iter([batch]), metadata=world.as_(kind), timeout=TIMEOUT)
+    return [answers async for answers in call]
+
+
 async def upload_call(world: World, kind: str) -> Any:
     async def parts() -> AsyncIterator[gateway_pb2.UploadMediaRequest]:
         yield gateway_pb2.UploadMediaRequest(
@@ -417,6 +426,7 @@ MATRIX: list[tuple[str, Call, tuple[grpc.StatusCode, grpc.StatusCode, grpc.Statu
     ("UploadMedia", upload_call, ORG_NAMED_WRITE),
     ("GetMedia", get_media_call, (NOT_FOUND, NOT_FOUND, DENIED)),
     ("IngestWebhook", ingest_call, DENIED_ALL),
+    ("IngestWebhooks", ingest_stream_call, DENIED_ALL),
     ("ReadMedia", read_media_call, DENIED_ALL),
 ]
 
@@ -428,6 +438,7 @@ NOT_PER_ORG = {
     "ListWebhooks",
     "ReplayWebhook",
     "IngestWebhook",
+    "IngestWebhooks",
 }
 
 
