@@ -250,18 +250,20 @@ async def _log_requests(
             exc.force_close()
         raise
     finally:
-        extra = {
-            "method": request.method,
-            "integration": request.match_info.get("integration_id", ""),
-            "status": status,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-        }
         if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
-            logger.warning("request answered", extra=extra)
+            level = logging.WARNING
         elif status >= HTTPStatus.BAD_REQUEST:
-            logger.info("request answered", extra=extra)
+            level = logging.INFO
         else:
-            logger.debug("request answered", extra=extra)
+            level = logging.DEBUG
+        if logger.isEnabledFor(level):  # the line's fields are made only when it is written
+            extra = {
+                "method": request.method,
+                "integration": request.match_info.get("integration_id", ""),
+                "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            }
+            logger.log(level, "request answered", extra=extra)
 
 
 def build_sidecar_app(
