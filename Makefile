@@ -11,7 +11,7 @@ GEN_STAMP := msgbridge/.generated
 NODE_STAMP := node_modules/.installed
 BUF := node_modules/.bin/buf
 
-.PHONY: install proto lint breaking test run bench clean test-postgres test-media-s3 reliability soak adversarial
+.PHONY: install proto lint breaking test run bench bench-grown clean test-postgres test-media-s3 reliability soak adversarial
 
 install: $(STAMP) $(GEN_STAMP) $(NODE_STAMP)
 
@@ -95,6 +95,10 @@ run: $(STAMP) $(GEN_STAMP)
 
 bench: install
 	$(BIN)/python -m tests.bench
+
+# The service on a store that holds history (tests/bench/grown.py); BENCH_OUT as for bench.
+bench-grown: install
+	$(BIN)/python -m tests.bench --grown
 
 RELIABILITY_ARGS ?=
 SOAK_MINUTES ?= 10

@@ -915,6 +915,16 @@ class Store(Protocol):
         """
         ...
 
+    async def ingest_many(
+        self, requests: Sequence[tuple[WebhookRequestRecord, Sequence[NewEvent]]]
+    ) -> int:
+        """The bulk path: store many webhook requests, each with its events, as :meth:`ingest`
+        would one at a time (dedupe keys claimed, opt-outs recorded), in ONE transaction; the
+        number of events appended. For loading a store with history (``make bench-grown``
+        loads a million requests through it): nobody is woken, and a conflict anywhere rolls
+        the whole call back."""
+        ...
+
     async def mark_replayed(
         self,
         request_id: str,

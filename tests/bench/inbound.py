@@ -22,6 +22,8 @@ import itertools
 import json
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -42,7 +44,7 @@ from ._harness import (
 )
 from .service import start_service
 
-__all__ = ["INBOUND"]
+__all__ = ["INBOUND", "Posted", "post_at_steady_rate"]
 
 _HEADERS = {"Content-Type": "application/json"}
 _RUNNING: list[object] = []
@@ -154,13 +156,58 @@ async def _open_loop_delay(
         gc.enable()
 
 
+def _timed_webhook() -> bytes:
+    return _webhook(text=repr(time.time()))
+
+
+@dataclass
+class Posted:
+    """What :func:`post_at_steady_rate` saw: each answered POST's latency (seconds, in order
+    of sending), the failures, and how long the posting took."""
+
+    latencies: list[float]
+    errors: int
+    first_error: str | None
+    seconds: float
+
+
+async def post_at_steady_rate(
+    url: str, *, total: int, rate: int, body: Callable[[], bytes] = _webhook
+) -> Posted:
+    """POST ``total`` webhooks to ``url``, ``rate`` a second (open loop: each on time, whether
+    the ones before were answered or not); a POST answered other than 200 is an error."""
+    posted = Posted(latencies=[], errors=0, first_error=None, seconds=0.0)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=400)) as session:
+
+        async def one() -> None:
+            sent = time.perf_counter()
+            try:
+                async with session.post(url, data=body(), headers=_HEADERS) as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise RuntimeError(f"answered {response.status}")
+            except Exception as exc:
+                posted.errors += 1
+                posted.first_error = posted.first_error or repr(exc)
+                return
+            posted.latencies.append(time.perf_counter() - sent)
+
+        started = time.perf_counter()
+        tasks = []
+        for i in range(total):
+            delay = started + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+        posted.seconds = time.perf_counter() - started
+    return posted
+
+
 async def _measure_delay(
     benchmark: Benchmark, url: str, core: str, *, total: int, rate: int
 ) -> Result:
     latencies: list[float] = []
-    errors = 0
-    first_error: str | None = None
-    elapsed = 0.0
     async with grpc.aio.insecure_channel(core) as channel:
         stub = gateway_pb2_grpc.GatewayStub(channel)
         received = asyncio.Event()
@@ -176,30 +223,9 @@ async def _measure_delay(
 
         reader = asyncio.create_task(subscriber())
         await asyncio.sleep(0.3)
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as session:
-
-            async def one() -> None:
-                nonlocal errors, first_error
-                try:
-                    body = _webhook(text=repr(time.time()))
-                    async with session.post(url, data=body, headers=_HEADERS) as response:
-                        await response.read()
-                        if response.status != 200:
-                            raise RuntimeError(f"answered {response.status}")
-                except Exception as exc:
-                    errors += 1
-                    first_error = first_error or repr(exc)
-
-            cpu_before = servers_cpu_s()
-            started = time.perf_counter()
-            tasks = []
-            for i in range(total):
-                delay = started + i / rate - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                tasks.append(asyncio.create_task(one()))
-            await asyncio.gather(*tasks)
-            elapsed = time.perf_counter() - started
+        cpu_before = servers_cpu_s()
+        posted = await post_at_steady_rate(url, total=total, rate=rate, body=_timed_webhook)
+        errors, first_error, elapsed = posted.errors, posted.first_error, posted.seconds
         try:
             async with asyncio.timeout(30):
                 await received.wait()

@@ -20,12 +20,19 @@ from typing import Any
 import grpc
 
 from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc
-from server.app import build_server
+from server.app import GatewayServer, build_server
 from server.config import Settings
 
 from ._harness import BenchEnv, Benchmark, Result, measure
 
-__all__ = ["SERVICE", "bench_number", "recipient", "send_request", "start_service"]
+__all__ = [
+    "SERVICE",
+    "bench_number",
+    "recipient",
+    "running_service",
+    "send_request",
+    "start_service",
+]
 
 _RUNNING: list[object] = []
 
@@ -119,7 +126,13 @@ def _limits(per_number: float, per_installation: float) -> gateway_pb2.SendLimit
     return limits
 
 
-async def start_service(
+async def start_service(*args: Any, **kwargs: Any) -> str:
+    """(In a child process.) :func:`running_service`'s address."""
+    _, address = await running_service(*args, **kwargs)
+    return address
+
+
+async def running_service(
     provider_url: str,
     sidecar: bool = False,
     database_url: str = "",
@@ -130,16 +143,17 @@ async def start_service(
     per_installation: float = 0.0,
     mms: bool = False,
     media_fetch: bool = True,
-) -> str:
+    data_dir: Path | None = None,
+) -> tuple[GatewayServer, str]:
     """(In a child process.) The service on a temporary SQLite file (or ``database_url``), with
     the bench integration registered and enabled for org ``bench`` on ``numbers`` numbers from
     +15550001111 (unless ``install`` is false: a second replica of a database that has it), each
     limited to ``per_number`` messages a second and all to ``per_installation`` (0: no limit);
     with ``mms`` the integration has an MMS model, whose files are fetched unless ``media_fetch``
     is false (docs/media.md).
-    Returns the gRPC address, and with the sidecar
-    ``ADDRESS|http://127.0.0.1:PORT/webhooks/bench/TOKEN``."""
-    data_dir = Path(tempfile.mkdtemp(prefix="msgbridge-bench-"))
+    ``data_dir`` is a temporary one unless given. Returns the server and its gRPC address, and
+    with the sidecar ``ADDRESS|http://127.0.0.1:PORT/webhooks/bench/TOKEN``."""
+    data_dir = data_dir or Path(tempfile.mkdtemp(prefix="msgbridge-bench-"))
     settings = Settings(
         grpc_listen="127.0.0.1:0",
         http_listen="127.0.0.1:0",
@@ -176,9 +190,9 @@ async def start_service(
             listed = await stub.ListInstallations(gateway_pb2.ListInstallationsRequest())
             installation = listed.installations[0]
     if not sidecar:
-        return f"127.0.0.1:{port}"
+        return server, f"127.0.0.1:{port}"
     path = installation.webhook_url.split("/webhooks/", 1)[1]
-    return f"127.0.0.1:{port}|http://127.0.0.1:{server.http_port}/webhooks/{path}"
+    return server, f"127.0.0.1:{port}|http://127.0.0.1:{server.http_port}/webhooks/{path}"
 
 
 def send_request(

@@ -240,6 +240,37 @@ async def test_dedupe_by_key_across_ingests_and_within_one_batch(store: Store) -
     assert await store.get_webhook_request(retry.id) == retry  # the retry is kept too
 
 
+async def test_ingest_many_stores_each_request_and_appends_their_events_in_order(
+    store: Store,
+) -> None:
+    first, second, third = webhook(), webhook(), webhook(outcome=WebhookOutcome.UNMATCHED)
+    batch = [
+        (first, [event(first, key="k-bulk"), event(first)]),
+        (second, [event(second, key="k-bulk"), event(second)]),  # its keyed one: a duplicate
+        (third, []),
+    ]
+    appended = await store.ingest_many(batch)
+
+    assert appended == 3
+    stored = await store.read_events(0)
+    wanted = [batch[0][1][0], batch[0][1][1], batch[1][1][1]]
+    assert [fields(e) for e in stored] == [fields(e) for e in wanted]
+    for request in (first, second, third):
+        assert await store.get_webhook_request(request.id) == request
+
+
+async def test_ingest_many_is_one_transaction_a_conflict_leaves_nothing(store: Store) -> None:
+    taken = webhook()
+    await store.ingest(taken, [])
+    fresh = webhook()
+    with pytest.raises(Conflict):
+        await store.ingest_many([(fresh, [event(fresh, key="k-rolled-back")]), (taken, [])])
+    assert await store.get_webhook_request(fresh.id) is None
+    assert await store.read_events(0) == ()
+    again = webhook()  # the key was not taken by the call rolled back
+    assert await store.ingest_many([(again, [event(again, key="k-rolled-back")])]) == 1
+
+
 async def test_concurrent_ingests_of_one_key_append_it_once(store: Store) -> None:
     requests = [webhook() for _ in range(20)]
     outcomes = await asyncio.gather(*(store.ingest(r, [event(r, key="same")]) for r in requests))

@@ -243,6 +243,22 @@ class InboundMethods:
 
         return await self._write(op)
 
+    async def ingest_many(
+        self, requests: Sequence[tuple[WebhookRequestRecord, Sequence[NewEvent]]]
+    ) -> int:
+        now = datetime.now(UTC)
+        rows = [ROWS.request_params(request) for request, _ in requests]
+        inbounds = [Inbound.encode(ROWS, events, (), (), now) for _, events in requests]
+
+        async def op(conn: PooledConnection) -> int:
+            try:
+                await conn.executemany(INSERT_WEBHOOK_REQUEST, rows)
+            except asyncpg.UniqueViolationError as exc:
+                raise Conflict("a webhook request id is already in use") from exc
+            return sum(len(outcome.events) for outcome in await apply_inbound(conn, inbounds))
+
+        return await self._write(op)
+
     async def mark_replayed(
         self,
         request_id: str,
