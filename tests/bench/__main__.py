@@ -20,7 +20,7 @@ from typing import Any
 
 from ._harness import BenchEnv, Benchmark, Result
 from .baselines import BASELINES
-from .grown import GROWN, retention_name
+from .grown import GROWN, events_read_name, listing_name, retention_name
 from .inbound import INBOUND
 from .media import MEDIA
 from .service import METRICS_VARIABLE, NO_EXCHANGE_LOG_VARIABLE, SERVICE
@@ -42,6 +42,28 @@ TARGETS: list[tuple[str, str, str, int, str, float]] = [
             1,
             "p99",
             2.0,
+        )
+        for store in ("SQLite", "PostgreSQL")
+    ),
+    *(
+        (
+            f"listing 10,000 installations vs 1,000 ({store}): per installation",
+            listing_name(store, 10_000),
+            listing_name(store, 1_000),
+            1,
+            "rate",
+            0.5,
+        )
+        for store in ("SQLite", "PostgreSQL")
+    ),
+    *(
+        (
+            f"filtered event read, 1,000,000 events vs 10,000 ({store})",
+            events_read_name(store, 1_000_000),
+            events_read_name(store, 10_000),
+            4,
+            "rate",
+            0.9,
         )
         for store in ("SQLite", "PostgreSQL")
     ),

@@ -1,5 +1,6 @@
-"""``make bench-grown``: the service on a store that holds history (issue 20), loaded through the
-store's own bulk path (:meth:`server.store.Store.ingest_many`) before the service starts.
+"""``make bench-grown``: the service on a store that holds history (issue 20), loaded before the
+service starts through the store's own paths (the bulk :meth:`server.store.Store.ingest_many`,
+``create_installation``), beside the same on a smaller store, in the same run.
 
 - ``webhook ingest at 1,000/s, old rows kept (…)``: webhooks posted at a steady 1,000 a second
   (open loop) to the in-process sidecar of a service whose store holds ``HISTORY`` webhook
@@ -7,10 +8,17 @@ store's own bulk path (:meth:`server.store.Store.ingest_many`) before the servic
   request; the latency is each POST's, until its answer (the webhook stored);
 - ``webhook ingest at 1,000/s, old rows purged (…)``: the same while the retention purge deletes
   them all (:meth:`Store.purge`, as the retention keeper calls it with one day kept), started
-  half a second into the load; the result notes how long the purge took and how much of it the
-  load saw.
+  half a second into the load; the purge's counts and duration are printed when it ends. The
+  target: the purge's p99 at most twice the other's.
+- ``listing installations page by page, N installations (…)``: ``ListInstallations`` from the
+  first page to the last, 100 a page, over and over for 2 s, with 1,000 and with 10,000
+  installations in 1,000 organisations; the rate is installations listed a second. The target:
+  per installation, 10,000 cost at most twice what 1,000 do.
+- ``filtered event read, N events in the log (…)``: ``ListEvents`` of one organisation whose
+  100 events are spread through a log of 10,000 and of 1,000,000 events (4 callers). The target:
+  the same rate (at least 0.9×) however long the log.
 
-Each on SQLite and on PostgreSQL; the target is the purge's p99 at most twice the other's.
+Each on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -24,21 +32,33 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import grpc
+
+from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc
 from server.app import open_store
 from server.config import Settings
 from server.store import (
     InboundEventType,
+    InstallationRecord,
     NewEvent,
     Store,
     WebhookOutcome,
     WebhookRequestRecord,
 )
 
-from ._harness import BenchEnv, Benchmark, Result, _percentile_ms, cpu_per_call_us, servers_cpu_s
+from ._harness import (
+    BenchEnv,
+    Benchmark,
+    Result,
+    _percentile_ms,
+    cpu_per_call_us,
+    measure,
+    servers_cpu_s,
+)
 from .inbound import post_at_steady_rate
 from .service import running_service
 
-__all__ = ["GROWN", "retention_name"]
+__all__ = ["GROWN", "events_read_name", "listing_name", "retention_name"]
 
 #: Old webhook requests in the store, each with an event and a dedupe key.
 HISTORY = int(os.environ.get("MSGBRIDGE_BENCH_HISTORY", "350000"))
@@ -48,19 +68,30 @@ _SECONDS = 12.0
 _PURGE_AFTER_S = 0.5
 
 
+def listing_name(store: str, installations: int) -> str:
+    return f"listing installations page by page, {installations:,} installations ({store})"
+
+
+def events_read_name(store: str, events: int) -> str:
+    return f"filtered event read, {events:,} events in the log ({store})"
+
+
 def retention_name(store: str, purging: bool) -> str:
     what = "old rows purged" if purging else "old rows kept"
     return f"webhook ingest at 1,000/s, {what} ({store})"
 
 
-def _history(count: int, start: int) -> list[tuple[WebhookRequestRecord, list[NewEvent]]]:
-    """``count`` matched requests from two days ago onwards, each with one keyed event."""
+def _history(
+    count: int, start: int, *, org: str = "old-org", events_each: int = 1, keyed: bool = True
+) -> list[tuple[WebhookRequestRecord, list[NewEvent]]]:
+    """``count`` matched requests from two days ago onwards, each with ``events_each`` events
+    of organisation ``org`` (the first with a dedupe key when ``keyed``)."""
     base = datetime.now(UTC) - timedelta(days=2)
     made = []
     for n in range(start, start + count):
         received = base + timedelta(milliseconds=n)
         request = WebhookRequestRecord(
-            id=f"old-{n:09d}",
+            id=f"{org}-{n:09d}",
             received_at=received,
             integration_id="bench",
             installation_id="old-installation",
@@ -73,26 +104,29 @@ def _history(count: int, start: int) -> list[tuple[WebhookRequestRecord, list[Ne
             outcome=WebhookOutcome.MATCHED,
             reason="",
         )
-        event = NewEvent(
-            type=str(InboundEventType.MESSAGE),
-            org_id="old-org",
-            installation_id="old-installation",
-            integration_id="bench",
-            users=("101",),
-            from_number="+15557654321",
-            to_number="+15550001111",
-            text=f"old message {n}",
-            media_urls=(),
-            provider_message_id=f"old-{n}",
-            message_id="",
-            status="",
-            error="",
-            metadata={},
-            received_at=received,
-            request_id=request.id,
-            dedupe_key=f"old-installation|message|old-{n}",
-        )
-        made.append((request, [event]))
+        events = [
+            NewEvent(
+                type=str(InboundEventType.MESSAGE),
+                org_id=org,
+                installation_id="old-installation",
+                integration_id="bench",
+                users=("101",),
+                from_number="+15557654321",
+                to_number="+15550001111",
+                text=f"old message {n}.{e}",
+                media_urls=(),
+                provider_message_id=f"{org}-{n}.{e}",
+                message_id="",
+                status="",
+                error="",
+                metadata={},
+                received_at=received,
+                request_id=request.id,
+                dedupe_key=f"{org}|message|{n}" if keyed and e == 0 else None,
+            )
+            for e in range(events_each)
+        ]
+        made.append((request, events))
     return made
 
 
@@ -148,24 +182,167 @@ async def _ingest_at_steady_rate(benchmark: Benchmark, url: str) -> Result:
     )  # fmt: skip
 
 
-def _retention(postgres: bool, purge: bool) -> Callable[[BenchEnv, Benchmark], Awaitable[Result]]:
+def _installation(n: int, now: datetime) -> InstallationRecord:
+    return InstallationRecord(
+        id=f"grown-{n:06d}",
+        org_id=f"org-{n % 1000:04d}",
+        integration_id="bench",
+        properties={},
+        numbers=(),
+        default_region=None,
+        enabled=True,
+        webhook_token_hash=f"grown-token-{n:06d}",
+        subscription_state="not_required",
+        subscription_error=None,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+async def start_with_installations(provider_url: str, database_url: str, count: int) -> str:
+    """(In a child process.) :func:`running_service` on a store holding ``count`` more
+    installations of the bench integration, across 1,000 organisations."""
+    data_dir = Path(tempfile.mkdtemp(prefix="msgbridge-bench-"))
+    store = open_store(Settings(data_dir=data_dir, database_url=database_url))
+    await store.start()
+    try:
+        now = datetime.now(UTC)
+        for start in range(0, count, 200):
+            await asyncio.gather(
+                *(
+                    store.create_installation(_installation(n, now))
+                    for n in range(start, min(count, start + 200))
+                )
+            )
+    finally:
+        await store.aclose()
+    _, address = await running_service(provider_url, False, database_url, data_dir=data_dir)
+    return address
+
+
+async def start_with_events(provider_url: str, database_url: str, count: int) -> str:
+    """(In a child process.) :func:`running_service` on a store whose log holds ``count``
+    events of one organisation, and, spread through it, 100 of organisation ``few-org``."""
+    data_dir = Path(tempfile.mkdtemp(prefix="msgbridge-bench-"))
+    store = open_store(Settings(data_dir=data_dir, database_url=database_url))
+    await store.start()
+    try:
+        block = count // 100  # events of old-org before each few-org one
+        for spot in range(100):
+            requests = block // 100  # each with 100 events
+            for start in range(0, requests, 20):
+                await store.ingest_many(
+                    _history(
+                        min(20, requests - start),
+                        spot * requests + start,
+                        events_each=100,
+                        keyed=False,
+                    )
+                )
+            await store.ingest_many(_history(1, spot, org="few-org"))
+    finally:
+        await store.aclose()
+    _, address = await running_service(provider_url, False, database_url, data_dir=data_dir)
+    return address
+
+
+async def _list_every_installation(benchmark: Benchmark, address: str) -> Result:
+    """Every installation, a page of 100 at a time, over and over for 2 s (once at least); the
+    rate is installations listed a second, the latencies are the pages'."""
+    pages: list[float] = []
+    listed = 0
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = gateway_pb2_grpc.GatewayStub(channel)
+        cpu_before = servers_cpu_s()
+        started = time.perf_counter()
+        while not pages or time.perf_counter() - started < 2.0:
+            token = ""
+            while True:
+                asked = time.perf_counter()
+                page = await stub.ListInstallations(
+                    gateway_pb2.ListInstallationsRequest(page_size=100, page_token=token)
+                )
+                pages.append(time.perf_counter() - asked)
+                listed += len(page.installations)
+                token = page.next_page_token
+                if not token:
+                    break
+        elapsed = time.perf_counter() - started
+    pages.sort()
+    return Result(
+        name=benchmark.name, concurrency=benchmark.concurrency, requests=listed, errors=0,
+        seconds=round(elapsed, 3), rate=round(listed / elapsed, 1),
+        p50_ms=_percentile_ms(pages, 0.5), p99_ms=_percentile_ms(pages, 0.99), first_error=None,
+        cpu_us=cpu_per_call_us(cpu_before, servers_cpu_s(), listed),
+    )  # fmt: skip
+
+
+async def _read_few_events(benchmark: Benchmark, address: str) -> Result:
+    request = gateway_pb2.ListEventsRequest(org_id="few-org", page_size=100)
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = gateway_pb2_grpc.GatewayStub(channel)
+
+        async def call() -> None:
+            page = await stub.ListEvents(request)
+            if len(page.events) != 100:
+                raise RuntimeError(f"{len(page.events)} events of few-org, not 100")
+
+        return await measure(benchmark, call, warmup=20)
+
+
+async def _ingest_through_sidecar(benchmark: Benchmark, address: str) -> Result:
+    return await _ingest_at_steady_rate(benchmark, address.split("|", 1)[1])
+
+
+Measure = Callable[[Benchmark, str], Awaitable[Result]]
+
+
+def _on_store(
+    store: str, start: Callable[..., Awaitable[str]], arg: object, measured: Measure
+) -> Callable[[BenchEnv, Benchmark], Awaitable[Result]]:
+    """A benchmark's run: ``start(fake_url, database_url, arg)`` in a child process, on SQLite or
+    on a new PostgreSQL database, then ``measured`` against the address it returns."""
+
     async def run(env: BenchEnv, benchmark: Benchmark) -> Result:
-        database_url = await env.postgres_database() if postgres else ""
-        address = await env.server(
-            benchmark.name, start_on_history, env.fake_url, database_url, purge
-        )
-        return await _ingest_at_steady_rate(benchmark, address.split("|", 1)[1])
+        database_url = await env.postgres_database() if store == "PostgreSQL" else ""
+        address = await env.server(benchmark.name, start, env.fake_url, database_url, arg)
+        return await measured(benchmark, address)
 
     return run
 
 
+_STORES = ("SQLite", "PostgreSQL")
+
 GROWN: list[Benchmark] = [
-    Benchmark(
-        name=retention_name(store, purge),
-        concurrency=1,
-        run=_retention(store == "PostgreSQL", purge),
-        alone=True,
-    )
-    for store in ("SQLite", "PostgreSQL")
-    for purge in (False, True)
+    *(
+        Benchmark(
+            name=retention_name(store, purge),
+            concurrency=1,
+            run=_on_store(store, start_on_history, purge, _ingest_through_sidecar),
+            alone=True,
+        )
+        for store in _STORES
+        for purge in (False, True)
+    ),
+    *(
+        Benchmark(
+            name=listing_name(store, count),
+            concurrency=1,
+            run=_on_store(store, start_with_installations, count, _list_every_installation),
+            alone=True,
+        )
+        for store in _STORES
+        for count in (1_000, 10_000)
+    ),
+    *(
+        Benchmark(
+            name=events_read_name(store, count),
+            concurrency=4,
+            run=_on_store(store, start_with_events, count, _read_few_events),
+            count=4_000,
+            alone=True,
+        )
+        for store in _STORES
+        for count in (10_000, 1_000_000)
+    ),
 ]
