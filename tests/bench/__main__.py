@@ -20,7 +20,7 @@ from typing import Any
 
 from ._harness import BenchEnv, Benchmark, Result
 from .baselines import BASELINES
-from .grown import GROWN, events_read_name, listing_name, retention_name
+from .grown import GROWN, RESUME_NAMES, events_read_name, listing_name, retention_name
 from .inbound import INBOUND
 from .media import MEDIA
 from .service import METRICS_VARIABLE, NO_EXCHANGE_LOG_VARIABLE, SERVICE
@@ -176,6 +176,10 @@ ABSOLUTE: list[tuple[str, str, str, str, float]] = [
         15.0,
     ),
     ("events/s to one subscriber", "events to one subscriber", "rate", "min", 10_000.0),
+    *(
+        (f"events/s resuming 1,000,000 back ({store})", name, "rate", "min", 20_000.0)
+        for store, name in RESUME_NAMES.items()
+    ),
 ]
 
 

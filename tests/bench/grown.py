@@ -14,6 +14,8 @@ service starts through the store's own paths (the bulk :meth:`server.store.Store
   first page to the last, 100 a page, over and over for 2 s, with 1,000 and with 10,000
   installations in 1,000 organisations; the rate is installations listed a second. The target:
   per installation, 10,000 cost at most twice what 1,000 do.
+- ``subscriber resuming 1,000,000 events back (…)``: ``StreamEvents`` from the earliest of
+  a log of 1,000,000 events, until 300,000 are read. The target: at least 20,000 a second.
 - ``filtered event read, N events in the log (…)``: ``ListEvents`` of one organisation whose
   100 events are spread through a log of 10,000 and of 1,000,000 events (4 callers). The target:
   the same rate (at least 0.9×) however long the log.
@@ -55,10 +57,10 @@ from ._harness import (
     measure,
     servers_cpu_s,
 )
-from .inbound import post_at_steady_rate
+from .inbound import post_at_steady_rate, stream_from_earliest
 from .service import running_service
 
-__all__ = ["GROWN", "events_read_name", "listing_name", "retention_name"]
+__all__ = ["GROWN", "RESUME_NAMES", "events_read_name", "listing_name", "retention_name"]
 
 #: Old webhook requests in the store, each with an event and a dedupe key.
 HISTORY = int(os.environ.get("MSGBRIDGE_BENCH_HISTORY", "350000"))
@@ -294,6 +296,10 @@ async def _ingest_through_sidecar(benchmark: Benchmark, address: str) -> Result:
     return await _ingest_at_steady_rate(benchmark, address.split("|", 1)[1])
 
 
+async def _resume_from_the_earliest(benchmark: Benchmark, address: str) -> Result:
+    return await stream_from_earliest(benchmark, address, _RESUMED)
+
+
 Measure = Callable[[Benchmark, str], Awaitable[Result]]
 
 
@@ -312,6 +318,12 @@ def _on_store(
 
 
 _STORES = ("SQLite", "PostgreSQL")
+#: How many events the resumed subscriber reads from the earliest of 1,000,000.
+_RESUMED = 300_000
+RESUME_NAMES = {
+    store: f"subscriber resuming 1,000,000 events back, {_RESUMED:,} read ({store})"
+    for store in _STORES
+}
 
 GROWN: list[Benchmark] = [
     *(
@@ -333,6 +345,15 @@ GROWN: list[Benchmark] = [
         )
         for store in _STORES
         for count in (1_000, 10_000)
+    ),
+    *(
+        Benchmark(
+            name=RESUME_NAMES[store],
+            concurrency=1,
+            run=_on_store(store, start_with_events, 1_000_000, _resume_from_the_earliest),
+            alone=True,
+        )
+        for store in _STORES
     ),
     *(
         Benchmark(

@@ -44,7 +44,7 @@ from ._harness import (
 )
 from .service import start_service
 
-__all__ = ["INBOUND", "Posted", "post_at_steady_rate"]
+__all__ = ["INBOUND", "Posted", "post_at_steady_rate", "stream_from_earliest"]
 
 _HEADERS = {"Content-Type": "application/json"}
 _RUNNING: list[object] = []
@@ -270,6 +270,11 @@ async def stream_rate(env: BenchEnv, benchmark: Benchmark) -> Result:
                 await response.read()
 
         await asyncio.gather(*(post() for _ in range(total)))
+    return await stream_from_earliest(benchmark, core, total)
+
+
+async def stream_from_earliest(benchmark: Benchmark, core: str, total: int) -> Result:
+    """One subscriber reading ``total`` stored events from the earliest kept; events a second."""
     count = 0
     async with grpc.aio.insecure_channel(core) as channel:
         stub = gateway_pb2_grpc.GatewayStub(channel)
