@@ -20,7 +20,14 @@ from typing import Any
 
 from ._harness import BenchEnv, Benchmark, Result
 from .baselines import BASELINES
-from .grown import GROWN, RESUME_NAMES, events_read_name, listing_name, retention_name
+from .grown import (
+    GROWN,
+    RESUME_NAMES,
+    events_read_name,
+    listing_name,
+    retention_name,
+    routing_name,
+)
 from .inbound import INBOUND
 from .media import MEDIA
 from .service import METRICS_VARIABLE, NO_EXCHANGE_LOG_VARIABLE, SERVICE
@@ -53,6 +60,17 @@ TARGETS: list[tuple[str, str, str, int, str, float]] = [
             1,
             "rate",
             0.5,
+        )
+        for store in ("SQLite", "PostgreSQL")
+    ),
+    *(
+        (
+            f"ingest routed by number: random among 100,000 vs one ({store})",
+            routing_name(store, True),
+            routing_name(store, False),
+            64,
+            "rate",
+            0.9,
         )
         for store in ("SQLite", "PostgreSQL")
     ),

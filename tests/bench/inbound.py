@@ -44,19 +44,26 @@ from ._harness import (
 )
 from .service import start_service
 
-__all__ = ["INBOUND", "Posted", "post_at_steady_rate", "stream_from_earliest"]
+__all__ = [
+    "HEADERS",
+    "INBOUND",
+    "Posted",
+    "post_at_steady_rate",
+    "stream_from_earliest",
+    "webhook_body",
+]
 
-_HEADERS = {"Content-Type": "application/json"}
+HEADERS = {"Content-Type": "application/json"}
 _RUNNING: list[object] = []
 _IDS = itertools.count()
 
 
-def _webhook(text: str = "hello from the benchmark ✓") -> bytes:
+def webhook_body(text: str = "hello from the benchmark ✓", to: str = "+15550001111") -> bytes:
+    """A webhook of the bench integration: an inbound message to ``to``, with a new id."""
     n = next(_IDS)
     return json.dumps(
-        {"id": f"bench-{time.time_ns()}-{n}", "from": "+15557654321", "to": "+15550001111",
-         "text": text}
-    ).encode()  # fmt: skip
+        {"id": f"bench-{time.time_ns()}-{n}", "from": "+15557654321", "to": to, "text": text}
+    ).encode()
 
 
 async def start_trivial_handler() -> str:
@@ -92,7 +99,7 @@ async def _poster_measure(benchmark: Benchmark, url: str) -> Result:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as session:
 
         async def call() -> None:
-            async with session.post(url, data=_webhook(), headers=_HEADERS) as response:
+            async with session.post(url, data=webhook_body(), headers=HEADERS) as response:
                 await response.read()
             if response.status != 200:
                 raise RuntimeError(f"answered {response.status}")
@@ -157,7 +164,7 @@ async def _open_loop_delay(
 
 
 def _timed_webhook() -> bytes:
-    return _webhook(text=repr(time.time()))
+    return webhook_body(text=repr(time.time()))
 
 
 @dataclass
@@ -172,7 +179,7 @@ class Posted:
 
 
 async def post_at_steady_rate(
-    url: str, *, total: int, rate: int, body: Callable[[], bytes] = _webhook
+    url: str, *, total: int, rate: int, body: Callable[[], bytes] = webhook_body
 ) -> Posted:
     """POST ``total`` webhooks to ``url``, ``rate`` a second (open loop: each on time, whether
     the ones before were answered or not); a POST answered other than 200 is an error."""
@@ -182,7 +189,7 @@ async def post_at_steady_rate(
         async def one() -> None:
             sent = time.perf_counter()
             try:
-                async with session.post(url, data=body(), headers=_HEADERS) as response:
+                async with session.post(url, data=body(), headers=HEADERS) as response:
                     await response.read()
                     if response.status != 200:
                         raise RuntimeError(f"answered {response.status}")
@@ -266,7 +273,7 @@ async def stream_rate(env: BenchEnv, benchmark: Benchmark) -> Result:
         sem = asyncio.Semaphore(64)
 
         async def post() -> None:
-            async with sem, session.post(url, data=_webhook(), headers=_HEADERS) as response:
+            async with sem, session.post(url, data=webhook_body(), headers=HEADERS) as response:
                 await response.read()
 
         await asyncio.gather(*(post() for _ in range(total)))

@@ -30,7 +30,7 @@ import hmac
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 from urllib.parse import parse_qsl
@@ -111,6 +111,9 @@ class _Routed:
     problems: list[str]  # unmatched payloads and unroutable events, in plain sentences
     unmatched: bool
     unroutable: bool
+    # The installations routing read by number, by id: the owner of the request's first event
+    # is one of them more often than not, and need not be read again.
+    read: dict[str, InstallationRecord] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -241,7 +244,8 @@ class Ingestor:
             return await self._unparseable(kept, integration, installation, exc)
         routing = self._route(integration, installation, result, request_id, now)
         routed = await traced("route", routing)
-        owner: InstallationRecord | str | None = _owner_id(routed)
+        owner_id = _owner_id(routed)
+        owner: InstallationRecord | str | None = routed.read.get(owner_id or "", owner_id)
         if auth is not None and installation is None:
             # Through the per-integration URL the owner is known only once the body is routed:
             # the request is verified with that installation's secret before anything is kept.
@@ -423,7 +427,9 @@ class Ingestor:
 
     async def _owner(self, routed: _Routed) -> InstallationRecord | None:
         owner_id = _owner_id(routed)
-        return None if owner_id is None else await self._store.get_installation(owner_id)
+        if owner_id is None:
+            return None
+        return routed.read.get(owner_id) or await self._store.get_installation(owner_id)
 
     async def _refuse(
         self,
@@ -548,6 +554,7 @@ class Ingestor:
                     f"{event.model} but no enabled installation holds that number"
                 )
                 return False
+            routed.read[installation.id] = installation
         held = {n.number for n in installation.numbers}
         # Written as stored: compared as it is; else normalised first.
         wanted = (
