@@ -22,8 +22,10 @@ from ._harness import BenchEnv, Benchmark, Result
 from .baselines import BASELINES
 from .grown import (
     GROWN,
+    GROWN_SERVICE_ROWS,
     RESUME_NAMES,
     events_read_name,
+    grown_name,
     listing_name,
     retention_name,
     routing_name,
@@ -41,6 +43,18 @@ BENCHMARKS: list[Benchmark] = [*BASELINES, *SERVICE, *INBOUND, *MEDIA, *THROTTLE
 # minus the baseline's, in ms, at most ``bound``; "cpu" — the service's CPU per call over the
 # baseline's, at most ``bound``; "p99" — the service's p99 over the baseline's, at most ``bound``.
 TARGETS: list[tuple[str, str, str, int, str, float]] = [
+    *(
+        (
+            f"{name} ({store}): grown store vs empty",
+            grown_name(name, store, True),
+            grown_name(name, store, False),
+            callers,
+            "p99" if callers == 1 else "rate",
+            1.5 if callers == 1 else 0.9,
+        )
+        for store in ("SQLite", "PostgreSQL")
+        for name, callers, _ in GROWN_SERVICE_ROWS
+    ),
     *(
         (
             f"retention purge on {store}: ingest p99 vs without",

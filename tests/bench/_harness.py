@@ -246,9 +246,16 @@ class BenchEnv:
             self._recording = await _start_fake(max_recorded=1_000_000)
         return self._recording[0]
 
-    async def server(self, name: str, start: Callable[..., Awaitable[str]], *args: Any) -> str:
+    async def server(
+        self,
+        name: str,
+        start: Callable[..., Awaitable[str]],
+        *args: Any,
+        start_timeout_s: float = 60.0,
+    ) -> str:
         """The address of server ``name``, started on first use in its own (spawned) process by
-        running ``start(*args)`` there."""
+        running ``start(*args)`` there (within ``start_timeout_s``: a store to load first takes
+        longer)."""
         if name in self._servers:
             return self._servers[name][0]
         context = multiprocessing.get_context("spawn")
@@ -260,7 +267,7 @@ class BenchEnv:
         child.close()
         if process.pid is not None:
             _SERVER_PIDS.add(process.pid)
-        ready = await asyncio.to_thread(parent.poll, 60)
+        ready = await asyncio.to_thread(parent.poll, start_timeout_s)
         if not ready:
             process.terminate()
             raise RuntimeError(f"server {name!r} did not start")

@@ -24,6 +24,13 @@ service starts through the store's own paths (the bulk :meth:`server.store.Store
   100 events are spread through a log of 10,000 and of 1,000,000 events (4 callers). The target:
   the same rate (at least 0.9×) however long the log.
 
+- ``msgbridge SendMessage (full path)``, ``webhook ingest (msgbridge serve)`` and ``POST →
+  subscriber at 1,000/s`` as ``make bench`` measures them, each ``(store)`` and ``(store) (grown
+  store)``: the second on a store that first holds 1,000 organisations' 10,000 installations
+  with 100,000 numbers, 1,000,000 events and 1,000,000 sent messages (``GROWN_EVENTS``,
+  ``GROWN_MESSAGES``). The targets: the grown store's rates at least 0.9×, its p99 at most
+  1.5× the empty store's.
+
 Each on SQLite and on PostgreSQL.
 """
 
@@ -45,9 +52,13 @@ import grpc
 from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc
 from server.app import open_store
 from server.config import Settings
+from server.core._ids import new_id
 from server.store import (
     InboundEventType,
     InstallationRecord,
+    MessageKind,
+    MessageRecord,
+    MessageState,
     NewEvent,
     NumberAssignment,
     Store,
@@ -64,13 +75,22 @@ from ._harness import (
     measure,
     servers_cpu_s,
 )
-from .inbound import HEADERS, post_at_steady_rate, stream_from_earliest, webhook_body
-from .service import running_service
+from .inbound import (
+    HEADERS,
+    post_at_steady_rate,
+    post_to_subscriber_delay,
+    post_webhooks,
+    stream_from_earliest,
+    webhook_body,
+)
+from .service import running_service, send_messages
 
 __all__ = [
     "GROWN",
+    "GROWN_SERVICE_ROWS",
     "RESUME_NAMES",
     "events_read_name",
+    "grown_name",
     "listing_name",
     "retention_name",
     "routing_name",
@@ -290,6 +310,114 @@ async def start_with_events(provider_url: str, database_url: str, count: int) ->
     return address
 
 
+#: What the grown store holds besides its installations (10,000, with 100,000 numbers).
+GROWN_EVENTS = int(os.environ.get("MSGBRIDGE_BENCH_GROWN_EVENTS", "1000000"))
+GROWN_MESSAGES = int(os.environ.get("MSGBRIDGE_BENCH_GROWN_MESSAGES", "1000000"))
+
+
+def _old_message(n: int, base: datetime) -> MessageRecord:
+    """The ``n``-th of the grown store's messages: sent two days ago by a grown installation."""
+    at = base + timedelta(milliseconds=n)
+    return MessageRecord(
+        id=new_id(),
+        org_id=f"org-{n % 1000:04d}",
+        installation_id=f"grown-{n % 10_000:06d}",
+        integration_id="bench",
+        kind=MessageKind.SMS,
+        from_number=grown_number(n % _NUMBERS),
+        to_number=f"+1777{n % 100_000:07d}",
+        text=f"old message {n}",
+        media_url=None,
+        state=MessageState.SENT,
+        provider_message_id=f"old-{n}",
+        provider_status=200,
+        attempts=1,
+        error=None,
+        metadata={},
+        idempotency_key=None,
+        request_fingerprint=None,
+        reply_json=None,
+        created_at=at,
+        updated_at=at,
+    )
+
+
+async def start_grown(provider_url: str, database_url: str, grown: bool) -> str:
+    """(In a child process.) :func:`running_service` with its sidecar; with ``grown`` on a store
+    that first holds 1,000 organisations' 10,000 installations with 100,000 numbers,
+    ``GROWN_EVENTS`` events (100 to a request, across the organisations) and ``GROWN_MESSAGES``
+    sent messages."""
+    data_dir = Path(tempfile.mkdtemp(prefix="msgbridge-bench-"))
+    if grown:
+        await _load_installations(data_dir, database_url, _NUMBERS // 10, numbers=10)
+        store = open_store(Settings(data_dir=data_dir, database_url=database_url))
+        await store.start()
+        try:
+            for start in range(0, GROWN_EVENTS // 100, 20):
+                org = f"org-{start // 20 % 1000:04d}"
+                count = min(20, GROWN_EVENTS // 100 - start)
+                await store.ingest_many(
+                    _history(count, start, org=org, events_each=100, keyed=False)
+                )
+            base = datetime.now(UTC) - timedelta(days=2)
+            for start in range(0, GROWN_MESSAGES, 500):
+                end = min(GROWN_MESSAGES, start + 500)
+                await asyncio.gather(
+                    *(store.claim_message(_old_message(n, base)) for n in range(start, end))
+                )
+        finally:
+            await store.aclose()
+    _, address = await running_service(provider_url, True, database_url, data_dir=data_dir)
+    return address
+
+
+def grown_name(name: str, store: str, grown: bool) -> str:
+    """A row of the service on ``store``: ``name (store)``, and ``(grown store)`` after it."""
+    return f"{name} ({store})" + (" (grown store)" if grown else "")
+
+
+async def _send_to(benchmark: Benchmark, address: str) -> Result:
+    return await send_messages(benchmark, address.split("|", 1)[0])
+
+
+async def _ingest_to(benchmark: Benchmark, address: str) -> Result:
+    return await post_webhooks(benchmark, address.split("|", 1)[1])
+
+
+async def _post_to_subscriber(benchmark: Benchmark, address: str) -> Result:
+    core, url = address.split("|", 1)
+    return await post_to_subscriber_delay(benchmark, url, core, seconds=3.0, rate=1000)
+
+
+#: How long a service may take to load its store and start.
+_LOADING_S = 900.0
+_DATABASES: dict[str, str] = {}  # each service's database URL ("" for SQLite), made once
+
+#: The service's rows measured beside the same on the grown store: (name, callers, measure).
+GROWN_SERVICE_ROWS: tuple[tuple[str, int, Callable[[Benchmark, str], Awaitable[Result]]], ...] = (
+    ("msgbridge SendMessage (full path)", 64, _send_to),
+    ("webhook ingest (msgbridge serve)", 64, _ingest_to),
+    ("POST → subscriber at 1,000/s", 1, _post_to_subscriber),
+)
+
+
+def _on_service(
+    store: str, grown: bool, measured: Measure
+) -> Callable[[BenchEnv, Benchmark], Awaitable[Result]]:
+    """A run against the one service of ``store`` (grown or not) that every row of it shares."""
+
+    async def run(env: BenchEnv, benchmark: Benchmark) -> Result:
+        name = grown_name("msgbridge service", store, grown)
+        if name not in _DATABASES:  # the service's first row: its database, and its start
+            _DATABASES[name] = await env.postgres_database() if store == "PostgreSQL" else ""
+        address = await env.server(
+            name, start_grown, env.fake_url, _DATABASES[name], grown, start_timeout_s=_LOADING_S
+        )
+        return await measured(benchmark, address)
+
+    return run
+
+
 async def _list_every_installation(benchmark: Benchmark, address: str) -> Result:
     """Every installation, a page of 100 at a time, over and over for 2 s (once at least); the
     rate is installations listed a second, the latencies are the pages'."""
@@ -384,7 +512,9 @@ def _on_store(
 
     async def run(env: BenchEnv, benchmark: Benchmark) -> Result:
         database_url = await env.postgres_database() if store == "PostgreSQL" else ""
-        address = await env.server(benchmark.name, start, env.fake_url, database_url, arg)
+        address = await env.server(
+            benchmark.name, start, env.fake_url, database_url, arg, start_timeout_s=_LOADING_S
+        )
         return await measured(benchmark, address)
 
     return run
@@ -401,6 +531,16 @@ RESUME_NAMES = {
 }
 
 GROWN: list[Benchmark] = [
+    *(
+        Benchmark(
+            name=grown_name(name, store, grown),
+            concurrency=callers,
+            run=_on_service(store, grown, measured),
+        )
+        for store in _STORES
+        for name, callers, measured in GROWN_SERVICE_ROWS
+        for grown in (False, True)
+    ),
     *(
         Benchmark(
             name=retention_name(store, purge),

@@ -49,6 +49,8 @@ __all__ = [
     "INBOUND",
     "Posted",
     "post_at_steady_rate",
+    "post_to_subscriber_delay",
+    "post_webhooks",
     "stream_from_earliest",
     "webhook_body",
 ]
@@ -95,7 +97,7 @@ async def start_separate_sidecar(core: str, public_path: str) -> str:
     return f"http://127.0.0.1:{sidecar.port}{public_path}"
 
 
-async def _poster_measure(benchmark: Benchmark, url: str) -> Result:
+async def post_webhooks(benchmark: Benchmark, url: str) -> Result:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as session:
 
         async def call() -> None:
@@ -114,12 +116,12 @@ async def _service(env: BenchEnv, name: str) -> tuple[str, str]:
 
 
 async def trivial(env: BenchEnv, benchmark: Benchmark) -> Result:
-    return await _poster_measure(benchmark, await env.server("trivial HTTP", start_trivial_handler))
+    return await post_webhooks(benchmark, await env.server("trivial HTTP", start_trivial_handler))
 
 
 async def ingest_serve(env: BenchEnv, benchmark: Benchmark) -> Result:
     _, url = await _service(env, "msgbridge service (inbound)")
-    return await _poster_measure(benchmark, url)
+    return await post_webhooks(benchmark, url)
 
 
 async def _behind_separate_sidecar(env: BenchEnv, name: str) -> tuple[str, str]:
@@ -132,22 +134,22 @@ async def _behind_separate_sidecar(env: BenchEnv, name: str) -> tuple[str, str]:
 
 async def ingest_separate(env: BenchEnv, benchmark: Benchmark) -> Result:
     _, sidecar_url = await _behind_separate_sidecar(env, "msgbridge service (inbound)")
-    return await _poster_measure(benchmark, sidecar_url)
+    return await post_webhooks(benchmark, sidecar_url)
 
 
 async def post_to_subscriber(env: BenchEnv, benchmark: Benchmark) -> Result:
     """Open loop: a POST every millisecond for 3 s; latency POST → event received."""
     core, url = await _service(env, "msgbridge service (latency)")
-    return await _open_loop_delay(benchmark, url, core, seconds=3.0, rate=1000)
+    return await post_to_subscriber_delay(benchmark, url, core, seconds=3.0, rate=1000)
 
 
 async def post_to_subscriber_separate(env: BenchEnv, benchmark: Benchmark) -> Result:
     """The same through ``msgbridge sidecar`` in its own process."""
     core, sidecar_url = await _behind_separate_sidecar(env, "msgbridge service (latency)")
-    return await _open_loop_delay(benchmark, sidecar_url, core, seconds=3.0, rate=1000)
+    return await post_to_subscriber_delay(benchmark, sidecar_url, core, seconds=3.0, rate=1000)
 
 
-async def _open_loop_delay(
+async def post_to_subscriber_delay(
     benchmark: Benchmark, url: str, core: str, *, seconds: float, rate: int
 ) -> Result:
     """POST ``rate`` webhooks a second to ``url`` for ``seconds`` while one StreamEvents
@@ -262,7 +264,7 @@ async def replica_delay(env: BenchEnv, benchmark: Benchmark) -> Result:
     )
     _, url = address_a.split("|", 1)
     core_b = address_b.split("|", 1)[0]
-    return await _open_loop_delay(benchmark, url, core_b, seconds=3.0, rate=200)
+    return await post_to_subscriber_delay(benchmark, url, core_b, seconds=3.0, rate=200)
 
 
 async def stream_rate(env: BenchEnv, benchmark: Benchmark) -> Result:

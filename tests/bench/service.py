@@ -30,6 +30,7 @@ __all__ = [
     "bench_number",
     "recipient",
     "running_service",
+    "send_messages",
     "send_request",
     "start_service",
 ]
@@ -213,6 +214,11 @@ def send_request(
 
 async def send(env: BenchEnv, benchmark: Benchmark) -> Result:
     target = await env.server("msgbridge service", start_service, env.fake_url)
+    return await send_messages(benchmark, target)
+
+
+async def send_messages(benchmark: Benchmark, target: str) -> Result:
+    """SendMessage to the service at ``target`` (to 1,000 recipients in turn)."""
     requests = itertools.cycle([send_request(recipient(i)) for i in range(1_000)])
     async with grpc.aio.insecure_channel(target) as channel:
         stub = gateway_pb2_grpc.GatewayStub(channel)
