@@ -101,11 +101,9 @@ def add_parsers(subparsers: Any) -> None:
 def _sidecar(args: argparse.Namespace) -> int:
     import grpc
 
-    from server._event_loop import run_on
     from server._logging import configure_logging
-    from server._memory import limit_malloc_arenas
+    from server._process import run_process
     from server.sidecar import run_sidecar, split_host_port
-    from server.tracing import TracingError, configure_tracing
 
     try:
         for core in args.core:
@@ -124,30 +122,18 @@ def _sidecar(args: argparse.Namespace) -> int:
             return 2
     public_url = args.public_url or f"http://{args.http_listen}"
     configure_logging(args.log_level, args.log_format)
-    try:
-        tracing = configure_tracing(os.environ)  # off unless OTEL_* asks (docs/operations.md)
-    except TracingError as exc:
-        print(f"msgbridge sidecar: {exc}", file=sys.stderr)
-        return 2
-    limit_malloc_arenas()
-    try:
-        run_on(
-            args.event_loop,
-            run_sidecar(
-                cores=args.core,
-                http_listen=args.http_listen,
-                public_url=public_url,
-                max_body=args.max_body,
-                request_timeout_s=args.timeout,
-                core_token=token,
-                core_credentials=credentials,
-                core_timeout_s=args.core_timeout,
-            ),
-        )
-    except (OSError, ValueError) as exc:
-        print(f"msgbridge sidecar: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if tracing is not None:
-            tracing.shutdown()  # exports the spans still waiting
-    return 0
+    return run_process(
+        "sidecar",
+        args.event_loop,
+        lambda: run_sidecar(
+            cores=args.core,
+            http_listen=args.http_listen,
+            public_url=public_url,
+            max_body=args.max_body,
+            request_timeout_s=args.timeout,
+            core_token=token,
+            core_credentials=credentials,
+            core_timeout_s=args.core_timeout,
+        ),
+        failures=(OSError, ValueError),
+    )

@@ -8,15 +8,11 @@ each worker of ``msgbridge serve --workers N`` (server/_supervisor.py).
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Awaitable, Callable
 
-from ._event_loop import run_on
-from ._memory import limit_malloc_arenas
+from ._process import run_process
 from .app import Companion, GatewayServer, run
 from .config import Settings, SettingsError
-from .tracing import TracingError, configure_tracing
 
 __all__ = ["serve_process"]
 
@@ -29,25 +25,12 @@ def serve_process(
     on_serving: Callable[[GatewayServer], None] | None = None,
 ) -> int:
     """Serve until SIGINT or SIGTERM (:func:`server.app.run`, with its arguments); the process's
-    exit status. Logging is configured by the caller."""
-    try:
-        tracing = configure_tracing(os.environ)  # off unless OTEL_* asks (docs/operations.md)
-    except TracingError as exc:
-        print(f"msgbridge serve: {exc}", file=sys.stderr)
-        return 2
-    limit_malloc_arenas()
-    try:
-        serving = run(
+    exit status (:func:`server._process.run_process`). Logging is configured by the caller."""
+    return run_process(
+        "serve",
+        settings.event_loop,
+        lambda: run(
             settings, companion=companion, shared_ports=shared_ports, on_serving=on_serving
-        )
-        run_on(settings.event_loop, serving)
-    except SettingsError as exc:
-        print(f"msgbridge serve: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"msgbridge serve: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if tracing is not None:
-            tracing.shutdown()  # exports the spans still waiting
-    return 0
+        ),
+        refusals=(SettingsError,),
+    )
