@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 Synchronous = Literal["NORMAL", "FULL"]
 
 _BUSY_TIMEOUT_MS = 10_000
+_WAL_SIZE_LIMIT = 64 * 1024 * 1024
 # The files SQLite keeps beside the database: it creates each with the database file's own mode.
 _COMPANION_SUFFIXES = ("-wal", "-shm", "-journal")
 
@@ -63,6 +64,9 @@ def open_database(
         # an automatic checkpoint in the writer's commit would hold up every write queued
         # behind it (a tail of tens of milliseconds under steady webhook load).
         writer.execute("PRAGMA wal_autocheckpoint = 0")
+        # When the log starts again from its beginning (Checkpointer), a file grown longer
+        # than this by a burst is cut back to it.
+        writer.execute(f"PRAGMA journal_size_limit = {_WAL_SIZE_LIMIT:d}")
         apply_migrations(writer, load_migrations() if migrations is None else migrations)
         reader_connections = []
         for _ in range(readers):

@@ -169,7 +169,9 @@ class SqliteStore(
         )
         self._writer = Writer(writer_conn, max_batch=self._max_batch)
         self._readers = Readers(reader_conns, max_batch=self._max_batch)
-        self._checkpointer = Checkpointer(connect(self._database, self._synchronous))
+        self._checkpointer = Checkpointer(
+            connect(self._database, self._synchronous), catch_up=self._writer.catch_up
+        )
 
     async def aclose(self) -> None:
         """Finish queued writes, end the threads, close the connections. Idempotent."""

@@ -26,6 +26,12 @@ __all__ = ["Checkpointer", "Readers", "Worker", "Writer"]
 
 logger = logging.getLogger(__name__)
 
+#: The WAL's length, in frames (pages), past which the log is started again: 16 MiB of 4 KiB pages.
+RESTART_FRAMES = 4096
+#: At most this many frames are left for the writer to copy, after at most this many passes.
+_CATCH_UP_FRAMES = 256
+_CATCH_UP_PASSES = 4
+
 T = TypeVar("T")
 
 
@@ -132,8 +138,12 @@ class Worker:
                     # RuntimeError: that loop is closed, so nobody is waiting any more.
                     with contextlib.suppress(RuntimeError):
                         loop.call_soon_threadsafe(_resolve, outcomes)
+                self._between_batches(conn)
         finally:
             conn.close()
+
+    def _between_batches(self, conn: sqlite3.Connection) -> None:
+        """Runs on a worker thread after each batch's futures are settled: nothing by default."""
 
     def _execute(self, conn: sqlite3.Connection, batch: Sequence[_Job[Any]]) -> list[_Result]:
         results: list[_Result] = []
@@ -158,7 +168,23 @@ class Writer(Worker):
     """
 
     def __init__(self, conn: sqlite3.Connection, *, max_batch: int) -> None:
+        self._catch_up = threading.Event()
         super().__init__([conn], name="msgbridge-store-writer", max_batch=max_batch)
+
+    def catch_up(self) -> None:
+        """Ask for the WAL frames that no checkpoint has copied yet to be copied between two
+        batches (thread-safe), so that the next write starts the log again: see
+        :class:`Checkpointer`."""
+        self._catch_up.set()
+
+    def _between_batches(self, conn: sqlite3.Connection) -> None:
+        if not self._catch_up.is_set():
+            return
+        self._catch_up.clear()
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error:
+            logger.warning("a WAL checkpoint failed; the next one will try again")
 
     def _execute(self, conn: sqlite3.Connection, batch: Sequence[_Job[Any]]) -> list[_Result]:
         try:
@@ -224,12 +250,31 @@ class Readers(Worker):
 
 
 class Checkpointer:
-    """Copies the WAL back into the database on its own connection and thread (PASSIVE: it never
-    blocks the writer), every ``interval_s`` seconds, and once more (TRUNCATE) when stopped."""
+    """Copies the WAL back into the database on its own connection and thread, every
+    ``interval_s`` seconds, and once more (TRUNCATE) when stopped.
 
-    def __init__(self, conn: sqlite3.Connection, *, interval_s: float = 1.0) -> None:
+    Its checkpoints are PASSIVE: they never hold the writer up. But SQLite starts the log again
+    from its beginning only when a write begins after a checkpoint copied every frame, and under
+    steady writes a checkpoint never does: frames arrive while it copies and syncs. The WAL file
+    then grew by megabytes a second for as long as the load lasted. So once the log holds
+    ``restart_frames`` frames, the checkpointer copies until few are left and asks the writer to
+    copy the rest between two batches (``catch_up``, :meth:`Writer.catch_up`): the writer's next
+    transaction then starts the log again, and ``PRAGMA journal_size_limit`` cuts a file that a
+    burst made longer back to that size.
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        catch_up: Callable[[], None],
+        interval_s: float = 1.0,
+        restart_frames: int = RESTART_FRAMES,
+    ) -> None:
         self._conn = conn
+        self._catch_up = catch_up
         self._interval_s = interval_s
+        self._restart_frames = restart_frames
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
         self._thread.start()
@@ -237,9 +282,21 @@ class Checkpointer:
     def _run(self) -> None:
         while not self._stopping.wait(self._interval_s):
             try:
-                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                self._checkpoint()
             except sqlite3.Error:
                 logger.warning("a WAL checkpoint failed; the next one will try again")
+
+    def _checkpoint(self) -> None:
+        _, frames, copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if frames < self._restart_frames:
+            return
+        # Each pass copies what the writer added during the last one: a few passes leave the
+        # writer a few frames (and their sync) to copy, not a second's worth.
+        for _ in range(_CATCH_UP_PASSES):
+            if frames - copied <= _CATCH_UP_FRAMES:
+                break
+            _, frames, copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        self._catch_up()
 
     def stop(self) -> None:
         self._stopping.set()
