@@ -31,6 +31,7 @@ from server.store._migrations import (
     load_migrations,
     pending_migrations,
 )
+from server.store.sqlite._queue import _DUE
 
 
 @pytest.fixture
@@ -519,3 +520,14 @@ def test_a_reworded_comment_leaves_the_checksum_alone_and_a_changed_statement_do
         assert caplog.records == []
         assert pending_migrations({1: first.checksum}, [changed]) == ()
     assert "changed after it was applied" in caplog.text
+
+
+async def test_the_queue_reads_only_the_queued_messages(sqlite_store: SqliteStore) -> None:
+    """The due messages are found through the index of the queued ones: a plan that walks every
+    message (as SQLite chose to, sparing its window function a sort) costs as much as the store
+    holds, on every look at the queue (issue 20)."""
+    plan = await sqlite_store._read(
+        lambda c: " ".join(str(r[3]) for r in c.execute("EXPLAIN QUERY PLAN " + _DUE, (0, 10, 100)))
+    )
+    assert "SEARCH m USING INDEX messages_queued" in plan
+    assert "SCAN m" not in plan

@@ -70,13 +70,15 @@ EXISTS (
 )"""  # noqa: S608 - constants
 
 
-# ?1 now, ?2 per installation, ?3 limit.
+# ?1 now, ?2 per installation, ?3 limit. INDEXED BY: left to itself, the planner walked every
+# message in messages_by_installation's order (which spares the window its sort), 450 ms with a
+# million messages sent, every time the queue looked; the queued messages are a few.
 _DUE: Final = f"""
 SELECT {_COLUMNS} FROM (
     SELECT {_COLUMNS_M}, ROW_NUMBER() OVER (
         PARTITION BY m.installation_id ORDER BY m.created_at, m.id
     ) AS rank
-    FROM messages m
+    FROM messages m INDEXED BY messages_queued
     WHERE m.state = 'queued' AND m.next_attempt_at <= ?1
       AND NOT (m.ordered AND {_WAITING_BEFORE})
 )
