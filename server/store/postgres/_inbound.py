@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,7 @@ from .._inbound import Inbound, part_transitions
 from .._keyset_sql import EventsPurgeStep
 from .._media import MediaHold
 from .._opt_outs import opt_out_changes
+from .._purge_pace import PurgeChunks, PurgePace
 from .._rows import EVENT_RECEIVED_AT, aware_time, frozen_map
 from .._transitions import RECEIPT_STATES, part_of
 from ._batcher import IngestBatcher, QueuedIngest
@@ -62,6 +64,11 @@ from ._sql import (
 )
 
 __all__ = ["InboundMethods"]
+
+#: What one chunk of a purge should take: each is a statement whose log the next webhook's commit
+#: waits to be synced with it (measured: with chunks of 5,000 rows, ingest's p99 at 1,000/s went
+#: from 5 to 31 ms while a purge ran).
+PURGE_CHUNK_S = 0.005
 
 T = TypeVar("T")
 
@@ -487,29 +494,47 @@ class InboundMethods:
     async def _purge_events(self, stamp: datetime) -> tuple[int, int]:
         """Delete the prefix of the log received before ``stamp``, a chunk per transaction;
         how many were deleted and the first cursor kept."""
-        chunk = self._purge_chunk
+        chunks = PurgeChunks(self._purge_chunk, PURGE_CHUNK_S)
 
-        async def op(conn: PooledConnection, bound: int) -> tuple[int, int, bool]:
+        async def op(
+            conn: PooledConnection, bound: int, chunk: int
+        ) -> tuple[int, int, bool, float]:
+            started = time.perf_counter()
             head = await conn.fetchrow(_PURGE_STEP.head, stamp, chunk)
             assert head is not None  # one row, always
             bound, done = EventsPurgeStep.next(tuple(head), bound)
-            return row_count(await conn.execute(_PURGE_STEP.delete, bound)), bound, done
+            deleted = row_count(await conn.execute(_PURGE_STEP.delete, bound))
+            return deleted, bound, done, time.perf_counter() - started
 
+        pace = PurgePace()
         total, bound, done = 0, 1, False
         while not done:
-            deleted, bound, done = await self._write(functools.partial(op, bound=bound))
+            started = time.perf_counter()
+            deleted, bound, done, took = await self._write(
+                functools.partial(op, bound=bound, chunk=chunks.size)
+            )
+            chunks.took(deleted, took)
             total += deleted
+            if not done:
+                await pace.rest_after(started)
         return total, bound
 
     async def _delete_in_chunks(self, statement: str, bound: object) -> int:
-        chunk = self._purge_chunk
+        chunks = PurgeChunks(self._purge_chunk, PURGE_CHUNK_S)
 
-        async def op(conn: PooledConnection) -> int:
-            return row_count(await conn.execute(statement, bound, chunk))
+        async def op(conn: PooledConnection, chunk: int) -> tuple[int, float]:
+            started = time.perf_counter()
+            deleted = row_count(await conn.execute(statement, bound, chunk))
+            return deleted, time.perf_counter() - started
 
+        pace = PurgePace()
         total = 0
         while True:
-            deleted = await self._statement(op)
+            chunk = chunks.size
+            started = time.perf_counter()
+            deleted, took = await self._statement(functools.partial(op, chunk=chunk))
+            chunks.took(deleted, took)
             total += deleted
             if deleted < chunk:
                 return total
+            await pace.rest_after(started)

@@ -31,6 +31,7 @@ from .._inbound import Inbound
 from .._keyset_sql import EventsPurgeStep
 from .._media import HOLD_COLUMNS, MediaHold
 from .._opt_outs import opt_out_changes
+from .._purge_pace import PurgeChunks, PurgePace
 from .._rows import EVENT_RECEIVED_AT, encode_time, frozen_map
 from .._transitions import RECEIPT_STATES, part_of
 from ._opt_outs import apply_opt_out_changes
@@ -126,23 +127,6 @@ def _apply(conn: sqlite3.Connection, inbound: Inbound) -> IngestOutcome:
 #: for it (measured: chunks of 5,000 rows took 7-27 ms each, and ingest's p99 at 1,000/s went
 #: from 6 to 30 ms while a purge of a million rows ran).
 PURGE_CHUNK_S = 0.002
-_FIRST_CHUNK = 500
-
-
-class PurgeChunks:
-    """How many rows the next chunk of a purge deletes: as many as take about
-    :data:`PURGE_CHUNK_S` at the rate the last chunk deleted them (rows differ in what they
-    cost: width, indexes, the cache), at least one and at most ``largest``."""
-
-    def __init__(self, largest: int) -> None:
-        self._largest = largest
-        self.size = min(largest, _FIRST_CHUNK)
-
-    def took(self, rows: int, seconds: float) -> None:
-        """Size the next chunk from this one: ``rows`` deleted in ``seconds``."""
-        if rows > 0 and seconds > 0:
-            fitting = int(PURGE_CHUNK_S * rows / seconds)
-            self.size = max(1, min(self._largest, fitting))
 
 
 class InboundMethods:
@@ -418,7 +402,7 @@ class InboundMethods:
     async def _purge_events(self, stamp: int) -> tuple[int, int]:
         """Delete the prefix of the log received before ``stamp``, a chunk per transaction;
         how many were deleted and the first cursor kept."""
-        chunks = PurgeChunks(self._purge_chunk)
+        chunks = PurgeChunks(self._purge_chunk, PURGE_CHUNK_S)
 
         def op(conn: sqlite3.Connection, bound: int, chunk: int) -> tuple[int, int, bool, float]:
             started = time.perf_counter()
@@ -427,28 +411,35 @@ class InboundMethods:
             deleted = conn.execute(_PURGE_STEP.delete, (bound,)).rowcount
             return deleted, bound, done, time.perf_counter() - started
 
+        pace = PurgePace()
         total, bound, done = 0, 1, False
         while not done:
+            started = time.perf_counter()
             deleted, bound, done, took = await self._write(
                 functools.partial(op, bound=bound, chunk=chunks.size)
             )
             chunks.took(deleted, took)
             total += deleted
+            if not done:
+                await pace.rest_after(started)
         return total, bound
 
     async def _delete_in_chunks(self, statement: str, bound: int) -> int:
-        chunks = PurgeChunks(self._purge_chunk)
+        chunks = PurgeChunks(self._purge_chunk, PURGE_CHUNK_S)
 
         def op(conn: sqlite3.Connection, chunk: int) -> tuple[int, float]:
             started = time.perf_counter()
             deleted = conn.execute(statement, (bound, chunk)).rowcount
             return deleted, time.perf_counter() - started
 
+        pace = PurgePace()
         total = 0
         while True:
             chunk = chunks.size
+            started = time.perf_counter()
             deleted, took = await self._write(functools.partial(op, chunk=chunk))
             chunks.took(deleted, took)
             total += deleted
             if deleted < chunk:
                 return total
+            await pace.rest_after(started)

@@ -1,0 +1,53 @@
+"""The pace of a retention purge (docs/operations.md, "Retention"): it deletes in chunks sized
+to take a few milliseconds each (:class:`PurgeChunks`), and after each it rests as long as the
+chunk took (:class:`PurgePace`), so that it has at most half of what the store (the SQLite writer
+thread; PostgreSQL's CPU and its log's syncs) gives the webhooks and sends arriving meanwhile.
+
+A purge runs in the background and its deadline is the next purge, an hour later by default: it
+may take twice as long; the webhooks may not wait behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Final
+
+__all__ = ["PURGE_SHARE", "PurgeChunks", "PurgePace"]
+
+#: The share of the time a purge spends deleting; the rest it rests.
+PURGE_SHARE: Final = 0.5
+#: The first chunk of a purge, before its rate is known (rows).
+_FIRST_CHUNK: Final = 500
+
+
+class PurgeChunks:
+    """How many rows the next chunk of a purge deletes: as many as take about ``seconds`` at the
+    rate the last chunk deleted them (rows differ in what they cost: width, indexes, the cache),
+    at least one and at most ``largest``."""
+
+    def __init__(self, largest: int, seconds: float) -> None:
+        self._largest = largest
+        self._seconds = seconds
+        self.size = min(largest, _FIRST_CHUNK)
+
+    def took(self, rows: int, seconds: float) -> None:
+        """Size the next chunk from this one: ``rows`` deleted in ``seconds``."""
+        if rows > 0 and seconds > 0:
+            fitting = int(self._seconds * rows / seconds)
+            self.size = max(1, min(self._largest, fitting))
+
+
+class PurgePace:
+    """Rests a purge after each chunk, as long as the chunk took (at :data:`PURGE_SHARE`)."""
+
+    def __init__(self, share: float = PURGE_SHARE) -> None:
+        if not 0 < share <= 1:
+            raise ValueError("a purge's share is in (0, 1]")
+        self._rest_per_second = (1 - share) / share
+
+    async def rest_after(self, started: float) -> None:
+        """Rest after a chunk that started at ``started`` (``time.perf_counter()``)."""
+        took = time.perf_counter() - started
+        if took > 0 and self._rest_per_second > 0:
+            await asyncio.sleep(took * self._rest_per_second)
