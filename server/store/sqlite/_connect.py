@@ -24,6 +24,11 @@ Synchronous = Literal["NORMAL", "FULL"]
 
 _BUSY_TIMEOUT_MS = 10_000
 _WAL_SIZE_LIMIT = 64 * 1024 * 1024
+# Reads through a memory map of the database's first GiB: a page the OS has cached costs no
+# system call and no copy. Without it a read touching rows spread through a grown store (one
+# organisation's events among a million) paid a pread per page: 0.78x the rate of the same read
+# in a store of 10,000 events, against 1.23x with it (make bench-grown). Writes do not use it.
+_MMAP_SIZE = 1024 * 1024 * 1024
 # The files SQLite keeps beside the database: it creates each with the database file's own mode.
 _COMPANION_SUFFIXES = ("-wal", "-shm", "-journal")
 
@@ -36,6 +41,7 @@ def connect(database: Path, synchronous: Synchronous) -> sqlite3.Connection:
     conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS:d}")
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute(f"PRAGMA mmap_size = {_MMAP_SIZE:d}")
     return conn
 
 
