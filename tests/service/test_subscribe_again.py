@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from msgbridge.v1 import gateway_pb2
+from server.core import _subscriptions as subscriptions_module
 from server.demo import RunningFakeProvider
 
 from .conftest import Gateway, GatewayFactory, definition, stop
@@ -142,3 +143,34 @@ async def test_a_new_public_url_is_noticed_at_start_and_nothing_else_is(
     await settled(moved, installation.id)
     (request,) = provider.state.requests
     assert request.json["url"].startswith("https://new.example.com/")
+
+
+async def test_every_installation_is_looked_at_on_start_a_page_at_a_time(
+    start_gateway: GatewayFactory, provider: RunningFakeProvider, monkeypatch: Any
+) -> None:
+    """The installations are read in pages at start: one past a page's end is not missed."""
+    monkeypatch.setattr(subscriptions_module, "_START_PAGE", 2)
+    first: Gateway = await start_gateway(public_url="https://old.example.com")
+    doc = json.loads(per_number_definition(provider.url))
+    doc["Subscribe"]["request_url"] = provider.url + "/hook"
+    await first.register(json.dumps(doc))
+    installations = [
+        await first.enable(
+            "acme-sms",
+            org=f"org-{n}",
+            numbers={f"+1555000111{n}": ["101"]},
+            properties={"API key": f"k{n}"},
+        )
+        for n in range(5)
+    ]
+    for installation in installations:
+        await settled(first, installation.id)
+    await stop(first)
+
+    provider.state.reset()
+    moved: Gateway = await start_gateway(public_url="https://new.example.com")
+    for installation in installations:
+        await settled(moved, installation.id)
+    urls = sorted(r.json["url"] for r in provider.state.requests)
+    assert len(urls) == 5
+    assert all(url.startswith("https://new.example.com/") for url in urls)
