@@ -31,6 +31,7 @@ __all__ = [
     "cpu_per_call_us",
     "grpc_unary_caller",
     "measure",
+    "result_of",
     "serve_forever_in_child",
     "servers_cpu_s",
 ]
@@ -128,6 +129,37 @@ def _percentile_ms(sorted_values: list[float], fraction: float) -> float | None:
     return round(sorted_values[rank - 1] * 1000, 3)
 
 
+def result_of(
+    benchmark: Benchmark,
+    latencies: list[float],
+    *,
+    seconds: float,
+    cpu_before: float | None,
+    requests: int | None = None,
+    done: int | None = None,
+    errors: int = 0,
+    first_error: str | None = None,
+) -> Result:
+    """A run's result: ``requests`` (default: one per latency, in seconds) answered in
+    ``seconds``, its rate from ``done`` (default: ``requests``), the percentiles of
+    ``latencies``, and the servers' CPU since ``cpu_before`` per request."""
+    requests = len(latencies) if requests is None else requests
+    done = requests if done is None else done
+    latencies.sort()
+    return Result(
+        name=benchmark.name,
+        concurrency=benchmark.concurrency,
+        requests=requests,
+        errors=errors,
+        seconds=round(seconds, 3),
+        rate=round(done / seconds, 1) if seconds > 0 else 0.0,
+        p50_ms=_percentile_ms(latencies, 0.50),
+        p99_ms=_percentile_ms(latencies, 0.99),
+        first_error=first_error,
+        cpu_us=cpu_per_call_us(cpu_before, servers_cpu_s(), requests),
+    )
+
+
 async def measure(
     benchmark: Benchmark,
     call: Callable[[], Awaitable[object]],
@@ -170,19 +202,13 @@ async def measure(
     started = time.perf_counter()
     errors = await run_callers(benchmark.count, started + benchmark.time_cap_s, latencies)
     seconds = time.perf_counter() - started
-    cpu_after = servers_cpu_s()
-    latencies.sort()
-    return Result(
-        name=benchmark.name,
-        concurrency=concurrency,
-        requests=len(latencies),
+    return result_of(
+        benchmark,
+        latencies,
+        seconds=seconds,
+        cpu_before=cpu_before,
         errors=errors,
-        seconds=round(seconds, 3),
-        rate=round(len(latencies) / seconds, 1) if seconds > 0 else 0.0,
-        p50_ms=_percentile_ms(latencies, 0.50),
-        p99_ms=_percentile_ms(latencies, 0.99),
         first_error=first_error,
-        cpu_us=cpu_per_call_us(cpu_before, cpu_after, len(latencies)),
     )
 
 

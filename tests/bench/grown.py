@@ -70,9 +70,8 @@ from ._harness import (
     BenchEnv,
     Benchmark,
     Result,
-    _percentile_ms,
-    cpu_per_call_us,
     measure,
+    result_of,
     servers_cpu_s,
 )
 from .inbound import (
@@ -212,15 +211,15 @@ async def _ingest_at_steady_rate(benchmark: Benchmark, url: str) -> Result:
     """POST ``_RATE`` webhooks a second for ``_SECONDS``; each POST's latency to its answer."""
     cpu_before = servers_cpu_s()
     posted = await post_at_steady_rate(url, total=int(_RATE * _SECONDS), rate=_RATE)
-    latencies = sorted(posted.latencies)
-    return Result(
-        name=benchmark.name, concurrency=benchmark.concurrency, requests=len(latencies),
-        errors=posted.errors, seconds=round(posted.seconds, 3),
-        rate=round(int(_RATE * _SECONDS) / posted.seconds, 1),
-        p50_ms=_percentile_ms(latencies, 0.5), p99_ms=_percentile_ms(latencies, 0.99),
+    return result_of(
+        benchmark,
+        list(posted.latencies),
+        seconds=posted.seconds,
+        cpu_before=cpu_before,
+        done=int(_RATE * _SECONDS),
+        errors=posted.errors,
         first_error=posted.first_error,
-        cpu_us=cpu_per_call_us(cpu_before, servers_cpu_s(), len(latencies)),
-    )  # fmt: skip
+    )
 
 
 def grown_number(n: int) -> str:
@@ -440,13 +439,7 @@ async def _list_every_installation(benchmark: Benchmark, address: str) -> Result
                 if not token:
                     break
         elapsed = time.perf_counter() - started
-    pages.sort()
-    return Result(
-        name=benchmark.name, concurrency=benchmark.concurrency, requests=listed, errors=0,
-        seconds=round(elapsed, 3), rate=round(listed / elapsed, 1),
-        p50_ms=_percentile_ms(pages, 0.5), p99_ms=_percentile_ms(pages, 0.99), first_error=None,
-        cpu_us=cpu_per_call_us(cpu_before, servers_cpu_s(), listed),
-    )  # fmt: skip
+    return result_of(benchmark, pages, seconds=elapsed, cpu_before=cpu_before, requests=listed)
 
 
 async def _read_few_events(benchmark: Benchmark, address: str) -> Result:

@@ -37,9 +37,9 @@ from ._harness import (
     BenchEnv,
     Benchmark,
     Result,
-    _percentile_ms,
     cpu_per_call_us,
     measure,
+    result_of,
     servers_cpu_s,
 )
 from .service import start_service
@@ -241,14 +241,15 @@ async def _measure_delay(
         except TimeoutError:
             first_error = first_error or f"only {len(latencies)} of {total} events arrived"
         reader.cancel()
-    latencies.sort()
-    return Result(
-        name=benchmark.name, concurrency=benchmark.concurrency, requests=len(latencies),
-        errors=errors, seconds=round(elapsed, 3), rate=round(total / elapsed, 1),
-        p50_ms=_percentile_ms(latencies, 0.5), p99_ms=_percentile_ms(latencies, 0.99),
+    return result_of(
+        benchmark,
+        latencies,
+        seconds=elapsed,
+        cpu_before=cpu_before,
+        done=total,
+        errors=errors,
         first_error=first_error,
-        cpu_us=cpu_per_call_us(cpu_before, servers_cpu_s(), len(latencies)),
-    )  # fmt: skip
+    )
 
 
 async def replica_delay(env: BenchEnv, benchmark: Benchmark) -> Result:
