@@ -32,6 +32,11 @@ service starts through the store's own paths (the bulk :meth:`server.store.Store
   1.5× the empty store's.
 
 Each on SQLite and on PostgreSQL.
+
+The two rows a target compares (empty and grown store, one number and random numbers, the short
+log and the long one) are measured in turn, three rounds each against servers running side by
+side, and each row reports its median round (``_Pairs``): measured one after the other, a slow
+spell of this shared machine fell on one row of a pair and moved its ratio by ±25 %.
 """
 
 from __future__ import annotations
@@ -43,8 +48,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import aiohttp
 import grpc
@@ -370,6 +377,13 @@ async def start_grown(provider_url: str, database_url: str, grown: bool) -> str:
     return address
 
 
+#: Measures one row against the address its server answers on.
+Measure = Callable[[Benchmark, str], Awaitable[Result]]
+#: Starts (or finds) a row's server; its address.
+AddressOf = Callable[[BenchEnv, Benchmark], Awaitable[str]]
+Run = Callable[[BenchEnv, Benchmark], Awaitable[Result]]
+
+
 def grown_name(name: str, store: str, grown: bool) -> str:
     """A row of the service on ``store``: ``name (store)``, and ``(grown store)`` after it."""
     return f"{name} ({store})" + (" (grown store)" if grown else "")
@@ -392,29 +406,28 @@ async def _post_to_subscriber(benchmark: Benchmark, address: str) -> Result:
 _LOADING_S = 900.0
 _DATABASES: dict[str, str] = {}  # each service's database URL ("" for SQLite), made once
 
-#: The service's rows measured beside the same on the grown store: (name, callers, measure).
-GROWN_SERVICE_ROWS: tuple[tuple[str, int, Callable[[Benchmark, str], Awaitable[Result]]], ...] = (
-    ("msgbridge SendMessage (full path)", 64, _send_to),
-    ("webhook ingest (msgbridge serve)", 64, _ingest_to),
-    ("POST → subscriber at 1,000/s", 1, _post_to_subscriber),
+#: The service's rows measured beside the same on the grown store: (name, callers, measure,
+#: the figure its target compares).
+GROWN_SERVICE_ROWS: tuple[tuple[str, int, Measure, str], ...] = (
+    ("msgbridge SendMessage (full path)", 64, _send_to, "rate"),
+    ("webhook ingest (msgbridge serve)", 64, _ingest_to, "rate"),
+    ("POST → subscriber at 1,000/s", 1, _post_to_subscriber, "p99_ms"),
 )
 
 
-def _on_service(
-    store: str, grown: bool, measured: Measure
-) -> Callable[[BenchEnv, Benchmark], Awaitable[Result]]:
-    """A run against the one service of ``store`` (grown or not) that every row of it shares."""
+def _service(store: str, grown: bool) -> AddressOf:
+    """The address of the one service of ``store`` (grown or not) that every row of it shares,
+    started on first use."""
 
-    async def run(env: BenchEnv, benchmark: Benchmark) -> Result:
+    async def address_of(env: BenchEnv, benchmark: Benchmark) -> str:
         name = grown_name("msgbridge service", store, grown)
         if name not in _DATABASES:  # the service's first row: its database, and its start
             _DATABASES[name] = await env.postgres_database() if store == "PostgreSQL" else ""
-        address = await env.server(
+        return await env.server(
             name, start_grown, env.fake_url, _DATABASES[name], grown, start_timeout_s=_LOADING_S
         )
-        return await measured(benchmark, address)
 
-    return run
+    return address_of
 
 
 async def _list_every_installation(benchmark: Benchmark, address: str) -> Result:
@@ -494,28 +507,97 @@ def _routed(random_numbers: bool) -> Measure:
     return measured
 
 
-Measure = Callable[[Benchmark, str], Awaitable[Result]]
+def _own_store(store: str, start: Callable[..., Awaitable[str]], arg: object) -> AddressOf:
+    """A row's own server: ``start(fake_url, database_url, arg)`` in a child process, on SQLite
+    or on a new PostgreSQL database; the address it returns."""
+
+    async def address_of(env: BenchEnv, benchmark: Benchmark) -> str:
+        database_url = await env.postgres_database() if store == "PostgreSQL" else ""
+        return await env.server(
+            benchmark.name, start, env.fake_url, database_url, arg, start_timeout_s=_LOADING_S
+        )
+
+    return address_of
 
 
 def _on_store(
     store: str, start: Callable[..., Awaitable[str]], arg: object, measured: Measure
-) -> Callable[[BenchEnv, Benchmark], Awaitable[Result]]:
-    """A benchmark's run: ``start(fake_url, database_url, arg)`` in a child process, on SQLite or
-    on a new PostgreSQL database, then ``measured`` against the address it returns."""
+) -> Run:
+    """A benchmark's run: its own server (:func:`_own_store`), then ``measured`` against it."""
+    address_of = _own_store(store, start, arg)
 
     async def run(env: BenchEnv, benchmark: Benchmark) -> Result:
-        database_url = await env.postgres_database() if store == "PostgreSQL" else ""
-        address = await env.server(
-            benchmark.name, start, env.fake_url, database_url, arg, start_timeout_s=_LOADING_S
-        )
-        return await measured(benchmark, address)
+        return await measured(benchmark, await address_of(env, benchmark))
 
     return run
+
+
+#: The two rows a target compares are measured in turn — A B A B A B, against their servers
+#: running side by side, each round half a row's time — and each row reports its median round
+#: (by the figure the target compares). A slow spell of this shared machine then falls on both
+#: rows rather than on one: measured one after the other, the same code's grown-store ingest on
+#: PostgreSQL came out at 0.81× in one run and 1.30× in the next.
+_ROUNDS = 3
+
+
+class _Row(NamedTuple):
+    """What one row of a pair measures: its server, and the measurement."""
+
+    address_of: AddressOf
+    measured: Measure
+
+
+class _Pairs:
+    """Rows measured in pairs (:data:`_ROUNDS`). A pair's first row measures both and keeps the
+    second's result; the second row, which the harness runs next, reports it."""
+
+    def __init__(self) -> None:
+        self._kept: dict[str, Result] = {}
+
+    def first(self, row: _Row, second: str, second_row: _Row, figure: str) -> Run:
+        """The first row's run; ``second`` is the other row's name."""
+
+        async def run(env: BenchEnv, benchmark: Benchmark) -> Result:
+            benchmarks = (benchmark, replace(benchmark, name=second))
+            rows = (row, second_row)
+            addresses = [await r.address_of(env, b) for r, b in zip(rows, benchmarks, strict=True)]
+            rounds: tuple[list[Result], list[Result]] = ([], [])
+            for _ in range(_ROUNDS):
+                for b, r, address, kept in zip(benchmarks, rows, addresses, rounds, strict=True):
+                    share = replace(b, time_cap_s=b.time_cap_s / 2, count=b.count // 2)
+                    kept.append(await r.measured(share, address))
+            self._kept[second] = _median_round(rounds[1], figure)
+            return _median_round(rounds[0], figure)
+
+        return run
+
+    def second(self, row: _Row) -> Run:
+        """The second row's run: the result its pair kept (measured alone when there is none)."""
+
+        async def run(env: BenchEnv, benchmark: Benchmark) -> Result:
+            kept = self._kept.pop(benchmark.name, None)
+            if kept is not None:
+                return kept
+            return await row.measured(benchmark, await row.address_of(env, benchmark))
+
+        return run
+
+
+def _median_round(rounds: list[Result], figure: str) -> Result:
+    """The round whose ``figure`` (``rate`` or ``p99_ms``) is the median of the rounds'."""
+    return sorted(rounds, key=lambda result: result[figure] or 0.0)[len(rounds) // 2]  # type: ignore[literal-required]
+
+
+_PAIRS = _Pairs()
 
 
 _STORES = ("SQLite", "PostgreSQL")
 #: Numbers in the routing benchmarks' store.
 _NUMBERS = 100_000
+#: The logs of the filtered event reads: the target compares reading from the longer one with
+#: reading from the shorter.
+_FEW_EVENTS = 10_000
+_MANY_EVENTS = 1_000_000
 #: How many events the resumed subscriber reads from the earliest of 1,000,000.
 _RESUMED = 300_000
 RESUME_NAMES = {
@@ -528,10 +610,19 @@ GROWN: list[Benchmark] = [
         Benchmark(
             name=grown_name(name, store, grown),
             concurrency=callers,
-            run=_on_service(store, grown, measured),
+            run=(
+                _PAIRS.second(_Row(_service(store, True), measured))
+                if grown
+                else _PAIRS.first(
+                    _Row(_service(store, False), measured),
+                    grown_name(name, store, True),
+                    _Row(_service(store, True), measured),
+                    figure,
+                )
+            ),
         )
         for store in _STORES
-        for name, callers, measured in GROWN_SERVICE_ROWS
+        for name, callers, measured, figure in GROWN_SERVICE_ROWS
         for grown in (False, True)
     ),
     *(
@@ -558,7 +649,16 @@ GROWN: list[Benchmark] = [
         Benchmark(
             name=routing_name(store, random_numbers),
             concurrency=64,
-            run=_on_store(store, start_with_numbers, _NUMBERS, _routed(random_numbers)),
+            run=(
+                _PAIRS.second(_Row(_own_store(store, start_with_numbers, _NUMBERS), _routed(True)))
+                if random_numbers
+                else _PAIRS.first(
+                    _Row(_own_store(store, start_with_numbers, _NUMBERS), _routed(False)),
+                    routing_name(store, True),
+                    _Row(_own_store(store, start_with_numbers, _NUMBERS), _routed(True)),
+                    "rate",
+                )
+            ),
             alone=True,
         )
         for store in _STORES
@@ -577,11 +677,20 @@ GROWN: list[Benchmark] = [
         Benchmark(
             name=events_read_name(store, count),
             concurrency=4,
-            run=_on_store(store, start_with_events, count, _read_few_events),
+            run=(
+                _PAIRS.second(_Row(_own_store(store, start_with_events, count), _read_few_events))
+                if count > _FEW_EVENTS
+                else _PAIRS.first(
+                    _Row(_own_store(store, start_with_events, count), _read_few_events),
+                    events_read_name(store, _MANY_EVENTS),
+                    _Row(_own_store(store, start_with_events, _MANY_EVENTS), _read_few_events),
+                    "rate",
+                )
+            ),
             count=4_000,
             alone=True,
         )
         for store in _STORES
-        for count in (10_000, 1_000_000)
+        for count in (_FEW_EVENTS, _MANY_EVENTS)
     ),
 ]
