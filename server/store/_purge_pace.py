@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Final
 
-__all__ = ["PURGE_SHARE", "PurgeChunks", "PurgePace"]
+__all__ = ["PURGE_SHARE", "PurgeChunks", "PurgePace", "purge_paced"]
 
 #: The share of the time a purge spends deleting; the rest it rests.
 PURGE_SHARE: Final = 0.5
@@ -51,3 +52,25 @@ class PurgePace:
         took = time.perf_counter() - started
         if took > 0 and self._rest_per_second > 0:
             await asyncio.sleep(took * self._rest_per_second)
+
+
+#: One chunk of a purge, of at most the given number of rows: (rows deleted, seconds the store
+#: spent on it, whether the purge is done).
+PurgeStep = Callable[[int], Awaitable[tuple[int, float, bool]]]
+
+
+async def purge_paced(step: PurgeStep, *, largest: int, seconds: float) -> int:
+    """Run ``step`` chunk after chunk until it says it is done, each chunk sized to take about
+    ``seconds`` (:class:`PurgeChunks`, at most ``largest`` rows) and followed by a rest
+    (:class:`PurgePace`); the rows deleted."""
+    chunks = PurgeChunks(largest, seconds)
+    pace = PurgePace()
+    total = 0
+    while True:
+        started = time.perf_counter()
+        deleted, took, done = await step(chunks.size)
+        chunks.took(deleted, took)
+        total += deleted
+        if done:
+            return total
+        await pace.rest_after(started)

@@ -31,7 +31,7 @@ from .._inbound import Inbound
 from .._keyset_sql import EventsPurgeStep
 from .._media import HOLD_COLUMNS, MediaHold
 from .._opt_outs import opt_out_changes
-from .._purge_pace import PurgeChunks, PurgePace
+from .._purge_pace import purge_paced
 from .._rows import EVENT_RECEIVED_AT, encode_time, frozen_map
 from .._transitions import RECEIPT_STATES, part_of
 from ._opt_outs import apply_opt_out_changes
@@ -402,8 +402,9 @@ class InboundMethods:
     async def _purge_events(self, stamp: int) -> tuple[int, int]:
         """Delete the prefix of the log received before ``stamp``, a chunk per transaction;
         how many were deleted and the first cursor kept."""
-        chunks = PurgeChunks(self._purge_chunk, PURGE_CHUNK_S)
+        bound = 1
 
+        # Pure of the bound it starts from: the writer may run it again after a rollback.
         def op(conn: sqlite3.Connection, bound: int, chunk: int) -> tuple[int, int, bool, float]:
             started = time.perf_counter()
             head = conn.execute(_PURGE_STEP.head, (stamp, chunk)).fetchone()
@@ -411,35 +412,23 @@ class InboundMethods:
             deleted = conn.execute(_PURGE_STEP.delete, (bound,)).rowcount
             return deleted, bound, done, time.perf_counter() - started
 
-        pace = PurgePace()
-        total, bound, done = 0, 1, False
-        while not done:
-            started = time.perf_counter()
+        async def step(chunk: int) -> tuple[int, float, bool]:
+            nonlocal bound
             deleted, bound, done, took = await self._write(
-                functools.partial(op, bound=bound, chunk=chunks.size)
+                functools.partial(op, bound=bound, chunk=chunk)
             )
-            chunks.took(deleted, took)
-            total += deleted
-            if not done:
-                await pace.rest_after(started)
+            return deleted, took, done
+
+        total = await purge_paced(step, largest=self._purge_chunk, seconds=PURGE_CHUNK_S)
         return total, bound
 
     async def _delete_in_chunks(self, statement: str, bound: int) -> int:
-        chunks = PurgeChunks(self._purge_chunk, PURGE_CHUNK_S)
-
-        def op(conn: sqlite3.Connection, chunk: int) -> tuple[int, float]:
+        def op(conn: sqlite3.Connection, chunk: int) -> tuple[int, float, bool]:
             started = time.perf_counter()
             deleted = conn.execute(statement, (bound, chunk)).rowcount
-            return deleted, time.perf_counter() - started
+            return deleted, time.perf_counter() - started, deleted < chunk
 
-        pace = PurgePace()
-        total = 0
-        while True:
-            chunk = chunks.size
-            started = time.perf_counter()
-            deleted, took = await self._write(functools.partial(op, chunk=chunk))
-            chunks.took(deleted, took)
-            total += deleted
-            if deleted < chunk:
-                return total
-            await pace.rest_after(started)
+        async def step(chunk: int) -> tuple[int, float, bool]:
+            return await self._write(functools.partial(op, chunk=chunk))
+
+        return await purge_paced(step, largest=self._purge_chunk, seconds=PURGE_CHUNK_S)
