@@ -51,7 +51,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import aiohttp
 import grpc
@@ -591,13 +591,21 @@ def _median_round(rounds: list[Result], figure: str) -> Result:
 _PAIRS = _Pairs()
 
 
+def _pair(
+    first: tuple[str, _Row], second: tuple[str, _Row], figure: str = "rate", **shared: Any
+) -> tuple[Benchmark, Benchmark]:
+    """The two rows of a pair, each a (name, what it measures); ``shared``: the benchmark fields
+    they have in common (concurrency, count, alone)."""
+    (name, row), (other, other_row) = first, second
+    return (
+        Benchmark(name=name, run=_PAIRS.first(row, other, other_row, figure), **shared),
+        Benchmark(name=other, run=_PAIRS.second(other_row), **shared),
+    )
+
+
 _STORES = ("SQLite", "PostgreSQL")
 #: Numbers in the routing benchmarks' store.
 _NUMBERS = 100_000
-#: The logs of the filtered event reads: the target compares reading from the longer one with
-#: reading from the shorter.
-_FEW_EVENTS = 10_000
-_MANY_EVENTS = 1_000_000
 #: How many events the resumed subscriber reads from the earliest of 1,000,000.
 _RESUMED = 300_000
 RESUME_NAMES = {
@@ -607,23 +615,15 @@ RESUME_NAMES = {
 
 GROWN: list[Benchmark] = [
     *(
-        Benchmark(
-            name=grown_name(name, store, grown),
-            concurrency=callers,
-            run=(
-                _PAIRS.second(_Row(_service(store, True), measured))
-                if grown
-                else _PAIRS.first(
-                    _Row(_service(store, False), measured),
-                    grown_name(name, store, True),
-                    _Row(_service(store, True), measured),
-                    figure,
-                )
-            ),
-        )
+        row
         for store in _STORES
         for name, callers, measured, figure in GROWN_SERVICE_ROWS
-        for grown in (False, True)
+        for row in _pair(
+            (grown_name(name, store, False), _Row(_service(store, False), measured)),
+            (grown_name(name, store, True), _Row(_service(store, True), measured)),
+            figure,
+            concurrency=callers,
+        )
     ),
     *(
         Benchmark(
@@ -646,23 +646,19 @@ GROWN: list[Benchmark] = [
         for count in (1_000, 10_000)
     ),
     *(
-        Benchmark(
-            name=routing_name(store, random_numbers),
-            concurrency=64,
-            run=(
-                _PAIRS.second(_Row(_own_store(store, start_with_numbers, _NUMBERS), _routed(True)))
-                if random_numbers
-                else _PAIRS.first(
-                    _Row(_own_store(store, start_with_numbers, _NUMBERS), _routed(False)),
-                    routing_name(store, True),
-                    _Row(_own_store(store, start_with_numbers, _NUMBERS), _routed(True)),
-                    "rate",
+        row
+        for store in _STORES
+        for row in _pair(
+            *(
+                (
+                    routing_name(store, random_numbers),
+                    _Row(_own_store(store, start_with_numbers, _NUMBERS), _routed(random_numbers)),
                 )
+                for random_numbers in (False, True)
             ),
+            concurrency=64,
             alone=True,
         )
-        for store in _STORES
-        for random_numbers in (False, True)
     ),
     *(
         Benchmark(
@@ -674,23 +670,19 @@ GROWN: list[Benchmark] = [
         for store in _STORES
     ),
     *(
-        Benchmark(
-            name=events_read_name(store, count),
-            concurrency=4,
-            run=(
-                _PAIRS.second(_Row(_own_store(store, start_with_events, count), _read_few_events))
-                if count > _FEW_EVENTS
-                else _PAIRS.first(
+        row
+        for store in _STORES
+        for row in _pair(
+            *(
+                (
+                    events_read_name(store, count),
                     _Row(_own_store(store, start_with_events, count), _read_few_events),
-                    events_read_name(store, _MANY_EVENTS),
-                    _Row(_own_store(store, start_with_events, _MANY_EVENTS), _read_few_events),
-                    "rate",
                 )
+                for count in (10_000, 1_000_000)
             ),
+            concurrency=4,
             count=4_000,
             alone=True,
         )
-        for store in _STORES
-        for count in (_FEW_EVENTS, _MANY_EVENTS)
     ),
 ]
