@@ -10,11 +10,12 @@ unless it is unordered), the installation's queue cap and the opt-outs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from ._base import MessageRecord, NewEvent, StoreError
+from ._base import MessageRecord, NewEvent, StoreError, Unset
+from ._rows import encode_ids
 
 __all__ = [
     "ATTEMPT_LOG_SIZE",
@@ -24,6 +25,7 @@ __all__ = [
     "OutcomeEvent",
     "QueueFull",
     "RateSlot",
+    "finish_changes",
     "outcome_event",
     "slot_wait",
     "taken_tat",
@@ -115,3 +117,27 @@ def taken_tat(tat: float | None, now: float, slot: RateSlot) -> float:
 
 #: The attempts a message's log keeps (the latest ones).
 ATTEMPT_LOG_SIZE = 20
+
+
+def finish_changes(
+    provider_message_id: str | Unset | None,
+    provider_status: int | Unset | None,
+    error: str | Unset | None,
+    reply_json: str | Unset | None,
+    provider_message_ids: Sequence[str] | Unset,
+) -> tuple[object, ...]:
+    """What the end of an attempt changes, as the statements of both stores take it: a (changed?,
+    new value) pair for each of these fields, in this order (the provider ids as stored), the
+    value None when it is unchanged (:data:`~server.store.UNSET`)."""
+    ids = provider_message_ids
+    pairs: list[object] = []
+    for value in (
+        provider_message_id,
+        provider_status,
+        error,
+        reply_json,
+        ids if isinstance(ids, Unset) else encode_ids(ids),
+    ):
+        changed = not isinstance(value, Unset)
+        pairs += (changed, value if changed else None)
+    return tuple(pairs)

@@ -47,12 +47,13 @@ from .._queue import (
     OutcomeEvent,
     QueueFull,
     RateSlot,
+    finish_changes,
     slot_wait,
 )
 from .._queue import outcome_event as outcome_event_of
 from .._rows import MESSAGE_COLUMNS, aware_time, columns, encode_ids, encode_time, utc_time
 from ._inbound import append_events
-from ._pool import PooledConnection, RunAgain
+from ._pool import PooledConnection, Row, RunAgain
 from ._sql import INSERT_MESSAGE, INSERT_MESSAGE_PART, ROWS, SELECT_MESSAGE
 
 __all__ = ["QueueMethods"]
@@ -176,6 +177,35 @@ UPDATE messages SET state = $2, provider_message_id = $3, provider_status = $4, 
     error = $6, reply_json = $7, provider_message_ids_json = $8, next_attempt_at = $9,
     lease_owner = NULL, lease_until = NULL, attempt_log_json = $10, updated_at = $11
 WHERE id = $1
+RETURNING {_COLUMNS}
+"""  # noqa: S608 - constants
+
+# The end of an attempt in one statement that commits on its own (one round trip instead of a
+# transaction's four), when it is all there is to write: the message under the lease, not asking
+# for its outcome as an event (notify), its attempt log short of the bound. $1 id, $2 state,
+# then (changed?, value) pairs $3-$4 provider id, $5-$6 status, $7-$8 error, $9-$10 reply,
+# $11-$12 the provider ids; $13 attempts, $14 next attempt, $15 the attempt (JSON, NULL: none),
+# $16 now, $17 the lease's owner (NULL: any lease of a sending message). A receipt that moved the
+# message to delivered or failed while it was sending is kept. No row: finish_attempt's
+# transaction decides (notify, a long log, another lease, no such message).
+FINISH_AT_ONCE = f"""
+UPDATE messages SET
+    state = CASE WHEN state IN ('delivered', 'failed') THEN state ELSE $2::text END,
+    provider_message_id = CASE WHEN $3 THEN $4 ELSE provider_message_id END,
+    provider_status = CASE WHEN $5 THEN $6 ELSE provider_status END,
+    error = CASE WHEN $7 THEN $8 ELSE error END,
+    reply_json = CASE WHEN $9 THEN $10 ELSE reply_json END,
+    provider_message_ids_json = CASE WHEN $11 THEN $12 ELSE provider_message_ids_json END,
+    attempts = $13, next_attempt_at = $14, lease_owner = NULL, lease_until = NULL,
+    attempt_log_json = CASE
+        WHEN $15::text IS NULL THEN attempt_log_json
+        WHEN attempt_log_json IS NULL THEN json_build_array($15::json)::text
+        ELSE (attempt_log_json::jsonb || jsonb_build_array($15::jsonb))::text END,
+    updated_at = $16
+WHERE id = $1 AND NOT notify AND lease_owner IS NOT NULL
+  AND CASE WHEN $17::text IS NULL THEN state = 'sending'
+      ELSE lease_owner = $17 AND state IN ('sending', 'sent', 'delivered', 'failed') END
+  AND COALESCE(json_array_length(attempt_log_json::json), 0) < {ATTEMPT_LOG_SIZE}
 RETURNING {_COLUMNS}
 """  # noqa: S608 - constants
 
@@ -408,6 +438,25 @@ class QueueMethods:
         now: datetime,
     ) -> tuple[MessageRecord | None, EventRecord | None]:
         state = MessageState(state)
+        ids = provider_message_ids
+        if isinstance(ids, Unset) or not ids:  # no parts to insert: maybe one statement
+            at_once = (
+                message_id,
+                state.value,
+                *finish_changes(provider_message_id, provider_status, error, reply_json, ids),
+                attempts,
+                None if next_attempt_at is None else aware_time(next_attempt_at),
+                None if attempt is None else ROWS.encode_attempt(attempt),
+                aware_time(now),
+                owner,
+            )
+
+            async def finished(conn: PooledConnection) -> Row | None:
+                return await conn.fetchrow(FINISH_AT_ONCE, *at_once)
+
+            row = await self._statement(finished)
+            if row is not None:
+                return _message(row), None
 
         async def op(conn: PooledConnection) -> tuple[MessageRecord | None, EventRecord | None]:
             row = await conn.fetchrow(SELECT_FOR_FINISH, message_id)

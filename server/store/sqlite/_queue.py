@@ -31,11 +31,12 @@ from .._queue import (
     OutcomeEvent,
     QueueFull,
     RateSlot,
+    finish_changes,
     slot_wait,
     taken_tat,
 )
 from .._queue import outcome_event as outcome_event_of
-from .._rows import MESSAGE_COLUMNS, columns, decode_time, encode_ids, encode_time
+from .._rows import MESSAGE_COLUMNS, columns, decode_time, encode_time
 from ._sql import (
     INSERT_EVENT,
     INSERT_MESSAGE,
@@ -161,10 +162,6 @@ UPDATE messages SET state = 'cancelled', next_attempt_at = NULL, updated_at = ?2
 WHERE id = ?1 AND state = 'queued'
 RETURNING {_COLUMNS}
 """  # noqa: S608 - constants
-
-
-def _change(value: object) -> tuple[bool, object]:
-    return (not isinstance(value, Unset), None if isinstance(value, Unset) else value)
 
 
 def _refused(conn: sqlite3.Connection, rates: Sequence[RateSlot], now: float) -> ClaimOutcome:
@@ -336,11 +333,7 @@ class QueueMethods:
             attempts,
             None if attempt is None else ROWS.encode_attempt(attempt),
             None if next_attempt_at is None else encode_time(next_attempt_at),
-            *_change(provider_message_id),
-            *_change(provider_status),
-            *_change(error),
-            *_change(reply_json),
-            *_change(ids if isinstance(ids, Unset) else encode_ids(ids)),
+            *finish_changes(provider_message_id, provider_status, error, reply_json, ids),
             encode_time(now),
             owner,
         )
