@@ -16,6 +16,7 @@ import grpc
 from msgbridge.v1 import ingest_pb2, ingest_pb2_grpc
 
 from ..core import Ingestor
+from ..sidecar import delivery_of, verdict_message
 from ._delivery_stream import DeliveryStreams
 from ._media import MediaRpcs
 from ._rpc import rpc, rpc_stream
@@ -34,11 +35,16 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
         self._media = media if media is not None else MediaRpcs(None, send_max_age_s=0.0)
         self._streams = streams if streams is not None else DeliveryStreams()
 
+    async def _ingest(self, message: ingest_pb2.WebhookDelivery) -> ingest_pb2.WebhookVerdict:
+        """The core's verdict on a delivery from a sidecar in its own process, converted from
+        and to the messages at this boundary (server/sidecar/_delivery.py)."""
+        return verdict_message(await self._ingestor.ingest(delivery_of(message)))
+
     @rpc
     async def IngestWebhook(
         self, request: ingest_pb2.WebhookDelivery, context: grpc.aio.ServicerContext
     ) -> ingest_pb2.WebhookVerdict:
-        return await self._ingestor.ingest(request)
+        return await self._ingest(request)
 
     @rpc_stream
     async def IngestWebhooks(
@@ -46,7 +52,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
         request_iterator: AsyncIterator[ingest_pb2.DeliveryBatch],
         context: grpc.aio.ServicerContext,
     ) -> AsyncGenerator[ingest_pb2.VerdictBatch, None]:
-        with self._streams.open(self._ingestor.ingest) as stream:
+        with self._streams.open(self._ingest) as stream:
             async for batch in stream.verdicts(request_iterator):
                 yield batch
 

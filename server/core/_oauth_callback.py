@@ -12,27 +12,22 @@ import logging
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl
 
-from msgbridge.v1 import ingest_pb2
-
 from ..errors import GatewayError
+from ..sidecar import Delivery, Verdict
 from ._provider_credentials import InstallationAuth
 
 __all__ = ["OAuthCallback"]
 
 logger = logging.getLogger(__name__)
 
-_NOT_FOUND = ingest_pb2.WebhookVerdict(
-    http_status=404, body=b"not found", content_type="text/plain; charset=utf-8"
-)
+_NOT_FOUND = Verdict(http_status=404, body=b"not found", content_type="text/plain; charset=utf-8")
 
 
-def _page(status: int, title: str, text: str) -> ingest_pb2.WebhookVerdict:
+def _page(status: int, title: str, text: str) -> Verdict:
     body = "<!doctype html><meta charset=utf-8><title>{0}</title><h1>{0}</h1><p>{1}</p>".format(
         html.escape(title), html.escape(text)
     )
-    return ingest_pb2.WebhookVerdict(
-        http_status=status, body=body.encode(), content_type="text/html; charset=utf-8"
-    )
+    return Verdict(http_status=status, body=body.encode(), content_type="text/html; charset=utf-8")
 
 
 class OAuthCallback:
@@ -48,7 +43,7 @@ class OAuthCallback:
         self._auth = auth
         self._on_authorized = on_authorized
 
-    async def handle(self, delivery: ingest_pb2.WebhookDelivery) -> ingest_pb2.WebhookVerdict:
+    async def handle(self, delivery: Delivery) -> Verdict:
         if delivery.method.upper() != "GET":
             return _NOT_FOUND
         query = dict(parse_qsl(delivery.query, keep_blank_values=True))

@@ -1,8 +1,8 @@
 """The sidecar's HTTP application: receive a provider's request, forward it raw, answer the verdict.
 
 It does no matching and knows nothing of definitions: every webhook (and the OAuth callback) is
-turned into one :class:`~msgbridge.v1.ingest_pb2.WebhookDelivery` and handed to the
-:class:`IngestHandler`; its :class:`~msgbridge.v1.ingest_pb2.WebhookVerdict` is the answer.
+turned into one :class:`~server.sidecar._delivery.Delivery` and handed to the
+:class:`IngestHandler`; its :class:`~server.sidecar._delivery.Verdict` is the answer.
 
 Statuses of its own: 404 (unknown path), 413 (body over ``max_body``, declared or counted), 415
 (a ``Content-Encoding`` other than ``identity``), 408 (the request not received within
@@ -32,10 +32,9 @@ from http import HTTPStatus
 from aiohttp import web
 from multidict import CIMultiDict
 
-from msgbridge.v1 import ingest_pb2
-
 from ..tracing import note_http_status, webhook_span
 from ._connection import HEAD_STARTED_AT
+from ._delivery import Delivery, Header, Verdict
 from ._forward import CoreUnavailable, IngestHandler
 from ._media import MediaReader, MediaRoute
 from ._routes import FORWARDED_PATHS, HEALTH_PATH, MEDIA_ROUTE, READY_PATH
@@ -200,31 +199,31 @@ class _Sidecar:
             raise _BodyRefused(_plain(HTTPStatus.BAD_REQUEST, close=True)) from None
         return b"".join(chunks)
 
-    def _delivery(self, request: web.Request, body: bytes) -> ingest_pb2.WebhookDelivery:
+    def _delivery(self, request: web.Request, body: bytes) -> Delivery:
         path = request.rel_url.raw_path
         query = request.rel_url.raw_query_string
         url = f"{self._public_url}{path}?{query}" if query else f"{self._public_url}{path}"
-        return ingest_pb2.WebhookDelivery(
+        return Delivery(
             method=request.method,
             path=path,
             query=query,
-            headers=[
-                ingest_pb2.Header(name=_decode_header(name), value=_decode_header(value))
+            headers=tuple(
+                Header(_decode_header(name), _decode_header(value))
                 for name, value in request.raw_headers
-            ],
+            ),
             body=body,
             url=url,
             remote_addr=request.remote or "",
         )
 
-    def _answer(self, verdict: ingest_pb2.WebhookVerdict) -> web.Response:
+    def _answer(self, verdict: Verdict) -> web.Response:
         status = verdict.http_status
         if not HTTPStatus.OK <= status <= 599:
             logger.error("the core's verdict has no valid status", extra={"status": status})
             return _plain(HTTPStatus.INTERNAL_SERVER_ERROR)
         if status in (HTTPStatus.NO_CONTENT, HTTPStatus.NOT_MODIFIED):
             return web.Response(status=status)
-        headers = CIMultiDict((h.name, h.value) for h in verdict.headers)
+        headers = CIMultiDict(verdict.headers)
         if verdict.content_type:
             headers["Content-Type"] = verdict.content_type
         return web.Response(status=status, body=verdict.body, headers=headers)

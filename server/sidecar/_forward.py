@@ -33,6 +33,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from msgbridge.v1 import ingest_pb2, ingest_pb2_grpc
 
 from ..tracing import trace_carrier, trace_metadata
+from ._delivery import Delivery, Verdict, delivery_message, verdict_of
 from ._stream import DeliveryCall, StreamEnded
 
 __all__ = ["CoreUnavailable", "GrpcIngestForwarder", "IngestHandler"]
@@ -43,7 +44,7 @@ logger = logging.getLogger(__name__)
 class IngestHandler(Protocol):
     """What the sidecar calls for every webhook: the core's decision on one raw delivery."""
 
-    async def ingest(self, delivery: ingest_pb2.WebhookDelivery) -> ingest_pb2.WebhookVerdict:
+    async def ingest(self, delivery: Delivery) -> Verdict:
         """Match, route and store the delivery; the verdict says what to answer the provider."""
         ...
 
@@ -184,16 +185,17 @@ class GrpcIngestForwarder:
             f"core unavailable: {exc.code().name}", retry_after_s=self._retry_after_s
         )
 
-    async def ingest(self, delivery: ingest_pb2.WebhookDelivery) -> ingest_pb2.WebhookVerdict:
+    async def ingest(self, delivery: Delivery) -> Verdict:
         """Forward one delivery; :class:`CoreUnavailable` when no core can take it now.
 
         Other gRPC failures (say UNAUTHENTICATED for a wrong token) propagate as
         ``grpc.aio.AioRpcError``: they are the operator's to fix, not the provider's to retry.
         """
         failed: grpc.aio.AioRpcError | None = None
+        message = delivery_message(delivery)
         for core in self._in_turn():
             try:
-                verdict = await self._deliver(core, delivery)
+                verdict = await self._deliver(core, message)
             except grpc.aio.AioRpcError as exc:
                 if exc.code() == grpc.StatusCode.UNAVAILABLE:
                     self._failed(core, exc.code())
@@ -203,7 +205,7 @@ class GrpcIngestForwarder:
                     raise self._unavailable(exc) from exc
                 raise
             self._answered(core)
-            return verdict
+            return verdict_of(verdict)
         assert failed is not None
         raise self._unavailable(failed) from failed
 

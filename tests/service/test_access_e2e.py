@@ -19,11 +19,11 @@ import trustme
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc, ingest_pb2
+from msgbridge.v1 import gateway_pb2, gateway_pb2_grpc
 from server.app import GatewayServer, build_server
 from server.demo import RunningFakeProvider
 from server.security.api_access import hash_token
-from server.sidecar import GrpcIngestForwarder
+from server.sidecar import Delivery, GrpcIngestForwarder, Header
 
 from .conftest import definition, rpc_details, service_settings
 
@@ -136,17 +136,17 @@ async def install_acme(
     return installation
 
 
-def message_delivery(installation: gateway_pb2.Installation) -> ingest_pb2.WebhookDelivery:
+def message_delivery(installation: gateway_pb2.Installation) -> Delivery:
     """What the sidecar would forward for an inbound "hi" to the installation's webhook URL."""
     body = {
         "method": "message",
         "params": {"from": "+61855555555", "to": "+15550001111", "content": "hi"},
     }
     path = "/" + installation.webhook_url.split("://", 1)[1].split("/", 1)[1]
-    return ingest_pb2.WebhookDelivery(
+    return Delivery(
         method="POST",
         path=path,
-        headers=[ingest_pb2.Header(name="Content-Type", value="application/json")],
+        headers=(Header("Content-Type", "application/json"),),
         body=json.dumps(body).encode(),
         url=installation.webhook_url,
         remote_addr="127.0.0.1",

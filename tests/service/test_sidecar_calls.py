@@ -10,21 +10,21 @@ import json
 
 import pytest
 
-from msgbridge.v1 import gateway_pb2, ingest_pb2
+from msgbridge.v1 import gateway_pb2
 from server.demo import RunningFakeProvider
-from server.sidecar import CoreUnavailable, GrpcIngestForwarder
+from server.sidecar import CoreUnavailable, Delivery, GrpcIngestForwarder, Header
 
 from .conftest import Gateway, GatewayFactory
 from .test_inbound import SEED_WEBHOOKS, hook_path, inbound_definition
 
 
-def _delivery(installation: gateway_pb2.Installation, n: int) -> ingest_pb2.WebhookDelivery:
+def _delivery(installation: gateway_pb2.Installation, n: int) -> Delivery:
     params = {"from": f"+1555000{n:04d}", "to": "+15550001111", "content": f"#{n}"}
     body = {"method": "message", "params": params}
-    return ingest_pb2.WebhookDelivery(
+    return Delivery(
         method="POST",
         path=hook_path(installation),
-        headers=[ingest_pb2.Header(name="Content-Type", value="application/json")],
+        headers=(Header("Content-Type", "application/json"),),
         body=json.dumps(body).encode(),
         url="http://127.0.0.1:0" + hook_path(installation),
     )

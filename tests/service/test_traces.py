@@ -20,10 +20,9 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from msgbridge.v1 import ingest_pb2
 from server._logging import JsonFormatter
 from server.demo import RunningFakeProvider
-from server.sidecar import GrpcIngestForwarder
+from server.sidecar import Delivery, GrpcIngestForwarder, Header
 from server.tracing import configure_tracing, span, tracing_on
 
 from .conftest import Gateway, GatewayFactory, definition
@@ -258,10 +257,10 @@ async def test_a_separate_sidecar_s_trace_continues_in_the_core(
     try:
         with span("webhook") as sidecar:
             verdict = await forwarder.ingest(
-                ingest_pb2.WebhookDelivery(
+                Delivery(
                     method="POST",
                     path=hook_path(installation),
-                    headers=[ingest_pb2.Header(name="Content-Type", value="application/json")],
+                    headers=(Header("Content-Type", "application/json"),),
                     body=body,
                     url="http://127.0.0.1:0" + hook_path(installation),
                 )

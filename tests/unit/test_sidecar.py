@@ -19,10 +19,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from msgbridge.v1 import ingest_pb2, ingest_pb2_grpc
 from server.sidecar import (
     CoreUnavailable,
+    Delivery,
     GrpcIngestForwarder,
+    Header,
     IngestHandler,
     SidecarServer,
+    Verdict,
     build_sidecar_app,
+    delivery_of,
     split_host_port,
 )
 
@@ -38,13 +42,11 @@ SHORT_TIMEOUT_S = 0.5
 class Recorder:
     """An ingest handler that keeps every delivery and answers with a fixed verdict."""
 
-    def __init__(self, verdict: ingest_pb2.WebhookVerdict | None = None) -> None:
-        self.deliveries: list[ingest_pb2.WebhookDelivery] = []
-        self.verdict = verdict or ingest_pb2.WebhookVerdict(
-            http_status=200, body=b"ok", content_type="text/plain"
-        )
+    def __init__(self, verdict: Verdict | None = None) -> None:
+        self.deliveries: list[Delivery] = []
+        self.verdict = verdict or Verdict(http_status=200, body=b"ok", content_type="text/plain")
 
-    async def ingest(self, delivery: ingest_pb2.WebhookDelivery) -> ingest_pb2.WebhookVerdict:
+    async def ingest(self, delivery: Delivery) -> Verdict:
         self.deliveries.append(delivery)
         return self.verdict
 
@@ -108,7 +110,7 @@ def status_of(response: bytes) -> int:
 async def test_post_json_is_forwarded_raw_and_answered_with_the_verdict(
     serve: Serve, http: aiohttp.ClientSession
 ) -> None:
-    verdict = ingest_pb2.WebhookVerdict(
+    verdict = Verdict(
         http_status=202, body=b"<Response/>", content_type="application/xml", events=1
     )
     recorder = Recorder(verdict)
@@ -196,7 +198,7 @@ async def test_any_method_is_forwarded(
 async def test_oauth_callback_is_forwarded_like_a_webhook(
     serve: Serve, http: aiohttp.ClientSession
 ) -> None:
-    verdict = ingest_pb2.WebhookVerdict(http_status=302, content_type="text/html", body=b"")
+    verdict = Verdict(http_status=302, content_type="text/html", body=b"")
     recorder = Recorder(verdict)
     port = await serve(recorder)
     async with http.get(
@@ -262,7 +264,7 @@ async def test_keep_alive_connection_serves_a_second_request_after_idling(serve:
 
 
 async def test_a_no_content_verdict_has_no_body(serve: Serve, http: aiohttp.ClientSession) -> None:
-    port = await serve(Recorder(ingest_pb2.WebhookVerdict(http_status=204, body=b"ignored")))
+    port = await serve(Recorder(Verdict(http_status=204, body=b"ignored")))
     async with http.post(f"http://127.0.0.1:{port}/webhooks/acme", data=b"{}") as response:
         assert response.status == 204
         assert await response.read() == b""
@@ -272,7 +274,7 @@ async def test_a_no_content_verdict_has_no_body(serve: Serve, http: aiohttp.Clie
 async def test_a_verdict_without_a_valid_status_is_a_500(
     serve: Serve, http: aiohttp.ClientSession, status: int
 ) -> None:
-    port = await serve(Recorder(ingest_pb2.WebhookVerdict(http_status=status)))
+    port = await serve(Recorder(Verdict(http_status=status)))
     async with http.post(f"http://127.0.0.1:{port}/webhooks/acme", data=b"{}") as response:
         assert response.status == 500
 
@@ -477,12 +479,12 @@ async def test_unknown_paths_are_404(serve: Serve, http: aiohttp.ClientSession, 
 
 
 class Unavailable:
-    async def ingest(self, delivery: ingest_pb2.WebhookDelivery) -> ingest_pb2.WebhookVerdict:
+    async def ingest(self, delivery: Delivery) -> Verdict:
         raise CoreUnavailable(retry_after_s=7)
 
 
 class CrashesOnce(Recorder):
-    async def ingest(self, delivery: ingest_pb2.WebhookDelivery) -> ingest_pb2.WebhookVerdict:
+    async def ingest(self, delivery: Delivery) -> Verdict:
         if not self.deliveries:
             self.deliveries.append(delivery)
             raise RuntimeError(f"boom with {delivery.body!r}")
@@ -620,11 +622,11 @@ async def test_forwarder_round_trip_with_token(core: tuple[IngestService, str]) 
     service, target = core
     forwarder = GrpcIngestForwarder(target, token="core-secret", timeout_s=5)
     try:
-        delivery = ingest_pb2.WebhookDelivery(
+        delivery = Delivery(
             method="POST",
             path="/webhooks/acme/tok",
             query="a=1",
-            headers=[ingest_pb2.Header(name="X-A", value="1")] * 2,
+            headers=(Header("X-A", "1"),) * 2,
             body=b"\x00\xffbinary",
             url="https://hooks.example.com/webhooks/acme/tok?a=1",
             remote_addr="127.0.0.1",
@@ -633,7 +635,7 @@ async def test_forwarder_round_trip_with_token(core: tuple[IngestService, str]) 
         assert await forwarder.ready() is True
     finally:
         await forwarder.aclose()
-    assert service.deliveries == [delivery]
+    assert [delivery_of(message) for message in service.deliveries] == [delivery]
     assert service.metadata[0]["authorization"] == "Bearer core-secret"
     assert (verdict.http_status, verdict.body, verdict.events) == (
         201,
@@ -670,7 +672,7 @@ async def test_forwarder_to_a_closed_port_is_core_unavailable_and_503(
     forwarder = GrpcIngestForwarder(f"127.0.0.1:{closed_port}", timeout_s=5, retry_after_s=3)
     try:
         with pytest.raises(CoreUnavailable):
-            await forwarder.ingest(ingest_pb2.WebhookDelivery(method="POST"))
+            await forwarder.ingest(Delivery(method="POST"))
         assert await forwarder.ready() is False
         port = await serve(forwarder, readiness=forwarder.ready)
         async with http.post(f"http://127.0.0.1:{port}/webhooks/acme", data=b"{}") as response:
@@ -726,7 +728,7 @@ async def test_a_core_slower_than_the_deadline_is_core_unavailable() -> None:
     forwarder = GrpcIngestForwarder(f"127.0.0.1:{port}", timeout_s=0.2)
     try:
         with pytest.raises(CoreUnavailable):
-            await forwarder.ingest(ingest_pb2.WebhookDelivery(method="POST"))
+            await forwarder.ingest(Delivery(method="POST"))
     finally:
         await forwarder.aclose()
         await server.stop(None)

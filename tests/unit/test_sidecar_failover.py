@@ -16,7 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from msgbridge.v1 import ingest_pb2, ingest_pb2_grpc
 from server.api._delivery_stream import DeliveryStream
 from server.errors import GatewayError
-from server.sidecar import CoreUnavailable, GrpcIngestForwarder
+from server.sidecar import CoreUnavailable, Delivery, GrpcIngestForwarder
 
 
 class Core(ingest_pb2_grpc.IngestServicer):
@@ -86,8 +86,8 @@ async def start_core(request: pytest.FixtureRequest) -> AsyncIterator[StartCore]
         await core.stop()
 
 
-def delivery(body: bytes) -> ingest_pb2.WebhookDelivery:
-    return ingest_pb2.WebhookDelivery(method="POST", path="/webhooks/acme/t", body=body)
+def delivery(body: bytes) -> Delivery:
+    return Delivery(method="POST", path="/webhooks/acme/t", body=body)
 
 
 async def test_webhooks_go_to_the_first_core_while_it_answers(start_core: StartCore) -> None:

@@ -35,8 +35,6 @@ from datetime import UTC, datetime
 from typing import Protocol
 from urllib.parse import parse_qsl
 
-from msgbridge.v1 import ingest_pb2
-
 from ..._cpu import off_loop
 from ...engine import (
     Definition,
@@ -59,7 +57,7 @@ from ...errors import NotFound
 from ...metrics import NO_METRICS, Metrics
 from ...security.secrets import hash_token
 from ...security.webhook_auth import SignedRequest, WebhookAuthFailed, verify_webhook
-from ...sidecar import is_oauth_callback, kept_webhook_path, webhook_target
+from ...sidecar import Delivery, Verdict, is_oauth_callback, kept_webhook_path, webhook_target
 from ...store import (
     HeldReceipt,
     InstallationRecord,
@@ -122,20 +120,18 @@ class ReplayResult:
     reason: str
 
 
-def _verdict(status: int, text: str = "") -> ingest_pb2.WebhookVerdict:
-    return ingest_pb2.WebhookVerdict(
-        http_status=status, body=text.encode(), content_type="text/plain; charset=utf-8"
-    )
+def _verdict(status: int, text: str = "") -> Verdict:
+    return Verdict(http_status=status, body=text.encode(), content_type="text/plain; charset=utf-8")
 
 
-def _answered(answer: WebhookAnswer) -> ingest_pb2.WebhookVerdict:
+def _answered(answer: WebhookAnswer) -> Verdict:
     """The verdict for a stored request: the definition's answer (docs/format.md, "Answers").
 
     Only stored requests come here; every status the core decides itself (400, 401, 404, and the
     503 or 500 of a store that failed) is answered by :func:`_verdict` or the sidecar, never by a
     definition.
     """
-    return ingest_pb2.WebhookVerdict(
+    return Verdict(
         http_status=answer.status,
         body=answer.body.encode("utf-8", "replace"),
         content_type=answer.content_type,
@@ -181,7 +177,7 @@ class Ingestor:
 
     # --- the sidecar's entry point --------------------------------------------------------------
 
-    async def ingest(self, delivery: ingest_pb2.WebhookDelivery) -> ingest_pb2.WebhookVerdict:
+    async def ingest(self, delivery: Delivery) -> Verdict:
         started = time.perf_counter()
         target = webhook_target(delivery.path)
         if target is None:
@@ -200,7 +196,7 @@ class Ingestor:
             if installation is None:
                 self._metrics.webhook(integration_id, "not_found")
                 return _verdict(404, "unknown webhook address")
-        headers = tuple((h.name, h.value) for h in delivery.headers)
+        headers = delivery.headers
         content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
         request = WebhookRequest(
             method=delivery.method.upper(),
@@ -303,7 +299,7 @@ class Ingestor:
         *,
         outcome: WebhookOutcome,
         reason: str,
-        verdict: ingest_pb2.WebhookVerdict,
+        verdict: Verdict,
         owner: InstallationRecord | str | None = None,
     ) -> WebhookRequestRecord:
         """``kept`` as its record, masked with the secrets of the installation whose URL it came
@@ -335,7 +331,7 @@ class Ingestor:
         integration: LoadedIntegration,
         installation: InstallationRecord | None,
         exc: WebhookParseError,
-    ) -> ingest_pb2.WebhookVerdict:
+    ) -> Verdict:
         """A body that cannot be parsed: kept as unmatched with the reason, answered 400."""
         self._metrics.webhook(integration.id, "unparseable")
         logger.info("webhook body not parseable", extra={"integration": integration.id})
@@ -358,7 +354,7 @@ class Ingestor:
         installation: InstallationRecord | None,
         match: HandshakeMatch,
         signed: SignedRequest,
-    ) -> ingest_pb2.WebhookVerdict:
+    ) -> Verdict:
         """(ext) A verification handshake (docs/format.md, "Verification handshakes"): checked
         (its WebhookAuth unless the handshake is unsigned, then its ``require``), kept as a
         matched request with no event, and answered as the handshake says; refused 401 (the
@@ -439,7 +435,7 @@ class Ingestor:
         reason: str,
         *,
         status: int = 401,
-    ) -> ingest_pb2.WebhookVerdict:
+    ) -> Verdict:
         """A request that failed its authenticity check: recorded, no event, answered 401 (or
         403: a verification handshake whose ``require`` fails)."""
         verdict = (
