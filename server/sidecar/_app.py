@@ -179,6 +179,16 @@ class _Sidecar:
         declared = request.content_length
         if declared is not None and declared > limit:
             raise _BodyRefused(_plain(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, close=True))
+        if request.content.is_eof():
+            # All of it arrived with the head, as a webhook's body usually does: nothing to
+            # wait for, so no deadline to keep.
+            try:
+                body = request.content.read_nowait(-1)
+            except web.RequestPayloadError:
+                raise _BodyRefused(_plain(HTTPStatus.BAD_REQUEST, close=True)) from None
+            if len(body) > limit:
+                raise _BodyRefused(_plain(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, close=True))
+            return body
         loop = asyncio.get_running_loop()
         # The deadline runs from the head's first byte (stamped by the connection layer).
         started = request.get(HEAD_STARTED_AT, loop.time())

@@ -308,6 +308,18 @@ async def test_a_chunked_body_over_the_limit_is_413(serve: Serve) -> None:
     assert recorder.deliveries == []
 
 
+async def test_a_broken_chunked_body_is_400(serve: Serve) -> None:
+    recorder = Recorder()
+    port = await serve(recorder)
+    response = await exchange(
+        port,
+        b"POST /webhooks/acme HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"4\r\nabcd\r\nzz\r\nnot a chunk\r\n0\r\n\r\n",
+    )
+    assert status_of(response) == 400
+    assert recorder.deliveries == []
+
+
 async def test_a_chunked_body_over_the_limit_from_the_aiohttp_client_is_413(
     serve: Serve, http: aiohttp.ClientSession
 ) -> None:
