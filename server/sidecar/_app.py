@@ -86,8 +86,11 @@ def _plain(
 
 
 class _BodyRefused(Exception):
-    def __init__(self, response: web.Response) -> None:
-        self.response = response
+    """A body refused with ``status``; the connection is closed after the answer (what is left
+    of the body on it is not the next request's head)."""
+
+    def __init__(self, status: HTTPStatus) -> None:
+        self.response = _plain(status, close=True)
 
 
 def _decode_header(raw: bytes) -> str:
@@ -178,16 +181,16 @@ class _Sidecar:
         limit = self._limits.max_body
         declared = request.content_length
         if declared is not None and declared > limit:
-            raise _BodyRefused(_plain(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, close=True))
+            raise _BodyRefused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
         if request.content.is_eof():
             # All of it arrived with the head, as a webhook's body usually does: nothing to
             # wait for, so no deadline to keep.
             try:
                 body = request.content.read_nowait(-1)
             except web.RequestPayloadError:
-                raise _BodyRefused(_plain(HTTPStatus.BAD_REQUEST, close=True)) from None
+                raise _BodyRefused(HTTPStatus.BAD_REQUEST) from None
             if len(body) > limit:
-                raise _BodyRefused(_plain(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, close=True))
+                raise _BodyRefused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
             return body
         loop = asyncio.get_running_loop()
         # The deadline runs from the head's first byte (stamped by the connection layer).
@@ -200,13 +203,13 @@ class _Sidecar:
                 async for chunk in request.content.iter_any():
                     size += len(chunk)
                     if size > limit:
-                        raise _BodyRefused(_plain(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, close=True))
+                        raise _BodyRefused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
                     chunks.append(chunk)
         except TimeoutError:
-            raise _BodyRefused(_plain(HTTPStatus.REQUEST_TIMEOUT, close=True)) from None
+            raise _BodyRefused(HTTPStatus.REQUEST_TIMEOUT) from None
         except web.RequestPayloadError:
             # A broken chunked or compressed encoding, or a body shorter than declared.
-            raise _BodyRefused(_plain(HTTPStatus.BAD_REQUEST, close=True)) from None
+            raise _BodyRefused(HTTPStatus.BAD_REQUEST) from None
         return b"".join(chunks)
 
     def _delivery(self, request: web.Request, body: bytes) -> Delivery:

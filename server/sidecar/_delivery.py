@@ -15,6 +15,7 @@ three alternating runs), and ingest ran at 0.31-0.32× the trivial HTTP handler 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from msgbridge.v1 import ingest_pb2
@@ -70,7 +71,7 @@ def delivery_of(message: ingest_pb2.WebhookDelivery) -> Delivery:
         method=message.method,
         path=message.path,
         query=message.query,
-        headers=tuple(Header(h.name, h.value) for h in message.headers),
+        headers=_headers_of(message.headers),
         body=message.body,
         url=message.url,
         remote_addr=message.remote_addr,
@@ -83,7 +84,7 @@ def delivery_message(delivery: Delivery) -> ingest_pb2.WebhookDelivery:
         method=delivery.method,
         path=delivery.path,
         query=delivery.query,
-        headers=[ingest_pb2.Header(name=name, value=value) for name, value in delivery.headers],
+        headers=_header_messages(delivery.headers),
         body=delivery.body,
         url=delivery.url,
         remote_addr=delivery.remote_addr,
@@ -97,7 +98,7 @@ def verdict_of(message: ingest_pb2.WebhookVerdict) -> Verdict:
         body=message.body,
         content_type=message.content_type,
         events=message.events,
-        headers=tuple(Header(h.name, h.value) for h in message.headers),
+        headers=_headers_of(message.headers),
     )
 
 
@@ -108,5 +109,13 @@ def verdict_message(verdict: Verdict) -> ingest_pb2.WebhookVerdict:
         body=verdict.body,
         content_type=verdict.content_type,
         events=verdict.events,
-        headers=[ingest_pb2.Header(name=name, value=value) for name, value in verdict.headers],
+        headers=_header_messages(verdict.headers),
     )
+
+
+def _headers_of(messages: Iterable[ingest_pb2.Header]) -> tuple[Header, ...]:
+    return tuple(Header(h.name, h.value) for h in messages)
+
+
+def _header_messages(headers: Iterable[Header]) -> list[ingest_pb2.Header]:
+    return [ingest_pb2.Header(name=name, value=value) for name, value in headers]
