@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import itertools
 import json
 import tempfile
@@ -37,6 +36,7 @@ from ._harness import (
     BenchEnv,
     Benchmark,
     Result,
+    collector_paused,
     cpu_per_call_us,
     measure,
     result_of,
@@ -155,14 +155,8 @@ async def post_to_subscriber_delay(
     """POST ``rate`` webhooks a second to ``url`` for ``seconds`` while one StreamEvents
     subscriber on ``core`` receives them; the latency is from each POST to its event."""
     total = int(seconds * rate)
-    # The load generator's own garbage collection would show in the percentile (it has run
-    # every earlier benchmark): collected now and paused while measuring, as timeit does.
-    gc.collect()
-    gc.disable()
-    try:
+    with collector_paused():
         return await _measure_delay(benchmark, url, core, total=total, rate=rate)
-    finally:
-        gc.enable()
 
 
 def _timed_webhook() -> bytes:
@@ -186,6 +180,14 @@ async def post_at_steady_rate(
     """POST ``total`` webhooks to ``url``, ``rate`` a second (open loop: each on time, whether
     the ones before were answered or not); a POST answered other than 200 is an error."""
     posted = Posted(latencies=[], errors=0, first_error=None, seconds=0.0)
+    with collector_paused():
+        await _post_at_steady_rate(url, posted, total=total, rate=rate, body=body)
+    return posted
+
+
+async def _post_at_steady_rate(
+    url: str, posted: Posted, *, total: int, rate: int, body: Callable[[], bytes]
+) -> None:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=400)) as session:
 
         async def one() -> None:
@@ -210,7 +212,6 @@ async def post_at_steady_rate(
             tasks.append(asyncio.create_task(one()))
         await asyncio.gather(*tasks)
         posted.seconds = time.perf_counter() - started
-    return posted
 
 
 async def _measure_delay(
