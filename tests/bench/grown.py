@@ -604,6 +604,23 @@ def _pair(
 
 
 _STORES = ("SQLite", "PostgreSQL")
+
+
+def _routing_row(store: str, *, random_numbers: bool) -> tuple[str, _Row]:
+    """Routing by number among ``_NUMBERS``: one number over and over, or a random one."""
+    measured = _routed(random_numbers)
+    return routing_name(store, random_numbers), _Row(
+        _own_store(store, start_with_numbers, _NUMBERS), measured
+    )
+
+
+def _events_read_row(store: str, count: int) -> tuple[str, _Row]:
+    """One organisation's events read from a log of ``count`` events."""
+    return events_read_name(store, count), _Row(
+        _own_store(store, start_with_events, count), _read_few_events
+    )
+
+
 #: Numbers in the routing benchmarks' store.
 _NUMBERS = 100_000
 #: How many events the resumed subscriber reads from the earliest of 1,000,000.
@@ -649,13 +666,8 @@ GROWN: list[Benchmark] = [
         row
         for store in _STORES
         for row in _pair(
-            *(
-                (
-                    routing_name(store, random_numbers),
-                    _Row(_own_store(store, start_with_numbers, _NUMBERS), _routed(random_numbers)),
-                )
-                for random_numbers in (False, True)
-            ),
+            _routing_row(store, random_numbers=False),
+            _routing_row(store, random_numbers=True),
             concurrency=64,
             alone=True,
         )
@@ -673,13 +685,8 @@ GROWN: list[Benchmark] = [
         row
         for store in _STORES
         for row in _pair(
-            *(
-                (
-                    events_read_name(store, count),
-                    _Row(_own_store(store, start_with_events, count), _read_few_events),
-                )
-                for count in (10_000, 1_000_000)
-            ),
+            _events_read_row(store, 10_000),
+            _events_read_row(store, 1_000_000),
             concurrency=4,
             count=4_000,
             alone=True,

@@ -58,7 +58,7 @@ def _bare(n: int) -> None:
 def _hooks(n: int) -> None:
     call = _Call()
     for _ in range(n):
-        with rpc_span("SendMessage", call) as rpc:  # type: ignore[arg-type]
+        with rpc_span("SendMessage", call) as rpc:
             with span("render", {"msgbridge.integration": "acme"}):
                 pass
             with provider_call_span("POST", "acme") as provider:
