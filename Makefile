@@ -45,7 +45,7 @@ $(GEN_STAMP): $(PROTOS) $(STAMP)
 
 lint: install
 	$(BIN)/ruff check server client tests
-	$(BIN)/mypy server client
+	$(BIN)/mypy server client tests/bench
 	$(BUF) lint
 	$(MAKE) --no-print-directory breaking
 
