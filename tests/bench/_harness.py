@@ -352,10 +352,13 @@ class BenchEnv:
         """Stop every server started so far (they start again on next use)."""
         servers, self._servers = self._servers, {}
         for _, process in servers.values():
-            process.terminate()
-            await asyncio.to_thread(process.join, 10)
-            if process.is_alive():
-                process.kill()
+            await _stop(process)
+
+    async def stop_server(self, name: str) -> None:
+        """Stop server ``name``, if it runs (it starts again on next use)."""
+        entry = self._servers.pop(name, None)
+        if entry is not None:
+            await _stop(entry[1])
 
     async def aclose(self) -> None:
         # Servers first: a cleanup may remove what they use (a database they are connected to).
@@ -366,6 +369,13 @@ class BenchEnv:
             if fake is not None:
                 fake.terminate()
                 await asyncio.wait_for(fake.wait(), 10)
+
+
+async def _stop(process: multiprocessing.process.BaseProcess) -> None:
+    process.terminate()
+    await asyncio.to_thread(process.join, 10)
+    if process.is_alive():
+        process.kill()
 
 
 async def _start_fake(*, max_recorded: int) -> tuple[str, asyncio.subprocess.Process]:
