@@ -604,11 +604,11 @@ def _retention_pair(store: str) -> tuple[Benchmark, Benchmark]:
     rounds share one. Single runs of this pair gave 0.92x to 5.48x on the same code
     (docs/operations.md, "Sizing")."""
     kept, purged = retention_name(store, False), retention_name(store, True)
-    kept_server = _own_store(store, start_on_history, False)
+    kept_address_of = _own_store(store, start_on_history, False)
     purged_row = _Row(_own_store(store, start_on_history, True), _ingest_through_sidecar)
 
     async def run(env: BenchEnv, benchmark: Benchmark) -> Result:
-        kept_at = await kept_server(env, benchmark)
+        kept_at = await kept_address_of(env, benchmark)
         rounds: tuple[list[Result], list[Result]] = ([], [])
         for n in range(1, _ROUNDS + 1):
             rounds[0].append(await _ingest_through_sidecar(benchmark, kept_at))
@@ -645,21 +645,6 @@ def _pair(
 _STORES = ("SQLite", "PostgreSQL")
 
 
-def _routing_row(store: str, *, random_numbers: bool) -> tuple[str, _Row]:
-    """Routing by number among ``_NUMBERS``: one number over and over, or a random one."""
-    measured = _routed(random_numbers)
-    return routing_name(store, random_numbers), _Row(
-        _own_store(store, start_with_numbers, _NUMBERS), measured
-    )
-
-
-def _events_read_row(store: str, count: int) -> tuple[str, _Row]:
-    """One organisation's events read from a log of ``count`` events."""
-    return events_read_name(store, count), _Row(
-        _own_store(store, start_with_events, count), _read_few_events
-    )
-
-
 #: Numbers in the routing benchmarks' store.
 _NUMBERS = 100_000
 #: How many events the resumed subscriber reads from the earliest of 1,000,000.
@@ -668,6 +653,19 @@ RESUME_NAMES = {
     store: f"subscriber resuming 1,000,000 events back, {_RESUMED:,} read ({store})"
     for store in _STORES
 }
+
+
+def _routing_row(store: str, *, random_numbers: bool) -> tuple[str, _Row]:
+    """Routing by number among ``_NUMBERS``: one number over and over, or a random one."""
+    address_of = _own_store(store, start_with_numbers, _NUMBERS)
+    return routing_name(store, random_numbers), _Row(address_of, _routed(random_numbers))
+
+
+def _events_read_row(store: str, count: int) -> tuple[str, _Row]:
+    """One organisation's events read from a log of ``count`` events."""
+    address_of = _own_store(store, start_with_events, count)
+    return events_read_name(store, count), _Row(address_of, _read_few_events)
+
 
 GROWN: list[Benchmark] = [
     *(
