@@ -19,6 +19,7 @@ from importlib import metadata
 from typing import Any
 
 from ._harness import BenchEnv, Benchmark, Result
+from ._turns import Compared, Turns, plan
 from .baselines import BASELINES
 from .grown import (
     GROWN,
@@ -277,16 +278,31 @@ def _machine() -> dict[str, Any]:
     }
 
 
-async def run(benchmarks: Sequence[Benchmark]) -> list[Result]:
+# The figure each kind of target compares: its rows are measured in turns by it (_turns.py).
+_FIGURES = {"rate": "rate", "p50": "p50_ms", "p99": "p99_ms", "cpu": "cpu_us"}
+
+
+def _compared() -> list[Compared]:
+    return [
+        ((name, concurrency), (baseline, concurrency), _FIGURES[kind])
+        for _, name, baseline, concurrency, kind, _ in TARGETS
+    ]
+
+
+async def run(benchmarks: Sequence[Benchmark], compared: Sequence[Compared] = ()) -> list[Result]:
+    """Run ``benchmarks`` in order; the rows ``compared`` pairs, in turns (``_turns.py``)."""
     env = BenchEnv()
     results: list[Result] = []
     await env.start()
     try:
-        for benchmark in benchmarks:
-            if benchmark.alone:
+        for step in plan(benchmarks, compared):
+            if isinstance(step, Turns):
+                results.extend(await step.run(env))
+                continue
+            if step.alone:
                 await env.stop_servers()
-            print(f"… {benchmark.name} at {benchmark.concurrency}", file=sys.stderr, flush=True)
-            results.append(await benchmark.run(env, benchmark))
+            print(f"… {step.name} at {step.concurrency}", file=sys.stderr, flush=True)
+            results.append(await step.run(env, step))
     finally:
         await env.aclose()
     return results
@@ -323,7 +339,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     wanted = None if args.only is None else args.only.split("|")
     suite = GROWN if args.grown else BENCHMARKS
     selected = [b for b in suite if wanted is None or any(w in b.name for w in wanted)]
-    results = asyncio.run(run(selected))
+    # The grown-store rows measure their pairs in turns themselves (tests/bench/grown.py).
+    results = asyncio.run(run(selected, () if args.grown else _compared()))
     print(_table(results))
     ratios = _ratios(results)
     if ratios:
