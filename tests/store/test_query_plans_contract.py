@@ -32,9 +32,11 @@ from server.store import (
 from server.store._keyset_sql import EventsPurgeStep, Statement, read_events
 from server.store.postgres._sql import DIALECT as POSTGRES_DIALECT
 from server.store.postgres._sql import LIST_INTEGRATIONS as POSTGRES_LIST_INTEGRATIONS
+from server.store.postgres._sql import PURGE_STATEMENTS as POSTGRES_PURGE
 from server.store.postgres._sql import SELECTS as POSTGRES_SELECTS
 from server.store.sqlite._sql import DIALECT as SQLITE_DIALECT
 from server.store.sqlite._sql import LIST_INTEGRATIONS as SQLITE_LIST_INTEGRATIONS
+from server.store.sqlite._sql import PURGE_STATEMENTS as SQLITE_PURGE
 from server.store.sqlite._sql import SELECTS as SQLITE_SELECTS
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -285,6 +287,16 @@ async def test_message_pages_list_every_message_once_while_more_are_added(store:
 
 
 # --- retention: the purge's bound is found a chunk at a time --------------------------------
+
+
+async def test_a_chunk_of_the_messages_purge_is_one_range_of_their_creation_index(
+    store: Store,
+) -> None:
+    statements = SQLITE_PURGE if isinstance(store, SqliteStore) else POSTGRES_PURGE
+    dialect = SQLITE_DIALECT if isinstance(store, SqliteStore) else POSTGRES_DIALECT
+    plan = await explain(store, Statement(statements["messages"], (dialect.time(T0), 1000)))
+    assert "messages_by_created" in plan, plan
+    assert "messages_by_age" not in plan, plan
 
 
 async def test_each_step_of_an_event_purge_reads_one_chunk_of_the_log_head(store: Store) -> None:

@@ -475,7 +475,6 @@ async def test_the_inbound_tables_and_indexes_exist(sqlite_store: SqliteStore) -
         "held_receipts_by_provider_id",
         "held_receipts_by_release",
         "event_leases_by_expiry",
-        "messages_by_age",
     } <= names
     plan = await sqlite_store._read(
         lambda c: " ".join(
