@@ -18,6 +18,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from .._base import Conflict, StoreClosed, StoreError
@@ -34,6 +35,9 @@ RESTART_FRAMES = 262_144
 #: At most this many frames are left for the writer to copy, after at most this many passes.
 _CATCH_UP_FRAMES = 256
 _CATCH_UP_PASSES = 4
+#: A WAL file longer than this, once the log is at rest, is cut back to nothing by the
+#: checkpointer (see :class:`Checkpointer`).
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 T = TypeVar("T")
 
@@ -264,6 +268,16 @@ class Checkpointer:
     copy the rest between two batches (``catch_up``, :meth:`Writer.catch_up`): the writer's next
     transaction then starts the log again, and ``PRAGMA journal_size_limit`` cuts the file back.
     Under lighter load a checkpoint catches up on its own and SQLite starts the log again itself.
+
+    Starting the log again does not shorten the file; cutting back a file that a burst grew
+    (a bulk load, a purge, a busy minute) is the checkpointer's too. Left to the writer (``PRAGMA
+    journal_size_limit``), it came with the first write after the burst: an ``ftruncate`` of a
+    700 MB log took 116 ms on this machine, and every webhook queued behind it waited (seen as
+    a 140 ms write at the start of each round of the retention benchmark, docs/operations.md,
+    "Sizing"). So once the log is at rest — everything copied, nothing written since the last
+    pass — and its file is longer than ``shrink_above`` bytes, the checkpointer truncates it
+    (``wal_checkpoint(TRUNCATE)``) while nobody writes. It does not wait for readers or a
+    writer to do so: busy, it tries again at a later pass.
     """
 
     def __init__(
@@ -273,11 +287,15 @@ class Checkpointer:
         catch_up: Callable[[], None],
         interval_s: float = 1.0,
         restart_frames: int = RESTART_FRAMES,
+        shrink_above: int = WAL_SIZE_LIMIT,
     ) -> None:
         self._conn = conn
         self._catch_up = catch_up
         self._interval_s = interval_s
         self._restart_frames = restart_frames
+        self._shrink_above = shrink_above
+        self._wal = Path(f"{conn.execute('PRAGMA database_list').fetchone()[2]}-wal")
+        self._frames_before = -1
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
         self._thread.start()
@@ -291,6 +309,11 @@ class Checkpointer:
 
     def _checkpoint(self) -> None:
         _, frames, copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        at_rest = frames == copied == self._frames_before
+        self._frames_before = frames
+        if at_rest:
+            self._shrink()
+            return
         if frames < self._restart_frames:
             return
         # Each pass copies what the writer added during the last one: a few passes leave the
@@ -304,6 +327,21 @@ class Checkpointer:
             passes += 1
             _, frames, copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         self._catch_up()
+
+    def _shrink(self) -> None:
+        """Cut the log's file back to nothing when it is longer than ``shrink_above``, unless a
+        reader or the writer is busy with it (then at a later pass: this never waits)."""
+        try:
+            if self._wal.stat().st_size <= self._shrink_above:
+                return
+        except FileNotFoundError:
+            return
+        (waits,) = self._conn.execute("PRAGMA busy_timeout").fetchone()
+        self._conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            self._conn.execute(f"PRAGMA busy_timeout = {int(waits):d}")
 
     def stop(self) -> None:
         self._stopping.set()
