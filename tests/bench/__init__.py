@@ -22,7 +22,8 @@ the same cores in the same way, which is what makes "service rate / relay rate" 
 Absolute numbers describe this machine only, and other work on it shows up as noise.
 
 Each measurement is bounded: a fixed number of requests or a time cap, whichever comes first,
-after a warm-up that opens connections and is not counted.
+after a warm-up that opens connections and is not counted. The rows a target compares run in
+turn, three rounds each, and report their median round (``tests/bench/_turns.py``).
 
 The throttle benchmarks (``tests/bench/throttle.py``) measure rates on the provider's side: a
 second fake provider process keeps every request with its arrival time, and each scenario
