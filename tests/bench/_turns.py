@@ -3,7 +3,7 @@
 Measured one after the other, seconds apart, a ratio between two rows takes whatever this shared
 machine did meanwhile: the same code's send rate over the bare relay came out at 0.43× in one run
 and 0.77× in the next (docs/operations.md, "Sizing"). In turns, a slow spell falls on every row of
-the group rather than on one. The grown-store pairs do the same (``tests/bench/grown.py``).
+the group rather than on one. The grown-store pairs take the same rounds (``tests/bench/grown.py``).
 
 Rows marked ``alone`` (latency rows, and rows that start a server tree of their own on each run)
 are measured once, where they stand, as before.
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from ._harness import BenchEnv, Benchmark, Result
 
-__all__ = ["ROUNDS", "Turns", "plan"]
+__all__ = ["ROUNDS", "Turns", "median_round", "plan"]
 
 #: Rounds of a group; each row reports its median round.
 ROUNDS = 3
@@ -52,7 +52,7 @@ class Turns:
             measured = rounds[_key(row)]
             shown = ", ".join(_shown(result.get(figure)) for result in measured)
             print(f"  {row.name} at {row.concurrency}: {figure} by round {shown}", file=sys.stderr)
-            results.append(_median_round(measured, figure))
+            results.append(median_round(measured, figure))
         return results
 
 
@@ -93,7 +93,7 @@ def _key(benchmark: Benchmark) -> Key:
     return benchmark.name, benchmark.concurrency
 
 
-def _median_round(rounds: list[Result], figure: str) -> Result:
+def median_round(rounds: list[Result], figure: str) -> Result:
     """The round whose ``figure`` is the median of the rounds' (a missing figure sorts first)."""
     ordered = sorted(rounds, key=lambda result: _number(result.get(figure)))
     return ordered[len(ordered) // 2]

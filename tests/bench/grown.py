@@ -83,6 +83,7 @@ from ._harness import (
     result_of,
     servers_cpu_s,
 )
+from ._turns import ROUNDS, median_round
 from .inbound import (
     HEADERS,
     post_at_steady_rate,
@@ -538,8 +539,8 @@ def _on_store(
 #: running side by side, each round half a row's time — and each row reports its median round
 #: (by the figure the target compares). A slow spell of this shared machine then falls on both
 #: rows rather than on one: measured one after the other, the same code's grown-store ingest on
-#: PostgreSQL came out at 0.81× in one run and 1.30× in the next.
-_ROUNDS = 3
+#: PostgreSQL came out at 0.81× in one run and 1.30× in the next. The rounds, and the choice of
+#: the median round, are those of the rows ``make bench`` compares (``tests/bench/_turns.py``).
 
 
 class _Row(NamedTuple):
@@ -550,7 +551,7 @@ class _Row(NamedTuple):
 
 
 class _Pairs:
-    """Rows measured in pairs (:data:`_ROUNDS`). A pair's first row measures both and keeps the
+    """Rows measured in pairs (:data:`ROUNDS`). A pair's first row measures both and keeps the
     second's result; the second row, which the harness runs next, reports it."""
 
     def __init__(self) -> None:
@@ -564,12 +565,12 @@ class _Pairs:
             rows = (row, second_row)
             addresses = [await r.address_of(env, b) for r, b in zip(rows, benchmarks, strict=True)]
             rounds: tuple[list[Result], list[Result]] = ([], [])
-            for _ in range(_ROUNDS):
+            for _ in range(ROUNDS):
                 for b, r, address, kept in zip(benchmarks, rows, addresses, rounds, strict=True):
                     share = replace(b, time_cap_s=b.time_cap_s / 2, count=b.count // 2)
                     kept.append(await r.measured(share, address))
-            self.keep(second, _median_round(rounds[1], figure))
-            return _median_round(rounds[0], figure)
+            self.keep(second, median_round(rounds[1], figure))
+            return median_round(rounds[0], figure)
 
         return run
 
@@ -589,17 +590,12 @@ class _Pairs:
         return run
 
 
-def _median_round(rounds: list[Result], figure: str) -> Result:
-    """The round whose ``figure`` (``rate`` or ``p99_ms``) is the median of the rounds'."""
-    return sorted(rounds, key=lambda result: result[figure] or 0.0)[len(rounds) // 2]  # type: ignore[literal-required]
-
-
 _PAIRS = _Pairs()
 
 
 def _retention_pair(store: str) -> tuple[Benchmark, Benchmark]:
     """The retention rows, old rows kept and old rows purged, measured in turn for
-    :data:`_ROUNDS` rounds; each reports its median round by p99. A purge happens once, so each
+    :data:`ROUNDS` rounds; each reports its median round by p99. A purge happens once, so each
     purged round has a server of its own, loaded afresh and stopped once measured; the kept
     rounds share one. Single runs of this pair gave 0.92x to 5.48x on the same code
     (docs/operations.md, "Sizing")."""
@@ -610,7 +606,7 @@ def _retention_pair(store: str) -> tuple[Benchmark, Benchmark]:
     async def run(env: BenchEnv, benchmark: Benchmark) -> Result:
         kept_at = await kept_address_of(env, benchmark)
         rounds: tuple[list[Result], list[Result]] = ([], [])
-        for n in range(1, _ROUNDS + 1):
+        for n in range(1, ROUNDS + 1):
             rounds[0].append(await _ingest_through_sidecar(benchmark, kept_at))
             # A server of its own per round: the name a server is started (and stopped) by.
             server = replace(benchmark, name=f"{purged} #{n}")
@@ -621,8 +617,8 @@ def _retention_pair(store: str) -> tuple[Benchmark, Benchmark]:
         for name, results in zip((kept, purged), rounds, strict=True):
             shown = ", ".join(f"{result['p99_ms']} ms" for result in results)
             print(f"    {name}: p99 of each round {shown}", file=sys.stderr, flush=True)
-        _PAIRS.keep(purged, _median_round(rounds[1], "p99_ms"))
-        return _median_round(rounds[0], "p99_ms")
+        _PAIRS.keep(purged, median_round(rounds[1], "p99_ms"))
+        return median_round(rounds[0], "p99_ms")
 
     return (
         Benchmark(name=kept, concurrency=1, run=run, alone=True),

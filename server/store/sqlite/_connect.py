@@ -15,6 +15,7 @@ from typing import Literal
 
 from .._base import StoreError
 from .._migrations import Migration, apply_migrations, load_migrations
+from ._workers import RESTART_FRAMES
 
 __all__ = ["Synchronous", "connect", "open_database"]
 
@@ -24,10 +25,10 @@ Synchronous = Literal["NORMAL", "FULL"]
 
 _BUSY_TIMEOUT_MS = 10_000
 # The writer cuts the WAL file back (when the log starts again) only past this: the size at
-# which the log is started again under load (RESTART_FRAMES, 1 GiB of 4 KiB pages), so that
+# which the log is started again under load (RESTART_FRAMES of 4 KiB pages, 1 GiB), so that
 # only what a burst wrote beyond it is cut in the writer's path. Below it, the checkpointer cuts
 # a long file back once the log is at rest (Checkpointer; an ftruncate of 700 MB took 116 ms).
-_WAL_SIZE_LIMIT = 1024 * 1024 * 1024
+_WAL_SIZE_LIMIT = RESTART_FRAMES * 4096
 # Reads through a memory map of the database's first GiB: a page the OS has cached costs no
 # system call and no copy. Without it a read touching rows spread through a grown store (one
 # organisation's events among a million) paid a pread per page: 0.78x the rate of the same read
