@@ -719,7 +719,7 @@ class Store(Protocol):
 
     async def finish_attempt(
         self,
-        message_id: str,
+        message: MessageRecord,
         *,
         owner: str | None,
         state: MessageState,
@@ -745,7 +745,13 @@ class Store(Protocol):
         ``failed``, ``outcome_event`` is appended to the event log in the same transaction and
         returned (a function giving the event is called only then: most messages publish none).
         Returns ``(None, None)`` and changes nothing when the message is not ``sending`` under
-        that lease (another process took it over)."""
+        that lease (another process took it over).
+
+        ``message`` is the message as the caller holds it (as claimed): what no attempt changes
+        is taken from it, and only what something else may have changed meanwhile (a receipt, a
+        caller asking for its outcome: ``FINISHED_COLUMNS``) is read back — unless the stored
+        attempt log holds attempts the copy does not, when the message is read whole.
+        :class:`RecordNotFound` when no message has its id."""
         ...
 
     async def expired_leases(self, now: datetime, *, limit: int) -> tuple[MessageRecord, ...]:

@@ -130,7 +130,7 @@ FIRST_ATTEMPT = attempt(1)
 
 async def finish(
     store: Store,
-    message_id: str,
+    message: MessageRecord,
     state: MessageState,
     *,
     owner: str | None = "w1",
@@ -138,9 +138,10 @@ async def finish(
     now: float = 2,
     **fields: Any,
 ) -> tuple[MessageRecord | None, EventRecord | None]:
-    """End the attempt ``tried`` (its number the message's attempts) of a message."""
+    """End the attempt ``tried`` (its number the message's attempts) of ``message`` (the caller's
+    copy of it)."""
     return await store.finish_attempt(
-        message_id,
+        message,
         owner=owner,
         state=state,
         attempt=tried,
@@ -279,7 +280,7 @@ async def test_the_queue_cap_follows_messages_leaving_and_reentering_the_queue(
     await queued(store)
     # The claimed message fails in a way that sent nothing; it is queued for a retry.
     retry = dataclasses.replace(FIRST_ATTEMPT, retry_at=at(5))
-    await finish(store, full[0].id, MessageState.QUEUED, tried=retry, next_attempt_at=at(5))
+    await finish(store, full[0], MessageState.QUEUED, tried=retry, next_attempt_at=at(5))
     assert await store.count_queued("inst-1") == 5
     assert not await fits()
     await store.cancel_message(full[2].id, now=at(2))
@@ -310,7 +311,7 @@ async def test_a_conversation_leaves_in_the_order_it_was_accepted(store: Store) 
     again = await store.claim_queued(second.id, owner="w2", lease_until=at(30), rates=(), now=at(3))
     assert again == ClaimOutcome()
 
-    await finish(store, first.id, MessageState.SENT, now=4)
+    await finish(store, first, MessageState.SENT, now=4)
     assert [m.id for m in await store.due_messages(at(4), limit=10)] == [second.id]
     claimed = await store.claim_queued(
         second.id, owner="w2", lease_until=at(30), rates=(), now=at(4)
@@ -478,7 +479,7 @@ async def test_finish_sent_records_the_answer_and_clears_the_lease(store: Store)
     message = await sending(store)
     finished, published = await finish(
         store,
-        message.id,
+        message,
         MessageState.SENT,
         provider_message_id="P-1",
         provider_status=202,
@@ -503,7 +504,7 @@ async def test_finish_failed_keeps_the_error_and_the_given_fields_only(store: St
     message = await sending(store)
     finished, _ = await finish(
         store,
-        message.id,
+        message,
         MessageState.FAILED,
         tried=attempt(1, status=400),
         error="400: invalid number",
@@ -519,7 +520,7 @@ async def test_finish_queued_retries_at_its_time(store: Store) -> None:
     message = await sending(store)
     finished, _ = await finish(
         store,
-        message.id,
+        message,
         MessageState.QUEUED,
         tried=attempt(1, status=503),
         provider_status=503,
@@ -539,13 +540,13 @@ async def test_finish_queued_retries_at_its_time(store: Store) -> None:
 
 async def test_finish_by_another_owner_changes_nothing(store: Store) -> None:
     message = await sending(store, owner="w1")
-    result = await finish(store, message.id, MessageState.SENT, owner="w2")
+    result = await finish(store, message, MessageState.SENT, owner="w2")
     assert result == (None, None)
     assert await store.get_message(message.id) == message
     # None: whoever holds the lease (the lease expired; its process is gone).
     finished, _ = await finish(
         store,
-        message.id,
+        message,
         MessageState.FAILED,
         owner=None,
         tried=None,
@@ -555,12 +556,12 @@ async def test_finish_by_another_owner_changes_nothing(store: Store) -> None:
     assert finished is not None and finished.state is MessageState.FAILED
     assert finished.attempt_log == ()
     # Finished: no lease left to finish under.
-    result = await finish(store, message.id, MessageState.SENT, now=41)
+    result = await finish(store, message, MessageState.SENT, now=41)
     assert result == (None, None)
-    result = await finish(store, message.id, MessageState.SENT, owner=None, now=41)
+    result = await finish(store, message, MessageState.SENT, owner=None, now=41)
     assert result == (None, None)
     with pytest.raises(RecordNotFound):
-        await finish(store, "msg-unknown", MessageState.SENT, owner=None, tried=None, now=1)
+        await finish(store, new_message(), MessageState.SENT, owner=None, tried=None, now=1)
 
 
 async def test_a_receipt_that_overtook_the_answer_keeps_its_state(store: Store) -> None:
@@ -573,7 +574,7 @@ async def test_a_receipt_that_overtook_the_answer_keeps_its_state(store: Store) 
     assert await state_of(store, message) is MessageState.DELIVERED
     finished, _ = await finish(
         store,
-        message.id,
+        message,
         MessageState.SENT,
         provider_message_id="P-9",
     )
@@ -600,7 +601,7 @@ async def test_a_message_that_asked_for_its_outcome_publishes_it(store: Store) -
     )
     finished, published = await finish(
         store,
-        message.id,
+        message,
         MessageState.SENT,
         provider_message_id="P-7",
         outcome_event=outcome,
@@ -624,13 +625,13 @@ async def test_an_outcome_event_given_as_a_function_is_built_only_when_published
         return build
 
     quiet = await sending(store)  # its caller has the outcome
-    _, published = await finish(store, quiet.id, MessageState.SENT, outcome_event=outcome_of(quiet))
+    _, published = await finish(store, quiet, MessageState.SENT, outcome_event=outcome_of(quiet))
     assert published is None and built == []
     waited = await queued(store)
     await store.request_outcome(waited.id)
     await store.claim_queued(waited.id, owner="w1", lease_until=at(30), rates=(), now=at(0))
     _, published = await finish(
-        store, waited.id, MessageState.SENT, outcome_event=outcome_of(waited)
+        store, waited, MessageState.SENT, outcome_event=outcome_of(waited)
     )
     assert built == [waited.id]
     assert published is not None and published.message_id == waited.id
@@ -643,7 +644,7 @@ async def test_a_retry_publishes_nothing_yet(store: Store) -> None:
     await store.claim_queued(message.id, owner="w1", lease_until=at(30), rates=(), now=at(0))
     _, published = await finish(
         store,
-        message.id,
+        message,
         MessageState.QUEUED,
         tried=attempt(1, status=503),
         next_attempt_at=at(3),
@@ -660,15 +661,16 @@ async def test_the_attempt_log_keeps_the_last_twenty_in_order(store: Store) -> N
             message.id, owner="w1", lease_until=at(number + 30), rates=(), now=at(number)
         )
         assert claimed.message is not None
+        # The copy as claimed holds the log; the first copy does not (the log is read whole).
         finished, _ = await finish(
             store,
-            message.id,
+            claimed.message if number % 2 else message,
             MessageState.QUEUED,
             tried=attempt(number, status=503),
             next_attempt_at=at(number + 1),
             now=number + 0.5,
         )
-        assert finished is not None
+        assert finished is not None and finished == await store.get_message(message.id)
     stored = await store.get_message(message.id)
     assert stored is not None and stored.attempts == 25
     assert [a.number for a in stored.attempt_log] == list(range(6, 26))
@@ -679,7 +681,7 @@ async def test_a_send_of_several_requests_keeps_its_parts(store: Store) -> None:
     message = await sending(store)
     finished, _ = await finish(
         store,
-        message.id,
+        message,
         MessageState.SENT,
         provider_message_id="P-a",
         provider_message_ids=("P-a", "", "P-c"),
@@ -702,7 +704,7 @@ async def test_expired_leases_oldest_first(store: Store) -> None:
     assert [m.id for m in await store.expired_leases(at(20), limit=1)] == [m2.id]
     assert [m.id for m in await store.expired_leases(at(7), limit=10)] == [m2.id]
     assert await store.expired_leases(at(5), limit=10) == ()  # ended before now, not at now
-    await finish(store, m2.id, MessageState.FAILED, owner=None, tried=None, now=21)
+    await finish(store, m2, MessageState.FAILED, owner=None, tried=None, now=21)
     assert [m.id for m in await store.expired_leases(at(21), limit=10)] == [m1.id]
 
 
@@ -711,7 +713,7 @@ async def test_request_outcome_marks_only_a_waiting_message(store: Store) -> Non
     marked = await store.request_outcome(waiting.id)
     assert marked.notify and marked.state is MessageState.SENDING
     done = await sending(store)
-    finished, _ = await finish(store, done.id, MessageState.SENT, now=1)
+    finished, _ = await finish(store, done, MessageState.SENT, now=1)
     assert finished is not None
     as_it_is = await store.request_outcome(done.id)
     assert as_it_is == finished and not as_it_is.notify
@@ -723,7 +725,7 @@ async def test_requeue_puts_back_only_a_failure_without_a_reply(store: Store) ->
     failed = await sending(store)
     await finish(
         store,
-        failed.id,
+        failed,
         MessageState.FAILED,
         tried=attempt(1, status=503),
         error="503",
@@ -737,7 +739,7 @@ async def test_requeue_puts_back_only_a_failure_without_a_reply(store: Store) ->
     replied = await sending(store)
     await finish(
         store,
-        replied.id,
+        replied,
         MessageState.FAILED,
         tried=attempt(1, status=400),
         reply_json='{"error": "400"}',

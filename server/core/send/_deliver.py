@@ -233,7 +233,7 @@ class Deliverer:
         if message.attempts:  # the calls of earlier attempts count too
             outcome = replace(outcome, attempts=attempts)
         finishing = self._store.finish_attempt(
-            message.id,
+            message,
             owner=self._owner,
             state=MessageState.SENT,
             attempt=AttemptRecord(
@@ -282,7 +282,7 @@ class Deliverer:
         releasable = nothing_sent(error) and not failed.sent
         sent = failed.sent
         finishing = self._store.finish_attempt(
-            message.id,
+            message,
             owner=self._owner,
             state=ending.state,
             attempt=AttemptRecord(
@@ -429,7 +429,7 @@ class Deliverer:
         )
         state = MessageState.QUEUED if deduplicates else MessageState.FAILED
         record, event = await self._store.finish_attempt(
-            message.id,
+            message,
             owner=None,
             state=state,
             attempt=AttemptRecord(

@@ -171,7 +171,7 @@ class DeliveryQueue:
     async def _release(self, message: MessageRecord, at: datetime) -> None:
         try:
             await self._store.finish_attempt(
-                message.id,
+                message,
                 owner=self.owner,
                 state=MessageState.QUEUED,
                 attempt=None,

@@ -51,7 +51,15 @@ from .._queue import (
     slot_wait,
 )
 from .._queue import outcome_event as outcome_event_of
-from .._rows import MESSAGE_COLUMNS, aware_time, columns, encode_ids, encode_time, utc_time
+from .._rows import (
+    FINISHED_COLUMNS,
+    MESSAGE_COLUMNS,
+    aware_time,
+    columns,
+    encode_ids,
+    encode_time,
+    utc_time,
+)
 from ._inbound import append_events
 from ._pool import PooledConnection, Row, RunAgain
 from ._sql import INSERT_MESSAGE, INSERT_MESSAGE_PART, ROWS, SELECT_MESSAGE
@@ -187,7 +195,8 @@ RETURNING {_COLUMNS}
 # $11-$12 the provider ids; $13 attempts, $14 next attempt, $15 the attempt (JSON, NULL: none),
 # $16 now, $17 the lease's owner (NULL: any lease of a sending message). A receipt that moved the
 # message to delivered or failed while it was sending is kept. No row: finish_attempt's
-# transaction decides (notify, a long log, another lease, no such message).
+# transaction decides (notify, a long log, another lease, no such message). Only what may differ
+# from the caller's copy is read back (FINISHED_COLUMNS).
 FINISH_AT_ONCE = f"""
 UPDATE messages SET
     state = CASE WHEN state IN ('delivered', 'failed') THEN state ELSE $2::text END,
@@ -206,7 +215,7 @@ WHERE id = $1 AND NOT notify AND lease_owner IS NOT NULL
   AND CASE WHEN $17::text IS NULL THEN state = 'sending'
       ELSE lease_owner = $17 AND state IN ('sending', 'sent', 'delivered', 'failed') END
   AND COALESCE(json_array_length(attempt_log_json::json), 0) < {ATTEMPT_LOG_SIZE}
-RETURNING {_COLUMNS}
+RETURNING {columns(FINISHED_COLUMNS)}, json_array_length(attempt_log_json::json)
 """  # noqa: S608 - constants
 
 EXPIRED_MESSAGE_LEASES = f"""
@@ -422,7 +431,7 @@ class QueueMethods:
 
     async def finish_attempt(
         self,
-        message_id: str,
+        message: MessageRecord,
         *,
         owner: str | None,
         state: MessageState,
@@ -438,6 +447,7 @@ class QueueMethods:
         now: datetime,
     ) -> tuple[MessageRecord | None, EventRecord | None]:
         state = MessageState(state)
+        held, message_id = message, message.id
         ids = provider_message_ids
         if isinstance(ids, Unset) or not ids:  # no parts to insert: maybe one statement
             at_once = (
@@ -456,7 +466,15 @@ class QueueMethods:
 
             row = await self._statement(finished)
             if row is not None:
-                return _message(row), None
+                done = ROWS.finished_message(held, row, attempts, attempt, next_attempt_at, now)
+                if done is None:  # attempts the caller's copy does not hold: read it whole
+                    whole = await self._read(
+                        lambda conn: conn.fetchrow(SELECT_MESSAGE + " WHERE id = $1", message_id)
+                    )
+                    if whole is None:  # purged in between: as if it had never been
+                        raise RecordNotFound("message", message_id)
+                    done = _message(whole)
+                return done, None
 
         async def op(conn: PooledConnection) -> tuple[MessageRecord | None, EventRecord | None]:
             row = await conn.fetchrow(SELECT_FOR_FINISH, message_id)

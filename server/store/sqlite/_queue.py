@@ -36,7 +36,7 @@ from .._queue import (
     taken_tat,
 )
 from .._queue import outcome_event as outcome_event_of
-from .._rows import MESSAGE_COLUMNS, columns, decode_time, encode_time
+from .._rows import FINISHED_COLUMNS, MESSAGE_COLUMNS, columns, decode_time, encode_time
 from ._sql import (
     INSERT_EVENT,
     INSERT_MESSAGE,
@@ -101,7 +101,8 @@ RETURNING {_COLUMNS}
 
 # ?1 id, ?2 state, ?3 attempts, ?4 the attempt as JSON (NULL: none), ?5 next attempt, then
 # flag/value pairs, ?16 now, ?17 the lease's owner (NULL: any lease of a sending message). A
-# receipt that moved the message to delivered or failed while it was sending is kept.
+# receipt that moved the message to delivered or failed while it was sending is kept. Only what
+# may differ from the caller's copy is read back (FINISHED_COLUMNS).
 _FINISH: Final = f"""
 UPDATE messages SET
     state = CASE WHEN state IN ('delivered', 'failed') THEN state ELSE ?2 END,
@@ -119,7 +120,7 @@ UPDATE messages SET
     lease_owner = NULL, lease_until = NULL, updated_at = ?16
 WHERE id = ?1 AND lease_owner IS NOT NULL
   AND CASE WHEN ?17 IS NULL THEN state = 'sending' ELSE lease_owner = ?17 END
-RETURNING {_COLUMNS}
+RETURNING {columns(FINISHED_COLUMNS)}, json_array_length(attempt_log_json)
 """  # noqa: S608 - constants
 
 _OPT_OUT: Final = f"""
@@ -311,7 +312,7 @@ class QueueMethods:
 
     async def finish_attempt(
         self,
-        message_id: str,
+        message: MessageRecord,
         *,
         owner: str | None,
         state: MessageState,
@@ -326,6 +327,7 @@ class QueueMethods:
         outcome_event: OutcomeEvent | None = None,
         now: datetime,
     ) -> tuple[MessageRecord | None, EventRecord | None]:
+        held, message_id = message, message.id
         ids = provider_message_ids
         params = (
             message_id,
@@ -344,7 +346,11 @@ class QueueMethods:
                 if conn.execute("SELECT 1 FROM messages WHERE id = ?", (message_id,)).fetchone():
                     return None, None  # not under that lease: another process took it over
                 raise RecordNotFound("message", message_id)
-            message = _message(row)
+            message = ROWS.finished_message(held, row, attempts, attempt, next_attempt_at, now)
+            if message is None:  # attempts the caller's copy does not hold: read it whole
+                message = _message(
+                    conn.execute(SELECT_MESSAGE + " WHERE id = ?", (message_id,)).fetchone()
+                )
             if len(message.attempt_log) > ATTEMPT_LOG_SIZE:
                 kept = message.attempt_log[-ATTEMPT_LOG_SIZE:]
                 conn.execute(
