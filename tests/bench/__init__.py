@@ -25,6 +25,11 @@ Each measurement is bounded: a fixed number of requests or a time cap, whichever
 after a warm-up that opens connections and is not counted. The rows a target compares run in
 turn, three rounds each, and report their median round (``tests/bench/_turns.py``).
 
+``--against DIR`` (``tests/bench/against.py``) runs nothing else: this checkout's service and
+another checkout's, side by side, sent to by the same callers in turn, their CPU per send
+compared. A run's temporary files (stores, keys) stay in one scratch directory, removed at its
+end (``BenchEnv``).
+
 The throttle benchmarks (``tests/bench/throttle.py``) measure rates on the provider's side: a
 second fake provider process keeps every request with its arrival time, and each scenario
 reports its worst deviation from the limit as a target of its own (``Check``).

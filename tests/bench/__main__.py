@@ -16,10 +16,12 @@ import platform
 import sys
 from collections.abc import Sequence
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from ._harness import BenchEnv, Benchmark, Result
 from ._turns import Compared, Turns, plan
+from .against import compare_against, report
 from .baselines import BASELINES
 from .grown import (
     GROWN,
@@ -331,7 +333,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="run the benchmarks on a store holding history instead (make bench-grown: "
         "tests/bench/grown.py)",
     )
+    parser.add_argument(
+        "--against",
+        metavar="DIR",
+        help="compare the CPU per send of this checkout's service with that of another "
+        "checkout's (say, a git worktree of the parent commit), both sent to by the same "
+        "callers in turn (tests/bench/against.py); nothing else runs",
+    )
     args = parser.parse_args(argv)
+    if args.against:
+        return _against(args.against)
     if args.metrics:
         os.environ[METRICS_VARIABLE] = "1"
     if args.no_exchange_log:
@@ -356,6 +367,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             file.write("\n")
         print(f"results written to {out}", file=sys.stderr)
     return 0 if all(r["errors"] == 0 for r in results) else 1
+
+
+def _against(other: str) -> int:
+    compared = asyncio.run(compare_against(Path(other).resolve()))
+    print(report(compared))
+    out = os.environ.get("BENCH_OUT")
+    if out:
+        with open(out, "w", encoding="utf-8") as file:
+            json.dump({"machine": _machine(), "against": compared}, file, indent=2)
+            file.write("\n")
+        print(f"results written to {out}", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":

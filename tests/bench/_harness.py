@@ -10,7 +10,9 @@ import math
 import multiprocessing
 import multiprocessing.connection
 import os
+import shutil
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -273,9 +275,16 @@ def serve_forever_in_child(
 @dataclass(kw_only=True)
 class BenchEnv:
     """What benchmarks share: the fake provider's URL, and servers started once in child
-    processes (by name) that are stopped when the run ends."""
+    processes (by name) that are stopped when the run ends.
+
+    Everything a run puts in temporary directories — each service's data directory and SQLite
+    file, secret keys, a grown store's gigabyte — goes under one scratch directory of the run
+    (``tempfile``'s directory here, ``TMPDIR`` for every process started after :meth:`start`),
+    removed when the run ends: before, every run left its stores behind in ``/tmp``."""
 
     fake_url: str = ""
+    _scratch: str | None = None
+    _scratch_restores: tuple[str | None, str | None] = (None, None)
     _fake: asyncio.subprocess.Process | None = None
     _recording: tuple[str, asyncio.subprocess.Process] | None = None
     _servers: dict[str, tuple[str, multiprocessing.process.BaseProcess]] = field(
@@ -284,7 +293,11 @@ class BenchEnv:
     _cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def start(self) -> None:
-        """Start the fake provider (keeping few records: it answers many thousands)."""
+        """Make the run's scratch directory, then start the fake provider (keeping few
+        records: it answers many thousands)."""
+        self._scratch = tempfile.mkdtemp(prefix="msgbridge-bench-run-")
+        self._scratch_restores = (tempfile.tempdir, os.environ.get("TMPDIR"))
+        tempfile.tempdir = os.environ["TMPDIR"] = self._scratch
         self.fake_url, self._fake = await _start_fake(max_recorded=100)
 
     async def recording_fake(self) -> str:
@@ -369,6 +382,21 @@ class BenchEnv:
             if fake is not None:
                 fake.terminate()
                 await asyncio.wait_for(fake.wait(), 10)
+        self._remove_scratch()
+
+    def _remove_scratch(self) -> None:
+        """Remove the run's scratch directory (its processes stopped) and use the temporary
+        directory of before again."""
+        scratch, self._scratch = self._scratch, None
+        if scratch is None:
+            return
+        tempdir, variable = self._scratch_restores
+        tempfile.tempdir = tempdir
+        if variable is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = variable
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 async def _stop(process: multiprocessing.process.BaseProcess) -> None:
