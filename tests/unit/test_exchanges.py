@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from server.core._exchanges import BODY_CAP, exchange_of, masked_body
+from server.core._exchanges import (
+    BODY_CAP,
+    exchange_of,
+    masked_body,
+    masked_headers,
+    masked_texts,
+)
 from server.engine import RenderedRequest
 from server.outbound import OutboundTimeout, ProviderResponse
 from server.security.secrets import SecretMask
@@ -138,3 +144,26 @@ def test_exchange_ids_sort_by_time() -> None:
         duration_s=0,
     )
     assert first.id < later.id and first.id != keep(request(), answer(b"")).id
+
+
+def test_texts_are_masked_in_one_pass_or_one_by_one_with_the_same_result() -> None:
+    texts = [f"key={SECRET}", "plain", "", f"{SECRET}{SECRET}", "tail " + SECRET[:5]]
+    expected = [MASK(text) for text in texts]
+    assert masked_texts(MASK, texts) == expected
+    assert expected[0] == "key=***" and expected[4] == texts[4]
+    # A text holding the separator: each text on its own, masked all the same.
+    with_nul = ["a\x00b", f"x{SECRET}"]
+    assert masked_texts(MASK, with_nul) == ["a\x00b", "x***"]
+    # A secret that holds the separator spans two texts once joined: one by one again.
+    spanning = SecretMask.of(["ab\x00cd-secret"])
+    assert masked_texts(spanning, ["ab", "cd-secret"]) == ["ab", "cd-secret"]
+    assert masked_texts(SecretMask(), ["x", SECRET]) == ["x", SECRET]
+
+
+def test_headers_are_masked_whole_or_for_their_secrets() -> None:
+    headers = [("Authorization", "Bearer t"), ("X-Trace", f"id {SECRET}"), ("Accept", "*/*")]
+    assert masked_headers(MASK, headers) == (
+        ("Authorization", "***"),
+        ("X-Trace", "id ***"),
+        ("Accept", "*/*"),
+    )

@@ -26,7 +26,7 @@ from ...security.secrets import MASK, SecretMask
 from ...security.webhook_auth import secret_header, secret_values
 from ...store import InstallationRecord, WebhookOutcome, WebhookRequestRecord
 from .._capped_cache import CappedCache, FreshCache
-from .._exchanges import BODY_CAP, masked_body, masked_headers
+from .._exchanges import BODY_CAP, masked_body, masked_headers, masked_texts
 from .._installations import InstallationDirectory
 
 __all__ = ["KeptRequest", "WebhookMasks"]
@@ -62,6 +62,7 @@ class KeptRequest:
         """The record to keep, masked with ``mask``; ``answer`` is the status and body the
         gateway answers, and the time from receipt to now is kept as its duration."""
         status, answer_body = answer
+        query, reason = masked_texts(mask, [self.query, reason])
         headers = masked_headers(mask, self.headers)
         auth = definition.webhook_auth
         token_header = secret_header(auth) if auth is not None else None
@@ -74,12 +75,12 @@ class KeptRequest:
             installation_id=installation_id,
             method=self.method,
             path=self.path,
-            query=mask(self.query),
+            query=query,
             headers=headers,
             body=_masked(mask, self.body),
             content_type=self.content_type,
             outcome=outcome,
-            reason=mask(reason),
+            reason=reason,
             answer_status=status,
             answer_body=masked_body(mask, answer_body, cap=BODY_CAP),
             duration_ms=round((time.perf_counter() - self.started) * 1000, 3),
