@@ -123,18 +123,18 @@ def exchange_of(
         values.append(value)
     sent, sent_more = _window(mask, request.body, False, BODY_CAP)
     got, got_more = _window(mask, answer_body, truncated, BODY_CAP)
-    texts = [request.url, error, sent, got, *values]
-    # One pass of the mask over every text at once (the common case: whole bodies, no NUL);
-    # else each text on its own, a body cut short masked as the start it is.
-    masked = mask(_SEPARATOR.join(texts)).split(_SEPARATOR) if mask.values else texts
-    if sent_more or got_more or len(masked) != len(texts):
+    # One pass of the mask over every text at once (masked_texts); a body cut short is masked
+    # as the start it is, on its own.
+    if sent_more or got_more:
         masked = [
             mask(request.url),
             mask(error),
             mask(sent, cut=sent_more),
             mask(got, cut=got_more),
+            *masked_texts(mask, values),
         ]
-        masked += [mask(value) for value in values]
+    else:
+        masked = masked_texts(mask, [request.url, error, sent, got, *values])
     for index in credentials:
         masked[4 + index] = MASK
     pairs = list(zip(names, masked[4:], strict=True))
