@@ -38,6 +38,7 @@ __all__ = [
     "result_of",
     "serve_forever_in_child",
     "servers_cpu_s",
+    "stat_cpu_s",
 ]
 
 # The sample SendMessage-sized payload every baseline sends.
@@ -104,18 +105,23 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 def servers_cpu_s() -> float | None:
     """CPU seconds (user + system) the running server processes have spent so far, read from
     ``/proc`` (None where there is none)."""
-    total = 0
+    total = 0.0
     for pid in list(_SERVER_PIDS):
         try:
-            with open(f"/proc/{pid}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()
+            total += stat_cpu_s(f"/proc/{pid}/stat")
         except FileNotFoundError:
             _SERVER_PIDS.discard(pid)
             continue
         except OSError:
             return None
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / _CLOCK_TICKS
+    return total
+
+
+def stat_cpu_s(path: str) -> float:
+    """CPU seconds (user + system) of the process or thread whose ``/proc/…/stat`` is ``path``."""
+    with open(path, "rb") as stat:
+        fields = stat.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime (fields 14, 15)
 
 
 def cpu_per_call_us(before: float | None, after: float | None, calls: int) -> float | None:

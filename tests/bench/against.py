@@ -24,6 +24,7 @@ both passes' rounds. Two copies of one checkout measured so came out within 2 % 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import statistics
@@ -37,7 +38,7 @@ import grpc
 
 from msgbridge.v1 import gateway_pb2_grpc
 
-from ._harness import _CLOCK_TICKS, _PRODUCT_LOOP, BenchEnv
+from ._harness import _PRODUCT_LOOP, BenchEnv, stat_cpu_s
 from .service import recipient, send_request
 
 __all__ = ["Side", "compare_against", "report"]
@@ -87,12 +88,8 @@ def _thread_cpu_s(pid: int) -> dict[str, float]:
     """Each thread's CPU seconds (user + system) so far, by thread id."""
     seconds: dict[str, float] = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()
-        except FileNotFoundError:  # a thread that ended meanwhile
-            continue
-        seconds[tid] = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        with contextlib.suppress(FileNotFoundError):  # a thread that ended meanwhile
+            seconds[tid] = stat_cpu_s(f"/proc/{pid}/task/{tid}/stat")
     return seconds
 
 
